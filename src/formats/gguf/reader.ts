@@ -1,0 +1,360 @@
+/**
+ * GGUF reader (versions 2 and 3, little-endian). `readGguf` parses only the header from a ByteSource, growing
+ * its window as needed, and serves tensor bytes on demand. All hostile input ends in FormatError.
+ */
+import { BoundedBytes, type Read, WindowExceeded } from "../../core/bytes.js";
+import { FormatError, ShapeError } from "../../core/errors.js";
+import { ggmlTensorBytes, resolveGgmlType } from "./ggml-types.js";
+import * as L from "./limits.js";
+import { GgufMetadata, ggufAlignment } from "./metadata.js";
+import { FileSource, MemorySource, type ByteSource } from "./source.js";
+import {
+  GGUF_VALUE_TYPE,
+  type GgufArrayValue,
+  type GgufHeader,
+  type GgufTensorInfo,
+  type GgufValue,
+  type GgufValueTypeName,
+} from "./types.js";
+
+/** "GGUF" read as a little-endian u32. */
+export const GGUF_MAGIC = 0x46554747;
+
+const TYPE_NAMES = new Map<number, GgufValueTypeName>(
+  Object.entries(GGUF_VALUE_TYPE).map(([name, id]) => [id, name as GgufValueTypeName]),
+);
+
+/** Smallest wire size of one value of each type (an array is its item type + count). */
+const MIN_VALUE_BYTES: Record<GgufValueTypeName, number> = {
+  u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, bool: 1, string: 8, array: 12, u64: 8, i64: 8, f64: 8,
+};
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+function readString(b: BoundedBytes, off: number, max: number, what: string): Read<string> {
+  const len = b.u64(off, `${what} length`).value;
+  if (len > BigInt(max)) {
+    throw new FormatError("limit", `[gguf] ${what} at byte ${off} claims ${len} bytes; the limit is ${max}`);
+  }
+  const raw = b.slice(off + 8, Number(len), what);
+  try {
+    return { value: utf8.decode(raw), length: 8 + raw.length };
+  } catch {
+    throw new FormatError("bad-utf8", `[gguf] ${what} at byte ${off} is not valid UTF-8`);
+  }
+}
+
+function valueType(b: BoundedBytes, off: number, what: string): GgufValueTypeName {
+  const id = b.u32(off, what).value;
+  const name = TYPE_NAMES.get(id);
+  if (name === undefined) {
+    throw new FormatError("bad-value-type", `[gguf] ${what} at byte ${off} is ${id}, not a GGUF value type`);
+  }
+  return name;
+}
+
+function readScalar(b: BoundedBytes, off: number, type: Exclude<GgufValueTypeName, "array">, key: string): Read<GgufValue> {
+  switch (type) {
+    case "u8":
+    case "i8":
+    case "u16":
+    case "i16":
+    case "u32":
+    case "i32":
+    case "f32":
+    case "f64": {
+      const r = b[type](off, key);
+      return { value: { type, value: r.value }, length: r.length };
+    }
+    case "u64":
+    case "i64": {
+      const r = b[type](off, key);
+      return { value: { type, value: r.value }, length: 8 };
+    }
+    case "bool": {
+      const r = b.u8(off, key);
+      if (r.value > 1) {
+        throw new FormatError("bad-value", `[gguf] bool "${key}" at byte ${off} is ${r.value}, not 0 or 1`);
+      }
+      return { value: { type, value: r.value === 1 }, length: 1 };
+    }
+    case "string": {
+      const r = readString(b, off, L.MAX_STRING_BYTES, `string "${key}"`);
+      return { value: { type, value: r.value }, length: r.length };
+    }
+  }
+}
+
+function readArray(b: BoundedBytes, off: number, depth: number, key: string): Read<GgufArrayValue> {
+  if (depth > L.MAX_ARRAY_DEPTH) {
+    throw new FormatError("limit", `[gguf] array "${key}" nests deeper than ${L.MAX_ARRAY_DEPTH}`);
+  }
+  const itemType = valueType(b, off, `array item type of "${key}"`);
+  const count = b.u64(off + 4, `array count of "${key}"`).value;
+  if (count > BigInt(L.MAX_ARRAY_LENGTH)) {
+    throw new FormatError("limit", `[gguf] array "${key}" claims ${count} items; the limit is ${L.MAX_ARRAY_LENGTH}`);
+  }
+  const n = Number(count);
+  let pos = off + 12;
+  // Reject before allocating: every item needs at least MIN_VALUE_BYTES in the rest of the file.
+  if (n * MIN_VALUE_BYTES[itemType] > b.remaining(pos)) {
+    throw new FormatError("implausible", `[gguf] array "${key}" claims ${n} ${itemType} items; the file has ${b.remaining(pos)} bytes left`);
+  }
+  const items: unknown[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = itemType === "array" ? readArray(b, pos, depth + 1, key) : readScalar(b, pos, itemType, key);
+    items.push(r.value.type === "array" ? r.value : r.value.value);
+    pos += r.length;
+  }
+  // items holds exactly the JS type that itemType implies, which the union cannot express per element.
+  return { value: { type: "array", itemType, items } as GgufArrayValue, length: pos - off };
+}
+
+function readValue(b: BoundedBytes, off: number, type: GgufValueTypeName, key: string): Read<GgufValue> {
+  return type === "array" ? readArray(b, off, 1, key) : readScalar(b, off, type, key);
+}
+
+function readCount(b: BoundedBytes, off: number, what: string, max: number, minEach: number): number {
+  const v = b.u64(off, what).value;
+  if (v > BigInt(max)) {
+    throw new FormatError("limit", `[gguf] ${what} is ${v}; the limit is ${max}`);
+  }
+  const n = Number(v);
+  if (n * minEach > b.remaining(off + 8)) {
+    throw new FormatError("implausible", `[gguf] ${what} ${n} cannot fit in the ${b.totalSize}-byte file`);
+  }
+  return n;
+}
+
+function readTensorInfo(b: BoundedBytes, off: number, alignment: number, arch: string | undefined): Read<GgufTensorInfo> {
+  const nameRead = readString(b, off, L.MAX_TENSOR_NAME_BYTES, "tensor name");
+  const name = nameRead.value;
+  let pos = off + nameRead.length;
+  const nDims = b.u32(pos, `n_dims of "${name}"`).value;
+  pos += 4;
+  if (nDims === 0 || nDims > L.MAX_DIMS) {
+    throw new FormatError("bad-dims", `[gguf] tensor "${name}" has ${nDims} dims; 1 to ${L.MAX_DIMS} allowed`);
+  }
+  const dims: number[] = [];
+  for (let i = 0; i < nDims; i++) {
+    const d = b.u64Safe(pos, `dim ${i} of "${name}"`).value;
+    // Zero-size tensors are rejected: no model uses them and they make offsets ambiguous.
+    if (d === 0) {
+      throw new FormatError("bad-dims", `[gguf] tensor "${name}" has a zero dim`);
+    }
+    dims.push(d);
+    pos += 8;
+  }
+  const typeId = b.u32(pos, `type of "${name}"`).value;
+  pos += 4;
+  const resolved = resolveGgmlType(typeId, { architecture: arch });
+  if (resolved === undefined) {
+    throw new FormatError("bad-tensor-type", `[gguf] tensor "${name}" has type id ${typeId}, which no known ggml writes`);
+  }
+  const offset = b.u64Safe(pos, `offset of "${name}"`).value;
+  pos += 8;
+  if (offset % alignment !== 0) {
+    throw new FormatError("bad-alignment", `[gguf] tensor "${name}" offset ${offset} is not a multiple of ${alignment}`);
+  }
+  const byteSize = ggmlTensorBytes(resolved.info, dims);
+  const elementCount = dims.reduce((a, d) => a * d, 1); // ≤ 2^53: ggmlTensorBytes checked it
+  const base = { name, dims, typeId, typeName: resolved.info.name, elementCount, offset, byteSize };
+  const info: GgufTensorInfo =
+    resolved.interpretation === undefined ? base : { ...base, typeInterpretation: resolved.interpretation };
+  return { value: info, length: pos - off };
+}
+
+function checkExtents(tensors: readonly GgufTensorInfo[], dataSize: number): void {
+  let total = 0;
+  for (const t of tensors) {
+    total += t.byteSize;
+  }
+  if (total > dataSize) {
+    throw new FormatError("implausible", `[gguf] tensors need ${total} bytes; the data section holds ${dataSize}`);
+  }
+  const sorted = [...tensors].sort((a, b) => a.offset - b.offset);
+  let prev: GgufTensorInfo | undefined;
+  for (const t of sorted) {
+    if (t.offset + t.byteSize > dataSize) {
+      throw new FormatError("out-of-file", `[gguf] tensor "${t.name}" [${t.offset}, +${t.byteSize}) ends past the data section (${dataSize} bytes)`);
+    }
+    if (prev !== undefined && t.offset < prev.offset + prev.byteSize) {
+      throw new FormatError("overlap", `[gguf] tensors "${prev.name}" and "${t.name}" overlap at data offset ${t.offset}`);
+    }
+    prev = t;
+  }
+}
+
+/**
+ * Parses a GGUF header from a window that starts at file offset 0. Throws FormatError for bad bytes and
+ * WindowExceeded when the window is too short (but the file is not).
+ */
+export function parseGgufHeader(b: BoundedBytes): GgufHeader {
+  const magic = b.u32(0, "magic").value;
+  if (magic !== GGUF_MAGIC) {
+    throw new FormatError("bad-magic", `[gguf] magic is 0x${magic.toString(16).padStart(8, "0")}, not "GGUF"`);
+  }
+  const version = b.u32(4, "version").value;
+  if (version !== 2 && version !== 3) {
+    const hint = version > 0xffff ? " (a big-endian file?)" : version === 1 ? " (v1 used u32 counts)" : "";
+    throw new FormatError("bad-version", `[gguf] version ${version} is not supported${hint}; 2 and 3 are`);
+  }
+  const tensorCount = readCount(b, 8, "tensor count", L.MAX_TENSOR_COUNT, L.MIN_TENSOR_INFO_BYTES);
+  const kvCount = readCount(b, 16, "metadata KV count", L.MAX_KV_COUNT, L.MIN_KV_BYTES);
+  let pos = 24;
+  const metadata = new GgufMetadata();
+  for (let i = 0; i < kvCount; i++) {
+    const key = readString(b, pos, L.MAX_KEY_BYTES, `metadata key ${i}`);
+    pos += key.length;
+    const type = valueType(b, pos, `value type of "${key.value}"`);
+    pos += 4;
+    const value = readValue(b, pos, type, key.value);
+    pos += value.length;
+    metadata.add(key.value, value.value);
+  }
+  const alignment = ggufAlignment(metadata);
+  const archValue = metadata.get("general.architecture");
+  const arch = archValue?.type === "string" ? archValue.value : undefined;
+  const tensors: GgufTensorInfo[] = [];
+  const names = new Set<string>();
+  for (let i = 0; i < tensorCount; i++) {
+    const t = readTensorInfo(b, pos, alignment, arch);
+    if (names.has(t.value.name)) {
+      throw new FormatError("duplicate", `[gguf] duplicate tensor name "${t.value.name}"`);
+    }
+    names.add(t.value.name);
+    tensors.push(t.value);
+    pos += t.length;
+  }
+  const headerBytes = pos;
+  const dataOffset = Math.ceil(headerBytes / alignment) * alignment;
+  if (tensors.length > 0) {
+    if (dataOffset > b.totalSize) {
+      throw new FormatError("truncated", `[gguf] data section starts at ${dataOffset}, after the end of the file (${b.totalSize})`);
+    }
+    checkExtents(tensors, b.totalSize - dataOffset);
+  }
+  return { version, metadata, tensors, alignment, headerBytes, dataOffset, fileSize: b.totalSize };
+}
+
+/** Parses the header of a GGUF file held in memory. */
+export function parseGguf(bytes: Uint8Array): GgufHeader {
+  return parseGgufHeader(new BoundedBytes(bytes, bytes.length, "gguf"));
+}
+
+async function readExact(source: ByteSource, offset: number, length: number): Promise<Uint8Array> {
+  const out = await source.read(offset, length);
+  if (out.length !== length) {
+    throw new FormatError("truncated", `[gguf] source returned ${out.length} of ${length} bytes at ${offset}`);
+  }
+  return out;
+}
+
+/** Optional byte range inside one tensor's data. */
+export interface TensorDataRange {
+  /** First byte, relative to the tensor's start. Default 0. */
+  readonly offset?: number;
+  /** Number of bytes. Default: to the end of the tensor. */
+  readonly length?: number;
+}
+
+/** A parsed GGUF file: the header plus on-demand access to tensor bytes through its source. */
+export class GgufFile implements GgufHeader, AsyncDisposable {
+  readonly version: 2 | 3;
+  readonly metadata: GgufMetadata;
+  readonly tensors: readonly GgufTensorInfo[];
+  readonly alignment: number;
+  readonly headerBytes: number;
+  readonly dataOffset: number;
+  readonly fileSize: number;
+  readonly #byName: Map<string, GgufTensorInfo>;
+
+  /** Wraps a parsed header; `source` must be the bytes it was parsed from. */
+  constructor(
+    header: GgufHeader,
+    readonly source: ByteSource,
+  ) {
+    ({ version: this.version, metadata: this.metadata, tensors: this.tensors } = header);
+    ({ alignment: this.alignment, headerBytes: this.headerBytes, dataOffset: this.dataOffset } = header);
+    this.fileSize = header.fileSize;
+    this.#byName = new Map(header.tensors.map((t) => [t.name, t]));
+  }
+
+  /** The info of the named tensor, or undefined. */
+  tensor(name: string): GgufTensorInfo | undefined {
+    return this.#byName.get(name);
+  }
+
+  /**
+   * Reads a tensor's bytes (or a slice of them) from the source. A missing name is FormatError `bad-value`; a
+   * range outside the tensor is ShapeError `bounds`.
+   */
+  async tensorData(tensor: string | GgufTensorInfo, range: TensorDataRange = {}): Promise<Uint8Array> {
+    const name = typeof tensor === "string" ? tensor : tensor.name;
+    const info = this.#byName.get(name);
+    if (info === undefined) {
+      throw new FormatError("bad-value", `[gguf] no tensor named "${name}"`);
+    }
+    const start = range.offset ?? 0;
+    const length = range.length ?? info.byteSize - start;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 0 || start + length > info.byteSize) {
+      throw new ShapeError("bounds", `[gguf] range [${start}, +${length}) is outside tensor "${name}" (${info.byteSize} bytes)`);
+    }
+    return readExact(this.source, this.dataOffset + info.offset + start, length);
+  }
+
+  /** Closes the source if it can be closed (file sources). */
+  async close(): Promise<void> {
+    if (this.source instanceof FileSource) {
+      await this.source.close();
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * Parses the header of a GGUF source. Reads `INITIAL_HEADER_WINDOW` bytes first and doubles the window while
+ * the header needs more, up to `MAX_HEADER_BYTES` (FormatError `limit` beyond that).
+ */
+export async function readGguf(source: ByteSource): Promise<GgufFile> {
+  if (source instanceof MemorySource) {
+    return new GgufFile(parseGguf(source.bytes), source);
+  }
+  let bytes = await readExact(source, 0, Math.min(source.size, L.INITIAL_HEADER_WINDOW));
+  for (;;) {
+    try {
+      return new GgufFile(parseGgufHeader(new BoundedBytes(bytes, source.size, "gguf")), source);
+    } catch (e) {
+      if (!(e instanceof WindowExceeded)) {
+        throw e;
+      }
+      if (e.end > L.MAX_HEADER_BYTES) {
+        throw new FormatError("limit", `[gguf] header is longer than ${L.MAX_HEADER_BYTES} bytes`);
+      }
+      const next = Math.min(source.size, L.MAX_HEADER_BYTES, Math.max(bytes.length * 2, e.end));
+      const grown = new Uint8Array(next);
+      grown.set(bytes);
+      grown.set(await readExact(source, bytes.length, next - bytes.length), bytes.length);
+      bytes = grown;
+    }
+  }
+}
+
+/** Parses GGUF bytes held in memory; tensor data reads are zero-copy views. */
+export function readGgufBytes(bytes: Uint8Array): GgufFile {
+  return new GgufFile(parseGguf(bytes), new MemorySource(bytes));
+}
+
+/** Opens a GGUF file and parses its header. Close the result (or `await using` it) to release the file. */
+export async function openGguf(path: string): Promise<GgufFile> {
+  const source = await FileSource.open(path);
+  try {
+    return await readGguf(source);
+  } catch (e) {
+    await source.close();
+    throw e;
+  }
+}

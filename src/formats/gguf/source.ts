@@ -1,0 +1,83 @@
+/**
+ * Byte sources: where GGUF bytes come from, kept apart from parsing. The reader only ever asks for ranges,
+ * so a multi-GB file is never held in memory.
+ */
+import { open, type FileHandle } from "node:fs/promises";
+import { FormatError, UsageError } from "../../core/errors.js";
+
+/** Random-access bytes of known size. */
+export interface ByteSource {
+  /** Total size in bytes. */
+  readonly size: number;
+  /**
+   * Reads `length` bytes at `offset`. Callers stay inside `[0, size)`; a source that returns fewer bytes
+   * (e.g. the file shrank) is reported by the reader as FormatError `truncated`.
+   */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
+/** A ByteSource over bytes already in memory; reads are zero-copy views. */
+export class MemorySource implements ByteSource {
+  constructor(readonly bytes: Uint8Array) {}
+
+  get size(): number {
+    return this.bytes.length;
+  }
+
+  read(offset: number, length: number): Promise<Uint8Array> {
+    return Promise.resolve(this.bytes.subarray(offset, offset + length));
+  }
+}
+
+/** A ByteSource over a file, read with positional reads. Close it (or `await using` it) when done. */
+export class FileSource implements ByteSource, AsyncDisposable {
+  #handle: FileHandle | undefined;
+
+  private constructor(
+    handle: FileHandle,
+    readonly size: number,
+    readonly path: string,
+  ) {
+    this.#handle = handle;
+  }
+
+  /** Opens `path` read-only and records its size. */
+  static async open(path: string): Promise<FileSource> {
+    const handle = await open(path, "r");
+    try {
+      const stat = await handle.stat();
+      return new FileSource(handle, stat.size, path);
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const handle = this.#handle;
+    if (handle === undefined) {
+      throw new UsageError("disposed", `[gguf] ${this.path} is closed`);
+    }
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await handle.read(out, done, length - done, offset + done);
+      if (bytesRead === 0) {
+        throw new FormatError("truncated", `[gguf] ${this.path} ended at byte ${offset + done}, expected ${offset + length}`);
+      }
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  /** Closes the file; later reads throw. Idempotent. */
+  async close(): Promise<void> {
+    const handle = this.#handle;
+    this.#handle = undefined;
+    await handle?.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
