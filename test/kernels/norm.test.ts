@@ -10,7 +10,13 @@ const normCase = fc
   .chain((d) =>
     fc
       .record({
-        x: fc.float32Array({ minLength: d.rows * d.cols, maxLength: d.rows * d.cols, noNaN: true, min: -1e4, max: 1e4 }),
+        x: fc.float32Array({
+          minLength: d.rows * d.cols,
+          maxLength: d.rows * d.cols,
+          noNaN: true,
+          min: -1e4,
+          max: 1e4,
+        }),
         weight: fc.float32Array({ minLength: d.cols, maxLength: d.cols, noNaN: true, min: -4, max: 4 }),
         eps: fc.constantFrom(1e-5, 1e-6, 0.5),
       })
