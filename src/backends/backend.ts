@@ -1,0 +1,98 @@
+/**
+ * The backend contract: what a compute backend (the JS reference, and later WASM SIMD, native CPU,
+ * WebGPU, CUDA) provides to barbell's tensors.
+ *
+ * Backends never see dimension names or typed tensors: at this boundary everything is erased to
+ * {@link TensorRef} (a buffer, a dtype and a runtime shape). The typed layer in `src/tensor` checks
+ * names and sizes before it calls a kernel, so kernels may assume their inputs are consistent.
+ */
+
+/** How elements are stored. The typed layer's dtypes map one to one onto these. */
+export type StorageDType =
+  | "f32" // float32
+  | "i8" // int8
+  | "i32" // int32
+  | "ternary" // packed 2-bit trits, "t2" layout (src/quant/layouts.ts) along the last dim, plus one scale
+  | "binary"; // packed sign bits, "b1" layout along the last dim, plus one scale
+
+/** An opaque handle to memory owned by one backend. */
+export interface BufferHandle {
+  /** Unique per backend instance, for diagnostics. */
+  readonly id: number;
+  readonly bytes: number;
+}
+
+/** An erased tensor: contiguous row-major storage of `shape` in `buffer`. */
+export interface TensorRef {
+  readonly buffer: BufferHandle;
+  readonly dtype: StorageDType;
+  readonly shape: readonly number[];
+  /** For ternary and binary weights: the per-tensor float multiplier (γ or β). Absent otherwise. */
+  readonly scale?: number;
+}
+
+export type UnaryOp = "neg" | "abs" | "exp" | "relu" | "relu2" | "silu" | "gelu";
+export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min";
+export type RopeMode = "neox" | "adjacent";
+
+/**
+ * The kernels a backend runs. Shapes in the comments name the erased dims; the typed layer
+ * guarantees them. Every kernel writes into `out`, which the caller allocated with the right size.
+ * Float semantics are those of the JS reference kernels (src/backends/js/kernels).
+ */
+export interface Kernels {
+  /** out[M,N] = x[M,K] · w[N,K]ᵀ, f32. */
+  matmulF32(x: TensorRef, w: TensorRef, out: TensorRef): void;
+  /** out[M,N] f32 = (x_q[M,K] i8 · trits(w)[N,K]ᵀ) / xScales[M] · w.scale; exact int32 accumulation. */
+  matmulTernaryI8(x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef): void;
+  /** out[M,N] f32 = (x_q[M,K] i8 · signs(w)[N,K]ᵀ) / xScales[M] · w.scale. */
+  matmulBinaryI8(x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef): void;
+  /** out[M,N] i32 = signs(x)[M,K] · signs(w)[N,K]ᵀ by XNOR-popcount (scales not applied). */
+  matmulBinaryBinary(x: TensorRef, w: TensorRef, out: TensorRef): void;
+  /** Per-row absmax int8 quantization of x[M,K] into q[M,K] i8 and scales[M] f32 (s = 127/absmax). */
+  quantizeActivations(x: TensorRef, q: TensorRef, scales: TensorRef): void;
+  /** RMSNorm over the last dim of x[M,K], times weight[K] when given. */
+  rmsNorm(x: TensorRef, weight: TensorRef | undefined, eps: number, out: TensorRef): void;
+  /** Rotary embedding of x[S,H,D] at positions[S] (i32). */
+  rope(x: TensorRef, positions: TensorRef, theta: number, mode: RopeMode, out: TensorRef): void;
+  /** Softmax over the last dim. */
+  softmax(x: TensorRef, out: TensorRef): void;
+  /**
+   * Causal attention: q[S,H,D], k and v [C,KV,D]; query row i sits at position pos0 + i and sees
+   * keys 0..pos0+i; head h reads KV head floor(h / (H/KV)). out[S,H,D].
+   */
+  attention(q: TensorRef, k: TensorRef, v: TensorRef, pos0: number, scale: number, out: TensorRef): void;
+  unary(op: UnaryOp, x: TensorRef, out: TensorRef): void;
+  /** out[shape] = a ∘ b where each operand is read with its own strides (0 broadcasts). */
+  binary(op: BinaryOp, a: TensorRef, aStrides: readonly number[], b: TensorRef, bStrides: readonly number[], out: TensorRef): void;
+  /** Multiply every element by a scalar. */
+  scale(x: TensorRef, factor: number, out: TensorRef): void;
+  /**
+   * Strided gather of whole elements (f32, i8, i32) into contiguous `out`: for every index i over
+   * out.shape, out[i] = src[srcOffset + Σ i·srcStrides]. Offsets and strides count elements.
+   */
+  copyStrided(src: TensorRef, srcOffset: number, srcStrides: readonly number[], out: TensorRef): void;
+  /** Concatenates contiguous tensors of one dtype along `axis` into `out`. */
+  concat(parts: readonly TensorRef[], axis: number, out: TensorRef): void;
+}
+
+/**
+ * A compute backend instance. Memory is released deterministically: every `alloc` is matched by a
+ * `free`, and `liveAllocations()` lets tests assert that nothing leaked.
+ */
+export interface Backend {
+  readonly name: string;
+  readonly kernels: Kernels;
+  /** Allocates zeroed memory. */
+  alloc(bytes: number): BufferHandle;
+  /** Releases memory; freeing twice is a no-op that returns false. */
+  free(buffer: BufferHandle): boolean;
+  /** Copies bytes into a buffer at a byte offset. */
+  write(buffer: BufferHandle, src: Uint8Array, byteOffset?: number): void;
+  /** Copies bytes out of a buffer. */
+  read(buffer: BufferHandle, byteOffset?: number, length?: number): Uint8Array;
+  /** Number of buffers allocated and not yet freed. */
+  liveAllocations(): number;
+  /** Bytes held by live buffers. */
+  liveBytes(): number;
+}

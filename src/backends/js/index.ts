@@ -1,0 +1,128 @@
+/**
+ * The JS reference backend: plain TypeScript kernels over ArrayBuffers. It is barbell's
+ * correctness oracle; every other backend is tested against it.
+ */
+import { UsageError } from "../../core/errors.js";
+import type { Backend, BufferHandle, Kernels, TensorRef } from "../backend.js";
+import { elementCount } from "../storage.js";
+import { attention } from "./kernels/attention.js";
+import { binaryBroadcast, unary } from "./kernels/elementwise.js";
+import { matmulBinaryBinaryAcc, matmulBinaryI8, matmulF32, matmulTernaryI8 } from "./kernels/matmul.js";
+import { rmsNorm } from "./kernels/norm.js";
+import { rope } from "./kernels/rope.js";
+import { softmax } from "./kernels/softmax.js";
+import { quantizeActivations } from "../../quant/values.js";
+import { concat, copyStrided } from "./kernels/layout.js";
+
+interface JsBuffer extends BufferHandle {
+  readonly memory: ArrayBuffer;
+}
+
+/** Creates a fresh JS backend instance with its own allocation accounting. */
+export function createJsBackend(): Backend {
+  const live = new Map<number, JsBuffer>();
+  let nextId = 1;
+  let liveBytes = 0;
+
+  const memoryOf = (handle: BufferHandle): ArrayBuffer => {
+    const buffer = live.get(handle.id);
+    if (buffer === undefined || buffer !== handle) {
+      throw new UsageError("disposed", `[js] buffer ${handle.id} is not live on this backend`);
+    }
+    return buffer.memory;
+  };
+  const f32 = (t: TensorRef): Float32Array => new Float32Array(memoryOf(t.buffer));
+  const i32 = (t: TensorRef): Int32Array => new Int32Array(memoryOf(t.buffer));
+  const i8 = (t: TensorRef): Int8Array => new Int8Array(memoryOf(t.buffer));
+  const u8 = (t: TensorRef): Uint8Array => new Uint8Array(memoryOf(t.buffer));
+  const u32 = (t: TensorRef): Uint32Array => new Uint32Array(memoryOf(t.buffer));
+  const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
+  const elements = (t: TensorRef): Float32Array | Int32Array | Int8Array =>
+    t.dtype === "f32" ? f32(t) : t.dtype === "i32" ? i32(t) : t.dtype === "i8" ? i8(t) : wholeElementsOnly(t);
+
+  const kernels: Kernels = {
+    matmulF32: (x, w, out) => matmulF32(f32(x), f32(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out)),
+    matmulTernaryI8: (x, s, w, out) =>
+      matmulTernaryI8(i8(x), f32(s), u8(w), w.scale ?? 1, dim(x, 0), dim(x, 1), dim(w, 0), f32(out)),
+    matmulBinaryI8: (x, s, w, out) =>
+      matmulBinaryI8(i8(x), f32(s), u32(w), w.scale ?? 1, dim(x, 0), dim(x, 1), dim(w, 0), f32(out)),
+    matmulBinaryBinary: (x, w, out) => matmulBinaryBinaryAcc(u32(x), u32(w), dim(x, 0), dim(x, 1), dim(w, 0), i32(out)),
+    quantizeActivations: (x, q, scales) => {
+      const rows = dim(x, 0);
+      const cols = dim(x, 1);
+      const result = quantizeActivations(f32(x).subarray(0, rows * cols), rows, cols);
+      if (!result.ok) {
+        throw result.error;
+      }
+      i8(q).set(result.value.values);
+      f32(scales).set(result.value.scales);
+    },
+    rmsNorm: (x, w, eps, out) => rmsNorm(f32(x), w && f32(w), dim(x, 0), dim(x, 1), eps, f32(out)),
+    rope: (x, pos, theta, mode, out) =>
+      rope(f32(x), dim(x, 0), dim(x, 1), dim(x, 2), i32(pos), theta, mode, f32(out)),
+    softmax: (x, out) => softmax(f32(x), dim(x, 0), dim(x, 1), f32(out)),
+    attention: (q, k, v, pos0, scale, out) =>
+      attention(
+        f32(q),
+        f32(k),
+        f32(v),
+        { seqQ: dim(q, 0), seqKV: dim(k, 0), nHead: dim(q, 1), nKvHead: dim(k, 1), headDim: dim(q, 2), pos0, scale },
+        f32(out),
+      ),
+    unary: (op, x, out) => unary(op, f32(x), elementCount(x.shape), f32(out)),
+    binary: (op, a, aStrides, b, bStrides, out) => binaryBroadcast(op, f32(a), aStrides, f32(b), bStrides, out.shape, f32(out)),
+    scale: (x, factor, out) => {
+      const src = f32(x);
+      const dst = f32(out);
+      const f = Math.fround(factor);
+      for (let i = 0; i < elementCount(x.shape); i++) {
+        dst[i] = (src[i] ?? 0) * f;
+      }
+    },
+    copyStrided: (src, srcOffset, srcStrides, out) =>
+      copyStrided(elements(src), srcOffset, srcStrides, out.shape, elements(out)),
+    concat: (parts, axis, out) =>
+      concat(
+        parts.map((p) => elements(p)),
+        parts.map((p) => p.shape),
+        axis,
+        elements(out),
+      ),
+  };
+
+  return {
+    name: "js",
+    kernels,
+    alloc(bytes) {
+      if (!Number.isSafeInteger(bytes) || bytes < 0) {
+        throw new UsageError("unsupported", `[js] cannot allocate ${bytes} bytes`);
+      }
+      const handle: JsBuffer = { id: nextId++, bytes, memory: new ArrayBuffer(bytes) };
+      live.set(handle.id, handle);
+      liveBytes += bytes;
+      return handle;
+    },
+    free(handle) {
+      const buffer = live.get(handle.id);
+      if (buffer === undefined || buffer !== handle) {
+        return false;
+      }
+      live.delete(handle.id);
+      liveBytes -= buffer.bytes;
+      return true;
+    },
+    write(handle, src, byteOffset = 0) {
+      new Uint8Array(memoryOf(handle)).set(src, byteOffset);
+    },
+    read(handle, byteOffset = 0, length) {
+      const memory = memoryOf(handle);
+      return new Uint8Array(memory.slice(byteOffset, length === undefined ? undefined : byteOffset + length));
+    },
+    liveAllocations: () => live.size,
+    liveBytes: () => liveBytes,
+  };
+}
+
+function wholeElementsOnly(t: TensorRef): never {
+  throw new UsageError("dtype", `[js] ${t.dtype} is bit-packed; strided copies need whole elements`);
+}

@@ -1,0 +1,104 @@
+/**
+ * Contractions over a named dimension. Weights are [out, in] as in a linear layer; the input's
+ * last dimension must carry the same *name* as the weights' `in` dimension, or the call does not
+ * compile. Runtime checks compare the sizes: `[matmul] embed: 2560 vs 2048`.
+ */
+import { ShapeError } from "../../core/errors.js";
+import type { Dims, Init, Last, Show } from "../dims.js";
+import { allocTensor, type Tensor } from "../tensor.js";
+import { asMatrix, commonBackend, requireDtype, requireSameSize } from "./check.js";
+import { quantizeActivations } from "./quant.js";
+
+/** true when x[..., K] can be contracted with w[N, K] into [..., N]; else a readable error. */
+export type ContractionCheck<Op extends string, X extends Dims, W extends Dims> = W extends readonly [
+  string,
+  string,
+]
+  ? [Last<X>] extends [W[1]]
+    ? [W[1]] extends [Last<X>]
+      ? W[0] extends Init<X>[number]
+        ? `[${Op}] output dim '${W[0]}' of w ${Show<W>} is already a dim of x ${Show<X>}`
+        : true
+      : `[${Op}] contraction mismatch: x ${Show<X>} ends in '${Last<X>}', w ${Show<W>} ends in '${W[1]}'`
+    : `[${Op}] contraction mismatch: x ${Show<X>} ends in '${Last<X>}', w ${Show<W>} ends in '${W[1]}'`
+  : `[${Op}] weights need two dims [out, in], got ${Show<W>}`;
+
+/** The parameter type of `w`: the tensor itself when the contraction is valid, else the message. */
+export type Weights<Op extends string, DT extends string, X extends Dims, W extends Dims> =
+  ContractionCheck<Op, X, W> extends true ? Tensor<DT & Tensor["dtype"], W> : ContractionCheck<Op, X, W>;
+
+export type Contracted<X extends Dims, W extends Dims> = [...Init<X>, W[0]];
+
+function contractionShape(op: string, x: Tensor, w: Tensor): { rows: number; n: number; shape: number[] } {
+  if (x.rank === 0) {
+    throw new ShapeError("rank", `[${op}] x needs at least one dimension`);
+  }
+  const k = x.shape[x.rank - 1] ?? 0;
+  const [n = 0, wk = 0] = w.shape;
+  requireSameSize(op, String(x.dims[x.rank - 1]), k, wk);
+  return { rows: x.size / k, n, shape: [...x.shape.slice(0, -1), n] };
+}
+
+/** Float matmul: x[..., K] · w[N, K]ᵀ → [..., N] (dense layers, the output head). */
+export function matmul<const X extends Dims, const W extends Dims>(
+  x: Tensor<"f32", X>,
+  w: Weights<"matmul", "f32", X, W>,
+): Tensor<"f32", Contracted<X, W>> {
+  const weights = w as unknown as Tensor<"f32", W>;
+  const backend = commonBackend("matmul", x, weights);
+  requireDtype("matmul", "x", x, "f32");
+  requireDtype("matmul", "w", weights, "f32");
+  const { rows, n, shape } = contractionShape("matmul", x, weights);
+  const out = allocTensor(backend, "f32", [...x.dims.slice(0, -1), weights.dims[0]] as Contracted<X, W>, shape as never);
+  backend.kernels.matmulF32(asMatrix(x), weights.ref(), { ...out.ref(), shape: [rows, n] });
+  return out;
+}
+
+/**
+ * A linear layer over any weight type: f32 weights run a float matmul; ternary and binary weights
+ * quantize x per token to int8 (absmax, round-half-even), accumulate exactly in int32 and scale
+ * once per output (BitNet's BitLinear without its norm).
+ */
+export function linear<const X extends Dims, const W extends Dims>(
+  x: Tensor<"f32", X>,
+  w: Weights<"linear", "f32" | "ternary" | "binary", X, W>,
+): Tensor<"f32", Contracted<X, W>> {
+  const weights = w as unknown as Tensor<"f32" | "ternary" | "binary", W>;
+  const backend = commonBackend("linear", x, weights);
+  requireDtype("linear", "x", x, "f32");
+  requireDtype("linear", "w", weights, "f32", "ternary", "binary");
+  const { rows, n, shape } = contractionShape("linear", x, weights);
+  const out = allocTensor(backend, "f32", [...x.dims.slice(0, -1), weights.dims[0]] as Contracted<X, W>, shape as never);
+  const outRef = { ...out.ref(), shape: [rows, n] };
+  if (weights.dtype === "f32") {
+    backend.kernels.matmulF32(asMatrix(x), weights.ref(), outRef);
+    return out;
+  }
+  using q = quantizeActivations(x);
+  const xq = asMatrix(q.values);
+  const scales = { ...q.scales.ref(), shape: [rows] };
+  if (weights.dtype === "ternary") {
+    backend.kernels.matmulTernaryI8(xq, scales, weights.ref(), outRef);
+  } else {
+    backend.kernels.matmulBinaryI8(xq, scales, weights.ref(), outRef);
+  }
+  return out;
+}
+
+/**
+ * Binary × binary by XNOR-popcount: signs(x)[..., K] · signs(w)[N, K]ᵀ → exact int32 [..., N]
+ * (scales are not applied; multiply by x.scale · w.scale for the float result).
+ */
+export function matmulBinary<const X extends Dims, const W extends Dims>(
+  x: Tensor<"binary", X>,
+  w: Weights<"matmulBinary", "binary", X, W>,
+): Tensor<"i32", Contracted<X, W>> {
+  const weights = w as unknown as Tensor<"binary", W>;
+  const backend = commonBackend("matmulBinary", x, weights);
+  requireDtype("matmulBinary", "x", x, "binary");
+  requireDtype("matmulBinary", "w", weights, "binary");
+  const { rows, n, shape } = contractionShape("matmulBinary", x, weights);
+  const out = allocTensor(backend, "i32", [...x.dims.slice(0, -1), weights.dims[0]] as Contracted<X, W>, shape as never);
+  backend.kernels.matmulBinaryBinary(asMatrix(x), weights.ref(), { ...out.ref(), shape: [rows, n] });
+  return out;
+}

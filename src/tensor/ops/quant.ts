@@ -1,0 +1,135 @@
+/**
+ * Checked constructors for binary and ternary tensors, and int8 activation quantization.
+ *
+ * `Tensor<"ternary", D>` and `Tensor<"binary", D>` can only come from here (or from a model loader
+ * that goes through here), so a kernel that takes them is never handed unchecked floats.
+ */
+import type { ValueError } from "../../core/errors.js";
+import { ShapeError } from "../../core/errors.js";
+import { err, ok, type Result } from "../../core/result.js";
+import { packBinary, packTernary } from "../../quant/layouts.js";
+import { absmeanTernarize, checkBinary, checkTernary, signBinarize } from "../../quant/values.js";
+import { defaultBackend } from "../context.js";
+import type { Dims, Init, ShapeOf } from "../dims.js";
+import { allocTensor, checkShape, tensorFromBytes, type Tensor, type TensorOptions, type UniqueDims } from "../tensor.js";
+import { asMatrix, commonBackend, requireDtype } from "./check.js";
+
+export interface PackedOptions extends TensorOptions {
+  /** The float each ±1 stands for (γ or β); default 1. */
+  readonly scale?: number;
+}
+
+function lastDim(shape: readonly number[]): number {
+  return shape.length === 0 ? 1 : (shape[shape.length - 1] ?? 1);
+}
+
+function checkScale(op: string, scale: number): void {
+  if (!Number.isFinite(scale)) {
+    throw new ShapeError("size", `[${op}] scale ${scale} is not finite`);
+  }
+}
+
+function packedTensor<DT extends "ternary" | "binary", D extends Dims>(
+  dtype: DT,
+  values: Int8Array,
+  dims: D,
+  shape: ShapeOf<D>,
+  options: PackedOptions,
+): Tensor<DT, D> {
+  const cols = lastDim(shape as readonly number[]);
+  const rows = values.length / cols;
+  const bytes =
+    dtype === "ternary" ? packTernary(values, rows, cols) : new Uint8Array(packBinary(values, rows, cols).buffer);
+  const scale = Math.fround(options.scale ?? 1);
+  return tensorFromBytes(options.backend ?? defaultBackend(), dtype, dims, shape, bytes, scale);
+}
+
+function checkCount(op: string, values: ArrayLike<number>, dims: Dims, shape: readonly number[]): void {
+  const count = checkShape(op, dims, shape);
+  if (values.length !== count) {
+    throw new ShapeError("size", `[${op}] ${values.length} values for shape [${dims.join(", ")}] of ${count}`);
+  }
+}
+
+/** Checks that every value is −1, 0 or +1; the error names the first bad index and value. */
+export function toTernary<const D extends Dims>(
+  values: ArrayLike<number>,
+  dims: UniqueDims<D>,
+  shape: ShapeOf<D>,
+  options: PackedOptions = {},
+): Result<Tensor<"ternary", [...D]>, ValueError> {
+  const names = dims as unknown as [...D];
+  checkCount("toTernary", values, names, shape as readonly number[]);
+  checkScale("toTernary", options.scale ?? 1);
+  const trits = checkTernary(values);
+  return trits.ok ? ok(packedTensor("ternary", trits.value, names, shape as ShapeOf<[...D]>, options)) : trits;
+}
+
+/** Checks that every value is −1 or +1; the error names the first bad index and value. */
+export function toBinary<const D extends Dims>(
+  values: ArrayLike<number>,
+  dims: UniqueDims<D>,
+  shape: ShapeOf<D>,
+  options: PackedOptions = {},
+): Result<Tensor<"binary", [...D]>, ValueError> {
+  const names = dims as unknown as [...D];
+  checkCount("toBinary", values, names, shape as readonly number[]);
+  checkScale("toBinary", options.scale ?? 1);
+  const signs = checkBinary(values);
+  return signs.ok ? ok(packedTensor("binary", signs.value, names, shape as ShapeOf<[...D]>, options)) : signs;
+}
+
+/** BitNet b1.58 absmean ternarization with one scale per tensor (γ = mean|W|). Fails on NaN/∞. */
+export function ternarize<D extends Dims>(t: Tensor<"f32", D>): Result<Tensor<"ternary", D>, ValueError> {
+  const backend = commonBackend("ternarize", t);
+  requireDtype("ternarize", "input", t, "f32");
+  const q = absmeanTernarize(t.toFloat32());
+  if (!q.ok) {
+    return err(q.error);
+  }
+  return ok(packedTensor("ternary", q.value.values, t.dims, t.shape, { backend, scale: q.value.scale }));
+}
+
+/** Sign binarization (BitNet 2023): signs of W − mean(W), scale β = mean|W|. Fails on NaN/∞. */
+export function binarize<D extends Dims>(t: Tensor<"f32", D>): Result<Tensor<"binary", D>, ValueError> {
+  const backend = commonBackend("binarize", t);
+  requireDtype("binarize", "input", t, "f32");
+  const q = signBinarize(t.toFloat32());
+  if (!q.ok) {
+    return err(q.error);
+  }
+  return ok(packedTensor("binary", q.value.values, t.dims, t.shape, { backend, scale: q.value.scale }));
+}
+
+/** int8 activations with one scale per row of the last dim. Dispose both tensors (or the pair). */
+export interface QuantizedActivations<D extends Dims> extends Disposable {
+  readonly values: Tensor<"i8", D>;
+  /** s_x = 127 / absmax per row; a value x ≈ q / s_x. */
+  readonly scales: Tensor<"f32", Init<D>>;
+  dispose(): void;
+}
+
+/**
+ * Per-token absmax int8 quantization with round-half-to-even (as PyTorch and ggml round):
+ * s = 127 / max|x| per row of the last dimension, q = clamp(round(x·s), −128, 127).
+ */
+export function quantizeActivations<D extends Dims>(x: Tensor<"f32", D>): QuantizedActivations<D> {
+  const backend = commonBackend("quantizeActivations", x);
+  requireDtype("quantizeActivations", "x", x, "f32");
+  if (x.rank === 0) {
+    throw new ShapeError("rank", "[quantizeActivations] x needs at least one dimension");
+  }
+  const values = allocTensor(backend, "i8", x.dims, x.shape);
+  const scales = allocTensor(backend, "f32", x.dims.slice(0, -1) as unknown as Init<D>, x.shape.slice(0, -1) as never);
+  const matrix = asMatrix(x);
+  backend.kernels.quantizeActivations(matrix, { ...values.ref(), shape: matrix.shape }, {
+    ...scales.ref(),
+    shape: [matrix.shape[0] ?? 1],
+  });
+  const dispose = (): void => {
+    values.dispose();
+    scales.dispose();
+  };
+  return { values, scales, dispose, [Symbol.dispose]: dispose };
+}
+

@@ -1,0 +1,169 @@
+/**
+ * Layout ops by name: rename, split, merge, reshape, transpose, slice, concat. Each returns a new
+ * tensor (tensors are immutable); names are checked at compile time and sizes at runtime.
+ */
+import { contiguousStrides } from "../../backends/storage.js";
+import { ShapeError, UsageError } from "../../core/errors.js";
+import type { Dims, Duplicate, IsPermutation, MergePair, Replace, Show, ShapeOf } from "../dims.js";
+import { allocTensor, checkShape, type DType, type Tensor } from "../tensor.js";
+import { commonBackend, sizeOf } from "./check.js";
+
+type WholeElement = "f32" | "i8" | "i32";
+
+function requireWholeElements(op: string, t: Tensor): void {
+  if (t.dtype === "ternary" || t.dtype === "binary") {
+    throw new UsageError("dtype", `[${op}] ${t.describe()} is bit-packed; decode it to f32 first`);
+  }
+}
+
+/** Copies t's storage unchanged into a tensor with new names/shape of the same element count. */
+function relabel<DT extends DType, D extends Dims>(op: string, t: Tensor<DT, Dims>, dims: D, shape: readonly number[]): Tensor<DT, D> {
+  const backend = commonBackend(op, t);
+  checkShape(op, dims, shape);
+  const out = allocTensor(backend, t.dtype, dims, shape as ShapeOf<D>, t.scale);
+  if (t.dtype === "ternary" || t.dtype === "binary") {
+    backend.write(out.ref().buffer, backend.read(t.ref().buffer));
+  } else {
+    backend.kernels.copyStrided(t.ref(), 0, contiguousStrides(shape), out.ref());
+  }
+  return out;
+}
+
+/** Renames one dimension. */
+export function rename<DT extends DType, D extends Dims, From extends D[number], const To extends string>(
+  t: Tensor<DT, D>,
+  from: From,
+  to: To extends Exclude<D[number], From> ? `[rename] '${To}' is already a dim of ${Show<D>}` : To,
+): Tensor<DT, Replace<D, From, [To]>> {
+  const i = t.dims.indexOf(from);
+  if (i < 0) {
+    throw new ShapeError("dim-names", `[rename] no dimension "${from}" in ${t.describe()}`);
+  }
+  const dims = t.dims.map((d, j) => (j === i ? to : d)) as unknown as Replace<D, From, [To]>;
+  return relabel("rename", t, dims, t.shape as readonly number[]);
+}
+
+type SplitCheck<D extends Dims, N extends string, A extends string, B extends string> = [
+  Duplicate<Replace<D, N, [A, B]>>,
+] extends [never]
+  ? true
+  : `[split] '${Duplicate<Replace<D, N, [A, B]>> & string}' would appear twice in the result`;
+
+/** Splits one dimension into two adjacent ones: [seq, embed] → [seq, head, headDim]. */
+export function split<DT extends WholeElement, D extends Dims, N extends D[number], const A extends string, const B extends string>(
+  t: Tensor<DT, D>,
+  dim: N,
+  into: SplitCheck<D, N, A, B> extends true ? readonly [A, B] : SplitCheck<D, N, A, B>,
+  sizes: readonly [number, number],
+): Tensor<DT, Replace<D, N, [A, B]>> {
+  requireWholeElements("split", t);
+  const [a, b] = into as readonly [A, B];
+  const size = sizeOf("split", t, dim);
+  if (sizes[0] * sizes[1] !== size) {
+    throw new ShapeError("size", `[split] ${dim}: ${size} is not ${a}=${sizes[0]} × ${b}=${sizes[1]}`);
+  }
+  const i = t.dims.indexOf(dim);
+  const dims = [...t.dims.slice(0, i), a, b, ...t.dims.slice(i + 1)] as unknown as Replace<D, N, [A, B]>;
+  const shape = [...t.shape.slice(0, i), sizes[0], sizes[1], ...t.shape.slice(i + 1)];
+  return relabel("split", t, dims, shape);
+}
+
+type MergeCheck<D extends Dims, A extends string, B extends string, M extends string> = [MergePair<D, A, B, M>] extends [never]
+  ? `[merge] '${A}' is not directly followed by '${B}' in ${Show<D>}`
+  : [Duplicate<MergePair<D, A, B, M>>] extends [never]
+    ? true
+    : `[merge] '${M}' would appear twice in the result`;
+
+/** Merges two adjacent dimensions into one: [seq, head, headDim] → [seq, embed]. */
+export function merge<DT extends WholeElement, D extends Dims, const A extends string, const B extends string, const M extends string>(
+  t: Tensor<DT, D>,
+  pair: readonly [A, B],
+  into: MergeCheck<D, A, B, M> extends true ? M : MergeCheck<D, A, B, M>,
+): Tensor<DT, MergePair<D, A, B, M>> {
+  requireWholeElements("merge", t);
+  const [a, b] = pair;
+  const i = t.dims.indexOf(a);
+  if (i < 0 || t.dims[i + 1] !== b) {
+    throw new ShapeError("dim-names", `[merge] "${a}" is not directly followed by "${b}" in ${t.describe()}`);
+  }
+  const dims = [...t.dims.slice(0, i), into, ...t.dims.slice(i + 2)] as unknown as MergePair<D, A, B, M>;
+  const shape = [...t.shape.slice(0, i), (t.shape[i] ?? 0) * (t.shape[i + 1] ?? 0), ...t.shape.slice(i + 2)];
+  return relabel("merge", t, dims, shape);
+}
+
+/** General reshape to new names and sizes with the same element count (prefer split/merge). */
+export function reshape<DT extends WholeElement, const E extends Dims>(
+  t: Tensor<DT, Dims>,
+  dims: [Duplicate<E>] extends [never] ? E : `[reshape] '${Duplicate<E> & string}' is used twice`,
+  shape: ShapeOf<E>,
+): Tensor<DT, E> {
+  requireWholeElements("reshape", t);
+  const names = dims as E;
+  const count = checkShape("reshape", names, shape as readonly number[]);
+  if (count !== t.size) {
+    throw new ShapeError("size", `[reshape] ${t.describe()} has ${t.size} elements, [${(shape as readonly number[]).join(", ")}] needs ${count}`);
+  }
+  return relabel("reshape", t, names, shape as readonly number[]);
+}
+
+/** Reorders dimensions by name: transpose(t /* [seq, head, headDim] *\/, ["head", "seq", "headDim"]). */
+export function transpose<DT extends WholeElement, D extends Dims, const P extends Dims>(
+  t: Tensor<DT, D>,
+  order: IsPermutation<D, P> extends true ? P : `[transpose] ${Show<P>} is not a permutation of ${Show<D>}`,
+): Tensor<DT, P> {
+  requireWholeElements("transpose", t);
+  const names = order as P;
+  const src = contiguousStrides(t.shape);
+  const axes = names.map((n) => t.dims.indexOf(n));
+  if (names.length !== t.rank || axes.some((a, i) => a < 0 || axes.indexOf(a) !== i)) {
+    throw new ShapeError("dim-names", `[transpose] [${names.join(", ")}] is not a permutation of ${t.describe()}`);
+  }
+  const backend = commonBackend("transpose", t);
+  const shape = axes.map((a) => t.shape[a] ?? 0);
+  const out = allocTensor(backend, t.dtype, names, shape as ShapeOf<P>);
+  backend.kernels.copyStrided(t.ref(), 0, axes.map((a) => src[a] ?? 0), out.ref());
+  return out;
+}
+
+/** Elements [start, end) of one dimension. */
+export function slice<DT extends WholeElement, D extends Dims>(t: Tensor<DT, D>, dim: D[number], start: number, end: number): Tensor<DT, D> {
+  requireWholeElements("slice", t);
+  const size = sizeOf("slice", t, dim);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end > size || start >= end) {
+    throw new ShapeError("bounds", `[slice] ${dim}: [${start}, ${end}) is not a non-empty range within ${size}`);
+  }
+  const i = t.dims.indexOf(dim);
+  const strides = contiguousStrides(t.shape);
+  const shape = t.shape.map((s, j) => (j === i ? end - start : s));
+  const backend = commonBackend("slice", t);
+  const out = allocTensor(backend, t.dtype, t.dims, shape as ShapeOf<D>);
+  backend.kernels.copyStrided(t.ref(), start * (strides[i] ?? 0), strides, out.ref());
+  return out;
+}
+
+/** Joins two tensors with the same dims along one of them; the other sizes must agree. */
+export function concat<DT extends WholeElement, const A extends Dims, const B extends Dims>(
+  a: Tensor<DT, A>,
+  b: [A] extends [B] ? ([B] extends [A] ? Tensor<DT, B> : `[concat] dims differ: ${Show<A>} vs ${Show<B>}`) : `[concat] dims differ: ${Show<A>} vs ${Show<B>}`,
+  dim: A[number],
+): Tensor<DT, A> {
+  const other = b as unknown as Tensor<DT, A>;
+  requireWholeElements("concat", a);
+  const backend = commonBackend("concat", a, other);
+  if (a.dtype !== other.dtype || a.dims.some((d, i) => other.dims[i] !== d) || a.rank !== other.rank) {
+    throw new ShapeError("dim-names", `[concat] ${a.describe()} and ${other.describe()} differ in dims or dtype`);
+  }
+  const axis = a.dims.indexOf(dim);
+  if (axis < 0) {
+    throw new ShapeError("dim-names", `[concat] no dimension "${dim}" in ${a.describe()}`);
+  }
+  for (const [i, name] of a.dims.entries()) {
+    if (i !== axis && a.shape[i] !== other.shape[i]) {
+      throw new ShapeError("dim-mismatch", `[concat] ${name}: ${a.shape[i] ?? 0} vs ${other.shape[i] ?? 0}`);
+    }
+  }
+  const shape = a.shape.map((s, i) => (i === axis ? s + (other.shape[i] ?? 0) : s));
+  const out = allocTensor(backend, a.dtype, a.dims, shape as ShapeOf<A>);
+  backend.kernels.concat([a.ref(), other.ref()], axis, out.ref());
+  return out;
+}

@@ -1,0 +1,283 @@
+/**
+ * The typed tensor handle: a dtype and dimension names in the type, sizes at runtime, memory owned
+ * by one backend and released deterministically (`dispose()` or `using`).
+ *
+ * Tensors are immutable from the user's side: there is no method that writes into one, and every
+ * accessor that returns data returns a copy.
+ */
+import { ShapeError, UsageError, ValueError } from "../core/errors.js";
+import type { Backend, BufferHandle, StorageDType, TensorRef } from "../backends/backend.js";
+import { MAX_TENSOR_ELEMENTS, elementCount, storageBytes } from "../backends/storage.js";
+import { unpackBinary, unpackTernary } from "../quant/layouts.js";
+import { defaultBackend } from "./context.js";
+import type { Dims, Duplicate, ShapeOf } from "./dims.js";
+
+/**
+ * Element types of typed tensors:
+ * - `f32`: float32 values.
+ * - `i8`, `i32`: integers (quantized activations, accumulators).
+ * - `ternary`: weights in {−1, 0, +1} times one float scale; only made by checked constructors.
+ * - `binary`: weights in {−1, +1} times one float scale; only made by checked constructors.
+ */
+export type DType = StorageDType;
+
+/** Options accepted by every function that creates a tensor. */
+export interface TensorOptions {
+  /** Backend that owns the memory; defaults to `defaultBackend()`. */
+  readonly backend?: Backend;
+}
+
+/** Gate for the constructor: only barbell's own modules can make tensors, so dtype brands hold. */
+export const INTERNAL: unique symbol = Symbol("barbell.tensor.internal");
+
+/** Resolves to D when its names are distinct, otherwise to an error message type. */
+export type UniqueDims<D extends Dims> = [Duplicate<D>] extends [never]
+  ? D
+  : `[tensor] dimension name '${Duplicate<D> & string}' is used twice`;
+
+export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements Disposable {
+  readonly dtype: DT;
+  /** Dimension names, outermost first. */
+  readonly dims: D;
+  /** Size of each dimension, in the order of `dims`. */
+  readonly shape: ShapeOf<D>;
+  /** Per-tensor multiplier of ternary and binary tensors; undefined for other dtypes. */
+  readonly scale: number | undefined;
+  readonly backend: Backend;
+  #buffer: BufferHandle | undefined;
+
+  /** @internal Use the creation functions (`tensor`, `toTernary`, …). */
+  constructor(
+    token: typeof INTERNAL,
+    backend: Backend,
+    buffer: BufferHandle,
+    dtype: DT,
+    dims: D,
+    shape: ShapeOf<D>,
+    scale?: number,
+  ) {
+    if (token !== INTERNAL) {
+      throw new UsageError("unsupported", "[tensor] tensors are created by barbell's functions, not `new`");
+    }
+    this.backend = backend;
+    this.#buffer = buffer;
+    this.dtype = dtype;
+    this.dims = Object.freeze([...dims]) as unknown as D;
+    this.shape = Object.freeze([...shape]) as unknown as ShapeOf<D>;
+    this.scale = scale;
+  }
+
+  /** Number of elements. */
+  get size(): number {
+    return elementCount(this.shape);
+  }
+
+  get rank(): number {
+    return this.dims.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.#buffer === undefined;
+  }
+
+  /** Size of the named dimension. */
+  sizeOf(name: D[number]): number {
+    const i = this.dims.indexOf(name);
+    const size = this.shape[i];
+    if (size === undefined) {
+      throw new ShapeError("dim-names", `[sizeOf] no dimension "${name}" in [${this.dims.join(", ")}]`);
+    }
+    return size;
+  }
+
+  /** @internal The erased view handed to kernels. Throws when disposed. */
+  ref(): TensorRef {
+    if (this.#buffer === undefined) {
+      throw new UsageError("disposed", `[tensor] ${this.describe()} was disposed`);
+    }
+    const ref = { buffer: this.#buffer, dtype: this.dtype, shape: this.shape as readonly number[] };
+    return this.scale === undefined ? ref : { ...ref, scale: this.scale };
+  }
+
+  /** A copy of the values as float32 (ternary/binary: trit or sign times scale). */
+  toFloat32(): Float32Array {
+    const raw = this.backend.read(this.ref().buffer);
+    const cols = this.shape.length === 0 ? 1 : (this.shape[this.shape.length - 1] ?? 1);
+    const rows = this.size / cols;
+    switch (this.dtype) {
+      case "f32":
+        return new Float32Array(raw.buffer, raw.byteOffset, this.size).slice();
+      case "i8":
+        return Float32Array.from(new Int8Array(raw.buffer, raw.byteOffset, this.size));
+      case "i32":
+        return Float32Array.from(new Int32Array(raw.buffer, raw.byteOffset, this.size));
+      case "ternary":
+        return scaled(unpackTernary(raw, rows, cols), this.scale ?? 1);
+      case "binary": {
+        const words = new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+        return scaled(unpackBinary(words, rows, cols), this.scale ?? 1);
+      }
+    }
+    throw new UsageError("dtype", `[toFloat32] unknown dtype ${String(this.dtype)}`);
+  }
+
+  /** A copy of the integer values of an i8, i32, ternary (trits) or binary (signs) tensor. */
+  toInt32(): Int32Array {
+    const raw = this.backend.read(this.ref().buffer);
+    const cols = this.shape.length === 0 ? 1 : (this.shape[this.shape.length - 1] ?? 1);
+    const rows = this.size / cols;
+    switch (this.dtype) {
+      case "i8":
+        return Int32Array.from(new Int8Array(raw.buffer, raw.byteOffset, this.size));
+      case "i32":
+        return new Int32Array(raw.buffer, raw.byteOffset, this.size).slice();
+      case "ternary":
+        return Int32Array.from(unpackTernary(raw, rows, cols));
+      case "binary": {
+        const words = new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+        return Int32Array.from(unpackBinary(words, rows, cols));
+      }
+      case "f32":
+        throw new UsageError("dtype", `[toInt32] ${this.describe()} holds floats`);
+    }
+    throw new UsageError("dtype", `[toInt32] unknown dtype ${String(this.dtype)}`);
+  }
+
+  /** Releases the backend memory. Safe to call twice. */
+  dispose(): void {
+    if (this.#buffer !== undefined) {
+      this.backend.free(this.#buffer);
+      this.#buffer = undefined;
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** e.g. `Tensor<f32, [seq=4, embed=64]>`. */
+  describe(): string {
+    const parts = this.dims.map((d, i) => `${d}=${this.shape[i] ?? "?"}`);
+    return `Tensor<${this.dtype}, [${parts.join(", ")}]>`;
+  }
+
+  toString(): string {
+    return this.describe();
+  }
+}
+
+function scaled(values: Int8Array, scale: number): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    out[i] = (values[i] ?? 0) * scale;
+  }
+  return out;
+}
+
+/** Validates runtime dims and shape; returns the element count. */
+export function checkShape(op: string, dims: Dims, shape: readonly number[]): number {
+  if (dims.length !== shape.length) {
+    throw new ShapeError("rank", `[${op}] ${dims.length} dimension names for ${shape.length} sizes`);
+  }
+  const seen = new Set<string>();
+  for (const [i, name] of dims.entries()) {
+    if (typeof name !== "string" || name.length === 0) {
+      throw new ShapeError("dim-names", `[${op}] dimension ${i} has no name`);
+    }
+    if (seen.has(name)) {
+      throw new ShapeError("dim-names", `[${op}] dimension name "${name}" is used twice`);
+    }
+    seen.add(name);
+    const size = shape[i];
+    if (size === undefined || !Number.isSafeInteger(size) || size < 1) {
+      throw new ShapeError("size", `[${op}] ${name}: size ${String(size)} is not a positive integer`);
+    }
+  }
+  const count = elementCount(shape);
+  if (count > MAX_TENSOR_ELEMENTS) {
+    throw new ShapeError("size", `[${op}] ${count} elements exceed the limit of ${MAX_TENSOR_ELEMENTS}`);
+  }
+  return count;
+}
+
+/** @internal Allocates an uninitialised (zeroed) tensor on a backend. */
+export function allocTensor<DT extends DType, D extends Dims>(
+  backend: Backend,
+  dtype: DT,
+  dims: D,
+  shape: ShapeOf<D>,
+  scale?: number,
+): Tensor<DT, D> {
+  checkShape("alloc", dims, shape as readonly number[]);
+  const buffer = backend.alloc(storageBytes(dtype, shape as readonly number[]));
+  return new Tensor(INTERNAL, backend, buffer, dtype, dims, shape, scale);
+}
+
+/** @internal Makes a tensor from bytes already in storage layout. */
+export function tensorFromBytes<DT extends DType, D extends Dims>(
+  backend: Backend,
+  dtype: DT,
+  dims: D,
+  shape: ShapeOf<D>,
+  bytes: Uint8Array,
+  scale?: number,
+): Tensor<DT, D> {
+  const t = allocTensor(backend, dtype, dims, shape, scale);
+  backend.write(t.ref().buffer, bytes);
+  return t;
+}
+
+function asBytes(view: ArrayBufferView): Uint8Array {
+  return new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+}
+
+/**
+ * Creates an f32 tensor from values (row-major) with named dimensions:
+ * `tensor(values, ["seq", "embed"], [4, 64])`.
+ */
+export function tensor<const D extends Dims>(
+  values: ArrayLike<number>,
+  dims: UniqueDims<D>,
+  shape: ShapeOf<D>,
+  options: TensorOptions = {},
+): Tensor<"f32", [...D]> {
+  const names = dims as unknown as [...D];
+  const count = checkShape("tensor", names, shape as readonly number[]);
+  if (values.length !== count) {
+    throw new ShapeError("size", `[tensor] ${values.length} values for shape [${names.join(", ")}] of ${count}`);
+  }
+  const data = values instanceof Float32Array ? values : Float32Array.from(values);
+  return tensorFromBytes(options.backend ?? defaultBackend(), "f32", names, shape as ShapeOf<[...D]>, asBytes(data));
+}
+
+/** Creates an f32 tensor of zeros. */
+export function zeros<const D extends Dims>(
+  dims: UniqueDims<D>,
+  shape: ShapeOf<D>,
+  options: TensorOptions = {},
+): Tensor<"f32", [...D]> {
+  return allocTensor(options.backend ?? defaultBackend(), "f32", dims as unknown as [...D], shape as ShapeOf<[...D]>);
+}
+
+/** Creates an int32 tensor (positions, token ids). Values must be integers in int32 range. */
+export function int32Tensor<const D extends Dims>(
+  values: ArrayLike<number>,
+  dims: UniqueDims<D>,
+  shape: ShapeOf<D>,
+  options: TensorOptions = {},
+): Tensor<"i32", [...D]> {
+  const names = dims as unknown as [...D];
+  const count = checkShape("int32Tensor", names, shape as readonly number[]);
+  if (values.length !== count) {
+    throw new ShapeError("size", `[int32Tensor] ${values.length} values for ${count} elements`);
+  }
+  const data = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    const v = values[i] ?? Number.NaN;
+    if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) {
+      throw new ValueError("out-of-range", `[int32Tensor] index ${i} holds ${v}, not an int32`, i, v);
+    }
+    data[i] = v;
+  }
+  return tensorFromBytes(options.backend ?? defaultBackend(), "i32", names, shape as ShapeOf<[...D]>, asBytes(data));
+}

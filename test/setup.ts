@@ -1,0 +1,11 @@
+/** Every test must release the backend memory it allocates (tensors are disposed deterministically). */
+import { afterEach, beforeEach, expect } from "vitest";
+import { defaultBackend } from "../src/tensor/context.js";
+
+let before = 0;
+beforeEach(() => {
+  before = defaultBackend().liveAllocations();
+});
+afterEach(() => {
+  expect(defaultBackend().liveAllocations(), "live tensor allocations leaked by this test").toBe(before);
+});
