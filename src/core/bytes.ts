@@ -122,7 +122,7 @@ export class BoundedBytes {
   }
 }
 
-/** Growable little-endian byte sink for writers. */
+/** Growable little-endian byte sink for writers; every write returns `this` so calls chain. */
 export class ByteWriter {
   #buf: Uint8Array;
   #view: DataView;
@@ -155,56 +155,68 @@ export class ByteWriter {
     return at;
   }
 
-  u8(v: number): void {
+  u8(v: number): this {
     const at = this.#reserve(1);
     this.#view.setUint8(at, v);
+    return this;
   }
-  i8(v: number): void {
+  i8(v: number): this {
     const at = this.#reserve(1);
     this.#view.setInt8(at, v);
+    return this;
   }
-  u16(v: number): void {
+  u16(v: number): this {
     const at = this.#reserve(2);
     this.#view.setUint16(at, v, true);
+    return this;
   }
-  i16(v: number): void {
+  i16(v: number): this {
     const at = this.#reserve(2);
     this.#view.setInt16(at, v, true);
+    return this;
   }
-  u32(v: number): void {
+  u32(v: number): this {
     const at = this.#reserve(4);
     this.#view.setUint32(at, v, true);
+    return this;
   }
-  i32(v: number): void {
+  i32(v: number): this {
     const at = this.#reserve(4);
     this.#view.setInt32(at, v, true);
+    return this;
   }
-  f32(v: number): void {
+  f32(v: number): this {
     const at = this.#reserve(4);
     this.#view.setFloat32(at, v, true);
+    return this;
   }
-  f64(v: number): void {
+  f64(v: number): this {
     const at = this.#reserve(8);
     this.#view.setFloat64(at, v, true);
+    return this;
   }
-  u64(v: bigint): void {
+  u64(v: bigint): this {
     const at = this.#reserve(8);
     this.#view.setBigUint64(at, v, true);
+    return this;
   }
-  i64(v: bigint): void {
+  i64(v: bigint): this {
     const at = this.#reserve(8);
     this.#view.setBigInt64(at, v, true);
+    return this;
   }
-  bytes(b: Uint8Array): void {
+  bytes(b: Uint8Array): this {
     const at = this.#reserve(b.length);
     this.#buf.set(b, at);
+    return this;
   }
   /** Writes zero bytes up to the next multiple of `alignment`. */
-  pad(alignment: number): void {
+  pad(alignment: number): this {
     const rem = this.#length % alignment;
     if (rem !== 0) {
       this.#reserve(alignment - rem); // new capacity is zero-filled, and bytes are never rewritten
     }
+    return this;
   }
 
   /** The written bytes (a view of the internal buffer; do not write after taking it). */
