@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { binaryBroadcast, unary, type BinaryOp, type UnaryOp } from "../../src/backends/js/kernels/elementwise.js";
+import { binaryBroadcast, scale, unary, type BinaryOp, type UnaryOp } from "../../src/backends/js/kernels/elementwise.js";
 import { ShapeError } from "../../src/core/errors.js";
 
 const RUNS = { seed: 141421, numRuns: 150 };
@@ -182,5 +182,22 @@ describe("binaryBroadcast", () => {
     expect(() => binaryBroadcast("add", a, [2, 1], a, [0, 1], [3, 2], new Float32Array(6))).toThrow(ShapeError);
     expect(() => binaryBroadcast("add", a, [2], a, [1, 1], [2, 2], new Float32Array(4))).toThrow(ShapeError);
     expect(() => binaryBroadcast("add", a, [-1], a, [1], [2], new Float32Array(2))).toThrow(ShapeError);
+  });
+});
+
+describe("scale", () => {
+  it("should multiply by the factor rounded to f32, one f32 rounding per product", () => {
+    fc.assert(
+      fc.property(
+        fc.float32Array({ minLength: 0, maxLength: 20, noNaN: true }),
+        fc.double({ min: -1e3, max: 1e3, noNaN: true }),
+        (x, factor) => {
+          const out = new Float32Array(x.length);
+          scale(x, factor, x.length, out);
+          expect(out).toEqual(x.map((v) => v * Math.fround(factor)));
+        },
+      ),
+      RUNS,
+    );
   });
 });

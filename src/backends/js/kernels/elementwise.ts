@@ -137,3 +137,20 @@ export function binaryBroadcast(
     }
   }
 }
+
+/**
+ * out[i] = x[i] · factor for i < size. x, out: [size] f32; `out` may be the same array as `x`.
+ *
+ * Float semantics: factor is rounded to f32 once, then each product is the exact IEEE f32 multiplication
+ * (float64 product of two f32 values, rounded to f32 once).
+ */
+export function scale(x: Float32Array, factor: number, size: number, out: Float32Array): void {
+  const op = "scale";
+  checkSize(op, "size", size);
+  checkLength(op, "x", x, size);
+  checkLength(op, "out", out, size);
+  const f = Math.fround(factor);
+  for (let i = 0; i < size; i++) {
+    out[i] = Math.fround((x[i] ?? 0) * f);
+  }
+}
