@@ -31,8 +31,13 @@ export interface TensorRef {
   readonly scale?: number;
 }
 
-export type UnaryOp = "neg" | "abs" | "exp" | "relu" | "relu2" | "silu" | "gelu";
+export type UnaryOp = "neg" | "abs" | "exp" | "relu" | "relu2" | "silu" | "gelu" | "sigmoid" | "tanh";
 export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min";
+/**
+ * Which dimensions rotate together:
+ * - "neox": (j, j + headDim/2), rotate_half style (HF Llama, GGUF BitNet, llama.cpp NEOX rope type);
+ * - "adjacent": (2j, 2j + 1), interleaved pairs (original RoPE, llama.cpp NORM rope type, xformers).
+ */
 export type RopeMode = "neox" | "adjacent";
 
 /**

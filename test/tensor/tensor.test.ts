@@ -10,7 +10,7 @@ import {
   Tensor,
   add,
 } from "../../src/index.js";
-import { INTERNAL } from "../../src/tensor/tensor.js";
+import type { INTERNAL } from "../../src/tensor/tensor.js";
 import { expectNoLeaks } from "../helpers/leaks.js";
 
 describe("tensor creation", () => {

@@ -6,7 +6,7 @@ import { UsageError } from "../../core/errors.js";
 import type { Backend, BufferHandle, Kernels, TensorRef } from "../backend.js";
 import { elementCount } from "../storage.js";
 import { attention } from "./kernels/attention.js";
-import { binaryBroadcast, unary } from "./kernels/elementwise.js";
+import { binaryBroadcast, scale, unary } from "./kernels/elementwise.js";
 import { matmulBinaryBinaryAcc, matmulBinaryI8, matmulF32, matmulTernaryI8 } from "./kernels/matmul.js";
 import { rmsNorm } from "./kernels/norm.js";
 import { rope } from "./kernels/rope.js";
@@ -71,14 +71,7 @@ export function createJsBackend(): Backend {
       ),
     unary: (op, x, out) => unary(op, f32(x), elementCount(x.shape), f32(out)),
     binary: (op, a, aStrides, b, bStrides, out) => binaryBroadcast(op, f32(a), aStrides, f32(b), bStrides, out.shape, f32(out)),
-    scale: (x, factor, out) => {
-      const src = f32(x);
-      const dst = f32(out);
-      const f = Math.fround(factor);
-      for (let i = 0; i < elementCount(x.shape); i++) {
-        dst[i] = (src[i] ?? 0) * f;
-      }
-    },
+    scale: (x, factor, out) => scale(f32(x), factor, elementCount(x.shape), f32(out)),
     copyStrided: (src, srcOffset, srcStrides, out) =>
       copyStrided(elements(src), srcOffset, srcStrides, out.shape, elements(out)),
     concat: (parts, axis, out) =>

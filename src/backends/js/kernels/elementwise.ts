@@ -2,13 +2,10 @@
  * Reference element-wise kernels: unary activations and binary arithmetic with stride broadcasting.
  */
 import { ShapeError } from "../../../core/errors.js";
+import type { BinaryOp, UnaryOp } from "../../backend.js";
 import { checkLength, checkShape, checkSize, checkStrides } from "./check.js";
 
-/** Unary element-wise operations. */
-export type UnaryOp = "relu" | "relu2" | "silu" | "gelu" | "sigmoid" | "tanh" | "neg" | "exp" | "abs";
-
-/** Binary element-wise operations. */
-export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min";
+export type { BinaryOp, UnaryOp };
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 

@@ -2,14 +2,10 @@
  * Reference rotary position embedding (RoPE) over the full head dimension.
  */
 import { ShapeError } from "../../../core/errors.js";
+import type { RopeMode } from "../../backend.js";
 import { checkLength, checkSize } from "./check.js";
 
-/**
- * Which dimensions rotate together:
- * - "neox": (j, j + headDim/2), rotate_half style (HF Llama, GGUF BitNet, llama.cpp NEOX rope type);
- * - "adjacent": (2j, 2j + 1), interleaved pairs (original RoPE, llama.cpp NORM rope type, xformers).
- */
-export type RopeMode = "neox" | "adjacent";
+export type { RopeMode };
 
 /** For pair j: first = j·stride, second = first + partner (partner in units of headDim/2 for neox). */
 const PAIRING = {
