@@ -68,7 +68,8 @@ describe("golden blocks built by hand from the layouts", () => {
     bytes[127] = 0xf0;
     bytes[191] = 0xea;
     const out = QUANT_TRAITS.q6_k.decode(bytes, 1, 256);
-    // 0.5·3·((0xa | 2 << 4) − 32) = 15;  0.5·(−13)·((3 | 1 << 4) − 32) = 84.5;  0.5·16·((0xf | 3 << 4) − 32) = 248
+    // 0.5·3·((0xa | 2 << 4) − 32) = 15;  0.5·(−13)·((3 | 1 << 4) − 32) = 84.5;
+    // 0.5·16·((0xf | 3 << 4) − 32) = 248
     expect(plain(out)).toEqual(zerosExcept(256, { 37: 15, 200: 84.5, 255: 248 }));
   });
 

@@ -69,7 +69,8 @@ function decode(bytes: Uint8Array, rows: number, cols: number): Float32Array {
 
 /**
  * Least-squares scale for 16 values on the grid −32..31: tries 19 candidate inverse scales around
- * "largest-magnitude value ↦ −32" and keeps the one whose fitted scale leaves the smallest residual.
+ * "largest-magnitude value ↦ −32", keeps the one whose fitted scale leaves the smallest residual,
+ * and never goes below the scale at which a value would clip.
  */
 function fitSubBlock(values: Float32Array, from: number): number {
   let amax = 0;
@@ -84,6 +85,15 @@ function fitSubBlock(values: Float32Array, from: number): number {
   if (amax < 1e-30) {
     return 0;
   }
+  // Smallest |scale| that keeps every value on the grid: max ↦ ≥ −32, opposite-signed values ↦ ≤ 31.
+  let opposite = 0;
+  for (let i = from; i < from + 16; i++) {
+    const x = values[i] ?? 0;
+    if (x * max < 0 && Math.abs(x) > opposite) {
+      opposite = Math.abs(x);
+    }
+  }
+  const floor = Math.max(amax / 32, opposite / 31);
   let best = 0;
   let bestGain = -1;
   for (let k = -9; k <= 9; k++) {
@@ -104,7 +114,8 @@ function fitSubBlock(values: Float32Array, from: number): number {
       best = sumLL > 0 ? sumXL / sumLL : 0;
     }
   }
-  return best;
+  // The scale is negative when max is positive (max ↦ −32); clipping is never chosen over a larger scale.
+  return Math.abs(best) >= floor ? best : max > 0 ? -floor : floor;
 }
 
 function encode(values: Float32Array, rows: number, cols: number): Uint8Array {
@@ -120,16 +131,17 @@ function encode(values: Float32Array, rows: number, cols: number): Uint8Array {
     for (let j = 0; j < 16; j++) {
       const s = fitSubBlock(values, base + 16 * j);
       sub[j] = s;
-      if (Math.abs(s) > Math.abs(maxScale)) {
-        maxScale = s;
-      }
+      maxScale = Math.max(maxScale, Math.abs(s));
     }
-    // The sub-scale of largest magnitude maps to −128 so the int8 range is used in full.
-    const iscale = maxScale === 0 ? 0 : -128 / maxScale;
-    const d = writeHalfScale(out, at + D, maxScale === 0 ? 0 : 1 / iscale);
+    // Sub-scales use the symmetric range −127..127: mapping the largest to −128 (as ggml) would clip
+    // an opposite-signed one of equal size at +127 and push its values past the 6-bit grid.
+    const d = writeHalfScale(out, at + D, maxScale / 127);
+    const id = d === 0 ? 0 : 1 / d;
     for (let j = 0; j < 16; j++) {
-      const q = roundHalfEven(iscale * (sub[j] ?? 0));
-      const sc = q > 127 ? 127 : q < -128 ? -128 : q;
+      // Rounded away from zero so the real step d·scale is never smaller than the fitted one (no clipping).
+      const r = id * (sub[j] ?? 0);
+      const q = r < 0 ? -Math.ceil(-r) : Math.ceil(r);
+      const sc = q > 127 ? 127 : q < -127 ? -127 : q;
       out[at + SCALES + j] = sc & 0xff;
       // Re-quantize against the scale the decoder will really use (fp16 d times int8 scale).
       const e = d * sc;
@@ -157,7 +169,7 @@ function encode(values: Float32Array, rows: number, cols: number): Uint8Array {
 
 /**
  * Q6_K codec. Decode matches ggml's `dequantize_row_q6_K` bit for bit. Encode is barbell's own
- * quantizer (least-squares per-16 scales, int8 scales relative to one fp16 d); it is close to
+ * quantizer (least-squares per-16 scales, int8 scales in −127..127 relative to one fp16 d); it is close to
  * ggml's `quantize_row_q6_K_ref` in error but not byte-identical.
  */
 export const Q6_K: QuantTraits = {
