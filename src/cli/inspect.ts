@@ -49,7 +49,7 @@ export interface InspectReport {
   readonly memory: {
     /** Bytes of tensor data. */
     readonly weightBytes: number;
-    /** f32 KV cache at `contextLength`: 2 · layers · ctx · kvHeads · headDim · 4; null if hyperparameters are missing. */
+    /** f32 KV cache at `contextLength` (2 · layers · ctx · kvHeads · headDim · 4), or null if unknown. */
     readonly kvCacheBytes: number | null;
     readonly contextLength: number | null;
     readonly totalBytes: number;
@@ -115,8 +115,8 @@ export function inspectGguf(file: GgufFile, path: string): InspectReport {
   const kvHeads = key("attention.head_count_kv") ?? heads;
   const embd = key("embedding_length");
   const headDim = key("attention.key_length") ?? (embd !== null && heads ? embd / heads : null);
-  const kvCacheBytes =
-    layers !== null && ctx !== null && kvHeads !== null && headDim !== null ? 2 * layers * ctx * kvHeads * headDim * 4 : null;
+  const known = layers !== null && ctx !== null && kvHeads !== null && headDim !== null;
+  const kvCacheBytes = known ? 2 * layers * ctx * kvHeads * headDim * 4 : null;
 
   return {
     path,
@@ -168,7 +168,8 @@ export function formatInspectReport(r: InspectReport): string {
     "hyperparameters",
     ...Object.entries(r.hyperparameters).map(([k, v]) => `  ${k.padEnd(36)} ${String(v)}`),
     "tokenizer",
-    `  model ${r.tokenizer.model ?? "(none)"}, vocab ${r.tokenizer.vocabSize ?? "?"}, merges ${r.tokenizer.mergesCount ?? "?"}, ` +
+    `  model ${r.tokenizer.model ?? "(none)"}, vocab ${r.tokenizer.vocabSize ?? "?"}, ` +
+      `merges ${r.tokenizer.mergesCount ?? "?"}, ` +
       `bos ${r.tokenizer.bosTokenId ?? "?"}, eos ${r.tokenizer.eosTokenId ?? "?"}, ` +
       `chat template ${r.tokenizer.hasChatTemplate ? "yes" : "no"}`,
     `tensors (${r.tensors.length})`,

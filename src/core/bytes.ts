@@ -48,7 +48,10 @@ export class BoundedBytes {
   need(offset: number, length: number, what: string): number {
     const end = offset + length;
     if (!Number.isSafeInteger(end) || end > this.totalSize) {
-      throw new FormatError("truncated", `[${this.label}] ${what} at byte ${offset} needs ${length} bytes; file ends at ${this.totalSize}`);
+      throw new FormatError(
+        "truncated",
+        `[${this.label}] ${what} at byte ${offset} needs ${length} bytes; file ends at ${this.totalSize}`,
+      );
     }
     if (end > this.bytes.length) {
       throw new WindowExceeded(end);

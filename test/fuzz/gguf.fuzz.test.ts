@@ -62,7 +62,9 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
     return out;
   }),
   fc.nat().map((at) => (b: Uint8Array) => b.slice(0, at % (b.length + 1))),
-  fc.record({ at: fc.nat(), ins: fc.uint8Array({ minLength: 1, maxLength: 16 }) }).map(({ at, ins }) => (b: Uint8Array) => {
+  fc.record({ at: fc.nat(), ins: fc.uint8Array({ minLength: 1, maxLength: 16 }) }).map(
+    ({ at, ins }) =>
+      (b: Uint8Array) => {
     const i = at % (b.length + 1);
     const out = new Uint8Array(b.length + ins.length);
     out.set(b.subarray(0, i));

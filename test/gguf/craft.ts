@@ -75,7 +75,11 @@ export function everyValueMetadata(): [string, GgufValue][] {
     ["test.array.string", gv.array("string", ["a", "", "b c"])],
     [
       "test.array.nested",
-      gv.array("array", [gv.array("u16", [1, 2]), gv.array("array", [gv.array("string", ["deep"])]), gv.array("f64", [])]),
+      gv.array("array", [
+        gv.array("u16", [1, 2]),
+        gv.array("array", [gv.array("string", ["deep"])]),
+        gv.array("f64", []),
+      ]),
     ],
   ];
 }

@@ -167,7 +167,8 @@ describe("GGUF writer validation", () => {
   });
 
   it("should reject values outside their wire type's range", () => {
-    for (const v of [gv.u8(256), gv.i8(-129), gv.u32(-1), gv.i32(2 ** 31), gv.u16(1.5), gv.u64(-1n), gv.i64(1n << 63n)]) {
+    const bad = [gv.u8(256), gv.i8(-129), gv.u32(-1), gv.i32(2 ** 31), gv.u16(1.5), gv.u64(-1n), gv.i64(1n << 63n)];
+    for (const v of bad) {
       expect(() => writeGguf({ metadata: [["k", v]] })).toThrow(expect.objectContaining({ code: "bad-value" }));
     }
     expect(() => writeGguf({ metadata: [["k", gv.string("\uD800")]] })).toThrow(

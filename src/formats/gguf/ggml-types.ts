@@ -13,7 +13,8 @@ import type { QuantTraits } from "../../quant/types.js";
  * - `blocks`: rows of `ne0` elements cut into blocks of `blockSize`; `ne0 % blockSize === 0`;
  *   bytes = ne0 / blockSize · blockBytes · ne1 · ne2 · ne3 (ggml `ggml_row_size`).
  * - `i2_s` and `tl1`: bitnet.cpp's patched `ggml_nbytes`: elements / 4 + 32 (2-bit codes + a 32-byte scale trailer).
- * - `tl2`: bitnet.cpp: ((ne0 − 256) · ne1 / 3 · 5 / 8 + 64 · ne1) rounded up to 32, + 32 (integer division, in order).
+ * - `tl2`: bitnet.cpp: ((ne0 − 256) · ne1 / 3 · 5 / 8 + 64 · ne1) rounded up to 32, + 32
+ *   (integer division, left to right).
  */
 export type GgmlSizeRule = "blocks" | "i2_s" | "tl1" | "tl2";
 
@@ -213,7 +214,10 @@ export function ggmlTensorBytes(info: GgmlTypeInfo, dims: readonly number[]): nu
  * The codec barbell has for a tensor's resolved type, or undefined when it can size but not decode it
  * (k-quants, iq-quants, MXFP4, TL1/TL2). Uses the resolved name so id 39 read as TL2 never maps to a codec.
  */
-export function quantTraitsFor(tensor: { readonly typeId: number; readonly typeName: string }): QuantTraits | undefined {
+export function quantTraitsFor(tensor: {
+  readonly typeId: number;
+  readonly typeName: string;
+}): QuantTraits | undefined {
   const traits = quantByGgmlType(tensor.typeId);
   return traits !== undefined && traits.name === tensor.typeName ? traits : undefined;
 }

@@ -6,7 +6,7 @@
 /** First header window read from a source; doubled as needed. Keeps small files to one read. */
 export const INITIAL_HEADER_WINDOW = 1 << 20;
 
-/** Largest header (metadata + tensor infos) we hold in memory — bounds memory for a file that claims a giant header. */
+/** Largest header (metadata + tensor infos) held in memory — bounds memory for a file claiming a giant header. */
 export const MAX_HEADER_BYTES = 256 * 1024 * 1024;
 
 /** Longest string value (chat templates, embedded tokenizer.json) — bounds a single allocation and decode. */
@@ -39,7 +39,7 @@ export const MAX_ALIGNMENT = 1 << 20;
 /** Alignment when `general.alignment` is absent (gguf.md `GGUF_DEFAULT_ALIGNMENT`). */
 export const DEFAULT_ALIGNMENT = 32;
 
-/** Smallest encoding of one KV pair: key length u64, value type u32, one value byte — rejects KV counts that cannot fit. */
+/** Smallest KV pair: key length u64, value type u32, one value byte — rejects KV counts that cannot fit. */
 export const MIN_KV_BYTES = 8 + 4 + 1;
 
 /** Smallest encoding of one tensor info: name length u64, n_dims u32, one dim u64, type u32, offset u64. */

@@ -214,7 +214,10 @@ export function ggufAlignment(meta: GgufMetadata): number {
     throw new FormatError("bad-alignment", `[gguf] general.alignment must be a u32, got ${v.type}`);
   }
   if (v.value === 0 || v.value % 8 !== 0 || v.value > MAX_ALIGNMENT) {
-    throw new FormatError("bad-alignment", `[gguf] general.alignment ${v.value} is not a multiple of 8 in [8, ${MAX_ALIGNMENT}]`);
+    throw new FormatError(
+      "bad-alignment",
+      `[gguf] general.alignment ${v.value} is not a multiple of 8 in [8, ${MAX_ALIGNMENT}]`,
+    );
   }
   return v.value;
 }

@@ -53,7 +53,12 @@ function valueType(b: BoundedBytes, off: number, what: string): GgufValueTypeNam
   return name;
 }
 
-function readScalar(b: BoundedBytes, off: number, type: Exclude<GgufValueTypeName, "array">, key: string): Read<GgufValue> {
+function readScalar(
+  b: BoundedBytes,
+  off: number,
+  type: Exclude<GgufValueTypeName, "array">,
+  key: string,
+): Read<GgufValue> {
   switch (type) {
     case "u8":
     case "i8":
@@ -98,7 +103,10 @@ function readArray(b: BoundedBytes, off: number, depth: number, key: string): Re
   let pos = off + 12;
   // Reject before allocating: every item needs at least MIN_VALUE_BYTES in the rest of the file.
   if (n * MIN_VALUE_BYTES[itemType] > b.remaining(pos)) {
-    throw new FormatError("implausible", `[gguf] array "${key}" claims ${n} ${itemType} items; the file has ${b.remaining(pos)} bytes left`);
+    throw new FormatError(
+      "implausible",
+      `[gguf] array "${key}" claims ${n} ${itemType} items; the file has ${b.remaining(pos)} bytes left`,
+    );
   }
   const items: unknown[] = [];
   for (let i = 0; i < n; i++) {
@@ -126,7 +134,12 @@ function readCount(b: BoundedBytes, off: number, what: string, max: number, minE
   return n;
 }
 
-function readTensorInfo(b: BoundedBytes, off: number, alignment: number, arch: string | undefined): Read<GgufTensorInfo> {
+function readTensorInfo(
+  b: BoundedBytes,
+  off: number,
+  alignment: number,
+  arch: string | undefined,
+): Read<GgufTensorInfo> {
   const nameRead = readString(b, off, L.MAX_TENSOR_NAME_BYTES, "tensor name");
   const name = nameRead.value;
   let pos = off + nameRead.length;
@@ -149,12 +162,18 @@ function readTensorInfo(b: BoundedBytes, off: number, alignment: number, arch: s
   pos += 4;
   const resolved = resolveGgmlType(typeId, { architecture: arch });
   if (resolved === undefined) {
-    throw new FormatError("bad-tensor-type", `[gguf] tensor "${name}" has type id ${typeId}, which no known ggml writes`);
+    throw new FormatError(
+      "bad-tensor-type",
+      `[gguf] tensor "${name}" has type id ${typeId}, which no known ggml writes`,
+    );
   }
   const offset = b.u64Safe(pos, `offset of "${name}"`).value;
   pos += 8;
   if (offset % alignment !== 0) {
-    throw new FormatError("bad-alignment", `[gguf] tensor "${name}" offset ${offset} is not a multiple of ${alignment}`);
+    throw new FormatError(
+      "bad-alignment",
+      `[gguf] tensor "${name}" offset ${offset} is not a multiple of ${alignment}`,
+    );
   }
   const byteSize = ggmlTensorBytes(resolved.info, dims);
   const elementCount = dims.reduce((a, d) => a * d, 1); // ≤ 2^53: ggmlTensorBytes checked it
@@ -176,10 +195,16 @@ function checkExtents(tensors: readonly GgufTensorInfo[], dataSize: number): voi
   let prev: GgufTensorInfo | undefined;
   for (const t of sorted) {
     if (t.offset + t.byteSize > dataSize) {
-      throw new FormatError("out-of-file", `[gguf] tensor "${t.name}" [${t.offset}, +${t.byteSize}) ends past the data section (${dataSize} bytes)`);
+      throw new FormatError(
+        "out-of-file",
+        `[gguf] tensor "${t.name}" [${t.offset}, +${t.byteSize}) ends past the data section (${dataSize} bytes)`,
+      );
     }
     if (prev !== undefined && t.offset < prev.offset + prev.byteSize) {
-      throw new FormatError("overlap", `[gguf] tensors "${prev.name}" and "${t.name}" overlap at data offset ${t.offset}`);
+      throw new FormatError(
+        "overlap",
+        `[gguf] tensors "${prev.name}" and "${t.name}" overlap at data offset ${t.offset}`,
+      );
     }
     prev = t;
   }
@@ -230,7 +255,10 @@ export function parseGgufHeader(b: BoundedBytes): GgufHeader {
   const dataOffset = Math.ceil(headerBytes / alignment) * alignment;
   if (tensors.length > 0) {
     if (dataOffset > b.totalSize) {
-      throw new FormatError("truncated", `[gguf] data section starts at ${dataOffset}, after the end of the file (${b.totalSize})`);
+      throw new FormatError(
+        "truncated",
+        `[gguf] data section starts at ${dataOffset}, after the end of the file (${b.totalSize})`,
+      );
     }
     checkExtents(tensors, b.totalSize - dataOffset);
   }
@@ -297,8 +325,12 @@ export class GgufFile implements GgufHeader, AsyncDisposable {
     }
     const start = range.offset ?? 0;
     const length = range.length ?? info.byteSize - start;
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length) || start < 0 || length < 0 || start + length > info.byteSize) {
-      throw new ShapeError("bounds", `[gguf] range [${start}, +${length}) is outside tensor "${name}" (${info.byteSize} bytes)`);
+    const inside = Number.isSafeInteger(start) && Number.isSafeInteger(length) && start >= 0 && length >= 0;
+    if (!inside || start + length > info.byteSize) {
+      throw new ShapeError(
+        "bounds",
+        `[gguf] range [${start}, +${length}) is outside tensor "${name}" (${info.byteSize} bytes)`,
+      );
     }
     return readExact(this.source, this.dataOffset + info.offset + start, length);
   }

@@ -63,7 +63,10 @@ export class FileSource implements ByteSource, AsyncDisposable {
     while (done < length) {
       const { bytesRead } = await handle.read(out, done, length - done, offset + done);
       if (bytesRead === 0) {
-        throw new FormatError("truncated", `[gguf] ${this.path} ended at byte ${offset + done}, expected ${offset + length}`);
+        throw new FormatError(
+          "truncated",
+          `[gguf] ${this.path} ended at byte ${offset + done}, expected ${offset + length}`,
+        );
       }
       done += bytesRead;
     }

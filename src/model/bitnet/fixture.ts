@@ -32,7 +32,7 @@ export interface BitnetFixtureOptions {
   readonly kvHeads?: number;
   /** FFN width. Default 256. */
   readonly ffn?: number;
-  /** Vocabulary size: ≥ 259 (256 bytes + 3 specials); merges fill up to 40 slots, then reserved tokens. Default 300. */
+  /** Vocabulary size ≥ 259 (256 bytes + 3 specials); up to 40 merges, then reserved tokens. Default 300. */
   readonly vocab?: number;
   /** context_length. Default 256. */
   readonly contextLength?: number;
@@ -140,16 +140,19 @@ export function makeBitnetFixture(opts: BitnetFixtureOptions = {}): Uint8Array {
     Float32Array.from({ length: n }, () => offset + (rand() * 2 - 1) * scale);
   const ternary = (name: string, dims: readonly number[]): GgufTensorInput => {
     const gamma = roundToHalf(0.01 + rand() * 0.04); // half-exact so every storage type holds γ·t losslessly
-    const values = Float32Array.from({ length: dims.reduce((a, d) => a * d, 1) }, () => (Math.floor(rand() * 3) - 1) * gamma);
+    const n = dims.reduce((a, d) => a * d, 1);
+    const values = Float32Array.from({ length: n }, () => (Math.floor(rand() * 3) - 1) * gamma);
     values[0] = gamma; // γ is the tensor's absmax, so the quantizers recover it exactly
     return encodeTensor(name, weightType, dims, values);
   };
   const norm = (name: string, n: number): GgufTensorInput => encodeTensor(name, "f32", [n], floats(n, 0.1, 1));
 
-  const tensors: GgufTensorInput[] = [encodeTensor("token_embd.weight", embType, [hidden, vocab], floats(hidden * vocab, 0.5))];
+  const embedding = (name: string): GgufTensorInput =>
+    encodeTensor(name, embType, [hidden, vocab], floats(hidden * vocab, 0.5));
+  const tensors: GgufTensorInput[] = [embedding("token_embd.weight")];
   tensors.push(norm("output_norm.weight", hidden));
   if (opts.tied === false) {
-    tensors.push(encodeTensor("output.weight", embType, [hidden, vocab], floats(hidden * vocab, 0.5)));
+    tensors.push(embedding("output.weight"));
   }
   for (let l = 0; l < layers; l++) {
     const p = `blk.${l}.`;
