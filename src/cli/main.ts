@@ -1,0 +1,110 @@
+/** The `barbell` command line. */
+import fs from "node:fs/promises";
+import path from "node:path";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { BarbellError } from "../core/errors.js";
+import { makeBitnetFixture, type BitnetFixtureOptions } from "../model/bitnet/fixture.js";
+import { runDemo } from "./demo.js";
+import { formatInspectReport, inspectFile } from "./inspect.js";
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError("expected a positive integer");
+  }
+  return n;
+}
+
+/** Writes next to the target and renames, so a failure never leaves a partial file. */
+async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    await fs.writeFile(tmp, bytes);
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+export function buildProgram(print: (line: string) => void): Command {
+  const program = new Command("barbell").description("A TypeScript runtime for 1-bit and 1.58-bit (BitNet) models");
+
+  program
+    .command("inspect")
+    .description("show a GGUF file's architecture, hyperparameters, tokenizer and tensors")
+    .argument("<file>", "a .gguf file")
+    .option("--json", "print the report as JSON")
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const report = await inspectFile(file);
+      print(opts.json === true ? JSON.stringify(report, null, 2) : formatInspectReport(report));
+    });
+
+  program
+    .command("fixture")
+    .description("write a seeded random tiny BitNet model as GGUF (for tests and experiments)")
+    .argument("<out>", "output .gguf path")
+    .addOption(new Option("--arch <arch>", "architecture").choices(["bitnet", "bitnet-25", "bitnet-b1.58"]).default("bitnet-b1.58"))
+    .addOption(new Option("--weights <type>", "ternary weight storage").choices(["i2_s", "tq2_0", "tq1_0", "f32", "f16"]).default("i2_s"))
+    .addOption(new Option("--embeddings <type>", "embedding storage").choices(["f32", "f16", "q8_0", "q6_k"]).default("f16"))
+    .option("--hidden <n>", "hidden size", positiveInt)
+    .option("--layers <n>", "transformer blocks", positiveInt)
+    .option("--heads <n>", "attention heads", positiveInt)
+    .option("--kv-heads <n>", "key/value heads", positiveInt)
+    .option("--ffn <n>", "feed-forward width", positiveInt)
+    .option("--vocab <n>", "vocabulary size", positiveInt)
+    .option("--ctx <n>", "context length", positiveInt)
+    .option("--untied", "write a separate output.weight")
+    .option("--seed <n>", "random seed", positiveInt, 1)
+    .action(async (out: string, o: Record<string, unknown>) => {
+      const pick = <K extends keyof BitnetFixtureOptions>(key: K, value: unknown): Partial<BitnetFixtureOptions> =>
+        value === undefined ? {} : { [key]: value };
+      const options: BitnetFixtureOptions = {
+        ...pick("arch", o["arch"]),
+        ...pick("weightType", o["weights"]),
+        ...pick("embeddingType", o["embeddings"]),
+        ...pick("hidden", o["hidden"]),
+        ...pick("layers", o["layers"]),
+        ...pick("heads", o["heads"]),
+        ...pick("kvHeads", o["kvHeads"]),
+        ...pick("ffn", o["ffn"]),
+        ...pick("vocab", o["vocab"]),
+        ...pick("contextLength", o["ctx"]),
+        ...pick("seed", o["seed"]),
+        tied: o["untied"] !== true,
+      };
+      const bytes = makeBitnetFixture(options);
+      await writeAtomically(out, bytes);
+      print(`wrote ${out} (${bytes.length} bytes)`);
+    });
+
+  program
+    .command("demo")
+    .description("generate a tiny BitNet model, inspect it and run one BitLinear layer from it")
+    .option("--out <file>", "keep the generated model at this path")
+    .option("--seed <n>", "random seed", positiveInt, 1)
+    .action(async (o: { out?: string; seed: number }) => {
+      await runDemo(o.out === undefined ? { seed: o.seed } : { out: o.out, seed: o.seed }, print);
+    });
+
+  return program;
+}
+
+/** Runs the CLI; known errors print one line and exit with status 1, without a stack trace. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram((line) => process.stdout.write(`${line}\n`));
+  try {
+    await program.parseAsync([...argv]);
+    return 0;
+  } catch (e) {
+    if (e instanceof BarbellError) {
+      process.stderr.write(`barbell: ${e.name} (${e.code}): ${e.message}\n`);
+      return 1;
+    }
+    if (e instanceof Error && "code" in e && typeof e.code === "string" && e.code.startsWith("E")) {
+      process.stderr.write(`barbell: ${e.message}\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
