@@ -25,16 +25,17 @@ export const BF16: QuantTraits = {
   decode(bytes, rows, cols) {
     checkDecode("bf16", byteSize, bytes, rows, cols);
     const out = new Float32Array(rows * cols);
-    const outBits = new Uint32Array(out.buffer);
+    // Int32 views keep V8 on its integer fast path (uint32 values above 2^31 leave it).
+    const outBits = new Int32Array(out.buffer);
     for (let i = 0, at = 0; i < outBits.length; i++, at += 2) {
-      outBits[i] = (((bytes[at] ?? 0) << 16) | ((bytes[at + 1] ?? 0) << 24)) >>> 0;
+      outBits[i] = ((bytes[at] ?? 0) << 16) | ((bytes[at + 1] ?? 0) << 24);
     }
     return out;
   },
   encode(values, rows, cols) {
     const size = checkEncode("bf16", byteSize, values, rows, cols);
     const out = new Uint8Array(size);
-    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
     for (let i = 0, at = 0; i < bits.length; i++, at += 2) {
       const b = f32BitsToBf16Bits(bits[i] ?? 0);
       out[at] = b & 0xff;
