@@ -172,7 +172,6 @@ describe("GGUF reader fuzzing", () => {
     }
     claims.push(new Craft().header({ kvs: 1n << 20n }).done(), new Craft().header({ tensors: 1n << 20n }).done());
     const before = process.memoryUsage();
-    const started = performance.now();
     for (let i = 0; i < 200; i++) {
       for (const bytes of claims) {
         expect(["implausible", "limit"]).toContain(await parseAll(bytes));
@@ -181,7 +180,5 @@ describe("GGUF reader fuzzing", () => {
     const after = process.memoryUsage();
     // 2,000 parses of < 100-byte files: a reader that allocated per claimed item would use gigabytes.
     expect(after.arrayBuffers - before.arrayBuffers).toBeLessThan(16 << 20);
-    expect(after.heapUsed - before.heapUsed).toBeLessThan(64 << 20);
-    expect(performance.now() - started).toBeLessThan(5000);
   });
 });
