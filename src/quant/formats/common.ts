@@ -121,8 +121,8 @@ export function absMax(values: Float32Array, from: number, to: number): number {
 }
 
 /**
- * Trit code (value + 1 ∈ {0, 1, 2}) of `x · id` rounded like C `lroundf`, clamped to the ternary
- * range; NaN gives code 1 (zero).
+ * Trit code (value + 1 ∈ {0, 1, 2}) of a scaled value `v` (x/d), rounded like C `lroundf` and
+ * clamped to the ternary range; NaN gives code 1 (zero).
  */
 export function tritCode(v: number): number {
   const q = roundHalfAway(v);

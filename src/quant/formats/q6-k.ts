@@ -147,8 +147,8 @@ function encode(values: Float32Array, rows: number, cols: number): Uint8Array {
       const e = d * sc;
       for (let i = 0; i < 16; i++) {
         const x = values[base + 16 * j + i] ?? 0;
-        const r = e === 0 ? 0 : roundHalfEven(x / e);
-        codes[16 * j + i] = (r > 31 ? 31 : r < -32 ? -32 : r) + 32;
+        const l = e === 0 ? 0 : roundHalfEven(x / e);
+        codes[16 * j + i] = (l > 31 ? 31 : l < -32 ? -32 : l) + 32;
       }
     }
     for (let n = 0; n < 2; n++) {
