@@ -6,42 +6,34 @@ import { QUANT_TRAITS } from "../../src/quant/table.js";
 const RUNS = Number(process.env["BARBELL_FUZZ_RUNS"] ?? 100);
 
 /**
- * A literal transcription of ggml's `dequantize_row_q6_K` loop, every float op rounded to
- * float32 as C does, to check the fast decoder against.
+ * Q6_K decoded one element at a time from the layout description (docs/BITNET.md §3.8), written
+ * independently of the block decoder's loop structure. Element e of a 256-element block:
+ *   half h = e >> 7, quarter q = (e >> 5) & 3, lane l = e & 31;
+ *   low 4 bits: byte 64h + 32·(q & 1) + l of ql, high nibble when q ≥ 2;
+ *   high 2 bits: byte 128 + 32h + l (qh), bits 2q..2q+1;
+ *   int8 scale: byte 192 + 8h + 2q + (l >> 4); d: fp16 at bytes 208..209.
+ *   value = fround(fround(d · scale) · (q6 − 32)), float32 at each step as in C.
  */
 function referenceQ6K(bytes: Uint8Array, blocks: number): Float32Array {
   const y = new Float32Array(blocks * 256);
-  let yi = 0;
-  for (let i = 0; i < blocks; i++) {
-    const base = i * 210;
+  for (let e = 0; e < y.length; e++) {
+    const base = Math.floor(e / 256) * 210;
+    const local = e % 256;
+    const h = local >> 7;
+    const q = (local >> 5) & 3;
+    const l = local & 31;
+    const lowByte = bytes[base + 64 * h + 32 * (q & 1) + l] ?? 0;
+    const low = q >= 2 ? lowByte >> 4 : lowByte & 0xf;
+    const high = ((bytes[base + 128 + 32 * h + l] ?? 0) >> (2 * q)) & 3;
+    const scale = ((bytes[base + 192 + 8 * h + 2 * q + (l >> 4)] ?? 0) << 24) >> 24;
     const d = halfToF32((bytes[base + 208] ?? 0) | ((bytes[base + 209] ?? 0) << 8));
-    let ql = base;
-    let qh = base + 128;
-    let sc = base + 192;
-    for (let n = 0; n < 256; n += 128) {
-      for (let l = 0; l < 32; ++l) {
-        const is = Math.trunc(l / 16);
-        const q1 = ((bytes[ql + l] ?? 0) & 0xf) | ((((bytes[qh + l] ?? 0) >> 0) & 3) << 4);
-        const q2 = ((bytes[ql + l + 32] ?? 0) & 0xf) | ((((bytes[qh + l] ?? 0) >> 2) & 3) << 4);
-        const q3 = ((bytes[ql + l] ?? 0) >> 4) | ((((bytes[qh + l] ?? 0) >> 4) & 3) << 4);
-        const q4 = ((bytes[ql + l + 32] ?? 0) >> 4) | ((((bytes[qh + l] ?? 0) >> 6) & 3) << 4);
-        const s = (k: number): number => ((bytes[sc + is + k] ?? 0) << 24) >> 24;
-        y[yi + l] = Math.fround(Math.fround(d * s(0)) * (q1 - 32));
-        y[yi + l + 32] = Math.fround(Math.fround(d * s(2)) * (q2 - 32));
-        y[yi + l + 64] = Math.fround(Math.fround(d * s(4)) * (q3 - 32));
-        y[yi + l + 96] = Math.fround(Math.fround(d * s(6)) * (q4 - 32));
-      }
-      yi += 128;
-      ql += 64;
-      qh += 32;
-      sc += 8;
-    }
+    y[e] = Math.fround(Math.fround(d * scale) * ((low | (high << 4)) - 32));
   }
   return y;
 }
 
-describe("decoders against reference transcriptions", () => {
-  it("should decode random q6_k blocks bit for bit like ggml's loop", () => {
+describe("decoders against independent per-element references", () => {
+  it("should decode random q6_k blocks bit for bit like the per-element layout formula", () => {
     const t = QUANT_TRAITS.q6_k;
     const arb = fc
       .tuple(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 0x7bff }), fc.boolean())
