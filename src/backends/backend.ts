@@ -13,7 +13,17 @@ export type StorageDType =
   | "i8" // int8
   | "i32" // int32
   | "ternary" // packed 2-bit trits, "t2" layout (src/quant/layouts.ts) along the last dim, plus one scale
-  | "binary"; // packed sign bits, "b1" layout along the last dim, plus one scale
+  | "binary" // packed sign bits, "b1" layout along the last dim, plus one scale
+  | DenseBlockDType;
+
+/**
+ * Dense float weights kept in their file format (embeddings, the output head): the block layouts of
+ * src/quant, rows along the last dim. Kernels decode them on the fly, so a 650 MB F16 head stays 650 MB.
+ */
+export type DenseBlockDType = "f16" | "bf16" | "q8_0" | "q6_k";
+
+/** Weight dtypes a dense (float) matmul and an embedding lookup accept. */
+export type DenseDType = "f32" | DenseBlockDType;
 
 /** An opaque handle to memory owned by one backend. */
 export interface BufferHandle {
@@ -48,6 +58,12 @@ export type RopeMode = "neox" | "adjacent";
 export interface Kernels {
   /** out[M,N] = x[M,K] · w[N,K]ᵀ, f32. */
   matmulF32(x: TensorRef, w: TensorRef, out: TensorRef): void;
+  /** out[M,N] = x[M,K] f32 · decode(w)[N,K]ᵀ for w in any DenseDType (the output head). */
+  matmulDense(x: TensorRef, w: TensorRef, out: TensorRef): void;
+  /** out[S,E] f32 = rows ids[S] (i32) of table[V,E] (any DenseDType). Ids are checked against V. */
+  embedding(ids: TensorRef, table: TensorRef, out: TensorRef): void;
+  /** Copies contiguous src [n, …] into rows [row, row + n) of dst [R, …] (same dtype and row shape). */
+  writeRows(src: TensorRef, dst: TensorRef, row: number): void;
   /** out[M,N] f32 = (x_q[M,K] i8 · trits(w)[N,K]ᵀ) / xScales[M] · w.scale; exact int32 accumulation. */
   matmulTernaryI8(x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef): void;
   /** out[M,N] f32 = (x_q[M,K] i8 · signs(w)[N,K]ᵀ) / xScales[M] · w.scale. */
@@ -90,6 +106,11 @@ export interface Backend {
   readonly kernels: Kernels;
   /** Allocates zeroed memory. */
   alloc(bytes: number): BufferHandle;
+  /**
+   * Takes ownership of host bytes without copying where the backend can (weights read from a file);
+   * the caller must not use `bytes` afterwards. Absent: callers use alloc() + write().
+   */
+  adopt?(bytes: Uint8Array): BufferHandle;
   /** Releases memory; freeing twice is a no-op that returns false. */
   free(buffer: BufferHandle): boolean;
   /** Copies bytes into a buffer at a byte offset. */

@@ -1,5 +1,6 @@
 /** Byte sizes of erased tensors, shared by every backend and the typed layer. */
 import { binaryRowWords, ternaryRowBytes } from "../quant/layouts.js";
+import { QUANT_TRAITS } from "../quant/table.js";
 import type { StorageDType } from "./backend.js";
 
 /** Largest element count of one tensor: keeps every index a small integer and typed arrays allocatable. */
@@ -27,6 +28,12 @@ export function storageBytes(dtype: StorageDType, shape: readonly number[]): num
       return rows * ternaryRowBytes(cols);
     case "binary":
       return rows * binaryRowWords(cols) * 4;
+    case "f16":
+    case "bf16":
+    case "q8_0":
+    case "q6_k":
+      // Undefined when the last dim is not a whole number of blocks; callers check shapes first.
+      return QUANT_TRAITS[dtype].byteSize(rows, cols) ?? Number.NaN;
   }
 }
 

@@ -6,9 +6,10 @@
  * accessor that returns data returns a copy.
  */
 import { ShapeError, UsageError, ValueError } from "../core/errors.js";
-import type { Backend, BufferHandle, StorageDType, TensorRef } from "../backends/backend.js";
+import type { Backend, BufferHandle, DenseBlockDType, StorageDType, TensorRef } from "../backends/backend.js";
 import { MAX_TENSOR_ELEMENTS, elementCount, storageBytes } from "../backends/storage.js";
 import { unpackBinary, unpackTernary } from "../quant/layouts.js";
+import { QUANT_TRAITS } from "../quant/table.js";
 import { defaultBackend } from "./context.js";
 import type { Dims, Duplicate, ShapeOf } from "./dims.js";
 
@@ -18,6 +19,7 @@ import type { Dims, Duplicate, ShapeOf } from "./dims.js";
  * - `i8`, `i32`: integers (quantized activations, accumulators).
  * - `ternary`: weights in {−1, 0, +1} times one float scale; only made by checked constructors.
  * - `binary`: weights in {−1, +1} times one float scale; only made by checked constructors.
+ * - `f16`, `bf16`, `q8_0`, `q6_k`: dense float weights kept in their file format (embeddings, heads).
  */
 export type DType = StorageDType;
 
@@ -117,6 +119,11 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
         const words = new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
         return scaled(unpackBinary(words, rows, cols), this.scale ?? 1);
       }
+      case "f16":
+      case "bf16":
+      case "q8_0":
+      case "q6_k":
+        return QUANT_TRAITS[this.dtype as DenseBlockDType].decode(raw, rows, cols);
     }
     throw new UsageError("dtype", `[toFloat32] unknown dtype ${String(this.dtype)}`);
   }
@@ -138,6 +145,10 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
         return Int32Array.from(unpackBinary(words, rows, cols));
       }
       case "f32":
+      case "f16":
+      case "bf16":
+      case "q8_0":
+      case "q6_k":
         throw new UsageError("dtype", `[toInt32] ${this.describe()} holds floats`);
     }
     throw new UsageError("dtype", `[toInt32] unknown dtype ${String(this.dtype)}`);
@@ -213,6 +224,20 @@ export function allocTensor<DT extends DType, D extends Dims>(
   return new Tensor(INTERNAL, backend, buffer, dtype, dims, shape, scale);
 }
 
+/**
+ * @internal Runs the kernel that fills a freshly allocated output; if it throws, the output is
+ * disposed before the error propagates, so a failed op never leaks memory.
+ */
+export function fill<T extends Tensor>(out: T, run: () => void): T {
+  try {
+    run();
+    return out;
+  } catch (e) {
+    out.dispose();
+    throw e;
+  }
+}
+
 /** @internal Makes a tensor from bytes already in storage layout. */
 export function tensorFromBytes<DT extends DType, D extends Dims>(
   backend: Backend,
@@ -223,8 +248,7 @@ export function tensorFromBytes<DT extends DType, D extends Dims>(
   scale?: number,
 ): Tensor<DT, D> {
   const t = allocTensor(backend, dtype, dims, shape, scale);
-  backend.write(t.ref().buffer, bytes);
-  return t;
+  return fill(t, () => backend.write(t.ref().buffer, bytes));
 }
 
 function asBytes(view: ArrayBufferView): Uint8Array {
@@ -280,4 +304,40 @@ export function int32Tensor<const D extends Dims>(
     data[i] = v;
   }
   return tensorFromBytes(options.backend ?? defaultBackend(), "i32", names, shape as ShapeOf<[...D]>, asBytes(data));
+}
+
+export interface WeightOptions extends TensorOptions {
+  /**
+   * Hand the bytes to the backend without a copy where it can (weights just read from a file).
+   * The caller must not use the bytes afterwards. Default false (the bytes are copied).
+   */
+  readonly adopt?: boolean;
+}
+
+/**
+ * Dense weights from bytes in a block format (`f16`, `bf16`, `q8_0`, `q6_k`), rows along the last
+ * dimension, e.g. a GGUF token embedding as `denseWeights("f16", bytes, ["vocab", "embed"], [V, E])`.
+ * The byte length must match the format exactly; block contents are validated when decoded.
+ */
+export function denseWeights<const DT extends DenseBlockDType, const D extends Dims>(
+  dtype: DT,
+  bytes: Uint8Array,
+  dims: UniqueDims<D>,
+  shape: ShapeOf<D>,
+  options: WeightOptions = {},
+): Tensor<DT, [...D]> {
+  const names = dims as unknown as [...D];
+  checkShape("denseWeights", names, shape as readonly number[]);
+  const expected = storageBytes(dtype, shape as readonly number[]);
+  if (!Number.isSafeInteger(expected)) {
+    throw new ShapeError("size", `[denseWeights] ${dtype} cannot store rows of ${String(shape[shape.length - 1])}`);
+  }
+  if (bytes.byteLength !== expected) {
+    throw new ShapeError("size", `[denseWeights] ${dtype} [${names.join(", ")}] needs ${expected} bytes, got ${bytes.byteLength}`);
+  }
+  const backend = options.backend ?? defaultBackend();
+  if (options.adopt === true && backend.adopt) {
+    return new Tensor(INTERNAL, backend, backend.adopt(bytes), dtype, names, shape as ShapeOf<[...D]>);
+  }
+  return tensorFromBytes(backend, dtype, names, shape as ShapeOf<[...D]>, bytes);
 }

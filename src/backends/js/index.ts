@@ -3,8 +3,9 @@
  * correctness oracle; every other backend is tested against it.
  */
 import { UsageError } from "../../core/errors.js";
-import type { Backend, BufferHandle, Kernels, TensorRef } from "../backend.js";
-import { elementCount } from "../storage.js";
+import type { QuantName } from "../../quant/types.js";
+import type { Backend, BufferHandle, DenseDType, Kernels, TensorRef } from "../backend.js";
+import { elementCount, storageBytes } from "../storage.js";
 import { attention } from "./kernels/attention.js";
 import { binaryBroadcast, scale, unary } from "./kernels/elementwise.js";
 import { matmulBinaryBinaryAcc, matmulBinaryI8, matmulF32, matmulTernaryI8 } from "./kernels/matmul.js";
@@ -13,9 +14,24 @@ import { rope } from "./kernels/rope.js";
 import { softmax } from "./kernels/softmax.js";
 import { quantizeActivations } from "../../quant/values.js";
 import { concat, copyStrided } from "./kernels/layout.js";
+import { embedding, matmulDense } from "./kernels/dense.js";
 
 interface JsBuffer extends BufferHandle {
   readonly memory: ArrayBuffer;
+}
+
+/** Storage dtypes whose bytes are a block format of src/quant (f32 included). */
+const DENSE_FORMATS = { f32: "f32", f16: "f16", bf16: "bf16", q8_0: "q8_0", q6_k: "q6_k" } as const satisfies Record<
+  DenseDType,
+  QuantName
+>;
+
+function denseFormat(t: TensorRef): QuantName {
+  const format = (DENSE_FORMATS as Record<string, QuantName | undefined>)[t.dtype];
+  if (format === undefined) {
+    throw new UsageError("dtype", `[js] ${t.dtype} is not a dense float weight type`);
+  }
+  return format;
 }
 
 /** Creates a fresh JS backend instance with its own allocation accounting. */
@@ -42,6 +58,20 @@ export function createJsBackend(): Backend {
 
   const kernels: Kernels = {
     matmulF32: (x, w, out) => matmulF32(f32(x), f32(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out)),
+    matmulDense: (x, w, out) =>
+      w.dtype === "f32"
+        ? matmulF32(f32(x), f32(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out))
+        : matmulDense(f32(x), denseFormat(w), u8(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out)),
+    embedding: (ids, table, out) =>
+      embedding(i32(ids), dim(ids, 0), denseFormat(table), u8(table), dim(table, 0), dim(table, 1), f32(out)),
+    writeRows: (src, dst, row) => {
+      const rowBytes = storageBytes(dst.dtype, dst.shape) / dim(dst, 0);
+      const bytes = storageBytes(src.dtype, src.shape);
+      if (row < 0 || row + dim(src, 0) > dim(dst, 0) || storageBytes(src.dtype, [1, ...src.shape.slice(1)]) !== rowBytes) {
+        throw new UsageError("unsupported", `[js] cannot write ${dim(src, 0)} rows at ${row} of ${dim(dst, 0)}`);
+      }
+      u8(dst).set(u8(src).subarray(0, bytes), row * rowBytes);
+    },
     matmulTernaryI8: (x, s, w, out) =>
       matmulTernaryI8(i8(x), f32(s), u8(w), w.scale ?? 1, dim(x, 0), dim(x, 1), dim(w, 0), f32(out)),
     matmulBinaryI8: (x, s, w, out) =>
@@ -93,6 +123,15 @@ export function createJsBackend(): Backend {
       const handle: JsBuffer = { id: nextId++, bytes, memory: new ArrayBuffer(bytes) };
       live.set(handle.id, handle);
       liveBytes += bytes;
+      return handle;
+    },
+    adopt(bytes) {
+      // Only a view that spans its whole ArrayBuffer can be taken over; anything else is copied.
+      const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+      const memory = whole && bytes.buffer instanceof ArrayBuffer ? bytes.buffer : bytes.slice().buffer;
+      const handle: JsBuffer = { id: nextId++, bytes: bytes.byteLength, memory };
+      live.set(handle.id, handle);
+      liveBytes += handle.bytes;
       return handle;
     },
     free(handle) {

@@ -7,7 +7,7 @@ import type { BinaryOp, UnaryOp } from "../../backends/backend.js";
 import { contiguousStrides } from "../../backends/storage.js";
 import { ShapeError } from "../../core/errors.js";
 import type { Dims, IsOrderedSubset, Missing, Show } from "../dims.js";
-import { allocTensor, type Tensor } from "../tensor.js";
+import { allocTensor, fill, type Tensor } from "../tensor.js";
 import { commonBackend, requireDtype, requireSameSize } from "./check.js";
 
 /** true when b broadcasts onto a by name; else a readable error. */
@@ -48,8 +48,7 @@ function binary<const A extends Dims>(name: string, kernel: BinaryOp, a: Tensor<
   requireDtype(op, "b", b, "f32");
   const bStrides = broadcastStrides(op, a, b);
   const out = allocTensor(backend, "f32", a.dims, a.shape);
-  backend.kernels.binary(kernel, a.ref(), contiguousStrides(a.shape), b.ref(), bStrides, out.ref());
-  return out;
+  return fill(out, () => backend.kernels.binary(kernel, a.ref(), contiguousStrides(a.shape), b.ref(), bStrides, out.ref()));
 }
 
 /** a + b, broadcasting b by name. */
@@ -104,8 +103,7 @@ function unary<D extends Dims>(op: UnaryOp, x: Tensor<"f32", D>): Tensor<"f32", 
   const backend = commonBackend(op, x);
   requireDtype(op, "x", x, "f32");
   const out = allocTensor(backend, "f32", x.dims, x.shape);
-  backend.kernels.unary(op, x.ref(), out.ref());
-  return out;
+  return fill(out, () => backend.kernels.unary(op, x.ref(), out.ref()));
 }
 
 export const neg = <D extends Dims>(x: Tensor<"f32", D>): Tensor<"f32", D> => unary("neg", x);
@@ -123,6 +121,5 @@ export function scale<D extends Dims>(x: Tensor<"f32", D>, factor: number): Tens
   const backend = commonBackend("scale", x);
   requireDtype("scale", "x", x, "f32");
   const out = allocTensor(backend, "f32", x.dims, x.shape);
-  backend.kernels.scale(x.ref(), factor, out.ref());
-  return out;
+  return fill(out, () => backend.kernels.scale(x.ref(), factor, out.ref()));
 }

@@ -5,9 +5,10 @@
  */
 import { ShapeError } from "../../core/errors.js";
 import type { Dims, Init, Last, Show } from "../dims.js";
-import { allocTensor, type Tensor } from "../tensor.js";
+import { allocTensor, fill, type Tensor } from "../tensor.js";
 import { asMatrix, commonBackend, requireDtype, requireSameSize } from "./check.js";
-import { quantizeActivations } from "./quant.js";
+import type { DenseDType } from "../../backends/backend.js";
+import { quantizeActivations, type QuantizedActivations } from "./quant.js";
 
 /** true when x[..., K] can be contracted with w[N, K] into [..., N]; else a readable error. */
 export type ContractionCheck<Op extends string, X extends Dims, W extends Dims> = W extends readonly [
@@ -39,19 +40,23 @@ function contractionShape(op: string, x: Tensor, w: Tensor): { rows: number; n: 
   return { rows: x.size / k, n, shape: [...x.shape.slice(0, -1), n] };
 }
 
-/** Float matmul: x[..., K] · w[N, K]ᵀ → [..., N] (dense layers, the output head). */
+const DENSE: readonly DenseDType[] = ["f32", "f16", "bf16", "q8_0", "q6_k"];
+
+/**
+ * Float matmul: x[..., K] · w[N, K]ᵀ → [..., N] (dense layers, the output head). `w` may be f32 or
+ * dense weights kept in a block format (f16, bf16, q8_0, q6_k), decoded row by row.
+ */
 export function matmul<const X extends Dims, const W extends Dims>(
   x: Tensor<"f32", X>,
-  w: Weights<"matmul", "f32", X, W>,
+  w: Weights<"matmul", DenseDType, X, W>,
 ): Tensor<"f32", Contracted<X, W>> {
-  const weights = w as unknown as Tensor<"f32", W>;
+  const weights = w as unknown as Tensor<DenseDType, W>;
   const backend = commonBackend("matmul", x, weights);
   requireDtype("matmul", "x", x, "f32");
-  requireDtype("matmul", "w", weights, "f32");
+  requireDtype("matmul", "w", weights, ...DENSE);
   const { rows, n, shape } = contractionShape("matmul", x, weights);
   const out = allocTensor(backend, "f32", [...x.dims.slice(0, -1), weights.dims[0]] as Contracted<X, W>, shape as never);
-  backend.kernels.matmulF32(asMatrix(x), weights.ref(), { ...out.ref(), shape: [rows, n] });
-  return out;
+  return fill(out, () => backend.kernels.matmulDense(asMatrix(x), weights.ref(), { ...out.ref(), shape: [rows, n] }));
 }
 
 /**
@@ -61,28 +66,52 @@ export function matmul<const X extends Dims, const W extends Dims>(
  */
 export function linear<const X extends Dims, const W extends Dims>(
   x: Tensor<"f32", X>,
-  w: Weights<"linear", "f32" | "ternary" | "binary", X, W>,
+  w: Weights<"linear", DenseDType | "ternary" | "binary", X, W>,
 ): Tensor<"f32", Contracted<X, W>> {
-  const weights = w as unknown as Tensor<"f32" | "ternary" | "binary", W>;
-  const backend = commonBackend("linear", x, weights);
+  const weights = w as unknown as Tensor<DenseDType | "ternary" | "binary", W>;
+  commonBackend("linear", x, weights);
   requireDtype("linear", "x", x, "f32");
-  requireDtype("linear", "w", weights, "f32", "ternary", "binary");
-  const { rows, n, shape } = contractionShape("linear", x, weights);
-  const out = allocTensor(backend, "f32", [...x.dims.slice(0, -1), weights.dims[0]] as Contracted<X, W>, shape as never);
-  const outRef = { ...out.ref(), shape: [rows, n] };
-  if (weights.dtype === "f32") {
-    backend.kernels.matmulF32(asMatrix(x), weights.ref(), outRef);
-    return out;
+  requireDtype("linear", "w", weights, ...DENSE, "ternary", "binary");
+  contractionShape("linear", x, weights);
+  if (weights.dtype !== "ternary" && weights.dtype !== "binary") {
+    return matmul(x, weights as never) as Tensor<"f32", Contracted<X, W>>;
   }
   using q = quantizeActivations(x);
-  const xq = asMatrix(q.values);
-  const scales = { ...q.scales.ref(), shape: [rows] };
-  if (weights.dtype === "ternary") {
-    backend.kernels.matmulTernaryI8(xq, scales, weights.ref(), outRef);
-  } else {
-    backend.kernels.matmulBinaryI8(xq, scales, weights.ref(), outRef);
+  return linearQuantized(q, weights as never) as Tensor<"f32", Contracted<X, W>>;
+}
+
+/**
+ * A BitLinear over activations already quantized by `quantizeActivations` — lets q, k and v (or gate
+ * and up) share one quantization of the same input, as BitNet does.
+ */
+export function linearQuantized<const X extends Dims, const W extends Dims>(
+  x: QuantizedActivations<X>,
+  w: Weights<"linearQuantized", "ternary" | "binary", X, W>,
+): Tensor<"f32", Contracted<X, W>> {
+  const weights = w as unknown as Tensor<"ternary" | "binary", W>;
+  const backend = commonBackend("linearQuantized", x.values, x.scales, weights);
+  requireDtype("linearQuantized", "w", weights, "ternary", "binary");
+  const { rows, n, shape } = contractionShape("linearQuantized", x.values, weights);
+  const out = allocTensor(backend, "f32", [...x.values.dims.slice(0, -1), weights.dims[0]] as Contracted<X, W>, shape as never);
+  const outRef = { ...out.ref(), shape: [rows, n] };
+  const scales = { ...x.scales.ref(), shape: [rows] };
+  const kernel = weights.dtype === "ternary" ? backend.kernels.matmulTernaryI8 : backend.kernels.matmulBinaryI8;
+  return fill(out, () => kernel(asMatrix(x.values), scales, weights.ref(), outRef));
+}
+
+/** Rows of an embedding table: ids[S] (i32) → [S, E]. Ids outside the vocabulary are a ShapeError. */
+export function embedding<const S extends string, const V extends string, const E extends string>(
+  ids: Tensor<"i32", readonly [S]>,
+  table: Tensor<DenseDType, readonly [V, E]>,
+): Tensor<"f32", [S, E]> {
+  const backend = commonBackend("embedding", ids, table);
+  requireDtype("embedding", "ids", ids, "i32");
+  requireDtype("embedding", "table", table, ...DENSE);
+  if (ids.rank !== 1 || table.rank !== 2) {
+    throw new ShapeError("rank", `[embedding] needs ids [seq] and a table [vocab, embed], got ${ids.describe()}, ${table.describe()}`);
   }
-  return out;
+  const out = allocTensor(backend, "f32", [ids.dims[0], table.dims[1]] as [S, E], [ids.shape[0], table.shape[1]]);
+  return fill(out, () => backend.kernels.embedding(ids.ref(), table.ref(), out.ref()));
 }
 
 /**
@@ -99,6 +128,5 @@ export function matmulBinary<const X extends Dims, const W extends Dims>(
   requireDtype("matmulBinary", "w", weights, "binary");
   const { rows, n, shape } = contractionShape("matmulBinary", x, weights);
   const out = allocTensor(backend, "i32", [...x.dims.slice(0, -1), weights.dims[0]] as Contracted<X, W>, shape as never);
-  backend.kernels.matmulBinaryBinary(asMatrix(x), weights.ref(), { ...out.ref(), shape: [rows, n] });
-  return out;
+  return fill(out, () => backend.kernels.matmulBinaryBinary(asMatrix(x), weights.ref(), { ...out.ref(), shape: [rows, n] }));
 }

@@ -1,8 +1,8 @@
 /** Neural-network ops of a BitNet block: RMSNorm, rotary embedding, softmax, causal GQA attention. */
-import type { RopeMode } from "../../backends/backend.js";
+import type { RopeMode, TensorRef } from "../../backends/backend.js";
 import { ShapeError } from "../../core/errors.js";
 import type { Dims, Last, Show } from "../dims.js";
-import { allocTensor, type Tensor } from "../tensor.js";
+import { allocTensor, fill, type Tensor } from "../tensor.js";
 import { asMatrix, commonBackend, requireDtype, requireSameSize } from "./check.js";
 
 type NormWeight<X extends Dims, W extends Dims> = [W] extends [readonly [Last<X>]]
@@ -35,8 +35,7 @@ export function rmsNorm<const X extends Dims, const W extends Dims>(
     throw new ShapeError("size", `[rmsNorm] eps must be positive, got ${eps}`);
   }
   const out = allocTensor(backend, "f32", x.dims, x.shape);
-  backend.kernels.rmsNorm(asMatrix(x), w?.ref(), eps, { ...out.ref(), shape: asMatrix(x).shape });
-  return out;
+  return fill(out, () => backend.kernels.rmsNorm(asMatrix(x), w?.ref(), eps, { ...out.ref(), shape: asMatrix(x).shape }));
 }
 
 export interface RopeOptions {
@@ -66,8 +65,7 @@ export function rope<const S extends string, const H extends string, const D ext
     throw new ShapeError("size", `[rope] theta must be positive, got ${options.theta}`);
   }
   const out = allocTensor(backend, "f32", [...x.dims] as [S, H, D], x.shape);
-  backend.kernels.rope(x.ref(), positions.ref(), options.theta, options.mode, out.ref());
-  return out;
+  return fill(out, () => backend.kernels.rope(x.ref(), positions.ref(), options.theta, options.mode, out.ref()));
 }
 
 /** Softmax over the last dimension, named for readability: softmax(scores, "ctx"). */
@@ -78,12 +76,16 @@ export function softmax<const X extends Dims>(x: Tensor<"f32", X>, dim: Last<X>)
     throw new ShapeError("dim-names", `[softmax] "${dim}" is not the last dimension of ${x.describe()}`);
   }
   const out = allocTensor(backend, "f32", x.dims, x.shape);
-  backend.kernels.softmax(asMatrix(x), { ...out.ref(), shape: asMatrix(x).shape });
-  return out;
+  return fill(out, () => backend.kernels.softmax(asMatrix(x), { ...out.ref(), shape: asMatrix(x).shape }));
 }
 
 export interface AttentionOptions {
-  /** Absolute position of the first query row; query i sees keys 0..pos0+i. Default: ctx − seq. */
+  /**
+   * Positions of k and v that hold data (a KV cache is allocated for the whole context but filled
+   * from the front). Default: all of them.
+   */
+  readonly length?: number;
+  /** Absolute position of the first query row; query i sees keys 0..pos0+i. Default: length − seq. */
   readonly pos0?: number;
   /** Score scale; default 1/sqrt(headDim). */
   readonly scale?: number;
@@ -113,7 +115,11 @@ export function attention<
     }
   }
   const [seq, heads, headDim] = q.shape;
-  const [ctx, kvHeads] = k.shape;
+  const [capacity, kvHeads] = k.shape;
+  const ctx = options.length ?? capacity;
+  if (!Number.isSafeInteger(ctx) || ctx < 1 || ctx > capacity) {
+    throw new ShapeError("bounds", `[attention] length ${ctx} is outside ${k.dims[0]}=${capacity}`);
+  }
   requireSameSize("attention", q.dims[2], headDim, k.shape[2]);
   for (let i = 0; i < 3; i++) {
     requireSameSize("attention", k.dims[i] ?? "", k.shape[i] ?? 0, v.shape[i] ?? 0);
@@ -126,6 +132,6 @@ export function attention<
     throw new ShapeError("bounds", `[attention] queries at ${pos0}..${pos0 + seq - 1} fall outside ${k.dims[0]}=${ctx}`);
   }
   const out = allocTensor(backend, "f32", [...q.dims] as [S, H, D], q.shape);
-  backend.kernels.attention(q.ref(), k.ref(), v.ref(), pos0, options.scale ?? 1 / Math.sqrt(headDim), out.ref());
-  return out;
+  const filled = (t: Tensor): TensorRef => ({ ...t.ref(), shape: [ctx, kvHeads, headDim] });
+  return fill(out, () => backend.kernels.attention(q.ref(), filled(k), filled(v), pos0, options.scale ?? 1 / Math.sqrt(headDim), out.ref()));
 }

@@ -119,17 +119,28 @@ export function quantizeActivations<D extends Dims>(x: Tensor<"f32", D>): Quanti
   if (x.rank === 0) {
     throw new ShapeError("rank", "[quantizeActivations] x needs at least one dimension");
   }
-  const values = allocTensor(backend, "i8", x.dims, x.shape);
-  const scales = allocTensor(backend, "f32", x.dims.slice(0, -1) as unknown as Init<D>, x.shape.slice(0, -1) as never);
   const matrix = asMatrix(x);
-  backend.kernels.quantizeActivations(matrix, { ...values.ref(), shape: matrix.shape }, {
-    ...scales.ref(),
-    shape: [matrix.shape[0] ?? 1],
-  });
+  const values = allocTensor(backend, "i8", x.dims, x.shape);
+  let scales: Tensor<"f32", Init<D>>;
+  try {
+    scales = allocTensor(backend, "f32", x.dims.slice(0, -1) as unknown as Init<D>, x.shape.slice(0, -1) as never);
+  } catch (e) {
+    values.dispose();
+    throw e;
+  }
   const dispose = (): void => {
     values.dispose();
     scales.dispose();
   };
+  try {
+    backend.kernels.quantizeActivations(matrix, { ...values.ref(), shape: matrix.shape }, {
+      ...scales.ref(),
+      shape: [matrix.shape[0] ?? 1],
+    });
+  } catch (e) {
+    dispose();
+    throw e;
+  }
   return { values, scales, dispose, [Symbol.dispose]: dispose };
 }
 

@@ -5,7 +5,7 @@
 import { contiguousStrides } from "../../backends/storage.js";
 import { ShapeError, UsageError } from "../../core/errors.js";
 import type { Dims, Duplicate, IsPermutation, MergePair, Replace, Show, ShapeOf } from "../dims.js";
-import { allocTensor, checkShape, type DType, type Tensor } from "../tensor.js";
+import { allocTensor, checkShape, fill, type DType, type Tensor } from "../tensor.js";
 import { commonBackend, sizeOf } from "./check.js";
 
 type WholeElement = "f32" | "i8" | "i32";
@@ -21,12 +21,13 @@ function relabel<DT extends DType, D extends Dims>(op: string, t: Tensor<DT, Dim
   const backend = commonBackend(op, t);
   checkShape(op, dims, shape);
   const out = allocTensor(backend, t.dtype, dims, shape as ShapeOf<D>, t.scale);
-  if (t.dtype === "ternary" || t.dtype === "binary") {
-    backend.write(out.ref().buffer, backend.read(t.ref().buffer));
-  } else {
-    backend.kernels.copyStrided(t.ref(), 0, contiguousStrides(shape), out.ref());
-  }
-  return out;
+  return fill(out, () => {
+    if (t.dtype === "ternary" || t.dtype === "binary") {
+      backend.write(out.ref().buffer, backend.read(t.ref().buffer));
+    } else {
+      backend.kernels.copyStrided(t.ref(), 0, contiguousStrides(shape), out.ref());
+    }
+  });
 }
 
 /** Renames one dimension. */
@@ -121,8 +122,7 @@ export function transpose<DT extends WholeElement, D extends Dims, const P exten
   const backend = commonBackend("transpose", t);
   const shape = axes.map((a) => t.shape[a] ?? 0);
   const out = allocTensor(backend, t.dtype, names, shape as ShapeOf<P>);
-  backend.kernels.copyStrided(t.ref(), 0, axes.map((a) => src[a] ?? 0), out.ref());
-  return out;
+  return fill(out, () => backend.kernels.copyStrided(t.ref(), 0, axes.map((a) => src[a] ?? 0), out.ref()));
 }
 
 /** Elements [start, end) of one dimension. */
@@ -137,8 +137,7 @@ export function slice<DT extends WholeElement, D extends Dims>(t: Tensor<DT, D>,
   const shape = t.shape.map((s, j) => (j === i ? end - start : s));
   const backend = commonBackend("slice", t);
   const out = allocTensor(backend, t.dtype, t.dims, shape as ShapeOf<D>);
-  backend.kernels.copyStrided(t.ref(), start * (strides[i] ?? 0), strides, out.ref());
-  return out;
+  return fill(out, () => backend.kernels.copyStrided(t.ref(), start * (strides[i] ?? 0), strides, out.ref()));
 }
 
 /** Joins two tensors with the same dims along one of them; the other sizes must agree. */
@@ -164,6 +163,5 @@ export function concat<DT extends WholeElement, const A extends Dims, const B ex
   }
   const shape = a.shape.map((s, i) => (i === axis ? s + (other.shape[i] ?? 0) : s));
   const out = allocTensor(backend, a.dtype, a.dims, shape as ShapeOf<A>);
-  backend.kernels.concat([a.ref(), other.ref()], axis, out.ref());
-  return out;
+  return fill(out, () => backend.kernels.concat([a.ref(), other.ref()], axis, out.ref()));
 }
