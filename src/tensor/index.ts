@@ -11,6 +11,7 @@ export {
   toTernary,
   toBinary,
   ternarize,
+  ternaryFromCodes,
   binarize,
   quantizeActivations,
   type QuantizedActivations,

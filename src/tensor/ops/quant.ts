@@ -4,17 +4,17 @@
  * `Tensor<"ternary", D>` and `Tensor<"binary", D>` can only come from here (or from a model loader
  * that goes through here), so a kernel that takes them is never handed unchecked floats.
  */
-import type { ValueError } from "../../core/errors.js";
-import { ShapeError } from "../../core/errors.js";
+import { ShapeError, ValueError } from "../../core/errors.js";
+import { storageBytes } from "../../backends/storage.js";
 import { err, ok, type Result } from "../../core/result.js";
 import { packBinary, packTernary } from "../../quant/layouts.js";
 import { absmeanTernarize, checkBinary, checkTernary, signBinarize } from "../../quant/values.js";
 import { defaultBackend } from "../context.js";
 import type { Dims, Init, ShapeOf } from "../dims.js";
-import { allocTensor, checkShape, tensorFromBytes, type Tensor, type TensorOptions, type UniqueDims } from "../tensor.js";
+import { INTERNAL, Tensor, allocTensor, checkShape, tensorFromBytes, type UniqueDims, type WeightOptions } from "../tensor.js";
 import { asMatrix, commonBackend, requireDtype } from "./check.js";
 
-export interface PackedOptions extends TensorOptions {
+export interface PackedOptions extends WeightOptions {
   /** The float each ±1 stands for (γ or β); default 1. */
   readonly scale?: number;
 }
@@ -77,6 +77,37 @@ export function toBinary<const D extends Dims>(
   checkScale("toBinary", options.scale ?? 1);
   const signs = checkBinary(values);
   return signs.ok ? ok(packedTensor("binary", signs.value, names, shape as ShapeOf<[...D]>, options)) : signs;
+}
+
+/**
+ * A ternary tensor from codes already in the t2 compute layout (src/quant/layouts.ts) and a scale,
+ * as a model loader produces them with `repackTernary`. Checks the byte count and that no code is 3.
+ */
+export function ternaryFromCodes<const D extends Dims>(
+  codes: Uint8Array,
+  dims: UniqueDims<D>,
+  shape: ShapeOf<D>,
+  options: PackedOptions = {},
+): Result<Tensor<"ternary", [...D]>, ValueError> {
+  const names = dims as unknown as [...D];
+  checkShape("ternaryFromCodes", names, shape as readonly number[]);
+  checkScale("ternaryFromCodes", options.scale ?? 1);
+  const expected = storageBytes("ternary", shape as readonly number[]);
+  if (codes.length !== expected) {
+    throw new ShapeError("size", `[ternaryFromCodes] [${names.join(", ")}] needs ${expected} bytes, got ${codes.length}`);
+  }
+  for (let i = 0; i < codes.length; i++) {
+    const b = codes[i] ?? 0;
+    if ((b & (b >> 1) & 0x55) !== 0) {
+      return err(new ValueError("not-ternary", `[ternaryFromCodes] byte ${i} holds the invalid code 3`, i, b));
+    }
+  }
+  const scale = Math.fround(options.scale ?? 1);
+  const backend = options.backend ?? defaultBackend();
+  if (options.adopt === true && backend.adopt) {
+    return ok(new Tensor(INTERNAL, backend, backend.adopt(codes), "ternary", names, shape as ShapeOf<[...D]>, scale));
+  }
+  return ok(tensorFromBytes(backend, "ternary", names, shape as ShapeOf<[...D]>, codes, scale));
 }
 
 /** BitNet b1.58 absmean ternarization with one scale per tensor (γ = mean|W|). Fails on NaN/∞. */

@@ -1,0 +1,125 @@
+/**
+ * The BitNet forward pass (BITNET.md §1.2), one step over `seq` new tokens of one sequence:
+ * prefill when seq > 1, an incremental decode step when seq = 1. Reads top to bottom like the paper.
+ *
+ * Per block, with h the residual stream [seq, embed]:
+ *   x = RMSNorm(h) ·attn_norm;  q, k, v = BitLinear(x)        (one int8 quantization of x)
+ *   q, k = RoPE(q, k);  cache ← k, v;  a = softmax(q·kᵀ/√d)·v  (causal, grouped KV heads)
+ *   h += BitLinear_o(RMSNorm(a) ·attn_sub_norm)
+ *   y = RMSNorm(h) ·ffn_norm;  g, u = BitLinear(y)             (one int8 quantization of y)
+ *   h += BitLinear_down(RMSNorm(act(g) ⊙ u) ·ffn_sub_norm)     (act: ReLU² or SiLU by arch)
+ * then logits = head · RMSNorm(h) ·output_norm, in float (the head is not quantized).
+ */
+import { ShapeError } from "../../core/errors.js";
+import { add, mul, relu2, silu } from "../../tensor/ops/elementwise.js";
+import { embedding, linear, linearQuantized, matmul } from "../../tensor/ops/matmul.js";
+import { attention, rmsNorm, rope } from "../../tensor/ops/nn.js";
+import { quantizeActivations, type QuantizedActivations } from "../../tensor/ops/quant.js";
+import { merge, slice, split } from "../../tensor/ops/shape.js";
+import { int32Tensor, type Tensor } from "../../tensor/tensor.js";
+import type { BitnetConfig } from "./config.js";
+import type { KvCache } from "./kv-cache.js";
+import type { BitnetWeights, LayerWeights, Projection } from "./weights.js";
+
+export interface ForwardOptions {
+  /** Logits for every new position (parity checks, perplexity); default: only the last one. */
+  readonly allLogits?: boolean;
+}
+
+/** A BitLinear with pre-quantized activations, or a float matmul for float-mode projections. */
+function project<const Out extends string, const In extends string>(
+  x: Tensor<"f32", ["seq", In]>,
+  xq: QuantizedActivations<["seq", In]>,
+  w: Projection<Out, In>,
+): Tensor<"f32", ["seq", Out]> {
+  // The name checks of linear/linearQuantized cannot resolve over generic names; every caller below
+  // passes concrete ones, so the casts only erase what the call sites already proved.
+  const out = w.dtype === "ternary" ? linearQuantized(xq, w as never) : linear(x, w as never);
+  return out as unknown as Tensor<"f32", ["seq", Out]>;
+}
+
+function block(
+  c: BitnetConfig,
+  w: LayerWeights,
+  layer: number,
+  cache: KvCache,
+  h: Tensor<"f32", ["seq", "embed"]>,
+  positions: Tensor<"i32", ["seq"]>,
+): Tensor<"f32", ["seq", "embed"]> {
+  const seq = h.shape[0];
+  // Attention branch.
+  using x = rmsNorm(h, w.attnNorm, c.rmsEps);
+  using xq = quantizeActivations(x);
+  using q = project(x, xq, w.wq);
+  using k = project(x, xq, w.wk);
+  using v = project(x, xq, w.wv);
+  using qh = split(q, "q", ["head", "headDim"], [c.heads, c.headDim]);
+  using kh = split(k, "kv", ["kvHead", "headDim"], [c.kvHeads, c.headDim]);
+  using vh = split(v, "kv", ["kvHead", "headDim"], [c.kvHeads, c.headDim]);
+  using qr = rope(qh, positions, { theta: c.ropeTheta, mode: "neox" });
+  using kr = rope(kh, positions, { theta: c.ropeTheta, mode: "neox" });
+  cache.write(layer, kr, vh);
+  const keys = cache.keys[layer];
+  const values = cache.values[layer];
+  if (keys === undefined || values === undefined) {
+    throw new ShapeError("bounds", `[forward] the cache has no layer ${layer}`);
+  }
+  using a = attention(qr, keys, values, { length: cache.length + seq, pos0: cache.length });
+  using am = merge(a, ["head", "headDim"], "q");
+  using an = rmsNorm(am, w.attnSubNorm, c.rmsEps);
+  using anq = quantizeActivations(an);
+  using o = project(an, anq, w.wo);
+  using h1 = add(h, o);
+  // Feed-forward branch.
+  using y = rmsNorm(h1, w.ffnNorm, c.rmsEps);
+  using yq = quantizeActivations(y);
+  using g = project(y, yq, w.wGate);
+  using u = project(y, yq, w.wUp);
+  using act = c.activation === "relu2" ? relu2(g) : silu(g);
+  using m = mul(act, u);
+  using mn = rmsNorm(m, w.ffnSubNorm, c.rmsEps);
+  using mq = quantizeActivations(mn);
+  using d = project(mn, mq, w.wDown);
+  return add(h1, d);
+}
+
+/**
+ * Runs `tokens` at positions cache.length… through the model, appends their K/V to the cache and
+ * returns logits [seq, vocab] (or [1, vocab] for the last position unless `allLogits`).
+ */
+export function forward(
+  config: BitnetConfig,
+  weights: BitnetWeights,
+  cache: KvCache,
+  tokens: readonly number[],
+  options: ForwardOptions = {},
+): Tensor<"f32", ["seq", "vocab"]> {
+  const seq = tokens.length;
+  if (seq === 0) {
+    throw new ShapeError("size", "[forward] no tokens to run");
+  }
+  cache.reserve(seq);
+  const backend = cache.backend;
+  const start = cache.length;
+  using ids = int32Tensor(tokens, ["seq"], [seq], { backend });
+  using positions = int32Tensor(
+    tokens.map((_, i) => start + i),
+    ["seq"],
+    [seq],
+    { backend },
+  );
+  let h = embedding(ids, weights.tokenEmbd);
+  try {
+    for (const [l, layer] of weights.layers.entries()) {
+      const next = block(config, layer, l, cache, h, positions);
+      h.dispose();
+      h = next;
+    }
+    cache.advance(seq);
+    using last = options.allLogits === true || seq === 1 ? undefined : slice(h, "seq", seq - 1, seq);
+    using normed = rmsNorm(last ?? h, weights.outputNorm, config.rmsEps);
+    return matmul(normed, weights.output);
+  } finally {
+    h.dispose();
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Ternary weights from a file format into barbell's compute layout ("t2", src/quant/layouts.ts)
+ * plus the one per-tensor scale γ — the step every model loader runs once per projection.
+ *
+ * The file must really hold γ·{−1, 0, +1} with a single γ: per-block scales that differ (a TQ2_0
+ * quantized from non-ternary floats) or values off the grid are refused with a FormatError that
+ * names the first offending element, because running them as ternary would silently change the model.
+ */
+import { FormatError } from "../core/errors.js";
+import { f32FromBits } from "./half.js";
+import { ternaryRowBytes } from "./layouts.js";
+import { QUANT_TRAITS } from "./table.js";
+import type { QuantName } from "./types.js";
+
+export interface TernaryPacked {
+  /** t2 codes, row-major rows × ceil(cols/4) bytes. */
+  readonly codes: Uint8Array;
+  /** γ: the float each ±1 stands for (0 for an all-zero tensor). */
+  readonly scale: number;
+}
+
+/** Rows decoded per step by the generic path: bounds the float32 scratch memory. */
+const ROWS_PER_CHUNK = 64;
+
+/**
+ * Repacks a rows×cols ternary tensor stored as `format` into t2 codes and γ. I2_S is transcoded
+ * code for code; every other format is decoded in row chunks and checked against one γ.
+ */
+export function repackTernary(format: QuantName, bytes: Uint8Array, rows: number, cols: number): TernaryPacked {
+  const traits = QUANT_TRAITS[format];
+  const size = traits.byteSize(rows, cols);
+  if (size === undefined) {
+    throw new FormatError("bad-dims", `[repack] ${format} cannot hold a ${rows}x${cols} tensor`);
+  }
+  if (bytes.length < size) {
+    throw new FormatError("truncated", `[repack] ${format} ${rows}x${cols} needs ${size} bytes, got ${bytes.length}`);
+  }
+  return format === "i2_s" ? repackI2S(bytes, rows, cols) : repackDecoded(format, bytes, rows, cols);
+}
+
+/** I2_S and t2 share the code (trit + 1), so only the positions move. */
+function repackI2S(bytes: Uint8Array, rows: number, cols: number): TernaryPacked {
+  const n = rows * cols;
+  const at = n / 4;
+  const scale = f32FromBits(
+    (bytes[at] ?? 0) | ((bytes[at + 1] ?? 0) << 8) | ((bytes[at + 2] ?? 0) << 16) | ((bytes[at + 3] ?? 0) << 24),
+  );
+  if (!Number.isFinite(scale)) {
+    throw new FormatError("bad-block", `[repack] i2_s tensor scale is ${scale}`);
+  }
+  const rowBytes = ternaryRowBytes(cols);
+  const codes = new Uint8Array(rows * rowBytes);
+  for (let e = 0; e < n; e++) {
+    const block = e >> 7;
+    const j = e & 127;
+    const code = ((bytes[block * 32 + (j & 31)] ?? 0) >> (6 - 2 * (j >> 5))) & 3;
+    if (code === 3) {
+      throw new FormatError("bad-block", `[repack] i2_s element ${e} holds the unused code 3`);
+    }
+    const r = Math.floor(e / cols);
+    const c = e - r * cols;
+    const dst = r * rowBytes + (c >> 2);
+    codes[dst] = (codes[dst] ?? 0) | (code << (2 * (c & 3)));
+  }
+  return { codes, scale };
+}
+
+function repackDecoded(format: QuantName, bytes: Uint8Array, rows: number, cols: number): TernaryPacked {
+  const traits = QUANT_TRAITS[format];
+  const rowBytes = ternaryRowBytes(cols);
+  const codes = new Uint8Array(rows * rowBytes).fill(0b01010101);
+  // hf_packed interleaves rows r, r+R, r+2R, r+3R in one byte, so it cannot be cut into row chunks.
+  const step = format === "hf_packed" ? rows : ROWS_PER_CHUNK;
+  const chunkBytes = traits.byteSize(Math.min(step, rows), cols) ?? 0;
+  let gamma = 0;
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const n = Math.min(step, rows - r0);
+    const start = (r0 / step) * chunkBytes;
+    const values = traits.decode(bytes.subarray(start, start + (traits.byteSize(n, cols) ?? 0)), n, cols);
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i] ?? 0;
+      if (v === 0) {
+        continue;
+      }
+      if (gamma === 0) {
+        gamma = Math.abs(v);
+      }
+      if (v !== gamma && v !== -gamma) {
+        const e = r0 * cols + i;
+        throw new FormatError(
+          "bad-value",
+          `[repack] ${format} element ${e} (row ${Math.floor(e / cols)}) is ${v}, not 0 or ±${gamma}: not a ternary tensor with one scale`,
+        );
+      }
+      const r = r0 + Math.floor(i / cols);
+      const c = i % cols;
+      const dst = r * rowBytes + (c >> 2);
+      const shift = 2 * (c & 3);
+      codes[dst] = ((codes[dst] ?? 0) & ~(3 << shift)) | ((v > 0 ? 2 : 0) << shift);
+    }
+  }
+  return { codes, scale: gamma };
+}

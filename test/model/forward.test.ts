@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import { createJsBackend } from "../../src/index.js";
+import { readGgufBytes } from "../../src/formats/gguf/index.js";
+import { configFromGguf } from "../../src/model/bitnet/config.js";
+import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
+import { forward } from "../../src/model/bitnet/forward.js";
+import { KvCache } from "../../src/model/bitnet/kv-cache.js";
+import { loadGgufWeights } from "../../src/model/bitnet/weights.js";
+import { referenceLogits } from "../reference/forward64.js";
+
+const backend = createJsBackend();
+
+async function load(opts: BitnetFixtureOptions) {
+  const bytes = makeBitnetFixture(opts);
+  const file = readGgufBytes(bytes);
+  const config = configFromGguf(file.metadata);
+  const weights = await loadGgufWeights(file, config, { backend });
+  return { bytes, config, weights };
+}
+
+function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += ((a[i] ?? 0) - (b[i] ?? 0)) ** 2;
+    den += (b[i] ?? 0) ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+describe("BitNet forward pass", () => {
+  const cases: BitnetFixtureOptions[] = [
+    { arch: "bitnet-b1.58", weightType: "i2_s", seed: 1 },
+    { arch: "bitnet", weightType: "tq2_0", hidden: 256, heads: 4, seed: 2 },
+    { arch: "bitnet-25", weightType: "tq1_0", hidden: 256, embeddingType: "q8_0", tied: false, seed: 3 },
+  ];
+  it.each(cases)("should match the float64 reference logits of %o", async (opts) => {
+    const { bytes, config, weights } = await load(opts);
+    const tokens = [5, 17, 42, 100, 7, 3];
+    const want = await referenceLogits(bytes, tokens, { quantizeActivations: true });
+    {
+      using cache = new KvCache(config, 32, backend);
+      using logits = forward(config, weights, cache, tokens, { allLogits: true });
+      const got = logits.toFloat32();
+      for (let p = 0; p < tokens.length; p++) {
+        const row = got.subarray(p * config.vocabSize, (p + 1) * config.vocabSize);
+        expect(relL2(row, want[p] ?? [])).toBeLessThan(1e-4);
+      }
+    }
+    weights.dispose();
+    expect(backend.liveAllocations()).toBe(0);
+  });
+
+  it("should give the same last logits from one prefill as from token-by-token decoding", async () => {
+    const { config, weights } = await load({ seed: 4 });
+    const tokens = [1, 2, 3, 4, 5];
+    using c1 = new KvCache(config, 8, backend);
+    using c2 = new KvCache(config, 8, backend);
+    using all = forward(config, weights, c1, tokens);
+    let last;
+    for (const t of tokens) {
+      last?.dispose();
+      last = forward(config, weights, c2, [t]);
+    }
+    expect(c2.length).toBe(5);
+    expect(relL2(all.toFloat32(), last?.toFloat32() ?? [])).toBeLessThan(1e-6);
+    last?.dispose();
+    weights.dispose();
+  });
+});
