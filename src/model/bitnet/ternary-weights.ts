@@ -5,58 +5,50 @@
 import { FormatError } from "../../core/errors.js";
 import { err, ok, type Result } from "../../core/result.js";
 import type { GgufFile, GgufTensorInfo } from "../../formats/gguf/index.js";
+import { repackTernary } from "../../quant/repack.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import type { QuantName } from "../../quant/types.js";
-import { toTernary, type PackedOptions } from "../../tensor/ops/quant.js";
+import { ternaryFromCodes, type PackedOptions } from "../../tensor/ops/quant.js";
 import type { Tensor, UniqueDims } from "../../tensor/tensor.js";
 
-/** Splits γ·trits back into trits and γ, or says which element is not ternary. */
-export function splitTernaryScale(values: Float32Array): Result<{ trits: Float32Array; scale: number }, FormatError> {
-  let gamma = 0;
-  for (const v of values) {
-    gamma = Math.max(gamma, Math.abs(v));
-  }
-  const trits = new Float32Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i] ?? 0;
-    if (v !== 0 && v !== gamma && v !== -gamma) {
-      return err(new FormatError("bad-value", `element ${i} is ${v}, not one of 0, ±${gamma}: the tensor is not ternary`));
-    }
-    trits[i] = gamma === 0 ? 0 : Math.sign(v);
-  }
-  return ok({ trits, scale: gamma });
+export interface TernaryWeightOptions extends Omit<PackedOptions, "scale" | "adopt"> {
+  /** A multiplier folded into γ (a per-tensor `.scale` tensor of the file). Default 1. */
+  readonly multiplier?: number;
 }
 
 /**
  * Reads a 2-D GGUF tensor ([in, out] in GGUF order) as a ternary weight [out, in] with the given
- * dimension names. Fails with FormatError when the type cannot be decoded or the values are not
- * γ·{−1, 0, +1} with one γ.
+ * dimension names. Fails with FormatError code "bad-value" when the values are not γ·{−1, 0, +1}
+ * with one γ (the caller may then choose float execution), other codes for undecodable data.
  */
 export async function readTernaryWeight<const Out extends string, const In extends string>(
   file: GgufFile,
   info: GgufTensorInfo,
   dims: readonly [Out, In],
-  options: Omit<PackedOptions, "scale"> = {},
+  options: TernaryWeightOptions = {},
 ): Promise<Result<Tensor<"ternary", [Out, In]>, FormatError>> {
   const where = `[ternary] ${info.name}`;
-  const [cols = 0, rows = 0, ...rest] = info.dims;
-  if (info.dims.length !== 2 || rest.length > 0) {
+  const [cols = 0, rows = 0] = info.dims;
+  if (info.dims.length !== 2) {
     return err(new FormatError("bad-dims", `${where}: expected 2 dims, got [${info.dims.join(", ")}]`));
   }
-  const traits = (QUANT_TRAITS as Record<string, (typeof QUANT_TRAITS)[QuantName] | undefined>)[info.typeName];
-  if (traits === undefined) {
+  if (!(info.typeName in QUANT_TRAITS)) {
     return err(new FormatError("bad-tensor-type", `${where}: barbell cannot decode type ${info.typeName}`));
   }
-  const values = traits.decode(await file.tensorData(info), rows, cols);
-  const split = splitTernaryScale(values);
-  if (!split.ok) {
-    return err(new FormatError("bad-value", `${where}: ${split.error.message}`));
+  let packed;
+  try {
+    packed = repackTernary(info.typeName as QuantName, await file.tensorData(info), rows, cols);
+  } catch (e) {
+    if (e instanceof FormatError) {
+      return err(new FormatError(e.code, `${where}: ${e.message}`));
+    }
+    throw e;
   }
-  // Generic names cannot be proven distinct at compile time; toTernary checks them at runtime.
-  const tensor = toTernary(split.value.trits, dims as unknown as UniqueDims<readonly [Out, In]>, [rows, cols], {
+  // Generic names cannot be proven distinct at compile time; ternaryFromCodes checks them at runtime.
+  const t = ternaryFromCodes(packed.codes, dims as unknown as UniqueDims<readonly [Out, In]>, [rows, cols], {
     ...options,
-    scale: split.value.scale,
+    adopt: true,
+    scale: packed.scale * (options.multiplier ?? 1),
   });
-  // The trits were produced above from the same values, so the check cannot fail here.
-  return tensor.ok ? ok(tensor.value as Tensor<"ternary", [Out, In]>) : err(new FormatError("bad-value", tensor.error.message));
+  return t.ok ? ok(t.value as Tensor<"ternary", [Out, In]>) : err(new FormatError("bad-value", `${where}: ${t.error.message}`));
 }

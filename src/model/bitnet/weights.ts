@@ -6,12 +6,11 @@
 import type { Backend, DenseDType } from "../../backends/backend.js";
 import { FormatError } from "../../core/errors.js";
 import type { GgufFile, GgufTensorInfo } from "../../formats/gguf/index.js";
-import { repackTernary } from "../../quant/repack.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import type { QuantName } from "../../quant/types.js";
-import { ternaryFromCodes } from "../../tensor/ops/quant.js";
 import { denseWeights, tensor, type Tensor } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
+import { readTernaryWeight } from "./ternary-weights.js";
 
 /** A projection: packed ternary, or dense float when the model is run in float mode. */
 export type Projection<Out extends string, In extends string> = Tensor<"ternary" | DenseDType, [Out, In]>;
@@ -109,7 +108,6 @@ export async function loadGgufWeights(file: GgufFile, config: BitnetConfig, opti
   ): Promise<Projection<O, I>> => {
     const name = `blk.${layer}.${short}.weight`;
     const info = need(name, [inp, out]);
-    const bytes = await file.tensorData(info);
     const extra = await scaleTensor(file, `blk.${layer}.${short}.scale`);
     if (!TERNARY_FILE_TYPES.includes(info.typeName)) {
       throw new FormatError(
@@ -118,29 +116,19 @@ export async function loadGgufWeights(file: GgufFile, config: BitnetConfig, opti
           `or as floats holding ternary values (convert with llama-quantize to TQ2_0, or bitnet.cpp to I2_S)`,
       );
     }
-    const format = info.typeName as QuantName;
-    let packed;
-    try {
-      packed = repackTernary(format, bytes, out, inp);
-    } catch (e) {
-      if (!(e instanceof FormatError && e.code === "bad-value")) {
-        throw e;
-      }
-      if (options.allowFloatWeights !== true) {
-        throw new FormatError("bad-value", `[bitnet] ${name}: ${e.message}; load with allowFloatWeights to run it as floats`);
-      }
-      const values = QUANT_TRAITS[format].decode(bytes, out, inp).map((v) => v * extra);
-      return keep(tensor(values, dims as never, [out, inp] as never, { backend }) as Projection<O, I>, info);
+    const t = await readTernaryWeight(file, info, dims, { backend, multiplier: extra });
+    if (t.ok) {
+      return keep(t.value, info);
     }
-    const t = ternaryFromCodes(packed.codes, dims as never, [out, inp] as never, {
-      backend,
-      adopt: true,
-      scale: packed.scale * extra,
-    });
-    if (!t.ok) {
-      throw new FormatError("bad-value", `[bitnet] ${name}: ${t.error.message}`);
+    if (t.error.code !== "bad-value") {
+      throw t.error;
     }
-    return keep(t.value as Projection<O, I>, info);
+    if (options.allowFloatWeights !== true) {
+      throw new FormatError("bad-value", `[bitnet] ${t.error.message}; load with allowFloatWeights to run it as floats`);
+    }
+    const values = QUANT_TRAITS[info.typeName as QuantName].decode(await file.tensorData(info), out, inp);
+    const scaled = values.map((v) => v * extra);
+    return keep(tensor(scaled, dims as never, [out, inp] as never, { backend }) as Projection<O, I>, info);
   };
 
   try {
