@@ -1,0 +1,419 @@
+/**
+ * Hugging Face BitNet model folders (docs/BITNET.md §1.1, §1.5, §2.4, §2.5): `config.json` plus
+ * `model.safetensors` or shards, read lazily and mapped to barbell's GGUF-style tensor names.
+ *
+ * Projections come in two layouts: packed uint8 [out/4, in] with a `weight_scale` companion (2B-4T), whose
+ * meaning depends on `quantization_config.linear_class` (autobitlinear: γ = weight_scale; bitlinear:
+ * γ = 1/weight_scale), or full-precision master weights (2B-4T-bf16, 1bitLLM) ternarized at load by absmean.
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { FormatError } from "../../core/errors.js";
+import {
+  describeJson,
+  isJsonObject,
+  JsonNumber,
+  jsonSafeInteger,
+  openSafetensorsFolder,
+  parseJson,
+  type JsonObject,
+  type JsonValue,
+  type SafetensorsDtype,
+  type SafetensorsTensorInfo,
+  type SafetensorsTensorStore,
+} from "../../formats/safetensors/index.js";
+import { QUANT_TRAITS } from "../../quant/table.js";
+import { absmeanTernarize } from "../../quant/values.js";
+
+/** FFN activation named by `hidden_act`. */
+export type HfHiddenAct = "relu2" | "silu";
+
+/** `quantization_config.linear_class`: how `weight_scale` enters the output (multiply or divide). */
+export type HfLinearClass = "autobitlinear" | "bitlinear";
+
+/** `quantization_config` of a packed checkpoint. */
+export interface HfQuantizationConfig {
+  /** `quant_method`; always `bitnet`. */
+  readonly quantMethod: "bitnet";
+  /** autobitlinear: γ = weight_scale; bitlinear: γ = 1 / weight_scale. */
+  readonly linearClass: HfLinearClass;
+  /** `quantization_mode` as written (`offline` for 2B-4T). */
+  readonly quantizationMode: string;
+}
+
+/** The `config.json` fields barbell needs, checked. */
+export interface HfBitnetConfig {
+  /** `architectures`: contains `BitNetForCausalLM` (2B-4T) or `BitnetForCausalLM` (1bitLLM). */
+  readonly architectures: readonly string[];
+  /** `model_type`: `bitnet` or `llama` (1bitLLM). */
+  readonly modelType: "bitnet" | "llama";
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly numHiddenLayers: number;
+  readonly numAttentionHeads: number;
+  /** Defaults to `numAttentionHeads` when absent (transformers' default); must divide it. */
+  readonly numKeyValueHeads: number;
+  readonly vocabSize: number;
+  readonly maxPositionEmbeddings: number;
+  readonly rmsNormEps: number;
+  readonly ropeTheta: number;
+  readonly hiddenAct: HfHiddenAct;
+  /** As written; undefined when absent (then the head is tied exactly when `lm_head.weight` is missing). */
+  readonly tieWordEmbeddings: boolean | undefined;
+  /** Present for packed checkpoints; required when any projection is packed uint8. */
+  readonly quantization: HfQuantizationConfig | undefined;
+}
+
+/** Trits of a projection, row-major [out, in], and its scale: weight ≈ scale · trits. */
+export interface HfTernaryValues {
+  readonly trits: Int8Array;
+  readonly scale: number;
+}
+
+interface HfTensorBase {
+  /** barbell (GGUF-style) name, e.g. `blk.0.attn_q.weight`. */
+  readonly name: string;
+  /** Name in the checkpoint, e.g. `model.layers.0.self_attn.q_proj.weight`. */
+  readonly hfName: string;
+  /** Logical shape, PyTorch order: [out, in] for projections, [vocab, hidden] for embeddings, [n] for norms. */
+  readonly shape: readonly number[];
+  /** Stored dtype. */
+  readonly dtype: SafetensorsDtype;
+}
+
+/** A ternary projection; `load` reads and decodes it (one tensor at a time, nothing cached). */
+export interface HfTernaryTensor extends HfTensorBase {
+  readonly kind: "ternary";
+  /** `packed`: uint8 [out/4, in] + weight_scale; `master`: full-precision weights ternarized by absmean. */
+  readonly storage: "packed" | "master";
+  readonly shape: readonly [outFeatures: number, inFeatures: number];
+  load(): Promise<HfTernaryValues>;
+}
+
+/** A float tensor (embedding, head, norm); `load` decodes it to float32. */
+export interface HfFloatTensor extends HfTensorBase {
+  readonly kind: "float";
+  load(): Promise<Float32Array>;
+}
+
+/** One tensor barbell uses. */
+export type HfBitnetTensor = HfTernaryTensor | HfFloatTensor;
+
+/** An opened Hugging Face BitNet folder. Close it (or `await using` it) to release the weight files. */
+export interface HfBitnetFolder extends AsyncDisposable {
+  readonly config: HfBitnetConfig;
+  /** True when the output head reuses `token_embd.weight` (no `output.weight` entry). */
+  readonly tiedOutput: boolean;
+  /** Tensors by barbell name. */
+  readonly tensors: ReadonlyMap<string, HfBitnetTensor>;
+  /**
+   * Checkpoint tensors barbell does not use (e.g. `rotary_emb.inv_freq`, an `lm_head` ignored by tying); the
+   * `weight_scale` of a packed projection counts as used.
+   */
+  readonly unused: readonly string[];
+  /** The weight files, for raw access. */
+  readonly store: SafetensorsTensorStore;
+  close(): Promise<void>;
+}
+
+const ARCHITECTURES = ["BitNetForCausalLM", "BitnetForCausalLM"];
+const FLOAT_DTYPES = new Set<SafetensorsDtype>(["BF16", "F16", "F32"]);
+const DECODE = { BF16: QUANT_TRAITS.bf16, F16: QUANT_TRAITS.f16, F32: QUANT_TRAITS.f32 } as const;
+const PROJECTIONS = new Set(["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]);
+
+const LAYER_NAMES: Record<string, string> = {
+  "input_layernorm.weight": "attn_norm.weight",
+  "post_attention_layernorm.weight": "ffn_norm.weight",
+  "self_attn.q_proj.weight": "attn_q.weight",
+  "self_attn.k_proj.weight": "attn_k.weight",
+  "self_attn.v_proj.weight": "attn_v.weight",
+  "self_attn.o_proj.weight": "attn_output.weight",
+  "self_attn.attn_sub_norm.weight": "attn_sub_norm.weight",
+  "self_attn.inner_attn_ln.weight": "attn_sub_norm.weight",
+  "mlp.gate_proj.weight": "ffn_gate.weight",
+  "mlp.up_proj.weight": "ffn_up.weight",
+  "mlp.down_proj.weight": "ffn_down.weight",
+  "mlp.ffn_sub_norm.weight": "ffn_sub_norm.weight",
+  "mlp.ffn_layernorm.weight": "ffn_sub_norm.weight",
+};
+const GLOBAL_NAMES: Record<string, string> = {
+  "model.embed_tokens.weight": "token_embd.weight",
+  "model.norm.weight": "output_norm.weight",
+  "lm_head.weight": "output.weight",
+};
+
+function fail(code: ConstructorParameters<typeof FormatError>[0], message: string): never {
+  throw new FormatError(code, `[hf-bitnet] ${message}`);
+}
+
+/** barbell's name for a Hugging Face BitNet tensor name, or undefined for names barbell does not use. */
+export function hfToBarbellName(hfName: string): string | undefined {
+  const global = Object.hasOwn(GLOBAL_NAMES, hfName) ? GLOBAL_NAMES[hfName] : undefined;
+  if (global !== undefined) {
+    return global;
+  }
+  const m = /^model\.layers\.(0|[1-9][0-9]{0,5})\.(.+)$/.exec(hfName);
+  const suffix = m?.[2];
+  const mapped = suffix !== undefined && Object.hasOwn(LAYER_NAMES, suffix) ? LAYER_NAMES[suffix] : undefined;
+  return mapped === undefined ? undefined : `blk.${m?.[1] ?? ""}.${mapped}`;
+}
+
+function field(cfg: JsonObject, key: string): JsonValue {
+  const v = cfg.get(key);
+  if (v === undefined) {
+    fail("bad-value", `config.json has no "${key}"`);
+  }
+  return v;
+}
+
+function positiveInt(cfg: JsonObject, key: string): number {
+  const v = field(cfg, key);
+  const n = jsonSafeInteger(v);
+  if (n === undefined || n < 1) {
+    fail("bad-value", `config.json "${key}" is ${describeJson(v)}, not a positive integer`);
+  }
+  return n;
+}
+
+function positiveNumber(cfg: JsonObject, key: string): number {
+  const v = field(cfg, key);
+  const n = v instanceof JsonNumber ? v.value : Number.NaN;
+  if (!Number.isFinite(n) || n <= 0) {
+    fail("bad-value", `config.json "${key}" is ${describeJson(v)}, not a positive number`);
+  }
+  return n;
+}
+
+function oneOf<const T extends string>(cfg: JsonObject, key: string, allowed: readonly T[], where = "config.json"): T {
+  const v = field(cfg, key);
+  const found = allowed.find((a) => a === v);
+  if (found === undefined) {
+    fail("bad-value", `${where} "${key}" is ${describeJson(v)}; barbell supports ${allowed.join(", ")}`);
+  }
+  return found;
+}
+
+function quantization(cfg: JsonObject): HfQuantizationConfig | undefined {
+  const q = cfg.get("quantization_config");
+  if (q === undefined) {
+    return undefined;
+  }
+  if (!isJsonObject(q)) {
+    fail("bad-value", `config.json "quantization_config" is ${describeJson(q)}, not an object`);
+  }
+  const where = "quantization_config";
+  const quantMethod = oneOf(q, "quant_method", ["bitnet"], where);
+  const linearClass = oneOf(q, "linear_class", ["autobitlinear", "bitlinear"], where);
+  const mode = q.get("quantization_mode") ?? "offline";
+  if (typeof mode !== "string") {
+    fail("bad-value", `quantization_config "quantization_mode" is ${describeJson(mode)}, not a string`);
+  }
+  return { quantMethod, linearClass, quantizationMode: mode };
+}
+
+/** Parses and checks the text of a BitNet `config.json`; FormatError `bad-value` names the first bad field. */
+export function parseHfBitnetConfig(text: string): HfBitnetConfig {
+  const cfg = parseJson(text, { maxDepth: 16, label: "hf-bitnet" });
+  if (!isJsonObject(cfg)) {
+    fail("bad-value", `config.json is ${describeJson(cfg)}, not an object`);
+  }
+  const archs = field(cfg, "architectures");
+  const architectures = Array.isArray(archs) ? archs.filter((a): a is string => typeof a === "string") : [];
+  if (!architectures.some((a) => ARCHITECTURES.includes(a))) {
+    fail("bad-value", `config.json "architectures" must name ${ARCHITECTURES.join(" or ")}`);
+  }
+  const heads = positiveInt(cfg, "num_attention_heads");
+  const kvHeads = cfg.has("num_key_value_heads") ? positiveInt(cfg, "num_key_value_heads") : heads;
+  const hiddenSize = positiveInt(cfg, "hidden_size");
+  if (hiddenSize % heads !== 0 || heads % kvHeads !== 0) {
+    fail("bad-value", `hidden_size ${hiddenSize}, ${heads} heads and ${kvHeads} KV heads do not divide evenly`);
+  }
+  const tie = cfg.get("tie_word_embeddings");
+  if (tie !== undefined && typeof tie !== "boolean") {
+    fail("bad-value", `config.json "tie_word_embeddings" is ${describeJson(tie)}, not a boolean`);
+  }
+  return {
+    architectures,
+    modelType: oneOf(cfg, "model_type", ["bitnet", "llama"]),
+    hiddenSize,
+    intermediateSize: positiveInt(cfg, "intermediate_size"),
+    numHiddenLayers: positiveInt(cfg, "num_hidden_layers"),
+    numAttentionHeads: heads,
+    numKeyValueHeads: kvHeads,
+    vocabSize: positiveInt(cfg, "vocab_size"),
+    maxPositionEmbeddings: positiveInt(cfg, "max_position_embeddings"),
+    rmsNormEps: positiveNumber(cfg, "rms_norm_eps"),
+    ropeTheta: positiveNumber(cfg, "rope_theta"),
+    hiddenAct: oneOf(cfg, "hidden_act", ["relu2", "silu"]),
+    tieWordEmbeddings: tie,
+    quantization: quantization(cfg),
+  };
+}
+
+/** Logical shape barbell expects for a tensor (PyTorch order), from the config. */
+function expectedShape(name: string, c: HfBitnetConfig): readonly number[] {
+  const kvDim = (c.hiddenSize / c.numAttentionHeads) * c.numKeyValueHeads;
+  const base = name.replace(/^blk\.[0-9]+\./, "").replace(/\.weight$/, "");
+  const shapes: Record<string, readonly number[]> = {
+    token_embd: [c.vocabSize, c.hiddenSize],
+    output: [c.vocabSize, c.hiddenSize],
+    output_norm: [c.hiddenSize],
+    attn_norm: [c.hiddenSize],
+    ffn_norm: [c.hiddenSize],
+    attn_sub_norm: [c.hiddenSize],
+    ffn_sub_norm: [c.intermediateSize],
+    attn_q: [c.hiddenSize, c.hiddenSize],
+    attn_k: [kvDim, c.hiddenSize],
+    attn_v: [kvDim, c.hiddenSize],
+    attn_output: [c.hiddenSize, c.hiddenSize],
+    ffn_gate: [c.intermediateSize, c.hiddenSize],
+    ffn_up: [c.intermediateSize, c.hiddenSize],
+    ffn_down: [c.hiddenSize, c.intermediateSize],
+  };
+  return shapes[base] ?? [];
+}
+
+const same = (a: readonly number[], b: readonly number[]): boolean =>
+  a.length === b.length && a.every((d, i) => d === b[i]);
+
+function describeShapes(info: SafetensorsTensorInfo, name: string, want: readonly number[]): string {
+  return `tensor "${info.name}" (${name}) has shape [${info.shape.join(", ")}]; config.json implies [${want.join(", ")}]`;
+}
+
+async function decodeFloats(store: SafetensorsTensorStore, info: SafetensorsTensorInfo): Promise<Float32Array> {
+  if (!FLOAT_DTYPES.has(info.dtype) || info.elementCount === 0) {
+    fail("bad-tensor-type", `tensor "${info.name}" is ${info.dtype} with ${info.elementCount} elements`);
+  }
+  return DECODE[info.dtype as keyof typeof DECODE].decode(await store.tensorData(info), 1, info.elementCount);
+}
+
+function ternaryTensor(
+  store: SafetensorsTensorStore,
+  info: SafetensorsTensorInfo,
+  name: string,
+  shape: readonly [number, number],
+  config: HfBitnetConfig,
+): HfTernaryTensor {
+  const [out, inF] = shape;
+  const base = { kind: "ternary" as const, name, hfName: info.name, shape, dtype: info.dtype };
+  if (FLOAT_DTYPES.has(info.dtype)) {
+    if (!same(info.shape, shape)) {
+      fail("bad-dims", describeShapes(info, name, shape));
+    }
+    const load = async (): Promise<HfTernaryValues> => {
+      const q = absmeanTernarize(await decodeFloats(store, info));
+      if (!q.ok) {
+        fail("bad-value", `tensor "${info.name}": ${q.error.message}`);
+      }
+      return { trits: q.value.values, scale: q.value.scale };
+    };
+    return { ...base, storage: "master", load };
+  }
+  if (info.dtype !== "U8") {
+    fail("bad-tensor-type", `projection "${info.name}" is ${info.dtype}; barbell reads U8 (packed), BF16, F16, F32`);
+  }
+  const packedShape = [out / 4, inF];
+  if (out % 4 !== 0 || !same(info.shape, packedShape)) {
+    fail("bad-dims", `${describeShapes(info, name, packedShape)} (packed uint8: [out/4, in])`);
+  }
+  const scaleInfo = store.tensor(info.name.replace(/weight$/, "weight_scale"));
+  if (scaleInfo === undefined) {
+    fail("bad-value", `packed tensor "${info.name}" has no "${info.name}_scale" tensor`);
+  }
+  if (scaleInfo.elementCount !== 1 || scaleInfo.shape.length > 1) {
+    fail("bad-dims", `"${scaleInfo.name}" has shape [${scaleInfo.shape.join(", ")}]; a per-tensor scale is [1] or []`);
+  }
+  const linearClass = config.quantization?.linearClass;
+  if (linearClass === undefined) {
+    fail("bad-value", `packed tensor "${info.name}" needs config.json quantization_config.linear_class`);
+  }
+  const load = async (): Promise<HfTernaryValues> => {
+    const [ws = Number.NaN] = await decodeFloats(store, scaleInfo);
+    if (!Number.isFinite(ws) || ws <= 0) {
+      fail("bad-value", `"${scaleInfo.name}" is ${ws}; a weight scale must be positive and finite`);
+    }
+    const values = QUANT_TRAITS.hf_packed.decode(await store.tensorData(info), out, inF);
+    const trits = Int8Array.from(values);
+    return { trits, scale: linearClass === "autobitlinear" ? ws : Math.fround(1 / ws) };
+  };
+  return { ...base, storage: "packed", load };
+}
+
+/** Maps the checkpoint's tensors to barbell names and checks shapes, dtypes and completeness against `config`. */
+export function describeHfBitnetTensors(
+  store: SafetensorsTensorStore,
+  config: HfBitnetConfig,
+): { tensors: Map<string, HfBitnetTensor>; unused: string[]; tiedOutput: boolean } {
+  const tensors = new Map<string, HfBitnetTensor>();
+  const unused: string[] = [];
+  const hasHead = store.tensor("lm_head.weight") !== undefined;
+  const tiedOutput = config.tieWordEmbeddings ?? !hasHead;
+  for (const info of store.tensors) {
+    const name = hfToBarbellName(info.name);
+    const layer = Number(/^blk\.([0-9]+)\./.exec(name ?? "")?.[1] ?? 0);
+    if (name === undefined || (name === "output.weight" && tiedOutput)) {
+      const scaleOf = info.name.endsWith(".weight_scale") ? store.tensor(info.name.replace(/_scale$/, "")) : undefined;
+      if (scaleOf?.dtype !== "U8") {
+        unused.push(info.name);
+      }
+      continue;
+    }
+    if (layer >= config.numHiddenLayers) {
+      fail("bad-value", `tensor "${info.name}" is for layer ${layer}; config.json has ${config.numHiddenLayers}`);
+    }
+    const prior = tensors.get(name);
+    if (prior !== undefined) {
+      fail("duplicate", `tensors "${prior.hfName}" and "${info.name}" both map to ${name}`);
+    }
+    const shape = expectedShape(name, config);
+    const [out = 0, inF = 0] = shape;
+    if (PROJECTIONS.has(name.replace(/^blk\.[0-9]+\./, "").replace(/\.weight$/, ""))) {
+      tensors.set(name, ternaryTensor(store, info, name, [out, inF], config));
+      continue;
+    }
+    if (!FLOAT_DTYPES.has(info.dtype)) {
+      fail("bad-tensor-type", `tensor "${info.name}" is ${info.dtype}; barbell reads BF16, F16 and F32 here`);
+    }
+    if (!same(info.shape, shape)) {
+      fail("bad-dims", describeShapes(info, name, shape));
+    }
+    const load = (): Promise<Float32Array> => decodeFloats(store, info);
+    tensors.set(name, { kind: "float", name, hfName: info.name, shape, dtype: info.dtype, load });
+  }
+  const required = ["token_embd.weight", "output_norm.weight", ...(tiedOutput ? [] : ["output.weight"])];
+  const perLayer = [...new Set(Object.values(LAYER_NAMES))];
+  for (let l = 0; l < config.numHiddenLayers; l++) {
+    required.push(...perLayer.map((n) => `blk.${l}.${n}`));
+  }
+  const missing = required.filter((n) => !tensors.has(n));
+  if (missing.length > 0) {
+    const more = missing.length > 5 ? ` and ${missing.length - 5} more` : "";
+    fail("bad-value", `the checkpoint lacks ${missing.slice(0, 5).join(", ")}${more}`);
+  }
+  return { tensors, unused, tiedOutput };
+}
+
+/**
+ * Opens a Hugging Face BitNet folder: checks `config.json`, opens `model.safetensors` (or the shards of
+ * `model.safetensors.index.json`), and describes every tensor barbell needs without reading tensor data.
+ * Throws FormatError naming the field, tensor or shapes for anything barbell cannot run.
+ */
+export async function readHfBitnetFolder(dir: string): Promise<HfBitnetFolder> {
+  const raw = await readFile(join(dir, "config.json"));
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
+  } catch {
+    fail("bad-utf8", "config.json is not valid UTF-8");
+  }
+  const config = parseHfBitnetConfig(text);
+  const store = await openSafetensorsFolder(dir);
+  try {
+    const { tensors, unused, tiedOutput } = describeHfBitnetTensors(store, config);
+    const close = (): Promise<void> => store.close();
+    return { config, tiedOutput, tensors, unused, store, close, [Symbol.asyncDispose]: close };
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+}
