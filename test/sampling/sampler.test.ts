@@ -189,8 +189,10 @@ describe("createSampler: repetition penalty", () => {
   it("looks only at the last repetitionWindow tokens of the history", () => {
     const logits = Float32Array.of(2, 1.9, 0);
     const history = [0, 2, 2];
-    expect(createSampler({ temperature: 0, repetitionPenalty: 2, repetitionWindow: 2 }).sample(logits, history).token).toBe(0);
-    expect(createSampler({ temperature: 0, repetitionPenalty: 2, repetitionWindow: 3 }).sample(logits, history).token).toBe(1);
+    const greedy = (repetitionWindow: number): number =>
+      createSampler({ temperature: 0, repetitionPenalty: 2, repetitionWindow }).sample(logits, history).token;
+    expect(greedy(2)).toBe(0);
+    expect(greedy(3)).toBe(1);
     const all = { temperature: 0, repetitionPenalty: 2, repetitionWindow: Number.POSITIVE_INFINITY };
     expect(createSampler(all).sample(logits, history).token).toBe(1);
   });

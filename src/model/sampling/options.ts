@@ -17,7 +17,10 @@ export interface SamplingOptions {
   topP?: number;
   /** Drop tokens whose probability is below minP × the top token's probability; in [0, 1], 0 = off. */
   minP?: number;
-  /** Repetition penalty (llama.cpp style), > 0, 1 = off: a recent token's positive logit is divided by it, a negative one multiplied. */
+  /**
+   * Repetition penalty (llama.cpp style), > 0, 1 = off: a recent token's positive logit is divided by it,
+   * a negative one multiplied by it.
+   */
   repetitionPenalty?: number;
   /** How many of the most recent history tokens the penalty looks at: an integer ≥ 0 or Infinity (all). */
   repetitionWindow?: number;
@@ -30,7 +33,7 @@ export interface SamplingOptions {
 /** Options with every field filled in. */
 export type ResolvedSamplingOptions = Required<SamplingOptions>;
 
-/** The defaults for everything but the seed: plain softmax sampling at temperature 1, penalty window 64 (llama.cpp's). */
+/** The defaults for all but the seed: plain softmax sampling at temperature 1; penalty window 64 (llama.cpp's). */
 export const DEFAULT_SAMPLING: Readonly<Omit<ResolvedSamplingOptions, "seed">> = Object.freeze({
   temperature: 1,
   topK: 0,

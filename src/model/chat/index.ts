@@ -1,0 +1,13 @@
+/** Chat messages and the formats that turn them into a prompt. */
+export { CHAT_ROLES, MAX_CHAT_MESSAGES, MAX_MESSAGE_LENGTH, validateMessages } from "./messages.js";
+export type { ChatMessage, ChatRole } from "./messages.js";
+export {
+  BITNET_2B4T_SPECIALS,
+  BITNET_CHAT_HEADERS,
+  bitnetStopTokens,
+  formatBitnetChat,
+  pythonStrip,
+} from "./bitnet.js";
+export type { BitnetChatSpecials, Tokenize } from "./bitnet.js";
+export { compileJinjaChat, MAX_TEMPLATE_LENGTH, renderJinjaChat } from "./jinja.js";
+export type { JinjaChatOptions } from "./jinja.js";
