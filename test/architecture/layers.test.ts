@@ -16,6 +16,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["tensor/", 3],
   ["formats/", 3],
   ["model/", 4],
+  ["engine/", 5],
   ["cli/", 6],
   ["index.ts", 6],
 ];

@@ -1,0 +1,218 @@
+/**
+ * The library entry point: `loadModel(path)` → a model that tokenizes, generates, chats and returns
+ * logits. One model runs one sequence at a time; concurrent calls queue.
+ */
+import { stat } from "node:fs/promises";
+import type { Backend } from "../backends/backend.js";
+import { UsageError } from "../core/errors.js";
+import { openGguf } from "../formats/gguf/index.js";
+import { formatBitnetChat, renderJinjaChat, validateMessages, type ChatMessage } from "../model/chat/index.js";
+import { configFromGguf } from "../model/bitnet/config.js";
+import { forward } from "../model/bitnet/forward.js";
+import { KvCache } from "../model/bitnet/kv-cache.js";
+import { loadGgufWeights } from "../model/bitnet/weights.js";
+import { tokenizerFromGguf } from "../model/tokenizer/gguf.js";
+import type { Tokenizer } from "../model/tokenizer/types.js";
+import { defaultBackend } from "../tensor/context.js";
+import { runGeneration, toGeneration, type GenerateOptions, type Generation } from "./generate.js";
+import type { LoadedModel } from "./loaded.js";
+
+/** Default KV-cache capacity when the caller names none (the model's own context if smaller). */
+export const DEFAULT_CONTEXT = 4096;
+
+export interface LoadModelOptions {
+  /** Backend for the weights and compute; default `defaultBackend()` (the JS reference). */
+  readonly backend?: Backend;
+  /** KV-cache capacity in positions; default min(model context, 4096). */
+  readonly contextLength?: number;
+  /** Run projections that are not ternary as float matmuls instead of refusing the file. */
+  readonly allowFloatWeights?: boolean;
+  /** Loading progress in bytes of tensor data. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+export interface ChatOptions extends GenerateOptions {
+  /**
+   * "bitnet": Microsoft's 2B-4T format (header and content tokenized separately); "template": the
+   * model's Jinja chat template (or `template`); "auto" (default): bitnet for BitNet models whose
+   * vocabulary has BOS and end-of-turn tokens, else the model's template.
+   */
+  readonly format?: "auto" | "bitnet" | "template";
+  /** A Jinja chat template to use instead of the model's. */
+  readonly template?: string;
+}
+
+export interface LogitsOptions {
+  /** Logits of every position instead of only the last. */
+  readonly all?: boolean;
+}
+
+export class BitnetModel implements Disposable {
+  readonly #model: LoadedModel;
+  readonly #cache: KvCache;
+  #queue: Promise<unknown> = Promise.resolve();
+  #disposed = false;
+
+  /** @internal Use `loadModel`. */
+  constructor(model: LoadedModel, contextLength: number) {
+    this.#model = model;
+    this.#cache = new KvCache(model.config, contextLength, model.backend);
+  }
+
+  get config(): LoadedModel["config"] {
+    return this.#model.config;
+  }
+
+  /** The tokenizer, or undefined for a file without one (token-id use only). */
+  get tokenizer(): Tokenizer | undefined {
+    return this.#model.tokenizer;
+  }
+
+  /** KV-cache capacity in positions. */
+  get contextLength(): number {
+    return this.#cache.capacity;
+  }
+
+  #tokenizer(): Tokenizer {
+    const t = this.#model.tokenizer;
+    if (t === undefined) {
+      throw new UsageError("unsupported", `[model] ${this.#model.source} has no tokenizer; pass token ids instead of text`);
+    }
+    return t;
+  }
+
+  #alive(): void {
+    if (this.#disposed) {
+      throw new UsageError("disposed", "[model] the model was disposed");
+    }
+  }
+
+  /** Runs `task` after every earlier task on this model (one sequence at a time). */
+  #exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  tokenize(text: string, options: { addBos?: boolean; parseSpecial?: boolean } = {}): number[] {
+    return Array.from(this.#tokenizer().encode(text, options));
+  }
+
+  detokenize(ids: readonly number[], options: { skipSpecial?: boolean } = {}): string {
+    return this.#tokenizer().decode(ids, options);
+  }
+
+  /** Logits of the last position (or of every position) after running `tokens` from an empty context. */
+  logits(tokens: readonly number[], options: LogitsOptions = {}): Promise<Float32Array[]> {
+    this.#alive();
+    return this.#exclusive(async () => {
+      this.#cache.truncate(0);
+      using out = forward(this.config, this.#model.weights, this.#cache, tokens, { allLogits: options.all === true });
+      const all = out.toFloat32();
+      const vocab = out.shape[1];
+      return Array.from({ length: out.shape[0] }, (_, i) => all.slice(i * vocab, (i + 1) * vocab));
+    });
+  }
+
+  /** Generates from a text prompt (tokenized with BOS) or from token ids. */
+  generate(prompt: string | readonly number[], options: GenerateOptions = {}): Generation {
+    this.#alive();
+    const ids = typeof prompt === "string" ? this.tokenize(prompt) : [...prompt];
+    return this.#generation(ids, options, []);
+  }
+
+  /** Continues a conversation; the reply stops at the format's end-of-turn token. */
+  chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Generation {
+    this.#alive();
+    const checked = validateMessages(messages);
+    const tokenizer = this.#tokenizer();
+    const format = options.format ?? "auto";
+    const template = options.template ?? this.#model.chatTemplate;
+    const useBitnet =
+      format === "bitnet" ||
+      (format === "auto" && this.config.arch !== "bitnet" && tokenizer.bos !== undefined && tokenizer.eot !== undefined);
+    if (useBitnet) {
+      const { bos, eot } = tokenizer;
+      if (bos === undefined || eot === undefined) {
+        throw new UsageError("unsupported", "[chat] the BitNet chat format needs BOS and end-of-turn tokens");
+      }
+      const ids = formatBitnetChat(checked, (text) => this.tokenize(text, { addBos: false, parseSpecial: false }), { bos, eot });
+      return this.#generation(ids, options, [eot]);
+    }
+    if (template === undefined) {
+      throw new UsageError("unsupported", `[chat] ${this.#model.source} has no chat template; pass options.template`);
+    }
+    const text = renderJinjaChat(template, checked, {
+      bosToken: tokenizer.bos === undefined ? "" : tokenizer.tokenText(tokenizer.bos),
+      eosToken: tokenizer.eos === undefined ? "" : tokenizer.tokenText(tokenizer.eos),
+      addGenerationPrompt: true,
+    });
+    return this.#generation(this.tokenize(text, { addBos: false, parseSpecial: true }), options, []);
+  }
+
+  #generation(ids: readonly number[], options: GenerateOptions, stops: readonly number[]): Generation {
+    const model = this.#model;
+    const cache = this.#cache;
+    const queue = (): Promise<unknown> => this.#queue;
+    const setQueue = (p: Promise<unknown>): void => {
+      this.#queue = p;
+    };
+    return toGeneration(async function* () {
+      // Wait for earlier work, then hold the cache until this generation ends.
+      let release = (): void => undefined;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const before = queue();
+      setQueue(before.then(() => held));
+      await before.catch(() => undefined);
+      try {
+        return yield* runGeneration(model, cache, ids, options, stops);
+      } finally {
+        release();
+      }
+    });
+  }
+
+  /** Frees the weights and the KV cache. */
+  dispose(): void {
+    if (!this.#disposed) {
+      this.#disposed = true;
+      this.#cache.dispose();
+      this.#model.weights.dispose();
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** Loads a BitNet model from a GGUF file (I2_S, TQ1_0, TQ2_0 or float ternary weights). */
+export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<BitnetModel> {
+  const info = await stat(path);
+  if (info.isDirectory()) {
+    throw new UsageError("unsupported", `[model] ${path} is a folder; Hugging Face folders are not supported yet`);
+  }
+  const backend = options.backend ?? defaultBackend();
+  await using file = await openGguf(path);
+  const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
+  const tokenizer = file.metadata.has("tokenizer.ggml.model") ? tokenizerFromGguf(file.metadata, config.arch) : undefined;
+  const weights = await loadGgufWeights(file, config, {
+    backend,
+    ...(options.allowFloatWeights === undefined ? {} : { allowFloatWeights: options.allowFloatWeights }),
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+  });
+  const loaded: LoadedModel = {
+    config,
+    weights,
+    tokenizer,
+    chatTemplate: file.metadata.getString("tokenizer.chat_template"),
+    backend,
+    source: path,
+  };
+  try {
+    return new BitnetModel(loaded, options.contextLength ?? Math.min(config.contextLength, DEFAULT_CONTEXT));
+  } catch (e) {
+    weights.dispose();
+    throw e;
+  }
+}
