@@ -109,22 +109,37 @@ function finiteCandidates(work: Float64Array, vocab: number): Int32Array {
   return out.subarray(0, n);
 }
 
-/** Top-p over sorted candidates: the shortest prefix whose softmax mass (temperature 1) reaches p. */
-function nucleus(work: Float64Array, sorted: Int32Array, p: number): Int32Array {
-  const max = work[sorted[0] ?? 0] ?? 0;
+/** Candidate counts tried, in turn, when top-p must rank an unsorted list: most nuclei fit in the first. */
+const NUCLEUS_STEPS = [256, 4096];
+
+/**
+ * Top-p: the shortest best-first prefix of the candidates whose softmax mass (temperature 1) reaches p.
+ * Unsorted candidates are ranked partially (the best 256, then 4096) and fully only when the nucleus is larger,
+ * because a full sort of a 128k vocabulary costs several times a partial one.
+ */
+function nucleus(work: Float64Array, candidates: Int32Array, sorted: boolean, p: number): Int32Array {
+  const max = work[argmax(work, candidates)] ?? 0;
   let total = 0;
-  for (const index of sorted) {
+  for (const index of candidates) {
     total += Math.exp((work[index] ?? 0) - max);
   }
   const target = p * total;
-  let cumulative = 0;
-  for (let n = 0; n < sorted.length; n++) {
-    cumulative += Math.exp((work[sorted[n] ?? 0] ?? 0) - max);
-    if (cumulative >= target) {
-      return sorted.subarray(0, n + 1);
+  const steps = sorted ? [] : NUCLEUS_STEPS.filter((k) => k < candidates.length);
+  for (const k of [...steps, candidates.length]) {
+    const partial = k < candidates.length;
+    const ranked = sorted ? candidates : partial ? topIndices(work, candidates, k) : sortByValue(work, candidates);
+    let cumulative = 0;
+    for (let n = 0; n < ranked.length; n++) {
+      cumulative += Math.exp((work[ranked[n] ?? 0] ?? 0) - max);
+      if (cumulative >= target) {
+        return ranked.subarray(0, n + 1);
+      }
+    }
+    if (!partial) {
+      return ranked;
     }
   }
-  return sorted;
+  return candidates;
 }
 
 /** Min-p: keeps candidates whose probability is at least p times the top one's (a ratio, so no normalization). */
@@ -202,10 +217,7 @@ export function createSampler(options: SamplingOptions = {}): Sampler {
         sorted = true;
       }
       if (o.topP < 1) {
-        if (!sorted) {
-          candidates = sortByValue(work, candidates);
-        }
-        candidates = nucleus(work, candidates, o.topP);
+        candidates = nucleus(work, candidates, sorted, o.topP);
       }
       if (o.minP > 0) {
         candidates = minProbability(work, candidates, o.minP);
