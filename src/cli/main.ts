@@ -1,10 +1,11 @@
 /** The `barbell` command line. */
 import fs from "node:fs/promises";
 import path from "node:path";
-import { Command, InvalidArgumentError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { BarbellError } from "../core/errors.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../model/bitnet/fixture.js";
 import { runDemo } from "./demo.js";
+import { addRunCommands, type CliIo } from "./run.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
 
 function positiveInt(value: string): number {
@@ -27,8 +28,21 @@ async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
   }
 }
 
-export function buildProgram(print: (line: string) => void): Command {
-  const program = new Command("barbell").description("A TypeScript runtime for 1-bit and 1.58-bit (BitNet) models");
+function processIo(signal: AbortSignal = new AbortController().signal): CliIo {
+  return {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    errIsTty: process.stderr.isTTY,
+    input: process.stdin,
+    signal,
+  };
+}
+
+export function buildProgram(print: (line: string) => void, io: CliIo = processIo()): Command {
+  // exitOverride: commander throws instead of calling process.exit, so main() decides the exit code.
+  const program = new Command("barbell")
+    .description("A TypeScript runtime for 1-bit and 1.58-bit (BitNet) models")
+    .exitOverride();
 
   program
     .command("inspect")
@@ -87,16 +101,23 @@ export function buildProgram(print: (line: string) => void): Command {
       await runDemo(o.out === undefined ? { seed: o.seed } : { out: o.out, seed: o.seed }, print);
     });
 
+  addRunCommands(program, io);
   return program;
 }
 
 /** Runs the CLI; known errors print one line and exit with status 1, without a stack trace. */
 export async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram((line) => process.stdout.write(`${line}\n`));
+  // The first Ctrl-C ends a running generation (its text so far is kept); a second one exits.
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort());
+  const program = buildProgram((line) => process.stdout.write(`${line}\n`), processIo(controller.signal));
   try {
     await program.parseAsync([...argv]);
     return 0;
   } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.exitCode; // commander has already printed its message (or the help)
+    }
     if (e instanceof BarbellError) {
       process.stderr.write(`barbell: ${e.name} (${e.code}): ${e.message}\n`);
       return 1;
