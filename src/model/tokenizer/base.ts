@@ -1,0 +1,195 @@
+/**
+ * What every vocabulary-backed tokenizer shares: special-token splitting, BOS handling, byte-exact decoding and
+ * the streaming decoder. Subclasses supply how a plain-text segment becomes ids and what bytes an id stands for.
+ */
+import type {
+  DecodeOptions,
+  EncodeOptions,
+  StreamDecoder,
+  Tokenizer,
+  TokenizerModelKind,
+} from "./types.js";
+import { TokenType } from "./types.js";
+
+/** The vocabulary facts both tokenizer kinds need; built by the GGUF and tokenizer.json loaders. */
+export interface VocabTables {
+  /** Token strings by id. */
+  readonly tokens: readonly string[];
+  /** GGUF token type by id (`TokenType`). */
+  readonly types: Uint8Array;
+  readonly bos: number | undefined;
+  readonly eos: number | undefined;
+  readonly eot: number | undefined;
+  readonly addBos: boolean;
+}
+
+/** Control-like types: split out of prompts only when special parsing is on, skippable when decoding. */
+function isControlType(t: number): boolean {
+  return t === TokenType.control || t === TokenType.unknown;
+}
+
+function escapeRegex(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}
+
+/** One alternation of the given texts, longest first so that the leftmost match is also the longest. */
+function alternation(texts: string[]): RegExp | undefined {
+  if (texts.length === 0) {
+    return undefined;
+  }
+  const sorted = [...new Set(texts)].sort((a, b) => b.length - a.length || (a < b ? -1 : 1));
+  return new RegExp(sorted.map(escapeRegex).join("|"), "gu");
+}
+
+// ignoreBOM keeps a leading U+FEFF: it is text the model produced, not a byte-order mark.
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** Base class of the byte-level BPE and SentencePiece tokenizers. */
+export abstract class VocabTokenizer implements Tokenizer {
+  abstract readonly kind: TokenizerModelKind;
+  abstract readonly preTokenizer: string;
+  readonly vocabSize: number;
+  readonly bos: number | undefined;
+  readonly eos: number | undefined;
+  readonly eot: number | undefined;
+  readonly addBosDefault: boolean;
+  protected readonly tokens: readonly string[];
+  protected readonly types: Uint8Array;
+  /** Token string → id; on duplicate strings the lowest id wins. */
+  protected readonly ids: Map<string, number>;
+  readonly #specialIds: Map<string, number>;
+  readonly #splitAll: RegExp | undefined;
+  readonly #splitUser: RegExp | undefined;
+  readonly #bytes: (Uint8Array | undefined)[];
+
+  protected constructor(tables: VocabTables) {
+    this.tokens = tables.tokens;
+    this.types = tables.types;
+    this.vocabSize = tables.tokens.length;
+    this.bos = tables.bos;
+    this.eos = tables.eos;
+    this.eot = tables.eot;
+    this.addBosDefault = tables.addBos && tables.bos !== undefined;
+    this.ids = new Map();
+    this.#specialIds = new Map();
+    const all: string[] = [];
+    const user: string[] = [];
+    tables.tokens.forEach((text, id) => {
+      if (!this.ids.has(text)) {
+        this.ids.set(text, id);
+      }
+      const type = tables.types[id] ?? TokenType.normal;
+      if (text.length > 0 && (isControlType(type) || type === TokenType.userDefined)) {
+        if (!this.#specialIds.has(text)) {
+          this.#specialIds.set(text, id);
+        }
+        all.push(text);
+        if (type === TokenType.userDefined) {
+          user.push(text);
+        }
+      }
+    });
+    this.#splitAll = alternation(all);
+    this.#splitUser = alternation(user);
+    this.#bytes = new Array<Uint8Array | undefined>(this.vocabSize);
+  }
+
+  /** Appends the ids of a text segment that holds no special tokens; `start` is its offset in the input. */
+  protected abstract encodeSegment(segment: string, start: number, out: number[]): void;
+
+  /** The bytes a token stands for in decoded output. */
+  protected abstract computeBytes(id: number): Uint8Array;
+
+  /** Final touch on fully decoded text (SentencePiece drops its dummy-prefix space here). */
+  protected finishDecoded(text: string): string {
+    return text;
+  }
+
+  encode(text: string, options: EncodeOptions = {}): Int32Array {
+    const out: number[] = [];
+    const split = options.parseSpecial === false ? this.#splitUser : this.#splitAll;
+    let at = 0;
+    if (split !== undefined) {
+      split.lastIndex = 0;
+      for (const m of text.matchAll(split)) {
+        if (m.index > at) {
+          this.encodeSegment(text.slice(at, m.index), at, out);
+        }
+        const id = this.#specialIds.get(m[0]);
+        if (id !== undefined) {
+          out.push(id);
+        }
+        at = m.index + m[0].length;
+      }
+    }
+    if (at < text.length) {
+      this.encodeSegment(text.slice(at), at, out);
+    }
+    const addBos = options.addBos ?? this.addBosDefault;
+    if (addBos && this.bos !== undefined && out[0] !== this.bos) {
+      out.unshift(this.bos);
+    }
+    return Int32Array.from(out);
+  }
+
+  #check(id: number): void {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+      throw new RangeError(`[tokenizer] token id ${id} is outside the vocabulary [0, ${this.vocabSize})`);
+    }
+  }
+
+  isSpecial(id: number): boolean {
+    return Number.isInteger(id) && id >= 0 && id < this.vocabSize && isControlType(this.types[id] ?? 0);
+  }
+
+  tokenText(id: number): string {
+    this.#check(id);
+    return this.tokens[id] ?? "";
+  }
+
+  /** Cached bytes of a token (empty when skipped), checking the id. */
+  #tokenBytes(id: number, skipSpecial: boolean): Uint8Array {
+    this.#check(id);
+    if (skipSpecial && this.isSpecial(id)) {
+      return new Uint8Array(0);
+    }
+    let b = this.#bytes[id];
+    if (b === undefined) {
+      b = this.computeBytes(id);
+      this.#bytes[id] = b;
+    }
+    return b;
+  }
+
+  decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
+    const skip = options.skipSpecial ?? false;
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const b = this.#tokenBytes(ids[i] ?? -1, skip);
+      parts.push(b);
+      total += b.length;
+    }
+    const all = new Uint8Array(total);
+    let at = 0;
+    for (const p of parts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    return this.finishDecoded(utf8Decoder.decode(all));
+  }
+
+  createStreamDecoder(options: DecodeOptions = {}): StreamDecoder {
+    const skip = options.skipSpecial ?? false;
+    // TextDecoder's stream mode holds back exactly the bytes of an unfinished UTF-8 sequence.
+    let decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+    return {
+      push: (id: number): string => decoder.decode(this.#tokenBytes(id, skip), { stream: true }),
+      flush: (): string => {
+        const rest = decoder.decode();
+        decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+        return rest;
+      },
+    };
+  }
+}

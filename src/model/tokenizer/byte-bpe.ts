@@ -1,0 +1,107 @@
+/**
+ * Byte-level BPE (GPT-2, Llama-3): regex pre-tokenization, UTF-8 bytes written as printable characters, then
+ * merges by rank within each word (docs/BITNET.md §4.3).
+ */
+import { FormatError } from "../../core/errors.js";
+import { VocabTokenizer, type VocabTables } from "./base.js";
+import { mergePieces } from "./merge.js";
+import {
+  BYTE_TO_CHAR,
+  PRE_TOKENIZER_PATTERNS,
+  fromByteChars,
+  splitWords,
+  toByteChars,
+  type ByteLevelPreTokenizer,
+} from "./pretokenize.js";
+import { TokenType, WORD_CACHE_SIZE } from "./types.js";
+
+/** Everything a byte-level BPE tokenizer is built from. */
+export interface ByteBpeTables extends VocabTables {
+  /** Merges as `"left right"` strings; the index is the rank (lower merges first). */
+  readonly merges: readonly string[];
+  readonly preTokenizer: ByteLevelPreTokenizer;
+  /** Emit a word whole when it is itself a token, before merging (Llama-3). */
+  readonly ignoreMerges: boolean;
+}
+
+const utf8 = new TextEncoder();
+
+/** Byte-level BPE tokenizer; see `tokenizerFromGguf` / `tokenizerFromJson` to build one. */
+export class ByteBpeTokenizer extends VocabTokenizer {
+  readonly kind = "byte-bpe" as const;
+  readonly preTokenizer: string;
+  readonly #pattern: RegExp;
+  readonly #ranks = new Map<string, number>();
+  readonly #ignoreMerges: boolean;
+  // Natural text repeats words constantly, so caching per word skips most merge loops.
+  readonly #cache = new Map<string, number[]>();
+  readonly #byteIds: Int32Array;
+
+  /** Throws FormatError `bad-value` when one of the 256 byte characters is not a token. */
+  constructor(tables: ByteBpeTables) {
+    super(tables);
+    this.preTokenizer = tables.preTokenizer;
+    this.#pattern = new RegExp(PRE_TOKENIZER_PATTERNS[tables.preTokenizer], "gu");
+    this.#ignoreMerges = tables.ignoreMerges;
+    tables.merges.forEach((m, rank) => {
+      if (!this.#ranks.has(m)) {
+        this.#ranks.set(m, rank);
+      }
+    });
+    this.#byteIds = new Int32Array(256);
+    BYTE_TO_CHAR.forEach((c, b) => {
+      const id = this.ids.get(c);
+      if (id === undefined) {
+        const hex = b.toString(16).padStart(2, "0");
+        throw new FormatError("bad-value", `[tokenizer] byte-level vocabulary has no token for byte 0x${hex} ("${c}")`);
+      }
+      this.#byteIds[b] = id;
+    });
+  }
+
+  protected encodeSegment(segment: string, _start: number, out: number[]): void {
+    for (const word of splitWords(segment, this.#pattern)) {
+      let ids = this.#cache.get(word);
+      if (ids === undefined) {
+        ids = this.#encodeWord(word);
+        if (this.#cache.size >= WORD_CACHE_SIZE) {
+          this.#cache.clear();
+        }
+        this.#cache.set(word, ids);
+      }
+      for (const id of ids) {
+        out.push(id);
+      }
+    }
+  }
+
+  #encodeWord(word: string): number[] {
+    const chars = toByteChars(word);
+    const whole = this.ids.get(chars);
+    if (this.#ignoreMerges && whole !== undefined) {
+      return [whole];
+    }
+    const ranks = this.#ranks;
+    const pieces = mergePieces(chars.split(""), (l, r) => ranks.get(l + " " + r));
+    const out: number[] = [];
+    for (const p of pieces) {
+      const id = this.ids.get(p);
+      if (id !== undefined) {
+        out.push(id);
+      } else {
+        // A merge whose result is not a token (inconsistent vocabulary): fall back to the piece's bytes.
+        for (const b of fromByteChars(p)) {
+          out.push(this.#byteIds[b] ?? 0);
+        }
+      }
+    }
+    return out;
+  }
+
+  protected computeBytes(id: number): Uint8Array {
+    const text = this.tokens[id] ?? "";
+    const type = this.types[id] ?? TokenType.normal;
+    const raw = type === TokenType.control || type === TokenType.userDefined || type === TokenType.unknown;
+    return raw ? utf8.encode(text) : fromByteChars(text);
+  }
+}

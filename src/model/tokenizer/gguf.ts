@@ -1,0 +1,189 @@
+/**
+ * `tokenizerFromGguf`: builds a tokenizer from llama.cpp's `tokenizer.ggml.*` metadata (docs/BITNET.md §3.3).
+ *
+ * barbell implements these algorithms itself instead of handing them to `@huggingface/tokenizers`: a GGUF carries
+ * arrays, not a tokenizer.json, every GGUF must load without one, and llama.cpp's conventions (a missing
+ * `tokenizer.ggml.pre`, score-ranked SentencePiece merges, control vs user-defined token types, decoding byte by
+ * byte for streaming) are simplest to honour directly. The tests compare the ids with that library.
+ */
+import { FormatError } from "../../core/errors.js";
+import type { GgufMetadata } from "../../formats/gguf/index.js";
+import type { VocabTables } from "./base.js";
+import { ByteBpeTokenizer } from "./byte-bpe.js";
+import type { ByteLevelPreTokenizer } from "./pretokenize.js";
+import { SpmTokenizer } from "./spm.js";
+import { MAX_MERGES, MAX_TOKEN_LENGTH, MAX_VOCAB_SIZE, TokenType, type Tokenizer } from "./types.js";
+
+/** GGUF `tokenizer.ggml.model` values barbell supports. */
+export const SUPPORTED_GGUF_TOKENIZER_MODELS = ["gpt2", "llama"] as const;
+
+/** `tokenizer.ggml.pre` values that name the Llama-3 split (llama.cpp `LLAMA_VOCAB_PRE_TYPE_LLAMA3`). */
+const LLAMA3_PRE = new Set(["llama-bpe", "llama3", "llama-v3"]);
+
+/** `tokenizer.ggml.pre` values that name GPT-2's split. */
+const GPT2_PRE = new Set(["gpt-2", "gpt2"]);
+
+/** Architectures whose GGUF files carry the Llama-3 vocabulary but (officially) no `tokenizer.ggml.pre`. */
+const LLAMA3_ARCHES = new Set(["bitnet-25", "bitnet-b1.58"]);
+
+/** Texts recognised as end-of-turn when `tokenizer.ggml.eot_token_id` is absent (as llama.cpp does). */
+export const EOT_TEXTS: readonly string[] = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"];
+
+function bad(message: string): FormatError {
+  return new FormatError("bad-value", `[tokenizer] ${message}`);
+}
+
+/** Checks vocabulary size and token lengths; shared with the tokenizer.json loader. */
+export function checkTokens(tokens: readonly string[]): void {
+  if (tokens.length === 0) {
+    throw bad("the vocabulary is empty");
+  }
+  if (tokens.length > MAX_VOCAB_SIZE) {
+    throw new FormatError("limit", `[tokenizer] vocabulary of ${tokens.length} tokens exceeds ${MAX_VOCAB_SIZE}`);
+  }
+  tokens.forEach((t, id) => {
+    if (t.length > MAX_TOKEN_LENGTH) {
+      throw new FormatError(
+        "limit",
+        `[tokenizer] token ${id} is ${t.length} characters long (max ${MAX_TOKEN_LENGTH})`,
+      );
+    }
+  });
+}
+
+/** Checks merge count and the `"left right"` form; shared with the tokenizer.json loader. */
+export function checkMerges(merges: readonly string[]): void {
+  if (merges.length > MAX_MERGES) {
+    throw new FormatError("limit", `[tokenizer] ${merges.length} merges exceed ${MAX_MERGES}`);
+  }
+  merges.forEach((m, i) => {
+    const sp = m.indexOf(" ");
+    if (sp <= 0 || sp === m.length - 1 || m.indexOf(" ", sp + 1) >= 0 || m.length > 2 * MAX_TOKEN_LENGTH + 1) {
+      throw bad(`merge ${i} ${JSON.stringify(m.slice(0, 40))} is not "left right"`);
+    }
+  });
+}
+
+/** First id whose text is one of `texts` (in the order given). */
+export function findByText(tokens: readonly string[], texts: readonly string[]): number | undefined {
+  for (const t of texts) {
+    const id = tokens.indexOf(t);
+    if (id >= 0) {
+      return id;
+    }
+  }
+  return undefined;
+}
+
+/** True for the Llama-3 vocabulary, recognised by arch, size or its BOS text when `tokenizer.ggml.pre` is absent. */
+export function looksLikeLlama3(tokens: readonly string[], arch: string | undefined): boolean {
+  return (
+    (arch !== undefined && LLAMA3_ARCHES.has(arch)) || tokens.length === 128256 || tokens.includes("<|begin_of_text|>")
+  );
+}
+
+function tokenId(meta: GgufMetadata, key: string, vocab: number): number | undefined {
+  const v = meta.getNumber(key);
+  // Some converters write -1 for "none".
+  if (v === undefined || v === -1) {
+    return undefined;
+  }
+  if (!Number.isInteger(v) || v < 0 || v >= vocab) {
+    throw bad(`${key} = ${v} is outside the vocabulary [0, ${vocab})`);
+  }
+  return v;
+}
+
+function perToken(meta: GgufMetadata, key: string, vocab: number): readonly number[] | undefined {
+  const arr = meta.getNumberArray(key);
+  if (arr !== undefined && arr.length !== vocab) {
+    throw bad(`${key} has ${arr.length} entries but tokenizer.ggml.tokens has ${vocab}`);
+  }
+  return arr;
+}
+
+/**
+ * Builds the tokenizer a GGUF file describes. `arch` defaults to `general.architecture`.
+ *
+ * - `gpt2` → byte-level BPE. Pre-tokenizer: `llama-bpe`/`llama3`/`llama-v3` → the Llama-3 regex with
+ *   `ignore_merges`; `gpt-2`/`gpt2` → GPT-2's regex. When `tokenizer.ggml.pre` is missing, `default`, or a value
+ *   barbell does not know, the Llama-3 regex is used for Llama-3 vocabularies (arch `bitnet-25`/`bitnet-b1.58`,
+ *   128,256 tokens, or a `<|begin_of_text|>` token — the official BitNet 2B-4T GGUF has no `pre`) and GPT-2's
+ *   otherwise; `Tokenizer.preTokenizer` says which was chosen.
+ * - `llama` → SentencePiece BPE ranked by `tokenizer.ggml.scores`, with `<0xNN>` byte fallback.
+ *
+ * Throws FormatError for a missing or unsupported model, missing tokens/scores/merges, per-token arrays whose
+ * length differs from the token list, special ids outside the vocabulary, malformed merges, and sizes over
+ * `MAX_VOCAB_SIZE`, `MAX_MERGES` or `MAX_TOKEN_LENGTH`.
+ */
+export function tokenizerFromGguf(meta: GgufMetadata, arch?: string): Tokenizer {
+  const model = meta.getString("tokenizer.ggml.model");
+  if (model === undefined) {
+    throw bad("the GGUF has no tokenizer.ggml.model");
+  }
+  if (!(SUPPORTED_GGUF_TOKENIZER_MODELS as readonly string[]).includes(model)) {
+    const list = SUPPORTED_GGUF_TOKENIZER_MODELS.join(", ");
+    throw bad(`tokenizer model '${model}' is not supported (supported: ${list})`);
+  }
+  const tokens = meta.getStringArray("tokenizer.ggml.tokens");
+  if (tokens === undefined) {
+    throw bad("the GGUF has no tokenizer.ggml.tokens");
+  }
+  checkTokens(tokens);
+  const n = tokens.length;
+  const typeArr = perToken(meta, "tokenizer.ggml.token_type", n);
+  const types = new Uint8Array(n).fill(TokenType.normal);
+  typeArr?.forEach((t, id) => {
+    if (!Number.isInteger(t) || t < 0 || t > TokenType.byte) {
+      throw bad(`tokenizer.ggml.token_type[${id}] = ${t} is not a token type (0–6)`);
+    }
+    types[id] = t;
+  });
+  const archName = arch ?? meta.getString("general.architecture");
+  const bos = tokenId(meta, "tokenizer.ggml.bos_token_id", n);
+  const tables: VocabTables = {
+    tokens,
+    types,
+    bos,
+    eos: tokenId(meta, "tokenizer.ggml.eos_token_id", n),
+    eot: tokenId(meta, "tokenizer.ggml.eot_token_id", n) ?? findByText(tokens, EOT_TEXTS),
+    addBos: false,
+  };
+  const addBos = meta.getBool("tokenizer.ggml.add_bos_token");
+  if (model === "llama") {
+    const scores = perToken(meta, "tokenizer.ggml.scores", n);
+    if (scores === undefined) {
+      throw bad("a 'llama' (SentencePiece) tokenizer needs tokenizer.ggml.scores");
+    }
+    const spacePrefix = (meta.getBool("tokenizer.ggml.add_space_prefix") ?? true) ? "always" : "never";
+    return new SpmTokenizer({
+      ...tables,
+      addBos: addBos ?? true,
+      ranking: { kind: "scores", scores },
+      spacePrefix,
+      unk: tokenId(meta, "tokenizer.ggml.unknown_token_id", n) ?? findByText(tokens, ["<unk>"]),
+    });
+  }
+  const merges = meta.getStringArray("tokenizer.ggml.merges");
+  if (merges === undefined) {
+    throw bad("a 'gpt2' (byte-level BPE) tokenizer needs tokenizer.ggml.merges");
+  }
+  checkMerges(merges);
+  const pre = meta.getString("tokenizer.ggml.pre");
+  const llama3 = looksLikeLlama3(tokens, archName);
+  let preTokenizer: ByteLevelPreTokenizer;
+  if (pre !== undefined && LLAMA3_PRE.has(pre)) {
+    preTokenizer = "llama3";
+  } else if (pre !== undefined && GPT2_PRE.has(pre)) {
+    preTokenizer = "gpt2";
+  } else {
+    preTokenizer = llama3 ? "llama3" : "gpt2";
+  }
+  return new ByteBpeTokenizer({
+    ...tables,
+    addBos: addBos ?? llama3,
+    merges,
+    preTokenizer,
+    ignoreMerges: preTokenizer === "llama3",
+  });
+}
