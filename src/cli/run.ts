@@ -3,7 +3,8 @@
  * Text goes to stdout; progress and speed go to stderr (a progress bar only when stderr is a TTY).
  */
 import readline from "node:readline/promises";
-import { Command, InvalidArgumentError, Option } from "commander";
+import type { Command} from "commander";
+import { InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import type { GenerateOptions, GenerationResult } from "../engine/generate.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
