@@ -27,13 +27,16 @@ function independentRead(bytes: Uint8Array): Map<string, { dtype: string; shape:
   for (const [name, v] of Object.entries(header)) {
     if (name !== "__metadata__") {
       const e = v as { dtype: string; shape: number[]; data_offsets: [number, number] };
-      out.set(name, { dtype: e.dtype, shape: e.shape, data: bytes.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1]) });
+      const data = bytes.subarray(8 + n + e.data_offsets[0], 8 + n + e.data_offsets[1]);
+      out.set(name, { dtype: e.dtype, shape: e.shape, data });
     }
   }
   return out;
 }
 
-const DTYPES = Object.keys(SAFETENSORS_DTYPE_BITS).filter((d) => SAFETENSORS_DTYPE_BITS[d as SafetensorsDtype] % 8 === 0);
+const DTYPES = Object.keys(SAFETENSORS_DTYPE_BITS).filter(
+  (d) => SAFETENSORS_DTYPE_BITS[d as SafetensorsDtype] % 8 === 0,
+);
 
 const tensorArb: fc.Arbitrary<Omit<SafetensorsTensorInput, "name">> = fc
   .record({ dtype: fc.constantFrom(...DTYPES), shape: fc.array(fc.integer({ min: 0, max: 5 }), { maxLength: 3 }) })
@@ -44,9 +47,8 @@ const tensorArb: fc.Arbitrary<Omit<SafetensorsTensorInput, "name">> = fc
       .map((data) => ({ dtype: dtype as SafetensorsDtype, shape, data }));
   });
 
-const filesArb = fc.dictionary(fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s !== "__metadata__"), tensorArb, {
-  maxKeys: 6,
-});
+const nameArb = fc.string({ minLength: 1, maxLength: 12 }).filter((s) => s !== "__metadata__");
+const filesArb = fc.dictionary(nameArb, tensorArb, { maxKeys: 6 });
 
 describe("safetensors writer", () => {
   let dir: string | undefined;
@@ -59,7 +61,7 @@ describe("safetensors writer", () => {
 
   it("should round-trip any set of tensors through barbell's reader in every order", async () => {
     await fc.assert(
-      fc.asyncProperty(filesArb, fc.constantFrom("alignment", "name", "given") as fc.Arbitrary<"alignment">, async (d, order) => {
+      fc.asyncProperty(filesArb, fc.constantFrom("alignment", "name", "given" as const), async (d, order) => {
         const tensors = Object.entries(d).map(([name, t]) => ({ name, ...t }));
         const bytes = writeSafetensors({ tensors, metadata: { format: "pt", note: "é" }, order });
         const file = await readSafetensorsBytes(bytes);
@@ -102,9 +104,17 @@ describe("safetensors writer", () => {
 
   it.each([
     ["a reserved name", { name: "__metadata__", dtype: "U8", shape: [1], data: new Uint8Array(1) }, "bad-value"],
-    ["bytes that disagree with the shape", { name: "x", dtype: "F32", shape: [2], data: new Uint8Array(4) }, "bad-dims"],
+    [
+      "bytes that disagree with the shape",
+      { name: "x", dtype: "F32", shape: [2], data: new Uint8Array(4) },
+      "bad-dims",
+    ],
     ["a negative dim", { name: "x", dtype: "U8", shape: [-1], data: new Uint8Array(0) }, "bad-dims"],
-    ["an unknown dtype", { name: "x", dtype: "F128" as SafetensorsDtype, shape: [], data: new Uint8Array(16) }, "bad-tensor-type"],
+    [
+      "an unknown dtype",
+      { name: "x", dtype: "F128" as SafetensorsDtype, shape: [], data: new Uint8Array(16) },
+      "bad-tensor-type",
+    ],
     ["a lone surrogate in a name", { name: "\ud800", dtype: "U8", shape: [0], data: new Uint8Array(0) }, "bad-utf8"],
   ] as const)("should refuse to write %s", (_what, tensor, expected) => {
     expect(() => writeSafetensors({ tensors: [tensor] })).toThrow(expect.objectContaining({ code: expected }) as Error);
@@ -117,11 +127,18 @@ describe("safetensors writer", () => {
 
   it("should read sharded checkpoints through the index and name the tensor of a broken index", async () => {
     dir = await mkdtemp(join(tmpdir(), "barbell-st-"));
-    const t = (name: string, v: number): SafetensorsTensorInput => ({ name, dtype: "U8", shape: [1], data: Uint8Array.of(v) });
+    const t = (name: string, v: number): SafetensorsTensorInput => ({
+      name,
+      dtype: "U8",
+      shape: [1],
+      data: Uint8Array.of(v),
+    });
     await writeSafetensorsFile(join(dir, "s1.safetensors"), { tensors: [t("a", 1), t("b", 2)] });
     await writeSafetensorsFile(join(dir, "s2.safetensors"), { tensors: [t("c", 3)] });
-    const index = (map: Record<string, string>): string => JSON.stringify({ metadata: { total_size: 3 }, weight_map: map });
-    await writeFile(join(dir, "model.safetensors.index.json"), index({ a: "s1.safetensors", b: "s1.safetensors", c: "s2.safetensors" }));
+    const index = (map: Record<string, string>): string =>
+      JSON.stringify({ metadata: { total_size: 3 }, weight_map: map });
+    const indexPath = join(dir, "model.safetensors.index.json");
+    await writeFile(indexPath, index({ a: "s1.safetensors", b: "s1.safetensors", c: "s2.safetensors" }));
     const store = await openShardedSafetensors(dir);
     expect(store.tensors.map((x) => x.name)).toEqual(["a", "b", "c"]);
     expect([...(await store.tensorData("c"))]).toEqual([3]);
@@ -134,11 +151,11 @@ describe("safetensors writer", () => {
       [{ a: "s1.safetensors", c: "s2.safetensors" }, /"b" is in s1.safetensors but not in weight_map/],
     ];
     for (const [map, message] of broken) {
-      await writeFile(join(dir, "model.safetensors.index.json"), index(map));
+      await writeFile(indexPath, index(map));
       await expect(openShardedSafetensors(dir)).rejects.toThrow(message);
     }
     await writeSafetensorsFile(join(dir, "s3.safetensors"), { tensors: [t("a", 9)] });
-    await writeFile(join(dir, "model.safetensors.index.json"), index({ a: "s3.safetensors", b: "s1.safetensors", c: "s2.safetensors" }));
+    await writeFile(indexPath, index({ a: "s3.safetensors", b: "s1.safetensors", c: "s2.safetensors" }));
     await expect(openShardedSafetensors(dir)).rejects.toThrow(expect.objectContaining({ code: "duplicate" }) as Error);
   });
 

@@ -157,7 +157,10 @@ export class ShardedSafetensors implements SafetensorsTensorStore {
 }
 
 /** Reads `dir/model.safetensors.index.json` and opens its shards. Close the result when done. */
-export async function openShardedSafetensors(dir: string, indexFile = SAFETENSORS_INDEX_FILE): Promise<ShardedSafetensors> {
+export async function openShardedSafetensors(
+  dir: string,
+  indexFile = SAFETENSORS_INDEX_FILE,
+): Promise<ShardedSafetensors> {
   const path = join(dir, indexFile);
   const size = (await stat(path)).size;
   if (size > L.MAX_INDEX_BYTES) {

@@ -62,7 +62,8 @@ function checkTensor(t: SafetensorsTensorInput, seen: Set<string>): void {
     throw new FormatError("bad-tensor-type", `[safetensors-write] tensor "${t.name}" has unknown dtype ${t.dtype}`);
   }
   if (t.shape.length > L.MAX_DIMS || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new FormatError("bad-dims", `[safetensors-write] tensor "${t.name}" shape [${t.shape.join(", ")}] is invalid`);
+    const shape = t.shape.join(", ");
+    throw new FormatError("bad-dims", `[safetensors-write] tensor "${t.name}" shape [${shape}] is invalid`);
   }
   const bits = t.shape.reduce((a, d) => a * d, 1) * SAFETENSORS_DTYPE_BITS[t.dtype];
   if (!Number.isSafeInteger(bits) || bits % 8 !== 0 || bits / 8 !== t.data.length) {

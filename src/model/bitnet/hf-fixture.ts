@@ -58,7 +58,12 @@ function mulberry32(seed: number): () => number {
 
 const ENCODE = { BF16: QUANT_TRAITS.bf16, F16: QUANT_TRAITS.f16, F32: QUANT_TRAITS.f32 } as const;
 
-function floatTensor(name: string, dtype: HfFixtureFloatDtype, shape: number[], v: Float32Array): SafetensorsTensorInput {
+function floatTensor(
+  name: string,
+  dtype: HfFixtureFloatDtype,
+  shape: number[],
+  v: Float32Array,
+): SafetensorsTensorInput {
   return { name, dtype, shape, data: ENCODE[dtype].encode(v, 1, v.length) };
 }
 
@@ -66,7 +71,10 @@ function floatTensor(name: string, dtype: HfFixtureFloatDtype, shape: number[], 
  * Writes a seeded tiny HF BitNet folder into `dir` (which must exist). The same options always give the same
  * files. ShapeError `size` for sizes a packed layout or GQA cannot hold.
  */
-export async function writeHfBitnetFixture(dir: string, opts: HfBitnetFixtureOptions = {}): Promise<HfBitnetFixtureFiles> {
+export async function writeHfBitnetFixture(
+  dir: string,
+  opts: HfBitnetFixtureOptions = {},
+): Promise<HfBitnetFixtureFiles> {
   const arch = opts.arch ?? "bitnet-b1.58";
   const old = arch === "bitnet"; // 1bitLLM-style: llama model_type, SiLU, inner_attn_ln / ffn_layernorm names
   const hidden = opts.hidden ?? 128;

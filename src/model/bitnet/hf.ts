@@ -277,7 +277,8 @@ const same = (a: readonly number[], b: readonly number[]): boolean =>
   a.length === b.length && a.every((d, i) => d === b[i]);
 
 function describeShapes(info: SafetensorsTensorInfo, name: string, want: readonly number[]): string {
-  return `tensor "${info.name}" (${name}) has shape [${info.shape.join(", ")}]; config.json implies [${want.join(", ")}]`;
+  const has = info.shape.join(", ");
+  return `tensor "${info.name}" (${name}) has shape [${has}]; config.json implies [${want.join(", ")}]`;
 }
 
 async function decodeFloats(store: SafetensorsTensorStore, info: SafetensorsTensorInfo): Promise<Float32Array> {
