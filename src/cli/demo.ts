@@ -9,7 +9,9 @@ import os from "node:os";
 import path from "node:path";
 import { openGguf } from "../formats/gguf/index.js";
 import { makeBitnetFixture } from "../model/bitnet/fixture.js";
-import { readTernaryWeight } from "../model/bitnet/ternary-weights.js";
+import { ggufWeightSource } from "../model/bitnet/gguf-source.js";
+import { ternaryFromCodes } from "../tensor/ops/quant.js";
+import { loadModel } from "../engine/model.js";
 import { linear, matmul } from "../tensor/ops/matmul.js";
 import { tensor } from "../tensor/tensor.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
@@ -31,16 +33,13 @@ export async function runDemo(options: DemoOptions, print: (line: string) => voi
     print(formatInspectReport(await inspectFile(file)));
 
     await using gguf = await openGguf(file);
-    const info = gguf.tensor("blk.0.ffn_up.weight");
-    if (info === undefined) {
-      throw new Error("[demo] the generated model has no blk.0.ffn_up.weight");
-    }
-    const loaded = await readTernaryWeight(gguf, info, ["ffn", "embed"]);
+    const [ffn, embed] = [512, 256];
+    const packed = await ggufWeightSource(gguf).ternary("blk.0.ffn_up.weight", ffn, embed);
+    const loaded = ternaryFromCodes(packed.codes, ["ffn", "embed"], [ffn, embed], { scale: packed.scale });
     if (!loaded.ok) {
       throw loaded.error;
     }
     using w = loaded.value;
-    const [ffn, embed] = w.shape;
     const seq = 4;
     const xs = Array.from({ length: seq * embed }, (_, i) => Math.sin(i * 0.61 + seed));
     using x = tensor(xs, ["seq", "embed"], [seq, embed]);
@@ -62,6 +61,12 @@ export async function runDemo(options: DemoOptions, print: (line: string) => voi
     print(`  int8 × ternary (exact int32 sums): ${fmt(a.subarray(0, 4))} …`);
     print(`  float reference:                   ${fmt(b.subarray(0, 4))} …`);
     print(`  NMSE of the int8 path against float: ${(num / den).toExponential(2)}`);
+
+    using model = await loadModel(file);
+    const prompt = [1, 2, 3];
+    const result = await model.generate(prompt, { temperature: 0, maxTokens: 8, stopTokens: [] }).complete();
+    print(`\nwhole model, greedy from token ids [${prompt.join(", ")}]: [${result.tokens.join(", ")}]`);
+    print(`  (random weights, so the text means nothing; real checkpoints: see the README)`);
   } finally {
     if (dir !== undefined) {
       await fs.rm(dir, { recursive: true, force: true });

@@ -10,7 +10,8 @@ import { formatBitnetChat, renderJinjaChat, validateMessages, type ChatMessage }
 import { configFromGguf } from "../model/bitnet/config.js";
 import { forward } from "../model/bitnet/forward.js";
 import { KvCache } from "../model/bitnet/kv-cache.js";
-import { loadGgufWeights } from "../model/bitnet/weights.js";
+import { ggufWeightSource } from "../model/bitnet/gguf-source.js";
+import { loadWeights } from "../model/bitnet/weights.js";
 import { tokenizerFromGguf } from "../model/tokenizer/gguf.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
 import { defaultBackend } from "../tensor/context.js";
@@ -196,7 +197,7 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
   await using file = await openGguf(path);
   const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
   const tokenizer = file.metadata.has("tokenizer.ggml.model") ? tokenizerFromGguf(file.metadata, config.arch) : undefined;
-  const weights = await loadGgufWeights(file, config, {
+  const weights = await loadWeights(ggufWeightSource(file), config, {
     backend,
     ...(options.allowFloatWeights === undefined ? {} : { allowFloatWeights: options.allowFloatWeights }),
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),

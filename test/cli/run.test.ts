@@ -9,7 +9,7 @@ import { referenceLogits } from "../reference/forward64.js";
 
 let dir = "";
 let model = "";
-let bytes = new Uint8Array();
+let bytes: Uint8Array = new Uint8Array();
 beforeAll(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), "barbell-run-"));
   model = path.join(dir, "m.gguf");

@@ -5,7 +5,8 @@ import { configFromGguf } from "../../src/model/bitnet/config.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
 import { forward } from "../../src/model/bitnet/forward.js";
 import { KvCache } from "../../src/model/bitnet/kv-cache.js";
-import { loadGgufWeights } from "../../src/model/bitnet/weights.js";
+import { ggufWeightSource } from "../../src/model/bitnet/gguf-source.js";
+import { loadWeights } from "../../src/model/bitnet/weights.js";
 import { referenceLogits } from "../reference/forward64.js";
 
 const backend = createJsBackend();
@@ -14,7 +15,7 @@ async function load(opts: BitnetFixtureOptions) {
   const bytes = makeBitnetFixture(opts);
   const file = readGgufBytes(bytes);
   const config = configFromGguf(file.metadata);
-  const weights = await loadGgufWeights(file, config, { backend });
+  const weights = await loadWeights(ggufWeightSource(file), config, { backend });
   return { bytes, config, weights };
 }
 

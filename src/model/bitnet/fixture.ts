@@ -47,7 +47,7 @@ export interface BitnetFixtureOptions {
 }
 
 /** mulberry32: a 32-bit-state PRNG, good enough for test weights and fully deterministic. */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;

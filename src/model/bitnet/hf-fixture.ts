@@ -15,7 +15,7 @@ import {
 } from "../../formats/safetensors/index.js";
 import { roundToHalf } from "../../quant/half.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
-import type { BitnetFixtureOptions } from "./fixture.js";
+import { mulberry32, type BitnetFixtureOptions } from "./fixture.js";
 import type { HfLinearClass } from "./hf.js";
 
 /** Float dtypes a fixture can store norms, embeddings and master weights in. */
@@ -42,18 +42,6 @@ export interface HfBitnetFixtureOptions extends Omit<BitnetFixtureOptions, "weig
 export interface HfBitnetFixtureFiles {
   /** `config.json`, the weight file(s) and, when sharded, the index. */
   readonly files: readonly string[];
-}
-
-/** mulberry32, as `makeBitnetFixture` uses: the same seed must give the same stream. */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ENCODE = { BF16: QUANT_TRAITS.bf16, F16: QUANT_TRAITS.f16, F32: QUANT_TRAITS.f32 } as const;
