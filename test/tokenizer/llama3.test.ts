@@ -23,7 +23,9 @@ function hfIds(text: string): number[] {
 
 describe("Llama-3 byte-level BPE against @huggingface/tokenizers", () => {
   it("should produce the library's ids for every corpus text, from GGUF arrays without tokenizer.ggml.pre", () => {
-    const mismatches = corpus.filter((t) => Array.from(fromGguf.encode(t, { addBos: false })).join() !== hfIds(t).join());
+    const mismatches = corpus.filter(
+      (t) => Array.from(fromGguf.encode(t, { addBos: false })).join() !== hfIds(t).join(),
+    );
     expect(mismatches).toEqual([]);
   });
 

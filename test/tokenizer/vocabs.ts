@@ -175,6 +175,12 @@ export function llama2Files(): HfFiles {
       merges,
     },
   };
-  const config: Json = { add_bos_token: true, add_eos_token: false, bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" };
+  const config: Json = {
+    add_bos_token: true,
+    add_eos_token: false,
+    bos_token: "<s>",
+    eos_token: "</s>",
+    unk_token: "<unk>",
+  };
   return { json, config };
 }

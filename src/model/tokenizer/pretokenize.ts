@@ -9,7 +9,8 @@ export const LLAMA3_ONIGURUMA_PATTERN =
   "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /** GPT-2's split pattern (also the `ByteLevel` pre-tokenizer's built-in one), Oniguruma syntax. */
-export const GPT2_ONIGURUMA_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+export const GPT2_ONIGURUMA_PATTERN =
+  "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 /**
  * An Oniguruma pattern of the two above as a JavaScript `u` pattern: `\s` becomes `\p{White_Space}` (JavaScript's
