@@ -29,7 +29,7 @@ export interface DecodeOptions {
  * partial UTF-8 character: bytes of an incomplete sequence wait for the next token.
  */
 export interface StreamDecoder {
-  /** Adds one token and returns the text completed by it (often ""). */
+  /** Adds one token and returns the text completed by it (often ""); RangeError for an id outside the vocab. */
   push(id: number): string;
   /** Returns what is still held back (bad or unfinished UTF-8 comes out as U+FFFD) and resets the decoder. */
   flush(): string;
@@ -58,11 +58,16 @@ export interface Tokenizer {
   readonly eot: number | undefined;
   /** Whether `encode` adds BOS when `addBos` is not given. */
   readonly addBosDefault: boolean;
-  /** Text → ids. */
+  /**
+   * Text → ids. Strings are encoded as UTF-8, so a lone surrogate becomes U+FFFD (as with TextEncoder); every
+   * other string round-trips through `decode` on byte-level vocabularies, and on SentencePiece ones unless it
+   * contains U+2581, which SentencePiece reserves for the space.
+   */
   encode(text: string, options?: EncodeOptions): Int32Array;
   /**
    * Ids → text. Byte sequences that are not valid UTF-8 decode to U+FFFD. SentencePiece vocabularies drop the
-   * single space that encoding prepended (the dummy prefix) at the start of the output.
+   * single space that encoding prepended (the dummy prefix) at the start of the output. RangeError for an id
+   * outside the vocabulary (a model whose embedding has padding rows can sample such ids).
    */
   decode(ids: ArrayLike<number>, options?: DecodeOptions): string;
   /** True for control tokens (BOS, EOS, chat markers, reserved tokens); `decode` can skip these. */
