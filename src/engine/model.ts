@@ -2,16 +2,20 @@
  * The library entry point: `loadModel(path)` → a model that tokenizes, generates, chats and returns
  * logits. One model runs one sequence at a time; concurrent calls queue.
  */
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
 import type { Backend } from "../backends/backend.js";
-import { UsageError } from "../core/errors.js";
+import { FormatError, UsageError } from "../core/errors.js";
 import { openGguf } from "../formats/gguf/index.js";
 import { formatBitnetChat, renderJinjaChat, validateMessages, type ChatMessage } from "../model/chat/index.js";
 import { configFromGguf } from "../model/bitnet/config.js";
 import { forward } from "../model/bitnet/forward.js";
 import { KvCache } from "../model/bitnet/kv-cache.js";
 import { ggufWeightSource } from "../model/bitnet/gguf-source.js";
-import { loadWeights } from "../model/bitnet/weights.js";
+import { readHfBitnetFolder } from "../model/bitnet/hf.js";
+import { configFromHf, hfWeightSource } from "../model/bitnet/hf-source.js";
+import { loadWeights, type LoadWeightsOptions } from "../model/bitnet/weights.js";
+import { tokenizerFromJson } from "../model/tokenizer/hf-json.js";
 import { tokenizerFromGguf } from "../model/tokenizer/gguf.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
 import { defaultBackend } from "../tensor/context.js";
@@ -187,33 +191,73 @@ export class BitnetModel implements Disposable {
   }
 }
 
-/** Loads a BitNet model from a GGUF file (I2_S, TQ1_0, TQ2_0 or float ternary weights). */
+/**
+ * Loads a BitNet model: a GGUF file (I2_S, TQ1_0, TQ2_0 or float ternary weights) or a Hugging Face
+ * folder as downloaded (`config.json`, `model.safetensors` or shards, `tokenizer.json`).
+ */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<BitnetModel> {
-  const info = await stat(path);
-  if (info.isDirectory()) {
-    throw new UsageError("unsupported", `[model] ${path} is a folder; Hugging Face folders are not supported yet`);
-  }
   const backend = options.backend ?? defaultBackend();
-  await using file = await openGguf(path);
-  const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
-  const tokenizer = file.metadata.has("tokenizer.ggml.model") ? tokenizerFromGguf(file.metadata, config.arch) : undefined;
-  const weights = await loadWeights(ggufWeightSource(file), config, {
+  const loaded = (await stat(path)).isDirectory() ? await loadHfFolder(path, backend, options) : await loadGguf(path, backend, options);
+  try {
+    return new BitnetModel(loaded, options.contextLength ?? Math.min(loaded.config.contextLength, DEFAULT_CONTEXT));
+  } catch (e) {
+    loaded.weights.dispose();
+    throw e;
+  }
+}
+
+function weightOptions(backend: Backend, options: LoadModelOptions): LoadWeightsOptions {
+  return {
     backend,
     ...(options.allowFloatWeights === undefined ? {} : { allowFloatWeights: options.allowFloatWeights }),
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-  });
-  const loaded: LoadedModel = {
+  };
+}
+
+async function loadGguf(path: string, backend: Backend, options: LoadModelOptions): Promise<LoadedModel> {
+  await using file = await openGguf(path);
+  const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
+  const tokenizer = file.metadata.has("tokenizer.ggml.model") ? tokenizerFromGguf(file.metadata, config.arch) : undefined;
+  const weights = await loadWeights(ggufWeightSource(file), config, weightOptions(backend, options));
+  const chatTemplate = file.metadata.getString("tokenizer.chat_template");
+  return { config, weights, tokenizer, chatTemplate, backend, source: path };
+}
+
+/** Reads a JSON file of the folder if it exists; a file that exists but does not parse is a FormatError. */
+async function optionalJson(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (e) {
+    if (e instanceof Error && "code" in e && e.code === "ENOENT") {
+      return undefined;
+    }
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new FormatError("bad-value", `[model] ${path} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+async function loadHfFolder(dir: string, backend: Backend, options: LoadModelOptions): Promise<LoadedModel> {
+  await using folder = await readHfBitnetFolder(dir);
+  const config = configFromHf(folder);
+  const tokenizerJson = await optionalJson(join(dir, "tokenizer.json"));
+  const tokenizerConfig = await optionalJson(join(dir, "tokenizer_config.json"));
+  const tokenizer = tokenizerJson === undefined ? undefined : tokenizerFromJson(tokenizerJson, tokenizerConfig);
+  const template =
+    typeof tokenizerConfig === "object" && tokenizerConfig !== null && "chat_template" in tokenizerConfig
+      ? tokenizerConfig.chat_template
+      : undefined;
+  const weights = await loadWeights(hfWeightSource(folder), config, weightOptions(backend, options));
+  return {
     config,
     weights,
     tokenizer,
-    chatTemplate: file.metadata.getString("tokenizer.chat_template"),
+    chatTemplate: typeof template === "string" ? template : undefined,
     backend,
-    source: path,
+    source: dir,
   };
-  try {
-    return new BitnetModel(loaded, options.contextLength ?? Math.min(config.contextLength, DEFAULT_CONTEXT));
-  } catch (e) {
-    weights.dispose();
-    throw e;
-  }
 }
