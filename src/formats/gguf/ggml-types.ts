@@ -53,6 +53,11 @@ function t(
   return { id, name, blockSize, blockBytes, sizeRule, origin, portable: sizeRule !== "tl1" && sizeRule !== "tl2" };
 }
 
+const GGML_I2_S_INFO = t(36, "i2_s", 1, 1, "bitnet.cpp", "i2_s");
+
+/** Id 36 in bitnet.cpp: I2_S (2-bit codes + a per-tensor scale; the official BitNet 2B-4T GGUF). */
+export const GGML_I2_S: GgmlTypeInfo = GGML_I2_S_INFO;
+
 /** Every id with a single meaning. Ids 4, 5 (Q4_2, Q4_3, removed before GGUF existed) and 37 are absent on purpose. */
 const UNAMBIGUOUS: readonly GgmlTypeInfo[] = [
   t(0, "f32", 1, 4),
@@ -92,12 +97,15 @@ const UNAMBIGUOUS: readonly GgmlTypeInfo[] = [
   t(35, "tq2_0", 256, 66),
   // 36 and 38 were IQ4_NL_4_4 / IQ4_NL_4_8 in mainline for a few weeks and never shipped in files; only
   // bitnet.cpp writes them, as I2_S and TL1.
-  t(36, "i2_s", 1, 1, "bitnet.cpp", "i2_s"),
+  GGML_I2_S_INFO,
   t(38, "tl1", 1, 1, "bitnet.cpp", "tl1"),
   t(40, "nvfp4", 64, 36),
   t(41, "q1_0", 128, 18),
   t(42, "q2_0", 64, 18),
 ];
+
+/** Id 36 in mainline ggml for a few weeks of late 2024: IQ4_NL_4_4 (IQ4_NL repacked 4 rows at a time). */
+export const GGML_IQ4_NL_4_4: GgmlTypeInfo = t(36, "iq4_nl_4_4", 32, 18, "ggml-removed");
 
 /** Id 39 in mainline ggml: MXFP4 (one E8M0 exponent + 16 bytes of E2M1 nibbles per 32 elements). */
 export const GGML_MXFP4: GgmlTypeInfo = t(39, "mxfp4", 32, 17);

@@ -4,7 +4,15 @@
  */
 import { BoundedBytes, type Read, WindowExceeded } from "../../core/bytes.js";
 import { FormatError, ShapeError } from "../../core/errors.js";
-import { ggmlTensorBytes, resolveGgmlType } from "./ggml-types.js";
+import {
+  GGML_I2_S,
+  GGML_IQ4_NL_4_4,
+  GGML_TYPE_I2_S,
+  ggmlTensorBytes,
+  isBitnetArchitecture,
+  resolveGgmlType,
+  type GgmlTypeInfo,
+} from "./ggml-types.js";
 import * as L from "./limits.js";
 import { GgufMetadata, ggufAlignment } from "./metadata.js";
 import { FileSource, MemorySource, type ByteSource } from "./source.js";
@@ -183,6 +191,62 @@ function readTensorInfo(
   return { value: info, length: pos - off };
 }
 
+/** The bytes a tensor may use: up to the next tensor's offset, or to the end of the data section. */
+function extents(tensors: readonly GgufTensorInfo[], dataSize: number): Map<GgufTensorInfo, number> {
+  const sorted = [...tensors].sort((a, b) => a.offset - b.offset);
+  return new Map(sorted.map((t, i) => [t, (sorted[i + 1]?.offset ?? dataSize) - t.offset]));
+}
+
+/**
+ * Id 36 is I2_S in bitnet.cpp files and IQ4_NL_4_4 in mainline files of late 2024. The id alone cannot
+ * tell, so each id-36 tensor is read as whichever layout its bytes fit (the space up to the next tensor,
+ * or to the end of the data section, must hold it with less than one alignment to spare), and the
+ * architecture breaks a tie. A tensor that fits neither is `implausible`, with both sizes in the message.
+ */
+function resolveId36(tensors: GgufTensorInfo[], dataSize: number, alignment: number, arch: string | undefined): void {
+  const room = extents(tensors, dataSize);
+  // Writers pad each tensor to the alignment, so a tensor's bytes leave less than one alignment unused.
+  const fits = (t: GgufTensorInfo, bytes: number | undefined): boolean => {
+    const extent = room.get(t) ?? 0;
+    return bytes !== undefined && bytes <= extent && extent - bytes < alignment;
+  };
+  const bitnet = isBitnetArchitecture(arch);
+  for (const [i, t] of tensors.entries()) {
+    if (t.typeId !== GGML_TYPE_I2_S) {
+      continue;
+    }
+    const sizeOf = (info: GgmlTypeInfo): number | undefined => {
+      try {
+        return ggmlTensorBytes(info, t.dims);
+      } catch {
+        return undefined;
+      }
+    };
+    const i2s = sizeOf(GGML_I2_S);
+    const iq4 = sizeOf(GGML_IQ4_NL_4_4);
+    const fitsI2s = fits(t, i2s);
+    const fitsIq4 = fits(t, iq4);
+    const archText = arch === undefined ? "no architecture" : `architecture "${arch}"`;
+    if (fitsI2s && (bitnet || !fitsIq4)) {
+      const why = bitnet ? archText : `its ${i2s} bytes fit only I2_S (${archText})`;
+      tensors[i] = { ...t, typeName: "i2_s", byteSize: i2s ?? t.byteSize, typeInterpretation: `id 36 read as bitnet.cpp I2_S: ${why}` };
+    } else if (fitsIq4) {
+      tensors[i] = {
+        ...t,
+        typeName: GGML_IQ4_NL_4_4.name,
+        byteSize: iq4 ?? t.byteSize,
+        typeInterpretation: `id 36 read as mainline IQ4_NL_4_4: its ${iq4} bytes fit that layout, not I2_S (${i2s ?? "n/a"} bytes)`,
+      };
+    } else {
+      throw new FormatError(
+        "implausible",
+        `[gguf] tensor "${t.name}" has type id 36, but its ${room.get(t) ?? 0} bytes fit neither I2_S ` +
+          `(${i2s ?? "n/a"} bytes) nor IQ4_NL_4_4 (${iq4 ?? "n/a"} bytes)`,
+      );
+    }
+  }
+}
+
 function checkExtents(tensors: readonly GgufTensorInfo[], dataSize: number): void {
   let total = 0;
   for (const t of tensors) {
@@ -260,6 +324,7 @@ export function parseGgufHeader(b: BoundedBytes): GgufHeader {
         `[gguf] data section starts at ${dataOffset}, after the end of the file (${b.totalSize})`,
       );
     }
+    resolveId36(tensors, b.totalSize - dataOffset, alignment, arch);
     checkExtents(tensors, b.totalSize - dataOffset);
   }
   return { version, metadata, tensors, alignment, headerBytes, dataOffset, fileSize: b.totalSize };
