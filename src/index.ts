@@ -5,5 +5,34 @@
 export * from "./tensor/index.js";
 export { BarbellError, ShapeError, ValueError, UsageError, FormatError } from "./core/errors.js";
 export { ok, err, unwrap, type Result, type Ok, type Err } from "./core/result.js";
-export type { Backend, Kernels, TensorRef, BufferHandle } from "./backends/backend.js";
+export type { Backend, Kernels, TensorRef, BufferHandle, DenseDType } from "./backends/backend.js";
 export { createJsBackend } from "./backends/js/index.js";
+
+// Models: load, tokenize, generate, chat, logits.
+export {
+  loadModel,
+  BitnetModel,
+  DEFAULT_CONTEXT,
+  type LoadModelOptions,
+  type ChatOptions,
+  type LogitsOptions,
+} from "./engine/model.js";
+export type {
+  GenerateOptions,
+  Generation,
+  GeneratedToken,
+  GenerationResult,
+  FinishReason,
+} from "./engine/generate.js";
+export type { BitnetConfig, BitnetArch } from "./model/bitnet/config.js";
+export { ContextFullError } from "./model/bitnet/kv-cache.js";
+export type { ChatMessage, ChatRole } from "./model/chat/index.js";
+export type { SamplingOptions } from "./model/sampling/index.js";
+export type { Tokenizer, StreamDecoder, EncodeOptions, DecodeOptions } from "./model/tokenizer/types.js";
+export { tokenizerFromGguf, tokenizerFromJson } from "./model/tokenizer/index.js";
+
+// Files: GGUF and safetensors readers/writers, fixtures.
+export { openGguf, readGguf, readGgufBytes, writeGguf, type GgufFile, type GgufTensorInfo } from "./formats/gguf/index.js";
+export { openSafetensors, readSafetensorsBytes, writeSafetensors } from "./formats/safetensors/index.js";
+export { makeBitnetFixture, type BitnetFixtureOptions } from "./model/bitnet/fixture.js";
+export { writeHfBitnetFixture, type HfBitnetFixtureOptions } from "./model/bitnet/hf-fixture.js";
