@@ -1,0 +1,52 @@
+/**
+ * Writes a BitNet GGUF with the exact shapes of a real model and seeded random ternary weights, for
+ * memory and speed checks (the weights do not affect either). Not committed: it is hundreds of MB.
+ *
+ *   npx tsx scripts/gen-model.ts 2b   /tmp/bitnet-2b-i2s.gguf   # microsoft/bitnet-b1.58-2B-4T shape
+ *   npx tsx scripts/gen-model.ts 700m /tmp/bitnet-700m.gguf     # 1bitLLM/bitnet_b1_58-large shape
+ */
+import fs from "node:fs/promises";
+import { makeBitnetFixture, type BitnetFixtureOptions } from "../src/model/bitnet/fixture.js";
+
+export const SHAPES: Record<string, BitnetFixtureOptions> = {
+  "2b": {
+    arch: "bitnet-b1.58",
+    hidden: 2560,
+    layers: 30,
+    heads: 20,
+    kvHeads: 5,
+    ffn: 6912,
+    vocab: 128256,
+    contextLength: 4096,
+    weightType: "i2_s",
+    embeddingType: "f16",
+  },
+  "700m": {
+    arch: "bitnet",
+    hidden: 1536,
+    layers: 24,
+    heads: 16,
+    kvHeads: 16,
+    ffn: 4096,
+    vocab: 32002,
+    contextLength: 2048,
+    weightType: "i2_s",
+    embeddingType: "f16",
+  },
+};
+
+async function main(): Promise<void> {
+  const [shape = "", out = ""] = process.argv.slice(2);
+  const opts = SHAPES[shape];
+  if (opts === undefined || out === "") {
+    process.stderr.write(`usage: gen-model.ts <${Object.keys(SHAPES).join("|")}> <out.gguf> [weight type]\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const weightType = (process.argv[4] ?? opts.weightType) as BitnetFixtureOptions["weightType"];
+  const bytes = makeBitnetFixture({ ...opts, ...(weightType === undefined ? {} : { weightType }), seed: 1 });
+  await fs.writeFile(out, bytes);
+  process.stdout.write(`wrote ${out}: ${(bytes.length / 2 ** 20).toFixed(1)} MiB\n`);
+}
+
+await main();
