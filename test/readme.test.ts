@@ -23,3 +23,27 @@ describe("README", () => {
     }
   });
 });
+
+describe("README model example", () => {
+  it("should type-check against the public API", async () => {
+    const ts = (await import("typescript")).default;
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+    const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] ?? "");
+    expect(blocks.length).toBeGreaterThanOrEqual(2);
+    const virtual = path.join(root, "test", "__readme_model__.ts");
+    const source = (blocks[1] ?? "").replace(/from "barbell"/g, 'from "../src/index.js"') + "\nexport {};\n";
+    const config = ts.readConfigFile(path.join(root, "tsconfig.json"), (f) => ts.sys.readFile(f));
+    const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, root);
+    const host = ts.createCompilerHost(parsed.options);
+    const getSourceFile = host.getSourceFile.bind(host);
+    host.getSourceFile = (file, lang, ...rest) =>
+      path.resolve(file) === virtual ? ts.createSourceFile(file, source, lang) : getSourceFile(file, lang, ...rest);
+    const fileExists = host.fileExists.bind(host);
+    host.fileExists = (file) => path.resolve(file) === virtual || fileExists(file);
+    const program = ts.createProgram([virtual], parsed.options, host);
+    const messages = ts
+      .getPreEmitDiagnostics(program, program.getSourceFile(virtual))
+      .map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+    expect(messages).toEqual([]);
+  });
+});
