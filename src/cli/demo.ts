@@ -27,7 +27,7 @@ export async function runDemo(options: DemoOptions, print: (line: string) => voi
   const dir = options.out === undefined ? await fs.mkdtemp(path.join(os.tmpdir(), "barbell-demo-")) : undefined;
   const file = options.out ?? path.join(dir ?? ".", "tiny-bitnet-b1.58-i2_s.gguf");
   try {
-    const bytes = makeBitnetFixture({ arch: "bitnet-b1.58", weightType: "i2_s", hidden: 256, ffn: 512, seed });
+    const bytes = makeBitnetFixture({ arch: "bitnet-b1.58", weightType: "i2_s", hidden: 256, ffn: 512, tied: false, seed });
     await fs.writeFile(file, bytes);
     print(`wrote ${file} (${bytes.length} bytes, seed ${seed})\n`);
     print(formatInspectReport(await inspectFile(file)));
