@@ -79,6 +79,36 @@ describe("model files", () => {
     expect(relL2(got[2] ?? [], ref[2] ?? [])).toBeLessThan(0.05);
   });
 
+  it("should fold per-tensor .scale tensors into the projections, as the reference applies them", async () => {
+    const source = makeBitnetFixture({ seed: 44, tied: false });
+    const gguf = readGgufBytes(source);
+    const tensors: GgufTensorInput[] = [];
+    for (const info of gguf.tensors) {
+      tensors.push({ name: info.name, dims: info.dims, typeId: info.typeId, data: await gguf.tensorData(info) });
+    }
+    const scale = (name: string, v: number): GgufTensorInput => ({
+      name,
+      dims: [1],
+      typeId: 0,
+      data: QUANT_TRAITS.f32.encode(Float32Array.of(v), 1, 1),
+    });
+    tensors.push(scale("blk.0.attn_q.scale", 3), scale("blk.1.ffn_down.scale", 0.25));
+    const bytes = writeGguf({ metadata: [...gguf.metadata.entries()], tensors });
+    const file = path.join(dir, "scaled.gguf");
+    await fs.writeFile(file, bytes);
+    const plainFile = path.join(dir, "plain.gguf");
+    await fs.writeFile(plainFile, source);
+    using model = await loadModel(file);
+    using plain = await loadModel(plainFile);
+    const got = await model.logits([7, 8, 9], { all: true });
+    const ref = await referenceLogits(bytes, [7, 8, 9], { quantizeActivations: true });
+    const base = await plain.logits([7, 8, 9], { all: true });
+    for (let p = 0; p < 3; p++) {
+      expect(relL2(got[p] ?? [], ref[p] ?? [])).toBeLessThan(1e-4);
+    }
+    expect(relL2(got[2] ?? [], base[2] ?? [])).toBeGreaterThan(1e-3);
+  });
+
   it("should chat through a Jinja template when asked", async () => {
     const file = path.join(dir, "chat.gguf");
     await fs.writeFile(file, makeBitnetFixture({ seed: 43 }));

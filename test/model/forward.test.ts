@@ -34,6 +34,8 @@ describe("BitNet forward pass", () => {
     { arch: "bitnet-b1.58", weightType: "i2_s", seed: 1 },
     { arch: "bitnet", weightType: "tq2_0", hidden: 256, heads: 4, seed: 2 },
     { arch: "bitnet-25", weightType: "tq1_0", hidden: 256, embeddingType: "q8_0", tied: false, seed: 3 },
+    { arch: "bitnet-b1.58", weightType: "bf16", embeddingType: "bf16", seed: 5 },
+    { arch: "bitnet", weightType: "f16", hidden: 256, embeddingType: "q6_k", tied: false, seed: 6 },
   ];
   it.each(cases)("should match the float64 reference logits of %o", async (opts) => {
     const { bytes, config, weights } = await load(opts);

@@ -13,10 +13,10 @@ import type { QuantName } from "../../quant/types.js";
 export type BitnetArch = "bitnet" | "bitnet-25" | "bitnet-b1.58";
 
 /** Storage types for the ternary projection weights (f32/f16 hold γ·trits as plain floats). */
-export type FixtureWeightType = "i2_s" | "tq2_0" | "tq1_0" | "f32" | "f16";
+export type FixtureWeightType = "i2_s" | "tq2_0" | "tq1_0" | "f32" | "f16" | "bf16";
 
 /** Storage types for the token embedding (and an untied output head). */
-export type FixtureEmbeddingType = "f32" | "f16" | "q8_0" | "q6_k";
+export type FixtureEmbeddingType = "f32" | "f16" | "bf16" | "q8_0" | "q6_k";
 
 /** Options of `makeBitnetFixture`; every field has a tiny default. */
 export interface BitnetFixtureOptions {
@@ -100,7 +100,8 @@ function tokenizer(vocab: number): [string, GgufValue][] {
   ];
 }
 
-const FILE_TYPE: Record<FixtureWeightType, number> = { f32: 0, f16: 1, tq1_0: 36, tq2_0: 37, i2_s: 40 };
+// llama.cpp LLAMA_FTYPE values (bf16 = 32; the TQ and I2_S ones as the 2024 bitnet.cpp fork numbers them).
+const FILE_TYPE: Record<FixtureWeightType, number> = { f32: 0, f16: 1, bf16: 32, tq1_0: 36, tq2_0: 37, i2_s: 40 };
 
 function encodeTensor(name: string, type: QuantName, dims: readonly number[], values: Float32Array): GgufTensorInput {
   const traits = QUANT_TRAITS[type];
