@@ -122,3 +122,71 @@ export interface Backend {
   /** Bytes held by live buffers. */
   liveBytes(): number;
 }
+
+// ---- providers, probing, and partial backends (composed into a complete Backend by the chain) ----
+
+/** Names of the built-in backends. */
+export type BackendName = "js" | "wasm-simd" | "native-cpu";
+
+/** The name of one kernel of {@link Kernels}. */
+export type KernelName = keyof Kernels;
+
+/** Where a backend keeps its buffers: the methods a chain delegates memory management to. */
+export interface BufferMemory {
+  alloc(bytes: number): BufferHandle;
+  adopt(bytes: Uint8Array): BufferHandle;
+  free(buffer: BufferHandle): boolean;
+  write(buffer: BufferHandle, src: Uint8Array, byteOffset?: number): void;
+  read(buffer: BufferHandle, byteOffset?: number, length?: number): Uint8Array;
+  liveAllocations(): number;
+  liveBytes(): number;
+}
+
+/**
+ * What a provider creates: a set of kernels, possibly incomplete. The chain (backends/chain.ts) runs
+ * each kernel on the first backend of the user's list that has it and accepts the call, ending with
+ * the JS reference, which has them all. Buffers are host memory (backends/host-memory.ts), so any
+ * member's kernels can read any member's buffers.
+ */
+export interface PartialBackend {
+  readonly name: BackendName;
+  readonly kernels: Partial<Kernels>;
+  /**
+   * Whether this backend accepts this particular call (dtypes, shapes, sizes); a string says why not.
+   * Absent: every call of a kernel it has is accepted.
+   */
+  supports?(kernel: KernelName, refs: readonly TensorRef[]): true | string;
+  /** Its own buffer memory (a WASM linear memory); absent: plain ArrayBuffers. */
+  readonly memory?: BufferMemory;
+  /** Facts for `barbell backends`: ISA features, thread count, variant. */
+  readonly info: BackendInfo;
+  /** Releases threads and native resources. */
+  dispose(): void;
+}
+
+export interface BackendInfo {
+  /** CPU or runtime features in use (e.g. "avx512vnni", "avx2", "simd128", "threads"). */
+  readonly features: readonly string[];
+  readonly threads: number;
+  /** Free text: build variant, library version. */
+  readonly detail?: string;
+}
+
+/** The outcome of probing a provider. */
+export type Probe =
+  | { readonly available: true; readonly score: number; readonly features: readonly string[] }
+  | { readonly available: false; readonly reason: string };
+
+export interface BackendOptions {
+  /** Worker threads for kernels that parallelize; default: one per physical core. */
+  readonly threads?: number;
+}
+
+/** A backend kind: how to probe for it and how to create it. Listed once in backends/providers.ts. */
+export interface BackendProvider {
+  readonly name: BackendName;
+  /** Higher runs first; a negative priority is never chosen automatically, only when named. */
+  readonly basePriority: number;
+  probe(): Promise<Probe>;
+  create(options: BackendOptions): Promise<PartialBackend>;
+}

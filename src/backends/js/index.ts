@@ -4,7 +4,8 @@
  */
 import { UsageError } from "../../core/errors.js";
 import type { QuantName } from "../../quant/types.js";
-import type { Backend, BufferHandle, DenseDType, Kernels, TensorRef } from "../backend.js";
+import type { Backend, DenseDType, Kernels, TensorRef } from "../backend.js";
+import { ArrayBufferMemory, views } from "../host-memory.js";
 import { elementCount, storageBytes } from "../storage.js";
 import { attention } from "./kernels/attention.js";
 import { binaryBroadcast, scale, unary } from "./kernels/elementwise.js";
@@ -15,10 +16,6 @@ import { softmax } from "./kernels/softmax.js";
 import { quantizeActivations } from "../../quant/values.js";
 import { concat, copyStrided } from "./kernels/layout.js";
 import { embedding, matmulDense } from "./kernels/dense.js";
-
-interface JsBuffer extends BufferHandle {
-  readonly memory: ArrayBuffer;
-}
 
 /** Storage dtypes whose bytes are a block format of src/quant (f32 included). */
 const DENSE_FORMATS = { f32: "f32", f16: "f16", bf16: "bf16", q8_0: "q8_0", q6_k: "q6_k" } as const satisfies Record<
@@ -36,22 +33,8 @@ function denseFormat(t: TensorRef): QuantName {
 
 /** Creates a fresh JS backend instance with its own allocation accounting. */
 export function createJsBackend(): Backend {
-  const live = new Map<number, JsBuffer>();
-  let nextId = 1;
-  let liveBytes = 0;
-
-  const memoryOf = (handle: BufferHandle): ArrayBuffer => {
-    const buffer = live.get(handle.id);
-    if (buffer === undefined || buffer !== handle) {
-      throw new UsageError("disposed", `[js] buffer ${handle.id} is not live on this backend`);
-    }
-    return buffer.memory;
-  };
-  const f32 = (t: TensorRef): Float32Array => new Float32Array(memoryOf(t.buffer));
-  const i32 = (t: TensorRef): Int32Array => new Int32Array(memoryOf(t.buffer));
-  const i8 = (t: TensorRef): Int8Array => new Int8Array(memoryOf(t.buffer));
-  const u8 = (t: TensorRef): Uint8Array => new Uint8Array(memoryOf(t.buffer));
-  const u32 = (t: TensorRef): Uint32Array => new Uint32Array(memoryOf(t.buffer));
+  const memory = new ArrayBufferMemory("js");
+  const { f32, i32, i8, u8, u32 } = views;
   const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
   const elements = (t: TensorRef): Float32Array | Int32Array | Int8Array =>
     t.dtype === "f32" ? f32(t) : t.dtype === "i32" ? i32(t) : t.dtype === "i8" ? i8(t) : wholeElementsOnly(t);
@@ -116,42 +99,13 @@ export function createJsBackend(): Backend {
   return {
     name: "js",
     kernels,
-    alloc(bytes) {
-      if (!Number.isSafeInteger(bytes) || bytes < 0) {
-        throw new UsageError("unsupported", `[js] cannot allocate ${bytes} bytes`);
-      }
-      const handle: JsBuffer = { id: nextId++, bytes, memory: new ArrayBuffer(bytes) };
-      live.set(handle.id, handle);
-      liveBytes += bytes;
-      return handle;
-    },
-    adopt(bytes) {
-      // Only a view that spans its whole ArrayBuffer can be taken over; anything else is copied.
-      const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
-      const memory = whole && bytes.buffer instanceof ArrayBuffer ? bytes.buffer : bytes.slice().buffer;
-      const handle: JsBuffer = { id: nextId++, bytes: bytes.byteLength, memory };
-      live.set(handle.id, handle);
-      liveBytes += handle.bytes;
-      return handle;
-    },
-    free(handle) {
-      const buffer = live.get(handle.id);
-      if (buffer === undefined || buffer !== handle) {
-        return false;
-      }
-      live.delete(handle.id);
-      liveBytes -= buffer.bytes;
-      return true;
-    },
-    write(handle, src, byteOffset = 0) {
-      new Uint8Array(memoryOf(handle)).set(src, byteOffset);
-    },
-    read(handle, byteOffset = 0, length) {
-      const memory = memoryOf(handle);
-      return new Uint8Array(memory.slice(byteOffset, length === undefined ? undefined : byteOffset + length));
-    },
-    liveAllocations: () => live.size,
-    liveBytes: () => liveBytes,
+    alloc: (bytes) => memory.alloc(bytes),
+    adopt: (bytes) => memory.adopt(bytes),
+    free: (buffer) => memory.free(buffer),
+    write: (buffer, src, byteOffset) => memory.write(buffer, src, byteOffset),
+    read: (buffer, byteOffset, length) => memory.read(buffer, byteOffset, length),
+    liveAllocations: () => memory.liveAllocations(),
+    liveBytes: () => memory.liveBytes(),
   };
 }
 

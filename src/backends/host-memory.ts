@@ -1,0 +1,137 @@
+/**
+ * Host memory: how the CPU backends (JS reference, WASM SIMD, native) hold tensors. A host buffer is a
+ * byte range any CPU kernel can view as a typed array, whichever backend allocated it, so a kernel one
+ * backend lacks can run on another backend's buffers without a copy (the fallback chain relies on it).
+ */
+import { UsageError } from "../core/errors.js";
+import type { BufferHandle, TensorRef } from "./backend.js";
+
+/** A buffer whose bytes live in JS-visible memory. */
+export interface HostBuffer extends BufferHandle {
+  /**
+   * The bytes, as a fresh view (memory that can grow, like a WASM memory, may move). Throws
+   * UsageError "disposed" after the buffer was freed.
+   */
+  view(): Uint8Array;
+}
+
+export function isHostBuffer(buffer: BufferHandle): buffer is HostBuffer {
+  return typeof (buffer as Partial<HostBuffer>).view === "function";
+}
+
+/** The bytes of a host buffer; a UsageError for buffers that are not host-visible. */
+export function hostBytes(buffer: BufferHandle): Uint8Array {
+  if (!isHostBuffer(buffer)) {
+    throw new UsageError("unsupported", `[host] buffer ${buffer.id} is not in host memory`);
+  }
+  return buffer.view();
+}
+
+/** Typed views of a tensor's storage, for kernel glue. Offsets are always 8-byte aligned. */
+export const views = {
+  u8: (t: TensorRef): Uint8Array => hostBytes(t.buffer),
+  i8: (t: TensorRef): Int8Array => {
+    const b = hostBytes(t.buffer);
+    return new Int8Array(b.buffer, b.byteOffset, b.byteLength);
+  },
+  f32: (t: TensorRef): Float32Array => {
+    const b = hostBytes(t.buffer);
+    return new Float32Array(b.buffer, b.byteOffset, b.byteLength >> 2);
+  },
+  i32: (t: TensorRef): Int32Array => {
+    const b = hostBytes(t.buffer);
+    return new Int32Array(b.buffer, b.byteOffset, b.byteLength >> 2);
+  },
+  u32: (t: TensorRef): Uint32Array => {
+    const b = hostBytes(t.buffer);
+    return new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2);
+  },
+};
+
+class ArrayBufferBuffer implements HostBuffer {
+  #memory: ArrayBuffer | undefined;
+
+  constructor(
+    readonly id: number,
+    memory: ArrayBuffer,
+  ) {
+    this.#memory = memory;
+  }
+
+  get bytes(): number {
+    return this.#memory?.byteLength ?? 0;
+  }
+
+  view(): Uint8Array {
+    if (this.#memory === undefined) {
+      throw new UsageError("disposed", `[host] buffer ${this.id} was freed`);
+    }
+    return new Uint8Array(this.#memory);
+  }
+
+  /** Forgets the memory; returns its size, or undefined when already freed. */
+  release(): number | undefined {
+    const n = this.#memory?.byteLength;
+    this.#memory = undefined;
+    return n;
+  }
+}
+
+/**
+ * Host buffers as plain ArrayBuffers, with allocation accounting. Used by the JS and native
+ * backends; the WASM backend has its own allocator inside its linear memory.
+ */
+export class ArrayBufferMemory {
+  readonly #live = new Map<number, ArrayBufferBuffer>();
+  #nextId = 1;
+  #liveBytes = 0;
+
+  constructor(readonly name: string) {}
+
+  alloc(bytes: number): HostBuffer {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) {
+      throw new UsageError("unsupported", `[${this.name}] cannot allocate ${bytes} bytes`);
+    }
+    return this.#track(new ArrayBufferBuffer(this.#nextId++, new ArrayBuffer(bytes)));
+  }
+
+  /** Takes over a view that spans its whole (non-shared) ArrayBuffer; copies anything else. */
+  adopt(bytes: Uint8Array): HostBuffer {
+    const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    const memory = whole && bytes.buffer instanceof ArrayBuffer ? bytes.buffer : bytes.slice().buffer;
+    return this.#track(new ArrayBufferBuffer(this.#nextId++, memory));
+  }
+
+  free(buffer: BufferHandle): boolean {
+    const own = this.#live.get(buffer.id);
+    if (own === undefined || own !== buffer) {
+      return false;
+    }
+    this.#live.delete(buffer.id);
+    this.#liveBytes -= own.release() ?? 0;
+    return true;
+  }
+
+  write(buffer: BufferHandle, src: Uint8Array, byteOffset = 0): void {
+    hostBytes(buffer).set(src, byteOffset);
+  }
+
+  read(buffer: BufferHandle, byteOffset = 0, length?: number): Uint8Array {
+    const bytes = hostBytes(buffer);
+    return bytes.slice(byteOffset, length === undefined ? undefined : byteOffset + length);
+  }
+
+  liveAllocations(): number {
+    return this.#live.size;
+  }
+
+  liveBytes(): number {
+    return this.#liveBytes;
+  }
+
+  #track(buffer: ArrayBufferBuffer): HostBuffer {
+    this.#live.set(buffer.id, buffer);
+    this.#liveBytes += buffer.bytes;
+    return buffer;
+  }
+}
