@@ -88,3 +88,19 @@ export class FormatError extends BarbellError {
     this.name = "FormatError";
   }
 }
+
+export type BackendErrorCode =
+  | "unavailable" // no requested backend can run here (the message lists every reason)
+  | "fallback" // strict mode: a kernel would have run on a later backend
+  | "init-failed"; // a backend probed fine but failed to start
+
+/** Backend selection and fallback failures. */
+export class BackendError extends BarbellError {
+  constructor(
+    readonly code: BackendErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "BackendError";
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The fallback chain: several partial backends in the user's order, then the JS reference, composed
+ * into one complete {@link Backend}. Members are shared, process-wide instances (thread pools, WASM
+ * instances): a chain never disposes them; `disposeBackends()` in the registry does, at shutdown. Each kernel call runs on the first member that has the kernel
+ * and accepts the call (`supports`); a call that lands on a later member is a fallback, counted per
+ * kernel and reported once. In strict mode a fallback is an error instead.
+ */
+import { BackendError } from "../core/errors.js";
+import type { Backend, BackendName, Kernels, KernelName, PartialBackend, TensorRef } from "./backend.js";
+import { ArrayBufferMemory } from "./host-memory.js";
+
+export interface FallbackEvent {
+  readonly kernel: KernelName;
+  /** The backend that was preferred for this call. */
+  readonly from: BackendName;
+  /** The backend that ran it. */
+  readonly to: BackendName | "js";
+  /** Why the preferred one did not (missing kernel, or its `supports` answer). */
+  readonly reason: string;
+}
+
+export interface ChainOptions {
+  /** Any fallback throws BackendError "fallback" instead of running elsewhere. */
+  readonly strict?: boolean;
+  /** Called once per kernel, the first time it falls back. */
+  readonly onFallback?: (event: FallbackEvent) => void;
+}
+
+/** A complete backend made of a chain, with its fallback statistics. */
+export interface ChainBackend extends Backend {
+  /** Member names in order, ending with "js". */
+  readonly members: readonly string[];
+  /** Fallbacks so far, per kernel. */
+  fallbacks(): ReadonlyMap<KernelName, { readonly count: number; readonly last: FallbackEvent }>;
+}
+
+function isRef(v: unknown): v is TensorRef {
+  return typeof v === "object" && v !== null && "buffer" in v && "dtype" in v && "shape" in v;
+}
+
+/** The tensor operands of a kernel call, for `supports`. */
+function refsOf(args: readonly unknown[]): TensorRef[] {
+  return args.flatMap((a) => (isRef(a) ? [a] : Array.isArray(a) ? a.filter(isRef) : []));
+}
+
+/**
+ * Composes `members` (preferred first) and the complete JS `reference` into one backend. Buffers come
+ * from the first member's own memory if it has one, else from plain ArrayBuffers.
+ */
+export function createChain(members: readonly PartialBackend[], reference: Backend, options: ChainOptions = {}): ChainBackend {
+  const memory = members[0]?.memory ?? new ArrayBufferMemory("chain");
+  const stats = new Map<KernelName, { count: number; last: FallbackEvent }>();
+  const first = members[0];
+
+  const record = (event: FallbackEvent): void => {
+    if (options.strict === true) {
+      throw new BackendError(
+        "fallback",
+        `[backend] ${event.kernel} would fall back from ${event.from} to ${event.to} (${event.reason}); strict mode forbids it`,
+      );
+    }
+    const entry = stats.get(event.kernel);
+    if (entry === undefined) {
+      stats.set(event.kernel, { count: 1, last: event });
+      options.onFallback?.(event);
+    } else {
+      entry.count++;
+      entry.last = event;
+    }
+  };
+
+  const route = <K extends KernelName>(name: K): Kernels[K] => {
+    const call = (...args: unknown[]): void => {
+      let reason = "";
+      for (const member of members) {
+        const kernel = member.kernels[name] as ((...a: unknown[]) => void) | undefined;
+        if (kernel === undefined) {
+          reason ||= `${member.name} has no ${name} kernel`;
+          continue;
+        }
+        const ok = member.supports?.(name, refsOf(args)) ?? true;
+        if (ok !== true) {
+          reason ||= `${member.name}: ${ok}`;
+          continue;
+        }
+        if (member !== first && first !== undefined) {
+          record({ kernel: name, from: first.name, to: member.name, reason });
+        }
+        kernel(...args);
+        return;
+      }
+      if (first !== undefined) {
+        record({ kernel: name, from: first.name, to: "js", reason });
+      }
+      (reference.kernels[name] as (...a: unknown[]) => void)(...args);
+    };
+    return call as unknown as Kernels[K];
+  };
+
+  const kernels = Object.fromEntries(
+    (Object.keys(reference.kernels) as KernelName[]).map((name) => [name, route(name)]),
+  ) as unknown as Kernels;
+
+  return {
+    name: [...members.map((m) => m.name), "js"].join(">"),
+    members: [...members.map((m) => m.name), "js"],
+    kernels,
+    alloc: (bytes) => memory.alloc(bytes),
+    adopt: (bytes) => memory.adopt(bytes),
+    free: (buffer) => memory.free(buffer),
+    write: (buffer, src, byteOffset) => memory.write(buffer, src, byteOffset),
+    read: (buffer, byteOffset, length) => memory.read(buffer, byteOffset, length),
+    liveAllocations: () => memory.liveAllocations(),
+    liveBytes: () => memory.liveBytes(),
+    fallbacks: () => stats,
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * Backend selection: probe the providers, order them (explicit list, then BARBELL_BACKENDS, then
+ * priority and probe score), create the chosen ones and compose them with the JS reference into a
+ * fallback chain. A failed probe or creation is remembered with its reason and not retried in this
+ * process; concurrent resolutions share one in-flight attempt per provider.
+ */
+import { BackendError } from "../core/errors.js";
+import type { BackendName, BackendOptions, BackendProvider, PartialBackend, Probe } from "./backend.js";
+import { createChain, type ChainBackend, type ChainOptions } from "./chain.js";
+import { createJsBackend } from "./js/index.js";
+import { PROVIDERS } from "./providers.js";
+
+export const BACKEND_NAMES: readonly BackendName[] = ["native-cpu", "wasm-simd", "js"];
+
+export interface ResolveOptions extends ChainOptions, BackendOptions {
+  /**
+   * Backends to use, preferred first (e.g. ["native-cpu", "js"]). Default: the BARBELL_BACKENDS
+   * environment variable (comma-separated), else every available provider by priority. The JS
+   * reference is appended as the last resort unless the list names backends and leaves "js" out,
+   * in which case any kernel those backends lack is an error.
+   */
+  readonly backends?: readonly BackendName[];
+  /** Environment to read BARBELL_BACKENDS from; default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Providers to choose from; default the built-in list. */
+  readonly providers?: readonly BackendProvider[];
+}
+
+export interface ProbeReport {
+  readonly name: BackendName;
+  readonly basePriority: number;
+  readonly probe: Probe;
+}
+
+const probes = new Map<BackendProvider, Promise<Probe>>();
+const creations = new Map<string, Promise<PartialBackend>>();
+
+/** Probes a provider once per process; a throwing probe counts as unavailable with its message. */
+export function probeOnce(provider: BackendProvider): Promise<Probe> {
+  let p = probes.get(provider);
+  if (p === undefined) {
+    p = provider.probe().catch((e: unknown) => ({ available: false as const, reason: e instanceof Error ? e.message : String(e) }));
+    probes.set(provider, p);
+  }
+  return p;
+}
+
+/** Every provider with its probe result (for `barbell backends`), plus the always-available JS reference. */
+export async function probeAll(providers: readonly BackendProvider[] = PROVIDERS): Promise<ProbeReport[]> {
+  const reports = await Promise.all(providers.map(async (p) => ({ name: p.name, basePriority: p.basePriority, probe: await probeOnce(p) })));
+  return [...reports, { name: "js", basePriority: 0, probe: { available: true, score: 1, features: ["reference"] } }];
+}
+
+/** Parses a BARBELL_BACKENDS / --backend value: comma-separated names from BACKEND_NAMES. */
+export function parseBackendList(text: string): BackendName[] {
+  const names = text
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+  for (const n of names) {
+    if (!(BACKEND_NAMES as readonly string[]).includes(n)) {
+      throw new BackendError("unavailable", `[backend] unknown backend "${n}" (known: ${BACKEND_NAMES.join(", ")})`);
+    }
+  }
+  return names as BackendName[];
+}
+
+function creationKey(provider: BackendProvider, options: BackendOptions): string {
+  return `${provider.name}:${options.threads ?? "default"}`;
+}
+
+async function createOnce(provider: BackendProvider, options: BackendOptions): Promise<PartialBackend> {
+  const key = creationKey(provider, options);
+  let p = creations.get(key);
+  if (p === undefined) {
+    p = provider.create(options);
+    creations.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * Resolves the backend chain for these options. Throws BackendError "unavailable" listing every
+ * reason when an explicitly requested list has nothing that can run.
+ */
+export async function resolveBackend(options: ResolveOptions = {}): Promise<ChainBackend> {
+  const providers = options.providers ?? PROVIDERS;
+  const envList = (options.env ?? process.env)["BARBELL_BACKENDS"];
+  const explicit = options.backends ?? (envList === undefined || envList.trim() === "" ? undefined : parseBackendList(envList));
+  const reasons: string[] = [];
+  const members: PartialBackend[] = [];
+  const candidates: BackendProvider[] = [];
+  if (explicit !== undefined) {
+    for (const name of explicit) {
+      const provider = providers.find((p) => p.name === name);
+      if (provider !== undefined) {
+        candidates.push(provider);
+      } else if (name !== "js") {
+        reasons.push(`${name}: not built into this barbell`);
+      }
+    }
+  } else {
+    const ranked = await Promise.all(
+      providers.filter((p) => p.basePriority >= 0).map(async (p) => ({ p, probe: await probeOnce(p) })),
+    );
+    ranked.sort((a, b) => b.p.basePriority - a.p.basePriority || score(b.probe) - score(a.probe));
+    candidates.push(...ranked.map((r) => r.p));
+  }
+  for (const provider of candidates) {
+    const probe = await probeOnce(provider);
+    if (!probe.available) {
+      reasons.push(`${provider.name}: ${probe.reason}`);
+      continue;
+    }
+    try {
+      members.push(await createOnce(provider, options));
+    } catch (e) {
+      reasons.push(`${provider.name}: failed to start: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  const jsAllowed = explicit === undefined || explicit.includes("js");
+  if (explicit !== undefined && members.length === 0 && !jsAllowed) {
+    throw new BackendError("unavailable", `[backend] none of ${explicit.join(", ")} can run here: ${reasons.join("; ")}`);
+  }
+  return createChain(members, createJsBackend(), {
+    ...options,
+    strict: options.strict === true || !jsAllowed,
+  });
+}
+
+function score(probe: Probe): number {
+  return probe.available ? probe.score : -1;
+}
+
+/** Disposes every backend instance this process created (thread pools, WASM instances) and forgets them. */
+export async function disposeBackends(): Promise<void> {
+  const all = [...creations.values()];
+  creations.clear();
+  for (const p of all) {
+    try {
+      (await p).dispose();
+    } catch {
+      // A creation that failed has nothing to dispose.
+    }
+  }
+}

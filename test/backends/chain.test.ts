@@ -1,0 +1,130 @@
+import { describe, expect, it } from "vitest";
+import { BackendError, add, scale, tensor } from "../../src/index.js";
+import type { BackendProvider, Kernels, PartialBackend, Probe } from "../../src/backends/backend.js";
+import { createChain, type FallbackEvent } from "../../src/backends/chain.js";
+import { createJsBackend } from "../../src/backends/js/index.js";
+import { views } from "../../src/backends/host-memory.js";
+import { parseBackendList, probeAll, resolveBackend } from "../../src/backends/registry.js";
+
+/** A test double: a partial backend whose only kernel is `scale`, computed as doubling, and counted. */
+function doubler(options: { refuse?: string } = {}): PartialBackend & { calls: number } {
+  const self = {
+    name: "wasm-simd" as const,
+    calls: 0,
+    info: { features: ["test"], threads: 1 },
+    kernels: {
+      scale: (x, _factor, out) => {
+        self.calls++;
+        const src = views.f32(x);
+        const dst = views.f32(out);
+        for (let i = 0; i < out.shape.reduce((a, b) => a * b, 1); i++) {
+          dst[i] = (src[i] ?? 0) * 2;
+        }
+      },
+    } satisfies Partial<Kernels>,
+    ...(options.refuse === undefined ? {} : { supports: () => options.refuse ?? "" }),
+    dispose: () => undefined,
+  };
+  return self;
+}
+
+describe("fallback chain", () => {
+  it("should run a kernel on the first member that has it and fall back to JS for the rest", () => {
+    const member = doubler();
+    const events: FallbackEvent[] = [];
+    const chain = createChain([member], createJsBackend(), { onFallback: (e) => events.push(e) });
+    using x = tensor([1, 2, 3], ["embed"], [3], { backend: chain });
+    using y = scale(x, 10); // the member's kernel: doubles, whatever the factor
+    expect(Array.from(y.toFloat32())).toEqual([2, 4, 6]);
+    expect(member.calls).toBe(1);
+    using z = scale(x, 10);
+    expect(member.calls).toBe(2);
+    expect(events).toEqual([]);
+    expect(chain.name).toBe("wasm-simd>js");
+  });
+
+  it("should count fallbacks per kernel and report each kernel once", () => {
+    const events: FallbackEvent[] = [];
+    const chain = createChain([doubler({ refuse: "not in my memory" })], createJsBackend(), { onFallback: (e) => events.push(e) });
+    using x = tensor([1, 2], ["embed"], [2], { backend: chain });
+    using a = scale(x, 3);
+    using b = scale(x, 3);
+    expect(Array.from(a.toFloat32())).toEqual([3, 6]);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ kernel: "scale", from: "wasm-simd", to: "js", reason: "wasm-simd: not in my memory" });
+    expect(chain.fallbacks().get("scale")?.count).toBe(2);
+  });
+
+  it("should make any fallback an error in strict mode", () => {
+    const chain = createChain([doubler()], createJsBackend(), { strict: true });
+    using x = tensor([1, 2], ["embed"], [2], { backend: chain });
+    using y = scale(x, 1);
+    expect(Array.from(y.toFloat32())).toEqual([2, 4]);
+    expect(() => add(x, x)).toThrow(BackendError);
+    expect(() => add(x, x)).toThrow("[backend] binary would fall back from wasm-simd to js (wasm-simd has no binary kernel)");
+    expect(chain.liveAllocations()).toBe(2);
+  });
+});
+
+function provider(name: PartialBackend["name"], probe: Probe, priority = 10, create?: () => Promise<PartialBackend>): BackendProvider & { probes: number } {
+  const p = {
+    name,
+    basePriority: priority,
+    probes: 0,
+    probe: async () => {
+      p.probes++;
+      return probe;
+    },
+    create: create ?? (async () => ({ ...doubler(), name })),
+  };
+  return p;
+}
+
+describe("backend registry", () => {
+  it("should parse backend lists and reject unknown names", () => {
+    expect(parseBackendList("native-cpu, js")).toEqual(["native-cpu", "js"]);
+    expect(() => parseBackendList("cuda")).toThrow(/unknown backend "cuda"/);
+  });
+
+  it("should skip unavailable providers, remember probes and keep JS last", async () => {
+    const down = provider("native-cpu", { available: false, reason: "no AVX2" });
+    const up = provider("wasm-simd", { available: true, score: 5, features: ["simd128"] });
+    const chain = await resolveBackend({ providers: [down, up], env: {} });
+    expect(chain.members).toEqual(["wasm-simd", "js"]);
+    await resolveBackend({ providers: [down, up], env: {} });
+    expect(down.probes).toBe(1);
+    const reports = await probeAll([down, up]);
+    expect(reports.map((r) => r.name)).toEqual(["native-cpu", "wasm-simd", "js"]);
+  });
+
+  it("should follow BARBELL_BACKENDS and fail with every reason when nothing requested can run", async () => {
+    const down = provider("native-cpu", { available: false, reason: "addon not built" });
+    await expect(resolveBackend({ providers: [down], env: { BARBELL_BACKENDS: "native-cpu" } })).rejects.toThrow(BackendError);
+    await expect(resolveBackend({ providers: [down], env: { BARBELL_BACKENDS: "native-cpu" } })).rejects.toThrow(
+      "native-cpu: addon not built",
+    );
+    const chain = await resolveBackend({ providers: [down], env: { BARBELL_BACKENDS: "native-cpu,js" } });
+    expect(chain.members).toEqual(["js"]);
+  });
+
+  it("should make a list without js strict", async () => {
+    const up = provider("wasm-simd", { available: true, score: 1, features: [] });
+    const chain = await resolveBackend({ providers: [up], backends: ["wasm-simd"] });
+    using x = tensor([1, 2], ["embed"], [2], { backend: chain });
+    using y = scale(x, 1);
+    expect(Array.from(y.toFloat32())).toEqual([2, 4]);
+    expect(() => add(x, x)).toThrow(BackendError);
+  });
+
+  it("should remember a provider that failed to start", async () => {
+    let attempts = 0;
+    const broken = provider("native-cpu", { available: true, score: 9, features: [] }, 10, async () => {
+      attempts++;
+      throw new Error("thread pool failed");
+    });
+    const chain = await resolveBackend({ providers: [broken], env: {} });
+    expect(chain.members).toEqual(["js"]);
+    await resolveBackend({ providers: [broken], env: {} });
+    expect(attempts).toBe(1);
+  });
+});
