@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { BarbellError } from "../core/errors.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../model/bitnet/fixture.js";
 import { runDemo } from "./demo.js";
+import { addBackendsCommand } from "./backends.js";
 import { addRunCommands, type CliIo } from "./run.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
 
@@ -102,6 +103,7 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
     });
 
   addRunCommands(program, io);
+  addBackendsCommand(program, io);
   return program;
 }
 

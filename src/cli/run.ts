@@ -7,6 +7,8 @@ import type { Command} from "commander";
 import { InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import type { GenerateOptions, GenerationResult } from "../engine/generate.js";
+import type { BackendName } from "../backends/backend.js";
+import { parseBackendList } from "../backends/registry.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
 import type { ChatMessage } from "../model/chat/index.js";
 
@@ -36,6 +38,14 @@ function int(value: string): number {
   return n;
 }
 
+function backendList(value: string): BackendName[] {
+  try {
+    return parseBackendList(value);
+  } catch (e) {
+    throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
+  }
+}
+
 function tokenList(value: string): number[] {
   const ids = value.split(",").map((s) => Number(s.trim()));
   if (ids.length === 0 || ids.some((n) => !Number.isSafeInteger(n) || n < 0)) {
@@ -48,6 +58,9 @@ interface ModelFlags {
   model: string;
   ctx?: number;
   allowFloatWeights?: boolean;
+  backend?: BackendName[];
+  strict?: boolean;
+  threads?: number;
 }
 
 interface SamplingFlags {
@@ -66,7 +79,10 @@ function modelOptions(cmd: Command): Command {
   return cmd
     .requiredOption("-m, --model <path>", "a BitNet .gguf file")
     .option("--ctx <n>", "context (KV cache) length", int)
-    .option("--allow-float-weights", "run projections that are not ternary as float matmuls");
+    .option("--allow-float-weights", "run projections that are not ternary as float matmuls")
+    .option("--backend <list>", "backends to use, preferred first (e.g. native-cpu,js); default BARBELL_BACKENDS or all", backendList)
+    .option("--strict", "make any kernel fallback to a later backend an error")
+    .option("--threads <n>", "kernel threads (default: one per physical core)", int);
 }
 
 function samplingOptions(cmd: Command): Command {
@@ -107,6 +123,10 @@ async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
   try {
     return await loadModel(flags.model, {
       ...(flags.ctx === undefined ? {} : { contextLength: flags.ctx }),
+      ...(flags.backend === undefined ? {} : { backends: flags.backend }),
+      ...(flags.strict === true ? { strict: true } : {}),
+      ...(flags.threads === undefined ? {} : { threads: flags.threads }),
+      onFallback: (e) => io.err(`barbell: ${e.kernel} runs on ${e.to} instead of ${e.from} (${e.reason})\n`),
       ...(flags.allowFloatWeights === true ? { allowFloatWeights: true } : {}),
       onProgress: (done, total) => {
         const mib = (n: number): number => Math.round(n / 2 ** 20);

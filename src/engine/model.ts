@@ -4,7 +4,9 @@
  */
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { Backend } from "../backends/backend.js";
+import type { Backend, BackendName } from "../backends/backend.js";
+import type { FallbackEvent } from "../backends/chain.js";
+import { resolveBackend, type ResolveOptions } from "../backends/registry.js";
 import { FormatError, UsageError } from "../core/errors.js";
 import { openGguf } from "../formats/gguf/index.js";
 import { formatBitnetChat, renderJinjaChat, validateMessages, type ChatMessage } from "../model/chat/index.js";
@@ -18,7 +20,6 @@ import { loadWeights, type LoadWeightsOptions } from "../model/bitnet/weights.js
 import { tokenizerFromJson } from "../model/tokenizer/hf-json.js";
 import { tokenizerFromGguf } from "../model/tokenizer/gguf.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
-import { defaultBackend } from "../tensor/context.js";
 import { runGeneration, toGeneration, type GenerateOptions, type Generation } from "./generate.js";
 import type { LoadedModel } from "./loaded.js";
 
@@ -26,8 +27,19 @@ import type { LoadedModel } from "./loaded.js";
 export const DEFAULT_CONTEXT = 4096;
 
 export interface LoadModelOptions {
-  /** Backend for the weights and compute; default `defaultBackend()` (the JS reference). */
+  /**
+   * Backend for the weights and compute. Default: the fastest available chain (see `backends`),
+   * resolved by the registry, with the JS reference as the last resort.
+   */
   readonly backend?: Backend;
+  /** Backends to use, preferred first; default the BARBELL_BACKENDS env var, else all available. */
+  readonly backends?: readonly BackendName[];
+  /** Make any kernel fallback an error. */
+  readonly strict?: boolean;
+  /** Kernel threads; default one per physical core. */
+  readonly threads?: number;
+  /** Called once per kernel that falls back to a later backend. */
+  readonly onFallback?: (event: FallbackEvent) => void;
   /** KV-cache capacity in positions; default min(model context, 4096). */
   readonly contextLength?: number;
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
@@ -71,6 +83,11 @@ export class BitnetModel implements Disposable {
   /** The tokenizer, or undefined for a file without one (token-id use only). */
   get tokenizer(): Tokenizer | undefined {
     return this.#model.tokenizer;
+  }
+
+  /** The backend (chain) the model runs on, e.g. "native-cpu>js". */
+  get backend(): string {
+    return this.#model.backend.name;
   }
 
   /** KV-cache capacity in positions. */
@@ -196,7 +213,7 @@ export class BitnetModel implements Disposable {
  * folder as downloaded (`config.json`, `model.safetensors` or shards, `tokenizer.json`).
  */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<BitnetModel> {
-  const backend = options.backend ?? defaultBackend();
+  const backend = options.backend ?? (await resolveBackend(resolveOptions(options)));
   const loaded = (await stat(path)).isDirectory() ? await loadHfFolder(path, backend, options) : await loadGguf(path, backend, options);
   try {
     return new BitnetModel(loaded, options.contextLength ?? Math.min(loaded.config.contextLength, DEFAULT_CONTEXT));
@@ -204,6 +221,15 @@ export async function loadModel(path: string, options: LoadModelOptions = {}): P
     loaded.weights.dispose();
     throw e;
   }
+}
+
+function resolveOptions(options: LoadModelOptions): ResolveOptions {
+  return {
+    ...(options.backends === undefined ? {} : { backends: options.backends }),
+    ...(options.strict === undefined ? {} : { strict: options.strict }),
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
+    ...(options.onFallback === undefined ? {} : { onFallback: options.onFallback }),
+  };
 }
 
 function weightOptions(backend: Backend, options: LoadModelOptions): LoadWeightsOptions {
