@@ -1,0 +1,88 @@
+/**
+ * Every backend this machine has × every case of cases.ts, against the JS reference. A backend that
+ * is not available is reported as skipped with its probe reason, never passed silently.
+ */
+import { describe, expect, it } from "vitest";
+import type { PartialBackend, TensorRef } from "../../src/backends/backend.js";
+import { ArrayBufferMemory, views } from "../../src/backends/host-memory.js";
+import { createJsBackend } from "../../src/backends/js/index.js";
+import { PROVIDERS } from "../../src/backends/providers.js";
+import { probeOnce } from "../../src/backends/registry.js";
+import { CASES, type ConformanceCase } from "./cases.js";
+
+const reference = createJsBackend();
+
+function outputValues(out: TensorRef): number[] {
+  return Array.from(out.dtype === "i8" ? views.i8(out) : out.dtype === "i32" ? views.i32(out) : views.f32(out));
+}
+
+function nmse(got: readonly number[], want: readonly number[]): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num += ((got[i] ?? 0) - (want[i] ?? 0)) ** 2;
+    den += (want[i] ?? 0) ** 2;
+  }
+  return den === 0 ? num : num / den;
+}
+
+/** Runs one case on one kernel table; the output is read back before the memory is dropped. */
+function run(c: ConformanceCase, kernel: (...args: unknown[]) => void): number[] {
+  const memory = new ArrayBufferMemory("conformance");
+  const data = c.build(memory);
+  kernel(...data.args);
+  return outputValues(data.out);
+}
+
+for (const provider of PROVIDERS) {
+  describe(`${provider.name} conformance`, async () => {
+    const probe = await probeOnce(provider);
+    if (!probe.available) {
+      it.skip(`${provider.name} is unavailable here: ${probe.reason}`, () => undefined);
+      return;
+    }
+    const backend: PartialBackend = await provider.create({});
+    for (const c of CASES) {
+      const kernel = backend.kernels[c.kernel] as ((...args: unknown[]) => void) | undefined;
+      if (kernel === undefined) {
+        it.skip(`${c.name}: ${provider.name} has no ${c.kernel} kernel (runs on the fallback)`, () => undefined);
+        continue;
+      }
+      it(`${c.name} ${c.compare === "exact" ? "matches exactly" : `within NMSE ${c.compare}`}`, () => {
+        const memory = new ArrayBufferMemory("probe");
+        const refs = c.build(memory).args.filter((a): a is TensorRef => typeof a === "object" && a !== null && "buffer" in a);
+        const verdict = backend.supports?.(c.kernel, refs) ?? true;
+        if (verdict !== true) {
+          expect(typeof verdict).toBe("string"); // refused calls fall back; nothing to compare
+          return;
+        }
+        const want = run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
+        const got = run(c, kernel);
+        if (c.compare === "exact") {
+          expect(got).toEqual(want);
+        } else {
+          expect(got.every(Number.isFinite)).toBe(want.every(Number.isFinite));
+          expect(nmse(got, want)).toBeLessThanOrEqual(c.compare);
+        }
+      });
+    }
+  });
+}
+
+describe("conformance suite", () => {
+  it("should cover every kernel of the backend contract except the layout ones", () => {
+    const covered = new Set(CASES.map((c) => c.kernel));
+    const all = Object.keys(reference.kernels);
+    const missing = all.filter((k) => !covered.has(k as never) && !["copyStrided", "concat", "writeRows", "matmulF32"].includes(k));
+    expect(missing).toEqual([]);
+  });
+
+  it("should find the JS reference equal to itself on every case (the harness can compare)", () => {
+    for (const c of CASES) {
+      const a = run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
+      const b = run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
+      expect(a, c.name).toEqual(b);
+      expect(a.length, c.name).toBeGreaterThan(0);
+    }
+  });
+});
