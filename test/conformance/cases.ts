@@ -3,7 +3,7 @@
  * Integer kernels must match exactly; float kernels within the stated NMSE.
  */
 import type { KernelName, TensorRef } from "../../src/backends/backend.js";
-import { ArrayBufferMemory } from "../../src/backends/host-memory.js";
+import type { ArrayBufferMemory } from "../../src/backends/host-memory.js";
 import { storageBytes } from "../../src/backends/storage.js";
 import { packBinary, packTernary } from "../../src/quant/layouts.js";
 import { QUANT_TRAITS } from "../../src/quant/table.js";
