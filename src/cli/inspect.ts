@@ -53,6 +53,10 @@ export interface InspectReport {
     readonly kvCacheBytes: number | null;
     readonly contextLength: number | null;
     readonly totalBytes: number;
+    /** Bytes per component: ternary projections, token embedding, separate output head (0 when tied), the rest. */
+    readonly components: { readonly ternary: number; readonly embedding: number; readonly head: number; readonly other: number };
+    /** The head (the embedding when tied) as Q8_0, what `--head q8_0` makes of a float head at load; null if not float. */
+    readonly headAsQ8_0Bytes: number | null;
   };
 }
 
@@ -118,6 +122,13 @@ export function inspectGguf(file: GgufFile, path: string): InspectReport {
   const known = layers !== null && ctx !== null && kvHeads !== null && headDim !== null;
   const kvCacheBytes = known ? 2 * layers * ctx * kvHeads * headDim * 4 : null;
 
+  const bytesOf = (name: string): number => file.tensor(name)?.byteSize ?? 0;
+  const other = weightBytes - ternaryBytes - bytesOf("token_embd.weight") - bytesOf("output.weight");
+  const headTensor = file.tensor("output.weight") ?? file.tensor("token_embd.weight");
+  const headQ8 =
+    headTensor !== undefined && ["f32", "f16", "bf16"].includes(headTensor.typeName) && (headTensor.dims[0] ?? 0) % 32 === 0
+      ? (headTensor.elementCount / 32) * 34
+      : null;
   return {
     path,
     fileSize: file.fileSize,
@@ -140,7 +151,14 @@ export function inspectGguf(file: GgufFile, path: string): InspectReport {
     ternaryParameterCount: ternaryCount,
     ternaryBitsPerWeight: ternaryCount > 0 ? (ternaryBytes * 8) / ternaryCount : null,
     bitsPerWeight: parameterCount > 0 ? (weightBytes * 8) / parameterCount : null,
-    memory: { weightBytes, kvCacheBytes, contextLength: ctx, totalBytes: weightBytes + (kvCacheBytes ?? 0) },
+    memory: {
+      weightBytes,
+      kvCacheBytes,
+      contextLength: ctx,
+      totalBytes: weightBytes + (kvCacheBytes ?? 0),
+      components: { ternary: ternaryBytes, embedding: bytesOf("token_embd.weight"), head: bytesOf("output.weight"), other },
+      headAsQ8_0Bytes: headQ8,
+    },
   };
 }
 
@@ -185,6 +203,12 @@ export function formatInspectReport(r: InspectReport): string {
     `bits/weight    ternary ${bpw(r.ternaryBitsPerWeight)}, overall ${bpw(r.bitsPerWeight)}`,
     `memory         weights ${mib(r.memory.weightBytes)} + f32 KV cache at ctx ${r.memory.contextLength ?? "?"} ` +
       `${r.memory.kvCacheBytes === null ? "?" : mib(r.memory.kvCacheBytes)} = ${mib(r.memory.totalBytes)}`,
+    `  components   ternary ${mib(r.memory.components.ternary)}, embedding ${mib(r.memory.components.embedding)}, ` +
+      `${r.memory.components.head === 0 ? "head tied to the embedding" : `head ${mib(r.memory.components.head)}`}, ` +
+      `other ${mib(r.memory.components.other)}`,
   );
+  if (r.memory.headAsQ8_0Bytes !== null) {
+    lines.push(`  head as q8_0 (load with --head q8_0): ${mib(r.memory.headAsQ8_0Bytes)}`);
+  }
   return lines.join("\n");
 }

@@ -61,6 +61,7 @@ interface ModelFlags {
   backend?: BackendName[];
   strict?: boolean;
   threads?: number;
+  head?: "keep" | "q8_0";
 }
 
 interface SamplingFlags {
@@ -82,7 +83,8 @@ function modelOptions(cmd: Command): Command {
     .option("--allow-float-weights", "run projections that are not ternary as float matmuls")
     .option("--backend <list>", "backends to use, preferred first (e.g. native-cpu,js); default BARBELL_BACKENDS or all", backendList)
     .option("--strict", "make any kernel fallback to a later backend an error")
-    .option("--threads <n>", "kernel threads (default: one per physical core)", int);
+    .option("--threads <n>", "kernel threads (default: one per physical core)", int)
+    .addOption(new Option("--head <type>", "requantize a float embedding/head at load").choices(["keep", "q8_0"]));
 }
 
 function samplingOptions(cmd: Command): Command {
@@ -126,6 +128,7 @@ async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
       ...(flags.backend === undefined ? {} : { backends: flags.backend }),
       ...(flags.strict === true ? { strict: true } : {}),
       ...(flags.threads === undefined ? {} : { threads: flags.threads }),
+      ...(flags.head === undefined ? {} : { headType: flags.head }),
       onFallback: (e) => io.err(`barbell: ${e.kernel} runs on ${e.to} instead of ${e.from} (${e.reason})\n`),
       ...(flags.allowFloatWeights === true ? { allowFloatWeights: true } : {}),
       onProgress: (done, total) => {

@@ -44,6 +44,8 @@ export interface LoadModelOptions {
   readonly contextLength?: number;
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
   readonly allowFloatWeights?: boolean;
+  /** "q8_0": requantize a float embedding/head to Q8_0 at load (less memory traffic per token). */
+  readonly headType?: "keep" | "q8_0";
   /** Loading progress in bytes of tensor data. */
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -236,6 +238,7 @@ function weightOptions(backend: Backend, options: LoadModelOptions): LoadWeights
   return {
     backend,
     ...(options.allowFloatWeights === undefined ? {} : { allowFloatWeights: options.allowFloatWeights }),
+    ...(options.headType === undefined ? {} : { headType: options.headType }),
     ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
   };
 }

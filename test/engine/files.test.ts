@@ -123,3 +123,27 @@ describe("model files", () => {
     );
   });
 });
+
+describe("output head requantization", () => {
+  it("should run a Q8_0 copy of a float head with logits close to the original, in less memory", async () => {
+    const file = path.join(dir, "head.gguf");
+    await fs.writeFile(file, makeBitnetFixture({ seed: 45, embeddingType: "f16", tied: false }));
+    using f16 = await loadModel(file);
+    using q8 = await loadModel(file, { headType: "q8_0" });
+    const a = await f16.logits([3, 1, 4, 1, 5], { all: true });
+    const b = await q8.logits([3, 1, 4, 1, 5], { all: true });
+    for (let p = 0; p < 5; p++) {
+      const err = relL2(b[p] ?? [], a[p] ?? []);
+      expect(err).toBeGreaterThan(0);
+      expect(err).toBeLessThan(0.01);
+    }
+  });
+
+  it("should requantize a tied head once, serving the embedding lookups too", async () => {
+    const file = path.join(dir, "tied-head.gguf");
+    await fs.writeFile(file, makeBitnetFixture({ seed: 46, embeddingType: "f16" }));
+    using q8 = await loadModel(file, { headType: "q8_0" });
+    const [logits] = await q8.logits([7, 8]);
+    expect(logits?.every(Number.isFinite)).toBe(true);
+  });
+});

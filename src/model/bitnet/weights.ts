@@ -6,6 +6,7 @@
 import type { Backend, DenseDType } from "../../backends/backend.js";
 import { FormatError } from "../../core/errors.js";
 import type { TernaryPacked } from "../../quant/repack.js";
+import { QUANT_TRAITS } from "../../quant/table.js";
 import { ternaryFromCodes } from "../../tensor/ops/quant.js";
 import { denseWeights, tensor, type Tensor } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
@@ -62,6 +63,12 @@ export interface WeightSource {
 
 export interface LoadWeightsOptions {
   readonly backend: Backend;
+  /**
+   * Requantize a float (f32/f16/bf16) embedding and head to Q8_0 at load: about half the bytes of F16
+   * read per decoded token (the tied F16 head is the largest single read of BitNet 2B-4T), at a small
+   * cost in logit accuracy. Default "keep".
+   */
+  readonly headType?: "keep" | "q8_0";
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
   readonly allowFloatWeights?: boolean;
   /** Called after each tensor with bytes read so far and the total. */
@@ -97,8 +104,13 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
   const norm = async <D extends string>(name: string, dim: D, size: number): Promise<Tensor<"f32", [D]>> =>
     keep(tensor(await source.floats(name, size), [dim], [size], { backend }), name);
 
-  const dense = async (name: string): Promise<Tensor<DenseDType, ["vocab", "embed"]>> => {
-    const { dtype, bytes } = await source.dense(name, c.vocabSize, c.hidden);
+  // Only the head is requantized; a tied head is the embedding too, so its one copy serves both.
+  const dense = async (name: string, isHead: boolean): Promise<Tensor<DenseDType, ["vocab", "embed"]>> => {
+    const loaded = await source.dense(name, c.vocabSize, c.hidden);
+    const { dtype, bytes } =
+      isHead && options.headType === "q8_0" && (loaded.dtype === "f32" || loaded.dtype === "f16" || loaded.dtype === "bf16")
+        ? { dtype: "q8_0" as const, bytes: requantizeRows(loaded.dtype, loaded.bytes, c.vocabSize, c.hidden) }
+        : loaded;
     const shape = [c.vocabSize, c.hidden] as const;
     if (dtype === "f32") {
       const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
@@ -134,8 +146,8 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
   };
 
   try {
-    const tokenEmbd = await dense("token_embd.weight");
-    const output = tied ? tokenEmbd : await dense("output.weight");
+    const tokenEmbd = await dense("token_embd.weight", tied);
+    const output = tied ? tokenEmbd : await dense("output.weight", true);
     const outputNorm = await norm("output_norm.weight", "embed", c.hidden);
     const q = c.heads * c.headDim;
     const kv = c.kvHeads * c.headDim;
@@ -163,4 +175,23 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
     owned.forEach((t) => t.dispose());
     throw e;
   }
+}
+
+/** Re-encodes a float matrix as Q8_0, a block of rows at a time (bounded scratch memory). */
+function requantizeRows(format: "f32" | "f16" | "bf16", bytes: Uint8Array, rows: number, cols: number): Uint8Array {
+  const from = QUANT_TRAITS[format];
+  const to = QUANT_TRAITS.q8_0;
+  const outRow = to.byteSize(1, cols);
+  const inRow = from.byteSize(1, cols);
+  if (outRow === undefined || inRow === undefined) {
+    throw new FormatError("bad-dims", `[bitnet] rows of ${cols} cannot be requantized to q8_0 (needs a multiple of 32)`);
+  }
+  const out = new Uint8Array(rows * outRow);
+  const step = 256;
+  for (let r = 0; r < rows; r += step) {
+    const n = Math.min(step, rows - r);
+    const values = from.decode(bytes.subarray(r * inRow, (r + n) * inRow), n, cols);
+    out.set(to.encode(values, n, cols), r * outRow);
+  }
+  return out;
 }
