@@ -7,37 +7,11 @@
  */
 import fs from "node:fs/promises";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../src/model/bitnet/fixture.js";
-
-export const SHAPES: Record<string, BitnetFixtureOptions> = {
-  "2b": {
-    arch: "bitnet-b1.58",
-    hidden: 2560,
-    layers: 30,
-    heads: 20,
-    kvHeads: 5,
-    ffn: 6912,
-    vocab: 128256,
-    contextLength: 4096,
-    weightType: "i2_s",
-    embeddingType: "f16",
-  },
-  "700m": {
-    arch: "bitnet",
-    hidden: 1536,
-    layers: 24,
-    heads: 16,
-    kvHeads: 16,
-    ffn: 4096,
-    vocab: 32002,
-    contextLength: 2048,
-    weightType: "i2_s",
-    embeddingType: "f16",
-  },
-};
+import { SHAPES } from "./shapes.js";
 
 async function main(): Promise<void> {
   const [shape = "", out = ""] = process.argv.slice(2);
-  const opts = SHAPES[shape];
+  const opts = (SHAPES as Record<string, BitnetFixtureOptions | undefined>)[shape];
   if (opts === undefined || out === "") {
     process.stderr.write(`usage: gen-model.ts <${Object.keys(SHAPES).join("|")}> <out.gguf> [weight type]\n`);
     process.exitCode = 2;

@@ -1,0 +1,218 @@
+/**
+ * `npm run bench`: kernel GOPS per backend, end-to-end prefill/decode tokens/s on generated models of
+ * the 700M (bitnet) and 2B-4T (bitnet-b1.58) shapes, peak RSS, and the memory-bandwidth ceiling
+ * measured in the same run. Prints a Markdown table and writes it to bench/results/.
+ *
+ *   npm run bench                 # everything available (models are generated once into bench/.models)
+ *   npm run bench -- --quick      # 700M only, short runs
+ *   npm run bench -- --backends native-cpu,js --threads 1,2 --reps 3
+ */
+import { execFileSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { BackendName, KernelName, PartialBackend, TensorRef } from "../src/backends/backend.js";
+import { ArrayBufferMemory } from "../src/backends/host-memory.js";
+import { createJsBackend } from "../src/backends/js/index.js";
+import { PROVIDERS } from "../src/backends/providers.js";
+import { probeOnce } from "../src/backends/registry.js";
+import { makeBitnetFixture } from "../src/model/bitnet/fixture.js";
+import { SHAPES } from "../scripts/shapes.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i < 0 ? undefined : args[i + 1];
+};
+const quick = args.includes("--quick");
+const reps = Number(flag("reps") ?? (quick ? 1 : 3));
+const threadCounts = (flag("threads") ?? "1,2").split(",").map(Number);
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? Number.NaN : ((s[(s.length - 1) >> 1] ?? 0) + (s[s.length >> 1] ?? 0)) / 2;
+};
+const spread = (xs: number[]): string => (xs.length < 2 ? "" : ` (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`);
+
+/** Memory read bandwidth from a plain loop over 512 MiB, best of 3: the ceiling decode is held against. */
+function measureBandwidth(): number {
+  const data = new Float64Array(64 * 2 ** 20); // 512 MiB
+  data.fill(1);
+  let best = 0;
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    let sum = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      sum += (data[i] ?? 0) + (data[i + 1] ?? 0) + (data[i + 2] ?? 0) + (data[i + 3] ?? 0);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (sum !== data.length) {
+      throw new Error("bandwidth loop miscounted");
+    }
+    best = Math.max(best, data.byteLength / seconds);
+  }
+  return best;
+}
+
+interface KernelRow {
+  backend: string;
+  shape: string;
+  gops: number;
+  gbps: number;
+}
+
+function ternaryGemv(kernels: Partial<Record<KernelName, unknown>>, m: number, k: number, n: number): { gops: number; gbps: number } | undefined {
+  const kernel = kernels.matmulTernaryI8 as ((...a: TensorRef[]) => void) | undefined;
+  if (kernel === undefined) {
+    return undefined;
+  }
+  const mem = new ArrayBufferMemory("bench");
+  const make = (dtype: TensorRef["dtype"], shape: number[], bytes: number, scale?: number): TensorRef => {
+    const buffer = mem.alloc(bytes);
+    mem.write(buffer, Uint8Array.from({ length: bytes }, (_, i) => (dtype === "ternary" ? 0b01100100 ^ (i & 0x11) : (i * 31) & 0x7f)));
+    return scale === undefined ? { buffer, dtype, shape } : { buffer, dtype, shape, scale };
+  };
+  const x = make("i8", [m, k], m * k);
+  const s = { buffer: mem.alloc(4 * m), dtype: "f32" as const, shape: [m] };
+  mem.write(s.buffer, new Uint8Array(Float32Array.from({ length: m }, () => 1).buffer));
+  const w = make("ternary", [n, k], (n * k) / 4, 0.5);
+  const out = { buffer: mem.alloc(4 * m * n), dtype: "f32" as const, shape: [m, n] };
+  kernel(x, s, w, out);
+  const times: number[] = [];
+  const budget = quick ? 150 : 400;
+  const t0 = performance.now();
+  while (performance.now() - t0 < budget || times.length < 3) {
+    const t = performance.now();
+    kernel(x, s, w, out);
+    times.push(performance.now() - t);
+  }
+  const sec = median(times) / 1000;
+  return { gops: (2 * m * n * k) / sec / 1e9, gbps: (n * k) / 4 / sec / 1e9 };
+}
+
+async function kernelTable(): Promise<KernelRow[]> {
+  const shapes: [string, number, number, number][] = [
+    ["2B ffn_up 1×2560·6912", 1, 2560, 6912],
+    ["2B ffn_down 1×6912·2560", 1, 6912, 2560],
+    ["700M ffn 1×1536·4096", 1, 1536, 4096],
+    ["2B prefill 64×2560·2560", 64, 2560, 2560],
+  ];
+  const backends: { name: string; kernels: Partial<Record<KernelName, unknown>>; dispose?: () => void }[] = [];
+  for (const provider of PROVIDERS) {
+    const probe = await probeOnce(provider);
+    if (probe.available) {
+      for (const threads of threadCounts) {
+        const b: PartialBackend = await provider.create({ threads });
+        backends.push({ name: `${provider.name} ×${threads}`, kernels: b.kernels, dispose: () => b.dispose() });
+      }
+    } else {
+      process.stderr.write(`bench: ${provider.name} unavailable: ${probe.reason}\n`);
+    }
+  }
+  backends.push({ name: "js ×1", kernels: createJsBackend().kernels });
+  const rows: KernelRow[] = [];
+  for (const b of backends) {
+    for (const [label, m, k, n] of shapes) {
+      if (b.name.startsWith("js") && m > 1 && quick) {
+        continue;
+      }
+      const r = ternaryGemv(b.kernels, m, k, n);
+      if (r !== undefined) {
+        rows.push({ backend: b.name, shape: label, ...r });
+      }
+    }
+    b.dispose?.();
+  }
+  return rows;
+}
+
+function modelFile(shape: "2b" | "700m"): string {
+  const dir = path.join(here, ".models");
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, `bitnet-${shape}-i2s.gguf`);
+  if (!fs.existsSync(file)) {
+    process.stderr.write(`bench: generating the ${shape} model (once; cached in bench/.models)…\n`);
+    const opts = SHAPES[shape];
+    fs.writeFileSync(file, makeBitnetFixture({ ...opts, seed: 1 }));
+  }
+  return file;
+}
+
+interface E2eResult {
+  backend: string;
+  loadMs: number;
+  promptTokens: number;
+  prefillMs: number;
+  decodeTokens: number;
+  decodeMs: number;
+  peakRss: number;
+}
+
+function e2e(file: string, backends: string, threads: number, prompt: number, decode: number): E2eResult {
+  const tsx = path.join(here, "..", "node_modules", ".bin", "tsx");
+  const out = execFileSync(tsx, [path.join(here, "e2e-child.ts"), file, backends, String(threads), String(prompt), String(decode)], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+    maxBuffer: 1 << 20,
+  });
+  return JSON.parse(out.trim().split("\n").pop() ?? "{}") as E2eResult;
+}
+
+async function main(): Promise<void> {
+  const lines: string[] = [];
+  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+  lines.push(`# barbell bench, ${new Date().toISOString().slice(0, 10)}`, "");
+  lines.push(`Machine: ${cpu}, ${os.cpus().length} logical CPUs, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}.`, "");
+  const bandwidth = measureBandwidth();
+  lines.push(`Memory read bandwidth (JS loop, 1 thread, 512 MiB, best of 3): ${(bandwidth / 1e9).toFixed(1)} GB/s.`, "");
+
+  lines.push("## Ternary × int8 GEMV kernels", "", "| backend | shape | GOPS | weight GB/s |", "|---|---|---|---|");
+  for (const r of await kernelTable()) {
+    lines.push(`| ${r.backend} | ${r.shape} | ${r.gops.toFixed(1)} | ${r.gbps.toFixed(2)} |`);
+  }
+  lines.push("");
+
+  const available: BackendName[] = [];
+  for (const p of PROVIDERS) {
+    if ((await probeOnce(p)).available) {
+      available.push(p.name);
+    }
+  }
+  const chains = available.length > 0 ? [`${available[0]},js`] : ["js"];
+  const shapes: ("700m" | "2b")[] = quick ? ["700m"] : ["700m", "2b"];
+  lines.push("## End to end (greedy, random ternary weights)", "");
+  lines.push("| model | backend | threads | prefill t/s | decode t/s | decode GB/s vs ceiling | peak RSS MiB | file MiB |");
+  lines.push("|---|---|---|---|---|---|---|---|");
+  for (const shape of shapes) {
+    const file = modelFile(shape);
+    const fileBytes = fs.statSync(file).size;
+    for (const chain of chains) {
+      const onlyJs = chain === "js";
+      // The JS reference is the oracle, not a speed target: keep its runs short.
+      const [prompt, decode] = onlyJs ? [8, 4] : quick ? [64, 32] : [512, 128];
+      for (const threads of onlyJs ? [1] : threadCounts) {
+        const runs = Array.from({ length: reps }, () => e2e(file, chain, threads, prompt, decode));
+        const pre = runs.map((r) => r.promptTokens / (r.prefillMs / 1000));
+        const dec = runs.map((r) => r.decodeTokens / (r.decodeMs / 1000));
+        const perToken = fileBytes; // every decoded token reads (nearly) every weight once
+        const gbps = (median(dec) * perToken) / 1e9;
+        const rss = Math.max(...runs.map((r) => r.peakRss)) / 2 ** 20;
+        lines.push(
+          `| ${shape} (${prompt}+${decode}) | ${runs[0]?.backend ?? chain} | ${threads} | ${median(pre).toFixed(1)}${spread(pre)} | ` +
+            `${median(dec).toFixed(2)}${spread(dec)} | ${gbps.toFixed(1)} (${((gbps * 1e9 * 100) / bandwidth).toFixed(0)}%) | ` +
+            `${rss.toFixed(0)} | ${(fileBytes / 2 ** 20).toFixed(0)} |`,
+        );
+      }
+    }
+  }
+  lines.push("", `Medians of ${reps} runs (range in parentheses). Peers on this machine kind: see ../shared/docs/PEERS.md.`);
+  const table = lines.join("\n");
+  process.stdout.write(`${table}\n`);
+  const out = path.join(here, "results", `${new Date().toISOString().slice(0, 10)}${quick ? "-quick" : ""}.md`);
+  fs.writeFileSync(out, `${table}\n`);
+  process.stderr.write(`bench: wrote ${path.relative(process.cwd(), out)}\n`);
+}
+
+await main();
