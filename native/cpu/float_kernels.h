@@ -1,0 +1,39 @@
+// Float kernels that follow the JS reference's float64 semantics (src/backends/js/kernels): the
+// intermediate math is double and each output is rounded to f32 once, so results differ from the
+// reference only through libm (exp, sin, cos, pow, tanh) and, in attention, summation order.
+// Compiled with the baseline flags; they are not on the decode hot path except attention, which the
+// addon parallelizes over (row, head).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace barbell {
+
+// Returns −1, or the index of the first non-finite x (nothing is written then).
+int64_t quantize_rows(const float* x, int m, int k, int8_t* q, float* scales);
+void rms_norm(const float* x, const float* w, int rows, int cols, double eps, float* out);
+void rope(const float* x, int seq, int heads, int head_dim, const int32_t* pos, double theta, bool neox, float* out);
+void softmax_rows(const float* x, int rows, int cols, float* out);
+
+struct AttentionArgs {
+  const float* q;
+  const float* k;
+  const float* v;
+  int seq_q, seq_kv, n_head, n_kv_head, head_dim, pos0;
+  double scale;
+  float* out;
+};
+// One (query row, head) pair; scratch holds seq_kv doubles.
+void attention_one(const AttentionArgs& a, int i, int h, double* scratch, double* sums);
+
+// op codes: 0 neg, 1 abs, 2 exp, 3 relu, 4 relu2, 5 silu, 6 gelu, 7 sigmoid, 8 tanh
+void unary(int op, const float* x, size_t n, float* out);
+// op codes: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min. Contiguous out of `shape`; strides in elements.
+void binary_strided(int op, const float* a, const int64_t* a_strides, const float* b, const int64_t* b_strides,
+                    const int64_t* shape, int rank, float* out);
+void scale(const float* x, float factor, size_t n, float* out);
+// Returns −1, or the position of the first id outside [0, vocab) (nothing further is written).
+int64_t embedding(const int32_t* ids, int seq, const void* table, bool f16, int vocab, int embed, float* out);
+
+}  // namespace barbell

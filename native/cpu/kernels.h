@@ -1,0 +1,113 @@
+// Kernel interface shared by every ISA path of the native CPU backend.
+//
+// Each ISA translation unit (kernels_scalar.cc, kernels_avx2.cc, kernels_avx512bw.cc,
+// kernels_avx512vnni.cc, kernels_neon.cc) is compiled with its own target flags and exports one
+// IsaKernels table. The addon picks a table at load time from CPUID (cpu_features.cc), so a single
+// .node runs on any x86-64 (or arm64) CPU. Nothing here may be compiled with -march=native.
+//
+// All kernels work on caller-checked pointers: addon.cc verifies every typed array is long enough
+// before a kernel runs. Kernels that split over threads take a row range [j0, j1) of the output
+// columns (weight rows) so the thread pool can hand out chunks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace barbell {
+
+// Ternary weights (t2 layout) × int8 activations.
+//
+// t2 layout (src/quant/layouts.ts): row j of w has row_bytes = ceil(K/4) bytes; element c is the
+// 2-bit code (trit + 1) at bits 2*(c&3) of byte c>>2. Code 3 is never written; it decodes to 0.
+//
+// SIMD paths multiply the unsigned codes (trit + 1 ∈ {0,1,2}) by the signed activations and
+// subtract Σx afterwards (BITNET.md §2.3): Σ (t+1)·x − Σ x = Σ t·x, exact in int32.
+// To avoid shuffling weights, the activations are repacked once per call into "planes" that match
+// what a SIMD register of packed weight bytes decodes to (see repack_x_planes below).
+struct TernaryArgs {
+  const int8_t* xp;      // activations: raw x (block == 0) or planes (block > 0), m rows of xp_stride
+  size_t xp_stride;      // elements per row of xp
+  const int32_t* xsum;   // Σ x per row (exact)
+  const float* xscale;   // s_x per row (divides)
+  float gamma;           // weight scale (multiplies)
+  const uint8_t* w;      // n rows of row_bytes
+  size_t row_bytes;
+  int k, m, n;
+  float* out;            // [m, n]
+};
+
+// Binary weights (b1 layout: ceil(K/32) little-endian uint32 words per row, bit set = +1) × int8.
+struct BinaryI8Args {
+  const int8_t* x;
+  const int32_t* xsum;
+  const float* xscale;
+  float beta;
+  const uint32_t* w;
+  size_t row_words;
+  int k, m, n;
+  float* out;
+};
+
+// Binary × binary: XNOR-popcount, exact int32 (no scales).
+struct BinaryBinaryArgs {
+  const uint32_t* x;
+  const uint32_t* w;
+  size_t row_words;
+  int k, m, n;
+  int32_t* out;
+};
+
+// Dense float weights: f32 or IEEE half (f16), out[i, j] = Σ_c x[i, c] · w[j, c].
+struct DenseArgs {
+  const float* x;
+  const void* w;  // float* or uint16_t* (f16 bits)
+  bool f16;
+  int k, m, n;
+  float* out;
+};
+
+struct IsaKernels {
+  const char* name;
+  // Weight bytes consumed per SIMD step by `ternary`; the activation planes are built for it.
+  // 0: the kernel reads raw x.
+  int ternary_block;
+  void (*ternary)(const TernaryArgs& a, int j0, int j1);
+  void (*binary_i8)(const BinaryI8Args& a, int j0, int j1);
+  void (*binary_binary)(const BinaryBinaryArgs& a, int j0, int j1);
+  void (*dense)(const DenseArgs& a, int j0, int j1);
+};
+
+const IsaKernels* scalar_kernels();
+#if defined(__x86_64__) || defined(_M_X64)
+const IsaKernels* avx2_kernels();
+const IsaKernels* avx512bw_kernels();
+const IsaKernels* avx512vnni_kernels();
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+const IsaKernels* neon_kernels();
+#endif
+
+// Repacks activations for a ternary kernel that consumes `block` weight bytes per step.
+//
+// A block of B packed weight bytes holds 4B elements: byte b holds elements 4b+0 … 4b+3 in its four
+// 2-bit fields. A SIMD kernel turns field i of every byte into one vector of B codes ("plane i"),
+// so plane i, lane b is element 4b + i. The activations are laid out the same way:
+//
+//   x:  e0 e1 e2 e3 | e4 e5 e6 e7 | …            (element order)
+//   xp: e0 e4 e8 … e(4B-4) | e1 e5 … | e2 e6 … | e3 e7 …   (4 planes of B bytes per block)
+//
+// Each row of xp is padded with zeros to a whole number of blocks (xp_stride = round_up(k, 4B)),
+// so codes past K (row padding) multiply zero. Also writes the exact Σx of each row.
+void repack_x_planes(const int8_t* x, int m, int k, int block, int8_t* xp, size_t xp_stride, int32_t* xsum);
+
+// f16 bits → f32, exact (subnormals, infinities and NaN payloads included).
+float half_to_float(uint16_t h);
+
+// Scales one exact accumulator the way the JS reference does: fround(fround(acc / s) * g).
+// Compiled with -ffp-contract=off, so this is one division and one multiplication, each rounded.
+inline float scale_acc(int32_t acc, float s, float g) {
+  float q = static_cast<float>(acc) / s;
+  return q * g;
+}
+
+}  // namespace barbell

@@ -1,0 +1,241 @@
+// AVX2 path (Haswell / Zen 1 and later). Compiled with -mavx2 -mfma -mf16c -mpopcnt (binding.gyp).
+//
+// Ternary × int8, one step = 32 packed weight bytes = 128 elements, decoded into four planes of
+// codes exactly as in kernels_avx512.inc (two pshufb look-ups per nibble; code 3 → trit 0):
+//   s16 = Σ_p vpmaddubsw(plane_p, x_p)      u8 code × s8 x, adjacent pairs summed into i16
+//                                            (|s16| ≤ 4 planes · 2 products · 2 · 128 = 2048)
+//   acc += vpmaddwd(s16, 1)                  i16 pairs → i32
+// result = reduce(acc) − Σx, because the codes are trit + 1.
+#include "kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "generic.h"
+
+namespace barbell {
+namespace {
+
+struct Decoder {
+  __m256i lut_a, lut_b, nib;
+  Decoder() {
+    const __m128i a = _mm_setr_epi8(0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1);
+    const __m128i b = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1);
+    lut_a = _mm256_broadcastsi128_si256(a);
+    lut_b = _mm256_broadcastsi128_si256(b);
+    nib = _mm256_set1_epi8(0x0f);
+  }
+  inline void decode(__m256i w, __m256i p[4]) const {
+    const __m256i lo = _mm256_and_si256(w, nib);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), nib);
+    p[0] = _mm256_shuffle_epi8(lut_a, lo);
+    p[1] = _mm256_shuffle_epi8(lut_b, lo);
+    p[2] = _mm256_shuffle_epi8(lut_a, hi);
+    p[3] = _mm256_shuffle_epi8(lut_b, hi);
+  }
+};
+
+inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+inline __m256i dot4(__m256i acc, const __m256i p[4], const int8_t* x) {
+  __m256i s = _mm256_maddubs_epi16(p[0], loadu(x));
+  s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p[1], loadu(x + 32)));
+  s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p[2], loadu(x + 64)));
+  s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p[3], loadu(x + 96)));
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+}
+
+inline int32_t reduce_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+template <int RW, int RX>
+inline void ternary_tile(const TernaryArgs& a, const Decoder& d, int j, int i) {
+  const size_t nb = a.row_bytes / 32;
+  const size_t tail = a.row_bytes % 32;
+  __m256i acc[RW][RX];
+  for (int r = 0; r < RW; ++r) {
+    for (int s = 0; s < RX; ++s) {
+      acc[r][s] = _mm256_setzero_si256();
+    }
+  }
+  const uint8_t* w0 = a.w + static_cast<size_t>(j) * a.row_bytes;
+  const int8_t* x0 = a.xp + static_cast<size_t>(i) * a.xp_stride;
+  for (size_t blk = 0; blk < nb; ++blk) {
+    for (int r = 0; r < RW; ++r) {
+      __m256i p[4];
+      d.decode(loadu(w0 + static_cast<size_t>(r) * a.row_bytes + blk * 32), p);
+      for (int s = 0; s < RX; ++s) {
+        acc[r][s] = dot4(acc[r][s], p, x0 + static_cast<size_t>(s) * a.xp_stride + blk * 128);
+      }
+    }
+  }
+  if (tail != 0) {
+    for (int r = 0; r < RW; ++r) {
+      // Copy the partial block so that no load reads past the row (or the array).
+      alignas(32) uint8_t buf[32] = {0};
+      std::memcpy(buf, w0 + static_cast<size_t>(r) * a.row_bytes + nb * 32, tail);
+      __m256i p[4];
+      d.decode(loadu(buf), p);
+      for (int s = 0; s < RX; ++s) {
+        acc[r][s] = dot4(acc[r][s], p, x0 + static_cast<size_t>(s) * a.xp_stride + nb * 128);
+      }
+    }
+  }
+  for (int r = 0; r < RW; ++r) {
+    for (int s = 0; s < RX; ++s) {
+      const int32_t dot = reduce_epi32(acc[r][s]) - a.xsum[i + s];
+      a.out[static_cast<size_t>(i + s) * a.n + j + r] = scale_acc(dot, a.xscale[i + s], a.gamma);
+    }
+  }
+}
+
+void ternary(const TernaryArgs& a, int j0, int j1) {
+  const Decoder d;
+  constexpr int kChunk = 16;
+  for (int jc = j0; jc < j1; jc += kChunk) {
+    const int je = std::min(jc + kChunk, j1);
+    int i = 0;
+    for (; i + 4 <= a.m; i += 4) {
+      int j = jc;
+      for (; j + 2 <= je; j += 2) {
+        ternary_tile<2, 4>(a, d, j, i);
+      }
+      for (; j < je; ++j) {
+        ternary_tile<1, 4>(a, d, j, i);
+      }
+    }
+    for (; i < a.m; ++i) {
+      int j = jc;
+      for (; j + 4 <= je; j += 4) {
+        ternary_tile<4, 1>(a, d, j, i);
+      }
+      for (; j < je; ++j) {
+        ternary_tile<1, 1>(a, d, j, i);
+      }
+    }
+  }
+}
+
+// 32 sign bits → 32 bytes of 0x00 / 0xFF: byte b takes source byte b/8 (shuffle) and tests bit b%8.
+inline __m256i expand_bits(uint32_t bits) {
+  const __m256i v = _mm256_set1_epi32(static_cast<int>(bits));
+  const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
+                                        3, 3, 3, 3, 3, 3);
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
+  const __m256i bytes = _mm256_and_si256(_mm256_shuffle_epi8(v, pick), bit);
+  return _mm256_cmpeq_epi8(bytes, bit);
+}
+
+// Binary × int8: Σ sign·x = 2·Σ_{bit set} x − Σ x, 32 activations per step.
+void binary_i8(const BinaryI8Args& a, int j0, int j1) {
+  const size_t full = static_cast<size_t>(a.k) / 32;
+  const int rem = a.k % 32;
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  for (int i = 0; i < a.m; ++i) {
+    const int8_t* x = a.x + static_cast<size_t>(i) * a.k;
+    for (int j = j0; j < j1; ++j) {
+      const uint32_t* w = a.w + static_cast<size_t>(j) * a.row_words;
+      __m256i acc = _mm256_setzero_si256();
+      for (size_t b = 0; b < full; ++b) {
+        const __m256i sel = _mm256_and_si256(expand_bits(w[b]), loadu(x + 32 * b));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, sel), ones16));
+      }
+      int32_t set = reduce_epi32(acc);
+      for (int c = 0; c < rem; ++c) {
+        set += ((w[full] >> c) & 1u) ? x[32 * full + c] : 0;
+      }
+      a.out[static_cast<size_t>(i) * a.n + j] = scale_acc(2 * set - a.xsum[i], a.xscale[i], a.beta);
+    }
+  }
+}
+
+template <bool F16>
+inline __m256 load_w8(const void* w, size_t off) {
+  if constexpr (F16) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(w) + off));
+    return _mm256_cvtph_ps(h);
+  } else {
+    return _mm256_loadu_ps(static_cast<const float*>(w) + off);
+  }
+}
+
+inline double reduce_pd(__m256 v) {
+  const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+  const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+  const __m256d s = _mm256_add_pd(lo, hi);
+  alignas(32) double t[4];
+  _mm256_store_pd(t, s);
+  return (t[0] + t[1]) + (t[2] + t[3]);
+}
+
+template <bool F16, int RX>
+void dense_rows(const DenseArgs& a, int j, int i) {
+  const size_t k = static_cast<size_t>(a.k);
+  const size_t wr = static_cast<size_t>(j) * k;
+  constexpr int UN = RX == 1 ? 4 : 2;
+  __m256 acc[RX][UN];
+  for (int s = 0; s < RX; ++s) {
+    for (int u = 0; u < UN; ++u) {
+      acc[s][u] = _mm256_setzero_ps();
+    }
+  }
+  size_t c = 0;
+  for (; c + 8 * UN <= k; c += 8 * UN) {
+    for (int u = 0; u < UN; ++u) {
+      const __m256 wv = load_w8<F16>(a.w, wr + c + 8 * u);
+      for (int s = 0; s < RX; ++s) {
+        acc[s][u] = _mm256_fmadd_ps(_mm256_loadu_ps(a.x + (i + s) * k + c + 8 * u), wv, acc[s][u]);
+      }
+    }
+  }
+  for (int s = 0; s < RX; ++s) {
+    double sum = 0;
+    for (int u = 0; u < UN; ++u) {
+      sum += reduce_pd(acc[s][u]);
+    }
+    const float* x = a.x + (i + s) * k;
+    for (size_t t = c; t < k; ++t) {
+      const float wv = F16 ? half_to_float(static_cast<const uint16_t*>(a.w)[wr + t]) : static_cast<const float*>(a.w)[wr + t];
+      sum += static_cast<double>(x[t]) * wv;
+    }
+    a.out[static_cast<size_t>(i + s) * a.n + j] = static_cast<float>(sum);
+  }
+}
+
+template <bool F16>
+void dense_impl(const DenseArgs& a, int j0, int j1) {
+  for (int j = j0; j < j1; ++j) {
+    int i = 0;
+    for (; i + 4 <= a.m; i += 4) {
+      dense_rows<F16, 4>(a, j, i);
+    }
+    for (; i < a.m; ++i) {
+      dense_rows<F16, 1>(a, j, i);
+    }
+  }
+}
+
+void dense(const DenseArgs& a, int j0, int j1) {
+  if (a.f16) {
+    dense_impl<true>(a, j0, j1);
+  } else {
+    dense_impl<false>(a, j0, j1);
+  }
+}
+
+const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense};
+
+}  // namespace
+
+const IsaKernels* avx2_kernels() { return &kTable; }
+
+}  // namespace barbell
+#endif
