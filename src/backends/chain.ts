@@ -7,6 +7,7 @@
  */
 import { BackendError } from "../core/errors.js";
 import type { Backend, BackendName, Kernels, KernelName, PartialBackend, TensorRef } from "./backend.js";
+import type { Autotuner } from "./autotune.js";
 import { ArrayBufferMemory } from "./host-memory.js";
 
 export interface FallbackEvent {
@@ -19,7 +20,17 @@ export interface FallbackEvent {
   readonly reason: string;
 }
 
+/** Kernels worth tuning: their best backend and thread count depend on the shape and the machine. */
+export const TUNED_KERNELS: ReadonlySet<KernelName> = new Set(["matmulTernaryI8", "matmulBinaryI8", "matmulDense", "attention"]);
+
 export interface ChainOptions {
+  /**
+   * Times the candidates of a tuned kernel on the first call of each shape and routes that shape to
+   * the fastest from then on. Absent: the first member that accepts a call runs it.
+   */
+  readonly tuner?: Autotuner;
+  /** Extra instances to tune over (the same backend with other thread counts); never used as fallbacks. */
+  readonly variants?: readonly PartialBackend[];
   /** Any fallback throws BackendError "fallback" instead of running elsewhere. */
   readonly strict?: boolean;
   /** Called once per kernel, the first time it falls back. */
@@ -69,8 +80,41 @@ export function createChain(members: readonly PartialBackend[], reference: Backe
     }
   };
 
+  const variants = options.variants ?? [];
+  const idOf = (b: PartialBackend): string => `${b.name}×${b.info.threads}`;
+  const tuned = new Map<string, PartialBackend | undefined>();
+
+  /** For a tuned kernel: the member or variant the tuner picked for this shape (undefined: no candidate). */
+  const pick = (name: KernelName, args: readonly unknown[]): PartialBackend | undefined => {
+    const refs = refsOf(args);
+    const key = `${name} ${refs.map((r) => `${r.dtype}[${r.shape.join("x")}]`).join(" ")}`;
+    if (tuned.has(key)) {
+      return tuned.get(key);
+    }
+    const accepting = [...members, ...variants].filter(
+      (b) => b.kernels[name] !== undefined && (b.supports?.(name, refs) ?? true) === true,
+    );
+    const tuner = options.tuner;
+    let chosen: PartialBackend | undefined;
+    if (tuner !== undefined && accepting.length > 0) {
+      const candidates = accepting.map((b) => ({ id: idOf(b), run: () => (b.kernels[name] as (...a: unknown[]) => void)(...args) }));
+      const id = tuner.choose(key, candidates);
+      chosen = accepting.find((b) => idOf(b) === id);
+    }
+    tuned.set(key, chosen);
+    return chosen;
+  };
+
   const route = <K extends KernelName>(name: K): Kernels[K] => {
+    const tunable = options.tuner !== undefined && TUNED_KERNELS.has(name);
     const call = (...args: unknown[]): void => {
+      if (tunable) {
+        const chosen = pick(name, args);
+        if (chosen !== undefined) {
+          (chosen.kernels[name] as (...a: unknown[]) => void)(...args);
+          return;
+        }
+      }
       let reason = "";
       for (const member of members) {
         const kernel = member.kernels[name] as ((...a: unknown[]) => void) | undefined;

@@ -4,7 +4,9 @@
  * fallback chain. A failed probe or creation is remembered with its reason and not retried in this
  * process; concurrent resolutions share one in-flight attempt per provider.
  */
+import os from "node:os";
 import { BackendError } from "../core/errors.js";
+import { Autotuner } from "./autotune.js";
 import type { BackendName, BackendOptions, BackendProvider, PartialBackend, Probe } from "./backend.js";
 import { createChain, type ChainBackend, type ChainOptions } from "./chain.js";
 import { createJsBackend } from "./js/index.js";
@@ -24,6 +26,13 @@ export interface ResolveOptions extends ChainOptions, BackendOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Providers to choose from; default the built-in list. */
   readonly providers?: readonly BackendProvider[];
+  /**
+   * Tune kernels per shape (backend × thread count), caching the choices on disk (default true unless
+   * BARBELL_AUTOTUNE=0; the CLI's --no-autotune turns it off). Only when `threads` is not fixed are thread counts tuned.
+   */
+  readonly autotune?: boolean;
+  /** The tuner to use; default a process-wide one over the user cache file. */
+  readonly tuner?: Autotuner;
 }
 
 export interface ProbeReport {
@@ -86,6 +95,7 @@ async function createOnce(provider: BackendProvider, options: BackendOptions): P
 export async function resolveBackend(options: ResolveOptions = {}): Promise<ChainBackend> {
   const providers = options.providers ?? PROVIDERS;
   const envList = (options.env ?? process.env)["BARBELL_BACKENDS"];
+
   const explicit = options.backends ?? (envList === undefined || envList.trim() === "" ? undefined : parseBackendList(envList));
   const reasons: string[] = [];
   const members: PartialBackend[] = [];
@@ -122,9 +132,27 @@ export async function resolveBackend(options: ResolveOptions = {}): Promise<Chai
   if (explicit !== undefined && members.length === 0 && !jsAllowed) {
     throw new BackendError("unavailable", `[backend] none of ${explicit.join(", ")} can run here: ${reasons.join("; ")}`);
   }
+  const env = options.env ?? process.env;
+  const tune = (options.autotune ?? env["BARBELL_AUTOTUNE"] !== "0") && members.length > 0;
+  const variants: PartialBackend[] = [];
+  if (tune && options.threads === undefined) {
+    for (const member of members) {
+      const provider = providers.find((p) => p.name === member.name);
+      for (const threads of threadCandidates(member.info.threads)) {
+        if (provider !== undefined) {
+          try {
+            variants.push(await createOnce(provider, { threads }));
+          } catch {
+            // A variant that cannot start is simply not a candidate.
+          }
+        }
+      }
+    }
+  }
   return createChain(members, createJsBackend(), {
     ...options,
     strict: options.strict === true || !jsAllowed,
+    ...(tune ? { tuner: options.tuner ?? sharedTuner(), variants } : {}),
   });
 }
 
@@ -143,4 +171,16 @@ export async function disposeBackends(): Promise<void> {
       // A creation that failed has nothing to dispose.
     }
   }
+}
+
+/** Thread counts worth trying besides the default: 1 and the default, never more than the CPUs. */
+function threadCandidates(defaultThreads: number): number[] {
+  const most = Math.max(1, os.availableParallelism());
+  return [...new Set([1, Math.min(defaultThreads, most), most])].filter((t) => t !== defaultThreads);
+}
+
+let tuner: Autotuner | undefined;
+function sharedTuner(): Autotuner {
+  tuner ??= new Autotuner();
+  return tuner;
 }

@@ -62,6 +62,7 @@ interface ModelFlags {
   strict?: boolean;
   threads?: number;
   head?: "keep" | "q8_0";
+  autotune?: boolean;
 }
 
 interface SamplingFlags {
@@ -84,7 +85,8 @@ function modelOptions(cmd: Command): Command {
     .option("--backend <list>", "backends to use, preferred first (e.g. native-cpu,js); default BARBELL_BACKENDS or all", backendList)
     .option("--strict", "make any kernel fallback to a later backend an error")
     .option("--threads <n>", "kernel threads (default: one per physical core)", int)
-    .addOption(new Option("--head <type>", "requantize a float embedding/head at load").choices(["keep", "q8_0"]));
+    .addOption(new Option("--head <type>", "requantize a float embedding/head at load").choices(["keep", "q8_0"]))
+    .option("--no-autotune", "do not time kernel variants per shape (the cached choices are not used either)");
 }
 
 function samplingOptions(cmd: Command): Command {
@@ -129,6 +131,7 @@ async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
       ...(flags.strict === true ? { strict: true } : {}),
       ...(flags.threads === undefined ? {} : { threads: flags.threads }),
       ...(flags.head === undefined ? {} : { headType: flags.head }),
+      ...(flags.autotune === false ? { autotune: false } : {}),
       onFallback: (e) => io.err(`barbell: ${e.kernel} runs on ${e.to} instead of ${e.from} (${e.reason})\n`),
       ...(flags.allowFloatWeights === true ? { allowFloatWeights: true } : {}),
       onProgress: (done, total) => {

@@ -38,6 +38,8 @@ export interface LoadModelOptions {
   readonly strict?: boolean;
   /** Kernel threads; default one per physical core. */
   readonly threads?: number;
+  /** Tune kernels per shape and cache the choices (default true unless BARBELL_AUTOTUNE=0). */
+  readonly autotune?: boolean;
   /** Called once per kernel that falls back to a later backend. */
   readonly onFallback?: (event: FallbackEvent) => void;
   /** KV-cache capacity in positions; default min(model context, 4096). */
@@ -230,6 +232,7 @@ function resolveOptions(options: LoadModelOptions): ResolveOptions {
     ...(options.backends === undefined ? {} : { backends: options.backends }),
     ...(options.strict === undefined ? {} : { strict: options.strict }),
     ...(options.threads === undefined ? {} : { threads: options.threads }),
+    ...(options.autotune === undefined ? {} : { autotune: options.autotune }),
     ...(options.onFallback === undefined ? {} : { onFallback: options.onFallback }),
   };
 }

@@ -128,3 +128,42 @@ describe("backend registry", () => {
     expect(attempts).toBe(1);
   });
 });
+
+describe("chain with the autotuner", () => {
+  /** A partial backend whose GEMV writes its own marker into the output and costs `cost` fake ms. */
+  function marker(name: PartialBackend["name"], threads: number, mark: number, clock: { t: number }, cost: number): PartialBackend {
+    return {
+      name,
+      info: { features: [], threads },
+      kernels: {
+        matmulTernaryI8: (_x, _s, _w, out) => {
+          clock.t += cost;
+          views.f32(out).fill(mark);
+        },
+      },
+      dispose: () => undefined,
+    };
+  }
+
+  it("should route each shape to the fastest member or variant and keep that choice", async () => {
+    const { Autotuner } = await import("../../src/backends/autotune.js");
+    const { ternaryFromCodes, linear } = await import("../../src/index.js");
+    const clock = { t: 0 };
+    const slow = marker("native-cpu", 2, 1, clock, 5);
+    const fast = marker("native-cpu", 1, 2, clock, 1);
+    const tuner = new Autotuner({ file: null, fingerprint: "test", now: () => clock.t });
+    const chain = createChain([slow], createJsBackend(), { tuner, variants: [fast] });
+    using x = tensor(new Float32Array(8).fill(1), ["seq", "embed"], [1, 8], { backend: chain });
+    const w = ternaryFromCodes(new Uint8Array(4).fill(0b01010101), ["ffn", "embed"], [2, 8], { backend: chain });
+    if (!w.ok) {
+      throw w.error;
+    }
+    using weights = w.value;
+    using y = linear(x, weights);
+    expect(Array.from(y.toFloat32())).toEqual([2, 2]);
+    expect(tuner.cached("matmulTernaryI8 i8[1x8] f32[1] ternary[2x8] f32[1x2]")).toBe("native-cpu×1");
+    const before = clock.t;
+    using z = linear(x, weights);
+    expect(clock.t - before).toBe(1);
+  });
+});
