@@ -168,7 +168,7 @@ export interface BackendInfo {
   /** CPU or runtime features in use (e.g. "avx512vnni", "avx2", "simd128", "threads"). */
   readonly features: readonly string[];
   readonly threads: number;
-  /** Free text: build variant, library version. */
+  /** Free text: build variant, library version; part of the autotuner's cache key, so a rebuild retunes. */
   readonly detail?: string;
 }
 

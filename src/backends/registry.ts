@@ -6,7 +6,7 @@
  */
 import os from "node:os";
 import { BackendError } from "../core/errors.js";
-import { Autotuner } from "./autotune.js";
+import { Autotuner, machineFingerprint } from "./autotune.js";
 import type { BackendName, BackendOptions, BackendProvider, PartialBackend, Probe } from "./backend.js";
 import { createChain, type ChainBackend, type ChainOptions } from "./chain.js";
 import { createJsBackend } from "./js/index.js";
@@ -152,7 +152,7 @@ export async function resolveBackend(options: ResolveOptions = {}): Promise<Chai
   return createChain(members, createJsBackend(), {
     ...options,
     strict: options.strict === true || !jsAllowed,
-    ...(tune ? { tuner: options.tuner ?? sharedTuner(), variants } : {}),
+    ...(tune ? { tuner: options.tuner ?? sharedTuner(members), variants } : {}),
   });
 }
 
@@ -179,8 +179,14 @@ function threadCandidates(defaultThreads: number): number[] {
   return [...new Set([1, Math.min(defaultThreads, most), most])].filter((t) => t !== defaultThreads);
 }
 
-let tuner: Autotuner | undefined;
-function sharedTuner(): Autotuner {
-  tuner ??= new Autotuner();
-  return tuner;
+const tuners = new Map<string, Autotuner>();
+/** One tuner per set of backend builds: a rebuilt addon (its `info.detail`) invalidates the cache. */
+function sharedTuner(members: readonly PartialBackend[]): Autotuner {
+  const fingerprint = machineFingerprint(members.map((m) => `${m.name}:${m.info.detail ?? ""}`));
+  let t = tuners.get(fingerprint);
+  if (t === undefined) {
+    t = new Autotuner({ fingerprint });
+    tuners.set(fingerprint, t);
+  }
+  return t;
 }

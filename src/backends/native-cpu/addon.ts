@@ -1,0 +1,161 @@
+/**
+ * Finding, probing and loading `build/Release/barbell_native.node` (built by scripts/build-native.mjs).
+ *
+ * The addon is first loaded in a child process (`spawnSync(process.execPath, …)`) that reads its CPU
+ * features and runs its self test on the chosen ISA path: an illegal instruction or a crash there kills
+ * the child, not the user's process. Only after that succeeds is it loaded in-process. Both results are
+ * cached per process.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Probe } from "../backend.js";
+
+/** What the addon reports about the CPU. */
+export interface NativeFeatures {
+  /** Best ISA path this CPU and OS support: "avx512vnni", "avx512bw", "avx2", "neon" or "scalar". */
+  readonly best: string;
+  /** CPUID flags seen, plus "os-ymm" / "os-zmm" when XGETBV says the OS saves that state. */
+  readonly flags: readonly string[];
+  readonly physicalCores: number;
+  readonly logicalCores: number;
+}
+
+/** A thread pool bound to one ISA path; one method per kernel (sizes checked again in C++). */
+export interface NativeContext {
+  readonly isa: string;
+  readonly threads: number;
+  ternary(x: Int8Array, xScale: Float32Array, w: Uint8Array, gamma: number, m: number, k: number, n: number, out: Float32Array): void;
+  binaryI8(x: Int8Array, xScale: Float32Array, w: Uint32Array, beta: number, m: number, k: number, n: number, out: Float32Array): void;
+  binaryBinary(x: Uint32Array, w: Uint32Array, m: number, k: number, n: number, out: Int32Array): void;
+  dense(x: Float32Array, w: Float32Array | Uint16Array, m: number, k: number, n: number, out: Float32Array): void;
+  /** Returns −1, or the index of the first non-finite input (nothing written). */
+  quantize(x: Float32Array, m: number, k: number, q: Int8Array, scales: Float32Array): number;
+  /** Returns −1, or the position of the first id outside the vocabulary. */
+  embedding(ids: Int32Array, seq: number, table: Float32Array | Uint16Array, vocab: number, embed: number, out: Float32Array): number;
+  rmsNorm(x: Float32Array, weight: Float32Array | null, rows: number, cols: number, eps: number, out: Float32Array): void;
+  rope(x: Float32Array, seq: number, heads: number, headDim: number, pos: Int32Array, theta: number, neox: boolean, out: Float32Array): void;
+  softmax(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
+  attention(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    seqQ: number,
+    seqKV: number,
+    nHead: number,
+    nKvHead: number,
+    headDim: number,
+    pos0: number,
+    scale: number,
+    out: Float32Array,
+  ): void;
+  unary(op: number, x: Float32Array, n: number, out: Float32Array): void;
+  binary(op: number, a: Float32Array, aStrides: Float64Array, b: Float32Array, bStrides: Float64Array, shape: Float64Array, out: Float32Array): void;
+  scale(x: Float32Array, factor: number, n: number, out: Float32Array): void;
+  /** Joins the pool's threads; safe to call twice. Kernel calls afterwards throw. */
+  dispose(): void;
+}
+
+/** The addon's exports. */
+export interface NativeAddon {
+  features(): NativeFeatures;
+  /** Runs the integer kernels of an ISA path on a small problem against the scalar path. */
+  selfTest(isa?: string): boolean;
+  readonly Context: new (threads: number, isa: string) => NativeContext;
+}
+
+/** ISA path names accepted by BARBELL_NATIVE_ISA ("avx512" = the best AVX-512 level). */
+export const NATIVE_ISAS = ["scalar", "avx2", "avx512bw", "avx512vnni", "avx512", "neon"] as const;
+
+/**
+ * Path of the addon. This file sits at src/backends/native-cpu (or dist/backends/native-cpu once compiled),
+ * three levels below the package root in both cases. BARBELL_NATIVE_PATH overrides it.
+ */
+export function addonPath(): string {
+  const fromEnv = process.env.BARBELL_NATIVE_PATH;
+  if (fromEnv !== undefined && fromEnv !== "") {
+    return resolve(fromEnv);
+  }
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
+  return join(root, "build", "Release", "barbell_native.node");
+}
+
+function notBuiltReason(path: string): string {
+  const errorFile = join(dirname(dirname(path)), "native-build-error.txt");
+  if (existsSync(errorFile)) {
+    const first = readFileSync(errorFile, "utf8").split("\n")[0] ?? "";
+    return `barbell_native.node was not built: ${first}`;
+  }
+  return `barbell_native.node was not built (run "node scripts/build-native.mjs"; expected at ${path})`;
+}
+
+/** The child's script: load, report features, run the self test on the ISA path that will be used. */
+const CHILD_SCRIPT = [
+  "const addon = require(process.argv[1]);",
+  "const features = addon.features();",
+  "if (!addon.selfTest(process.argv[2])) { process.stderr.write('self test failed'); process.exit(3); }",
+  "process.stdout.write(JSON.stringify(features));",
+].join("\n");
+
+function firstLine(text: string): string {
+  return (
+    text
+      .split("\n")
+      .map((l) => l.trim())
+      .find((l) => l !== "") ?? ""
+  );
+}
+
+let probed: Probe | undefined;
+let loaded: NativeAddon | undefined;
+
+/** The ISA path requested by BARBELL_NATIVE_ISA ("" = best). */
+export function requestedIsa(): string {
+  return process.env.BARBELL_NATIVE_ISA ?? "";
+}
+
+function probeNow(): Probe {
+  const path = addonPath();
+  if (!existsSync(path)) {
+    return { available: false, reason: notBuiltReason(path) };
+  }
+  const isa = requestedIsa();
+  if (isa !== "" && !(NATIVE_ISAS as readonly string[]).includes(isa)) {
+    return { available: false, reason: `BARBELL_NATIVE_ISA=${isa} is not one of ${NATIVE_ISAS.join(", ")}` };
+  }
+  const child = spawnSync(process.execPath, ["-e", CHILD_SCRIPT, path, isa], { encoding: "utf8", timeout: 30_000 });
+  if (child.error !== undefined) {
+    return { available: false, reason: `barbell_native.node probe could not run: ${child.error.message}` };
+  }
+  if (child.status !== 0) {
+    const how = child.signal !== null ? `was killed by ${child.signal}` : `exited with ${child.status}`;
+    const detail = firstLine(child.stderr);
+    return { available: false, reason: `barbell_native.node probe ${how}${detail === "" ? "" : `: ${detail}`}` };
+  }
+  let features: NativeFeatures;
+  try {
+    features = JSON.parse(child.stdout) as NativeFeatures;
+  } catch {
+    return { available: false, reason: `barbell_native.node probe printed no features: ${firstLine(child.stdout)}` };
+  }
+  try {
+    loaded = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (error) {
+    return { available: false, reason: `barbell_native.node failed to load: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  const score = { avx512vnni: 50, avx512bw: 40, avx2: 30, neon: 30, scalar: 5 }[features.best] ?? 5;
+  return { available: true, score, features: [features.best, ...features.flags, `cores:${features.physicalCores}`] };
+}
+
+/** Probes once per process: child-process check, then in-process load. Never throws. */
+export function probeNativeCpu(): Probe {
+  probed ??= probeNow();
+  return probed;
+}
+
+/** The loaded addon, after a successful probe; undefined otherwise. */
+export function nativeAddon(): NativeAddon | undefined {
+  return probeNativeCpu().available ? loaded : undefined;
+}

@@ -1,0 +1,373 @@
+/**
+ * The native CPU backend ("native-cpu"): kernels in C++ (native/cpu) through an N-API addon, with
+ * AVX-512 VNNI, AVX-512BW, AVX2, NEON (arm64 only) and scalar paths chosen at load time from CPUID and
+ * XGETBV, and a persistent thread pool (one thread per physical core by default).
+ *
+ * Kernels: matmulTernaryI8, matmulBinaryI8, matmulBinaryBinary (bit-exact with the JS reference),
+ * quantizeActivations (bit-exact), matmulF32 / matmulDense (f32 and f16 weights), embedding (f32 and f16;
+ * exact), rmsNorm, rope, softmax, attention, unary (all ops), binary (any non-negative strides), scale,
+ * writeRows. copyStrided and concat, and dense weights in bf16 / q8_0 / q6_k, fall back to the next backend.
+ *
+ * The ternary kernel reads the t2 weights as stored (no repacked copy): the activations (K bytes per row)
+ * are rearranged once per call instead, to match the order in which SIMD registers decode packed weight
+ * bytes (native/cpu/kernels.h). BARBELL_NATIVE_ISA=scalar|avx2|avx512bw|avx512vnni|avx512 forces a lower
+ * path.
+ */
+import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
+import { binaryRowWords, ternaryRowBytes } from "../../quant/layouts.js";
+import type { BackendOptions, BackendProvider, BinaryOp, KernelName, Kernels, PartialBackend, Probe, TensorRef, UnaryOp } from "../backend.js";
+import { views } from "../host-memory.js";
+import { elementCount, storageBytes } from "../storage.js";
+import { nativeAddon, probeNativeCpu, requestedIsa, type NativeContext } from "./addon.js";
+
+export { probeNativeCpu } from "./addon.js";
+
+/** Largest K of the integer kernels here: |Σ (trit + 1)·x| ≤ 2·128·K must fit an int32. */
+export const NATIVE_MAX_K = 2 ** 22;
+
+const UNARY_CODES: Readonly<Record<UnaryOp, number>> = {
+  neg: 0,
+  abs: 1,
+  exp: 2,
+  relu: 3,
+  relu2: 4,
+  silu: 5,
+  gelu: 6,
+  sigmoid: 7,
+  tanh: 8,
+};
+
+const BINARY_CODES: Readonly<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 };
+
+/** Options of {@link createNativeCpuBackend}; `isa` overrides BARBELL_NATIVE_ISA (tests use it). */
+export interface NativeCpuOptions extends BackendOptions {
+  readonly isa?: string;
+}
+
+const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
+
+function need(op: string, name: string, array: { readonly length: number }, needed: number): void {
+  if (array.length < needed) {
+    throw new ShapeError("size", `[${op}] ${name} holds ${array.length} elements, needs at least ${needed}`);
+  }
+}
+
+function same(op: string, what: string, a: number, b: number): void {
+  if (a !== b) {
+    throw new ShapeError("dim-mismatch", `[${op}] ${what}: ${a} ≠ ${b}`);
+  }
+}
+
+function u16(t: TensorRef): Uint16Array {
+  const b = views.u8(t);
+  return new Uint16Array(b.buffer, b.byteOffset, b.byteLength >> 1);
+}
+
+/** f32 or f16 weights as the typed array the addon expects. */
+function denseWeights(op: string, t: TensorRef): Float32Array | Uint16Array {
+  if (t.dtype === "f32") {
+    return views.f32(t);
+  }
+  if (t.dtype === "f16") {
+    return u16(t);
+  }
+  throw new UsageError("dtype", `[${op}] native-cpu has no ${t.dtype} kernel`);
+}
+
+function checkInt(op: string, name: string, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new ShapeError("size", `[${op}] ${name} must be a non-negative integer, got ${v}`);
+  }
+}
+
+/** Checks one strided operand of `binary` the way the JS reference does; returns the strides as f64. */
+function stridedOperand(op: string, name: string, array: Float32Array, strides: readonly number[], shape: readonly number[]): Float64Array {
+  if (strides.length !== shape.length) {
+    throw new ShapeError("dim-mismatch", `[${op}] ${name}Strides has ${strides.length} entries for a rank-${shape.length} shape`);
+  }
+  let last = 0;
+  for (let d = 0; d < shape.length; d++) {
+    const stride = strides[d] ?? 0;
+    if (!Number.isSafeInteger(stride) || stride < 0) {
+      throw new ShapeError("size", `[${op}] ${name}Strides[${d}] must be a non-negative integer, got ${stride}`);
+    }
+    last += ((shape[d] ?? 0) - 1) * stride;
+  }
+  need(op, name, array, last + 1);
+  return Float64Array.from(strides);
+}
+
+function makeKernels(ctx: NativeContext): Partial<Kernels> {
+  const { f32, i8, i32, u8, u32 } = views;
+
+  const dense = (op: string, x: TensorRef, w: TensorRef, out: TensorRef): void => {
+    const m = dim(x, 0);
+    const k = dim(x, 1);
+    const n = dim(w, 0);
+    same(op, "x and w columns", k, dim(w, 1));
+    same(op, "out shape", dim(out, 0) * dim(out, 1), m * n);
+    const wa = denseWeights(op, w);
+    const xa = f32(x);
+    const oa = f32(out);
+    need(op, "x", xa, m * k);
+    need(op, "w", wa, n * k);
+    need(op, "out", oa, m * n);
+    ctx.dense(xa, wa, m, k, n, oa);
+  };
+
+  const scaledInt = (op: string, x: TensorRef, s: TensorRef, w: TensorRef, out: TensorRef): [number, number, number] => {
+    const m = dim(x, 0);
+    const k = dim(x, 1);
+    const n = dim(w, 0);
+    same(op, "x and w columns", k, dim(w, 1));
+    same(op, "out shape", dim(out, 0) * dim(out, 1), m * n);
+    if (k > NATIVE_MAX_K) {
+      throw new ShapeError("size", `[${op}] k = ${k} exceeds ${NATIVE_MAX_K}`);
+    }
+    need(op, "x", i8(x), m * k);
+    need(op, "xScales", f32(s), m);
+    need(op, "out", f32(out), m * n);
+    return [m, k, n];
+  };
+
+  return {
+    matmulF32: (x, w, out) => dense("matmulF32", x, w, out),
+    matmulDense: (x, w, out) => dense("matmulDense", x, w, out),
+    matmulTernaryI8: (x, s, w, out) => {
+      const op = "matmulTernaryI8";
+      const [m, k, n] = scaledInt(op, x, s, w, out);
+      const wa = u8(w);
+      need(op, "w", wa, n * ternaryRowBytes(k));
+      ctx.ternary(i8(x), f32(s), wa, w.scale ?? 1, m, k, n, f32(out));
+    },
+    matmulBinaryI8: (x, s, w, out) => {
+      const op = "matmulBinaryI8";
+      const [m, k, n] = scaledInt(op, x, s, w, out);
+      const wa = u32(w);
+      need(op, "w", wa, n * binaryRowWords(k));
+      ctx.binaryI8(i8(x), f32(s), wa, w.scale ?? 1, m, k, n, f32(out));
+    },
+    matmulBinaryBinary: (x, w, out) => {
+      const op = "matmulBinaryBinary";
+      const m = dim(x, 0);
+      const k = dim(x, 1);
+      const n = dim(w, 0);
+      same(op, "x and w columns", k, dim(w, 1));
+      if (k > NATIVE_MAX_K) {
+        throw new ShapeError("size", `[${op}] k = ${k} exceeds ${NATIVE_MAX_K}`);
+      }
+      const xa = u32(x);
+      const wa = u32(w);
+      const oa = i32(out);
+      need(op, "x", xa, m * binaryRowWords(k));
+      need(op, "w", wa, n * binaryRowWords(k));
+      need(op, "out", oa, m * n);
+      ctx.binaryBinary(xa, wa, m, k, n, oa);
+    },
+    quantizeActivations: (x, q, scales) => {
+      const op = "quantizeActivations";
+      const m = dim(x, 0);
+      const k = dim(x, 1);
+      const xa = f32(x);
+      const qa = i8(q);
+      const sa = f32(scales);
+      need(op, "x", xa, m * k);
+      need(op, "q", qa, m * k);
+      need(op, "scales", sa, m);
+      const bad = ctx.quantize(xa, m, k, qa, sa);
+      if (bad >= 0) {
+        const v = xa[bad] ?? Number.NaN;
+        throw new ValueError("non-finite", `[${op}] index ${bad} holds ${v}`, bad, v);
+      }
+    },
+    embedding: (ids, table, out) => {
+      const op = "embedding";
+      const seq = dim(ids, 0);
+      const vocab = dim(table, 0);
+      const embed = dim(table, 1);
+      const ta = denseWeights(op, table);
+      const ia = i32(ids);
+      const oa = f32(out);
+      need(op, "ids", ia, seq);
+      need(op, "table", ta, vocab * embed);
+      need(op, "out", oa, seq * embed);
+      const bad = ctx.embedding(ia, seq, ta, vocab, embed, oa);
+      if (bad >= 0) {
+        const id = ia[bad] ?? -1;
+        throw new ShapeError("bounds", `[${op}] token id ${id} at position ${bad} is outside the vocabulary of ${vocab}`);
+      }
+    },
+    writeRows: (src, dst, row) => {
+      const rows = dim(dst, 0);
+      const rowBytes = rows === 0 ? 0 : storageBytes(dst.dtype, dst.shape) / rows;
+      const n = dim(src, 0);
+      if (!Number.isSafeInteger(row) || row < 0 || row + n > rows || storageBytes(src.dtype, [1, ...src.shape.slice(1)]) !== rowBytes) {
+        throw new ShapeError("bounds", `[writeRows] cannot write ${n} rows at ${row} of ${rows}`);
+      }
+      const bytes = storageBytes(src.dtype, src.shape);
+      const from = u8(src);
+      need("writeRows", "src", from, bytes);
+      u8(dst).set(from.subarray(0, bytes), row * rowBytes);
+    },
+    rmsNorm: (x, w, eps, out) => {
+      const op = "rmsNorm";
+      const rows = dim(x, 0);
+      const cols = dim(x, 1);
+      const xa = f32(x);
+      const oa = f32(out);
+      need(op, "x", xa, rows * cols);
+      need(op, "out", oa, rows * cols);
+      const wa = w === undefined ? null : f32(w);
+      if (wa !== null) {
+        need(op, "weight", wa, cols);
+      }
+      ctx.rmsNorm(xa, wa, rows, cols, eps, oa);
+    },
+    rope: (x, pos, theta, mode, out) => {
+      const op = "rope";
+      const [seq, heads, headDim] = [dim(x, 0), dim(x, 1), dim(x, 2)];
+      if (headDim % 2 !== 0) {
+        throw new ShapeError("size", `[${op}] headDim must be even, got ${headDim}`);
+      }
+      const xa = f32(x);
+      const pa = i32(pos);
+      const oa = f32(out);
+      need(op, "x", xa, seq * heads * headDim);
+      need(op, "positions", pa, seq);
+      need(op, "out", oa, seq * heads * headDim);
+      ctx.rope(xa, seq, heads, headDim, pa, theta, mode === "neox", oa);
+    },
+    softmax: (x, out) => {
+      const rows = dim(x, 0);
+      const cols = dim(x, 1);
+      const xa = f32(x);
+      const oa = f32(out);
+      need("softmax", "x", xa, rows * cols);
+      need("softmax", "out", oa, rows * cols);
+      ctx.softmax(xa, rows, cols, oa);
+    },
+    attention: (q, k, v, pos0, scale, out) => {
+      const op = "attention";
+      const [seqQ, nHead, headDim] = [dim(q, 0), dim(q, 1), dim(q, 2)];
+      const [seqKV, nKvHead] = [dim(k, 0), dim(k, 1)];
+      checkInt(op, "pos0", pos0);
+      same(op, "k and q head size", dim(k, 2), headDim);
+      same(op, "v and k shapes", elementCount(v.shape), elementCount(k.shape));
+      if (nKvHead === 0 || nHead % nKvHead !== 0) {
+        throw new ShapeError("dim-mismatch", `[${op}] nHead = ${nHead} is not a multiple of nKvHead = ${nKvHead}`);
+      }
+      if (pos0 + seqQ > seqKV) {
+        throw new ShapeError("bounds", `[${op}] pos0 + seqQ = ${pos0 + seqQ} exceeds seqKV = ${seqKV}`);
+      }
+      const [qa, ka, va, oa] = [f32(q), f32(k), f32(v), f32(out)];
+      need(op, "q", qa, seqQ * nHead * headDim);
+      need(op, "k", ka, seqKV * nKvHead * headDim);
+      need(op, "v", va, seqKV * nKvHead * headDim);
+      need(op, "out", oa, seqQ * nHead * headDim);
+      ctx.attention(qa, ka, va, seqQ, seqKV, nHead, nKvHead, headDim, pos0, scale, oa);
+    },
+    unary: (op, x, out) => {
+      const n = elementCount(x.shape);
+      const xa = f32(x);
+      const oa = f32(out);
+      need(op, "x", xa, n);
+      need(op, "out", oa, n);
+      ctx.unary(UNARY_CODES[op], xa, n, oa);
+    },
+    binary: (op, a, aStrides, b, bStrides, out) => {
+      const shape = out.shape;
+      const total = elementCount(shape);
+      for (let d = 0; d < shape.length; d++) {
+        checkInt(op, `shape[${d}]`, shape[d] ?? 0);
+      }
+      const oa = f32(out);
+      need(op, "out", oa, total);
+      if (total === 0) {
+        return;
+      }
+      const aa = f32(a);
+      const ba = f32(b);
+      const as = stridedOperand(op, "a", aa, aStrides, shape);
+      const bs = stridedOperand(op, "b", ba, bStrides, shape);
+      ctx.binary(BINARY_CODES[op], aa, as, ba, bs, Float64Array.from(shape), oa);
+    },
+    scale: (x, factor, out) => {
+      const n = elementCount(x.shape);
+      const xa = f32(x);
+      const oa = f32(out);
+      need("scale", "x", xa, n);
+      need("scale", "out", oa, n);
+      ctx.scale(xa, factor, n, oa);
+    },
+  };
+}
+
+/** Which calls this backend takes; anything else goes to the next member of the chain. */
+function supports(kernel: KernelName, refs: readonly TensorRef[]): true | string {
+  const [first, second, third] = refs;
+  switch (kernel) {
+    case "matmulTernaryI8":
+    case "matmulBinaryI8": {
+      const want = kernel === "matmulTernaryI8" ? "ternary" : "binary";
+      if (first?.dtype !== "i8" || third?.dtype !== want) {
+        return `native-cpu ${kernel} needs i8 activations and ${want} weights`;
+      }
+      return dim(first, 1) <= NATIVE_MAX_K ? true : `native-cpu ${kernel} takes k ≤ ${NATIVE_MAX_K}`;
+    }
+    case "matmulBinaryBinary":
+      return dim(first ?? { shape: [] } as unknown as TensorRef, 1) <= NATIVE_MAX_K ? true : `native-cpu takes k ≤ ${NATIVE_MAX_K}`;
+    case "matmulF32":
+    case "matmulDense":
+      return second?.dtype === "f32" || second?.dtype === "f16" ? true : `native-cpu has no ${second?.dtype} matmul (f32, f16 only)`;
+    case "embedding":
+      return second?.dtype === "f32" || second?.dtype === "f16" ? true : `native-cpu has no ${second?.dtype} embedding (f32, f16 only)`;
+    case "binary":
+      // Any rank and any non-negative strides (0 broadcasts); f32 only.
+      return refs.every((r) => r.dtype === "f32") ? true : "native-cpu binary takes f32 operands";
+    default:
+      return true;
+  }
+}
+
+/**
+ * Creates a native CPU backend (throws when the addon is unavailable). `threads` defaults to one per
+ * physical core; `isa` (or BARBELL_NATIVE_ISA) may force a lower ISA path.
+ */
+export function createNativeCpuBackend(options: NativeCpuOptions = {}): PartialBackend {
+  const probe = probeNativeCpu();
+  const addon = nativeAddon();
+  if (!probe.available || addon === undefined) {
+    throw new UsageError("unsupported", `[native-cpu] ${probe.available ? "addon not loaded" : probe.reason}`);
+  }
+  const threads = options.threads ?? 0;
+  if (!Number.isSafeInteger(threads) || threads < 0 || threads > 1024) {
+    throw new UsageError("unsupported", `[native-cpu] threads must be an integer in 0…1024, got ${threads}`);
+  }
+  const ctx = new addon.Context(threads, options.isa ?? requestedIsa());
+  const features = addon.features();
+  let disposed = false;
+  return {
+    name: "native-cpu",
+    kernels: makeKernels(ctx),
+    supports,
+    info: {
+      features: [ctx.isa, ...features.flags, "threads"],
+      threads: ctx.threads,
+      detail: `barbell_native.node, ISA path ${ctx.isa} (best here: ${features.best}), ${features.physicalCores} physical cores`,
+    },
+    dispose: () => {
+      if (!disposed) {
+        disposed = true;
+        ctx.dispose();
+      }
+    },
+  };
+}
+
+/** The "native-cpu" provider: probes the addon in a child process first (see addon.ts). */
+export const nativeCpuProvider: BackendProvider = {
+  name: "native-cpu",
+  basePriority: 20,
+  probe: (): Promise<Probe> => Promise.resolve(probeNativeCpu()),
+  create: (options: BackendOptions): Promise<PartialBackend> => Promise.resolve().then(() => createNativeCpuBackend(options)),
+};

@@ -1,0 +1,363 @@
+/**
+ * Glue from the `Kernels` interface to the WASM exports: resolves each tensor to its byte offset in the
+ * linear memory, checks that every operand fits its buffer (a wasm kernel must never read or write outside
+ * the buffers it was given), and mirrors the argument checks of the JS reference that the typed layer does
+ * not already guarantee (vocabulary bounds, GQA head counts, finite activations).
+ */
+import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
+import type { BinaryOp, KernelName, Kernels, StorageDType, TensorRef, UnaryOp } from "../backend.js";
+import { elementCount, storageBytes } from "../storage.js";
+import type { KernelExports } from "./loader.js";
+import type { WasmBufferMemory } from "./memory.js";
+
+/** Largest K of the integer kernels (as the reference): 128 · K stays below 2^31. */
+export const MAX_DOT_K = 2 ** 24 - 1;
+
+/** Op codes of native/wasm/assembly/float.ts. */
+const UNARY_CODES = {
+  neg: 0,
+  abs: 1,
+  exp: 2,
+  relu: 3,
+  relu2: 4,
+  silu: 5,
+  gelu: 6,
+  sigmoid: 7,
+  tanh: 8,
+} as const satisfies Record<UnaryOp, number>;
+
+const BINARY_CODES = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 } as const satisfies Record<BinaryOp, number>;
+
+/** Row formats of the dense kernels. */
+const DENSE_FORMATS: Partial<Record<StorageDType, number>> = { f32: 0, f16: 1, bf16: 2 };
+
+/** Highest rank the strided binary kernel takes. */
+export const BINARY_MAX_RANK = 4;
+
+const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
+
+/** Dtype rules per kernel: one allowed set per TensorRef argument, in argument order. */
+const DTYPES: Partial<Record<KernelName, readonly (readonly StorageDType[])[]>> = {
+  matmulF32: [["f32"], ["f32"], ["f32"]],
+  matmulDense: [["f32"], ["f32", "f16", "bf16"], ["f32"]],
+  embedding: [["i32"], ["f32", "f16", "bf16"], ["f32"]],
+  matmulTernaryI8: [["i8"], ["f32"], ["ternary"], ["f32"]],
+  matmulBinaryI8: [["i8"], ["f32"], ["binary"], ["f32"]],
+  matmulBinaryBinary: [["binary"], ["binary"], ["i32"]],
+  quantizeActivations: [["f32"], ["i8"], ["f32"]],
+  rope: [["f32"], ["i32"], ["f32"]],
+};
+
+/** Kernels whose every TensorRef is f32. */
+const ALL_F32: readonly KernelName[] = ["rmsNorm", "softmax", "attention", "unary", "binary", "scale"];
+
+/**
+ * Whether the wasm kernels accept a call: every buffer must be a live buffer of this backend's memory
+ * (kernels read the linear memory directly), and the dtypes must be ones the kernel implements.
+ */
+export function wasmSupports(memory: WasmBufferMemory, kernel: KernelName, refs: readonly TensorRef[]): true | string {
+  for (const ref of refs) {
+    if (memory.own(ref.buffer) === undefined) {
+      return `buffer ${ref.buffer.id} is not in the wasm-simd linear memory`;
+    }
+  }
+  if (kernel === "copyStrided" || kernel === "concat") {
+    return `wasm-simd has no ${kernel} kernel`;
+  }
+  if (kernel === "writeRows") {
+    return refs.length === 2 && refs[0]?.dtype !== refs[1]?.dtype ? "writeRows needs one dtype" : true;
+  }
+  if (ALL_F32.includes(kernel)) {
+    const bad = refs.find((r) => r.dtype !== "f32");
+    if (bad !== undefined) {
+      return `wasm-simd ${kernel} takes f32, not ${bad.dtype}`;
+    }
+    if (kernel === "binary" && refs.some((r) => r.shape.length > BINARY_MAX_RANK)) {
+      return `wasm-simd binary takes rank ≤ ${BINARY_MAX_RANK}`;
+    }
+    return true;
+  }
+  const rules = DTYPES[kernel];
+  if (rules === undefined) {
+    return `wasm-simd has no ${kernel} kernel`;
+  }
+  for (let i = 0; i < refs.length && i < rules.length; i++) {
+    const ref = refs[i];
+    if (ref !== undefined && !(rules[i] ?? []).includes(ref.dtype)) {
+      return `wasm-simd ${kernel} does not take ${ref.dtype} as argument ${i}`;
+    }
+  }
+  if (kernel.startsWith("matmul") && kernel !== "matmulF32" && kernel !== "matmulDense") {
+    const k = refs[0] === undefined ? 0 : dim(refs[0], 1);
+    if (k > MAX_DOT_K) {
+      return `k = ${k} exceeds MAX_DOT_K`;
+    }
+  }
+  return true;
+}
+
+/** A growable scratch block inside the linear memory, for kernels that need working space. */
+class Scratch {
+  #offset = -1;
+  #size = 0;
+
+  constructor(readonly memory: WasmBufferMemory) {}
+
+  /** Offset of a block of at least `bytes` bytes (contents unspecified). */
+  get(bytes: number): number {
+    if (bytes > this.#size) {
+      this.release();
+      const size = Math.max(bytes, Math.ceil(this.#size * 1.5), 4096);
+      this.#offset = this.memory.reserveBlock(size);
+      this.#size = size;
+    }
+    return this.#offset;
+  }
+
+  release(): void {
+    if (this.#offset >= 0) {
+      this.memory.releaseBlock(this.#offset, Math.ceil(this.#size / 64) * 64);
+      this.#offset = -1;
+      this.#size = 0;
+    }
+  }
+}
+
+/** The kernels, bound to one instance and its memory. `dispose` frees their scratch space. */
+export function createWasmKernels(
+  wasm: KernelExports,
+  memory: WasmBufferMemory,
+): { kernels: Partial<Kernels>; dispose(): void } {
+  const scratch = new Scratch(memory);
+
+  /** Byte offset of t's buffer after checking that `bytes` bytes fit in it. */
+  const at = (op: string, name: string, t: TensorRef, bytes: number): number => {
+    const own = memory.own(t.buffer);
+    if (own === undefined) {
+      throw new UsageError("backend-mismatch", `[wasm-simd] ${op}: ${name} (buffer ${t.buffer.id}) is not in wasm memory`);
+    }
+    if (!Number.isSafeInteger(bytes) || bytes < 0 || bytes > own.bytes) {
+      throw new ShapeError("size", `[wasm-simd] ${op}: ${name} needs ${bytes} bytes, its buffer holds ${own.bytes}`);
+    }
+    return own.offset;
+  };
+  const f32Bytes = (n: number): number => n * 4;
+
+  const checkIntK = (op: string, k: number): void => {
+    if (k > MAX_DOT_K) {
+      throw new ShapeError("size", `[wasm-simd] ${op}: k = ${k} exceeds MAX_DOT_K = ${MAX_DOT_K}`);
+    }
+  };
+
+  const dense = (op: string, x: TensorRef, w: TensorRef, out: TensorRef): void => {
+    const m = dim(x, 0);
+    const k = dim(x, 1);
+    const n = dim(w, 0);
+    const format = DENSE_FORMATS[w.dtype];
+    if (format === undefined) {
+      throw new UsageError("dtype", `[wasm-simd] ${op} does not take ${w.dtype} weights`);
+    }
+    const xo = at(op, "x", x, f32Bytes(m * k));
+    const wo = at(op, "w", w, storageBytes(w.dtype, [n, k]));
+    const oo = at(op, "out", out, f32Bytes(m * n));
+    const run = format === 0 ? wasm.matmulF32 : format === 1 ? wasm.matmulF16 : wasm.matmulBF16;
+    run(xo, wo, m, k, n, oo);
+  };
+
+  const kernels: Partial<Kernels> = {
+    matmulF32: (x, w, out) => dense("matmulF32", x, w, out),
+    matmulDense: (x, w, out) => dense("matmulDense", x, w, out),
+
+    embedding: (ids, table, out) => {
+      const op = "embedding";
+      const seq = dim(ids, 0);
+      const vocab = dim(table, 0);
+      const embed = dim(table, 1);
+      const format = DENSE_FORMATS[table.dtype];
+      if (format === undefined) {
+        throw new UsageError("dtype", `[wasm-simd] ${op} does not take ${table.dtype} tables`);
+      }
+      const io = at(op, "ids", ids, seq * 4);
+      const to = at(op, "table", table, storageBytes(table.dtype, [vocab, embed]));
+      const oo = at(op, "out", out, f32Bytes(seq * embed));
+      const idView = new Int32Array(memory.memory.buffer, io, seq);
+      for (let s = 0; s < seq; s++) {
+        const id = idView[s] ?? -1;
+        if (id < 0 || id >= vocab) {
+          throw new ShapeError("bounds", `[embedding] token id ${id} at position ${s} is outside the vocabulary of ${vocab}`);
+        }
+      }
+      wasm.embedding(io, seq, to, format, embed, oo);
+    },
+
+    writeRows: (src, dst, row) => {
+      const rows = dim(dst, 0);
+      const rowBytes = storageBytes(dst.dtype, dst.shape) / Math.max(rows, 1);
+      const bytes = storageBytes(src.dtype, src.shape);
+      const srcRowBytes = storageBytes(src.dtype, [1, ...src.shape.slice(1)]);
+      if (!Number.isInteger(row) || row < 0 || row + dim(src, 0) > rows || srcRowBytes !== rowBytes) {
+        throw new UsageError("unsupported", `[wasm-simd] cannot write ${dim(src, 0)} rows at ${row} of ${rows}`);
+      }
+      const so = at("writeRows", "src", src, bytes);
+      const dOff = at("writeRows", "dst", dst, storageBytes(dst.dtype, dst.shape));
+      new Uint8Array(memory.memory.buffer).copyWithin(dOff + row * rowBytes, so, so + bytes);
+    },
+
+    matmulTernaryI8: (x, xScales, w, out) => {
+      const op = "matmulTernaryI8";
+      const m = dim(x, 0);
+      const k = dim(x, 1);
+      const n = dim(w, 0);
+      checkIntK(op, k);
+      const xo = at(op, "x", x, m * k);
+      const so = at(op, "xScales", xScales, f32Bytes(m));
+      const wo = at(op, "w", w, storageBytes("ternary", [n, k]));
+      const oo = at(op, "out", out, f32Bytes(m * n));
+      const work = scratch.get(wasm.ternaryScratchBytes(k));
+      wasm.matmulTernaryI8(xo, so, wo, w.scale ?? 1, m, k, n, oo, work);
+    },
+
+    matmulBinaryI8: (x, xScales, w, out) => {
+      const op = "matmulBinaryI8";
+      const m = dim(x, 0);
+      const k = dim(x, 1);
+      const n = dim(w, 0);
+      checkIntK(op, k);
+      const xo = at(op, "x", x, m * k);
+      const so = at(op, "xScales", xScales, f32Bytes(m));
+      const wo = at(op, "w", w, storageBytes("binary", [n, k]));
+      const oo = at(op, "out", out, f32Bytes(m * n));
+      wasm.matmulBinaryI8(xo, so, wo, w.scale ?? 1, m, k, n, oo);
+    },
+
+    matmulBinaryBinary: (x, w, out) => {
+      const op = "matmulBinaryBinary";
+      const m = dim(x, 0);
+      const k = dim(x, 1);
+      const n = dim(w, 0);
+      checkIntK(op, k);
+      const xo = at(op, "x", x, storageBytes("binary", [m, k]));
+      const wo = at(op, "w", w, storageBytes("binary", [n, k]));
+      const oo = at(op, "out", out, m * n * 4);
+      wasm.matmulBinaryBinary(xo, wo, m, k, n, oo);
+    },
+
+    quantizeActivations: (x, q, scales) => {
+      const op = "quantizeActivations";
+      const m = dim(x, 0);
+      const k = dim(x, 1);
+      const xo = at(op, "x", x, f32Bytes(m * k));
+      const qo = at(op, "q", q, m * k);
+      const so = at(op, "scales", scales, f32Bytes(m));
+      const bad = wasm.firstNonFinite(xo, m * k);
+      if (bad >= 0) {
+        const v = new Float32Array(memory.memory.buffer, xo + bad * 4, 1)[0] ?? Number.NaN;
+        throw new ValueError("non-finite", `[quantizeActivations] index ${bad} holds ${v}`, bad, v);
+      }
+      wasm.quantizeActivations(xo, m, k, qo, so);
+    },
+
+    rmsNorm: (x, weight, eps, out) => {
+      const op = "rmsNorm";
+      const rows = dim(x, 0);
+      const cols = dim(x, 1);
+      const xo = at(op, "x", x, f32Bytes(rows * cols));
+      const wo = weight === undefined ? 0 : at(op, "weight", weight, f32Bytes(cols));
+      const oo = at(op, "out", out, f32Bytes(rows * cols));
+      wasm.rmsNorm(xo, wo, weight === undefined ? 0 : 1, rows, cols, eps, oo);
+    },
+
+    rope: (x, positions, theta, mode, out) => {
+      const op = "rope";
+      const seq = dim(x, 0);
+      const heads = dim(x, 1);
+      const headDim = dim(x, 2);
+      if (headDim % 2 !== 0) {
+        throw new ShapeError("size", `[rope] headDim must be even, got ${headDim}`);
+      }
+      const count = seq * heads * headDim;
+      const xo = at(op, "x", x, f32Bytes(count));
+      const po = at(op, "positions", positions, seq * 4);
+      const oo = at(op, "out", out, f32Bytes(count));
+      wasm.rope(xo, seq, heads, headDim, po, theta, mode === "adjacent" ? 1 : 0, oo);
+    },
+
+    softmax: (x, out) => {
+      const rows = dim(x, 0);
+      const cols = dim(x, 1);
+      const xo = at("softmax", "x", x, f32Bytes(rows * cols));
+      const oo = at("softmax", "out", out, f32Bytes(rows * cols));
+      wasm.softmax(xo, rows, cols, oo);
+    },
+
+    attention: (q, k, v, pos0, scale, out) => {
+      const op = "attention";
+      const seqQ = dim(q, 0);
+      const nHead = dim(q, 1);
+      const headDim = dim(q, 2);
+      const seqKV = dim(k, 0);
+      const nKv = dim(k, 1);
+      if (!Number.isSafeInteger(pos0) || pos0 < 0) {
+        throw new ShapeError("size", `[attention] pos0 must be a non-negative integer, got ${pos0}`);
+      }
+      if (nKv === 0 || nHead % nKv !== 0) {
+        throw new ShapeError("dim-mismatch", `[attention] nHead = ${nHead} is not a multiple of nKvHead = ${nKv}`);
+      }
+      if (pos0 + seqQ > seqKV) {
+        throw new ShapeError("bounds", `[attention] pos0 + seqQ = ${pos0 + seqQ} exceeds seqKV = ${seqKV}`);
+      }
+      const qo = at(op, "q", q, f32Bytes(seqQ * nHead * headDim));
+      const ko = at(op, "k", k, f32Bytes((pos0 + seqQ) * nKv * headDim));
+      const vo = at(op, "v", v, f32Bytes((pos0 + seqQ) * nKv * headDim));
+      const oo = at(op, "out", out, f32Bytes(seqQ * nHead * headDim));
+      const work = scratch.get((pos0 + seqQ) * 8 + headDim * 4);
+      wasm.attention(qo, ko, vo, seqQ, nHead, nKv, headDim, pos0, scale, oo, work);
+    },
+
+    unary: (op, x, out) => {
+      const size = elementCount(x.shape);
+      const xo = at(op, "x", x, f32Bytes(size));
+      const oo = at(op, "out", out, f32Bytes(size));
+      wasm.unary(UNARY_CODES[op], xo, size, oo);
+    },
+
+    binary: (op, a, aStrides, b, bStrides, out) => {
+      const shape = out.shape;
+      const rank = shape.length;
+      if (rank > BINARY_MAX_RANK || aStrides.length !== rank || bStrides.length !== rank) {
+        throw new ShapeError("dim-mismatch", `[wasm-simd] ${op}: rank ${rank} with strides of ${aStrides.length} and ${bStrides.length}`);
+      }
+      const total = elementCount(shape);
+      const oo = at(op, "out", out, f32Bytes(total));
+      if (total === 0) {
+        return;
+      }
+      const reach = (name: string, strides: readonly number[]): number => {
+        let last = 0;
+        for (let d = 0; d < rank; d++) {
+          const stride = strides[d] ?? 0;
+          if (!Number.isSafeInteger(stride) || stride < 0) {
+            throw new ShapeError("size", `[${op}] ${name}Strides[${d}] must be a non-negative integer, got ${stride}`);
+          }
+          last += ((shape[d] ?? 0) - 1) * stride;
+        }
+        return last + 1;
+      };
+      const ao = at(op, "a", a, f32Bytes(reach("a", aStrides)));
+      const bo = at(op, "b", b, f32Bytes(reach("b", bStrides)));
+      const pad = BINARY_MAX_RANK - rank;
+      const n = [...new Array<number>(pad).fill(1), ...shape];
+      const as = [...new Array<number>(pad).fill(0), ...aStrides];
+      const bs = [...new Array<number>(pad).fill(0), ...bStrides];
+      wasm.binary(BINARY_CODES[op], ao, bo, oo, ...n, ...as, ...bs);
+    },
+
+    scale: (x, factor, out) => {
+      const size = elementCount(x.shape);
+      const xo = at("scale", "x", x, f32Bytes(size));
+      const oo = at("scale", "out", out, f32Bytes(size));
+      wasm.scale(xo, factor, size, oo);
+    },
+  };
+  return { kernels, dispose: () => scratch.release() };
+}

@@ -1,0 +1,173 @@
+/**
+ * Loads the WASM SIMD kernel module: decodes the embedded bytes, compiles them once per process, probes
+ * the host for SIMD128, and instantiates the module over a linear memory the JS side owns.
+ *
+ * The module bytes are embedded (module.generated.ts, base64), so loading needs no file system or fetch and
+ * works the same in Node and in browsers. Everything here uses only the standard WebAssembly JS API.
+ */
+import { UsageError } from "../../core/errors.js";
+import type { Probe } from "../backend.js";
+import { WASM_MODULE_BASE64 } from "./module.generated.js";
+import { requireWasmApi, wasmApi, type WasmExports, type WasmImports, type WasmMemory, type WasmModule } from "./wasm-api.js";
+
+/** The functions the module exports. Pointers are byte offsets in the linear memory. */
+export interface KernelExports {
+  heapBase(): number;
+  ternaryScratchBytes(k: number): number;
+  matmulTernaryI8(
+    x: number,
+    xScales: number,
+    w: number,
+    gamma: number,
+    m: number,
+    k: number,
+    n: number,
+    out: number,
+    scratch: number,
+  ): void;
+  matmulBinaryI8(x: number, xScales: number, w: number, beta: number, m: number, k: number, n: number, out: number): void;
+  matmulBinaryBinary(x: number, w: number, m: number, k: number, n: number, out: number): void;
+  matmulF32(x: number, w: number, m: number, k: number, n: number, out: number): void;
+  matmulF16(x: number, w: number, m: number, k: number, n: number, out: number): void;
+  matmulBF16(x: number, w: number, m: number, k: number, n: number, out: number): void;
+  embedding(ids: number, seq: number, table: number, format: number, embed: number, out: number): void;
+  firstNonFinite(x: number, count: number): number;
+  quantizeActivations(x: number, m: number, k: number, q: number, scales: number): void;
+  rmsNorm(x: number, weight: number, hasWeight: number, rows: number, cols: number, eps: number, out: number): void;
+  rope(
+    x: number,
+    seq: number,
+    heads: number,
+    headDim: number,
+    positions: number,
+    theta: number,
+    adjacent: number,
+    out: number,
+  ): void;
+  softmax(x: number, rows: number, cols: number, out: number): void;
+  attention(
+    q: number,
+    k: number,
+    v: number,
+    seqQ: number,
+    nHead: number,
+    nKv: number,
+    headDim: number,
+    pos0: number,
+    scale: number,
+    out: number,
+    scratch: number,
+  ): void;
+  unary(op: number, x: number, size: number, out: number): void;
+  binary(op: number, a: number, b: number, out: number, ...shapeAndStrides: number[]): void;
+  scale(x: number, factor: number, size: number, out: number): void;
+}
+
+const EXPORT_NAMES = [
+  "heapBase",
+  "ternaryScratchBytes",
+  "matmulTernaryI8",
+  "matmulBinaryI8",
+  "matmulBinaryBinary",
+  "matmulF32",
+  "matmulF16",
+  "matmulBF16",
+  "embedding",
+  "firstNonFinite",
+  "quantizeActivations",
+  "rmsNorm",
+  "rope",
+  "softmax",
+  "attention",
+  "unary",
+  "binary",
+  "scale",
+] as const satisfies readonly (keyof KernelExports)[];
+
+/**
+ * The smallest module using SIMD128: (module (func (result v128) (v128.const i32x4 0 0 0 0))).
+ * Hosts without SIMD128 reject it.
+ */
+const SIMD_PROBE = Uint8Array.of(
+  ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], // magic, version 1
+  ...[0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b], // type section: () -> v128
+  ...[0x03, 0x02, 0x01, 0x00], // function section: one function of type 0
+  ...[0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, ...new Array<number>(16).fill(0), 0x0b], // v128.const 0; end
+);
+
+/** The embedded module's bytes. */
+export function wasmModuleBytes(): Uint8Array {
+  const text = atob(WASM_MODULE_BASE64);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    bytes[i] = text.charCodeAt(i);
+  }
+  return bytes;
+}
+
+let probed: Promise<Probe> | undefined;
+let compiled: Promise<WasmModule> | undefined;
+
+/** Score of an available wasm-simd backend (the JS reference scores lower). */
+export const WASM_SIMD_SCORE = 20;
+
+/** Whether this host can run the module: SIMD128 and the module itself validate. Cached per process. */
+export function probeWasmSimd(): Promise<Probe> {
+  probed ??= (async (): Promise<Probe> => {
+    const api = wasmApi();
+    if (api === undefined) {
+      return { available: false, reason: "this host has no WebAssembly" };
+    }
+    try {
+      if (!api.validate(SIMD_PROBE)) {
+        return { available: false, reason: "this host's WebAssembly lacks SIMD128" };
+      }
+      if (!api.validate(wasmModuleBytes())) {
+        return { available: false, reason: "this host rejects barbell's wasm-simd module" };
+      }
+      return { available: true, score: WASM_SIMD_SCORE, features: ["simd128"] };
+    } catch (error) {
+      return { available: false, reason: `WebAssembly probe failed: ${error instanceof Error ? error.message : String(error)}` };
+    }
+  })();
+  return probed;
+}
+
+/** The compiled module, compiled once per process. */
+export function compileKernels(): Promise<WasmModule> {
+  const promise = compiled ?? requireWasmApi().compile(wasmModuleBytes());
+  compiled = promise;
+  return promise;
+}
+
+/**
+ * Host functions the module imports: float64 Math from the host (the same functions the JS reference
+ * kernels call, so transcendental results match them exactly).
+ */
+function imports(memory: WasmMemory): WasmImports {
+  return {
+    env: {
+      memory,
+      "Math.exp": Math.exp,
+      "Math.tanh": Math.tanh,
+      "Math.sin": Math.sin,
+      "Math.cos": Math.cos,
+      "Math.pow": Math.pow,
+    },
+  };
+}
+
+function isKernelExports(exports: WasmExports): exports is WasmExports & KernelExports {
+  return EXPORT_NAMES.every((name) => typeof exports[name] === "function");
+}
+
+/** Instantiates the kernels over `memory`. */
+export async function instantiateKernels(memory: WasmMemory): Promise<KernelExports> {
+  const module = await compileKernels();
+  const instance = await requireWasmApi().instantiate(module, imports(memory));
+  const exports = instance.exports;
+  if (!isKernelExports(exports)) {
+    throw new UsageError("unsupported", "[wasm-simd] the kernel module lacks expected exports");
+  }
+  return exports;
+}
