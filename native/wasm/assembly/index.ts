@@ -1,0 +1,13 @@
+/**
+ * barbell's WASM SIMD128 kernels (AssemblyScript). Every export takes byte offsets into the imported linear
+ * memory, which the JS side allocates and grows; nothing here allocates. See src/backends/wasm-simd.
+ */
+export { matmulTernaryI8, ternaryScratchBytes } from "./ternary";
+export { matmulBinaryI8, matmulBinaryBinary } from "./binary";
+export { matmulF32, matmulF16, matmulBF16, embedding } from "./dense";
+export { firstNonFinite, quantizeActivations, rmsNorm, rope, softmax, attention, unary, binary, scale } from "./float";
+
+/** First byte past the module's static data: the JS allocator starts at or above it. */
+export function heapBase(): usize {
+  return __heap_base;
+}
