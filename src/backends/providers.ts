@@ -3,5 +3,7 @@
  * reference is not listed: it is always the last member of every chain (backends/registry.ts).
  */
 import type { BackendProvider } from "./backend.js";
+import { nativeCpuProvider } from "./native-cpu/index.js";
+import { wasmSimdProvider } from "./wasm-simd/index.js";
 
-export const PROVIDERS: readonly BackendProvider[] = [];
+export const PROVIDERS: readonly BackendProvider[] = [nativeCpuProvider, wasmSimdProvider];

@@ -4,7 +4,7 @@
  * output is only the report.
  */
 import type { Command } from "commander";
-import type { BackendName, PartialBackend, Kernels, TensorRef } from "../backends/backend.js";
+import type { BackendName, BufferMemory, Kernels, PartialBackend, TensorRef } from "../backends/backend.js";
 import { ArrayBufferMemory } from "../backends/host-memory.js";
 import { createJsBackend } from "../backends/js/index.js";
 import { PROVIDERS } from "../backends/providers.js";
@@ -22,14 +22,14 @@ export interface BackendReport {
   readonly gemvGops?: number;
 }
 
-/** Times `kernels.matmulTernaryI8` on a 2048×2048 GEMV for about `budgetMs`. */
-function measureGemv(kernels: Partial<Kernels>, budgetMs: number): number | undefined {
+/** Times `kernels.matmulTernaryI8` on a 2048×2048 GEMV for about `budgetMs`, in the backend's own memory. */
+function measureGemv(kernels: Partial<Kernels>, budgetMs: number, memory?: BufferMemory): number | undefined {
   const kernel = kernels.matmulTernaryI8;
   if (kernel === undefined) {
     return undefined;
   }
   const [n, k] = [2048, 2048];
-  const mem = new ArrayBufferMemory("bench");
+  const mem = memory ?? new ArrayBufferMemory("bench");
   const ref = (dtype: TensorRef["dtype"], shape: number[], bytes: number, scale?: number): TensorRef => {
     const buffer = mem.alloc(bytes);
     return scale === undefined ? { buffer, dtype, shape } : { buffer, dtype, shape, scale };
@@ -49,6 +49,9 @@ function measureGemv(kernels: Partial<Kernels>, budgetMs: number): number | unde
     runs++;
   }
   const seconds = (performance.now() - t0) / 1000;
+  for (const r of [x, s, w, out]) {
+    mem.free(r.buffer);
+  }
   return (runs * 2 * n * k) / seconds / 1e9;
 }
 
@@ -68,7 +71,7 @@ export async function backendReports(measureMs = 200): Promise<BackendReport[]> 
     let backend: PartialBackend | undefined;
     try {
       backend = await provider?.create({});
-      const gops = backend === undefined ? undefined : measureGemv(backend.kernels, measureMs);
+      const gops = backend === undefined ? undefined : measureGemv(backend.kernels, measureMs, backend.memory);
       reports.push({
         name: probe.name,
         available: true,
