@@ -56,6 +56,15 @@ function permuteRow(x: usize, k: i32, blocks: i32, dst: usize): void {
   }
 }
 
+/** Σ x[c] for c < count. */
+function blockSum(x: usize, count: i32): i32 {
+  let sum = 0;
+  for (let c = 0; c < count; c++) {
+    sum += <i32>load<i8>(x + <usize>c);
+  }
+  return sum;
+}
+
 /** Exact dot product of the scalar tail: elements [from, k) of the row. */
 function tailDot(w: usize, x: usize, from: i32, k: i32): i32 {
   let sum = 0;
@@ -100,6 +109,49 @@ function dot1(w: usize, blocks: i32, xp: usize): i32 {
     acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(a0));
     acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(a1));
   }
+  return hsum(acc);
+}
+
+/**
+ * Σ code · x over `blocks` whole blocks of weight row w with one permuted x row, codes taken as unsigned
+ * 0..2 (the caller subtracts Σ x). Also returns, in `flags`, the OR of (block & block >> 1): a bit 0 of a
+ * 2-bit field set there means a code 3, which the caller must then treat exactly (slow path).
+ */
+function codeDot1(w: usize, blocks: i32, xp: usize, flags: usize): i32 {
+  const m3 = i8x16.splat(3);
+  let acc = i32x4.splat(0);
+  let three = i8x16.splat(0);
+  let b = 0;
+  while (b < blocks) {
+    const end = min(b + FLUSH, blocks);
+    let a0 = i16x8.splat(0);
+    let a1 = i16x8.splat(0);
+    for (; b < end; b++) {
+      const v = v128.load(w + (<usize>b << 4));
+      three = v128.or(three, v128.and(v, i16x8.shr_u(v, 1)));
+      // i16 shifts are cheaper than i8 shifts; bits crossing into the next byte are masked off by & 3.
+      const t0 = v128.and(v, m3);
+      const t1 = v128.and(i16x8.shr_u(v, 2), m3);
+      const t2 = v128.and(i16x8.shr_u(v, 4), m3);
+      const t3 = v128.and(i16x8.shr_u(v, 6), m3);
+      const p = xp + (<usize>b << 6);
+      const x0 = v128.load(p);
+      const x1 = v128.load(p, 16);
+      const x2 = v128.load(p, 32);
+      const x3 = v128.load(p, 48);
+      a0 = i16x8.add(a0, i16x8.extmul_low_i8x16_s(t0, x0));
+      a1 = i16x8.add(a1, i16x8.extmul_high_i8x16_s(t0, x0));
+      a0 = i16x8.add(a0, i16x8.extmul_low_i8x16_s(t1, x1));
+      a1 = i16x8.add(a1, i16x8.extmul_high_i8x16_s(t1, x1));
+      a0 = i16x8.add(a0, i16x8.extmul_low_i8x16_s(t2, x2));
+      a1 = i16x8.add(a1, i16x8.extmul_high_i8x16_s(t2, x2));
+      a0 = i16x8.add(a0, i16x8.extmul_low_i8x16_s(t3, x3));
+      a1 = i16x8.add(a1, i16x8.extmul_high_i8x16_s(t3, x3));
+    }
+    acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(a0));
+    acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(a1));
+  }
+  store<i32>(flags, v128.any_true(v128.and(three, i8x16.splat(0x55))) ? 1 : 0);
   return hsum(acc);
 }
 
@@ -213,11 +265,16 @@ export function matmulTernaryI8(
   for (; i < m; i++) {
     const xr = x + <usize>i * <usize>k;
     permuteRow(xr, k, blocks, scratch);
+    const sumX = blockSum(xr, min(k, tailFrom));
     const sx = load<f32>(xScales + (<usize>i << 2));
     const o = out + ((<usize>i * <usize>n) << 2);
     for (let j = 0; j < n; j++) {
       const wr = w + <usize>j * <usize>rowBytes;
-      let acc = dot1(wr, blocks, scratch);
+      // (trit + 1) · x summed, minus Σ x; a row holding a code 3 (never written) takes the exact path.
+      let acc = codeDot1(wr, blocks, scratch, res) - sumX;
+      if (load<i32>(res) != 0) {
+        acc = dot1(wr, blocks, scratch);
+      }
       if (tailFrom < k) {
         acc += tailDot(wr, xr, tailFrom, k);
       }

@@ -1,0 +1,89 @@
+/**
+ * Ternary × int8 GEMV speed of the wasm-simd backend against the JS reference kernel, on the BitNet 2B-4T
+ * and 700M projection shapes. Not a test: `npx tsx bench/wasm-gemv.ts [--quick]`.
+ *
+ * GOPS = 2·M·N·K / time (a multiply and an add per weight), median of repeated runs; GB/s counts the packed
+ * weight bytes read (N·K/4).
+ */
+import type { TensorRef } from "../src/backends/backend.js";
+import { createJsBackend } from "../src/backends/js/index.js";
+import { createWasmSimdBackend, probeWasmSimd } from "../src/backends/wasm-simd/index.js";
+import type { BufferMemory, Kernels } from "../src/backends/backend.js";
+
+const quick = process.argv.includes("--quick");
+
+const SHAPES: [string, number, number, number][] = [
+  ["2B-4T ffn_up   1×2560→6912", 1, 2560, 6912],
+  ["2B-4T ffn_down 1×6912→2560", 1, 6912, 2560],
+  ["700M  ffn      1×1536→4096", 1, 1536, 4096],
+  ["2B-4T prefill 16×2560→6912", 16, 2560, 6912],
+];
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[s.length >> 1] ?? Number.NaN;
+}
+
+function measure(memory: BufferMemory, kernels: Partial<Kernels>, m: number, k: number, n: number, budgetMs: number): number {
+  const kernel = kernels.matmulTernaryI8;
+  if (kernel === undefined) {
+    return Number.NaN;
+  }
+  const filled = (bytes: number, f: (i: number) => number): Uint8Array => Uint8Array.from({ length: bytes }, (_, i) => f(i));
+  const x: TensorRef = { buffer: memory.adopt(filled(m * k, (i) => (i * 31) & 0xff)), dtype: "i8", shape: [m, k] };
+  const s: TensorRef = {
+    buffer: memory.adopt(new Uint8Array(Float32Array.from({ length: m }, () => 12.5).buffer)),
+    dtype: "f32",
+    shape: [m],
+  };
+  // Codes 0, 1, 2 in a pattern (no code 3): a realistic mix of −1, 0 and +1.
+  const w: TensorRef = {
+    buffer: memory.adopt(filled((n * k) / 4, (i) => [0b00011000, 0b10010001, 0b01100100, 0b00100110][i & 3] ?? 0)),
+    dtype: "ternary",
+    shape: [n, k],
+    scale: 0.7,
+  };
+  const out: TensorRef = { buffer: memory.alloc(4 * m * n), dtype: "f32", shape: [m, n] };
+  kernel(x, s, w, out);
+  const times: number[] = [];
+  const t0 = performance.now();
+  while (performance.now() - t0 < budgetMs || times.length < 5) {
+    const t = performance.now();
+    kernel(x, s, w, out);
+    times.push(performance.now() - t);
+  }
+  for (const t of [x, s, w, out]) {
+    memory.free(t.buffer);
+  }
+  return median(times) / 1000;
+}
+
+const probe = await probeWasmSimd();
+if (!probe.available) {
+  console.log(`wasm-simd unavailable: ${probe.reason}`);
+  process.exit(0);
+}
+const wasm = await createWasmSimdBackend();
+const js = createJsBackend();
+const jsMemory: BufferMemory = {
+  alloc: (b) => js.alloc(b),
+  adopt: (b) => js.adopt?.(b) ?? js.alloc(b.byteLength),
+  free: (b) => js.free(b),
+  write: (b, src, o) => js.write(b, src, o),
+  read: (b, o, l) => js.read(b, o, l),
+  liveAllocations: () => js.liveAllocations(),
+  liveBytes: () => js.liveBytes(),
+};
+
+console.log("| shape | wasm-simd GOPS | wasm GB/s | JS GOPS | speed-up |");
+console.log("|---|---|---|---|---|");
+for (const [name, m, k, n] of SHAPES) {
+  const ops = 2 * m * n * k;
+  const tw = measure(wasm.memory, wasm.kernels, m, k, n, quick ? 300 : 1500);
+  const tj = measure(jsMemory, js.kernels, m, k, n, quick ? 300 : 1500);
+  const gw = ops / tw / 1e9;
+  const gj = ops / tj / 1e9;
+  const gbps = (n * k) / 4 / tw / 1e9;
+  console.log(`| ${name} | ${gw.toFixed(1)} | ${gbps.toFixed(2)} | ${gj.toFixed(2)} | ${(gw / gj).toFixed(1)}× |`);
+}
+wasm.dispose();
