@@ -12,8 +12,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { BackendName, KernelName, PartialBackend, TensorRef } from "../src/backends/backend.js";
-import { ArrayBufferMemory } from "../src/backends/host-memory.js";
+import type { BackendName, BufferMemory, Kernels, PartialBackend } from "../src/backends/backend.js";
+import { measureTernaryMatmul } from "../src/backends/measure.js";
 import { createJsBackend } from "../src/backends/js/index.js";
 import { PROVIDERS } from "../src/backends/providers.js";
 import { probeOnce } from "../src/backends/registry.js";
@@ -63,35 +63,6 @@ interface KernelRow {
   gbps: number;
 }
 
-function ternaryGemv(kernels: Partial<Record<KernelName, unknown>>, m: number, k: number, n: number): { gops: number; gbps: number } | undefined {
-  const kernel = kernels.matmulTernaryI8 as ((...a: TensorRef[]) => void) | undefined;
-  if (kernel === undefined) {
-    return undefined;
-  }
-  const mem = new ArrayBufferMemory("bench");
-  const make = (dtype: TensorRef["dtype"], shape: number[], bytes: number, scale?: number): TensorRef => {
-    const buffer = mem.alloc(bytes);
-    mem.write(buffer, Uint8Array.from({ length: bytes }, (_, i) => (dtype === "ternary" ? 0b01100100 ^ (i & 0x11) : (i * 31) & 0x7f)));
-    return scale === undefined ? { buffer, dtype, shape } : { buffer, dtype, shape, scale };
-  };
-  const x = make("i8", [m, k], m * k);
-  const s = { buffer: mem.alloc(4 * m), dtype: "f32" as const, shape: [m] };
-  mem.write(s.buffer, new Uint8Array(Float32Array.from({ length: m }, () => 1).buffer));
-  const w = make("ternary", [n, k], (n * k) / 4, 0.5);
-  const out = { buffer: mem.alloc(4 * m * n), dtype: "f32" as const, shape: [m, n] };
-  kernel(x, s, w, out);
-  const times: number[] = [];
-  const budget = quick ? 150 : 400;
-  const t0 = performance.now();
-  while (performance.now() - t0 < budget || times.length < 3) {
-    const t = performance.now();
-    kernel(x, s, w, out);
-    times.push(performance.now() - t);
-  }
-  const sec = median(times) / 1000;
-  return { gops: (2 * m * n * k) / sec / 1e9, gbps: (n * k) / 4 / sec / 1e9 };
-}
-
 async function kernelTable(): Promise<KernelRow[]> {
   const shapes: [string, number, number, number][] = [
     ["2B ffn_up 1×2560·6912", 1, 2560, 6912],
@@ -99,13 +70,18 @@ async function kernelTable(): Promise<KernelRow[]> {
     ["700M ffn 1×1536·4096", 1, 1536, 4096],
     ["2B prefill 64×2560·2560", 64, 2560, 2560],
   ];
-  const backends: { name: string; kernels: Partial<Record<KernelName, unknown>>; dispose?: () => void }[] = [];
+  const backends: { name: string; kernels: Partial<Kernels>; memory?: BufferMemory; dispose?: () => void }[] = [];
   for (const provider of PROVIDERS) {
     const probe = await probeOnce(provider);
     if (probe.available) {
       for (const threads of threadCounts) {
         const b: PartialBackend = await provider.create({ threads });
-        backends.push({ name: `${provider.name} ×${threads}`, kernels: b.kernels, dispose: () => b.dispose() });
+        backends.push({
+          name: `${provider.name} ×${threads}`,
+          kernels: b.kernels,
+          ...(b.memory === undefined ? {} : { memory: b.memory }),
+          dispose: () => b.dispose(),
+        });
       }
     } else {
       process.stderr.write(`bench: ${provider.name} unavailable: ${probe.reason}\n`);
@@ -118,7 +94,7 @@ async function kernelTable(): Promise<KernelRow[]> {
       if (b.name.startsWith("js") && m > 1 && quick) {
         continue;
       }
-      const r = ternaryGemv(b.kernels, m, k, n);
+      const r = measureTernaryMatmul(b.kernels, { m, k, n }, quick ? 150 : 400, b.memory);
       if (r !== undefined) {
         rows.push({ backend: b.name, shape: label, ...r });
       }

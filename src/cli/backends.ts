@@ -4,8 +4,8 @@
  * output is only the report.
  */
 import type { Command } from "commander";
-import type { BackendName, BufferMemory, Kernels, PartialBackend, TensorRef } from "../backends/backend.js";
-import { ArrayBufferMemory } from "../backends/host-memory.js";
+import type { BackendName, BufferMemory, Kernels, PartialBackend } from "../backends/backend.js";
+import { measureTernaryMatmul } from "../backends/measure.js";
 import { createJsBackend } from "../backends/js/index.js";
 import { PROVIDERS } from "../backends/providers.js";
 import { probeAll } from "../backends/registry.js";
@@ -22,37 +22,8 @@ export interface BackendReport {
   readonly gemvGops?: number;
 }
 
-/** Times `kernels.matmulTernaryI8` on a 2048×2048 GEMV for about `budgetMs`, in the backend's own memory. */
 function measureGemv(kernels: Partial<Kernels>, budgetMs: number, memory?: BufferMemory): number | undefined {
-  const kernel = kernels.matmulTernaryI8;
-  if (kernel === undefined) {
-    return undefined;
-  }
-  const [n, k] = [2048, 2048];
-  const mem = memory ?? new ArrayBufferMemory("bench");
-  const ref = (dtype: TensorRef["dtype"], shape: number[], bytes: number, scale?: number): TensorRef => {
-    const buffer = mem.alloc(bytes);
-    return scale === undefined ? { buffer, dtype, shape } : { buffer, dtype, shape, scale };
-  };
-  const x = ref("i8", [1, k], k);
-  const s = ref("f32", [1], 4);
-  const w = ref("ternary", [n, k], (n * k) / 4, 0.5);
-  const out = ref("f32", [1, n], n * 4);
-  mem.write(w.buffer, new Uint8Array((n * k) / 4).fill(0b01100110));
-  mem.write(x.buffer, Uint8Array.from({ length: k }, (_, i) => (i * 37) & 0xff));
-  mem.write(s.buffer, new Uint8Array(Float32Array.of(1).buffer));
-  kernel(x, s, w, out); // warm-up
-  let runs = 0;
-  const t0 = performance.now();
-  while (performance.now() - t0 < budgetMs || runs < 3) {
-    kernel(x, s, w, out);
-    runs++;
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  for (const r of [x, s, w, out]) {
-    mem.free(r.buffer);
-  }
-  return (runs * 2 * n * k) / seconds / 1e9;
+  return measureTernaryMatmul(kernels, { m: 1, k: 2048, n: 2048 }, budgetMs, memory)?.gops;
 }
 
 export async function backendReports(measureMs = 200): Promise<BackendReport[]> {

@@ -1,0 +1,57 @@
+/** A quick speed measurement of a backend's ternary×int8 matmul, for `barbell backends` and the bench. */
+import type { BufferMemory, Kernels, TensorRef } from "./backend.js";
+import { ArrayBufferMemory } from "./host-memory.js";
+
+export interface GemvSpeed {
+  /** Giga-operations per second (a multiply-add counts 2). */
+  readonly gops: number;
+  /** Packed weight bytes read per second, in GB/s. */
+  readonly gbps: number;
+}
+
+/**
+ * Times `matmulTernaryI8` on x[m, k] · w[n, k] for about `budgetMs` (at least 3 runs, median), with
+ * every buffer in `memory` (the backend's own, where it has one). Undefined when the kernel is absent.
+ */
+export function measureTernaryMatmul(
+  kernels: Partial<Kernels>,
+  shape: { readonly m: number; readonly k: number; readonly n: number },
+  budgetMs: number,
+  memory: BufferMemory = new ArrayBufferMemory("measure"),
+): GemvSpeed | undefined {
+  const kernel = kernels.matmulTernaryI8;
+  if (kernel === undefined) {
+    return undefined;
+  }
+  const { m, k, n } = shape;
+  const refs: TensorRef[] = [];
+  const make = (dtype: TensorRef["dtype"], dims: number[], bytes: Uint8Array, scale?: number): TensorRef => {
+    const buffer = memory.alloc(bytes.byteLength);
+    memory.write(buffer, bytes);
+    const ref = scale === undefined ? { buffer, dtype, shape: dims } : { buffer, dtype, shape: dims, scale };
+    refs.push(ref);
+    return ref;
+  };
+  try {
+    const x = make("i8", [m, k], Uint8Array.from({ length: m * k }, (_, i) => (i * 37) & 0x7f));
+    const s = make("f32", [m], new Uint8Array(new Float32Array(m).fill(1).buffer));
+    // Codes 0, 1, 2 in a varied pattern (never 3, which no layout writes).
+    const w = make("ternary", [n, k], Uint8Array.from({ length: (n * k) / 4 }, (_, i) => [0b00011000, 0b10010001, 0b01100110][i % 3] ?? 0), 0.5);
+    const out = make("f32", [m, n], new Uint8Array(m * n * 4));
+    kernel(x, s, w, out); // warm-up (and any one-time weight repacking)
+    const times: number[] = [];
+    const t0 = performance.now();
+    while (performance.now() - t0 < budgetMs || times.length < 3) {
+      const t = performance.now();
+      kernel(x, s, w, out);
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    const seconds = (times[times.length >> 1] ?? 1) / 1000;
+    return { gops: (2 * m * n * k) / seconds / 1e9, gbps: (n * k) / 4 / seconds / 1e9 };
+  } finally {
+    for (const r of refs) {
+      memory.free(r.buffer);
+    }
+  }
+}
