@@ -40,7 +40,15 @@ function median(values: number[]): number {
 }
 
 /** Median GOPS of `gemv` over ROUNDS rounds; each round runs ≥ 30 ms (≥ 1 call) over the weight ring. */
-function measure(gemv: Gemv, ring: TensorRef[], x: TensorRef, s: TensorRef, out: TensorRef, k: number, n: number): number {
+function measure(
+  gemv: Gemv,
+  ring: TensorRef[],
+  x: TensorRef,
+  s: TensorRef,
+  out: TensorRef,
+  k: number,
+  n: number,
+): number {
   let calls = 0;
   const t0 = performance.now();
   while (performance.now() - t0 < 20 || calls < 2) {
@@ -78,10 +86,14 @@ function main(): void {
   for (const { model, name, k, n } of SHAPES) {
     const bytes = n * Math.ceil(k / 4);
     const ringSize = Math.max(1, Math.ceil((96 * 2 ** 20) / bytes));
-    const trits = Int8Array.from({ length: n * k }, (_, i) => ((i * 2654435761) >>> 7) % 3 - 1);
+    const trits = Int8Array.from({ length: n * k }, (_, i) => (((i * 2654435761) >>> 7) % 3) - 1);
     const packed = packTernary(trits, n, k);
     const ring = Array.from({ length: ringSize }, () => tensor("ternary", [n, k], packed, 0.8));
-    const x = tensor("i8", [1, k], Int8Array.from({ length: k }, (_, i) => ((i * 37) % 255) - 127));
+    const x = tensor(
+      "i8",
+      [1, k],
+      Int8Array.from({ length: k }, (_, i) => ((i * 37) % 255) - 127),
+    );
     const s = tensor("f32", [1], Float32Array.of(12.5));
     const out = tensor("f32", [1, n], new Float32Array(n));
     const shape = `${model} ${name} ${n}×${k}`;

@@ -55,7 +55,10 @@ function findNodeGyp() {
 /** The Node installation's own headers (include/node/node_api.h), so node-gyp needs no download. */
 function findNodeDir() {
   const prefix = resolve(dirname(process.execPath), "..");
-  if (existsSync(join(prefix, "include", "node", "node_api.h")) && existsSync(join(prefix, "include", "node", "common.gypi"))) {
+  if (
+    existsSync(join(prefix, "include", "node", "node_api.h")) &&
+    existsSync(join(prefix, "include", "node", "common.gypi"))
+  ) {
     return prefix;
   }
   return undefined;

@@ -1,5 +1,7 @@
 #include "thread_pool.h"
 
+#include <chrono>
+
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #define BARBELL_PAUSE() _mm_pause()
@@ -11,8 +13,13 @@
 
 namespace barbell {
 
-ThreadPool::ThreadPool(int threads) {
-  for (int t = 1; t < threads; ++t) {
+namespace {
+// How long an idle worker spins for the next job before it sleeps.
+constexpr auto kSpin = std::chrono::microseconds(1000);
+}  // namespace
+
+ThreadPool::ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
+  for (int t = 1; t < threads_; ++t) {
     workers_.emplace_back([this] { worker_loop(); });
   }
 }
@@ -31,15 +38,17 @@ void ThreadPool::stop() {
     }
   }
   workers_.clear();
+  threads_ = 1;
 }
 
-void ThreadPool::drain() {
+void ThreadPool::drain(Job* job) {
   for (;;) {
-    const int t = next_.fetch_add(1);
-    if (t >= tasks_) {
+    const int t = job->next.fetch_add(1);
+    if (t >= job->tasks) {
       return;
     }
-    (*job_)(t);
+    (*job->fn)(t);
+    job->done.fetch_add(1);
   }
 }
 
@@ -53,34 +62,46 @@ void ThreadPool::run(int tasks, const std::function<void(int)>& fn) {
     }
     return;
   }
-  job_ = &fn;
-  tasks_ = tasks;
-  next_.store(0);
-  busy_.store(static_cast<int>(workers_.size()));
-  generation_.fetch_add(1);  // publishes job_ and tasks_ (seq_cst)
+  Job job;
+  job.fn = &fn;
+  job.tasks = tasks;
+  current_.store(&job);
+  generation_.fetch_add(1);
   if (sleeping_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
   }
-  drain();
-  // Every worker checks in once per generation, after it stopped taking tasks of this job.
-  while (busy_.load() != 0) {
-    BARBELL_PAUSE();
+  drain(&job);
+  // Tasks claimed by workers finish quickly (each is a slice of one kernel).
+  for (int spin = 0; job.done.load() != tasks; ++spin) {
+    if (spin < 4096) {
+      BARBELL_PAUSE();
+    } else {
+      std::this_thread::yield();  // the worker may share our core on an oversubscribed machine
+    }
   }
-  job_ = nullptr;
+  // Retire the job, then wait for workers that entered it and may still read its counters.
+  // (seq_cst: a worker either entered before this store and is counted in inside_, or sees nullptr.)
+  current_.store(nullptr);
+  while (inside_.load() != 0) {
+    std::this_thread::yield();
+  }
 }
 
 void ThreadPool::worker_loop() {
-  uint64_t seen = 0;  // the generation at construction; a job posted before this thread ran is still seen
+  uint64_t seen = 0;
   for (;;) {
-    // Spin a little (≈ tens of microseconds) for the next kernel, then sleep.
+    auto start = std::chrono::steady_clock::now();
     bool got = false;
-    for (int spin = 0; spin < 20000; ++spin) {
+    for (int spin = 0;; ++spin) {
       if (generation_.load() != seen || stop_.load()) {
         got = true;
         break;
       }
       BARBELL_PAUSE();
+      if ((spin & 255) == 255 && std::chrono::steady_clock::now() - start > kSpin) {
+        break;
+      }
     }
     if (!got) {
       std::unique_lock<std::mutex> lock(mu_);
@@ -92,8 +113,12 @@ void ThreadPool::worker_loop() {
       return;
     }
     seen = generation_.load();
-    drain();
-    busy_.fetch_sub(1);
+    inside_.fetch_add(1);
+    Job* job = current_.load();
+    if (job != nullptr) {
+      drain(job);
+    }
+    inside_.fetch_sub(1);
   }
 }
 

@@ -164,7 +164,11 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
               : packTernary(randomTrits(r, n * k), n, k);
             const wt = tensor("ternary", [n, k], w, 0.75 + r());
             const xt = tensor("i8", [m, k], randomI8(r, m * k));
-            const st = tensor("f32", [m], Float32Array.from({ length: m }, () => 1 + r() * 100));
+            const st = tensor(
+              "f32",
+              [m],
+              Float32Array.from({ length: m }, () => 1 + r() * 100),
+            );
             const got = zeros("f32", [m, n]);
             const want = zeros("f32", [m, n]);
             nk().kernels.matmulTernaryI8?.(xt, st, wt, got);
@@ -181,14 +185,22 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
           const w = Uint32Array.from({ length: n * words }, () => Math.floor(r() * 2 ** 32));
           const wt = tensor("binary", [n, k], w, 0.5 + r());
           const xt = tensor("i8", [m, k], randomI8(r, m * k));
-          const st = tensor("f32", [m], Float32Array.from({ length: m }, () => 1 + r() * 100));
+          const st = tensor(
+            "f32",
+            [m],
+            Float32Array.from({ length: m }, () => 1 + r() * 100),
+          );
           const got = zeros("f32", [m, n]);
           const want = zeros("f32", [m, n]);
           nk().kernels.matmulBinaryI8?.(xt, st, wt, got);
           js.kernels.matmulBinaryI8(xt, st, wt, want);
           expectBitEqual(f32Of(got, m * n), f32Of(want, m * n));
 
-          const xb = tensor("binary", [m, k], Uint32Array.from({ length: m * words }, () => Math.floor(r() * 2 ** 32)));
+          const xb = tensor(
+            "binary",
+            [m, k],
+            Uint32Array.from({ length: m * words }, () => Math.floor(r() * 2 ** 32)),
+          );
           const gotI = zeros("i32", [m, n]);
           const wantI = zeros("i32", [m, n]);
           nk().kernels.matmulBinaryBinary?.(xb, wt, gotI);
@@ -196,7 +208,16 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
           expectBitEqual(views.i32(gotI).slice(0, m * n), views.i32(wantI).slice(0, m * n));
         }
         // Packed ±1 weights as produced by packBinary, too.
-        const wt = tensor("binary", [7, 77], packBinary(Int8Array.from({ length: 7 * 77 }, () => (r() < 0.5 ? -1 : 1)), 7, 77), 1);
+        const wt = tensor(
+          "binary",
+          [7, 77],
+          packBinary(
+            Int8Array.from({ length: 7 * 77 }, () => (r() < 0.5 ? -1 : 1)),
+            7,
+            77,
+          ),
+          1,
+        );
         const xt = tensor("i8", [2, 77], randomI8(r, 2 * 77));
         const st = tensor("f32", [2], Float32Array.of(3, 5));
         const got = zeros("f32", [2, 7]);
@@ -234,7 +255,9 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
           expectBitEqual(f32Of(s1, m), f32Of(s2, m));
         }
         const bad = tensor("f32", [1, 3], Float32Array.of(1, Number.NaN, 2));
-        expect(() => nk().kernels.quantizeActivations?.(bad, zeros("i8", [1, 3]), zeros("f32", [1]))).toThrow(ValueError);
+        expect(() => nk().kernels.quantizeActivations?.(bad, zeros("i8", [1, 3]), zeros("f32", [1]))).toThrow(
+          ValueError,
+        );
       });
 
       it("matmulDense (f32 and f16 weights) and matmulF32 are within NMSE 1e-10", () => {
@@ -242,7 +265,11 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
         for (const [m, k, n] of [...MATMUL_SHAPES, [1, 2560, 300] as [number, number, number]]) {
           const x = tensor("f32", [m, k], randomF32(r, m * k));
           const wf = randomF32(r, n * k, 0.5);
-          const w16 = tensor("f16", [n, k], Uint16Array.from(wf, (v) => f32ToHalf(v)));
+          const w16 = tensor(
+            "f16",
+            [n, k],
+            Uint16Array.from(wf, (v) => f32ToHalf(v)),
+          );
           const w32 = tensor("f32", [n, k], wf);
           for (const w of [w16, w32]) {
             const got = zeros("f32", [m, n]);
@@ -265,7 +292,14 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
         const [v, e] = [50, 37];
         const table = randomF32(r, v * e);
         const ids = tensor("i32", [4], Int32Array.of(0, 49, 7, 7));
-        for (const t of [tensor("f32", [v, e], table), tensor("f16", [v, e], Uint16Array.from(table, (x) => f32ToHalf(x)))]) {
+        for (const t of [
+          tensor("f32", [v, e], table),
+          tensor(
+            "f16",
+            [v, e],
+            Uint16Array.from(table, (x) => f32ToHalf(x)),
+          ),
+        ]) {
           const got = zeros("f32", [4, e]);
           const want = zeros("f32", [4, e]);
           nk().kernels.embedding?.(ids, t, got);
@@ -278,7 +312,10 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
 
       it("rmsNorm, rope, softmax, scale and unary are within NMSE 1e-10", () => {
         const r = rng(16);
-        const check = (n: number, run: (k: PartialBackend["kernels"] | typeof js.kernels, out: TensorRef) => void): void => {
+        const check = (
+          n: number,
+          run: (k: PartialBackend["kernels"] | typeof js.kernels, out: TensorRef) => void,
+        ): void => {
           const got = zeros("f32", [n]);
           const want = zeros("f32", [n]);
           run(nk().kernels, got);
@@ -301,7 +338,11 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
           }
         }
         // Masked softmax rows: −Infinity entries and a fully masked row.
-        const masked = tensor("f32", [2, 4], Float32Array.of(1, -Infinity, 2, 3, -Infinity, -Infinity, -Infinity, -Infinity));
+        const masked = tensor(
+          "f32",
+          [2, 4],
+          Float32Array.of(1, -Infinity, 2, 3, -Infinity, -Infinity, -Infinity, -Infinity),
+        );
         check(8, (k, out) => k.softmax?.(masked, { ...out, shape: [2, 4] }));
         for (const mode of ["neox", "adjacent"] as const) {
           const [s, h, d] = [5, 3, 64];
@@ -356,7 +397,9 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
             expectBitEqual(f32Of(got, n), f32Of(want, n));
           }
         }
-        expect(() => nk().kernels.binary?.("add", a, [cols, 1], row, [1, 1], zeros("f32", [rows, cols]))).toThrow(ShapeError);
+        expect(() => nk().kernels.binary?.("add", a, [cols, 1], row, [1, 1], zeros("f32", [rows, cols]))).toThrow(
+          ShapeError,
+        );
       });
 
       it("writeRows copies rows into a cache", () => {
@@ -391,7 +434,11 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
       ] as const) {
         const wt = tensor("ternary", [n, k], packTernary(randomTrits(r, n * k), n, k), 1.25);
         const xt = tensor("i8", [m, k], randomI8(r, m * k));
-        const st = tensor("f32", [m], Float32Array.from({ length: m }, () => 1 + r() * 100));
+        const st = tensor(
+          "f32",
+          [m],
+          Float32Array.from({ length: m }, () => 1 + r() * 100),
+        );
         const a = zeros("f32", [m, n]);
         const b = zeros("f32", [m, n]);
         one.kernels.matmulTernaryI8?.(xt, st, wt, a);

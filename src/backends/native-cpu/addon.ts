@@ -27,16 +27,57 @@ export interface NativeFeatures {
 export interface NativeContext {
   readonly isa: string;
   readonly threads: number;
-  ternary(x: Int8Array, xScale: Float32Array, w: Uint8Array, gamma: number, m: number, k: number, n: number, out: Float32Array): void;
-  binaryI8(x: Int8Array, xScale: Float32Array, w: Uint32Array, beta: number, m: number, k: number, n: number, out: Float32Array): void;
+  ternary(
+    x: Int8Array,
+    xScale: Float32Array,
+    w: Uint8Array,
+    gamma: number,
+    m: number,
+    k: number,
+    n: number,
+    out: Float32Array,
+  ): void;
+  binaryI8(
+    x: Int8Array,
+    xScale: Float32Array,
+    w: Uint32Array,
+    beta: number,
+    m: number,
+    k: number,
+    n: number,
+    out: Float32Array,
+  ): void;
   binaryBinary(x: Uint32Array, w: Uint32Array, m: number, k: number, n: number, out: Int32Array): void;
   dense(x: Float32Array, w: Float32Array | Uint16Array, m: number, k: number, n: number, out: Float32Array): void;
   /** Returns −1, or the index of the first non-finite input (nothing written). */
   quantize(x: Float32Array, m: number, k: number, q: Int8Array, scales: Float32Array): number;
   /** Returns −1, or the position of the first id outside the vocabulary. */
-  embedding(ids: Int32Array, seq: number, table: Float32Array | Uint16Array, vocab: number, embed: number, out: Float32Array): number;
-  rmsNorm(x: Float32Array, weight: Float32Array | null, rows: number, cols: number, eps: number, out: Float32Array): void;
-  rope(x: Float32Array, seq: number, heads: number, headDim: number, pos: Int32Array, theta: number, neox: boolean, out: Float32Array): void;
+  embedding(
+    ids: Int32Array,
+    seq: number,
+    table: Float32Array | Uint16Array,
+    vocab: number,
+    embed: number,
+    out: Float32Array,
+  ): number;
+  rmsNorm(
+    x: Float32Array,
+    weight: Float32Array | null,
+    rows: number,
+    cols: number,
+    eps: number,
+    out: Float32Array,
+  ): void;
+  rope(
+    x: Float32Array,
+    seq: number,
+    heads: number,
+    headDim: number,
+    pos: Int32Array,
+    theta: number,
+    neox: boolean,
+    out: Float32Array,
+  ): void;
   softmax(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
   attention(
     q: Float32Array,
@@ -52,7 +93,15 @@ export interface NativeContext {
     out: Float32Array,
   ): void;
   unary(op: number, x: Float32Array, n: number, out: Float32Array): void;
-  binary(op: number, a: Float32Array, aStrides: Float64Array, b: Float32Array, bStrides: Float64Array, shape: Float64Array, out: Float32Array): void;
+  binary(
+    op: number,
+    a: Float32Array,
+    aStrides: Float64Array,
+    b: Float32Array,
+    bStrides: Float64Array,
+    shape: Float64Array,
+    out: Float32Array,
+  ): void;
   scale(x: Float32Array, factor: number, n: number, out: Float32Array): void;
   /** Joins the pool's threads; safe to call twice. Kernel calls afterwards throw. */
   dispose(): void;
@@ -143,7 +192,10 @@ function probeNow(): Probe {
   try {
     loaded = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (error) {
-    return { available: false, reason: `barbell_native.node failed to load: ${error instanceof Error ? error.message : String(error)}` };
+    return {
+      available: false,
+      reason: `barbell_native.node failed to load: ${error instanceof Error ? error.message : String(error)}`,
+    };
   }
   const score = { avx512vnni: 50, avx512bw: 40, avx2: 30, neon: 30, scalar: 5 }[features.best] ?? 5;
   return { available: true, score, features: [features.best, ...features.flags, `cores:${features.physicalCores}`] };

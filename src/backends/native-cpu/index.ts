@@ -15,7 +15,17 @@
  */
 import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
 import { binaryRowWords, ternaryRowBytes } from "../../quant/layouts.js";
-import type { BackendOptions, BackendProvider, BinaryOp, KernelName, Kernels, PartialBackend, Probe, TensorRef, UnaryOp } from "../backend.js";
+import type {
+  BackendOptions,
+  BackendProvider,
+  BinaryOp,
+  KernelName,
+  Kernels,
+  PartialBackend,
+  Probe,
+  TensorRef,
+  UnaryOp,
+} from "../backend.js";
 import { views } from "../host-memory.js";
 import { elementCount, storageBytes } from "../storage.js";
 import { nativeAddon, probeNativeCpu, requestedIsa, type NativeContext } from "./addon.js";
@@ -81,9 +91,18 @@ function checkInt(op: string, name: string, v: number): void {
 }
 
 /** Checks one strided operand of `binary` the way the JS reference does; returns the strides as f64. */
-function stridedOperand(op: string, name: string, array: Float32Array, strides: readonly number[], shape: readonly number[]): Float64Array {
+function stridedOperand(
+  op: string,
+  name: string,
+  array: Float32Array,
+  strides: readonly number[],
+  shape: readonly number[],
+): Float64Array {
   if (strides.length !== shape.length) {
-    throw new ShapeError("dim-mismatch", `[${op}] ${name}Strides has ${strides.length} entries for a rank-${shape.length} shape`);
+    throw new ShapeError(
+      "dim-mismatch",
+      `[${op}] ${name}Strides has ${strides.length} entries for a rank-${shape.length} shape`,
+    );
   }
   let last = 0;
   for (let d = 0; d < shape.length; d++) {
@@ -115,7 +134,13 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
     ctx.dense(xa, wa, m, k, n, oa);
   };
 
-  const scaledInt = (op: string, x: TensorRef, s: TensorRef, w: TensorRef, out: TensorRef): [number, number, number] => {
+  const scaledInt = (
+    op: string,
+    x: TensorRef,
+    s: TensorRef,
+    w: TensorRef,
+    out: TensorRef,
+  ): [number, number, number] => {
     const m = dim(x, 0);
     const k = dim(x, 1);
     const n = dim(w, 0);
@@ -194,14 +219,22 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
       const bad = ctx.embedding(ia, seq, ta, vocab, embed, oa);
       if (bad >= 0) {
         const id = ia[bad] ?? -1;
-        throw new ShapeError("bounds", `[${op}] token id ${id} at position ${bad} is outside the vocabulary of ${vocab}`);
+        throw new ShapeError(
+          "bounds",
+          `[${op}] token id ${id} at position ${bad} is outside the vocabulary of ${vocab}`,
+        );
       }
     },
     writeRows: (src, dst, row) => {
       const rows = dim(dst, 0);
       const rowBytes = rows === 0 ? 0 : storageBytes(dst.dtype, dst.shape) / rows;
       const n = dim(src, 0);
-      if (!Number.isSafeInteger(row) || row < 0 || row + n > rows || storageBytes(src.dtype, [1, ...src.shape.slice(1)]) !== rowBytes) {
+      if (
+        !Number.isSafeInteger(row) ||
+        row < 0 ||
+        row + n > rows ||
+        storageBytes(src.dtype, [1, ...src.shape.slice(1)]) !== rowBytes
+      ) {
         throw new ShapeError("bounds", `[writeRows] cannot write ${n} rows at ${row} of ${rows}`);
       }
       const bytes = storageBytes(src.dtype, src.shape);
@@ -315,12 +348,16 @@ function supports(kernel: KernelName, refs: readonly TensorRef[]): true | string
       return dim(first, 1) <= NATIVE_MAX_K ? true : `native-cpu ${kernel} takes k ≤ ${NATIVE_MAX_K}`;
     }
     case "matmulBinaryBinary":
-      return dim(first ?? { shape: [] } as unknown as TensorRef, 1) <= NATIVE_MAX_K ? true : `native-cpu takes k ≤ ${NATIVE_MAX_K}`;
+      return first === undefined || dim(first, 1) <= NATIVE_MAX_K ? true : `native-cpu takes k ≤ ${NATIVE_MAX_K}`;
     case "matmulF32":
     case "matmulDense":
-      return second?.dtype === "f32" || second?.dtype === "f16" ? true : `native-cpu has no ${second?.dtype} matmul (f32, f16 only)`;
+      return second?.dtype === "f32" || second?.dtype === "f16"
+        ? true
+        : `native-cpu has no ${second?.dtype} matmul (f32, f16 only)`;
     case "embedding":
-      return second?.dtype === "f32" || second?.dtype === "f16" ? true : `native-cpu has no ${second?.dtype} embedding (f32, f16 only)`;
+      return second?.dtype === "f32" || second?.dtype === "f16"
+        ? true
+        : `native-cpu has no ${second?.dtype} embedding (f32, f16 only)`;
     case "binary":
       // Any rank and any non-negative strides (0 broadcasts); f32 only.
       return refs.every((r) => r.dtype === "f32") ? true : "native-cpu binary takes f32 operands";
@@ -353,7 +390,9 @@ export function createNativeCpuBackend(options: NativeCpuOptions = {}): PartialB
     info: {
       features: [ctx.isa, ...features.flags, "threads"],
       threads: ctx.threads,
-      detail: `barbell_native.node, ISA path ${ctx.isa} (best here: ${features.best}), ${features.physicalCores} physical cores`,
+      detail:
+        `barbell_native.node, ISA path ${ctx.isa} (best here: ${features.best}), ` +
+        `${features.physicalCores} physical cores`,
     },
     dispose: () => {
       if (!disposed) {
@@ -369,5 +408,6 @@ export const nativeCpuProvider: BackendProvider = {
   name: "native-cpu",
   basePriority: 20,
   probe: (): Promise<Probe> => Promise.resolve(probeNativeCpu()),
-  create: (options: BackendOptions): Promise<PartialBackend> => Promise.resolve().then(() => createNativeCpuBackend(options)),
+  create: (options: BackendOptions): Promise<PartialBackend> =>
+    Promise.resolve().then(() => createNativeCpuBackend(options)),
 };
