@@ -38,7 +38,11 @@ export function repackTernary(format: QuantName, bytes: Uint8Array, rows: number
   return format === "i2_s" ? repackI2S(bytes, rows, cols) : repackDecoded(format, bytes, rows, cols);
 }
 
-/** I2_S and t2 share the code (trit + 1), so only the positions move. */
+/**
+ * I2_S and t2 share the code (trit + 1), so only positions move. barbell requires cols % 128 = 0 for
+ * I2_S, so each 32-byte block is 128 consecutive elements of one row, and byte p of a block holds
+ * elements p, p+32, p+64, p+96 (bits 7-6 … 1-0); in t2, element e is byte e>>2, bits 2·(e&3).
+ */
 function repackI2S(bytes: Uint8Array, rows: number, cols: number): TernaryPacked {
   const n = rows * cols;
   const at = n / 4;
@@ -48,19 +52,21 @@ function repackI2S(bytes: Uint8Array, rows: number, cols: number): TernaryPacked
   if (!Number.isFinite(scale)) {
     throw new FormatError("bad-block", `[repack] i2_s tensor scale is ${scale}`);
   }
-  const rowBytes = ternaryRowBytes(cols);
-  const codes = new Uint8Array(rows * rowBytes);
-  for (let e = 0; e < n; e++) {
-    const block = e >> 7;
-    const j = e & 127;
-    const code = ((bytes[block * 32 + (j & 31)] ?? 0) >> (6 - 2 * (j >> 5))) & 3;
-    if (code === 3) {
-      throw new FormatError("bad-block", `[repack] i2_s element ${e} holds the unused code 3`);
+  // cols % 128 = 0 makes t2 rows exactly cols/4 bytes, the same as I2_S: block b maps to bytes 32b…32b+31.
+  const codes = new Uint8Array(at);
+  for (let base = 0; base < at; base += 32) {
+    for (let p = 0; p < 32; p++) {
+      const q = bytes[base + p] ?? 0;
+      if ((q & (q >> 1) & 0x55) !== 0) {
+        throw new FormatError("bad-block", `[repack] i2_s block ${base / 32} byte ${p} holds the unused code 3`);
+      }
+      const dst = base + (p >> 2);
+      const shift = 2 * (p & 3);
+      codes[dst] = (codes[dst] ?? 0) | (((q >> 6) & 3) << shift);
+      codes[dst + 8] = (codes[dst + 8] ?? 0) | (((q >> 4) & 3) << shift);
+      codes[dst + 16] = (codes[dst + 16] ?? 0) | (((q >> 2) & 3) << shift);
+      codes[dst + 24] = (codes[dst + 24] ?? 0) | ((q & 3) << shift);
     }
-    const r = Math.floor(e / cols);
-    const c = e - r * cols;
-    const dst = r * rowBytes + (c >> 2);
-    codes[dst] = (codes[dst] ?? 0) | (code << (2 * (c & 3)));
   }
   return { codes, scale };
 }
