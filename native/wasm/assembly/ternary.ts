@@ -5,29 +5,32 @@
  * ceil(K/4) bytes per row. The result is the exact int32 dot product, then
  *   out = f32(f32(acc) / xScale) * gamma          (f32 division, then f32 multiplication; no fused ops)
  *
- * How a 16-byte block of weights (64 trits) is used:
+ * Fast path (codeDot16, below): the (trit + 1) · x − Σx trick. Codes 0..2 are multiplied as they are, with
+ * x widened to int16, by i32x4.dot_i16x8_s; Σ x over the row is subtracted once. Code 3 is never written
+ * by packTernary, but the reference decodes it to 0: every block also ORs (v & v >> 1) into a flag, and a
+ * row whose flag shows a code 3 is recomputed on the exact path.
+ *
+ * Exact path (dot1): a 16-byte block of weights (64 trits) read as bytes:
  *
  *   bytes  B0        B1        …  B15             (16 bytes of one weight row)
  *   B_i =  [c3 c2 c1 c0]  codes of elements 4i+3, 4i+2, 4i+1, 4i+0 (bits 7..6 … 1..0)
  *
  *   plane s (s = 0..3) = (block >> 2s) & 3  → 16 lanes holding the codes of elements 4i+s, i = 0..15
- *   trit lanes          = swizzle(LUT, plane) with LUT = [-1, 0, +1, 0]   (code 3, never written, is 0)
+ *   trit lanes          = swizzle(LUT, plane) with LUT = [-1, 0, +1, 0]   (code 3 is 0)
  *
  * So plane s holds elements s, 4+s, 8+s, …, 60+s. Instead of reordering the weights, the activation row is
- * permuted once per call into the same order ("x planes"): for each 64-element block,
+ * permuted once into the same order ("x planes"): for each 64-element block,
  *
  *   xp[64b + 16s + i] = x[64b + 4i + s]      (zero past K)
  *
  * and each plane is multiplied lane by lane with its x plane (i16x8.extmul, products fit int16) and summed in
  * int16 accumulators, which are widened to int32 (i32x4.extadd_pairwise) every FLUSH blocks before they
- * could overflow. Bytes of a row past its last whole 16-byte block are handled one element at a time.
+ * could overflow. Bytes of a row past its last whole 16-byte block are handled one element at a time on
+ * both paths. Measured on this project's machine: the fast path ≈ 1.5× the exact one.
  */
 
 /** Blocks summed in int16 before widening: each i16 lane gains at most 4 · 128 per block, 16 · 512 < 2^15. */
 const FLUSH: i32 = 16;
-
-/** Rows of x sharing one unpacking of the weights (prefill). */
-const TILE: i32 = 4;
 
 // @ts-ignore: decorator
 @inline function tritLut(): v128 {
@@ -113,114 +116,51 @@ function dot1(w: usize, blocks: i32, xp: usize): i32 {
 }
 
 /**
- * Σ code · x over `blocks` whole blocks of weight row w with one permuted x row, codes taken as unsigned
- * 0..2 (the caller subtracts Σ x). Also returns, in `flags`, the OR of (block & block >> 1): a bit 0 of a
- * 2-bit field set there means a code 3, which the caller must then treat exactly (slow path).
+ * Decode path (one activation row): codes as int16 lanes and x widened to int16, multiplied and pair-summed
+ * by i32x4.dot_i16x8_s. Read as eight i16 lanes, a 16-byte block gives plane q = (v >> 2q) & 3 (q = 0..7)
+ * holding, in lane L, the code of element 8L + q of the block:
+ *
+ *   lane L = bytes 2L (bits 0..7) and 2L+1 (bits 8..15);  bits 2q..2q+1 = element 4·(2L + q>>2) + (q&3) = 8L + q
+ *
+ * so x is laid out once per call as x16[128b + 16q + 2L] = x[64b + 8L + q] (int16, zero past K).
  */
-function codeDot1(w: usize, blocks: i32, xp: usize, flags: usize): i32 {
-  const m3 = i8x16.splat(3);
-  let acc = i32x4.splat(0);
-  let three = i8x16.splat(0);
-  let b = 0;
-  while (b < blocks) {
-    const end = min(b + FLUSH, blocks);
-    let a0 = i16x8.splat(0);
-    let a1 = i16x8.splat(0);
-    for (; b < end; b++) {
-      const v = v128.load(w + (<usize>b << 4));
-      three = v128.or(three, v128.and(v, i16x8.shr_u(v, 1)));
-      // i16 shifts are cheaper than i8 shifts; bits crossing into the next byte are masked off by & 3.
-      const t0 = v128.and(v, m3);
-      const t1 = v128.and(i16x8.shr_u(v, 2), m3);
-      const t2 = v128.and(i16x8.shr_u(v, 4), m3);
-      const t3 = v128.and(i16x8.shr_u(v, 6), m3);
-      const p = xp + (<usize>b << 6);
-      const x0 = v128.load(p);
-      const x1 = v128.load(p, 16);
-      const x2 = v128.load(p, 32);
-      const x3 = v128.load(p, 48);
-      a0 = i16x8.add(a0, i16x8.extmul_low_i8x16_s(t0, x0));
-      a1 = i16x8.add(a1, i16x8.extmul_high_i8x16_s(t0, x0));
-      a0 = i16x8.add(a0, i16x8.extmul_low_i8x16_s(t1, x1));
-      a1 = i16x8.add(a1, i16x8.extmul_high_i8x16_s(t1, x1));
-      a0 = i16x8.add(a0, i16x8.extmul_low_i8x16_s(t2, x2));
-      a1 = i16x8.add(a1, i16x8.extmul_high_i8x16_s(t2, x2));
-      a0 = i16x8.add(a0, i16x8.extmul_low_i8x16_s(t3, x3));
-      a1 = i16x8.add(a1, i16x8.extmul_high_i8x16_s(t3, x3));
-    }
-    acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(a0));
-    acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_s(a1));
+function permuteRow16(x: usize, k: i32, blocks: i32, dst: usize): void {
+  memory.fill(dst, 0, <usize>blocks << 7);
+  const limit = min(k, blocks << 6);
+  for (let c = 0; c < limit; c++) {
+    const r = c & 63;
+    const at = dst + (<usize>(c & ~63) << 1) + (<usize>(r & 7) << 4) + (<usize>(r >> 3) << 1);
+    store<i16>(at, <i16>load<i8>(x + <usize>c));
+  }
+}
+
+/** Σ code · x (codes unsigned 0..3) over whole blocks, int16 layout; flags as in codeDot1. */
+function codeDot16(w: usize, blocks: i32, x16: usize, flags: usize): i32 {
+  const m3 = i16x8.splat(3);
+  let a0 = i32x4.splat(0);
+  let a1 = i32x4.splat(0);
+  let three = i16x8.splat(0);
+  for (let b = 0; b < blocks; b++) {
+    const v = v128.load(w + (<usize>b << 4));
+    three = v128.or(three, v128.and(v, i16x8.shr_u(v, 1)));
+    const p = x16 + (<usize>b << 7);
+    a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.and(v, m3), v128.load(p)));
+    a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 2), m3), v128.load(p, 16)));
+    a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), m3), v128.load(p, 32)));
+    a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 6), m3), v128.load(p, 48)));
+    a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), m3), v128.load(p, 64)));
+    a1 = i32x4.add(a1, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 10), m3), v128.load(p, 80)));
+    a0 = i32x4.add(a0, i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 12), m3), v128.load(p, 96)));
+    a1 = i32x4.add(a1, i32x4.dot_i16x8_s(i16x8.shr_u(v, 14), v128.load(p, 112)));
   }
   store<i32>(flags, v128.any_true(v128.and(three, i8x16.splat(0x55))) ? 1 : 0);
-  return hsum(acc);
-}
-
-/**
- * Four dot products (four permuted x rows, `stride` bytes apart) against one weight row: each block is
- * unpacked once and used four times. Results go to the four i32 slots at `res`.
- */
-function dot4(w: usize, blocks: i32, xp: usize, stride: usize, res: usize): void {
-  const lut = tritLut();
-  const m3 = i8x16.splat(3);
-  let c0 = i32x4.splat(0);
-  let c1 = i32x4.splat(0);
-  let c2 = i32x4.splat(0);
-  let c3 = i32x4.splat(0);
-  let b = 0;
-  while (b < blocks) {
-    const end = min(b + FLUSH, blocks);
-    let a0 = i16x8.splat(0);
-    let a1 = i16x8.splat(0);
-    let a2 = i16x8.splat(0);
-    let a3 = i16x8.splat(0);
-    for (; b < end; b++) {
-      const v = v128.load(w + (<usize>b << 4));
-      const t0 = i8x16.swizzle(lut, v128.and(v, m3));
-      const t1 = i8x16.swizzle(lut, v128.and(i16x8.shr_u(v, 2), m3));
-      const t2 = i8x16.swizzle(lut, v128.and(i16x8.shr_u(v, 4), m3));
-      const t3 = i8x16.swizzle(lut, v128.and(i16x8.shr_u(v, 6), m3));
-      const p0 = xp + (<usize>b << 6);
-      const p1 = p0 + stride;
-      const p2 = p1 + stride;
-      const p3 = p2 + stride;
-      // Low and high halves of a plane go to the same accumulator: 8 products of ≤ 128 per lane per block.
-      a0 = i16x8.add(a0, planeDot(t0, t1, t2, t3, p0));
-      a1 = i16x8.add(a1, planeDot(t0, t1, t2, t3, p1));
-      a2 = i16x8.add(a2, planeDot(t0, t1, t2, t3, p2));
-      a3 = i16x8.add(a3, planeDot(t0, t1, t2, t3, p3));
-    }
-    c0 = i32x4.add(c0, i32x4.extadd_pairwise_i16x8_s(a0));
-    c1 = i32x4.add(c1, i32x4.extadd_pairwise_i16x8_s(a1));
-    c2 = i32x4.add(c2, i32x4.extadd_pairwise_i16x8_s(a2));
-    c3 = i32x4.add(c3, i32x4.extadd_pairwise_i16x8_s(a3));
-  }
-  store<i32>(res, hsum(c0));
-  store<i32>(res, hsum(c1), 4);
-  store<i32>(res, hsum(c2), 8);
-  store<i32>(res, hsum(c3), 12);
-}
-
-/** Σ over the four planes of trits × x plane, as eight int16 lanes (each a sum of 8 products). */
-// @ts-ignore: decorator
-@inline function planeDot(t0: v128, t1: v128, t2: v128, t3: v128, p: usize): v128 {
-  const x0 = v128.load(p);
-  const x1 = v128.load(p, 16);
-  const x2 = v128.load(p, 32);
-  const x3 = v128.load(p, 48);
-  let s = i16x8.extmul_low_i8x16_s(t0, x0);
-  s = i16x8.add(s, i16x8.extmul_high_i8x16_s(t0, x0));
-  s = i16x8.add(s, i16x8.extmul_low_i8x16_s(t1, x1));
-  s = i16x8.add(s, i16x8.extmul_high_i8x16_s(t1, x1));
-  s = i16x8.add(s, i16x8.extmul_low_i8x16_s(t2, x2));
-  s = i16x8.add(s, i16x8.extmul_high_i8x16_s(t2, x2));
-  s = i16x8.add(s, i16x8.extmul_low_i8x16_s(t3, x3));
-  return i16x8.add(s, i16x8.extmul_high_i8x16_s(t3, x3));
+  return hsum(i32x4.add(a0, a1));
 }
 
 /** Scratch bytes `matmulTernaryI8` needs for a given K. */
 export function ternaryScratchBytes(k: i32): i32 {
   const rowBytes = (k + 3) >> 2;
-  return TILE * ((rowBytes >> 4) << 6) + 64;
+  return ((rowBytes >> 4) << 6) + 64 + ((rowBytes >> 4) << 7);
 }
 
 /**
@@ -241,38 +181,24 @@ export function matmulTernaryI8(
   const rowBytes = (k + 3) >> 2;
   const blocks = rowBytes >> 4;
   const tailFrom = blocks << 6;
-  const planeBytes = <usize>blocks << 6;
-  const res = scratch + planeBytes * TILE;
-  let i = 0;
-  // Tiles of four activation rows: the weights are unpacked once per tile.
-  for (; i + TILE <= m; i += TILE) {
-    for (let r = 0; r < TILE; r++) {
-      permuteRow(x + <usize>(i + r) * <usize>k, k, blocks, scratch + planeBytes * <usize>r);
-    }
-    for (let j = 0; j < n; j++) {
-      const wr = w + <usize>j * <usize>rowBytes;
-      dot4(wr, blocks, scratch, planeBytes, res);
-      for (let r = 0; r < TILE; r++) {
-        let acc = load<i32>(res + (<usize>r << 2));
-        if (tailFrom < k) {
-          acc += tailDot(wr, x + <usize>(i + r) * <usize>k, tailFrom, k);
-        }
-        const sx = load<f32>(xScales + (<usize>(i + r) << 2));
-        store<f32>(out + ((<usize>(i + r) * <usize>n + <usize>j) << 2), (<f32>acc / sx) * gamma);
-      }
-    }
-  }
-  for (; i < m; i++) {
+  const res = scratch + (<usize>blocks << 6);
+  for (let i = 0; i < m; i++) {
     const xr = x + <usize>i * <usize>k;
-    permuteRow(xr, k, blocks, scratch);
+    const x16 = res + 64;
+    permuteRow16(xr, k, blocks, x16);
+    let permuted = false;
     const sumX = blockSum(xr, min(k, tailFrom));
     const sx = load<f32>(xScales + (<usize>i << 2));
     const o = out + ((<usize>i * <usize>n) << 2);
     for (let j = 0; j < n; j++) {
       const wr = w + <usize>j * <usize>rowBytes;
       // (trit + 1) · x summed, minus Σ x; a row holding a code 3 (never written) takes the exact path.
-      let acc = codeDot1(wr, blocks, scratch, res) - sumX;
+      let acc = codeDot16(wr, blocks, x16, res) - sumX;
       if (load<i32>(res) != 0) {
+        if (!permuted) {
+          permuteRow(xr, k, blocks, scratch);
+          permuted = true;
+        }
         acc = dot1(wr, blocks, scratch);
       }
       if (tailFrom < k) {
