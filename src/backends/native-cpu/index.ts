@@ -406,7 +406,7 @@ export function createNativeCpuBackend(options: NativeCpuOptions = {}): PartialB
 /** The "native-cpu" provider: probes the addon in a child process first (see addon.ts). */
 export const nativeCpuProvider: BackendProvider = {
   name: "native-cpu",
-  basePriority: 20,
+  basePriority: 30,
   probe: (): Promise<Probe> => Promise.resolve(probeNativeCpu()),
   create: (options: BackendOptions): Promise<PartialBackend> =>
     Promise.resolve().then(() => createNativeCpuBackend(options)),
