@@ -10,6 +10,10 @@ import { commonBackend, sizeOf } from "./check.js";
 
 type WholeElement = "f32" | "i8" | "i32";
 
+function elementBytes(dtype: WholeElement): number {
+  return dtype === "i8" ? 1 : 4;
+}
+
 function requireWholeElements(op: string, t: Tensor): void {
   if (t.dtype === "ternary" || t.dtype === "binary") {
     throw new UsageError("dtype", `[${op}] ${t.describe()} is bit-packed; decode it to f32 first`);
@@ -21,13 +25,8 @@ function relabel<DT extends DType, D extends Dims>(op: string, t: Tensor<DT, Dim
   const backend = commonBackend(op, t);
   checkShape(op, dims, shape);
   const out = allocTensor(backend, t.dtype, dims, shape as ShapeOf<D>, t.scale);
-  return fill(out, () => {
-    if (t.dtype === "ternary" || t.dtype === "binary") {
-      backend.write(out.ref().buffer, backend.read(t.ref().buffer));
-    } else {
-      backend.kernels.copyStrided(t.ref(), 0, contiguousStrides(shape), out.ref());
-    }
-  });
+  // Same bytes, new names: a memory copy, no kernel (so no backend ever needs one for it).
+  return fill(out, () => backend.write(out.ref().buffer, backend.read(t.ref().buffer)));
 }
 
 /** Renames one dimension. */
@@ -137,6 +136,13 @@ export function slice<DT extends WholeElement, D extends Dims>(t: Tensor<DT, D>,
   const shape = t.shape.map((s, j) => (j === i ? end - start : s));
   const backend = commonBackend("slice", t);
   const out = allocTensor(backend, t.dtype, t.dims, shape as ShapeOf<D>);
+  if (t.shape.slice(0, i).every((s) => s === 1)) {
+    // A slice of the outermost non-unit dim is one contiguous byte range: a memory copy, no kernel.
+    const bytesPer = elementBytes(t.dtype);
+    return fill(out, () =>
+      backend.write(out.ref().buffer, backend.read(t.ref().buffer, start * (strides[i] ?? 0) * bytesPer, out.size * bytesPer)),
+    );
+  }
   return fill(out, () => backend.kernels.copyStrided(t.ref(), start * (strides[i] ?? 0), strides, out.ref()));
 }
 
