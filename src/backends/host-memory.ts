@@ -69,13 +69,18 @@ class ArrayBufferBuffer implements HostBuffer {
     return new Uint8Array(this.#memory);
   }
 
-  /** Forgets the memory; returns its size, or undefined when already freed. */
-  release(): number | undefined {
-    const n = this.#memory?.byteLength;
+  /** Forgets the memory and returns it (undefined when already freed). */
+  release(): ArrayBuffer | undefined {
+    const memory = this.#memory;
     this.#memory = undefined;
-    return n;
+    return memory;
   }
 }
+
+/** Largest buffer kept for reuse after free (activations, not weights). */
+const POOL_MAX_BUFFER_BYTES = 1 << 20;
+/** Most bytes held in the reuse pool of one memory. */
+const POOL_MAX_BYTES = 64 << 20;
 
 /**
  * Host buffers as plain ArrayBuffers, with allocation accounting. Used by the JS and native
@@ -83,6 +88,9 @@ class ArrayBufferBuffer implements HostBuffer {
  */
 export class ArrayBufferMemory {
   readonly #live = new Map<number, ArrayBufferBuffer>();
+  /** Freed small ArrayBuffers by size, reused by the next alloc of that size (activations repeat every step). */
+  readonly #pool = new Map<number, ArrayBuffer[]>();
+  #pooledBytes = 0;
   #nextId = 1;
   #liveBytes = 0;
 
@@ -91,6 +99,12 @@ export class ArrayBufferMemory {
   alloc(bytes: number): HostBuffer {
     if (!Number.isSafeInteger(bytes) || bytes < 0) {
       throw new UsageError("unsupported", `[${this.name}] cannot allocate ${bytes} bytes`);
+    }
+    const reused = this.#pool.get(bytes)?.pop();
+    if (reused !== undefined) {
+      this.#pooledBytes -= bytes;
+      new Uint8Array(reused).fill(0);
+      return this.#track(new ArrayBufferBuffer(this.#nextId++, reused));
     }
     return this.#track(new ArrayBufferBuffer(this.#nextId++, new ArrayBuffer(bytes)));
   }
@@ -108,8 +122,24 @@ export class ArrayBufferMemory {
       return false;
     }
     this.#live.delete(buffer.id);
-    this.#liveBytes -= own.release() ?? 0;
+    const memory = own.release();
+    if (memory !== undefined) {
+      this.#liveBytes -= memory.byteLength;
+      this.#recycle(memory);
+    }
     return true;
+  }
+
+  /** Keeps a freed buffer for reuse when it is small and the pool has room; the old handle stays dead. */
+  #recycle(memory: ArrayBuffer): void {
+    const size = memory.byteLength;
+    if (size === 0 || size > POOL_MAX_BUFFER_BYTES || this.#pooledBytes + size > POOL_MAX_BYTES) {
+      return;
+    }
+    const list = this.#pool.get(size) ?? [];
+    list.push(memory);
+    this.#pool.set(size, list);
+    this.#pooledBytes += size;
   }
 
   write(buffer: BufferHandle, src: Uint8Array, byteOffset = 0): void {

@@ -167,3 +167,21 @@ describe("chain with the autotuner", () => {
     expect(clock.t - before).toBe(1);
   });
 });
+
+describe("host memory reuse", () => {
+  it("should reuse a freed small buffer zeroed, with a new handle, and keep the old handle dead", async () => {
+    const { ArrayBufferMemory, hostBytes } = await import("../../src/backends/host-memory.js");
+    const memory = new ArrayBufferMemory("test");
+    const a = memory.alloc(64);
+    hostBytes(a).fill(7);
+    const backing = hostBytes(a).buffer;
+    memory.free(a);
+    const b = memory.alloc(64);
+    expect(hostBytes(b).buffer).toBe(backing);
+    expect(Array.from(hostBytes(b)).every((v) => v === 0)).toBe(true);
+    expect(b.id).not.toBe(a.id);
+    expect(() => hostBytes(a)).toThrow(/was freed/);
+    expect(memory.liveAllocations()).toBe(1);
+    expect(memory.liveBytes()).toBe(64);
+  });
+});
