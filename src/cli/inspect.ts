@@ -66,7 +66,21 @@ function plain(v: GgufValue): string | number | boolean {
   if (v.type === "array") {
     return `array<${v.itemType}>[${v.items.length}]`;
   }
+  if (v.type === "f32" && typeof v.value === "number") {
+    return shortestF32(v.value);
+  }
   return typeof v.value === "bigint" ? v.value.toString() : v.value;
+}
+
+/** The shortest decimal that reads back as the same float32 (1e-5, not 0.000009999999747378752). */
+function shortestF32(x: number): number {
+  for (let digits = 1; digits < 17; digits++) {
+    const candidate = Number(x.toPrecision(digits));
+    if (Math.fround(candidate) === x) {
+      return candidate;
+    }
+  }
+  return x;
 }
 
 function numberOrNull(file: GgufFile, key: string): number | null {
