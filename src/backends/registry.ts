@@ -33,6 +33,8 @@ export interface ResolveOptions extends ChainOptions, BackendOptions {
   readonly autotune?: boolean;
   /** The tuner to use; default a process-wide one over the user cache file. */
   readonly tuner?: Autotuner;
+  /** Told once per backend that was wanted (or ranked) but cannot run here, with the reason. */
+  readonly onUnavailable?: (name: BackendName, reason: string) => void;
 }
 
 export interface ProbeReport {
@@ -42,6 +44,8 @@ export interface ProbeReport {
 }
 
 const probes = new Map<BackendProvider, Promise<Probe>>();
+/** Providers whose unavailability was already reported in this process. */
+const told = new WeakSet<BackendProvider>();
 const creations = new Map<string, Promise<PartialBackend>>();
 
 /** Probes a provider once per process; a throwing probe counts as unavailable with its message. */
@@ -116,16 +120,23 @@ export async function resolveBackend(options: ResolveOptions = {}): Promise<Chai
     ranked.sort((a, b) => b.p.basePriority - a.p.basePriority || score(b.probe) - score(a.probe));
     candidates.push(...ranked.map((r) => r.p));
   }
+  const skip = (provider: BackendProvider, reason: string): void => {
+    reasons.push(`${provider.name}: ${reason}`);
+    if (!told.has(provider)) {
+      told.add(provider);
+      options.onUnavailable?.(provider.name, reason);
+    }
+  };
   for (const provider of candidates) {
     const probe = await probeOnce(provider);
     if (!probe.available) {
-      reasons.push(`${provider.name}: ${probe.reason}`);
+      skip(provider, probe.reason);
       continue;
     }
     try {
       members.push(await createOnce(provider, options));
     } catch (e) {
-      reasons.push(`${provider.name}: failed to start: ${e instanceof Error ? e.message : String(e)}`);
+      skip(provider, `failed to start: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
   const jsAllowed = explicit === undefined || explicit.includes("js");

@@ -133,6 +133,7 @@ async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
       ...(flags.head === undefined ? {} : { headType: flags.head }),
       ...(flags.autotune === false ? { autotune: false } : {}),
       onFallback: (e) => io.err(`barbell: ${e.kernel} runs on ${e.to} instead of ${e.from} (${e.reason})\n`),
+      onUnavailable: (name, reason) => io.err(`barbell: ${name} backend unavailable: ${reason}\n`),
       ...(flags.allowFloatWeights === true ? { allowFloatWeights: true } : {}),
       onProgress: (done, total) => {
         const mib = (n: number): number => Math.round(n / 2 ** 20);

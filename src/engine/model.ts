@@ -42,6 +42,8 @@ export interface LoadModelOptions {
   readonly autotune?: boolean;
   /** Called once per kernel that falls back to a later backend. */
   readonly onFallback?: (event: FallbackEvent) => void;
+  /** Called once per process for each backend that cannot run here, with the reason. */
+  readonly onUnavailable?: (name: BackendName, reason: string) => void;
   /** KV-cache capacity in positions; default min(model context, 4096). */
   readonly contextLength?: number;
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
@@ -234,6 +236,7 @@ function resolveOptions(options: LoadModelOptions): ResolveOptions {
     ...(options.threads === undefined ? {} : { threads: options.threads }),
     ...(options.autotune === undefined ? {} : { autotune: options.autotune }),
     ...(options.onFallback === undefined ? {} : { onFallback: options.onFallback }),
+    ...(options.onUnavailable === undefined ? {} : { onUnavailable: options.onUnavailable }),
   };
 }
 

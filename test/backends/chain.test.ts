@@ -185,3 +185,13 @@ describe("host memory reuse", () => {
     expect(memory.liveBytes()).toBe(64);
   });
 });
+
+describe("unavailable backends", () => {
+  it("should say once why a backend cannot run", async () => {
+    const told: string[] = [];
+    const down = provider("native-cpu", { available: false, reason: "the addon was not built" });
+    await resolveBackend({ providers: [down], env: {}, onUnavailable: (n, r) => told.push(`${n}: ${r}`) });
+    await resolveBackend({ providers: [down], env: {}, onUnavailable: (n, r) => told.push(`${n}: ${r}`) });
+    expect(told).toEqual(["native-cpu: the addon was not built"]);
+  });
+});
