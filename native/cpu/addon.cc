@@ -136,6 +136,7 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod<&Context::BinaryI8>("binaryI8"),
                            InstanceMethod<&Context::BinaryBinary>("binaryBinary"),
                            InstanceMethod<&Context::Dense>("dense"),
+                           InstanceMethod<&Context::DenseQ8>("denseQ8"),
                            InstanceMethod<&Context::Quantize>("quantize"),
                            InstanceMethod<&Context::Embedding>("embedding"),
                            InstanceMethod<&Context::RmsNorm>("rmsNorm"),
@@ -317,9 +318,57 @@ class Context : public Napi::ObjectWrap<Context> {
     if (m == 0 || n == 0) {
       return info.Env().Undefined();
     }
+    if (m == 1 && table_.dense_gemv != nullptr) {
+      // Decode GEMV: four weight rows per pass, rows split over the pool.
+      const auto g = table_.dense_gemv;
+      const int fmt = f16 ? kDenseF16 : kDenseF32;
+      const uint8_t* wb = static_cast<const uint8_t*>(w);
+      parallel_rows(static_cast<int>(n), prod(m, k), [&](int j0, int j1) {
+        g(x, wb, fmt, static_cast<int>(k), 1, static_cast<int>(n), out, j0, j1);
+      });
+      return info.Env().Undefined();
+    }
     DenseArgs a{x, w, f16, static_cast<int>(k), static_cast<int>(m), static_cast<int>(n), out};
     const auto fn = table_.dense;
     parallel_rows(static_cast<int>(n), prod(m, k), [&](int j0, int j1) { fn(a, j0, j1); });
+    return info.Env().Undefined();
+  }
+
+  // denseQ8(x: Float32Array, w: Uint8Array (Q8_0 rows), m, k, n, out: Float32Array); k % 32 == 0
+  Napi::Value DenseQ8(const Napi::CallbackInfo& info) {
+    if (!alive(info)) {
+      return info.Env().Undefined();
+    }
+    ARG_INT(m, 2, kMaxDim);
+    ARG_INT(k, 3, kMaxDim);
+    ARG_INT(n, 4, kMaxDim);
+    if (k % 32 != 0) {
+      Napi::RangeError::New(info.Env(), "[native-cpu] denseQ8: k must be a multiple of 32").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    size_t wn = 0;
+    if (!checked_product(n, k / 32 * 34, &wn)) {
+      Napi::RangeError::New(info.Env(), "[native-cpu] denseQ8: n·k overflows").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    ARG_ARRAY(float, x, 0, prod(m, k));
+    ARG_ARRAY(uint8_t, w, 1, wn);
+    ARG_ARRAY(float, out, 5, prod(m, n));
+    if (m == 0 || n == 0 || k == 0) {
+      if (k == 0) {
+        std::fill(out, out + prod(m, n), 0.0f);
+      }
+      return info.Env().Undefined();
+    }
+    const auto g = table_.dense_gemv;
+    const int mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
+    parallel_rows(ni, prod(m, k), [&](int j0, int j1) {
+      if (g != nullptr) {
+        g(x, w, kDenseQ8, ki, mi, ni, out, j0, j1);
+      } else {
+        dense_q8_ref(x, w, ki, mi, ni, out, j0, j1);
+      }
+    });
     return info.Env().Undefined();
   }
 
@@ -438,11 +487,34 @@ class Context : public Napi::ObjectWrap<Context> {
     AttentionArgs a{q, k, v, static_cast<int>(seqQ), static_cast<int>(seqKV), static_cast<int>(nHead),
                     static_cast<int>(nKvHead), static_cast<int>(headDim), static_cast<int>(pos0), get_double(info, 9), out};
     const int pairs = static_cast<int>(seqQ * nHead);
-    const size_t scratch = static_cast<size_t>(seqKV) + static_cast<size_t>(headDim);
     const int threads = pool_->threads();
-    const int chunk = std::max(1, pairs / (threads * 4));
+    // Multiply-adds: Σ over rows of (keys seen) · headDim, twice (q·k and p·v), per head.
+    const double work = 2.0 * static_cast<double>(seqQ) * nHead * headDim * (pos0 + (seqQ + 1) / 2.0);
+    const bool split = threads > 1 && work >= 2.0e5 && pairs > 1;
+    // Pairs per task: about 8 tasks per thread for balance (causal rows differ in length).
+    const int chunk = split ? std::max(1, pairs / (threads * 8)) : pairs;
     const int tasks = (pairs + chunk - 1) / chunk;
-    const size_t work = prod(seqKV, headDim) * static_cast<size_t>(pairs);
+    if (table_.attention != nullptr) {
+      const auto fn = table_.attention;
+      const size_t scratch = static_cast<size_t>(seqKV) + 64;
+      auto body = [&](int t) {
+        thread_local std::vector<float> local;  // one scratch per pool thread, kept between calls
+        if (local.size() < scratch) {
+          local.resize(scratch);
+        }
+        fn(a, t * chunk, std::min(pairs, (t + 1) * chunk), local.data());
+      };
+      if (!split || tasks == 1) {
+        for (int t = 0; t < tasks; ++t) {
+          body(t);
+        }
+      } else {
+        const std::function<void(int)> job = body;
+        pool_->run(tasks, job);
+      }
+      return info.Env().Undefined();
+    }
+    const size_t scratch = static_cast<size_t>(seqKV) + static_cast<size_t>(headDim);
     // Task t handles (row, head) pairs [t·chunk, (t+1)·chunk); `scratch` doubles of per-thread memory.
     auto body = [&](int t, double* scores) {
       double* sums = scores + seqKV;
@@ -451,14 +523,14 @@ class Context : public Napi::ObjectWrap<Context> {
         attention_one(a, p / static_cast<int>(nHead), p % static_cast<int>(nHead), scores, sums);
       }
     };
-    if (threads <= 1 || work < (1u << 15) || tasks == 1) {
+    if (!split || tasks == 1) {
       std::vector<double> buf(scratch);
       for (int t = 0; t < tasks; ++t) {
         body(t, buf.data());
       }
     } else {
       const std::function<void(int)> job = [&](int t) {
-        thread_local std::vector<double> local;  // one scratch per pool thread, kept between calls
+        thread_local std::vector<double> local;
         if (local.size() < scratch) {
           local.resize(scratch);
         }
@@ -478,7 +550,11 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_INT(count, 2, INT64_MAX / 8);
     ARG_ARRAY(float, x, 1, static_cast<size_t>(count));
     ARG_ARRAY(float, out, 3, static_cast<size_t>(count));
-    unary(static_cast<int>(op), x, static_cast<size_t>(count), out);
+    if (op == 5 && table_.silu != nullptr) {
+      table_.silu(x, static_cast<size_t>(count), out);
+    } else {
+      unary(static_cast<int>(op), x, static_cast<size_t>(count), out);
+    }
     return info.Env().Undefined();
   }
 

@@ -150,6 +150,28 @@ void attention_one(const AttentionArgs& a, int i, int h, double* scores, double*
   }
 }
 
+void dense_q8_ref(const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
+  const int blocks = k / 32;
+  const size_t rb = 34 * static_cast<size_t>(blocks);
+  for (int j = j0; j < j1; ++j) {
+    const uint8_t* row = w + static_cast<size_t>(j) * rb;
+    for (int i = 0; i < m; ++i) {
+      const float* xi = x + static_cast<size_t>(i) * k;
+      double sum = 0;
+      for (int b = 0; b < blocks; ++b) {
+        uint16_t hd;
+        std::memcpy(&hd, row + 34 * static_cast<size_t>(b), 2);
+        const float d = half_to_float(hd);
+        const int8_t* q = reinterpret_cast<const int8_t*>(row + 34 * static_cast<size_t>(b) + 2);
+        for (int e = 0; e < 32; ++e) {
+          sum += static_cast<double>(xi[32 * b + e]) * static_cast<double>(static_cast<float>(q[e]) * d);
+        }
+      }
+      out[static_cast<size_t>(i) * n + j] = static_cast<float>(sum);
+    }
+  }
+}
+
 namespace {
 inline double unary_one(int op, double x) {
   switch (op) {

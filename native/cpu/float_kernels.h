@@ -27,6 +27,10 @@ struct AttentionArgs {
 // One (query row, head) pair; scratch holds seq_kv doubles.
 void attention_one(const AttentionArgs& a, int i, int h, double* scratch, double* sums);
 
+// Q8_0 dense rows [j0, j1) like the JS reference: each value q·d exact in f32, products and sums in
+// float64 (ascending k), one rounding per output. w: n rows of k / 32 blocks of 34 bytes.
+void dense_q8_ref(const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1);
+
 // op codes: 0 neg, 1 abs, 2 exp, 3 relu, 4 relu2, 5 silu, 6 gelu, 7 sigmoid, 8 tanh
 void unary(int op, const float* x, size_t n, float* out);
 // op codes: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min. Contiguous out of `shape`; strides in elements.

@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "float_kernels.h"
+
 namespace barbell {
 
 // Ternary weights (t2 layout) × int8 activations.
@@ -75,7 +77,19 @@ struct IsaKernels {
   void (*binary_i8)(const BinaryI8Args& a, int j0, int j1);
   void (*binary_binary)(const BinaryBinaryArgs& a, int j0, int j1);
   void (*dense)(const DenseArgs& a, int j0, int j1);
+  // Optional (null: the addon uses the portable float64 versions in float_kernels.cc).
+  // Causal attention over (query row, head) pairs [p0, p1) in f32; scratch holds seq_kv + 64 floats.
+  void (*attention)(const AttentionArgs& a, int p0, int p1, float* scratch);
+  // Dense rows [j0, j1) of out[m, n] = x[m, k] · w[n, k]ᵀ, weights in format `fmt` (DenseFormat),
+  // four weight rows per pass: the decode GEMV (m = 1) and the Q8_0 head.
+  void (*dense_gemv)(const float* x, const uint8_t* w, int fmt, int k, int m, int n, float* out, int j0, int j1);
+  // out = x / (1 + e^−x) in f32.
+  void (*silu)(const float* x, size_t n, float* out);
 };
+
+// Weight formats of IsaKernels::dense_gemv. Q8_0: rows of k / 32 blocks of 34 bytes (f16 scale d,
+// then 32 int8 q; value = q·d); k must be a multiple of 32.
+enum DenseFormat { kDenseF32 = 0, kDenseF16 = 1, kDenseQ8 = 2 };
 
 const IsaKernels* scalar_kernels();
 #if defined(__x86_64__) || defined(_M_X64)

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "generic.h"
+#include "simd_float.inc"
 
 namespace barbell {
 namespace {
@@ -231,7 +232,19 @@ void dense(const DenseArgs& a, int j0, int j1) {
   }
 }
 
-const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense};
+void attention(const AttentionArgs& a, int p0, int p1, float* scratch) { attention_f32<V256>(a, p0, p1, scratch); }
+
+void dense_gemv(const float* x, const uint8_t* w, int fmt, int k, int m, int n, float* out, int j0, int j1) {
+  switch (fmt) {
+    case kDenseF32: dense_gemv_t<V256, WFmt::kF32>(x, w, k, m, n, out, j0, j1); break;
+    case kDenseF16: dense_gemv_t<V256, WFmt::kF16>(x, w, k, m, n, out, j0, j1); break;
+    default: dense_gemv_t<V256, WFmt::kQ8>(x, w, k, m, n, out, j0, j1); break;
+  }
+}
+
+void silu(const float* x, size_t n, float* out) { silu_f32<V256>(x, n, out); }
+
+const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu};
 
 }  // namespace
 

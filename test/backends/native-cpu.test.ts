@@ -12,6 +12,7 @@ import { nativeAddon } from "../../src/backends/native-cpu/addon.js";
 import { createNativeCpuBackend, nativeCpuProvider, probeNativeCpu } from "../../src/backends/native-cpu/index.js";
 import { ShapeError, ValueError } from "../../src/core/errors.js";
 import { f32ToHalf } from "../../src/quant/half.js";
+import { Q8_0 } from "../../src/quant/formats/q8-0.js";
 import { packBinary, packTernary } from "../../src/quant/layouts.js";
 
 const probe = probeNativeCpu();
@@ -287,6 +288,27 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
         expect(nk().supports?.("matmulDense", [x0(), { ...x0(), dtype: "q6_k" }])).not.toBe(true);
       });
 
+      it("matmulDense with q8_0 weights is within NMSE 1e-10 (GEMV, several rows, odd n)", () => {
+        const r = rng(15);
+        for (const [m, k, n] of [
+          [1, 32, 1],
+          [1, 1536, 203],
+          [3, 96, 7],
+          [5, 2560, 33],
+        ] as const) {
+          const x = tensor("f32", [m, k], randomF32(r, m * k));
+          const w = tensor("q8_0", [n, k], Q8_0.encode(randomF32(r, n * k, 0.5), n, k));
+          const got = zeros("f32", [m, n]);
+          const want = zeros("f32", [m, n]);
+          expect(nk().supports?.("matmulDense", [x, w, got])).toBe(true);
+          nk().kernels.matmulDense?.(x, w, got);
+          js.kernels.matmulDense(x, w, want);
+          expect(nmse(f32Of(got, m * n), f32Of(want, m * n))).toBeLessThanOrEqual(TOLERANCE);
+        }
+        const xo = tensor("f32", [1, 40], randomF32(r, 40));
+        expect(nk().supports?.("matmulDense", [xo, { ...xo, dtype: "q8_0", shape: [2, 40] }])).not.toBe(true);
+      });
+
       it("embedding (f32 and f16 tables) is exact and checks ids", () => {
         const r = rng(15);
         const [v, e] = [50, 37];
@@ -359,6 +381,10 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
           [1, 40, 4, 2, 64, 39],
           [6, 20, 6, 3, 32, 10],
           [3, 64, 8, 8, 128, 0],
+          // Large enough to split over the pool; head sizes that leave SIMD tails.
+          [40, 100, 8, 2, 96, 60],
+          [33, 70, 6, 2, 40, 37],
+          [17, 17, 4, 4, 20, 0],
         ] as const) {
           const q = tensor("f32", [seqQ, nHead, d], randomF32(r, seqQ * nHead * d));
           // A cache with spare capacity: only the first pos0 + seqQ … seqKV positions are read.

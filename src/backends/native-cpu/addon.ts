@@ -49,6 +49,8 @@ export interface NativeContext {
   ): void;
   binaryBinary(x: Uint32Array, w: Uint32Array, m: number, k: number, n: number, out: Int32Array): void;
   dense(x: Float32Array, w: Float32Array | Uint16Array, m: number, k: number, n: number, out: Float32Array): void;
+  /** Q8_0 weights: n rows of k / 32 blocks of 34 bytes (k a multiple of 32). */
+  denseQ8(x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array): void;
   /** Returns −1, or the index of the first non-finite input (nothing written). */
   quantize(x: Float32Array, m: number, k: number, q: Int8Array, scales: Float32Array): number;
   /** Returns −1, or the position of the first id outside the vocabulary. */

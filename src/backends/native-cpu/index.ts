@@ -6,7 +6,8 @@
  * Kernels: matmulTernaryI8, matmulBinaryI8, matmulBinaryBinary (bit-exact with the JS reference),
  * quantizeActivations (bit-exact), matmulF32 / matmulDense (f32 and f16 weights), embedding (f32 and f16;
  * exact), rmsNorm, rope, softmax, attention, unary (all ops), binary (any non-negative strides), scale,
- * writeRows. copyStrided and concat, and dense weights in bf16 / q8_0 / q6_k, fall back to the next backend.
+ * writeRows; matmulDense also takes q8_0 weights. copyStrided and concat, and dense weights in bf16 / q6_k,
+ * fall back to the next backend.
  *
  * The ternary kernel reads the t2 weights as stored (no repacked copy): the activations (K bytes per row)
  * are rearranged once per call instead, to match the order in which SIMD registers decode packed weight
@@ -125,9 +126,20 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
     const n = dim(w, 0);
     same(op, "x and w columns", k, dim(w, 1));
     same(op, "out shape", dim(out, 0) * dim(out, 1), m * n);
-    const wa = denseWeights(op, w);
     const xa = f32(x);
     const oa = f32(out);
+    if (w.dtype === "q8_0") {
+      if (k % 32 !== 0) {
+        throw new ShapeError("size", `[${op}] q8_0 rows need k a multiple of 32, got ${k}`);
+      }
+      const wb = u8(w);
+      need(op, "x", xa, m * k);
+      need(op, "w", wb, n * (k / 32) * 34);
+      need(op, "out", oa, m * n);
+      ctx.denseQ8(xa, wb, m, k, n, oa);
+      return;
+    }
+    const wa = denseWeights(op, w);
     need(op, "x", xa, m * k);
     need(op, "w", wa, n * k);
     need(op, "out", oa, m * n);
@@ -350,10 +362,16 @@ function supports(kernel: KernelName, refs: readonly TensorRef[]): true | string
     case "matmulBinaryBinary":
       return first === undefined || dim(first, 1) <= NATIVE_MAX_K ? true : `native-cpu takes k ≤ ${NATIVE_MAX_K}`;
     case "matmulF32":
-    case "matmulDense":
       return second?.dtype === "f32" || second?.dtype === "f16"
         ? true
-        : `native-cpu has no ${second?.dtype} matmul (f32, f16 only)`;
+        : `native-cpu has no ${second?.dtype} matmulF32 (f32, f16 only)`;
+    case "matmulDense":
+      if (second?.dtype === "q8_0") {
+        return dim(second, 1) % 32 === 0 ? true : "native-cpu q8_0 matmul needs k a multiple of 32";
+      }
+      return second?.dtype === "f32" || second?.dtype === "f16"
+        ? true
+        : `native-cpu has no ${second?.dtype} matmul (f32, f16, q8_0 only)`;
     case "embedding":
       return second?.dtype === "f32" || second?.dtype === "f16"
         ? true
