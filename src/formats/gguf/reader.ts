@@ -3,7 +3,7 @@
  * its window as needed, and serves tensor bytes on demand. All hostile input ends in FormatError.
  */
 import { BoundedBytes, type Read, WindowExceeded } from "../../core/bytes.js";
-import { FormatError, ShapeError } from "../../core/errors.js";
+import { FormatError } from "../../core/errors.js";
 import {
   GGML_I2_S,
   GGML_IQ4_NL_4_4,
@@ -15,7 +15,7 @@ import {
 } from "./ggml-types.js";
 import * as L from "./limits.js";
 import { GgufMetadata, ggufAlignment } from "./metadata.js";
-import { FileSource, MemorySource, type ByteSource } from "./source.js";
+import { FileSource, MemorySource, readExact, readTensorRange, type ByteSource } from "./source.js";
 import {
   GGUF_VALUE_TYPE,
   type GgufArrayValue,
@@ -335,14 +335,6 @@ export function parseGguf(bytes: Uint8Array): GgufHeader {
   return parseGgufHeader(new BoundedBytes(bytes, bytes.length, "gguf"));
 }
 
-async function readExact(source: ByteSource, offset: number, length: number): Promise<Uint8Array> {
-  const out = await source.read(offset, length);
-  if (out.length !== length) {
-    throw new FormatError("truncated", `[gguf] source returned ${out.length} of ${length} bytes at ${offset}`);
-  }
-  return out;
-}
-
 /** Optional byte range inside one tensor's data. */
 export interface TensorDataRange {
   /** First byte, relative to the tensor's start. Default 0. */
@@ -388,16 +380,7 @@ export class GgufFile implements GgufHeader, AsyncDisposable {
     if (info === undefined) {
       throw new FormatError("bad-value", `[gguf] no tensor named "${name}"`);
     }
-    const start = range.offset ?? 0;
-    const length = range.length ?? info.byteSize - start;
-    const inside = Number.isSafeInteger(start) && Number.isSafeInteger(length) && start >= 0 && length >= 0;
-    if (!inside || start + length > info.byteSize) {
-      throw new ShapeError(
-        "bounds",
-        `[gguf] range [${start}, +${length}) is outside tensor "${name}" (${info.byteSize} bytes)`,
-      );
-    }
-    return readExact(this.source, this.dataOffset + info.offset + start, length);
+    return readTensorRange(this.source, this.dataOffset + info.offset, info.byteSize, name, range, "gguf");
   }
 
   /** Closes the source if it can be closed (file sources). */
@@ -420,7 +403,7 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
   if (source instanceof MemorySource) {
     return new GgufFile(parseGguf(source.bytes), source);
   }
-  let bytes = await readExact(source, 0, Math.min(source.size, L.INITIAL_HEADER_WINDOW));
+  let bytes = await readExact(source, 0, Math.min(source.size, L.INITIAL_HEADER_WINDOW), "gguf");
   for (;;) {
     try {
       return new GgufFile(parseGgufHeader(new BoundedBytes(bytes, source.size, "gguf")), source);
@@ -434,7 +417,7 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
       const next = Math.min(source.size, L.MAX_HEADER_BYTES, Math.max(bytes.length * 2, e.end));
       const grown = new Uint8Array(next);
       grown.set(bytes);
-      grown.set(await readExact(source, bytes.length, next - bytes.length), bytes.length);
+      grown.set(await readExact(source, bytes.length, next - bytes.length, "gguf"), bytes.length);
       bytes = grown;
     }
   }

@@ -3,7 +3,7 @@
  * so a multi-GB file is never held in memory.
  */
 import { open, type FileHandle } from "node:fs/promises";
-import { FormatError, UsageError } from "../../core/errors.js";
+import { FormatError, ShapeError, UsageError } from "../../core/errors.js";
 
 /** Random-access bytes of known size. */
 export interface ByteSource {
@@ -83,4 +83,34 @@ export class FileSource implements ByteSource, AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
+}
+
+/** Reads exactly `length` bytes at `offset`; a short read is FormatError "truncated" tagged `[component]`. */
+export async function readExact(source: ByteSource, offset: number, length: number, component: string): Promise<Uint8Array> {
+  const out = await source.read(offset, length);
+  if (out.length !== length) {
+    throw new FormatError("truncated", `[${component}] source returned ${out.length} of ${length} bytes at ${offset}`);
+  }
+  return out;
+}
+
+/**
+ * Reads `range` (default: all) of a tensor that occupies `size` bytes at file offset `base`. A range outside
+ * the tensor is ShapeError "bounds" naming the tensor.
+ */
+export function readTensorRange(
+  source: ByteSource,
+  base: number,
+  size: number,
+  name: string,
+  range: { readonly offset?: number; readonly length?: number },
+  component: string,
+): Promise<Uint8Array> {
+  const start = range.offset ?? 0;
+  const length = range.length ?? size - start;
+  const inside = Number.isSafeInteger(start) && Number.isSafeInteger(length) && start >= 0 && length >= 0;
+  if (!inside || start + length > size) {
+    throw new ShapeError("bounds", `[${component}] range [${start}, +${length}) is outside tensor "${name}" (${size} bytes)`);
+  }
+  return readExact(source, base + start, length, component);
 }

@@ -3,8 +3,8 @@
  * them as the reference implementation does (and a little more: duplicate keys, names, nesting) and serves
  * tensor bytes on demand, so a multi-GB file is never read whole. All hostile input ends in FormatError.
  */
-import { FormatError, ShapeError } from "../../core/errors.js";
-import { FileSource, MemorySource, type ByteSource } from "../gguf/source.js";
+import { FormatError } from "../../core/errors.js";
+import { FileSource, MemorySource, readExact, readTensorRange, type ByteSource } from "../gguf/source.js";
 import { describeJson, isJsonObject, jsonSafeInteger, parseJson, type JsonObject, type JsonValue } from "./json.js";
 import * as L from "./limits.js";
 import {
@@ -179,14 +179,6 @@ function buildHeader(root: JsonObject, headerBytes: number, fileSize: number): S
   return { tensors, metadata, headerBytes, dataOffset, fileSize };
 }
 
-async function readExact(source: ByteSource, offset: number, length: number): Promise<Uint8Array> {
-  const out = await source.read(offset, length);
-  if (out.length !== length) {
-    fail("truncated", `source returned ${out.length} of ${length} bytes at ${offset}`);
-  }
-  return out;
-}
-
 /** A parsed safetensors file: the header plus on-demand access to tensor bytes through its source. */
 export class SafetensorsFile implements SafetensorsHeader, SafetensorsTensorStore {
   readonly tensors: readonly SafetensorsTensorInfo[];
@@ -216,16 +208,7 @@ export class SafetensorsFile implements SafetensorsHeader, SafetensorsTensorStor
     if (info === undefined) {
       fail("bad-value", `no tensor named "${name}"`);
     }
-    const start = range.offset ?? 0;
-    const length = range.length ?? info.byteSize - start;
-    const inside = Number.isSafeInteger(start) && Number.isSafeInteger(length) && start >= 0 && length >= 0;
-    if (!inside || start + length > info.byteSize) {
-      throw new ShapeError(
-        "bounds",
-        `[safetensors] range [${start}, +${length}) is outside tensor "${name}" (${info.byteSize} bytes)`,
-      );
-    }
-    return readExact(this.source, this.dataOffset + info.begin + start, length);
+    return readTensorRange(this.source, this.dataOffset + info.begin, info.byteSize, name, range, "safetensors");
   }
 
   /** Closes the source if it can be closed (file sources). */
@@ -249,7 +232,7 @@ export async function readSafetensors(source: ByteSource): Promise<SafetensorsFi
   if (source.size < SAFETENSORS_LENGTH_BYTES) {
     fail("truncated", `the file has ${source.size} bytes; the header length alone needs 8`);
   }
-  const lengthBytes = await readExact(source, 0, SAFETENSORS_LENGTH_BYTES);
+  const lengthBytes = await readExact(source, 0, SAFETENSORS_LENGTH_BYTES, "safetensors");
   const n = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(L.MAX_HEADER_BYTES)) {
     fail("limit", `the header claims ${n} bytes; the limit is ${L.MAX_HEADER_BYTES}`);
@@ -258,7 +241,7 @@ export async function readSafetensors(source: ByteSource): Promise<SafetensorsFi
   if (SAFETENSORS_LENGTH_BYTES + headerBytes > source.size) {
     fail("truncated", `the header claims ${headerBytes} bytes; the file has ${source.size - 8} after the length`);
   }
-  const json = await readExact(source, SAFETENSORS_LENGTH_BYTES, headerBytes);
+  const json = await readExact(source, SAFETENSORS_LENGTH_BYTES, headerBytes, "safetensors");
   return new SafetensorsFile(parseSafetensorsHeader(json, source.size), source);
 }
 
