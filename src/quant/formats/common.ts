@@ -3,6 +3,7 @@
  */
 import { FormatError, ShapeError } from "../../core/errors.js";
 import { HALF_TO_F32, f32ToHalf } from "../half.js";
+import type { QuantTraits } from "../types.js";
 
 /** True on little-endian hosts, where typed-array views read GGUF's little-endian data directly. */
 export const HOST_LITTLE_ENDIAN: boolean = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -127,4 +128,61 @@ export function absMax(values: Float32Array, from: number, to: number): number {
 export function tritCode(v: number): number {
   const q = roundHalfAway(v);
   return q > 0 ? 2 : q < 0 ? 0 : 1;
+}
+
+/** What differs between the block formats that carry one fp16 scale per block (Q8_0, Q1_0, TQ1_0, TQ2_0). */
+export interface Fp16BlockSpec {
+  readonly name: "q8_0" | "q1_0" | "tq1_0" | "tq2_0";
+  readonly ggmlType: number;
+  /** Elements per block. */
+  readonly blockSize: number;
+  /** Bytes per block, scale included. */
+  readonly blockBytes: number;
+  /** Byte offset of the fp16 scale inside a block. */
+  readonly scaleAt: number;
+  readonly ternary: boolean;
+  /**
+   * Writes the block's `blockSize` values into out[y …] from the block at `bytes[at …]`, given its
+   * (finite) scale `d`. Throws FormatError for codes the layout never writes; `block` is for messages.
+   */
+  decodeBlock(bytes: Uint8Array, at: number, d: number, out: Float32Array, y: number, block: number): void;
+  /** Writes values[x … x + blockSize) as one block at `out[at …]`, its scale included. */
+  encodeBlock(values: Float32Array, x: number, out: Uint8Array, at: number): void;
+}
+
+/**
+ * A `QuantTraits` for a format of fixed-size blocks along `cols`, each with one fp16 scale: the
+ * shape checks, the block loops and the non-finite-scale check are here, the layout in the spec.
+ */
+export function fp16BlockFormat(spec: Fp16BlockSpec): QuantTraits {
+  const { name, blockSize, blockBytes, scaleAt } = spec;
+  const byteSize = (rows: number, cols: number): number | undefined => blockedByteSize(rows, cols, blockSize, blockBytes);
+  return {
+    name,
+    ggmlType: spec.ggmlType,
+    blockSize,
+    blockBytes,
+    bitsPerWeight: (8 * blockBytes) / blockSize,
+    ternary: spec.ternary,
+    byteSize,
+    decode(bytes, rows, cols) {
+      checkDecode(name, byteSize, bytes, rows, cols);
+      const out = new Float32Array(rows * cols);
+      const blocks = out.length / blockSize;
+      for (let b = 0; b < blocks; b++) {
+        const at = b * blockBytes;
+        checkHalfScale(name, readHalfBits(bytes, at + scaleAt), b);
+        spec.decodeBlock(bytes, at, readHalf(bytes, at + scaleAt), out, b * blockSize, b);
+      }
+      return out;
+    },
+    encode(values, rows, cols) {
+      const out = new Uint8Array(checkEncode(name, byteSize, values, rows, cols));
+      const blocks = values.length / blockSize;
+      for (let b = 0; b < blocks; b++) {
+        spec.encodeBlock(values, b * blockSize, out, b * blockBytes);
+      }
+      return out;
+    },
+  };
 }

@@ -10,20 +10,9 @@
  *   so trit n of byte v is ((v · 3^n) mod 256) · 3 >> 8.
  */
 import type { QuantTraits } from "../types.js";
-import {
-  absMax,
-  blockedByteSize,
-  checkDecode,
-  checkEncode,
-  checkHalfScale,
-  readHalf,
-  readHalfBits,
-  tritCode,
-  writeHalfScale,
-} from "./common.js";
+import { absMax, fp16BlockFormat, tritCode, writeHalfScale } from "./common.js";
 
 const QK = 256;
-const BLOCK_BYTES = 54;
 const POW3 = [1, 3, 9, 27, 81] as const;
 
 /** TRITS[5v + n] = trit n (−1, 0 or +1) of byte value v; every byte value decodes. */
@@ -37,24 +26,30 @@ const TRITS: Int8Array = (() => {
   return table;
 })();
 
-function byteSize(rows: number, cols: number): number | undefined {
-  return blockedByteSize(rows, cols, QK, BLOCK_BYTES);
-}
+/** Byte groups of a block: first element, element stride, bytes, trits per byte, byte offset (see the diagram). */
+const GROUPS: readonly (readonly [number, number, number, number, number])[] = [
+  [0, 32, 32, 5, 0],
+  [160, 16, 16, 5, 32],
+  [240, 4, 4, 4, 48],
+];
 
 /** Stores base-3 digits `q` (0..242) as the byte ceil(q · 256 / 243). */
 function packBase3(q: number): number {
   return Math.floor((q * 256 + 242) / 243);
 }
 
-function decode(bytes: Uint8Array, rows: number, cols: number): Float32Array {
-  checkDecode("tq1_0", byteSize, bytes, rows, cols);
-  const out = new Float32Array(rows * cols);
-  const blocks = out.length / QK;
-  for (let b = 0; b < blocks; b++) {
-    const at = b * BLOCK_BYTES;
-    checkHalfScale("tq1_0", readHalfBits(bytes, at + 52), b);
-    const d = readHalf(bytes, at + 52);
-    const y = b * QK;
+/**
+ * TQ1_0 ternary codec. Encode follows ggml's `quantize_row_tq1_0_ref`: d = max|x| per block (fp16),
+ * trits = lroundf(x/d). For γ·trits input it is lossless up to the fp16 rounding of γ.
+ */
+export const TQ1_0: QuantTraits = fp16BlockFormat({
+  name: "tq1_0",
+  ggmlType: 34,
+  blockSize: QK,
+  blockBytes: 54,
+  scaleAt: 52,
+  ternary: true,
+  decodeBlock(bytes, at, d, out, y) {
     for (let m = 0; m < 32; m++) {
       const t = 5 * (bytes[at + m] ?? 0);
       for (let n = 0; n < 5; n++) {
@@ -73,57 +68,19 @@ function decode(bytes: Uint8Array, rows: number, cols: number): Float32Array {
         out[y + 240 + j + 4 * n] = (TRITS[t + n] ?? 0) * d;
       }
     }
-  }
-  return out;
-}
-
-function encode(values: Float32Array, rows: number, cols: number): Uint8Array {
-  const size = checkEncode("tq1_0", byteSize, values, rows, cols);
-  const out = new Uint8Array(size);
-  const blocks = values.length / QK;
-  for (let b = 0; b < blocks; b++) {
-    const base = b * QK;
-    const at = b * BLOCK_BYTES;
+  },
+  encodeBlock(values, base, out, at) {
     const d = absMax(values, base, base + QK);
     const id = d === 0 ? 0 : Math.fround(1 / Math.fround(d));
     writeHalfScale(out, at + 52, d);
-    for (let m = 0; m < 32; m++) {
-      let q = 0;
-      for (let n = 0; n < 5; n++) {
-        q = 3 * q + tritCode(Math.fround((values[base + m + 32 * n] ?? 0) * id));
+    for (const [first, stride, count, trits, dst] of GROUPS) {
+      for (let m = 0; m < count; m++) {
+        let q = 0;
+        for (let n = 0; n < trits; n++) {
+          q = 3 * q + tritCode(Math.fround((values[base + first + m + stride * n] ?? 0) * id));
+        }
+        out[at + dst + m] = packBase3(trits === 4 ? 3 * q : q);
       }
-      out[at + m] = packBase3(q);
     }
-    for (let m = 0; m < 16; m++) {
-      let q = 0;
-      for (let n = 0; n < 5; n++) {
-        q = 3 * q + tritCode(Math.fround((values[base + 160 + m + 16 * n] ?? 0) * id));
-      }
-      out[at + 32 + m] = packBase3(q);
-    }
-    for (let j = 0; j < 4; j++) {
-      let q = 0;
-      for (let n = 0; n < 4; n++) {
-        q = 3 * q + tritCode(Math.fround((values[base + 240 + j + 4 * n] ?? 0) * id));
-      }
-      out[at + 48 + j] = packBase3(3 * q);
-    }
-  }
-  return out;
-}
-
-/**
- * TQ1_0 ternary codec. Encode follows ggml's `quantize_row_tq1_0_ref`: d = max|x| per block (fp16),
- * trits = lroundf(x/d). For γ·trits input it is lossless up to the fp16 rounding of γ.
- */
-export const TQ1_0: QuantTraits = {
-  name: "tq1_0",
-  ggmlType: 34,
-  blockSize: QK,
-  blockBytes: BLOCK_BYTES,
-  bitsPerWeight: (8 * BLOCK_BYTES) / QK,
-  ternary: true,
-  byteSize,
-  decode,
-  encode,
-};
+  },
+});
