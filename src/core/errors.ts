@@ -76,7 +76,11 @@ export type FormatErrorCode =
   | "bad-utf8" // a string is not valid UTF-8
   | "bad-value" // a well-formed value that is not allowed (bool not 0/1, wrong key type)
   | "implausible" // declared sizes cannot be true for a file of this length
-  | "bad-block"; // block data that fails to decode (block size mismatch, bad scale)
+  | "bad-block" // block data that fails to decode (block size mismatch, bad scale)
+  | "bad-tag" // unknown union tag or enum value (BAREWire)
+  | "trailing" // bytes left after a complete message (BAREWire)
+  | "non-canonical" // an integer or padding not in its one canonical encoding (BAREWire)
+  | "type-mismatch"; // a well-formed tensor whose dtype, dimension names or sizes are not the expected ones
 
 /** Hostile or broken bytes from outside: files, messages. */
 export class FormatError extends BarbellError {
