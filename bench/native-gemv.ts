@@ -16,6 +16,11 @@ import { packTernary } from "../src/quant/layouts.js";
 
 const runsArg = process.argv.indexOf("--runs");
 const ROUNDS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 7;
+// --isa NAME: only that native path (and no JS reference row); --shapes 700M: only those shapes.
+const isaArg = process.argv.indexOf("--isa");
+const ONLY_ISA = isaArg > 0 ? process.argv[isaArg + 1] : undefined;
+const shapesArg = process.argv.indexOf("--shapes");
+const ONLY_MODEL = shapesArg > 0 ? process.argv[shapesArg + 1] : undefined;
 
 const SHAPES = [
   { model: "2B-4T", name: "gate/up", k: 2560, n: 6912 },
@@ -83,7 +88,7 @@ function main(): void {
     : [];
   const js = createJsBackend();
   const rows: string[][] = [];
-  for (const { model, name, k, n } of SHAPES) {
+  for (const { model, name, k, n } of SHAPES.filter((s) => ONLY_MODEL === undefined || s.model === ONLY_MODEL)) {
     const bytes = n * Math.ceil(k / 4);
     const ringSize = Math.max(1, Math.ceil((96 * 2 ** 20) / bytes));
     const trits = Int8Array.from({ length: n * k }, (_, i) => (((i * 2654435761) >>> 7) % 3) - 1);
@@ -97,9 +102,11 @@ function main(): void {
     const s = tensor("f32", [1], Float32Array.of(12.5));
     const out = tensor("f32", [1, n], new Float32Array(n));
     const shape = `${model} ${name} ${n}×${k}`;
-    const jsGops = measure(js.kernels.matmulTernaryI8, ring.slice(0, 1), x, s, out, k, n);
-    rows.push([shape, "js reference", "1", jsGops.toFixed(2), "–"]);
-    for (const isa of paths) {
+    if (ONLY_ISA === undefined) {
+      const jsGops = measure(js.kernels.matmulTernaryI8, ring.slice(0, 1), x, s, out, k, n);
+      rows.push([shape, "js reference", "1", jsGops.toFixed(2), "–"]);
+    }
+    for (const isa of paths.filter((p) => ONLY_ISA === undefined || p === ONLY_ISA)) {
       for (const threads of [1, 2]) {
         const backend: PartialBackend = createNativeCpuBackend({ isa, threads });
         const gemv = backend.kernels.matmulTernaryI8;
@@ -116,7 +123,12 @@ function main(): void {
       memory.free(t.buffer);
     }
   }
-  const header = ["shape (N×K)", "kernel", "threads", "GOPS hot (in cache)", "GOPS cold (DRAM)"];
+  // GB/s of packed weights = GOPS / 8 (2 ops per weight, 4 weights per byte).
+  for (const r of rows) {
+    const cold = Number(r[4]);
+    r.push(Number.isFinite(cold) ? (cold / 8).toFixed(1) : "–");
+  }
+  const header = ["shape (N×K)", "kernel", "threads", "GOPS hot (in cache)", "GOPS cold (DRAM)", "cold GB/s"];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
   const line = (cells: string[]): string => `| ${cells.map((v, c) => v.padEnd(widths[c] ?? 0)).join(" | ")} |`;
   console.log(`ternary × int8 GEMV (M = 1), median of ${ROUNDS} rounds; best ISA here: ${best}`);
