@@ -1,6 +1,7 @@
 /**
- * Ternary × int8 GEMV speed of the wasm-simd backend against the JS reference kernel, on the BitNet 2B-4T
- * and 700M projection shapes. Not a test: `npx tsx bench/wasm-gemv.ts [--quick]`.
+ * Ternary × int8 GEMV speed of the wasm-simd backend, per thread count, against the JS reference kernel, on
+ * the BitNet 2B-4T and 700M projection shapes. Not a test: `npx tsx bench/wasm-gemv.ts [--quick] [--threads 1,2]`
+ * (default thread counts: 1 and 2).
  *
  * GOPS = 2·M·N·K / time (a multiply and an add per weight), median of repeated runs; GB/s counts the packed
  * weight bytes read (N·K/4).
@@ -11,6 +12,11 @@ import { createWasmSimdBackend, probeWasmSimd } from "../src/backends/wasm-simd/
 import type { BufferMemory, Kernels } from "../src/backends/backend.js";
 
 const quick = process.argv.includes("--quick");
+const threadsArg = process.argv[process.argv.indexOf("--threads") + 1];
+const THREADS = (process.argv.includes("--threads") && threadsArg !== undefined ? threadsArg : "1,2")
+  .split(",")
+  .map(Number)
+  .filter((t) => Number.isInteger(t) && t > 0);
 
 const SHAPES: [string, number, number, number][] = [
   ["2B-4T ffn_up   1×2560→6912", 1, 2560, 6912],
@@ -63,7 +69,10 @@ if (!probe.available) {
   console.log(`wasm-simd unavailable: ${probe.reason}`);
   process.exit(0);
 }
-const wasm = await createWasmSimdBackend();
+const wasms = [];
+for (const threads of THREADS) {
+  wasms.push(await createWasmSimdBackend({ threads }));
+}
 const js = createJsBackend();
 const jsMemory: BufferMemory = {
   alloc: (b) => js.alloc(b),
@@ -75,15 +84,19 @@ const jsMemory: BufferMemory = {
   liveBytes: () => js.liveBytes(),
 };
 
-console.log("| shape | wasm-simd GOPS | wasm GB/s | JS GOPS | speed-up |");
-console.log("|---|---|---|---|---|");
+const threadCols = wasms.map((w) => `wasm ${w.info.threads}T GOPS`);
+console.log(`| shape | ${threadCols.join(" | ")} | wasm ${wasms.at(-1)?.info.threads ?? 1}T GB/s | JS GOPS | best speed-up vs 1T |`);
+console.log(`|---|${threadCols.map(() => "---|").join("")}---|---|---|`);
 for (const [name, m, k, n] of SHAPES) {
   const ops = 2 * m * n * k;
-  const tw = measure(wasm.memory, wasm.kernels, m, k, n, quick ? 300 : 1500);
+  const gops = wasms.map((w) => ops / measure(w.memory, w.kernels, m, k, n, quick ? 300 : 1500) / 1e9);
   const tj = measure(jsMemory, js.kernels, m, k, n, quick ? 300 : 1500);
-  const gw = ops / tw / 1e9;
-  const gj = ops / tj / 1e9;
-  const gbps = (n * k) / 4 / tw / 1e9;
-  console.log(`| ${name} | ${gw.toFixed(1)} | ${gbps.toFixed(2)} | ${gj.toFixed(2)} | ${(gw / gj).toFixed(1)}× |`);
+  const last = gops.at(-1) ?? Number.NaN;
+  const gbps = ((last / 2) * 1e9 * (n * k)) / 4 / (m * n * k) / 1e9;
+  const cells = gops.map((g) => g.toFixed(1)).join(" | ");
+  const speedUp = Math.max(...gops) / (gops[0] ?? Number.NaN);
+  console.log(`| ${name} | ${cells} | ${gbps.toFixed(2)} | ${(ops / tj / 1e9).toFixed(2)} | ${speedUp.toFixed(2)}× |`);
 }
-wasm.dispose();
+for (const w of wasms) {
+  w.dispose();
+}

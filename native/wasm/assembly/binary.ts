@@ -58,7 +58,7 @@ function dotBinaryI8(x: usize, w: usize, k: i32): i32 {
   return sum;
 }
 
-/** out[m, n] f32 = (x[m, k] i8 · signs(w)[n, k]ᵀ) / xScales[m] · beta. */
+/** out[m, n] f32 = (x[m, k] i8 · signs(w)[n, k]ᵀ) / xScales[m] · beta, output columns [j0, j1) only. */
 export function matmulBinaryI8(
   x: usize,
   xScales: usize,
@@ -68,13 +68,15 @@ export function matmulBinaryI8(
   k: i32,
   n: i32,
   out: usize,
+  j0: i32,
+  j1: i32,
 ): void {
   const rowBytes = <usize>((k + 31) >> 5) << 2;
   for (let i = 0; i < m; i++) {
     const xr = x + <usize>i * <usize>k;
     const sx = load<f32>(xScales + (<usize>i << 2));
     const o = out + ((<usize>i * <usize>n) << 2);
-    for (let j = 0; j < n; j++) {
+    for (let j = j0; j < j1; j++) {
       const acc = dotBinaryI8(xr, w + <usize>j * rowBytes, k);
       store<f32>(o + (<usize>j << 2), (<f32>acc / sx) * beta);
     }
@@ -109,13 +111,13 @@ function differing(a: usize, b: usize, k: i32): i32 {
   return d;
 }
 
-/** out[m, n] i32 = signs(x)[m, k] · signs(w)[n, k]ᵀ = K − 2 · popcount(x XOR w). */
-export function matmulBinaryBinary(x: usize, w: usize, m: i32, k: i32, n: i32, out: usize): void {
+/** out[m, n] i32 = signs(x)[m, k] · signs(w)[n, k]ᵀ = K − 2 · popcount(x XOR w), output columns [j0, j1) only. */
+export function matmulBinaryBinary(x: usize, w: usize, m: i32, k: i32, n: i32, out: usize, j0: i32, j1: i32): void {
   const rowBytes = <usize>((k + 31) >> 5) << 2;
   for (let i = 0; i < m; i++) {
     const xr = x + <usize>i * rowBytes;
     const o = out + ((<usize>i * <usize>n) << 2);
-    for (let j = 0; j < n; j++) {
+    for (let j = j0; j < j1; j++) {
       store<i32>(o + (<usize>j << 2), k - 2 * differing(xr, w + <usize>j * rowBytes, k));
     }
   }

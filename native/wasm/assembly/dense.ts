@@ -126,38 +126,39 @@ function dot4<T>(x: usize, xStride: usize, w: usize, k: i32, out: usize, outStri
   store<f32>(out + 3 * outStride, s3);
 }
 
-function matmul<T>(x: usize, w: usize, m: i32, k: i32, n: i32, out: usize): void {
+/** Output columns [j0, j1) of out[m, n] = x[m, k] · w[n, k]ᵀ. */
+function matmul<T>(x: usize, w: usize, m: i32, k: i32, n: i32, out: usize, j0: i32, j1: i32): void {
   const wRow = <usize>k * elementBytes<T>();
   const xRow = <usize>k << 2;
   const oRow = <usize>n << 2;
   let i = 0;
   for (; i + 4 <= m; i += 4) {
-    for (let j = 0; j < n; j++) {
+    for (let j = j0; j < j1; j++) {
       dot4<T>(x + <usize>i * xRow, xRow, w + <usize>j * wRow, k, out + <usize>i * oRow + (<usize>j << 2), oRow);
     }
   }
   for (; i < m; i++) {
     const xr = x + <usize>i * xRow;
     const o = out + <usize>i * oRow;
-    for (let j = 0; j < n; j++) {
+    for (let j = j0; j < j1; j++) {
       store<f32>(o + (<usize>j << 2), dot1<T>(xr, w + <usize>j * wRow, k));
     }
   }
 }
 
-/** out[m, n] = x[m, k] · w[n, k]ᵀ with f32 weights. */
-export function matmulF32(x: usize, w: usize, m: i32, k: i32, n: i32, out: usize): void {
-  matmul<f32>(x, w, m, k, n, out);
+/** out[m, n] = x[m, k] · w[n, k]ᵀ with f32 weights, output columns [j0, j1) only. */
+export function matmulF32(x: usize, w: usize, m: i32, k: i32, n: i32, out: usize, j0: i32, j1: i32): void {
+  matmul<f32>(x, w, m, k, n, out, j0, j1);
 }
 
-/** out[m, n] = x[m, k] · w[n, k]ᵀ with binary16 weights. */
-export function matmulF16(x: usize, w: usize, m: i32, k: i32, n: i32, out: usize): void {
-  matmul<u16>(x, w, m, k, n, out);
+/** out[m, n] = x[m, k] · w[n, k]ᵀ with binary16 weights, output columns [j0, j1) only. */
+export function matmulF16(x: usize, w: usize, m: i32, k: i32, n: i32, out: usize, j0: i32, j1: i32): void {
+  matmul<u16>(x, w, m, k, n, out, j0, j1);
 }
 
-/** out[m, n] = x[m, k] · w[n, k]ᵀ with bfloat16 weights. */
-export function matmulBF16(x: usize, w: usize, m: i32, k: i32, n: i32, out: usize): void {
-  matmul<i16>(x, w, m, k, n, out);
+/** out[m, n] = x[m, k] · w[n, k]ᵀ with bfloat16 weights, output columns [j0, j1) only. */
+export function matmulBF16(x: usize, w: usize, m: i32, k: i32, n: i32, out: usize, j0: i32, j1: i32): void {
+  matmul<i16>(x, w, m, k, n, out, j0, j1);
 }
 
 function decodeRow<T>(w: usize, k: i32, out: usize): void {

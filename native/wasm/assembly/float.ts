@@ -188,34 +188,53 @@ function axpy(acc: usize, p: f32, v: usize, n: i32): void {
  * Causal attention with grouped KV heads. q, out [seqQ, nHead, headDim]; k, v [≥ pos0 + seqQ, nKv, headDim].
  * Scores are f32 dot products scaled in float64; the softmax is float64; the weighted sum of v is f32 and
  * divided by the float64 total. `scratch` holds (pos0 + seqQ) f64 scores plus headDim f32.
+ *
+ * Only the (query row, head) pairs r = i · nHead + h with r = first, first + step, … are computed: threads
+ * take interleaved pairs, which balances the causal rows (later rows see more keys). Each pair's result does
+ * not depend on the split.
  */
-export function attention(q: usize, k: usize, v: usize, seqQ: i32, nHead: i32, nKv: i32, headDim: i32, pos0: i32, scale: f64, out: usize, scratch: usize): void {
+export function attention(
+  q: usize,
+  k: usize,
+  v: usize,
+  seqQ: i32,
+  nHead: i32,
+  nKv: i32,
+  headDim: i32,
+  pos0: i32,
+  scale: f64,
+  out: usize,
+  scratch: usize,
+  first: i32,
+  step: i32,
+): void {
   const group = nHead / nKv;
   const kvRow = <usize>(nKv * headDim) << 2;
   const acc = scratch + (<usize>(pos0 + seqQ) << 3);
-  for (let i = 0; i < seqQ; i++) {
+  const pairs = seqQ * nHead;
+  for (let r = first; r < pairs; r += step) {
+    const i = r / nHead;
+    const h = r - i * nHead;
     const last = pos0 + i;
-    for (let h = 0; h < nHead; h++) {
-      const qh = q + ((<usize>(i * nHead + h) * <usize>headDim) << 2);
-      const kvHead = <usize>((h / group) * headDim) << 2;
-      let mx: f64 = -Infinity;
-      for (let t = 0; t <= last; t++) {
-        const score = <f64>dotF32(qh, k + <usize>t * kvRow + kvHead, headDim) * scale;
-        store<f64>(scratch + (<usize>t << 3), score);
-        if (score > mx) {
-          mx = score;
-        }
+    const qh = q + ((<usize>r * <usize>headDim) << 2);
+    const kvHead = <usize>((h / group) * headDim) << 2;
+    let mx: f64 = -Infinity;
+    for (let t = 0; t <= last; t++) {
+      const score = <f64>dotF32(qh, k + <usize>t * kvRow + kvHead, headDim) * scale;
+      store<f64>(scratch + (<usize>t << 3), score);
+      if (score > mx) {
+        mx = score;
       }
-      memory.fill(acc, 0, <usize>headDim << 2);
-      let total: f64 = 0;
-      for (let t = 0; t <= last; t++) {
-        const p = Math.exp(load<f64>(scratch + (<usize>t << 3)) - mx);
-        total += p;
-        axpy(acc, <f32>p, v + <usize>t * kvRow + kvHead, headDim);
-      }
-      for (let d = 0; d < headDim; d++) {
-        store<f32>(qh - q + out + (<usize>d << 2), <f32>(<f64>load<f32>(acc + (<usize>d << 2)) / total));
-      }
+    }
+    memory.fill(acc, 0, <usize>headDim << 2);
+    let total: f64 = 0;
+    for (let t = 0; t <= last; t++) {
+      const p = Math.exp(load<f64>(scratch + (<usize>t << 3)) - mx);
+      total += p;
+      axpy(acc, <f32>p, v + <usize>t * kvRow + kvHead, headDim);
+    }
+    for (let d = 0; d < headDim; d++) {
+      store<f32>(qh - q + out + (<usize>d << 2), <f32>(<f64>load<f32>(acc + (<usize>d << 2)) / total));
     }
   }
 }

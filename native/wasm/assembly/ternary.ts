@@ -164,8 +164,9 @@ export function ternaryScratchBytes(k: i32): i32 {
 }
 
 /**
- * out[m, n] f32 = (x[m, k] i8 · trits(w)[n, k]ᵀ) / xScales[m] · gamma.
- * `scratch` holds ternaryScratchBytes(k) bytes (permuted x rows and four int32 results).
+ * out[m, n] f32 = (x[m, k] i8 · trits(w)[n, k]ᵀ) / xScales[m] · gamma, for the output columns [j0, j1) only
+ * (threads split a call by columns; each column's result does not depend on the split).
+ * `scratch` holds ternaryScratchBytes(k) bytes (permuted x rows and four int32 results), one block per thread.
  */
 export function matmulTernaryI8(
   x: usize,
@@ -177,6 +178,8 @@ export function matmulTernaryI8(
   n: i32,
   out: usize,
   scratch: usize,
+  j0: i32,
+  j1: i32,
 ): void {
   const rowBytes = (k + 3) >> 2;
   const blocks = rowBytes >> 4;
@@ -190,7 +193,7 @@ export function matmulTernaryI8(
     const sumX = blockSum(xr, min(k, tailFrom));
     const sx = load<f32>(xScales + (<usize>i << 2));
     const o = out + ((<usize>i * <usize>n) << 2);
-    for (let j = 0; j < n; j++) {
+    for (let j = j0; j < j1; j++) {
       const wr = w + <usize>j * <usize>rowBytes;
       // (trit + 1) · x summed, minus Σ x; a row holding a code 3 (never written) takes the exact path.
       let acc = codeDot16(wr, blocks, x16, res) - sumX;

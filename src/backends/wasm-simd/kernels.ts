@@ -7,8 +7,10 @@
 import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
 import type { BinaryOp, KernelName, Kernels, StorageDType, TensorRef, UnaryOp } from "../backend.js";
 import { elementCount, storageBytes } from "../storage.js";
-import type { KernelExports } from "./loader.js";
+import { SPLIT_CONTIGUOUS, SPLIT_STRIDED } from "./control.js";
+import { EXPORT_NAMES, type KernelExports } from "./loader.js";
 import type { WasmBufferMemory } from "./memory.js";
+import type { KernelThreads } from "./threads.js";
 
 /** Largest K of the integer kernels (as the reference): 128 · K stays below 2^31. */
 export const MAX_DOT_K = 2 ** 24 - 1;
@@ -96,6 +98,26 @@ export function wasmSupports(memory: WasmBufferMemory, kernel: KernelName, refs:
   return true;
 }
 
+/**
+ * Default smallest call, in multiply-adds (or score/value products for attention), that is split across
+ * threads: below it, waking the workers costs more than it saves.
+ */
+export const MIN_PARALLEL_WORK = 1 << 18;
+
+/** Output columns per unit of a row split: 16 f32 outputs fill one 64-byte cache line. */
+const COLUMN_ALIGN = 16;
+
+const align64 = (n: number): number => Math.ceil(n / 64) * 64;
+
+type ExportName = (typeof EXPORT_NAMES)[number];
+
+/** How the kernels may use threads. */
+export interface KernelThreading {
+  readonly threads: KernelThreads;
+  /** Smallest call that is split ({@link MIN_PARALLEL_WORK} by default). */
+  readonly minWork: number;
+}
+
 /** A growable scratch block inside the linear memory, for kernels that need working space. */
 class Scratch {
   #offset = -1;
@@ -127,8 +149,47 @@ class Scratch {
 export function createWasmKernels(
   wasm: KernelExports,
   memory: WasmBufferMemory,
+  threading?: KernelThreading,
 ): { kernels: Partial<Kernels>; dispose(): void } {
   const scratch = new Scratch(memory);
+
+  /**
+   * Calls export `name` with `args` plus a range pair: one call over the whole range, or split across the
+   * threads when there are any and `work` reaches the threshold. `scratchBytes` > 0: the argument at
+   * `scratchArg` is set to a scratch block of that many bytes per part.
+   */
+  const split = (
+    name: ExportName,
+    args: number[],
+    range: { readonly mode: number; readonly total: number; readonly work: number },
+    scratchArg = -1,
+    scratchBytes = 0,
+  ): void => {
+    const align = range.mode === SPLIT_STRIDED ? 1 : COLUMN_ALIGN;
+    const units = Math.ceil(range.total / align);
+    const parts =
+      threading === undefined || range.work < threading.minWork ? 1 : Math.min(threading.threads.threads, units);
+    const stride = align64(scratchBytes);
+    if (scratchArg >= 0) {
+      args[scratchArg] = scratch.get(stride * parts);
+    }
+    if (parts <= 1 || threading === undefined) {
+      const fn: (...a: number[]) => void = wasm[name];
+      fn(...args, ...(range.mode === SPLIT_STRIDED ? [0, 1] : [0, range.total]));
+      return;
+    }
+    threading.threads.run({
+      op: EXPORT_NAMES.indexOf(name),
+      args,
+      parts,
+      mode: range.mode,
+      total: range.total,
+      align,
+      scratchArg,
+      scratchStride: stride,
+    });
+  };
+  const rows = (total: number, work: number) => ({ mode: SPLIT_CONTIGUOUS, total, work });
 
   /** Byte offset of t's buffer after checking that `bytes` bytes fit in it. */
   const at = (op: string, name: string, t: TensorRef, bytes: number): number => {
@@ -160,8 +221,8 @@ export function createWasmKernels(
     const xo = at(op, "x", x, f32Bytes(m * k));
     const wo = at(op, "w", w, storageBytes(w.dtype, [n, k]));
     const oo = at(op, "out", out, f32Bytes(m * n));
-    const run = format === 0 ? wasm.matmulF32 : format === 1 ? wasm.matmulF16 : wasm.matmulBF16;
-    run(xo, wo, m, k, n, oo);
+    const name = format === 0 ? "matmulF32" : format === 1 ? "matmulF16" : "matmulBF16";
+    split(name, [xo, wo, m, k, n, oo], rows(n, m * n * k));
   };
 
   const kernels: Partial<Kernels> = {
@@ -213,8 +274,7 @@ export function createWasmKernels(
       const so = at(op, "xScales", xScales, f32Bytes(m));
       const wo = at(op, "w", w, storageBytes("ternary", [n, k]));
       const oo = at(op, "out", out, f32Bytes(m * n));
-      const work = scratch.get(wasm.ternaryScratchBytes(k));
-      wasm.matmulTernaryI8(xo, so, wo, w.scale ?? 1, m, k, n, oo, work);
+      split("matmulTernaryI8", [xo, so, wo, w.scale ?? 1, m, k, n, oo, 0], rows(n, m * n * k), 8, wasm.ternaryScratchBytes(k));
     },
 
     matmulBinaryI8: (x, xScales, w, out) => {
@@ -227,7 +287,7 @@ export function createWasmKernels(
       const so = at(op, "xScales", xScales, f32Bytes(m));
       const wo = at(op, "w", w, storageBytes("binary", [n, k]));
       const oo = at(op, "out", out, f32Bytes(m * n));
-      wasm.matmulBinaryI8(xo, so, wo, w.scale ?? 1, m, k, n, oo);
+      split("matmulBinaryI8", [xo, so, wo, w.scale ?? 1, m, k, n, oo], rows(n, m * n * k));
     },
 
     matmulBinaryBinary: (x, w, out) => {
@@ -239,7 +299,7 @@ export function createWasmKernels(
       const xo = at(op, "x", x, storageBytes("binary", [m, k]));
       const wo = at(op, "w", w, storageBytes("binary", [n, k]));
       const oo = at(op, "out", out, m * n * 4);
-      wasm.matmulBinaryBinary(xo, wo, m, k, n, oo);
+      split("matmulBinaryBinary", [xo, wo, m, k, n, oo], rows(n, (m * n * k) / 8));
     },
 
     quantizeActivations: (x, q, scales) => {
@@ -310,8 +370,15 @@ export function createWasmKernels(
       const ko = at(op, "k", k, f32Bytes((pos0 + seqQ) * nKv * headDim));
       const vo = at(op, "v", v, f32Bytes((pos0 + seqQ) * nKv * headDim));
       const oo = at(op, "out", out, f32Bytes(seqQ * nHead * headDim));
-      const work = scratch.get((pos0 + seqQ) * 8 + headDim * 4);
-      wasm.attention(qo, ko, vo, seqQ, nHead, nKv, headDim, pos0, scale, oo, work);
+      // Work: each (row, head) pair reads pos0 + row + 1 keys and values; about (pos0 + seqQ/2) on average.
+      const work = 2 * seqQ * nHead * headDim * (pos0 + (seqQ + 1) / 2);
+      split(
+        "attention",
+        [qo, ko, vo, seqQ, nHead, nKv, headDim, pos0, scale, oo, 0],
+        { mode: SPLIT_STRIDED, total: seqQ * nHead, work },
+        10,
+        (pos0 + seqQ) * 8 + headDim * 4,
+      );
     },
 
     unary: (op, x, out) => {

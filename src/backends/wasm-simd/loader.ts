@@ -7,7 +7,7 @@
  */
 import { UsageError } from "../../core/errors.js";
 import type { Probe } from "../backend.js";
-import { WASM_MODULE_BASE64 } from "./module.generated.js";
+import { WASM_MODULE_BASE64, WASM_THREADS_MODULE_BASE64 } from "./module.generated.js";
 import { requireWasmApi, wasmApi, type WasmExports, type WasmImports, type WasmMemory, type WasmModule } from "./wasm-api.js";
 
 /** The functions the module exports. Pointers are byte offsets in the linear memory. */
@@ -24,12 +24,25 @@ export interface KernelExports {
     n: number,
     out: number,
     scratch: number,
+    j0: number,
+    j1: number,
   ): void;
-  matmulBinaryI8(x: number, xScales: number, w: number, beta: number, m: number, k: number, n: number, out: number): void;
-  matmulBinaryBinary(x: number, w: number, m: number, k: number, n: number, out: number): void;
-  matmulF32(x: number, w: number, m: number, k: number, n: number, out: number): void;
-  matmulF16(x: number, w: number, m: number, k: number, n: number, out: number): void;
-  matmulBF16(x: number, w: number, m: number, k: number, n: number, out: number): void;
+  matmulBinaryI8(
+    x: number,
+    xScales: number,
+    w: number,
+    beta: number,
+    m: number,
+    k: number,
+    n: number,
+    out: number,
+    j0: number,
+    j1: number,
+  ): void;
+  matmulBinaryBinary(x: number, w: number, m: number, k: number, n: number, out: number, j0: number, j1: number): void;
+  matmulF32(x: number, w: number, m: number, k: number, n: number, out: number, j0: number, j1: number): void;
+  matmulF16(x: number, w: number, m: number, k: number, n: number, out: number, j0: number, j1: number): void;
+  matmulBF16(x: number, w: number, m: number, k: number, n: number, out: number, j0: number, j1: number): void;
   embedding(ids: number, seq: number, table: number, format: number, embed: number, out: number): void;
   firstNonFinite(x: number, count: number): number;
   quantizeActivations(x: number, m: number, k: number, q: number, scales: number): void;
@@ -57,13 +70,16 @@ export interface KernelExports {
     scale: number,
     out: number,
     scratch: number,
+    first: number,
+    step: number,
   ): void;
   unary(op: number, x: number, size: number, out: number): void;
   binary(op: number, a: number, b: number, out: number, ...shapeAndStrides: number[]): void;
   scale(x: number, factor: number, size: number, out: number): void;
 }
 
-const EXPORT_NAMES = [
+/** The exports, in a fixed order: a threaded job names its kernel by index in this list. */
+export const EXPORT_NAMES = [
   "heapBase",
   "ternaryScratchBytes",
   "matmulTernaryI8",
@@ -95,9 +111,9 @@ const SIMD_PROBE = Uint8Array.of(
   ...[0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, ...new Array<number>(16).fill(0), 0x0b], // v128.const 0; end
 );
 
-/** The embedded module's bytes. */
-export function wasmModuleBytes(): Uint8Array {
-  const text = atob(WASM_MODULE_BASE64);
+/** The embedded module's bytes: the build over an ordinary memory, or (`threaded`) over a shared one. */
+export function wasmModuleBytes(threaded = false): Uint8Array {
+  const text = atob(threaded ? WASM_THREADS_MODULE_BASE64 : WASM_MODULE_BASE64);
   const bytes = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) {
     bytes[i] = text.charCodeAt(i);
@@ -106,7 +122,7 @@ export function wasmModuleBytes(): Uint8Array {
 }
 
 let probed: Promise<Probe> | undefined;
-let compiled: Promise<WasmModule> | undefined;
+const compiled: (Promise<WasmModule> | undefined)[] = [undefined, undefined];
 
 /** Score of an available wasm-simd backend (the JS reference scores lower). */
 export const WASM_SIMD_SCORE = 20;
@@ -133,16 +149,17 @@ export function probeWasmSimd(): Promise<Probe> {
   return probed;
 }
 
-/** The compiled module, compiled once per process. */
-export function compileKernels(): Promise<WasmModule> {
-  const promise = compiled ?? requireWasmApi().compile(wasmModuleBytes());
-  compiled = promise;
+/** The compiled module (the shared-memory build when `threaded`), compiled once per process. */
+export function compileKernels(threaded = false): Promise<WasmModule> {
+  const slot = threaded ? 1 : 0;
+  const promise = compiled[slot] ?? requireWasmApi().compile(wasmModuleBytes(threaded));
+  compiled[slot] = promise;
   return promise;
 }
 
 /**
  * Host functions the module imports: float64 Math from the host (the same functions the JS reference
- * kernels call, so transcendental results match them exactly).
+ * kernels call, so transcendental results match them exactly). The worker source passes the same ones.
  */
 function imports(memory: WasmMemory): WasmImports {
   return {
@@ -161,9 +178,9 @@ function isKernelExports(exports: WasmExports): exports is WasmExports & KernelE
   return EXPORT_NAMES.every((name) => typeof exports[name] === "function");
 }
 
-/** Instantiates the kernels over `memory`. */
-export async function instantiateKernels(memory: WasmMemory): Promise<KernelExports> {
-  const module = await compileKernels();
+/** Instantiates the kernels over `memory` (a shared memory needs `threaded`). */
+export async function instantiateKernels(memory: WasmMemory, threaded = false): Promise<KernelExports> {
+  const module = await compileKernels(threaded);
   const instance = await requireWasmApi().instantiate(module, imports(memory));
   const exports = instance.exports;
   if (!isKernelExports(exports)) {

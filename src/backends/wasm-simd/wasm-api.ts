@@ -7,7 +7,10 @@ import { UsageError } from "../../core/errors.js";
 
 /** A linear memory (`WebAssembly.Memory`). */
 export interface WasmMemory {
-  /** The current bytes; detached and replaced by every successful grow. */
+  /**
+   * The current bytes; detached and replaced by every successful grow. A shared memory's buffer is a
+   * SharedArrayBuffer that a grow does not detach (a new, longer one is returned from then on).
+   */
   readonly buffer: ArrayBuffer;
   /** Grows by `pages` 64 KiB pages; returns the old size in pages; throws RangeError when it cannot. */
   grow(pages: number): number;
@@ -33,7 +36,7 @@ export interface WasmApi {
   validate(bytes: Uint8Array): boolean;
   compile(bytes: Uint8Array): Promise<WasmModule>;
   instantiate(module: WasmModule, imports: WasmImports): Promise<WasmInstance>;
-  readonly Memory: new (descriptor: { initial: number; maximum?: number }) => WasmMemory;
+  readonly Memory: new (descriptor: { initial: number; maximum?: number; shared?: boolean }) => WasmMemory;
 }
 
 /** The host's WebAssembly API, or undefined where there is none. */
