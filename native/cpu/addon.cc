@@ -145,6 +145,7 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod<&Context::Attention>("attention"),
                            InstanceMethod<&Context::Unary>("unary"),
                            InstanceMethod<&Context::Binary>("binary"),
+                           InstanceMethod<&Context::BinaryFlat>("binaryFlat"),
                            InstanceMethod<&Context::Scale>("scale"),
                            InstanceMethod<&Context::Dispose>("dispose"),
                        });
@@ -382,7 +383,8 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_ARRAY(float, x, 0, prod(m, k));
     ARG_ARRAY(int8_t, q, 3, prod(m, k));
     ARG_ARRAY(float, scales, 4, static_cast<size_t>(m));
-    const int64_t bad = quantize_rows(x, static_cast<int>(m), static_cast<int>(k), q, scales);
+    const auto qf = table_.quantize != nullptr ? table_.quantize : quantize_rows;
+    const int64_t bad = qf(x, static_cast<int>(m), static_cast<int>(k), q, scales);
     return Napi::Number::New(info.Env(), static_cast<double>(bad));
   }
 
@@ -429,7 +431,8 @@ class Context : public Napi::ObjectWrap<Context> {
     if (!info[1].IsNull() && !info[1].IsUndefined() && !get_array<float>(info, 1, "weight", static_cast<size_t>(cols), &w)) {
       return info.Env().Undefined();
     }
-    rms_norm(x, w, static_cast<int>(rows), static_cast<int>(cols), get_double(info, 4), out);
+    const auto rf = table_.rms_norm != nullptr ? table_.rms_norm : rms_norm;
+    rf(x, w, static_cast<int>(rows), static_cast<int>(cols), get_double(info, 4), out);
     return info.Env().Undefined();
   }
 
@@ -607,6 +610,20 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_ARRAY(float, a, 1, a_last + 1);
     ARG_ARRAY(float, b, 3, b_last + 1);
     binary_strided(static_cast<int>(op), a, as.data(), b, bs.data(), shape.data(), static_cast<int>(shape.size()), out);
+    return info.Env().Undefined();
+  }
+
+  // binaryFlat(op, a, b, n, out): contiguous operands of the same length
+  Napi::Value BinaryFlat(const Napi::CallbackInfo& info) {
+    if (!alive(info)) {
+      return info.Env().Undefined();
+    }
+    ARG_INT(op, 0, 5);
+    ARG_INT(count, 3, INT64_MAX / 8);
+    ARG_ARRAY(float, a, 1, static_cast<size_t>(count));
+    ARG_ARRAY(float, b, 2, static_cast<size_t>(count));
+    ARG_ARRAY(float, out, 4, static_cast<size_t>(count));
+    binary_flat(static_cast<int>(op), a, b, static_cast<size_t>(count), out);
     return info.Env().Undefined();
   }
 

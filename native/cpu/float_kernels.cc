@@ -275,6 +275,17 @@ void binary_strided(int op, const float* a, const int64_t* as, const float* b, c
   }
 }
 
+void binary_flat(int op, const float* a, const float* b, size_t n, float* out) {
+  // A single f32 add / sub / mul / div rounds exactly like the reference's fround(a op b) in float64.
+  switch (op) {
+    case 0: for (size_t t = 0; t < n; ++t) out[t] = a[t] + b[t]; return;
+    case 1: for (size_t t = 0; t < n; ++t) out[t] = a[t] - b[t]; return;
+    case 2: for (size_t t = 0; t < n; ++t) out[t] = a[t] * b[t]; return;
+    case 3: for (size_t t = 0; t < n; ++t) out[t] = a[t] / b[t]; return;
+    default: for (size_t t = 0; t < n; ++t) out[t] = binary_one(op, a[t], b[t]); return;
+  }
+}
+
 void scale(const float* x, float factor, size_t n, float* out) {
   for (size_t t = 0; t < n; ++t) {
     out[t] = x[t] * factor;

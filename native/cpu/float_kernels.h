@@ -36,6 +36,8 @@ void unary(int op, const float* x, size_t n, float* out);
 // op codes: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min. Contiguous out of `shape`; strides in elements.
 void binary_strided(int op, const float* a, const int64_t* a_strides, const float* b, const int64_t* b_strides,
                     const int64_t* shape, int rank, float* out);
+// The same on n contiguous elements (one loop per op, vectorized by the compiler).
+void binary_flat(int op, const float* a, const float* b, size_t n, float* out);
 void scale(const float* x, float factor, size_t n, float* out);
 // Returns −1, or the position of the first id outside [0, vocab) (nothing further is written).
 int64_t embedding(const int32_t* ids, int seq, const void* table, bool f16, int vocab, int embed, float* out);

@@ -85,6 +85,9 @@ struct IsaKernels {
   void (*dense_gemv)(const float* x, const uint8_t* w, int fmt, int k, int m, int n, float* out, int j0, int j1);
   // out = x / (1 + e^−x) in f32.
   void (*silu)(const float* x, size_t n, float* out);
+  // Bit-exact vector versions of quantize_rows and (float64) rms_norm (float_kernels.h).
+  int64_t (*quantize)(const float* x, int m, int k, int8_t* q, float* scales);
+  void (*rms_norm)(const float* x, const float* w, int rows, int cols, double eps, float* out);
 };
 
 // Weight formats of IsaKernels::dense_gemv. Q8_0: rows of k / 32 blocks of 34 bytes (f16 scale d,

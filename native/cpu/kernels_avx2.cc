@@ -243,8 +243,12 @@ void dense_gemv(const float* x, const uint8_t* w, int fmt, int k, int m, int n, 
 }
 
 void silu(const float* x, size_t n, float* out) { silu_f32<V256>(x, n, out); }
+int64_t quantize(const float* x, int m, int k, int8_t* q, float* scales) { return quantize_f32<V256>(x, m, k, q, scales); }
+void rmsnorm(const float* x, const float* w, int rows, int cols, double eps, float* out) {
+  rms_norm_f64<V256>(x, w, rows, cols, eps, out);
+}
 
-const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu};
+const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm};
 
 }  // namespace
 

@@ -104,6 +104,8 @@ export interface NativeContext {
     shape: Float64Array,
     out: Float32Array,
   ): void;
+  /** binary on n contiguous elements of a and b (same op codes). */
+  binaryFlat(op: number, a: Float32Array, b: Float32Array, n: number, out: Float32Array): void;
   scale(x: Float32Array, factor: number, n: number, out: Float32Array): void;
   /** Joins the pool's threads; safe to call twice. Kernel calls afterwards throw. */
   dispose(): void;

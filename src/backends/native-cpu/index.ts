@@ -91,6 +91,22 @@ function checkInt(op: string, name: string, v: number): void {
   }
 }
 
+/** True when `strides` are the row-major strides of `shape` (dimensions of size 1 may hold any stride). */
+function contiguous(strides: readonly number[], shape: readonly number[]): boolean {
+  if (strides.length !== shape.length) {
+    return false;
+  }
+  let expect = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    const size = shape[d] ?? 0;
+    if (size !== 1 && strides[d] !== expect) {
+      return false;
+    }
+    expect *= size;
+  }
+  return true;
+}
+
 /** Checks one strided operand of `binary` the way the JS reference does; returns the strides as f64. */
 function stridedOperand(
   op: string,
@@ -332,6 +348,13 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
       }
       const aa = f32(a);
       const ba = f32(b);
+      if (contiguous(aStrides, shape) && contiguous(bStrides, shape)) {
+        // The common case (residual add, gate · up): one flat loop, no stride arrays.
+        need(op, "a", aa, total);
+        need(op, "b", ba, total);
+        ctx.binaryFlat(BINARY_CODES[op], aa, ba, total, oa);
+        return;
+      }
       const as = stridedOperand(op, "a", aa, aStrides, shape);
       const bs = stridedOperand(op, "b", ba, bStrides, shape);
       ctx.binary(BINARY_CODES[op], aa, as, ba, bs, Float64Array.from(shape), oa);
