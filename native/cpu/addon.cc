@@ -10,6 +10,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -448,8 +449,48 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_ARRAY(float, x, 0, total);
     ARG_ARRAY(int32_t, pos, 4, static_cast<size_t>(seq));
     ARG_ARRAY(float, out, 7, total);
-    rope(x, static_cast<int>(seq), static_cast<int>(heads), static_cast<int>(headDim), pos, get_double(info, 5),
-         info[6].ToBoolean().Value(), out);
+    // cos / sin of each (position, pair) are cached per context for the last (theta, headDim): while
+    // decoding, every layer rotates q and k at the same position, so they are computed once per token.
+    const double theta = get_double(info, 5);
+    const int half = static_cast<int>(headDim / 2);
+    if (theta != rope_theta_ || half != rope_half_) {
+      rope_theta_ = theta;
+      rope_half_ = half;
+      rope_cs_.clear();
+      rope_sn_.clear();
+      rope_have_.clear();
+    }
+    rope_tcs_.resize(prod(seq, half));
+    rope_tsn_.resize(prod(seq, half));
+    for (int64_t s = 0; s < seq; ++s) {
+      const int32_t p = pos[s];
+      double* cs = rope_tcs_.data() + s * half;
+      double* sn = rope_tsn_.data() + s * half;
+      const bool cacheable = p >= 0 && p < (1 << 20);
+      const size_t at = static_cast<size_t>(cacheable ? p : 0);
+      if (cacheable && at < rope_have_.size() && rope_have_[at]) {
+        std::memcpy(cs, rope_cs_.data() + at * half, sizeof(double) * half);
+        std::memcpy(sn, rope_sn_.data() + at * half, sizeof(double) * half);
+        continue;
+      }
+      for (int j = 0; j < half; ++j) {
+        const double angle = static_cast<double>(p) * std::pow(theta, (-2.0 * j) / static_cast<double>(headDim));
+        cs[j] = std::cos(angle);
+        sn[j] = std::sin(angle);
+      }
+      if (cacheable) {
+        if (at >= rope_have_.size()) {
+          rope_have_.resize(at + 1, 0);
+          rope_cs_.resize((at + 1) * half);
+          rope_sn_.resize((at + 1) * half);
+        }
+        std::memcpy(rope_cs_.data() + at * half, cs, sizeof(double) * half);
+        std::memcpy(rope_sn_.data() + at * half, sn, sizeof(double) * half);
+        rope_have_[at] = 1;
+      }
+    }
+    rope_table(x, static_cast<int>(seq), static_cast<int>(heads), static_cast<int>(headDim), rope_tcs_.data(),
+               rope_tsn_.data(), info[6].ToBoolean().Value(), out);
     return info.Env().Undefined();
   }
 
@@ -493,7 +534,7 @@ class Context : public Napi::ObjectWrap<Context> {
     const int threads = pool_->threads();
     // Multiply-adds: Σ over rows of (keys seen) · headDim, twice (q·k and p·v), per head.
     const double work = 2.0 * static_cast<double>(seqQ) * nHead * headDim * (pos0 + (seqQ + 1) / 2.0);
-    const bool split = threads > 1 && work >= 2.0e5 && pairs > 1;
+    const bool split = threads > 1 && work >= 6.0e4 && pairs > 1;
     // Pairs per task: about 8 tasks per thread for balance (causal rows differ in length).
     const int chunk = split ? std::max(1, pairs / (threads * 8)) : pairs;
     const int tasks = (pairs + chunk - 1) / chunk;
@@ -652,6 +693,10 @@ class Context : public Napi::ObjectWrap<Context> {
   std::unique_ptr<ThreadPool> pool_;
   std::vector<int8_t> xp_;
   std::vector<int32_t> xsum_;
+  double rope_theta_ = -1;
+  int rope_half_ = -1;
+  std::vector<double> rope_cs_, rope_sn_, rope_tcs_, rope_tsn_;
+  std::vector<uint8_t> rope_have_;
 };
 
 Napi::Value Features(const Napi::CallbackInfo& info) {

@@ -77,6 +77,28 @@ void rope(const float* x, int seq, int heads, int head_dim, const int32_t* pos, 
   }
 }
 
+void rope_table(const float* x, int seq, int heads, int head_dim, const double* cs, const double* sn, bool neox,
+                float* out) {
+  const int half = head_dim / 2;
+  const int stride = neox ? 1 : 2;
+  const int partner = neox ? half : 1;
+  for (int s = 0; s < seq; ++s) {
+    for (int h = 0; h < heads; ++h) {
+      const size_t base = (static_cast<size_t>(s) * heads + h) * head_dim;
+      for (int j = 0; j < half; ++j) {
+        const double c = cs[static_cast<size_t>(s) * half + j];
+        const double n = sn[static_cast<size_t>(s) * half + j];
+        const int first = j * stride;
+        const int second = first + partner;
+        const double xa = x[base + first];
+        const double xb = x[base + second];
+        out[base + first] = static_cast<float>(xa * c - xb * n);
+        out[base + second] = static_cast<float>(xb * c + xa * n);
+      }
+    }
+  }
+}
+
 void softmax_rows(const float* x, int rows, int cols, float* out) {
   for (int r = 0; r < rows; ++r) {
     const size_t base = static_cast<size_t>(r) * cols;

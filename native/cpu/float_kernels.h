@@ -14,6 +14,10 @@ namespace barbell {
 int64_t quantize_rows(const float* x, int m, int k, int8_t* q, float* scales);
 void rms_norm(const float* x, const float* w, int rows, int cols, double eps, float* out);
 void rope(const float* x, int seq, int heads, int head_dim, const int32_t* pos, double theta, bool neox, float* out);
+// rope with precomputed cos / sin: cs[s·half + j], sn[s·half + j] for row s and pair j (the values the
+// reference computes: angle = pos · theta^(−2j / head_dim) in float64).
+void rope_table(const float* x, int seq, int heads, int head_dim, const double* cs, const double* sn, bool neox,
+                float* out);
 void softmax_rows(const float* x, int rows, int cols, float* out);
 
 struct AttentionArgs {
