@@ -212,7 +212,8 @@ export function attention(
   const kvRow = <usize>(nKv * headDim) << 2;
   const acc = scratch + (<usize>(pos0 + seqQ) << 3);
   const pairs = seqQ * nHead;
-  for (let r = first; r < pairs; r += step) {
+  const stride = max(step, 1);
+  for (let r = first; r < pairs; r += stride) {
     const i = r / nHead;
     const h = r - i * nHead;
     const last = pos0 + i;
