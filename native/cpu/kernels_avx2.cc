@@ -68,8 +68,14 @@ inline void ternary_tile(const TernaryArgs& a, const Decoder& d, int j, int i) {
   }
   const uint8_t* w0 = a.w + static_cast<size_t>(j) * a.row_bytes;
   const int8_t* x0 = a.xp + static_cast<size_t>(i) * a.xp_stride;
+  // Linear software prefetch ≥ 2 KiB (whole tiles) ahead, 64 bytes per two steps: see kernels_avx512.inc.
+  const size_t tile = RW * a.row_bytes;
+  const size_t pf = (2048 + tile - 1) / tile * tile;
   for (size_t blk = 0; blk < nb; ++blk) {
     for (int r = 0; r < RW; ++r) {
+      if (((blk * RW + r) & 1) == 0) {
+        _mm_prefetch(reinterpret_cast<const char*>(w0 + pf + (blk * RW + r) * 32), _MM_HINT_T0);
+      }
       __m256i p[4];
       d.decode(loadu(w0 + static_cast<size_t>(r) * a.row_bytes + blk * 32), p);
       for (int s = 0; s < RX; ++s) {
