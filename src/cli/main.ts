@@ -6,6 +6,7 @@ import { BarbellError } from "../core/errors.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../model/bitnet/fixture.js";
 import { runDemo } from "./demo.js";
 import { addBackendsCommand } from "./backends.js";
+import { addDumpCommands } from "./dump.js";
 import { addRunCommands, type CliIo } from "./run.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
 
@@ -104,6 +105,7 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
 
   addRunCommands(program, io);
   addBackendsCommand(program, io);
+  addDumpCommands(program, io);
   return program;
 }
 

@@ -460,7 +460,10 @@ function checkPreamble(bytes: Uint8Array): Result<number, FormatError> {
  * Every failure is a FormatError: bad magic or version, unknown tags, truncation, trailing bytes,
  * non-canonical integers or padding, and anything over a limit of limits.ts.
  */
-export function decodeMessage(bytes: Uint8Array): Result<WireMessage, FormatError> {
+export function decodeMessage(input: Uint8Array): Result<WireMessage, FormatError> {
+  // A plain view of the same memory: @bare-ts/lib copies fields with `slice()`, which on a Node Buffer
+  // is a view of its whole pool (the generated f32/u32 list readers would then read the wrong bytes).
+  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   const tag = checkPreamble(bytes);
   if (!tag.ok) {
     return tag;

@@ -24,7 +24,16 @@ import type { BitnetWeights, LayerWeights, Projection } from "./weights.js";
 export interface ForwardOptions {
   /** Logits for every new position (parity checks, perplexity); default: only the last one. */
   readonly allLogits?: boolean;
+  /**
+   * Called with intermediate activations: `token_embd`, per layer `blk.<l>.attn_out`, `blk.<l>.ffn_out`
+   * and `blk.<l>.out`, then `output_norm` and `logits`. The tensor is disposed after the call returns, so
+   * read it synchronously. Absent: nothing is traced.
+   */
+  readonly trace?: ForwardTrace;
 }
+
+/** Receives a named activation during `forward` (see ForwardOptions.trace). */
+export type ForwardTrace = (name: string, t: Tensor) => void;
 
 /** A BitLinear with pre-quantized activations, or a float matmul for float-mode projections. */
 function project<const Out extends string, const In extends string>(
@@ -45,6 +54,7 @@ function block(
   cache: KvCache,
   h: Tensor<"f32", ["seq", "embed"]>,
   positions: Tensor<"i32", ["seq"]>,
+  trace: ForwardTrace | undefined,
 ): Tensor<"f32", ["seq", "embed"]> {
   const seq = h.shape[0];
   // Attention branch.
@@ -69,6 +79,7 @@ function block(
   using an = rmsNorm(am, w.attnSubNorm, c.rmsEps);
   using anq = quantizeActivations(an);
   using o = project(an, anq, w.wo);
+  trace?.(`blk.${layer}.attn_out`, o);
   using h1 = add(h, o);
   // Feed-forward branch.
   using y = rmsNorm(h1, w.ffnNorm, c.rmsEps);
@@ -80,6 +91,7 @@ function block(
   using mn = rmsNorm(m, w.ffnSubNorm, c.rmsEps);
   using mq = quantizeActivations(mn);
   using d = project(mn, mq, w.wDown);
+  trace?.(`blk.${layer}.ffn_out`, d);
   return add(h1, d);
 }
 
@@ -108,17 +120,25 @@ export function forward(
     [seq],
     { backend },
   );
+  const trace = options.trace;
   let h = embedding(ids, weights.tokenEmbd);
+  trace?.("token_embd", h);
   try {
     for (const [l, layer] of weights.layers.entries()) {
-      const next = block(config, layer, l, cache, h, positions);
+      const next = block(config, layer, l, cache, h, positions, trace);
+      trace?.(`blk.${l}.out`, next);
       h.dispose();
       h = next;
     }
     cache.advance(seq);
     using last = options.allLogits === true || seq === 1 ? undefined : slice(h, "seq", seq - 1, seq);
     using normed = rmsNorm(last ?? h, weights.outputNorm, config.rmsEps);
-    return matmul(normed, weights.output);
+    const logits = matmul(normed, weights.output);
+    if (trace !== undefined) {
+      trace("output_norm", normed);
+      trace("logits", logits);
+    }
+    return logits;
   } finally {
     h.dispose();
   }
