@@ -24,13 +24,13 @@ function median(v: number[]): number {
 function time(fn: (i: number) => void, minMs = 30, rounds = 7): number {
   let calls = 0;
   const t0 = performance.now();
-  while (performance.now() - t0 < 10) fn(calls++);
+  while (performance.now() - t0 < 10) {fn(calls++);}
   const per = (performance.now() - t0) / calls;
   const reps = Math.max(1, Math.ceil(minMs / per));
   const out: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const s = performance.now();
-    for (let i = 0; i < reps; i++) fn(calls++);
+    for (let i = 0; i < reps; i++) {fn(calls++);}
     out.push(((performance.now() - s) * 1000) / reps);
   }
   return median(out);
@@ -69,7 +69,7 @@ for (const ctx of [64, 512]) {
   rows.push([`attention prefill 512×512 (per call)`, time(() => k.attention?.(qp, kc, kc, 0, 0.1, op), 100, 3)]);
   memory.free(qp.buffer);
 }
-for (const [name, us] of rows) console.log(`${name.padEnd(40)} ${us.toFixed(1).padStart(9)} µs`);
+for (const [name, us] of rows) {console.log(`${name.padEnd(40)} ${us.toFixed(1).padStart(9)} µs`);}
 // Head GEMV: 32002 × 1536, f16 and q8_0; cold = ring of copies.
 const V = 32002;
 const wf = rnd(V * H, 0.05);

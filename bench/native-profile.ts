@@ -14,9 +14,9 @@ let on = false;
 const kernels = chain.kernels as unknown as Record<string, (...a: unknown[]) => unknown>;
 for (const name of Object.keys(kernels)) {
   const f = kernels[name];
-  if (typeof f !== "function") continue;
+  if (typeof f !== "function") {continue;}
   kernels[name] = (...args: unknown[]) => {
-    if (!on) return f(...args);
+    if (!on) {return f(...args);}
     const t0 = performance.now();
     const r = f(...args);
     const e = times.get(name) ?? { ms: 0, calls: 0 };

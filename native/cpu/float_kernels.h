@@ -1,8 +1,9 @@
 // Float kernels that follow the JS reference's float64 semantics (src/backends/js/kernels): the
 // intermediate math is double and each output is rounded to f32 once, so results differ from the
 // reference only through libm (exp, sin, cos, pow, tanh) and, in attention, summation order.
-// Compiled with the baseline flags; they are not on the decode hot path except attention, which the
-// addon parallelizes over (row, head).
+// Compiled with the baseline flags. They are the scalar / NEON path; on x86 the AVX2 and AVX-512
+// tables (simd_float.inc) replace attention (f32), quantize_rows (bit-exact), rms_norm (float64) and
+// SiLU (f32) with vector versions, and the addon splits attention over (row, head) pairs.
 #pragma once
 
 #include <cstddef>
@@ -28,7 +29,7 @@ struct AttentionArgs {
   double scale;
   float* out;
 };
-// One (query row, head) pair; scratch holds seq_kv doubles.
+// One (query row, head) pair in float64; scratch holds seq_kv doubles.
 void attention_one(const AttentionArgs& a, int i, int h, double* scratch, double* sums);
 
 // Q8_0 dense rows [j0, j1) like the JS reference: each value q·d exact in f32, products and sums in
