@@ -387,8 +387,11 @@ function readWindow<T>(
       }
       return fail(code, `${what}: ${e.message}`);
     }
-    if (e instanceof RangeError) {
-      return fail("limit", `${what}: ${e.message}`);
+    // In its development build (the "development" export condition, as under vitest), @bare-ts/lib asserts
+    // that lengths fit 32 bits; hostile lengths trip those assertions, and typed-array constructors throw
+    // RangeError for lengths they cannot hold. Both are input-driven.
+    if (e instanceof RangeError || (e instanceof Error && e.name === "AssertionError")) {
+      return fail("limit", `${what}: a declared length is too large`);
     }
     throw e;
   }
