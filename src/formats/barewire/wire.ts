@@ -94,9 +94,16 @@ function readUint(bytes: Uint8Array, at: number, what: string): Result<{ value: 
 
 // ---- header validation (shared by encode and decode) ----
 
+/** UTF-8 byte length, or a cheap upper bound (3 bytes per UTF-16 unit) when that already settles a limit check. */
 function utf8Bytes(s: string): number {
-  return UTF8.encode(s).length;
+  return s.length * 3 <= MAX_DIM_NAME_BYTES ? s.length : UTF8.encode(s).length;
 }
+
+/** The generated enum's values in schema order (index = wire value). */
+const GEN_DTYPES: readonly gen.DType[] = Object.values(gen.DType);
+
+/** Cursor configuration for decoding: the frame limit bounds any buffer the library would allocate. */
+const DECODE_CONFIG = bare.Config({ maxBufferLength: MAX_FRAME_BYTES });
 
 /** Checks a header against the spec's rules and limits; returns the payload byte count it implies. */
 export function checkHeader(h: WireTensorHeader): Result<number, FormatError> {
@@ -156,7 +163,7 @@ export function checkHeader(h: WireTensorHeader): Result<number, FormatError> {
 }
 
 function toGenHeader(h: WireTensorHeader): gen.TensorHeader {
-  const dtype = Object.values(gen.DType)[WIRE_DTYPES.indexOf(h.dtype)];
+  const dtype = GEN_DTYPES[WIRE_DTYPES.indexOf(h.dtype)];
   return {
     name: h.name,
     dtype: dtype as gen.DType,
@@ -167,7 +174,7 @@ function toGenHeader(h: WireTensorHeader): gen.TensorHeader {
 }
 
 function fromGenHeader(h: gen.TensorHeader): WireTensorHeader {
-  const index = Object.values(gen.DType).indexOf(h.dtype);
+  const index = GEN_DTYPES.indexOf(h.dtype);
   return {
     name: h.name,
     dtype: WIRE_DTYPES[index] ?? "f32",
@@ -374,7 +381,7 @@ function readWindow<T>(
   read: (bc: bare.ByteCursor) => T,
 ): Result<{ value: T; next: number }, FormatError> {
   const window = bytes.subarray(0, Math.min(bytes.length, limit));
-  const bc = new bare.ByteCursor(window, bare.Config({ maxBufferLength: MAX_FRAME_BYTES }));
+  const bc = new bare.ByteCursor(window, DECODE_CONFIG);
   bc.offset = start;
   try {
     const value = read(bc);
