@@ -107,6 +107,12 @@ export const MIN_PARALLEL_WORK = 1 << 18;
 /** Output columns per unit of a row split: 16 f32 outputs fill one 64-byte cache line. */
 const COLUMN_ALIGN = 16;
 
+/**
+ * Chunks per thread of a split call: threads claim chunks one at a time, so a thread the OS deschedules
+ * delays the call by one chunk at most; more chunks cost more calls (and x-row preparation) per kernel.
+ */
+const CHUNKS_PER_THREAD = 3;
+
 const align64 = (n: number): number => Math.ceil(n / 64) * 64;
 
 type ExportName = (typeof EXPORT_NAMES)[number];
@@ -154,9 +160,9 @@ export function createWasmKernels(
   const scratch = new Scratch(memory);
 
   /**
-   * Calls export `name` with `args` plus a range pair: one call over the whole range, or split across the
-   * threads when there are any and `work` reaches the threshold. `scratchBytes` > 0: the argument at
-   * `scratchArg` is set to a scratch block of that many bytes per part.
+   * Calls export `name` with `args` plus a range pair: one call over the whole range, or cut into chunks
+   * for the threads when there are any and `work` reaches the threshold. `scratchBytes` > 0: the argument
+   * at `scratchArg` is set to a scratch block of that many bytes per thread.
    */
   const split = (
     name: ExportName,
@@ -167,21 +173,22 @@ export function createWasmKernels(
   ): void => {
     const align = range.mode === SPLIT_STRIDED ? 1 : COLUMN_ALIGN;
     const units = Math.ceil(range.total / align);
-    const parts =
-      threading === undefined || range.work < threading.minWork ? 1 : Math.min(threading.threads.threads, units);
+    const pool = threading?.threads;
+    const parallel = pool !== undefined && threading !== undefined && range.work >= threading.minWork;
+    const chunks = parallel ? Math.min(pool.threads * CHUNKS_PER_THREAD, units) : 1;
     const stride = align64(scratchBytes);
     if (scratchArg >= 0) {
-      args[scratchArg] = scratch.get(stride * parts);
+      args[scratchArg] = scratch.get(stride * (chunks > 1 && pool !== undefined ? pool.threads : 1));
     }
-    if (parts <= 1 || threading === undefined) {
+    if (chunks <= 1 || pool === undefined) {
       const fn: (...a: number[]) => void = wasm[name];
       fn(...args, ...(range.mode === SPLIT_STRIDED ? [0, 1] : [0, range.total]));
       return;
     }
-    threading.threads.run({
+    pool.run({
       op: EXPORT_NAMES.indexOf(name),
       args,
-      parts,
+      chunks,
       mode: range.mode,
       total: range.total,
       align,

@@ -1,7 +1,7 @@
 /**
  * Threads for the wasm-simd kernels: worker threads that instantiate the same compiled module on the same
- * shared linear memory, and a pool that splits one kernel call by output rows across the main thread and
- * them, synchronized by Atomics on a control block in that memory (control.ts).
+ * shared linear memory, and a pool that cuts one kernel call into chunks of output rows which the main
+ * thread and the workers claim, synchronized by Atomics on a control block in that memory (control.ts).
  *
  * Hosts: spawning workers is behind {@link ThreadHost}; Node's `worker_threads` and browsers' Web Workers are
  * built in. Browsers only allow shared memory on cross-origin isolated pages (COOP + COEP headers); elsewhere
@@ -9,8 +9,8 @@
  *
  * Waiting: workers spin briefly, then block in `Atomics.wait`. The main thread runs its own part first, then
  * waits for the rest: where it may block (Node's main thread, any worker) it spins briefly and then blocks in
- * `Atomics.wait`; on a browser's main thread, where `Atomics.wait` throws, it spins on `Atomics.load` (the
- * wait is at most the workers' share of one kernel call, which is about as long as its own).
+ * `Atomics.wait`; on a browser's main thread, where `Atomics.wait` throws, it spins on `Atomics.load` (it
+ * only waits for chunks other threads already hold, each a fraction of one kernel call).
  */
 import { UsageError } from "../../core/errors.js";
 import { CONTROL, partRange } from "./control.js";
@@ -203,23 +203,26 @@ function mayBlock(ints: Int32Array): boolean {
   }
 }
 
-/** One job: an export called once per part with its arguments and that part's range pair appended. */
+/** One job: an export called once per chunk with its arguments and that chunk's range pair appended. */
 export interface ThreadJob {
   /** Index of the export in the worker's name list. */
   readonly op: number;
   /** Arguments before the range pair (numbers; they travel as float64). */
   readonly args: readonly number[];
-  /** Participants, 1..threads. */
-  readonly parts: number;
+  /** Pieces the range is cut into, 2..{@link MAX_CHUNKS}; threads claim them one at a time. */
+  readonly chunks: number;
   /** SPLIT_CONTIGUOUS or SPLIT_STRIDED. */
   readonly mode: number;
   /** Contiguous mode: the range 0..total, split in whole `align` units. */
   readonly total: number;
   readonly align: number;
-  /** Index of the argument pointing at per-part scratch (part p gets it + p · scratchStride), or −1. */
+  /** Index of the argument pointing at per-thread scratch (thread t gets it + t · scratchStride), or −1. */
   readonly scratchArg: number;
   readonly scratchStride: number;
 }
+
+/** Most chunks one job may have. */
+export const MAX_CHUNKS = 1 << 20;
 
 /** Worker threads bound to one shared memory and control block. */
 export class KernelThreads {
@@ -305,43 +308,50 @@ export class KernelThreads {
     return new KernelThreads(memory, control, workers, fns);
   }
 
-  /** Runs one job on `job.parts` threads (this one included) and returns when every part is done. */
+  /** Runs one job on this thread and the workers; returns when every chunk is done. */
   run(job: ThreadJob): void {
     if (!this.#live) {
       throw new UsageError("disposed", "[wasm-simd] the kernel threads were disposed");
     }
     const ints = this.#ints;
     const argc = job.args.length;
-    if (argc > CONTROL.maxArgs) {
-      throw new UsageError("unsupported", `[wasm-simd] a threaded job takes at most ${CONTROL.maxArgs} arguments`);
+    const fn = this.#fns[job.op];
+    if (argc > CONTROL.maxArgs || fn === undefined || job.chunks < 1 || job.chunks > MAX_CHUNKS) {
+      throw new UsageError("unsupported", `[wasm-simd] malformed threaded job (op ${job.op}, ${argc} args, ${job.chunks} chunks)`);
     }
     this.#args.set(job.args);
     ints[CONTROL.op] = job.op;
     ints[CONTROL.argc] = argc;
-    ints[CONTROL.parts] = job.parts;
+    ints[CONTROL.chunks] = job.chunks;
     ints[CONTROL.total] = job.total;
     ints[CONTROL.align] = job.align;
     ints[CONTROL.mode] = job.mode;
     ints[CONTROL.scratchArg] = job.scratchArg;
     ints[CONTROL.scratchStride] = job.scratchStride;
     ints[CONTROL.error] = 0;
-    const workers = this.#workers.length;
-    Atomics.store(ints, CONTROL.pending, workers);
+    Atomics.store(ints, CONTROL.done, 0);
+    Atomics.store(ints, CONTROL.claim, job.chunks);
     Atomics.add(ints, CONTROL.gen, 1);
-    Atomics.notify(ints, CONTROL.gen);
+    Atomics.notify(ints, CONTROL.gen, Math.min(this.#workers.length, job.chunks - 1));
 
-    const fn = this.#fns[job.op];
-    const [a, b] = partRange(job.mode, job.total, job.align, 0, job.parts);
     let failure: unknown;
-    try {
-      if (fn === undefined) {
-        throw new UsageError("unsupported", `[wasm-simd] no export ${job.op}`);
+    for (;;) {
+      const left = Atomics.load(ints, CONTROL.claim);
+      if (left <= 0) {
+        break;
       }
-      fn(...job.args, a, b);
-    } catch (error) {
-      failure = error;
+      if (Atomics.compareExchange(ints, CONTROL.claim, left, left - 1) !== left) {
+        continue;
+      }
+      const [a, b] = partRange(job.mode, job.total, job.align, left - 1, job.chunks);
+      try {
+        fn(...job.args, a, b);
+      } catch (error) {
+        failure ??= error;
+      }
+      Atomics.add(ints, CONTROL.done, 1);
     }
-    this.#join();
+    this.#join(job.chunks);
     if (failure !== undefined) {
       throw failure;
     }
@@ -351,21 +361,21 @@ export class KernelThreads {
     }
   }
 
-  /** Waits until no worker is pending. */
-  #join(): void {
+  /** Waits until all `chunks` chunks are done. */
+  #join(chunks: number): void {
     const ints = this.#ints;
     for (let s = MAIN_SPIN; s > 0; s--) {
-      if (Atomics.load(ints, CONTROL.pending) === 0) {
+      if (Atomics.load(ints, CONTROL.done) === chunks) {
         return;
       }
     }
     for (;;) {
-      const pending = Atomics.load(ints, CONTROL.pending);
-      if (pending === 0) {
+      const done = Atomics.load(ints, CONTROL.done);
+      if (done === chunks) {
         return;
       }
       if (this.#canBlock) {
-        Atomics.wait(ints, CONTROL.pending, pending);
+        Atomics.wait(ints, CONTROL.done, done);
       }
     }
   }
@@ -377,7 +387,7 @@ export class KernelThreads {
     }
     this.#live = false;
     const ints = this.#ints;
-    ints[CONTROL.op] = -1;
+    Atomics.store(ints, CONTROL.stop, 1);
     Atomics.add(ints, CONTROL.gen, 1);
     Atomics.notify(ints, CONTROL.gen);
     for (const worker of this.#workers) {

@@ -5,8 +5,9 @@
  * The worker receives one message — the compiled module, the shared memory, the control block's offset, its
  * index and the kernel export names — instantiates the module on that memory, answers `{ ready: true }` (or
  * `{ error }`), and then never returns to its event loop: it waits on the control block for jobs. A job names
- * an export, its arguments (float64, in the control block) and how the range is split; the worker runs its
- * part and decrements the pending count, waking the main thread when it reaches zero. Operation −1 stops it.
+ * an export, its arguments (float64, in the control block) and how its range is cut into chunks; the worker
+ * claims chunks until none is left, counting each one done and waking the main thread after the last. The
+ * stop word ends the loop (and so the worker).
  *
  * The layout constants are control.ts's CONTROL; the split is the one `partRange` there computes.
  */
@@ -51,38 +52,35 @@ async function start(init) {
     if (Atomics.load(ints, C.gen) === seen) {
       Atomics.wait(ints, C.gen, seen);
     }
-    const gen = Atomics.load(ints, C.gen);
-    if (gen === seen) {
-      continue;
-    }
-    seen = gen;
-    const op = Atomics.load(ints, C.op);
-    if (op < 0) {
+    seen = Atomics.load(ints, C.gen);
+    if (Atomics.load(ints, C.stop) !== 0) {
       return;
     }
-    const parts = Atomics.load(ints, C.parts);
-    if (index < parts) {
+    for (;;) {
+      const left = Atomics.load(ints, C.claim);
+      if (left <= 0) {
+        break;
+      }
+      if (Atomics.compareExchange(ints, C.claim, left, left - 1) !== left) {
+        continue;
+      }
+      // Claimed chunk left − 1 of the current job: its arguments stay put until every chunk is done.
+      const chunks = Atomics.load(ints, C.chunks);
       try {
-        const argc = Atomics.load(ints, C.argc);
-        const call = Array.from(args.subarray(0, argc));
+        const call = Array.from(args.subarray(0, Atomics.load(ints, C.argc)));
         const scratchArg = Atomics.load(ints, C.scratchArg);
         if (scratchArg >= 0) {
           call[scratchArg] += index * Atomics.load(ints, C.scratchStride);
         }
-        const range = partRange(
-          Atomics.load(ints, C.mode),
-          Atomics.load(ints, C.total),
-          Atomics.load(ints, C.align),
-          index,
-          parts,
-        );
-        fns[op](...call, range[0], range[1]);
+        const mode = Atomics.load(ints, C.mode);
+        const range = partRange(mode, Atomics.load(ints, C.total), Atomics.load(ints, C.align), left - 1, chunks);
+        fns[Atomics.load(ints, C.op)](...call, range[0], range[1]);
       } catch (error) {
         Atomics.store(ints, C.error, index + 1);
       }
-    }
-    if (Atomics.sub(ints, C.pending, 1) === 1) {
-      Atomics.notify(ints, C.pending);
+      if (Atomics.add(ints, C.done, 1) + 1 === chunks) {
+        Atomics.notify(ints, C.done);
+      }
     }
   }
 }
