@@ -148,6 +148,7 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod<&Context::Binary>("binary"),
                            InstanceMethod<&Context::BinaryFlat>("binaryFlat"),
                            InstanceMethod<&Context::Scale>("scale"),
+                           InstanceMethod<&Context::ReadSum>("readSum"),
                            InstanceMethod<&Context::Dispose>("dispose"),
                        });
   }
@@ -678,6 +679,45 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_ARRAY(float, out, 3, static_cast<size_t>(count));
     scale(x, static_cast<float>(get_double(info, 1)), static_cast<size_t>(count), out);
     return info.Env().Undefined();
+  }
+
+  // Sums `bytes` as 64-bit words over the pool: a memory read-bandwidth probe for the benchmark's
+  // ceiling (each thread streams its own 1 MiB slices). Returns the sum so the reads cannot be elided.
+  Napi::Value ReadSum(const Napi::CallbackInfo& info) {
+    if (!alive(info)) {
+      return info.Env().Undefined();
+    }
+    ARG_INT(words, 1, INT64_MAX / 8);
+    ARG_ARRAY(uint8_t, data, 0, static_cast<size_t>(words) * 8);
+    const size_t n = static_cast<size_t>(words);
+    const size_t slice = (1u << 20) / 8;
+    const int tasks = static_cast<int>((n + slice - 1) / slice);
+    std::vector<uint64_t> partial(static_cast<size_t>(tasks), 0);
+    pool_->run(tasks, [&](int t) {
+      const size_t begin = static_cast<size_t>(t) * slice;
+      const size_t end = std::min(n, begin + slice);
+      uint64_t a = 0, b = 0, c = 0, d = 0;
+      size_t i = begin;
+      for (; i + 4 <= end; i += 4) {
+        uint64_t w[4];
+        std::memcpy(w, data + i * 8, sizeof w);
+        a += w[0];
+        b += w[1];
+        c += w[2];
+        d += w[3];
+      }
+      for (; i < end; i++) {
+        uint64_t w;
+        std::memcpy(&w, data + i * 8, sizeof w);
+        a += w;
+      }
+      partial[static_cast<size_t>(t)] = a + b + c + d;
+    });
+    uint64_t sum = 0;
+    for (uint64_t p : partial) {
+      sum += p;
+    }
+    return Napi::Number::New(info.Env(), static_cast<double>(sum));
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {

@@ -107,6 +107,8 @@ export interface NativeContext {
   /** binary on n contiguous elements of a and b (same op codes). */
   binaryFlat(op: number, a: Float32Array, b: Float32Array, n: number, out: Float32Array): void;
   scale(x: Float32Array, factor: number, n: number, out: Float32Array): void;
+  /** Sums `words` 64-bit words of `data` over the pool (a read-bandwidth probe); returns the sum. */
+  readSum(data: Uint8Array, words: number): number;
   /** Joins the pool's threads; safe to call twice. Kernel calls afterwards throw. */
   dispose(): void;
 }

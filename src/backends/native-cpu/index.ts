@@ -456,3 +456,30 @@ export const nativeCpuProvider: BackendProvider = {
   create: (options: BackendOptions): Promise<PartialBackend> =>
     Promise.resolve().then(() => createNativeCpuBackend(options)),
 };
+
+/**
+ * Memory read bandwidth in bytes/s with `threads` threads, from summing a `bytes`-sized buffer in
+ * native code (best of 3 after a warm-up): the ceiling the benchmark holds decode speed against.
+ * Undefined when the addon is unavailable.
+ */
+export function measureReadBandwidth(threads: number, bytes = 512 * 2 ** 20): number | undefined {
+  const addon = probeNativeCpu().available ? nativeAddon() : undefined;
+  if (addon === undefined) {
+    return undefined;
+  }
+  const context = new addon.Context(threads, "scalar");
+  try {
+    const data = new Uint8Array(bytes).fill(1);
+    const words = Math.floor(bytes / 8);
+    context.readSum(data, words);
+    let best = 0;
+    for (let r = 0; r < 3; r++) {
+      const t0 = performance.now();
+      context.readSum(data, words);
+      best = Math.max(best, (words * 8) / ((performance.now() - t0) / 1000));
+    }
+    return best;
+  } finally {
+    context.dispose();
+  }
+}
