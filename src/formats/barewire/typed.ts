@@ -2,6 +2,7 @@
  * Typed tensors over BAREWire: encode a barbell `Tensor`, and decode bytes into a tensor whose dtype
  * and dimension names are checked against what the caller expects (the seed's `deserializeTensor`).
  */
+import { isHostBuffer } from "../../backends/host-memory.js";
 import type { StorageDType } from "../../backends/backend.js";
 import { FormatError } from "../../core/errors.js";
 import { err, ok, type Result } from "../../core/result.js";
@@ -143,17 +144,21 @@ export function decodeTensor<const DT extends DecodableDType, const D extends Di
   return ok(tensorFromBytes(backend, v.dtype, dims, shape, v.payload, scale));
 }
 
-/** The wire form of a barbell tensor (its storage bytes read from the backend, one copy). */
+/**
+ * The wire form of a barbell tensor. Host-memory storage (every CPU backend) is viewed in place, not
+ * copied; other backends' storage is read out once.
+ */
 export function wireTensorOf(t: Tensor, name: string, flags = 0): WireTensor {
-  const payload = t.backend.read(t.ref().buffer);
+  const buffer = t.ref().buffer;
+  const payload = isHostBuffer(buffer) ? buffer.view().subarray(0, buffer.bytes) : t.backend.read(buffer);
   const dims = t.dims.map((n, i) => ({ name: n, size: t.shape[i] ?? 0 }));
   const scales = t.dtype === "ternary" || t.dtype === "binary" ? [t.scale ?? 1] : [];
   return { name, dtype: t.dtype, dims, scales, flags, payload };
 }
 
 /**
- * `serializeTensor`: one `TensorFrame` holding a barbell tensor. The payload is read out of the
- * backend (its copy) and placed in the frame (one more); encodeTensorParts skips the second.
+ * `serializeTensor`: one `TensorFrame` holding a barbell tensor. The payload is copied once, into the
+ * frame (host-memory tensors are viewed in place); encodeTensorParts avoids even that copy.
  */
 export function encodeTensor(t: Tensor, name = ""): Uint8Array {
   return encodeTensorFrame(wireTensorOf(t, name));
