@@ -2,6 +2,7 @@
  * Layout ops by name: rename, split, merge, reshape, transpose, slice, concat. Each returns a new
  * tensor (tensors are immutable); names are checked at compile time and sizes at runtime.
  */
+import { isHostBuffer } from "../../backends/host-memory.js";
 import { contiguousStrides } from "../../backends/storage.js";
 import { ShapeError, UsageError } from "../../core/errors.js";
 import type { Dims, Duplicate, IsPermutation, MergePair, Replace, Show, ShapeOf } from "../dims.js";
@@ -12,6 +13,12 @@ type WholeElement = "f32" | "i8" | "i32";
 
 function elementBytes(dtype: WholeElement): number {
   return dtype === "i8" ? 1 : 4;
+}
+
+/** A tensor's storage bytes: viewed in place for host memory, read out (a copy) from other backends. */
+function storageOf(t: Tensor): Uint8Array {
+  const buffer = t.ref().buffer;
+  return isHostBuffer(buffer) ? buffer.view().subarray(0, buffer.bytes) : t.backend.read(buffer);
 }
 
 function requireWholeElements(op: string, t: Tensor): void {
@@ -26,7 +33,7 @@ function relabel<DT extends DType, D extends Dims>(op: string, t: Tensor<DT, Dim
   checkShape(op, dims, shape);
   const out = allocTensor(backend, t.dtype, dims, shape as ShapeOf<D>, t.scale);
   // Same bytes, new names: a memory copy, no kernel (so no backend ever needs one for it).
-  return fill(out, () => backend.write(out.ref().buffer, backend.read(t.ref().buffer)));
+  return fill(out, () => backend.write(out.ref().buffer, storageOf(t)));
 }
 
 /** Renames one dimension. */
@@ -139,9 +146,8 @@ export function slice<DT extends WholeElement, D extends Dims>(t: Tensor<DT, D>,
   if (t.shape.slice(0, i).every((s) => s === 1)) {
     // A slice of the outermost non-unit dim is one contiguous byte range: a memory copy, no kernel.
     const bytesPer = elementBytes(t.dtype);
-    return fill(out, () =>
-      backend.write(out.ref().buffer, backend.read(t.ref().buffer, start * (strides[i] ?? 0) * bytesPer, out.size * bytesPer)),
-    );
+    const from = start * (strides[i] ?? 0) * bytesPer;
+    return fill(out, () => backend.write(out.ref().buffer, storageOf(t).subarray(from, from + out.size * bytesPer)));
   }
   return fill(out, () => backend.kernels.copyStrided(t.ref(), start * (strides[i] ?? 0), strides, out.ref()));
 }
