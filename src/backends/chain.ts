@@ -49,9 +49,21 @@ function isRef(v: unknown): v is TensorRef {
   return typeof v === "object" && v !== null && "buffer" in v && "dtype" in v && "shape" in v;
 }
 
-/** The tensor operands of a kernel call, for `supports`. */
+/** The tensor operands of a kernel call, for `supports` (a plain loop: this runs on every kernel call). */
 function refsOf(args: readonly unknown[]): TensorRef[] {
-  return args.flatMap((a) => (isRef(a) ? [a] : Array.isArray(a) ? a.filter(isRef) : []));
+  const refs: TensorRef[] = [];
+  for (const a of args) {
+    if (isRef(a)) {
+      refs.push(a);
+    } else if (Array.isArray(a)) {
+      for (const item of a) {
+        if (isRef(item)) {
+          refs.push(item);
+        }
+      }
+    }
+  }
+  return refs;
 }
 
 /**
