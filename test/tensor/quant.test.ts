@@ -123,3 +123,20 @@ describe("int8 activation quantization", () => {
     );
   });
 });
+
+describe("ternary tensors from packed codes", () => {
+  it("should name the first byte holding code 3, wherever it is", async () => {
+    const { ternaryFromCodes } = await import("../../src/index.js");
+    for (const at of [0, 2, 5, 9, 27]) {
+      const codes = new Uint8Array(28).fill(0b01010101);
+      codes[at] = 0b00001100; // code 3 in bits 2-3
+      const r = ternaryFromCodes(codes, ["ffn", "embed"], [4, 28]);
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.error.index).toBe(at);
+      }
+    }
+    using ok = unwrap(ternaryFromCodes(new Uint8Array(28).fill(0b10010001), ["ffn", "embed"], [4, 28]));
+    expect(Array.from(ok.toInt32().slice(0, 4))).toEqual([0, -1, 0, 1]);
+  });
+});
