@@ -19,7 +19,7 @@ const kv = 2 * c.layers * ctx * c.kvHeads * c.headDim * 4;
 const t0 = performance.now();
 const logits = await model.logits([1]);
 const stepMs = performance.now() - t0;
-console.log(JSON.stringify({ afterLoad, afterStep: process.resourceUsage().maxRSS * 1024, kv, stepMs, vocab: logits[0].length }));
+console.log(JSON.stringify({ afterLoad, afterStep: process.resourceUsage().maxRSS * 1024, kv, stepMs, backend: model.backend }));
 })();
 `;
 
@@ -30,12 +30,18 @@ if (!fs.existsSync(file)) {
 }
 const tsx = fileURLToPath(new URL("../node_modules/.bin/tsx", import.meta.url));
 const out = execFileSync(tsx, ["--eval", CHILD, file, ctxArg], { encoding: "utf8", maxBuffer: 1 << 20 });
-const r = JSON.parse(out.trim().split("\n").pop() ?? "{}") as { afterLoad: number; afterStep: number; kv: number; stepMs: number };
+const r = JSON.parse(out.trim().split("\n").pop() ?? "{}") as {
+  afterLoad: number;
+  afterStep: number;
+  kv: number;
+  stepMs: number;
+  backend: string;
+};
 const size = fs.statSync(file).size;
 const budget = 1.2 * size + r.kv;
 const mib = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MiB`;
 process.stdout.write(
   `file ${mib(size)}, KV cache ${mib(r.kv)} (ctx ${ctxArg}), budget ${mib(budget)}\n` +
     `peak RSS after load ${mib(r.afterLoad)} (${((r.afterLoad / budget) * 100).toFixed(0)}% of budget), ` +
-    `after one decode step ${mib(r.afterStep)}; one step took ${(r.stepMs / 1000).toFixed(1)} s on the JS reference backend\n`,
+    `after one decode step ${mib(r.afterStep)}; one step took ${(r.stepMs / 1000).toFixed(2)} s on ${r.backend}\n`,
 );
