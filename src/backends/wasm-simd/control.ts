@@ -19,6 +19,7 @@
  *   error      (10)   0, or 1 + the index of a worker whose call threw
  *   claim      (16)   chunks not yet claimed (own cache line); a thread claims chunk claim − 1 by CAS
  *   done       (32)   chunks finished (own cache line); the main thread waits until it equals chunks
+ *   workerChunks (33) chunks the workers have finished since they started (all jobs; diagnostics)
  *   float64 args at byte 192, at most 24.
  *
  * A claim succeeds only while the current job has unclaimed chunks, and the main thread rewrites a job only
@@ -41,6 +42,7 @@ export const CONTROL = {
   error: 10,
   claim: 16,
   done: 32,
+  workerChunks: 33,
   ints: 48,
   argsOffset: 192,
   maxArgs: 24,

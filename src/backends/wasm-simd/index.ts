@@ -50,6 +50,8 @@ export interface WasmSimdBackend extends PartialBackend {
   readonly memory: WasmBufferMemory;
   /** Why fewer threads than requested run (no shared memory, no workers, …); undefined when all do. */
   readonly threadNote?: string;
+  /** Chunks of split kernel calls that worker threads have run so far (0 when single-threaded); diagnostics. */
+  workerChunks(): number;
 }
 
 const DETAIL = "AssemblyScript 0.28 → wasm32 + SIMD128";
@@ -139,6 +141,7 @@ export async function createWasmSimdBackend(options: WasmSimdOptions = {}): Prom
     supports: (kernel, refs) => wasmSupports(memory, kernel, refs),
     info: { features: pool === undefined ? ["simd128"] : ["simd128", "threads"], threads, detail },
     ...(threadNote === undefined ? {} : { threadNote }),
+    workerChunks: () => pool?.workerChunks ?? 0,
     dispose: () => {
       pool?.dispose();
       glue.dispose();

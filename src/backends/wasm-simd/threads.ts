@@ -12,6 +12,9 @@
  * `Atomics.wait`; on a browser's main thread, where `Atomics.wait` throws, it spins on `Atomics.load` (it
  * only waits for chunks other threads already hold, each a fraction of one kernel call).
  */
+import type * as NodeFs from "node:fs/promises";
+import type * as NodeOs from "node:os";
+import type * as NodeWorkers from "node:worker_threads";
 import { UsageError } from "../../core/errors.js";
 import { CONTROL, partRange } from "./control.js";
 import type { WasmMemory, WasmModule } from "./wasm-api.js";
@@ -51,6 +54,15 @@ const START_TIMEOUT_MS = 30_000;
 
 const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
 
+/**
+ * Imports a Node built-in, only ever called after checking that the host is Node. The specifier is a
+ * variable so that browser bundlers (esbuild, webpack, Vite) leave the import alone instead of failing to
+ * resolve `node:*` for a browser build; the comments silence webpack's and Vite's notes about it.
+ */
+function importNodeBuiltin<T>(specifier: `node:${string}`): Promise<T> {
+  return import(/* webpackIgnore: true */ /* @vite-ignore */ specifier) as Promise<T>;
+}
+
 interface NodeWorkerLike {
   postMessage(message: unknown): void;
   on(event: "message", listener: (data: unknown) => void): void;
@@ -66,7 +78,7 @@ export async function nodeThreadHost(): Promise<ThreadHost | undefined> {
   if (versions?.node === undefined) {
     return undefined;
   }
-  const { Worker } = await import("node:worker_threads");
+  const { Worker } = await importNodeBuiltin<typeof NodeWorkers>("node:worker_threads");
   return {
     name: "worker_threads",
     spawn: (source) => {
@@ -136,7 +148,7 @@ export async function defaultThreadHost(): Promise<ThreadHost | undefined> {
 /** Physical cores from Linux's /proc/cpuinfo (distinct physical id / core id pairs); undefined elsewhere. */
 async function linuxPhysicalCores(): Promise<number | undefined> {
   try {
-    const { readFile } = await import("node:fs/promises");
+    const { readFile } = await importNodeBuiltin<typeof NodeFs>("node:fs/promises");
     const text = await readFile("/proc/cpuinfo", "utf8");
     const cores = new Set<string>();
     let physical = "0";
@@ -162,7 +174,7 @@ export async function defaultThreadCount(): Promise<number> {
   const versions = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions;
   let count = 1;
   if (versions?.node !== undefined) {
-    const os = await import("node:os");
+    const os = await importNodeBuiltin<typeof NodeOs>("node:os");
     count = os.availableParallelism();
     const physical = os.platform() === "linux" ? await linuxPhysicalCores() : undefined;
     if (physical !== undefined) {
@@ -306,6 +318,11 @@ export class KernelThreads {
       worker.unref();
     }
     return new KernelThreads(memory, control, workers, fns);
+  }
+
+  /** Chunks of jobs that the workers (not the calling thread) have run since they started. */
+  get workerChunks(): number {
+    return Atomics.load(this.#ints, CONTROL.workerChunks);
   }
 
   /** Runs one job on this thread and the workers; returns when every chunk is done. */

@@ -78,6 +78,7 @@ async function start(init) {
       } catch (error) {
         Atomics.store(ints, C.error, index + 1);
       }
+      Atomics.add(ints, C.workerChunks, 1);
       if (Atomics.add(ints, C.done, 1) + 1 === chunks) {
         Atomics.notify(ints, C.done);
       }
