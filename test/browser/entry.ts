@@ -20,6 +20,8 @@ export interface CheckResult {
 
 /** What the page reports to the test. */
 export interface BrowserReport {
+  /** Whether the checks ran in a worker (no `document`) rather than on a page's thread. */
+  readonly inWorker: boolean;
   readonly crossOriginIsolated: boolean | undefined;
   readonly hardwareConcurrency: number | undefined;
   readonly probe: { readonly available: boolean; readonly reason?: string };
@@ -99,6 +101,7 @@ async function run(options: PageOptions): Promise<BrowserReport> {
   const g = globalThis as { crossOriginIsolated?: boolean; navigator?: { hardwareConcurrency?: number } };
   const probe = await probeWasmSimd();
   const base = {
+    inWorker: typeof (globalThis as { document?: unknown }).document === "undefined",
     crossOriginIsolated: g.crossOriginIsolated,
     hardwareConcurrency: g.navigator?.hardwareConcurrency,
     probe: probe.available ? { available: true } : { available: false, reason: probe.reason },

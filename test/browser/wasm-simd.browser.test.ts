@@ -42,6 +42,16 @@ const PAGE = `<!doctype html>
 <body><script src="bundle.js"></script></body></html>
 `;
 
+/** A dedicated worker that loads the same bundle and runs the checks on what it is sent. */
+const WORKER = `importScripts("bundle.js");
+self.onmessage = (event) => {
+  self.runWasmSimdChecks(event.data).then(
+    (report) => self.postMessage({ report }),
+    (error) => self.postMessage({ error: String(error && error.stack ? error.stack : error) }),
+  );
+};
+`;
+
 /** The note a page that is not cross-origin isolated must give (threads.ts). */
 const NOT_ISOLATED_NOTE =
   "single-threaded: the page is not cross-origin isolated (serve it with COOP: same-origin and COEP: require-corp)";
@@ -54,7 +64,7 @@ function serve(bundle: string): Promise<Server> {
       res.writeHead(204).end();
       return;
     }
-    const match = /^\/(isolated|plain)\/(bundle\.js)?$/.exec(path);
+    const match = /^\/(isolated|plain|no-workers)\/(bundle\.js|worker\.js)?$/.exec(path);
     if (req.method !== "GET" || match === null) {
       res.writeHead(404, { "Content-Type": "text/plain" }).end("not found");
       return;
@@ -62,9 +72,11 @@ function serve(bundle: string): Promise<Server> {
     const headers: Record<string, string> = {
       "Content-Type": match[2] === undefined ? "text/html; charset=utf-8" : "text/javascript; charset=utf-8",
       "Cache-Control": "no-store",
-      ...(match[1] === "isolated" ? ISOLATION_HEADERS : {}),
+      ...(match[1] === "plain" ? {} : ISOLATION_HEADERS),
+      // Isolated, but a Content-Security-Policy that forbids every worker: starting the threads must fail.
+      ...(match[1] === "no-workers" ? { "Content-Security-Policy": "worker-src 'none'" } : {}),
     };
-    res.writeHead(200, headers).end(match[2] === undefined ? PAGE : bundle);
+    res.writeHead(200, headers).end(match[2] === undefined ? PAGE : match[2] === "worker.js" ? WORKER : bundle);
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -110,8 +122,15 @@ describe.skipIf(executable === undefined)(`wasm-simd backend in Chromium ${skipR
     });
   });
 
-  /** Opens the page in a fresh context, runs the checks, and returns the report and the page's errors. */
-  async function runPage(mode: "isolated" | "plain", options: PageOptions): Promise<{ report: BrowserReport; errors: string[] }> {
+  /**
+   * Opens the page in a fresh context, runs the checks on the page's thread (or in a dedicated worker the
+   * page starts, `inWorker`), and returns the report and the page's errors.
+   */
+  async function runPage(
+    mode: "isolated" | "plain" | "no-workers",
+    options: PageOptions,
+    inWorker = false,
+  ): Promise<{ report: BrowserReport; errors: string[] }> {
     if (browser === undefined) {
       throw new Error("the browser did not start");
     }
@@ -126,10 +145,28 @@ describe.skipIf(executable === undefined)(`wasm-simd backend in Chromium ${skipR
         }
       });
       await page.goto(`${origin}/${mode}/`);
-      const report = await page.evaluate(
-        (opts) => (globalThis as unknown as { runWasmSimdChecks(o: PageOptions): Promise<BrowserReport> }).runWasmSimdChecks(opts),
-        options,
-      );
+      const report = inWorker
+        ? await page.evaluate(
+            (opts) =>
+              new Promise<BrowserReport>((resolve, reject) => {
+                interface PageWorker {
+                  onmessage: ((event: { data: { report?: BrowserReport; error?: string } }) => void) | null;
+                  onerror: ((event: { message?: string }) => void) | null;
+                  postMessage(message: unknown): void;
+                }
+                const g = globalThis as unknown as { Worker: new (url: string) => PageWorker };
+                const worker = new g.Worker("worker.js");
+                worker.onmessage = (event) =>
+                  event.data.report === undefined ? reject(new Error(event.data.error)) : resolve(event.data.report);
+                worker.onerror = (event) => reject(new Error(event.message ?? "the worker failed"));
+                worker.postMessage(opts);
+              }),
+            options,
+          )
+        : await page.evaluate(
+            (opts) => (globalThis as unknown as { runWasmSimdChecks(o: PageOptions): Promise<BrowserReport> }).runWasmSimdChecks(opts),
+            options,
+          );
       if (process.env["BARBELL_BROWSER_REPORT"] === "1") {
         console.log(JSON.stringify({ mode, options, report }, null, 1));
       }
@@ -149,10 +186,25 @@ describe.skipIf(executable === undefined)(`wasm-simd backend in Chromium ${skipR
   it("should use Web Workers over shared memory on a cross-origin isolated page, with exact results", async () => {
     const { report, errors } = await runPage("isolated", { threads: 3 });
     expect(errors).toEqual([]);
+    expect(report.inWorker).toBe(false);
     expect(report.crossOriginIsolated).toBe(true);
     expect(report.threadNote).toBeUndefined();
     expect(report.threads).toBe(3);
     expect(report.features).toContain("threads");
+    expect(report.detail).toContain("3 threads (shared memory, Web Workers)");
+    expect(report.sharedMemory).toBe(true);
+    expect(report.workersCreated).toBe(2);
+    expect(report.workerChunks).toBeGreaterThan(0);
+    expectAllExact(report);
+  });
+
+  it("should run threaded inside a dedicated worker of an isolated page, with exact results", async () => {
+    const { report, errors } = await runPage("isolated", { threads: 3 }, true);
+    expect(errors).toEqual([]);
+    expect(report.inWorker).toBe(true);
+    expect(report.crossOriginIsolated).toBe(true);
+    expect(report.threadNote).toBeUndefined();
+    expect(report.threads).toBe(3);
     expect(report.detail).toContain("3 threads (shared memory, Web Workers)");
     expect(report.sharedMemory).toBe(true);
     expect(report.workersCreated).toBe(2);
@@ -184,6 +236,20 @@ describe.skipIf(executable === undefined)(`wasm-simd backend in Chromium ${skipR
     expect(report.sharedMemory).toBe(false);
     expect(report.workersCreated).toBe(0);
     expect(report.workerChunks).toBe(0);
+    expectAllExact(report);
+  });
+
+  it("should fall back to one thread, saying why, where the page may not start workers", async () => {
+    const { report } = await runPage("no-workers", { threads: 3 });
+    expect(report.crossOriginIsolated).toBe(true);
+    expect(report.threads).toBe(1);
+    expect(report.threadNote).toBe(
+      "single-threaded: [wasm-simd] kernel workers failed to start: a Web Worker from a blob: URL failed to load " +
+        "(a Content-Security-Policy must allow worker-src blob:)",
+    );
+    expect(report.workersCreated).toBe(2);
+    expect(report.workerChunks).toBe(0);
+    expect(report.sharedMemory).toBe(false);
     expectAllExact(report);
   });
 });

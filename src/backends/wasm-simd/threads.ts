@@ -128,7 +128,15 @@ export function webThreadHost(): ThreadHost | undefined {
       const messages: ((data: unknown) => void)[] = [];
       const errors: ((error: Error) => void)[] = [];
       worker.onmessage = (event) => messages.forEach((l) => l(event.data));
-      worker.onerror = (event) => errors.forEach((l) => l(new Error(event.message ?? "worker error")));
+      // A worker that throws gets an ErrorEvent with a message; one that cannot load at all (e.g. a
+      // Content-Security-Policy without `worker-src blob:`) gets a bare error event.
+      worker.onerror = (event) => {
+        const text =
+          typeof event.message === "string" && event.message !== ""
+            ? event.message
+            : "a Web Worker from a blob: URL failed to load (a Content-Security-Policy must allow worker-src blob:)";
+        errors.forEach((l) => l(new Error(text)));
+      };
       return {
         postMessage: (message) => worker.postMessage(message),
         onMessage: (listener) => messages.push(listener),
