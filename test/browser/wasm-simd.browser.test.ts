@@ -7,7 +7,8 @@
  * Workers and the workers must compute part of the calls. Served without them it must fall back to one
  * thread and say why. Results equal the reference either way.
  *
- * Without Chromium the suite is skipped and says so; CI (.ci/run) installs it.
+ * Without Chromium the suite is skipped and says so; CI (.ci/run) installs it and sets BARBELL_REQUIRE_BROWSER=1,
+ * which turns a missing Chromium into a failure.
  */
 import { existsSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -27,7 +28,9 @@ const skipReason =
     ? `(skipped: Chromium is not installed at ${CANDIDATES.join(" or ")}; ` +
       "install it with apt-get install chromium or set BARBELL_CHROMIUM)"
     : "";
-if (executable === undefined) {
+/** CI sets this: a missing Chromium is then a failure, not a skip. */
+const required = process.env["BARBELL_REQUIRE_BROWSER"] === "1";
+if (executable === undefined && !required) {
   // The default reporter does not list the names of skipped tests: say why once on stderr as well.
   console.warn(`wasm-simd browser tests ${skipReason}`);
 }
@@ -64,7 +67,7 @@ function serve(bundle: string): Promise<Server> {
       res.writeHead(204).end();
       return;
     }
-    const match = /^\/(isolated|plain|no-workers)\/(bundle\.js|worker\.js)?$/.exec(path);
+    const match = /^\/(isolated|plain|no-workers|csp-blob)\/(bundle\.js|worker\.js)?$/.exec(path);
     if (req.method !== "GET" || match === null) {
       res.writeHead(404, { "Content-Type": "text/plain" }).end("not found");
       return;
@@ -73,8 +76,11 @@ function serve(bundle: string): Promise<Server> {
       "Content-Type": match[2] === undefined ? "text/html; charset=utf-8" : "text/javascript; charset=utf-8",
       "Cache-Control": "no-store",
       ...(match[1] === "plain" ? {} : ISOLATION_HEADERS),
-      // Isolated, but a Content-Security-Policy that forbids every worker: starting the threads must fail.
-      ...(match[1] === "no-workers" ? { "Content-Security-Policy": "worker-src 'none'" } : {}),
+      // Isolated, but a Content-Security-Policy that allows same-origin worker scripts and not blob: URLs, which
+      // the kernel workers come from: starting the threads must fail.
+      ...(match[1] === "no-workers" ? { "Content-Security-Policy": "worker-src 'self'" } : {}),
+      // Isolated, with a policy that allows both.
+      ...(match[1] === "csp-blob" ? { "Content-Security-Policy": "worker-src 'self' blob:" } : {}),
     };
     res.writeHead(200, headers).end(match[2] === undefined ? PAGE : match[2] === "worker.js" ? WORKER : bundle);
   });
@@ -84,12 +90,15 @@ function serve(bundle: string): Promise<Server> {
   });
 }
 
-describe.skipIf(executable === undefined)(`wasm-simd backend in Chromium ${skipReason}`, () => {
+describe.skipIf(executable === undefined && !required)(`wasm-simd backend in Chromium ${required ? "" : skipReason}`, () => {
   let browser: Browser | undefined;
   let server: Server | undefined;
   let origin = "";
 
   beforeAll(async () => {
+    if (executable === undefined) {
+      throw new Error(`BARBELL_REQUIRE_BROWSER=1 but Chromium is not installed at ${CANDIDATES.join(" or ")}`);
+    }
     const built = await build({
       entryPoints: [fileURLToPath(new URL("./entry.ts", import.meta.url))],
       bundle: true,
@@ -103,7 +112,7 @@ describe.skipIf(executable === undefined)(`wasm-simd backend in Chromium ${skipR
     server = await serve(bundle);
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     browser = await chromium.launch({
-      ...(executable === undefined ? {} : { executablePath: executable }),
+      executablePath: executable,
       headless: true,
       // The tests run as root in CI containers, where Chromium's sandbox cannot start.
       args: ["--no-sandbox", "--disable-dev-shm-usage"],
@@ -127,7 +136,7 @@ describe.skipIf(executable === undefined)(`wasm-simd backend in Chromium ${skipR
    * page starts, `inWorker`), and returns the report and the page's errors.
    */
   async function runPage(
-    mode: "isolated" | "plain" | "no-workers",
+    mode: "isolated" | "plain" | "no-workers" | "csp-blob",
     options: PageOptions,
     inWorker = false,
   ): Promise<{ report: BrowserReport; errors: string[] }> {
@@ -198,8 +207,8 @@ describe.skipIf(executable === undefined)(`wasm-simd backend in Chromium ${skipR
     expectAllExact(report);
   });
 
-  it("should run threaded inside a dedicated worker of an isolated page, with exact results", async () => {
-    const { report, errors } = await runPage("isolated", { threads: 3 }, true);
+  it("should run threaded inside a dedicated worker of an isolated page (CSP worker-src 'self' blob:), with exact results", async () => {
+    const { report, errors } = await runPage("csp-blob", { threads: 3 }, true);
     expect(errors).toEqual([]);
     expect(report.inWorker).toBe(true);
     expect(report.crossOriginIsolated).toBe(true);
