@@ -26,7 +26,9 @@
       "target_name": "barbell_native",
       "sources": [
         "native/cpu/addon.cc",
+        "native/cpu/block.cc",
         "native/cpu/cpu_features.cc",
+        "native/cpu/executor.cc",
         "native/cpu/float_kernels.cc",
         "native/cpu/kernels_scalar.cc",
         "native/cpu/thread_pool.cc"

@@ -20,36 +20,11 @@
 #include "cpu_features.h"
 #include "float_kernels.h"
 #include "kernels.h"
+#include "executor.h"
 #include "thread_pool.h"
 
 namespace barbell {
 namespace {
-
-// A table for `isa`, with entries that path lacks taken from the scalar table.
-IsaKernels table_for(Isa isa) {
-  const IsaKernels* t = scalar_kernels();
-  switch (isa) {
-#if defined(__x86_64__) || defined(_M_X64)
-    case Isa::kAvx2: t = avx2_kernels(); break;
-    case Isa::kAvx512bw: t = avx512bw_kernels(); break;
-    case Isa::kAvx512vnni: t = avx512vnni_kernels(); break;
-#endif
-#if defined(__aarch64__) || defined(_M_ARM64)
-    case Isa::kNeon: t = neon_kernels(); break;
-#endif
-    default: break;
-  }
-  IsaKernels out = *t;
-  const IsaKernels* s = scalar_kernels();
-  if (out.ternary == nullptr) {
-    out.ternary = s->ternary;
-    out.ternary_block = s->ternary_block;
-  }
-  out.binary_i8 = out.binary_i8 != nullptr ? out.binary_i8 : s->binary_i8;
-  out.binary_binary = out.binary_binary != nullptr ? out.binary_binary : s->binary_binary;
-  out.dense = out.dense != nullptr ? out.dense : s->dense;
-  return out;
-}
 
 // ---- argument helpers (return false after throwing a JS TypeError / RangeError) ----
 
@@ -144,6 +119,7 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod<&Context::Rope>("rope"),
                            InstanceMethod<&Context::Softmax>("softmax"),
                            InstanceMethod<&Context::Attention>("attention"),
+                           InstanceMethod<&Context::Block>("block"),
                            InstanceMethod<&Context::Unary>("unary"),
                            InstanceMethod<&Context::Binary>("binary"),
                            InstanceMethod<&Context::BinaryFlat>("binaryFlat"),
@@ -165,44 +141,27 @@ class Context : public Napi::ObjectWrap<Context> {
       Napi::TypeError::New(env, "[native-cpu] unknown ISA '" + isa_name_arg + "'").ThrowAsJavaScriptException();
       return;
     }
-    isa_ = isa;
-    table_ = table_for(isa);
     const int n = threads == 0 ? physical_cores() : static_cast<int>(threads);
-    pool_ = std::make_unique<ThreadPool>(std::max(1, n));
+    exec_ = std::make_unique<Executor>(isa, std::max(1, n));
   }
 
  private:
   bool alive(const Napi::CallbackInfo& info) {
-    if (!pool_) {
+    if (!exec_ || !exec_->alive()) {
       Napi::Error::New(info.Env(), "[native-cpu] context was disposed").ThrowAsJavaScriptException();
       return false;
     }
     return true;
   }
 
-  // Splits n output columns into tasks of whole row chunks; single task for small problems.
   template <typename F>
   void parallel_rows(int n, size_t work_per_row, F&& fn) {
-    const int threads = pool_->threads();
-    const size_t total = work_per_row * static_cast<size_t>(n);
-    if (threads <= 1 || total < (1u << 16) || n < 8) {
-      fn(0, n);
-      return;
-    }
-    // ~8 tasks per thread, rows a multiple of 4 (the SIMD tiles), for load balance.
-    int chunk = std::max(4, (n + threads * 8 - 1) / (threads * 8));
-    chunk = (chunk + 3) & ~3;
-    const int tasks = (n + chunk - 1) / chunk;
-    const std::function<void(int)> job = [&](int t) {
-      const int j0 = t * chunk;
-      fn(j0, std::min(n, j0 + chunk));
-    };
-    pool_->run(tasks, job);
+    exec_->parallel_rows(n, work_per_row, fn);
   }
 
-  Napi::Value GetIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), isa_name(isa_)); }
+  Napi::Value GetIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), isa_name(exec_->isa())); }
   Napi::Value GetThreads(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), pool_ ? pool_->threads() : 0);
+    return Napi::Number::New(info.Env(), exec_ ? exec_->threads() : 0);
   }
 
   // ternary(x: Int8Array, xScale: Float32Array, w: Uint8Array, gamma, m, k, n, out: Float32Array)
@@ -222,16 +181,9 @@ class Context : public Napi::ObjectWrap<Context> {
     if (m == 0 || n == 0) {
       return info.Env().Undefined();
     }
-    const int block = table_.ternary_block;
-    const size_t per = block == 0 ? 1 : 4 * static_cast<size_t>(block);
-    const size_t stride = (static_cast<size_t>(k) + per - 1) / per * per;
-    xp_.resize(std::max<size_t>(1, prod(m, static_cast<int64_t>(stride))));
-    xsum_.resize(static_cast<size_t>(m));
-    repack_x_planes(x, static_cast<int>(m), static_cast<int>(k), block, xp_.data(), stride, xsum_.data());
-    TernaryArgs a{xp_.data(), stride, xsum_.data(), xs, gamma, w, row_bytes,
-                  static_cast<int>(k), static_cast<int>(m), static_cast<int>(n), out};
-    const auto fn = table_.ternary;
-    parallel_rows(static_cast<int>(n), prod(m, k), [&](int j0, int j1) { fn(a, j0, j1); });
+    exec_->prepare_ternary(x, static_cast<int>(m), static_cast<int>(k));
+    const TernaryTarget target{w, gamma, static_cast<int>(n), out};
+    exec_->ternary_prepared(xs, static_cast<int>(m), static_cast<int>(k), &target, 1);
     return info.Env().Undefined();
   }
 
@@ -262,7 +214,7 @@ class Context : public Napi::ObjectWrap<Context> {
     }
     BinaryI8Args a{x, xsum_.data(), xs, beta, w, row_words,
                    static_cast<int>(k), static_cast<int>(m), static_cast<int>(n), out};
-    const auto fn = table_.binary_i8;
+    const auto fn = table().binary_i8;
     parallel_rows(static_cast<int>(n), prod(m, k), [&](int j0, int j1) { fn(a, j0, j1); });
     return info.Env().Undefined();
   }
@@ -283,7 +235,7 @@ class Context : public Napi::ObjectWrap<Context> {
       return info.Env().Undefined();
     }
     BinaryBinaryArgs a{x, w, row_words, static_cast<int>(k), static_cast<int>(m), static_cast<int>(n), out};
-    const auto fn = table_.binary_binary;
+    const auto fn = table().binary_binary;
     parallel_rows(static_cast<int>(n), prod(m, static_cast<int64_t>(row_words)) * 8, [&](int j0, int j1) { fn(a, j0, j1); });
     return info.Env().Undefined();
   }
@@ -321,9 +273,9 @@ class Context : public Napi::ObjectWrap<Context> {
     if (m == 0 || n == 0) {
       return info.Env().Undefined();
     }
-    if (m == 1 && table_.dense_gemv != nullptr) {
+    if (m == 1 && table().dense_gemv != nullptr) {
       // Decode GEMV: four weight rows per pass, rows split over the pool.
-      const auto g = table_.dense_gemv;
+      const auto g = table().dense_gemv;
       const int fmt = f16 ? kDenseF16 : kDenseF32;
       const uint8_t* wb = static_cast<const uint8_t*>(w);
       parallel_rows(static_cast<int>(n), prod(m, k), [&](int j0, int j1) {
@@ -332,7 +284,7 @@ class Context : public Napi::ObjectWrap<Context> {
       return info.Env().Undefined();
     }
     DenseArgs a{x, w, f16, static_cast<int>(k), static_cast<int>(m), static_cast<int>(n), out};
-    const auto fn = table_.dense;
+    const auto fn = table().dense;
     parallel_rows(static_cast<int>(n), prod(m, k), [&](int j0, int j1) { fn(a, j0, j1); });
     return info.Env().Undefined();
   }
@@ -363,7 +315,7 @@ class Context : public Napi::ObjectWrap<Context> {
       }
       return info.Env().Undefined();
     }
-    const auto g = table_.dense_gemv;
+    const auto g = table().dense_gemv;
     const int mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
     parallel_rows(ni, prod(m, k), [&](int j0, int j1) {
       if (g != nullptr) {
@@ -385,8 +337,7 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_ARRAY(float, x, 0, prod(m, k));
     ARG_ARRAY(int8_t, q, 3, prod(m, k));
     ARG_ARRAY(float, scales, 4, static_cast<size_t>(m));
-    const auto qf = table_.quantize != nullptr ? table_.quantize : quantize_rows;
-    const int64_t bad = qf(x, static_cast<int>(m), static_cast<int>(k), q, scales);
+    const int64_t bad = exec_->quantize(x, static_cast<int>(m), static_cast<int>(k), q, scales);
     return Napi::Number::New(info.Env(), static_cast<double>(bad));
   }
 
@@ -433,8 +384,7 @@ class Context : public Napi::ObjectWrap<Context> {
     if (!info[1].IsNull() && !info[1].IsUndefined() && !get_array<float>(info, 1, "weight", static_cast<size_t>(cols), &w)) {
       return info.Env().Undefined();
     }
-    const auto rf = table_.rms_norm != nullptr ? table_.rms_norm : rms_norm;
-    rf(x, w, static_cast<int>(rows), static_cast<int>(cols), get_double(info, 4), out);
+    exec_->rms_norm(x, w, static_cast<int>(rows), static_cast<int>(cols), get_double(info, 4), out);
     return info.Env().Undefined();
   }
 
@@ -450,48 +400,8 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_ARRAY(float, x, 0, total);
     ARG_ARRAY(int32_t, pos, 4, static_cast<size_t>(seq));
     ARG_ARRAY(float, out, 7, total);
-    // cos / sin of each (position, pair) are cached per context for the last (theta, headDim): while
-    // decoding, every layer rotates q and k at the same position, so they are computed once per token.
-    const double theta = get_double(info, 5);
-    const int half = static_cast<int>(headDim / 2);
-    if (theta != rope_theta_ || half != rope_half_) {
-      rope_theta_ = theta;
-      rope_half_ = half;
-      rope_cs_.clear();
-      rope_sn_.clear();
-      rope_have_.clear();
-    }
-    rope_tcs_.resize(prod(seq, half));
-    rope_tsn_.resize(prod(seq, half));
-    for (int64_t s = 0; s < seq; ++s) {
-      const int32_t p = pos[s];
-      double* cs = rope_tcs_.data() + s * half;
-      double* sn = rope_tsn_.data() + s * half;
-      const bool cacheable = p >= 0 && p < (1 << 20);
-      const size_t at = static_cast<size_t>(cacheable ? p : 0);
-      if (cacheable && at < rope_have_.size() && rope_have_[at]) {
-        std::memcpy(cs, rope_cs_.data() + at * half, sizeof(double) * half);
-        std::memcpy(sn, rope_sn_.data() + at * half, sizeof(double) * half);
-        continue;
-      }
-      for (int j = 0; j < half; ++j) {
-        const double angle = static_cast<double>(p) * std::pow(theta, (-2.0 * j) / static_cast<double>(headDim));
-        cs[j] = std::cos(angle);
-        sn[j] = std::sin(angle);
-      }
-      if (cacheable) {
-        if (at >= rope_have_.size()) {
-          rope_have_.resize(at + 1, 0);
-          rope_cs_.resize((at + 1) * half);
-          rope_sn_.resize((at + 1) * half);
-        }
-        std::memcpy(rope_cs_.data() + at * half, cs, sizeof(double) * half);
-        std::memcpy(rope_sn_.data() + at * half, sn, sizeof(double) * half);
-        rope_have_[at] = 1;
-      }
-    }
-    rope_table(x, static_cast<int>(seq), static_cast<int>(heads), static_cast<int>(headDim), rope_tcs_.data(),
-               rope_tsn_.data(), info[6].ToBoolean().Value(), out);
+    exec_->rope(x, static_cast<int>(seq), static_cast<int>(heads), static_cast<int>(headDim), pos, get_double(info, 5),
+                info[6].ToBoolean().Value(), out);
     return info.Env().Undefined();
   }
 
@@ -531,59 +441,115 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_ARRAY(float, out, 10, qn);
     AttentionArgs a{q, k, v, static_cast<int>(seqQ), static_cast<int>(seqKV), static_cast<int>(nHead),
                     static_cast<int>(nKvHead), static_cast<int>(headDim), static_cast<int>(pos0), get_double(info, 9), out};
-    const int pairs = static_cast<int>(seqQ * nHead);
-    const int threads = pool_->threads();
-    // Multiply-adds: Σ over rows of (keys seen) · headDim, twice (q·k and p·v), per head.
-    const double work = 2.0 * static_cast<double>(seqQ) * nHead * headDim * (pos0 + (seqQ + 1) / 2.0);
-    const bool split = threads > 1 && work >= 6.0e4 && pairs > 1;
-    // Pairs per task: about 8 tasks per thread for balance (causal rows differ in length).
-    const int chunk = split ? std::max(1, pairs / (threads * 8)) : pairs;
-    const int tasks = (pairs + chunk - 1) / chunk;
-    if (table_.attention != nullptr) {
-      const auto fn = table_.attention;
-      const size_t scratch = static_cast<size_t>(seqKV) + 64;
-      auto body = [&](int t) {
-        thread_local std::vector<float> local;  // one scratch per pool thread, kept between calls
-        if (local.size() < scratch) {
-          local.resize(scratch);
-        }
-        fn(a, t * chunk, std::min(pairs, (t + 1) * chunk), local.data());
-      };
-      if (!split || tasks == 1) {
-        for (int t = 0; t < tasks; ++t) {
-          body(t);
-        }
-      } else {
-        const std::function<void(int)> job = body;
-        pool_->run(tasks, job);
-      }
-      return info.Env().Undefined();
-    }
-    const size_t scratch = static_cast<size_t>(seqKV) + static_cast<size_t>(headDim);
-    // Task t handles (row, head) pairs [t·chunk, (t+1)·chunk); `scratch` doubles of per-thread memory.
-    auto body = [&](int t, double* scores) {
-      double* sums = scores + seqKV;
-      const int p1 = std::min(pairs, (t + 1) * chunk);
-      for (int p = t * chunk; p < p1; ++p) {
-        attention_one(a, p / static_cast<int>(nHead), p % static_cast<int>(nHead), scores, sums);
-      }
-    };
-    if (!split || tasks == 1) {
-      std::vector<double> buf(scratch);
-      for (int t = 0; t < tasks; ++t) {
-        body(t, buf.data());
-      }
-    } else {
-      const std::function<void(int)> job = [&](int t) {
-        thread_local std::vector<double> local;
-        if (local.size() < scratch) {
-          local.resize(scratch);
-        }
-        body(t, local.data());
-      };
-      pool_->run(tasks, job);
-    }
+    exec_->attention(a);
     return info.Env().Undefined();
+  }
+
+  // block(h, out, pos: Int32Array, kCache, vCache, norms: Float32Array[4], weights: Uint8Array[7],
+  //       gammas: Float64Array(7), dims: Float64Array(8), params: Float64Array(4)) → −1 or stage code
+  // dims: seq, embed, heads, kvHeads, headDim, ffn, pos0, capacity; params: eps, theta, attnScale, relu2.
+  // The fused BitNet block (block.cc). Every array is checked against the sizes in dims.
+  Napi::Value Block(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!alive(info)) {
+      return env.Undefined();
+    }
+    auto f64 = [&](size_t idx, size_t count, const char* name, double* out) {
+      if (!info[idx].IsTypedArray() || info[idx].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+          info[idx].As<Napi::Float64Array>().ElementLength() < count) {
+        Napi::TypeError::New(env, std::string("[native-cpu] block: ") + name + " must be a Float64Array of " +
+                                      std::to_string(count)).ThrowAsJavaScriptException();
+        return false;
+      }
+      const Napi::Float64Array arr = info[idx].As<Napi::Float64Array>();
+      for (size_t t = 0; t < count; ++t) {
+        out[t] = arr[t];
+      }
+      return true;
+    };
+    double d[8], p[4], gam[7];
+    if (!f64(8, 8, "dims", d) || !f64(9, 4, "params", p) || !f64(7, 7, "gammas", gam)) {
+      return env.Undefined();
+    }
+    int64_t v[8];
+    for (int t = 0; t < 8; ++t) {
+      if (!(d[t] >= 0 && d[t] <= static_cast<double>(kMaxK)) || d[t] != static_cast<double>(static_cast<int64_t>(d[t]))) {
+        Napi::RangeError::New(env, "[native-cpu] block: bad dimension").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      v[t] = static_cast<int64_t>(d[t]);
+    }
+    const int64_t seq = v[0], embed = v[1], heads = v[2], kvHeads = v[3], headDim = v[4], ffn = v[5], pos0 = v[6],
+                  capacity = v[7];
+    if (seq == 0 || embed == 0 || heads == 0 || kvHeads == 0 || headDim == 0 || ffn == 0 || heads % kvHeads != 0 ||
+        headDim % 2 != 0 || pos0 + seq > capacity) {
+      Napi::RangeError::New(env, "[native-cpu] block: inconsistent sizes").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    const int64_t q = heads * headDim, kv = kvHeads * headDim;
+    if (q > kMaxK) {
+      Napi::RangeError::New(env, "[native-cpu] block: heads·headDim too large").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    ARG_ARRAY(float, h, 0, prod(seq, embed));
+    ARG_ARRAY(float, out, 1, prod(seq, embed));
+    ARG_ARRAY(int32_t, pos, 2, static_cast<size_t>(seq));
+    ARG_ARRAY(float, kCache, 3, prod(capacity, kv));
+    ARG_ARRAY(float, vCache, 4, prod(capacity, kv));
+    if (h == out) {
+      Napi::RangeError::New(env, "[native-cpu] block: out may not alias h").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    BlockArgs a{};
+    const int64_t norm_len[4] = {embed, q, embed, ffn};
+    // rows, cols of wq, wk, wv, wo, wGate, wUp, wDown
+    const int64_t shape[7][2] = {{q, embed}, {kv, embed}, {kv, embed}, {embed, q}, {ffn, embed}, {ffn, embed}, {embed, ffn}};
+    if (!info[5].IsArray() || !info[6].IsArray()) {
+      Napi::TypeError::New(env, "[native-cpu] block: norms and weights must be arrays").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    const Napi::Array norms = info[5].As<Napi::Array>();
+    const Napi::Array weights = info[6].As<Napi::Array>();
+    for (uint32_t t = 0; t < 4; ++t) {
+      const Napi::Value nv = norms.Get(t);
+      if (!nv.IsTypedArray() || nv.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+          nv.As<Napi::Float32Array>().ElementLength() < static_cast<size_t>(norm_len[t])) {
+        Napi::TypeError::New(env, "[native-cpu] block: norm " + std::to_string(t) + " has the wrong type or length")
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      a.norm[t] = nv.As<Napi::Float32Array>().Data();
+    }
+    for (uint32_t t = 0; t < 7; ++t) {
+      const Napi::Value wv = weights.Get(t);
+      const size_t bytes = prod(shape[t][0], (shape[t][1] + 3) / 4);
+      if (!wv.IsTypedArray() || wv.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+          wv.As<Napi::Uint8Array>().ElementLength() < bytes) {
+        Napi::TypeError::New(env, "[native-cpu] block: weight " + std::to_string(t) + " has the wrong type or length")
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      a.w[t] = wv.As<Napi::Uint8Array>().Data();
+      a.gamma[t] = static_cast<float>(gam[t]);
+    }
+    a.h = h;
+    a.out = out;
+    a.pos = pos;
+    a.k_cache = kCache;
+    a.v_cache = vCache;
+    a.seq = static_cast<int>(seq);
+    a.embed = static_cast<int>(embed);
+    a.heads = static_cast<int>(heads);
+    a.kv_heads = static_cast<int>(kvHeads);
+    a.head_dim = static_cast<int>(headDim);
+    a.ffn = static_cast<int>(ffn);
+    a.pos0 = static_cast<int>(pos0);
+    a.capacity = static_cast<int>(capacity);
+    a.eps = p[0];
+    a.theta = p[1];
+    a.attn_scale = p[2];
+    a.relu2 = p[3] != 0;
+    return Napi::Number::New(env, exec_->bitnet_block(a));
   }
 
   // unary(op, x, n, out)
@@ -595,11 +561,7 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_INT(count, 2, INT64_MAX / 8);
     ARG_ARRAY(float, x, 1, static_cast<size_t>(count));
     ARG_ARRAY(float, out, 3, static_cast<size_t>(count));
-    if (op == 5 && table_.silu != nullptr) {
-      table_.silu(x, static_cast<size_t>(count), out);
-    } else {
-      unary(static_cast<int>(op), x, static_cast<size_t>(count), out);
-    }
+    exec_->unary(static_cast<int>(op), x, static_cast<size_t>(count), out);
     return info.Env().Undefined();
   }
 
@@ -693,7 +655,7 @@ class Context : public Napi::ObjectWrap<Context> {
     const size_t slice = (1u << 20) / 8;
     const int tasks = static_cast<int>((n + slice - 1) / slice);
     std::vector<uint64_t> partial(static_cast<size_t>(tasks), 0);
-    pool_->run(tasks, [&](int t) {
+    exec_->pool().run(tasks, [&](int t) {
       const size_t begin = static_cast<size_t>(t) * slice;
       const size_t end = std::min(n, begin + slice);
       uint64_t a = 0, b = 0, c = 0, d = 0;
@@ -721,22 +683,16 @@ class Context : public Napi::ObjectWrap<Context> {
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    if (pool_) {
-      pool_->stop();
-      pool_.reset();
+    if (exec_) {
+      exec_->stop();
     }
     return info.Env().Undefined();
   }
 
-  Isa isa_ = Isa::kScalar;
-  IsaKernels table_{};
-  std::unique_ptr<ThreadPool> pool_;
-  std::vector<int8_t> xp_;
+  const IsaKernels& table() const { return exec_->table(); }
+
+  std::unique_ptr<Executor> exec_;
   std::vector<int32_t> xsum_;
-  double rope_theta_ = -1;
-  int rope_half_ = -1;
-  std::vector<double> rope_cs_, rope_sn_, rope_tcs_, rope_tsn_;
-  std::vector<uint8_t> rope_have_;
 };
 
 Napi::Value Features(const Napi::CallbackInfo& info) {

@@ -97,6 +97,57 @@ export interface Kernels {
   concat(parts: readonly TensorRef[], axis: number, out: TensorRef): void;
 }
 
+/** The tensors of one BitNet block for {@link FusedKernels.bitnetBlock}: f32 norms, ternary projections. */
+export interface BitnetBlockWeights {
+  readonly attnNorm: TensorRef; // [E]
+  readonly attnSubNorm: TensorRef; // [H·D]
+  readonly ffnNorm: TensorRef; // [E]
+  readonly ffnSubNorm: TensorRef; // [F]
+  readonly wq: TensorRef; // [H·D, E]
+  readonly wk: TensorRef; // [KV·D, E]
+  readonly wv: TensorRef; // [KV·D, E]
+  readonly wo: TensorRef; // [E, H·D]
+  readonly wGate: TensorRef; // [F, E]
+  readonly wUp: TensorRef; // [F, E]
+  readonly wDown: TensorRef; // [E, F]
+}
+
+export interface BitnetBlockParams {
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly eps: number;
+  readonly ropeTheta: number;
+  readonly attnScale: number;
+  readonly activation: "relu2" | "silu";
+}
+
+/**
+ * Multi-kernel steps a backend may run in one call. They are optional and are not part of the
+ * fallback chain: a caller uses one only when the chain's first member offers it, and otherwise
+ * composes the plain kernels. A fused step must compute what the composed kernels compute on the
+ * same backend (the conformance tests compare them).
+ */
+export interface FusedKernels {
+  /**
+   * One BitNet block (BITNET.md §1.2) over h[S,E] at positions[S] (i32): RMSNorm, one int8
+   * quantization shared by q/k/v, NeoX RoPE, K/V written to rows pos0 … pos0+S−1 of kCache/vCache
+   * [C,KV,D], causal attention over rows 0 … pos0+S−1, sub-norm, output projection, residual, then the
+   * gated FFN (ReLU² or SiLU) with its sub-norm and residual, into out[S,E] (which must not alias h).
+   * Throws ValueError "non-finite" when an activation to quantize is not finite.
+   */
+  bitnetBlock(
+    h: TensorRef,
+    positions: TensorRef,
+    kCache: TensorRef,
+    vCache: TensorRef,
+    pos0: number,
+    weights: BitnetBlockWeights,
+    params: BitnetBlockParams,
+    out: TensorRef,
+  ): void;
+}
+
 /**
  * A compute backend instance. Memory is released deterministically: every `alloc` is matched by a
  * `free`, and `liveAllocations()` lets tests assert that nothing leaked.
@@ -104,6 +155,8 @@ export interface Kernels {
 export interface Backend {
   readonly name: string;
   readonly kernels: Kernels;
+  /** Fused multi-kernel steps this backend runs natively, if any (see {@link FusedKernels}). */
+  readonly fused?: Partial<FusedKernels>;
   /** Allocates zeroed memory. */
   alloc(bytes: number): BufferHandle;
   /**
@@ -151,6 +204,8 @@ export interface BufferMemory {
 export interface PartialBackend {
   readonly name: BackendName;
   readonly kernels: Partial<Kernels>;
+  /** Fused multi-kernel steps (see {@link FusedKernels}); a chain offers the first member's. */
+  readonly fused?: Partial<FusedKernels>;
   /**
    * Whether this backend accepts this particular call (dtypes, shapes, sizes); a string says why not.
    * Absent: every call of a kernel it has is accepted.

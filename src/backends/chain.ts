@@ -161,6 +161,7 @@ export function createChain(members: readonly PartialBackend[], reference: Backe
     name: [...members.map((m) => m.name), "js"].join(">"),
     members: [...members.map((m) => m.name), "js"],
     kernels,
+    ...(first?.fused !== undefined ? { fused: first.fused } : {}),
     alloc: (bytes) => memory.alloc(bytes),
     adopt: (bytes) => memory.adopt(bytes),
     free: (buffer) => memory.free(buffer),

@@ -51,6 +51,23 @@ export interface NativeContext {
   dense(x: Float32Array, w: Float32Array | Uint16Array, m: number, k: number, n: number, out: Float32Array): void;
   /** Q8_0 weights: n rows of k / 32 blocks of 34 bytes (k a multiple of 32). */
   denseQ8(x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array): void;
+  /**
+   * The fused BitNet block (native/cpu/block.cc). dims: seq, embed, heads, kvHeads, headDim, ffn, pos0,
+   * capacity; params: eps, theta, attnScale, relu2 (1/0). Returns −1, or the stage (0–3) whose
+   * activations were not finite.
+   */
+  block(
+    h: Float32Array,
+    out: Float32Array,
+    positions: Int32Array,
+    kCache: Float32Array,
+    vCache: Float32Array,
+    norms: readonly Float32Array[],
+    weights: readonly Uint8Array[],
+    gammas: Float64Array,
+    dims: Float64Array,
+    params: Float64Array,
+  ): number;
   /** Returns −1, or the index of the first non-finite input (nothing written). */
   quantize(x: Float32Array, m: number, k: number, q: Int8Array, scales: Float32Array): number;
   /** Returns −1, or the position of the first id outside the vocabulary. */

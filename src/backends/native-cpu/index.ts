@@ -22,6 +22,7 @@ import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
 import { binaryRowWords, ternaryRowBytes } from "../../quant/layouts.js";
 import type {
   BackendOptions,
+  FusedKernels,
   BackendProvider,
   BinaryOp,
   KernelName,
@@ -415,6 +416,57 @@ function supports(kernel: KernelName, refs: readonly TensorRef[]): true | string
  * Creates a native CPU backend (throws when the addon is unavailable). `threads` defaults to one per
  * physical core; `isa` (or BARBELL_NATIVE_ISA) may force a lower ISA path.
  */
+const STAGES = ["attention input", "attention output", "feed-forward input", "feed-forward hidden state"];
+
+/** The fused BitNet block (native/cpu/block.cc): one addon call per layer and step. */
+function makeFused(ctx: NativeContext): Partial<FusedKernels> {
+  const { f32, i32, u8 } = views;
+  return {
+    bitnetBlock: (h, positions, kCache, vCache, pos0, w, p, out) => {
+      const op = "bitnetBlock";
+      const [seq, embed] = [dim(h, 0), dim(h, 1)];
+      const [capacity, kvHeads, headDim] = [dim(kCache, 0), dim(kCache, 1), dim(kCache, 2)];
+      const ffn = dim(w.wGate, 0);
+      same(op, "kCache kv heads", kvHeads, p.kvHeads);
+      same(op, "kCache head size", headDim, p.headDim);
+      same(op, "vCache and kCache sizes", elementCount(vCache.shape), elementCount(kCache.shape));
+      same(op, "out and h sizes", elementCount(out.shape), seq * embed);
+      checkInt(op, "pos0", pos0);
+      const projections = [w.wq, w.wk, w.wv, w.wo, w.wGate, w.wUp, w.wDown];
+      const q = p.heads * p.headDim;
+      const kv = p.kvHeads * p.headDim;
+      const expected: [number, number][] = [[q, embed], [kv, embed], [kv, embed], [embed, q], [ffn, embed], [ffn, embed], [embed, ffn]];
+      projections.forEach((t, i) => {
+        if (t.dtype !== "ternary") {
+          throw new UsageError("dtype", `[${op}] projection ${i} is ${t.dtype}; the fused block takes ternary weights only`);
+        }
+        same(op, `projection ${i} rows`, dim(t, 0), expected[i]?.[0] ?? 0);
+        same(op, `projection ${i} columns`, dim(t, 1), expected[i]?.[1] ?? 0);
+      });
+      const ha = f32(h);
+      const oa = f32(out);
+      if (ha.buffer === oa.buffer && ha.byteOffset === oa.byteOffset) {
+        throw new UsageError("unsupported", `[${op}] out may not alias h`);
+      }
+      const bad = ctx.block(
+        ha,
+        oa,
+        i32(positions),
+        f32(kCache),
+        f32(vCache),
+        [w.attnNorm, w.attnSubNorm, w.ffnNorm, w.ffnSubNorm].map((t) => f32(t)),
+        projections.map((t) => u8(t)),
+        Float64Array.from(projections, (t) => t.scale ?? 1),
+        Float64Array.of(seq, embed, p.heads, p.kvHeads, p.headDim, ffn, pos0, capacity),
+        Float64Array.of(p.eps, p.ropeTheta, p.attnScale, p.activation === "relu2" ? 1 : 0),
+      );
+      if (bad >= 0) {
+        throw new ValueError("non-finite", `[${op}] the ${STAGES[bad] ?? "activations"} of this block are not finite`);
+      }
+    },
+  };
+}
+
 export function createNativeCpuBackend(options: NativeCpuOptions = {}): PartialBackend {
   const probe = probeNativeCpu();
   const addon = nativeAddon();
@@ -431,6 +483,7 @@ export function createNativeCpuBackend(options: NativeCpuOptions = {}): PartialB
   return {
     name: "native-cpu",
     kernels: makeKernels(ctx),
+    fused: makeFused(ctx),
     supports,
     info: {
       features: [ctx.isa, ...features.flags, "threads"],

@@ -10,13 +10,14 @@
  *   h += BitLinear_down(RMSNorm(act(g) ⊙ u) ·ffn_sub_norm)     (act: ReLU² or SiLU by arch)
  * then logits = head · RMSNorm(h) ·output_norm, in float (the head is not quantized).
  */
+import type { BitnetBlockWeights, FusedKernels } from "../../backends/backend.js";
 import { ShapeError } from "../../core/errors.js";
 import { add, mul, relu2, silu } from "../../tensor/ops/elementwise.js";
 import { embedding, linear, linearQuantized, matmul } from "../../tensor/ops/matmul.js";
 import { attention, rmsNorm, rope } from "../../tensor/ops/nn.js";
 import { quantizeActivations, type QuantizedActivations } from "../../tensor/ops/quant.js";
 import { merge, slice, split } from "../../tensor/ops/shape.js";
-import { int32Tensor, type Tensor } from "../../tensor/tensor.js";
+import { allocTensor, fill, int32Tensor, type Tensor } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
 import type { KvCache } from "./kv-cache.js";
 import type { BitnetWeights, LayerWeights, Projection } from "./weights.js";
@@ -95,6 +96,58 @@ function block(
   return add(h1, d);
 }
 
+/** The layer's weights as the fused block takes them, or undefined when a projection is not ternary. */
+function fusedWeights(w: LayerWeights): BitnetBlockWeights | undefined {
+  const projections = [w.wq, w.wk, w.wv, w.wo, w.wGate, w.wUp, w.wDown];
+  if (projections.some((p) => p.dtype !== "ternary")) {
+    return undefined;
+  }
+  return {
+    attnNorm: w.attnNorm.ref(),
+    attnSubNorm: w.attnSubNorm.ref(),
+    ffnNorm: w.ffnNorm.ref(),
+    ffnSubNorm: w.ffnSubNorm.ref(),
+    wq: w.wq.ref(),
+    wk: w.wk.ref(),
+    wv: w.wv.ref(),
+    wo: w.wo.ref(),
+    wGate: w.wGate.ref(),
+    wUp: w.wUp.ref(),
+    wDown: w.wDown.ref(),
+  };
+}
+
+/**
+ * The same block in one backend call (FusedKernels.bitnetBlock), when the backend offers it: the
+ * backend computes what `block` composes, with its intermediates in its own scratch memory.
+ */
+function fusedBlock(
+  run: NonNullable<FusedKernels["bitnetBlock"]>,
+  c: BitnetConfig,
+  weights: BitnetBlockWeights,
+  layer: number,
+  cache: KvCache,
+  h: Tensor<"f32", ["seq", "embed"]>,
+  positions: Tensor<"i32", ["seq"]>,
+): Tensor<"f32", ["seq", "embed"]> {
+  const keys = cache.keys[layer];
+  const values = cache.values[layer];
+  if (keys === undefined || values === undefined) {
+    throw new ShapeError("bounds", `[forward] the cache has no layer ${layer}`);
+  }
+  const out = allocTensor(h.backend, "f32", ["seq", "embed"] as ["seq", "embed"], h.shape);
+  const params = {
+    heads: c.heads,
+    kvHeads: c.kvHeads,
+    headDim: c.headDim,
+    eps: c.rmsEps,
+    ropeTheta: c.ropeTheta,
+    attnScale: 1 / Math.sqrt(c.headDim),
+    activation: c.activation,
+  } as const;
+  return fill(out, () => run(h.ref(), positions.ref(), keys.ref(), values.ref(), cache.length, weights, params, out.ref()));
+}
+
 /**
  * Runs `tokens` at positions cache.length… through the model, appends their K/V to the cache and
  * returns logits [seq, vocab] (or [1, vocab] for the last position unless `allLogits`).
@@ -123,9 +176,15 @@ export function forward(
   const trace = options.trace;
   let h = embedding(ids, weights.tokenEmbd);
   trace?.("token_embd", h);
+  // The fused block skips the per-op trace points, so tracing composes the ops.
+  const fused = trace === undefined ? backend.fused?.bitnetBlock : undefined;
   try {
     for (const [l, layer] of weights.layers.entries()) {
-      const next = block(config, layer, l, cache, h, positions, trace);
+      const fw = fused !== undefined ? fusedWeights(layer) : undefined;
+      const next =
+        fused !== undefined && fw !== undefined
+          ? fusedBlock(fused, config, fw, l, cache, h, positions)
+          : block(config, layer, l, cache, h, positions, trace);
       trace?.(`blk.${l}.out`, next);
       h.dispose();
       h = next;

@@ -1,0 +1,103 @@
+// The fused BitNet transformer block: one N-API call runs what src/model/bitnet/forward.ts `block`
+// runs as ~25 tensor ops, in the same order and with the same kernels (so the result is the same
+// bits as the op-by-op path on this backend), with every intermediate in one reused arena instead of
+// a fresh buffer per op. Per block, with h the residual stream [seq, embed]:
+//
+//   x = RMSNorm(h)·attn_norm;  xq = quant(x);  q, k, v = BitLinear(xq)   (one job over all rows)
+//   q, k = RoPE(q, k) (NeoX);  k → cache rows, v written straight into its cache rows
+//   a = attention(q, cache);   o = BitLinear_o(quant(RMSNorm(a)·attn_sub_norm));  h1 = h + o
+//   y = RMSNorm(h1)·ffn_norm;  g, u = BitLinear(quant(y))                 (one job)
+//   d = BitLinear_down(quant(RMSNorm(act(g) ⊙ u)·ffn_sub_norm));  out = h1 + d
+#include <algorithm>
+
+#include "executor.h"
+
+namespace barbell {
+
+int Executor::bitnet_block(const BlockArgs& a) {
+  const size_t S = static_cast<size_t>(a.seq);
+  const int E = a.embed;
+  const int Q = a.heads * a.head_dim;
+  const int KV = a.kv_heads * a.head_dim;
+  const int F = a.ffn;
+  const size_t wide = static_cast<size_t>(std::max({E, Q, F}));
+  // Arena layout (floats): x [S·wide] | q [S·Q] | qr [S·Q] | k [S·KV] | att [S·Q] | h1 [S·E]
+  //                        | g [S·F] | u [S·F] | o [S·E]; int8: xq [S·wide]; scales [S].
+  const size_t need = S * (wide + 3 * static_cast<size_t>(Q) + KV + 2 * static_cast<size_t>(E) + 2 * static_cast<size_t>(F)) + S;
+  if (arena_f32_.size() < need) {
+    arena_f32_.resize(need);
+  }
+  if (arena_i8_.size() < S * wide) {
+    arena_i8_.resize(S * wide);
+  }
+  float* x = arena_f32_.data();
+  float* q = x + S * wide;
+  float* qr = q + S * Q;
+  float* k = qr + S * Q;
+  float* att = k + S * KV;
+  float* h1 = att + S * Q;
+  float* g = h1 + S * E;
+  float* u = g + S * F;
+  float* o = u + S * F;
+  float* scales = o + S * E;
+  int8_t* xq = arena_i8_.data();
+  float* k_rows = a.k_cache + static_cast<size_t>(a.pos0) * KV;
+  float* v_rows = a.v_cache + static_cast<size_t>(a.pos0) * KV;
+  const int seq = a.seq;
+
+  // Quantizes x [seq, cols] and repacks it for the ternary kernel; false if x is not finite.
+  auto quant = [&](const float* in, int cols) {
+    if (quantize(in, seq, cols, xq, scales) >= 0) {
+      return false;
+    }
+    prepare_ternary(xq, seq, cols);
+    return true;
+  };
+
+  // Attention branch.
+  rms_norm(a.h, a.norm[0], seq, E, a.eps, x);
+  if (!quant(x, E)) {
+    return 0;
+  }
+  {
+    const TernaryTarget t[3] = {{a.w[0], a.gamma[0], Q, q}, {a.w[1], a.gamma[1], KV, k}, {a.w[2], a.gamma[2], KV, v_rows}};
+    ternary_prepared(scales, seq, E, t, 3);
+  }
+  rope(q, seq, a.heads, a.head_dim, a.pos, a.theta, true, qr);
+  rope(k, seq, a.kv_heads, a.head_dim, a.pos, a.theta, true, k_rows);
+  attention(AttentionArgs{qr, a.k_cache, a.v_cache, seq, a.pos0 + seq, a.heads, a.kv_heads, a.head_dim, a.pos0,
+                          a.attn_scale, att});
+  rms_norm(att, a.norm[1], seq, Q, a.eps, x);
+  if (!quant(x, Q)) {
+    return 1;
+  }
+  {
+    const TernaryTarget t[1] = {{a.w[3], a.gamma[3], E, o}};
+    ternary_prepared(scales, seq, Q, t, 1);
+  }
+  binary_flat(0, a.h, o, S * E, h1);
+
+  // Feed-forward branch.
+  rms_norm(h1, a.norm[2], seq, E, a.eps, x);
+  if (!quant(x, E)) {
+    return 2;
+  }
+  {
+    const TernaryTarget t[2] = {{a.w[4], a.gamma[4], F, g}, {a.w[5], a.gamma[5], F, u}};
+    ternary_prepared(scales, seq, E, t, 2);
+  }
+  unary(a.relu2 ? 4 : 5, g, S * F, g);
+  binary_flat(2, g, u, S * F, g);
+  rms_norm(g, a.norm[3], seq, F, a.eps, x);
+  if (!quant(x, F)) {
+    return 3;
+  }
+  {
+    const TernaryTarget t[1] = {{a.w[6], a.gamma[6], E, o}};
+    ternary_prepared(scales, seq, F, t, 1);
+  }
+  binary_flat(0, h1, o, S * E, a.out);
+  return -1;
+}
+
+}  // namespace barbell

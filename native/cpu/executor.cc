@@ -1,0 +1,233 @@
+// Executor: the kernel steps shared by the single-kernel N-API methods and the fused block.
+#include "executor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace barbell {
+
+IsaKernels table_for(Isa isa) {
+  const IsaKernels* t = scalar_kernels();
+  switch (isa) {
+#if defined(__x86_64__) || defined(_M_X64)
+    case Isa::kAvx2: t = avx2_kernels(); break;
+    case Isa::kAvx512bw: t = avx512bw_kernels(); break;
+    case Isa::kAvx512vnni: t = avx512vnni_kernels(); break;
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+    case Isa::kNeon: t = neon_kernels(); break;
+#endif
+    default: break;
+  }
+  IsaKernels out = *t;
+  const IsaKernels* s = scalar_kernels();
+  if (out.ternary == nullptr) {
+    out.ternary = s->ternary;
+    out.ternary_block = s->ternary_block;
+  }
+  out.binary_i8 = out.binary_i8 != nullptr ? out.binary_i8 : s->binary_i8;
+  out.binary_binary = out.binary_binary != nullptr ? out.binary_binary : s->binary_binary;
+  out.dense = out.dense != nullptr ? out.dense : s->dense;
+  return out;
+}
+
+Executor::Executor(Isa isa, int threads) : isa_(isa), table_(table_for(isa)) {
+  pool_ = std::make_unique<ThreadPool>(std::max(1, threads));
+}
+
+void Executor::stop() {
+  if (pool_) {
+    pool_->stop();
+    pool_.reset();
+  }
+}
+
+void Executor::parallel_rows(int n, size_t work_per_row, const std::function<void(int, int)>& fn) {
+  const int threads = pool_->threads();
+  const size_t total = work_per_row * static_cast<size_t>(n);
+  if (threads <= 1 || total < (1u << 16) || n < 8) {
+    fn(0, n);
+    return;
+  }
+  // ~8 tasks per thread, rows a multiple of 4 (the SIMD tiles), for load balance.
+  int chunk = std::max(4, (n + threads * 8 - 1) / (threads * 8));
+  chunk = (chunk + 3) & ~3;
+  const int tasks = (n + chunk - 1) / chunk;
+  const std::function<void(int)> job = [&](int t) {
+    const int j0 = t * chunk;
+    fn(j0, std::min(n, j0 + chunk));
+  };
+  pool_->run(tasks, job);
+}
+
+void Executor::prepare_ternary(const int8_t* x, int m, int k) {
+  const int block = table_.ternary_block;
+  const size_t per = block == 0 ? 1 : 4 * static_cast<size_t>(block);
+  xp_stride_ = (static_cast<size_t>(k) + per - 1) / per * per;
+  xp_.resize(std::max<size_t>(1, static_cast<size_t>(m) * xp_stride_));
+  xsum_.resize(static_cast<size_t>(std::max(1, m)));
+  repack_x_planes(x, m, k, block, xp_.data(), xp_stride_, xsum_.data());
+}
+
+void Executor::ternary_prepared(const float* xscale, int m, int k, const TernaryTarget* targets, int count) {
+  const size_t row_bytes = static_cast<size_t>((k + 3) / 4);
+  const auto fn = table_.ternary;
+  auto args = [&](const TernaryTarget& t) {
+    return TernaryArgs{xp_.data(), xp_stride_, xsum_.data(), xscale, t.gamma, t.w, row_bytes, k, m, t.n, t.out};
+  };
+  int rows = 0;
+  for (int i = 0; i < count; ++i) {
+    rows += targets[i].n;
+  }
+  const int threads = pool_->threads();
+  const size_t work = static_cast<size_t>(m) * static_cast<size_t>(k) * static_cast<size_t>(rows);
+  if (threads <= 1 || work < (1u << 16) || rows < 8) {
+    for (int i = 0; i < count; ++i) {
+      fn(args(targets[i]), 0, targets[i].n);
+    }
+    return;
+  }
+  // One job over the rows of every target: ~8 tasks per thread, chunks a multiple of 4 rows.
+  int chunk = std::max(4, (rows + threads * 8 - 1) / (threads * 8));
+  chunk = (chunk + 3) & ~3;
+  struct Task {
+    int target, j0, j1;
+  };
+  std::vector<Task> tasks;
+  for (int i = 0; i < count; ++i) {
+    for (int j = 0; j < targets[i].n; j += chunk) {
+      tasks.push_back({i, j, std::min(targets[i].n, j + chunk)});
+    }
+  }
+  std::vector<TernaryArgs> prepared;
+  prepared.reserve(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    prepared.push_back(args(targets[i]));
+  }
+  const std::function<void(int)> job = [&](int t) {
+    const Task& task = tasks[static_cast<size_t>(t)];
+    fn(prepared[static_cast<size_t>(task.target)], task.j0, task.j1);
+  };
+  pool_->run(static_cast<int>(tasks.size()), job);
+}
+
+void Executor::attention(const AttentionArgs& a) {
+  const int pairs = a.seq_q * a.n_head;
+  const int threads = pool_->threads();
+  // Multiply-adds: Σ over rows of (keys seen) · headDim, twice (q·k and p·v), per head.
+  const double work = 2.0 * static_cast<double>(a.seq_q) * a.n_head * a.head_dim * (a.pos0 + (a.seq_q + 1) / 2.0);
+  const bool split = threads > 1 && work >= 6.0e4 && pairs > 1;
+  // Pairs per task: about 8 tasks per thread for balance (causal rows differ in length).
+  const int chunk = split ? std::max(1, pairs / (threads * 8)) : pairs;
+  const int tasks = (pairs + chunk - 1) / chunk;
+  if (table_.attention != nullptr) {
+    const auto fn = table_.attention;
+    const size_t scratch = static_cast<size_t>(a.seq_kv) + 64;
+    auto body = [&](int t) {
+      thread_local std::vector<float> local;  // one scratch per pool thread, kept between calls
+      if (local.size() < scratch) {
+        local.resize(scratch);
+      }
+      fn(a, t * chunk, std::min(pairs, (t + 1) * chunk), local.data());
+    };
+    if (!split || tasks == 1) {
+      for (int t = 0; t < tasks; ++t) {
+        body(t);
+      }
+    } else {
+      const std::function<void(int)> job = body;
+      pool_->run(tasks, job);
+    }
+    return;
+  }
+  const size_t scratch = static_cast<size_t>(a.seq_kv) + static_cast<size_t>(a.head_dim);
+  // Task t handles (row, head) pairs [t·chunk, (t+1)·chunk); `scratch` doubles of per-thread memory.
+  auto body = [&](int t, double* scores) {
+    double* sums = scores + a.seq_kv;
+    const int p1 = std::min(pairs, (t + 1) * chunk);
+    for (int p = t * chunk; p < p1; ++p) {
+      attention_one(a, p / a.n_head, p % a.n_head, scores, sums);
+    }
+  };
+  if (!split || tasks == 1) {
+    std::vector<double> buf(scratch);
+    for (int t = 0; t < tasks; ++t) {
+      body(t, buf.data());
+    }
+  } else {
+    const std::function<void(int)> job = [&](int t) {
+      thread_local std::vector<double> local;
+      if (local.size() < scratch) {
+        local.resize(scratch);
+      }
+      body(t, local.data());
+    };
+    pool_->run(tasks, job);
+  }
+}
+
+void Executor::rope(const float* x, int seq, int heads, int head_dim, const int32_t* pos, double theta, bool neox,
+                    float* out) {
+  // cos / sin of each (position, pair) are cached for the last (theta, head_dim): while decoding,
+  // every layer rotates q and k at the same position, so they are computed once per token.
+  const int half = head_dim / 2;
+  if (theta != rope_theta_ || half != rope_half_) {
+    rope_theta_ = theta;
+    rope_half_ = half;
+    rope_cs_.clear();
+    rope_sn_.clear();
+    rope_have_.clear();
+  }
+  const size_t cells = static_cast<size_t>(seq) * static_cast<size_t>(half);
+  rope_tcs_.resize(cells);
+  rope_tsn_.resize(cells);
+  for (int s = 0; s < seq; ++s) {
+    const int32_t p = pos[s];
+    double* cs = rope_tcs_.data() + static_cast<size_t>(s) * half;
+    double* sn = rope_tsn_.data() + static_cast<size_t>(s) * half;
+    const bool cacheable = p >= 0 && p < (1 << 20);
+    const size_t at = static_cast<size_t>(cacheable ? p : 0);
+    if (cacheable && at < rope_have_.size() && rope_have_[at]) {
+      std::memcpy(cs, rope_cs_.data() + at * half, sizeof(double) * half);
+      std::memcpy(sn, rope_sn_.data() + at * half, sizeof(double) * half);
+      continue;
+    }
+    for (int j = 0; j < half; ++j) {
+      const double angle = static_cast<double>(p) * std::pow(theta, (-2.0 * j) / static_cast<double>(head_dim));
+      cs[j] = std::cos(angle);
+      sn[j] = std::sin(angle);
+    }
+    if (cacheable) {
+      if (at >= rope_have_.size()) {
+        rope_have_.resize(at + 1, 0);
+        rope_cs_.resize((at + 1) * half);
+        rope_sn_.resize((at + 1) * half);
+      }
+      std::memcpy(rope_cs_.data() + at * half, cs, sizeof(double) * half);
+      std::memcpy(rope_sn_.data() + at * half, sn, sizeof(double) * half);
+      rope_have_[at] = 1;
+    }
+  }
+  rope_table(x, seq, heads, head_dim, rope_tcs_.data(), rope_tsn_.data(), neox, out);
+}
+
+int64_t Executor::quantize(const float* x, int m, int k, int8_t* q, float* scales) const {
+  const auto qf = table_.quantize != nullptr ? table_.quantize : quantize_rows;
+  return qf(x, m, k, q, scales);
+}
+
+void Executor::rms_norm(const float* x, const float* w, int rows, int cols, double eps, float* out) const {
+  const auto rf = table_.rms_norm != nullptr ? table_.rms_norm : barbell::rms_norm;
+  rf(x, w, rows, cols, eps, out);
+}
+
+void Executor::unary(int op, const float* x, size_t n, float* out) const {
+  if (op == 5 && table_.silu != nullptr) {
+    table_.silu(x, n, out);
+  } else {
+    barbell::unary(op, x, n, out);
+  }
+}
+
+}  // namespace barbell

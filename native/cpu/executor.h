@@ -1,0 +1,96 @@
+// The execution state one Context owns: the ISA kernel table, the thread pool, and the scratch memory
+// and caches that kernels reuse between calls (repacked activations, RoPE cos/sin, the fused block's
+// activation arena). Context (addon.cc) is the N-API face; Executor does the work, so the single-kernel
+// entry points and the fused transformer block (block.cc) share one implementation of each step.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "cpu_features.h"
+#include "float_kernels.h"
+#include "kernels.h"
+#include "thread_pool.h"
+
+namespace barbell {
+
+// A table for `isa`, with entries that path lacks taken from the scalar table.
+IsaKernels table_for(Isa isa);
+
+// One ternary weight matrix applied to prepared activations: out[m, n] = planes · w[n, k]ᵀ, scaled.
+struct TernaryTarget {
+  const uint8_t* w;  // n rows of ceil(k / 4) bytes (t2 layout)
+  float gamma;
+  int n;
+  float* out;  // [m, n]
+};
+
+// The fused BitNet block (BITNET.md §1.2), one step over `seq` new tokens. See block.cc.
+struct BlockArgs {
+  const float* h;        // [seq, embed] residual stream in
+  float* out;            // [seq, embed] residual stream out (may not alias h)
+  const int32_t* pos;    // [seq] positions
+  float* k_cache;        // [capacity, kv_heads, head_dim]; rows pos0 … pos0 + seq − 1 are written
+  float* v_cache;
+  int seq, embed, heads, kv_heads, head_dim, ffn, pos0, capacity;
+  double eps, theta, attn_scale;
+  bool relu2;            // ReLU² FFN (bitnet-b1.58); false: SiLU (bitnet)
+  const float* norm[4];  // attn_norm [embed], attn_sub_norm [heads·head_dim], ffn_norm [embed], ffn_sub_norm [ffn]
+  const uint8_t* w[7];   // wq, wk, wv, wo, wGate, wUp, wDown (t2 layout)
+  float gamma[7];
+};
+
+class Executor {
+ public:
+  Executor(Isa isa, int threads);
+
+  Isa isa() const { return isa_; }
+  const IsaKernels& table() const { return table_; }
+  int threads() const { return pool_ ? pool_->threads() : 0; }
+  bool alive() const { return static_cast<bool>(pool_); }
+  ThreadPool& pool() { return *pool_; }
+  void stop();
+
+  // Splits n output rows into tasks of whole row chunks over the pool; one task for small problems.
+  void parallel_rows(int n, size_t work_per_row, const std::function<void(int, int)>& fn);
+
+  // Rearranges int8 activations [m, k] into the planes the ternary kernel reads (kernels.h) and
+  // computes Σx per row, into scratch owned by the executor; valid until the next call.
+  void prepare_ternary(const int8_t* x, int m, int k);
+  // Runs every target on the prepared activations, all targets' rows split over the pool as one job.
+  void ternary_prepared(const float* xscale, int m, int k, const TernaryTarget* targets, int count);
+
+  // Causal attention over (query row, head) pairs, split over the pool when it pays.
+  void attention(const AttentionArgs& a);
+  // RoPE of x [seq, heads, head_dim] (cos/sin cached per position for the last theta and head_dim).
+  void rope(const float* x, int seq, int heads, int head_dim, const int32_t* pos, double theta, bool neox, float* out);
+  // The table's vector kernels where it has them, else the portable ones.
+  int64_t quantize(const float* x, int m, int k, int8_t* q, float* scales) const;
+  void rms_norm(const float* x, const float* w, int rows, int cols, double eps, float* out) const;
+  void unary(int op, const float* x, size_t n, float* out) const;
+
+  // The fused block; returns −1, or (when an activation to quantize is not finite) the stage code
+  // 0 … 3 (attn input, attn output, ffn input, ffn hidden). Nothing is written to the cache then
+  // beyond the rows of this step.
+  int bitnet_block(const BlockArgs& a);
+
+ private:
+  Isa isa_;
+  IsaKernels table_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::vector<int8_t> xp_;
+  std::vector<int32_t> xsum_;
+  size_t xp_stride_ = 0;
+  double rope_theta_ = -1;
+  int rope_half_ = -1;
+  std::vector<double> rope_cs_, rope_sn_, rope_tcs_, rope_tsn_;
+  std::vector<uint8_t> rope_have_;
+  // The fused block's activation arena (grown, never shrunk; one per context).
+  std::vector<float> arena_f32_;
+  std::vector<int8_t> arena_i8_;
+};
+
+}  // namespace barbell

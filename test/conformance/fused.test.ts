@@ -1,0 +1,195 @@
+/**
+ * Fused steps (FusedKernels): a backend's one-call BitNet block must compute exactly what its own
+ * kernels compute when the forward pass composes them (same kernels, same order: bit-identical logits
+ * and KV cache), and stay within the float tolerance of the JS reference. Prefill, a second prefill
+ * chunk at pos0 > 0 and token-by-token decoding are all checked, on SiLU and ReLU² archs, with MHA
+ * and grouped KV heads. Backends without fused steps are listed as skipped with the reason.
+ */
+import { describe, expect, it } from "vitest";
+import type { Backend, BitnetBlockParams, BitnetBlockWeights, TensorRef } from "../../src/backends/backend.js";
+import { createJsBackend } from "../../src/backends/js/index.js";
+import { PROVIDERS } from "../../src/backends/providers.js";
+import { probeOnce, resolveBackend } from "../../src/backends/registry.js";
+import { ValueError } from "../../src/core/errors.js";
+import { readGgufBytes } from "../../src/formats/gguf/index.js";
+import { configFromGguf } from "../../src/model/bitnet/config.js";
+import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
+import { forward } from "../../src/model/bitnet/forward.js";
+import { ggufWeightSource } from "../../src/model/bitnet/gguf-source.js";
+import { KvCache } from "../../src/model/bitnet/kv-cache.js";
+import { loadWeights } from "../../src/model/bitnet/weights.js";
+import { tensor } from "../../src/tensor/tensor.js";
+
+const FIXTURES: BitnetFixtureOptions[] = [
+  { arch: "bitnet-b1.58", weightType: "i2_s", seed: 11 }, // ReLU², grouped KV heads
+  { arch: "bitnet", weightType: "tq2_0", hidden: 256, heads: 4, seed: 12 }, // SiLU, MHA
+  { arch: "bitnet-25", weightType: "tq1_0", hidden: 256, embeddingType: "q8_0", tied: false, seed: 13 },
+];
+
+function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += ((a[i] ?? 0) - (b[i] ?? 0)) ** 2;
+    den += (b[i] ?? 0) ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+/** Logits of: prefill [0..4), a second chunk [4..7), then 3 single-token steps; plus the final K cache. */
+async function run(opts: BitnetFixtureOptions, backend: Backend): Promise<{ logits: Float32Array[]; keys: Float32Array }> {
+  const file = readGgufBytes(makeBitnetFixture(opts));
+  const config = configFromGguf(file.metadata);
+  using weights = await loadWeights(ggufWeightSource(file), config, { backend });
+  using cache = new KvCache(config, 16, backend);
+  const steps = [[5, 17, 42, 100], [7, 3, 250], [9], [31], [64]];
+  const logits: Float32Array[] = [];
+  for (const tokens of steps) {
+    using out = forward(config, weights, cache, tokens, { allLogits: true });
+    logits.push(out.toFloat32());
+  }
+  return { logits, keys: cache.keys[config.layers - 1]?.toFloat32() ?? new Float32Array() };
+}
+
+for (const provider of PROVIDERS) {
+  describe(`${provider.name} fused steps`, async () => {
+    const probe = await probeOnce(provider);
+    if (!probe.available) {
+      it.skip(`${provider.name} is unavailable here: ${probe.reason}`, () => undefined);
+      return;
+    }
+    const chain = await resolveBackend({ backends: [provider.name, "js"], autotune: false });
+    const fused = chain.fused?.bitnetBlock;
+    if (fused === undefined) {
+      it.skip(`${provider.name} offers no fused bitnetBlock (the forward pass composes its kernels)`, () => undefined);
+      return;
+    }
+    // The same chain without its fused steps: the forward pass then composes the kernels.
+    const { fused: _unused, ...composed } = chain;
+
+    it.each(FIXTURES)("should equal the composed kernels bit for bit on %o", async (opts) => {
+      const a = await run(opts, chain);
+      const b = await run(opts, composed);
+      expect(a.logits.length).toBe(b.logits.length);
+      a.logits.forEach((row, i) => expect(Buffer.from(row.buffer).equals(Buffer.from(b.logits[i]?.buffer ?? new ArrayBuffer(0)))).toBe(true));
+      expect(Buffer.from(a.keys.buffer).equals(Buffer.from(b.keys.buffer))).toBe(true);
+      expect(chain.liveAllocations()).toBe(0);
+    });
+
+    it.each(FIXTURES)("should stay within rel L2 1e-4 of the JS reference on %o", async (opts) => {
+      const js = createJsBackend();
+      const a = await run(opts, chain);
+      const b = await run(opts, js);
+      a.logits.forEach((row, i) => expect(relL2(row, b.logits[i] ?? [])).toBeLessThan(1e-4));
+      expect(js.liveAllocations()).toBe(0);
+    });
+
+    it("should be used by the forward pass (one call per layer and step, no ternary matmul)", async () => {
+      let blocks = 0;
+      let matmuls = 0;
+      const counting: Backend = {
+        ...chain,
+        kernels: {
+          ...chain.kernels,
+          matmulTernaryI8: (...args) => {
+            matmuls++;
+            chain.kernels.matmulTernaryI8(...args);
+          },
+        },
+        fused: {
+          bitnetBlock: (...args) => {
+            blocks++;
+            fused(...args);
+          },
+        },
+      };
+      const opts = FIXTURES[0] ?? {};
+      const file = readGgufBytes(makeBitnetFixture(opts));
+      const config = configFromGguf(file.metadata);
+      using weights = await loadWeights(ggufWeightSource(file), config, { backend: counting });
+      using cache = new KvCache(config, 8, counting);
+      using _a = forward(config, weights, cache, [1, 2, 3]);
+      using _b = forward(config, weights, cache, [4]);
+      expect(blocks).toBe(2 * config.layers);
+      expect(matmuls).toBe(0);
+      // Tracing needs the per-op activations, so it composes the kernels instead.
+      using _c = forward(config, weights, cache, [5], { trace: () => undefined });
+      expect(blocks).toBe(2 * config.layers);
+      expect(matmuls).toBe(7 * config.layers);
+    });
+
+    describe("hostile arguments", () => {
+      const E = 64;
+      const H = 2;
+      const D = 32;
+      const F = 128;
+      const params: BitnetBlockParams = { heads: H, kvHeads: H, headDim: D, eps: 1e-5, ropeTheta: 10000, attnScale: 1 / Math.sqrt(D), activation: "relu2" };
+      const zeros = (dims: string[], shape: number[]) => tensor(new Float32Array(shape.reduce((x, y) => x * y, 1)), dims, shape, { backend: chain });
+      const ternary = (rows: number, cols: number): TensorRef => {
+        const buffer = chain.alloc(rows * Math.ceil(cols / 4));
+        chain.write(buffer, new Uint8Array(rows * Math.ceil(cols / 4)).fill(0b01010101)); // every trit 0
+        return { buffer, dtype: "ternary", shape: [rows, cols], scale: 1 };
+      };
+      function setup() {
+        const w: BitnetBlockWeights = {
+          attnNorm: zeros(["e"], [E]).ref(),
+          attnSubNorm: zeros(["q"], [H * D]).ref(),
+          ffnNorm: zeros(["e"], [E]).ref(),
+          ffnSubNorm: zeros(["f"], [F]).ref(),
+          wq: ternary(H * D, E),
+          wk: ternary(H * D, E),
+          wv: ternary(H * D, E),
+          wo: ternary(E, H * D),
+          wGate: ternary(F, E),
+          wUp: ternary(F, E),
+          wDown: ternary(E, F),
+        };
+        return w;
+      }
+      const freeAll = (refs: TensorRef[]) => refs.forEach((r) => chain.free(r.buffer));
+
+      it("should reject a cache too small for pos0 + seq, a non-ternary projection and out aliasing h", () => {
+        const w = setup();
+        const h = zeros(["s", "e"], [2, E]);
+        const out = zeros(["s", "e"], [2, E]);
+        const pos = tensor(new Int32Array([0, 1]), ["s"], [2], { backend: chain });
+        const k = zeros(["c", "kv", "d"], [4, H, D]);
+        const v = zeros(["c", "kv", "d"], [4, H, D]);
+        try {
+          expect(() => fused(h.ref(), pos.ref(), k.ref(), v.ref(), 3, w, params, out.ref())).toThrow(/inconsistent sizes|exceeds|bounds/);
+          expect(() => fused(h.ref(), pos.ref(), k.ref(), v.ref(), 0, { ...w, wq: h.ref() }, params, out.ref())).toThrow(/ternary/);
+          expect(() => fused(h.ref(), pos.ref(), k.ref(), v.ref(), 0, w, params, h.ref())).toThrow(/alias/);
+          expect(() => fused(h.ref(), pos.ref(), k.ref(), v.ref(), 0, w, { ...params, kvHeads: 3 }, out.ref())).toThrow();
+          expect(() => fused(h.ref(), pos.ref(), k.ref(), v.ref(), 0, { ...w, wDown: ternary(E, F / 2) }, params, out.ref())).toThrow(/columns/);
+          // A valid call works (all-zero weights and norms: out equals h).
+          fused(h.ref(), pos.ref(), k.ref(), v.ref(), 0, w, params, out.ref());
+        } finally {
+          [h, out, pos, k, v].forEach((t) => t.dispose());
+          freeAll(Object.values(w));
+        }
+      });
+
+      it("should throw ValueError non-finite for NaN activations", () => {
+        const w = setup();
+        const h = tensor(new Float32Array(E).fill(Number.NaN), ["s", "e"], [1, E], { backend: chain });
+        const out = zeros(["s", "e"], [1, E]);
+        const pos = tensor(new Int32Array([0]), ["s"], [1], { backend: chain });
+        const k = zeros(["c", "kv", "d"], [4, H, D]);
+        const v = zeros(["c", "kv", "d"], [4, H, D]);
+        try {
+          let caught: unknown;
+          try {
+            fused(h.ref(), pos.ref(), k.ref(), v.ref(), 0, w, params, out.ref());
+          } catch (e) {
+            caught = e;
+          }
+          expect(caught).toBeInstanceOf(ValueError);
+          expect((caught as ValueError).code).toBe("non-finite");
+        } finally {
+          [h, out, pos, k, v].forEach((t) => t.dispose());
+          freeAll(Object.values(w));
+        }
+      });
+    });
+  });
+}
