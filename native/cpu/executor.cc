@@ -7,6 +7,11 @@
 
 namespace barbell {
 
+namespace {
+// Query rows from which attention transposes the keys first (prefill); decoding reads them in place.
+constexpr int kTransposeKeysFrom = 16;
+}  // namespace
+
 IsaKernels table_for(Isa isa) {
   const IsaKernels* t = scalar_kernels();
   switch (isa) {
@@ -123,6 +128,27 @@ void Executor::attention(const AttentionArgs& a) {
   const int tasks = (pairs + chunk - 1) / chunk;
   if (table_.attention != nullptr) {
     const auto fn = table_.attention;
+    if (a.seq_q >= kTransposeKeysFrom && a.kt == nullptr) {
+      // Prefill: transpose the keys once (kt[kv_head][d][t]) so scores come W at a time.
+      AttentionArgs with = a;
+      const int D = a.head_dim;
+      const size_t stride = (static_cast<size_t>(a.seq_kv) + 15) / 16 * 16;
+      const size_t kv_row = static_cast<size_t>(a.n_kv_head) * D;
+      kt_.resize(static_cast<size_t>(a.n_kv_head) * D * stride);
+      for (int t0 = 0; t0 < a.seq_kv; t0 += 16) {
+        const int t1 = std::min(a.seq_kv, t0 + 16);
+        for (size_t c = 0; c < kv_row; ++c) {  // c = kv_head·D + d, the row of kt
+          float* dst = kt_.data() + c * stride;
+          for (int t = t0; t < t1; ++t) {
+            dst[t] = a.k[static_cast<size_t>(t) * kv_row + c];
+          }
+        }
+      }
+      with.kt = kt_.data();
+      with.kt_stride = stride;
+      attention(with);
+      return;
+    }
     const size_t scratch = static_cast<size_t>(a.seq_kv) + 64;
     auto body = [&](int t) {
       thread_local std::vector<float> local;  // one scratch per pool thread, kept between calls
@@ -147,7 +173,7 @@ void Executor::attention(const AttentionArgs& a) {
     double* sums = scores + a.seq_kv;
     const int p1 = std::min(pairs, (t + 1) * chunk);
     for (int p = t * chunk; p < p1; ++p) {
-      attention_one(a, p / a.n_head, p % a.n_head, scores, sums);
+      attention_one(a, p % a.seq_q, p / a.seq_q, scores, sums);  // head-major, like the SIMD paths
     }
   };
   if (!split || tasks == 1) {

@@ -88,6 +88,7 @@ class Executor {
   int rope_half_ = -1;
   std::vector<double> rope_cs_, rope_sn_, rope_tcs_, rope_tsn_;
   std::vector<uint8_t> rope_have_;
+  std::vector<float> kt_;  // transposed keys for prefill attention
   // The fused block's activation arena (grown, never shrunk; one per context).
   std::vector<float> arena_f32_;
   std::vector<int8_t> arena_i8_;

@@ -28,6 +28,10 @@ struct AttentionArgs {
   int seq_q, seq_kv, n_head, n_kv_head, head_dim, pos0;
   double scale;
   float* out;
+  // Optional: the keys transposed, kt[kv_head][d][t] with row stride kt_stride (≥ seq_kv). The SIMD
+  // paths then compute W scores per vector (no horizontal sum per key); set for prefill.
+  const float* kt = nullptr;
+  size_t kt_stride = 0;
 };
 // One (query row, head) pair in float64; scratch holds seq_kv doubles.
 void attention_one(const AttentionArgs& a, int i, int h, double* scratch, double* sums);
