@@ -335,6 +335,9 @@ export class Cell<M extends MessageBase> implements StreamOwner {
     }
     this.pumping = false;
     this.notifyIdle();
+    if (this.mailbox.size > 0 && this.state === "running") {
+      this.schedule(); // a failure resumed synchronously while this loop was still marked as running
+    }
   }
 
   private stopDiscarding = false;
@@ -416,7 +419,11 @@ export class Cell<M extends MessageBase> implements StreamOwner {
     }
     this.state = "restarting";
     this.closeActiveStreams(error);
-    this.restartTimer = this.services.clock.setTimer(() => void this.restart(error), delayMs);
+    if (delayMs <= 0) {
+      queueMicrotask(() => void this.restart(error));
+    } else {
+      this.restartTimer = this.services.clock.setTimer(() => void this.restart(error), delayMs);
+    }
   }
 
   private async restart(error: ActorError): Promise<void> {
