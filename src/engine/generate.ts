@@ -4,7 +4,7 @@
  * tokenizer's stream decoder (never a broken UTF-8 character) and the stop-string matcher.
  */
 import { ShapeError, UsageError, ValueError } from "../core/errors.js";
-import { forward } from "../model/bitnet/forward.js";
+import { forward, prefill } from "../model/bitnet/forward.js";
 import type { KvCache } from "../model/bitnet/kv-cache.js";
 import { ContextFullError } from "../model/bitnet/kv-cache.js";
 import { createSampler, createStopMatcher, type SamplingOptions, type TokenLogprob } from "../model/sampling/index.js";
@@ -118,7 +118,7 @@ export async function* runGeneration(
   let finishReason: FinishReason = "length";
   cache.truncate(0);
   const t0 = performance.now();
-  let logits = forward(model.config, model.weights, cache, prompt);
+  let logits = prefill(model.config, model.weights, cache, prompt);
   const prefillMs = performance.now() - t0;
   const t1 = performance.now();
   try {

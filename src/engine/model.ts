@@ -11,7 +11,7 @@ import { FormatError, UsageError } from "../core/errors.js";
 import { openGguf } from "../formats/gguf/index.js";
 import { formatBitnetChat, renderJinjaChat, validateMessages, type ChatMessage } from "../model/chat/index.js";
 import { configFromGguf } from "../model/bitnet/config.js";
-import { forward, type ForwardTrace } from "../model/bitnet/forward.js";
+import { forward, prefill, type ForwardTrace } from "../model/bitnet/forward.js";
 import { KvCache } from "../model/bitnet/kv-cache.js";
 import { ggufWeightSource } from "../model/bitnet/gguf-source.js";
 import { readHfBitnetFolder } from "../model/bitnet/hf.js";
@@ -135,7 +135,10 @@ export class BitnetModel implements Disposable {
     this.#alive();
     return this.#exclusive(async () => {
       this.#cache.truncate(0);
-      using out = forward(this.config, this.#model.weights, this.#cache, tokens, { allLogits: options.all === true });
+      using out =
+        options.all === true
+          ? forward(this.config, this.#model.weights, this.#cache, tokens, { allLogits: true })
+          : prefill(this.config, this.#model.weights, this.#cache, tokens);
       const all = out.toFloat32();
       const vocab = out.shape[1];
       return Array.from({ length: out.shape[0] }, (_, i) => all.slice(i * vocab, (i + 1) * vocab));

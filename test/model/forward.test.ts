@@ -3,7 +3,7 @@ import { createJsBackend } from "../../src/index.js";
 import { readGgufBytes } from "../../src/formats/gguf/index.js";
 import { configFromGguf } from "../../src/model/bitnet/config.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
-import { forward } from "../../src/model/bitnet/forward.js";
+import { forward, prefill, PREFILL_STEP_TOKENS } from "../../src/model/bitnet/forward.js";
 import { KvCache } from "../../src/model/bitnet/kv-cache.js";
 import { ggufWeightSource } from "../../src/model/bitnet/gguf-source.js";
 import { loadWeights } from "../../src/model/bitnet/weights.js";
@@ -68,6 +68,20 @@ describe("BitNet forward pass", () => {
     expect(c2.length).toBe(5);
     expect(relL2(all.toFloat32(), last?.toFloat32() ?? [])).toBeLessThan(1e-6);
     last?.dispose();
+    weights.dispose();
+  });
+
+  it("should prefill a long prompt in bounded steps with the logits of one step", async () => {
+    const { config, weights } = await load({ seed: 8, contextLength: 512 });
+    const tokens = Array.from({ length: PREFILL_STEP_TOKENS * 2 + 37 }, (_, i) => (i * 31) % config.vocabSize);
+    using c1 = new KvCache(config, tokens.length, backend);
+    using c2 = new KvCache(config, tokens.length, backend);
+    using whole = forward(config, weights, c1, tokens);
+    using chunked = prefill(config, weights, c2, tokens);
+    expect(c2.length).toBe(tokens.length);
+    expect(chunked.shape).toEqual([1, config.vocabSize]);
+    expect(relL2(chunked.toFloat32(), whole.toFloat32())).toBeLessThan(1e-6);
+    expect(() => prefill(config, weights, c2, [1])).toThrow(/do not fit/);
     weights.dispose();
   });
 });

@@ -202,3 +202,39 @@ export function forward(
     h.dispose();
   }
 }
+
+/**
+ * Tokens per forward step when a long prompt is prefilled: activations scale with the step, so a
+ * bounded step bounds the memory a prompt needs (a 512-token prompt of the 700M shape needed ~45 MB of
+ * activations in one step, ~11 MB in steps of 128), at no measurable cost in speed (each step is still
+ * a matrix–matrix product).
+ */
+export const PREFILL_STEP_TOKENS = 128;
+
+/**
+ * Runs a prompt through the model in steps of at most PREFILL_STEP_TOKENS and returns the logits of
+ * its last position [1, vocab]. Equal to `forward(…, tokens)` up to float summation order in attention.
+ */
+export function prefill(
+  config: BitnetConfig,
+  weights: BitnetWeights,
+  cache: KvCache,
+  tokens: readonly number[],
+): Tensor<"f32", ["seq", "vocab"]> {
+  if (tokens.length === 0) {
+    throw new ShapeError("size", "[forward] no tokens to run");
+  }
+  cache.reserve(tokens.length);
+  let logits: Tensor<"f32", ["seq", "vocab"]> | undefined;
+  try {
+    for (let at = 0; at < tokens.length; at += PREFILL_STEP_TOKENS) {
+      logits?.dispose();
+      logits = undefined;
+      logits = forward(config, weights, cache, tokens.slice(at, at + PREFILL_STEP_TOKENS));
+    }
+  } catch (e) {
+    logits?.dispose();
+    throw e;
+  }
+  return logits as Tensor<"f32", ["seq", "vocab"]>;
+}
