@@ -36,3 +36,7 @@ export { openGguf, readGguf, readGgufBytes, writeGguf, type GgufFile, type GgufT
 export { openSafetensors, readSafetensorsBytes, writeSafetensors } from "./formats/safetensors/index.js";
 export { makeBitnetFixture, type BitnetFixtureOptions } from "./model/bitnet/fixture.js";
 export { writeHfBitnetFixture, type HfBitnetFixtureOptions } from "./model/bitnet/hf-fixture.js";
+
+// Actors: typed actor runtime with supervision and worker/process isolation (docs/actors.md).
+export * as actors from "./actors/index.js";
+export { ActorError, createActorSystem, defineActor, type ActorRef, type ActorSystem } from "./actors/index.js";

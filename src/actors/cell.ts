@@ -216,8 +216,9 @@ export class Cell<M extends MessageBase> implements StreamOwner {
 
   private ask(message: MessageBase, options: AskOptions = {}): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      let envelope: Envelope | undefined;
+      const sent: { envelope?: Envelope } = {};
       const finish = (): void => {
+        const envelope = sent.envelope;
         if (envelope) {
           envelope.cancelled = true;
           envelope.timer?.cancel();
@@ -248,7 +249,8 @@ export class Cell<M extends MessageBase> implements StreamOwner {
         reject(queued.error);
         return;
       }
-      envelope = queued.value;
+      const envelope = queued.value;
+      sent.envelope = envelope;
       options.signal?.addEventListener("abort", onAbort, { once: true });
       if (options.timeoutMs !== undefined) {
         envelope.timer = this.services.clock.setTimer(() => {

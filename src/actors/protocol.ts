@@ -120,7 +120,7 @@ export interface ActorDefinition<M extends MessageBase> {
   /** Default name of spawned instances (a spawn may override it). */
   readonly name: string;
   /** Creates a fresh incarnation (preStart). May be async; a throw is a `start-failed` failure. */
-  readonly create: (ctx: ActorContext<NoInfer<M>>) => Behavior<NoInfer<M>> | Promise<Behavior<NoInfer<M>>>;
+  readonly create: (ctx: ActorContext<M>) => Behavior<M> | Promise<Behavior<M>>;
   /** Required for worker and child-process isolation: the codec of every message, reply and item. */
   readonly protocol?: ProtocolCodec<M>;
   /** How this actor supervises its children. Default: {@link DEFAULT_SUPERVISION}. */

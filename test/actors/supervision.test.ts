@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  ActorError,
+  type ActorError,
   backoffDelay,
   createActorSystem,
   defineActor,

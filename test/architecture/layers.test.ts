@@ -16,9 +16,11 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["tensor/", 3],
   ["formats/", 3],
   ["model/", 4],
+  ["actors/", 4],
   ["engine/", 5],
-  ["cli/", 6],
-  ["index.ts", 6],
+  ["serve/", 6],
+  ["cli/", 7],
+  ["index.ts", 7],
 ];
 
 function layerOf(rel: string): number {
@@ -58,6 +60,14 @@ describe("module layering", () => {
   it("should never import from a higher layer", () => {
     const upward = edges.filter((e) => layerOf(e.to) > layerOf(e.from)).map((e) => `${e.from} -> ${e.to}`);
     expect(upward).toEqual([]);
+  });
+
+  it("should let actors import only core and the BAREWire format (actors know nothing about models)", () => {
+    const outside = edges
+      .filter((e) => e.from.startsWith("actors/"))
+      .filter((e) => !["actors/", "core/", "formats/barewire/"].some((prefix) => e.to.startsWith(prefix)))
+      .map((e) => `${e.from} -> ${e.to}`);
+    expect(outside).toEqual([]);
   });
 
   it("should keep concrete backends independent of each other", () => {
