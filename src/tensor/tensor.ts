@@ -108,7 +108,10 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
     const rows = this.size / cols;
     switch (this.dtype) {
       case "f32":
-        return new Float32Array(raw.buffer, raw.byteOffset, this.size).slice();
+        // backend.read returns a fresh copy; view it when aligned instead of copying again.
+        return raw.byteOffset % 4 === 0
+          ? new Float32Array(raw.buffer, raw.byteOffset, this.size)
+          : new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + this.size * 4));
       case "i8":
         return Float32Array.from(new Int8Array(raw.buffer, raw.byteOffset, this.size));
       case "i32":

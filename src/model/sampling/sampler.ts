@@ -109,6 +109,20 @@ function finiteCandidates(work: Float64Array, vocab: number): Int32Array {
   return out.subarray(0, n);
 }
 
+/** argmax over every finite value (ties to the lowest id), without building a candidate list. */
+function greedy(work: Float64Array): number {
+  let best = -1;
+  let bestValue = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < work.length; i++) {
+    const v = work[i] ?? Number.NEGATIVE_INFINITY;
+    if (v > bestValue) {
+      best = i;
+      bestValue = v;
+    }
+  }
+  return best;
+}
+
 /** Candidate counts tried, in turn, when top-p must rank an unsorted list: most nuclei fit in the first. */
 const NUCLEUS_STEPS = [256, 4096];
 
@@ -207,10 +221,10 @@ export function createSampler(options: SamplingOptions = {}): Sampler {
       }
       loadLogits(logits, work);
       penalize(work, vocab, history, o);
-      let candidates = finiteCandidates(work, vocab);
       if (o.temperature === 0) {
-        return report(logits, argmax(work, candidates), o.topLogprobs);
+        return report(logits, greedy(work), o.topLogprobs);
       }
+      let candidates = finiteCandidates(work, vocab);
       let sorted = false;
       if (o.topK > 0 && o.topK < candidates.length) {
         candidates = topIndices(work, candidates, o.topK);
