@@ -627,7 +627,7 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_ARRAY(float, a, 1, static_cast<size_t>(count));
     ARG_ARRAY(float, b, 2, static_cast<size_t>(count));
     ARG_ARRAY(float, out, 4, static_cast<size_t>(count));
-    binary_flat(static_cast<int>(op), a, b, static_cast<size_t>(count), out);
+    exec_->binary_flat(static_cast<int>(op), a, b, static_cast<size_t>(count), out);
     return info.Env().Undefined();
   }
 

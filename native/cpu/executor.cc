@@ -66,13 +66,38 @@ void Executor::parallel_rows(int n, size_t work_per_row, const std::function<voi
   pool_->run(tasks, job);
 }
 
+void Executor::parallel_range(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn) {
+  const size_t threads = static_cast<size_t>(pool_->threads());
+  const size_t chunk = std::max(grain, (n + threads * 4 - 1) / (threads * 4));
+  if (threads <= 1 || n <= chunk) {
+    fn(0, n);
+    return;
+  }
+  const int tasks = static_cast<int>((n + chunk - 1) / chunk);
+  const std::function<void(int)> job = [&](int t) {
+    const size_t b = static_cast<size_t>(t) * chunk;
+    fn(b, std::min(n, b + chunk));
+  };
+  pool_->run(tasks, job);
+}
+
+namespace {
+// Elements per chunk below which row-independent steps (norms, quantization, repacking, elementwise)
+// stay on the calling thread: decode steps are too small to pay for a pool round trip.
+constexpr size_t kParallelGrain = 1 << 15;
+}  // namespace
+
 void Executor::prepare_ternary(const int8_t* x, int m, int k) {
   const int block = table_.ternary_block;
   const size_t per = block == 0 ? 1 : 4 * static_cast<size_t>(block);
   xp_stride_ = (static_cast<size_t>(k) + per - 1) / per * per;
   xp_.resize(std::max<size_t>(1, static_cast<size_t>(m) * xp_stride_));
   xsum_.resize(static_cast<size_t>(std::max(1, m)));
-  repack_x_planes(x, m, k, block, xp_.data(), xp_stride_, xsum_.data());
+  const size_t row_grain = std::max<size_t>(1, kParallelGrain / std::max(1, k));
+  parallel_range(static_cast<size_t>(m), row_grain, [&](size_t r0, size_t r1) {
+    repack_x_planes(x + r0 * k, static_cast<int>(r1 - r0), k, block, xp_.data() + r0 * xp_stride_, xp_stride_,
+                    xsum_.data() + r0);
+  });
 }
 
 void Executor::ternary_prepared(const float* xscale, int m, int k, const TernaryTarget* targets, int count) {
@@ -238,22 +263,46 @@ void Executor::rope(const float* x, int seq, int heads, int head_dim, const int3
   rope_table(x, seq, heads, head_dim, rope_tcs_.data(), rope_tsn_.data(), neox, out);
 }
 
-int64_t Executor::quantize(const float* x, int m, int k, int8_t* q, float* scales) const {
+int64_t Executor::quantize(const float* x, int m, int k, int8_t* q, float* scales) {
   const auto qf = table_.quantize != nullptr ? table_.quantize : quantize_rows;
-  return qf(x, m, k, q, scales);
-}
-
-void Executor::rms_norm(const float* x, const float* w, int rows, int cols, double eps, float* out) const {
-  const auto rf = table_.rms_norm != nullptr ? table_.rms_norm : barbell::rms_norm;
-  rf(x, w, rows, cols, eps, out);
-}
-
-void Executor::unary(int op, const float* x, size_t n, float* out) const {
-  if (op == 5 && table_.silu != nullptr) {
-    table_.silu(x, n, out);
-  } else {
-    barbell::unary(op, x, n, out);
+  const size_t row_grain = std::max<size_t>(1, kParallelGrain / std::max(1, k));
+  if (pool_->threads() <= 1 || static_cast<size_t>(m) <= row_grain) {
+    return qf(x, m, k, q, scales);
   }
+  // Rows in parallel; the first non-finite index over all chunks (other rows may have been written).
+  std::vector<int64_t> bad(static_cast<size_t>(m), -1);
+  parallel_range(static_cast<size_t>(m), row_grain, [&](size_t r0, size_t r1) {
+    const int64_t b = qf(x + r0 * k, static_cast<int>(r1 - r0), k, q + r0 * k, scales + r0);
+    bad[r0] = b < 0 ? -1 : b + static_cast<int64_t>(r0 * k);
+  });
+  for (const int64_t b : bad) {
+    if (b >= 0) {
+      return b;
+    }
+  }
+  return -1;
+}
+
+void Executor::rms_norm(const float* x, const float* w, int rows, int cols, double eps, float* out) {
+  const auto rf = table_.rms_norm != nullptr ? table_.rms_norm : barbell::rms_norm;
+  const size_t row_grain = std::max<size_t>(1, kParallelGrain / std::max(1, cols));
+  parallel_range(static_cast<size_t>(rows), row_grain, [&](size_t r0, size_t r1) {
+    rf(x + r0 * cols, w, static_cast<int>(r1 - r0), cols, eps, out + r0 * cols);
+  });
+}
+
+void Executor::unary(int op, const float* x, size_t n, float* out) {
+  parallel_range(n, kParallelGrain, [&](size_t b, size_t e) {
+    if (op == 5 && table_.silu != nullptr) {
+      table_.silu(x + b, e - b, out + b);
+    } else {
+      barbell::unary(op, x + b, e - b, out + b);
+    }
+  });
+}
+
+void Executor::binary_flat(int op, const float* a, const float* b, size_t n, float* out) {
+  parallel_range(n, kParallelGrain, [&](size_t s, size_t e) { barbell::binary_flat(op, a + s, b + s, e - s, out + s); });
 }
 
 }  // namespace barbell

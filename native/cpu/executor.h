@@ -57,6 +57,10 @@ class Executor {
   // Splits n output rows into tasks of whole row chunks over the pool; one task for small problems.
   void parallel_rows(int n, size_t work_per_row, const std::function<void(int, int)>& fn);
 
+  // Splits [0, n) into about 4 chunks per thread of at least `grain` items each and runs fn(begin, end)
+  // over the pool; one inline call when that makes a single chunk. For row-independent steps.
+  void parallel_range(size_t n, size_t grain, const std::function<void(size_t, size_t)>& fn);
+
   // Rearranges int8 activations [m, k] into the planes the ternary kernel reads (kernels.h) and
   // computes Σx per row, into scratch owned by the executor; valid until the next call.
   void prepare_ternary(const int8_t* x, int m, int k);
@@ -68,9 +72,11 @@ class Executor {
   // RoPE of x [seq, heads, head_dim] (cos/sin cached per position for the last theta and head_dim).
   void rope(const float* x, int seq, int heads, int head_dim, const int32_t* pos, double theta, bool neox, float* out);
   // The table's vector kernels where it has them, else the portable ones.
-  int64_t quantize(const float* x, int m, int k, int8_t* q, float* scales) const;
-  void rms_norm(const float* x, const float* w, int rows, int cols, double eps, float* out) const;
-  void unary(int op, const float* x, size_t n, float* out) const;
+  // Rows (elements) split over the pool when large; results identical to one call.
+  int64_t quantize(const float* x, int m, int k, int8_t* q, float* scales);
+  void rms_norm(const float* x, const float* w, int rows, int cols, double eps, float* out);
+  void unary(int op, const float* x, size_t n, float* out);
+  void binary_flat(int op, const float* a, const float* b, size_t n, float* out);
 
   // The fused block; returns −1, or (when an activation to quantize is not finite) the stage code
   // 0 … 3 (attn input, attn output, ffn input, ffn hidden). Nothing is written to the cache then

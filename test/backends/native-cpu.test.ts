@@ -261,6 +261,51 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
         );
       });
 
+      it("splits large quantizations, norms and elementwise ops over threads with identical results", () => {
+        // 300 rows × 1000: the row-parallel paths (chunks of ≥ 32 Ki elements) on two threads.
+        const r = rng(21);
+        const [m, k] = [300, 1000];
+        const x = randomF32(r, m * k, 3);
+        const xt = tensor("f32", [m, k], x);
+        const q1 = zeros("i8", [m, k]);
+        const s1 = zeros("f32", [m]);
+        const q2 = zeros("i8", [m, k]);
+        const s2 = zeros("f32", [m]);
+        nk().kernels.quantizeActivations?.(xt, q1, s1);
+        js.kernels.quantizeActivations(xt, q2, s2);
+        expect(views.i8(q1).slice(0, m * k)).toEqual(views.i8(q2).slice(0, m * k));
+        expectBitEqual(f32Of(s1, m), f32Of(s2, m));
+        // The first non-finite value is reported even when it sits in a later chunk.
+        const withNan = x.slice();
+        withNan[251 * k + 7] = Number.POSITIVE_INFINITY;
+        withNan[287 * k + 1] = Number.NaN;
+        let caught: unknown;
+        try {
+          nk().kernels.quantizeActivations?.(tensor("f32", [m, k], withNan), zeros("i8", [m, k]), zeros("f32", [m]));
+        } catch (e) {
+          caught = e;
+        }
+        expect(caught).toBeInstanceOf(ValueError);
+        expect((caught as ValueError).index).toBe(251 * k + 7);
+        // RMSNorm rows and a long elementwise op: the same bits as one thread.
+        const single = createNativeCpuBackend({ isa, threads: 1 });
+        try {
+          const w = tensor("f32", [k], randomF32(r, k, 1));
+          const n1 = zeros("f32", [m, k]);
+          const n2 = zeros("f32", [m, k]);
+          nk().kernels.rmsNorm?.(xt, w, 1e-5, n1);
+          single.kernels.rmsNorm?.(xt, w, 1e-5, n2);
+          expectBitEqual(f32Of(n1, m * k), f32Of(n2, m * k));
+          const u1 = zeros("f32", [m * k]);
+          const u2 = zeros("f32", [m * k]);
+          nk().kernels.unary?.("silu", { ...xt, shape: [m * k] }, u1);
+          single.kernels.unary?.("silu", { ...xt, shape: [m * k] }, u2);
+          expectBitEqual(f32Of(u1, m * k), f32Of(u2, m * k));
+        } finally {
+          single.dispose();
+        }
+      });
+
       it("matmulDense (f32 and f16 weights) and matmulF32 are within NMSE 1e-10", () => {
         const r = rng(14);
         for (const [m, k, n] of [...MATMUL_SHAPES, [1, 2560, 300] as [number, number, number]]) {
