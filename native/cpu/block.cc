@@ -86,8 +86,21 @@ int Executor::bitnet_block(const BlockArgs& a) {
     const TernaryTarget t[2] = {{a.w[4], a.gamma[4], F, g}, {a.w[5], a.gamma[5], F, u}};
     ternary_prepared(scales, seq, E, t, 2);
   }
-  unary(a.relu2 ? 4 : 5, g, S * F, g);
-  binary_flat(2, g, u, S * F, g);
+  if (a.relu2) {
+    // ReLU²(g) ⊙ u in f32: max(g, 0)² is exact in double and rounds once either way, so an f32 product
+    // gives the bits of the composed relu2 + mul kernels (two roundings, the same two).
+    parallel_range(S * F, 1 << 15, [&](size_t b, size_t e) {
+      for (size_t t = b; t < e; ++t) {
+        const float x = g[t];
+        const float r = (x > 0.0f || x != x) ? x : 0.0f;  // NaN propagates, as in the reference
+        const float sq = r * r;
+        g[t] = sq * u[t];
+      }
+    });
+  } else {
+    unary(5, g, S * F, g);
+    binary_flat(2, g, u, S * F, g);
+  }
   rms_norm(g, a.norm[3], seq, F, a.eps, x);
   if (!quant(x, F)) {
     return 3;
