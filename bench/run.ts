@@ -142,10 +142,11 @@ function buildDist(): void {
   }
 }
 
-function e2e(file: string, backends: string, threads: number, prompt: number, decode: number): E2eResult {
+function e2e(file: string, backends: string, threads: number, prompt: number, decode: number, head = "keep"): E2eResult {
   buildDist();
-  process.stderr.write(`bench: ${path.basename(file)} on ${backends}, ${threads} thread(s), ${prompt}+${decode} tokens\n`);
-  const out = execFileSync(process.execPath, [path.join(here, "e2e-child.mjs"), file, backends, String(threads), String(prompt), String(decode)], {
+  process.stderr.write(`bench: ${path.basename(file)} on ${backends}, ${threads} thread(s), ${prompt}+${decode} tokens, head ${head}\n`);
+  const args = [path.join(here, "e2e-child.mjs"), file, backends, String(threads), String(prompt), String(decode), head];
+  const out = execFileSync(process.execPath, args, {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
     maxBuffer: 1 << 20,
@@ -228,6 +229,22 @@ async function main(): Promise<void> {
             `${median(dec).toFixed(2)}${spread(dec)} | ${gbps.toFixed(1)} (${((gbps * 1e9 * 100) / bandwidth).toFixed(0)}%) | ` +
             `${median(decDeep).toFixed(2)}${spread(decDeep)} | ${rss.toFixed(0)} | ${budget.toFixed(0)} | ${(fileBytes / 2 ** 20).toFixed(0)} |`,
         );
+      }
+    }
+  }
+  // The output head requantized to Q8_0 at load (--head q8_0): half the bytes of an F16 head per token.
+  const native = chains.find((c) => c !== "js");
+  const most = Math.max(...threadCounts);
+  if (native !== undefined) {
+    lines.push("", `Output head requantized at load (\`--head q8_0\`), tg128, ${most} thread(s):`, "");
+    lines.push("| model | head | tg128 t/s |", "|---|---|---|");
+    for (const shape of shapes) {
+      const file = modelFile(shape);
+      const [prompt, decode] = quick ? [1, 32] : [1, 128];
+      for (const head of ["keep", "q8_0"]) {
+        const runs = Array.from({ length: reps }, () => e2e(file, native, most, prompt, decode, head));
+        const dec = runs.map((r) => r.decodeTokens / (r.decodeMs / 1000));
+        lines.push(`| ${shape} | ${head === "keep" ? "F16 (as in the file)" : "Q8_0"} | ${median(dec).toFixed(2)}${spread(dec)} |`);
       }
     }
   }
