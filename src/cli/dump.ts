@@ -8,7 +8,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { Command } from "commander";
-import { InvalidArgumentError } from "commander";
+import { CommanderError, InvalidArgumentError } from "commander";
 import type { BackendName } from "../backends/backend.js";
 import { parseBackendList } from "../backends/registry.js";
 import { FormatError } from "../core/errors.js";
@@ -307,6 +307,10 @@ export function addDumpCommands(program: Command, io: CliIo): void {
         io.out(`${JSON.stringify(report)}\n`);
       } else {
         io.out(`${formatDiff(report).join("\n")}\n`);
+      }
+      // Like diff(1): status 1 when the dumps differ (a divergence, or tensors in only one of them).
+      if (report.firstDivergence !== undefined || report.onlyInA.length > 0 || report.onlyInB.length > 0) {
+        throw new CommanderError(1, "barbell.diverged", "the dumps diverge");
       }
     });
 }

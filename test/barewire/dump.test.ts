@@ -71,6 +71,7 @@ describe("barbell diff", () => {
     const r = await diffDumps(a, a);
     expect(r.firstDivergence).toBeUndefined();
     expect(r.entries.every((e) => e.maxAbs === 0)).toBe(true);
+    expect(await cli(["diff", a, a])).toContain("no divergence"); // and exit status 0 (no throw)
   });
 
   it("should name the first layer that diverges, with its error norms", async () => {
@@ -90,7 +91,12 @@ describe("barbell diff", () => {
     const r = await diffDumps(a, b);
     expect(r.firstDivergence?.name).toBe("blk.1.attn_out");
     expect(r.firstDivergence?.maxAbs).toBeCloseTo(10, 4);
-    const text = await cli(["diff", a, b]);
+    // Exit status 1 (commander error code barbell.diverged), after printing the report.
+    let out = "";
+    const io = { out: (t: string) => void (out += t), err: () => undefined, errIsTty: false, input: Readable.from([""]), signal: new AbortController().signal };
+    const failed = buildProgram((l) => void (out += `${l}\n`), io).parseAsync(["node", "barbell", "diff", a, b]);
+    await expect(failed).rejects.toMatchObject({ exitCode: 1, code: "barbell.diverged" });
+    const text = out;
     expect(text).toContain("first divergence: blk.1.attn_out");
     expect(text).toMatch(/blk\.0\.out\s+0\.000e\+0/);
   });
