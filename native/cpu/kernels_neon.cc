@@ -1,5 +1,7 @@
 // NEON path for arm64 (baseline ARMv8-A NEON, no dot-product extension). Compiled only on arm64
-// (binding.gyp condition and the guard below). NOT TESTED: the development machine is x86-64.
+// (binding.gyp condition and the guard below). Tested against the scalar kernels bit for bit by
+// cross-compiling native/cpu/check/isa_check.cc and running it under qemu-aarch64
+// (scripts/check-isa.sh, test/backends/neon.test.ts); not yet run on arm64 hardware or through Node.
 //
 // Ternary × int8, one step = 16 packed weight bytes = 64 elements, same plane scheme as the x86
 // paths (kernels.h, repack_x_planes with block 16): plane p = tbl(LUT, (w >> 2p) & 3) gives codes
