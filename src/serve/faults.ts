@@ -1,0 +1,172 @@
+/**
+ * Fault injection for tests and drills: a decorator over a complete backend (a chain) whose kernels fail
+ * on a chosen call — they throw {@link InjectedFault}, or kill or abort the process they run in. Plans are
+ * plain data, so a parent can hand them to a model worker in a child process.
+ */
+import type { Backend, FusedKernels, Kernels } from "../backends/backend.js";
+import { createRng } from "../model/sampling/index.js";
+import { InjectedFault, ServeError } from "./errors.js";
+
+export type FaultAction = "throw" | "kill" | "abort";
+
+/** When and how a chain's kernels fail. */
+export interface FaultPlan {
+  /** The chain the plan applies to, by its first backend ("wasm-simd", "js", …), or "*" for every chain. */
+  readonly backend: string;
+  /** The kernel that fails (a name of `Kernels`, or "bitnetBlock" for the fused block). Default: any kernel. */
+  readonly kernel?: string;
+  /** The first failing call of that kernel, counted from 1 per decorated chain. Default 1. */
+  readonly nth?: number;
+  /** How many calls fail from `nth` on; 0 means every call. Default 1. */
+  readonly times?: number;
+  /** Instead of `nth`/`times`: each matching call fails with this probability, from a seeded stream. */
+  readonly probability?: number;
+  /** Seed of the probability stream. Default 1. */
+  readonly seed?: number;
+  /** "throw" (default) an InjectedFault; "kill" sends SIGKILL to this process; "abort" calls process.abort(). */
+  readonly action?: FaultAction;
+  /** Active only in the first this-many incarnations of a model worker (0 = always). Default 0. */
+  readonly incarnations?: number;
+}
+
+/** What a decorated backend has done so far. */
+export interface FaultStats {
+  /** Kernel calls that matched a plan. */
+  readonly calls: number;
+  /** Calls that failed. */
+  readonly injected: number;
+}
+
+export interface FaultOptions {
+  /** "kill" and "abort" are refused unless the caller runs in a process of its own (a model worker child). */
+  readonly allowProcessFaults?: boolean;
+  /** Mixed into every plan's seed, so a restarted worker draws a new stream. Default 0. */
+  readonly salt?: number;
+}
+
+/** Checks a plan's fields; a ServeError "bad-config" names the first bad one. */
+export function checkFaultPlan(plan: FaultPlan, options: FaultOptions = {}): void {
+  const bad = (what: string): never => {
+    throw new ServeError("bad-config", `[faults] ${what}`);
+  };
+  if (typeof plan.backend !== "string" || plan.backend.length === 0) {
+    bad("a plan needs a backend name or '*'");
+  }
+  if (plan.nth !== undefined && !(Number.isSafeInteger(plan.nth) && plan.nth >= 1)) {
+    bad(`nth must be an integer >= 1, got ${plan.nth}`);
+  }
+  if (plan.times !== undefined && !(Number.isSafeInteger(plan.times) && plan.times >= 0)) {
+    bad(`times must be an integer >= 0, got ${plan.times}`);
+  }
+  if (plan.probability !== undefined && !(plan.probability >= 0 && plan.probability <= 1)) {
+    bad(`probability must be in [0, 1], got ${plan.probability}`);
+  }
+  const action = plan.action ?? "throw";
+  if (action !== "throw" && action !== "kill" && action !== "abort") {
+    bad(`unknown action '${String(action)}'`);
+  }
+  if (action !== "throw" && options.allowProcessFaults !== true) {
+    bad(`action '${action}' would end this process; it is only allowed in a model worker's child process`);
+  }
+}
+
+/** Whether the plan decorates a chain that starts with `head`. */
+export function planApplies(plan: FaultPlan, head: string, incarnation: number): boolean {
+  const incarnations = plan.incarnations ?? 0;
+  return (plan.backend === "*" || plan.backend === head) && (incarnations === 0 || incarnation < incarnations);
+}
+
+function seeded(seed: number): () => number {
+  const rng = createRng(seed);
+  return () => rng.next();
+}
+
+interface Armed {
+  readonly plan: FaultPlan;
+  readonly random: (() => number) | undefined;
+  calls: number;
+}
+
+/**
+ * Decorates `backend` so that its kernel calls (and fused steps) follow `plans`. Memory is the backend's own:
+ * only compute fails. The decorator counts per plan; `stats()` sums them.
+ */
+export function withFaults(
+  backend: Backend,
+  plans: readonly FaultPlan[],
+  options: FaultOptions = {},
+): Backend & { stats(): FaultStats } {
+  for (const plan of plans) {
+    checkFaultPlan(plan, options);
+  }
+  const armed: Armed[] = plans.map((plan) => ({
+    plan,
+    random: plan.probability === undefined ? undefined : seeded((plan.seed ?? 1) + 7919 * (options.salt ?? 0)),
+    calls: 0,
+  }));
+  let calls = 0;
+  let injected = 0;
+
+  const strike = (kernel: string): void => {
+    for (const a of armed) {
+      if (a.plan.kernel !== undefined && a.plan.kernel !== kernel) {
+        continue;
+      }
+      a.calls++;
+      calls++;
+      let fail: boolean;
+      if (a.random !== undefined) {
+        fail = a.random() < (a.plan.probability ?? 0);
+      } else {
+        const nth = a.plan.nth ?? 1;
+        const times = a.plan.times ?? 1;
+        fail = a.calls >= nth && (times === 0 || a.calls < nth + times);
+      }
+      if (!fail) {
+        continue;
+      }
+      injected++;
+      const action = a.plan.action ?? "throw";
+      if (action === "kill") {
+        process.kill(process.pid, "SIGKILL");
+      } else if (action === "abort") {
+        process.abort();
+      }
+      throw new InjectedFault(kernel, a.calls);
+    }
+  };
+
+  const kernels = Object.fromEntries(
+    Object.entries(backend.kernels).map(([name, kernel]) => [
+      name,
+      (...args: unknown[]) => {
+        strike(name);
+        (kernel as (...a: unknown[]) => void)(...args);
+      },
+    ]),
+  ) as unknown as Kernels;
+  const block = backend.fused?.bitnetBlock;
+  const fused: Partial<FusedKernels> =
+    block === undefined
+      ? {}
+      : {
+          bitnetBlock: (...args: Parameters<FusedKernels["bitnetBlock"]>) => {
+            strike("bitnetBlock");
+            block(...args);
+          },
+        };
+  const adopt = backend.adopt?.bind(backend);
+  return {
+    name: backend.name,
+    kernels,
+    fused,
+    alloc: (bytes) => backend.alloc(bytes),
+    ...(adopt === undefined ? {} : { adopt }),
+    free: (buffer) => backend.free(buffer),
+    write: (buffer, src, byteOffset) => backend.write(buffer, src, byteOffset),
+    read: (buffer, byteOffset, length) => backend.read(buffer, byteOffset, length),
+    liveAllocations: () => backend.liveAllocations(),
+    liveBytes: () => backend.liveBytes(),
+    stats: () => ({ calls, injected }),
+  };
+}

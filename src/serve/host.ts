@@ -1,0 +1,756 @@
+/**
+ * The model host: what a model worker runs, with no actor in sight. It owns the loaded model of one ladder
+ * rung, runs requests one at a time from a bounded FIFO, and turns backend failures into degradation
+ * instead of errors:
+ *
+ * - weights live in the memory of the rung's first chain; kernels run on a {@link SwitchableBackend} that can
+ *   move to the chain without the failing backend (`backends` minus its first member, and so on);
+ * - a kernel failure re-runs the request on the next chain; tokens already streamed are kept and the new
+ *   chain continues from prompt + those tokens (recompute, as vLLM does after preemption);
+ * - `maxBackendFailures` consecutive failures take a backend out; a re-probe timer (on the injected clock)
+ *   runs a one-token canary on it every `reprobeMs` and puts it back when that works.
+ */
+import type { BackendName } from "../backends/backend.js";
+import { disposeBackends, parseBackendList, resolveBackend } from "../backends/registry.js";
+import type { Backend } from "../backends/backend.js";
+import type { Clock, Timer } from "../actors/index.js";
+import { systemClock } from "../actors/index.js";
+import { loadModel, type BitnetModel } from "../engine/model.js";
+import type { GeneratedToken } from "../engine/generate.js";
+import { MAX_TOP_LOGPROBS, resolveSamplingOptions, type SamplingOptions } from "../model/sampling/index.js";
+import { KernelFailure, ServeError } from "./errors.js";
+import { checkFaultPlan, planApplies, withFaults, type FaultPlan } from "./faults.js";
+import { Outbox } from "./outbox.js";
+import { blankItem, type BackendFailure, type Degradation, type WireItem, type WireRequest, type WorkerStatus } from "./protocol.js";
+import { SwitchableBackend } from "./switch.js";
+import type { WireTensor } from "../formats/barewire/message.js";
+
+/** One model of a ladder (smallest or cheapest first). */
+export interface ModelRung {
+  readonly name: string;
+  /** A GGUF file or a Hugging Face folder. */
+  readonly path: string;
+  /** Backends for this rung; default the host's `backends`. */
+  readonly backends?: readonly BackendName[];
+  readonly contextLength?: number;
+  readonly headType?: "keep" | "q8_0";
+}
+
+/** Plain data (it travels to a child process as JSON). */
+export interface ModelHostConfig {
+  readonly ladder: readonly ModelRung[];
+  /** The rung to load first. Default 0. */
+  readonly rung?: number;
+  /** Backends, preferred first; default the registry's choice (BARBELL_BACKENDS, else all available). */
+  readonly backends?: readonly BackendName[];
+  readonly threads?: number;
+  /** Default false: a server should not time kernels on its first requests. */
+  readonly autotune?: boolean;
+  readonly contextLength?: number;
+  /** Fault injection (tests and drills). */
+  readonly faults?: readonly FaultPlan[];
+  /** Consecutive failures that take a backend out of the chain. Default 3. */
+  readonly maxBackendFailures?: number;
+  /** Re-probe period of a backend that was taken out, in clock ms. Default 30 000. */
+  readonly reprobeMs?: number;
+  /** Requests waiting in the host (beyond the one running). Default 1024. */
+  readonly maxQueue?: number;
+  /** Load the model when the host is created (default true); otherwise on the first request. */
+  readonly preload?: boolean;
+}
+
+export interface ModelHostOptions extends ModelHostConfig {
+  readonly clock?: Clock;
+  /** The worker's restart count: salts random fault plans and limits `incarnations`. */
+  readonly incarnation?: number;
+  /** True in a worker's own child process: allows kill/abort faults and frees process-wide backends on release. */
+  readonly isolated?: boolean;
+}
+
+export interface ExpandTarget {
+  /** A rung by name; default the next rung (unless `backends` is given: then the same rung). */
+  readonly rung?: string;
+  /** Another backend list for the target rung. */
+  readonly backends?: readonly string[];
+}
+
+export interface ExpandResult {
+  readonly ok: boolean;
+  /** "" when ok, else a ServeError code. */
+  readonly code: string;
+  readonly message: string;
+}
+
+interface Chain {
+  readonly head: string;
+  readonly backend: Backend;
+}
+
+interface Loaded {
+  readonly rung: number;
+  readonly name: string;
+  readonly model: BitnetModel;
+  readonly facade: SwitchableBackend;
+  readonly chains: readonly Chain[];
+  users: number;
+  retired: boolean;
+  faultStats: (() => number)[];
+}
+
+interface Health {
+  failures: number;
+  consecutive: number;
+  out: boolean;
+  kernel: string;
+  error: string;
+  at: number;
+  restored: number;
+  timer: Timer | undefined;
+}
+
+interface Job {
+  readonly request: WireRequest | undefined; // undefined: a canary
+  readonly canary: string;
+  readonly out: Outbox<WireItem>;
+  readonly abort: AbortController;
+  cancelled: boolean;
+  released: boolean;
+}
+
+const DEFAULTS = { maxBackendFailures: 3, reprobeMs: 30_000, maxQueue: 1024 };
+
+/** Checks a host config; a ServeError "bad-config" names the first problem. */
+export function checkHostConfig(config: ModelHostConfig & { readonly isolated?: boolean }): void {
+  const bad = (what: string): never => {
+    throw new ServeError("bad-config", `[model] ${what}`);
+  };
+  if (!Array.isArray(config.ladder) || config.ladder.length === 0) {
+    bad("the ladder needs at least one model");
+  }
+  const names = new Set<string>();
+  for (const rung of config.ladder) {
+    if (typeof rung.name !== "string" || rung.name === "" || names.has(rung.name)) {
+      bad(`ladder names must be distinct and non-empty, got '${String(rung.name)}'`);
+    }
+    names.add(rung.name);
+    if (typeof rung.path !== "string" || rung.path === "") {
+      bad(`rung '${rung.name}' has no path`);
+    }
+    if (rung.backends !== undefined) {
+      parseBackendList(rung.backends.join(","));
+    }
+  }
+  if (config.backends !== undefined) {
+    parseBackendList(config.backends.join(","));
+  }
+  for (const plan of config.faults ?? []) {
+    checkFaultPlan(plan, { allowProcessFaults: config.isolated === true });
+  }
+  const rung = config.rung ?? 0;
+  if (!Number.isSafeInteger(rung) || rung < 0 || rung >= config.ladder.length) {
+    bad(`rung ${rung} is not in 0..${config.ladder.length - 1}`);
+  }
+  for (const [key, min] of [["maxBackendFailures", 1], ["reprobeMs", 1], ["maxQueue", 0]] as const) {
+    const v = config[key];
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) {
+      bad(`${key} must be an integer >= ${min}, got ${v}`);
+    }
+  }
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Entropy (nats) of a distribution known by its top-k log-probabilities over `vocab` tokens, the rest of the
+ * mass spread evenly over the other tokens. An even tail maximizes the tail's entropy, so this is an upper
+ * bound of the true entropy given the top k (exact when k covers the vocabulary).
+ */
+export function entropyEstimate(top: readonly { readonly logprob: number }[], vocab: number): number {
+  let h = 0;
+  let mass = 0;
+  for (const { logprob } of top) {
+    const p = Math.exp(logprob);
+    mass += p;
+    if (p > 0) {
+      h -= p * logprob;
+    }
+  }
+  const rest = Math.max(0, 1 - mass);
+  const others = vocab - top.length;
+  if (rest > 0 && others > 0) {
+    h -= rest * Math.log(rest / others);
+  }
+  return h;
+}
+
+export class ModelHost {
+  readonly #config: ModelHostOptions;
+  readonly #clock: Clock;
+  readonly #health = new Map<string, Health>();
+  readonly #queue: Job[] = [];
+  #loaded: Loaded | undefined;
+  #loading: Promise<Loaded> | undefined;
+  #rung: number;
+  #backends: readonly BackendName[] | undefined;
+  #running: Job | undefined;
+  #pumping = false;
+  #idle: (() => void)[] = [];
+  #completed = 0;
+  #failed = 0;
+  #faultsInjected = 0;
+  /** The memory the last released model lived in, so status can show it went back to zero. */
+  #lastHome: Backend | undefined;
+  #disposed = false;
+
+  constructor(config: ModelHostOptions) {
+    checkHostConfig(config);
+    this.#config = config;
+    this.#clock = config.clock ?? systemClock;
+    this.#rung = config.rung ?? 0;
+    this.#backends = undefined;
+  }
+
+  /** Loads the current rung now (a no-op when loaded). Throws what loading threw. */
+  async load(): Promise<void> {
+    await this.#ensureLoaded();
+  }
+
+  /** Queues a request; the iterable yields its items and ends after `done` or `error`. Leaving it cancels. */
+  submit(request: WireRequest): AsyncIterable<WireItem> {
+    const abort = new AbortController();
+    const job: Job = {
+      request,
+      canary: "",
+      abort,
+      cancelled: false,
+      released: false,
+      out: new Outbox<WireItem>(() => {
+        job.cancelled = true;
+        abort.abort();
+      }),
+    };
+    if (this.#disposed) {
+      job.out.push(this.#error("released", "[model] the model host was released for good", 0, []));
+      job.out.end();
+    } else if (this.#queue.length >= (this.#config.maxQueue ?? DEFAULTS.maxQueue)) {
+      job.out.push(this.#error("unavailable", `[model] queue full (${this.#queue.length} waiting)`, 0, []));
+      job.out.end();
+    } else {
+      this.#queue.push(job);
+      void this.#pump();
+    }
+    return job.out;
+  }
+
+  // ---- the runner ----
+
+  async #pump(): Promise<void> {
+    if (this.#pumping) {
+      return;
+    }
+    this.#pumping = true;
+    for (let job = this.#queue.shift(); job !== undefined; job = this.#queue.shift()) {
+      if (job.cancelled) {
+        continue;
+      }
+      this.#running = job;
+      try {
+        if (job.request === undefined) {
+          await this.#canary(job.canary);
+        } else {
+          await this.#run(job, job.request);
+        }
+      } catch (error) {
+        job.out.push(this.#error("failed", `[model] ${message(error)}`, 0, []));
+        this.#failed++;
+      } finally {
+        job.out.end();
+        this.#running = undefined;
+      }
+    }
+    this.#pumping = false;
+    for (const wake of this.#idle.splice(0)) {
+      wake();
+    }
+  }
+
+  #error(code: string, text: string, completionTokens: number, failures: readonly BackendFailure[]): WireItem {
+    return { ...blankItem("error"), code, message: text, model: this.#config.ladder[this.#rung]?.name ?? "", completionTokens, failures };
+  }
+
+  async #run(job: Job, request: WireRequest): Promise<void> {
+    let loaded: Loaded;
+    try {
+      loaded = await this.#ensureLoaded();
+    } catch (error) {
+      this.#failed++;
+      job.out.push(this.#error("unavailable", `[model] cannot load ${this.#config.ladder[this.#rung]?.name}: ${message(error)}`, 0, []));
+      return;
+    }
+    loaded.users++;
+    try {
+      const checked = this.#check(loaded, request);
+      if (typeof checked === "string") {
+        this.#failed++;
+        job.out.push({ ...this.#error("bad-request", checked, 0, []), model: loaded.name });
+        return;
+      }
+      await this.#attempts(job, loaded, request, checked);
+    } finally {
+      loaded.users--;
+      this.#retireIfIdle(loaded);
+    }
+  }
+
+  /** Validates a request against the loaded model: its prompt ids, or a message for a bad request. */
+  #check(loaded: Loaded, r: WireRequest): number[] | string {
+    const config = loaded.model.config;
+    let ids: number[];
+    const given = [r.prompt !== undefined, r.tokens !== undefined, r.input !== undefined].filter(Boolean).length;
+    if (given !== 1) {
+      return "[model] a request needs exactly one of prompt, tokens or input";
+    }
+    if (r.input !== undefined) {
+      const input: WireTensor = r.input;
+      if (input.dtype !== "i32" || input.dims.length !== 1) {
+        return `[model] input must be an i32 tensor [seq] of token ids, got ${input.dtype} of rank ${input.dims.length}`;
+      }
+      ids = Array.from(new Int32Array(input.payload.slice().buffer));
+    } else if (r.tokens !== undefined) {
+      ids = [...r.tokens];
+    } else {
+      if (loaded.model.tokenizer === undefined) {
+        return `[model] ${loaded.name} has no tokenizer; send token ids`;
+      }
+      ids = loaded.model.tokenize(r.prompt ?? "");
+    }
+    if (ids.length === 0) {
+      return "[model] the prompt has no tokens";
+    }
+    const badId = ids.find((id) => !(Number.isSafeInteger(id) && id >= 0 && id < config.vocabSize));
+    if (badId !== undefined) {
+      return `[model] token id ${badId} is outside the vocabulary (${config.vocabSize})`;
+    }
+    const room = r.input === undefined ? r.maxTokens : 0;
+    if (r.input === undefined && !(r.maxTokens >= 1 && r.maxTokens <= loaded.model.contextLength)) {
+      return `[model] maxTokens must be in 1..${loaded.model.contextLength}, got ${r.maxTokens}`;
+    }
+    if (ids.length + room > loaded.model.contextLength) {
+      return `[model] prompt (${ids.length}) + maxTokens (${room}) exceed the context (${loaded.model.contextLength})`;
+    }
+    if (r.topLogprobs > MAX_TOP_LOGPROBS) {
+      return `[model] topLogprobs must be at most ${MAX_TOP_LOGPROBS}, got ${r.topLogprobs}`;
+    }
+    try {
+      resolveSamplingOptions(this.#sampling(r));
+    } catch (error) {
+      return `[model] ${message(error)}`;
+    }
+    return ids;
+  }
+
+  #sampling(r: WireRequest): SamplingOptions {
+    const options: SamplingOptions = {};
+    for (const key of ["temperature", "topK", "topP", "minP", "repetitionPenalty", "seed"] as const) {
+      const v = r[key];
+      if (v !== undefined) {
+        options[key] = v;
+      }
+    }
+    options.topLogprobs = r.confidence ? MAX_TOP_LOGPROBS : r.topLogprobs;
+    return options;
+  }
+
+  /** Runs a checked request, moving down the chains on kernel failures. */
+  async #attempts(job: Job, loaded: Loaded, request: WireRequest, ids: readonly number[]): Promise<void> {
+    const failures: BackendFailure[] = [];
+    const emitted: number[] = [];
+    let index = this.#firstUsable(loaded, 0);
+    for (;;) {
+      const chain = loaded.chains[index];
+      if (chain === undefined) {
+        this.#failed++;
+        const tried = failures.map((f) => `${f.backend}: ${f.error}`).join("; ");
+        job.out.push({ ...this.#error("kernel", `[model] every backend failed (${tried})`, emitted.length, failures), model: loaded.name });
+        return;
+      }
+      loaded.facade.use(chain.backend);
+      try {
+        if (request.input !== undefined) {
+          const rows = await loaded.model.logits(ids, { all: request.allLogits });
+          job.out.push({ ...blankItem("tensor"), tensor: logitsTensor(rows) });
+        } else {
+          const finish = await this.#generate(job, loaded, request, ids, emitted);
+          if (job.released) {
+            this.#failed++;
+            job.out.push({ ...this.#error("released", "[model] ReleaseResources ended the request", emitted.length, failures), model: loaded.name });
+            return;
+          }
+          if (job.cancelled) {
+            return;
+          }
+          job.out.push({
+            ...blankItem("done"),
+            finishReason: finish,
+            model: loaded.name,
+            backend: chain.backend.name,
+            promptTokens: ids.length,
+            completionTokens: emitted.length,
+            failures,
+          });
+          this.#succeeded(chain.head);
+          this.#completed++;
+          return;
+        }
+        job.out.push({ ...blankItem("done"), finishReason: "stop", model: loaded.name, backend: chain.backend.name, promptTokens: ids.length, failures });
+        this.#succeeded(chain.head);
+        this.#completed++;
+        return;
+      } catch (error) {
+        if (!(error instanceof KernelFailure)) {
+          throw error;
+        }
+        failures.push({ backend: chain.head, kernel: error.kernel, error: message(error.cause) });
+        this.#backendFailed(chain.head, error);
+        index = this.#firstUsable(loaded, index + 1);
+      }
+    }
+  }
+
+  /** One generation attempt; returns the finish reason. Tokens go to the job's outbox as they come. */
+  async #generate(job: Job, loaded: Loaded, r: WireRequest, ids: readonly number[], emitted: number[]): Promise<string> {
+    if (emitted.length >= r.maxTokens) {
+      return "length";
+    }
+    const generation = loaded.model.generate([...ids, ...emitted], {
+      ...this.#sampling(r),
+      maxTokens: r.maxTokens - emitted.length,
+      stop: r.stop,
+      signal: job.abort.signal,
+    });
+    const vocab = loaded.model.config.vocabSize;
+    for await (const piece of generation) {
+      if (job.cancelled) {
+        return "abort";
+      }
+      job.out.push(tokenItem(piece, r, vocab));
+      if (piece.token !== null) {
+        emitted.push(piece.token);
+      }
+    }
+    return (await generation.complete()).finishReason;
+  }
+
+  // ---- backend health ----
+
+  #healthOf(backend: string): Health {
+    let h = this.#health.get(backend);
+    if (h === undefined) {
+      h = { failures: 0, consecutive: 0, out: false, kernel: "", error: "", at: 0, restored: 0, timer: undefined };
+      this.#health.set(backend, h);
+    }
+    return h;
+  }
+
+  /** The first chain at or after `from` whose head is not out (the last chain is never out). */
+  #firstUsable(loaded: Loaded, from: number): number {
+    let i = from;
+    while (i < loaded.chains.length - 1 && this.#health.get(loaded.chains[i]?.head ?? "")?.out === true) {
+      i++;
+    }
+    return i;
+  }
+
+  #succeeded(backend: string): void {
+    const h = this.#health.get(backend);
+    if (h !== undefined) {
+      h.consecutive = 0;
+    }
+  }
+
+  #backendFailed(backend: string, error: KernelFailure): void {
+    const h = this.#healthOf(backend);
+    h.failures++;
+    h.consecutive++;
+    h.kernel = error.kernel;
+    h.error = message(error.cause);
+    h.at = this.#clock.now();
+    const loaded = this.#loaded;
+    const last = loaded?.chains[loaded.chains.length - 1]?.head;
+    if (!h.out && backend !== last && h.consecutive >= (this.#config.maxBackendFailures ?? DEFAULTS.maxBackendFailures)) {
+      h.out = true;
+      this.#scheduleReprobe(backend);
+    }
+  }
+
+  #scheduleReprobe(backend: string): void {
+    const h = this.#healthOf(backend);
+    h.timer?.cancel();
+    h.timer = this.#clock.setTimer(() => {
+      h.timer = undefined;
+      if (h.out && !this.#disposed) {
+        this.#enqueueCanary(backend);
+      }
+    }, this.#config.reprobeMs ?? DEFAULTS.reprobeMs);
+  }
+
+  #enqueueCanary(backend: string): void {
+    const abort = new AbortController();
+    this.#queue.push({ request: undefined, canary: backend, abort, cancelled: false, released: false, out: new Outbox(() => undefined) });
+    void this.#pump();
+  }
+
+  /** A one-token logits call on the chain headed by `backend`; success puts it back. */
+  async #canary(backend: string): Promise<void> {
+    const h = this.#healthOf(backend);
+    const loaded = this.#loaded;
+    const chain = loaded?.chains.find((c) => c.head === backend);
+    if (loaded === undefined || chain === undefined) {
+      return; // released meanwhile: the next load re-arms the probe
+    }
+    loaded.facade.use(chain.backend);
+    try {
+      await loaded.model.logits([loaded.model.tokenizer?.bos ?? 0]);
+      h.out = false;
+      h.consecutive = 0;
+      h.restored++;
+    } catch (error) {
+      if (!(error instanceof KernelFailure)) {
+        throw error;
+      }
+      h.failures++;
+      h.error = message(error.cause);
+      h.kernel = error.kernel;
+      h.at = this.#clock.now();
+      this.#scheduleReprobe(backend);
+    }
+  }
+
+  // ---- loading, expansion, release ----
+
+  async #ensureLoaded(): Promise<Loaded> {
+    if (this.#loaded !== undefined) {
+      return this.#loaded;
+    }
+    this.#loading ??= this.#load(this.#rung, this.#backends).finally(() => (this.#loading = undefined));
+    const loaded = await this.#loading;
+    this.#loaded = loaded;
+    for (const [backend, h] of this.#health) {
+      if (h.out && h.timer === undefined) {
+        this.#scheduleReprobe(backend);
+      }
+    }
+    return loaded;
+  }
+
+  async #load(rung: number, override: readonly BackendName[] | undefined): Promise<Loaded> {
+    const spec = this.#config.ladder[rung];
+    if (spec === undefined) {
+      throw new ServeError("bad-config", `[model] no rung ${rung}`);
+    }
+    const requested = override ?? spec.backends ?? this.#config.backends;
+    const common = {
+      autotune: this.#config.autotune ?? false,
+      ...(this.#config.threads === undefined ? {} : { threads: this.#config.threads }),
+    };
+    const primary = await resolveBackend({ ...common, ...(requested === undefined ? {} : { backends: requested }) });
+    const heads: string[] = requested === undefined ? [...primary.members] : [...requested];
+    const chains: Chain[] = [];
+    const faultStats: (() => number)[] = [];
+    for (let i = 0; i < heads.length; i++) {
+      const list = heads.slice(i) as BackendName[];
+      const head = list[0] ?? "js";
+      let backend: Backend = i === 0 ? primary : await resolveBackend({ ...common, backends: list });
+      const plans = (this.#config.faults ?? []).filter((p) => planApplies(p, head, this.#config.incarnation ?? 0));
+      if (plans.length > 0) {
+        const faulty = withFaults(backend, plans, {
+          allowProcessFaults: this.#config.isolated === true,
+          salt: this.#config.incarnation ?? 0,
+        });
+        faultStats.push(() => faulty.stats().injected);
+        backend = faulty;
+      }
+      chains.push({ head, backend });
+    }
+    const home = chains[0]?.backend ?? primary;
+    const facade = new SwitchableBackend(home);
+    const contextLength = spec.contextLength ?? this.#config.contextLength;
+    const model = await loadModel(spec.path, {
+      backend: facade,
+      ...(contextLength === undefined ? {} : { contextLength }),
+      ...(spec.headType === undefined ? {} : { headType: spec.headType }),
+    });
+    return { rung, name: spec.name, model, facade, chains, users: 0, retired: false, faultStats };
+  }
+
+  /**
+   * Moves to a more capable configuration: another rung of the ladder (default the next), or other backends.
+   * The new model is loaded while the old one keeps serving; requests that started on the old one finish
+   * there, later ones run on the new one, and the old one is freed when its last request ends.
+   */
+  async expand(target: ExpandTarget): Promise<ExpandResult> {
+    const ladder = this.#config.ladder;
+    let rung = this.#rung;
+    if (target.rung !== undefined) {
+      rung = ladder.findIndex((r) => r.name === target.rung);
+      if (rung < 0) {
+        return { ok: false, code: "bad-request", message: `[model] no rung named '${target.rung}' (ladder: ${ladder.map((r) => r.name).join(", ")})` };
+      }
+    } else if (target.backends === undefined) {
+      rung = this.#rung + 1;
+      if (rung >= ladder.length) {
+        return { ok: false, code: "bad-request", message: `[model] ${ladder[this.#rung]?.name} is already the top of the ladder` };
+      }
+    }
+    let backends: readonly BackendName[] | undefined;
+    try {
+      backends = target.backends === undefined ? undefined : parseBackendList(target.backends.join(","));
+    } catch (error) {
+      return { ok: false, code: "bad-request", message: message(error) };
+    }
+    if (this.#disposed) {
+      return { ok: false, code: "released", message: "[model] the model host was released for good" };
+    }
+    let next: Loaded;
+    try {
+      next = await this.#load(rung, backends);
+    } catch (error) {
+      return { ok: false, code: "unavailable", message: `[model] cannot load ${ladder[rung]?.name}: ${message(error)}` };
+    }
+    const old = this.#loaded;
+    this.#loaded = next;
+    this.#rung = rung;
+    this.#backends = backends;
+    if (old !== undefined) {
+      old.retired = true;
+      this.#retireIfIdle(old);
+    }
+    return { ok: true, code: "", message: `[model] now ${next.name} on ${next.chains[0]?.backend.name ?? ""}` };
+  }
+
+  #retireIfIdle(loaded: Loaded): void {
+    if (loaded.retired && loaded.users === 0) {
+      this.#dispose(loaded);
+    }
+  }
+
+  #dispose(loaded: Loaded): void {
+    this.#faultsInjected += loaded.faultStats.reduce((sum, f) => sum + f(), 0);
+    loaded.faultStats = [];
+    loaded.model.dispose();
+    this.#lastHome = loaded.facade.home;
+  }
+
+  /**
+   * Frees the weights, the KV cache and (in a worker's own process) the process-wide backends. Queued and
+   * running requests end with a `released` error. The next request loads the model again.
+   */
+  async release(): Promise<void> {
+    for (const job of this.#queue.splice(0)) {
+      if (job.request !== undefined && !job.cancelled) {
+        this.#failed++;
+        job.out.push(this.#error("released", "[model] ReleaseResources ended the request before it ran", 0, []));
+      }
+      job.out.end();
+    }
+    const running = this.#running;
+    if (running !== undefined) {
+      running.released = true;
+      running.abort.abort();
+      await new Promise<void>((resolve) => this.#idle.push(resolve));
+    }
+    await this.#loading?.catch(() => undefined);
+    for (const h of this.#health.values()) {
+      h.timer?.cancel();
+      h.timer = undefined;
+    }
+    const loaded = this.#loaded;
+    this.#loaded = undefined;
+    if (loaded !== undefined) {
+      this.#dispose(loaded);
+    }
+    if (this.#config.isolated === true) {
+      await disposeBackends();
+    }
+  }
+
+  /** Releases for good: later requests end with `released`. */
+  async dispose(): Promise<void> {
+    await this.release();
+    this.#disposed = true;
+  }
+
+  status(): WorkerStatus {
+    const loaded = this.#loaded;
+    const rung = loaded?.rung ?? this.#rung;
+    const memoryOf = loaded?.facade ?? this.#lastHome;
+    const usage = process.memoryUsage();
+    const config = loaded?.model.config;
+    const usable = loaded === undefined ? undefined : loaded.chains[this.#firstUsable(loaded, 0)];
+    const degradations: Degradation[] = [...this.#health].map(([backend, h]) => ({
+      backend,
+      failures: h.failures,
+      consecutive: h.consecutive,
+      out: h.out,
+      kernel: h.kernel,
+      error: h.error,
+      at: h.at,
+      restored: h.restored,
+    }));
+    return {
+      model: this.#config.ladder[rung]?.name ?? "",
+      rung,
+      rungs: this.#config.ladder.length,
+      loaded: loaded !== undefined,
+      backend: usable?.backend.name ?? "",
+      device: `cpu (${process.arch})`,
+      chain: loaded?.chains.map((c) => c.head) ?? [],
+      out: degradations.filter((d) => d.out).map((d) => d.backend),
+      memory: {
+        liveAllocations: memoryOf?.liveAllocations() ?? 0,
+        liveBytes: memoryOf?.liveBytes() ?? 0,
+        rss: usage.rss,
+        heapUsed: usage.heapUsed,
+      },
+      capabilities: {
+        arch: config?.arch ?? "",
+        vocab: config?.vocabSize ?? 0,
+        contextLength: loaded?.model.contextLength ?? 0,
+        layers: config?.layers ?? 0,
+        hidden: config?.hidden ?? 0,
+        text: loaded?.model.tokenizer !== undefined,
+        canExpand: rung + 1 < this.#config.ladder.length,
+      },
+      queued: this.#queue.filter((j) => j.request !== undefined && !j.cancelled).length,
+      running: this.#running?.request === undefined ? 0 : 1,
+      completed: this.#completed,
+      failed: this.#failed,
+      degradations,
+      faultsInjected: this.#faultsInjected + (loaded?.faultStats.reduce((sum, f) => sum + f(), 0) ?? 0),
+      pid: process.pid,
+      incarnation: this.#config.incarnation ?? 0,
+    };
+  }
+}
+
+function tokenItem(piece: GeneratedToken, r: WireRequest, vocab: number): WireItem {
+  const top = piece.topLogprobs;
+  return {
+    ...blankItem("token"),
+    token: piece.token ?? undefined,
+    text: piece.text,
+    logprob: piece.logprob,
+    entropy: r.confidence && top !== undefined ? entropyEstimate(top, vocab) : undefined,
+    topLogprobs: top === undefined || r.topLogprobs === 0 ? undefined : top.slice(0, r.topLogprobs).map((t) => ({ token: t.token, logprob: t.logprob })),
+  };
+}
+
+function logitsTensor(rows: readonly Float32Array[]): WireTensor {
+  const vocab = rows[0]?.length ?? 0;
+  const all = new Float32Array(rows.length * vocab);
+  rows.forEach((row, i) => all.set(row, i * vocab));
+  const dims = rows.length === 1 ? [{ name: "vocab", size: vocab }] : [{ name: "seq", size: rows.length }, { name: "vocab", size: vocab }];
+  return { name: "logits", dtype: "f32", dims, scales: [], flags: 0, payload: new Uint8Array(all.buffer) };
+}

@@ -1,0 +1,320 @@
+/**
+ * The model actor: what a server talks to. It is an in-process supervisor whose one child, the model
+ * worker, holds the weights — in a child process by default, so a native crash kills only the worker.
+ *
+ * - `processInput` streams {@link ModelOutput}s; the last item is always `done` or `error`, never a throw
+ *   (a throwing producer would fail this actor). Cancelling the stream (or its AbortSignal) cancels the
+ *   request in the worker, queued or running.
+ * - When the worker dies, a request that had streamed nothing is sent again to the restarted worker (up to
+ *   `maxAttempts` times); one that had streamed tokens ends with a `crashed` error. Nothing hangs: the
+ *   worker's restart closes its streams, and `idleTimeoutMs` bounds the wait for every item.
+ * - The supervisor's record (restarts, last failure, backend degradations reported by requests) survives
+ *   worker restarts and is part of `queryStatus`.
+ */
+import {
+  actorModule,
+  defineActor,
+  type ActorDefinition,
+  type ActorError,
+  type ActorRef,
+  type Clock,
+  type Replies,
+  type Streams,
+  type SupervisionOptions,
+} from "../actors/index.js";
+import { ServeError } from "./errors.js";
+import type { ExpandTarget } from "./host.js";
+import {
+  DEFAULT_MAX_TOKENS,
+  fromWireItem,
+  type BackendFailure,
+  type ModelOutput,
+  type ModelRequest,
+  type ModelWorkerMsg,
+  type WireRequest,
+  type WorkerStatus,
+} from "./protocol.js";
+import { encodeWorkerConfig, modelWorker, type ModelWorkerConfig } from "./worker.js";
+
+export interface ModelActorOptions extends ModelWorkerConfig {
+  /** Where the worker runs. Default "process". */
+  readonly isolation?: "process" | "in-process";
+  /** How the worker is restarted. Default: restart on any failure, at most 5 times in 60 s, 100 ms→5 s backoff. */
+  readonly supervision?: SupervisionOptions;
+  /** Sends of a request that the worker's death interrupted before it streamed anything. Default 3. */
+  readonly maxAttempts?: number;
+  /** Longest wait for each output item, in clock ms. Default 120 000. */
+  readonly idleTimeoutMs?: number;
+  /** Longest wait for the worker's status, in clock ms. Default 10 000. */
+  readonly statusTimeoutMs?: number;
+  /** Front mailbox capacity (a full one refuses `processInput` with `mailbox-full`: HTTP 429). Default 256. */
+  readonly mailboxCapacity?: number;
+  /** Node flags for the worker's child process. */
+  readonly execArgv?: readonly string[];
+}
+
+/** A failure the supervisor saw. */
+export interface FailureRecord {
+  readonly code: string;
+  readonly message: string;
+  readonly at: number;
+}
+
+/** Backend degradations as the supervisor recorded them from requests (they survive worker restarts). */
+export interface DegradationRecord {
+  readonly backend: string;
+  readonly failures: number;
+  readonly kernel: string;
+  readonly error: string;
+  readonly at: number;
+}
+
+export interface ModelStatus {
+  /** Whether the worker answered (false while it restarts or after it was stopped for good). */
+  readonly available: boolean;
+  readonly isolation: "process" | "in-process";
+  /** The worker actor's status (`running`, `restarting`, …). */
+  readonly workerState: string;
+  /** Worker restarts (crashes included). */
+  readonly restarts: number;
+  readonly lastFailure: FailureRecord | undefined;
+  /** Requests accepted and not finished: this actor's mailbox, the worker's, its queue and the running one. */
+  readonly queueDepth: number;
+  /** Requests whose stream is open (queued or running). */
+  readonly inFlight: number;
+  readonly degradations: readonly DegradationRecord[];
+  /** What the worker says (undefined when it did not answer). */
+  readonly worker: WorkerStatus | undefined;
+}
+
+export type ExpandReply =
+  | { readonly ok: true; readonly message: string; readonly status: ModelStatus }
+  | { readonly ok: false; readonly code: string; readonly message: string; readonly status: ModelStatus };
+
+/** The model actor's messages. */
+export type ModelMsg =
+  | ({ readonly type: "processInput"; readonly request: ModelRequest } & Streams<ModelOutput>)
+  | ({ readonly type: "expandCapability"; readonly target?: ExpandTarget } & Replies<ExpandReply>)
+  | ({ readonly type: "releaseResources" } & Replies<ModelStatus>)
+  | ({ readonly type: "queryStatus" } & Replies<ModelStatus>);
+
+const DEFAULT_SUPERVISION: SupervisionOptions = {
+  maxRestarts: 5,
+  withinMs: 60_000,
+  backoff: { minMs: 100, maxMs: 5_000, factor: 2 },
+};
+
+let requestCounter = 0;
+
+/** The wire form of a request, or a message saying what is wrong with it. */
+export function toWireRequest(r: ModelRequest): WireRequest | string {
+  if (typeof r !== "object" || r === null) {
+    return "[model] a request must be an object";
+  }
+  const uint = (name: string, v: unknown): string | undefined =>
+    v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0) ? undefined : `[model] ${name} must be an integer >= 0, got ${String(v)}`;
+  const num = (name: string, v: unknown): string | undefined =>
+    v === undefined || (typeof v === "number" && Number.isFinite(v)) ? undefined : `[model] ${name} must be a finite number, got ${String(v)}`;
+  const problem =
+    uint("maxTokens", r.maxTokens) ??
+    uint("topK", r.topK) ??
+    uint("seed", r.seed) ??
+    uint("topLogprobs", r.topLogprobs) ??
+    num("temperature", r.temperature) ??
+    num("topP", r.topP) ??
+    num("minP", r.minP) ??
+    num("repetitionPenalty", r.repetitionPenalty) ??
+    (r.prompt !== undefined && typeof r.prompt !== "string" ? "[model] prompt must be a string" : undefined) ??
+    (r.tokens !== undefined && !(Array.isArray(r.tokens) && r.tokens.every((x) => Number.isSafeInteger(x) && x >= 0))
+      ? "[model] tokens must be non-negative integers"
+      : undefined) ??
+    (r.stop !== undefined && !(Array.isArray(r.stop) && r.stop.every((s) => typeof s === "string")) ? "[model] stop must be strings" : undefined);
+  if (problem !== undefined) {
+    return problem;
+  }
+  return {
+    id: r.id ?? `req-${++requestCounter}`,
+    prompt: r.prompt,
+    tokens: r.tokens,
+    input: r.input,
+    allLogits: r.allLogits === true,
+    maxTokens: r.maxTokens ?? DEFAULT_MAX_TOKENS,
+    temperature: r.temperature,
+    topK: r.topK,
+    topP: r.topP,
+    minP: r.minP,
+    repetitionPenalty: r.repetitionPenalty,
+    seed: r.seed,
+    stop: r.stop ?? [],
+    topLogprobs: r.topLogprobs ?? 0,
+    confidence: r.confidence === true,
+  };
+}
+
+interface Record_ {
+  clock: Clock | undefined;
+  lastFailure: FailureRecord | undefined;
+  readonly degradations: Map<string, { failures: number; kernel: string; error: string; at: number }>;
+}
+
+/**
+ * The model actor's definition. Each call makes a definition with its own supervisor record: spawn it once.
+ * Throws ServeError "bad-config" for a config that cannot work.
+ */
+export function modelActor(options: ModelActorOptions): ActorDefinition<ModelMsg> {
+  const isolation = options.isolation ?? "process";
+  const { supervision, maxAttempts, idleTimeoutMs, statusTimeoutMs, mailboxCapacity, execArgv, isolation: _i, ...config } = options;
+  const workerConfig: ModelWorkerConfig = { ...config, isolated: isolation === "process" };
+  const worker = modelWorker(workerConfig); // checks the config
+  const attempts = maxAttempts ?? 3;
+  if (!(Number.isSafeInteger(attempts) && attempts >= 1)) {
+    throw new ServeError("bad-config", `[model] maxAttempts must be an integer >= 1, got ${attempts}`);
+  }
+  const record: Record_ = { clock: undefined, lastFailure: undefined, degradations: new Map() };
+  const noteFailure = (error: ActorError): void => {
+    record.lastFailure = { code: error.code, message: error.message, at: record.clock?.now() ?? 0 };
+  };
+  const noteDegradations = (failures: readonly BackendFailure[]): void => {
+    for (const f of failures) {
+      const d = record.degradations.get(f.backend) ?? { failures: 0, kernel: "", error: "", at: 0 };
+      d.failures++;
+      d.kernel = f.kernel;
+      d.error = f.error;
+      d.at = record.clock?.now() ?? 0;
+      record.degradations.set(f.backend, d);
+    }
+  };
+  const base = supervision ?? DEFAULT_SUPERVISION;
+  return defineActor<ModelMsg>({
+    name: "model",
+    mailboxCapacity: mailboxCapacity ?? 256,
+    supervision: {
+      ...base,
+      decider: (error) => {
+        noteFailure(error);
+        return base.decider?.(error) ?? "restart";
+      },
+    },
+    create: (ctx) => {
+      record.clock = ctx.clock;
+      const ref: ActorRef<ModelWorkerMsg> = ctx.spawn(worker, {
+        name: "worker",
+        isolation:
+          isolation === "process"
+            ? {
+                kind: "process",
+                module: `${actorModule(import.meta.url, "./worker-entry.js").href}?config=${encodeWorkerConfig(workerConfig)}`,
+                ...(execArgv === undefined ? {} : { execArgv }),
+              }
+            : { kind: "in-process" },
+      });
+      let inFlight = 0;
+
+      const status = async (): Promise<ModelStatus> => {
+        let answer: WorkerStatus | undefined;
+        try {
+          answer = await ref.ask({ type: "queryStatus" }, { timeoutMs: statusTimeoutMs ?? 10_000 });
+        } catch {
+          answer = undefined;
+        }
+        return summarize(answer);
+      };
+      const summarize = (answer: WorkerStatus | undefined): ModelStatus => ({
+        available: answer !== undefined,
+        isolation,
+        workerState: ref.status,
+        restarts: ref.restarts,
+        lastFailure: record.lastFailure,
+        queueDepth: ctx.self.queued + ref.queued + (answer === undefined ? inFlight : answer.queued + answer.running),
+        inFlight,
+        degradations: [...record.degradations].map(([backend, d]) => ({ backend, ...d })),
+        worker: answer,
+      });
+
+      async function* processInput(request: ModelRequest): AsyncGenerator<ModelOutput> {
+        const wire = toWireRequest(request);
+        if (typeof wire === "string") {
+          yield { kind: "error", code: "bad-request", message: wire, model: "", completionTokens: 0, failures: [] };
+          return;
+        }
+        inFlight++;
+        let streamed = 0;
+        try {
+          for (let attempt = 1; ; attempt++) {
+            const opened = ref.stream({ type: "processInput", ...wire }, { idleTimeoutMs: idleTimeoutMs ?? 120_000 });
+            if (!opened.ok) {
+              yield { kind: "error", code: "unavailable", message: `[model] worker refused the request: ${opened.error.message}`, model: "", completionTokens: 0, failures: [] };
+              return;
+            }
+            const stream = opened.value;
+            try {
+              for await (const item of stream) {
+                const out = fromWireItem(item, attempt - 1);
+                if (out.kind === "token" || out.kind === "tensor") {
+                  streamed++;
+                } else {
+                  noteDegradations(out.failures);
+                }
+                yield out;
+                if (out.kind === "done" || out.kind === "error") {
+                  return;
+                }
+              }
+              yield { kind: "error", code: "failed", message: "[model] the worker ended the stream without a result", model: "", completionTokens: streamed, failures: [] };
+              return;
+            } catch (error) {
+              const e = error as ActorError;
+              noteFailure(e);
+              const lost = e.code === "crashed" || e.code === "failed" || e.code === "stopped" || e.code === "protocol";
+              if (lost && streamed === 0 && attempt < attempts && ctx.self.status !== "stopping") {
+                continue;
+              }
+              const code = e.code === "timeout" ? "timeout" : streamed > 0 ? "crashed" : "unavailable";
+              yield {
+                kind: "error",
+                code,
+                message: `[model] the model worker failed (${e.code}) after ${streamed} streamed item(s) and ${attempt} attempt(s): ${e.message}`,
+                model: "",
+                completionTokens: streamed,
+                failures: [],
+              };
+              return;
+            } finally {
+              stream.cancel();
+            }
+          }
+        } finally {
+          inFlight--;
+        }
+      }
+
+      return {
+        receive: {
+          processInput: (m) => processInput(m.request),
+          queryStatus: () => status(),
+          releaseResources: async () => {
+            let answer: WorkerStatus | undefined;
+            try {
+              answer = await ref.ask({ type: "releaseResources" }, { timeoutMs: statusTimeoutMs ?? 10_000 });
+            } catch (error) {
+              noteFailure(error as ActorError);
+            }
+            return summarize(answer);
+          },
+          expandCapability: async (m) => {
+            const target = m.target ?? {};
+            try {
+              const reply = await ref.ask({ type: "expandCapability", rung: target.rung, backends: target.backends });
+              const s = summarize(reply.status);
+              return reply.ok ? { ok: true, message: reply.message, status: s } : { ok: false, code: reply.code, message: reply.message, status: s };
+            } catch (error) {
+              const e = error as ActorError;
+              noteFailure(e);
+              return { ok: false, code: "unavailable", message: `[model] expand failed: ${e.message}`, status: summarize(undefined) };
+            }
+          },
+        },
+      };
+    },
+  });
+}
