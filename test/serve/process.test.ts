@@ -1,0 +1,95 @@
+/** The model worker in its own child process: crashes, restarts, in-flight requests, memory. */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createActorSystem, type ActorSystem } from "../../src/actors/index.js";
+import { loadModel } from "../../src/engine/model.js";
+import { modelActor, type ModelOutput } from "../../src/serve/index.js";
+import { writeLadder, type Ladder } from "./fixtures.js";
+import { collect, lastOf, tokensOf } from "./helpers.js";
+
+let ladder: Ladder;
+let system: ActorSystem | undefined;
+beforeAll(async () => {
+  ladder = await writeLadder();
+});
+afterAll(async () => {
+  await ladder.remove();
+});
+afterEach(async () => {
+  await system?.stop(); // kills the worker processes
+  system = undefined;
+});
+
+const noBackoff = { maxRestarts: 5, withinMs: 60_000 };
+
+async function jsGreedy(path: string, tokens: number[], maxTokens: number): Promise<number[]> {
+  using model = await loadModel(path, { backends: ["js"], autotune: false });
+  return [...(await model.generate(tokens, { temperature: 0, maxTokens }).complete()).tokens];
+}
+
+describe("the model actor with its worker in a child process", () => {
+  it("should serve from another process and free its memory there on ReleaseResources", async () => {
+    system = createActorSystem();
+    const ref = system.spawn(modelActor({ ladder: [ladder.small, ladder.large], backends: ["js"] }));
+    const items = await collect(ref, { tokens: [1, 2, 3], maxTokens: 4, temperature: 0 });
+    expect(tokensOf(items)).toEqual(await jsGreedy(ladder.small.path, [1, 2, 3], 4));
+    const status = await ref.ask({ type: "queryStatus" });
+    expect(status).toMatchObject({ available: true, isolation: "process", restarts: 0 });
+    expect(status.worker?.pid).not.toBe(process.pid);
+    const released = await ref.ask({ type: "releaseResources" });
+    expect(released.worker).toMatchObject({ loaded: false, memory: { liveAllocations: 0, liveBytes: 0 } });
+    const expanded = await ref.ask({ type: "expandCapability" });
+    expect(expanded).toMatchObject({ ok: true, status: { worker: { model: "large", loaded: true } } });
+  });
+
+  it("should re-send a request the crash interrupted before it streamed, and end a streamed one with `crashed`", async () => {
+    system = createActorSystem();
+    const ref = system.spawn(
+      modelActor({
+        ladder: [ladder.small],
+        backends: ["js"],
+        supervision: noBackoff,
+        // The first incarnation dies (SIGKILL) on its 4th embedding call: after the prefill and two decode steps.
+        faults: [{ backend: "js", kernel: "embedding", nth: 4, action: "kill", incarnations: 1 }],
+      }),
+    );
+    const first = await ref.ask({ type: "queryStatus" });
+    const streamed = ref.stream({ type: "processInput", request: { tokens: [1, 2], maxTokens: 10, temperature: 0 } });
+    const waiting = collect(ref, { tokens: [3, 4], maxTokens: 3, temperature: 0 }); // queued behind it in the worker
+    if (!streamed.ok) {
+      throw streamed.error;
+    }
+    const items: ModelOutput[] = [];
+    for await (const item of streamed.value) {
+      items.push(item);
+    }
+    expect(tokensOf(items)).toHaveLength(3);
+    expect(lastOf(items)).toMatchObject({ kind: "error", code: "crashed", completionTokens: 3 });
+    expect(lastOf(items).kind === "error" && lastOf(items)).toMatchObject({ message: expect.stringMatching(/SIGKILL/) });
+    const resent = await waiting;
+    expect(tokensOf(resent)).toEqual(await jsGreedy(ladder.small.path, [3, 4], 3));
+    expect(lastOf(resent)).toMatchObject({ kind: "done", resent: 1 });
+    const status = await ref.ask({ type: "queryStatus" });
+    expect(status).toMatchObject({ restarts: 1, available: true, lastFailure: { code: "crashed" } });
+    expect(status.worker?.pid).not.toBe(first.worker?.pid);
+    expect(status.worker?.incarnation).toBe(1);
+  });
+
+  it("should end requests with a clear error when the worker keeps dying, never hang", async () => {
+    system = createActorSystem();
+    const ref = system.spawn(
+      modelActor({
+        ladder: [ladder.small],
+        backends: ["js"],
+        supervision: { maxRestarts: 2, withinMs: 60_000 },
+        maxAttempts: 2,
+        preload: false,
+        faults: [{ backend: "js", action: "abort" }], // every incarnation aborts on its first kernel call
+      }),
+    );
+    const items = await collect(ref, { tokens: [1], maxTokens: 2 });
+    expect(items).toEqual([expect.objectContaining({ kind: "error", code: "unavailable", message: expect.stringMatching(/2 attempt/) })]);
+    const status = await ref.ask({ type: "queryStatus" });
+    expect(status.restarts).toBe(2);
+    expect(status.lastFailure?.code).toBe("crashed");
+  });
+});
