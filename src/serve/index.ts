@@ -24,3 +24,13 @@ export {
   type FailureRecord,
   type DegradationRecord,
 } from "./model-actor.js";
+export {
+  cascadeRouter,
+  confidenceScore,
+  type CascadeOptions,
+  type CascadeOutput,
+  type CascadeStep,
+  type ConfidenceMetric,
+  type RouterMsg,
+  type RouterStatus,
+} from "./router.js";
