@@ -40,3 +40,7 @@ export { writeHfBitnetFixture, type HfBitnetFixtureOptions } from "./model/bitne
 // Actors: typed actor runtime with supervision and worker/process isolation (docs/actors.md).
 export * as actors from "./actors/index.js";
 export { ActorError, createActorSystem, defineActor, type ActorRef, type ActorSystem } from "./actors/index.js";
+
+// Serving: the model actor (a supervised worker, in-process or in a child process), fault injection, the cascade router.
+export * as serve from "./serve/index.js";
+export { modelActor, cascadeRouter, ServeError, type ModelMsg, type ModelRequest, type ModelOutput, type ModelStatus } from "./serve/index.js";

@@ -127,11 +127,6 @@ describe("soak", () => {
     expect(outcomes.retriedOnNextBackend + (outcomes.errors["kernel"] ?? 0)).toBeGreaterThan(0);
     expect(released.worker?.memory.liveAllocations).toBe(0);
     expect(rssAfter).toBeLessThan(rssBefore + RSS_SLACK_BYTES);
-    console.info(
-      `[soak] in-process: ${REQUESTS} requests, ${status.worker?.faultsInjected} faults injected, outcomes ${JSON.stringify(outcomes)}, ` +
-        `degradations ${JSON.stringify(status.degradations.map((d) => [d.backend, d.failures]))}, ` +
-        `RSS ${(rssBefore / 2 ** 20).toFixed(1)} → ${(rssAfter / 2 ** 20).toFixed(1)} MiB`,
-    );
   });
 
   it(`should end each of ${PROCESS_REQUESTS} requests cleanly while the worker process is killed at random`, async () => {
@@ -153,6 +148,5 @@ describe("soak", () => {
     expect(status.restarts).toBeGreaterThan(0);
     expect(status.lastFailure?.code).toBe("crashed");
     expect(released.worker?.memory.liveAllocations).toBe(0);
-    console.info(`[soak] child process: ${PROCESS_REQUESTS} requests, ${status.restarts} worker kills, outcomes ${JSON.stringify(outcomes)}`);
   });
 });
