@@ -87,6 +87,112 @@ function fitPrompt(prompt: readonly number[], room: number, capacity: number, mo
 
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/**
+ * One sequence's generation state apart from the model step: prompt fitting, sampling, stop tokens and
+ * strings, the stream decoder and the counters. `runGeneration` (one sequence) and the batcher (many
+ * sequences sharing steps, src/engine/batch.ts) drive it the same way: `prompt`, then `next(logits)`
+ * per step until it says the sequence is done, then `finish()`.
+ */
+export class SequenceState {
+  readonly prompt: readonly number[];
+  /** Most tokens this generation may produce (maxTokens, default 256). */
+  readonly budget: number;
+  readonly history: number[];
+  readonly tokens: number[] = [];
+  text = "";
+  finishReason: FinishReason = "length";
+  done = false;
+  readonly #maxTokens: number;
+  readonly #capacity: number;
+  readonly #sampler;
+  readonly #matcher;
+  readonly #decoder;
+  readonly #stops: Set<number>;
+  readonly #signal: AbortSignal | undefined;
+
+  constructor(tokenizer: Tokenizer | undefined, capacity: number, promptIds: readonly number[], options: GenerateOptions, extraStops: readonly number[]) {
+    const maxTokens = checkMaxTokens(options.maxTokens ?? 256);
+    if (promptIds.length === 0) {
+      throw new ShapeError("size", "[generate] the prompt has no tokens");
+    }
+    // An explicit budget must fit next to the prompt; the default one just runs until the context ends.
+    const room = options.maxTokens === undefined ? 1 : maxTokens;
+    this.prompt = fitPrompt(promptIds, room, capacity, options.contextOverflow ?? "error", tokenizer?.bos);
+    this.history = [...this.prompt];
+    this.budget = maxTokens;
+    this.#maxTokens = maxTokens;
+    this.#capacity = capacity;
+    this.#sampler = createSampler(options);
+    this.#matcher = createStopMatcher(options.stop ?? []);
+    this.#decoder = tokenizer?.createStreamDecoder();
+    this.#stops = new Set([...extraStops, ...(options.stopTokens ?? [])]);
+    for (const id of [tokenizer?.eos, tokenizer?.eot]) {
+      if (id !== undefined) {
+        this.#stops.add(id);
+      }
+    }
+    this.#signal = options.signal;
+  }
+
+  /** True when the caller's signal has aborted; marks the sequence done. */
+  aborted(): boolean {
+    if (!this.done && this.#signal?.aborted === true) {
+      this.finishReason = "abort";
+      this.done = true;
+    }
+    return this.done && this.finishReason === "abort";
+  }
+
+  /**
+   * Samples from the logits of the last position. Returns the generated token (undefined when the
+   * sequence stopped on a stop token) and sets `done` when no further step should run; `cacheLength`
+   * is the sequence's KV length after the step that produced these logits.
+   */
+  next(logits: Float32Array, cacheLength: number): GeneratedToken | undefined {
+    const pick = this.#sampler.sample(logits, this.history);
+    if (this.#stops.has(pick.token)) {
+      this.finishReason = "stop";
+      this.done = true;
+      return undefined;
+    }
+    this.tokens.push(pick.token);
+    this.history.push(pick.token);
+    const piece = this.#matcher.push(this.#decoder?.push(pick.token) ?? "");
+    this.text += piece.emit;
+    if (piece.stopped) {
+      this.finishReason = "stop";
+      this.done = true;
+    } else if (this.tokens.length >= this.#maxTokens) {
+      this.done = true;
+    } else if (cacheLength >= this.#capacity) {
+      this.finishReason = "context";
+      this.done = true;
+    }
+    return { token: pick.token, text: piece.emit, logprob: pick.logprob, ...(pick.topLogprobs ? { topLogprobs: pick.topLogprobs } : {}) };
+  }
+
+  /** Releases held-back text (an unfinished character, a stop-string prefix), if any, as a null token. */
+  finish(): GeneratedToken | undefined {
+    this.done = true;
+    if (this.#matcher.stopped) {
+      return undefined;
+    }
+    const tail = this.#matcher.push(this.#decoder?.flush() ?? "").emit + this.#matcher.flush();
+    if (this.#matcher.stopped) {
+      this.finishReason = "stop";
+    }
+    if (tail.length === 0) {
+      return undefined;
+    }
+    this.text += tail;
+    return { token: null, text: tail, logprob: 0 };
+  }
+
+  result(prefillMs: number, decodeMs: number): GenerationResult {
+    return { text: this.text, tokens: this.tokens, finishReason: this.finishReason, promptTokens: this.prompt.length, prefillMs, decodeMs };
+  }
+}
+
 /** Starts a generation over `prompt` ids on a model whose cache the caller holds exclusively. */
 export async function* runGeneration(
   model: LoadedModel,
@@ -95,79 +201,35 @@ export async function* runGeneration(
   options: GenerateOptions,
   extraStops: readonly number[],
 ): AsyncGenerator<GeneratedToken, GenerationResult> {
-  const maxTokens = checkMaxTokens(options.maxTokens ?? 256);
-  if (promptIds.length === 0) {
-    throw new ShapeError("size", "[generate] the prompt has no tokens");
-  }
-  const tokenizer: Tokenizer | undefined = model.tokenizer;
-  // An explicit budget must fit next to the prompt; the default one just runs until the context ends.
-  const room = options.maxTokens === undefined ? 1 : maxTokens;
-  const prompt = fitPrompt(promptIds, room, cache.capacity, options.contextOverflow ?? "error", tokenizer?.bos);
-  const sampler = createSampler(options);
-  const matcher = createStopMatcher(options.stop ?? []);
-  const decoder = tokenizer?.createStreamDecoder();
-  const stops = new Set([...extraStops, ...(options.stopTokens ?? [])]);
-  for (const id of [tokenizer?.eos, tokenizer?.eot]) {
-    if (id !== undefined) {
-      stops.add(id);
-    }
-  }
-  const history = [...prompt];
-  const tokens: number[] = [];
-  let text = "";
-  let finishReason: FinishReason = "length";
+  const seq = new SequenceState(model.tokenizer, cache.capacity, promptIds, options, extraStops);
   cache.truncate(0);
   const t0 = performance.now();
-  let logits = prefill(model.config, model.weights, cache, prompt);
+  let logits = prefill(model.config, model.weights, cache, seq.prompt);
   const prefillMs = performance.now() - t0;
   const t1 = performance.now();
   try {
-    for (;;) {
-      if (options.signal?.aborted === true) {
-        finishReason = "abort";
-        break;
-      }
-      const pick = sampler.sample(logits.toFloat32(), history);
+    while (!seq.aborted()) {
+      const piece = seq.next(logits.toFloat32(), cache.length);
       logits.dispose();
-      if (stops.has(pick.token)) {
-        finishReason = "stop";
-        break;
+      if (piece !== undefined) {
+        yield piece;
       }
-      tokens.push(pick.token);
-      history.push(pick.token);
-      const piece = matcher.push(decoder?.push(pick.token) ?? "");
-      text += piece.emit;
-      yield { token: pick.token, text: piece.emit, logprob: pick.logprob, ...(pick.topLogprobs ? { topLogprobs: pick.topLogprobs } : {}) };
-      if (piece.stopped) {
-        finishReason = "stop";
-        break;
-      }
-      if (tokens.length >= maxTokens) {
-        break;
-      }
-      if (cache.length >= cache.capacity) {
-        finishReason = "context";
+      if (seq.done) {
         break;
       }
       await yieldToEventLoop();
-      logits = forward(model.config, model.weights, cache, [pick.token]);
+      logits = forward(model.config, model.weights, cache, [piece?.token ?? 0]);
     }
   } finally {
     if (!logits.isDisposed) {
       logits.dispose();
     }
   }
-  if (!matcher.stopped) {
-    const tail = matcher.push(decoder?.flush() ?? "").emit + matcher.flush();
-    if (matcher.stopped) {
-      finishReason = "stop";
-    }
-    if (tail.length > 0) {
-      text += tail;
-      yield { token: null, text: tail, logprob: 0 };
-    }
+  const tail = seq.finish();
+  if (tail !== undefined) {
+    yield tail;
   }
-  return { text, tokens, finishReason, promptTokens: prompt.length, prefillMs, decodeMs: performance.now() - t1 };
+  return seq.result(prefillMs, performance.now() - t1);
 }
 
 /** Wraps the generator so it can be iterated once or completed; a second consumer is a UsageError. */

@@ -20,6 +20,7 @@ import { loadWeights, type LoadWeightsOptions } from "../model/bitnet/weights.js
 import { tokenizerFromJson } from "../model/tokenizer/hf-json.js";
 import { tokenizerFromGguf } from "../model/tokenizer/gguf.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
+import { Batcher, type BatcherOptions } from "./batch.js";
 import { runGeneration, toGeneration, type GenerateOptions, type Generation } from "./generate.js";
 import type { LoadedModel } from "./loaded.js";
 
@@ -166,6 +167,15 @@ export class BitnetModel implements Disposable {
 
   /** Continues a conversation; the reply stops at the format's end-of-turn token. */
   chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Generation {
+    const { ids, stops } = this.chatPrompt(messages, options);
+    return this.#generation(ids, options, stops);
+  }
+
+  /**
+   * The token ids `chat()` runs for these messages (BitNet format or the Jinja template, as chat()
+   * chooses) and the stop tokens it adds; for callers that drive generation themselves (the batcher).
+   */
+  chatPrompt(messages: readonly ChatMessage[], options: ChatOptions = {}): { ids: number[]; stops: number[] } {
     this.#alive();
     const checked = validateMessages(messages);
     const tokenizer = this.#tokenizer();
@@ -179,8 +189,7 @@ export class BitnetModel implements Disposable {
       if (bos === undefined || eot === undefined) {
         throw new UsageError("unsupported", "[chat] the BitNet chat format needs BOS and end-of-turn tokens");
       }
-      const ids = formatBitnetChat(checked, (text) => this.tokenize(text, { addBos: false, parseSpecial: false }), { bos, eot });
-      return this.#generation(ids, options, [eot]);
+      return { ids: formatBitnetChat(checked, (text) => this.tokenize(text, { addBos: false, parseSpecial: false }), { bos, eot }), stops: [eot] };
     }
     if (template === undefined) {
       throw new UsageError("unsupported", `[chat] ${this.#model.source} has no chat template; pass options.template`);
@@ -190,7 +199,7 @@ export class BitnetModel implements Disposable {
       eosToken: tokenizer.eos === undefined ? "" : tokenizer.tokenText(tokenizer.eos),
       addGenerationPrompt: true,
     });
-    return this.#generation(this.tokenize(text, { addBos: false, parseSpecial: true }), options, []);
+    return { ids: this.tokenize(text, { addBos: false, parseSpecial: true }), stops: [] };
   }
 
   #generation(ids: readonly number[], options: GenerateOptions, stops: readonly number[]): Generation {
@@ -213,6 +222,15 @@ export class BitnetModel implements Disposable {
         release();
       }
     });
+  }
+
+  /**
+   * A batcher over this model's weights: its generations share decode steps (continuous batching),
+   * each with its own KV cache. Dispose it before the model.
+   */
+  batcher(options: BatcherOptions = {}): Batcher {
+    this.#alive();
+    return new Batcher(this.#model, options);
   }
 
   /** Frees the weights and the KV cache. */

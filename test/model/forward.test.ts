@@ -3,7 +3,7 @@ import { createJsBackend } from "../../src/index.js";
 import { readGgufBytes } from "../../src/formats/gguf/index.js";
 import { configFromGguf } from "../../src/model/bitnet/config.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
-import { forward, prefill, PREFILL_STEP_TOKENS } from "../../src/model/bitnet/forward.js";
+import { forward, forwardBatch, prefill, PREFILL_STEP_TOKENS } from "../../src/model/bitnet/forward.js";
 import { KvCache } from "../../src/model/bitnet/kv-cache.js";
 import { ggufWeightSource } from "../../src/model/bitnet/gguf-source.js";
 import { loadWeights } from "../../src/model/bitnet/weights.js";
@@ -83,5 +83,37 @@ describe("BitNet forward pass", () => {
     expect(relL2(chunked.toFloat32(), whole.toFloat32())).toBeLessThan(1e-6);
     expect(() => prefill(config, weights, c2, [1])).toThrow(/do not fit/);
     weights.dispose();
+  });
+});
+
+describe("batched decode steps", () => {
+  it("should give each sequence the logits it gets alone, at different lengths", async () => {
+    const { config, weights } = await load({ arch: "bitnet-b1.58", seed: 9 });
+    const prompts = [[1, 2, 3], [7], [9, 8, 7, 6, 5]];
+    const alone = prompts.map(() => new KvCache(config, 16, backend));
+    const batched = prompts.map(() => new KvCache(config, 16, backend));
+    try {
+      prompts.forEach((p, b) => {
+        forward(config, weights, alone[b] as KvCache, p).dispose();
+        forward(config, weights, batched[b] as KvCache, p).dispose();
+      });
+      for (const step of [[11, 12, 13], [21, 22, 23]]) {
+        using together = forwardBatch(config, weights, batched, step);
+        expect(together.shape).toEqual([3, config.vocabSize]);
+        const rows = together.toFloat32();
+        step.forEach((t, b) => {
+          using one = forward(config, weights, alone[b] as KvCache, [t]);
+          const row = rows.subarray(b * config.vocabSize, (b + 1) * config.vocabSize);
+          expect(relL2(row, one.toFloat32())).toBeLessThan(1e-6);
+        });
+      }
+      expect(batched.map((c) => c.length)).toEqual([5, 3, 7]);
+      expect(() => forwardBatch(config, weights, [batched[0] as KvCache, batched[0] as KvCache], [1, 2])).toThrow(/twice/);
+      expect(() => forwardBatch(config, weights, batched, [1, 2])).toThrow(/3 caches/);
+    } finally {
+      [...alone, ...batched].forEach((c) => c.dispose());
+      weights.dispose();
+    }
+    expect(backend.liveAllocations()).toBe(0);
   });
 });

@@ -19,7 +19,7 @@ import { quantizeActivations, type QuantizedActivations } from "../../tensor/ops
 import { merge, slice, split } from "../../tensor/ops/shape.js";
 import { allocTensor, fill, int32Tensor, type Tensor } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
-import type { KvCache } from "./kv-cache.js";
+import type { CacheTensor, KvCache } from "./kv-cache.js";
 import type { BitnetWeights, LayerWeights, Projection } from "./weights.js";
 
 export interface ForwardOptions {
@@ -48,16 +48,59 @@ function project<const Out extends string, const In extends string>(
   return out as unknown as Tensor<"f32", ["seq", Out]>;
 }
 
+/** Query rows, and the new key/value rows to store, of one layer. */
+type Q = Tensor<"f32", ["seq", "head", "headDim"]>;
+type KV = Tensor<"f32", ["seq", "kvHead", "headDim"]>;
+
+/**
+ * Stores a layer's new K/V rows in the cache(s) and returns the attention output [seq, head, headDim]:
+ * for one sequence (every row continues one cache) or for a batch (row b continues caches[b]).
+ */
+type Attend = (layer: number, q: Q, k: KV, v: KV) => Q;
+
+function cacheLayer(cache: KvCache, layer: number): [CacheTensor, CacheTensor] {
+  const keys = cache.keys[layer];
+  const values = cache.values[layer];
+  if (keys === undefined || values === undefined) {
+    throw new ShapeError("bounds", `[forward] the cache has no layer ${layer}`);
+  }
+  return [keys, values];
+}
+
+function attendOne(cache: KvCache): Attend {
+  return (layer, q, k, v) => {
+    cache.write(layer, k, v);
+    const [keys, values] = cacheLayer(cache, layer);
+    return attention(q, keys, values, { length: cache.length + q.shape[0], pos0: cache.length });
+  };
+}
+
+function attendBatch(caches: readonly KvCache[]): Attend {
+  return (layer, q, k, v) => {
+    const out = allocTensor(q.backend, "f32", [...q.dims] as ["seq", "head", "headDim"], q.shape);
+    return fill(out, () => {
+      caches.forEach((cache, b) => {
+        using qb = slice(q, "seq", b, b + 1);
+        using kb = slice(k, "seq", b, b + 1);
+        using vb = slice(v, "seq", b, b + 1);
+        cache.write(layer, kb, vb);
+        const [keys, values] = cacheLayer(cache, layer);
+        using ab = attention(qb, keys, values, { length: cache.length + 1, pos0: cache.length });
+        out.backend.kernels.writeRows(ab.ref(), out.ref(), b);
+      });
+    });
+  };
+}
+
 function block(
   c: BitnetConfig,
   w: LayerWeights,
   layer: number,
-  cache: KvCache,
+  attend: Attend,
   h: Tensor<"f32", ["seq", "embed"]>,
   positions: Tensor<"i32", ["seq"]>,
   trace: ForwardTrace | undefined,
 ): Tensor<"f32", ["seq", "embed"]> {
-  const seq = h.shape[0];
   // Attention branch.
   using x = rmsNorm(h, w.attnNorm, c.rmsEps);
   using xq = quantizeActivations(x);
@@ -69,13 +112,7 @@ function block(
   using vh = split(v, "kv", ["kvHead", "headDim"], [c.kvHeads, c.headDim]);
   using qr = rope(qh, positions, { theta: c.ropeTheta, mode: "neox" });
   using kr = rope(kh, positions, { theta: c.ropeTheta, mode: "neox" });
-  cache.write(layer, kr, vh);
-  const keys = cache.keys[layer];
-  const values = cache.values[layer];
-  if (keys === undefined || values === undefined) {
-    throw new ShapeError("bounds", `[forward] the cache has no layer ${layer}`);
-  }
-  using a = attention(qr, keys, values, { length: cache.length + seq, pos0: cache.length });
+  using a = attend(layer, qr, kr, vh);
   using am = merge(a, ["head", "headDim"], "q");
   using an = rmsNorm(am, w.attnSubNorm, c.rmsEps);
   using anq = quantizeActivations(an);
@@ -184,7 +221,7 @@ export function forward(
       const next =
         fused !== undefined && fw !== undefined
           ? fusedBlock(fused, config, fw, l, cache, h, positions)
-          : block(config, layer, l, cache, h, positions, trace);
+          : block(config, layer, l, attendOne(cache), h, positions, trace);
       trace?.(`blk.${l}.out`, next);
       h.dispose();
       h = next;
@@ -198,6 +235,66 @@ export function forward(
       trace("logits", logits);
     }
     return logits;
+  } finally {
+    h.dispose();
+  }
+}
+
+/** Most sequences one batched step takes. */
+export const MAX_BATCH_SEQUENCES = 256;
+
+/**
+ * One decode step for several independent sequences: `tokens[b]` continues the sequence held in
+ * `caches[b]`, each at its own length. The projections read the weights once for the whole batch
+ * (a matrix–matrix product instead of one matrix–vector product per sequence); attention runs per
+ * sequence over its own cache. Returns logits [batch, vocab], row b for sequence b, and advances every
+ * cache by one. Every cache must belong to this model and sit on the weights' backend, and no cache may
+ * appear twice.
+ */
+export function forwardBatch(
+  config: BitnetConfig,
+  weights: BitnetWeights,
+  caches: readonly KvCache[],
+  tokens: readonly number[],
+): Tensor<"f32", ["seq", "vocab"]> {
+  const n = tokens.length;
+  if (n === 0 || n !== caches.length || n > MAX_BATCH_SEQUENCES) {
+    throw new ShapeError("size", `[forwardBatch] ${n} tokens for ${caches.length} caches (1..${MAX_BATCH_SEQUENCES} sequences)`);
+  }
+  if (n === 1) {
+    return forward(config, weights, caches[0] as KvCache, tokens);
+  }
+  if (new Set(caches).size !== n) {
+    throw new ShapeError("size", "[forwardBatch] a cache appears twice in one batch");
+  }
+  const backend = caches[0]?.backend;
+  for (const cache of caches) {
+    if (cache.backend !== backend) {
+      throw new ShapeError("size", "[forwardBatch] the caches sit on different backends");
+    }
+    cache.reserve(1);
+  }
+  if (backend === undefined) {
+    throw new ShapeError("size", "[forwardBatch] no caches");
+  }
+  using ids = int32Tensor(tokens, ["seq"], [n], { backend });
+  using positions = int32Tensor(
+    caches.map((c) => c.length),
+    ["seq"],
+    [n],
+    { backend },
+  );
+  const attend = attendBatch(caches);
+  let h = embedding(ids, weights.tokenEmbd);
+  try {
+    for (const [l, layer] of weights.layers.entries()) {
+      const next = block(config, layer, l, attend, h, positions, undefined);
+      h.dispose();
+      h = next;
+    }
+    caches.forEach((c) => c.advance(1));
+    using normed = rmsNorm(h, weights.outputNorm, config.rmsEps);
+    return matmul(normed, weights.output);
   } finally {
     h.dispose();
   }

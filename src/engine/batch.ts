@@ -1,0 +1,281 @@
+/**
+ * Continuous batching: many generations share decode steps. Each sequence has its own KV cache and
+ * sampling state (SequenceState); one step runs the next token of every active sequence through the
+ * model together (forwardBatch), so the weights are read once per step instead of once per sequence.
+ * Sequences join and leave between steps: a new request is prefilled (one PREFILL_STEP_TOKENS chunk per
+ * scheduling round, so a long prompt does not stall the others for long) and then joins the decode
+ * batch; a finished, aborted or failed one leaves and frees its cache at once.
+ *
+ * The driver is one async loop per batcher; it yields to the event loop between steps, so consumers
+ * read their tokens and new requests arrive while the others decode.
+ */
+import { UsageError, ValueError } from "../core/errors.js";
+import { forward, forwardBatch, PREFILL_STEP_TOKENS } from "../model/bitnet/forward.js";
+import { KvCache } from "../model/bitnet/kv-cache.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { SequenceState, toGeneration, type GeneratedToken, type GenerateOptions, type Generation, type GenerationResult } from "./generate.js";
+import type { LoadedModel } from "./loaded.js";
+
+/** Largest `maxSequences` a batcher accepts. */
+export const MAX_BATCH = 64;
+
+export interface BatcherOptions {
+  /** Most sequences decoded together (default 8, at most MAX_BATCH); more requests wait their turn. */
+  readonly maxSequences?: number;
+  /** Context of each sequence's KV cache (default: the model's, at most 4096). */
+  readonly contextLength?: number;
+}
+
+/** What the batcher reports about its load (for status endpoints and metrics). */
+export interface BatcherStats {
+  /** Sequences being prefilled or decoded. */
+  readonly active: number;
+  /** Requests waiting for a free slot. */
+  readonly waiting: number;
+  /** Decode steps run so far, and the sequences they carried in total (mean batch = rows / steps). */
+  readonly steps: number;
+  readonly rows: number;
+}
+
+/** A queue of one generation's outputs, read by its consumer as they come. */
+class Outbox {
+  readonly #items: GeneratedToken[] = [];
+  #end: { result: GenerationResult } | { error: unknown } | undefined;
+  #wake: (() => void) | undefined;
+
+  push(item: GeneratedToken): void {
+    this.#items.push(item);
+    this.#notify();
+  }
+
+  close(end: { result: GenerationResult } | { error: unknown }): void {
+    this.#end ??= end;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  async *drain(): AsyncGenerator<GeneratedToken, GenerationResult> {
+    for (;;) {
+      const item = this.#items.shift();
+      if (item !== undefined) {
+        yield item;
+        continue;
+      }
+      const end = this.#end;
+      if (end !== undefined) {
+        if ("error" in end) {
+          throw end.error;
+        }
+        return end.result;
+      }
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+}
+
+interface Slot {
+  readonly state: SequenceState;
+  readonly out: Outbox;
+  cache: KvCache | undefined;
+  /** Prompt tokens already run through the model. */
+  prefilled: number;
+  /** The token the next decode step feeds (the last one sampled). */
+  last: number;
+  readonly t0: number;
+  prefillMs: number;
+  t1: number;
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Runs generations of one model with shared decode steps. Create it from a loaded model (BitnetModel's
+ * `batcher()`); `generate(ids, options)` starts a generation that behaves like `BitnetModel.generate`
+ * (same options, same results) while other generations run in the same steps.
+ */
+export class Batcher implements Disposable {
+  readonly maxSequences: number;
+  readonly contextLength: number;
+  readonly #model: LoadedModel;
+  readonly #waiting: Slot[] = [];
+  readonly #active: Slot[] = [];
+  #running = false;
+  #disposed = false;
+  #steps = 0;
+  #rows = 0;
+
+  constructor(model: LoadedModel, options: BatcherOptions = {}) {
+    const max = options.maxSequences ?? 8;
+    if (!Number.isSafeInteger(max) || max < 1 || max > MAX_BATCH) {
+      throw new ValueError("out-of-range", `[batcher] maxSequences ${max} is not an integer in 1..${MAX_BATCH}`);
+    }
+    const ctx = options.contextLength ?? Math.min(model.config.contextLength, 4096);
+    if (!Number.isSafeInteger(ctx) || ctx < 2) {
+      throw new ValueError("out-of-range", `[batcher] contextLength ${ctx} is not an integer ≥ 2`);
+    }
+    this.#model = model;
+    this.maxSequences = max;
+    this.contextLength = ctx;
+  }
+
+  stats(): BatcherStats {
+    return { active: this.#active.length, waiting: this.#waiting.length, steps: this.#steps, rows: this.#rows };
+  }
+
+  /** Starts a generation over token ids; `extraStops` are stop tokens on top of the options' ones. */
+  generate(ids: readonly number[], options: GenerateOptions = {}, extraStops: readonly number[] = []): Generation {
+    if (this.#disposed) {
+      throw new UsageError("unsupported", "[batcher] used after dispose()");
+    }
+    // Validates the options and fits the prompt now, so a bad request fails before it waits.
+    const state = new SequenceState(this.#model.tokenizer, this.contextLength, ids, options, extraStops);
+    const slot: Slot = { state, out: new Outbox(), cache: undefined, prefilled: 0, last: 0, t0: performance.now(), prefillMs: 0, t1: 0 };
+    this.#waiting.push(slot);
+    this.#kick();
+    return toGeneration(() => slot.out.drain());
+  }
+
+  #kick(): void {
+    if (!this.#running) {
+      this.#running = true;
+      void this.#drive().finally(() => {
+        this.#running = false;
+        if (this.#waiting.length > 0 || this.#active.length > 0) {
+          this.#kick();
+        }
+      });
+    }
+  }
+
+  /** Ends a slot: flushes held-back text, reports the result (or the error) and frees its cache. */
+  #retire(slot: Slot, error?: unknown): void {
+    const i = this.#active.indexOf(slot);
+    if (i >= 0) {
+      this.#active.splice(i, 1);
+    }
+    slot.cache?.dispose();
+    slot.cache = undefined;
+    if (error !== undefined) {
+      slot.out.close({ error });
+      return;
+    }
+    const tail = slot.state.finish();
+    if (tail !== undefined) {
+      slot.out.push(tail);
+    }
+    slot.out.close({ result: slot.state.result(slot.prefillMs, slot.t1 === 0 ? 0 : performance.now() - slot.t1) });
+  }
+
+  /** Samples a slot's next token from one row of logits; retires it when it is done. */
+  #take(slot: Slot, row: Float32Array): void {
+    const cache = slot.cache;
+    const piece = slot.state.next(row, cache?.length ?? 0);
+    if (piece !== undefined) {
+      slot.out.push(piece);
+      slot.last = piece.token ?? 0;
+    }
+    if (slot.state.done) {
+      this.#retire(slot);
+    }
+  }
+
+  async #drive(): Promise<void> {
+    const { config, backend } = this.#model;
+    while (!this.#disposed && (this.#waiting.length > 0 || this.#active.length > 0)) {
+      // Aborted sequences leave first.
+      for (const slot of [...this.#active, ...this.#waiting]) {
+        if (slot.state.aborted()) {
+          const w = this.#waiting.indexOf(slot);
+          if (w >= 0) {
+            this.#waiting.splice(w, 1);
+          }
+          this.#retire(slot);
+        }
+      }
+      while (this.#active.length < this.maxSequences && this.#waiting.length > 0) {
+        const slot = this.#waiting.shift() as Slot;
+        try {
+          slot.cache = new KvCache(config, Math.min(this.contextLength, slot.state.prompt.length + slot.state.budget), backend);
+          this.#active.push(slot);
+        } catch (e) {
+          this.#retire(slot, e);
+        }
+      }
+      // One prefill chunk for the first sequence still prefilling.
+      const filling = this.#active.find((s) => s.prefilled < s.state.prompt.length);
+      if (filling !== undefined) {
+        this.#stepPrefill(filling);
+      }
+      // One decode step for every sequence past its prompt.
+      const decoding = this.#active.filter((s) => s.prefilled >= s.state.prompt.length && !s.state.done && s.t1 > 0);
+      if (decoding.length > 0) {
+        this.#stepDecode(decoding);
+      }
+      await yieldToEventLoop();
+    }
+  }
+
+  #stepPrefill(slot: Slot): void {
+    const { config, weights } = this.#model;
+    const prompt = slot.state.prompt;
+    const chunk = prompt.slice(slot.prefilled, slot.prefilled + PREFILL_STEP_TOKENS);
+    let logits: Tensor<"f32", ["seq", "vocab"]> | undefined;
+    try {
+      logits = forward(config, weights, slot.cache as KvCache, chunk);
+      slot.prefilled += chunk.length;
+      if (slot.prefilled >= prompt.length) {
+        slot.prefillMs = performance.now() - slot.t0;
+        slot.t1 = performance.now();
+        this.#take(slot, logits.toFloat32());
+      }
+    } catch (e) {
+      this.#retire(slot, e);
+    } finally {
+      logits?.dispose();
+    }
+  }
+
+  #stepDecode(slots: Slot[]): void {
+    const { config, weights } = this.#model;
+    let logits: Tensor<"f32", ["seq", "vocab"]> | undefined;
+    try {
+      logits = forwardBatch(
+        config,
+        weights,
+        slots.map((s) => s.cache as KvCache),
+        slots.map((s) => s.last),
+      );
+      this.#steps++;
+      this.#rows += slots.length;
+      const all = logits.toFloat32();
+      const vocab = config.vocabSize;
+      slots.forEach((slot, b) => this.#take(slot, all.subarray(b * vocab, (b + 1) * vocab)));
+    } catch (e) {
+      // A failed step fails every sequence in it (their caches may hold a half-written position).
+      slots.forEach((slot) => this.#retire(slot, e));
+    } finally {
+      logits?.dispose();
+    }
+  }
+
+  /** Ends every generation with a UsageError and frees their caches. */
+  dispose(): void {
+    if (this.#disposed) {
+      return;
+    }
+    this.#disposed = true;
+    const error = new UsageError("unsupported", "[batcher] disposed while the generation ran");
+    for (const slot of [...this.#waiting.splice(0), ...this.#active]) {
+      this.#retire(slot, error);
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
