@@ -6,7 +6,7 @@
  * kernel and reported once. In strict mode a fallback is an error instead.
  */
 import { BackendError } from "../core/errors.js";
-import type { Backend, BackendName, Kernels, KernelName, PartialBackend, TensorRef } from "./backend.js";
+import type { Backend, BackendName, FusedKernels, Kernels, KernelName, PartialBackend, TensorRef } from "./backend.js";
 import type { Autotuner } from "./autotune.js";
 import { ArrayBufferMemory } from "./host-memory.js";
 
@@ -153,6 +153,45 @@ export function createChain(members: readonly PartialBackend[], reference: Backe
     return call as unknown as Kernels[K];
   };
 
+  /**
+   * The first member's fused steps; with a tuner and same-backend variants (other thread counts), the
+   * block runs on the variant the tuner timed fastest for its shape class (decode, short or long step).
+   * Timing runs the block more than once on the same inputs, which rewrites the same KV rows and
+   * output, so it is harmless.
+   */
+  const fusedSteps = (): Partial<FusedKernels> | undefined => {
+    const base = first?.fused;
+    const tuner = options.tuner;
+    const block = base?.bitnetBlock;
+    if (first === undefined || base === undefined || block === undefined || tuner === undefined) {
+      return base;
+    }
+    const candidates = [first, ...variants.filter((v) => v.name === first.name && v.fused?.bitnetBlock !== undefined)];
+    if (candidates.length < 2) {
+      return base;
+    }
+    const picked = new Map<string, NonNullable<FusedKernels["bitnetBlock"]>>();
+    const tunedBlock: FusedKernels["bitnetBlock"] = (h, positions, kCache, vCache, pos0, weights, params, out) => {
+      const seq = h.shape[0] ?? 1;
+      const bucket = seq === 1 ? "1" : seq <= 16 ? "2-16" : "17+";
+      const key = `bitnetBlock seq${bucket} ${h.shape[1] ?? 0}x${weights.wGate.shape[0] ?? 0} kv${params.kvHeads}x${params.headDim}`;
+      let run = picked.get(key);
+      if (run === undefined) {
+        const runs = candidates.map((b) => ({ id: idOf(b), run: b.fused?.bitnetBlock ?? block }));
+        const id = tuner.choose(
+          key,
+          runs.map((c) => ({ id: c.id, run: () => c.run(h, positions, kCache, vCache, pos0, weights, params, out) })),
+        );
+        run = runs.find((c) => c.id === id)?.run ?? block;
+        picked.set(key, run);
+        // choose() ran the block already, but run it once more so the call's effect does not depend on it.
+      }
+      run(h, positions, kCache, vCache, pos0, weights, params, out);
+    };
+    return { ...base, bitnetBlock: tunedBlock };
+  };
+  const fused = fusedSteps();
+
   const kernels = Object.fromEntries(
     (Object.keys(reference.kernels) as KernelName[]).map((name) => [name, route(name)]),
   ) as unknown as Kernels;
@@ -161,7 +200,7 @@ export function createChain(members: readonly PartialBackend[], reference: Backe
     name: [...members.map((m) => m.name), "js"].join(">"),
     members: [...members.map((m) => m.name), "js"],
     kernels,
-    ...(first?.fused !== undefined ? { fused: first.fused } : {}),
+    ...(fused !== undefined ? { fused } : {}),
     alloc: (bytes) => memory.alloc(bytes),
     adopt: (bytes) => memory.adopt(bytes),
     free: (buffer) => memory.free(buffer),

@@ -168,6 +168,57 @@ describe("chain with the autotuner", () => {
   });
 });
 
+describe("fused steps in a chain", () => {
+  /** A backend whose fused block records its calls and costs `cost` fake ms. */
+  function fusedMarker(threads: number, clock: { t: number }, cost: number, calls: string[]): PartialBackend {
+    return {
+      name: "native-cpu",
+      info: { features: [], threads },
+      kernels: {},
+      fused: {
+        bitnetBlock: () => {
+          clock.t += cost;
+          calls.push(`×${threads}`);
+        },
+      },
+      dispose: () => undefined,
+    };
+  }
+  const ref = (shape: number[]) => ({ buffer: { id: 0, bytes: 0 }, dtype: "f32" as const, shape });
+  const weights = Object.fromEntries(
+    ["attnNorm", "attnSubNorm", "ffnNorm", "ffnSubNorm", "wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"].map((k) => [k, ref([8, 8])]),
+  ) as never;
+  const params = { heads: 2, kvHeads: 2, headDim: 4, eps: 1e-5, ropeTheta: 1e4, attnScale: 0.5, activation: "relu2" as const };
+  const call = (chain: { fused?: PartialBackend["fused"] }, seq: number) =>
+    chain.fused?.bitnetBlock?.(ref([seq, 8]), ref([seq]), ref([4, 2, 4]), ref([4, 2, 4]), 0, weights, params, ref([seq, 8]));
+
+  it("should offer only the first member's fused steps, untuned without a tuner", () => {
+    const calls: string[] = [];
+    const clock = { t: 0 };
+    const chain = createChain([fusedMarker(2, clock, 1, calls)], createJsBackend());
+    call(chain, 1);
+    expect(calls).toEqual(["×2"]);
+    const second = createChain([doubler(), fusedMarker(2, clock, 1, calls)], createJsBackend());
+    expect(second.fused).toBeUndefined();
+  });
+
+  it("should run the block on the thread-count variant the tuner found fastest, per shape class", async () => {
+    const { Autotuner } = await import("../../src/backends/autotune.js");
+    const calls: string[] = [];
+    const clock = { t: 0 };
+    const tuner = new Autotuner({ file: null, fingerprint: "test", now: () => clock.t, runs: 3 });
+    const chain = createChain([fusedMarker(2, clock, 5, calls)], createJsBackend(), { tuner, variants: [fusedMarker(1, clock, 1, calls)] });
+    call(chain, 1);
+    expect(tuner.cached("bitnetBlock seq1 8x8 kv2x4")).toBe("native-cpu×1");
+    calls.length = 0;
+    call(chain, 1);
+    call(chain, 1);
+    expect(calls).toEqual(["×1", "×1"]); // decided once, then only the winner runs
+    call(chain, 64); // another shape class is timed on its own
+    expect(tuner.cached("bitnetBlock seq17+ 8x8 kv2x4")).toBe("native-cpu×1");
+  });
+});
+
 describe("host memory reuse", () => {
   it("should reuse a freed small buffer zeroed, with a new handle, and keep the old handle dead", async () => {
     const { ArrayBufferMemory, hostBytes } = await import("../../src/backends/host-memory.js");
