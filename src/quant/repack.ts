@@ -53,22 +53,37 @@ function repackI2S(bytes: Uint8Array, rows: number, cols: number): TernaryPacked
     throw new FormatError("bad-block", `[repack] i2_s tensor scale is ${scale}`);
   }
   // cols % 128 = 0 makes t2 rows exactly cols/4 bytes, the same as I2_S: block b maps to bytes 32b…32b+31.
+  // Four source bytes p = 4g … 4g+3 (one little-endian word) fill the same four t2 bytes g, g+8, g+16,
+  // g+24 of their block, at shifts 0, 2, 4, 6: a word at a time, field f of every byte is gathered into
+  // one byte (pack below).
   const codes = new Uint8Array(at);
-  for (let base = 0; base < at; base += 32) {
-    for (let p = 0; p < 32; p++) {
-      const q = bytes[base + p] ?? 0;
-      if ((q & (q >> 1) & 0x55) !== 0) {
-        throw new FormatError("bad-block", `[repack] i2_s block ${base / 32} byte ${p} holds the unused code 3`);
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice(0, at);
+  const words = new Uint32Array(aligned.buffer, aligned.byteOffset, at / 4);
+  for (let wi = 0; wi < words.length; wi++) {
+    const w = words[wi] ?? 0;
+    if ((w & (w >>> 1) & 0x55555555) !== 0) {
+      for (let i = 0; i < 4; i++) {
+        const q = (w >>> (8 * i)) & 0xff;
+        if ((q & (q >> 1) & 0x55) !== 0) {
+          const p = ((wi & 7) << 2) + i;
+          throw new FormatError("bad-block", `[repack] i2_s block ${wi >> 3} byte ${p} holds the unused code 3`);
+        }
       }
-      const dst = base + (p >> 2);
-      const shift = 2 * (p & 3);
-      codes[dst] = (codes[dst] ?? 0) | (((q >> 6) & 3) << shift);
-      codes[dst + 8] = (codes[dst + 8] ?? 0) | (((q >> 4) & 3) << shift);
-      codes[dst + 16] = (codes[dst + 16] ?? 0) | (((q >> 2) & 3) << shift);
-      codes[dst + 24] = (codes[dst + 24] ?? 0) | ((q & 3) << shift);
     }
+    const dst = ((wi >> 3) << 5) + (wi & 7);
+    codes[dst] = pack4(w >>> 6);
+    codes[dst + 8] = pack4(w >>> 4);
+    codes[dst + 16] = pack4(w >>> 2);
+    codes[dst + 24] = pack4(w);
   }
   return { codes, scale };
+}
+
+/** The low 2 bits of each byte of t, packed into one byte: byte i's field at bits 2i. */
+function pack4(t: number): number {
+  let x = t & 0x03030303;
+  x = (x | (x >>> 6)) & 0x000f000f;
+  return (x | (x >>> 12)) & 0xff;
 }
 
 function repackDecoded(format: QuantName, bytes: Uint8Array, rows: number, cols: number): TernaryPacked {
