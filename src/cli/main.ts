@@ -8,6 +8,7 @@ import { runDemo } from "./demo.js";
 import { addBackendsCommand } from "./backends.js";
 import { addDumpCommands } from "./dump.js";
 import { addRunCommands, type CliIo } from "./run.js";
+import { addServeCommand } from "./serve.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
 
 function positiveInt(value: string): number {
@@ -106,6 +107,7 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
   addRunCommands(program, io);
   addBackendsCommand(program, io);
   addDumpCommands(program, io);
+  addServeCommand(program, io);
   return program;
 }
 

@@ -1,0 +1,290 @@
+/**
+ * Runs one validated completion or chat request on a served model: its `n` choices one after another (each a
+ * model-actor stream), answered as one JSON object or as server-sent events. The request's AbortSignal
+ * (client disconnect, timeout, shutdown) cancels the running stream, which cancels the generation in the
+ * worker and frees its slot.
+ */
+import { randomUUID } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import type { ModelOutput, ModelRequest } from "../protocol.js";
+import { ApiError, badRequest, fromServeError } from "./errors.js";
+import type { ServerMetrics } from "./metrics.js";
+import { chatTokens } from "./model-info.js";
+import { chatLogprobs, CompletionLogprobs, finishReason, usage } from "./openai.js";
+import type { Served } from "./served.js";
+import type { ChatParams, CompletionParams } from "./validate.js";
+
+/** Completion budget when a request names none (capped by what the context leaves). */
+export const DEFAULT_MAX_TOKENS = 256;
+
+/** Why a request's signal was aborted. */
+export type AbortReason = "disconnect" | "timeout" | "shutdown";
+
+export interface RunContext {
+  readonly served: Served;
+  readonly metrics: ServerMetrics;
+  readonly signal: AbortSignal;
+  readonly timeoutMs: number;
+}
+
+type TokenItem = Extract<ModelOutput, { kind: "token" }>;
+type DoneItem = Extract<ModelOutput, { kind: "done" }>;
+
+/** The prompt's token ids and the completion budget; a 400 when they do not fit the model. */
+export function preparePrompt(served: Served, params: ChatParams | CompletionParams): { ids: number[]; maxTokens: number; echo: string } {
+  const info = served.info;
+  let ids: number[];
+  let echo = "";
+  if (params.kind === "chat") {
+    const built = chatTokens(info, params.messages);
+    if (typeof built === "string") {
+      throw badRequest("messages", built, "unsupported_model");
+    }
+    ids = built;
+  } else if (typeof params.prompt === "string") {
+    if (info.tokenizer === undefined) {
+      throw badRequest("prompt", "this model has no tokenizer; send the prompt as token ids", "unsupported_model");
+    }
+    ids = Array.from(info.tokenizer.encode(params.prompt));
+    echo = params.echo ? params.prompt : "";
+  } else {
+    ids = [...params.prompt];
+    echo = params.echo && info.tokenizer !== undefined ? info.tokenizer.decode(ids) : "";
+  }
+  const param = params.kind === "chat" ? "messages" : "prompt";
+  if (ids.length === 0) {
+    throw badRequest(param, "the prompt has no tokens");
+  }
+  const room = info.contextLength - ids.length;
+  if (room < 1) {
+    throw badRequest(param, `the prompt is ${ids.length} tokens; the context holds ${info.contextLength}`, "context_length_exceeded");
+  }
+  if (params.maxTokens !== undefined && params.maxTokens > room) {
+    throw badRequest(
+      "max_tokens",
+      `prompt (${ids.length} tokens) + max_tokens (${params.maxTokens}) exceed the context (${info.contextLength})`,
+      "context_length_exceeded",
+    );
+  }
+  return { ids, maxTokens: params.maxTokens ?? Math.min(DEFAULT_MAX_TOKENS, room), echo };
+}
+
+function abortError(ctx: RunContext): ApiError | undefined {
+  const reason = ctx.signal.reason as AbortReason | undefined;
+  if (reason === "timeout") {
+    return new ApiError(504, `the request did not finish within ${ctx.timeoutMs} ms`, "server_error", null, "timeout");
+  }
+  if (reason === "shutdown") {
+    return new ApiError(503, "the server is shutting down", "server_error", null, "shutting_down");
+  }
+  return undefined; // a disconnect: nobody to answer
+}
+
+/** Thrown when the request was aborted; `error` is what to tell the client, if it is still there. */
+export class Aborted extends Error {
+  constructor(readonly error: ApiError | undefined) {
+    super("aborted");
+  }
+}
+
+/** The items of one choice, ending with `done` (an `error` item becomes an ApiError). */
+async function* choiceItems(ctx: RunContext, request: ModelRequest, admittedAt: number): AsyncGenerator<TokenItem, DoneItem> {
+  const { served, metrics, signal } = ctx;
+  const model = served.name;
+  metrics.queueDepth.inc({ model });
+  let first: number | undefined;
+  let cancel: (() => void) | undefined;
+  try {
+    if (signal.aborted) {
+      throw new Aborted(abortError(ctx));
+    }
+    const opened = served.open(request, signal);
+    if (!opened.ok) {
+      if (opened.error.code === "mailbox-full") {
+        throw new ApiError(429, `model '${model}' is busy; retry later`, "rate_limit_error", null, "rate_limit_exceeded");
+      }
+      throw new ApiError(503, `model '${model}' is not available (${opened.error.code})`, "server_error", null, "unavailable");
+    }
+    cancel = () => opened.value.cancel();
+    for await (const item of opened.value) {
+      if (item.kind === "token") {
+        if (first === undefined && item.token !== undefined) {
+          first = performance.now();
+          metrics.timeToFirstToken.observe({ model }, (first - admittedAt) / 1000);
+          metrics.queueDepth.dec({ model });
+        }
+        yield item;
+      } else if (item.kind === "done") {
+        metrics.tokens.inc({ model, kind: "prompt" }, item.promptTokens);
+        metrics.tokens.inc({ model, kind: "completion" }, item.completionTokens);
+        metrics.fallbacks.inc({ model }, item.failures.length);
+        metrics.resent.inc({ model }, item.resent);
+        const seconds = first === undefined ? 0 : (performance.now() - first) / 1000;
+        if (item.completionTokens > 1 && seconds > 0) {
+          metrics.tokensPerSecond.observe({ model }, (item.completionTokens - 1) / seconds);
+        }
+        return item;
+      } else if (item.kind === "error") {
+        throw signal.aborted ? new Aborted(abortError(ctx)) : fromServeError(item.code, item.message);
+      }
+    }
+  } catch (error) {
+    if (error instanceof Aborted || error instanceof ApiError) {
+      throw error;
+    }
+    if (signal.aborted) {
+      throw new Aborted(abortError(ctx));
+    }
+    throw new ApiError(500, `model '${model}' failed: ${error instanceof Error ? error.message : String(error)}`, "server_error");
+  } finally {
+    if (first === undefined) {
+      metrics.queueDepth.dec({ model });
+    }
+    cancel?.();
+  }
+  throw new ApiError(500, `model '${model}' ended the stream without a result`, "server_error");
+}
+
+function modelRequest(params: ChatParams | CompletionParams, ids: readonly number[], maxTokens: number, index: number): ModelRequest {
+  const seed = params.sampling.seed;
+  return {
+    tokens: ids,
+    maxTokens,
+    stop: params.stop,
+    topLogprobs: params.topLogprobs,
+    ...params.sampling,
+    // Choices of a seeded request differ from each other and are each reproducible.
+    ...(seed === undefined ? {} : { seed: (seed + index) >>> 0 }),
+  };
+}
+
+/** Runs the request and returns the response body (non-streaming). */
+export async function runJson(ctx: RunContext, params: ChatParams | CompletionParams, admittedAt: number): Promise<Record<string, unknown>> {
+  const { ids, maxTokens, echo } = preparePrompt(ctx.served, params);
+  const info = ctx.served.info;
+  const choices: Record<string, unknown>[] = [];
+  let promptTokens = ids.length;
+  let completionTokens = 0;
+  for (let index = 0; index < params.n; index++) {
+    const items = choiceItems(ctx, modelRequest(params, ids, maxTokens, index), admittedAt);
+    let text = echo;
+    const chatLp: ReturnType<typeof chatLogprobs> = [];
+    const completionLp = new CompletionLogprobs();
+    let next = await items.next();
+    while (next.done !== true) {
+      if (params.logprobs) {
+        chatLp.push(...chatLogprobs(info, next.value));
+        completionLp.add(info, next.value, text.length);
+      }
+      text += next.value.text;
+      next = await items.next();
+    }
+    const done = next.value;
+    promptTokens = done.promptTokens;
+    completionTokens += done.completionTokens;
+    const finish = finishReason(done.finishReason);
+    choices.push(
+      params.kind === "chat"
+        ? { index, message: { role: "assistant", content: text, refusal: null }, logprobs: params.logprobs ? { content: chatLp, refusal: null } : null, finish_reason: finish }
+        : { index, text, logprobs: params.logprobs ? completionLp.toJSON() : null, finish_reason: finish },
+    );
+  }
+  return {
+    id: `${params.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`,
+    object: params.kind === "chat" ? "chat.completion" : "text_completion",
+    created: Math.floor(Date.now() / 1000),
+    model: ctx.served.name,
+    system_fingerprint: null,
+    choices,
+    usage: usage(promptTokens, completionTokens),
+  };
+}
+
+/** Server-sent events on a raw response; the status line and headers go out with the first event. */
+export class SseWriter {
+  #started = false;
+
+  constructor(private readonly raw: ServerResponse) {}
+
+  get started(): boolean {
+    return this.#started;
+  }
+
+  send(data: unknown): void {
+    if (!this.#started) {
+      this.#started = true;
+      this.raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+    }
+    if (!this.raw.destroyed) {
+      this.raw.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+    }
+  }
+}
+
+/**
+ * Runs the request as server-sent events. An error before the first event is thrown (the caller answers it
+ * with its status); one after that is sent as an `error` event and ends the stream without `[DONE]`.
+ */
+export async function runStream(ctx: RunContext, params: ChatParams | CompletionParams, admittedAt: number, sse: SseWriter): Promise<void> {
+  const { ids, maxTokens, echo } = preparePrompt(ctx.served, params);
+  const info = ctx.served.info;
+  const id = `${params.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
+  const created = Math.floor(Date.now() / 1000);
+  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    id,
+    object: params.kind === "chat" ? "chat.completion.chunk" : "text_completion",
+    created,
+    model: ctx.served.name,
+    system_fingerprint: null,
+    choices,
+    ...(params.includeUsage ? { usage: null } : {}),
+    ...extra,
+  });
+  let promptTokens = ids.length;
+  let completionTokens = 0;
+  try {
+    for (let index = 0; index < params.n; index++) {
+        const items = choiceItems(ctx, modelRequest(params, ids, maxTokens, index), admittedAt);
+      let next = await items.next(); // the first item before any byte: early errors keep their status
+      if (params.kind === "chat") {
+        sse.send(chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]));
+      } else if (echo !== "") {
+        sse.send(chunk([{ index, text: echo, logprobs: null, finish_reason: null }]));
+      }
+      let offset = echo.length;
+      while (next.done !== true) {
+        const item = next.value;
+        if (item.text !== "" || params.logprobs) {
+          if (params.kind === "chat") {
+            const logprobs = params.logprobs ? { content: chatLogprobs(info, item), refusal: null } : null;
+            sse.send(chunk([{ index, delta: { content: item.text }, logprobs, finish_reason: null }]));
+          } else {
+            const lp = new CompletionLogprobs();
+            lp.add(info, item, offset);
+            sse.send(chunk([{ index, text: item.text, logprobs: params.logprobs ? lp.toJSON() : null, finish_reason: null }]));
+          }
+        }
+        offset += item.text.length;
+        next = await items.next();
+      }
+      const done = next.value;
+      promptTokens = done.promptTokens;
+      completionTokens += done.completionTokens;
+      const finish = finishReason(done.finishReason);
+      sse.send(chunk([params.kind === "chat" ? { index, delta: {}, logprobs: null, finish_reason: finish } : { index, text: "", logprobs: null, finish_reason: finish }]));
+    }
+  } catch (error) {
+    const apiError = error instanceof Aborted ? error.error : error instanceof ApiError ? error : new ApiError(500, "internal error", "server_error");
+    if (!sse.started) {
+      throw error;
+    }
+    if (apiError !== undefined) {
+      sse.send(apiError.body());
+    }
+    return;
+  }
+  if (params.includeUsage) {
+    sse.send(chunk([], { usage: usage(promptTokens, completionTokens) }));
+  }
+  sse.send("[DONE]");
+}

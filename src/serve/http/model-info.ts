@@ -1,0 +1,101 @@
+/**
+ * What the HTTP layer needs to know about a model without loading its weights: the tokenizer (chat prompts,
+ * logprob token texts, prompt validation), the chat template and the context the worker will use.
+ */
+import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { DEFAULT_CONTEXT } from "../../engine/model.js";
+import { openGguf } from "../../formats/gguf/index.js";
+import { configFromGguf } from "../../model/bitnet/config.js";
+import { readHfBitnetFolder } from "../../model/bitnet/hf.js";
+import { configFromHf } from "../../model/bitnet/hf-source.js";
+import { formatBitnetChat, renderJinjaChat, type ChatMessage } from "../../model/chat/index.js";
+import { tokenizerFromGguf } from "../../model/tokenizer/gguf.js";
+import { tokenizerFromJson } from "../../model/tokenizer/hf-json.js";
+import type { Tokenizer } from "../../model/tokenizer/types.js";
+
+export interface ModelInfo {
+  readonly arch: string;
+  readonly vocabSize: number;
+  /** KV-cache capacity the worker runs with: the most prompt + completion tokens of one request. */
+  readonly contextLength: number;
+  readonly tokenizer: Tokenizer | undefined;
+  readonly chatTemplate: string | undefined;
+}
+
+async function optionalJson(path: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as unknown;
+  } catch (e) {
+    if (e instanceof Error && "code" in e && e.code === "ENOENT") {
+      return undefined;
+    }
+    throw e;
+  }
+}
+
+/** Reads a GGUF header or a Hugging Face folder's config and tokenizer (no weights). */
+export async function readModelInfo(path: string, contextLength?: number): Promise<ModelInfo> {
+  const capacity = (own: number): number => contextLength ?? Math.min(own, DEFAULT_CONTEXT);
+  if ((await stat(path)).isDirectory()) {
+    await using folder = await readHfBitnetFolder(path);
+    const config = configFromHf(folder);
+    const json = await optionalJson(join(path, "tokenizer.json"));
+    const tokenizerConfig = await optionalJson(join(path, "tokenizer_config.json"));
+    const template =
+      typeof tokenizerConfig === "object" && tokenizerConfig !== null && "chat_template" in tokenizerConfig ? tokenizerConfig.chat_template : undefined;
+    return {
+      arch: config.arch,
+      vocabSize: config.vocabSize,
+      contextLength: capacity(config.contextLength),
+      tokenizer: json === undefined ? undefined : tokenizerFromJson(json, tokenizerConfig),
+      chatTemplate: typeof template === "string" ? template : undefined,
+    };
+  }
+  await using file = await openGguf(path);
+  const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
+  return {
+    arch: config.arch,
+    vocabSize: config.vocabSize,
+    contextLength: capacity(config.contextLength),
+    tokenizer: file.metadata.has("tokenizer.ggml.model") ? tokenizerFromGguf(file.metadata, config.arch) : undefined,
+    chatTemplate: file.metadata.getString("tokenizer.chat_template"),
+  };
+}
+
+/**
+ * The prompt token ids of a conversation, chosen as `BitnetModel.chat` chooses: Microsoft's 2B-4T format for
+ * BitNet b1.58 vocabularies with BOS and end-of-turn tokens, else the model's Jinja template.
+ * Returns a message instead when the model cannot chat.
+ */
+export function chatTokens(info: ModelInfo, messages: readonly ChatMessage[]): number[] | string {
+  const tokenizer = info.tokenizer;
+  if (tokenizer === undefined) {
+    return "this model has no tokenizer; use /v1/completions with token ids";
+  }
+  const { bos, eot } = tokenizer;
+  if (info.arch !== "bitnet" && bos !== undefined && eot !== undefined) {
+    return formatBitnetChat(messages, (text) => Array.from(tokenizer.encode(text, { addBos: false, parseSpecial: false })), { bos, eot });
+  }
+  if (info.chatTemplate === undefined) {
+    return "this model has no chat template; use /v1/completions";
+  }
+  const text = renderJinjaChat(info.chatTemplate, messages, {
+    bosToken: bos === undefined ? "" : tokenizer.tokenText(bos),
+    eosToken: tokenizer.eos === undefined ? "" : tokenizer.tokenText(tokenizer.eos),
+    addGenerationPrompt: true,
+  });
+  return Array.from(tokenizer.encode(text, { addBos: false, parseSpecial: true }));
+}
+
+/** The text of one token for logprobs (its id in brackets when the model has no tokenizer). */
+export function tokenString(info: ModelInfo, id: number): string {
+  if (info.tokenizer === undefined) {
+    return `[${id}]`;
+  }
+  try {
+    return info.tokenizer.decode([id]);
+  } catch {
+    return `[${id}]`;
+  }
+}

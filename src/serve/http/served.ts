@@ -1,0 +1,199 @@
+/**
+ * The models a server serves: one model actor per configured model, and one cascade router per configured
+ * cascade (its rungs are configured models; the router runs its own actors for them). Each has a bounded
+ * admission queue and the header-only {@link ModelInfo} the HTTP layer validates against.
+ */
+import type { ActorError, ActorRef, ActorSystem, ReplyStream, SupervisionOptions } from "../../actors/index.js";
+import type { BackendName } from "../../backends/backend.js";
+import type { Result } from "../../core/result.js";
+import type { FaultPlan } from "../faults.js";
+import { modelActor, type ModelActorOptions, type ModelMsg, type ModelStatus } from "../model-actor.js";
+import type { ModelOutput, ModelRequest } from "../protocol.js";
+import { cascadeRouter, type ConfidenceMetric, type RouterMsg } from "../router.js";
+import { Admission } from "./admission.js";
+import { readModelInfo, type ModelInfo } from "./model-info.js";
+
+/** One model of a server's configuration (the config file's `models` entries). */
+export interface ServedModelConfig {
+  /** The id clients send as `model`. */
+  readonly name: string;
+  /** A GGUF file or a Hugging Face folder. */
+  readonly path: string;
+  /** A generated model with random weights: said on startup and in /v1/models. */
+  readonly randomWeights?: boolean;
+  /** Requests decoded together. Default 1. */
+  readonly parallel?: number;
+  /** Requests that may wait beyond `parallel` before the server answers 429. Default 16. */
+  readonly queue?: number;
+  readonly backends?: readonly BackendName[];
+  readonly threads?: number;
+  /** KV-cache capacity; default min(model context, 4096). */
+  readonly contextLength?: number;
+  /** Where the model worker runs. Default "process" (a native crash kills only the worker). */
+  readonly isolation?: "process" | "in-process";
+  /** Fault injection (drills and tests; docs/actors.md). */
+  readonly faults?: readonly FaultPlan[];
+  readonly supervision?: SupervisionOptions;
+}
+
+/** A cascade of configured models, smallest first (src/serve/router.ts). */
+export interface CascadeConfig {
+  readonly name: string;
+  /** Names of configured models, smallest first. */
+  readonly rungs: readonly string[];
+  readonly metric?: ConfidenceMetric;
+  readonly threshold: number;
+  readonly window?: number;
+  readonly parallel?: number;
+  readonly queue?: number;
+}
+
+/** Readiness of one served model. */
+export interface Readiness {
+  readonly ready: boolean;
+  /** Restarts, backend failures or backends taken out: serving, but not at full health. */
+  readonly degraded: boolean;
+  readonly restarts: number;
+  readonly detail: Record<string, unknown>;
+}
+
+export interface Served {
+  readonly name: string;
+  readonly kind: "model" | "cascade";
+  readonly info: ModelInfo;
+  readonly randomWeights: boolean;
+  readonly admission: Admission;
+  /** Sends a request; a refusal (`mailbox-full`, `stopped`) is returned, never thrown. */
+  open(request: ModelRequest, signal: AbortSignal): Result<ReplyStream<ModelOutput>, ActorError>;
+  readiness(): Promise<Readiness>;
+  stop(): Promise<void>;
+}
+
+const DEFAULT_QUEUE = 16;
+const STATUS_TIMEOUT_MS = 5_000;
+
+function actorOptions(m: ServedModelConfig): Omit<ModelActorOptions, "ladder"> {
+  return {
+    isolation: m.isolation ?? "process",
+    autotune: false,
+    ...(m.backends === undefined ? {} : { backends: m.backends }),
+    ...(m.threads === undefined ? {} : { threads: m.threads }),
+    ...(m.contextLength === undefined ? {} : { contextLength: m.contextLength }),
+    ...(m.faults === undefined ? {} : { faults: m.faults }),
+    ...(m.supervision === undefined ? {} : { supervision: m.supervision }),
+  };
+}
+
+function modelReadiness(s: ModelStatus): Readiness {
+  const out = s.worker?.out ?? [];
+  return {
+    ready: s.available && s.worker?.loaded === true,
+    degraded: s.restarts > 0 || s.degradations.length > 0 || out.length > 0,
+    restarts: s.restarts,
+    detail: {
+      available: s.available,
+      worker_state: s.workerState,
+      loaded: s.worker?.loaded ?? false,
+      backend: s.worker?.backend ?? "",
+      backends_out: out,
+      restarts: s.restarts,
+      last_failure: s.lastFailure ?? null,
+      degradations: s.degradations,
+      queue_depth: s.queueDepth,
+      in_flight: s.inFlight,
+    },
+  };
+}
+
+async function ask<T>(query: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await query();
+  } catch {
+    return undefined;
+  }
+}
+
+const notAnswering: Readiness = { ready: false, degraded: true, restarts: 0, detail: { available: false, error: "the model actor did not answer" } };
+
+/** Spawns the actors of `models` and `cascades` in `system`; reads each model's header first (bad paths fail here). */
+export async function spawnServed(system: ActorSystem, models: readonly ServedModelConfig[], cascades: readonly CascadeConfig[] = []): Promise<Served[]> {
+  const byName = new Map<string, ServedModelConfig>();
+  for (const m of models) {
+    if (byName.has(m.name)) {
+      throw new Error(`[serve] two models are named '${m.name}'`);
+    }
+    byName.set(m.name, m);
+  }
+  const infos = new Map<string, ModelInfo>();
+  for (const m of models) {
+    infos.set(m.name, await readModelInfo(m.path, m.contextLength));
+  }
+  const served: Served[] = [];
+  for (const m of models) {
+    const ref: ActorRef<ModelMsg> = system.spawn(modelActor({ ladder: [{ name: m.name, path: m.path }], ...actorOptions(m) }), { name: `model-${served.length}` });
+    served.push({
+      name: m.name,
+      kind: "model",
+      info: infos.get(m.name) as ModelInfo,
+      randomWeights: m.randomWeights === true,
+      admission: new Admission(m.parallel ?? 1, m.queue ?? DEFAULT_QUEUE),
+      open: (request, signal) => ref.stream({ type: "processInput", request }, { signal }),
+      readiness: async () => {
+        const s = await ask(() => ref.ask({ type: "queryStatus" }, { timeoutMs: STATUS_TIMEOUT_MS }));
+        return s === undefined ? notAnswering : modelReadiness(s);
+      },
+      stop: () => ref.stop(),
+    });
+  }
+  for (const c of cascades) {
+    if (byName.has(c.name)) {
+      throw new Error(`[serve] cascade '${c.name}' has the name of a model`);
+    }
+    const rungs = c.rungs.map((name) => {
+      const m = byName.get(name);
+      if (m === undefined) {
+        throw new Error(`[serve] cascade '${c.name}' names an unknown model '${name}'`);
+      }
+      return m;
+    });
+    const first = rungs[0];
+    if (first === undefined) {
+      throw new Error(`[serve] cascade '${c.name}' has no rungs`);
+    }
+    const ref: ActorRef<RouterMsg> = system.spawn(
+      cascadeRouter({
+        ladder: rungs.map((m) => ({ name: m.name, path: m.path, ...(m.backends === undefined ? {} : { backends: m.backends }), ...(m.contextLength === undefined ? {} : { contextLength: m.contextLength }) })),
+        threshold: c.threshold,
+        ...(c.metric === undefined ? {} : { metric: c.metric }),
+        ...(c.window === undefined ? {} : { window: c.window }),
+        model: actorOptions(first),
+      }),
+      { name: `cascade-${served.length}` },
+    );
+    const info = infos.get(first.name) as ModelInfo;
+    served.push({
+      name: c.name,
+      kind: "cascade",
+      // Requests are checked against the smallest context of the ladder.
+      info: { ...info, contextLength: Math.min(...rungs.map((m) => infos.get(m.name)?.contextLength ?? info.contextLength)) },
+      randomWeights: rungs.some((m) => m.randomWeights === true),
+      admission: new Admission(c.parallel ?? 1, c.queue ?? DEFAULT_QUEUE),
+      open: (request, signal) => ref.stream({ type: "processInput", request }, { signal }),
+      readiness: async () => {
+        const s = await ask(() => ref.ask({ type: "queryStatus" }, { timeoutMs: STATUS_TIMEOUT_MS }));
+        if (s === undefined) {
+          return notAnswering;
+        }
+        const parts = s.rungs.map(modelReadiness);
+        return {
+          ready: parts.length > 0 && parts.every((p) => p.ready),
+          degraded: parts.some((p) => p.degraded),
+          restarts: parts.reduce((sum, p) => sum + p.restarts, 0),
+          detail: { requests: s.requests, escalations: s.escalations, answered_by: s.answeredBy, rungs: parts.map((p) => p.detail) },
+        };
+      },
+      stop: () => ref.stop(),
+    });
+  }
+  return served;
+}
