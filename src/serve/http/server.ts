@@ -212,9 +212,18 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
       }
       release();
       metrics.inFlight.dec({ model: s.name });
-      inFlight.delete(controller);
-      if (inFlight.size === 0) {
-        drained?.();
+      // Shutdown waits until the answer is written, not just computed.
+      const settle = (): void => {
+        inFlight.delete(controller);
+        if (inFlight.size === 0) {
+          drained?.();
+        }
+      };
+      if (reply.raw.writableFinished || reply.raw.destroyed) {
+        settle();
+      } else {
+        reply.raw.once("finish", settle);
+        reply.raw.once("close", settle);
       }
     };
     if (!params.stream) {

@@ -1,0 +1,132 @@
+/** Overload (429), timeout, client disconnect, shutdown, API keys and CORS. */
+import OpenAI from "openai";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { post, startServer, until, writeModel, type Running } from "./helpers.js";
+
+let model: Awaited<ReturnType<typeof writeModel>>;
+let running: Running | undefined;
+beforeAll(async () => {
+  model = await writeModel();
+});
+afterEach(async () => {
+  await running?.server.shutdown(100);
+  running = undefined;
+});
+afterAll(async () => {
+  await model.remove();
+});
+
+const long = { model: "tiny", prompt: [1, 2, 3], max_tokens: 240, temperature: 0 };
+
+async function readAll(res: Response): Promise<string> {
+  return await res.text();
+}
+
+describe("load and overload", () => {
+  it("should refuse the third concurrent request with 429 and Retry-After (parallel 1, queue 1) and complete the accepted ones", async () => {
+    running = await startServer(model.file, { parallel: 1, queue: 1 });
+    const { url, server } = running;
+    const accepted = [0, 1].map(() =>
+      fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...long, stream: true }) }),
+    );
+    await until(() => server.served[0]?.admission.admitted === 2);
+    const third = await post(`${url}/v1/completions`, long);
+    expect(third.status).toBe(429);
+    expect(third.headers.get("retry-after")).toBe("1");
+    expect(third.json).toMatchObject({ error: { type: "rate_limit_error", code: "rate_limit_exceeded" } });
+    for (const res of await Promise.all(accepted)) {
+      expect(res.status).toBe(200);
+      const body = await readAll(res);
+      expect(body).toContain('"finish_reason":"length"');
+      expect(body.trimEnd().endsWith("data: [DONE]")).toBe(true);
+    }
+    expect(server.served[0]?.admission.admitted).toBe(0);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain('barbell_rejected_requests_total{model="tiny"} 1');
+    expect((await post(`${url}/v1/completions`, { ...long, max_tokens: 2 })).status).toBe(200);
+  });
+
+  it("should end a request that runs past the timeout with 504", async () => {
+    running = await startServer(model.file, {}, { requestTimeoutMs: 1 });
+    const r = await post(`${running.url}/v1/completions`, long);
+    expect(r).toMatchObject({ status: 504, json: { error: { type: "server_error", code: "timeout" } } });
+    expect(running.server.served[0]?.admission.admitted).toBe(0);
+  });
+
+  it("should cancel the generation of a client that disconnects and free its slot", async () => {
+    running = await startServer(model.file, { parallel: 1, queue: 0 });
+    const { url, server } = running;
+    const controller = new AbortController();
+    const res = await fetch(`${url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ ...long, stream: true }),
+      signal: controller.signal,
+    });
+    const reader = res.body?.getReader();
+    await reader?.read(); // the first event: the generation runs
+    controller.abort();
+    await until(() => server.served[0]?.admission.admitted === 0);
+    expect(server.served[0]?.admission.admitted).toBe(0);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain('barbell_cancelled_requests_total{model="tiny",reason="disconnect"} 1');
+    // The only slot is free again (queue 0: a request still holding it would make this a 429).
+    expect((await post(`${url}/v1/completions`, { ...long, max_tokens: 2 })).status).toBe(200);
+  });
+
+  it("should finish in-flight requests on shutdown and refuse new ones", async () => {
+    running = await startServer(model.file);
+    const { url, server } = running;
+    const inFlight = post(`${url}/v1/completions`, { ...long, max_tokens: 60 });
+    await until(() => server.served[0]?.admission.admitted === 1);
+    const stopping = server.shutdown(30_000);
+    const done = await inFlight;
+    expect(done.status).toBe(200);
+    expect(done.json).toMatchObject({ choices: [{ finish_reason: "length" }], usage: { completion_tokens: 60 } });
+    await stopping;
+    await expect(fetch(`${url}/health/live`)).rejects.toThrow();
+  });
+
+  it("should cancel in-flight requests at the shutdown deadline with 503", async () => {
+    running = await startServer(model.file);
+    const { url, server } = running;
+    const inFlight = post(`${url}/v1/completions`, long);
+    await until(() => server.served[0]?.admission.admitted === 1);
+    await server.shutdown(0);
+    expect(await inFlight).toMatchObject({ status: 503, json: { error: { code: "shutting_down" } } });
+  });
+});
+
+describe("security", () => {
+  it("should require a Bearer key on /v1/* when keys are set, and leave health open", async () => {
+    running = await startServer(model.file, {}, { apiKeys: ["k-123"] });
+    const { url } = running;
+    const body = { model: "tiny", prompt: [1], max_tokens: 1 };
+    expect(await post(`${url}/v1/completions`, body)).toMatchObject({ status: 401, json: { error: { code: "invalid_api_key" } } });
+    expect((await post(`${url}/v1/completions`, body, { authorization: "Bearer wrong" })).status).toBe(401);
+    expect((await post(`${url}/v1/completions`, body, { authorization: "Bearer k-123" })).status).toBe(200);
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: "k-123", maxRetries: 0 });
+    expect((await client.models.list()).data).toHaveLength(1);
+    expect((await fetch(`${url}/health/live`)).status).toBe(200);
+  });
+
+  it("should send no CORS headers by default and allow configured origins", async () => {
+    running = await startServer(model.file);
+    const off = await fetch(`${running.url}/v1/models`, { headers: { origin: "https://app.example" } });
+    expect(off.headers.get("access-control-allow-origin")).toBeNull();
+    await running.server.shutdown(100);
+    running = await startServer(model.file, {}, { corsOrigins: ["https://app.example"] });
+    const on = await fetch(`${running.url}/v1/models`, { headers: { origin: "https://app.example" } });
+    expect(on.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    const other = await fetch(`${running.url}/v1/models`, { headers: { origin: "https://evil.example" } });
+    expect(other.headers.get("access-control-allow-origin")).toBeNull();
+    const preflight = await fetch(`${running.url}/v1/chat/completions`, { method: "OPTIONS", headers: { origin: "https://app.example" } });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-headers")).toContain("authorization");
+  });
+
+  it("should bind to 127.0.0.1 by default", async () => {
+    running = await startServer(model.file);
+    expect(new URL(running.url).hostname).toBe("127.0.0.1");
+  });
+});
