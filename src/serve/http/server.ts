@@ -112,7 +112,7 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
 
   app.addHook("onResponse", async (request, reply) => {
     const model = (request.body as { model?: unknown } | undefined)?.model;
-    metrics.requests.inc({ model: typeof model === "string" && byName.has(model) ? model : "", endpoint: ENDPOINT_LABEL(request), status: String(reply.statusCode) });
+    metrics.requests.inc({ model: typeof model === "string" && byName.has(model) ? model : "", endpoint: ENDPOINT_LABEL(request), status: String(reply.raw.statusCode) });
   });
 
   app.setErrorHandler(async (error: FastifyError | ApiError, _request, reply) => {
@@ -237,7 +237,6 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
     }
     reply.hijack();
     const sse = new SseWriter(reply.raw);
-    let status = 200;
     try {
       await runStream(ctx, params, admittedAt, sse);
     } catch (error) {
@@ -246,14 +245,12 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
         log(`barbell serve: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       }
       const shown = api ?? new ApiError(error instanceof Aborted ? 499 : 500, error instanceof Aborted ? "the client closed the request" : "internal server error", "server_error");
-      status = shown.status;
       sendRaw(reply.raw, shown, shown.status === 429 ? { "retry-after": retryAfter } : {});
     } finally {
       finish();
       if (!reply.raw.writableEnded) {
         reply.raw.end();
       }
-      metrics.requests.inc({ model: s.name, endpoint: ENDPOINT_LABEL(request), status: String(status) });
     }
     return reply;
   };

@@ -43,6 +43,7 @@ describe("load and overload", () => {
     expect(server.served[0]?.admission.admitted).toBe(0);
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toContain('barbell_rejected_requests_total{model="tiny"} 1');
+    expect(metrics).toContain('barbell_http_requests_total{model="tiny",endpoint="/v1/completions",status="200"} 2');
     expect((await post(`${url}/v1/completions`, { ...long, max_tokens: 2 })).status).toBe(200);
   });
 
