@@ -481,8 +481,10 @@ class Context : public Napi::ObjectWrap<Context> {
     }
     const int64_t seq = v[0], embed = v[1], heads = v[2], kvHeads = v[3], headDim = v[4], ffn = v[5], pos0 = v[6],
                   capacity = v[7];
+    // Batch mode: kCaches, vCaches (arrays of Float32Array, one per row) at 10 and 11.
+    const bool batch = info.Length() > 11 && info[10].IsArray() && info[11].IsArray();
     if (seq == 0 || embed == 0 || heads == 0 || kvHeads == 0 || headDim == 0 || ffn == 0 || heads % kvHeads != 0 ||
-        headDim % 2 != 0 || pos0 + seq > capacity) {
+        headDim % 2 != 0 || (!batch && pos0 + seq > capacity)) {
       Napi::RangeError::New(env, "[native-cpu] block: inconsistent sizes").ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -494,8 +496,44 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_ARRAY(float, h, 0, prod(seq, embed));
     ARG_ARRAY(float, out, 1, prod(seq, embed));
     ARG_ARRAY(int32_t, pos, 2, static_cast<size_t>(seq));
-    ARG_ARRAY(float, kCache, 3, prod(capacity, kv));
-    ARG_ARRAY(float, vCache, 4, prod(capacity, kv));
+    float* kCache = nullptr;
+    float* vCache = nullptr;
+    std::vector<float*> kRows, vRows;
+    if (batch) {
+      const Napi::Array ks = info[10].As<Napi::Array>();
+      const Napi::Array vs = info[11].As<Napi::Array>();
+      if (ks.Length() != static_cast<uint32_t>(seq) || vs.Length() != static_cast<uint32_t>(seq)) {
+        Napi::RangeError::New(env, "[native-cpu] block: one K and one V cache per row").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      for (uint32_t b = 0; b < static_cast<uint32_t>(seq); ++b) {
+        // Row b writes position pos[b] of its caches, so each must hold pos[b] + 1 rows.
+        const Napi::Value kv_arrays[2] = {ks.Get(b), vs.Get(b)};
+        for (int which = 0; which < 2; ++which) {
+          const Napi::Value c = kv_arrays[which];
+          if (!c.IsTypedArray() || c.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+            Napi::TypeError::New(env, "[native-cpu] block: caches must be Float32Arrays").ThrowAsJavaScriptException();
+            return env.Undefined();
+          }
+          (which == 0 ? kRows : vRows).push_back(c.As<Napi::Float32Array>().Data());
+        }
+      }
+      ARG_ARRAY(int32_t, posCheck, 2, static_cast<size_t>(seq));
+      for (uint32_t b = 0; b < static_cast<uint32_t>(seq); ++b) {
+        const size_t klen = ks.Get(b).As<Napi::Float32Array>().ElementLength();
+        const size_t vlen = vs.Get(b).As<Napi::Float32Array>().ElementLength();
+        if (posCheck[b] < 0 || prod(static_cast<int64_t>(posCheck[b]) + 1, kv) > std::min(klen, vlen)) {
+          Napi::RangeError::New(env, "[native-cpu] block: row " + std::to_string(b) + "'s position does not fit its cache")
+              .ThrowAsJavaScriptException();
+          return env.Undefined();
+        }
+      }
+    } else {
+      if (!get_array<float>(info, 3, "kCache", prod(capacity, kv), &kCache) ||
+          !get_array<float>(info, 4, "vCache", prod(capacity, kv), &vCache)) {
+        return env.Undefined();
+      }
+    }
     if (h == out) {
       Napi::RangeError::New(env, "[native-cpu] block: out may not alias h").ThrowAsJavaScriptException();
       return env.Undefined();
@@ -549,6 +587,11 @@ class Context : public Napi::ObjectWrap<Context> {
     a.theta = p[1];
     a.attn_scale = p[2];
     a.relu2 = p[3] != 0;
+    if (batch) {
+      a.batch = static_cast<int>(seq);
+      a.k_caches = kRows.data();
+      a.v_caches = vRows.data();
+    }
     return Napi::Number::New(env, exec_->bitnet_block(a));
   }
 

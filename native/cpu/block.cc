@@ -22,8 +22,9 @@ int Executor::bitnet_block(const BlockArgs& a) {
   const int F = a.ffn;
   const size_t wide = static_cast<size_t>(std::max({E, Q, F}));
   // Arena layout (floats): x [S·wide] | q [S·Q] | qr [S·Q] | k [S·KV] | att [S·Q] | h1 [S·E]
-  //                        | g [S·F] | u [S·F] | o [S·E]; int8: xq [S·wide]; scales [S].
-  const size_t need = S * (wide + 3 * static_cast<size_t>(Q) + KV + 2 * static_cast<size_t>(E) + 2 * static_cast<size_t>(F)) + S;
+  //                        | g [S·F] | u [S·F] | o [S·E] | kr, v [S·KV each, batch mode]; int8: xq [S·wide]; scales [S].
+  const size_t need =
+      S * (wide + 3 * static_cast<size_t>(Q) + 3 * static_cast<size_t>(KV) + 2 * static_cast<size_t>(E) + 2 * static_cast<size_t>(F)) + S;
   if (arena_f32_.size() < need) {
     arena_f32_.resize(need);
   }
@@ -39,10 +40,15 @@ int Executor::bitnet_block(const BlockArgs& a) {
   float* g = h1 + S * E;
   float* u = g + S * F;
   float* o = u + S * F;
-  float* scales = o + S * E;
+  float* kr = o + S * E;
+  float* vb = kr + S * KV;
+  float* scales = vb + S * KV;
   int8_t* xq = arena_i8_.data();
-  float* k_rows = a.k_cache + static_cast<size_t>(a.pos0) * KV;
-  float* v_rows = a.v_cache + static_cast<size_t>(a.pos0) * KV;
+  const bool batch = a.batch > 0;
+  // One sequence: K (after RoPE) and V go straight into the cache rows. A batch: into the arena, then
+  // each row to its own sequence's cache.
+  float* k_rows = batch ? kr : a.k_cache + static_cast<size_t>(a.pos0) * KV;
+  float* v_rows = batch ? vb : a.v_cache + static_cast<size_t>(a.pos0) * KV;
   const int seq = a.seq;
 
   // Quantizes x [seq, cols] and repacks it for the ternary kernel; false if x is not finite.
@@ -65,8 +71,17 @@ int Executor::bitnet_block(const BlockArgs& a) {
   }
   rope(q, seq, a.heads, a.head_dim, a.pos, a.theta, true, qr);
   rope(k, seq, a.kv_heads, a.head_dim, a.pos, a.theta, true, k_rows);
-  attention(AttentionArgs{qr, a.k_cache, a.v_cache, seq, a.pos0 + seq, a.heads, a.kv_heads, a.head_dim, a.pos0,
-                          a.attn_scale, att});
+  if (batch) {
+    for (int b = 0; b < seq; ++b) {
+      const size_t at = static_cast<size_t>(a.pos[b]) * KV;
+      std::copy(kr + static_cast<size_t>(b) * KV, kr + static_cast<size_t>(b + 1) * KV, a.k_caches[b] + at);
+      std::copy(vb + static_cast<size_t>(b) * KV, vb + static_cast<size_t>(b + 1) * KV, a.v_caches[b] + at);
+    }
+    attention_rows(a, qr, att);
+  } else {
+    attention(AttentionArgs{qr, a.k_cache, a.v_cache, seq, a.pos0 + seq, a.heads, a.kv_heads, a.head_dim, a.pos0,
+                            a.attn_scale, att});
+  }
   rms_norm(att, a.norm[1], seq, Q, a.eps, x);
   if (!quant(x, Q)) {
     return 1;

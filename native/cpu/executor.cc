@@ -218,6 +218,46 @@ void Executor::attention(const AttentionArgs& a) {
   }
 }
 
+void Executor::attention_rows(const BlockArgs& a, const float* q, float* out) {
+  const int Q = a.heads * a.head_dim;
+  int longest = 0;
+  for (int b = 0; b < a.seq; ++b) {
+    longest = std::max(longest, a.pos[b] + 1);
+  }
+  const auto args = [&](int b) {
+    return AttentionArgs{q + static_cast<size_t>(b) * Q, a.k_caches[b], a.v_caches[b], 1, a.pos[b] + 1, a.heads, a.kv_heads,
+                         a.head_dim, a.pos[b], a.attn_scale, out + static_cast<size_t>(b) * Q};
+  };
+  const int pairs = a.seq * a.heads;
+  const auto fn = table_.attention;
+  const size_t scratch = static_cast<size_t>(longest) + static_cast<size_t>(a.head_dim) + 64;
+  const std::function<void(int)> job = [&](int t) {
+    const int b = t / a.heads;
+    const int h = t % a.heads;
+    const AttentionArgs ab = args(b);
+    if (fn != nullptr) {
+      thread_local std::vector<float> local;
+      if (local.size() < scratch) {
+        local.resize(scratch);
+      }
+      fn(ab, h, h + 1, local.data());  // one query row: pair index = head
+    } else {
+      thread_local std::vector<double> local;
+      if (local.size() < scratch) {
+        local.resize(scratch);
+      }
+      attention_one(ab, 0, h, local.data(), local.data() + longest);
+    }
+  };
+  if (pool_->threads() <= 1) {
+    for (int t = 0; t < pairs; ++t) {
+      job(t);
+    }
+  } else {
+    pool_->run(pairs, job);
+  }
+}
+
 void Executor::rope(const float* x, int seq, int heads, int head_dim, const int32_t* pos, double theta, bool neox,
                     float* out) {
   // cos / sin of each (position, pair) are cached for the last (theta, head_dim): while decoding,

@@ -41,6 +41,12 @@ struct BlockArgs {
   const float* norm[4];  // attn_norm [embed], attn_sub_norm [heads·head_dim], ffn_norm [embed], ffn_sub_norm [ffn]
   const uint8_t* w[7];   // wq, wk, wv, wo, wGate, wUp, wDown (t2 layout)
   float gamma[7];
+  // Batch mode (batch > 0, then batch == seq): row b of h is the next token of its own sequence, whose
+  // caches are k_caches[b] / v_caches[b] with pos[b] positions filled; k_cache, v_cache, pos0 and
+  // capacity are unused. The caller checked that row pos[b] fits each cache.
+  int batch = 0;
+  float* const* k_caches = nullptr;
+  float* const* v_caches = nullptr;
 };
 
 class Executor {
@@ -69,6 +75,9 @@ class Executor {
 
   // Causal attention over (query row, head) pairs, split over the pool when it pays.
   void attention(const AttentionArgs& a);
+  // Batch mode of the block: row b of q [batch, heads·head_dim] attends over its own caches (pos[b] + 1
+  // positions); every (row, head) pair is one task of one pool job.
+  void attention_rows(const BlockArgs& a, const float* q, float* out);
   // RoPE of x [seq, heads, head_dim] (cos/sin cached per position for the last theta and head_dim).
   void rope(const float* x, int seq, int heads, int head_dim, const int32_t* pos, double theta, bool neox, float* out);
   // The table's vector kernels where it has them, else the portable ones.

@@ -146,6 +146,21 @@ export interface FusedKernels {
     params: BitnetBlockParams,
     out: TensorRef,
   ): void;
+  /**
+   * The same block for a batch of independent sequences, one token each: row b of h[B,E] is the next
+   * token of the sequence whose caches are kCaches[b] / vCaches[b] ([C_b,KV,D]), at position
+   * positions[b] (= the rows it already holds); K/V go to that row of its caches and row b attends over
+   * rows 0 … positions[b] of them. Computes what the composed kernels compute for the batch.
+   */
+  bitnetBlockBatch(
+    h: TensorRef,
+    positions: TensorRef,
+    kCaches: readonly TensorRef[],
+    vCaches: readonly TensorRef[],
+    weights: BitnetBlockWeights,
+    params: BitnetBlockParams,
+    out: TensorRef,
+  ): void;
 }
 
 /**

@@ -14,7 +14,7 @@ import { ValueError } from "../../src/core/errors.js";
 import { readGgufBytes } from "../../src/formats/gguf/index.js";
 import { configFromGguf } from "../../src/model/bitnet/config.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
-import { forward } from "../../src/model/bitnet/forward.js";
+import { forward, forwardBatch } from "../../src/model/bitnet/forward.js";
 import { ggufWeightSource } from "../../src/model/bitnet/gguf-source.js";
 import { KvCache } from "../../src/model/bitnet/kv-cache.js";
 import { loadWeights } from "../../src/model/bitnet/weights.js";
@@ -76,6 +76,32 @@ for (const provider of PROVIDERS) {
       expect(chain.liveAllocations()).toBe(0);
     });
 
+    it.each(FIXTURES)("should run batched decode steps (one sequence per row) bit for bit like the composed kernels on %o", async (opts) => {
+      const file = readGgufBytes(makeBitnetFixture(opts));
+      const config = configFromGguf(file.metadata);
+      const runBatch = async (backend: Backend) => {
+        using weights = await loadWeights(ggufWeightSource(file), config, { backend });
+        const caches = [0, 1, 2].map(() => new KvCache(config, 16, backend));
+        try {
+          // Different lengths per sequence, then two batched steps.
+          [[5, 17, 42], [7], [3, 250, 9, 31, 64]].forEach((p, b) => forward(config, weights, caches[b] as KvCache, p).dispose());
+          const rows: Float32Array[] = [];
+          for (const step of [[11, 12, 13], [21, 22, 23]]) {
+            using out = forwardBatch(config, weights, caches, step);
+            rows.push(out.toFloat32());
+          }
+          return { rows, keys: caches.map((c) => c.keys[config.layers - 1]?.toFloat32() ?? new Float32Array()) };
+        } finally {
+          caches.forEach((c) => c.dispose());
+        }
+      };
+      const a = await runBatch(chain);
+      const b = await runBatch(composed);
+      a.rows.forEach((row, i) => expect(Buffer.from(row.buffer).equals(Buffer.from(b.rows[i]?.buffer ?? new ArrayBuffer(0)))).toBe(true));
+      a.keys.forEach((k, i) => expect(Buffer.from(k.buffer).equals(Buffer.from(b.keys[i]?.buffer ?? new ArrayBuffer(0)))).toBe(true));
+      expect(chain.liveAllocations()).toBe(0);
+    });
+
     it.each(FIXTURES)("should stay within rel L2 1e-4 of the JS reference on %o", async (opts) => {
       const js = createJsBackend();
       const a = await run(opts, chain);
@@ -116,6 +142,47 @@ for (const provider of PROVIDERS) {
       using _c = forward(config, weights, cache, [5], { trace: () => undefined });
       expect(blocks).toBe(2 * config.layers);
       expect(matmuls).toBe(7 * config.layers);
+    });
+
+    it("should use the batched block for batched steps and reject mismatched caches", async () => {
+      const batched = chain.fused?.bitnetBlockBatch;
+      expect(batched).toBeDefined();
+      let calls = 0;
+      let matmuls = 0;
+      const counting: Backend = {
+        ...chain,
+        kernels: { ...chain.kernels, matmulTernaryI8: (...args) => (matmuls++, chain.kernels.matmulTernaryI8(...args)) },
+        fused: { ...chain.fused, bitnetBlockBatch: (...args) => (calls++, batched?.(...args)) },
+      };
+      const opts = FIXTURES[0] ?? {};
+      const file = readGgufBytes(makeBitnetFixture(opts));
+      const config = configFromGguf(file.metadata);
+      using weights = await loadWeights(ggufWeightSource(file), config, { backend: counting });
+      const caches = [0, 1].map(() => new KvCache(config, 4, counting));
+      try {
+        forwardBatch(config, weights, caches, [1, 2]).dispose();
+        expect(calls).toBe(config.layers);
+        expect(matmuls).toBe(0);
+        const layer = weights.layers[0];
+        const h = tensor(new Float32Array(2 * config.hidden), ["seq", "embed"], [2, config.hidden], { backend: chain });
+        const out = tensor(new Float32Array(2 * config.hidden), ["seq", "embed"], [2, config.hidden], { backend: chain });
+        const far = tensor(new Int32Array([1, 4]), ["seq"], [2], { backend: chain }); // row 1 at 4: past a capacity of 4
+        try {
+          const w = {
+            attnNorm: layer?.attnNorm.ref(), attnSubNorm: layer?.attnSubNorm.ref(), ffnNorm: layer?.ffnNorm.ref(), ffnSubNorm: layer?.ffnSubNorm.ref(),
+            wq: layer?.wq.ref(), wk: layer?.wk.ref(), wv: layer?.wv.ref(), wo: layer?.wo.ref(), wGate: layer?.wGate.ref(), wUp: layer?.wUp.ref(), wDown: layer?.wDown.ref(),
+          } as BitnetBlockWeights;
+          const params: BitnetBlockParams = { heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, eps: config.rmsEps, ropeTheta: config.ropeTheta, attnScale: 1 / Math.sqrt(config.headDim), activation: config.activation };
+          const ks = caches.map((c) => c.keys[0]?.ref() as TensorRef);
+          const vs = caches.map((c) => c.values[0]?.ref() as TensorRef);
+          expect(() => batched?.(h.ref(), far.ref(), ks, vs, w, params, out.ref())).toThrow(/does not fit/);
+          expect(() => batched?.(h.ref(), far.ref(), ks.slice(0, 1), vs, w, params, out.ref())).toThrow(/caches/);
+        } finally {
+          [h, out, far].forEach((t) => t.dispose());
+        }
+      } finally {
+        caches.forEach((c) => c.dispose());
+      }
     });
 
     describe("hostile arguments", () => {

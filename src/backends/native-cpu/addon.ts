@@ -67,6 +67,8 @@ export interface NativeContext {
     gammas: Float64Array,
     dims: Float64Array,
     params: Float64Array,
+    kCaches?: readonly Float32Array[],
+    vCaches?: readonly Float32Array[],
   ): number;
   /** Returns −1, or the index of the first non-finite input (nothing written). */
   quantize(x: Float32Array, m: number, k: number, q: Int8Array, scales: Float32Array): number;

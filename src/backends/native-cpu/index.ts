@@ -22,6 +22,8 @@ import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
 import { binaryRowWords, ternaryRowBytes } from "../../quant/layouts.js";
 import type {
   BackendOptions,
+  BitnetBlockParams,
+  BitnetBlockWeights,
   FusedKernels,
   BackendProvider,
   BinaryOp,
@@ -421,48 +423,72 @@ const STAGES = ["attention input", "attention output", "feed-forward input", "fe
 /** The fused BitNet block (native/cpu/block.cc): one addon call per layer and step. */
 function makeFused(ctx: NativeContext): Partial<FusedKernels> {
   const { f32, i32, u8 } = views;
+  /** Checks shapes and runs the block; `batch` holds one K and one V cache per row (batch mode). */
+  const run = (
+    op: string,
+    h: TensorRef,
+    positions: TensorRef,
+    kCache: TensorRef,
+    vCache: TensorRef,
+    pos0: number,
+    w: BitnetBlockWeights,
+    p: BitnetBlockParams,
+    out: TensorRef,
+    batch?: { k: readonly TensorRef[]; v: readonly TensorRef[] },
+  ): void => {
+    const [seq, embed] = [dim(h, 0), dim(h, 1)];
+    const capacity = dim(kCache, 0);
+    const ffn = dim(w.wGate, 0);
+    for (const c of batch === undefined ? [kCache, vCache] : [...batch.k, ...batch.v]) {
+      same(op, "cache kv heads", dim(c, 1), p.kvHeads);
+      same(op, "cache head size", dim(c, 2), p.headDim);
+    }
+    same(op, "vCache and kCache sizes", elementCount(vCache.shape), elementCount(kCache.shape));
+    same(op, "out and h sizes", elementCount(out.shape), seq * embed);
+    same(op, "positions", dim(positions, 0), seq);
+    checkInt(op, "pos0", pos0);
+    const projections = [w.wq, w.wk, w.wv, w.wo, w.wGate, w.wUp, w.wDown];
+    const q = p.heads * p.headDim;
+    const kv = p.kvHeads * p.headDim;
+    const expected: [number, number][] = [[q, embed], [kv, embed], [kv, embed], [embed, q], [ffn, embed], [ffn, embed], [embed, ffn]];
+    projections.forEach((t, i) => {
+      if (t.dtype !== "ternary") {
+        throw new UsageError("dtype", `[${op}] projection ${i} is ${t.dtype}; the fused block takes ternary weights only`);
+      }
+      same(op, `projection ${i} rows`, dim(t, 0), expected[i]?.[0] ?? 0);
+      same(op, `projection ${i} columns`, dim(t, 1), expected[i]?.[1] ?? 0);
+    });
+    const ha = f32(h);
+    const oa = f32(out);
+    if (ha.buffer === oa.buffer && ha.byteOffset === oa.byteOffset) {
+      throw new UsageError("unsupported", `[${op}] out may not alias h`);
+    }
+    const bad = ctx.block(
+      ha,
+      oa,
+      i32(positions),
+      f32(kCache),
+      f32(vCache),
+      [w.attnNorm, w.attnSubNorm, w.ffnNorm, w.ffnSubNorm].map((t) => f32(t)),
+      projections.map((t) => u8(t)),
+      Float64Array.from(projections, (t) => t.scale ?? 1),
+      Float64Array.of(seq, embed, p.heads, p.kvHeads, p.headDim, ffn, pos0, capacity),
+      Float64Array.of(p.eps, p.ropeTheta, p.attnScale, p.activation === "relu2" ? 1 : 0),
+      ...(batch === undefined ? [] : [batch.k.map((t) => f32(t)), batch.v.map((t) => f32(t))]),
+    );
+    if (bad >= 0) {
+      throw new ValueError("non-finite", `[${op}] the ${STAGES[bad] ?? "activations"} of this block are not finite`);
+    }
+  };
   return {
-    bitnetBlock: (h, positions, kCache, vCache, pos0, w, p, out) => {
-      const op = "bitnetBlock";
-      const [seq, embed] = [dim(h, 0), dim(h, 1)];
-      const [capacity, kvHeads, headDim] = [dim(kCache, 0), dim(kCache, 1), dim(kCache, 2)];
-      const ffn = dim(w.wGate, 0);
-      same(op, "kCache kv heads", kvHeads, p.kvHeads);
-      same(op, "kCache head size", headDim, p.headDim);
-      same(op, "vCache and kCache sizes", elementCount(vCache.shape), elementCount(kCache.shape));
-      same(op, "out and h sizes", elementCount(out.shape), seq * embed);
-      checkInt(op, "pos0", pos0);
-      const projections = [w.wq, w.wk, w.wv, w.wo, w.wGate, w.wUp, w.wDown];
-      const q = p.heads * p.headDim;
-      const kv = p.kvHeads * p.headDim;
-      const expected: [number, number][] = [[q, embed], [kv, embed], [kv, embed], [embed, q], [ffn, embed], [ffn, embed], [embed, ffn]];
-      projections.forEach((t, i) => {
-        if (t.dtype !== "ternary") {
-          throw new UsageError("dtype", `[${op}] projection ${i} is ${t.dtype}; the fused block takes ternary weights only`);
-        }
-        same(op, `projection ${i} rows`, dim(t, 0), expected[i]?.[0] ?? 0);
-        same(op, `projection ${i} columns`, dim(t, 1), expected[i]?.[1] ?? 0);
-      });
-      const ha = f32(h);
-      const oa = f32(out);
-      if (ha.buffer === oa.buffer && ha.byteOffset === oa.byteOffset) {
-        throw new UsageError("unsupported", `[${op}] out may not alias h`);
+    bitnetBlock: (h, positions, kCache, vCache, pos0, w, p, out) => run("bitnetBlock", h, positions, kCache, vCache, pos0, w, p, out),
+    bitnetBlockBatch: (h, positions, kCaches, vCaches, w, p, out) => {
+      const first = kCaches[0];
+      const firstV = vCaches[0];
+      if (first === undefined || firstV === undefined || kCaches.length !== dim(h, 0) || vCaches.length !== dim(h, 0)) {
+        throw new ShapeError("size", `[bitnetBlockBatch] ${dim(h, 0)} rows need as many K and V caches`);
       }
-      const bad = ctx.block(
-        ha,
-        oa,
-        i32(positions),
-        f32(kCache),
-        f32(vCache),
-        [w.attnNorm, w.attnSubNorm, w.ffnNorm, w.ffnSubNorm].map((t) => f32(t)),
-        projections.map((t) => u8(t)),
-        Float64Array.from(projections, (t) => t.scale ?? 1),
-        Float64Array.of(seq, embed, p.heads, p.kvHeads, p.headDim, ffn, pos0, capacity),
-        Float64Array.of(p.eps, p.ropeTheta, p.attnScale, p.activation === "relu2" ? 1 : 0),
-      );
-      if (bad >= 0) {
-        throw new ValueError("non-finite", `[${op}] the ${STAGES[bad] ?? "activations"} of this block are not finite`);
-      }
+      run("bitnetBlockBatch", h, positions, first, firstV, 0, w, p, out, { k: kCaches, v: vCaches });
     },
   };
 }

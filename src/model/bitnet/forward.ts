@@ -185,6 +185,40 @@ function fusedBlock(
   return fill(out, () => run(h.ref(), positions.ref(), keys.ref(), values.ref(), cache.length, weights, params, out.ref()));
 }
 
+/** The batched block in one backend call (FusedKernels.bitnetBlockBatch): row b continues caches[b]. */
+function fusedBatchBlock(
+  run: NonNullable<FusedKernels["bitnetBlockBatch"]>,
+  c: BitnetConfig,
+  weights: BitnetBlockWeights,
+  layer: number,
+  caches: readonly KvCache[],
+  h: Tensor<"f32", ["seq", "embed"]>,
+  positions: Tensor<"i32", ["seq"]>,
+): Tensor<"f32", ["seq", "embed"]> {
+  const layers = caches.map((cache) => cacheLayer(cache, layer));
+  const out = allocTensor(h.backend, "f32", ["seq", "embed"] as ["seq", "embed"], h.shape);
+  const params = {
+    heads: c.heads,
+    kvHeads: c.kvHeads,
+    headDim: c.headDim,
+    eps: c.rmsEps,
+    ropeTheta: c.ropeTheta,
+    attnScale: 1 / Math.sqrt(c.headDim),
+    activation: c.activation,
+  } as const;
+  return fill(out, () =>
+    run(
+      h.ref(),
+      positions.ref(),
+      layers.map(([k]) => k.ref()),
+      layers.map(([, v]) => v.ref()),
+      weights,
+      params,
+      out.ref(),
+    ),
+  );
+}
+
 /**
  * Runs `tokens` at positions cache.length… through the model, appends their K/V to the cache and
  * returns logits [seq, vocab] (or [1, vocab] for the last position unless `allLogits`).
@@ -285,10 +319,15 @@ export function forwardBatch(
     { backend },
   );
   const attend = attendBatch(caches);
+  const fused = backend.fused?.bitnetBlockBatch;
   let h = embedding(ids, weights.tokenEmbd);
   try {
     for (const [l, layer] of weights.layers.entries()) {
-      const next = block(config, layer, l, attend, h, positions, undefined);
+      const fw = fused !== undefined ? fusedWeights(layer) : undefined;
+      const next =
+        fused !== undefined && fw !== undefined
+          ? fusedBatchBlock(fused, config, fw, l, caches, h, positions)
+          : block(config, layer, l, attend, h, positions, undefined);
       h.dispose();
       h = next;
     }
