@@ -24,6 +24,12 @@ export interface BatcherOptions {
   readonly maxSequences?: number;
   /** Context of each sequence's KV cache (default: the model's, at most 4096). */
   readonly contextLength?: number;
+  /**
+   * Called right before each forward step (a prefill chunk or a decode step); a throw fails that step's
+   * sequences like a kernel failure. For callers whose batchers share one backend facade and must point it
+   * at this batcher's kernels (the serving host runs one batcher per backend chain).
+   */
+  readonly beforeStep?: () => void;
 }
 
 /** What the batcher reports about its load (for status endpoints and metrics). */
@@ -102,6 +108,7 @@ export class Batcher implements Disposable {
   readonly maxSequences: number;
   readonly contextLength: number;
   readonly #model: LoadedModel;
+  readonly #beforeStep: (() => void) | undefined;
   readonly #waiting: Slot[] = [];
   readonly #active: Slot[] = [];
   #running = false;
@@ -119,6 +126,7 @@ export class Batcher implements Disposable {
       throw new ValueError("out-of-range", `[batcher] contextLength ${ctx} is not an integer ≥ 2`);
     }
     this.#model = model;
+    this.#beforeStep = options.beforeStep;
     this.maxSequences = max;
     this.contextLength = ctx;
   }
@@ -226,6 +234,7 @@ export class Batcher implements Disposable {
     const chunk = prompt.slice(slot.prefilled, slot.prefilled + PREFILL_STEP_TOKENS);
     let logits: Tensor<"f32", ["seq", "vocab"]> | undefined;
     try {
+      this.#beforeStep?.();
       logits = forward(config, weights, slot.cache as KvCache, chunk);
       slot.prefilled += chunk.length;
       if (slot.prefilled >= prompt.length) {
@@ -244,6 +253,7 @@ export class Batcher implements Disposable {
     const { config, weights } = this.#model;
     let logits: Tensor<"f32", ["seq", "vocab"]> | undefined;
     try {
+      this.#beforeStep?.();
       logits = forwardBatch(
         config,
         weights,

@@ -100,4 +100,27 @@ describe("Batcher", () => {
     await expect(running).rejects.toBeInstanceOf(UsageError);
     expect(() => batcher.generate([1], {})).toThrow(UsageError);
   });
+
+  it("should call beforeStep before every forward step, and fail that step's sequences when it throws", async () => {
+    let calls = 0;
+    let failAt = 0;
+    const hook = (): void => {
+      calls++;
+      if (calls === failAt) {
+        throw new Error("hook refused");
+      }
+    };
+    using batcher = model.batcher({ maxSequences: 2, beforeStep: hook });
+    const ok = await Promise.all([[1, 2], [3]].map((p) => batcher.generate(p, { temperature: 0, maxTokens: 4, stopTokens: [] }).complete()));
+    expect(ok.map((r) => [...r.tokens])).toEqual([await alone([1, 2], 4), await alone([3], 4)]);
+    // One call per prefill chunk (two prompts, one chunk each) and one per decode step.
+    expect(calls).toBe(2 + batcher.stats().steps);
+    // The next decode step carrying both sequences throws: both fail with the hook's error.
+    calls = 0;
+    failAt = 4; // [5]: prefill and a decode step alone; [6]: prefill; then the step shared by both
+    const runs = [[5], [6]].map((p) => batcher.generate(p, { temperature: 0, maxTokens: 6, stopTokens: [] }).complete().catch((e: unknown) => e));
+    const ends = await Promise.all(runs);
+    expect(ends).toEqual([new Error("hook refused"), new Error("hook refused")]);
+    expect(batcher.stats().active).toBe(0);
+  });
 });
