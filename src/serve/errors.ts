@@ -8,6 +8,7 @@ export type ServeErrorCode =
   | "released" // ReleaseResources ended the request
   | "unavailable" // the model could not be loaded, or the actor is gone
   | "timeout" // no output within the configured idle time
+  | "overloaded" // `parallel + queue` requests are in flight: refused at once (HTTP 429 with Retry-After)
   | "failed"; // any other failure while running the request
 
 /** Failures of the serving layer: every request ends with its output or one of these codes. */

@@ -13,7 +13,10 @@ export type FaultAction = "throw" | "kill" | "abort";
 export interface FaultPlan {
   /** The chain the plan applies to, by its first backend ("wasm-simd", "js", …), or "*" for every chain. */
   readonly backend: string;
-  /** The kernel that fails (a name of `Kernels`, or "bitnetBlock" for the fused block). Default: any kernel. */
+  /**
+   * The kernel that fails (a name of `Kernels`, "bitnetBlock" for the fused block, "bitnetBlockBatch" for the
+   * fused block of a batched decode step). Default: any kernel.
+   */
   readonly kernel?: string;
   /** The first failing call of that kernel, counted from 1 per decorated chain. Default 1. */
   readonly nth?: number;
@@ -145,16 +148,16 @@ export function withFaults(
       },
     ]),
   ) as unknown as Kernels;
-  const block = backend.fused?.bitnetBlock;
-  const fused: Partial<FusedKernels> =
-    block === undefined
-      ? {}
-      : {
-          bitnetBlock: (...args: Parameters<FusedKernels["bitnetBlock"]>) => {
-            strike("bitnetBlock");
-            block(...args);
-          },
-        };
+  const fused: Partial<FusedKernels> = {};
+  for (const name of ["bitnetBlock", "bitnetBlockBatch"] as const) {
+    const step = backend.fused?.[name] as ((...args: unknown[]) => void) | undefined;
+    if (step !== undefined) {
+      (fused as Record<string, unknown>)[name] = (...args: unknown[]) => {
+        strike(name);
+        step(...args);
+      };
+    }
+  }
   const adopt = backend.adopt?.bind(backend);
   return {
     name: backend.name,

@@ -1,7 +1,8 @@
 /**
  * The model host: what a model worker runs, with no actor in sight. It owns the loaded model of one ladder
- * rung, runs requests one at a time from a bounded FIFO, and turns backend failures into degradation
- * instead of errors:
+ * rung, runs up to `parallel` requests at a time from a bounded FIFO (continuous batching: their decode
+ * steps are shared through one {@link Batcher} per backend chain), and turns backend failures into
+ * degradation instead of errors:
  *
  * - weights live in the memory of the rung's first chain; kernels run on a {@link SwitchableBackend} that can
  *   move to the chain without the failing backend (`backends` minus its first member, and so on);
@@ -15,6 +16,8 @@ import { disposeBackends, parseBackendList, resolveBackend } from "../backends/r
 import type { Backend } from "../backends/backend.js";
 import type { Clock, Timer } from "../actors/index.js";
 import { systemClock } from "../actors/index.js";
+import type { Batcher } from "../engine/batch.js";
+import { MAX_BATCH } from "../engine/batch.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
 import type { GeneratedToken } from "../engine/generate.js";
 import { MAX_TOP_LOGPROBS, resolveSamplingOptions, type SamplingOptions } from "../model/sampling/index.js";
@@ -53,8 +56,13 @@ export interface ModelHostConfig {
   readonly maxBackendFailures?: number;
   /** Re-probe period of a backend that was taken out, in clock ms. Default 30 000. */
   readonly reprobeMs?: number;
-  /** Requests waiting in the host (beyond the one running). Default 1024. */
+  /** Requests waiting in the host (beyond the running ones); a request past it ends `overloaded`. Default 1024. */
   readonly maxQueue?: number;
+  /**
+   * Requests decoded together (continuous batching: one pass over the weights per step serves all of them,
+   * each with its own KV cache). Default 1: one request at a time, the lowest latency per request.
+   */
+  readonly parallel?: number;
   /** Load the model when the host is created (default true); otherwise on the first request. */
   readonly preload?: boolean;
 }
@@ -92,6 +100,8 @@ interface Loaded {
   readonly model: BitnetModel;
   readonly facade: SwitchableBackend;
   readonly chains: readonly Chain[];
+  /** One batcher per chain (by index), created on first use; its steps point the facade at that chain. */
+  readonly batchers: (Batcher | undefined)[];
   users: number;
   retired: boolean;
   faultStats: (() => number)[];
@@ -109,15 +119,14 @@ interface Health {
 }
 
 interface Job {
-  readonly request: WireRequest | undefined; // undefined: a canary
-  readonly canary: string;
+  readonly request: WireRequest;
   readonly out: Outbox<WireItem>;
   readonly abort: AbortController;
   cancelled: boolean;
   released: boolean;
 }
 
-const DEFAULTS = { maxBackendFailures: 3, reprobeMs: 30_000, maxQueue: 1024 };
+const DEFAULTS = { maxBackendFailures: 3, reprobeMs: 30_000, maxQueue: 1024, parallel: 1 };
 
 /** Checks a host config; a ServeError "bad-config" names the first problem. */
 export function checkHostConfig(config: ModelHostConfig & { readonly isolated?: boolean }): void {
@@ -155,6 +164,10 @@ export function checkHostConfig(config: ModelHostConfig & { readonly isolated?: 
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) {
       bad(`${key} must be an integer >= ${min}, got ${v}`);
     }
+  }
+  const parallel = config.parallel;
+  if (parallel !== undefined && !(Number.isSafeInteger(parallel) && parallel >= 1 && parallel <= MAX_BATCH)) {
+    bad(`parallel must be an integer in 1..${MAX_BATCH}, got ${parallel}`);
   }
 }
 
@@ -194,9 +207,14 @@ export class ModelHost {
   #loading: Promise<Loaded> | undefined;
   #rung: number;
   #backends: readonly BackendName[] | undefined;
-  #running: Job | undefined;
-  #pumping = false;
+  readonly #parallel: number;
+  readonly #running = new Set<Job>();
   #idle: (() => void)[] = [];
+  /** Kernel failures already counted against their backend (a failed batched step fails several requests). */
+  readonly #counted = new WeakSet<object>();
+  /** Decode steps and the rows they carried, of batchers already disposed. */
+  #steps = 0;
+  #rows = 0;
   #completed = 0;
   #failed = 0;
   #faultsInjected = 0;
@@ -210,6 +228,7 @@ export class ModelHost {
     this.#clock = config.clock ?? systemClock;
     this.#rung = config.rung ?? 0;
     this.#backends = undefined;
+    this.#parallel = config.parallel ?? DEFAULTS.parallel;
   }
 
   /** Loads the current rung now (a no-op when loaded). Throws what loading threw. */
@@ -222,57 +241,63 @@ export class ModelHost {
     const abort = new AbortController();
     const job: Job = {
       request,
-      canary: "",
       abort,
       cancelled: false,
       released: false,
       out: new Outbox<WireItem>(() => {
         job.cancelled = true;
-        abort.abort();
+        abort.abort(); // a running request leaves its batch at the next step
+        const waiting = this.#queue.indexOf(job);
+        if (waiting >= 0) {
+          this.#queue.splice(waiting, 1);
+        }
       }),
     };
     if (this.#disposed) {
       job.out.push(this.#error("released", "[model] the model host was released for good", 0, []));
       job.out.end();
     } else if (this.#queue.length >= (this.#config.maxQueue ?? DEFAULTS.maxQueue)) {
-      job.out.push(this.#error("unavailable", `[model] queue full (${this.#queue.length} waiting)`, 0, []));
+      job.out.push(this.#error("overloaded", `[model] queue full (${this.#queue.length} waiting, ${this.#running.size} running)`, 0, []));
       job.out.end();
     } else {
       this.#queue.push(job);
-      void this.#pump();
+      this.#pump();
     }
     return job.out;
   }
 
   // ---- the runner ----
 
-  async #pump(): Promise<void> {
-    if (this.#pumping) {
-      return;
-    }
-    this.#pumping = true;
-    for (let job = this.#queue.shift(); job !== undefined; job = this.#queue.shift()) {
+  /** Starts queued requests while fewer than `parallel` run. */
+  #pump(): void {
+    while (this.#running.size < this.#parallel) {
+      const job = this.#queue.shift();
+      if (job === undefined) {
+        break;
+      }
       if (job.cancelled) {
         continue;
       }
-      this.#running = job;
-      try {
-        if (job.request === undefined) {
-          await this.#canary(job.canary);
-        } else {
-          await this.#run(job, job.request);
-        }
-      } catch (error) {
-        job.out.push(this.#error("failed", `[model] ${message(error)}`, 0, []));
-        this.#failed++;
-      } finally {
-        job.out.end();
-        this.#running = undefined;
+      this.#running.add(job);
+      void this.#runJob(job);
+    }
+    if (this.#running.size === 0 && this.#queue.length === 0) {
+      for (const wake of this.#idle.splice(0)) {
+        wake();
       }
     }
-    this.#pumping = false;
-    for (const wake of this.#idle.splice(0)) {
-      wake();
+  }
+
+  async #runJob(job: Job): Promise<void> {
+    try {
+      await this.#run(job, job.request);
+    } catch (error) {
+      job.out.push(this.#error("failed", `[model] ${message(error)}`, 0, []));
+      this.#failed++;
+    } finally {
+      job.out.end();
+      this.#running.delete(job);
+      this.#pump();
     }
   }
 
@@ -376,13 +401,15 @@ export class ModelHost {
         job.out.push({ ...this.#error("kernel", `[model] every backend failed (${tried})`, emitted.length, failures), model: loaded.name });
         return;
       }
-      loaded.facade.use(chain.backend);
       try {
         if (request.input !== undefined) {
+          // A logits request runs in one synchronous forward pass, so pointing the shared facade at its chain
+          // right before is enough (batchers point it at theirs before each of their steps).
+          loaded.facade.use(chain.backend);
           const rows = await loaded.model.logits(ids, { all: request.allLogits });
           job.out.push({ ...blankItem("tensor"), tensor: logitsTensor(rows) });
         } else {
-          const finish = await this.#generate(job, loaded, request, ids, emitted);
+          const finish = await this.#generate(job, loaded, index, request, ids, emitted);
           if (job.released) {
             this.#failed++;
             job.out.push({ ...this.#error("released", "[model] ReleaseResources ended the request", emitted.length, failures), model: loaded.name });
@@ -413,18 +440,22 @@ export class ModelHost {
           throw error;
         }
         failures.push({ backend: chain.head, kernel: error.kernel, error: message(error.cause) });
-        this.#backendFailed(chain.head, error);
+        if (!this.#counted.has(error)) {
+          // A failed batched step fails each of its requests with the same error: the backend failed once.
+          this.#counted.add(error);
+          this.#backendFailed(chain.head, error);
+        }
         index = this.#firstUsable(loaded, index + 1);
       }
     }
   }
 
   /** One generation attempt; returns the finish reason. Tokens go to the job's outbox as they come. */
-  async #generate(job: Job, loaded: Loaded, r: WireRequest, ids: readonly number[], emitted: number[]): Promise<string> {
+  async #generate(job: Job, loaded: Loaded, chain: number, r: WireRequest, ids: readonly number[], emitted: number[]): Promise<string> {
     if (emitted.length >= r.maxTokens) {
       return "length";
     }
-    const generation = loaded.model.generate([...ids, ...emitted], {
+    const generation = this.#batcher(loaded, chain).generate([...ids, ...emitted], {
       ...this.#sampling(r),
       maxTokens: r.maxTokens - emitted.length,
       stop: r.stop,
@@ -441,6 +472,24 @@ export class ModelHost {
       }
     }
     return (await generation.complete()).finishReason;
+  }
+
+  /** The batcher of chain `index` of `loaded` (created on first use). */
+  #batcher(loaded: Loaded, index: number): Batcher {
+    let batcher = loaded.batchers[index];
+    const chain = loaded.chains[index];
+    if (batcher === undefined && chain !== undefined) {
+      batcher = loaded.model.batcher({
+        maxSequences: this.#parallel,
+        contextLength: loaded.model.contextLength,
+        beforeStep: () => loaded.facade.use(chain.backend),
+      });
+      loaded.batchers[index] = batcher;
+    }
+    if (batcher === undefined) {
+      throw new ServeError("failed", `[model] no backend chain ${index}`);
+    }
+    return batcher;
   }
 
   // ---- backend health ----
@@ -497,34 +546,38 @@ export class ModelHost {
   }
 
   #enqueueCanary(backend: string): void {
-    const abort = new AbortController();
-    this.#queue.push({ request: undefined, canary: backend, abort, cancelled: false, released: false, out: new Outbox(() => undefined) });
-    void this.#pump();
+    void this.#canary(backend);
   }
 
-  /** A one-token logits call on the chain headed by `backend`; success puts it back. */
+  /**
+   * A one-token generation on the chain headed by `backend` (a prefill of one token and a sample, through
+   * that chain's batcher, beside the requests running meanwhile); success puts it back.
+   */
   async #canary(backend: string): Promise<void> {
     const h = this.#healthOf(backend);
     const loaded = this.#loaded;
-    const chain = loaded?.chains.find((c) => c.head === backend);
-    if (loaded === undefined || chain === undefined) {
+    const index = loaded?.chains.findIndex((c) => c.head === backend) ?? -1;
+    if (loaded === undefined || index < 0) {
       return; // released meanwhile: the next load re-arms the probe
     }
-    loaded.facade.use(chain.backend);
+    loaded.users++;
     try {
-      await loaded.model.logits([loaded.model.tokenizer?.bos ?? 0]);
+      const probe = this.#batcher(loaded, index).generate([loaded.model.tokenizer?.bos ?? 0], { temperature: 0, maxTokens: 1, stopTokens: [] });
+      await probe.complete();
       h.out = false;
       h.consecutive = 0;
       h.restored++;
     } catch (error) {
-      if (!(error instanceof KernelFailure)) {
-        throw error;
-      }
       h.failures++;
-      h.error = message(error.cause);
-      h.kernel = error.kernel;
+      h.error = message(error instanceof KernelFailure ? error.cause : error);
+      h.kernel = error instanceof KernelFailure ? error.kernel : "";
       h.at = this.#clock.now();
-      this.#scheduleReprobe(backend);
+      if (!this.#disposed && this.#loaded === loaded) {
+        this.#scheduleReprobe(backend);
+      }
+    } finally {
+      loaded.users--;
+      this.#retireIfIdle(loaded);
     }
   }
 
@@ -582,7 +635,7 @@ export class ModelHost {
       ...(contextLength === undefined ? {} : { contextLength }),
       ...(spec.headType === undefined ? {} : { headType: spec.headType }),
     });
-    return { rung, name: spec.name, model, facade, chains, users: 0, retired: false, faultStats };
+    return { rung, name: spec.name, model, facade, chains, batchers: [], users: 0, retired: false, faultStats };
   }
 
   /**
@@ -637,6 +690,14 @@ export class ModelHost {
   }
 
   #dispose(loaded: Loaded): void {
+    for (const batcher of loaded.batchers.splice(0)) {
+      if (batcher !== undefined) {
+        const stats = batcher.stats();
+        this.#steps += stats.steps;
+        this.#rows += stats.rows;
+        batcher.dispose(); // before the model: ends what is left of its generations, frees their caches
+      }
+    }
     this.#faultsInjected += loaded.faultStats.reduce((sum, f) => sum + f(), 0);
     loaded.faultStats = [];
     loaded.model.dispose();
@@ -649,16 +710,17 @@ export class ModelHost {
    */
   async release(): Promise<void> {
     for (const job of this.#queue.splice(0)) {
-      if (job.request !== undefined && !job.cancelled) {
+      if (!job.cancelled) {
         this.#failed++;
         job.out.push(this.#error("released", "[model] ReleaseResources ended the request before it ran", 0, []));
       }
       job.out.end();
     }
-    const running = this.#running;
-    if (running !== undefined) {
-      running.released = true;
-      running.abort.abort();
+    if (this.#running.size > 0) {
+      for (const running of this.#running) {
+        running.released = true;
+        running.abort.abort(); // each leaves its batch at the next step
+      }
       await new Promise<void>((resolve) => this.#idle.push(resolve));
     }
     await this.#loading?.catch(() => undefined);
@@ -680,6 +742,20 @@ export class ModelHost {
   async dispose(): Promise<void> {
     await this.release();
     this.#disposed = true;
+  }
+
+  /** Decode steps and the rows (sequences) they carried, over every batcher so far: mean batch = rows / steps. */
+  #batchStats(loaded: Loaded | undefined): { batchSteps: number; batchRows: number; active: number } {
+    let batchSteps = this.#steps;
+    let batchRows = this.#rows;
+    let active = 0;
+    for (const batcher of loaded?.batchers ?? []) {
+      const stats = batcher?.stats();
+      batchSteps += stats?.steps ?? 0;
+      batchRows += stats?.rows ?? 0;
+      active += stats?.active ?? 0;
+    }
+    return { batchSteps, batchRows, active };
   }
 
   status(): WorkerStatus {
@@ -723,8 +799,10 @@ export class ModelHost {
         text: loaded?.model.tokenizer !== undefined,
         canExpand: rung + 1 < this.#config.ladder.length,
       },
-      queued: this.#queue.filter((j) => j.request !== undefined && !j.cancelled).length,
-      running: this.#running?.request === undefined ? 0 : 1,
+      queued: this.#queue.filter((j) => !j.cancelled).length,
+      running: this.#running.size,
+      parallel: this.#parallel,
+      ...this.#batchStats(loaded),
       completed: this.#completed,
       failed: this.#failed,
       degradations,

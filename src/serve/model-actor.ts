@@ -8,6 +8,8 @@
  * - When the worker dies, a request that had streamed nothing is sent again to the restarted worker (up to
  *   `maxAttempts` times); one that had streamed tokens ends with a `crashed` error. Nothing hangs: the
  *   worker's restart closes its streams, and `idleTimeoutMs` bounds the wait for every item.
+ * - Up to `parallel` requests run at a time (the worker batches their decode steps) and up to `queue` more
+ *   wait; a request beyond `parallel + queue` ends at once with an `overloaded` error (HTTP 429).
  * - The supervisor's record (restarts, last failure, backend degradations reported by requests) survives
  *   worker restarts and is part of `queryStatus`.
  */
@@ -51,6 +53,11 @@ export interface ModelActorOptions extends ModelWorkerConfig {
   readonly mailboxCapacity?: number;
   /** Node flags for the worker's child process. */
   readonly execArgv?: readonly string[];
+  /**
+   * Requests that may wait beyond `parallel` (which the worker decodes together). A request that arrives
+   * while `parallel + queue` are in flight ends at once with `error` `overloaded` (HTTP 429). Default 256.
+   */
+  readonly queue?: number;
 }
 
 /** A failure the supervisor saw. */
@@ -82,6 +89,11 @@ export interface ModelStatus {
   readonly queueDepth: number;
   /** Requests whose stream is open (queued or running). */
   readonly inFlight: number;
+  /** Requests decoded together at most, and requests that may wait beyond them (beyond both: `overloaded`). */
+  readonly parallel: number;
+  readonly queue: number;
+  /** Requests refused `overloaded` so far. */
+  readonly overloaded: number;
   readonly degradations: readonly DegradationRecord[];
   /** What the worker says (undefined when it did not answer). */
   readonly worker: WorkerStatus | undefined;
@@ -163,12 +175,17 @@ interface Record_ {
  */
 export function modelActor(options: ModelActorOptions): ActorDefinition<ModelMsg> {
   const isolation = options.isolation ?? "process";
-  const { supervision, maxAttempts, idleTimeoutMs, statusTimeoutMs, mailboxCapacity, execArgv, isolation: _i, ...config } = options;
+  const { supervision, maxAttempts, idleTimeoutMs, statusTimeoutMs, mailboxCapacity, execArgv, queue: queueOption, isolation: _i, ...config } = options;
   const workerConfig: ModelWorkerConfig = { ...config, isolated: isolation === "process" };
   const worker = modelWorker(workerConfig); // checks the config
   const attempts = maxAttempts ?? 3;
   if (!(Number.isSafeInteger(attempts) && attempts >= 1)) {
     throw new ServeError("bad-config", `[model] maxAttempts must be an integer >= 1, got ${attempts}`);
+  }
+  const parallel = config.parallel ?? 1;
+  const queue = queueOption ?? 256;
+  if (!(Number.isSafeInteger(queue) && queue >= 0)) {
+    throw new ServeError("bad-config", `[model] queue must be an integer >= 0, got ${queue}`);
   }
   const record: Record_ = { clock: undefined, lastFailure: undefined, degradations: new Map() };
   const noteFailure = (error: ActorError): void => {
@@ -209,6 +226,7 @@ export function modelActor(options: ModelActorOptions): ActorDefinition<ModelMsg
             : { kind: "in-process" },
       });
       let inFlight = 0;
+      let overloaded = 0;
 
       const status = async (): Promise<ModelStatus> => {
         let answer: WorkerStatus | undefined;
@@ -227,6 +245,9 @@ export function modelActor(options: ModelActorOptions): ActorDefinition<ModelMsg
         lastFailure: record.lastFailure,
         queueDepth: ctx.self.queued + ref.queued + (answer === undefined ? inFlight : answer.queued + answer.running),
         inFlight,
+        parallel,
+        queue,
+        overloaded,
         degradations: [...record.degradations].map(([backend, d]) => ({ backend, ...d })),
         worker: answer,
       });
@@ -235,6 +256,18 @@ export function modelActor(options: ModelActorOptions): ActorDefinition<ModelMsg
         const wire = toWireRequest(request);
         if (typeof wire === "string") {
           yield { kind: "error", code: "bad-request", message: wire, model: "", completionTokens: 0, failures: [] };
+          return;
+        }
+        if (inFlight >= parallel + queue) {
+          overloaded++;
+          yield {
+            kind: "error",
+            code: "overloaded",
+            message: `[model] overloaded: ${inFlight} request(s) in flight (parallel ${parallel} + queue ${queue}); retry later`,
+            model: "",
+            completionTokens: 0,
+            failures: [],
+          };
           return;
         }
         inFlight++;

@@ -142,6 +142,13 @@ export const workerStatus = t.struct({
   faultsInjected: t.uint,
   pid: t.uint,
   incarnation: t.uint,
+  /** Requests decoded together at most (the host's `parallel`). */
+  parallel: t.uint,
+  /** Decode steps run so far and the sequences they carried in total (mean batch = batchRows / batchSteps). */
+  batchSteps: t.uint,
+  batchRows: t.uint,
+  /** Sequences in the batchers now (prefilling or decoding). */
+  active: t.uint,
 });
 export type WorkerStatus = Infer<typeof workerStatus>;
 export type Degradation = Infer<typeof degradation>;

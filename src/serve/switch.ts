@@ -15,10 +15,12 @@ export class SwitchableBackend implements Backend {
   readonly kernels: Kernels;
   #active: Backend;
   #fused: Partial<FusedKernels> = NO_FUSED;
+  readonly #wrapped = new Map<Backend, Partial<FusedKernels>>();
 
   constructor(readonly home: Backend) {
     this.#active = home;
     this.#fused = this.#wrapFused(home);
+    this.#wrapped.set(home, this.#fused);
     const route = (name: KernelName) =>
       (...args: unknown[]): void => {
         const active = this.#active;
@@ -47,24 +49,39 @@ export class SwitchableBackend implements Backend {
 
   /** Runs later kernel calls on `backend` (its memory is not used). */
   use(backend: Backend): void {
+    if (backend === this.#active) {
+      return;
+    }
     this.#active = backend;
-    this.#fused = this.#wrapFused(backend);
+    let fused = this.#wrapped.get(backend);
+    if (fused === undefined) {
+      fused = this.#wrapFused(backend);
+      this.#wrapped.set(backend, fused);
+    }
+    this.#fused = fused;
   }
 
+  /** The backend's fused steps (bitnetBlock, bitnetBlockBatch), each reporting a throw as a KernelFailure. */
   #wrapFused(backend: Backend): Partial<FusedKernels> {
-    const block = backend.fused?.bitnetBlock;
-    if (block === undefined) {
+    const steps = backend.fused;
+    if (steps === undefined) {
       return NO_FUSED;
     }
-    return {
-      bitnetBlock: (...args: Parameters<FusedKernels["bitnetBlock"]>) => {
+    const wrap = <K extends keyof FusedKernels>(name: K): Partial<FusedKernels> => {
+      const step = steps[name] as ((...args: unknown[]) => void) | undefined;
+      if (step === undefined) {
+        return {};
+      }
+      const wrapped = (...args: unknown[]): void => {
         try {
-          block(...args);
+          step(...args);
         } catch (error) {
-          throw error instanceof KernelFailure ? error : new KernelFailure("bitnetBlock", backend.name, error);
+          throw error instanceof KernelFailure ? error : new KernelFailure(name, backend.name, error);
         }
-      },
+      };
+      return { [name]: wrapped } as unknown as Partial<FusedKernels>;
     };
+    return Object.freeze({ ...wrap("bitnetBlock"), ...wrap("bitnetBlockBatch") });
   }
 
   alloc(bytes: number): BufferHandle {
