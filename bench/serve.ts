@@ -1,0 +1,184 @@
+/**
+ * Serving benchmark: 1, 4, 8 and 16 concurrent streams through one model actor on the 700M shape
+ * (continuous batching: the worker's host decodes up to `parallel` requests in shared steps). The worker
+ * runs in-process (`isolation: "in-process"`), so the numbers are the host's and the batcher's, without
+ * the child-process IPC hop. Each stream sends a short prompt (8 token ids) and decodes `tokens` tokens
+ * greedily. Reported per concurrency: aggregate tokens/s (all completion tokens over the wall time from the
+ * first request to the last `done`), aggregate decode tokens/s (tokens after each stream's first, over the
+ * time from the first first-token to the last `done`), p50/p99 time to first token and p50/p99 inter-token
+ * latency over every stream, the mean batch (rows per decode step), and the ratio to one stream.
+ *
+ *   npx tsx bench/serve.ts [--quick] [--tokens 48] [--threads 2] [--backends native-cpu,js]
+ *   npm run bench                  # includes it as the last section
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createActorSystem } from "../src/actors/index.js";
+import type { BackendName } from "../src/backends/backend.js";
+import { PROVIDERS } from "../src/backends/providers.js";
+import { probeOnce } from "../src/backends/registry.js";
+import { makeBitnetFixture } from "../src/model/bitnet/fixture.js";
+import { modelActor, type ModelMsg } from "../src/serve/index.js";
+import type { ActorRef } from "../src/actors/index.js";
+import { SHAPES } from "../scripts/shapes.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export interface ServeBenchOptions {
+  readonly quick?: boolean;
+  /** Tokens per stream. Default 48 (24 with quick). */
+  readonly tokens?: number;
+  readonly threads?: number;
+  readonly backends?: readonly BackendName[];
+  readonly concurrency?: readonly number[];
+}
+
+interface StreamTimes {
+  readonly open: number;
+  readonly tokens: number[]; // arrival time of each token
+  readonly done: number;
+}
+
+export interface ServeRow {
+  readonly streams: number;
+  readonly tokens: number;
+  readonly wallMs: number;
+  readonly aggregate: number;
+  readonly decode: number;
+  readonly ttft: { p50: number; p99: number };
+  readonly itl: { p50: number; p99: number };
+  readonly meanBatch: number;
+}
+
+function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) {
+    return Number.NaN;
+  }
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? Number.NaN;
+}
+
+function modelFile(): string {
+  const dir = path.join(here, ".models");
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, "bitnet-700m-i2s.gguf");
+  if (!fs.existsSync(file)) {
+    process.stderr.write("bench: generating the 700m model (once; cached in bench/.models)…\n");
+    fs.writeFileSync(file, makeBitnetFixture({ ...SHAPES["700m"], seed: 1 }));
+  }
+  return file;
+}
+
+async function oneStream(ref: ActorRef<ModelMsg>, prompt: number[], maxTokens: number): Promise<StreamTimes> {
+  const open = performance.now();
+  const opened = ref.stream({ type: "processInput", request: { tokens: prompt, maxTokens, temperature: 0 } });
+  if (!opened.ok) {
+    throw opened.error;
+  }
+  const tokens: number[] = [];
+  for await (const item of opened.value) {
+    if (item.kind === "token" && item.token !== undefined) {
+      tokens.push(performance.now());
+    } else if (item.kind === "error") {
+      throw new Error(`bench: request failed: ${item.code} ${item.message}`);
+    }
+  }
+  return { open, tokens, done: performance.now() };
+}
+
+async function level(ref: ActorRef<ModelMsg>, streams: number, maxTokens: number, vocab: number): Promise<ServeRow> {
+  const before = (await ref.ask({ type: "queryStatus" })).worker;
+  const prompts = Array.from({ length: streams }, (_, s) => Array.from({ length: 8 }, (_, i) => (1 + s * 131 + i * 17) % vocab));
+  const t0 = performance.now();
+  const runs = await Promise.all(prompts.map((p) => oneStream(ref, p, maxTokens)));
+  const t1 = performance.now();
+  const after = (await ref.ask({ type: "queryStatus" })).worker;
+  const total = runs.reduce((n, r) => n + r.tokens.length, 0);
+  const firstFirst = Math.min(...runs.map((r) => r.tokens[0] ?? t1));
+  const ttft = runs.map((r) => (r.tokens[0] ?? r.done) - r.open);
+  const itl = runs.flatMap((r) => r.tokens.slice(1).map((t, i) => t - (r.tokens[i] ?? t)));
+  const steps = (after?.batchSteps ?? 0) - (before?.batchSteps ?? 0);
+  const rows = (after?.batchRows ?? 0) - (before?.batchRows ?? 0);
+  return {
+    streams,
+    tokens: total,
+    wallMs: t1 - t0,
+    aggregate: total / ((t1 - t0) / 1000),
+    decode: (total - streams) / ((t1 - firstFirst) / 1000),
+    ttft: { p50: percentile(ttft, 50), p99: percentile(ttft, 99) },
+    itl: { p50: percentile(itl, 50), p99: percentile(itl, 99) },
+    meanBatch: steps === 0 ? 0 : rows / steps,
+  };
+}
+
+/** Runs the benchmark; returns its Markdown section and the rows. */
+export async function serveBench(options: ServeBenchOptions = {}): Promise<{ lines: string[]; rows: ServeRow[] }> {
+  const tokens = options.tokens ?? (options.quick === true ? 24 : 48);
+  const threads = options.threads ?? Math.min(os.availableParallelism(), 8);
+  const concurrency = options.concurrency ?? [1, 4, 8, 16];
+  let backends = options.backends;
+  if (backends === undefined) {
+    const available: BackendName[] = [];
+    for (const p of PROVIDERS) {
+      if ((await probeOnce(p)).available) {
+        available.push(p.name);
+      }
+    }
+    backends = available.length > 0 ? [available[0] as BackendName, "js"] : ["js"];
+  }
+  const file = modelFile();
+  const parallel = Math.max(...concurrency);
+  const system = createActorSystem();
+  const rows: ServeRow[] = [];
+  let chain = "";
+  try {
+    const ref = system.spawn(modelActor({ ladder: [{ name: "700m", path: file }], backends, threads, autotune: false, isolation: "in-process", parallel, queue: 0 }));
+    const status = await ref.ask({ type: "queryStatus" }, { timeoutMs: 120_000 });
+    chain = status.worker?.backend ?? "";
+    const vocab = status.worker?.capabilities.vocab ?? 1000;
+    await level(ref, 2, 4, vocab); // warm-up: first-call costs (thread pool, caches) stay out of the table
+    for (const streams of concurrency) {
+      process.stderr.write(`bench: serve, ${streams} stream(s) × ${tokens} tokens on ${chain}, ${threads} thread(s)\n`);
+      rows.push(await level(ref, streams, tokens, vocab));
+    }
+  } finally {
+    await system.stop();
+  }
+  const one = rows.find((r) => r.streams === 1);
+  const lines = [
+    `## Serving: concurrent streams through one model actor (continuous batching)`,
+    "",
+    `700M shape, ${chain}, ${threads} thread(s), in-process worker, \`parallel\` ${parallel}; each stream: 8 prompt tokens, ${tokens} greedy tokens.`,
+    "Aggregate t/s = all tokens / wall time; decode t/s = tokens after each stream's first / (last done − first first token);",
+    "TTFT from opening the stream; ITL between successive tokens of a stream; mean batch = sequences per decode step.",
+    "",
+    "| streams | aggregate t/s | decode t/s | × 1 stream (decode) | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | mean batch |",
+    "|---|---|---|---|---|---|---|---|---|",
+    ...rows.map(
+      (r) =>
+        `| ${r.streams} | ${r.aggregate.toFixed(1)} | ${r.decode.toFixed(1)} | ${one === undefined ? "" : (r.decode / one.decode).toFixed(2)} | ` +
+        `${r.ttft.p50.toFixed(0)} | ${r.ttft.p99.toFixed(0)} | ${r.itl.p50.toFixed(1)} | ${r.itl.p99.toFixed(1)} | ${r.meanBatch.toFixed(2)} |`,
+    ),
+  ];
+  return { lines, rows };
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  const flag = (name: string): string | undefined => {
+    const i = args.indexOf(`--${name}`);
+    return i < 0 ? undefined : args[i + 1];
+  };
+  const tokens = flag("tokens");
+  const threads = flag("threads");
+  const backends = flag("backends");
+  const { lines } = await serveBench({
+    quick: args.includes("--quick"),
+    ...(tokens === undefined ? {} : { tokens: Number(tokens) }),
+    ...(threads === undefined ? {} : { threads: Number(threads) }),
+    ...(backends === undefined ? {} : { backends: backends.split(",") as BackendName[] }),
+  });
+  process.stdout.write(`${lines.join("\n")}\n`);
+}
