@@ -40,6 +40,9 @@ export function fromServeError(code: string, message: string): ApiError {
       return new ApiError(503, message, "server_error", null, code);
     case "timeout":
       return new ApiError(504, message, "server_error", null, "timeout");
+    case "overloaded":
+      // The model actor's own bound (parallel + queue) refused it: the same answer as the admission queue.
+      return new ApiError(429, message, "rate_limit_error", null, "overloaded");
     default:
       return new ApiError(500, message, "server_error", null, code);
   }

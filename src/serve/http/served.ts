@@ -81,6 +81,9 @@ function actorOptions(m: ServedModelConfig): Omit<ModelActorOptions, "ladder"> {
     ...(m.contextLength === undefined ? {} : { contextLength: m.contextLength }),
     ...(m.faults === undefined ? {} : { faults: m.faults }),
     ...(m.supervision === undefined ? {} : { supervision: m.supervision }),
+    // Continuous batching in the model worker, and the actor's own bound matching the admission queue's.
+    parallel: m.parallel ?? 1,
+    queue: m.queue ?? DEFAULT_QUEUE,
   };
 }
 
