@@ -65,45 +65,197 @@ export interface ServeConfigFile {
   readonly requestTimeoutMs?: number;
 }
 
-/** Reads and checks a config file; model paths are relative to the file. */
+/** Largest config file read (bytes): a config is a few KiB; anything bigger is refused before parsing. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Most models, and most cascades, one config file may define. */
+export const MAX_CONFIG_MODELS = 64;
+export const MAX_CONFIG_CASCADES = 64;
+/** Longest model or cascade name (it is the `model` id clients send and a metrics label). */
+export const MAX_NAME_LENGTH = 256;
+
+const TOP_FIELDS = ["host", "port", "models", "cascades", "apiKeys", "corsOrigins", "bodyLimit", "requestTimeoutMs"] as const;
+const MODEL_FIELDS = ["name", "path", "randomWeights", "parallel", "queue", "backends", "threads", "contextLength", "isolation", "faults", "supervision"] as const;
+const CASCADE_FIELDS = ["name", "rungs", "metric", "threshold", "window", "parallel", "queue"] as const;
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** The file's bytes, refused past {@link MAX_CONFIG_BYTES} without reading them all. */
+async function readLimited(file: string): Promise<string> {
+  const handle = await fs.open(file, "r");
+  try {
+    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
+      if (bytesRead === 0) {
+        break;
+      }
+      length += bytesRead;
+      if (length > MAX_CONFIG_BYTES) {
+        throw new ServeError("bad-config", `[serve] config ${file} is larger than ${MAX_CONFIG_BYTES} bytes (MAX_CONFIG_BYTES)`);
+      }
+    }
+    return buffer.subarray(0, length).toString("utf8");
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads and checks a config file; model paths are relative to the file. Every problem is a one-line ServeError "bad-config". */
 export async function readServeConfig(file: string): Promise<ServeConfigFile> {
+  let text: string;
+  try {
+    text = await readLimited(file);
+  } catch (e) {
+    if (e instanceof ServeError) {
+      throw e;
+    }
+    throw new ServeError("bad-config", `[serve] cannot read config ${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await fs.readFile(file, "utf8"));
+    parsed = JSON.parse(text);
   } catch (e) {
-    throw new ServeError("bad-config", `[serve] cannot read config ${file}: ${e instanceof Error ? e.message : String(e)}`);
+    throw new ServeError("bad-config", `[serve] ${file} is not JSON: ${e instanceof Error ? e.message : String(e)}`);
   }
   const bad = (what: string): never => {
     throw new ServeError("bad-config", `[serve] ${file}: ${what}`);
   };
-  if (typeof parsed !== "object" || parsed === null || !Array.isArray((parsed as { models?: unknown }).models)) {
-    bad("expected an object with a 'models' array");
-  }
-  const config = parsed as ServeConfigFile;
-  if (config.models.length === 0) {
-    bad("'models' is empty");
-  }
-  const models = config.models.map((m, i) => {
-    if (typeof m !== "object" || m === null || typeof m.name !== "string" || m.name === "" || typeof m.path !== "string" || m.path === "") {
-      return bad(`models[${i}] needs a non-empty 'name' and 'path'`);
-    }
-    for (const key of ["parallel", "queue", "threads", "contextLength"] as const) {
-      const v = m[key];
-      if (v !== undefined && !(Number.isSafeInteger(v) && v >= (key === "queue" ? 0 : 1))) {
-        bad(`models[${i}].${key} must be a positive integer`);
+  const known = (where: string, o: Json, fields: readonly string[]): void => {
+    for (const key of Object.keys(o)) {
+      if (!fields.includes(key)) {
+        bad(`unknown field ${where}${JSON.stringify(key)} (known: ${fields.join(", ")})`);
       }
     }
-    if (m.backends !== undefined) {
-      parseBackendList(m.backends.join(","));
+  };
+  const integer = (where: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): void => {
+    if (v !== undefined && !(typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max)) {
+      bad(`${where} must be an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in ${min}..${max}`}, got ${JSON.stringify(v)}`);
     }
-    return { ...m, path: path.resolve(path.dirname(file), m.path) };
-  });
-  for (const [i, c] of (config.cascades ?? []).entries()) {
-    if (typeof c.name !== "string" || !Array.isArray(c.rungs) || c.rungs.length === 0 || typeof c.threshold !== "number") {
-      bad(`cascades[${i}] needs 'name', 'rungs' (model names) and a numeric 'threshold'`);
+  };
+  const strings = (where: string, v: unknown): void => {
+    if (v !== undefined && !(Array.isArray(v) && v.every((s) => typeof s === "string" && s !== ""))) {
+      bad(`${where} must be an array of non-empty strings`);
     }
+  };
+  const names = new Set<string>();
+  const name = (where: string, v: unknown): string => {
+    if (typeof v !== "string" || v === "" || v.length > MAX_NAME_LENGTH) {
+      return bad(`${where}.name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters (MAX_NAME_LENGTH)`);
+    }
+    if (names.has(v)) {
+      bad(`${where}.name '${v}' is used twice (model and cascade names must be unique)`);
+    }
+    names.add(v);
+    return v;
+  };
+
+  if (!isObject(parsed) || !Array.isArray(parsed["models"])) {
+    return bad("expected an object with a 'models' array");
   }
-  return { ...config, models };
+  known("", parsed, TOP_FIELDS);
+  if (parsed["host"] !== undefined && (typeof parsed["host"] !== "string" || parsed["host"] === "")) {
+    bad("host must be a non-empty string");
+  }
+  integer("port", parsed["port"], 0, 65_535);
+  strings("apiKeys", parsed["apiKeys"]);
+  if (parsed["corsOrigins"] !== undefined && !(Array.isArray(parsed["corsOrigins"]) && parsed["corsOrigins"].every((s) => typeof s === "string" && s !== ""))) {
+    bad("corsOrigins must be an array of non-empty strings");
+  }
+  integer("bodyLimit", parsed["bodyLimit"], 1);
+  integer("requestTimeoutMs", parsed["requestTimeoutMs"], 1);
+
+  const rawModels: unknown[] = parsed["models"];
+  if (rawModels.length === 0) {
+    bad("'models' is empty");
+  }
+  if (rawModels.length > MAX_CONFIG_MODELS) {
+    bad(`${rawModels.length} models; at most ${MAX_CONFIG_MODELS} (MAX_CONFIG_MODELS)`);
+  }
+  const models: ServedModelConfig[] = [];
+  for (const [i, m] of rawModels.entries()) {
+    const where = `models[${i}]`;
+    if (!isObject(m)) {
+      return bad(`${where} must be an object`);
+    }
+    known(`${where}.`, m, MODEL_FIELDS);
+    name(where, m["name"]);
+    if (typeof m["path"] !== "string" || m["path"] === "") {
+      bad(`${where}.path must be a non-empty string`);
+    }
+    integer(`${where}.parallel`, m["parallel"], 1);
+    integer(`${where}.queue`, m["queue"], 0);
+    integer(`${where}.threads`, m["threads"], 1);
+    integer(`${where}.contextLength`, m["contextLength"], 1);
+    if (m["randomWeights"] !== undefined && typeof m["randomWeights"] !== "boolean") {
+      bad(`${where}.randomWeights must be true or false`);
+    }
+    if (m["isolation"] !== undefined && m["isolation"] !== "process" && m["isolation"] !== "in-process") {
+      bad(`${where}.isolation must be "process" or "in-process"`);
+    }
+    if (m["backends"] !== undefined) {
+      strings(`${where}.backends`, m["backends"]);
+      try {
+        parseBackendList((m["backends"] as string[]).join(","));
+      } catch (e) {
+        bad(`${where}.backends: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    if (m["faults"] !== undefined && !(Array.isArray(m["faults"]) && m["faults"].every(isObject))) {
+      bad(`${where}.faults must be an array of fault plans`);
+    }
+    if (m["supervision"] !== undefined && !isObject(m["supervision"])) {
+      bad(`${where}.supervision must be an object`);
+    }
+    const resolved = path.resolve(path.dirname(file), m["path"] as string);
+    try {
+      await fs.stat(resolved);
+    } catch {
+      bad(`${where}.path: no such file or folder ${resolved}`);
+    }
+    models.push({ ...(m as unknown as ServedModelConfig), path: resolved });
+  }
+
+  const rawCascades = parsed["cascades"] ?? [];
+  if (!Array.isArray(rawCascades)) {
+    return bad("cascades must be an array");
+  }
+  if (rawCascades.length > MAX_CONFIG_CASCADES) {
+    bad(`${rawCascades.length} cascades; at most ${MAX_CONFIG_CASCADES} (MAX_CONFIG_CASCADES)`);
+  }
+  const modelNames = new Set(models.map((m) => m.name));
+  for (const [i, c] of (rawCascades as unknown[]).entries()) {
+    const where = `cascades[${i}]`;
+    if (!isObject(c)) {
+      return bad(`${where} must be an object`);
+    }
+    known(`${where}.`, c, CASCADE_FIELDS);
+    const cascade = name(where, c["name"]);
+    const rungs = c["rungs"];
+    if (!Array.isArray(rungs) || rungs.length === 0 || !rungs.every((r) => typeof r === "string")) {
+      return bad(`${where}.rungs must be a non-empty array of model names, smallest first`);
+    }
+    for (const r of rungs as string[]) {
+      if (!modelNames.has(r)) {
+        bad(`cascade '${cascade}' names an unknown model '${r}' (models: ${[...modelNames].join(", ")})`);
+      }
+    }
+    if (new Set(rungs).size !== rungs.length) {
+      bad(`cascade '${cascade}' names a model twice`);
+    }
+    if (typeof c["threshold"] !== "number" || !Number.isFinite(c["threshold"])) {
+      bad(`${where}.threshold must be a finite number`);
+    }
+    if (c["metric"] !== undefined && c["metric"] !== "min-prob" && c["metric"] !== "entropy") {
+      bad(`${where}.metric must be "min-prob" or "entropy"`);
+    }
+    integer(`${where}.window`, c["window"], 1);
+    integer(`${where}.parallel`, c["parallel"], 1);
+    integer(`${where}.queue`, c["queue"], 0);
+  }
+  return { ...(parsed as unknown as ServeConfigFile), models, ...(parsed["cascades"] === undefined ? {} : { cascades: rawCascades as CascadeConfig[] }) };
 }
 
 /** Writes the demo model (random weights) to a temp folder; returns its path and a cleanup function. */
@@ -158,13 +310,14 @@ export function addServeCommand(program: Command, io: CliIo): void {
             : [{ name: flags.name ?? path.basename(flags.model ?? "model").replace(/\.gguf$/i, ""), path: flags.model ?? "", ...perModel }];
       const envKeys = (process.env["BARBELL_API_KEYS"] ?? "").split(",").filter((k) => k !== "");
       const apiKeys = [...(flags.apiKey ?? []), ...(file?.apiKeys ?? []), ...envKeys];
-      const bodyLimit = flags.bodyLimit ?? file?.bodyLimit;
-      const requestTimeoutMs = flags.timeout ?? file?.requestTimeoutMs;
+      // Command-line flags are defaults; the config file's fields win (docs/serving.md, "Config file").
+      const bodyLimit = file?.bodyLimit ?? flags.bodyLimit;
+      const requestTimeoutMs = file?.requestTimeoutMs ?? flags.timeout;
       const options: ServerOptions = {
         models,
         ...(file?.cascades === undefined ? {} : { cascades: file.cascades }),
         apiKeys,
-        corsOrigins: flags.cors ?? file?.corsOrigins ?? [],
+        corsOrigins: file?.corsOrigins ?? flags.cors ?? [],
         ...(bodyLimit === undefined ? {} : { bodyLimit }),
         ...(requestTimeoutMs === undefined ? {} : { requestTimeoutMs }),
         log: (line) => io.err(`${line}\n`),
@@ -176,8 +329,8 @@ export function addServeCommand(program: Command, io: CliIo): void {
         await demo?.remove();
         throw e;
       }
-      const host = file?.host !== undefined && flags.host === "127.0.0.1" ? file.host : flags.host;
-      const port = file?.port !== undefined && flags.port === 8080 ? file.port : flags.port;
+      const host = file?.host ?? flags.host;
+      const port = file?.port ?? flags.port;
       const url = await server.listen(port, host);
       for (const s of server.served) {
         io.out(`barbell serve: model '${s.name}' (${s.kind}, ${s.info.arch}, context ${s.info.contextLength}, parallel ${s.admission.parallel}, queue ${s.admission.queue})\n`);

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import type { ModelOutput, ModelRequest } from "../protocol.js";
+import type { CascadeStep } from "../router.js";
 import { ApiError, badRequest, fromServeError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
 import { chatTokens } from "./model-info.js";
@@ -145,6 +146,23 @@ async function* choiceItems(ctx: RunContext, request: ModelRequest, admittedAt: 
   throw new ApiError(500, `model '${model}' ended the stream without a result`, "server_error");
 }
 
+/** What a cascade's rungs did for one choice: the `barbell` field of responses to a cascade id (docs/serving.md). */
+export interface CascadeReport {
+  /** The rung (configured model) that produced the choice. */
+  readonly model: string;
+  /** Each rung tried, in order: its window's confidence score (null when it produced no tokens) and whether it escalated. */
+  readonly cascade: readonly { readonly model: string; readonly score: number | null; readonly escalated: boolean }[];
+}
+
+/** The cascade report of a choice's `done` item; undefined for a plain model. */
+function cascadeReport(served: Served, done: DoneItem): CascadeReport | undefined {
+  if (served.kind !== "cascade") {
+    return undefined;
+  }
+  const steps = (done as DoneItem & { readonly cascade?: readonly CascadeStep[] }).cascade ?? [];
+  return { model: done.model, cascade: steps.map((st) => ({ model: st.model, score: Number.isFinite(st.score) ? st.score : null, escalated: st.escalated })) };
+}
+
 function modelRequest(params: ChatParams | CompletionParams, ids: readonly number[], maxTokens: number, index: number): ModelRequest {
   const seed = params.sampling.seed;
   return {
@@ -165,6 +183,7 @@ export async function runJson(ctx: RunContext, params: ChatParams | CompletionPa
   const choices: Record<string, unknown>[] = [];
   let promptTokens = ids.length;
   let completionTokens = 0;
+  const reports: CascadeReport[] = [];
   for (let index = 0; index < params.n; index++) {
     const items = choiceItems(ctx, modelRequest(params, ids, maxTokens, index), admittedAt);
     let text = echo;
@@ -182,6 +201,10 @@ export async function runJson(ctx: RunContext, params: ChatParams | CompletionPa
     const done = next.value;
     promptTokens = done.promptTokens;
     completionTokens += done.completionTokens;
+    const report = cascadeReport(ctx.served, done);
+    if (report !== undefined) {
+      reports.push(report);
+    }
     const finish = finishReason(done.finishReason);
     choices.push(
       params.kind === "chat"
@@ -197,6 +220,8 @@ export async function runJson(ctx: RunContext, params: ChatParams | CompletionPa
     system_fingerprint: null,
     choices,
     usage: usage(promptTokens, completionTokens),
+    // A cascade says which rung produced the output (choice 0; with n > 1, every choice under `choices`).
+    ...(reports[0] === undefined ? {} : { barbell: { ...reports[0], ...(reports.length > 1 ? { choices: reports.map((r, index) => ({ index, ...r })) } : {}) } }),
   };
 }
 
@@ -244,7 +269,7 @@ export async function runStream(ctx: RunContext, params: ChatParams | Completion
   let completionTokens = 0;
   try {
     for (let index = 0; index < params.n; index++) {
-        const items = choiceItems(ctx, modelRequest(params, ids, maxTokens, index), admittedAt);
+      const items = choiceItems(ctx, modelRequest(params, ids, maxTokens, index), admittedAt);
       let next = await items.next(); // the first item before any byte: early errors keep their status
       if (params.kind === "chat") {
         sse.send(chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]));
@@ -271,7 +296,13 @@ export async function runStream(ctx: RunContext, params: ChatParams | Completion
       promptTokens = done.promptTokens;
       completionTokens += done.completionTokens;
       const finish = finishReason(done.finishReason);
-      sse.send(chunk([params.kind === "chat" ? { index, delta: {}, logprobs: null, finish_reason: finish } : { index, text: "", logprobs: null, finish_reason: finish }]));
+      const report = cascadeReport(ctx.served, done);
+      sse.send(
+        chunk(
+          [params.kind === "chat" ? { index, delta: {}, logprobs: null, finish_reason: finish } : { index, text: "", logprobs: null, finish_reason: finish }],
+          report === undefined ? {} : { barbell: report }, // a cascade: the rung that produced this choice
+        ),
+      );
     }
   } catch (error) {
     const apiError = error instanceof Aborted ? error.error : error instanceof ApiError ? error : new ApiError(500, "internal error", "server_error");

@@ -6,6 +6,7 @@
 import type { ActorError, ActorRef, ActorSystem, ReplyStream, SupervisionOptions } from "../../actors/index.js";
 import type { BackendName } from "../../backends/backend.js";
 import type { Result } from "../../core/result.js";
+import { ServeError } from "../errors.js";
 import type { FaultPlan } from "../faults.js";
 import { modelActor, type ModelActorOptions, type ModelMsg, type ModelStatus } from "../model-actor.js";
 import type { ModelOutput, ModelRequest } from "../protocol.js";
@@ -123,7 +124,7 @@ export async function spawnServed(system: ActorSystem, models: readonly ServedMo
   const byName = new Map<string, ServedModelConfig>();
   for (const m of models) {
     if (byName.has(m.name)) {
-      throw new Error(`[serve] two models are named '${m.name}'`);
+      throw new ServeError("bad-config", `[serve] two models are named '${m.name}'`);
     }
     byName.set(m.name, m);
   }
@@ -148,20 +149,22 @@ export async function spawnServed(system: ActorSystem, models: readonly ServedMo
       stop: () => ref.stop(),
     });
   }
+  const cascadeNames = new Set<string>();
   for (const c of cascades) {
-    if (byName.has(c.name)) {
-      throw new Error(`[serve] cascade '${c.name}' has the name of a model`);
+    if (byName.has(c.name) || cascadeNames.has(c.name)) {
+      throw new ServeError("bad-config", `[serve] cascade '${c.name}' has the name of a model or of another cascade`);
     }
+    cascadeNames.add(c.name);
     const rungs = c.rungs.map((name) => {
       const m = byName.get(name);
       if (m === undefined) {
-        throw new Error(`[serve] cascade '${c.name}' names an unknown model '${name}'`);
+        throw new ServeError("bad-config", `[serve] cascade '${c.name}' names an unknown model '${name}'`);
       }
       return m;
     });
     const first = rungs[0];
     if (first === undefined) {
-      throw new Error(`[serve] cascade '${c.name}' has no rungs`);
+      throw new ServeError("bad-config", `[serve] cascade '${c.name}' has no rungs`);
     }
     const ref: ActorRef<RouterMsg> = system.spawn(
       cascadeRouter({
