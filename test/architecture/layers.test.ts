@@ -16,6 +16,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["tensor/", 3],
   ["formats/", 3],
   ["model/", 4],
+  ["train/", 4],
   ["actors/", 4],
   ["engine/", 5],
   ["serve/", 6],

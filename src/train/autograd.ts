@@ -1,0 +1,622 @@
+/**
+ * Reverse-mode automatic differentiation over barbell's typed f32 ops, as a tape.
+ *
+ * `const g = createTape()` records every op called through it (`g.matmul`, `g.rmsNorm`, …): the
+ * forward value is computed by the very same inference op (`matmul`, `rmsNorm`, … of src/tensor), so
+ * the inference path is unchanged; the tape only remembers, per output, its inputs and how to send a
+ * gradient back to them. `g.backward(loss)` walks the tape in reverse and returns `Gradients`, whose
+ * `get(w)` is typed with `w`'s own dimension names.
+ *
+ * Backward rules run on the host in float64 (values read once per tensor, gradients accumulated as
+ * Float64Array) and are rounded to f32 once, when a gradient tensor is made. Tensors made by the tape
+ * (op outputs) are owned by it and freed by `dispose()`; gradient tensors are owned by `Gradients`.
+ * See docs/training.md.
+ */
+import type { DenseDType } from "../backends/backend.js";
+import { contiguousStrides } from "../backends/storage.js";
+import { ShapeError, UsageError } from "../core/errors.js";
+import type { Dims, Duplicate, IsPermutation, Last, MergePair, Replace, Show, ShapeOf } from "../tensor/dims.js";
+import { add, attention, concat, embedding, matmul, merge, mul, reshape, rmsNorm, rope, scale, silu, relu2, slice, softmax, split, sub, tensor, transpose, type RopeOptions } from "../tensor/index.js";
+import type { Broadcastable } from "../tensor/ops/elementwise.js";
+import type { Contracted, Weights } from "../tensor/ops/matmul.js";
+import type { Tensor } from "../tensor/tensor.js";
+
+/** As src/tensor/ops/shape.ts: true, or the message when the split would repeat a name. */
+type SplitCheck<D extends Dims, N extends string, A extends string, B extends string> = [Duplicate<Replace<D, N, [A, B]>>] extends [never]
+  ? true
+  : `[split] '${Duplicate<Replace<D, N, [A, B]>> & string}' would appear twice in the result`;
+
+type F32<D extends Dims> = Tensor<"f32", D>;
+type AnyF32 = Tensor<"f32", Dims>;
+
+/** Sends the output gradient back: one entry per input (undefined = no contribution). */
+type BackwardRule = (gOut: Float64Array) => readonly (Float64Array | undefined)[];
+
+interface Node {
+  readonly output: AnyF32;
+  readonly inputs: readonly AnyF32[];
+  readonly backward: BackwardRule;
+}
+
+/** The gradients of one `backward` call, one per parameter; owns its tensors (`dispose()` / `using`). */
+export class Gradients implements Disposable {
+  readonly #grads: Map<AnyF32, AnyF32>;
+
+  /** @internal Made by `Tape.backward`. */
+  constructor(grads: Map<AnyF32, AnyF32>) {
+    this.#grads = grads;
+  }
+
+  /** d loss / d param, with the parameter's own dims. */
+  get<D extends Dims>(param: F32<D>): F32<D> {
+    const grad = this.#grads.get(param as AnyF32);
+    if (grad === undefined) {
+      throw new UsageError("unsupported", `[autograd] ${param.describe()} is not a parameter of this tape`);
+    }
+    return grad as F32<D>;
+  }
+
+  dispose(): void {
+    for (const grad of this.#grads.values()) {
+      grad.dispose();
+    }
+    this.#grads.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** Index in b (broadcast by name onto a) of every element of a. */
+function broadcastIndex(a: Tensor, b: Tensor): Int32Array {
+  const bStrides = contiguousStrides(b.shape);
+  const strides = a.dims.map((name) => {
+    const j = b.dims.indexOf(name);
+    return j < 0 ? 0 : (bStrides[j] ?? 0);
+  });
+  return gatherIndex(a.shape, strides, 0);
+}
+
+/** For every element of an output of `shape` (row-major), its index in a source read with `strides`. */
+function gatherIndex(shape: readonly number[], strides: readonly number[], offset: number): Int32Array {
+  const count = shape.reduce((n, s) => n * s, 1);
+  const index = new Int32Array(count);
+  const at = new Array<number>(shape.length).fill(0);
+  let src = offset;
+  for (let i = 0; i < count; i++) {
+    index[i] = src;
+    for (let d = shape.length - 1; d >= 0; d--) {
+      at[d] = (at[d] ?? 0) + 1;
+      src += strides[d] ?? 0;
+      if ((at[d] ?? 0) < (shape[d] ?? 1)) {
+        break;
+      }
+      src -= (strides[d] ?? 0) * (shape[d] ?? 1);
+      at[d] = 0;
+    }
+  }
+  return index;
+}
+
+function scatter(g: Float64Array, index: Int32Array, size: number): Float64Array {
+  const out = new Float64Array(size);
+  for (let i = 0; i < g.length; i++) {
+    const j = index[i] ?? 0;
+    out[j] = (out[j] ?? 0) + (g[i] ?? 0);
+  }
+  return out;
+}
+
+const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
+
+/** Options of the training attention: causal over the whole k/v (queries are the last `seq` positions). */
+export interface TapeAttentionOptions {
+  /** Score scale; default 1/sqrt(headDim). */
+  readonly scale?: number;
+}
+
+/**
+ * A reverse-mode tape. Inputs that need gradients are registered with `param`; any other tensor passed
+ * to an op is a constant. Op outputs belong to the tape and are freed by `dispose()`.
+ */
+export class Tape implements Disposable {
+  readonly #nodes: Node[] = [];
+  readonly #byOutput = new Map<AnyF32, Node>();
+  readonly #params = new Set<AnyF32>();
+  readonly #host = new Map<Tensor, Float64Array>();
+
+  /** Marks t as a parameter: `backward` returns its gradient. t stays owned by the caller. */
+  param<D extends Dims>(t: F32<D>): F32<D> {
+    if (t.dtype !== "f32") {
+      throw new UsageError("dtype", `[autograd] parameters must be f32, got ${t.describe()}`);
+    }
+    this.#params.add(t as AnyF32);
+    return t;
+  }
+
+  /** True when a gradient flows to t (a parameter, or an output of an op that reads one). */
+  #tracked(t: Tensor): boolean {
+    return this.#params.has(t as AnyF32) || this.#byOutput.has(t as AnyF32);
+  }
+
+  /** t's values as float64 (read once). */
+  #values(t: Tensor): Float64Array {
+    let v = this.#host.get(t);
+    if (v === undefined) {
+      v = Float64Array.from(t.dtype === "i32" ? t.toInt32() : t.toFloat32());
+      this.#host.set(t, v);
+    }
+    return v;
+  }
+
+  #record<D extends Dims>(output: F32<D>, inputs: readonly AnyF32[], backward: BackwardRule): F32<D> {
+    const node = { output: output as AnyF32, inputs, backward };
+    this.#nodes.push(node);
+    this.#byOutput.set(node.output, node);
+    return output;
+  }
+
+  // ---- elementwise ----
+
+  #binary<const A extends Dims>(
+    op: "add" | "sub" | "mul",
+    a: F32<A>,
+    bIn: unknown,
+  ): F32<A> {
+    const b = bIn as AnyF32;
+    const run = { add, sub, mul }[op] as unknown as (a: AnyF32, b: AnyF32) => AnyF32;
+    const out = run(a as AnyF32, b) as F32<A>;
+    const index = broadcastIndex(a, b);
+    return this.#record(out, [a as AnyF32, b], (g) => {
+      if (op === "mul") {
+        const av = this.#values(a);
+        const bv = this.#values(b);
+        const ga = g.map((x, i) => x * (bv[index[i] ?? 0] ?? 0));
+        return [ga, scatter(g.map((x, i) => x * (av[i] ?? 0)), index, b.size)];
+      }
+      const gb = scatter(g, index, b.size);
+      return [g, op === "sub" ? gb.map((x) => -x) : gb];
+    });
+  }
+
+  /** a + b, b broadcast by name (as `add`). */
+  add<const A extends Dims, const B extends Dims>(a: F32<A>, b: Broadcastable<"add", A, B>): F32<A> {
+    return this.#binary("add", a, b);
+  }
+
+  /** a − b, b broadcast by name (as `sub`). */
+  sub<const A extends Dims, const B extends Dims>(a: F32<A>, b: Broadcastable<"sub", A, B>): F32<A> {
+    return this.#binary("sub", a, b);
+  }
+
+  /** a · b, b broadcast by name (as `mul`). */
+  mul<const A extends Dims, const B extends Dims>(a: F32<A>, b: Broadcastable<"mul", A, B>): F32<A> {
+    return this.#binary("mul", a, b);
+  }
+
+  /** x · factor. */
+  scale<D extends Dims>(x: F32<D>, factor: number): F32<D> {
+    return this.#record(scale(x, factor), [x as AnyF32], (g) => [g.map((v) => v * factor)]);
+  }
+
+  /** x · sigmoid(x). */
+  silu<D extends Dims>(x: F32<D>): F32<D> {
+    return this.#record(silu(x), [x as AnyF32], (g) => {
+      const xv = this.#values(x);
+      return [g.map((v, i) => {
+        const s = sigmoid(xv[i] ?? 0);
+        return v * (s + (xv[i] ?? 0) * s * (1 - s));
+      })];
+    });
+  }
+
+  /** max(x, 0)². */
+  relu2<D extends Dims>(x: F32<D>): F32<D> {
+    return this.#record(relu2(x), [x as AnyF32], (g) => {
+      const xv = this.#values(x);
+      return [g.map((v, i) => v * 2 * Math.max(xv[i] ?? 0, 0))];
+    });
+  }
+
+  // ---- contractions ----
+
+  /** x[..., K] · w[N, K]ᵀ → [..., N] with f32 weights; gradients for both. */
+  matmul<const X extends Dims, const W extends Dims>(x: F32<X>, w: Weights<"matmul", "f32", X, W>): F32<Contracted<X, W>> {
+    const weights = w as unknown as AnyF32;
+    const out = matmul(x as AnyF32, weights as never) as unknown as F32<Contracted<X, W>>;
+    const [n = 0, k = 0] = weights.shape;
+    const rows = x.size / k;
+    return this.#record(out, [x as AnyF32, weights], (g) => {
+      const xv = this.#values(x);
+      const wv = this.#values(weights);
+      const gx = new Float64Array(rows * k);
+      const gw = new Float64Array(n * k);
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < n; j++) {
+          const gj = g[r * n + j] ?? 0;
+          for (let i = 0; i < k; i++) {
+            gx[r * k + i] = (gx[r * k + i] ?? 0) + gj * (wv[j * k + i] ?? 0);
+            gw[j * k + i] = (gw[j * k + i] ?? 0) + gj * (xv[r * k + i] ?? 0);
+          }
+        }
+      }
+      return [gx, gw];
+    });
+  }
+
+  /** A linear layer with f32 weights (the same as `matmul`). */
+  linear<const X extends Dims, const W extends Dims>(x: F32<X>, w: Weights<"linear", "f32", X, W>): F32<Contracted<X, W>> {
+    return this.matmul(x, w as never) as F32<Contracted<X, W>>;
+  }
+
+  /** Rows of an f32 table: ids[S] → [S, E]; the table's gradient is a scatter-add of the rows' gradients. */
+  embedding<const S extends string, const V extends string, const E extends string>(
+    ids: Tensor<"i32", readonly [S]>,
+    table: F32<readonly [V, E]>,
+  ): F32<[S, E]> {
+    const out = embedding(ids, table as Tensor<DenseDType, readonly [V, E]>);
+    const e = table.shape[1];
+    return this.#record(out, [table as AnyF32], (g) => {
+      const idv = this.#values(ids);
+      const gt = new Float64Array(table.size);
+      for (const [s, id] of idv.entries()) {
+        for (let i = 0; i < e; i++) {
+          gt[id * e + i] = (gt[id * e + i] ?? 0) + (g[s * e + i] ?? 0);
+        }
+      }
+      return [gt];
+    });
+  }
+
+  // ---- normalization, softmax, loss ----
+
+  /** x / sqrt(mean(x²) + eps) · weight over the last dim. */
+  rmsNorm<const X extends Dims>(x: F32<X>, weight: F32<readonly [Last<X>]>, eps = 1e-5): F32<X> {
+    const out = rmsNorm(x as AnyF32, weight as never, eps) as F32<X>;
+    const n = x.shape[x.rank - 1] ?? 1;
+    const rows = x.size / n;
+    return this.#record(out, [x as AnyF32, weight as AnyF32], (g) => {
+      const xv = this.#values(x);
+      const wv = this.#values(weight);
+      const gx = new Float64Array(x.size);
+      const gw = new Float64Array(n);
+      for (let r = 0; r < rows; r++) {
+        const base = r * n;
+        let ss = 0;
+        let dot = 0;
+        for (let i = 0; i < n; i++) {
+          const xi = xv[base + i] ?? 0;
+          ss += xi * xi;
+          dot += (g[base + i] ?? 0) * (wv[i] ?? 0) * xi;
+        }
+        const inv = 1 / Math.sqrt(ss / n + eps);
+        for (let i = 0; i < n; i++) {
+          const xi = xv[base + i] ?? 0;
+          const gi = g[base + i] ?? 0;
+          gx[base + i] = inv * gi * (wv[i] ?? 0) - (inv * inv * inv * xi * dot) / n;
+          gw[i] = (gw[i] ?? 0) + gi * xi * inv;
+        }
+      }
+      return [gx, gw];
+    });
+  }
+
+  /** Softmax over the last dim. */
+  softmax<const X extends Dims>(x: F32<X>, dim: Last<X>): F32<X> {
+    const out = softmax(x, dim);
+    const n = x.shape[x.rank - 1] ?? 1;
+    return this.#record(out, [x as AnyF32], (g) => {
+      const y = this.#values(out);
+      const gx = new Float64Array(x.size);
+      for (let base = 0; base < x.size; base += n) {
+        let dot = 0;
+        for (let i = 0; i < n; i++) {
+          dot += (g[base + i] ?? 0) * (y[base + i] ?? 0);
+        }
+        for (let i = 0; i < n; i++) {
+          gx[base + i] = (y[base + i] ?? 0) * ((g[base + i] ?? 0) - dot);
+        }
+      }
+      return [gx];
+    });
+  }
+
+  /**
+   * Mean cross-entropy of logits[S, V] against target ids[S]: mean over rows of logsumexp − logit[target].
+   * Computed in float64 from the logits (a training op; inference has no loss).
+   */
+  crossEntropy<const S extends string, const V extends string>(logits: F32<readonly [S, V]>, targets: Tensor<"i32", readonly [S]>): F32<[]> {
+    const [rows = 0, v = 0] = logits.shape;
+    if (targets.rank !== 1 || targets.shape[0] !== rows) {
+      throw new ShapeError("dim-mismatch", `[crossEntropy] ${targets.describe()} vs ${logits.describe()}`);
+    }
+    const lv = this.#values(logits);
+    const tv = this.#values(targets);
+    const probs = new Float64Array(rows * v);
+    let loss = 0;
+    for (let r = 0; r < rows; r++) {
+      const t = tv[r] ?? 0;
+      if (!Number.isInteger(t) || t < 0 || t >= v) {
+        throw new ShapeError("bounds", `[crossEntropy] target ${t} at row ${r} is outside ${logits.dims[1]}=${v}`);
+      }
+      let max = -Infinity;
+      for (let i = 0; i < v; i++) {
+        max = Math.max(max, lv[r * v + i] ?? 0);
+      }
+      let sum = 0;
+      for (let i = 0; i < v; i++) {
+        const e = Math.exp((lv[r * v + i] ?? 0) - max);
+        probs[r * v + i] = e;
+        sum += e;
+      }
+      for (let i = 0; i < v; i++) {
+        probs[r * v + i] = (probs[r * v + i] ?? 0) / sum;
+      }
+      loss += max + Math.log(sum) - (lv[r * v + t] ?? 0);
+    }
+    const out = tensor([loss / rows], [] as [], [] as ShapeOf<[]>, { backend: logits.backend });
+    return this.#record(out, [logits as AnyF32], (g) => {
+      const scaleBy = (g[0] ?? 0) / rows;
+      const gl = probs.map((p) => p * scaleBy);
+      for (let r = 0; r < rows; r++) {
+        const i = r * v + (tv[r] ?? 0);
+        gl[i] = (gl[i] ?? 0) - scaleBy;
+      }
+      return [gl];
+    });
+  }
+
+  /** Sum of all elements (a scalar). */
+  sum<D extends Dims>(x: F32<D>): F32<[]> {
+    const total = this.#values(x).reduce((s, v) => s + v, 0);
+    const out = tensor([total], [] as [], [] as ShapeOf<[]>, { backend: x.backend });
+    return this.#record(out, [x as AnyF32], (g) => [new Float64Array(x.size).fill(g[0] ?? 0)]);
+  }
+
+  /** Mean of all elements (a scalar). */
+  mean<D extends Dims>(x: F32<D>): F32<[]> {
+    const total = this.#values(x).reduce((s, v) => s + v, 0);
+    const out = tensor([total / x.size], [] as [], [] as ShapeOf<[]>, { backend: x.backend });
+    return this.#record(out, [x as AnyF32], (g) => [new Float64Array(x.size).fill((g[0] ?? 0) / x.size)]);
+  }
+
+  // ---- layout ----
+
+  /** Splits one dim into two adjacent ones (as `split`). */
+  split<D extends Dims, N extends D[number], const A extends string, const B extends string>(
+    t: F32<D>,
+    dim: N,
+    into: SplitCheck<D, N, A, B> extends true ? readonly [A, B] : SplitCheck<D, N, A, B>,
+    sizes: readonly [number, number],
+  ): F32<Replace<D, N, [A, B]>> {
+    const out = split(t as AnyF32, dim as never, into as never, sizes) as unknown as F32<Replace<D, N, [A, B]>>;
+    return this.#record(out, [t as AnyF32], (g) => [g]);
+  }
+
+  /** Merges two adjacent dims (as `merge`). */
+  merge<D extends Dims, const A extends string, const B extends string, const M extends string>(
+    t: F32<D>,
+    pair: readonly [A, B],
+    into: [MergePair<D, A, B, M>] extends [never] ? `[merge] '${A}' is not directly followed by '${B}' in ${Show<D>}` : M,
+  ): F32<MergePair<D, A, B, M>> {
+    const out = merge(t as AnyF32, pair as never, into as never) as unknown as F32<MergePair<D, A, B, M>>;
+    return this.#record(out, [t as AnyF32], (g) => [g]);
+  }
+
+  /** New names and sizes with the same element count (as `reshape`). */
+  reshape<const E extends Dims>(
+    t: AnyF32,
+    dims: [Duplicate<E>] extends [never] ? E : `[reshape] '${Duplicate<E> & string}' is used twice`,
+    shape: ShapeOf<E>,
+  ): F32<E> {
+    const out = reshape(t, dims as never, shape as never) as unknown as F32<E>;
+    return this.#record(out, [t], (g) => [g]);
+  }
+
+  /** Reorders dims by name (as `transpose`). */
+  transpose<D extends Dims, const P extends Dims>(
+    t: F32<D>,
+    order: IsPermutation<D, P> extends true ? P : `[transpose] ${Show<P>} is not a permutation of ${Show<D>}`,
+  ): F32<P> {
+    const out = transpose(t as AnyF32, order as never) as unknown as F32<P>;
+    const src = contiguousStrides(t.shape);
+    const strides = (order as P).map((n) => src[t.dims.indexOf(n)] ?? 0);
+    const index = gatherIndex(out.shape as readonly number[], strides, 0);
+    return this.#record(out, [t as AnyF32], (g) => [scatter(g, index, t.size)]);
+  }
+
+  /** Elements [start, end) of one dim (as `slice`). */
+  slice<D extends Dims>(t: F32<D>, dim: D[number], start: number, end: number): F32<D> {
+    const out = slice(t, dim, start, end);
+    const strides = contiguousStrides(t.shape);
+    const axis = t.dims.indexOf(dim);
+    const index = gatherIndex(out.shape as readonly number[], strides, start * (strides[axis] ?? 0));
+    return this.#record(out, [t as AnyF32], (g) => [scatter(g, index, t.size)]);
+  }
+
+  /** Joins a and b along one dim (as `concat`); both must have the same dims. */
+  concat<const A extends Dims>(a: F32<A>, b: F32<A>, dim: A[number]): F32<A> {
+    const out = concat(a, b as never, dim);
+    const strides = contiguousStrides(out.shape);
+    const axis = a.dims.indexOf(dim);
+    const aIndex = gatherIndex(a.shape as readonly number[], strides, 0);
+    const bIndex = gatherIndex(b.shape as readonly number[], strides, (a.shape[axis] ?? 0) * (strides[axis] ?? 0));
+    const pick = (g: Float64Array, index: Int32Array): Float64Array => Float64Array.from(index, (i) => g[i] ?? 0);
+    return this.#record(out, [a as AnyF32, b as AnyF32], (g) => [pick(g, aIndex), pick(g, bIndex)]);
+  }
+
+  // ---- attention block ----
+
+  /** Rotary embedding (as `rope`); its gradient is the inverse rotation, computed in float64. */
+  rope<const S extends string, const H extends string, const D extends string>(
+    x: F32<readonly [S, H, D]>,
+    positions: Tensor<"i32", readonly [NoInfer<S>]>,
+    options: RopeOptions,
+  ): F32<[S, H, D]> {
+    const out = rope(x, positions, options);
+    const [seq = 0, heads = 0, headDim = 0] = x.shape;
+    const half = headDim / 2;
+    const [stride, partner] = options.mode === "neox" ? [1, half] : [2, 1];
+    return this.#record(out, [x as AnyF32], (g) => {
+      const pos = this.#values(positions);
+      const gx = new Float64Array(x.size);
+      for (let s = 0; s < seq; s++) {
+        for (let j = 0; j < half; j++) {
+          // The kernel's angle (src/backends/js/kernels/rope.ts); the transpose of a rotation is the inverse one.
+          const angle = (pos[s] ?? 0) * Math.pow(options.theta, (-2 * j) / headDim);
+          const cos = Math.cos(angle);
+          const sin = Math.sin(angle);
+          for (let h = 0; h < heads; h++) {
+            const a = (s * heads + h) * headDim + j * stride;
+            const b = a + partner;
+            const ga = g[a] ?? 0;
+            const gb = g[b] ?? 0;
+            gx[a] = ga * cos + gb * sin;
+            gx[b] = gb * cos - ga * sin;
+          }
+        }
+      }
+      return [gx];
+    });
+  }
+
+  /**
+   * Causal grouped-query attention of q[S, H, D] over k, v[C, KV, D], queries at the last S of the C
+   * positions. The forward is the fused inference kernel; the backward recomputes the probabilities in
+   * float64 and differentiates softmax(q·kᵀ·scale + causal mask)·v directly.
+   */
+  attention<const S extends string, const H extends string, const D extends string, const C extends string, const KV extends string>(
+    q: F32<readonly [S, H, D]>,
+    k: F32<readonly [C, KV, NoInfer<D>]>,
+    v: F32<readonly [NoInfer<C>, NoInfer<KV>, NoInfer<D>]>,
+    options: TapeAttentionOptions = {},
+  ): F32<[S, H, D]> {
+    const [seq = 0, heads = 0, hd = 0] = q.shape;
+    const [ctx = 0, kvHeads = 0] = k.shape;
+    const factor = options.scale ?? 1 / Math.sqrt(hd);
+    const out = attention(q, k, v, { scale: factor });
+    const group = heads / kvHeads;
+    const pos0 = ctx - seq;
+    return this.#record(out, [q as AnyF32, k as AnyF32, v as AnyF32], (g) => {
+      const qv = this.#values(q);
+      const kv = this.#values(k);
+      const vv = this.#values(v);
+      const gq = new Float64Array(q.size);
+      const gk = new Float64Array(k.size);
+      const gv = new Float64Array(v.size);
+      const p = new Float64Array(ctx);
+      const dp = new Float64Array(ctx);
+      for (let s = 0; s < seq; s++) {
+        const visible = pos0 + s + 1;
+        for (let h = 0; h < heads; h++) {
+          const kh = Math.floor(h / group);
+          const qBase = (s * heads + h) * hd;
+          let max = -Infinity;
+          for (let c = 0; c < visible; c++) {
+            const kBase = (c * kvHeads + kh) * hd;
+            let dot = 0;
+            for (let d = 0; d < hd; d++) {
+              dot += (qv[qBase + d] ?? 0) * (kv[kBase + d] ?? 0);
+            }
+            p[c] = dot * factor;
+            max = Math.max(max, dot * factor);
+          }
+          let sum = 0;
+          for (let c = 0; c < visible; c++) {
+            p[c] = Math.exp((p[c] ?? 0) - max);
+            sum += p[c] ?? 0;
+          }
+          let dotPdp = 0;
+          for (let c = 0; c < visible; c++) {
+            p[c] = (p[c] ?? 0) / sum;
+            const vBase = (c * kvHeads + kh) * hd;
+            let d2 = 0;
+            for (let d = 0; d < hd; d++) {
+              const go = g[qBase + d] ?? 0;
+              d2 += go * (vv[vBase + d] ?? 0);
+              gv[vBase + d] = (gv[vBase + d] ?? 0) + (p[c] ?? 0) * go;
+            }
+            dp[c] = d2;
+            dotPdp += (p[c] ?? 0) * d2;
+          }
+          for (let c = 0; c < visible; c++) {
+            const ds = (p[c] ?? 0) * ((dp[c] ?? 0) - dotPdp) * factor;
+            const kBase = (c * kvHeads + kh) * hd;
+            for (let d = 0; d < hd; d++) {
+              gq[qBase + d] = (gq[qBase + d] ?? 0) + ds * (kv[kBase + d] ?? 0);
+              gk[kBase + d] = (gk[kBase + d] ?? 0) + ds * (qv[qBase + d] ?? 0);
+            }
+          }
+        }
+      }
+      return [gq, gk, gv];
+    });
+  }
+
+  // ---- backward ----
+
+  /**
+   * Gradients of `loss` (a scalar made on this tape) with respect to every parameter. Call it as often
+   * as needed; each call returns fresh gradient tensors owned by the returned `Gradients`.
+   */
+  backward(loss: F32<readonly []>): Gradients {
+    if (loss.size !== 1 || !this.#tracked(loss)) {
+      throw new UsageError("unsupported", `[autograd] backward needs a scalar made on this tape, got ${loss.describe()}`);
+    }
+    const acc = new Map<AnyF32, Float64Array>([[loss as AnyF32, Float64Array.of(1)]]);
+    for (let n = this.#nodes.length - 1; n >= 0; n--) {
+      const node = this.#nodes[n];
+      const gOut = node === undefined ? undefined : acc.get(node.output);
+      if (node === undefined || gOut === undefined) {
+        continue;
+      }
+      const contributions = node.backward(gOut);
+      for (const [i, input] of node.inputs.entries()) {
+        const c = contributions[i];
+        if (c === undefined || !this.#tracked(input)) {
+          continue;
+        }
+        const prev = acc.get(input);
+        if (prev === undefined) {
+          acc.set(input, c === gOut ? c.slice() : c);
+        } else {
+          for (let j = 0; j < prev.length; j++) {
+            prev[j] = (prev[j] ?? 0) + (c[j] ?? 0);
+          }
+        }
+      }
+    }
+    const grads = new Map<AnyF32, AnyF32>();
+    try {
+      for (const param of this.#params) {
+        const g = acc.get(param) ?? new Float64Array(param.size);
+        grads.set(param, tensor(Float32Array.from(g), param.dims as never, param.shape as never, { backend: param.backend }) as AnyF32);
+      }
+    } catch (e) {
+      new Gradients(grads).dispose();
+      throw e;
+    }
+    return new Gradients(grads);
+  }
+
+  /** Frees every tensor the tape made (op outputs); parameters and constants stay with their owners. */
+  dispose(): void {
+    for (const node of this.#nodes) {
+      node.output.dispose();
+    }
+    this.#nodes.length = 0;
+    this.#byOutput.clear();
+    this.#host.clear();
+    this.#params.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** A new, empty tape: `using g = createTape()`. */
+export function createTape(): Tape {
+  return new Tape();
+}
