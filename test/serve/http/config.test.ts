@@ -70,8 +70,15 @@ async function failing(file: string): Promise<{ status: number; stderr: string }
   const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
   const stdout = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
   try {
-    const status = await main(["node", "barbell", "serve", "--config", file, "--port", "0", "--isolation", "in-process", "--backend", "js"]);
-    return { status, stderr: stderr.mock.calls.map((c) => String(c[0])).join("") };
+    let status: number | undefined;
+    const exited = main(["node", "barbell", "serve", "--config", file, "--port", "0", "--isolation", "in-process", "--backend", "js"]).then((s) => (status = s));
+    const listening = (): boolean => stdout.mock.calls.some((c) => String(c[0]).includes("listening on"));
+    await until(() => status !== undefined || listening());
+    if (status === undefined && listening()) {
+      process.emit("SIGTERM"); // it accepted the file: stop the server (the status is then 0, and the test fails)
+    }
+    await exited;
+    return { status: status ?? -1, stderr: stderr.mock.calls.map((c) => String(c[0])).join("") };
   } finally {
     stderr.mockRestore();
     stdout.mockRestore();
