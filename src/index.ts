@@ -44,3 +44,9 @@ export { ActorError, createActorSystem, defineActor, type ActorRef, type ActorSy
 // Serving: the model actor (a supervised worker, in-process or in a child process), fault injection, the cascade router.
 export * as serve from "./serve/index.js";
 export { modelActor, cascadeRouter, ServeError, type ModelMsg, type ModelRequest, type ModelOutput, type ModelStatus } from "./serve/index.js";
+
+// Continuous batching: many generations sharing decode steps (model.batcher()).
+export { Batcher, type BatcherOptions, type BatcherStats } from "./engine/batch.js";
+
+// Training: a reverse-mode autograd tape over the typed ops (docs/training.md; in progress).
+export * as train from "./train/autograd.js";
