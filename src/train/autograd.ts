@@ -17,6 +17,8 @@ import { contiguousStrides } from "../backends/storage.js";
 import { ShapeError, UsageError } from "../core/errors.js";
 import type { Dims, Duplicate, IsPermutation, Last, MergePair, Replace, Show, ShapeOf } from "../tensor/dims.js";
 import { add, attention, concat, embedding, matmul, merge, mul, reshape, rmsNorm, rope, scale, silu, relu2, slice, softmax, split, sub, tensor, transpose, type RopeOptions } from "../tensor/index.js";
+import { linearQuantized } from "../tensor/ops/matmul.js";
+import { quantizeActivations, ternarize } from "../tensor/ops/quant.js";
 import type { Broadcastable } from "../tensor/ops/elementwise.js";
 import type { Contracted, Weights } from "../tensor/ops/matmul.js";
 import type { Tensor } from "../tensor/tensor.js";
@@ -248,6 +250,58 @@ export class Tape implements Disposable {
   /** A linear layer with f32 weights (the same as `matmul`). */
   linear<const X extends Dims, const W extends Dims>(x: F32<X>, w: Weights<"linear", "f32", X, W>): F32<Contracted<X, W>> {
     return this.matmul(x, w as never) as F32<Contracted<X, W>>;
+  }
+
+  /**
+   * BitNet b1.58 BitLinear with latent f32 weights w[N, K] (quantization-aware training).
+   *
+   * Forward: exactly the inference op pair: `ternarize(w)` (absmean, γ = mean|w|, W_t = clamp(round(w/γ)))
+   * and `quantizeActivations(x)` (per row absmax int8, s_x = 127/max|x|), then `linearQuantized`, so the
+   * output is (x_q · W_tᵀ) · γ / s_x as computed by inference for a ternary projection.
+   *
+   * Backward: the straight-through estimator of the BitNet training code
+   * (x̃ = x + sg(Q_a(x) − x), w̃ = w + sg(Q_w(w) − w), y = x̃ · w̃ᵀ): the quantizers count as identity,
+   * and each gradient reads the *dequantized* other operand: gx = g · (γ·W_t), gw = gᵀ · (x_q / s_x).
+   */
+  bitLinear<const X extends Dims, const W extends Dims>(x: F32<X>, w: Weights<"linear", "f32", X, W>): F32<Contracted<X, W>> {
+    const weights = w as unknown as AnyF32;
+    const t = ternarize(weights);
+    if (!t.ok) {
+      throw t.error;
+    }
+    using wt = t.value;
+    using xq = quantizeActivations(x as AnyF32);
+    const out = linearQuantized(xq, wt as never) as unknown as F32<Contracted<X, W>>;
+    const [n = 0, k = 0] = weights.shape;
+    const rows = x.size / k;
+    // The dequantized operands the STE multiplies by (read now: the quantized tensors are freed here).
+    const wDeq = Float64Array.from(wt.toFloat32());
+    const xInt = xq.values.toInt32();
+    const xScale = xq.scales.toFloat32();
+    const xDeq = new Float64Array(rows * k);
+    for (let r = 0; r < rows; r++) {
+      const s = xScale[r] ?? 1;
+      for (let i = 0; i < k; i++) {
+        xDeq[r * k + i] = (xInt[r * k + i] ?? 0) / s;
+      }
+    }
+    return this.#record(out, [x as AnyF32, weights], (g) => {
+      const gx = new Float64Array(rows * k);
+      const gw = new Float64Array(n * k);
+      for (let r = 0; r < rows; r++) {
+        for (let j = 0; j < n; j++) {
+          const gj = g[r * n + j] ?? 0;
+          if (gj === 0) {
+            continue;
+          }
+          for (let i = 0; i < k; i++) {
+            gx[r * k + i] = (gx[r * k + i] ?? 0) + gj * (wDeq[j * k + i] ?? 0);
+            gw[j * k + i] = (gw[j * k + i] ?? 0) + gj * (xDeq[r * k + i] ?? 0);
+          }
+        }
+      }
+      return [gx, gw];
+    });
   }
 
   /** Rows of an f32 table: ids[S] → [S, E]; the table's gradient is a scatter-add of the rows' gradients. */

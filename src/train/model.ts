@@ -1,0 +1,239 @@
+/**
+ * A tiny BitNet b1.58 model for quantization-aware training on the autograd tape (docs/training.md).
+ *
+ * The parameters are latent f32 weights held on the host (`Float32Array`s, named as in barbell's GGUF
+ * files: `token_embd.weight`, `blk.<l>.attn_q.weight`, …). Each training step makes tensors from them,
+ * runs the graph of src/model/bitnet/forward.ts on a tape, with every projection a `g.bitLinear`
+ * (absmean-ternary weights × per-token int8 activations, straight-through backward), and the embedding,
+ * norms and head in f32.
+ */
+import { ShapeError } from "../core/errors.js";
+import { int32Tensor, tensor, type Tensor } from "../tensor/index.js";
+import type { Dims } from "../tensor/dims.js";
+import type { Tape } from "./autograd.js";
+import { Rng } from "./rng.js";
+
+/** Hyperparameters of a trainable BitNet (the fields of BitnetConfig that shape the weights). */
+export interface QatConfig {
+  readonly vocabSize: number;
+  readonly hidden: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly ffn: number;
+  readonly rmsEps: number;
+  readonly ropeTheta: number;
+  /** FFN gate activation: ReLU² (BitNet b1.58 2B4T) or SiLU (1bitLLM reproductions). */
+  readonly activation: "relu2" | "silu";
+  /** The output head is the embedding table (2B4T) or its own f32 matrix. */
+  readonly tied: boolean;
+}
+
+/** Most elements one trainable parameter may hold (guards allocations sized by a config or a checkpoint). */
+export const MAX_PARAM_ELEMENTS = 1 << 26;
+
+/** One latent parameter: its name, dims (barbell's names), shape and f32 values. */
+export interface Param {
+  readonly name: string;
+  readonly dims: readonly string[];
+  readonly shape: readonly number[];
+  /** Is it a matrix (projection, embedding, head)? AdamW decays matrices, not norm weights. */
+  readonly matrix: boolean;
+  readonly data: Float32Array;
+}
+
+/** Checks a config: positive integers, heads that divide the width, an even head width. */
+export function checkQatConfig(c: QatConfig): void {
+  const ints: [string, number][] = [
+    ["vocabSize", c.vocabSize],
+    ["hidden", c.hidden],
+    ["layers", c.layers],
+    ["heads", c.heads],
+    ["kvHeads", c.kvHeads],
+    ["ffn", c.ffn],
+  ];
+  for (const [name, v] of ints) {
+    if (!Number.isSafeInteger(v) || v < 1) {
+      throw new ShapeError("size", `[qat] config.${name} = ${v} is not a positive integer`);
+    }
+  }
+  if (c.hidden % c.heads !== 0 || c.heads % c.kvHeads !== 0 || (c.hidden / c.heads) % 2 !== 0) {
+    throw new ShapeError("size", `[qat] ${c.hidden} wide with ${c.heads} heads / ${c.kvHeads} KV heads needs an even head width dividing both`);
+  }
+  if (!(c.rmsEps > 0) || !(c.ropeTheta > 0)) {
+    throw new ShapeError("size", `[qat] rmsEps and ropeTheta must be positive`);
+  }
+  for (const [rows, cols] of [
+    [c.vocabSize, c.hidden],
+    [c.ffn, c.hidden],
+  ] as const) {
+    if (rows * cols > MAX_PARAM_ELEMENTS) {
+      throw new ShapeError("size", `[qat] a ${rows}×${cols} parameter exceeds ${MAX_PARAM_ELEMENTS} elements`);
+    }
+  }
+}
+
+/** The parameters a config has, in a fixed order, without values: name, dims, shape. */
+export function paramLayout(c: QatConfig): { name: string; dims: string[]; shape: number[] }[] {
+  checkQatConfig(c);
+  const headDim = c.hidden / c.heads;
+  const q = c.heads * headDim;
+  const kv = c.kvHeads * headDim;
+  const out = [{ name: "token_embd.weight", dims: ["vocab", "embed"], shape: [c.vocabSize, c.hidden] }];
+  for (let l = 0; l < c.layers; l++) {
+    const b = `blk.${l}`;
+    out.push(
+      { name: `${b}.attn_norm.weight`, dims: ["embed"], shape: [c.hidden] },
+      { name: `${b}.attn_q.weight`, dims: ["q", "embed"], shape: [q, c.hidden] },
+      { name: `${b}.attn_k.weight`, dims: ["kv", "embed"], shape: [kv, c.hidden] },
+      { name: `${b}.attn_v.weight`, dims: ["kv", "embed"], shape: [kv, c.hidden] },
+      { name: `${b}.attn_sub_norm.weight`, dims: ["q"], shape: [q] },
+      { name: `${b}.attn_output.weight`, dims: ["embed", "q"], shape: [c.hidden, q] },
+      { name: `${b}.ffn_norm.weight`, dims: ["embed"], shape: [c.hidden] },
+      { name: `${b}.ffn_gate.weight`, dims: ["ffn", "embed"], shape: [c.ffn, c.hidden] },
+      { name: `${b}.ffn_up.weight`, dims: ["ffn", "embed"], shape: [c.ffn, c.hidden] },
+      { name: `${b}.ffn_sub_norm.weight`, dims: ["ffn"], shape: [c.ffn] },
+      { name: `${b}.ffn_down.weight`, dims: ["embed", "ffn"], shape: [c.hidden, c.ffn] },
+    );
+  }
+  out.push({ name: "output_norm.weight", dims: ["embed"], shape: [c.hidden] });
+  if (!c.tied) {
+    out.push({ name: "output.weight", dims: ["vocab", "embed"], shape: [c.vocabSize, c.hidden] });
+  }
+  return out;
+}
+
+/**
+ * Seeded initialization: norm weights 1; matrices normal with std 1/sqrt(fan-in) (the columns), the
+ * embedding with std 1 when tied is false and 1/sqrt(hidden) when it doubles as the head.
+ */
+export function initParams(c: QatConfig, seed: number): Param[] {
+  const rng = new Rng(seed);
+  return paramLayout(c).map(({ name, dims, shape }) => {
+    const size = shape.reduce((n, s) => n * s, 1);
+    const matrix = shape.length === 2;
+    const data = new Float32Array(size);
+    if (!matrix) {
+      data.fill(1);
+    } else {
+      const std = name === "token_embd.weight" && !c.tied ? 1 : 1 / Math.sqrt(shape[1] ?? 1);
+      for (let i = 0; i < size; i++) {
+        data[i] = rng.normal() * std;
+      }
+    }
+    return { name, dims, shape, matrix, data };
+  });
+}
+
+type F32<D extends Dims> = Tensor<"f32", D>;
+
+/** The parameters of one step as tensors on the tape, by role (made by `bindParams`). */
+interface Bound {
+  readonly tokenEmbd: F32<["vocab", "embed"]>;
+  readonly outputNorm: F32<["embed"]>;
+  readonly output: F32<["vocab", "embed"]>;
+  readonly layers: readonly {
+    attnNorm: F32<["embed"]>;
+    wq: F32<["q", "embed"]>;
+    wk: F32<["kv", "embed"]>;
+    wv: F32<["kv", "embed"]>;
+    attnSubNorm: F32<["q"]>;
+    wo: F32<["embed", "q"]>;
+    ffnNorm: F32<["embed"]>;
+    wGate: F32<["ffn", "embed"]>;
+    wUp: F32<["ffn", "embed"]>;
+    ffnSubNorm: F32<["ffn"]>;
+    wDown: F32<["embed", "ffn"]>;
+  }[];
+}
+
+/**
+ * Tensors of the parameters for one step, registered as parameters of `g`. The returned map (name →
+ * tensor) owns them: dispose each after `backward` and after reading the gradients.
+ */
+export function bindParams(g: Tape, c: QatConfig, params: readonly Param[]): { tensors: Map<string, F32<Dims>>; bound: Bound } {
+  const tensors = new Map<string, F32<Dims>>();
+  try {
+    for (const p of params) {
+      tensors.set(p.name, g.param(tensor(p.data, p.dims as never, p.shape as never) as F32<Dims>));
+    }
+  } catch (e) {
+    for (const t of tensors.values()) {
+      t.dispose();
+    }
+    throw e;
+  }
+  const get = <D extends Dims>(name: string): F32<D> => {
+    const t = tensors.get(name);
+    if (t === undefined) {
+      throw new ShapeError("size", `[qat] parameter ${name} is missing`);
+    }
+    return t as unknown as F32<D>;
+  };
+  const layers = Array.from({ length: c.layers }, (_, l) => ({
+    attnNorm: get<["embed"]>(`blk.${l}.attn_norm.weight`),
+    wq: get<["q", "embed"]>(`blk.${l}.attn_q.weight`),
+    wk: get<["kv", "embed"]>(`blk.${l}.attn_k.weight`),
+    wv: get<["kv", "embed"]>(`blk.${l}.attn_v.weight`),
+    attnSubNorm: get<["q"]>(`blk.${l}.attn_sub_norm.weight`),
+    wo: get<["embed", "q"]>(`blk.${l}.attn_output.weight`),
+    ffnNorm: get<["embed"]>(`blk.${l}.ffn_norm.weight`),
+    wGate: get<["ffn", "embed"]>(`blk.${l}.ffn_gate.weight`),
+    wUp: get<["ffn", "embed"]>(`blk.${l}.ffn_up.weight`),
+    ffnSubNorm: get<["ffn"]>(`blk.${l}.ffn_sub_norm.weight`),
+    wDown: get<["embed", "ffn"]>(`blk.${l}.ffn_down.weight`),
+  }));
+  const tokenEmbd = get<["vocab", "embed"]>("token_embd.weight");
+  return {
+    tensors,
+    bound: {
+      tokenEmbd,
+      outputNorm: get<["embed"]>("output_norm.weight"),
+      output: c.tied ? tokenEmbd : get<["vocab", "embed"]>("output.weight"),
+      layers,
+    },
+  };
+}
+
+/**
+ * Mean next-token cross-entropy of one window on the tape: `window[0..n-1]` in, `window[1..n]` as targets,
+ * positions 0…n−2. The id tensors go into `keep` (the tape reads them during backward; the caller frees them).
+ */
+export function windowLoss(g: Tape, c: QatConfig, p: Bound, window: readonly number[], keep: Disposable[]): F32<[]> {
+  const seq = window.length - 1;
+  if (seq < 1) {
+    throw new ShapeError("size", "[qat] a window needs at least two tokens");
+  }
+  const ids = int32Tensor(window.slice(0, seq), ["seq"], [seq]);
+  keep.push(ids);
+  const targets = int32Tensor(window.slice(1), ["seq"], [seq]);
+  keep.push(targets);
+  const positions = int32Tensor(
+    Array.from({ length: seq }, (_, i) => i),
+    ["seq"],
+    [seq],
+  );
+  keep.push(positions);
+  const headDim = c.hidden / c.heads;
+  const ropeOptions = { theta: c.ropeTheta, mode: "neox" } as const;
+  let h = g.embedding(ids, p.tokenEmbd);
+  for (const w of p.layers) {
+    // Attention branch: x = RMSNorm(h); q, k, v = BitLinear(x); RoPE; causal attention; SubLN; BitLinear_o.
+    const x = g.rmsNorm(h, w.attnNorm, c.rmsEps);
+    const q = g.split(g.bitLinear(x, w.wq), "q", ["head", "headDim"], [c.heads, headDim]);
+    const k = g.split(g.bitLinear(x, w.wk), "kv", ["kvHead", "headDim"], [c.kvHeads, headDim]);
+    const v = g.split(g.bitLinear(x, w.wv), "kv", ["kvHead", "headDim"], [c.kvHeads, headDim]);
+    const a = g.attention(g.rope(q, positions, ropeOptions), g.rope(k, positions, ropeOptions), v);
+    const an = g.rmsNorm(g.merge(a, ["head", "headDim"], "q"), w.attnSubNorm, c.rmsEps);
+    const h1 = g.add(h, g.bitLinear(an, w.wo));
+    // Feed-forward branch: y = RMSNorm(h1); act(BitLinear_gate(y)) ⊙ BitLinear_up(y); SubLN; BitLinear_down.
+    const y = g.rmsNorm(h1, w.ffnNorm, c.rmsEps);
+    const gate = g.bitLinear(y, w.wGate);
+    const act = c.activation === "relu2" ? g.relu2(gate) : g.silu(gate);
+    const m = g.mul(act, g.bitLinear(y, w.wUp));
+    const mn = g.rmsNorm(m, w.ffnSubNorm, c.rmsEps);
+    h = g.add(h1, g.bitLinear(mn, w.wDown));
+  }
+  const logits = g.linear(g.rmsNorm(h, p.outputNorm, c.rmsEps), p.output);
+  return g.crossEntropy(logits, targets);
+}

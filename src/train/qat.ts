@@ -1,0 +1,212 @@
+/**
+ * BitNet b1.58 quantization-aware training (issue 8, point 2; docs/training.md): AdamW with decoupled
+ * weight decay and bias correction, linear warmup + cosine decay, global-norm gradient clipping, seeded
+ * data order over a token array, loss and tokens/s reported per step. The whole state of a run is a
+ * `TrainState` (latent weights, Adam moments, step, RNG state), which `saveCheckpoint` stores exactly.
+ */
+import { ShapeError } from "../core/errors.js";
+import { createTape } from "./autograd.js";
+import { bindParams, checkQatConfig, initParams, windowLoss, type Param, type QatConfig } from "./model.js";
+import { Rng } from "./rng.js";
+
+/** Optimizer, schedule and data settings of a run. */
+export interface TrainOptions {
+  /** Steps of the whole schedule (the cosine reaches `minLr` here). */
+  readonly totalSteps: number;
+  /** Linear warmup from lr/warmupSteps to `peakLr` over the first steps. */
+  readonly warmupSteps: number;
+  readonly peakLr: number;
+  readonly minLr: number;
+  /** Decoupled weight decay (AdamW), applied to matrices only, not to norm weights. */
+  readonly weightDecay: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  /** Gradients are scaled down so their global L2 norm is at most this (Infinity: no clipping). */
+  readonly clipNorm: number;
+  /** Windows per step. */
+  readonly batchSize: number;
+  /** Tokens predicted per window (each window reads seqLen + 1 tokens). */
+  readonly seqLen: number;
+}
+
+/** Everything a run needs to continue exactly: what a checkpoint holds. */
+export interface TrainState {
+  readonly config: QatConfig;
+  /** Latent f32 weights, in `paramLayout` order. */
+  readonly params: readonly Param[];
+  /** Adam first and second moments, one per parameter, same order. */
+  readonly m: readonly Float32Array[];
+  readonly v: readonly Float32Array[];
+  /** Steps done. */
+  step: number;
+  /** The data-order PRNG state (uint32). */
+  rng: number;
+}
+
+/** What `train` reports after each step. */
+export interface StepReport {
+  /** Steps done, this one included. */
+  readonly step: number;
+  /** Mean cross-entropy of the step's batch (before the update), nats per token. */
+  readonly loss: number;
+  readonly lr: number;
+  /** Global gradient norm before clipping. */
+  readonly gradNorm: number;
+  /** Tokens predicted in this step. */
+  readonly tokens: number;
+  /** Throughput of this step (wall clock). */
+  readonly tokensPerSecond: number;
+}
+
+/** A fresh run: seeded weights (`initSeed`), zero moments, step 0, data order seeded by `dataSeed`. */
+export function initTrainState(config: QatConfig, initSeed: number, dataSeed: number): TrainState {
+  checkQatConfig(config);
+  const params = initParams(config, initSeed);
+  return {
+    config,
+    params,
+    m: params.map((p) => new Float32Array(p.data.length)),
+    v: params.map((p) => new Float32Array(p.data.length)),
+    step: 0,
+    rng: new Rng(dataSeed).state,
+  };
+}
+
+/** Learning rate of step `step` (0-based): linear warmup to peakLr, then cosine down to minLr at totalSteps. */
+export function learningRate(o: TrainOptions, step: number): number {
+  if (step < o.warmupSteps) {
+    return (o.peakLr * (step + 1)) / o.warmupSteps;
+  }
+  const span = Math.max(1, o.totalSteps - o.warmupSteps);
+  const progress = Math.min(1, (step - o.warmupSteps) / span);
+  return o.minLr + 0.5 * (o.peakLr - o.minLr) * (1 + Math.cos(Math.PI * progress));
+}
+
+function checkOptions(o: TrainOptions): void {
+  const ints: [string, number, number][] = [
+    ["totalSteps", o.totalSteps, 1],
+    ["warmupSteps", o.warmupSteps, 0],
+    ["batchSize", o.batchSize, 1],
+    ["seqLen", o.seqLen, 1],
+  ];
+  for (const [name, v, min] of ints) {
+    if (!Number.isSafeInteger(v) || v < min) {
+      throw new ShapeError("size", `[train] ${name} = ${v} must be an integer ≥ ${min}`);
+    }
+  }
+  const ok =
+    o.peakLr >= 0 && o.minLr >= 0 && o.weightDecay >= 0 && o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0 && o.clipNorm > 0;
+  if (!ok) {
+    throw new ShapeError("size", "[train] learning rates, decay, betas (in [0, 1)), eps and clipNorm must be in range");
+  }
+}
+
+/** The windows of the next batch: `batchSize` seeded starts in the token array, each seqLen + 1 tokens. */
+export function nextBatch(tokens: ArrayLike<number>, o: TrainOptions, rng: Rng): number[][] {
+  const span = tokens.length - (o.seqLen + 1);
+  if (span < 0) {
+    throw new ShapeError("size", `[train] ${tokens.length} tokens cannot hold a window of ${o.seqLen + 1}`);
+  }
+  return Array.from({ length: o.batchSize }, () => {
+    const start = rng.below(span + 1);
+    return Array.from({ length: o.seqLen + 1 }, (_, i) => tokens[start + i] ?? 0);
+  });
+}
+
+/** One step on `state` (mutated): batch, forward on a tape, STE backward, clip, AdamW update. */
+export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: TrainOptions): StepReport {
+  const started = performance.now();
+  const c = state.config;
+  const rng = new Rng(state.rng);
+  const batch = nextBatch(tokens, o, rng);
+  for (const id of batch.flat()) {
+    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+      throw new ShapeError("bounds", `[train] token ${id} is outside the vocabulary of ${c.vocabSize}`);
+    }
+  }
+  const grads: Float64Array[] = [];
+  let loss = 0;
+  {
+    using g = createTape();
+    const keep: Disposable[] = [];
+    const { tensors, bound } = bindParams(g, c, state.params);
+    try {
+      let total = windowLoss(g, c, bound, batch[0] ?? [], keep);
+      for (const window of batch.slice(1)) {
+        total = g.add(total, windowLoss(g, c, bound, window, keep));
+      }
+      const mean = g.scale(total, 1 / batch.length);
+      loss = mean.toFloat32()[0] ?? Number.NaN;
+      using gr = g.backward(mean);
+      for (const p of state.params) {
+        const t = tensors.get(p.name);
+        grads.push(t === undefined ? new Float64Array(p.data.length) : Float64Array.from(gr.get(t).toFloat32()));
+      }
+    } finally {
+      for (const d of keep) {
+        d[Symbol.dispose]();
+      }
+      for (const t of tensors.values()) {
+        t.dispose();
+      }
+    }
+  }
+  // Global-norm clipping.
+  let sq = 0;
+  for (const gr of grads) {
+    for (const x of gr) {
+      sq += x * x;
+    }
+  }
+  const gradNorm = Math.sqrt(sq);
+  const clip = gradNorm > o.clipNorm ? o.clipNorm / gradNorm : 1;
+  // AdamW: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; w ← w − lr·(m̂/(√v̂ + eps) + λ·w) (decoupled decay).
+  const lr = learningRate(o, state.step);
+  const t = state.step + 1;
+  const bc1 = 1 - Math.pow(o.beta1, t);
+  const bc2 = 1 - Math.pow(o.beta2, t);
+  for (const [i, p] of state.params.entries()) {
+    const gr = grads[i] ?? new Float64Array(0);
+    const m = state.m[i] ?? new Float32Array(0);
+    const v = state.v[i] ?? new Float32Array(0);
+    const decay = p.matrix ? o.weightDecay : 0;
+    for (let j = 0; j < p.data.length; j++) {
+      const gj = (gr[j] ?? 0) * clip;
+      const mj = o.beta1 * (m[j] ?? 0) + (1 - o.beta1) * gj;
+      const vj = o.beta2 * (v[j] ?? 0) + (1 - o.beta2) * gj * gj;
+      m[j] = mj;
+      v[j] = vj;
+      const w = p.data[j] ?? 0;
+      const mHat = (m[j] ?? 0) / bc1;
+      const vHat = (v[j] ?? 0) / bc2;
+      p.data[j] = w - lr * (mHat / (Math.sqrt(vHat) + o.eps) + decay * w);
+    }
+  }
+  state.step = t;
+  state.rng = rng.state;
+  const seconds = Math.max((performance.now() - started) / 1000, 1e-9);
+  const predicted = o.batchSize * o.seqLen;
+  return { step: t, loss, lr, gradNorm, tokens: predicted, tokensPerSecond: predicted / seconds };
+}
+
+/**
+ * Runs steps until `state.step` reaches `untilStep` (default: options.totalSteps), calling `onStep`
+ * after each. Returns the reports. Stopping early and resuming from a checkpoint continues exactly.
+ */
+export function train(
+  state: TrainState,
+  tokens: ArrayLike<number>,
+  options: TrainOptions,
+  onStep?: (report: StepReport) => void,
+  untilStep: number = options.totalSteps,
+): StepReport[] {
+  checkOptions(options);
+  const reports: StepReport[] = [];
+  while (state.step < untilStep) {
+    const r = trainStep(state, tokens, options);
+    reports.push(r);
+    onStep?.(r);
+  }
+  return reports;
+}
