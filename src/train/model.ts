@@ -128,7 +128,7 @@ export function initParams(c: QatConfig, seed: number): Param[] {
 type F32<D extends Dims> = Tensor<"f32", D>;
 
 /** The parameters of one step as tensors on the tape, by role (made by `bindParams`). */
-interface Bound {
+export interface Bound {
   readonly tokenEmbd: F32<["vocab", "embed"]>;
   readonly outputNorm: F32<["embed"]>;
   readonly output: F32<["vocab", "embed"]>;
@@ -196,18 +196,12 @@ export function bindParams(g: Tape, c: QatConfig, params: readonly Param[]): { t
 }
 
 /**
- * Mean next-token cross-entropy of one window on the tape: `window[0..n-1]` in, `window[1..n]` as targets,
- * positions 0…n−2. The id tensors go into `keep` (the tape reads them during backward; the caller frees them).
+ * Logits [seq, vocab] of `ids` (positions 0…seq−1) on the tape: the graph of src/model/bitnet/forward.ts
+ * with every projection a `bitLinear`. The position tensor goes into `keep` (the tape reads it during
+ * backward; the caller frees it).
  */
-export function windowLoss(g: Tape, c: QatConfig, p: Bound, window: readonly number[], keep: Disposable[]): F32<[]> {
-  const seq = window.length - 1;
-  if (seq < 1) {
-    throw new ShapeError("size", "[qat] a window needs at least two tokens");
-  }
-  const ids = int32Tensor(window.slice(0, seq), ["seq"], [seq]);
-  keep.push(ids);
-  const targets = int32Tensor(window.slice(1), ["seq"], [seq]);
-  keep.push(targets);
+export function windowLogits(g: Tape, c: QatConfig, p: Bound, ids: Tensor<"i32", ["seq"]>, keep: Disposable[]): F32<["seq", "vocab"]> {
+  const seq = ids.shape[0];
   const positions = int32Tensor(
     Array.from({ length: seq }, (_, i) => i),
     ["seq"],
@@ -234,6 +228,21 @@ export function windowLoss(g: Tape, c: QatConfig, p: Bound, window: readonly num
     const mn = g.rmsNorm(m, w.ffnSubNorm, c.rmsEps);
     h = g.add(h1, g.bitLinear(mn, w.wDown));
   }
-  const logits = g.linear(g.rmsNorm(h, p.outputNorm, c.rmsEps), p.output);
-  return g.crossEntropy(logits, targets);
+  return g.linear(g.rmsNorm(h, p.outputNorm, c.rmsEps), p.output);
+}
+
+/**
+ * Mean next-token cross-entropy of one window on the tape: `window[0..n-1]` in, `window[1..n]` as targets.
+ * The id tensors go into `keep` (the tape reads them during backward; the caller frees them).
+ */
+export function windowLoss(g: Tape, c: QatConfig, p: Bound, window: readonly number[], keep: Disposable[]): F32<[]> {
+  const seq = window.length - 1;
+  if (seq < 1) {
+    throw new ShapeError("size", "[qat] a window needs at least two tokens");
+  }
+  const ids = int32Tensor(window.slice(0, seq), ["seq"], [seq]);
+  keep.push(ids);
+  const targets = int32Tensor(window.slice(1), ["seq"], [seq]);
+  keep.push(targets);
+  return g.crossEntropy(windowLogits(g, c, p, ids, keep), targets);
 }

@@ -7,8 +7,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import type { BitnetConfig } from "../../src/model/bitnet/config.js";
+import { forward } from "../../src/model/bitnet/forward.js";
+import { KvCache } from "../../src/model/bitnet/kv-cache.js";
+import type { BitnetWeights } from "../../src/model/bitnet/weights.js";
 import { absmeanTernarize, quantizeActivations as quantizeHost } from "../../src/quant/values.js";
-import { linearQuantized, quantizeActivations, tensor, ternarize } from "../../src/tensor/index.js";
+import { defaultBackend } from "../../src/tensor/context.js";
+import { int32Tensor, linearQuantized, quantizeActivations, tensor, ternarize, type Tensor } from "../../src/tensor/index.js";
 import { createTape } from "../../src/train/autograd.js";
 import {
   CheckpointError,
@@ -17,7 +22,7 @@ import {
   saveCheckpoint,
   saveCheckpointFile,
 } from "../../src/train/checkpoint.js";
-import type { QatConfig } from "../../src/train/model.js";
+import { bindParams, windowLogits, type QatConfig } from "../../src/train/model.js";
 import { initTrainState, learningRate, nextBatch, train, type TrainOptions, type TrainState } from "../../src/train/qat.js";
 import { Rng } from "../../src/train/rng.js";
 
@@ -151,6 +156,80 @@ describe("QAT training run", () => {
     console.log(`QAT: loss ${reports[0]?.loss.toFixed(3)} → ${last.toFixed(4)} (mean of the last 10 steps)`);
     expect(last).toBeLessThan(0.2);
     expect(reports.every((r) => r.tokens === OPTIONS.batchSize * OPTIONS.seqLen && r.tokensPerSecond > 0)).toBe(true);
+  });
+});
+
+describe("parity with inference", () => {
+  it("the training graph's logits equal forward() on the ternarized weights, bit for bit", () => {
+    const state = initTrainState(CONFIG, 9, 9);
+    train(state, TOKENS, OPTIONS, undefined, 5);
+    const window = TOKENS.slice(3, 3 + 12);
+    const seq = window.length;
+    using g = createTape();
+    const keep: Disposable[] = [];
+    const { tensors, bound } = bindParams(g, CONFIG, state.params);
+    const ternary: Tensor[] = [];
+    try {
+      using ids = int32Tensor(window, ["seq"], [seq]);
+      const trained = windowLogits(g, CONFIG, bound, ids, keep).toFloat32();
+      const tern = <D extends readonly string[]>(t: Tensor<"f32", D>): Tensor<"ternary", D> => {
+        const r = ternarize(t);
+        if (!r.ok) {
+          throw r.error;
+        }
+        ternary.push(r.value);
+        return r.value;
+      };
+      const weights: BitnetWeights = {
+        tokenEmbd: bound.tokenEmbd,
+        outputNorm: bound.outputNorm,
+        output: bound.output,
+        tied: CONFIG.tied,
+        floatProjections: false,
+        layers: bound.layers.map((l) => ({
+          attnNorm: l.attnNorm,
+          wq: tern(l.wq),
+          wk: tern(l.wk),
+          wv: tern(l.wv),
+          attnSubNorm: l.attnSubNorm,
+          wo: tern(l.wo),
+          ffnNorm: l.ffnNorm,
+          wGate: tern(l.wGate),
+          wUp: tern(l.wUp),
+          ffnSubNorm: l.ffnSubNorm,
+          wDown: tern(l.wDown),
+        })),
+        dispose: () => undefined,
+        [Symbol.dispose]: () => undefined,
+      };
+      const config: BitnetConfig = {
+        arch: "bitnet-b1.58",
+        name: undefined,
+        vocabSize: CONFIG.vocabSize,
+        contextLength: 64,
+        hidden: CONFIG.hidden,
+        layers: CONFIG.layers,
+        ffn: CONFIG.ffn,
+        heads: CONFIG.heads,
+        kvHeads: CONFIG.kvHeads,
+        headDim: CONFIG.hidden / CONFIG.heads,
+        rmsEps: CONFIG.rmsEps,
+        ropeTheta: CONFIG.ropeTheta,
+        activation: CONFIG.activation,
+      };
+      using cache = new KvCache(config, 64, defaultBackend());
+      using logits = forward(config, weights, cache, window, { allLogits: true });
+      const inferred = logits.toFloat32();
+      expect(inferred.length).toBe(trained.length);
+      const worst = inferred.reduce((m, v, i) => Math.max(m, Math.abs(v - (trained[i] ?? 0))), 0);
+      // Same ops, same quantizers, same order: bit for bit on the default backend (0 reached).
+      expect(worst).toBe(0);
+      expect(Array.from(inferred)).toEqual(Array.from(trained));
+    } finally {
+      keep.forEach((d) => d[Symbol.dispose]());
+      tensors.forEach((t) => t.dispose());
+      ternary.forEach((t) => t.dispose());
+    }
   });
 });
 
