@@ -114,8 +114,57 @@ export function nextBatch(tokens: ArrayLike<number>, o: TrainOptions, rng: Rng):
   });
 }
 
+/** Scales `grads` in place so their global L2 norm is at most `maxNorm`; returns the norm before. */
+export function clipGradients(grads: readonly Float64Array[], maxNorm: number): number {
+  let sq = 0;
+  for (const g of grads) {
+    for (const x of g) {
+      sq += x * x;
+    }
+  }
+  const norm = Math.sqrt(sq);
+  if (norm > maxNorm) {
+    const f = maxNorm / norm;
+    for (const g of grads) {
+      for (let j = 0; j < g.length; j++) {
+        g[j] = (g[j] ?? 0) * f;
+      }
+    }
+  }
+  return norm;
+}
+
+/**
+ * One AdamW update of `p` (step t ≥ 1, 1-based): m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
+ * w ← w − lr·(m̂/(√v̂ + eps) + λ·w) with m̂ = m/(1−β1ᵗ), v̂ = v/(1−β2ᵗ) and decoupled decay λ (matrices only).
+ * Float64 arithmetic; w, m and v are stored as f32.
+ */
+export function adamwUpdate(
+  p: Param,
+  grad: Float64Array,
+  m: Float32Array,
+  v: Float32Array,
+  lr: number,
+  t: number,
+  o: Pick<TrainOptions, "beta1" | "beta2" | "eps" | "weightDecay">,
+): void {
+  const bc1 = 1 - Math.pow(o.beta1, t);
+  const bc2 = 1 - Math.pow(o.beta2, t);
+  const decay = p.matrix ? o.weightDecay : 0;
+  for (let j = 0; j < p.data.length; j++) {
+    const gj = grad[j] ?? 0;
+    m[j] = o.beta1 * (m[j] ?? 0) + (1 - o.beta1) * gj;
+    v[j] = o.beta2 * (v[j] ?? 0) + (1 - o.beta2) * gj * gj;
+    const w = p.data[j] ?? 0;
+    const mHat = (m[j] ?? 0) / bc1;
+    const vHat = (v[j] ?? 0) / bc2;
+    p.data[j] = w - lr * (mHat / (Math.sqrt(vHat) + o.eps) + decay * w);
+  }
+}
+
 /** One step on `state` (mutated): batch, forward on a tape, STE backward, clip, AdamW update. */
 export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: TrainOptions): StepReport {
+  checkOptions(o);
   const started = performance.now();
   const c = state.config;
   const rng = new Rng(state.rng);
@@ -152,36 +201,11 @@ export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: Train
       }
     }
   }
-  // Global-norm clipping.
-  let sq = 0;
-  for (const gr of grads) {
-    for (const x of gr) {
-      sq += x * x;
-    }
-  }
-  const gradNorm = Math.sqrt(sq);
-  const clip = gradNorm > o.clipNorm ? o.clipNorm / gradNorm : 1;
-  // AdamW: m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; w ← w − lr·(m̂/(√v̂ + eps) + λ·w) (decoupled decay).
+  const gradNorm = clipGradients(grads, o.clipNorm);
   const lr = learningRate(o, state.step);
   const t = state.step + 1;
-  const bc1 = 1 - Math.pow(o.beta1, t);
-  const bc2 = 1 - Math.pow(o.beta2, t);
   for (const [i, p] of state.params.entries()) {
-    const gr = grads[i] ?? new Float64Array(0);
-    const m = state.m[i] ?? new Float32Array(0);
-    const v = state.v[i] ?? new Float32Array(0);
-    const decay = p.matrix ? o.weightDecay : 0;
-    for (let j = 0; j < p.data.length; j++) {
-      const gj = (gr[j] ?? 0) * clip;
-      const mj = o.beta1 * (m[j] ?? 0) + (1 - o.beta1) * gj;
-      const vj = o.beta2 * (v[j] ?? 0) + (1 - o.beta2) * gj * gj;
-      m[j] = mj;
-      v[j] = vj;
-      const w = p.data[j] ?? 0;
-      const mHat = (m[j] ?? 0) / bc1;
-      const vHat = (v[j] ?? 0) / bc2;
-      p.data[j] = w - lr * (mHat / (Math.sqrt(vHat) + o.eps) + decay * w);
-    }
+    adamwUpdate(p, grads[i] ?? new Float64Array(0), state.m[i] ?? new Float32Array(0), state.v[i] ?? new Float32Array(0), lr, t, o);
   }
   state.step = t;
   state.rng = rng.state;

@@ -23,7 +23,16 @@ import {
   saveCheckpointFile,
 } from "../../src/train/checkpoint.js";
 import { bindParams, windowLogits, type QatConfig } from "../../src/train/model.js";
-import { initTrainState, learningRate, nextBatch, train, type TrainOptions, type TrainState } from "../../src/train/qat.js";
+import {
+  adamwUpdate,
+  clipGradients,
+  initTrainState,
+  learningRate,
+  nextBatch,
+  train,
+  type TrainOptions,
+  type TrainState,
+} from "../../src/train/qat.js";
 import { Rng } from "../../src/train/rng.js";
 
 const CONFIG: QatConfig = {
@@ -132,6 +141,37 @@ describe("schedule and data order", () => {
     expect(learningRate(OPTIONS, 9)).toBeCloseTo(1e-2, 12);
     expect(learningRate(OPTIONS, 65)).toBeCloseTo((1e-2 + 1e-3) / 2, 12);
     expect(learningRate(OPTIONS, 120)).toBeCloseTo(1e-3, 12);
+  });
+
+  it("AdamW: bias-corrected first steps and decoupled decay on matrices only", () => {
+    const o = { beta1: 0.9, beta2: 0.99, eps: 0, weightDecay: 0.1 };
+    const w = { name: "w", dims: ["a", "b"], shape: [1, 2], matrix: true, data: Float32Array.of(0.5, -0.25) };
+    const norm = { name: "n", dims: ["a"], shape: [2], matrix: false, data: Float32Array.of(0.5, -0.25) };
+    const m = new Float32Array(2);
+    const v = new Float32Array(2);
+    // Step 1: m̂ = g, v̂ = g², so the step is lr·(sign(g) + λ·w) whatever |g| is.
+    adamwUpdate(w, Float64Array.of(2, -3), m, v, 0.01, 1, o);
+    expect(w.data[0]).toBeCloseTo(0.5 - 0.01 * (1 + 0.1 * 0.5), 7);
+    expect(w.data[1]).toBeCloseTo(-0.25 - 0.01 * (-1 + 0.1 * -0.25), 7);
+    expect(Array.from(m)).toEqual([Math.fround(0.2), Math.fround(-0.3)]);
+    adamwUpdate(norm, Float64Array.of(2, -3), new Float32Array(2), new Float32Array(2), 0.01, 1, o);
+    expect(norm.data[0]).toBeCloseTo(0.5 - 0.01, 7);
+    // Step 2 with the gradient's sign flipped: m̂ = (0.9·0.1·g − 0.1·g)/(1−0.81), v̂ = g² → −0.0526·sign(g).
+    const before = w.data[0] ?? 0;
+    adamwUpdate(w, Float64Array.of(-2, 3), m, v, 0.01, 2, o);
+    const mHat = (0.9 * 0.2 + 0.1 * -2) / (1 - 0.81);
+    const vHat = (0.99 * 0.04 + 0.01 * 4) / (1 - 0.99 ** 2);
+    expect(w.data[0]).toBeCloseTo(before - 0.01 * (mHat / Math.sqrt(vHat) + 0.1 * before), 6);
+  });
+
+  it("clips the global gradient norm, and only when above the bound", () => {
+    const grads = [Float64Array.of(3, 0), Float64Array.of(4)];
+    expect(clipGradients(grads, 1)).toBeCloseTo(5, 12);
+    expect(grads[0]?.[0]).toBeCloseTo(0.6, 12);
+    expect(grads[1]?.[0]).toBeCloseTo(0.8, 12);
+    const small = [Float64Array.of(0.3, 0.4)];
+    expect(clipGradients(small, 1)).toBeCloseTo(0.5, 12);
+    expect(Array.from(small[0] ?? [])).toEqual([0.3, 0.4]);
   });
 
   it("draws the same windows for the same seed and others for another", () => {
