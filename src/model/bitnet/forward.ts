@@ -10,7 +10,7 @@
  *   h += BitLinear_down(RMSNorm(act(g) ⊙ u) ·ffn_sub_norm)     (act: ReLU² or SiLU by arch)
  * then logits = head · RMSNorm(h) ·output_norm, in float (the head is not quantized).
  */
-import type { BitnetBlockWeights, FusedKernels } from "../../backends/backend.js";
+import type { BitnetBlockParams, BitnetBlockWeights, FusedKernels } from "../../backends/backend.js";
 import { ShapeError } from "../../core/errors.js";
 import { add, mul, relu2, silu } from "../../tensor/ops/elementwise.js";
 import { embedding, linear, linearQuantized, matmul } from "../../tensor/ops/matmul.js";
@@ -154,6 +154,19 @@ function fusedWeights(w: LayerWeights): BitnetBlockWeights | undefined {
   };
 }
 
+/** The model numbers a fused block needs. */
+function blockParams(c: BitnetConfig): BitnetBlockParams {
+  return {
+    heads: c.heads,
+    kvHeads: c.kvHeads,
+    headDim: c.headDim,
+    eps: c.rmsEps,
+    ropeTheta: c.ropeTheta,
+    attnScale: 1 / Math.sqrt(c.headDim),
+    activation: c.activation,
+  };
+}
+
 /**
  * The same block in one backend call (FusedKernels.bitnetBlock), when the backend offers it: the
  * backend computes what `block` composes, with its intermediates in its own scratch memory.
@@ -167,21 +180,9 @@ function fusedBlock(
   h: Tensor<"f32", ["seq", "embed"]>,
   positions: Tensor<"i32", ["seq"]>,
 ): Tensor<"f32", ["seq", "embed"]> {
-  const keys = cache.keys[layer];
-  const values = cache.values[layer];
-  if (keys === undefined || values === undefined) {
-    throw new ShapeError("bounds", `[forward] the cache has no layer ${layer}`);
-  }
+  const [keys, values] = cacheLayer(cache, layer);
   const out = allocTensor(h.backend, "f32", ["seq", "embed"] as ["seq", "embed"], h.shape);
-  const params = {
-    heads: c.heads,
-    kvHeads: c.kvHeads,
-    headDim: c.headDim,
-    eps: c.rmsEps,
-    ropeTheta: c.ropeTheta,
-    attnScale: 1 / Math.sqrt(c.headDim),
-    activation: c.activation,
-  } as const;
+  const params = blockParams(c);
   return fill(out, () => run(h.ref(), positions.ref(), keys.ref(), values.ref(), cache.length, weights, params, out.ref()));
 }
 
@@ -197,15 +198,7 @@ function fusedBatchBlock(
 ): Tensor<"f32", ["seq", "embed"]> {
   const layers = caches.map((cache) => cacheLayer(cache, layer));
   const out = allocTensor(h.backend, "f32", ["seq", "embed"] as ["seq", "embed"], h.shape);
-  const params = {
-    heads: c.heads,
-    kvHeads: c.kvHeads,
-    headDim: c.headDim,
-    eps: c.rmsEps,
-    ropeTheta: c.ropeTheta,
-    attnScale: 1 / Math.sqrt(c.headDim),
-    activation: c.activation,
-  } as const;
+  const params = blockParams(c);
   return fill(out, () =>
     run(
       h.ref(),
