@@ -21,6 +21,7 @@ import { probeOnce } from "../src/backends/registry.js";
 import { makeBitnetFixture } from "../src/model/bitnet/fixture.js";
 import { SHAPES } from "../scripts/shapes.js";
 import { barewireBench } from "./barewire.js";
+import { trainBench } from "./train.js";
 import { serveBench } from "./serve.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -269,6 +270,7 @@ async function main(): Promise<void> {
   lines.push("", `Medians of ${reps} runs (range in parentheses). Peers on this machine kind: see ../shared/docs/PEERS.md.`);
   lines.push("", ...barewireBench({ quick }));
   lines.push("", ...(await serveBench({ quick, threads: most })).lines);
+  lines.push("", ...trainBench({ quick }));
   const table = lines.join("\n");
   process.stdout.write(`${table}\n`);
   const out = path.join(here, "results", `${new Date().toISOString().slice(0, 10)}${quick ? "-quick" : ""}.md`);
