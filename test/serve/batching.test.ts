@@ -5,13 +5,13 @@
  * on the next backend chain.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createActorSystem, ManualClock, settle, type ActorRef, type ActorSystem } from "../../src/actors/index.js";
+import { createActorSystem, ManualClock, type ActorRef, type ActorSystem } from "../../src/actors/index.js";
 import { PROVIDERS } from "../../src/backends/providers.js";
 import { probeOnce } from "../../src/backends/registry.js";
 import { loadModel } from "../../src/engine/model.js";
-import { modelActor, type ModelMsg, type ModelOutput, type ModelStatus, type WorkerStatus } from "../../src/serve/index.js";
+import { modelActor, type ModelMsg, type ModelOutput } from "../../src/serve/index.js";
 import { writeLadder, type Ladder } from "./fixtures.js";
-import { collect, lastOf, tokensOf } from "./helpers.js";
+import { collect, lastOf, tokensOf, untilWorker } from "./helpers.js";
 
 let ladder: Ladder;
 let system: ActorSystem | undefined;
@@ -26,16 +26,6 @@ afterEach(async () => {
   system = undefined;
 });
 
-async function untilWorker(ref: ActorRef<ModelMsg>, test: (w: WorkerStatus) => boolean): Promise<ModelStatus> {
-  for (let i = 0; i < 1000; i++) {
-    const status = await ref.ask({ type: "queryStatus" });
-    if (status.worker !== undefined && test(status.worker)) {
-      return status;
-    }
-    await settle();
-  }
-  throw new Error("the worker never reached the state");
-}
 
 async function greedy(path: string, prompts: readonly number[][], maxTokens: readonly number[], backends: ("js" | "native-cpu")[] = ["js"]): Promise<number[][]> {
   using model = await loadModel(path, { backends, autotune: false });

@@ -1,12 +1,11 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createActorSystem, ManualClock, settle, type ActorRef, type ActorSystem } from "../../src/actors/index.js";
+import { createActorSystem, ManualClock, type ActorSystem } from "../../src/actors/index.js";
 import { PROVIDERS } from "../../src/backends/providers.js";
 import { probeOnce } from "../../src/backends/registry.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
-import { loadModel } from "../../src/engine/model.js";
-import { InjectedFault, modelActor, withFaults, type ModelMsg, type ModelStatus, type WorkerStatus } from "../../src/serve/index.js";
+import { InjectedFault, modelActor, withFaults } from "../../src/serve/index.js";
 import { writeLadder, type Ladder } from "./fixtures.js";
-import { collect, lastOf, tokensOf } from "./helpers.js";
+import { collect, lastOf, tokensOf, untilWorker, jsGreedy } from "./helpers.js";
 
 let ladder: Ladder;
 let system: ActorSystem | undefined;
@@ -21,21 +20,7 @@ afterEach(async () => {
   system = undefined;
 });
 
-async function untilWorker(ref: ActorRef<ModelMsg>, test: (w: WorkerStatus) => boolean): Promise<ModelStatus> {
-  for (let i = 0; i < 1000; i++) {
-    const status = await ref.ask({ type: "queryStatus" });
-    if (status.worker !== undefined && test(status.worker)) {
-      return status;
-    }
-    await settle();
-  }
-  throw new Error("the worker never reached the state");
-}
 
-async function jsGreedy(path: string, tokens: number[], maxTokens: number): Promise<number[]> {
-  using model = await loadModel(path, { backends: ["js"], autotune: false });
-  return [...(await model.generate(tokens, { temperature: 0, maxTokens }).complete()).tokens];
-}
 
 describe("the fault decorator", () => {
   it("should throw on the nth call of the chosen kernel only, counting per plan", () => {

@@ -1,5 +1,6 @@
-import type { ActorRef } from "../../src/actors/index.js";
-import type { ModelMsg, ModelOutput, ModelRequest } from "../../src/serve/index.js";
+import { settle, type ActorRef } from "../../src/actors/index.js";
+import { loadModel } from "../../src/engine/model.js";
+import type { ModelMsg, ModelOutput, ModelRequest, ModelStatus, WorkerStatus } from "../../src/serve/index.js";
 
 /** Every item of one request; throws the refusal when the actor does not take it. */
 export async function collect(ref: ActorRef<ModelMsg>, request: ModelRequest): Promise<ModelOutput[]> {
@@ -24,4 +25,22 @@ export function lastOf(items: readonly ModelOutput[]): ModelOutput {
     throw new Error("no items");
   }
   return last;
+}
+
+/** Asks for status until the worker's answer passes `test` (event-loop turns, no wall clock). */
+export async function untilWorker(ref: ActorRef<ModelMsg>, test: (w: WorkerStatus) => boolean): Promise<ModelStatus> {
+  for (let i = 0; i < 1000; i++) {
+    const status = await ref.ask({ type: "queryStatus" });
+    if (status.worker !== undefined && test(status.worker)) {
+      return status;
+    }
+    await settle();
+  }
+  throw new Error("the worker never reached the state");
+}
+
+/** The greedy tokens the engine itself generates on the JS backend, for comparison with the actor's. */
+export async function jsGreedy(path: string, tokens: number[], maxTokens: number): Promise<number[]> {
+  using model = await loadModel(path, { backends: ["js"], autotune: false });
+  return [...(await model.generate(tokens, { temperature: 0, maxTokens }).complete()).tokens];
 }

@@ -1,9 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createActorSystem, ManualClock, settle, type ActorRef, type ActorSystem } from "../../src/actors/index.js";
+import { createActorSystem, ManualClock, type ActorSystem } from "../../src/actors/index.js";
 import { loadModel } from "../../src/engine/model.js";
-import { modelActor, type ModelMsg, type ModelOutput, type ModelStatus, type WorkerStatus } from "../../src/serve/index.js";
+import { modelActor, type ModelOutput } from "../../src/serve/index.js";
 import { writeLadder, type Ladder } from "./fixtures.js";
-import { collect, lastOf, tokensOf } from "./helpers.js";
+import { collect, lastOf, tokensOf, untilWorker, jsGreedy } from "./helpers.js";
 
 let ladder: Ladder;
 let system: ActorSystem | undefined;
@@ -18,29 +18,14 @@ afterEach(async () => {
   system = undefined;
 });
 
-/** Asks for status until the worker's answer passes `test` (event-loop turns, no wall clock). */
-async function untilWorker(ref: ActorRef<ModelMsg>, test: (w: WorkerStatus) => boolean): Promise<ModelStatus> {
-  for (let i = 0; i < 1000; i++) {
-    const status = await ref.ask({ type: "queryStatus" });
-    if (status.worker !== undefined && test(status.worker)) {
-      return status;
-    }
-    await settle();
-  }
-  throw new Error("the worker never reached the state");
-}
 
-async function directGreedy(path: string, tokens: number[], maxTokens: number): Promise<number[]> {
-  using model = await loadModel(path, { backends: ["js"], autotune: false });
-  return [...(await model.generate(tokens, { temperature: 0, maxTokens }).complete()).tokens];
-}
 
 describe("the model actor in-process", () => {
   it("should stream the tokens the engine generates and end with a done item naming the model", async () => {
     system = createActorSystem({ clock: new ManualClock() });
     const ref = system.spawn(modelActor({ ladder: [ladder.small, ladder.large], backends: ["js"], isolation: "in-process" }));
     const items = await collect(ref, { tokens: [1, 2, 3], maxTokens: 5, temperature: 0 });
-    expect(tokensOf(items)).toEqual(await directGreedy(ladder.small.path, [1, 2, 3], 5));
+    expect(tokensOf(items)).toEqual(await jsGreedy(ladder.small.path, [1, 2, 3], 5));
     expect(lastOf(items)).toMatchObject({ kind: "done", model: "small", backend: "js", promptTokens: 3, completionTokens: 5, failures: [], resent: 0 });
     const text = await collect(ref, { prompt: "the cat", maxTokens: 2, temperature: 0 });
     expect(lastOf(text)).toMatchObject({ kind: "done", completionTokens: 2 });
@@ -188,10 +173,10 @@ describe("the model actor in-process", () => {
     const reply = await expanding;
     expect(reply).toMatchObject({ ok: true, status: { worker: { model: "large", rung: 1, capabilities: { hidden: 128, canExpand: false } } } });
     expect(lastOf(first)).toMatchObject({ kind: "done", model: "small", completionTokens: 20 });
-    expect(tokensOf(first)).toEqual(await directGreedy(ladder.small.path, [1, 2, 3], 20));
+    expect(tokensOf(first)).toEqual(await jsGreedy(ladder.small.path, [1, 2, 3], 20));
     const after = await collect(ref, { tokens: [1, 2, 3], maxTokens: 4, temperature: 0 });
     expect(lastOf(after)).toMatchObject({ kind: "done", model: "large" });
-    expect(tokensOf(after)).toEqual(await directGreedy(ladder.large.path, [1, 2, 3], 4));
+    expect(tokensOf(after)).toEqual(await jsGreedy(ladder.large.path, [1, 2, 3], 4));
     expect(await ref.ask({ type: "expandCapability" })).toMatchObject({ ok: false, code: "bad-request" });
     expect(await ref.ask({ type: "expandCapability", target: { rung: "nope" } })).toMatchObject({ ok: false, code: "bad-request" });
     expect(await ref.ask({ type: "expandCapability", target: { backends: ["cuda"] } })).toMatchObject({ ok: false, code: "bad-request" });

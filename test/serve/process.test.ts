@@ -1,10 +1,9 @@
 /** The model worker in its own child process: crashes, restarts, in-flight requests, memory. */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createActorSystem, type ActorSystem } from "../../src/actors/index.js";
-import { loadModel } from "../../src/engine/model.js";
 import { modelActor, type ModelOutput } from "../../src/serve/index.js";
 import { writeLadder, type Ladder } from "./fixtures.js";
-import { collect, lastOf, tokensOf } from "./helpers.js";
+import { collect, lastOf, tokensOf, jsGreedy } from "./helpers.js";
 
 let ladder: Ladder;
 let system: ActorSystem | undefined;
@@ -21,10 +20,6 @@ afterEach(async () => {
 
 const noBackoff = { maxRestarts: 5, withinMs: 60_000 };
 
-async function jsGreedy(path: string, tokens: number[], maxTokens: number): Promise<number[]> {
-  using model = await loadModel(path, { backends: ["js"], autotune: false });
-  return [...(await model.generate(tokens, { temperature: 0, maxTokens }).complete()).tokens];
-}
 
 describe("the model actor with its worker in a child process", () => {
   it("should serve from another process and free its memory there on ReleaseResources", async () => {
