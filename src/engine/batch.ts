@@ -13,7 +13,7 @@ import { UsageError, ValueError } from "../core/errors.js";
 import { forward, forwardBatch, PREFILL_STEP_TOKENS } from "../model/bitnet/forward.js";
 import { KvCache } from "../model/bitnet/kv-cache.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { SequenceState, toGeneration, type GeneratedToken, type GenerateOptions, type Generation, type GenerationResult } from "./generate.js";
+import { SequenceState, toGeneration, yieldToEventLoop, type GeneratedToken, type GenerateOptions, type Generation, type GenerationResult } from "./generate.js";
 import type { LoadedModel } from "./loaded.js";
 
 /** Largest `maxSequences` a batcher accepts. */
@@ -96,8 +96,6 @@ interface Slot {
   prefillMs: number;
   t1: number;
 }
-
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Runs generations of one model with shared decode steps. Create it from a loaded model (BitnetModel's

@@ -85,7 +85,8 @@ function fitPrompt(prompt: readonly number[], room: number, capacity: number, mo
   return [...prompt.slice(0, keepBos), ...prompt.slice(prompt.length - budget)];
 }
 
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** Lets other work (consumers, new requests, I/O) run between decode steps. */
+export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * One sequence's generation state apart from the model step: prompt fitting, sampling, stop tokens and
@@ -102,7 +103,6 @@ export class SequenceState {
   text = "";
   finishReason: FinishReason = "length";
   done = false;
-  readonly #maxTokens: number;
   readonly #capacity: number;
   readonly #sampler;
   readonly #matcher;
@@ -120,7 +120,6 @@ export class SequenceState {
     this.prompt = fitPrompt(promptIds, room, capacity, options.contextOverflow ?? "error", tokenizer?.bos);
     this.history = [...this.prompt];
     this.budget = maxTokens;
-    this.#maxTokens = maxTokens;
     this.#capacity = capacity;
     this.#sampler = createSampler(options);
     this.#matcher = createStopMatcher(options.stop ?? []);
@@ -162,7 +161,7 @@ export class SequenceState {
     if (piece.stopped) {
       this.finishReason = "stop";
       this.done = true;
-    } else if (this.tokens.length >= this.#maxTokens) {
+    } else if (this.tokens.length >= this.budget) {
       this.done = true;
     } else if (cacheLength >= this.#capacity) {
       this.finishReason = "context";
