@@ -245,15 +245,7 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
           cases.push([m, k, x]);
         }
         for (const [m, k, x] of cases) {
-          const xt = tensor("f32", [m, k], x);
-          const q1 = zeros("i8", [m, k]);
-          const s1 = zeros("f32", [m]);
-          const q2 = zeros("i8", [m, k]);
-          const s2 = zeros("f32", [m]);
-          nk().kernels.quantizeActivations?.(xt, q1, s1);
-          js.kernels.quantizeActivations(xt, q2, s2);
-          expect(views.i8(q1).slice(0, m * k)).toEqual(views.i8(q2).slice(0, m * k));
-          expectBitEqual(f32Of(s1, m), f32Of(s2, m));
+          expectQuantizeLikeJs(nk(), tensor("f32", [m, k], x), m, k);
         }
         const bad = tensor("f32", [1, 3], Float32Array.of(1, Number.NaN, 2));
         expect(() => nk().kernels.quantizeActivations?.(bad, zeros("i8", [1, 3]), zeros("f32", [1]))).toThrow(
@@ -267,14 +259,7 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
         const [m, k] = [300, 1000];
         const x = randomF32(r, m * k, 3);
         const xt = tensor("f32", [m, k], x);
-        const q1 = zeros("i8", [m, k]);
-        const s1 = zeros("f32", [m]);
-        const q2 = zeros("i8", [m, k]);
-        const s2 = zeros("f32", [m]);
-        nk().kernels.quantizeActivations?.(xt, q1, s1);
-        js.kernels.quantizeActivations(xt, q2, s2);
-        expect(views.i8(q1).slice(0, m * k)).toEqual(views.i8(q2).slice(0, m * k));
-        expectBitEqual(f32Of(s1, m), f32Of(s2, m));
+        expectQuantizeLikeJs(nk(), xt, m, k);
         // The first non-finite value is reported even when it sits in a later chunk.
         const withNan = x.slice();
         withNan[251 * k + 7] = Number.POSITIVE_INFINITY;
@@ -551,6 +536,18 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
     ctx?.dispose();
   });
 });
+
+/** quantizeActivations of x [m, k] on `backend` gives the JS reference's codes and scales bit for bit. */
+function expectQuantizeLikeJs(backend: PartialBackend, xt: TensorRef, m: number, k: number): void {
+  const q1 = zeros("i8", [m, k]);
+  const s1 = zeros("f32", [m]);
+  const q2 = zeros("i8", [m, k]);
+  const s2 = zeros("f32", [m]);
+  backend.kernels.quantizeActivations?.(xt, q1, s1);
+  js.kernels.quantizeActivations(xt, q2, s2);
+  expect(views.i8(q1).slice(0, m * k)).toEqual(views.i8(q2).slice(0, m * k));
+  expectBitEqual(f32Of(s1, m), f32Of(s2, m));
+}
 
 function x0(): TensorRef {
   return { buffer: { id: 0, bytes: 0 }, dtype: "f32", shape: [1, 1] };
