@@ -8,6 +8,16 @@
 namespace barbell {
 
 namespace {
+// At least n elements of per-thread scratch, kept between calls (each pool thread has its own).
+template <typename T>
+T* thread_scratch(size_t n) {
+  thread_local std::vector<T> local;
+  if (local.size() < n) {
+    local.resize(n);
+  }
+  return local.data();
+}
+
 // Query rows from which attention transposes the keys first (prefill); decoding reads them in place.
 constexpr int kTransposeKeysFrom = 16;
 }  // namespace
@@ -176,11 +186,7 @@ void Executor::attention(const AttentionArgs& a) {
     }
     const size_t scratch = static_cast<size_t>(a.seq_kv) + 64;
     auto body = [&](int t) {
-      thread_local std::vector<float> local;  // one scratch per pool thread, kept between calls
-      if (local.size() < scratch) {
-        local.resize(scratch);
-      }
-      fn(a, t * chunk, std::min(pairs, (t + 1) * chunk), local.data());
+      fn(a, t * chunk, std::min(pairs, (t + 1) * chunk), thread_scratch<float>(scratch));
     };
     if (!split || tasks == 1) {
       for (int t = 0; t < tasks; ++t) {
@@ -208,11 +214,7 @@ void Executor::attention(const AttentionArgs& a) {
     }
   } else {
     const std::function<void(int)> job = [&](int t) {
-      thread_local std::vector<double> local;
-      if (local.size() < scratch) {
-        local.resize(scratch);
-      }
-      body(t, local.data());
+      body(t, thread_scratch<double>(scratch));
     };
     pool_->run(tasks, job);
   }
@@ -236,17 +238,10 @@ void Executor::attention_rows(const BlockArgs& a, const float* q, float* out) {
     const int h = t % a.heads;
     const AttentionArgs ab = args(b);
     if (fn != nullptr) {
-      thread_local std::vector<float> local;
-      if (local.size() < scratch) {
-        local.resize(scratch);
-      }
-      fn(ab, h, h + 1, local.data());  // one query row: pair index = head
+      fn(ab, h, h + 1, thread_scratch<float>(scratch));  // one query row: pair index = head
     } else {
-      thread_local std::vector<double> local;
-      if (local.size() < scratch) {
-        local.resize(scratch);
-      }
-      attention_one(ab, 0, h, local.data(), local.data() + longest);
+      double* local = thread_scratch<double>(scratch);
+      attention_one(ab, 0, h, local, local + longest);
     }
   };
   if (pool_->threads() <= 1) {
