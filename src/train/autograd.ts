@@ -8,7 +8,10 @@
  * `get(w)` is typed with `w`'s own dimension names.
  *
  * Backward rules run on the host in float64 (values read once per tensor, gradients accumulated as
- * Float64Array) and are rounded to f32 once, when a gradient tensor is made. Tensors made by the tape
+ * Float64Array) and are rounded to f32 once, when a gradient tensor is made. With `createTape({ matmul })`
+ * the two products of `matmul`/`linear`/`bitLinear` (gx = g·w, gw = gᵀ·x), the heavy part of a training
+ * step, run in f32 through that kernel instead (e.g. the native backend's multithreaded matmul, see
+ * `nativeMatmul` in ./fast.ts); everything else stays float64. Tensors made by the tape
  * (op outputs) are owned by it and freed by `dispose()`; gradient tensors are owned by `Gradients`.
  * See docs/training.md.
  */
@@ -33,6 +36,143 @@ type AnyF32 = Tensor<"f32", Dims>;
 
 /** Sends the output gradient back: one entry per input (undefined = no contribution). */
 type BackwardRule = (gOut: Float64Array) => readonly (Float64Array | undefined)[];
+
+/**
+ * out[m, n] = x[m, k] · w[n, k]ᵀ, f32, row-major (the contract of the backends' matmulF32). Must be
+ * deterministic: the same inputs give the same bits on every call (checkpoints resume bit for bit).
+ */
+export type HostMatmul = (x: Float32Array, w: Float32Array, m: number, k: number, n: number, out: Float32Array) => void;
+
+/** Options of {@link createTape}. */
+export interface TapeOptions {
+  /**
+   * Runs the backward products of `matmul`, `linear` and `bitLinear` in f32 with this kernel (the fast
+   * path); absent: float64 loops on the host (the reference).
+   */
+  readonly matmul?: HostMatmul;
+}
+
+/** src[rows, cols] → [cols, rows] as f32. */
+function transposeF32(src: ArrayLike<number>, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) {
+      out[c * rows + r] = src[base + c] ?? 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * The two products of a linear layer's backward in f32 with `mm`: g[rows, n], the weights transposed
+ * wT[k, n] and the input transposed xT[k, rows] → gx[rows, k] = g·w and gw[n, k] = gᵀ·x (as float64).
+ */
+function linearBackwardF32(mm: HostMatmul, g: Float64Array, rows: number, n: number, k: number, wT: Float32Array, xT: Float32Array): Float64Array[] {
+  const g32 = new Float32Array(g);
+  const gx = new Float32Array(rows * k);
+  mm(g32, wT, rows, n, k, gx);
+  const gw = new Float32Array(n * k);
+  mm(transposeF32(g32, rows, n), xT, n, rows, k, gw);
+  return [new Float64Array(gx), new Float64Array(gw)];
+}
+
+/** Rows [rows, cols] of head `h` of a [rows, heads, hd] array, as f32 [rows, hd] (or transposed [hd, rows]). */
+function headRows(src: ArrayLike<number>, rows: number, heads: number, h: number, hd: number, transposed: boolean): Float32Array {
+  const out = new Float32Array(rows * hd);
+  for (let r = 0; r < rows; r++) {
+    const base = (r * heads + h) * hd;
+    for (let d = 0; d < hd; d++) {
+      out[transposed ? d * rows + r : r * hd + d] = src[base + d] ?? 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * The backward of causal GQA attention with its products in f32 through `mm`, one query head at a time:
+ * S = Q·Kᵀ·scale, P = causal softmax(S) (float64), dV += Pᵀ·G, dP = G·Vᵀ, dS = P∘(dP − Σ P∘dP)·scale,
+ * dQ = dS·K, dK += dSᵀ·Q.
+ */
+function attentionBackwardF32(
+  mm: HostMatmul,
+  g: Float64Array,
+  qv: Float32Array,
+  kv: Float32Array,
+  vv: Float32Array,
+  d: { seq: number; ctx: number; heads: number; kvHeads: number; hd: number; factor: number },
+): Float64Array[] {
+  const { seq, ctx, heads, kvHeads, hd, factor } = d;
+  const group = heads / kvHeads;
+  const pos0 = ctx - seq;
+  const gq = new Float64Array(seq * heads * hd);
+  const gk = new Float64Array(ctx * kvHeads * hd);
+  const gv = new Float64Array(ctx * kvHeads * hd);
+  const scores = new Float32Array(seq * ctx);
+  const dp = new Float32Array(seq * ctx);
+  const pT = new Float32Array(ctx * seq);
+  const dsT = new Float32Array(ctx * seq);
+  const ds = new Float32Array(seq * ctx);
+  const out = new Float32Array(Math.max(seq, ctx) * hd);
+  for (let kh = 0; kh < kvHeads; kh++) {
+    const kH = headRows(kv, ctx, kvHeads, kh, hd, false);
+    const kT = headRows(kv, ctx, kvHeads, kh, hd, true);
+    const vH = headRows(vv, ctx, kvHeads, kh, hd, false);
+    for (let h = kh * group; h < (kh + 1) * group; h++) {
+      const qH = headRows(qv, seq, heads, h, hd, false);
+      const qT = headRows(qv, seq, heads, h, hd, true);
+      const gH = headRows(g, seq, heads, h, hd, false);
+      const gT = headRows(g, seq, heads, h, hd, true);
+      mm(qH, kH, seq, hd, ctx, scores);
+      mm(gH, vH, seq, hd, ctx, dp);
+      for (let s = 0; s < seq; s++) {
+        const visible = pos0 + s + 1;
+        const row = s * ctx;
+        let max = -Infinity;
+        for (let c = 0; c < visible; c++) {
+          max = Math.max(max, (scores[row + c] ?? 0) * factor);
+        }
+        let sum = 0;
+        for (let c = 0; c < visible; c++) {
+          sum += Math.exp((scores[row + c] ?? 0) * factor - max);
+        }
+        let dot = 0;
+        for (let c = 0; c < visible; c++) {
+          const pc = Math.exp((scores[row + c] ?? 0) * factor - max) / sum;
+          scores[row + c] = pc;
+          dot += pc * (dp[row + c] ?? 0);
+        }
+        for (let c = 0; c < ctx; c++) {
+          const pc = c < visible ? (scores[row + c] ?? 0) : 0;
+          const dsc = c < visible ? pc * ((dp[row + c] ?? 0) - dot) * factor : 0;
+          pT[c * seq + s] = pc;
+          ds[row + c] = dsc;
+          dsT[c * seq + s] = dsc;
+        }
+      }
+      // dV += Pᵀ·G: [ctx, seq] · [seq, hd] (mm takes the right operand transposed: gT [hd, seq]).
+      mm(pT, gT, ctx, seq, hd, out);
+      addHead(gv, out, ctx, kvHeads, kh, hd);
+      // dK += dSᵀ·Q.
+      mm(dsT, qT, ctx, seq, hd, out);
+      addHead(gk, out, ctx, kvHeads, kh, hd);
+      // dQ = dS·K.
+      mm(ds, kT, seq, ctx, hd, out);
+      addHead(gq, out, seq, heads, h, hd);
+    }
+  }
+  return [gq, gk, gv];
+}
+
+/** dst[(r·heads + h)·hd + d] += src[r·hd + d]. */
+function addHead(dst: Float64Array, src: Float32Array, rows: number, heads: number, h: number, hd: number): void {
+  for (let r = 0; r < rows; r++) {
+    const base = (r * heads + h) * hd;
+    for (let d = 0; d < hd; d++) {
+      dst[base + d] = (dst[base + d] ?? 0) + (src[r * hd + d] ?? 0);
+    }
+  }
+}
 
 interface Node {
   readonly output: AnyF32;
@@ -127,6 +267,20 @@ export class Tape implements Disposable {
   readonly #byOutput = new Map<AnyF32, Node>();
   readonly #params = new Set<AnyF32>();
   readonly #host = new Map<Tensor, Float64Array>();
+  readonly #matmul: HostMatmul | undefined;
+  /** Per latent weight of `bitLinear`: its ternarized tensor (made once per tape) and, once needed, γ·W_t transposed. */
+  readonly #ternary = new Map<AnyF32, { wt: Tensor; deqT?: Float32Array }>();
+  /** Per f32 weight of `matmul`, transposed (f32), for the fast backward. */
+  readonly #transposed = new Map<AnyF32, Float32Array>();
+
+  constructor(options: TapeOptions = {}) {
+    this.#matmul = options.matmul;
+  }
+
+  /** True when backward products run in f32 through a `matmul` kernel (createTape({ matmul })). */
+  get fast(): boolean {
+    return this.#matmul !== undefined;
+  }
 
   /** Marks t as a parameter: `backward` returns its gradient. t stays owned by the caller. */
   param<D extends Dims>(t: F32<D>): F32<D> {
@@ -229,6 +383,17 @@ export class Tape implements Disposable {
     const out = matmul(x as AnyF32, weights as never) as unknown as F32<Contracted<X, W>>;
     const [n = 0, k = 0] = weights.shape;
     const rows = x.size / k;
+    const mm = this.#matmul;
+    if (mm !== undefined) {
+      return this.#record(out, [x as AnyF32, weights], (g) => {
+        let wT = this.#transposed.get(weights);
+        if (wT === undefined) {
+          wT = transposeF32(weights.toFloat32(), n, k);
+          this.#transposed.set(weights, wT);
+        }
+        return linearBackwardF32(mm, g, rows, n, k, wT, transposeF32(x.toFloat32(), rows, k));
+      });
+    }
     return this.#record(out, [x as AnyF32, weights], (g) => {
       const xv = this.#values(x);
       const wv = this.#values(weights);
@@ -265,19 +430,41 @@ export class Tape implements Disposable {
    */
   bitLinear<const X extends Dims, const W extends Dims>(x: F32<X>, w: Weights<"linear", "f32", X, W>): F32<Contracted<X, W>> {
     const weights = w as unknown as AnyF32;
-    const t = ternarize(weights);
-    if (!t.ok) {
-      throw t.error;
+    // The weights do not change within a tape: ternarize each once (windows of a batch share it).
+    let cached = this.#ternary.get(weights);
+    if (cached === undefined) {
+      const t = ternarize(weights);
+      if (!t.ok) {
+        throw t.error;
+      }
+      cached = { wt: t.value };
+      this.#ternary.set(weights, cached);
     }
-    using wt = t.value;
+    const entry = cached;
+    const wt = entry.wt;
     using xq = quantizeActivations(x as AnyF32);
     const out = linearQuantized(xq, wt as never) as unknown as F32<Contracted<X, W>>;
     const [n = 0, k = 0] = weights.shape;
     const rows = x.size / k;
-    // The dequantized operands the STE multiplies by (read now: the quantized tensors are freed here).
-    const wDeq = Float64Array.from(wt.toFloat32());
+    // The dequantized operands the STE multiplies by (read now: the quantized activations are freed here).
     const xInt = xq.values.toInt32();
     const xScale = xq.scales.toFloat32();
+    const mm = this.#matmul;
+    if (mm !== undefined) {
+      // Fast path: x_q / s_x transposed to [k, rows] in f32; γ·W_t transposed once per weight.
+      const xT = new Float32Array(rows * k);
+      for (let r = 0; r < rows; r++) {
+        const s = xScale[r] ?? 1;
+        for (let i = 0; i < k; i++) {
+          xT[i * rows + r] = (xInt[r * k + i] ?? 0) / s;
+        }
+      }
+      return this.#record(out, [x as AnyF32, weights], (g) => {
+        entry.deqT ??= transposeF32(wt.toFloat32(), n, k);
+        return linearBackwardF32(mm, g, rows, n, k, entry.deqT, xT);
+      });
+    }
+    const wDeq = Float64Array.from(wt.toFloat32());
     const xDeq = new Float64Array(rows * k);
     for (let r = 0; r < rows; r++) {
       const s = xScale[r] ?? 1;
@@ -552,6 +739,12 @@ export class Tape implements Disposable {
     const out = attention(q, k, v, { scale: factor });
     const group = heads / kvHeads;
     const pos0 = ctx - seq;
+    const mm = this.#matmul;
+    if (mm !== undefined) {
+      return this.#record(out, [q as AnyF32, k as AnyF32, v as AnyF32], (g) =>
+        attentionBackwardF32(mm, g, q.toFloat32(), k.toFloat32(), v.toFloat32(), { seq, ctx, heads, kvHeads, hd, factor }),
+      );
+    }
     return this.#record(out, [q as AnyF32, k as AnyF32, v as AnyF32], (g) => {
       const qv = this.#values(q);
       const kv = this.#values(k);
@@ -663,6 +856,11 @@ export class Tape implements Disposable {
     this.#byOutput.clear();
     this.#host.clear();
     this.#params.clear();
+    for (const { wt } of this.#ternary.values()) {
+      wt.dispose();
+    }
+    this.#ternary.clear();
+    this.#transposed.clear();
   }
 
   [Symbol.dispose](): void {
@@ -670,7 +868,10 @@ export class Tape implements Disposable {
   }
 }
 
-/** A new, empty tape: `using g = createTape()`. */
-export function createTape(): Tape {
-  return new Tape();
+/**
+ * A new, empty tape: `using g = createTape()`. `createTape({ matmul })` runs the backward products of
+ * linear layers in f32 through that kernel (see ./fast.ts for the native one).
+ */
+export function createTape(options: TapeOptions = {}): Tape {
+  return new Tape(options);
 }

@@ -8,6 +8,7 @@
  * norms and head in f32.
  */
 import { ShapeError } from "../core/errors.js";
+import type { Backend } from "../backends/backend.js";
 import { int32Tensor, tensor, type Tensor } from "../tensor/index.js";
 import type { Dims } from "../tensor/dims.js";
 import type { Tape } from "./autograd.js";
@@ -148,14 +149,21 @@ export interface Bound {
 }
 
 /**
- * Tensors of the parameters for one step, registered as parameters of `g`. The returned map (name →
- * tensor) owns them: dispose each after `backward` and after reading the gradients.
+ * Tensors of the parameters for one step, registered as parameters of `g`, on `backend` (default: the
+ * default backend; the forward runs where they live). The returned map (name → tensor) owns them:
+ * dispose each after `backward` and after reading the gradients.
  */
-export function bindParams(g: Tape, c: QatConfig, params: readonly Param[]): { tensors: Map<string, F32<Dims>>; bound: Bound } {
+export function bindParams(
+  g: Tape,
+  c: QatConfig,
+  params: readonly Param[],
+  backend?: Backend,
+): { tensors: Map<string, F32<Dims>>; bound: Bound } {
+  const options = backend === undefined ? {} : { backend };
   const tensors = new Map<string, F32<Dims>>();
   try {
     for (const p of params) {
-      tensors.set(p.name, g.param(tensor(p.data, p.dims as never, p.shape as never) as F32<Dims>));
+      tensors.set(p.name, g.param(tensor(p.data, p.dims as never, p.shape as never, options) as F32<Dims>));
     }
   } catch (e) {
     for (const t of tensors.values()) {
@@ -206,6 +214,7 @@ export function windowLogits(g: Tape, c: QatConfig, p: Bound, ids: Tensor<"i32",
     Array.from({ length: seq }, (_, i) => i),
     ["seq"],
     [seq],
+    { backend: ids.backend },
   );
   keep.push(positions);
   const headDim = c.hidden / c.heads;
@@ -240,9 +249,10 @@ export function windowLoss(g: Tape, c: QatConfig, p: Bound, window: readonly num
   if (seq < 1) {
     throw new ShapeError("size", "[qat] a window needs at least two tokens");
   }
-  const ids = int32Tensor(window.slice(0, seq), ["seq"], [seq]);
+  const backend = p.tokenEmbd.backend;
+  const ids = int32Tensor(window.slice(0, seq), ["seq"], [seq], { backend });
   keep.push(ids);
-  const targets = int32Tensor(window.slice(1), ["seq"], [seq]);
+  const targets = int32Tensor(window.slice(1), ["seq"], [seq], { backend });
   keep.push(targets);
   return g.crossEntropy(windowLogits(g, c, p, ids, keep), targets);
 }

@@ -6,6 +6,7 @@
  */
 import { ShapeError } from "../core/errors.js";
 import { createTape } from "./autograd.js";
+import type { TrainRuntime } from "./fast.js";
 import { bindParams, checkQatConfig, initParams, windowLoss, type Param, type QatConfig } from "./model.js";
 import { Rng } from "./rng.js";
 
@@ -162,8 +163,12 @@ export function adamwUpdate(
   }
 }
 
-/** One step on `state` (mutated): batch, forward on a tape, STE backward, clip, AdamW update. */
-export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: TrainOptions): StepReport {
+/**
+ * One step on `state` (mutated): batch, forward on a tape, STE backward, clip, AdamW update. `runtime`
+ * says where it runs (createNativeTrainRuntime() in ./fast.ts: native forward and f32 native backward
+ * products); absent: the default backend and float64 backward (the reference).
+ */
+export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: TrainOptions, runtime?: TrainRuntime): StepReport {
   checkOptions(o);
   const started = performance.now();
   const c = state.config;
@@ -177,9 +182,9 @@ export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: Train
   const grads: Float64Array[] = [];
   let loss = 0;
   {
-    using g = createTape();
+    using g = createTape(runtime?.matmul === undefined ? {} : { matmul: runtime.matmul });
     const keep: Disposable[] = [];
-    const { tensors, bound } = bindParams(g, c, state.params);
+    const { tensors, bound } = bindParams(g, c, state.params, runtime?.backend);
     try {
       let total = windowLoss(g, c, bound, batch[0] ?? [], keep);
       for (const window of batch.slice(1)) {
@@ -216,7 +221,8 @@ export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: Train
 
 /**
  * Runs steps until `state.step` reaches `untilStep` (default: options.totalSteps), calling `onStep`
- * after each. Returns the reports. Stopping early and resuming from a checkpoint continues exactly.
+ * after each. Returns the reports. Stopping early and resuming from a checkpoint continues exactly
+ * (with the same runtime: the fast one rounds differently from the float64 reference).
  */
 export function train(
   state: TrainState,
@@ -224,11 +230,12 @@ export function train(
   options: TrainOptions,
   onStep?: (report: StepReport) => void,
   untilStep: number = options.totalSteps,
+  runtime?: TrainRuntime,
 ): StepReport[] {
   checkOptions(options);
   const reports: StepReport[] = [];
   while (state.step < untilStep) {
-    const r = trainStep(state, tokens, options);
+    const r = trainStep(state, tokens, options, runtime);
     reports.push(r);
     onStep?.(r);
   }
