@@ -9,6 +9,7 @@ import { addBackendsCommand } from "./backends.js";
 import { addDumpCommands } from "./dump.js";
 import { addRunCommands, type CliIo } from "./run.js";
 import { addServeCommand } from "./serve.js";
+import { addTrainCommand } from "./train.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
 
 function positiveInt(value: string): number {
@@ -108,6 +109,7 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
   addBackendsCommand(program, io);
   addDumpCommands(program, io);
   addServeCommand(program, io);
+  addTrainCommand(program, io);
   return program;
 }
 

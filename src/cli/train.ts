@@ -1,0 +1,715 @@
+/**
+ * `barbell train`: trains a BitNet b1.58 model with quantization-aware training (src/train) on a text corpus
+ * and exports it as a GGUF that every other command loads (docs/training.md, "Training from the command line").
+ *
+ * A run: read the corpus, hold out its last lines for validation, train a byte-level BPE tokenizer on the rest
+ * (or take one from a GGUF), turn each blank-line-separated document into BOS + tokens + EOS, then train with a
+ * progress bar (loss, tokens/s) on a terminal or plain log lines elsewhere. Checkpoints go to a run folder every
+ * `--checkpoint-every` steps and on Ctrl-C; `--resume <checkpoint>` continues bit for bit (the run's settings,
+ * corpus hash and tokenizer are kept next to the checkpoint). At the end: validation loss and perplexity of the
+ * exported (ternary) model, the GGUF, and a Markdown card with the command, seeds, config and results.
+ */
+import { createHash } from "node:crypto";
+import fs from "node:fs/promises";
+import path from "node:path";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import cliProgress from "cli-progress";
+import { BarbellError } from "../core/errors.js";
+import { loadModel } from "../engine/model.js";
+import { openGguf, parseGguf, writeGguf, type GgufValue } from "../formats/gguf/index.js";
+import { tokenizerFromGguf, type Tokenizer } from "../model/tokenizer/index.js";
+import { loadCheckpointFile, saveCheckpoint } from "../train/checkpoint.js";
+import { exportGguf, type ExportWeightType } from "../train/export.js";
+import type { QatConfig } from "../train/model.js";
+import { initTrainState, trainStep, type StepReport, type TrainOptions, type TrainState } from "../train/qat.js";
+import { toGgufTokenizerMetadata, trainByteBpe } from "../train/tokenizer.js";
+import type { CliIo } from "./run.js";
+
+/** A problem with the corpus, the flags or the run folder: one line, exit status 1. */
+export class TrainCliError extends BarbellError {
+  constructor(
+    readonly code: "bad-flags" | "corpus" | "resume" | "interrupted",
+    message: string,
+  ) {
+    super(message);
+    this.name = "TrainCliError";
+  }
+}
+
+/** Format tag of the run file (`run.json`) kept next to the checkpoint. */
+export const RUN_FORMAT = "barbell.train-run";
+export const RUN_VERSION = 1;
+
+/** The flags as commander parses them. */
+interface TrainFlags {
+  out: string;
+  runDir?: string;
+  tokenizer?: string;
+  vocab: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  ffn: number;
+  activation: "relu2" | "silu";
+  untied?: boolean;
+  seqLen: number;
+  batch: number;
+  steps: number;
+  warmup?: number;
+  lr: number;
+  minLr?: number;
+  weightDecay: number;
+  clip: number;
+  seed: number;
+  dataSeed: number;
+  valFraction: number;
+  evalEvery: number;
+  evalTokens: number;
+  checkpointEvery: number;
+  ctx: number;
+  weights: "auto" | ExportWeightType;
+  name?: string;
+  corpusLicense: string;
+  sample?: string[];
+  sampleTokens: number;
+  logEvery: number;
+  resume?: string;
+  until?: number;
+  maxMinutes?: number;
+}
+
+/** Flags that may be given with `--resume` (everything else comes from the run file). */
+const RESUME_FLAGS = new Set(["resume", "until", "maxMinutes", "logEvery"]);
+
+/** What `run.json` holds: every setting of the run, so that a resume needs only the checkpoint's path. */
+interface RunFile {
+  readonly format: typeof RUN_FORMAT;
+  readonly version: typeof RUN_VERSION;
+  readonly command: string;
+  readonly resumes: string[];
+  readonly corpus: { path: string; sha256: string; bytes: number; lines: number; license: string };
+  readonly split: { valFraction: number; trainLines: number; valLines: number; trainTokens: number; valTokens: number };
+  readonly tokenizer: { file: string; sha256: string; source: string };
+  readonly config: QatConfig;
+  readonly options: TrainOptions;
+  readonly seeds: { init: number; data: number };
+  readonly export: { out: string; name: string; contextLength: number; weights: ExportWeightType };
+  readonly eval: { every: number; tokens: number };
+  readonly checkpointEvery: number;
+  readonly samples: { prompts: string[]; tokens: number };
+  /** Wall-clock seconds of training steps over all sessions. */
+  trainSeconds: number;
+  evals: { step: number; valLoss: number }[];
+  recentLoss: number[];
+}
+
+function intAtLeast(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isSafeInteger(n) || n < min) {
+      throw new InvalidArgumentError(`expected an integer >= ${min}, got '${value}'`);
+    }
+    return n;
+  };
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError(`expected a positive number, got '${value}'`);
+  }
+  return n;
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) {
+    throw new InvalidArgumentError(`expected a number >= 0, got '${value}'`);
+  }
+  return n;
+}
+
+function fraction(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0 || n > 0.5) {
+    throw new InvalidArgumentError(`expected a fraction in (0, 0.5], got '${value}'`);
+  }
+  return n;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Writes next to the target and renames, so an interrupted write never leaves a partial file. */
+async function writeAtomically(file: string, bytes: Uint8Array | string): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    await fs.writeFile(tmp, bytes);
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** The command line as a shell would take it back. */
+function shellLine(args: readonly string[]): string {
+  return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(" ");
+}
+
+/** Lines of the corpus: CRLF normalized, trailing blank lines dropped. */
+function corpusLines(text: string): string[] {
+  const lines = text.replace(/\r\n?/g, "\n").split("\n");
+  while (lines.length > 0 && lines[lines.length - 1]?.trim() === "") {
+    lines.pop();
+  }
+  return lines;
+}
+
+/** Documents: runs of non-blank lines (chapters of the KJV corpus), each with its lines joined by "\n". */
+function documents(lines: readonly string[]): string[] {
+  const docs: string[] = [];
+  let current: string[] = [];
+  for (const line of lines) {
+    if (line.trim() === "") {
+      if (current.length > 0) {
+        docs.push(current.join("\n"));
+      }
+      current = [];
+    } else {
+      current.push(line);
+    }
+  }
+  if (current.length > 0) {
+    docs.push(current.join("\n"));
+  }
+  return docs;
+}
+
+/** The token stream of a split: BOS, the document's tokens, "\n" and EOS, for each document. */
+function encodeDocs(tok: Tokenizer, docs: readonly string[]): Uint32Array {
+  const parts: Int32Array[] = [];
+  let total = 0;
+  for (const d of docs) {
+    const ids = tok.encode(`${d}\n`, { addBos: false });
+    parts.push(ids);
+    total += ids.length + 2;
+  }
+  const out = new Uint32Array(total);
+  let at = 0;
+  for (const ids of parts) {
+    out[at++] = tok.bos ?? 0;
+    out.set(ids, at);
+    at += ids.length;
+    out[at++] = tok.eos ?? 0;
+  }
+  return out;
+}
+
+/** The `tokenizer.*` metadata entries of a GGUF file (a model, or a tokenizer-only file). */
+async function tokenizerEntries(file: string): Promise<[string, GgufValue][]> {
+  await using g = await openGguf(file);
+  const entries: [string, GgufValue][] = [];
+  for (const key of g.metadata.keys()) {
+    const value = g.metadata.get(key);
+    if (key.startsWith("tokenizer.") && value !== undefined) {
+      entries.push([key, value]);
+    }
+  }
+  if (entries.length === 0) {
+    throw new TrainCliError("bad-flags", `[train] ${file} has no tokenizer.* metadata`);
+  }
+  return entries;
+}
+
+/** Mean cross-entropy (nats/token) of the exported model on the validation tokens, in windows of seqLen. */
+async function validationLoss(modelFile: string, val: Uint32Array, seqLen: number, maxTokens: number): Promise<{ loss: number; tokens: number }> {
+  using model = await loadModel(modelFile, { autotune: false, contextLength: seqLen + 1 });
+  let sum = 0;
+  let n = 0;
+  for (let start = 0; start + 1 < val.length && n < maxTokens; start += seqLen) {
+    const window = Array.from(val.subarray(start, Math.min(start + seqLen + 1, val.length)));
+    const take = Math.min(window.length - 1, maxTokens - n);
+    const logits = await model.logits(window.slice(0, take), { all: true });
+    for (let i = 0; i < take; i++) {
+      const row = logits[i] ?? new Float32Array(0);
+      let max = -Infinity;
+      for (const x of row) {
+        max = Math.max(max, x);
+      }
+      let z = 0;
+      for (const x of row) {
+        z += Math.exp(x - max);
+      }
+      sum += Math.log(z) + max - (row[window[i + 1] ?? 0] ?? 0);
+      n++;
+    }
+  }
+  return { loss: n > 0 ? sum / n : Number.NaN, tokens: n };
+}
+
+function fmtDuration(seconds: number): string {
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+}
+
+/** Reads and checks a run file. */
+async function readRunFile(file: string): Promise<RunFile> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await fs.readFile(file, "utf8"));
+  } catch (e) {
+    throw new TrainCliError("resume", `[train] cannot read the run file ${file} (written next to every checkpoint): ${(e as Error).message}`);
+  }
+  const r = parsed as Partial<RunFile> | null;
+  if (r === null || typeof r !== "object" || r.format !== RUN_FORMAT || r.version !== RUN_VERSION) {
+    throw new TrainCliError("resume", `[train] ${file} is not a ${RUN_FORMAT} v${RUN_VERSION} file`);
+  }
+  return r as RunFile;
+}
+
+function cardMarkdown(run: RunFile, result: { valLoss: number; valTokens: number; trainLoss: number; samples: { prompt: string; text: string }[]; date: string; bytes: number }): string {
+  const c = run.config;
+  const o = run.options;
+  const params = (c.vocabSize * c.hidden * (c.tied ? 1 : 2)) + c.layers * (c.hidden * c.hidden * 2 + 2 * c.hidden * (c.kvHeads * (c.hidden / c.heads)) + 3 * c.hidden * c.ffn + 3 * c.hidden + c.ffn) + c.hidden;
+  const tokensSeen = o.totalSteps * o.batchSize * o.seqLen;
+  const record = {
+    name: run.export.name,
+    date: result.date,
+    command: run.command,
+    resumes: run.resumes,
+    corpus: run.corpus,
+    split: run.split,
+    tokenizer: { source: run.tokenizer.source, vocabSize: c.vocabSize, sha256: run.tokenizer.sha256 },
+    config: c,
+    parameters: params,
+    options: o,
+    seeds: run.seeds,
+    steps: o.totalSteps,
+    tokensSeen,
+    trainSeconds: Math.round(run.trainSeconds),
+    trainLoss: result.trainLoss,
+    valLoss: result.valLoss,
+    valPerplexity: Math.exp(result.valLoss),
+    valTokens: result.valTokens,
+    evals: run.evals,
+    file: { weights: run.export.weights, contextLength: run.export.contextLength, bytes: result.bytes },
+  };
+  const f = (x: number, d = 4): string => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+  const lines = [
+    `# ${run.export.name}`,
+    "",
+    `A BitNet b1.58 model (ternary projections, ${c.activation === "relu2" ? "ReLU²" : "SiLU"} FFN) trained from scratch by \`barbell train\``,
+    `with quantization-aware training. This card was written by the command itself on ${result.date}.`,
+    "",
+    "| | |",
+    "|---|---|",
+    `| command | \`${run.command}\` |`,
+    ...run.resumes.map((r, i) => `| resume ${i + 1} | \`${r}\` |`),
+    `| corpus | \`${run.corpus.path}\` (${run.corpus.bytes} bytes, ${run.corpus.lines} lines, sha256 \`${run.corpus.sha256.slice(0, 16)}…\`) |`,
+    `| corpus license | ${run.corpus.license} |`,
+    `| split | last ${run.split.valLines} of ${run.corpus.lines} lines held out (${run.split.valFraction}): ${run.split.trainTokens} train / ${run.split.valTokens} validation tokens |`,
+    `| tokenizer | ${run.tokenizer.source}, ${c.vocabSize} tokens |`,
+    `| model | hidden ${c.hidden}, ${c.layers} layers, ${c.heads} heads / ${c.kvHeads} KV heads, FFN ${c.ffn}, ${c.tied ? "tied" : "untied"} head, ${params} parameters |`,
+    `| training | ${o.totalSteps} steps × ${o.batchSize} windows × ${o.seqLen} tokens = ${tokensSeen} tokens; AdamW lr ${Number(o.peakLr.toPrecision(6))} → ${Number(o.minLr.toPrecision(6))} (warmup ${o.warmupSteps}, cosine), weight decay ${o.weightDecay}, clip ${o.clipNorm} |`,
+    `| seeds | init ${run.seeds.init}, data ${run.seeds.data} |`,
+    `| time | ${fmtDuration(run.trainSeconds)} of training steps (${f(tokensSeen / Math.max(run.trainSeconds, 1e-9), 0)} tokens/s) |`,
+    `| train loss | ${f(result.trainLoss)} (mean of the last ${run.recentLoss.length} steps, nats/token) |`,
+    `| **validation loss** | **${f(result.valLoss)}** nats/token over ${result.valTokens} held-out tokens (windows of ${o.seqLen}) |`,
+    `| **validation perplexity** | **${f(Math.exp(result.valLoss), 2)}** |`,
+    `| file | ${run.export.weights === "i2_s" ? "I2_S" : "F32 γ·trits"} projections, F32 embedding/norms, context ${run.export.contextLength}, ${result.bytes} bytes |`,
+    "",
+    "The validation loss is that of the exported file (ternary weights, int8 activations) as `loadModel` runs it.",
+    "",
+  ];
+  if (result.samples.length > 0) {
+    lines.push(`## Samples (temperature 0.8, top-k 40, seed 1, ${run.samples.tokens} tokens)`, "");
+    for (const s of result.samples) {
+      lines.push("```text", `${s.prompt}${s.text}`.trimEnd(), "```", "");
+    }
+  }
+  lines.push("## Record", "", "```json", JSON.stringify(record, null, 2), "```", "");
+  return lines.join("\n");
+}
+
+/** The JSON record at the end of a card written by `barbell train`. */
+export function parseCard(markdown: string): Record<string, unknown> {
+  const m = /## Record\n\n```json\n([\s\S]*?)\n```/.exec(markdown);
+  if (m?.[1] === undefined) {
+    throw new TrainCliError("corpus", "[train] the card has no JSON record");
+  }
+  return JSON.parse(m[1]) as Record<string, unknown>;
+}
+
+export function addTrainCommand(program: Command, io: CliIo): void {
+  program
+    .command("train")
+    .description("train a BitNet b1.58 model on a text corpus (QAT) and export it as GGUF with a model card")
+    .argument("[corpus]", "UTF-8 text, documents separated by blank lines (default data/kjv.txt from scripts/fetch-corpus.sh)", "data/kjv.txt")
+    .option("-o, --out <file>", "the GGUF to write; the card goes next to it (.md)", "barbell-model.gguf")
+    .option("--run-dir <dir>", "checkpoints, run settings and tokenizer of this run (default: <out>.run/)")
+    .option("--tokenizer <gguf>", "take the tokenizer.* metadata of this GGUF instead of training one")
+    .option("--vocab <n>", "vocabulary of the tokenizer trained on the training split", intAtLeast(259), 4096)
+    .option("--hidden <n>", "hidden size", intAtLeast(2), 128)
+    .option("--layers <n>", "transformer blocks", intAtLeast(1), 2)
+    .option("--heads <n>", "attention heads", intAtLeast(1), 4)
+    .option("--kv-heads <n>", "key/value heads", intAtLeast(1), 2)
+    .option("--ffn <n>", "feed-forward width", intAtLeast(1), 256)
+    .addOption(new Option("--activation <fn>", "FFN gate activation").choices(["relu2", "silu"]).default("relu2"))
+    .option("--untied", "train a separate output head (default: tied to the embedding)")
+    .option("--seq-len <n>", "tokens predicted per window", intAtLeast(1), 64)
+    .option("--batch <n>", "windows per step", intAtLeast(1), 4)
+    .option("--steps <n>", "steps of the whole schedule", intAtLeast(1), 300)
+    .option("--warmup <n>", "linear warmup steps (default: steps/10, at most 200)", intAtLeast(0))
+    .option("--lr <x>", "peak learning rate", positiveNumber, 3e-3)
+    .option("--min-lr <x>", "final learning rate of the cosine (default lr/10)", nonNegativeNumber)
+    .option("--weight-decay <x>", "AdamW decoupled weight decay (matrices)", nonNegativeNumber, 0.1)
+    .option("--clip <x>", "global gradient-norm clip", positiveNumber, 1)
+    .option("--seed <n>", "weight initialization seed", intAtLeast(0), 1)
+    .option("--data-seed <n>", "data order seed", intAtLeast(0), 2)
+    .option("--val-fraction <x>", "last fraction of the corpus lines held out for validation", fraction, 0.05)
+    .option("--eval-every <n>", "validation loss every n steps (0: only at the end)", intAtLeast(0), 0)
+    .option("--eval-tokens <n>", "most validation tokens evaluated", intAtLeast(1), 16_384)
+    .option("--checkpoint-every <n>", "checkpoint every n steps (and on Ctrl-C)", intAtLeast(1), 100)
+    .option("--ctx <n>", "context length written into the GGUF", intAtLeast(1), 2048)
+    .addOption(new Option("--weights <type>", "projection storage (auto: i2_s when hidden and ffn are multiples of 128)").choices(["auto", "i2_s", "f32"]).default("auto"))
+    .option("--name <id>", "general.name of the model (default: the file name)")
+    .option("--corpus-license <text>", "the corpus's license, for the card", "not stated (pass --corpus-license)")
+    .addOption(new Option("--sample <prompt...>", "prompts sampled into the card (default: the first words of the corpus)"))
+    .option("--sample-tokens <n>", "tokens per card sample (0: no samples)", intAtLeast(0), 48)
+    .option("--log-every <n>", "log line every n steps when stderr is not a terminal", intAtLeast(1), 10)
+    .option("--resume <checkpoint>", "continue a run from its checkpoint (settings, corpus and tokenizer are the run's)")
+    .option("--until <step>", "stop (with a checkpoint) after this step instead of the last one", intAtLeast(1))
+    .option("--max-minutes <m>", "stop (with a checkpoint) after this much training time", positiveNumber)
+    .action(async (corpusArg: string, flags: TrainFlags, cmd: Command) => {
+      const given = (key: string): boolean => cmd.getOptionValueSource(key) === "cli";
+      await runTrain(corpusArg, cmd.args.length > 0, flags, given, shellLine(["barbell", "train", ...rawTrainArgs(cmd)]), io);
+    });
+}
+
+/** The train command's own arguments as typed (commander keeps the whole argv on the root command). */
+function rawTrainArgs(cmd: Command): string[] {
+  let root: Command = cmd;
+  while (root.parent !== null) {
+    root = root.parent;
+  }
+  const raw = (root as unknown as { rawArgs?: string[] }).rawArgs ?? [];
+  const at = raw.indexOf("train");
+  return at < 0 ? [] : raw.slice(at + 1);
+}
+
+async function runTrain(
+  corpusArg: string,
+  corpusGiven: boolean,
+  flags: TrainFlags,
+  given: (key: string) => boolean,
+  commandLine: string,
+  io: CliIo,
+): Promise<void> {
+  let run: RunFile;
+  let state: TrainState;
+  let runDir: string;
+  let tokenizerMeta: [string, GgufValue][];
+  let trainTokens: Uint32Array;
+  let valTokens: Uint32Array;
+  const say = (line: string): void => io.err(`barbell train: ${line}\n`);
+
+  if (flags.resume !== undefined) {
+    const changed = Object.keys(flags)
+      .filter((k) => !RESUME_FLAGS.has(k) && given(k))
+      .map((k) => `--${k.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`);
+    if (corpusGiven) {
+      changed.unshift("a corpus");
+    }
+    if (changed.length > 0) {
+      throw new TrainCliError(
+        "bad-flags",
+        `[train] --resume continues the run with its own settings and corpus; only --until, --max-minutes and --log-every may be given (got ${changed.join(", ")})`,
+      );
+    }
+    const ckpt = flags.resume;
+    runDir = path.dirname(ckpt);
+    run = await readRunFile(path.join(runDir, "run.json"));
+    const loaded = await loadCheckpointFile(ckpt, { config: run.config, options: run.options }).catch((e: unknown) => {
+      if (e instanceof BarbellError) {
+        throw e;
+      }
+      throw new TrainCliError("resume", `[train] cannot read checkpoint ${ckpt}: ${(e as Error).message}`);
+    });
+    state = loaded.state;
+    run.resumes.push(commandLine);
+    const corpusBytes = await readCorpus(run.corpus.path);
+    if (sha256(corpusBytes) !== run.corpus.sha256) {
+      throw new TrainCliError("resume", `[train] ${run.corpus.path} changed since the run started (sha256 differs); resuming would not continue the same run`);
+    }
+    const tokFile = path.join(runDir, run.tokenizer.file);
+    const tokBytes = await fs.readFile(tokFile);
+    if (sha256(tokBytes) !== run.tokenizer.sha256) {
+      throw new TrainCliError("resume", `[train] ${tokFile} changed since the run started (sha256 differs)`);
+    }
+    tokenizerMeta = await tokenizerEntries(tokFile);
+    ({ trainTokens, valTokens } = splitCorpus(corpusBytes, run.split.valFraction, tokenizerFromEntries(tokenizerMeta)));
+    say(`resuming ${ckpt} at step ${state.step}/${run.options.totalSteps}`);
+  } else {
+    const corpusBytes = await readCorpus(corpusArg);
+    const text = new TextDecoder().decode(corpusBytes);
+    const lines = corpusLines(text);
+    const valLines = Math.max(1, Math.round(lines.length * flags.valFraction));
+    if (lines.length - valLines < 1) {
+      throw new TrainCliError("corpus", `[train] ${corpusArg} has ${lines.length} lines: too few to hold out ${valLines} for validation and train on the rest`);
+    }
+    checkFlags(shapeOf(flags, 259), flags);
+    runDir = flags.runDir ?? `${flags.out.replace(/\.gguf$/i, "")}.run`;
+    await fs.mkdir(runDir, { recursive: true });
+    let tokenizerSource: string;
+    if (flags.tokenizer !== undefined) {
+      tokenizerMeta = await tokenizerEntries(flags.tokenizer);
+      tokenizerSource = `tokenizer.* of ${flags.tokenizer}`;
+    } else {
+      const started = performance.now();
+      say(`training a byte-level BPE tokenizer of ${flags.vocab} tokens on the ${lines.length - valLines} training lines`);
+      const trained = trainByteBpe(lines.slice(0, lines.length - valLines), { vocabSize: flags.vocab });
+      say(`tokenizer: ${trained.stats.learnedTokens} merges learned in ${((performance.now() - started) / 1000).toFixed(1)} s (stopped by ${trained.stats.stoppedBy})`);
+      tokenizerMeta = toGgufTokenizerMetadata(trained);
+      tokenizerSource = `byte-level BPE trained by barbell on the training split (Llama-3 split regex)`;
+    }
+    const tokBytes = writeGguf({ metadata: tokenizerMeta });
+    await writeAtomically(path.join(runDir, "tokenizer.gguf"), tokBytes);
+    const tok = tokenizerFromEntries(tokenizerMeta);
+    ({ trainTokens, valTokens } = splitCorpus(corpusBytes, flags.valFraction, tok));
+    const config = shapeOf(flags, tok.vocabSize);
+    const options: TrainOptions = {
+      totalSteps: flags.steps,
+      warmupSteps: flags.warmup ?? Math.min(200, Math.floor(flags.steps / 10)),
+      peakLr: flags.lr,
+      minLr: flags.minLr ?? flags.lr / 10,
+      weightDecay: flags.weightDecay,
+      beta1: 0.9,
+      beta2: 0.95,
+      eps: 1e-8,
+      clipNorm: flags.clip,
+      batchSize: flags.batch,
+      seqLen: flags.seqLen,
+    };
+    if (trainTokens.length < options.seqLen + 1) {
+      throw new TrainCliError("corpus", `[train] the training split has ${trainTokens.length} tokens, fewer than one window of --seq-len ${options.seqLen} + 1`);
+    }
+    const weights: ExportWeightType = flags.weights === "auto" ? (config.hidden % 128 === 0 && config.ffn % 128 === 0 ? "i2_s" : "f32") : flags.weights;
+    const firstWords = lines.find((l) => l.trim() !== "")?.trim().split(/\s+/).slice(0, 3).join(" ") ?? "";
+    run = {
+      format: RUN_FORMAT,
+      version: RUN_VERSION,
+      command: commandLine,
+      resumes: [],
+      corpus: { path: corpusArg, sha256: sha256(corpusBytes), bytes: corpusBytes.length, lines: lines.length, license: flags.corpusLicense },
+      split: { valFraction: flags.valFraction, trainLines: lines.length - valLines, valLines, trainTokens: trainTokens.length, valTokens: valTokens.length },
+      tokenizer: { file: "tokenizer.gguf", sha256: sha256(tokBytes), source: tokenizerSource },
+      config,
+      options,
+      seeds: { init: flags.seed, data: flags.dataSeed },
+      export: { out: flags.out, name: flags.name ?? path.basename(flags.out).replace(/\.gguf$/i, ""), contextLength: flags.ctx, weights },
+      eval: { every: flags.evalEvery, tokens: flags.evalTokens },
+      checkpointEvery: flags.checkpointEvery,
+      samples: { prompts: flags.sample ?? (firstWords === "" ? [] : [firstWords]), tokens: flags.sampleTokens },
+      trainSeconds: 0,
+      evals: [],
+      recentLoss: [],
+    };
+    state = initTrainState(config, flags.seed, flags.dataSeed);
+    say(
+      `${trainTokens.length} train / ${valTokens.length} validation tokens; model ${paramCount(state)} parameters; ` +
+        `${options.totalSteps} steps × ${options.batchSize} × ${options.seqLen} tokens; run folder ${runDir}`,
+    );
+  }
+
+  const options = run.options;
+  const until = Math.min(flags.until ?? options.totalSteps, options.totalSteps);
+  const deadline = flags.maxMinutes === undefined ? Infinity : performance.now() + flags.maxMinutes * 60_000;
+  const ckptFile = path.join(runDir, "checkpoint.safetensors");
+  const save = async (): Promise<void> => {
+    await writeAtomically(ckptFile, saveCheckpoint(state, options));
+    await writeAtomically(path.join(runDir, "run.json"), `${JSON.stringify(run, null, 2)}\n`);
+  };
+  const evalFile = path.join(runDir, "eval.gguf");
+  const evaluate = async (): Promise<{ loss: number; tokens: number }> => {
+    await writeAtomically(evalFile, exportGguf(run.config, state.params, { name: run.export.name, contextLength: run.export.contextLength, weightType: run.export.weights, tokenizer: tokenizerMeta }));
+    try {
+      return await validationLoss(evalFile, valTokens, options.seqLen, run.eval.tokens);
+    } finally {
+      await fs.rm(evalFile, { force: true });
+    }
+  };
+
+  const bar = io.errIsTty
+    ? new cliProgress.SingleBar(
+        {
+          format: "train [{bar}] {value}/{total} steps | loss {loss} | val {val} | {tps} tok/s | {elapsed} elapsed, ETA {left}",
+          stream: process.stderr,
+          hideCursor: true,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
+  const sessionStart = performance.now();
+  const stepsAtStart = state.step;
+  let lastVal = run.evals[run.evals.length - 1]?.valLoss;
+  const fields = (r: StepReport | undefined): Record<string, string> => {
+    const stepsDone = state.step - stepsAtStart;
+    const sessionSeconds = (performance.now() - sessionStart) / 1000;
+    const perStep = stepsDone > 0 ? sessionSeconds / stepsDone : Number.NaN;
+    return {
+      loss: r === undefined ? "-" : r.loss.toFixed(4),
+      val: lastVal === undefined ? "-" : lastVal.toFixed(4),
+      tps: r === undefined ? "-" : r.tokensPerSecond.toFixed(0),
+      elapsed: fmtDuration(run.trainSeconds),
+      left: Number.isFinite(perStep) ? fmtDuration(perStep * (until - state.step)) : "-",
+    };
+  };
+  bar?.start(options.totalSteps, state.step, fields(undefined));
+  let last: StepReport | undefined;
+  try {
+    while (state.step < until) {
+      await nextTurn(); // lets Ctrl-C (io.signal) through between the synchronous steps
+      if (io.signal.aborted || performance.now() > deadline) {
+        await save();
+        bar?.stop();
+        const why = io.signal.aborted ? "interrupted" : `--max-minutes ${flags.maxMinutes} reached`;
+        if (io.signal.aborted) {
+          throw new TrainCliError("interrupted", `[train] ${why} at step ${state.step}/${options.totalSteps}; checkpoint ${ckptFile} (continue: barbell train --resume ${ckptFile})`);
+        }
+        say(`${why} at step ${state.step}/${options.totalSteps}; checkpoint ${ckptFile} (continue: barbell train --resume ${ckptFile})`);
+        return;
+      }
+      const t0 = performance.now();
+      last = trainStep(state, trainTokens, options);
+      run.trainSeconds += (performance.now() - t0) / 1000;
+      run.recentLoss.push(last.loss);
+      if (run.recentLoss.length > 20) {
+        run.recentLoss.shift();
+      }
+      if (!Number.isFinite(last.loss)) {
+        await save();
+        throw new TrainCliError("interrupted", `[train] the loss became ${last.loss} at step ${state.step}; try a lower --lr (checkpoint ${ckptFile})`);
+      }
+      if (run.eval.every > 0 && state.step % run.eval.every === 0 && state.step < options.totalSteps) {
+        lastVal = (await evaluate()).loss;
+        run.evals.push({ step: state.step, valLoss: lastVal });
+        if (bar === undefined) {
+          say(`step ${state.step}: validation loss ${lastVal.toFixed(4)}, perplexity ${Math.exp(lastVal).toFixed(2)}`);
+        }
+      }
+      if (state.step % run.checkpointEvery === 0 || state.step === until) {
+        await save();
+      }
+      if (bar !== undefined) {
+        bar.update(state.step, fields(last));
+      } else if (state.step % flags.logEvery === 0 || state.step === until) {
+        const f = fields(last);
+        say(`step ${state.step}/${options.totalSteps} loss ${f["loss"]} lr ${last.lr.toExponential(2)} ${f["tps"]} tok/s, ${f["elapsed"]} elapsed, ETA ${f["left"]}`);
+      }
+    }
+  } finally {
+    bar?.stop();
+  }
+  if (state.step < options.totalSteps) {
+    say(`stopped at step ${state.step}/${options.totalSteps} (--until); checkpoint ${ckptFile} (continue: barbell train --resume ${ckptFile})`);
+    return;
+  }
+
+  const val = await evaluate();
+  run.evals.push({ step: state.step, valLoss: val.loss });
+  await save();
+  const out = run.export.out;
+  await fs.mkdir(path.dirname(path.resolve(out)), { recursive: true });
+  const gguf = exportGguf(run.config, state.params, { name: run.export.name, contextLength: run.export.contextLength, weightType: run.export.weights, tokenizer: tokenizerMeta });
+  await writeAtomically(out, gguf);
+  const samples: { prompt: string; text: string }[] = [];
+  if (run.samples.tokens > 0 && run.samples.prompts.length > 0) {
+    using model = await loadModel(out, { autotune: false });
+    for (const prompt of run.samples.prompts) {
+      const r = await model.generate(prompt, { temperature: 0.8, topK: 40, seed: 1, maxTokens: run.samples.tokens }).complete();
+      samples.push({ prompt, text: r.text });
+    }
+  }
+  const trainLoss = run.recentLoss.reduce((a, b) => a + b, 0) / Math.max(1, run.recentLoss.length);
+  const card = cardMarkdown(run, { valLoss: val.loss, valTokens: val.tokens, trainLoss, samples, date: new Date().toISOString().slice(0, 10), bytes: gguf.length });
+  const cardFile = out.replace(/\.gguf$/i, "") + ".md";
+  await writeAtomically(cardFile, card);
+  io.out(
+    `trained ${run.export.name}: ${options.totalSteps} steps, ${options.totalSteps * options.batchSize * options.seqLen} tokens in ${fmtDuration(run.trainSeconds)}; ` +
+      `train loss ${trainLoss.toFixed(4)}, validation loss ${val.loss.toFixed(4)} (perplexity ${Math.exp(val.loss).toFixed(2)}) over ${val.tokens} tokens\n`,
+  );
+  io.out(`wrote ${out} (${gguf.length} bytes) and ${cardFile}\n`);
+  for (const s of samples) {
+    io.out(`sample: ${JSON.stringify(s.prompt + s.text)}\n`);
+  }
+}
+
+/** The model config the flags ask for. */
+function shapeOf(flags: TrainFlags, vocabSize: number): QatConfig {
+  return {
+    vocabSize,
+    hidden: flags.hidden,
+    layers: flags.layers,
+    heads: flags.heads,
+    kvHeads: flags.kvHeads,
+    ffn: flags.ffn,
+    rmsEps: 1e-5,
+    ropeTheta: 10_000,
+    activation: flags.activation,
+    tied: flags.untied !== true,
+  };
+}
+
+function paramCount(state: TrainState): number {
+  return state.params.reduce((n, p) => n + p.data.length, 0);
+}
+
+async function readCorpus(file: string): Promise<Uint8Array> {
+  try {
+    return await fs.readFile(file);
+  } catch (e) {
+    const hint = file === "data/kjv.txt" ? " (run scripts/fetch-corpus.sh first, or give a corpus file)" : "";
+    throw new TrainCliError("corpus", `[train] cannot read the corpus ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}${hint}`);
+  }
+}
+
+/** The tokenizer of `tokenizer.*` entries, through a GGUF round trip: the same metadata the model loader reads. */
+function tokenizerFromEntries(entries: readonly [string, GgufValue][]): Tokenizer {
+  return tokenizerFromGguf(parseGguf(writeGguf({ metadata: entries })).metadata);
+}
+
+function splitCorpus(bytes: Uint8Array, valFraction: number, tok: Tokenizer): { trainTokens: Uint32Array; valTokens: Uint32Array } {
+  const lines = corpusLines(new TextDecoder().decode(bytes));
+  const valLines = Math.max(1, Math.round(lines.length * valFraction));
+  return {
+    trainTokens: encodeDocs(tok, documents(lines.slice(0, lines.length - valLines))),
+    valTokens: encodeDocs(tok, documents(lines.slice(lines.length - valLines))),
+  };
+}
+
+function checkFlags(c: QatConfig, f: TrainFlags): void {
+  if (c.hidden % c.heads !== 0 || (c.hidden / c.heads) % 2 !== 0) {
+    throw new TrainCliError("bad-flags", `[train] --hidden ${c.hidden} must be a multiple of --heads ${c.heads} with an even head width (hidden/heads = ${c.hidden / c.heads})`);
+  }
+  if (c.heads % c.kvHeads !== 0) {
+    throw new TrainCliError("bad-flags", `[train] --heads ${c.heads} must be a multiple of --kv-heads ${c.kvHeads}`);
+  }
+  if (f.warmup !== undefined && f.warmup > f.steps) {
+    throw new TrainCliError("bad-flags", `[train] --warmup ${f.warmup} is more than --steps ${f.steps}`);
+  }
+  if (f.minLr !== undefined && f.minLr > f.lr) {
+    throw new TrainCliError("bad-flags", `[train] --min-lr ${f.minLr} is above --lr ${f.lr}`);
+  }
+  if (f.seqLen + 1 > f.ctx) {
+    throw new TrainCliError("bad-flags", `[train] --ctx ${f.ctx} is shorter than a training window (--seq-len ${f.seqLen} + 1)`);
+  }
+  if (f.weights === "i2_s" && (c.hidden % 128 !== 0 || c.ffn % 128 !== 0)) {
+    throw new TrainCliError("bad-flags", `[train] --weights i2_s needs --hidden and --ffn multiples of 128 (got ${c.hidden} and ${c.ffn}); use --weights f32 or auto`);
+  }
+}
