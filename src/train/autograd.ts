@@ -77,88 +77,97 @@ function linearBackwardF32(mm: HostMatmul, g: Float64Array, rows: number, n: num
   return [new Float64Array(gx), new Float64Array(gw)];
 }
 
-/** Rows [rows, cols] of head `h` of a [rows, heads, hd] array, as f32 [rows, hd] (or transposed [hd, rows]). */
-function headRows(src: ArrayLike<number>, rows: number, heads: number, h: number, hd: number, transposed: boolean): Float32Array {
-  const out = new Float32Array(rows * hd);
-  for (let r = 0; r < rows; r++) {
-    const base = (r * heads + h) * hd;
-    for (let d = 0; d < hd; d++) {
-      out[transposed ? d * rows + r : r * hd + d] = src[base + d] ?? 0;
+/**
+ * Heads h0…h0+count−1 of a [rows, heads, hd] array as f32 [count·rows, hd] (head-major: row i·rows + r is
+ * head h0+i at row r), or transposed [hd, count·rows].
+ */
+function headRows(src: ArrayLike<number>, rows: number, heads: number, h0: number, count: number, hd: number, transposed: boolean): Float32Array {
+  const total = count * rows;
+  const out = new Float32Array(total * hd);
+  for (let i = 0; i < count; i++) {
+    for (let r = 0; r < rows; r++) {
+      const base = (r * heads + h0 + i) * hd;
+      const row = i * rows + r;
+      for (let d = 0; d < hd; d++) {
+        out[transposed ? d * total + row : row * hd + d] = src[base + d] ?? 0;
+      }
     }
   }
   return out;
 }
 
 /**
- * The backward of causal GQA attention with its products in f32 through `mm`, one query head at a time:
- * S = Q·Kᵀ·scale, P = causal softmax(S) (float64), dV += Pᵀ·G, dP = G·Vᵀ, dS = P∘(dP − Σ P∘dP)·scale,
- * dQ = dS·K, dK += dSᵀ·Q.
+ * The backward of causal GQA attention with its products in f32 through `mm`, one KV head at a time with
+ * the query heads that share it stacked as rows (R = group·seq): S = Q·Kᵀ·scale, P = causal softmax(S)
+ * (float64), dV = Pᵀ·G, dP = G·Vᵀ, dS = P∘(dP − Σ P∘dP)·scale, dQ = dS·K, dK = dSᵀ·Q.
  */
 function attentionBackwardF32(
   mm: HostMatmul,
-  g: Float64Array,
-  qv: Float32Array,
-  kv: Float32Array,
-  vv: Float32Array,
-  d: { seq: number; ctx: number; heads: number; kvHeads: number; hd: number; factor: number },
+  g: ArrayLike<number>,
+  qv: ArrayLike<number>,
+  kv: ArrayLike<number>,
+  vv: ArrayLike<number>,
+  d: AttentionDims,
 ): Float64Array[] {
   const { seq, ctx, heads, kvHeads, hd, factor } = d;
   const group = heads / kvHeads;
   const pos0 = ctx - seq;
+  const rows = group * seq;
   const gq = new Float64Array(seq * heads * hd);
   const gk = new Float64Array(ctx * kvHeads * hd);
   const gv = new Float64Array(ctx * kvHeads * hd);
-  const scores = new Float32Array(seq * ctx);
-  const dp = new Float32Array(seq * ctx);
-  const pT = new Float32Array(ctx * seq);
-  const dsT = new Float32Array(ctx * seq);
-  const ds = new Float32Array(seq * ctx);
-  const out = new Float32Array(Math.max(seq, ctx) * hd);
+  const scores = new Float32Array(rows * ctx);
+  const dp = new Float32Array(rows * ctx);
+  const pT = new Float32Array(ctx * rows);
+  const dsT = new Float32Array(ctx * rows);
+  const ds = new Float32Array(rows * ctx);
+  const out = new Float32Array(Math.max(rows, ctx) * hd);
   for (let kh = 0; kh < kvHeads; kh++) {
-    const kH = headRows(kv, ctx, kvHeads, kh, hd, false);
-    const kT = headRows(kv, ctx, kvHeads, kh, hd, true);
-    const vH = headRows(vv, ctx, kvHeads, kh, hd, false);
-    for (let h = kh * group; h < (kh + 1) * group; h++) {
-      const qH = headRows(qv, seq, heads, h, hd, false);
-      const qT = headRows(qv, seq, heads, h, hd, true);
-      const gH = headRows(g, seq, heads, h, hd, false);
-      const gT = headRows(g, seq, heads, h, hd, true);
-      mm(qH, kH, seq, hd, ctx, scores);
-      mm(gH, vH, seq, hd, ctx, dp);
-      for (let s = 0; s < seq; s++) {
-        const visible = pos0 + s + 1;
-        const row = s * ctx;
-        let max = -Infinity;
-        for (let c = 0; c < visible; c++) {
-          max = Math.max(max, (scores[row + c] ?? 0) * factor);
-        }
-        let sum = 0;
-        for (let c = 0; c < visible; c++) {
-          sum += Math.exp((scores[row + c] ?? 0) * factor - max);
-        }
-        let dot = 0;
-        for (let c = 0; c < visible; c++) {
-          const pc = Math.exp((scores[row + c] ?? 0) * factor - max) / sum;
-          scores[row + c] = pc;
-          dot += pc * (dp[row + c] ?? 0);
-        }
-        for (let c = 0; c < ctx; c++) {
-          const pc = c < visible ? (scores[row + c] ?? 0) : 0;
-          const dsc = c < visible ? pc * ((dp[row + c] ?? 0) - dot) * factor : 0;
-          pT[c * seq + s] = pc;
-          ds[row + c] = dsc;
-          dsT[c * seq + s] = dsc;
-        }
+    const h0 = kh * group;
+    const kH = headRows(kv, ctx, kvHeads, kh, 1, hd, false);
+    const kT = headRows(kv, ctx, kvHeads, kh, 1, hd, true);
+    const vH = headRows(vv, ctx, kvHeads, kh, 1, hd, false);
+    const qH = headRows(qv, seq, heads, h0, group, hd, false);
+    const qT = headRows(qv, seq, heads, h0, group, hd, true);
+    const gH = headRows(g, seq, heads, h0, group, hd, false);
+    const gT = headRows(g, seq, heads, h0, group, hd, true);
+    mm(qH, kH, rows, hd, ctx, scores);
+    mm(gH, vH, rows, hd, ctx, dp);
+    for (let row = 0; row < rows; row++) {
+      const visible = pos0 + (row % seq) + 1;
+      const base = row * ctx;
+      let max = -Infinity;
+      for (let c = 0; c < visible; c++) {
+        max = Math.max(max, (scores[base + c] ?? 0) * factor);
       }
-      // dV += Pᵀ·G: [ctx, seq] · [seq, hd] (mm takes the right operand transposed: gT [hd, seq]).
-      mm(pT, gT, ctx, seq, hd, out);
-      addHead(gv, out, ctx, kvHeads, kh, hd);
-      // dK += dSᵀ·Q.
-      mm(dsT, qT, ctx, seq, hd, out);
-      addHead(gk, out, ctx, kvHeads, kh, hd);
-      // dQ = dS·K.
-      mm(ds, kT, seq, ctx, hd, out);
-      addHead(gq, out, seq, heads, h, hd);
+      let sum = 0;
+      for (let c = 0; c < visible; c++) {
+        const e = Math.exp((scores[base + c] ?? 0) * factor - max);
+        scores[base + c] = e;
+        sum += e;
+      }
+      let dot = 0;
+      for (let c = 0; c < visible; c++) {
+        dot += ((scores[base + c] ?? 0) / sum) * (dp[base + c] ?? 0);
+      }
+      for (let c = 0; c < ctx; c++) {
+        const pc = c < visible ? (scores[base + c] ?? 0) / sum : 0;
+        const dsc = c < visible ? pc * ((dp[base + c] ?? 0) - dot) * factor : 0;
+        pT[c * rows + row] = pc;
+        ds[base + c] = dsc;
+        dsT[c * rows + row] = dsc;
+      }
+    }
+    // dV = Pᵀ·G: [ctx, R] · [R, hd] (mm takes the right operand transposed: gT [hd, R]); summed over the group.
+    mm(pT, gT, ctx, rows, hd, out);
+    addHead(gv, out, ctx, kvHeads, kh, hd);
+    // dK = dSᵀ·Q.
+    mm(dsT, qT, ctx, rows, hd, out);
+    addHead(gk, out, ctx, kvHeads, kh, hd);
+    // dQ = dS·K, then each query head's rows to its place.
+    mm(ds, kT, rows, ctx, hd, out);
+    for (let i = 0; i < group; i++) {
+      addHead(gq, out.subarray(i * seq * hd, (i + 1) * seq * hd), seq, heads, h0 + i, hd);
     }
   }
   return [gq, gk, gv];
@@ -172,6 +181,68 @@ function addHead(dst: Float64Array, src: Float32Array, rows: number, heads: numb
       dst[base + d] = (dst[base + d] ?? 0) + (src[r * hd + d] ?? 0);
     }
   }
+}
+
+/** The backward of causal GQA attention in float64 (the reference): probabilities recomputed, then dV, dP, dS, dQ, dK. */
+function attentionBackwardF64(
+  g: ArrayLike<number>,
+  qv: ArrayLike<number>,
+  kv: ArrayLike<number>,
+  vv: ArrayLike<number>,
+  d: AttentionDims,
+): Float64Array[] {
+  const { seq, ctx, heads, kvHeads, hd, factor } = d;
+  const group = heads / kvHeads;
+  const pos0 = ctx - seq;
+  const gq = new Float64Array(seq * heads * hd);
+  const gk = new Float64Array(ctx * kvHeads * hd);
+  const gv = new Float64Array(ctx * kvHeads * hd);
+  const p = new Float64Array(ctx);
+  const dp = new Float64Array(ctx);
+  for (let s = 0; s < seq; s++) {
+    const visible = pos0 + s + 1;
+    for (let h = 0; h < heads; h++) {
+      const kh = Math.floor(h / group);
+      const qBase = (s * heads + h) * hd;
+      let max = -Infinity;
+      for (let c = 0; c < visible; c++) {
+        const kBase = (c * kvHeads + kh) * hd;
+        let dot = 0;
+        for (let d = 0; d < hd; d++) {
+          dot += (qv[qBase + d] ?? 0) * (kv[kBase + d] ?? 0);
+        }
+        p[c] = dot * factor;
+        max = Math.max(max, dot * factor);
+      }
+      let sum = 0;
+      for (let c = 0; c < visible; c++) {
+        p[c] = Math.exp((p[c] ?? 0) - max);
+        sum += p[c] ?? 0;
+      }
+      let dotPdp = 0;
+      for (let c = 0; c < visible; c++) {
+        p[c] = (p[c] ?? 0) / sum;
+        const vBase = (c * kvHeads + kh) * hd;
+        let d2 = 0;
+        for (let d = 0; d < hd; d++) {
+          const go = g[qBase + d] ?? 0;
+          d2 += go * (vv[vBase + d] ?? 0);
+          gv[vBase + d] = (gv[vBase + d] ?? 0) + (p[c] ?? 0) * go;
+        }
+        dp[c] = d2;
+        dotPdp += (p[c] ?? 0) * d2;
+      }
+      for (let c = 0; c < visible; c++) {
+        const ds = (p[c] ?? 0) * ((dp[c] ?? 0) - dotPdp) * factor;
+        const kBase = (c * kvHeads + kh) * hd;
+        for (let d = 0; d < hd; d++) {
+          gq[qBase + d] = (gq[qBase + d] ?? 0) + ds * (kv[kBase + d] ?? 0);
+          gk[kBase + d] = (gk[kBase + d] ?? 0) + ds * (qv[qBase + d] ?? 0);
+        }
+      }
+    }
+  }
+  return [gq, gk, gv];
 }
 
 interface Node {
@@ -256,6 +327,17 @@ const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 export interface TapeAttentionOptions {
   /** Score scale; default 1/sqrt(headDim). */
   readonly scale?: number;
+  /** The rows hold this many independent windows of equal length (q and k/v of the same length); default 1. */
+  readonly windows?: number;
+}
+
+interface AttentionDims {
+  readonly seq: number;
+  readonly ctx: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly hd: number;
+  readonly factor: number;
 }
 
 /**
@@ -323,15 +405,27 @@ export class Tape implements Disposable {
     const b = bIn as AnyF32;
     const run = { add, sub, mul }[op] as unknown as (a: AnyF32, b: AnyF32) => AnyF32;
     const out = run(a as AnyF32, b) as F32<A>;
-    const index = broadcastIndex(a, b);
+    // Same dims and shape: b's index of every element is the element's own (no broadcast to undo).
+    const same = a.size === b.size && a.dims.length === b.dims.length && a.dims.every((d, i) => b.dims[i] === d);
+    const index = same ? undefined : broadcastIndex(a, b);
     return this.#record(out, [a as AnyF32, b], (g) => {
       if (op === "mul") {
         const av = this.#values(a);
         const bv = this.#values(b);
+        if (index === undefined) {
+          const ga = new Float64Array(g.length);
+          const gb = new Float64Array(g.length);
+          for (let i = 0; i < g.length; i++) {
+            const x = g[i] ?? 0;
+            ga[i] = x * (bv[i] ?? 0);
+            gb[i] = x * (av[i] ?? 0);
+          }
+          return [ga, gb];
+        }
         const ga = g.map((x, i) => x * (bv[index[i] ?? 0] ?? 0));
         return [ga, scatter(g.map((x, i) => x * (av[i] ?? 0)), index, b.size)];
       }
-      const gb = scatter(g, index, b.size);
+      const gb = index === undefined ? g : scatter(g, index, b.size);
       return [g, op === "sub" ? gb.map((x) => -x) : gb];
     });
   }
@@ -724,8 +818,10 @@ export class Tape implements Disposable {
 
   /**
    * Causal grouped-query attention of q[S, H, D] over k, v[C, KV, D], queries at the last S of the C
-   * positions. The forward is the fused inference kernel; the backward recomputes the probabilities in
-   * float64 and differentiates softmax(q·kᵀ·scale + causal mask)·v directly.
+   * positions. The forward is the fused inference kernel; the backward recomputes the probabilities and
+   * differentiates softmax(q·kᵀ·scale + causal mask)·v directly (float64, or f32 products through the
+   * tape's matmul kernel). With `windows: B` the rows hold B independent windows of S/B positions each
+   * (S = C), every one attending causally to itself only: a batch of windows as one [B·S] tensor.
    */
   attention<const S extends string, const H extends string, const D extends string, const C extends string, const KV extends string>(
     q: F32<readonly [S, H, D]>,
@@ -733,69 +829,51 @@ export class Tape implements Disposable {
     v: F32<readonly [NoInfer<C>, NoInfer<KV>, NoInfer<D>]>,
     options: TapeAttentionOptions = {},
   ): F32<[S, H, D]> {
-    const [seq = 0, heads = 0, hd = 0] = q.shape;
-    const [ctx = 0, kvHeads = 0] = k.shape;
+    const [rowsQ = 0, heads = 0, hd = 0] = q.shape;
+    const [rowsKV = 0, kvHeads = 0] = k.shape;
     const factor = options.scale ?? 1 / Math.sqrt(hd);
-    const out = attention(q, k, v, { scale: factor });
-    const group = heads / kvHeads;
-    const pos0 = ctx - seq;
-    const mm = this.#matmul;
-    if (mm !== undefined) {
-      return this.#record(out, [q as AnyF32, k as AnyF32, v as AnyF32], (g) =>
-        attentionBackwardF32(mm, g, q.toFloat32(), k.toFloat32(), v.toFloat32(), { seq, ctx, heads, kvHeads, hd, factor }),
-      );
+    const windows = options.windows ?? 1;
+    if (!Number.isSafeInteger(windows) || windows < 1 || (windows > 1 && (rowsQ !== rowsKV || rowsQ % windows !== 0))) {
+      throw new ShapeError("size", `[attention] ${windows} windows need q and k/v of the same length, a multiple of it (${rowsQ}, ${rowsKV})`);
     }
+    const seq = rowsQ / windows;
+    const ctx = rowsKV / windows;
+    let out: F32<[S, H, D]>;
+    if (windows === 1) {
+      out = attention(q, k, v, { scale: factor });
+    } else {
+      // One fused kernel call per window on its rows, gathered into one tensor.
+      const values = new Float32Array(q.size);
+      for (let w = 0; w < windows; w++) {
+        using qw = slice(q as AnyF32, q.dims[0] as never, w * seq, (w + 1) * seq);
+        using kw = slice(k as AnyF32, k.dims[0] as never, w * ctx, (w + 1) * ctx);
+        using vw = slice(v as AnyF32, v.dims[0] as never, w * ctx, (w + 1) * ctx);
+        using ow = attention(qw as never, kw as never, vw as never, { scale: factor }) as AnyF32;
+        values.set(ow.toFloat32(), w * seq * heads * hd);
+      }
+      out = tensor(values, q.dims as never, q.shape as never, { backend: q.backend }) as unknown as F32<[S, H, D]>;
+    }
+    const dims: AttentionDims = { seq, ctx, heads, kvHeads, hd, factor };
+    const mm = this.#matmul;
     return this.#record(out, [q as AnyF32, k as AnyF32, v as AnyF32], (g) => {
-      const qv = this.#values(q);
-      const kv = this.#values(k);
-      const vv = this.#values(v);
+      const qv = mm === undefined ? this.#values(q) : q.toFloat32();
+      const kv = mm === undefined ? this.#values(k) : k.toFloat32();
+      const vv = mm === undefined ? this.#values(v) : v.toFloat32();
+      const one = (gw: Float64Array, qw: Float64Array | Float32Array, kw: Float64Array | Float32Array, vw: Float64Array | Float32Array): Float64Array[] =>
+        mm === undefined ? attentionBackwardF64(gw, qw, kw, vw, dims) : attentionBackwardF32(mm, gw, qw, kw, vw, dims);
+      if (windows === 1) {
+        return one(g, qv, kv, vv);
+      }
       const gq = new Float64Array(q.size);
       const gk = new Float64Array(k.size);
       const gv = new Float64Array(v.size);
-      const p = new Float64Array(ctx);
-      const dp = new Float64Array(ctx);
-      for (let s = 0; s < seq; s++) {
-        const visible = pos0 + s + 1;
-        for (let h = 0; h < heads; h++) {
-          const kh = Math.floor(h / group);
-          const qBase = (s * heads + h) * hd;
-          let max = -Infinity;
-          for (let c = 0; c < visible; c++) {
-            const kBase = (c * kvHeads + kh) * hd;
-            let dot = 0;
-            for (let d = 0; d < hd; d++) {
-              dot += (qv[qBase + d] ?? 0) * (kv[kBase + d] ?? 0);
-            }
-            p[c] = dot * factor;
-            max = Math.max(max, dot * factor);
-          }
-          let sum = 0;
-          for (let c = 0; c < visible; c++) {
-            p[c] = Math.exp((p[c] ?? 0) - max);
-            sum += p[c] ?? 0;
-          }
-          let dotPdp = 0;
-          for (let c = 0; c < visible; c++) {
-            p[c] = (p[c] ?? 0) / sum;
-            const vBase = (c * kvHeads + kh) * hd;
-            let d2 = 0;
-            for (let d = 0; d < hd; d++) {
-              const go = g[qBase + d] ?? 0;
-              d2 += go * (vv[vBase + d] ?? 0);
-              gv[vBase + d] = (gv[vBase + d] ?? 0) + (p[c] ?? 0) * go;
-            }
-            dp[c] = d2;
-            dotPdp += (p[c] ?? 0) * d2;
-          }
-          for (let c = 0; c < visible; c++) {
-            const ds = (p[c] ?? 0) * ((dp[c] ?? 0) - dotPdp) * factor;
-            const kBase = (c * kvHeads + kh) * hd;
-            for (let d = 0; d < hd; d++) {
-              gq[qBase + d] = (gq[qBase + d] ?? 0) + ds * (kv[kBase + d] ?? 0);
-              gk[kBase + d] = (gk[kBase + d] ?? 0) + ds * (qv[qBase + d] ?? 0);
-            }
-          }
-        }
+      const qn = seq * heads * hd;
+      const kn = ctx * kvHeads * hd;
+      for (let w = 0; w < windows; w++) {
+        const [a, b, c] = one(g.subarray(w * qn, (w + 1) * qn), qv.subarray(w * qn, (w + 1) * qn), kv.subarray(w * kn, (w + 1) * kn), vv.subarray(w * kn, (w + 1) * kn));
+        gq.set(a ?? [], w * qn);
+        gk.set(b ?? [], w * kn);
+        gv.set(c ?? [], w * kn);
       }
       return [gq, gk, gv];
     });

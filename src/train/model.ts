@@ -205,13 +205,19 @@ export function bindParams(
 
 /**
  * Logits [seq, vocab] of `ids` (positions 0…seq−1) on the tape: the graph of src/model/bitnet/forward.ts
- * with every projection a `bitLinear`. The position tensor goes into `keep` (the tape reads it during
- * backward; the caller frees it).
+ * with every projection a `bitLinear`. With `windows` = B > 1, `ids` holds B windows of seq/B tokens
+ * back to back, each at positions 0…seq/B−1 and attending to itself only: every projection, norm and the
+ * head run once on all B·(seq/B) rows (the same numbers per row as one window at a time). The position
+ * tensor goes into `keep` (the tape reads it during backward; the caller frees it).
  */
-export function windowLogits(g: Tape, c: QatConfig, p: Bound, ids: Tensor<"i32", ["seq"]>, keep: Disposable[]): F32<["seq", "vocab"]> {
+export function windowLogits(g: Tape, c: QatConfig, p: Bound, ids: Tensor<"i32", ["seq"]>, keep: Disposable[], windows = 1): F32<["seq", "vocab"]> {
   const seq = ids.shape[0];
+  if (!Number.isSafeInteger(windows) || windows < 1 || seq % windows !== 0) {
+    throw new ShapeError("size", `[qat] ${seq} tokens do not split into ${windows} windows`);
+  }
+  const span = seq / windows;
   const positions = int32Tensor(
-    Array.from({ length: seq }, (_, i) => i),
+    Array.from({ length: seq }, (_, i) => i % span),
     ["seq"],
     [seq],
     { backend: ids.backend },
@@ -226,7 +232,7 @@ export function windowLogits(g: Tape, c: QatConfig, p: Bound, ids: Tensor<"i32",
     const q = g.split(g.bitLinear(x, w.wq), "q", ["head", "headDim"], [c.heads, headDim]);
     const k = g.split(g.bitLinear(x, w.wk), "kv", ["kvHead", "headDim"], [c.kvHeads, headDim]);
     const v = g.split(g.bitLinear(x, w.wv), "kv", ["kvHead", "headDim"], [c.kvHeads, headDim]);
-    const a = g.attention(g.rope(q, positions, ropeOptions), g.rope(k, positions, ropeOptions), v);
+    const a = g.attention(g.rope(q, positions, ropeOptions), g.rope(k, positions, ropeOptions), v, { windows });
     const an = g.rmsNorm(g.merge(a, ["head", "headDim"], "q"), w.attnSubNorm, c.rmsEps);
     const h1 = g.add(h, g.bitLinear(an, w.wo));
     // Feed-forward branch: y = RMSNorm(h1); act(BitLinear_gate(y)) ⊙ BitLinear_up(y); SubLN; BitLinear_down.
@@ -245,14 +251,34 @@ export function windowLogits(g: Tape, c: QatConfig, p: Bound, ids: Tensor<"i32",
  * The id tensors go into `keep` (the tape reads them during backward; the caller frees them).
  */
 export function windowLoss(g: Tape, c: QatConfig, p: Bound, window: readonly number[], keep: Disposable[]): F32<[]> {
-  const seq = window.length - 1;
-  if (seq < 1) {
-    throw new ShapeError("size", "[qat] a window needs at least two tokens");
+  return batchLoss(g, c, p, [window], keep);
+}
+
+/**
+ * Mean next-token cross-entropy over a batch of windows of the same length, run as one [B·seq] batch
+ * (`windowLogits` with `windows` = B): the mean over windows of each window's mean loss.
+ */
+export function batchLoss(g: Tape, c: QatConfig, p: Bound, batch: readonly (readonly number[])[], keep: Disposable[]): F32<[]> {
+  const n = batch[0]?.length ?? 0;
+  const seq = n - 1;
+  if (seq < 1 || batch.some((w) => w.length !== n)) {
+    throw new ShapeError("size", "[qat] windows need at least two tokens, all the same number");
   }
   const backend = p.tokenEmbd.backend;
-  const ids = int32Tensor(window.slice(0, seq), ["seq"], [seq], { backend });
+  const rows = batch.length * seq;
+  const ids = int32Tensor(
+    batch.flatMap((w) => w.slice(0, seq)),
+    ["seq"],
+    [rows],
+    { backend },
+  );
   keep.push(ids);
-  const targets = int32Tensor(window.slice(1), ["seq"], [seq], { backend });
+  const targets = int32Tensor(
+    batch.flatMap((w) => w.slice(1)),
+    ["seq"],
+    [rows],
+    { backend },
+  );
   keep.push(targets);
-  return g.crossEntropy(windowLogits(g, c, p, ids, keep), targets);
+  return g.crossEntropy(windowLogits(g, c, p, ids, keep, batch.length), targets);
 }

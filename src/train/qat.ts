@@ -7,7 +7,7 @@
 import { ShapeError } from "../core/errors.js";
 import { createTape } from "./autograd.js";
 import type { TrainRuntime } from "./fast.js";
-import { bindParams, checkQatConfig, initParams, windowLoss, type Param, type QatConfig } from "./model.js";
+import { batchLoss, bindParams, checkQatConfig, initParams, type Param, type QatConfig } from "./model.js";
 import { Rng } from "./rng.js";
 
 /** Optimizer, schedule and data settings of a run. */
@@ -186,11 +186,8 @@ export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: Train
     const keep: Disposable[] = [];
     const { tensors, bound } = bindParams(g, c, state.params, runtime?.backend);
     try {
-      let total = windowLoss(g, c, bound, batch[0] ?? [], keep);
-      for (const window of batch.slice(1)) {
-        total = g.add(total, windowLoss(g, c, bound, window, keep));
-      }
-      const mean = g.scale(total, 1 / batch.length);
+      // All windows as one [batchSize·seqLen] batch (the mean of the windows' mean losses).
+      const mean = batchLoss(g, c, bound, batch, keep);
       loss = mean.toFloat32()[0] ?? Number.NaN;
       using gr = g.backward(mean);
       for (const p of state.params) {

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { createTape, type HostMatmul } from "../../src/train/autograd.js";
 import { loadCheckpoint, saveCheckpoint } from "../../src/train/checkpoint.js";
 import { createNativeTrainRuntime, nativeTrainUnavailable, type TrainRuntime } from "../../src/train/fast.js";
-import { bindParams, windowLoss, type QatConfig } from "../../src/train/model.js";
+import { batchLoss, bindParams, windowLoss, type QatConfig } from "../../src/train/model.js";
 import { initTrainState, train, type TrainOptions, type TrainState } from "../../src/train/qat.js";
 
 const CONFIG: QatConfig = {
@@ -54,18 +54,27 @@ const jsMatmul: HostMatmul = (x, w, m, k, n, out) => {
   }
 };
 
-/** Gradients (by parameter name) of the mean loss over WINDOWS, for a tape made with `runtime`. */
-function gradients(config: QatConfig, runtime: TrainRuntime): Map<string, Float32Array> {
+/**
+ * Gradients (by parameter name) of the mean loss over WINDOWS, for a tape made with `runtime`: one window
+ * at a time (summed on the tape), or all as one batch (`batchLoss`).
+ */
+function gradients(config: QatConfig, runtime: TrainRuntime, batched = false): Map<string, Float32Array> {
   const state = initTrainState(config, 5, 6);
   using g = createTape(runtime.matmul === undefined ? {} : { matmul: runtime.matmul });
   const keep: Disposable[] = [];
   const { tensors, bound } = bindParams(g, config, state.params, runtime.backend);
   try {
-    let total = windowLoss(g, config, bound, WINDOWS[0] ?? [], keep);
-    for (const w of WINDOWS.slice(1)) {
-      total = g.add(total, windowLoss(g, config, bound, w, keep));
+    let loss;
+    if (batched) {
+      loss = batchLoss(g, config, bound, WINDOWS, keep);
+    } else {
+      let total = windowLoss(g, config, bound, WINDOWS[0] ?? [], keep);
+      for (const w of WINDOWS.slice(1)) {
+        total = g.add(total, windowLoss(g, config, bound, w, keep));
+      }
+      loss = g.scale(total, 1 / WINDOWS.length);
     }
-    using grads = g.backward(g.scale(total, 1 / WINDOWS.length));
+    using grads = g.backward(loss);
     return new Map([...tensors].map(([name, t]) => [name, grads.get(t).toFloat32()]));
   } finally {
     keep.forEach((d) => d[Symbol.dispose]());
@@ -95,17 +104,24 @@ function worstRelative(ref: Map<string, Float32Array>, fast: Map<string, Float32
 const REFERENCE: TrainRuntime = { name: "reference" };
 const native = nativeTrainUnavailable();
 
+describe("batched windows", () => {
+  it("a batch as one [B·seq] tensor has the gradients of the windows one at a time (float64 reference)", () => {
+    const worst = worstRelative(gradients(CONFIG, REFERENCE), gradients(CONFIG, REFERENCE, true));
+    expect(worst.err, worst.name).toBeLessThan(1e-6);
+  });
+});
+
 describe("fast backward (f32 products through a matmul kernel)", () => {
   it("matches the float64 reference within 1e-5 of each parameter's largest gradient (JS forward; seen: 2e-7)", () => {
     for (const config of [CONFIG, { ...CONFIG, tied: true, activation: "silu" } as const]) {
-      const worst = worstRelative(gradients(config, REFERENCE), gradients(config, { name: "js f32", matmul: jsMatmul }));
+      const worst = worstRelative(gradients(config, REFERENCE), gradients(config, { name: "js f32", matmul: jsMatmul }, true));
       expect(worst.err, worst.name).toBeLessThan(1e-5);
     }
   });
 
   it.skipIf(native !== undefined)("native runtime: within 1e-4 of the reference (native forward and f32 products; seen: 3e-7)", () => {
     using rt = createNativeTrainRuntime();
-    const worst = worstRelative(gradients(CONFIG, REFERENCE), gradients(CONFIG, rt));
+    const worst = worstRelative(gradients(CONFIG, REFERENCE), gradients(CONFIG, rt, true));
     expect(worst.err, worst.name).toBeLessThan(1e-4);
   });
 });
