@@ -8,7 +8,7 @@
  * time from the first first-token to the last `done`), p50/p99 time to first token and p50/p99 inter-token
  * latency over every stream, the mean batch (rows per decode step), and the ratio to one stream.
  *
- *   npx tsx bench/serve.ts [--quick] [--tokens 48] [--threads 2] [--backends native-cpu,js]
+ *   npx tsx bench/serve.ts [--quick] [--tokens 48] [--threads 2] [--backends native-cpu,js] [--head q8_0|keep] [--streams 1,8]
  *   npm run bench                  # includes it as the last section
  */
 import fs from "node:fs";
@@ -33,6 +33,8 @@ export interface ServeBenchOptions {
   readonly threads?: number;
   readonly backends?: readonly BackendName[];
   readonly concurrency?: readonly number[];
+  /** Output head: "keep" (the file's F16) or "q8_0" (requantized at load; integer activations). Default q8_0. */
+  readonly head?: "keep" | "q8_0";
 }
 
 interface StreamTimes {
@@ -118,6 +120,7 @@ export async function serveBench(options: ServeBenchOptions = {}): Promise<{ lin
   const tokens = options.tokens ?? (options.quick === true ? 24 : 48);
   const threads = options.threads ?? Math.min(os.availableParallelism(), 8);
   const concurrency = options.concurrency ?? [1, 4, 8, 16];
+  const head = options.head ?? "q8_0";
   let backends = options.backends;
   if (backends === undefined) {
     const available: BackendName[] = [];
@@ -134,7 +137,7 @@ export async function serveBench(options: ServeBenchOptions = {}): Promise<{ lin
   const rows: ServeRow[] = [];
   let chain = "";
   try {
-    const ref = system.spawn(modelActor({ ladder: [{ name: "700m", path: file }], backends, threads, autotune: false, isolation: "in-process", parallel, queue: 0 }));
+    const ref = system.spawn(modelActor({ ladder: [{ name: "700m", path: file, headType: head }], backends, threads, autotune: false, isolation: "in-process", parallel, queue: 0 }));
     const status = await ref.ask({ type: "queryStatus" }, { timeoutMs: 120_000 });
     chain = status.worker?.backend ?? "";
     const vocab = status.worker?.capabilities.vocab ?? 1000;
@@ -150,7 +153,7 @@ export async function serveBench(options: ServeBenchOptions = {}): Promise<{ lin
   const lines = [
     `## Serving: concurrent streams through one model actor (continuous batching)`,
     "",
-    `700M shape, ${chain}, ${threads} thread(s), in-process worker, \`parallel\` ${parallel}; each stream: 8 prompt tokens, ${tokens} greedy tokens.`,
+    `700M shape, ${head === "q8_0" ? "Q8_0 head (integer activations)" : "F16 head"}, ${chain}, ${threads} thread(s), in-process worker, \`parallel\` ${parallel}; each stream: 8 prompt tokens, ${tokens} greedy tokens.`,
     "Aggregate t/s = all tokens / wall time; decode t/s = tokens after each stream's first / (last done − first first token);",
     "TTFT from opening the stream; ITL between successive tokens of a stream; mean batch = sequences per decode step.",
     "",
@@ -174,7 +177,11 @@ if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLTo
   const tokens = flag("tokens");
   const threads = flag("threads");
   const backends = flag("backends");
+  const head = flag("head");
+  const concurrency = flag("streams");
   const { lines } = await serveBench({
+    ...(head === "keep" || head === "q8_0" ? { head } : {}),
+    ...(concurrency === undefined ? {} : { concurrency: concurrency.split(",").map(Number) }),
     quick: args.includes("--quick"),
     ...(tokens === undefined ? {} : { tokens: Number(tokens) }),
     ...(threads === undefined ? {} : { threads: Number(threads) }),

@@ -114,6 +114,7 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod<&Context::Dense>("dense"),
                            InstanceMethod<&Context::DenseQ8>("denseQ8"),
                            InstanceMethod<&Context::Quantize>("quantize"),
+                           InstanceMethod<&Context::Q8I8>("q8i8"),
                            InstanceMethod<&Context::Embedding>("embedding"),
                            InstanceMethod<&Context::RmsNorm>("rmsNorm"),
                            InstanceMethod<&Context::Rope>("rope"),
@@ -339,6 +340,58 @@ class Context : public Napi::ObjectWrap<Context> {
     ARG_ARRAY(float, scales, 4, static_cast<size_t>(m));
     const int64_t bad = exec_->quantize(x, static_cast<int>(m), static_cast<int>(k), q, scales);
     return Napi::Number::New(info.Env(), static_cast<double>(bad));
+  }
+
+  // q8i8(x: Float32Array, w: Uint8Array (Q8_0 rows), m, k, n, out: Float32Array) → −1 or the first
+  // non-finite index of x. The integer Q8_0 head (Q8I8Args in kernels.h); k % 32 == 0.
+  Napi::Value Q8I8(const Napi::CallbackInfo& info) {
+    if (!alive(info)) {
+      return info.Env().Undefined();
+    }
+    ARG_INT(m, 2, kMaxDim);
+    ARG_INT(k, 3, kMaxDim);
+    ARG_INT(n, 4, kMaxDim);
+    if (k % 32 != 0) {
+      Napi::RangeError::New(info.Env(), "[native-cpu] q8i8: k must be a multiple of 32").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    size_t wn = 0;
+    if (!checked_product(n, k / 32 * 34, &wn)) {
+      Napi::RangeError::New(info.Env(), "[native-cpu] q8i8: n·k overflows").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    ARG_ARRAY(float, x, 0, prod(m, k));
+    ARG_ARRAY(uint8_t, w, 1, wn);
+    ARG_ARRAY(float, out, 5, prod(m, n));
+    if (m == 0 || n == 0 || k == 0) {
+      if (k == 0) {
+        std::fill(out, out + prod(m, n), 0.0f);
+      }
+      return Napi::Number::New(info.Env(), -1);
+    }
+    const int mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
+    const size_t blocks = prod(m, k) / 32;
+    std::vector<int8_t> xq(prod(m, k));
+    std::vector<float> xinv(blocks);
+    std::vector<int32_t> xsum(blocks);
+    // Each 32-element block quantized like one BitNet activation row; then 1 / s and Σq per block.
+    const int64_t bad = exec_->quantize(x, static_cast<int>(blocks), 32, xq.data(), xinv.data());
+    if (bad >= 0) {
+      return Napi::Number::New(info.Env(), static_cast<double>(bad));
+    }
+    for (size_t b = 0; b < blocks; ++b) {
+      int32_t sum = 0;
+      for (int c = 0; c < 32; ++c) {
+        sum += xq[b * 32 + c];
+      }
+      xsum[b] = sum;
+      xinv[b] = 1.0f / xinv[b];
+    }
+    const Q8I8Args a{xq.data(), xinv.data(), xsum.data(), w, ki, mi, ni, out};
+    const auto fn = table().q8_i8;
+    const int groups = (ni + 15) / 16;
+    exec_->parallel_rows(groups, prod(m, k) * 16, [&](int g0, int g1) { fn(a, g0 * 16, std::min(ni, g1 * 16)); });
+    return Napi::Number::New(info.Env(), -1);
   }
 
   // embedding(ids: Int32Array, seq, table: Float32Array | Uint16Array, vocab, embed, out) → −1 or bad position

@@ -44,6 +44,7 @@ IsaKernels table_for(Isa isa) {
   out.binary_i8 = out.binary_i8 != nullptr ? out.binary_i8 : s->binary_i8;
   out.binary_binary = out.binary_binary != nullptr ? out.binary_binary : s->binary_binary;
   out.dense = out.dense != nullptr ? out.dense : s->dense;
+  out.q8_i8 = out.q8_i8 != nullptr ? out.q8_i8 : s->q8_i8;
   return out;
 }
 

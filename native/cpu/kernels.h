@@ -68,6 +68,21 @@ struct DenseArgs {
   float* out;
 };
 
+// Q8_0 weights × Q8_0-style int8 activations (the integer output head), out[m, n].
+// The activations are quantized per 32-element block with BitNet's per-token quantizer applied to
+// each block (quantize_rows over rows of 32): q int8, s = 127 / max(absmax, 1e-5), inv = 1 / s (f32).
+// With idot the exact int32 Σ w·q of one block and d the weight block's f16 scale (exact in f32):
+//   acc ← acc + (idot · inv) · d     for blocks b = 0, 1, … in order, every operation one f32 rounding,
+// the same in every path (SIMD paths vectorize across 16 weight rows, never across blocks).
+struct Q8I8Args {
+  const int8_t* xq;     // [m, k] quantized activations
+  const float* xinv;    // [m, k / 32] 1 / s per block
+  const int32_t* xsum;  // [m, k / 32] Σ q per block (exact)
+  const uint8_t* w;     // n rows of k / 32 blocks of 34 bytes (f16 d, 32 int8)
+  int k, m, n;
+  float* out;           // [m, n]
+};
+
 struct IsaKernels {
   const char* name;
   // Weight bytes consumed per SIMD step by `ternary`; the activation planes are built for it.
@@ -88,6 +103,8 @@ struct IsaKernels {
   // Bit-exact vector versions of quantize_rows and (float64) rms_norm (float_kernels.h).
   int64_t (*quantize)(const float* x, int m, int k, int8_t* q, float* scales);
   void (*rms_norm)(const float* x, const float* w, int rows, int cols, double eps, float* out);
+  // Weight rows [j0, j1) of the integer Q8_0 head (Q8I8Args); null: the scalar table's.
+  void (*q8_i8)(const Q8I8Args& a, int j0, int j1);
 };
 
 // Weight formats of IsaKernels::dense_gemv. Q8_0: rows of k / 32 blocks of 34 bytes (f16 scale d,

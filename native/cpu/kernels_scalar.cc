@@ -76,7 +76,35 @@ void scalar_dense(const DenseArgs& a, int j0, int j1) {
   }
 }
 
-const IsaKernels kScalar = {"scalar", 0, scalar_ternary, scalar_binary_i8, generic_binary_binary, scalar_dense};
+// The integer Q8_0 head, one output at a time: blocks in order, each step one f32 rounding (kernels.h).
+void scalar_q8_i8(const Q8I8Args& a, int j0, int j1) {
+  const int blocks = a.k / 32;
+  const size_t row_bytes = static_cast<size_t>(blocks) * 34;
+  for (int j = j0; j < j1; ++j) {
+    const uint8_t* row = a.w + static_cast<size_t>(j) * row_bytes;
+    for (int i = 0; i < a.m; ++i) {
+      const int8_t* x = a.xq + static_cast<size_t>(i) * a.k;
+      const float* inv = a.xinv + static_cast<size_t>(i) * blocks;
+      float acc = 0.0f;
+      for (int b = 0; b < blocks; ++b) {
+        const uint8_t* blk = row + static_cast<size_t>(b) * 34;
+        uint16_t hd;
+        std::memcpy(&hd, blk, 2);
+        const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+        int32_t idot = 0;
+        for (int c = 0; c < 32; ++c) {
+          idot += static_cast<int32_t>(q[c]) * static_cast<int32_t>(x[b * 32 + c]);
+        }
+        const float scaled = static_cast<float>(idot) * inv[b];
+        acc = acc + scaled * half_to_float(hd);
+      }
+      a.out[static_cast<size_t>(i) * a.n + j] = acc;
+    }
+  }
+}
+
+const IsaKernels kScalar = {"scalar", 0, scalar_ternary, scalar_binary_i8, generic_binary_binary, scalar_dense,
+                            nullptr, nullptr, nullptr, nullptr, nullptr, scalar_q8_i8};
 
 }  // namespace
 

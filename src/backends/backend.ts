@@ -60,6 +60,12 @@ export interface Kernels {
   matmulF32(x: TensorRef, w: TensorRef, out: TensorRef): void;
   /** out[M,N] = x[M,K] f32 · decode(w)[N,K]ᵀ for w in any DenseDType (the output head). */
   matmulDense(x: TensorRef, w: TensorRef, out: TensorRef): void;
+  /**
+   * The integer output head: out[M,N] f32 = x[M,K] f32 · w[N,K]ᵀ for q8_0 weights, with x quantized per
+   * 32-element block to int8 (llama.cpp's Q8_0 × Q8_0 dot product). Integer block dots, then f32 scaling and
+   * accumulation in block order: exact across backends (semantics in src/backends/js/kernels/dense.ts).
+   */
+  matmulQ8I8(x: TensorRef, w: TensorRef, out: TensorRef): void;
   /** out[S,E] f32 = rows ids[S] (i32) of table[V,E] (any DenseDType). Ids are checked against V. */
   embedding(ids: TensorRef, table: TensorRef, out: TensorRef): void;
   /** Copies contiguous src [n, …] into rows [row, row + n) of dst [R, …] (same dtype and row shape). */

@@ -339,6 +339,41 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
         expect(nk().supports?.("matmulDense", [xo, { ...xo, dtype: "q8_0", shape: [2, 40] }])).not.toBe(true);
       });
 
+      it("matmulQ8I8 (the integer Q8_0 head) is bit-exact: tiles of 16 rows, tails, 1 to 11 rows, 1 and 2 threads", () => {
+        const r = rng(16);
+        const single = createNativeCpuBackend({ isa, threads: 1 });
+        try {
+          for (const [m, k, n] of [
+            [1, 32, 1],
+            [1, 1536, 203],
+            [3, 96, 16],
+            [8, 2560, 35],
+            [11, 64, 130],
+          ] as const) {
+            const x = tensor("f32", [m, k], randomF32(r, m * k, 3));
+            const w = tensor("q8_0", [n, k], Q8_0.encode(randomF32(r, n * k, 0.5), n, k));
+            const got = zeros("f32", [m, n]);
+            const got1 = zeros("f32", [m, n]);
+            const want = zeros("f32", [m, n]);
+            expect(nk().supports?.("matmulQ8I8", [x, w, got])).toBe(true);
+            nk().kernels.matmulQ8I8?.(x, w, got);
+            single.kernels.matmulQ8I8?.(x, w, got1);
+            js.kernels.matmulQ8I8(x, w, want);
+            expectBitEqual(f32Of(got, m * n), f32Of(want, m * n));
+            expectBitEqual(f32Of(got1, m * n), f32Of(want, m * n));
+          }
+        } finally {
+          single.dispose();
+        }
+        const bad = randomF32(r, 64);
+        bad[37] = Number.NaN;
+        const xb = tensor("f32", [1, 64], bad);
+        const wb = tensor("q8_0", [4, 64], Q8_0.encode(randomF32(r, 256), 4, 64));
+        expect(() => nk().kernels.matmulQ8I8?.(xb, wb, zeros("f32", [1, 4]))).toThrow(/index 37/);
+        const xo = tensor("f32", [1, 40], randomF32(r, 40));
+        expect(nk().supports?.("matmulQ8I8", [xo, { ...xo, dtype: "q8_0", shape: [2, 40] }])).not.toBe(true);
+      });
+
       it("embedding (f32 and f16 tables) is exact and checks ids", () => {
         const r = rng(15);
         const [v, e] = [50, 37];

@@ -150,6 +150,32 @@ function denseCase(format: "f32" | "f16" | "bf16" | "q8_0" | "q6_k", [m, k, n]: 
   };
 }
 
+/**
+ * The integer Q8_0 head: exact. Shapes cover 16-row tiles and tails (n = 5, 33, 40), 1 to 17 activation
+ * rows, k of 1 to 48 blocks; x has a zero block, a block with one outlier, and weights that include -128.
+ */
+function q8i8Case([m, k, n]: [number, number, number], seed: number): ConformanceCase {
+  return {
+    kernel: "matmulQ8I8",
+    name: `q8i8 ${m}x${k} · ${n}x${k}`,
+    compare: "exact",
+    build(mem) {
+      const r = rng(seed);
+      const w = QUANT_TRAITS.q8_0.encode(floats(r, n * k, 0.2), n, k);
+      for (let j = 0; j < n; j += 3) {
+        w[j * (k / 32) * 34 + 2 + (j % 32)] = 0x80; // q = -128 somewhere in every third row
+      }
+      const x = floats(r, m * k, 4);
+      x.fill(0, 0, Math.min(32, x.length)); // a zero block (absmax below the quantizer's eps)
+      if (m * k >= 64) {
+        x[40] = 300; // one outlier block
+      }
+      const out = refOf(mem, "f32", [m, n]);
+      return { args: [refOf(mem, "f32", [m, k], x), refOf(mem, "q8_0", [n, k], w), out], out };
+    },
+  };
+}
+
 function floatCase(kernel: KernelName, name: string, seed: number, make: (mem: ArrayBufferMemory, r: () => number) => CaseData, nmse = 1e-10): ConformanceCase {
   return { kernel, name, compare: nmse, build: (mem) => make(mem, rng(seed)) };
 }
@@ -164,6 +190,14 @@ export const CASES: readonly ConformanceCase[] = [
   ...(["f32", "f16", "bf16"] as const).map((f, i) => denseCase(f, [1, 256, 50], 500 + i)),
   denseCase("q8_0", [2, 64, 9], 510),
   denseCase("q6_k", [1, 256, 5], 511),
+  ...([
+    [1, 1536, 64],
+    [1, 32, 5],
+    [2, 64, 33],
+    [8, 256, 48],
+    [9, 96, 40],
+    [17, 128, 16],
+  ] as [number, number, number][]).map((s, i) => q8i8Case(s, 520 + i)),
   floatCase("rmsNorm", "rmsNorm 3x2560 weighted", 600, (mem, r) => {
     const out = refOf(mem, "f32", [3, 2560]);
     return { args: [refOf(mem, "f32", [3, 2560], floats(r, 7680)), refOf(mem, "f32", [2560], floats(r, 2560)), 1e-5, out], out };

@@ -109,16 +109,16 @@ async function handDecode(bytes: Uint8Array, tokens: readonly number[], quantize
     const r = Math.sqrt(ss / x.length + eps);
     return x.map((v, i) => (v / r) * (weight[i] ?? 0));
   };
+  const fakeQuantize = (x: number[]): number[] => {
+    const s = 127 / Math.max(Math.max(...x.map(Math.abs)), 1e-5);
+    return x.map((v) => {
+      const r = Math.round(v * s);
+      const tie = r - v * s === 0.5 && Math.abs(r % 2) === 1;
+      return (tie ? r - 1 : r) / s;
+    });
+  };
   const bitLinear = (weight: Float32Array, x: number[]): number[] => {
-    let xs = x;
-    if (quantize) {
-      const s = 127 / Math.max(Math.max(...x.map(Math.abs)), 1e-5);
-      xs = x.map((v) => {
-        const r = Math.round(v * s);
-        const tie = r - v * s === 0.5 && Math.abs(r % 2) === 1;
-        return (tie ? r - 1 : r) / s;
-      });
-    }
+    const xs = quantize ? fakeQuantize(x) : x;
     const out: number[] = [];
     for (let o = 0; o < weight.length / x.length; o++) {
       let sum = 0;
@@ -174,8 +174,11 @@ async function handDecode(bytes: Uint8Array, tokens: readonly number[], quantize
       const down = bitLinear(w(`blk.${l}.ffn_down.weight`), norm(m, w(`blk.${l}.ffn_sub_norm.weight`)));
       h = h.map((value, i) => value + (down[i] ?? 0));
     }
-    const final = norm(h, w("output_norm.weight"));
+    const normed = norm(h, w("output_norm.weight"));
     const untied = model.tensors.some((t) => t.name === "output.weight");
+    // A Q8_0 head quantizes its input per 32-element block (llama.cpp's Q8_0 matmul).
+    const q8Head = quantize && readGgufBytes(bytes).tensor(untied ? "output.weight" : "token_embd.weight")?.typeName === "q8_0";
+    const final = q8Head ? Array.from({ length: hidden / 32 }, (_, b) => fakeQuantize(normed.slice(32 * b, 32 * b + 32))).flat() : normed;
     const headWeights = untied ? w("output.weight") : w("token_embd.weight");
     const logits = new Float64Array(headWeights.length / hidden);
     for (let t = 0; t < logits.length; t++) {

@@ -143,7 +143,8 @@ function requireNumber(file: GgufFile, key: string): number {
  * a = RMSNorm_attn_sub(heads concatenated); h += BitLinear_o(a); y = RMSNorm_ffn(h); m = act(BitLinear_gate(y)) ⊙
  * BitLinear_up(y) with act = ReLU² for `bitnet-25` / `bitnet-b1.58` and SiLU for `bitnet`; h +=
  * BitLinear_down(RMSNorm_ffn_sub(m)). Then logits = W_head · RMSNorm_output(h), W_head = `output.weight` if present
- * else `token_embd.weight`, dense, activations never quantized. RMSNorm is x / sqrt(mean(x²) + eps) · w with eps
+ * else `token_embd.weight`, dense; a Q8_0 head with `quantizeActivations` sees its input quantized per 32-element
+ * block like a BitLinear input (llama.cpp's Q8_0 matmul), any other head float activations. RMSNorm is x / sqrt(mean(x²) + eps) · w with eps
  * as stored.
  *
  * BitLinear(x) = W · x · scale, where W is the decoded tensor (γ·trits) and scale is `blk.N.<proj>.scale` if
@@ -265,7 +266,20 @@ export async function referenceLogits(
     }
   }
 
-  // Final norm and the dense head (no activation quantization).
+  // Final norm and the dense head: float activations, except that a Q8_0 head quantizes them per 32-element
+  // block (with `quantizeActivations`), as llama.cpp and barbell compute a Q8_0 matmul.
   const outputNorm = await requireMatrix(file, "output_norm.weight", 1, hidden);
-  return h.map((row) => linear({ weight: head, scale: 1 }, { values: rmsNorm(row, outputNorm, eps), divisor: 1 }));
+  const headType = file.tensor(file.tensor("output.weight") !== undefined ? "output.weight" : "token_embd.weight")?.typeName;
+  const headInput = (x: Float64Array): Float64Array => {
+    if (!options.quantizeActivations || headType !== "q8_0") {
+      return x;
+    }
+    const out = new Float64Array(x.length);
+    for (let b = 0; b < x.length; b += 32) {
+      const { values, divisor } = quantizeActivation(x.slice(b, b + 32));
+      values.forEach((q, i) => (out[b + i] = q / divisor));
+    }
+    return out;
+  };
+  return h.map((row) => linear({ weight: head, scale: 1 }, { values: headInput(rmsNorm(row, outputNorm, eps)), divisor: 1 }));
 }

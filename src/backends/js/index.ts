@@ -15,7 +15,7 @@ import { rope } from "./kernels/rope.js";
 import { softmax } from "./kernels/softmax.js";
 import { quantizeActivations } from "../../quant/values.js";
 import { concat, copyStrided } from "./kernels/layout.js";
-import { embedding, matmulDense } from "./kernels/dense.js";
+import { embedding, matmulDense, matmulQ8I8 } from "./kernels/dense.js";
 
 /** Storage dtypes whose bytes are a block format of src/quant (f32 included). */
 const DENSE_FORMATS = { f32: "f32", f16: "f16", bf16: "bf16", q8_0: "q8_0", q6_k: "q6_k" } as const satisfies Record<
@@ -45,6 +45,12 @@ export function createJsBackend(): Backend {
       w.dtype === "f32"
         ? matmulF32(f32(x), f32(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out))
         : matmulDense(f32(x), denseFormat(w), u8(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out)),
+    matmulQ8I8: (x, w, out) => {
+      if (w.dtype !== "q8_0") {
+        throw new UsageError("unsupported", `[matmulQ8I8] takes q8_0 weights, got ${w.dtype}`);
+      }
+      matmulQ8I8(f32(x), u8(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out));
+    },
     embedding: (ids, table, out) =>
       embedding(i32(ids), dim(ids, 0), denseFormat(table), u8(table), dim(table, 0), dim(table, 1), f32(out)),
     writeRows: (src, dst, row) => {

@@ -70,6 +70,8 @@ export interface NativeContext {
     kCaches?: readonly Float32Array[],
     vCaches?: readonly Float32Array[],
   ): number;
+  /** The integer Q8_0 head (matmulQ8I8); returns −1, or the index of the first non-finite x (nothing written). */
+  q8i8(x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array): number;
   /** Returns −1, or the index of the first non-finite input (nothing written). */
   quantize(x: Float32Array, m: number, k: number, q: Int8Array, scales: Float32Array): number;
   /** Returns −1, or the position of the first id outside the vocabulary. */

@@ -6,7 +6,8 @@
  * Kernels: matmulTernaryI8, matmulBinaryI8, matmulBinaryBinary (bit-exact with the JS reference),
  * quantizeActivations (bit-exact), matmulF32 / matmulDense (f32 and f16 weights), embedding (f32 and f16;
  * exact), rmsNorm, rope, softmax, attention, unary (all ops), binary (any non-negative strides), scale,
- * writeRows; matmulDense also takes q8_0 weights. copyStrided and concat, and dense weights in bf16 / q6_k,
+ * writeRows; matmulDense also takes q8_0 weights; matmulQ8I8 (the integer Q8_0 head, bit-exact: AVX-512 VNNI
+ * over 16 weight rows per tile, scalar elsewhere). copyStrided and concat, and dense weights in bf16 / q6_k,
  * fall back to the next backend.
  *
  * Float kernels: attention and SiLU run in f32 SIMD on x86 (NMSE vs the float64 reference ~1e-14, bound
@@ -193,6 +194,28 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
   return {
     matmulF32: (x, w, out) => dense("matmulF32", x, w, out),
     matmulDense: (x, w, out) => dense("matmulDense", x, w, out),
+    matmulQ8I8: (x, w, out) => {
+      const op = "matmulQ8I8";
+      const m = dim(x, 0);
+      const k = dim(x, 1);
+      const n = dim(w, 0);
+      same(op, "x and w columns", k, dim(w, 1));
+      same(op, "out shape", dim(out, 0) * dim(out, 1), m * n);
+      if (w.dtype !== "q8_0" || k % 32 !== 0) {
+        throw new ShapeError("size", `[${op}] needs q8_0 weights with k a multiple of 32, got ${w.dtype} k = ${k}`);
+      }
+      const xa = f32(x);
+      const wb = u8(w);
+      const oa = f32(out);
+      need(op, "x", xa, m * k);
+      need(op, "w", wb, n * (k / 32) * 34);
+      need(op, "out", oa, m * n);
+      const bad = ctx.q8i8(xa, wb, m, k, n, oa);
+      if (bad >= 0) {
+        const v = xa[bad] ?? Number.NaN;
+        throw new ValueError("non-finite", `[${op}] x index ${bad} holds ${v}`, bad, v);
+      }
+    },
     matmulTernaryI8: (x, s, w, out) => {
       const op = "matmulTernaryI8";
       const [m, k, n] = scaledInt(op, x, s, w, out);
@@ -402,6 +425,8 @@ function supports(kernel: KernelName, refs: readonly TensorRef[]): true | string
       return second?.dtype === "f32" || second?.dtype === "f16"
         ? true
         : `native-cpu has no ${second?.dtype} matmul (f32, f16, q8_0 only)`;
+    case "matmulQ8I8":
+      return second?.dtype === "q8_0" && dim(second, 1) % 32 === 0 ? true : "native-cpu matmulQ8I8 takes q8_0 weights, k a multiple of 32";
     case "embedding":
       return second?.dtype === "f32" || second?.dtype === "f16"
         ? true

@@ -8,12 +8,12 @@
  *   h += BitLinear_o(RMSNorm(a) ·attn_sub_norm)
  *   y = RMSNorm(h) ·ffn_norm;  g, u = BitLinear(y)             (one int8 quantization of y)
  *   h += BitLinear_down(RMSNorm(act(g) ⊙ u) ·ffn_sub_norm)     (act: ReLU² or SiLU by arch)
- * then logits = head · RMSNorm(h) ·output_norm, in float (the head is not quantized).
+ * then logits = head · RMSNorm(h) ·output_norm, in float (a Q8_0 head: int8 activations per 32-block, as llama.cpp).
  */
 import type { BitnetBlockParams, BitnetBlockWeights, FusedKernels } from "../../backends/backend.js";
 import { ShapeError } from "../../core/errors.js";
 import { add, mul, relu2, silu } from "../../tensor/ops/elementwise.js";
-import { embedding, linear, linearQuantized, matmul } from "../../tensor/ops/matmul.js";
+import { embedding, linear, linearQuantized, matmul, matmulQ8I8 } from "../../tensor/ops/matmul.js";
 import { attention, rmsNorm, rope } from "../../tensor/ops/nn.js";
 import { quantizeActivations, type QuantizedActivations } from "../../tensor/ops/quant.js";
 import { merge, slice, split } from "../../tensor/ops/shape.js";
@@ -256,7 +256,7 @@ export function forward(
     cache.advance(seq);
     using last = options.allLogits === true || seq === 1 ? undefined : slice(h, "seq", seq - 1, seq);
     using normed = rmsNorm(last ?? h, weights.outputNorm, config.rmsEps);
-    const logits = matmul(normed, weights.output);
+    const logits = head(normed, weights);
     if (trace !== undefined) {
       trace("output_norm", normed);
       trace("logits", logits);
@@ -265,6 +265,17 @@ export function forward(
   } finally {
     h.dispose();
   }
+}
+
+/**
+ * The output head. A Q8_0 head (from the file, or `headType: "q8_0"`) runs as llama.cpp runs one: the
+ * activations quantized per 32-element block and integer dot products (matmulQ8I8); any other head in
+ * float.
+ */
+function head(normed: Tensor<"f32", ["seq", "embed"]>, weights: BitnetWeights): Tensor<"f32", ["seq", "vocab"]> {
+  return weights.output.dtype === "q8_0"
+    ? matmulQ8I8(normed, weights.output as Tensor<"q8_0", ["vocab", "embed"]>)
+    : matmul(normed, weights.output);
 }
 
 /** Most sequences one batched step takes. */
@@ -326,7 +337,7 @@ export function forwardBatch(
     }
     caches.forEach((c) => c.advance(1));
     using normed = rmsNorm(h, weights.outputNorm, config.rmsEps);
-    return matmul(normed, weights.output);
+    return head(normed, weights);
   } finally {
     h.dispose();
   }

@@ -6,6 +6,8 @@
 import { ShapeError } from "../../../core/errors.js";
 import { QUANT_TRAITS } from "../../../quant/table.js";
 import type { QuantName } from "../../../quant/types.js";
+import { halfToF32 } from "../../../quant/half.js";
+import { quantizeActivations } from "../../../quant/values.js";
 
 /** Decodes row `r` of a rows×cols block-format tensor into `out` (length cols). */
 export function decodeRow(format: QuantName, bytes: Uint8Array, r: number, cols: number, out: Float32Array): void {
@@ -39,6 +41,62 @@ export function matmulDense(
         sum += (x[i * k + c] ?? 0) * (row[c] ?? 0);
       }
       out[i * n + j] = sum;
+    }
+  }
+}
+
+/** Elements per block of the integer head's activations (and of Q8_0 weights). */
+export const Q8_BLOCK = 32;
+
+/**
+ * The integer output head: out[M,N] = x[M,K] · w[N,K]ᵀ with w in Q8_0 (blocks of 32: an f16 scale d and
+ * 32 int8 q) and x quantized per 32-element block, as llama.cpp computes a Q8_0 matmul, so that every
+ * product is an integer one.
+ *
+ * Activations: each block of 32 is quantized like one row of BitNet's per-token quantizer
+ * (`quantizeActivations`: s = fround(127 / fround(max(absmax, 1e-5))), q = clamp(roundHalfEven(fround(x·s)))),
+ * and inv = fround(1 / s).
+ * Then, for each output, with idot the exact int32 Σ w·q of block b and d its weight scale (exact in f32):
+ *   acc = 0;  acc = fround(acc + fround(fround(idot · inv) · d))   for b = 0, 1, … in order.
+ * Every backend computes exactly this, so results are bit-identical (the native kernel vectorizes over
+ * 16 weight rows at a time, never across blocks).
+ *
+ * @throws ValueError code "non-finite" for a NaN or infinite x.
+ */
+export function matmulQ8I8(x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array): void {
+  if (k % Q8_BLOCK !== 0) {
+    throw new ShapeError("size", `[matmulQ8I8] k = ${k} is not a multiple of ${Q8_BLOCK}`);
+  }
+  const blocks = k / Q8_BLOCK;
+  const rowBytes = blocks * 34;
+  if (x.length < m * k || w.length < n * rowBytes || out.length < m * n) {
+    throw new ShapeError("size", `[matmulQ8I8] operands too small for [${m}, ${k}] · [${n}, ${k}]ᵀ`);
+  }
+  const quantized = quantizeActivations(x.subarray(0, m * k), m * blocks, Q8_BLOCK);
+  if (!quantized.ok) {
+    throw quantized.error;
+  }
+  const { values: q, scales } = quantized.value;
+  const inv = scales.map((s) => Math.fround(1 / s));
+  const view = new DataView(w.buffer, w.byteOffset, w.byteLength);
+  const d = new Float32Array(blocks);
+  for (let j = 0; j < n; j++) {
+    const row = j * rowBytes;
+    for (let b = 0; b < blocks; b++) {
+      d[b] = halfToF32(view.getUint16(row + b * 34, true));
+    }
+    for (let i = 0; i < m; i++) {
+      let acc = 0;
+      for (let b = 0; b < blocks; b++) {
+        const qw = row + b * 34 + 2;
+        const qx = (i * blocks + b) * Q8_BLOCK;
+        let idot = 0;
+        for (let c = 0; c < Q8_BLOCK; c++) {
+          idot += ((w[qw + c] ?? 0) << 24 >> 24) * (q[qx + c] ?? 0);
+        }
+        acc = Math.fround(acc + Math.fround(Math.fround(idot * (inv[i * blocks + b] ?? 0)) * (d[b] ?? 0)));
+      }
+      out[i * n + j] = acc;
     }
   }
 }
