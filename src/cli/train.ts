@@ -22,6 +22,7 @@ import { tokenizerFromGguf, type Tokenizer } from "../model/tokenizer/index.js";
 import { loadCheckpointFile, saveCheckpoint } from "../train/checkpoint.js";
 import { exportGguf, type ExportWeightType } from "../train/export.js";
 import type { QatConfig } from "../train/model.js";
+import { createNativeTrainRuntime, nativeTrainUnavailable, REFERENCE_RUNTIME, type TrainRuntime } from "../train/fast.js";
 import { initTrainState, trainStep, type StepReport, type TrainOptions, type TrainState } from "../train/qat.js";
 import { toGgufTokenizerMetadata, trainByteBpe } from "../train/tokenizer.js";
 import type { CliIo } from "./run.js";
@@ -78,6 +79,8 @@ interface TrainFlags {
   resume?: string;
   until?: number;
   maxMinutes?: number;
+  runtime: "auto" | "native" | "reference";
+  threads: number;
 }
 
 /** Flags that may be given with `--resume` (everything else comes from the run file). */
@@ -99,6 +102,8 @@ interface RunFile {
   readonly eval: { every: number; tokens: number };
   readonly checkpointEvery: number;
   readonly samples: { prompts: string[]; tokens: number };
+  /** Where the steps run; a resume uses the same (the native runtime rounds differently from the reference). */
+  readonly runtime: { kind: "native" | "reference"; threads: number };
   /** Wall-clock seconds of training steps over all sessions. */
   trainSeconds: number;
   evals: { step: number; valLoss: number }[];
@@ -290,6 +295,7 @@ function cardMarkdown(run: RunFile, result: { valLoss: number; valTokens: number
     parameters: params,
     options: o,
     seeds: run.seeds,
+    runtime: run.runtime,
     steps: o.totalSteps,
     tokensSeen,
     trainSeconds: Math.round(run.trainSeconds),
@@ -318,6 +324,7 @@ function cardMarkdown(run: RunFile, result: { valLoss: number; valTokens: number
     `| model | hidden ${c.hidden}, ${c.layers} layers, ${c.heads} heads / ${c.kvHeads} KV heads, FFN ${c.ffn}, ${c.tied ? "tied" : "untied"} head, ${params} parameters |`,
     `| training | ${o.totalSteps} steps × ${o.batchSize} windows × ${o.seqLen} tokens = ${tokensSeen} tokens; AdamW lr ${Number(o.peakLr.toPrecision(6))} → ${Number(o.minLr.toPrecision(6))} (warmup ${o.warmupSteps}, cosine), weight decay ${o.weightDecay}, clip ${o.clipNorm} |`,
     `| seeds | init ${run.seeds.init}, data ${run.seeds.data} |`,
+    `| runtime | ${run.runtime.kind}${run.runtime.kind === "native" ? `, ${run.runtime.threads === 0 ? "one thread per physical core" : `${run.runtime.threads} threads`}` : ""} |`,
     `| time | ${fmtDuration(run.trainSeconds)} of training steps (${f(tokensSeen / Math.max(run.trainSeconds, 1e-9), 0)} tokens/s) |`,
     `| train loss | ${f(result.trainLoss)} (mean of the last ${run.recentLoss.length} steps, nats/token) |`,
     `| **validation loss** | **${f(result.valLoss)}** nats/token over ${result.valTokens} held-out tokens (windows of ${o.seqLen}) |`,
@@ -386,6 +393,8 @@ export function addTrainCommand(program: Command, io: CliIo): void {
     .option("--resume <checkpoint>", "continue a run from its checkpoint (settings, corpus and tokenizer are the run's)")
     .option("--until <step>", "stop (with a checkpoint) after this step instead of the last one", intAtLeast(1))
     .option("--max-minutes <m>", "stop (with a checkpoint) after this much training time", positiveNumber)
+    .addOption(new Option("--runtime <kind>", "where steps run: native (addon forward and backward products), reference (JS, float64 backward), auto").choices(["auto", "native", "reference"]).default("auto"))
+    .option("--threads <n>", "native runtime threads (0: one per physical core); kept for --resume", intAtLeast(0), 0)
     .action(async (corpusArg: string, flags: TrainFlags, cmd: Command) => {
       const given = (key: string): boolean => cmd.getOptionValueSource(key) === "cli";
       await runTrain(corpusArg, cmd.args.length > 0, flags, given, shellLine(["barbell", "train", ...rawTrainArgs(cmd)]), io);
@@ -429,7 +438,7 @@ async function runTrain(
     if (changed.length > 0) {
       throw new TrainCliError(
         "bad-flags",
-        `[train] --resume continues the run with its own settings and corpus; only --until, --max-minutes and --log-every may be given (got ${changed.join(", ")})`,
+        `[train] --resume continues the run with its own settings, corpus and runtime (exact only so); only --until, --max-minutes and --log-every may be given (got ${changed.join(", ")})`,
       );
     }
     const ckpt = flags.resume;
@@ -500,6 +509,14 @@ async function runTrain(
       throw new TrainCliError("corpus", `[train] the training split has ${trainTokens.length} tokens, fewer than one window of --seq-len ${options.seqLen} + 1`);
     }
     const weights: ExportWeightType = flags.weights === "auto" ? (config.hidden % 128 === 0 && config.ffn % 128 === 0 ? "i2_s" : "f32") : flags.weights;
+    const unavailable = nativeTrainUnavailable();
+    if (flags.runtime === "native" && unavailable !== undefined) {
+      throw new TrainCliError("bad-flags", `[train] --runtime native: ${unavailable}`);
+    }
+    const runtimeKind = flags.runtime === "reference" || (flags.runtime === "auto" && unavailable !== undefined) ? "reference" : "native";
+    if (flags.runtime === "auto" && unavailable !== undefined) {
+      say(`the native runtime is unavailable (${unavailable}); training on the reference runtime (slow)`);
+    }
     const firstWords = lines.find((l) => l.trim() !== "")?.trim().split(/\s+/).slice(0, 3).join(" ") ?? "";
     run = {
       format: RUN_FORMAT,
@@ -516,6 +533,7 @@ async function runTrain(
       eval: { every: flags.evalEvery, tokens: flags.evalTokens },
       checkpointEvery: flags.checkpointEvery,
       samples: { prompts: flags.sample ?? (firstWords === "" ? [] : [firstWords]), tokens: flags.sampleTokens },
+      runtime: { kind: runtimeKind, threads: flags.threads },
       trainSeconds: 0,
       evals: [],
       recentLoss: [],
@@ -528,6 +546,8 @@ async function runTrain(
   }
 
   const options = run.options;
+  using runtime = openRuntime(run.runtime);
+  say(`steps run on ${runtime.name}`);
   const until = Math.min(flags.until ?? options.totalSteps, options.totalSteps);
   const deadline = flags.maxMinutes === undefined ? Infinity : performance.now() + flags.maxMinutes * 60_000;
   const ckptFile = path.join(runDir, "checkpoint.safetensors");
@@ -558,6 +578,7 @@ async function runTrain(
   const sessionStart = performance.now();
   const stepsAtStart = state.step;
   let lastVal = run.evals[run.evals.length - 1]?.valLoss;
+  let stepSeconds = 0;
   const fields = (r: StepReport | undefined): Record<string, string> => {
     const stepsDone = state.step - stepsAtStart;
     const sessionSeconds = (performance.now() - sessionStart) / 1000;
@@ -565,7 +586,8 @@ async function runTrain(
     return {
       loss: r === undefined ? "-" : r.loss.toFixed(4),
       val: lastVal === undefined ? "-" : lastVal.toFixed(4),
-      tps: r === undefined ? "-" : r.tokensPerSecond.toFixed(0),
+      // Mean over this session's steps: one step's own rate is noisy on a shared machine.
+      tps: stepSeconds > 0 ? ((stepsDone * options.batchSize * options.seqLen) / stepSeconds).toFixed(0) : "-",
       elapsed: fmtDuration(run.trainSeconds),
       left: Number.isFinite(perStep) ? fmtDuration(perStep * (until - state.step)) : "-",
     };
@@ -586,8 +608,10 @@ async function runTrain(
         return;
       }
       const t0 = performance.now();
-      last = trainStep(state, trainTokens, options);
-      run.trainSeconds += (performance.now() - t0) / 1000;
+      last = trainStep(state, trainTokens, options, runtime);
+      const seconds = (performance.now() - t0) / 1000;
+      run.trainSeconds += seconds;
+      stepSeconds += seconds;
       run.recentLoss.push(last.loss);
       if (run.recentLoss.length > 20) {
         run.recentLoss.shift();
@@ -648,6 +672,14 @@ async function runTrain(
   for (const s of samples) {
     io.out(`sample: ${JSON.stringify(s.prompt + s.text)}\n`);
   }
+}
+
+/** The run's training runtime, disposable (a no-op for the reference). */
+function openRuntime(r: RunFile["runtime"]): TrainRuntime & Disposable {
+  if (r.kind === "reference") {
+    return { ...REFERENCE_RUNTIME, [Symbol.dispose]: () => undefined };
+  }
+  return createNativeTrainRuntime({ threads: r.threads });
 }
 
 /** The model config the flags ask for. */

@@ -63,7 +63,7 @@ async function train(args: string[], onErr?: (text: string) => void, signal = ne
 describe("barbell train", () => {
   it("should train, export a GGUF that loads and generates, and write a card with the run's record", async () => {
     const out = path.join(dir, "a.gguf");
-    const r = await train([corpus, "--out", out, ...TINY, ...SCHEDULE, "--eval-every", "3", "--sample", "And the", "--sample-tokens", "4", "--corpus-license", "test text"]);
+    const r = await train([corpus, "--out", out, ...TINY, ...SCHEDULE, "--runtime", "reference", "--eval-every", "3", "--sample", "And the", "--sample-tokens", "4", "--corpus-license", "test text"]);
     expect(r.err).toContain("step 6/6 loss");
     expect(r.err).toMatch(/step 3: validation loss [\d.]+, perplexity [\d.]+/);
     expect(r.out).toMatch(/trained tiny: 6 steps, 192 tokens .*validation loss [\d.]+ \(perplexity [\d.]+\)/);
@@ -81,9 +81,10 @@ describe("barbell train", () => {
 
     const card = await fs.readFile(path.join(dir, "a.md"), "utf8");
     expect(card).toContain("| corpus license | test text |");
+    expect(card).toContain("| runtime | reference |");
     expect(card).toContain("## Samples");
     const record = parseCard(card);
-    expect(record["command"]).toBe(`barbell train ${corpus} --out ${out} ${[...TINY, ...SCHEDULE].join(" ")} --eval-every 3 --sample 'And the' --sample-tokens 4 --corpus-license 'test text'`);
+    expect(record["command"]).toBe(`barbell train ${corpus} --out ${out} ${[...TINY, ...SCHEDULE].join(" ")} --runtime reference --eval-every 3 --sample 'And the' --sample-tokens 4 --corpus-license 'test text'`);
     expect(record["seeds"]).toEqual({ init: 1, data: 2 });
     expect(record["steps"]).toBe(6);
     expect(record["tokensSeen"]).toBe(192);
