@@ -1,11 +1,18 @@
 /**
  * QAT training throughput (issue 8, point 3): tokens/s of `trainStep` on a ≈5M-parameter BitNet b1.58
- * config (hidden 256, 4 layers, FFN 688, vocab 4096, untied head, 128-token windows) on random token ids.
- * The forward runs on the default backend (JS); the backward on the host in float64 (docs/training.md).
+ * config (hidden 256, 4 layers, FFN 688, vocab 4096, untied head, 128-token windows) on random token ids,
+ * on two runtimes (src/train/fast.ts, docs/training.md "Speed"):
+ *
+ * - native: `createNativeTrainRuntime()`: forward on the native-cpu backend, the backward's matmul
+ *   products (projections, head, attention) in f32 on the addon's thread pool, a batch of 8 windows
+ *   run as one [8·128] batch;
+ * - reference: the default backend (JS) and every backward rule in float64 on the host, one 128-token
+ *   window per step (the path of the first QAT version; timed on fewer steps: it is slow).
  *
  *   npx tsx bench/train.ts [--quick]     # alone; `npm run bench` includes it
  */
 import { fileURLToPath } from "node:url";
+import { createNativeTrainRuntime, nativeTrainUnavailable, type TrainRuntime } from "../src/train/fast.js";
 import type { QatConfig } from "../src/train/model.js";
 import { initTrainState, trainStep, type TrainOptions } from "../src/train/qat.js";
 import { Rng } from "../src/train/rng.js";
@@ -23,54 +30,96 @@ export const TRAIN_BENCH_CONFIG: QatConfig = {
   tied: false,
 };
 
-/** Trains a few steps (one warm-up, then until `budgetMs` or `maxSteps`) and reports the median tokens/s. */
-export function trainBench(opts: { quick?: boolean } = {}): string[] {
-  const quick = opts.quick === true;
-  const c = TRAIN_BENCH_CONFIG;
-  const options: TrainOptions = {
-    totalSteps: 1000,
-    warmupSteps: 10,
-    peakLr: 1e-3,
-    minLr: 1e-4,
-    weightDecay: 0.1,
-    beta1: 0.9,
-    beta2: 0.95,
-    eps: 1e-8,
-    clipNorm: 1,
-    batchSize: 1,
-    seqLen: 128,
-  };
-  const rng = new Rng(1);
-  const tokens = Uint16Array.from({ length: 8192 }, () => rng.below(c.vocabSize));
-  const state = initTrainState(c, 1, 2);
-  const params = state.params.reduce((n, p) => n + p.data.length, 0);
-  const budgetMs = quick ? 8_000 : 16_000;
-  const maxSteps = quick ? 4 : 12;
-  trainStep(state, tokens, options); // warm-up: JIT, first allocations
+const BASE_OPTIONS: TrainOptions = {
+  totalSteps: 1000,
+  warmupSteps: 10,
+  peakLr: 1e-3,
+  minLr: 1e-4,
+  weightDecay: 0.1,
+  beta1: 0.9,
+  beta2: 0.95,
+  eps: 1e-8,
+  clipNorm: 1,
+  batchSize: 1,
+  seqLen: 128,
+};
+
+interface Timed {
+  readonly name: string;
+  readonly options: TrainOptions;
+  readonly rates: number[];
+  readonly losses: number[];
+}
+
+/** One warm-up step (JIT, first allocations), then steps until `budgetMs` (at least `minSteps`, at most `maxSteps`). */
+function timeSteps(name: string, options: TrainOptions, runtime: TrainRuntime | undefined, tokens: Uint16Array, budget: { ms: number; minSteps: number; maxSteps: number }): Timed {
+  const state = initTrainState(TRAIN_BENCH_CONFIG, 1, 2);
+  trainStep(state, tokens, options, runtime);
   const rates: number[] = [];
   const losses: number[] = [];
   const start = performance.now();
-  while (rates.length < 3 || (rates.length < maxSteps && performance.now() - start < budgetMs)) {
-    const r = trainStep(state, tokens, options);
+  while (rates.length < budget.minSteps || (rates.length < budget.maxSteps && performance.now() - start < budget.ms)) {
+    const r = trainStep(state, tokens, options, runtime);
     rates.push(r.tokensPerSecond);
     losses.push(r.loss);
   }
-  const sorted = [...rates].sort((a, b) => a - b);
+  return { name, options, rates, losses };
+}
+
+function row(t: Timed): string {
+  const sorted = [...t.rates].sort((a, b) => a - b);
   const median = sorted[sorted.length >> 1] ?? Number.NaN;
   const range = `${(sorted[0] ?? 0).toFixed(0)}–${(sorted[sorted.length - 1] ?? 0).toFixed(0)}`;
-  return [
+  const tokens = t.options.batchSize * t.options.seqLen;
+  return `| ${t.name} | ${t.options.batchSize}×${t.options.seqLen} | ${t.rates.length} | ${median.toFixed(0)} | ${range} | ${((tokens * 1000) / median).toFixed(0)} |`;
+}
+
+const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? Number.NaN;
+
+/** Trains a few steps on each runtime and reports the median tokens/s. */
+export function trainBench(opts: { quick?: boolean } = {}): string[] {
+  const quick = opts.quick === true;
+  const c = TRAIN_BENCH_CONFIG;
+  const rng = new Rng(1);
+  const tokens = Uint16Array.from({ length: 16384 }, () => rng.below(c.vocabSize));
+  const params = initTrainState(c, 1, 2).params.reduce((n, p) => n + p.data.length, 0);
+  const results: Timed[] = [];
+  const unavailable = nativeTrainUnavailable();
+  let nativeName = "native";
+  if (unavailable === undefined) {
+    using rt = createNativeTrainRuntime();
+    nativeName = rt.name;
+    results.push(
+      timeSteps(`native: ${rt.name}, f32 backward products`, { ...BASE_OPTIONS, batchSize: 8 }, rt, tokens, {
+        ms: quick ? 8_000 : 20_000,
+        minSteps: 3,
+        maxSteps: quick ? 6 : 16,
+      }),
+    );
+  }
+  results.push(
+    timeSteps("reference: default backend (JS), float64 backward", BASE_OPTIONS, undefined, tokens, { ms: 0, minSteps: quick ? 2 : 3, maxSteps: 3 }),
+  );
+  const [fast, ref] = results.length === 2 ? results : [undefined, results[0]];
+  const lines = [
     "## QAT training throughput",
     "",
     `Config: ${(params / 1e6).toFixed(2)}M parameters (hidden ${c.hidden}, ${c.layers} layers, ${c.heads}/${c.kvHeads} heads, FFN ${c.ffn}, vocab ${c.vocabSize}, untied head),`,
-    `${options.batchSize}×${options.seqLen} tokens per step, forward on the default backend, backward on the host (float64).`,
+    "random token ids; tokens/s of whole steps (forward, backward, clipping, AdamW), after one warm-up step.",
     "",
-    "| steps timed | tokens/s (median) | range | ms/step (median) |",
-    "|---|---|---|---|",
-    `| ${rates.length} (after 1 warm-up) | ${median.toFixed(0)} | ${range} | ${((options.batchSize * options.seqLen * 1000) / median).toFixed(0)} |`,
-    "",
-    `Loss ${losses[0]?.toFixed(3) ?? "–"} → ${losses[losses.length - 1]?.toFixed(3) ?? "–"} over the timed steps (random ids: ≈ ln ${c.vocabSize} = ${Math.log(c.vocabSize).toFixed(3)}).`,
+    "| runtime | windows × tokens per step | steps timed | tokens/s (median) | range | ms/step (median) |",
+    "|---|---|---|---|---|---|",
+    ...results.map(row),
     "",
   ];
+  if (fast !== undefined && ref !== undefined) {
+    lines.push(`Speed-up of the native runtime over the reference: ${(median(fast.rates) / median(ref.rates)).toFixed(1)}× (same run, same machine).`);
+    lines.push(`Loss ${fast.losses[0]?.toFixed(3) ?? "–"} → ${fast.losses[fast.losses.length - 1]?.toFixed(3) ?? "–"} over the native steps (random ids: ≈ ln ${c.vocabSize} = ${Math.log(c.vocabSize).toFixed(3)}).`);
+  } else {
+    lines.push(`The native runtime cannot run here (${unavailable ?? "?"}); ${nativeName} not timed.`);
+  }
+  lines.push("");
+  return lines;
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -52,13 +52,20 @@ export interface TapeOptions {
   readonly matmul?: HostMatmul;
 }
 
-/** src[rows, cols] → [cols, rows] as f32. */
+/** src[rows, cols] → [cols, rows] as f32 (in 32×32 tiles, so reads and writes stay in cache). */
 function transposeF32(src: ArrayLike<number>, rows: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
-  for (let r = 0; r < rows; r++) {
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) {
-      out[c * rows + r] = src[base + c] ?? 0;
+  const tile = 32;
+  for (let r0 = 0; r0 < rows; r0 += tile) {
+    const r1 = Math.min(rows, r0 + tile);
+    for (let c0 = 0; c0 < cols; c0 += tile) {
+      const c1 = Math.min(cols, c0 + tile);
+      for (let r = r0; r < r1; r++) {
+        const base = r * cols;
+        for (let c = c0; c < c1; c++) {
+          out[c * rows + r] = src[base + c] ?? 0;
+        }
+      }
     }
   }
   return out;
@@ -382,7 +389,7 @@ export class Tape implements Disposable {
   #values(t: Tensor): Float64Array {
     let v = this.#host.get(t);
     if (v === undefined) {
-      v = Float64Array.from(t.dtype === "i32" ? t.toInt32() : t.toFloat32());
+      v = new Float64Array(t.dtype === "i32" ? t.toInt32() : t.toFloat32());
       this.#host.set(t, v);
     }
     return v;
@@ -465,7 +472,12 @@ export class Tape implements Disposable {
   relu2<D extends Dims>(x: F32<D>): F32<D> {
     return this.#record(relu2(x), [x as AnyF32], (g) => {
       const xv = this.#values(x);
-      return [g.map((v, i) => v * 2 * Math.max(xv[i] ?? 0, 0))];
+      const gx = new Float64Array(g.length);
+      for (let i = 0; i < g.length; i++) {
+        const xi = xv[i] ?? 0;
+        gx[i] = xi > 0 ? (g[i] ?? 0) * 2 * xi : 0;
+      }
+      return [gx];
     });
   }
 
@@ -558,7 +570,7 @@ export class Tape implements Disposable {
         return linearBackwardF32(mm, g, rows, n, k, entry.deqT, xT);
       });
     }
-    const wDeq = Float64Array.from(wt.toFloat32());
+    const wDeq = new Float64Array(wt.toFloat32());
     const xDeq = new Float64Array(rows * k);
     for (let r = 0; r < rows; r++) {
       const s = xScale[r] ?? 1;
@@ -666,8 +678,8 @@ export class Tape implements Disposable {
     if (targets.rank !== 1 || targets.shape[0] !== rows) {
       throw new ShapeError("dim-mismatch", `[crossEntropy] ${targets.describe()} vs ${logits.describe()}`);
     }
-    const lv = this.#values(logits);
-    const tv = this.#values(targets);
+    const lv = logits.toFloat32();
+    const tv = targets.toInt32();
     const probs = new Float64Array(rows * v);
     let loss = 0;
     for (let r = 0; r < rows; r++) {
@@ -693,7 +705,10 @@ export class Tape implements Disposable {
     const out = tensor([loss / rows], [] as [], [] as ShapeOf<[]>, { backend: logits.backend });
     return this.#record(out, [logits as AnyF32], (g) => {
       const scaleBy = (g[0] ?? 0) / rows;
-      const gl = probs.map((p) => p * scaleBy);
+      const gl = new Float64Array(probs.length);
+      for (let i = 0; i < probs.length; i++) {
+        gl[i] = (probs[i] ?? 0) * scaleBy;
+      }
       for (let r = 0; r < rows; r++) {
         const i = r * v + (tv[r] ?? 0);
         gl[i] = (gl[i] ?? 0) - scaleBy;
@@ -916,7 +931,7 @@ export class Tape implements Disposable {
     try {
       for (const param of this.#params) {
         const g = acc.get(param) ?? new Float64Array(param.size);
-        grads.set(param, tensor(Float32Array.from(g), param.dims as never, param.shape as never, { backend: param.backend }) as AnyF32);
+        grads.set(param, tensor(new Float32Array(g), param.dims as never, param.shape as never, { backend: param.backend }) as AnyF32);
       }
     } catch (e) {
       new Gradients(grads).dispose();
