@@ -192,7 +192,7 @@ export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: Train
       using gr = g.backward(mean);
       for (const p of state.params) {
         const t = tensors.get(p.name);
-        grads.push(t === undefined ? new Float64Array(p.data.length) : Float64Array.from(gr.get(t).toFloat32()));
+        grads.push(t === undefined ? new Float64Array(p.data.length) : new Float64Array(gr.get(t).toFloat32()));
       }
     } finally {
       for (const d of keep) {
