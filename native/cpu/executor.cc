@@ -44,6 +44,11 @@ IsaKernels table_for(Isa isa) {
   out.binary_i8 = out.binary_i8 != nullptr ? out.binary_i8 : s->binary_i8;
   out.binary_binary = out.binary_binary != nullptr ? out.binary_binary : s->binary_binary;
   out.dense = out.dense != nullptr ? out.dense : s->dense;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (out.q8_i8 == nullptr && isa == Isa::kAvx512bw) {
+    out.q8_i8 = avx2_kernels()->q8_i8;  // every AVX-512BW CPU has AVX2; only the VNNI path has its own
+  }
+#endif
   out.q8_i8 = out.q8_i8 != nullptr ? out.q8_i8 : s->q8_i8;
   return out;
 }

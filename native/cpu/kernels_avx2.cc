@@ -254,7 +254,105 @@ void rmsnorm(const float* x, const float* w, int rows, int cols, double eps, flo
   rms_norm_f64<V256>(x, w, rows, cols, eps, out);
 }
 
-const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm};
+// The integer Q8_0 head (Q8I8Args in kernels.h), 8 weight rows per tile with one lane per row, so each
+// output sums its blocks in order exactly like scalar_q8_i8. Per block the 8 rows' 32 quant bytes are
+// transposed into 8 vectors (vector t, lane r = bytes 4t … 4t+3 of row r). Without VNNI the products go
+// through vpmaddubsw, which needs an unsigned operand: |w| (≤ 128) times x·sign(w). The activations come
+// from the BitNet quantizer, so |x| ≤ 127, x·sign(w) fits int8, and a pair sum ≤ 2·128·127 fits int16.
+inline void q8_transpose8(const uint8_t* const* rows, size_t off, __m256i t[8]) {
+  __m256i r[8];
+  for (int p = 0; p < 8; ++p) {
+    r[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[p] + off));
+  }
+  __m256i u[8];
+  for (int q = 0; q < 4; ++q) {
+    u[2 * q] = _mm256_unpacklo_epi32(r[2 * q], r[2 * q + 1]);
+    u[2 * q + 1] = _mm256_unpackhi_epi32(r[2 * q], r[2 * q + 1]);
+  }
+  __m256i v[8];
+  for (int h = 0; h < 2; ++h) {  // rows 0-3, then rows 4-7
+    __m256i* o = v + 4 * h;
+    const __m256i* in = u + 4 * h;
+    o[0] = _mm256_unpacklo_epi64(in[0], in[2]);  // dword 0 (low lane), dword 4 (high lane)
+    o[1] = _mm256_unpackhi_epi64(in[0], in[2]);
+    o[2] = _mm256_unpacklo_epi64(in[1], in[3]);
+    o[3] = _mm256_unpackhi_epi64(in[1], in[3]);
+  }
+  for (int d = 0; d < 4; ++d) {
+    t[d] = _mm256_permute2x128_si256(v[d], v[d + 4], 0x20);
+    t[d + 4] = _mm256_permute2x128_si256(v[d], v[d + 4], 0x31);
+  }
+}
+
+template <int MR>
+void q8_i8_tile8(const Q8I8Args& a, const uint8_t* const* rows, const uint8_t* next, int j, int i0) {
+  const int blocks = a.k / 32;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[MR];
+  for (int r = 0; r < MR; ++r) {
+    acc[r] = _mm256_setzero_ps();
+  }
+  for (int b = 0; b < blocks; ++b) {
+    const size_t off = static_cast<size_t>(b) * 34;
+    if (next != nullptr) {  // the next tile's rows, in order (see kernels_avx512.inc)
+      for (size_t l = 0; l < 8 * 34; l += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(next + b * 8 * 34 + l), _MM_HINT_T1);
+      }
+    }
+    alignas(16) uint16_t hd[8];
+    for (int r = 0; r < 8; ++r) {
+      std::memcpy(hd + r, rows[r] + off, 2);
+    }
+    const __m256 d = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(hd)));
+    __m256i t[8], mag[8];
+    q8_transpose8(rows, off + 2, t);
+    for (int u = 0; u < 8; ++u) {
+      mag[u] = _mm256_sign_epi8(t[u], t[u]);  // |w|; -128 stays 0x80 = 128 unsigned
+    }
+    for (int r = 0; r < MR; ++r) {
+      const size_t xi = static_cast<size_t>(i0 + r) * blocks + b;
+      int32_t xd[8];
+      std::memcpy(xd, a.xq + xi * 32, 32);
+      __m256i dot = _mm256_setzero_si256();
+      for (int u = 0; u < 8; ++u) {
+        const __m256i sx = _mm256_sign_epi8(_mm256_set1_epi32(xd[u]), t[u]);
+        dot = _mm256_add_epi32(dot, _mm256_madd_epi16(_mm256_maddubs_epi16(mag[u], sx), ones));
+      }
+      const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(a.xinv[xi]));
+      acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(scaled, d));
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    _mm256_storeu_ps(a.out + static_cast<size_t>(i0 + r) * a.n + j, acc[r]);
+  }
+}
+
+void q8_i8(const Q8I8Args& a, int j0, int j1) {
+  const size_t rb = static_cast<size_t>(a.k / 32) * 34;
+  int j = j0;
+  for (; j + 8 <= j1; j += 8) {
+    const uint8_t* rows[8];
+    for (int r = 0; r < 8; ++r) {
+      rows[r] = a.w + static_cast<size_t>(j + r) * rb;
+    }
+    const uint8_t* next = j + 16 <= a.n ? rows[0] + 8 * rb : nullptr;
+    int i = 0;
+    for (; i + 4 <= a.m; i += 4) {
+      q8_i8_tile8<4>(a, rows, i == 0 ? next : nullptr, j, i);
+    }
+    switch (a.m - i) {
+      case 3: q8_i8_tile8<3>(a, rows, i == 0 ? next : nullptr, j, i); break;
+      case 2: q8_i8_tile8<2>(a, rows, i == 0 ? next : nullptr, j, i); break;
+      case 1: q8_i8_tile8<1>(a, rows, i == 0 ? next : nullptr, j, i); break;
+      default: break;
+    }
+  }
+  if (j < j1) {  // fewer than 8 rows left: the scalar kernel, same arithmetic
+    scalar_kernels()->q8_i8(a, j, j1);
+  }
+}
+
+const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, q8_i8};
 
 }  // namespace
 

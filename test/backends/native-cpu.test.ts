@@ -351,7 +351,11 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
             [11, 64, 130],
           ] as const) {
             const x = tensor("f32", [m, k], randomF32(r, m * k, 3));
-            const w = tensor("q8_0", [n, k], Q8_0.encode(randomF32(r, n * k, 0.5), n, k));
+            const wb = Q8_0.encode(randomF32(r, n * k, 0.5), n, k);
+            for (let j = 0; j < n; j += 2) {
+              wb[j * (k / 32) * 34 + 2 + (j % 32)] = 0x80; // q = -128 (|q| = 128 in the AVX2 path)
+            }
+            const w = tensor("q8_0", [n, k], wb);
             const got = zeros("f32", [m, n]);
             const got1 = zeros("f32", [m, n]);
             const want = zeros("f32", [m, n]);

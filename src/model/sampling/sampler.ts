@@ -190,8 +190,8 @@ function draw(work: Float64Array, candidates: Int32Array, temperature: number, u
 }
 
 /** Log-probabilities of the raw logits for the chosen token and, if asked, the top alternatives. */
-function report(logits: Float32Array, token: number, k: number): SampleResult {
-  const { max, logSum } = logNormalizer(logits);
+function report(logits: Float32Array, token: number, k: number, knownMax?: number): SampleResult {
+  const { max, logSum } = logNormalizer(logits, knownMax);
   const logprobOf = (t: number): number => (logits[t] ?? 0) - max - logSum;
   const logprob = logprobOf(token);
   if (k === 0) {
@@ -201,6 +201,34 @@ function report(logits: Float32Array, token: number, k: number): SampleResult {
   const possible = finiteCandidates(Float64Array.from(logits), logits.length);
   const top = topIndices(logits, possible, k);
   return { token, logprob, topLogprobs: Array.from(top, (t) => ({ token: t, logprob: logprobOf(t) })) };
+}
+
+/**
+ * Greedy decoding without a penalty, in two passes over the raw logits instead of five: one that checks them
+ * and finds the best token (ties to the lowest id), one for the normalizer. Same results as the general path.
+ */
+function greedyReport(logits: Float32Array, k: number): SampleResult {
+  if (logits.length === 0) {
+    throw new ValueError("out-of-range", "[sampling] logits must not be empty");
+  }
+  let best = -1;
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i] as number;
+    if (v > max) {
+      if (v === Number.POSITIVE_INFINITY) {
+        throw new ValueError("non-finite", `[sampling] logit ${i} is ${v}`, i, v);
+      }
+      best = i;
+      max = v;
+    } else if (!(v <= max)) {
+      throw new ValueError("non-finite", `[sampling] logit ${i} is ${v}`, i, v); // NaN
+    }
+  }
+  if (best < 0) {
+    throw new ValueError("non-finite", "[sampling] every logit is -Infinity; there is no token to sample");
+  }
+  return report(logits, best, k, max);
 }
 
 /**
@@ -216,6 +244,9 @@ export function createSampler(options: SamplingOptions = {}): Sampler {
     options: Object.freeze({ ...o }),
     sample(logits: Float32Array, history: readonly number[]): SampleResult {
       const vocab = logits.length;
+      if (o.temperature === 0 && (o.repetitionPenalty === 1 || o.repetitionWindow === 0)) {
+        return greedyReport(logits, o.topLogprobs);
+      }
       if (work.length !== vocab) {
         work = new Float64Array(vocab);
       }

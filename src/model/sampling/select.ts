@@ -92,11 +92,12 @@ export function argmax(values: ArrayLike<number>, candidates: Int32Array): numbe
 /**
  * The two parts of log(Σ exp(x)) over all of `values`, in float64: the maximum and log Σ exp(x − max).
  * A log-probability is `(x − max) − logSum`; keeping the parts apart stops a huge maximum from absorbing logSum.
- * `max` is -Infinity when every value is -Infinity (or there are none).
+ * `max` is -Infinity when every value is -Infinity (or there are none). A caller that has just found the maximum
+ * passes it as `knownMax` (it must be the maximum) to skip that pass.
  */
-export function logNormalizer(values: ArrayLike<number>): { max: number; logSum: number } {
-  let max = Number.NEGATIVE_INFINITY;
-  for (let i = 0; i < values.length; i++) {
+export function logNormalizer(values: ArrayLike<number>, knownMax?: number): { max: number; logSum: number } {
+  let max = knownMax ?? Number.NEGATIVE_INFINITY;
+  for (let i = 0; knownMax === undefined && i < values.length; i++) {
     const v = values[i] ?? Number.NEGATIVE_INFINITY;
     if (v > max) {
       max = v;
