@@ -11,6 +11,7 @@ import type { BackendName } from "../backends/backend.js";
 import { parseBackendList } from "../backends/registry.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
 import type { ChatMessage } from "../model/chat/index.js";
+import { modelOrDefault } from "./default-model.js";
 
 /** Where a command writes; the tests replace these. */
 export interface CliIo {
@@ -55,7 +56,8 @@ function tokenList(value: string): number[] {
 }
 
 interface ModelFlags {
-  model: string;
+  /** Undefined on generate and chat without -m: the default model (src/cli/default-model.ts). */
+  model?: string;
   ctx?: number;
   allowFloatWeights?: boolean;
   backend?: BackendName[];
@@ -77,9 +79,11 @@ interface SamplingFlags {
   json?: boolean;
 }
 
-function modelOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption("-m, --model <path>", "a BitNet .gguf file")
+function modelOptions(cmd: Command, orDefault = false): Command {
+  const described = orDefault
+    ? cmd.option("-m, --model <path>", "a BitNet .gguf file (default: the packaged models/barbell-kjv.gguf)")
+    : cmd.requiredOption("-m, --model <path>", "a BitNet .gguf file");
+  return described
     .option("--ctx <n>", "context (KV cache) length", int)
     .option("--allow-float-weights", "run projections that are not ternary as float matmuls")
     .option("--backend <list>", "backends to use, preferred first (e.g. native-cpu,js); default BARBELL_BACKENDS or all", backendList)
@@ -125,7 +129,7 @@ async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
     : undefined;
   let started = false;
   try {
-    return await loadModel(flags.model, {
+    return await loadModel(modelOrDefault(flags.model, io.err), {
       ...(flags.ctx === undefined ? {} : { contextLength: flags.ctx }),
       ...(flags.backend === undefined ? {} : { backends: flags.backend }),
       ...(flags.strict === true ? { strict: true } : {}),
@@ -169,7 +173,7 @@ function jsonResult(r: GenerationResult): string {
 }
 
 export function addRunCommands(program: Command, io: CliIo): void {
-  samplingOptions(modelOptions(program.command("generate")))
+  samplingOptions(modelOptions(program.command("generate"), true))
     .description("generate text from a prompt, streaming it to stdout")
     .argument("<prompt>", "the prompt text")
     .action(async (prompt: string, flags: ModelFlags & SamplingFlags) => {
@@ -186,7 +190,7 @@ export function addRunCommands(program: Command, io: CliIo): void {
       io.err(`${speed(await gen.complete())}\n`);
     });
 
-  samplingOptions(modelOptions(program.command("chat")))
+  samplingOptions(modelOptions(program.command("chat"), true))
     .description("an interactive chat; /reset clears the history, /exit (or end of input) quits")
     .option("--system <text>", "a system message")
     .action(async (flags: ModelFlags & SamplingFlags & { system?: string }) => {

@@ -1,7 +1,8 @@
 /**
  * `barbell serve`: the OpenAI-compatible HTTP server (docs/serving.md). One model from `-m`, several from
- * `--config` (a JSON file, which may also define cascades), or `--demo`: a generated model with random weights
- * so that a new user sees the server work (what `npm start` runs). SIGTERM and Ctrl-C shut down gracefully.
+ * `--config` (a JSON file, which may also define cascades), `--demo` (a generated model with random weights),
+ * or, with none of these, the packaged default model (src/cli/default-model.ts; what `npm start` serves).
+ * SIGTERM and Ctrl-C shut down gracefully.
  */
 import fs from "node:fs/promises";
 import os from "node:os";
@@ -13,6 +14,7 @@ import { makeBitnetFixture } from "../model/bitnet/fixture.js";
 import { ServeError } from "../serve/errors.js";
 import { createServer, type ServerOptions } from "../serve/http/index.js";
 import type { CascadeConfig, ServedModelConfig } from "../serve/http/served.js";
+import { modelOrDefault } from "./default-model.js";
 import type { CliIo } from "./run.js";
 
 function count(min: number) {
@@ -270,10 +272,10 @@ export function addServeCommand(program: Command, io: CliIo): void {
   program
     .command("serve")
     .description("serve models over an OpenAI-compatible HTTP API (docs/serving.md)")
-    .option("-m, --model <path>", "a GGUF file or Hugging Face folder")
+    .option("-m, --model <path>", "a GGUF file or Hugging Face folder (default: the packaged models/barbell-kjv.gguf)")
     .option("--name <id>", "the model id clients send (default: the file name)")
     .option("--config <file>", "a JSON config with several models and cascades")
-    .option("--demo", "serve a generated model with RANDOM weights (what `npm start` does)")
+    .option("--demo", "serve a generated model with RANDOM weights")
     .option("--port <n>", "TCP port (0: any free port)", count(0), 8080)
     .option("--host <addr>", "address to bind; 0.0.0.0 exposes the server to the network", "127.0.0.1")
     .option("--backend <list>", "backends, preferred first (e.g. native-cpu,js)", backendList)
@@ -289,9 +291,11 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--shutdown-timeout <ms>", "on SIGTERM, how long in-flight requests may finish", count(0), 10_000)
     .action(async (flags: ServeFlags) => {
       const sources = [flags.model !== undefined, flags.config !== undefined, flags.demo === true].filter(Boolean).length;
-      if (sources !== 1) {
-        throw new ServeError("bad-config", "[serve] give exactly one of -m <model>, --config <file> or --demo");
+      if (sources > 1) {
+        throw new ServeError("bad-config", "[serve] give at most one of -m <model>, --config <file> or --demo (none: the default model)");
       }
+      // Neither -m, --config nor --demo: the packaged default model (what `npm start` serves).
+      const modelPath = sources === 0 ? modelOrDefault(undefined, io.err) : flags.model;
       const file = flags.config === undefined ? undefined : await readServeConfig(flags.config);
       const demo = flags.demo === true ? await demoModel() : undefined;
       const perModel = {
@@ -307,7 +311,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
           ? file.models.map((m) => ({ ...perModel, ...m }))
           : demo !== undefined
             ? [{ name: flags.name ?? "barbell-demo", path: demo.path, randomWeights: true, ...perModel }]
-            : [{ name: flags.name ?? path.basename(flags.model ?? "model").replace(/\.gguf$/i, ""), path: flags.model ?? "", ...perModel }];
+            : [{ name: flags.name ?? path.basename(modelPath ?? "model").replace(/\.gguf$/i, ""), path: modelPath ?? "", ...perModel }];
       const envKeys = (process.env["BARBELL_API_KEYS"] ?? "").split(",").filter((k) => k !== "");
       const apiKeys = [...(flags.apiKey ?? []), ...(file?.apiKeys ?? []), ...envKeys];
       // Command-line flags are defaults; the config file's fields win (docs/serving.md, "Config file").

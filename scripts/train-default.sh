@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# (Re)trains barbell's default model, models/barbell-kjv.gguf, and writes its card models/barbell-kjv.md (the
+# command, seeds, config, validation loss/perplexity and samples, written by `barbell train` itself).
+#
+#   npm run train:default                         # fetch the corpus if missing, build, train from scratch
+#   npm run train:default -- --max-minutes 30     # extra flags go to `barbell train` (later flags win)
+#   npm run train:default -- --resume data/barbell-kjv.run/checkpoint.safetensors   # continue after Ctrl-C
+#
+# The corpus is the King James Version of the Bible (public domain), from Debian's bible-kjv-text package, via
+# scripts/fetch-corpus.sh into the gitignored data/ folder; checkpoints go to data/barbell-kjv.run/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f data/kjv.txt ]; then
+  scripts/fetch-corpus.sh
+fi
+npm run --silent build
+
+if [ "${1:-}" = "--resume" ]; then
+  exec node bin/barbell.js train "$@"
+fi
+exec node bin/barbell.js train data/kjv.txt \
+  --out models/barbell-kjv.gguf --run-dir data/barbell-kjv.run \
+  --corpus-license "King James Version (1611), public domain (Debian package bible-kjv-text)" \
+  --vocab 1024 --hidden 128 --layers 2 --heads 4 --kv-heads 2 --ffn 256 \
+  --seq-len 128 --batch 4 --steps 600 --warmup 50 --lr 4e-3 --seed 1 --data-seed 2 \
+  --eval-every 200 --eval-tokens 8192 --sample "And God said" "In the beginning" --log-every 25 \
+  "$@"
