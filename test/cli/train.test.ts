@@ -134,6 +134,19 @@ describe("barbell train", () => {
     expect(record["resumes"]).toEqual([`barbell train --resume ${ckpt} --log-every 1`]);
   });
 
+  it("should take the tokenizer of a GGUF with --tokenizer", async () => {
+    const out = path.join(dir, "tok.gguf");
+    const source = path.join(dir, "a.gguf"); // the first test's model
+    const r = await train([corpus, "--out", out, "--tokenizer", source, ...TINY, "--seq-len", "8", "--batch", "1", "--steps", "2", "--sample-tokens", "0"]);
+    expect(r.err).not.toContain("training a byte-level BPE tokenizer");
+    const record = parseCard(await fs.readFile(path.join(dir, "tok.md"), "utf8"));
+    expect(record["tokenizer"]).toMatchObject({ source: `tokenizer.* of ${source}`, vocabSize: 300 });
+    using a = await loadModel(source, { backends: ["js"], autotune: false });
+    using b = await loadModel(out, { backends: ["js"], autotune: false });
+    expect(b.tokenize("And the lord said")).toEqual(a.tokenize("And the lord said"));
+    await expect(train([corpus, "--out", out, "--tokenizer", corpus])).rejects.toThrow(/not "GGUF"/);
+  });
+
   it("should refuse bad flags with one clear line", async () => {
     const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     const written = (): string => stderr.mock.calls.map((c) => String(c[0])).join("");
