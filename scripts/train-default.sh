@@ -7,7 +7,8 @@
 #   npm run train:default -- --resume data/barbell-kjv.run/checkpoint.safetensors   # continue after Ctrl-C
 #
 # The corpus is the King James Version of the Bible (public domain), from Debian's bible-kjv-text package, via
-# scripts/fetch-corpus.sh into the gitignored data/ folder; checkpoints go to data/barbell-kjv.run/.
+# scripts/fetch-corpus.sh into the gitignored data/ folder; checkpoints go to data/barbell-kjv.run/ (a new run
+# refuses to overwrite them: resume, or `rm -r data/barbell-kjv.run` to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

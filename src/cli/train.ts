@@ -474,6 +474,13 @@ async function runTrain(
     }
     checkFlags(shapeOf(flags, 259), flags);
     runDir = flags.runDir ?? `${flags.out.replace(/\.gguf$/i, "")}.run`;
+    const previous = path.join(runDir, "checkpoint.safetensors");
+    if (await fs.stat(previous).then(() => true, () => false)) {
+      throw new TrainCliError(
+        "bad-flags",
+        `[train] ${runDir} already holds the checkpoint of a run (continue it: barbell train --resume ${previous}; start over: remove ${runDir} or give another --run-dir)`,
+      );
+    }
     await fs.mkdir(runDir, { recursive: true });
     let tokenizerSource: string;
     if (flags.tokenizer !== undefined) {

@@ -144,7 +144,9 @@ describe("barbell train", () => {
     using a = await loadModel(source, { backends: ["js"], autotune: false });
     using b = await loadModel(out, { backends: ["js"], autotune: false });
     expect(b.tokenize("And the lord said")).toEqual(a.tokenize("And the lord said"));
-    await expect(train([corpus, "--out", out, "--tokenizer", corpus])).rejects.toThrow(/not "GGUF"/);
+    await expect(train([corpus, "--out", path.join(dir, "tok2.gguf"), "--tokenizer", corpus])).rejects.toThrow(/not "GGUF"/);
+    // A new run never overwrites another run's checkpoint.
+    await expect(train([corpus, "--out", out])).rejects.toThrow(/tok\.run already holds the checkpoint of a run \(continue it: barbell train --resume .*tok\.run\/checkpoint\.safetensors; start over: remove/);
   });
 
   it("should refuse bad flags with one clear line", async () => {
