@@ -119,7 +119,8 @@ export function nextBatch(tokens: ArrayLike<number>, o: TrainOptions, rng: Rng):
 export function clipGradients(grads: readonly Float64Array[], maxNorm: number): number {
   let sq = 0;
   for (const g of grads) {
-    for (const x of g) {
+    for (let j = 0; j < g.length; j++) {
+      const x = g[j] ?? 0;
       sq += x * x;
     }
   }
@@ -152,14 +153,15 @@ export function adamwUpdate(
   const bc1 = 1 - Math.pow(o.beta1, t);
   const bc2 = 1 - Math.pow(o.beta2, t);
   const decay = p.matrix ? o.weightDecay : 0;
-  for (let j = 0; j < p.data.length; j++) {
+  const { beta1, beta2, eps } = o;
+  const data = p.data;
+  for (let j = 0; j < data.length; j++) {
     const gj = grad[j] ?? 0;
-    m[j] = o.beta1 * (m[j] ?? 0) + (1 - o.beta1) * gj;
-    v[j] = o.beta2 * (v[j] ?? 0) + (1 - o.beta2) * gj * gj;
-    const w = p.data[j] ?? 0;
-    const mHat = (m[j] ?? 0) / bc1;
-    const vHat = (v[j] ?? 0) / bc2;
-    p.data[j] = w - lr * (mHat / (Math.sqrt(vHat) + o.eps) + decay * w);
+    // The moments as stored (f32), read back exactly as written.
+    const mj = (m[j] = beta1 * (m[j] ?? 0) + (1 - beta1) * gj);
+    const vj = (v[j] = beta2 * (v[j] ?? 0) + (1 - beta2) * gj * gj);
+    const w = data[j] ?? 0;
+    data[j] = w - lr * ((Math.fround(mj) / bc1) / (Math.sqrt(Math.fround(vj) / bc2) + eps) + decay * w);
   }
 }
 
