@@ -5,6 +5,8 @@
  * tolerance, and a native run must resume from a checkpoint bit for bit.
  */
 import { describe, expect, it } from "vitest";
+import { ShapeError } from "../../src/core/errors.js";
+import { tensor } from "../../src/tensor/index.js";
 import { createTape, type HostMatmul } from "../../src/train/autograd.js";
 import { loadCheckpoint, saveCheckpoint } from "../../src/train/checkpoint.js";
 import { createNativeTrainRuntime, nativeTrainUnavailable, type TrainRuntime } from "../../src/train/fast.js";
@@ -108,6 +110,19 @@ describe("batched windows", () => {
   it("a batch as one [B·seq] tensor has the gradients of the windows one at a time (float64 reference)", () => {
     const worst = worstRelative(gradients(CONFIG, REFERENCE), gradients(CONFIG, REFERENCE, true));
     expect(worst.err, worst.name).toBeLessThan(1e-6);
+  });
+});
+
+describe("attention windows option", () => {
+  it("refuses windows that do not split q and k/v into equal parts", () => {
+    using g = createTape();
+    using q = tensor(new Float32Array(6 * 2 * 4), ["seq", "head", "headDim"], [6, 2, 4]);
+    using k = tensor(new Float32Array(6 * 1 * 4), ["ctx", "kvHead", "headDim"], [6, 1, 4]);
+    using k5 = tensor(new Float32Array(5 * 1 * 4), ["ctx", "kvHead", "headDim"], [5, 1, 4]);
+    expect(() => g.attention(q, k, k, { windows: 4 })).toThrow(ShapeError);
+    expect(() => g.attention(q, k5, k5, { windows: 2 })).toThrow(ShapeError);
+    expect(() => g.attention(q, k, k, { windows: 0 })).toThrow(ShapeError);
+    expect(g.attention(q, k, k, { windows: 3 }).shape).toEqual([6, 2, 4]);
   });
 });
 
