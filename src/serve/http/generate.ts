@@ -1,8 +1,10 @@
 /**
- * Runs one validated completion or chat request on a served model: its `n` choices one after another (each a
- * model-actor stream), answered as one JSON object or as server-sent events. The request's AbortSignal
- * (client disconnect, timeout, shutdown) cancels the running stream, which cancels the generation in the
- * worker and frees its slot.
+ * Runs one validated completion or chat request on a served model, answered as one JSON object or as
+ * server-sent events. Its `n` choices are model-actor streams that run side by side (so they share decode
+ * steps under continuous batching) as far as free admission slots allow: a request holds one slot, takes up
+ * to n − 1 more when they are free, and runs the rest of its choices as its own finish. The request's
+ * AbortSignal (client disconnect, timeout, shutdown) cancels the running streams, which cancels the
+ * generations in the worker and frees their slots; a choice that fails cancels its siblings.
  */
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
@@ -26,6 +28,52 @@ export interface RunContext {
   readonly metrics: ServerMetrics;
   readonly signal: AbortSignal;
   readonly timeoutMs: number;
+  /**
+   * Takes up to `max` more admission slots if they are free now, held until the request ends; returns how
+   * many it took. Absent: choices run one at a time.
+   */
+  readonly extraSlots?: (max: number) => number;
+}
+
+/**
+ * Runs `run(index)` for every choice index, at most 1 + ctx.extraSlots(n − 1) at a time, in index order of
+ * starting. The first failure aborts the siblings (their streams are cancelled) and is rethrown.
+ */
+async function eachChoice(ctx: RunContext, n: number, run: (index: number, ctx: RunContext) => Promise<void>): Promise<void> {
+  if (n === 1) {
+    return run(0, ctx);
+  }
+  const local = new AbortController();
+  const follow = (): void => local.abort(ctx.signal.reason);
+  if (ctx.signal.aborted) {
+    follow();
+  } else {
+    ctx.signal.addEventListener("abort", follow, { once: true });
+  }
+  const inner: RunContext = { ...ctx, signal: local.signal };
+  const width = 1 + (ctx.extraSlots?.(n - 1) ?? 0);
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < n) {
+      const index = next++;
+      try {
+        await run(index, inner);
+      } catch (error) {
+        failure ??= { error };
+        local.abort("sibling");
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(width, n) }, worker));
+  } finally {
+    ctx.signal.removeEventListener("abort", follow);
+  }
+  if (failure !== undefined) {
+    // A sibling's cancellation is not the cause: report the request's own abort, else the first real error.
+    throw ctx.signal.aborted ? new Aborted(abortError(ctx)) : failure.error;
+  }
 }
 
 type TokenItem = Extract<ModelOutput, { kind: "token" }>;
@@ -180,12 +228,12 @@ function modelRequest(params: ChatParams | CompletionParams, ids: readonly numbe
 export async function runJson(ctx: RunContext, params: ChatParams | CompletionParams, admittedAt: number): Promise<Record<string, unknown>> {
   const { ids, maxTokens, echo } = preparePrompt(ctx.served, params);
   const info = ctx.served.info;
-  const choices: Record<string, unknown>[] = [];
+  const choices: Record<string, unknown>[] = new Array(params.n);
   let promptTokens = ids.length;
   let completionTokens = 0;
-  const reports: CascadeReport[] = [];
-  for (let index = 0; index < params.n; index++) {
-    const items = choiceItems(ctx, modelRequest(params, ids, maxTokens, index), admittedAt);
+  const byIndex: (CascadeReport | undefined)[] = new Array(params.n);
+  await eachChoice(ctx, params.n, async (index, inner) => {
+    const items = choiceItems(inner, modelRequest(params, ids, maxTokens, index), admittedAt);
     let text = echo;
     const chatLp: ReturnType<typeof chatLogprobs> = [];
     const completionLp = new CompletionLogprobs();
@@ -201,17 +249,14 @@ export async function runJson(ctx: RunContext, params: ChatParams | CompletionPa
     const done = next.value;
     promptTokens = done.promptTokens;
     completionTokens += done.completionTokens;
-    const report = cascadeReport(ctx.served, done);
-    if (report !== undefined) {
-      reports.push(report);
-    }
+    byIndex[index] = cascadeReport(ctx.served, done);
     const finish = finishReason(done.finishReason);
-    choices.push(
+    choices[index] =
       params.kind === "chat"
         ? { index, message: { role: "assistant", content: text, refusal: null }, logprobs: params.logprobs ? { content: chatLp, refusal: null } : null, finish_reason: finish }
-        : { index, text, logprobs: params.logprobs ? completionLp.toJSON() : null, finish_reason: finish },
-    );
-  }
+        : { index, text, logprobs: params.logprobs ? completionLp.toJSON() : null, finish_reason: finish };
+  });
+  const reports = byIndex.filter((r): r is CascadeReport => r !== undefined);
   return {
     id: `${params.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`,
     object: params.kind === "chat" ? "chat.completion" : "text_completion",
@@ -268,8 +313,8 @@ export async function runStream(ctx: RunContext, params: ChatParams | Completion
   let promptTokens = ids.length;
   let completionTokens = 0;
   try {
-    for (let index = 0; index < params.n; index++) {
-      const items = choiceItems(ctx, modelRequest(params, ids, maxTokens, index), admittedAt);
+    await eachChoice(ctx, params.n, async (index, inner) => {
+      const items = choiceItems(inner, modelRequest(params, ids, maxTokens, index), admittedAt);
       let next = await items.next(); // the first item before any byte: early errors keep their status
       if (params.kind === "chat") {
         sse.send(chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]));
@@ -303,7 +348,7 @@ export async function runStream(ctx: RunContext, params: ChatParams | Completion
           report === undefined ? {} : { barbell: report }, // a cascade: the rung that produced this choice
         ),
       );
-    }
+    });
   } catch (error) {
     const apiError = error instanceof Aborted ? error.error : error instanceof ApiError ? error : new ApiError(500, "internal error", "server_error");
     if (!sse.started) {

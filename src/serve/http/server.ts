@@ -201,7 +201,18 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
       }
     };
     reply.raw.on("close", onClose);
-    const ctx: RunContext = { served: s, metrics, signal: controller.signal, timeoutMs };
+    const extras: (() => void)[] = [];
+    const extraSlots = (max: number): number => {
+      for (let i = 0; i < max; i++) {
+        const more = s.admission.tryAcquire();
+        if (more === undefined) {
+          break;
+        }
+        extras.push(more);
+      }
+      return extras.length;
+    };
+    const ctx: RunContext = { served: s, metrics, signal: controller.signal, timeoutMs, extraSlots };
     const finish = (): void => {
       clearTimeout(timer);
       reply.raw.off("close", onClose);
@@ -211,6 +222,7 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
         metrics.cancelled.inc({ model: s.name, reason: "timeout" });
       }
       release();
+      extras.splice(0).forEach((more) => more());
       metrics.inFlight.dec({ model: s.name });
       // Shutdown waits until the answer is written, not just computed.
       const settle = (): void => {

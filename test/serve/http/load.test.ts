@@ -47,6 +47,45 @@ describe("load and overload", () => {
     expect((await post(`${url}/v1/completions`, { ...long, max_tokens: 2 })).status).toBe(200);
   });
 
+  it("should run a request's n choices side by side while slots are free, each equal to its own seeded request", async () => {
+    running = await startServer(model.file, { parallel: 4, queue: 0 });
+    const { url, server } = running;
+    const body = { model: "tiny", prompt: [1, 2, 3], max_tokens: 40, temperature: 2, seed: 7 };
+    const res = fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, n: 3, stream: true }) });
+    let most = 0;
+    const poll = setInterval(() => (most = Math.max(most, server.served[0]?.admission.admitted ?? 0)), 1);
+    const text = await (await res).text();
+    clearInterval(poll);
+    expect(most).toBe(3); // one slot for the request, two more for its other choices
+    expect(server.served[0]?.admission.admitted).toBe(0);
+    const streamed = ["", "", ""];
+    for (const line of text.split("\n")) {
+      if (line.startsWith("data: {")) {
+        for (const c of (JSON.parse(line.slice(6)) as { choices: { index: number; text: string }[] }).choices) {
+          streamed[c.index] += c.text;
+        }
+      }
+    }
+    const whole = await post(`${url}/v1/completions`, { ...body, n: 3 });
+    const texts = (whole.json as { choices: { index: number; text: string }[] }).choices.map((c) => c.text);
+    expect(texts).toEqual(streamed);
+    for (const index of [0, 1, 2]) {
+      const alone = await post(`${url}/v1/completions`, { ...body, seed: 7 + index });
+      expect((alone.json as { choices: { text: string }[] }).choices[0]?.text).toBe(streamed[index]);
+    }
+    expect(new Set(streamed).size).toBe(3); // the seeds differ, so do the samples
+  });
+
+  it("should run the choices it has no free slot for one after another (parallel 1, queue 1)", async () => {
+    running = await startServer(model.file, { parallel: 1, queue: 1 });
+    const { url, server } = running;
+    const r = await post(`${url}/v1/completions`, { model: "tiny", prompt: [1, 2, 3], max_tokens: 5, temperature: 0.9, seed: 3, n: 4 });
+    expect(r.status).toBe(200);
+    const choices = (r.json as { choices: { index: number; finish_reason: string }[] }).choices;
+    expect(choices.map((c) => [c.index, c.finish_reason])).toEqual([0, 1, 2, 3].map((i) => [i, "length"]));
+    expect(server.served[0]?.admission.admitted).toBe(0);
+  });
+
   it("should end a request that runs past the timeout with 504", async () => {
     running = await startServer(model.file, {}, { requestTimeoutMs: 1 });
     const r = await post(`${running.url}/v1/completions`, long);
