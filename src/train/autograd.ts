@@ -125,8 +125,6 @@ function attentionBackwardF32(
   const gv = new Float64Array(ctx * kvHeads * hd);
   const scores = new Float32Array(rows * ctx);
   const dp = new Float32Array(rows * ctx);
-  const pT = new Float32Array(ctx * rows);
-  const dsT = new Float32Array(ctx * rows);
   const ds = new Float32Array(rows * ctx);
   const out = new Float32Array(Math.max(rows, ctx) * hd);
   for (let kh = 0; kh < kvHeads; kh++) {
@@ -157,14 +155,16 @@ function attentionBackwardF32(
       for (let c = 0; c < visible; c++) {
         dot += ((scores[base + c] ?? 0) / sum) * (dp[base + c] ?? 0);
       }
-      for (let c = 0; c < ctx; c++) {
-        const pc = c < visible ? (scores[base + c] ?? 0) / sum : 0;
-        const dsc = c < visible ? pc * ((dp[base + c] ?? 0) - dot) * factor : 0;
-        pT[c * rows + row] = pc;
-        ds[base + c] = dsc;
-        dsT[c * rows + row] = dsc;
+      for (let c = 0; c < visible; c++) {
+        const pc = (scores[base + c] ?? 0) / sum;
+        scores[base + c] = pc;
+        ds[base + c] = pc * ((dp[base + c] ?? 0) - dot) * factor;
       }
+      scores.fill(0, base + visible, base + ctx);
+      ds.fill(0, base + visible, base + ctx);
     }
+    const pT = transposeF32(scores, rows, ctx);
+    const dsT = transposeF32(ds, rows, ctx);
     // dV = Pᵀ·G: [ctx, R] · [R, hd] (mm takes the right operand transposed: gT [hd, R]); summed over the group.
     mm(pT, gT, ctx, rows, hd, out);
     addHead(gv, out, ctx, kvHeads, kh, hd);
