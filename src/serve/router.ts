@@ -28,6 +28,12 @@ export interface CascadeOptions {
   readonly window?: number;
   /** Options of every rung's model actor (isolation, backends, supervision, …). */
   readonly model?: Omit<ModelActorOptions, "ladder" | "rung">;
+  /**
+   * Model actors the caller already runs for the rungs (one per ladder entry, same order), shared with other
+   * users such as the server's plain model ids: the router then spawns none and loads no model itself. They
+   * stay the caller's: stopping the router does not stop them.
+   */
+  readonly rungRefs?: readonly ActorRef<ModelMsg>[];
 }
 
 /** What one rung scored for a request. */
@@ -90,11 +96,15 @@ export function cascadeRouter(options: CascadeOptions): ActorDefinition<RouterMs
   if (!(Number.isSafeInteger(window) && window >= 1)) {
     throw new ServeError("bad-config", `[router] window must be an integer >= 1, got ${window}`);
   }
-  const definitions = options.ladder.map((rung) => modelActor({ ...options.model, ladder: [rung] }));
+  const shared = options.rungRefs;
+  if (shared !== undefined && shared.length !== options.ladder.length) {
+    throw new ServeError("bad-config", `[router] ${shared.length} rung actors for a ladder of ${options.ladder.length}`);
+  }
+  const definitions = shared === undefined ? options.ladder.map((rung) => modelActor({ ...options.model, ladder: [rung] })) : [];
   return defineActor<RouterMsg>({
     name: "router",
     create: (ctx) => {
-      const rungs: ActorRef<ModelMsg>[] = definitions.map((d, i) => ctx.spawn(d, { name: options.ladder[i]?.name ?? `rung-${i}` }));
+      const rungs: readonly ActorRef<ModelMsg>[] = shared ?? definitions.map((d, i) => ctx.spawn(d, { name: options.ladder[i]?.name ?? `rung-${i}` }));
       const names = options.ladder.map((r) => r.name);
       let requests = 0;
       let escalations = 0;

@@ -1,6 +1,6 @@
 /**
  * The models a server serves: one model actor per configured model, and one cascade router per configured
- * cascade (its rungs are configured models; the router runs its own actors for them). Each has a bounded
+ * cascade (its rungs are configured models, and the router uses their actors: every model is loaded once). Each has a bounded
  * admission queue and the header-only {@link ModelInfo} the HTTP layer validates against.
  */
 import type { ActorError, ActorRef, ActorSystem, ReplyStream, SupervisionOptions } from "../../actors/index.js";
@@ -105,6 +105,8 @@ function modelReadiness(s: ModelStatus): Readiness {
       degradations: s.degradations,
       queue_depth: s.queueDepth,
       in_flight: s.inFlight,
+      completed: s.worker?.completed ?? 0,
+      pid: s.worker?.pid ?? 0,
     },
   };
 }
@@ -133,8 +135,10 @@ export async function spawnServed(system: ActorSystem, models: readonly ServedMo
     infos.set(m.name, await readModelInfo(m.path, m.contextLength));
   }
   const served: Served[] = [];
+  const refs = new Map<string, ActorRef<ModelMsg>>();
   for (const m of models) {
     const ref: ActorRef<ModelMsg> = system.spawn(modelActor({ ladder: [{ name: m.name, path: m.path }], ...actorOptions(m) }), { name: `model-${served.length}` });
+    refs.set(m.name, ref);
     served.push({
       name: m.name,
       kind: "model",
@@ -173,6 +177,9 @@ export async function spawnServed(system: ActorSystem, models: readonly ServedMo
         ...(c.metric === undefined ? {} : { metric: c.metric }),
         ...(c.window === undefined ? {} : { window: c.window }),
         model: actorOptions(first),
+        // The rungs are the configured models' own actors: each model is loaded once, whether it is asked
+        // directly or through cascades, and its `parallel`/`queue` bound all of its users together.
+        rungRefs: rungs.map((m) => refs.get(m.name) as ActorRef<ModelMsg>),
       }),
       { name: `cascade-${served.length}` },
     );

@@ -17,11 +17,14 @@ let smallMinProb = 0;
 const messages = [{ role: "user" as const, content: "Hello there" }];
 const WINDOW = 4;
 
-async function start(cascades: { name: string; threshold: number }[]): Promise<{ server: BarbellServer; client: OpenAI }> {
-  const models: ServedModelConfig[] = [ladder.small, ladder.large].map((r) => ({ ...r, isolation: "in-process", backends: ["js"] }));
+async function start(
+  cascades: { name: string; threshold: number }[],
+  isolation: "in-process" | "process" = "in-process",
+): Promise<{ server: BarbellServer; client: OpenAI; url: string }> {
+  const models: ServedModelConfig[] = [ladder.small, ladder.large].map((r) => ({ ...r, isolation, backends: ["js"] }));
   const s = await createServer({ models, cascades: cascades.map((c) => ({ ...c, rungs: ["small", "large"], metric: "min-prob", window: WINDOW })), log: () => undefined });
   const url = await s.listen(0);
-  return { server: s, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 }) };
+  return { server: s, url, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 }) };
 }
 
 beforeAll(async () => {
@@ -113,6 +116,27 @@ describe("a cascade over HTTP", () => {
     for (const c of report.choices) {
       expect(["small", "large"]).toContain(c.model);
       expect(c.cascade.at(-1)).toMatchObject({ model: c.model, escalated: false }); // the rung that answered is the last one tried
+    }
+  });
+
+  it("should route through the models' own actors, in child processes: each model loaded once", async () => {
+    const run = await start([{ name: "keep", threshold: smallMinProb * 0.99 }], "process");
+    try {
+      type Detail = { pid: number; completed: number; rungs?: { pid: number; completed: number }[] };
+      const ready = async (): Promise<Record<string, Detail>> =>
+        ((await (await fetch(`${run.url}/health/ready`)).json()) as { models: Record<string, Detail> }).models;
+      const before = await ready();
+      expect(before.small?.pid).not.toBe(process.pid);
+      expect(before.small?.pid).toBeGreaterThan(0);
+      expect(before.large?.pid).not.toBe(before.small?.pid);
+      expect(before.keep?.rungs?.map((r) => r.pid)).toEqual([before.small?.pid, before.large?.pid]);
+      const r = await run.client.chat.completions.create({ model: "keep", messages, max_tokens: 6, temperature: 0 });
+      expect((r as unknown as { barbell: Report }).barbell.model).toBe("small");
+      const after = await ready();
+      expect(after.small?.completed).toBe((before.small?.completed ?? 0) + 1); // the cascade's request ran on "small"
+      expect(after.keep?.rungs?.[0]?.completed).toBe(after.small?.completed);
+    } finally {
+      await run.server.shutdown(1000);
     }
   });
 });
