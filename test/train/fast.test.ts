@@ -6,11 +6,11 @@
  */
 import { describe, expect, it } from "vitest";
 import { ShapeError } from "../../src/core/errors.js";
-import { tensor } from "../../src/tensor/index.js";
+import { int32Tensor, tensor } from "../../src/tensor/index.js";
 import { createTape, type HostMatmul } from "../../src/train/autograd.js";
 import { loadCheckpoint, saveCheckpoint } from "../../src/train/checkpoint.js";
 import { createNativeTrainRuntime, nativeTrainUnavailable, type TrainRuntime } from "../../src/train/fast.js";
-import { batchLoss, bindParams, windowLoss, type QatConfig } from "../../src/train/model.js";
+import { batchLoss, bindParams, windowLogits, windowLoss, type QatConfig } from "../../src/train/model.js";
 import { initTrainState, train, type TrainOptions, type TrainState } from "../../src/train/qat.js";
 
 const CONFIG: QatConfig = {
@@ -106,7 +106,29 @@ function worstRelative(ref: Map<string, Float32Array>, fast: Map<string, Float32
 const REFERENCE: TrainRuntime = { name: "reference" };
 const native = nativeTrainUnavailable();
 
+/** windowLogits of `ids` (as `windows` windows back to back) on the default backend, as one array. */
+function logitsOf(config: QatConfig, ids: readonly number[], windows: number): Float32Array {
+  const state = initTrainState(config, 5, 6);
+  using g = createTape();
+  const keep: Disposable[] = [];
+  const { tensors, bound } = bindParams(g, config, state.params);
+  try {
+    using t = int32Tensor([...ids], ["seq"], [ids.length]);
+    return windowLogits(g, config, bound, t, keep, windows).toFloat32();
+  } finally {
+    keep.forEach((d) => d[Symbol.dispose]());
+    tensors.forEach((t) => t.dispose());
+  }
+}
+
 describe("batched windows", () => {
+  it("the logits of a [B·seq] batch equal each window's own logits bit for bit (default backend)", () => {
+    const [a = [], b = []] = WINDOWS;
+    const batched = logitsOf(CONFIG, [...a, ...b], 2);
+    const one = new Float32Array([...logitsOf(CONFIG, a, 1), ...logitsOf(CONFIG, b, 1)]);
+    expect(batched).toEqual(one);
+  });
+
   it("a batch as one [B·seq] tensor has the gradients of the windows one at a time (float64 reference)", () => {
     const worst = worstRelative(gradients(CONFIG, REFERENCE), gradients(CONFIG, REFERENCE, true));
     expect(worst.err, worst.name).toBeLessThan(1e-6);
