@@ -47,6 +47,7 @@ interface ServeFlags {
   parallel?: number;
   queue?: number;
   ctx?: number;
+  head?: "keep" | "q8_0";
   isolation: "process" | "in-process";
   apiKey?: string[];
   cors?: string[];
@@ -76,7 +77,7 @@ export const MAX_CONFIG_CASCADES = 64;
 export const MAX_NAME_LENGTH = 256;
 
 const TOP_FIELDS = ["host", "port", "models", "cascades", "apiKeys", "corsOrigins", "bodyLimit", "requestTimeoutMs"] as const;
-const MODEL_FIELDS = ["name", "path", "randomWeights", "parallel", "queue", "backends", "threads", "contextLength", "isolation", "faults", "supervision"] as const;
+const MODEL_FIELDS = ["name", "path", "randomWeights", "parallel", "queue", "backends", "threads", "contextLength", "head", "isolation", "faults", "supervision"] as const;
 const CASCADE_FIELDS = ["name", "rungs", "metric", "threshold", "window", "parallel", "queue"] as const;
 
 type Json = Record<string, unknown>;
@@ -194,6 +195,9 @@ export async function readServeConfig(file: string): Promise<ServeConfigFile> {
     if (m["randomWeights"] !== undefined && typeof m["randomWeights"] !== "boolean") {
       bad(`${where}.randomWeights must be true or false`);
     }
+    if (m["head"] !== undefined && m["head"] !== "keep" && m["head"] !== "q8_0") {
+      bad(`${where}.head must be "keep" or "q8_0"`);
+    }
     if (m["isolation"] !== undefined && m["isolation"] !== "process" && m["isolation"] !== "in-process") {
       bad(`${where}.isolation must be "process" or "in-process"`);
     }
@@ -283,6 +287,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--parallel <n>", "requests decoded together per model (default 1)", count(1))
     .option("--queue <n>", "requests waiting beyond --parallel before 429 (default 16)", count(0))
     .option("--ctx <n>", "context (KV cache) length", count(1))
+    .addOption(new Option("--head <type>", "q8_0: requantize a float output head at load (integer head products, faster with --parallel)").choices(["keep", "q8_0"]))
     .addOption(new Option("--isolation <kind>", "where each model runs").choices(["process", "in-process"]).default("process"))
     .option("--api-key <key...>", "require one of these Bearer keys on /v1/* (or BARBELL_API_KEYS, comma-separated)")
     .option("--cors <origin...>", "allow these browser origins ('*' for any); default CORS off")
@@ -305,6 +310,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
         ...(flags.parallel === undefined ? {} : { parallel: flags.parallel }),
         ...(flags.queue === undefined ? {} : { queue: flags.queue }),
         ...(flags.ctx === undefined ? {} : { contextLength: flags.ctx }),
+        ...(flags.head === undefined ? {} : { head: flags.head }),
       };
       const models: ServedModelConfig[] =
         file !== undefined

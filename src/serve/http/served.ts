@@ -30,6 +30,8 @@ export interface ServedModelConfig {
   readonly threads?: number;
   /** KV-cache capacity; default min(model context, 4096). */
   readonly contextLength?: number;
+  /** "q8_0": requantize a float output head to Q8_0 at load (integer head products). Default "keep". */
+  readonly head?: "keep" | "q8_0";
   /** Where the model worker runs. Default "process" (a native crash kills only the worker). */
   readonly isolation?: "process" | "in-process";
   /** Fault injection (drills and tests; docs/actors.md). */
@@ -137,7 +139,8 @@ export async function spawnServed(system: ActorSystem, models: readonly ServedMo
   const served: Served[] = [];
   const refs = new Map<string, ActorRef<ModelMsg>>();
   for (const m of models) {
-    const ref: ActorRef<ModelMsg> = system.spawn(modelActor({ ladder: [{ name: m.name, path: m.path }], ...actorOptions(m) }), { name: `model-${served.length}` });
+    const rung = { name: m.name, path: m.path, ...(m.head === undefined ? {} : { headType: m.head }) };
+    const ref: ActorRef<ModelMsg> = system.spawn(modelActor({ ladder: [rung], ...actorOptions(m) }), { name: `model-${served.length}` });
     refs.set(m.name, ref);
     served.push({
       name: m.name,

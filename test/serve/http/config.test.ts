@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { buildProgram, main } from "../../../src/cli/main.js";
 import { MAX_CONFIG_BYTES, MAX_CONFIG_MODELS } from "../../../src/cli/serve.js";
 import { makeBitnetFixture } from "../../../src/model/bitnet/fixture.js";
+import { loadModel } from "../../../src/engine/model.js";
 import { ServeError } from "../../../src/serve/errors.js";
 import { createServer } from "../../../src/serve/http/index.js";
 import { until } from "./helpers.js";
@@ -114,6 +115,30 @@ describe("barbell serve --config", () => {
     expect(server.out()).toContain("barbell serve: stopped");
   });
 
+  it("should serve a model with its head requantized to Q8_0 (config `head`), answering like the engine does", async () => {
+    const file = await writeConfig("head.json", { models: [{ ...twoModels[0], head: "q8_0" }] });
+    const server = await serve("--config", file, "--port", "0", "--isolation", "in-process", "--backend", "js");
+    try {
+      const r = await fetch(`${server.url}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: "small", prompt: [1, 2, 3], max_tokens: 5, temperature: 0, logprobs: 1 }),
+      });
+      const got = (await r.json()) as { choices: { logprobs: { token_logprobs: number[] } }[] };
+      using m = await loadModel(path.join(dir, "models", "small.gguf"), { backends: ["js"], autotune: false, headType: "q8_0" });
+      const want: number[] = [];
+      for await (const piece of m.generate([1, 2, 3], { temperature: 0, maxTokens: 5 })) {
+        if (piece.token !== null) {
+          want.push(piece.logprob);
+        }
+      }
+      expect(want).toHaveLength(5);
+      expect(got.choices[0]?.logprobs.token_logprobs).toEqual(want);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it("should take command-line flags as defaults and let the file's fields win", async () => {
     const file = await writeConfig("override.json", { host: "127.0.0.1", bodyLimit: 2000, models: twoModels });
     const server = await serve("--config", file, "--port", "0", "--host", "localhost", "--isolation", "in-process", "--backend", "js", "--parallel", "3", "--queue", "5", "--body-limit", "1000000");
@@ -143,6 +168,7 @@ describe("barbell serve --config", () => {
     ["a string threshold", () => ({ models: twoModels, cascades: [{ name: "c", rungs: ["small"], threshold: "0.2" }] }), /cascades\[0\]\.threshold must be a finite number/],
     ["an unknown metric", () => ({ models: twoModels, cascades: [{ name: "c", rungs: ["small"], threshold: 0.2, metric: "vibes" }] }), /metric must be "min-prob" or "entropy"/],
     ["a port out of range", () => ({ port: 70000, models: twoModels }), /port must be an integer in 0\.\.65535/],
+    ["an unknown head type", () => ({ models: [{ ...twoModels[0], head: "f16" }] }), /models\[0\]\.head must be "keep" or "q8_0"/],
     ["an unknown backend", () => ({ models: [{ ...twoModels[0], backends: ["gpu9000"] }] }), /models\[0\]\.backends: .*unknown backend/],
     ["a missing model file", () => ({ models: [{ name: "gone", path: "../models/gone.gguf" }] }), /models\[0\]\.path: no such file or folder .*gone\.gguf/],
     ["too many models", () => ({ models: Array.from({ length: MAX_CONFIG_MODELS + 1 }, (_, i) => ({ name: `m${i}`, path: "../models/small.gguf" })) }), /at most 64 \(MAX_CONFIG_MODELS\)/],
