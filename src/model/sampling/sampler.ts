@@ -50,6 +50,14 @@ export interface Sampler {
   sample(logits: Float32Array, history: readonly number[]): SampleResult;
 }
 
+/**
+ * The error for a NaN or +Infinity logit. Built out of line: a `new ValueError(\`…${v}\`)` inside the hot loops
+ * below made V8 run them ~10× slower (measured on Node 20), even though it never executes.
+ */
+function nonFinite(i: number, v: number): ValueError {
+  return new ValueError("non-finite", `[sampling] logit ${i} is ${v}`, i, v);
+}
+
 /** Checks the logits and copies them into `work` (float64). */
 function loadLogits(logits: Float32Array, work: Float64Array): void {
   if (logits.length === 0) {
@@ -59,7 +67,7 @@ function loadLogits(logits: Float32Array, work: Float64Array): void {
   for (let i = 0; i < logits.length; i++) {
     const v = logits[i] ?? Number.NaN;
     if (Number.isNaN(v) || v === Number.POSITIVE_INFINITY) {
-      throw new ValueError("non-finite", `[sampling] logit ${i} is ${v}`, i, v);
+      throw nonFinite(i, v);
     }
     if (v !== Number.NEGATIVE_INFINITY) {
       finite++;
@@ -217,12 +225,12 @@ function greedyReport(logits: Float32Array, k: number): SampleResult {
     const v = logits[i] as number;
     if (v > max) {
       if (v === Number.POSITIVE_INFINITY) {
-        throw new ValueError("non-finite", `[sampling] logit ${i} is ${v}`, i, v);
+        throw nonFinite(i, v);
       }
       best = i;
       max = v;
     } else if (!(v <= max)) {
-      throw new ValueError("non-finite", `[sampling] logit ${i} is ${v}`, i, v); // NaN
+      throw nonFinite(i, v); // NaN
     }
   }
   if (best < 0) {
