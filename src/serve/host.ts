@@ -385,6 +385,7 @@ export class ModelHost {
       }
     }
     options.topLogprobs = r.confidence ? MAX_TOP_LOGPROBS : r.topLogprobs;
+    options.logprobs = r.logprobs || r.confidence;
     return options;
   }
 

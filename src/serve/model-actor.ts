@@ -140,7 +140,8 @@ export function toWireRequest(r: ModelRequest): WireRequest | string {
     (r.tokens !== undefined && !(Array.isArray(r.tokens) && r.tokens.every((x) => Number.isSafeInteger(x) && x >= 0))
       ? "[model] tokens must be non-negative integers"
       : undefined) ??
-    (r.stop !== undefined && !(Array.isArray(r.stop) && r.stop.every((s) => typeof s === "string")) ? "[model] stop must be strings" : undefined);
+    (r.stop !== undefined && !(Array.isArray(r.stop) && r.stop.every((s) => typeof s === "string")) ? "[model] stop must be strings" : undefined) ??
+    (r.logprobs !== undefined && typeof r.logprobs !== "boolean" ? "[model] logprobs must be true or false" : undefined);
   if (problem !== undefined) {
     return problem;
   }
@@ -160,6 +161,7 @@ export function toWireRequest(r: ModelRequest): WireRequest | string {
     stop: r.stop ?? [],
     topLogprobs: r.topLogprobs ?? 0,
     confidence: r.confidence === true,
+    logprobs: r.logprobs !== false,
   };
 }
 

@@ -31,6 +31,11 @@ export interface ModelRequest {
   readonly topLogprobs?: number;
   /** Report each token's estimated entropy (for the cascade router). */
   readonly confidence?: boolean;
+  /**
+   * Report each token's log-probability (default true). False saves a pass over the vocabulary per token
+   * (`logprob` is then NaN) unless `topLogprobs` or `confidence` need it anyway.
+   */
+  readonly logprobs?: boolean;
 }
 
 /** The per-request default token budget. */
@@ -170,6 +175,7 @@ export const wireRequest = {
   stop: t.list(t.str),
   topLogprobs: t.uint,
   confidence: t.bool,
+  logprobs: t.bool,
 };
 export type WireRequest = { readonly [K in keyof typeof wireRequest]: Infer<(typeof wireRequest)[K]> };
 

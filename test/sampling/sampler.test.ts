@@ -65,6 +65,22 @@ describe("createSampler: greedy and top-k = 1", () => {
     expect(createSampler({ temperature: 0 }).sample(Float32Array.of(1, 3, 0, 3), []).token).toBe(1);
   });
 
+  it("skips the log-probability only when asked (logprobs: false): same token, NaN logprob, alternatives still computed", () => {
+    fc.assert(
+      fc.property(logitArrays, fc.boolean(), (logits, greedy) => {
+        const base = { temperature: greedy ? 0 : 1, seed: 9 };
+        const full = createSampler(base).sample(logits, []);
+        const lean = createSampler({ ...base, logprobs: false }).sample(logits, []);
+        expect(lean.token).toBe(full.token);
+        expect(Number.isNaN(lean.logprob)).toBe(true);
+        expect(Number.isFinite(full.logprob)).toBe(true);
+        const withTop = createSampler({ ...base, logprobs: false, topLogprobs: 2 }).sample(logits, []);
+        expect(withTop).toEqual(createSampler({ ...base, topLogprobs: 2 }).sample(logits, []));
+      }),
+    );
+    expect(() => createSampler({ logprobs: "no" as unknown as boolean })).toThrow(/logprobs must be true or false/);
+  });
+
   it("picks the argmax with top-k 1 at any temperature and seed", () => {
     fc.assert(
       fc.property(logitArrays, fc.nat(1000), fc.double({ min: 0.05, max: 5, noNaN: true }), (logits, seed, t) => {

@@ -31,6 +31,19 @@ describe("the model actor in-process", () => {
     expect(lastOf(text)).toMatchObject({ kind: "done", completionTokens: 2 });
   });
 
+  it("should skip log-probabilities a request does not want, unless confidence needs them", async () => {
+    system = createActorSystem({ clock: new ManualClock() });
+    const ref = system.spawn(modelActor({ ladder: [ladder.small], backends: ["js"], isolation: "in-process" }));
+    const lean = await collect(ref, { tokens: [1, 2, 3], maxTokens: 3, temperature: 0, logprobs: false });
+    const full = await collect(ref, { tokens: [1, 2, 3], maxTokens: 3, temperature: 0 });
+    const judged = await collect(ref, { tokens: [1, 2, 3], maxTokens: 3, temperature: 0, logprobs: false, confidence: true });
+    const logprobs = (items: ModelOutput[]): number[] => items.flatMap((i) => (i.kind === "token" && i.token !== undefined ? [i.logprob] : []));
+    expect(tokensOf(lean)).toEqual(tokensOf(full));
+    expect(logprobs(lean).every(Number.isNaN)).toBe(true);
+    expect(logprobs(full).every(Number.isFinite)).toBe(true);
+    expect(logprobs(judged)).toEqual(logprobs(full));
+  });
+
   it("should answer a tensor of token ids with a logits tensor", async () => {
     system = createActorSystem({ clock: new ManualClock() });
     const ref = system.spawn(modelActor({ ladder: [ladder.small], backends: ["js"], isolation: "in-process" }));

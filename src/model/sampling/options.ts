@@ -28,6 +28,11 @@ export interface SamplingOptions {
   seed?: number;
   /** How many most likely alternatives to report with each token, 0 to {@link MAX_TOP_LOGPROBS}; 0 = none. */
   topLogprobs?: number;
+  /**
+   * Report each token's log-probability (default true). False skips the softmax normalizer over the whole
+   * vocabulary (one exp per logit per token) when no alternatives are asked for either; `logprob` is then NaN.
+   */
+  logprobs?: boolean;
 }
 
 /** Options with every field filled in. */
@@ -42,6 +47,7 @@ export const DEFAULT_SAMPLING: Readonly<Omit<ResolvedSamplingOptions, "seed">> =
   repetitionPenalty: 1,
   repetitionWindow: 64,
   topLogprobs: 0,
+  logprobs: true,
 });
 
 function reject(name: string, rule: string, value: unknown): never {
@@ -83,6 +89,9 @@ export function resolveSamplingOptions(options: SamplingOptions = {}): ResolvedS
   const window = o.repetitionWindow;
   if (!(window === Number.POSITIVE_INFINITY || (Number.isSafeInteger(window) && window >= 0))) {
     reject("repetitionWindow", "an integer ≥ 0 or Infinity", window);
+  }
+  if (typeof o.logprobs !== "boolean") {
+    reject("logprobs", "true or false", o.logprobs);
   }
   if (!Number.isSafeInteger(o.topLogprobs) || o.topLogprobs < 0 || o.topLogprobs > MAX_TOP_LOGPROBS) {
     reject("topLogprobs", `an integer in [0, ${MAX_TOP_LOGPROBS}]`, o.topLogprobs);

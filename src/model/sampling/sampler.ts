@@ -198,7 +198,10 @@ function draw(work: Float64Array, candidates: Int32Array, temperature: number, u
 }
 
 /** Log-probabilities of the raw logits for the chosen token and, if asked, the top alternatives. */
-function report(logits: Float32Array, token: number, k: number, knownMax?: number): SampleResult {
+function report(logits: Float32Array, token: number, k: number, logprobs: boolean, knownMax?: number): SampleResult {
+  if (!logprobs && k === 0) {
+    return { token, logprob: Number.NaN }; // nobody reads it: skip the pass of exp over the vocabulary
+  }
   const { max, logSum } = logNormalizer(logits, knownMax);
   const logprobOf = (t: number): number => (logits[t] ?? 0) - max - logSum;
   const logprob = logprobOf(token);
@@ -215,7 +218,7 @@ function report(logits: Float32Array, token: number, k: number, knownMax?: numbe
  * Greedy decoding without a penalty, in two passes over the raw logits instead of five: one that checks them
  * and finds the best token (ties to the lowest id), one for the normalizer. Same results as the general path.
  */
-function greedyReport(logits: Float32Array, k: number): SampleResult {
+function greedyReport(logits: Float32Array, k: number, logprobs: boolean): SampleResult {
   if (logits.length === 0) {
     throw new ValueError("out-of-range", "[sampling] logits must not be empty");
   }
@@ -236,7 +239,7 @@ function greedyReport(logits: Float32Array, k: number): SampleResult {
   if (best < 0) {
     throw new ValueError("non-finite", "[sampling] every logit is -Infinity; there is no token to sample");
   }
-  return report(logits, best, k, max);
+  return report(logits, best, k, logprobs, max);
 }
 
 /**
@@ -253,7 +256,7 @@ export function createSampler(options: SamplingOptions = {}): Sampler {
     sample(logits: Float32Array, history: readonly number[]): SampleResult {
       const vocab = logits.length;
       if (o.temperature === 0 && (o.repetitionPenalty === 1 || o.repetitionWindow === 0)) {
-        return greedyReport(logits, o.topLogprobs);
+        return greedyReport(logits, o.topLogprobs, o.logprobs);
       }
       if (work.length !== vocab) {
         work = new Float64Array(vocab);
@@ -261,7 +264,7 @@ export function createSampler(options: SamplingOptions = {}): Sampler {
       loadLogits(logits, work);
       penalize(work, vocab, history, o);
       if (o.temperature === 0) {
-        return report(logits, greedy(work), o.topLogprobs);
+        return report(logits, greedy(work), o.topLogprobs, o.logprobs);
       }
       let candidates = finiteCandidates(work, vocab);
       let sorted = false;
@@ -275,7 +278,7 @@ export function createSampler(options: SamplingOptions = {}): Sampler {
       if (o.minP > 0) {
         candidates = minProbability(work, candidates, o.minP);
       }
-      return report(logits, draw(work, candidates, o.temperature, rng.next()), o.topLogprobs);
+      return report(logits, draw(work, candidates, o.temperature, rng.next()), o.topLogprobs, o.logprobs);
     },
   };
 }
@@ -292,5 +295,5 @@ export function topLogprobs(logits: Float32Array, k: number): TokenLogprob[] {
   if (o.topLogprobs === 0) {
     return [];
   }
-  return report(logits, 0, o.topLogprobs).topLogprobs ?? [];
+  return report(logits, 0, o.topLogprobs, true).topLogprobs ?? [];
 }

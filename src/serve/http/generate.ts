@@ -218,6 +218,7 @@ function modelRequest(params: ChatParams | CompletionParams, ids: readonly numbe
     maxTokens,
     stop: params.stop,
     topLogprobs: params.topLogprobs,
+    logprobs: params.logprobs, // without it, the worker skips the softmax normalizer per token
     ...params.sampling,
     // Choices of a seeded request differ from each other and are each reproducible.
     ...(seed === undefined ? {} : { seed: (seed + index) >>> 0 }),
