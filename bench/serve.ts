@@ -75,7 +75,8 @@ function modelFile(): string {
 
 async function oneStream(ref: ActorRef<ModelMsg>, prompt: number[], maxTokens: number): Promise<StreamTimes> {
   const open = performance.now();
-  const opened = ref.stream({ type: "processInput", request: { tokens: prompt, maxTokens, temperature: 0 } });
+  // As an HTTP request without `logprobs` asks the worker: no per-token log-probability.
+  const opened = ref.stream({ type: "processInput", request: { tokens: prompt, maxTokens, temperature: 0, logprobs: false } });
   if (!opened.ok) {
     throw opened.error;
   }

@@ -2,9 +2,10 @@
  * Continuous batching: many generations share decode steps. Each sequence has its own KV cache and
  * sampling state (SequenceState); one step runs the next token of every active sequence through the
  * model together (forwardBatch), so the weights are read once per step instead of once per sequence.
- * Sequences join and leave between steps: a new request is prefilled (one PREFILL_STEP_TOKENS chunk per
- * scheduling round, so a long prompt does not stall the others for long) and then joins the decode
- * batch; a finished, aborted or failed one leaves and frees its cache at once.
+ * Sequences join and leave between steps: a new request is prefilled (at most PREFILL_STEP_TOKENS prompt
+ * tokens per scheduling round over all joining sequences, so a long prompt does not stall the others for
+ * long, and short prompts that arrive together start decoding together) and then joins the decode batch;
+ * a finished, aborted or failed one leaves and frees its cache at once.
  *
  * The driver is one async loop per batcher; it yields to the event loop between steps, so consumers
  * read their tokens and new requests arrive while the others decode.
@@ -192,6 +193,8 @@ export class Batcher implements Disposable {
 
   async #drive(): Promise<void> {
     const { config, backend } = this.#model;
+    // Let generations submitted in the same tick as the first one join its first round.
+    await Promise.resolve();
     while (!this.#disposed && (this.#waiting.length > 0 || this.#active.length > 0)) {
       // Aborted sequences leave first.
       for (const slot of [...this.#active, ...this.#waiting]) {
@@ -212,10 +215,18 @@ export class Batcher implements Disposable {
           this.#retire(slot, e);
         }
       }
-      // One prefill chunk for the first sequence still prefilling.
-      const filling = this.#active.find((s) => s.prefilled < s.state.prompt.length);
-      if (filling !== undefined) {
-        this.#stepPrefill(filling);
+      // Prefill chunks for the sequences still prefilling, in arrival order, up to PREFILL_STEP_TOKENS prompt
+      // tokens per round (always at least one chunk): a long prompt still stalls the running sequences by one
+      // chunk per round at most, and short prompts that arrive together all start decoding in the next step
+      // instead of one per round (which left the batch short at the start and ragged at the end).
+      let budget = PREFILL_STEP_TOKENS;
+      for (const slot of this.#active.filter((s) => s.prefilled < s.state.prompt.length)) {
+        const chunk = Math.min(PREFILL_STEP_TOKENS, slot.state.prompt.length - slot.prefilled);
+        if (chunk > budget && budget < PREFILL_STEP_TOKENS) {
+          break;
+        }
+        budget -= chunk;
+        this.#stepPrefill(slot);
       }
       // One decode step for every sequence past its prompt.
       const decoding = this.#active.filter((s) => s.prefilled >= s.state.prompt.length && !s.state.done && s.t1 > 0);

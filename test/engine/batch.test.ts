@@ -53,6 +53,14 @@ describe("Batcher", () => {
     expect(backend.liveAllocations()).toBe(live); // every sequence's KV cache was freed
   });
 
+  it("should prefill short prompts that arrive together in one round, so they decode in full steps", async () => {
+    using batcher = model.batcher({ maxSequences: 4 });
+    const runs = PROMPTS.map((p) => batcher.generate(p, { temperature: 0, maxTokens: 5, stopTokens: [] }).complete());
+    await Promise.all(runs);
+    // 4 prompts of ≤ 7 tokens fit one round's prefill budget: every decode step carries all 4 sequences.
+    expect(batcher.stats()).toMatchObject({ steps: 4, rows: 16 });
+  });
+
   it("should stream tokens while others join later, and respect maxSequences", async () => {
     using batcher = model.batcher({ maxSequences: 2 });
     const first = batcher.generate([1, 2, 3], { temperature: 0, maxTokens: 8, stopTokens: [] });

@@ -190,8 +190,11 @@ describe("a kernel fault in a batched step", async () => {
     for (const e of retried) {
       expect(e).toMatchObject({ backend: "js", failures: [{ backend: "native-cpu", kernel: "bitnetBlockBatch", error: expect.stringMatching(/injected/) }] });
     }
+    // A later request runs on native-cpu again (its success resets the consecutive-failure count).
+    const after = lastOf(await start(ref, { tokens: PROMPTS[0] ?? [1], maxTokens: 2, temperature: 0 }));
+    expect(after).toMatchObject({ kind: "done", backend: "native-cpu>js", failures: [] });
     const status = await ref.ask({ type: "queryStatus" });
-    expect(status.worker).toMatchObject({ faultsInjected: 1, completed: 4, failed: 0, out: [] });
+    expect(status.worker).toMatchObject({ faultsInjected: 1, completed: 5, failed: 0, out: [] });
     // One failed step is one failure of the backend, however many requests it carried.
     expect(status.worker?.degradations).toEqual([expect.objectContaining({ backend: "native-cpu", failures: 1, consecutive: 0 })]);
     const released = await ref.ask({ type: "releaseResources" });
