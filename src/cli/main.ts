@@ -1,6 +1,4 @@
 /** The `barbell` command line. */
-import fs from "node:fs/promises";
-import path from "node:path";
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { BarbellError } from "../core/errors.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../model/bitnet/fixture.js";
@@ -9,6 +7,7 @@ import { addBackendsCommand } from "./backends.js";
 import { addDumpCommands } from "./dump.js";
 import { addRunCommands, type CliIo } from "./run.js";
 import { addServeCommand } from "./serve.js";
+import { writeAtomically } from "./files.js";
 import { addTrainCommand } from "./train.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
 
@@ -20,17 +19,6 @@ function positiveInt(value: string): number {
   return n;
 }
 
-/** Writes next to the target and renames, so a failure never leaves a partial file. */
-async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    await fs.writeFile(tmp, bytes);
-    await fs.rename(tmp, file);
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw e;
-  }
-}
 
 function processIo(signal: AbortSignal = new AbortController().signal): CliIo {
   return {

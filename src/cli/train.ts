@@ -25,6 +25,7 @@ import type { QatConfig } from "../train/model.js";
 import { createNativeTrainRuntime, nativeTrainUnavailable, REFERENCE_RUNTIME, type TrainRuntime } from "../train/fast.js";
 import { initTrainState, trainStep, type StepReport, type TrainOptions, type TrainState } from "../train/qat.js";
 import { toGgufTokenizerMetadata, trainByteBpe } from "../train/tokenizer.js";
+import { writeAtomically } from "./files.js";
 import type { CliIo } from "./run.js";
 
 /** A problem with the corpus, the flags or the run folder: one line, exit status 1. */
@@ -148,17 +149,6 @@ function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
-/** Writes next to the target and renames, so an interrupted write never leaves a partial file. */
-async function writeAtomically(file: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    await fs.writeFile(tmp, bytes);
-    await fs.rename(tmp, file);
-  } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw e;
-  }
-}
 
 /** The command line as a shell would take it back. */
 function shellLine(args: readonly string[]): string {

@@ -1,0 +1,15 @@
+/** File helpers shared by the CLI commands. */
+import fs from "node:fs/promises";
+import path from "node:path";
+
+/** Writes next to the target and renames, so an interrupted or failed write never leaves a partial file. */
+export async function writeAtomically(file: string, bytes: Uint8Array | string): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    await fs.writeFile(tmp, bytes);
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
