@@ -23,7 +23,7 @@ fi
 exec node bin/barbell.js train data/kjv.txt \
   --out models/barbell-kjv.gguf --run-dir data/barbell-kjv.run \
   --corpus-license "King James Version (1611), public domain (Debian package bible-kjv-text)" \
-  --vocab 1024 --hidden 128 --layers 2 --heads 4 --kv-heads 2 --ffn 256 \
-  --seq-len 128 --batch 4 --steps 600 --warmup 50 --lr 4e-3 --seed 1 --data-seed 2 \
-  --eval-every 200 --eval-tokens 8192 --sample "And God said" "In the beginning" --log-every 25 \
+  --vocab 4096 --hidden 256 --layers 4 --heads 4 --kv-heads 2 --ffn 768 \
+  --seq-len 128 --batch 8 --steps 2100 --warmup 100 --lr 3e-3 --seed 1 --data-seed 2 \
+  --eval-every 700 --eval-tokens 8192 --sample "And God said" "In the beginning" "The LORD is my shepherd" --log-every 25 \
   "$@"
