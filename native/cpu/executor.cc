@@ -236,6 +236,23 @@ void Executor::attention_rows(const BlockArgs& a, const float* q, float* out) {
     return AttentionArgs{q + static_cast<size_t>(b) * Q, a.k_caches[b], a.v_caches[b], 1, a.pos[b] + 1, a.heads, a.kv_heads,
                          a.head_dim, a.pos[b], a.attn_scale, out + static_cast<size_t>(b) * Q};
   };
+  if (table_.attention_seq != nullptr && a.heads <= 256) {
+    // One task per sequence, each reading its cache once in row order (see attention_decode_seq).
+    const auto seq_fn = table_.attention_seq;
+    const size_t scratch = static_cast<size_t>(a.heads) * (static_cast<size_t>(longest) + a.head_dim) + 64;
+    const std::function<void(int)> job = [&](int b) {
+      seq_fn(q + static_cast<size_t>(b) * Q, a.k_caches[b], a.v_caches[b], a.pos[b] + 1, a.heads, a.kv_heads, a.head_dim,
+             a.attn_scale, out + static_cast<size_t>(b) * Q, thread_scratch<float>(scratch));
+    };
+    if (pool_->threads() <= 1) {
+      for (int b = 0; b < a.seq; ++b) {
+        job(b);
+      }
+    } else {
+      pool_->run(a.seq, job);
+    }
+    return;
+  }
   const int pairs = a.seq * a.heads;
   const auto fn = table_.attention;
   const size_t scratch = static_cast<size_t>(longest) + static_cast<size_t>(a.head_dim) + 64;

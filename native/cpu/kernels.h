@@ -105,6 +105,10 @@ struct IsaKernels {
   void (*rms_norm)(const float* x, const float* w, int rows, int cols, double eps, float* out);
   // Weight rows [j0, j1) of the integer Q8_0 head (Q8I8Args); null: the scalar table's.
   void (*q8_i8)(const Q8I8Args& a, int j0, int j1);
+  // Optional: one decoded token of one sequence over all heads, its cache read once in row order (the
+  // same bits as `attention` for that row; simd_float.inc). Null: batched decode uses `attention`.
+  void (*attention_seq)(const float* q, const float* k, const float* v, int T, int n_head, int n_kv_head, int D,
+                        double scale, float* out, float* scratch);
 };
 
 // Weight formats of IsaKernels::dense_gemv. Q8_0: rows of k / 32 blocks of 34 bytes (f16 scale d,
