@@ -290,32 +290,49 @@ class Context : public Napi::ObjectWrap<Context> {
     return info.Env().Undefined();
   }
 
-  // denseQ8(x: Float32Array, w: Uint8Array (Q8_0 rows), m, k, n, out: Float32Array); k % 32 == 0
-  Napi::Value DenseQ8(const Napi::CallbackInfo& info) {
-    if (!alive(info)) {
-      return info.Env().Undefined();
+  // The arguments shared by denseQ8 and q8i8: (x: Float32Array, w: Uint8Array (Q8_0 rows), m, k, n, out:
+  // Float32Array), k a multiple of 32. False when a JS exception is pending. An empty product (k = 0) is
+  // written as zeros here; the caller returns for any empty shape.
+  struct Q8Call {
+    int64_t m = 0, k = 0, n = 0;
+    float* x = nullptr;
+    uint8_t* w = nullptr;
+    float* out = nullptr;
+    bool empty() const { return m == 0 || n == 0 || k == 0; }
+  };
+  bool q8_args(const Napi::CallbackInfo& info, const char* op, Q8Call* c) {
+    if (!get_int(info, 2, "m", kMaxDim, &c->m) || !get_int(info, 3, "k", kMaxDim, &c->k) || !get_int(info, 4, "n", kMaxDim, &c->n)) {
+      return false;
     }
-    ARG_INT(m, 2, kMaxDim);
-    ARG_INT(k, 3, kMaxDim);
-    ARG_INT(n, 4, kMaxDim);
-    if (k % 32 != 0) {
-      Napi::RangeError::New(info.Env(), "[native-cpu] denseQ8: k must be a multiple of 32").ThrowAsJavaScriptException();
-      return info.Env().Undefined();
+    if (c->k % 32 != 0) {
+      Napi::RangeError::New(info.Env(), std::string("[native-cpu] ") + op + ": k must be a multiple of 32").ThrowAsJavaScriptException();
+      return false;
     }
     size_t wn = 0;
-    if (!checked_product(n, k / 32 * 34, &wn)) {
-      Napi::RangeError::New(info.Env(), "[native-cpu] denseQ8: n·k overflows").ThrowAsJavaScriptException();
+    if (!checked_product(c->n, c->k / 32 * 34, &wn)) {
+      Napi::RangeError::New(info.Env(), std::string("[native-cpu] ") + op + ": n·k overflows").ThrowAsJavaScriptException();
+      return false;
+    }
+    if (!get_array<float>(info, 0, "x", prod(c->m, c->k), &c->x) || !get_array<uint8_t>(info, 1, "w", wn, &c->w) ||
+        !get_array<float>(info, 5, "out", prod(c->m, c->n), &c->out)) {
+      return false;
+    }
+    if (c->k == 0) {
+      std::fill(c->out, c->out + prod(c->m, c->n), 0.0f);
+    }
+    return true;
+  }
+
+  // denseQ8(x: Float32Array, w: Uint8Array (Q8_0 rows), m, k, n, out: Float32Array); k % 32 == 0
+  Napi::Value DenseQ8(const Napi::CallbackInfo& info) {
+    Q8Call c;
+    if (!alive(info) || !q8_args(info, "denseQ8", &c) || c.empty()) {
       return info.Env().Undefined();
     }
-    ARG_ARRAY(float, x, 0, prod(m, k));
-    ARG_ARRAY(uint8_t, w, 1, wn);
-    ARG_ARRAY(float, out, 5, prod(m, n));
-    if (m == 0 || n == 0 || k == 0) {
-      if (k == 0) {
-        std::fill(out, out + prod(m, n), 0.0f);
-      }
-      return info.Env().Undefined();
-    }
+    const int64_t m = c.m, k = c.k, n = c.n;
+    const float* x = c.x;
+    const uint8_t* w = c.w;
+    float* out = c.out;
     const auto g = table().dense_gemv;
     const int mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
     parallel_rows(ni, prod(m, k), [&](int j0, int j1) {
@@ -345,30 +362,17 @@ class Context : public Napi::ObjectWrap<Context> {
   // q8i8(x: Float32Array, w: Uint8Array (Q8_0 rows), m, k, n, out: Float32Array) → −1 or the first
   // non-finite index of x. The integer Q8_0 head (Q8I8Args in kernels.h); k % 32 == 0.
   Napi::Value Q8I8(const Napi::CallbackInfo& info) {
-    if (!alive(info)) {
+    Q8Call c;
+    if (!alive(info) || !q8_args(info, "q8i8", &c)) {
       return info.Env().Undefined();
     }
-    ARG_INT(m, 2, kMaxDim);
-    ARG_INT(k, 3, kMaxDim);
-    ARG_INT(n, 4, kMaxDim);
-    if (k % 32 != 0) {
-      Napi::RangeError::New(info.Env(), "[native-cpu] q8i8: k must be a multiple of 32").ThrowAsJavaScriptException();
-      return info.Env().Undefined();
-    }
-    size_t wn = 0;
-    if (!checked_product(n, k / 32 * 34, &wn)) {
-      Napi::RangeError::New(info.Env(), "[native-cpu] q8i8: n·k overflows").ThrowAsJavaScriptException();
-      return info.Env().Undefined();
-    }
-    ARG_ARRAY(float, x, 0, prod(m, k));
-    ARG_ARRAY(uint8_t, w, 1, wn);
-    ARG_ARRAY(float, out, 5, prod(m, n));
-    if (m == 0 || n == 0 || k == 0) {
-      if (k == 0) {
-        std::fill(out, out + prod(m, n), 0.0f);
-      }
+    if (c.empty()) {
       return Napi::Number::New(info.Env(), -1);
     }
+    const int64_t m = c.m, k = c.k, n = c.n;
+    const float* x = c.x;
+    const uint8_t* w = c.w;
+    float* out = c.out;
     const int mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
     const size_t blocks = prod(m, k) / 32;
     std::vector<int8_t> xq(prod(m, k));
