@@ -10,7 +10,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { CommanderError, InvalidArgumentError } from "commander";
 import type { BackendName } from "../backends/backend.js";
-import { parseBackendList } from "../backends/registry.js";
+import { backendList } from "./args.js";
 import { FormatError } from "../core/errors.js";
 import { loadModel } from "../engine/model.js";
 import {
@@ -233,14 +233,6 @@ function tokenList(value: string): number[] {
     throw new InvalidArgumentError("expected comma-separated token ids, e.g. 1,17,42");
   }
   return ids;
-}
-
-function backendList(value: string): BackendName[] {
-  try {
-    return parseBackendList(value);
-  } catch (e) {
-    throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
-  }
 }
 
 function positiveNumber(value: string): number {

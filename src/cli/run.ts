@@ -8,7 +8,7 @@ import { InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import type { GenerateOptions, GenerationResult } from "../engine/generate.js";
 import type { BackendName } from "../backends/backend.js";
-import { parseBackendList } from "../backends/registry.js";
+import { backendList } from "./args.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
 import type { ChatMessage } from "../model/chat/index.js";
 import { modelOrDefault } from "./default-model.js";
@@ -37,14 +37,6 @@ function int(value: string): number {
     throw new InvalidArgumentError("expected a non-negative integer");
   }
   return n;
-}
-
-function backendList(value: string): BackendName[] {
-  try {
-    return parseBackendList(value);
-  } catch (e) {
-    throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
-  }
 }
 
 function tokenList(value: string): number[] {

@@ -7,33 +7,16 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { type Command, InvalidArgumentError, Option } from "commander";
+import { type Command, Option } from "commander";
 import type { BackendName } from "../backends/backend.js";
 import { parseBackendList } from "../backends/registry.js";
+import { backendList, intAtLeast } from "./args.js";
 import { makeBitnetFixture } from "../model/bitnet/fixture.js";
 import { ServeError } from "../serve/errors.js";
 import { createServer, type ServerOptions } from "../serve/http/index.js";
 import type { CascadeConfig, ServedModelConfig } from "../serve/http/served.js";
 import { modelOrDefault } from "./default-model.js";
 import type { CliIo } from "./run.js";
-
-function count(min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer >= ${min}`);
-    }
-    return n;
-  };
-}
-
-function backendList(value: string): BackendName[] {
-  try {
-    return parseBackendList(value);
-  } catch (e) {
-    throw new InvalidArgumentError(e instanceof Error ? e.message : String(e));
-  }
-}
 
 interface ServeFlags {
   model?: string;
@@ -280,20 +263,20 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--name <id>", "the model id clients send (default: the file name)")
     .option("--config <file>", "a JSON config with several models and cascades")
     .option("--demo", "serve a generated model with RANDOM weights")
-    .option("--port <n>", "TCP port (0: any free port)", count(0), 8080)
+    .option("--port <n>", "TCP port (0: any free port)", intAtLeast(0), 8080)
     .option("--host <addr>", "address to bind; 0.0.0.0 exposes the server to the network", "127.0.0.1")
     .option("--backend <list>", "backends, preferred first (e.g. native-cpu,js)", backendList)
-    .option("--threads <n>", "kernel threads", count(1))
-    .option("--parallel <n>", "requests decoded together per model (default 1)", count(1))
-    .option("--queue <n>", "requests waiting beyond --parallel before 429 (default 16)", count(0))
-    .option("--ctx <n>", "context (KV cache) length", count(1))
+    .option("--threads <n>", "kernel threads", intAtLeast(1))
+    .option("--parallel <n>", "requests decoded together per model (default 1)", intAtLeast(1))
+    .option("--queue <n>", "requests waiting beyond --parallel before 429 (default 16)", intAtLeast(0))
+    .option("--ctx <n>", "context (KV cache) length", intAtLeast(1))
     .addOption(new Option("--head <type>", "q8_0: requantize a float output head at load (integer head products, faster with --parallel)").choices(["keep", "q8_0"]))
     .addOption(new Option("--isolation <kind>", "where each model runs").choices(["process", "in-process"]).default("process"))
     .option("--api-key <key...>", "require one of these Bearer keys on /v1/* (or BARBELL_API_KEYS, comma-separated)")
     .option("--cors <origin...>", "allow these browser origins ('*' for any); default CORS off")
-    .option("--body-limit <bytes>", "largest request body", count(1))
-    .option("--timeout <ms>", "longest a generation request may run", count(1))
-    .option("--shutdown-timeout <ms>", "on SIGTERM, how long in-flight requests may finish", count(0), 10_000)
+    .option("--body-limit <bytes>", "largest request body", intAtLeast(1))
+    .option("--timeout <ms>", "longest a generation request may run", intAtLeast(1))
+    .option("--shutdown-timeout <ms>", "on SIGTERM, how long in-flight requests may finish", intAtLeast(0), 10_000)
     .action(async (flags: ServeFlags) => {
       const sources = [flags.model !== undefined, flags.config !== undefined, flags.demo === true].filter(Boolean).length;
       if (sources > 1) {

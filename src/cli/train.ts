@@ -25,6 +25,7 @@ import type { QatConfig } from "../train/model.js";
 import { createNativeTrainRuntime, nativeTrainUnavailable, REFERENCE_RUNTIME, type TrainRuntime } from "../train/fast.js";
 import { initTrainState, trainStep, type StepReport, type TrainOptions, type TrainState } from "../train/qat.js";
 import { toGgufTokenizerMetadata, trainByteBpe } from "../train/tokenizer.js";
+import { intAtLeast } from "./args.js";
 import { writeAtomically } from "./files.js";
 import type { CliIo } from "./run.js";
 
@@ -109,16 +110,6 @@ interface RunFile {
   trainSeconds: number;
   evals: { step: number; valLoss: number }[];
   recentLoss: number[];
-}
-
-function intAtLeast(min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (value.trim() === "" || !Number.isSafeInteger(n) || n < min) {
-      throw new InvalidArgumentError(`expected an integer >= ${min}, got '${value}'`);
-    }
-    return n;
-  };
 }
 
 function positiveNumber(value: string): number {
