@@ -4,27 +4,15 @@
  * cancelling one request leaves the others alone; a kernel fault in a batched step is retried per request
  * on the next backend chain.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createActorSystem, ManualClock, type ActorRef, type ActorSystem } from "../../src/actors/index.js";
+import { describe, expect, it } from "vitest";
+import { createActorSystem, ManualClock, type ActorRef } from "../../src/actors/index.js";
 import { PROVIDERS } from "../../src/backends/providers.js";
 import { probeOnce } from "../../src/backends/registry.js";
 import { loadModel } from "../../src/engine/model.js";
 import { modelActor, type ModelMsg, type ModelOutput } from "../../src/serve/index.js";
-import { writeLadder, type Ladder } from "./fixtures.js";
-import { collect, lastOf, tokensOf, untilWorker } from "./helpers.js";
+import { collect, lastOf, tokensOf, untilWorker, serveFixtures } from "./helpers.js";
 
-let ladder: Ladder;
-let system: ActorSystem | undefined;
-beforeAll(async () => {
-  ladder = await writeLadder();
-});
-afterAll(async () => {
-  await ladder.remove();
-});
-afterEach(async () => {
-  await system?.stop();
-  system = undefined;
-});
+const env = serveFixtures();
 
 
 async function greedy(path: string, prompts: readonly number[][], maxTokens: readonly number[], backends: ("js" | "native-cpu")[] = ["js"]): Promise<number[][]> {
@@ -46,9 +34,9 @@ const BUDGETS = [12, 9, 7, 10];
 
 describe("continuous batching in the model actor", () => {
   it("should give concurrent requests the greedy tokens they get alone, in shared decode steps", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.large], backends: ["js"], isolation: "in-process", parallel: 4 }));
-    const want = await greedy(ladder.large.path, PROMPTS, BUDGETS);
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.large], backends: ["js"], isolation: "in-process", parallel: 4 }));
+    const want = await greedy(env.ladder.large.path, PROMPTS, BUDGETS);
     const got = await Promise.all(PROMPTS.map((tokens, i) => start(ref, { tokens, maxTokens: BUDGETS[i] ?? 1, temperature: 0 })));
     expect(got.map(tokensOf)).toEqual(want);
     expect(got.map((items) => lastOf(items))).toEqual(
@@ -63,18 +51,18 @@ describe("continuous batching in the model actor", () => {
   });
 
   it("should decode one request at a time with parallel 1 (every step carries one sequence)", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.large], backends: ["js"], isolation: "in-process" }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.large], backends: ["js"], isolation: "in-process" }));
     const got = await Promise.all(PROMPTS.slice(0, 2).map((tokens, i) => start(ref, { tokens, maxTokens: BUDGETS[i] ?? 1, temperature: 0 })));
-    expect(got.map(tokensOf)).toEqual(await greedy(ladder.large.path, PROMPTS.slice(0, 2), BUDGETS));
+    expect(got.map(tokensOf)).toEqual(await greedy(env.ladder.large.path, PROMPTS.slice(0, 2), BUDGETS));
     const w = (await ref.ask({ type: "queryStatus" })).worker;
     expect(w?.parallel).toBe(1);
     expect(w?.batchRows).toBe(w?.batchSteps);
   });
 
   it("should refuse a request beyond parallel + queue at once with `overloaded`, and complete every accepted one", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.large], backends: ["js"], isolation: "in-process", parallel: 1, queue: 1 }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.large], backends: ["js"], isolation: "in-process", parallel: 1, queue: 1 }));
     const runs = [[1, 2], [3], [4, 5]].map((tokens) => start(ref, { tokens, maxTokens: 20, temperature: 0 }));
     const [a, b, c] = await Promise.all(runs);
     expect(lastOf(a ?? [])).toMatchObject({ kind: "done", completionTokens: 20 });
@@ -88,8 +76,8 @@ describe("continuous batching in the model actor", () => {
   });
 
   it("should report the queue depth while requests wait beyond parallel", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.large], backends: ["js"], isolation: "in-process", parallel: 2, queue: 4 }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.large], backends: ["js"], isolation: "in-process", parallel: 2, queue: 4 }));
     const runs = [1, 2, 3, 4].map((t) => start(ref, { tokens: [t], maxTokens: 30, temperature: 0 }));
     const status = await untilWorker(ref, (w) => w.running === 2 && w.queued === 2);
     expect(status).toMatchObject({ inFlight: 4, queueDepth: 4 });
@@ -97,9 +85,9 @@ describe("continuous batching in the model actor", () => {
   });
 
   it("should free a cancelled request's slot for a waiting one and leave the others' tokens alone", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.large], backends: ["js"], isolation: "in-process", parallel: 2, queue: 2 }));
-    const want = await greedy(ladder.large.path, [[1, 2, 3], [7]], [30, 6]);
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.large], backends: ["js"], isolation: "in-process", parallel: 2, queue: 2 }));
+    const want = await greedy(env.ladder.large.path, [[1, 2, 3], [7]], [30, 6]);
     const order: string[] = [];
     const a = start(ref, { tokens: [1, 2, 3], maxTokens: 30, temperature: 0 }).finally(() => order.push("a"));
     const opened = ref.stream({ type: "processInput", request: { tokens: [2], maxTokens: 30, temperature: 0 } });
@@ -125,8 +113,8 @@ describe("continuous batching in the model actor", () => {
   });
 
   it("should end every running request with `released` on ReleaseResources and free all memory", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.large], backends: ["js"], isolation: "in-process", parallel: 3 }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.large], backends: ["js"], isolation: "in-process", parallel: 3 }));
     const runs = [1, 2, 3, 4].map((t) => start(ref, { tokens: [t], maxTokens: 60, temperature: 0 }));
     await untilWorker(ref, (w) => w.running === 3 && w.queued === 1 && w.batchSteps > 2);
     const released = await ref.ask({ type: "releaseResources" });
@@ -137,9 +125,9 @@ describe("continuous batching in the model actor", () => {
   });
 
   it("should let running requests finish on the old model while expansion moves new ones to the next rung", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.small, ladder.large], backends: ["js"], isolation: "in-process", parallel: 2 }));
-    const want = await greedy(ladder.small.path, [[1, 2], [3]], [25, 25]);
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small, env.ladder.large], backends: ["js"], isolation: "in-process", parallel: 2 }));
+    const want = await greedy(env.ladder.small.path, [[1, 2], [3]], [25, 25]);
     const runs = [[1, 2], [3]].map((tokens) => start(ref, { tokens, maxTokens: 25, temperature: 0 }));
     await untilWorker(ref, (w) => w.running === 2 && w.batchSteps > 1);
     expect(await ref.ask({ type: "expandCapability" })).toMatchObject({ ok: true, status: { worker: { model: "large" } } });
@@ -148,13 +136,13 @@ describe("continuous batching in the model actor", () => {
     expect(old.map(tokensOf)).toEqual(want);
     expect(old.map((items) => lastOf(items))).toEqual([expect.objectContaining({ model: "small" }), expect.objectContaining({ model: "small" })]);
     expect(lastOf(after)).toMatchObject({ kind: "done", model: "large" });
-    expect(tokensOf(after)).toEqual((await greedy(ladder.large.path, [[1, 2]], [3]))[0]);
+    expect(tokensOf(after)).toEqual((await greedy(env.ladder.large.path, [[1, 2]], [3]))[0]);
   });
 
   it("should refuse a bad parallel or queue with a typed error", () => {
-    expect(() => modelActor({ ladder: [ladder.small], parallel: 0 })).toThrow(expect.objectContaining({ code: "bad-config", message: expect.stringMatching(/parallel/) }));
-    expect(() => modelActor({ ladder: [ladder.small], parallel: 65 })).toThrow(/parallel/);
-    expect(() => modelActor({ ladder: [ladder.small], queue: -1 })).toThrow(expect.objectContaining({ code: "bad-config", message: expect.stringMatching(/queue/) }));
+    expect(() => modelActor({ ladder: [env.ladder.small], parallel: 0 })).toThrow(expect.objectContaining({ code: "bad-config", message: expect.stringMatching(/parallel/) }));
+    expect(() => modelActor({ ladder: [env.ladder.small], parallel: 65 })).toThrow(/parallel/);
+    expect(() => modelActor({ ladder: [env.ladder.small], queue: -1 })).toThrow(expect.objectContaining({ code: "bad-config", message: expect.stringMatching(/queue/) }));
   });
 });
 
@@ -167,10 +155,10 @@ describe("a kernel fault in a batched step", async () => {
   }
 
   it("should fail the sequences of that step, retry each on the next chain from its streamed tokens, and count one backend failure", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(
       modelActor({
-        ladder: [ladder.large],
+        ladder: [env.ladder.large],
         backends: ["native-cpu", "js"],
         threads: 1,
         isolation: "in-process",
@@ -179,8 +167,8 @@ describe("a kernel fault in a batched step", async () => {
         faults: [{ backend: "native-cpu", kernel: "bitnetBlockBatch", nth: 2, times: 1 }],
       }),
     );
-    const want = await greedy(ladder.large.path, PROMPTS, BUDGETS, ["native-cpu"]);
-    expect(await greedy(ladder.large.path, PROMPTS, BUDGETS, ["js"])).toEqual(want); // same greedy tokens on both chains
+    const want = await greedy(env.ladder.large.path, PROMPTS, BUDGETS, ["native-cpu"]);
+    expect(await greedy(env.ladder.large.path, PROMPTS, BUDGETS, ["js"])).toEqual(want); // same greedy tokens on both chains
     const got = await Promise.all(PROMPTS.map((tokens, i) => start(ref, { tokens, maxTokens: BUDGETS[i] ?? 1, temperature: 0 })));
     expect(got.map(tokensOf)).toEqual(want);
     const ends = got.map((items) => lastOf(items));

@@ -1,24 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createActorSystem, ManualClock, type ActorSystem } from "../../src/actors/index.js";
+import { describe, expect, it } from "vitest";
+import { createActorSystem, ManualClock } from "../../src/actors/index.js";
 import { PROVIDERS } from "../../src/backends/providers.js";
 import { probeOnce } from "../../src/backends/registry.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { InjectedFault, modelActor, withFaults } from "../../src/serve/index.js";
-import { writeLadder, type Ladder } from "./fixtures.js";
-import { collect, lastOf, tokensOf, untilWorker, jsGreedy } from "./helpers.js";
+import { collect, lastOf, tokensOf, untilWorker, jsGreedy, serveFixtures } from "./helpers.js";
 
-let ladder: Ladder;
-let system: ActorSystem | undefined;
-beforeAll(async () => {
-  ladder = await writeLadder();
-});
-afterAll(async () => {
-  await ladder.remove();
-});
-afterEach(async () => {
-  await system?.stop();
-  system = undefined;
-});
+const env = serveFixtures();
 
 
 
@@ -62,10 +50,10 @@ describe("kernel failures in the model actor", async () => {
 
   it("should retry a request on the next backend, take a failing backend out, re-probe it on the clock and put it back", async () => {
     const clock = new ManualClock();
-    system = createActorSystem({ clock });
-    const ref = system.spawn(
+    env.system = createActorSystem({ clock });
+    const ref = env.system.spawn(
       modelActor({
-        ladder: [ladder.small],
+        ladder: [env.ladder.small],
         backends: ["wasm-simd", "js"],
         isolation: "in-process",
         faults: [{ backend: "wasm-simd", nth: 1, times: 3 }], // the first three kernel calls on wasm-simd fail
@@ -73,7 +61,7 @@ describe("kernel failures in the model actor", async () => {
         reprobeMs: 1000,
       }),
     );
-    const expected = await jsGreedy(ladder.small.path, [5, 6], 3);
+    const expected = await jsGreedy(env.ladder.small.path, [5, 6], 3);
     for (let i = 1; i <= 3; i++) {
       const items = await collect(ref, { tokens: [5, 6], maxTokens: 3, temperature: 0 });
       expect(tokensOf(items)).toEqual(expected);
@@ -98,10 +86,10 @@ describe("kernel failures in the model actor", async () => {
 
   it("should keep a backend out while its canary fails, and probe again each period", async () => {
     const clock = new ManualClock();
-    system = createActorSystem({ clock });
-    const ref = system.spawn(
+    env.system = createActorSystem({ clock });
+    const ref = env.system.spawn(
       modelActor({
-        ladder: [ladder.small],
+        ladder: [env.ladder.small],
         backends: ["wasm-simd", "js"],
         isolation: "in-process",
         faults: [{ backend: "wasm-simd", kernel: "embedding", nth: 1, times: 0 }],
@@ -120,17 +108,17 @@ describe("kernel failures in the model actor", async () => {
   });
 
   it("should continue a request on the next backend from the tokens it already streamed", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(
       modelActor({
-        ladder: [ladder.small],
+        ladder: [env.ladder.small],
         backends: ["wasm-simd", "js"],
         isolation: "in-process",
         faults: [{ backend: "wasm-simd", kernel: "embedding", nth: 4, times: 0 }], // prefill + 2 decode steps, then fail
       }),
     );
     const items = await collect(ref, { tokens: [7, 8, 9], maxTokens: 8, temperature: 0 });
-    expect(tokensOf(items)).toEqual(await jsGreedy(ladder.small.path, [7, 8, 9], 8));
+    expect(tokensOf(items)).toEqual(await jsGreedy(env.ladder.small.path, [7, 8, 9], 8));
     expect(lastOf(items)).toMatchObject({ kind: "done", completionTokens: 8, backend: "js", failures: [{ backend: "wasm-simd", kernel: "embedding" }] });
     const released = await ref.ask({ type: "releaseResources" });
     expect(released.worker?.memory.liveAllocations).toBe(0); // nothing leaked by the failed forward passes
@@ -139,9 +127,9 @@ describe("kernel failures in the model actor", async () => {
 
 describe("a kernel that fails on every backend", () => {
   it("should end the request with a typed kernel error and keep the actor serving", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(
-      modelActor({ ladder: [ladder.small], backends: ["js"], isolation: "in-process", faults: [{ backend: "js", kernel: "rmsNorm", nth: 1, times: 1 }] }),
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(
+      modelActor({ ladder: [env.ladder.small], backends: ["js"], isolation: "in-process", faults: [{ backend: "js", kernel: "rmsNorm", nth: 1, times: 1 }] }),
     );
     const items = await collect(ref, { tokens: [1, 2], maxTokens: 2 });
     expect(items).toEqual([expect.objectContaining({ kind: "error", code: "kernel", failures: [expect.objectContaining({ backend: "js", kernel: "rmsNorm" })] })]);

@@ -1,6 +1,36 @@
-import { settle, type ActorRef } from "../../src/actors/index.js";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { settle, type ActorRef, type ActorSystem } from "../../src/actors/index.js";
 import { loadModel } from "../../src/engine/model.js";
 import type { ModelMsg, ModelOutput, ModelRequest, ModelStatus, WorkerStatus } from "../../src/serve/index.js";
+import { writeLadder, type Ladder } from "./fixtures.js";
+
+/**
+ * A serve test file's fixtures: the two-rung ladder, written once for the file and removed after it, and the
+ * actor system a test creates, stopped after each test (which also kills its worker processes).
+ */
+export function serveFixtures(): { readonly ladder: Ladder; system: ActorSystem | undefined } {
+  let ladder: Ladder | undefined;
+  const env = {
+    get ladder(): Ladder {
+      if (ladder === undefined) {
+        throw new Error("the ladder is written in beforeAll");
+      }
+      return ladder;
+    },
+    system: undefined as ActorSystem | undefined,
+  };
+  beforeAll(async () => {
+    ladder = await writeLadder();
+  });
+  afterAll(async () => {
+    await ladder?.remove();
+  });
+  afterEach(async () => {
+    await env.system?.stop();
+    env.system = undefined;
+  });
+  return env;
+}
 
 /** Every item of one request; throws the refusal when the actor does not take it. */
 export async function collect(ref: ActorRef<ModelMsg>, request: ModelRequest): Promise<ModelOutput[]> {

@@ -1,39 +1,27 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createActorSystem, ManualClock, type ActorSystem } from "../../src/actors/index.js";
+import { describe, expect, it } from "vitest";
+import { createActorSystem, ManualClock } from "../../src/actors/index.js";
 import { loadModel } from "../../src/engine/model.js";
 import { modelActor, type ModelOutput } from "../../src/serve/index.js";
-import { writeLadder, type Ladder } from "./fixtures.js";
-import { collect, lastOf, tokensOf, untilWorker, jsGreedy } from "./helpers.js";
+import { collect, lastOf, tokensOf, untilWorker, jsGreedy, serveFixtures } from "./helpers.js";
 
-let ladder: Ladder;
-let system: ActorSystem | undefined;
-beforeAll(async () => {
-  ladder = await writeLadder();
-});
-afterAll(async () => {
-  await ladder.remove();
-});
-afterEach(async () => {
-  await system?.stop();
-  system = undefined;
-});
+const env = serveFixtures();
 
 
 
 describe("the model actor in-process", () => {
   it("should stream the tokens the engine generates and end with a done item naming the model", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.small, ladder.large], backends: ["js"], isolation: "in-process" }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small, env.ladder.large], backends: ["js"], isolation: "in-process" }));
     const items = await collect(ref, { tokens: [1, 2, 3], maxTokens: 5, temperature: 0 });
-    expect(tokensOf(items)).toEqual(await jsGreedy(ladder.small.path, [1, 2, 3], 5));
+    expect(tokensOf(items)).toEqual(await jsGreedy(env.ladder.small.path, [1, 2, 3], 5));
     expect(lastOf(items)).toMatchObject({ kind: "done", model: "small", backend: "js", promptTokens: 3, completionTokens: 5, failures: [], resent: 0 });
     const text = await collect(ref, { prompt: "the cat", maxTokens: 2, temperature: 0 });
     expect(lastOf(text)).toMatchObject({ kind: "done", completionTokens: 2 });
   });
 
   it("should skip log-probabilities a request does not want, unless confidence needs them", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.small], backends: ["js"], isolation: "in-process" }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small], backends: ["js"], isolation: "in-process" }));
     const lean = await collect(ref, { tokens: [1, 2, 3], maxTokens: 3, temperature: 0, logprobs: false });
     const full = await collect(ref, { tokens: [1, 2, 3], maxTokens: 3, temperature: 0 });
     const judged = await collect(ref, { tokens: [1, 2, 3], maxTokens: 3, temperature: 0, logprobs: false, confidence: true });
@@ -45,13 +33,13 @@ describe("the model actor in-process", () => {
   });
 
   it("should answer a tensor of token ids with a logits tensor", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.small], backends: ["js"], isolation: "in-process" }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small], backends: ["js"], isolation: "in-process" }));
     const ids = Int32Array.of(1, 2, 3);
     const input = { name: "ids", dtype: "i32" as const, dims: [{ name: "seq", size: 3 }], scales: [], flags: 0, payload: new Uint8Array(ids.buffer) };
     const items = await collect(ref, { input });
     const tensor = items.find((i): i is Extract<ModelOutput, { kind: "tensor" }> => i.kind === "tensor")?.tensor;
-    using model = await loadModel(ladder.small.path, { backends: ["js"], autotune: false });
+    using model = await loadModel(env.ladder.small.path, { backends: ["js"], autotune: false });
     const [expected] = await model.logits([1, 2, 3]);
     expect(tensor?.dims).toEqual([{ name: "vocab", size: 300 }]);
     expect(new Float32Array(tensor?.payload.slice().buffer ?? new ArrayBuffer(0))).toEqual(expected);
@@ -59,8 +47,8 @@ describe("the model actor in-process", () => {
   });
 
   it("should end bad requests with a typed bad-request error and keep serving", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.small], backends: ["js"], isolation: "in-process" }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small], backends: ["js"], isolation: "in-process" }));
     const cases = [
       { tokens: [] },
       { tokens: [1], maxTokens: 0 },
@@ -80,8 +68,8 @@ describe("the model actor in-process", () => {
   });
 
   it("should cancel a running request and a queued one when their consumers leave", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.small], backends: ["js"], isolation: "in-process" }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small], backends: ["js"], isolation: "in-process" }));
     const controller = new AbortController();
     const long = ref.stream({ type: "processInput", request: { tokens: [1], maxTokens: 60, temperature: 0 } }, { signal: controller.signal });
     const queued = ref.stream({ type: "processInput", request: { tokens: [2], maxTokens: 60, temperature: 0 } });
@@ -103,8 +91,8 @@ describe("the model actor in-process", () => {
   });
 
   it("should report backend, device, memory, capabilities and queue depth", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.small, ladder.large], backends: ["js"], isolation: "in-process" }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small, env.ladder.large], backends: ["js"], isolation: "in-process" }));
     const status = await ref.ask({ type: "queryStatus" });
     expect(status).toMatchObject({ available: true, isolation: "in-process", workerState: "running", restarts: 0, queueDepth: 0 });
     expect(status.lastFailure).toBeUndefined();
@@ -122,8 +110,8 @@ describe("the model actor in-process", () => {
   });
 
   it("should free every allocation on ReleaseResources and load again on the next request", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.small], backends: ["js"], isolation: "in-process" }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small], backends: ["js"], isolation: "in-process" }));
     await collect(ref, { tokens: [1, 2], maxTokens: 3 });
     const before = await ref.ask({ type: "queryStatus" });
     expect(before.worker?.memory.liveBytes).toBeGreaterThan(0);
@@ -134,8 +122,8 @@ describe("the model actor in-process", () => {
   });
 
   it("should end running and queued requests with `released` when resources are released", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.small], backends: ["js"], isolation: "in-process" }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small], backends: ["js"], isolation: "in-process" }));
     const running = ref.stream({ type: "processInput", request: { tokens: [1], maxTokens: 60 } });
     const queued = ref.stream({ type: "processInput", request: { tokens: [2], maxTokens: 60 } });
     if (!running.ok || !queued.ok) {
@@ -166,8 +154,8 @@ describe("the model actor in-process", () => {
   });
 
   it("should expand to the next rung while requests keep flowing, then free the old model", async () => {
-    system = createActorSystem({ clock: new ManualClock() });
-    const ref = system.spawn(modelActor({ ladder: [ladder.small, ladder.large], backends: ["js"], isolation: "in-process" }));
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small, env.ladder.large], backends: ["js"], isolation: "in-process" }));
     const opened = ref.stream({ type: "processInput", request: { tokens: [1, 2, 3], maxTokens: 20, temperature: 0 } });
     if (!opened.ok) {
       throw opened.error;
@@ -186,10 +174,10 @@ describe("the model actor in-process", () => {
     const reply = await expanding;
     expect(reply).toMatchObject({ ok: true, status: { worker: { model: "large", rung: 1, capabilities: { hidden: 128, canExpand: false } } } });
     expect(lastOf(first)).toMatchObject({ kind: "done", model: "small", completionTokens: 20 });
-    expect(tokensOf(first)).toEqual(await jsGreedy(ladder.small.path, [1, 2, 3], 20));
+    expect(tokensOf(first)).toEqual(await jsGreedy(env.ladder.small.path, [1, 2, 3], 20));
     const after = await collect(ref, { tokens: [1, 2, 3], maxTokens: 4, temperature: 0 });
     expect(lastOf(after)).toMatchObject({ kind: "done", model: "large" });
-    expect(tokensOf(after)).toEqual(await jsGreedy(ladder.large.path, [1, 2, 3], 4));
+    expect(tokensOf(after)).toEqual(await jsGreedy(env.ladder.large.path, [1, 2, 3], 4));
     expect(await ref.ask({ type: "expandCapability" })).toMatchObject({ ok: false, code: "bad-request" });
     expect(await ref.ask({ type: "expandCapability", target: { rung: "nope" } })).toMatchObject({ ok: false, code: "bad-request" });
     expect(await ref.ask({ type: "expandCapability", target: { backends: ["cuda"] } })).toMatchObject({ ok: false, code: "bad-request" });
@@ -199,9 +187,9 @@ describe("the model actor in-process", () => {
 
   it("should refuse configs that cannot work with a typed error", () => {
     expect(() => modelActor({ ladder: [] })).toThrow(expect.objectContaining({ name: "ServeError", code: "bad-config" }));
-    expect(() => modelActor({ ladder: [ladder.small, { ...ladder.small }] })).toThrow(/distinct/);
-    expect(() => modelActor({ ladder: [ladder.small], rung: 3 })).toThrow(/rung 3/);
-    expect(() => modelActor({ ladder: [ladder.small], faults: [{ backend: "js", action: "kill" }], isolation: "in-process" })).toThrow(
+    expect(() => modelActor({ ladder: [env.ladder.small, { ...env.ladder.small }] })).toThrow(/distinct/);
+    expect(() => modelActor({ ladder: [env.ladder.small], rung: 3 })).toThrow(/rung 3/);
+    expect(() => modelActor({ ladder: [env.ladder.small], faults: [{ backend: "js", action: "kill" }], isolation: "in-process" })).toThrow(
       /only allowed in a model worker's child process/,
     );
   });

@@ -1,32 +1,20 @@
 /** The model worker in its own child process: crashes, restarts, in-flight requests, memory. */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createActorSystem, type ActorSystem } from "../../src/actors/index.js";
+import { describe, expect, it } from "vitest";
+import { createActorSystem } from "../../src/actors/index.js";
 import { modelActor, type ModelOutput } from "../../src/serve/index.js";
-import { writeLadder, type Ladder } from "./fixtures.js";
-import { collect, lastOf, tokensOf, jsGreedy } from "./helpers.js";
+import { collect, lastOf, tokensOf, jsGreedy, serveFixtures } from "./helpers.js";
 
-let ladder: Ladder;
-let system: ActorSystem | undefined;
-beforeAll(async () => {
-  ladder = await writeLadder();
-});
-afterAll(async () => {
-  await ladder.remove();
-});
-afterEach(async () => {
-  await system?.stop(); // kills the worker processes
-  system = undefined;
-});
+const env = serveFixtures();
 
 const noBackoff = { maxRestarts: 5, withinMs: 60_000 };
 
 
 describe("the model actor with its worker in a child process", () => {
   it("should serve from another process and free its memory there on ReleaseResources", async () => {
-    system = createActorSystem();
-    const ref = system.spawn(modelActor({ ladder: [ladder.small, ladder.large], backends: ["js"] }));
+    env.system = createActorSystem();
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small, env.ladder.large], backends: ["js"] }));
     const items = await collect(ref, { tokens: [1, 2, 3], maxTokens: 4, temperature: 0 });
-    expect(tokensOf(items)).toEqual(await jsGreedy(ladder.small.path, [1, 2, 3], 4));
+    expect(tokensOf(items)).toEqual(await jsGreedy(env.ladder.small.path, [1, 2, 3], 4));
     const status = await ref.ask({ type: "queryStatus" });
     expect(status).toMatchObject({ available: true, isolation: "process", restarts: 0 });
     expect(status.worker?.pid).not.toBe(process.pid);
@@ -37,10 +25,10 @@ describe("the model actor with its worker in a child process", () => {
   });
 
   it("should re-send a request the crash interrupted before it streamed, and end a streamed one with `crashed`", async () => {
-    system = createActorSystem();
-    const ref = system.spawn(
+    env.system = createActorSystem();
+    const ref = env.system.spawn(
       modelActor({
-        ladder: [ladder.small],
+        ladder: [env.ladder.small],
         backends: ["js"],
         supervision: noBackoff,
         // The first incarnation dies (SIGKILL) on its 4th embedding call: after the prefill and two decode steps.
@@ -61,7 +49,7 @@ describe("the model actor with its worker in a child process", () => {
     expect(lastOf(items)).toMatchObject({ kind: "error", code: "crashed", completionTokens: 3 });
     expect(lastOf(items).kind === "error" && lastOf(items)).toMatchObject({ message: expect.stringMatching(/SIGKILL/) });
     const resent = await waiting;
-    expect(tokensOf(resent)).toEqual(await jsGreedy(ladder.small.path, [3, 4], 3));
+    expect(tokensOf(resent)).toEqual(await jsGreedy(env.ladder.small.path, [3, 4], 3));
     expect(lastOf(resent)).toMatchObject({ kind: "done", resent: 1 });
     const status = await ref.ask({ type: "queryStatus" });
     expect(status).toMatchObject({ restarts: 1, available: true, lastFailure: { code: "crashed" } });
@@ -70,10 +58,10 @@ describe("the model actor with its worker in a child process", () => {
   });
 
   it("should end requests with a clear error when the worker keeps dying, never hang", async () => {
-    system = createActorSystem();
-    const ref = system.spawn(
+    env.system = createActorSystem();
+    const ref = env.system.spawn(
       modelActor({
-        ladder: [ladder.small],
+        ladder: [env.ladder.small],
         backends: ["js"],
         supervision: { maxRestarts: 2, withinMs: 60_000 },
         maxAttempts: 2,

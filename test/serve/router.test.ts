@@ -1,27 +1,16 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createActorSystem, ManualClock, type ActorRef, type ActorSystem } from "../../src/actors/index.js";
+import { describe, expect, it } from "vitest";
+import { createActorSystem, ManualClock, type ActorRef } from "../../src/actors/index.js";
 import { loadModel } from "../../src/engine/model.js";
 import { cascadeRouter, confidenceScore, type CascadeOptions, type CascadeOutput, type RouterMsg } from "../../src/serve/index.js";
-import { writeLadder, type Ladder } from "./fixtures.js";
+import { serveFixtures } from "./helpers.js";
 
-let ladder: Ladder;
-let system: ActorSystem | undefined;
-beforeAll(async () => {
-  ladder = await writeLadder();
-});
-afterAll(async () => {
-  await ladder.remove();
-});
-afterEach(async () => {
-  await system?.stop();
-  system = undefined;
-});
+const env = serveFixtures();
 
 const request = { tokens: [1, 2, 3], maxTokens: 6, temperature: 0 };
 
 function router(options: Omit<CascadeOptions, "ladder" | "model">): ActorRef<RouterMsg> {
-  system = createActorSystem({ clock: new ManualClock() });
-  return system.spawn(cascadeRouter({ ladder: [ladder.small, ladder.large], model: { backends: ["js"], isolation: "in-process" }, ...options }));
+  env.system = createActorSystem({ clock: new ManualClock() });
+  return env.system.spawn(cascadeRouter({ ladder: [env.ladder.small, env.ladder.large], model: { backends: ["js"], isolation: "in-process" }, ...options }));
 }
 
 async function run(ref: ActorRef<RouterMsg>): Promise<CascadeOutput[]> {
@@ -57,7 +46,7 @@ async function direct(path: string): Promise<{ tokens: number[]; minProb: number
 
 describe("the cascade router", () => {
   it("should keep the small model when its window is confident enough", async () => {
-    const small = await direct(ladder.small.path);
+    const small = await direct(env.ladder.small.path);
     const ref = router({ metric: "min-prob", threshold: small.minProb * 0.99, window: 4 });
     const items = await run(ref);
     expect(tokens(items)).toEqual(small.tokens);
@@ -67,8 +56,8 @@ describe("the cascade router", () => {
   });
 
   it("should escalate to the large model when the small one is out of its depth, and say so", async () => {
-    const small = await direct(ladder.small.path);
-    const large = await direct(ladder.large.path);
+    const small = await direct(env.ladder.small.path);
+    const large = await direct(env.ladder.large.path);
     const ref = router({ metric: "min-prob", threshold: small.minProb * 1.01, window: 4 });
     const items = await run(ref);
     expect(tokens(items)).toEqual(large.tokens); // none of the small model's held tokens leaked
@@ -87,7 +76,7 @@ describe("the cascade router", () => {
   it("should escalate on entropy: a zero threshold always escalates, a huge one never does", async () => {
     let ref = router({ metric: "entropy", threshold: 0 });
     expect(done(await run(ref)).model).toBe("large");
-    await system?.stop();
+    await env.system?.stop();
     ref = router({ metric: "entropy", threshold: 1e9 });
     const items = await run(ref);
     expect(done(items)).toMatchObject({ model: "small" });
@@ -100,7 +89,7 @@ describe("the cascade router", () => {
     expect(confidenceScore("entropy", [{ logprob: 0, entropy: 1 }, { logprob: 0, entropy: 3 }])).toBe(2);
     expect(confidenceScore("entropy", [])).toBeNaN();
     expect(() => cascadeRouter({ ladder: [], threshold: 1 })).toThrow(/at least one/);
-    expect(() => cascadeRouter({ ladder: [ladder.small], threshold: Number.NaN })).toThrow(/threshold/);
-    expect(() => cascadeRouter({ ladder: [ladder.small], threshold: 1, window: 0 })).toThrow(/window/);
+    expect(() => cascadeRouter({ ladder: [env.ladder.small], threshold: Number.NaN })).toThrow(/threshold/);
+    expect(() => cascadeRouter({ ladder: [env.ladder.small], threshold: 1, window: 0 })).toThrow(/window/);
   });
 });

@@ -9,13 +9,13 @@
  */
 import v8 from "node:v8";
 import vm from "node:vm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createActorSystem, ManualClock, type ActorRef, type ActorSystem } from "../../src/actors/index.js";
+import { describe, expect, it } from "vitest";
+import { createActorSystem, ManualClock, type ActorRef } from "../../src/actors/index.js";
 import { PROVIDERS } from "../../src/backends/providers.js";
 import { probeOnce } from "../../src/backends/registry.js";
 import { mulberry32 } from "../../src/model/bitnet/fixture.js";
 import { modelActor, type ModelMsg } from "../../src/serve/index.js";
-import { writeLadder, type Ladder } from "./fixtures.js";
+import { serveFixtures } from "./helpers.js";
 
 const REQUESTS = Number(process.env["BARBELL_SOAK_REQUESTS"] ?? 10_000);
 const PROCESS_REQUESTS = Number(process.env["BARBELL_SOAK_PROCESS_REQUESTS"] ?? 200);
@@ -25,18 +25,7 @@ const RSS_SLACK_BYTES = 96 * 1024 * 1024;
 v8.setFlagsFromString("--expose-gc");
 const gc = vm.runInNewContext("gc") as () => void;
 
-let ladder: Ladder;
-let system: ActorSystem | undefined;
-beforeAll(async () => {
-  ladder = await writeLadder();
-});
-afterAll(async () => {
-  await ladder.remove();
-});
-afterEach(async () => {
-  await system?.stop();
-  system = undefined;
-});
+const env = serveFixtures();
 
 interface Outcomes {
   done: number;
@@ -92,10 +81,10 @@ describe("soak", () => {
     const wasm = PROVIDERS.find((p) => p.name === "wasm-simd");
     const hasWasm = wasm !== undefined && (await probeOnce(wasm)).available;
     const clock = new ManualClock();
-    system = createActorSystem({ clock });
-    const ref = system.spawn(
+    env.system = createActorSystem({ clock });
+    const ref = env.system.spawn(
       modelActor({
-        ladder: [ladder.small],
+        ladder: [env.ladder.small],
         backends: hasWasm ? ["wasm-simd", "js"] : ["js"],
         isolation: "in-process",
         faults: [
@@ -116,8 +105,8 @@ describe("soak", () => {
     });
     const status = await ref.ask({ type: "queryStatus" });
     const released = await ref.ask({ type: "releaseResources" });
-    await system.stop();
-    system = undefined;
+    await env.system.stop();
+    env.system = undefined;
     gc();
     const rssAfter = process.memoryUsage().rss;
     expect(total(outcomes)).toBe(REQUESTS);
@@ -130,10 +119,10 @@ describe("soak", () => {
   });
 
   it(`should end each of ${PROCESS_REQUESTS} requests cleanly while the worker process is killed at random`, async () => {
-    system = createActorSystem();
-    const ref = system.spawn(
+    env.system = createActorSystem();
+    const ref = env.system.spawn(
       modelActor({
-        ladder: [ladder.small],
+        ladder: [env.ladder.small],
         backends: ["js"],
         faults: [{ backend: "js", probability: 0.0005, seed: 9, action: "kill" }],
         supervision: { maxRestarts: 100, withinMs: 60_000 },
