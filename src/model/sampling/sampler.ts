@@ -9,7 +9,9 @@
  * what any filter chain followed by a zero temperature would pick, since every filter keeps the top token.
  *
  * All arithmetic after reading the logits is float64. -Infinity logits are never sampled; NaN or +Infinity logits
- * are errors. Reported log-probabilities are those of the raw logits (no penalty, filter or temperature), which is
+ * are errors. Every accepted option value is handled (subnormal or huge penalties and temperatures included): a
+ * penalized logit is clamped to ±Number.MAX_VALUE, so at least one candidate survives and the token returned is
+ * always an id in [0, vocab) (test/sampling/sampler-total.test.ts). Reported log-probabilities are those of the raw logits (no penalty, filter or temperature), which is
  * what the model itself assigns: the same convention as vLLM's and llama.cpp's default logprobs.
  */
 import { ValueError } from "../../core/errors.js";
@@ -100,9 +102,21 @@ function penalize(work: Float64Array, vocab: number, history: readonly number[],
       continue;
     }
     seen.add(token);
-    const v = work[token] ?? 0;
-    work[token] = v > 0 ? v / o.repetitionPenalty : v * o.repetitionPenalty;
+    work[token] = penalized(work[token] ?? 0, o.repetitionPenalty);
   }
+}
+
+/**
+ * One logit under the penalty, kept finite: a subnormal penalty divides a positive logit into +Infinity and a huge
+ * one multiplies a negative logit into -Infinity, so the result is clamped to ±Number.MAX_VALUE (the token stays
+ * the most, or least, likely one, ties to the lowest id). An infinite result would poison the softmax (∞ − ∞ = NaN)
+ * or remove every candidate. A -Infinity logit stays -Infinity: it was never a candidate.
+ */
+function penalized(v: number, penalty: number): number {
+  if (v > 0) {
+    return Math.min(v / penalty, Number.MAX_VALUE);
+  }
+  return v === Number.NEGATIVE_INFINITY ? v : Math.max(v * penalty, -Number.MAX_VALUE);
 }
 
 /** Indices of the logits that can be sampled (not -Infinity), in id order. */
