@@ -12,6 +12,8 @@ import type { BackendName } from "../backends/backend.js";
 import { parseBackendList } from "../backends/registry.js";
 import { backendList, intAtLeast } from "./args.js";
 import { makeBitnetFixture } from "../model/bitnet/fixture.js";
+import { BarbellError } from "../core/errors.js";
+import { parseJsonFile, readRegularFile } from "../core/files.js";
 import { ServeError } from "../serve/errors.js";
 import { createServer, type ServerOptions } from "../serve/http/index.js";
 import type { CascadeConfig, ServedModelConfig } from "../serve/http/served.js";
@@ -67,44 +69,14 @@ type Json = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
-/** The file's bytes, refused past {@link MAX_CONFIG_BYTES} without reading them all. */
-async function readLimited(file: string): Promise<string> {
-  const handle = await fs.open(file, "r");
-  try {
-    const buffer = Buffer.alloc(MAX_CONFIG_BYTES + 1);
-    let length = 0;
-    for (;;) {
-      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null);
-      if (bytesRead === 0) {
-        break;
-      }
-      length += bytesRead;
-      if (length > MAX_CONFIG_BYTES) {
-        throw new ServeError("bad-config", `[serve] config ${file} is larger than ${MAX_CONFIG_BYTES} bytes (MAX_CONFIG_BYTES)`);
-      }
-    }
-    return buffer.subarray(0, length).toString("utf8");
-  } finally {
-    await handle.close();
-  }
-}
-
 /** Reads and checks a config file; model paths are relative to the file. Every problem is a one-line ServeError "bad-config". */
 export async function readServeConfig(file: string): Promise<ServeConfigFile> {
-  let text: string;
-  try {
-    text = await readLimited(file);
-  } catch (e) {
-    if (e instanceof ServeError) {
-      throw e;
-    }
-    throw new ServeError("bad-config", `[serve] cannot read config ${file}: ${e instanceof Error ? e.message : String(e)}`);
-  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    // A regular file only (a FIFO would block), at most MAX_CONFIG_BYTES, and a parse error that quotes no content.
+    parsed = parseJsonFile((await readRegularFile(file, MAX_CONFIG_BYTES, "[serve] config")).toString("utf8"), file, "[serve] config");
   } catch (e) {
-    throw new ServeError("bad-config", `[serve] ${file} is not JSON: ${e instanceof Error ? e.message : String(e)}`);
+    throw new ServeError("bad-config", e instanceof BarbellError ? e.message : `[serve] cannot read config ${file}`);
   }
   const bad = (what: string): never => {
     throw new ServeError("bad-config", `[serve] ${file}: ${what}`);

@@ -108,3 +108,20 @@ export class BackendError extends BarbellError {
     this.name = "BackendError";
   }
 }
+
+export type FileErrorCode =
+  | "missing" // no such file or folder
+  | "not-a-file" // a folder, FIFO, socket or device where a regular file is needed (or a file where a folder is)
+  | "unreadable" // permissions or another I/O failure
+  | "too-large"; // longer than the named limit for what it should hold
+
+/** A file given by the user that cannot be used; the message names the file as given, never a stack. */
+export class FileError extends BarbellError {
+  constructor(
+    readonly code: FileErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = "FileError";
+  }
+}

@@ -2,12 +2,12 @@
  * The library entry point: `loadModel(path)` → a model that tokenizes, generates, chats and returns
  * logits. One model runs one sequence at a time; concurrent calls queue.
  */
-import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { Backend, BackendName } from "../backends/backend.js";
 import type { FallbackEvent } from "../backends/chain.js";
 import { resolveBackend, type ResolveOptions } from "../backends/registry.js";
-import { FormatError, UsageError } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
+import { pathKind, readOptionalJson } from "../core/files.js";
 import { openGguf } from "../formats/gguf/index.js";
 import { formatBitnetChat, renderJinjaChat, validateMessages, type ChatMessage } from "../model/chat/index.js";
 import { configFromGguf } from "../model/bitnet/config.js";
@@ -253,7 +253,7 @@ export class BitnetModel implements Disposable {
  */
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<BitnetModel> {
   const backend = options.backend ?? (await resolveBackend(resolveOptions(options)));
-  const loaded = (await stat(path)).isDirectory() ? await loadHfFolder(path, backend, options) : await loadGguf(path, backend, options);
+  const loaded = (await pathKind(path, "[model] model")) === "folder" ? await loadHfFolder(path, backend, options) : await loadGguf(path, backend, options);
   try {
     return new BitnetModel(loaded, options.contextLength ?? Math.min(loaded.config.contextLength, DEFAULT_CONTEXT));
   } catch (e) {
@@ -291,40 +291,31 @@ async function loadGguf(path: string, backend: Backend, options: LoadModelOption
   return { config, weights, tokenizer, chatTemplate, backend, source: path };
 }
 
-/** Reads a JSON file of the folder if it exists; a file that exists but does not parse is a FormatError. */
-async function optionalJson(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    if (e instanceof Error && "code" in e && e.code === "ENOENT") {
-      return undefined;
-    }
-    throw e;
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (e) {
-    throw new FormatError("bad-value", `[model] ${path} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
-  }
+/** Largest tokenizer.json / tokenizer_config.json read from a model folder (big vocabularies are ~10-20 MB). */
+export const MAX_TOKENIZER_JSON_BYTES = 64 * 1024 * 1024;
+
+/** A Hugging Face folder's tokenizer and chat template (tokenizer.json, tokenizer_config.json), when present. */
+export async function readHfTokenizer(dir: string): Promise<{ tokenizer: Tokenizer | undefined; chatTemplate: string | undefined }> {
+  const tokenizerJson = await readOptionalJson(join(dir, "tokenizer.json"), MAX_TOKENIZER_JSON_BYTES, "[model] tokenizer file");
+  const tokenizerConfig = await readOptionalJson(join(dir, "tokenizer_config.json"), MAX_TOKENIZER_JSON_BYTES, "[model] tokenizer config");
+  const template =
+    typeof tokenizerConfig === "object" && tokenizerConfig !== null && "chat_template" in tokenizerConfig ? tokenizerConfig.chat_template : undefined;
+  return {
+    tokenizer: tokenizerJson === undefined ? undefined : tokenizerFromJson(tokenizerJson, tokenizerConfig),
+    chatTemplate: typeof template === "string" ? template : undefined,
+  };
 }
 
 async function loadHfFolder(dir: string, backend: Backend, options: LoadModelOptions): Promise<LoadedModel> {
   await using folder = await readHfBitnetFolder(dir);
   const config = configFromHf(folder);
-  const tokenizerJson = await optionalJson(join(dir, "tokenizer.json"));
-  const tokenizerConfig = await optionalJson(join(dir, "tokenizer_config.json"));
-  const tokenizer = tokenizerJson === undefined ? undefined : tokenizerFromJson(tokenizerJson, tokenizerConfig);
-  const template =
-    typeof tokenizerConfig === "object" && tokenizerConfig !== null && "chat_template" in tokenizerConfig
-      ? tokenizerConfig.chat_template
-      : undefined;
+  const { tokenizer, chatTemplate } = await readHfTokenizer(dir);
   const weights = await loadWeights(hfWeightSource(folder), config, weightOptions(backend, options));
   return {
     config,
     weights,
     tokenizer,
-    chatTemplate: typeof template === "string" ? template : undefined,
+    chatTemplate,
     backend,
     source: dir,
   };

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -51,11 +52,28 @@ describe("barbell CLI", () => {
     }
   });
 
+  it("should refuse a FIFO, a folder and a device as a model file at once, without blocking", async () => {
+    const fifo = path.join(dir, "model.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      for (const [file, kind] of [[fifo, "a FIFO"], ["/dev/zero", "a device"]] as const) {
+        stderr.mockClear();
+        expect(await main(["node", "barbell", "inspect", file])).toBe(1);
+        expect(stderr.mock.calls.map((c) => String(c[0])).join("")).toContain(`FileError (not-a-file): [model] file ${file} is ${kind}, not a regular file`);
+      }
+    } finally {
+      stderr.mockRestore();
+    }
+  });
+
   it("should report a missing file without a stack trace", async () => {
     const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
     try {
       expect(await main(["node", "barbell", "inspect", path.join(dir, "nope.gguf")])).toBe(1);
-      expect(stderr.mock.calls.map((c) => String(c[0])).join("")).toContain("ENOENT");
+      const text = stderr.mock.calls.map((c) => String(c[0])).join("");
+      expect(text).toMatch(/^barbell: FileError \(missing\): \[model\] file .*nope\.gguf does not exist\n$/);
+      expect(text).not.toMatch(/\n\s+at /);
     } finally {
       stderr.mockRestore();
     }

@@ -2,8 +2,9 @@
  * Byte sources: where GGUF bytes come from, kept apart from parsing. The reader only ever asks for ranges,
  * so a multi-GB file is never held in memory.
  */
-import { open, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { FormatError, ShapeError, UsageError } from "../../core/errors.js";
+import { openRegularFile } from "../../core/files.js";
 
 /** Random-access bytes of known size. */
 export interface ByteSource {
@@ -41,16 +42,10 @@ export class FileSource implements ByteSource, AsyncDisposable {
     this.#handle = handle;
   }
 
-  /** Opens `path` read-only and records its size. */
-  static async open(path: string): Promise<FileSource> {
-    const handle = await open(path, "r");
-    try {
-      const stat = await handle.stat();
-      return new FileSource(handle, stat.size, path);
-    } catch (e) {
-      await handle.close();
-      throw e;
-    }
+  /** Opens `path` read-only (a regular file only: FileError for folders, FIFOs, devices) and records its size. */
+  static async open(path: string, what = "[model] file"): Promise<FileSource> {
+    const { handle, size } = await openRegularFile(path, what);
+    return new FileSource(handle, size, path);
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {

@@ -2,16 +2,14 @@
  * What the HTTP layer needs to know about a model without loading its weights: the tokenizer (chat prompts,
  * logprob token texts, prompt validation), the chat template and the context the worker will use.
  */
-import { readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
-import { DEFAULT_CONTEXT } from "../../engine/model.js";
+import { pathKind } from "../../core/files.js";
+import { DEFAULT_CONTEXT, readHfTokenizer } from "../../engine/model.js";
 import { openGguf } from "../../formats/gguf/index.js";
 import { configFromGguf } from "../../model/bitnet/config.js";
 import { readHfBitnetFolder } from "../../model/bitnet/hf.js";
 import { configFromHf } from "../../model/bitnet/hf-source.js";
 import { formatBitnetChat, renderJinjaChat, type ChatMessage } from "../../model/chat/index.js";
 import { tokenizerFromGguf } from "../../model/tokenizer/gguf.js";
-import { tokenizerFromJson } from "../../model/tokenizer/hf-json.js";
 import type { Tokenizer } from "../../model/tokenizer/types.js";
 
 export interface ModelInfo {
@@ -23,34 +21,14 @@ export interface ModelInfo {
   readonly chatTemplate: string | undefined;
 }
 
-async function optionalJson(path: string): Promise<unknown> {
-  try {
-    return JSON.parse(await readFile(path, "utf8")) as unknown;
-  } catch (e) {
-    if (e instanceof Error && "code" in e && e.code === "ENOENT") {
-      return undefined;
-    }
-    throw e;
-  }
-}
-
 /** Reads a GGUF header or a Hugging Face folder's config and tokenizer (no weights). */
 export async function readModelInfo(path: string, contextLength?: number): Promise<ModelInfo> {
   const capacity = (own: number): number => contextLength ?? Math.min(own, DEFAULT_CONTEXT);
-  if ((await stat(path)).isDirectory()) {
+  if ((await pathKind(path, "[model] model")) === "folder") {
     await using folder = await readHfBitnetFolder(path);
     const config = configFromHf(folder);
-    const json = await optionalJson(join(path, "tokenizer.json"));
-    const tokenizerConfig = await optionalJson(join(path, "tokenizer_config.json"));
-    const template =
-      typeof tokenizerConfig === "object" && tokenizerConfig !== null && "chat_template" in tokenizerConfig ? tokenizerConfig.chat_template : undefined;
-    return {
-      arch: config.arch,
-      vocabSize: config.vocabSize,
-      contextLength: capacity(config.contextLength),
-      tokenizer: json === undefined ? undefined : tokenizerFromJson(json, tokenizerConfig),
-      chatTemplate: typeof template === "string" ? template : undefined,
-    };
+    const { tokenizer, chatTemplate } = await readHfTokenizer(path);
+    return { arch: config.arch, vocabSize: config.vocabSize, contextLength: capacity(config.contextLength), tokenizer, chatTemplate };
   }
   await using file = await openGguf(path);
   const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);

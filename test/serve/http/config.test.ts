@@ -1,4 +1,5 @@
 /** `barbell serve --config <file>`: a valid file serves its models and cascades; hostile files end in one line and status 1. */
+import { execFileSync } from "node:child_process";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -155,7 +156,7 @@ describe("barbell serve --config", () => {
   });
 
   const hostile: [string, () => unknown, RegExp][] = [
-    ["not JSON", () => '{ "models": [', /is not JSON/],
+    ["not JSON", () => '{ "models": [', /config .*not-JSON\.json is not valid JSON/],
     ["not an object", () => "[]", /expected an object with a 'models' array/],
     ["an unknown top-level field", () => ({ models: twoModels, prot: 80 }), /unknown field "prot"/],
     ["an unknown model field", () => ({ models: [{ ...twoModels[0], paralel: 2 }] }), /unknown field models\[0\]\."paralel"/],
@@ -172,7 +173,7 @@ describe("barbell serve --config", () => {
     ["an unknown backend", () => ({ models: [{ ...twoModels[0], backends: ["gpu9000"] }] }), /models\[0\]\.backends: .*unknown backend/],
     ["a missing model file", () => ({ models: [{ name: "gone", path: "../models/gone.gguf" }] }), /models\[0\]\.path: no such file or folder .*gone\.gguf/],
     ["too many models", () => ({ models: Array.from({ length: MAX_CONFIG_MODELS + 1 }, (_, i) => ({ name: `m${i}`, path: "../models/small.gguf" })) }), /at most 64 \(MAX_CONFIG_MODELS\)/],
-    ["a file over MAX_CONFIG_BYTES", () => JSON.stringify({ models: twoModels }) + " ".repeat(MAX_CONFIG_BYTES), /larger than 1048576 bytes \(MAX_CONFIG_BYTES\)/],
+    ["a file over MAX_CONFIG_BYTES", () => JSON.stringify({ models: twoModels }) + " ".repeat(MAX_CONFIG_BYTES), /is 1048\d+ bytes, more than the 1048576 allowed/],
   ];
 
   it.each(hostile)("should refuse %s with one line and status 1", async (label, config, message) => {
@@ -187,8 +188,27 @@ describe("barbell serve --config", () => {
   it("should refuse a config file that does not exist with one line and status 1", async () => {
     const { status, stderr } = await failing(path.join(dir, "conf", "nope.json"));
     expect(status).toBe(1);
-    expect(stderr).toMatch(/^barbell: ServeError \(bad-config\): \[serve\] cannot read config .*nope\.json: ENOENT/);
-    expect(stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(stderr).toMatch(/^barbell: ServeError \(bad-config\): \[serve\] config .*nope\.json does not exist\n$/);
+  });
+
+  it("should refuse a config that is not JSON without echoing its bytes (/etc/passwd)", async () => {
+    const { status, stderr } = await failing("/etc/passwd");
+    expect(status).toBe(1);
+    expect(stderr).toMatch(/^barbell: ServeError \(bad-config\): \[serve\] config \/etc\/passwd is not valid JSON( \(at byte \d+\))?\n$/);
+    expect(stderr).not.toMatch(/root|:x:/);
+  });
+
+  it("should refuse a FIFO as a config or model path at once instead of hanging", async () => {
+    const fifo = path.join(dir, "conf", "config.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const asConfig = await failing(fifo);
+    expect(asConfig.status).toBe(1);
+    expect(asConfig.stderr).toMatch(/^barbell: ServeError \(bad-config\): \[serve\] config .*config\.fifo is a FIFO, not a regular file\n$/);
+    const file = await writeConfig("fifo-model.json", { models: [{ name: "f", path: "config.fifo" }] });
+    const asModel = await failing(file);
+    expect(asModel.status).toBe(1);
+    expect(asModel.stderr).toMatch(/config\.fifo is a FIFO, not a regular file/);
+    expect(asModel.stderr.trimEnd().split("\n")).toHaveLength(1);
   });
 
   it("should refuse duplicate names given to createServer directly with a ServeError", async () => {
