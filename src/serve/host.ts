@@ -17,77 +17,20 @@ import type { Backend } from "../backends/backend.js";
 import type { Clock, Timer } from "../actors/index.js";
 import { systemClock } from "../actors/index.js";
 import type { Batcher } from "../engine/batch.js";
-import { MAX_BATCH } from "../engine/batch.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
-import type { GeneratedToken } from "../engine/generate.js";
 import { MAX_TOP_LOGPROBS, resolveSamplingOptions, type SamplingOptions } from "../model/sampling/index.js";
 import { KernelFailure, ServeError } from "./errors.js";
-import { checkFaultPlan, planApplies, withFaults, type FaultPlan } from "./faults.js";
+import { planApplies, withFaults } from "./faults.js";
+import { checkHostConfig, HOST_DEFAULTS as DEFAULTS, type ExpandResult, type ExpandTarget, type ModelHostOptions } from "./host-config.js";
+import { logitsTensor, message, tokenItem } from "./host-items.js";
 import { Outbox } from "./outbox.js";
 import { blankItem, type BackendFailure, type Degradation, type WireItem, type WireRequest, type WorkerStatus } from "./protocol.js";
 import { SwitchableBackend } from "./switch.js";
 import type { WireTensor } from "../formats/barewire/message.js";
 
-/** One model of a ladder (smallest or cheapest first). */
-export interface ModelRung {
-  readonly name: string;
-  /** A GGUF file or a Hugging Face folder. */
-  readonly path: string;
-  /** Backends for this rung; default the host's `backends`. */
-  readonly backends?: readonly BackendName[];
-  readonly contextLength?: number;
-  readonly headType?: "keep" | "q8_0";
-}
+export { checkHostConfig, HOST_DEFAULTS, type ExpandResult, type ExpandTarget, type ModelHostConfig, type ModelHostOptions, type ModelRung } from "./host-config.js";
+export { entropyEstimate } from "./host-items.js";
 
-/** Plain data (it travels to a child process as JSON). */
-export interface ModelHostConfig {
-  readonly ladder: readonly ModelRung[];
-  /** The rung to load first. Default 0. */
-  readonly rung?: number;
-  /** Backends, preferred first; default the registry's choice (BARBELL_BACKENDS, else all available). */
-  readonly backends?: readonly BackendName[];
-  readonly threads?: number;
-  /** Default false: a server should not time kernels on its first requests. */
-  readonly autotune?: boolean;
-  readonly contextLength?: number;
-  /** Fault injection (tests and drills). */
-  readonly faults?: readonly FaultPlan[];
-  /** Consecutive failures that take a backend out of the chain. Default 3. */
-  readonly maxBackendFailures?: number;
-  /** Re-probe period of a backend that was taken out, in clock ms. Default 30 000. */
-  readonly reprobeMs?: number;
-  /** Requests waiting in the host (beyond the running ones); a request past it ends `overloaded`. Default 1024. */
-  readonly maxQueue?: number;
-  /**
-   * Requests decoded together (continuous batching: one pass over the weights per step serves all of them,
-   * each with its own KV cache). Default 1: one request at a time, the lowest latency per request.
-   */
-  readonly parallel?: number;
-  /** Load the model when the host is created (default true); otherwise on the first request. */
-  readonly preload?: boolean;
-}
-
-export interface ModelHostOptions extends ModelHostConfig {
-  readonly clock?: Clock;
-  /** The worker's restart count: salts random fault plans and limits `incarnations`. */
-  readonly incarnation?: number;
-  /** True in a worker's own child process: allows kill/abort faults and frees process-wide backends on release. */
-  readonly isolated?: boolean;
-}
-
-export interface ExpandTarget {
-  /** A rung by name; default the next rung (unless `backends` is given: then the same rung). */
-  readonly rung?: string;
-  /** Another backend list for the target rung. */
-  readonly backends?: readonly string[];
-}
-
-export interface ExpandResult {
-  readonly ok: boolean;
-  /** "" when ok, else a ServeError code. */
-  readonly code: string;
-  readonly message: string;
-}
 
 interface Chain {
   readonly head: string;
@@ -126,77 +69,6 @@ interface Job {
   released: boolean;
 }
 
-const DEFAULTS = { maxBackendFailures: 3, reprobeMs: 30_000, maxQueue: 1024, parallel: 1 };
-
-/** Checks a host config; a ServeError "bad-config" names the first problem. */
-export function checkHostConfig(config: ModelHostConfig & { readonly isolated?: boolean }): void {
-  const bad = (what: string): never => {
-    throw new ServeError("bad-config", `[model] ${what}`);
-  };
-  if (!Array.isArray(config.ladder) || config.ladder.length === 0) {
-    bad("the ladder needs at least one model");
-  }
-  const names = new Set<string>();
-  for (const rung of config.ladder) {
-    if (typeof rung.name !== "string" || rung.name === "" || names.has(rung.name)) {
-      bad(`ladder names must be distinct and non-empty, got '${String(rung.name)}'`);
-    }
-    names.add(rung.name);
-    if (typeof rung.path !== "string" || rung.path === "") {
-      bad(`rung '${rung.name}' has no path`);
-    }
-    if (rung.backends !== undefined) {
-      parseBackendList(rung.backends.join(","));
-    }
-  }
-  if (config.backends !== undefined) {
-    parseBackendList(config.backends.join(","));
-  }
-  for (const plan of config.faults ?? []) {
-    checkFaultPlan(plan, { allowProcessFaults: config.isolated === true });
-  }
-  const rung = config.rung ?? 0;
-  if (!Number.isSafeInteger(rung) || rung < 0 || rung >= config.ladder.length) {
-    bad(`rung ${rung} is not in 0..${config.ladder.length - 1}`);
-  }
-  for (const [key, min] of [["maxBackendFailures", 1], ["reprobeMs", 1], ["maxQueue", 0]] as const) {
-    const v = config[key];
-    if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) {
-      bad(`${key} must be an integer >= ${min}, got ${v}`);
-    }
-  }
-  const parallel = config.parallel;
-  if (parallel !== undefined && !(Number.isSafeInteger(parallel) && parallel >= 1 && parallel <= MAX_BATCH)) {
-    bad(`parallel must be an integer in 1..${MAX_BATCH}, got ${parallel}`);
-  }
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/**
- * Entropy (nats) of a distribution known by its top-k log-probabilities over `vocab` tokens, the rest of the
- * mass spread evenly over the other tokens. An even tail maximizes the tail's entropy, so this is an upper
- * bound of the true entropy given the top k (exact when k covers the vocabulary).
- */
-export function entropyEstimate(top: readonly { readonly logprob: number }[], vocab: number): number {
-  let h = 0;
-  let mass = 0;
-  for (const { logprob } of top) {
-    const p = Math.exp(logprob);
-    mass += p;
-    if (p > 0) {
-      h -= p * logprob;
-    }
-  }
-  const rest = Math.max(0, 1 - mass);
-  const others = vocab - top.length;
-  if (rest > 0 && others > 0) {
-    h -= rest * Math.log(rest / others);
-  }
-  return h;
-}
 
 export class ModelHost {
   readonly #config: ModelHostOptions;
@@ -814,22 +686,3 @@ export class ModelHost {
   }
 }
 
-function tokenItem(piece: GeneratedToken, r: WireRequest, vocab: number): WireItem {
-  const top = piece.topLogprobs;
-  return {
-    ...blankItem("token"),
-    token: piece.token ?? undefined,
-    text: piece.text,
-    logprob: piece.logprob,
-    entropy: r.confidence && top !== undefined ? entropyEstimate(top, vocab) : undefined,
-    topLogprobs: top === undefined || r.topLogprobs === 0 ? undefined : top.slice(0, r.topLogprobs).map((t) => ({ token: t.token, logprob: t.logprob })),
-  };
-}
-
-function logitsTensor(rows: readonly Float32Array[]): WireTensor {
-  const vocab = rows[0]?.length ?? 0;
-  const all = new Float32Array(rows.length * vocab);
-  rows.forEach((row, i) => all.set(row, i * vocab));
-  const dims = rows.length === 1 ? [{ name: "vocab", size: vocab }] : [{ name: "seq", size: rows.length }, { name: "vocab", size: vocab }];
-  return { name: "logits", dtype: "f32", dims, scales: [], flags: 0, payload: new Uint8Array(all.buffer) };
-}
