@@ -24,7 +24,7 @@ import type {
   Termination,
 } from "./protocol.js";
 import { ReplyStreamImpl, type StreamOwner } from "./stream.js";
-import { backoffDelay, resolveSupervision, RestartWindow, type ResolvedSupervision } from "./supervision.js";
+import { backoffDelay, resolveSupervision, RestartWindow, type ResolvedSupervision, type SupervisionEvent } from "./supervision.js";
 
 /** What every cell shares with its system. */
 export interface SystemServices {
@@ -88,6 +88,16 @@ export class Supervisor {
     this.windows.delete(child);
   }
 
+  /** Tells the supervision's observer, if any, of a failure's outcome (an observer that throws is ignored). */
+  private observed(kind: SupervisionEvent["kind"], child: Cell<MessageBase>, error: ActorError, delayMs = 0, inWindow = 0): void {
+    const { observe, maxRestarts, withinMs } = this.supervision;
+    try {
+      observe?.({ kind, child: child.path, error, delayMs, inWindow, maxRestarts, withinMs });
+    } catch {
+      // an observer is for logs and counters; it cannot change the decision
+    }
+  }
+
   /** Applies the decider, the strategy and the restart intensity to a child's failure. */
   childFailed(child: Cell<MessageBase>, error: ActorError): void {
     let directive;
@@ -99,12 +109,15 @@ export class Supervisor {
     const all = this.supervision.strategy === "one-for-all";
     const targets = all ? [...this.children.values()].filter((c) => c.isLive) : [child];
     if (directive === "resume") {
+      this.observed("resume", child, error);
       child.resume();
     } else if (directive === "stop") {
+      this.observed("stop", child, error);
       for (const target of targets) {
         void target.stopWith({ kind: "failed", error }, {});
       }
     } else if (directive === "escalate") {
+      this.observed("escalate", child, error);
       this.escalate(error, child);
     } else {
       let window = all ? this.allWindow : this.windows.get(child);
@@ -120,6 +133,7 @@ export class Supervisor {
             `${this.supervision.withinMs} ms: ${error.message}`,
           { cause: error },
         );
+        this.observed("escalate", child, escalation, 0, window.count(now));
         for (const target of targets) {
           void target.stopWith({ kind: "failed", error: escalation }, {});
         }
@@ -127,6 +141,7 @@ export class Supervisor {
         return;
       }
       const delay = backoffDelay(this.supervision.backoff, window.count(now), this.services.random);
+      this.observed("restart", child, error, delay, window.count(now));
       for (const target of targets) {
         const reason =
           target === child

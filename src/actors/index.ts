@@ -37,6 +37,7 @@ export {
   RestartWindow,
   type BackoffOptions,
   type Directive,
+  type SupervisionEvent,
   type SupervisionOptions,
 } from "./supervision.js";
 export { StreamChannel } from "./stream.js";

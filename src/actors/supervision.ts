@@ -34,6 +34,28 @@ export interface SupervisionOptions {
   readonly backoff?: BackoffOptions;
   /** Maps a failure to a directive. `error.code` says the kind (`failed`, `crashed`, `start-failed`, …) and `error.cause` holds what was thrown. Default: restart. */
   readonly decider?: (error: ActorError) => Directive;
+  /**
+   * Told of every failure of a child and what the supervisor did about it (for logs and cumulative counters
+   * that outlive the children). Called after the decision; a throwing observer is ignored.
+   */
+  readonly observe?: (event: SupervisionEvent) => void;
+}
+
+/**
+ * One failure of a child and its outcome: `restart` (after `delayMs`; `inWindow` restarts in the intensity
+ * window, this one included), `resume`, `stop`, or `escalate` (the decider said so, or the restart intensity
+ * was exceeded: then `error` is the `escalated` error the supervisor fails with, its cause the child's failure).
+ */
+export interface SupervisionEvent {
+  readonly kind: "restart" | "resume" | "stop" | "escalate";
+  /** The failed child's path. */
+  readonly child: string;
+  readonly error: ActorError;
+  readonly delayMs: number;
+  readonly inWindow: number;
+  /** The restart intensity in force. */
+  readonly maxRestarts: number;
+  readonly withinMs: number;
 }
 
 export interface ResolvedSupervision {
@@ -42,6 +64,7 @@ export interface ResolvedSupervision {
   readonly withinMs: number;
   readonly backoff: Required<BackoffOptions>;
   readonly decider: (error: ActorError) => Directive;
+  readonly observe: ((event: SupervisionEvent) => void) | undefined;
 }
 
 export const DEFAULT_SUPERVISION: ResolvedSupervision = {
@@ -50,6 +73,7 @@ export const DEFAULT_SUPERVISION: ResolvedSupervision = {
   withinMs: 5000,
   backoff: { minMs: 0, maxMs: 0, factor: 2, jitter: 0 },
   decider: () => "restart",
+  observe: undefined,
 };
 
 export function resolveSupervision(options: SupervisionOptions | undefined): ResolvedSupervision {
@@ -62,6 +86,7 @@ export function resolveSupervision(options: SupervisionOptions | undefined): Res
       ? { minMs: backoff.minMs, maxMs: backoff.maxMs, factor: backoff.factor ?? 2, jitter: backoff.jitter ?? 0 }
       : DEFAULT_SUPERVISION.backoff,
     decider: options?.decider ?? DEFAULT_SUPERVISION.decider,
+    observe: options?.observe,
   };
   const b = resolved.backoff;
   if (!(resolved.maxRestarts >= 0) || !(resolved.withinMs > 0)) {

@@ -10,6 +10,7 @@ import {
   type ActorSystem,
   type Directive,
   type Replies,
+  type SupervisionEvent,
   type SupervisionOptions,
 } from "../../src/actors/index.js";
 
@@ -127,6 +128,37 @@ describe("supervision", () => {
     const pt = await parent.terminated; // the system's decider stops the escalating parent
     expect(pt.kind).toBe("failed");
     expect(system.deadLetters.total).toBe(0);
+  });
+
+  it("should tell the observer of every failure and its outcome: restarts with their delay, then the escalation", async () => {
+    const events: SupervisionEvent[] = [];
+    const backoff = { minMs: 100, maxMs: 1000, factor: 2 };
+    const { a } = await setup({ maxRestarts: 2, withinMs: 10_000, backoff, observe: (e) => events.push(e) }, { decider: () => "stop" });
+    for (const delay of [100, 200]) {
+      a.tell({ type: "fail", kind: "x" });
+      await settle();
+      await clock.advance(delay);
+      expect(a.status).toBe("running");
+    }
+    a.tell({ type: "fail", kind: "x" }); // the third within 10 s: intensity exceeded
+    await a.terminated;
+    expect(events.map((e) => [e.kind, e.child, e.delayMs, e.inWindow, e.error.code])).toEqual([
+      ["restart", a.path, 100, 1, "failed"],
+      ["restart", a.path, 200, 2, "failed"],
+      ["escalate", a.path, 0, 2, "escalated"],
+    ]);
+    expect(events[2]).toMatchObject({ maxRestarts: 2, withinMs: 10_000 });
+  });
+
+  it("should ignore an observer that throws", async () => {
+    const { a } = await setup({
+      observe: () => {
+        throw new Error("observer");
+      },
+    });
+    a.tell({ type: "fail", kind: "x" });
+    expect(await a.ask({ type: "get" })).toBe(0);
+    expect(a.restarts).toBe(1);
   });
 
   it("should keep restarting when failures are spread wider than the window", async () => {
