@@ -7,7 +7,7 @@ import { readGgufBytes } from "../../src/formats/gguf/index.js";
 import { readSafetensorsBytes, writeSafetensors } from "../../src/formats/safetensors/index.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
 import { writeHfBitnetFixture, type HfBitnetFixtureOptions } from "../../src/model/bitnet/hf-fixture.js";
-import { hfToBarbellName, readHfBitnetFolder, type HfBitnetFolder } from "../../src/model/bitnet/hf.js";
+import { hfToBarbellName, MAX_HF_CONFIG_BYTES, readHfBitnetFolder, type HfBitnetFolder } from "../../src/model/bitnet/hf.js";
 import { bf16ToF32, f32ToBf16 } from "../../src/quant/half.js";
 import { QUANT_TRAITS } from "../../src/quant/table.js";
 import { absmeanTernarize } from "../../src/quant/values.js";
@@ -197,6 +197,55 @@ describe("Hugging Face BitNet folders", () => {
     const error: unknown = await readHfBitnetFolder(dir).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FormatError);
     expect((error as Error).message).toMatch(message);
+  });
+
+  // Issue 13 item 2: num_hidden_layers 2^31 built the list of 21 billion required tensor names before any limit
+  // was checked (89 s, 5.2 GiB, heap out of memory). Every size is now checked against its limit when parsed.
+  it.each([
+    ["num_hidden_layers", 2 ** 31, 1024],
+    ["num_hidden_layers", 200_000, 1024],
+    ["hidden_size", 2 ** 40, 65_536],
+    ["intermediate_size", 2 ** 31, 262_144],
+    ["num_attention_heads", 4096, 1024],
+    ["num_key_value_heads", 2 ** 31, 1024],
+    ["vocab_size", 2 ** 31, 1 << 22],
+    ["max_position_embeddings", 2 ** 40, 1 << 20],
+    ["vocab_size", "123456789012345678901234567890", 1 << 22],
+  ] as const)("should refuse %s = %s as past barbell's limit %s before sizing anything from it", async (key, value, max) => {
+    await writeHfBitnetFixture(dir, SIZES);
+    const text = (await readFile(join(dir, "config.json"), "utf8")).replace(
+      new RegExp(`"${key}": [0-9]+`),
+      `"${key}": ${String(value)}`,
+    );
+    await writeFile(join(dir, "config.json"), text);
+    const started = performance.now();
+    const error: unknown = await readHfBitnetFolder(dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FormatError);
+    expect((error as FormatError).code).toBe("limit");
+    expect((error as Error).message).toContain(`"${key}"`);
+    expect((error as Error).message).toContain(`limit is ${max}`);
+    expect(performance.now() - started).toBeLessThan(10_000); // the old loader ran out of memory after 89 s
+  });
+
+  it("should refuse heads an odd number of dimensions wide when parsing config.json", async () => {
+    await writeHfBitnetFixture(dir, SIZES);
+    await editConfig((c) => {
+      c.hidden_size = 60;
+      c.num_attention_heads = 4;
+      c.num_key_value_heads = 4;
+    });
+    await expect(readHfBitnetFolder(dir)).rejects.toThrow(/heads 15 wide; rotary embedding needs pairs/);
+  });
+
+  it("should refuse a config.json over MAX_HF_CONFIG_BYTES or missing with a FileError, and bad UTF-8 with a FormatError", async () => {
+    await writeHfBitnetFixture(dir, SIZES);
+    const config = await readFile(join(dir, "config.json"), "utf8");
+    await writeFile(join(dir, "config.json"), config.replace("{", `{"pad": "${"x".repeat(MAX_HF_CONFIG_BYTES)}",`));
+    await expect(readHfBitnetFolder(dir)).rejects.toMatchObject({ name: "FileError", code: "too-large" });
+    await writeFile(join(dir, "config.json"), Buffer.concat([Buffer.from(config.slice(0, 20)), Buffer.of(0xc3, 0x28)]));
+    await expect(readHfBitnetFolder(dir)).rejects.toMatchObject({ name: "FormatError", code: "bad-utf8" });
+    await rm(join(dir, "config.json"));
+    await expect(readHfBitnetFolder(dir)).rejects.toMatchObject({ name: "FileError", code: "missing" });
   });
 
   it("should reject a packed projection without weight_scale and a non-positive weight_scale", async () => {

@@ -3,33 +3,20 @@ import type { DenseDType } from "../../backends/backend.js";
 import { FormatError } from "../../core/errors.js";
 import { packTernary } from "../../quant/layouts.js";
 import type { TernaryPacked } from "../../quant/repack.js";
-import { CONFIG_LIMITS, type BitnetConfig } from "./config.js";
+import type { BitnetConfig } from "./config.js";
 import type { HfBitnetFolder, HfBitnetTensor } from "./hf.js";
 import type { WeightSource } from "./weights.js";
 
 /** Storage dtypes of float tensors that barbell keeps as they are for the embedding and head. */
 const KEEP_AS_IS = { BF16: "bf16", F16: "f16", F32: "f32" } as const satisfies Record<string, DenseDType>;
 
-/** The BitnetConfig a Hugging Face config describes (2B-4T → `bitnet-b1.58`, 1bitLLM → `bitnet`). */
+/**
+ * The BitnetConfig a Hugging Face config describes (2B-4T → `bitnet-b1.58`, 1bitLLM → `bitnet`). Its sizes were
+ * checked against CONFIG_LIMITS (HF_CONFIG_LIMITS) and its head layout (even head width) by parseHfBitnetConfig.
+ */
 export function configFromHf(folder: HfBitnetFolder): BitnetConfig {
   const h = folder.config;
-  const limits: [string, number, number][] = [
-    ["hidden_size", h.hiddenSize, CONFIG_LIMITS.hidden],
-    ["intermediate_size", h.intermediateSize, CONFIG_LIMITS.ffn],
-    ["num_hidden_layers", h.numHiddenLayers, CONFIG_LIMITS.layers],
-    ["num_attention_heads", h.numAttentionHeads, CONFIG_LIMITS.heads],
-    ["vocab_size", h.vocabSize, CONFIG_LIMITS.vocab],
-    ["max_position_embeddings", h.maxPositionEmbeddings, CONFIG_LIMITS.context],
-  ];
-  for (const [key, value, max] of limits) {
-    if (value > max) {
-      throw new FormatError("bad-value", `[hf-bitnet] config.json "${key}" = ${value} exceeds barbell's limit of ${max}`);
-    }
-  }
   const headDim = h.hiddenSize / h.numAttentionHeads;
-  if (!Number.isInteger(headDim) || headDim % 2 !== 0) {
-    throw new FormatError("bad-value", `[hf-bitnet] ${h.hiddenSize} wide with ${h.numAttentionHeads} heads gives no even head width`);
-  }
   return {
     arch: h.hiddenAct === "relu2" ? "bitnet-b1.58" : "bitnet",
     name: undefined,

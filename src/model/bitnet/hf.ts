@@ -6,9 +6,9 @@
  * meaning depends on `quantization_config.linear_class` (autobitlinear: γ = weight_scale; bitlinear:
  * γ = 1/weight_scale), or full-precision master weights (2B-4T-bf16, 1bitLLM) ternarized at load by absmean.
  */
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { FormatError } from "../../core/errors.js";
+import { readRegularFile } from "../../core/files.js";
 import {
   describeJson,
   isJsonObject,
@@ -24,6 +24,27 @@ import {
 } from "../../formats/safetensors/index.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import { absmeanTernarize } from "../../quant/values.js";
+import { CONFIG_LIMITS } from "./config.js";
+
+/** Largest `config.json` read (BitNet configs are about 1 KB): bounds the one read and the JSON parse. */
+export const MAX_HF_CONFIG_BYTES = 1 << 20;
+
+/** Nesting depth of `config.json` (`quantization_config` is depth 2; `rope_scaling` and the like fit easily). */
+const MAX_HF_CONFIG_DEPTH = 16;
+
+/**
+ * The largest value of each size in `config.json`: the limits the GGUF loader applies (CONFIG_LIMITS), checked
+ * when the config is parsed, before anything (tensor name lists, shapes, buffers) is sized from them.
+ */
+export const HF_CONFIG_LIMITS = {
+  hidden_size: CONFIG_LIMITS.hidden,
+  intermediate_size: CONFIG_LIMITS.ffn,
+  num_hidden_layers: CONFIG_LIMITS.layers,
+  num_attention_heads: CONFIG_LIMITS.heads,
+  num_key_value_heads: CONFIG_LIMITS.heads,
+  vocab_size: CONFIG_LIMITS.vocab,
+  max_position_embeddings: CONFIG_LIMITS.context,
+} as const;
 
 /** FFN activation named by `hidden_act`. */
 export type HfHiddenAct = "relu2" | "silu";
@@ -166,11 +187,19 @@ function field(cfg: JsonObject, key: string): JsonValue {
   return v;
 }
 
-function positiveInt(cfg: JsonObject, key: string): number {
+/** A size field: a positive integer up to its HF_CONFIG_LIMITS entry (FormatError `limit` above it). */
+function size(cfg: JsonObject, key: keyof typeof HF_CONFIG_LIMITS): number {
   const v = field(cfg, key);
+  const max = HF_CONFIG_LIMITS[key];
   const n = jsonSafeInteger(v);
+  if (n === undefined && v instanceof JsonNumber && /^[1-9][0-9]*$/.test(v.text)) {
+    fail("limit", `config.json "${key}" is ${describeJson(v)}; barbell's limit is ${max}`); // past 2^53
+  }
   if (n === undefined || n < 1) {
     fail("bad-value", `config.json "${key}" is ${describeJson(v)}, not a positive integer`);
+  }
+  if (n > max) {
+    fail("limit", `config.json "${key}" is ${n}; barbell's limit is ${max}`);
   }
   return n;
 }
@@ -211,9 +240,13 @@ function quantization(cfg: JsonObject): HfQuantizationConfig | undefined {
   return { quantMethod, linearClass, quantizationMode: mode };
 }
 
-/** Parses and checks the text of a BitNet `config.json`; FormatError `bad-value` names the first bad field. */
+/**
+ * Parses and checks the text of a BitNet `config.json`: every size against HF_CONFIG_LIMITS, the head layout
+ * (heads divide the width and are an even number of dimensions wide, KV heads divide the heads). FormatError
+ * `bad-value` names the first bad field, `limit` the first size past its limit.
+ */
 export function parseHfBitnetConfig(text: string): HfBitnetConfig {
-  const cfg = parseJson(text, { maxDepth: 16, label: "hf-bitnet" });
+  const cfg = parseJson(text, { maxDepth: MAX_HF_CONFIG_DEPTH, label: "hf-bitnet" });
   if (!isJsonObject(cfg)) {
     fail("bad-value", `config.json is ${describeJson(cfg)}, not an object`);
   }
@@ -222,11 +255,14 @@ export function parseHfBitnetConfig(text: string): HfBitnetConfig {
   if (!architectures.some((a) => ARCHITECTURES.includes(a))) {
     fail("bad-value", `config.json "architectures" must name ${ARCHITECTURES.join(" or ")}`);
   }
-  const heads = positiveInt(cfg, "num_attention_heads");
-  const kvHeads = cfg.has("num_key_value_heads") ? positiveInt(cfg, "num_key_value_heads") : heads;
-  const hiddenSize = positiveInt(cfg, "hidden_size");
+  const heads = size(cfg, "num_attention_heads");
+  const kvHeads = cfg.has("num_key_value_heads") ? size(cfg, "num_key_value_heads") : heads;
+  const hiddenSize = size(cfg, "hidden_size");
   if (hiddenSize % heads !== 0 || heads % kvHeads !== 0) {
     fail("bad-value", `hidden_size ${hiddenSize}, ${heads} heads and ${kvHeads} KV heads do not divide evenly`);
+  }
+  if ((hiddenSize / heads) % 2 !== 0) {
+    fail("bad-value", `${hiddenSize} wide with ${heads} heads gives heads ${hiddenSize / heads} wide; rotary embedding needs pairs`);
   }
   const tie = cfg.get("tie_word_embeddings");
   if (tie !== undefined && typeof tie !== "boolean") {
@@ -236,12 +272,12 @@ export function parseHfBitnetConfig(text: string): HfBitnetConfig {
     architectures,
     modelType: oneOf(cfg, "model_type", ["bitnet", "llama"]),
     hiddenSize,
-    intermediateSize: positiveInt(cfg, "intermediate_size"),
-    numHiddenLayers: positiveInt(cfg, "num_hidden_layers"),
+    intermediateSize: size(cfg, "intermediate_size"),
+    numHiddenLayers: size(cfg, "num_hidden_layers"),
     numAttentionHeads: heads,
     numKeyValueHeads: kvHeads,
-    vocabSize: positiveInt(cfg, "vocab_size"),
-    maxPositionEmbeddings: positiveInt(cfg, "max_position_embeddings"),
+    vocabSize: size(cfg, "vocab_size"),
+    maxPositionEmbeddings: size(cfg, "max_position_embeddings"),
     rmsNormEps: positiveNumber(cfg, "rms_norm_eps"),
     ropeTheta: positiveNumber(cfg, "rope_theta"),
     hiddenAct: oneOf(cfg, "hidden_act", ["relu2", "silu"]),
@@ -394,21 +430,26 @@ export function describeHfBitnetTensors(
   return { tensors, unused, tiedOutput };
 }
 
-/**
- * Opens a Hugging Face BitNet folder: checks `config.json`, opens `model.safetensors` (or the shards of
- * `model.safetensors.index.json`), and describes every tensor barbell needs without reading tensor data.
- * Throws FormatError naming the field, tensor or shapes for anything barbell cannot run.
- */
-export async function readHfBitnetFolder(dir: string): Promise<HfBitnetFolder> {
-  const raw = await readFile(join(dir, "config.json"));
+/** The bytes of a `config.json` checked and parsed: at most MAX_HF_CONFIG_BYTES of UTF-8, then parseHfBitnetConfig. */
+export function hfBitnetConfigFromBytes(bytes: Uint8Array): HfBitnetConfig {
+  if (bytes.length > MAX_HF_CONFIG_BYTES) {
+    fail("limit", `config.json is ${bytes.length} bytes; the limit is ${MAX_HF_CONFIG_BYTES}`);
+  }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(raw);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     fail("bad-utf8", "config.json is not valid UTF-8");
   }
-  const config = parseHfBitnetConfig(text);
-  const store = await openSafetensorsFolder(dir);
+  return parseHfBitnetConfig(text);
+}
+
+/**
+ * A BitNet model over an opened tensor store (a folder's weights, or safetensors bytes in memory) and its checked
+ * config: describes every tensor barbell needs without reading tensor data. The folder owns `store` from here
+ * on: closing it closes the store, and a failure closes the store before it is thrown.
+ */
+export async function hfBitnetFromStore(config: HfBitnetConfig, store: SafetensorsTensorStore): Promise<HfBitnetFolder> {
   try {
     const { tensors, unused, tiedOutput } = describeHfBitnetTensors(store, config);
     const close = (): Promise<void> => store.close();
@@ -417,4 +458,16 @@ export async function readHfBitnetFolder(dir: string): Promise<HfBitnetFolder> {
     await store.close();
     throw e;
   }
+}
+
+/**
+ * Opens a Hugging Face BitNet folder: checks `config.json` (a regular file of at most MAX_HF_CONFIG_BYTES), opens
+ * `model.safetensors` (or the shards of `model.safetensors.index.json`), and describes every tensor barbell needs
+ * without reading tensor data. Throws FormatError naming the field, tensor or shapes for anything barbell cannot
+ * run, FileError for a config.json that is missing, not a regular file or too large.
+ */
+export async function readHfBitnetFolder(dir: string): Promise<HfBitnetFolder> {
+  const raw = await readRegularFile(join(dir, "config.json"), MAX_HF_CONFIG_BYTES, "[hf-bitnet] model config");
+  const config = hfBitnetConfigFromBytes(raw);
+  return hfBitnetFromStore(config, await openSafetensorsFolder(dir));
 }
