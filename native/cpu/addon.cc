@@ -2,6 +2,7 @@
 //
 // Exports:
 //   features()  → { best, flags, physicalCores, logicalCores }   (cheap; used by the child-process probe)
+//   opTableHash → the op table fingerprint this build was generated from (ops.generated.h)
 //   selfTest(isa?) → true when the chosen SIMD path matches the scalar path on a small problem
 //   Context(threads, isa)  a thread pool bound to one ISA table, with one method per kernel.
 //
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@
 #include "float_kernels.h"
 #include "kernels.h"
 #include "executor.h"
+#include "ops.generated.h"
 #include "thread_pool.h"
 
 namespace barbell {
@@ -74,6 +77,27 @@ bool get_int(const Napi::CallbackInfo& info, size_t idx, const char* name, int64
   return true;
 }
 
+// An element-wise op code from JS. Anything but a code of the generated enum (0 … count − 1) is a
+// RangeError "unknown op code" (the TS glue turns it into a UsageError), never a default op.
+bool get_op_code(const Napi::CallbackInfo& info, size_t idx, const char* kernel, int count, int64_t* out) {
+  const Napi::Value v = info[idx];
+  if (!v.IsNumber()) {
+    Napi::TypeError::New(info.Env(), std::string("[native-cpu] ") + kernel + ": the op code must be a number")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d < count) || d != static_cast<double>(static_cast<int64_t>(d))) {
+    std::ostringstream text;
+    text << "[native-cpu] " << kernel << ": unknown op code " << d << " (this build has " << count << " " << kernel
+         << " ops)";
+    Napi::RangeError::New(info.Env(), text.str()).ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
 constexpr int64_t kMaxDim = 0x7fffffff;
 // |Σ code·x| ≤ 2·128·K must fit int32 (codes are trit + 1).
 constexpr int64_t kMaxK = 1 << 22;
@@ -92,6 +116,15 @@ bool checked_product(int64_t a, int64_t b, size_t* out) {
   int64_t var = 0;                                                \
   if (!get_int(info, idx, #var, max, &var)) {                    \
     return info.Env().Undefined();                                \
+  }
+#define ARG_OP(var, idx, Enum, kernel)                                         \
+  ops::Enum var{};                                                              \
+  {                                                                             \
+    int64_t code = 0;                                                           \
+    if (!get_op_code(info, idx, kernel, ops::k##Enum##Count, &code)) {          \
+      return info.Env().Undefined();                                            \
+    }                                                                           \
+    var = static_cast<ops::Enum>(code);                                         \
   }
 #define ARG_ARRAY(T, var, idx, needed)                           \
   T* var = nullptr;                                               \
@@ -657,11 +690,11 @@ class Context : public Napi::ObjectWrap<Context> {
     if (!alive(info)) {
       return info.Env().Undefined();
     }
-    ARG_INT(op, 0, 8);
+    ARG_OP(op, 0, Unary, "unary");
     ARG_INT(count, 2, INT64_MAX / 8);
     ARG_ARRAY(float, x, 1, static_cast<size_t>(count));
     ARG_ARRAY(float, out, 3, static_cast<size_t>(count));
-    exec_->unary(static_cast<int>(op), x, static_cast<size_t>(count), out);
+    exec_->unary(op, x, static_cast<size_t>(count), out);
     return info.Env().Undefined();
   }
 
@@ -671,7 +704,7 @@ class Context : public Napi::ObjectWrap<Context> {
     if (!alive(info)) {
       return info.Env().Undefined();
     }
-    ARG_INT(op, 0, 5);
+    ARG_OP(op, 0, Binary, "binary");
     auto dims = [&](size_t idx, std::vector<int64_t>* v) {
       if (!info[idx].IsTypedArray() || info[idx].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
         Napi::TypeError::New(info.Env(), "[native-cpu] binary: strides must be a Float64Array").ThrowAsJavaScriptException();
@@ -713,7 +746,7 @@ class Context : public Napi::ObjectWrap<Context> {
     }
     ARG_ARRAY(float, a, 1, a_last + 1);
     ARG_ARRAY(float, b, 3, b_last + 1);
-    binary_strided(static_cast<int>(op), a, as.data(), b, bs.data(), shape.data(), static_cast<int>(shape.size()), out);
+    binary_strided(op, a, as.data(), b, bs.data(), shape.data(), static_cast<int>(shape.size()), out);
     return info.Env().Undefined();
   }
 
@@ -722,12 +755,12 @@ class Context : public Napi::ObjectWrap<Context> {
     if (!alive(info)) {
       return info.Env().Undefined();
     }
-    ARG_INT(op, 0, 5);
+    ARG_OP(op, 0, Binary, "binary");
     ARG_INT(count, 3, INT64_MAX / 8);
     ARG_ARRAY(float, a, 1, static_cast<size_t>(count));
     ARG_ARRAY(float, b, 2, static_cast<size_t>(count));
     ARG_ARRAY(float, out, 4, static_cast<size_t>(count));
-    exec_->binary_flat(static_cast<int>(op), a, b, static_cast<size_t>(count), out);
+    exec_->binary_flat(op, a, b, static_cast<size_t>(count), out);
     return info.Env().Undefined();
   }
 
@@ -874,6 +907,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("features", Napi::Function::New(env, Features));
   exports.Set("selfTest", Napi::Function::New(env, SelfTest));
   exports.Set("Context", Context::Init(env));
+  exports.Set("opTableHash", Napi::Number::New(env, static_cast<double>(ops::kOpTableHash)));
   return exports;
 }
 

@@ -90,7 +90,7 @@ int Executor::bitnet_block(const BlockArgs& a) {
     const TernaryTarget t[1] = {{a.w[3], a.gamma[3], E, o}};
     ternary_prepared(scales, seq, Q, t, 1);
   }
-  binary_flat(0, a.h, o, S * E, h1);
+  binary_flat(ops::Binary::kAdd, a.h, o, S * E, h1);
 
   // Feed-forward branch.
   rms_norm(h1, a.norm[2], seq, E, a.eps, x);
@@ -113,8 +113,8 @@ int Executor::bitnet_block(const BlockArgs& a) {
       }
     });
   } else {
-    unary(5, g, S * F, g);
-    binary_flat(2, g, u, S * F, g);
+    unary(ops::Unary::kSilu, g, S * F, g);
+    binary_flat(ops::Binary::kMul, g, u, S * F, g);
   }
   rms_norm(g, a.norm[3], seq, F, a.eps, x);
   if (!quant(x, F)) {
@@ -124,7 +124,7 @@ int Executor::bitnet_block(const BlockArgs& a) {
     const TernaryTarget t[1] = {{a.w[6], a.gamma[6], E, o}};
     ternary_prepared(scales, seq, F, t, 1);
   }
-  binary_flat(0, h1, o, S * E, a.out);
+  binary_flat(ops::Binary::kAdd, h1, o, S * E, a.out);
   return -1;
 }
 

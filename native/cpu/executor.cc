@@ -349,9 +349,9 @@ void Executor::rms_norm(const float* x, const float* w, int rows, int cols, doub
   });
 }
 
-void Executor::unary(int op, const float* x, size_t n, float* out) {
+void Executor::unary(ops::Unary op, const float* x, size_t n, float* out) {
   parallel_range(n, kParallelGrain, [&](size_t b, size_t e) {
-    if (op == 5 && table_.silu != nullptr) {
+    if (op == ops::Unary::kSilu && table_.silu != nullptr) {
       table_.silu(x + b, e - b, out + b);
     } else {
       barbell::unary(op, x + b, e - b, out + b);
@@ -359,7 +359,7 @@ void Executor::unary(int op, const float* x, size_t n, float* out) {
   });
 }
 
-void Executor::binary_flat(int op, const float* a, const float* b, size_t n, float* out) {
+void Executor::binary_flat(ops::Binary op, const float* a, const float* b, size_t n, float* out) {
   parallel_range(n, kParallelGrain, [&](size_t s, size_t e) { barbell::binary_flat(op, a + s, b + s, e - s, out + s); });
 }
 

@@ -7,6 +7,17 @@
 
 #include "kernels.h"
 
+// The element-wise switches below list every op of the generated enums and have no default, so an op
+// added to the op table (src/backends/ops.ts) is a compile error here until it is implemented.
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic error "-Wswitch"
+#define BARBELL_UNREACHABLE() __builtin_unreachable()
+#elif defined(_MSC_VER)
+#define BARBELL_UNREACHABLE() __assume(0)
+#else
+#define BARBELL_UNREACHABLE() std::abort()
+#endif
+
 namespace barbell {
 
 int64_t quantize_rows(const float* x, int m, int k, int8_t* q, float* scales) {
@@ -195,24 +206,25 @@ void dense_q8_ref(const float* x, const uint8_t* w, int k, int m, int n, float* 
 }
 
 namespace {
-inline double unary_one(int op, double x) {
+inline double unary_one(ops::Unary op, double x) {
   switch (op) {
-    case 0: return -x;
-    case 1: return std::fabs(x);
-    case 2: return std::exp(x);
-    case 3: return std::isnan(x) ? x : (x > 0 ? x : 0.0);
-    case 4: {
+    case ops::Unary::kNeg: return -x;
+    case ops::Unary::kAbs: return std::fabs(x);
+    case ops::Unary::kExp: return std::exp(x);
+    case ops::Unary::kRelu: return std::isnan(x) ? x : (x > 0 ? x : 0.0);
+    case ops::Unary::kRelu2: {
       const double r = std::isnan(x) ? x : (x > 0 ? x : 0.0);
       return r * r;
     }
-    case 5: return x / (1 + std::exp(-x));
-    case 6: {
+    case ops::Unary::kSilu: return x / (1 + std::exp(-x));
+    case ops::Unary::kGelu: {
       const double k = std::sqrt(2 / M_PI);
       return 0.5 * x * (1 + std::tanh(k * (x + 0.044715 * x * x * x)));
     }
-    case 7: return 1 / (1 + std::exp(-x));
-    default: return std::tanh(x);
+    case ops::Unary::kSigmoid: return 1 / (1 + std::exp(-x));
+    case ops::Unary::kTanh: return std::tanh(x);
   }
+  BARBELL_UNREACHABLE();  // every enumerator returns above; codes are validated where they enter (addon.cc)
 }
 
 // Math.max / Math.min: NaN propagates, −0 < +0.
@@ -235,20 +247,21 @@ inline double js_min(double a, double b) {
   return a < b ? a : b;
 }
 
-inline float binary_one(int op, float a, float b) {
+inline float binary_one(ops::Binary op, float a, float b) {
   switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return static_cast<float>(js_max(a, b));
-    default: return static_cast<float>(js_min(a, b));
+    case ops::Binary::kAdd: return a + b;
+    case ops::Binary::kSub: return a - b;
+    case ops::Binary::kMul: return a * b;
+    case ops::Binary::kDiv: return a / b;
+    case ops::Binary::kMax: return static_cast<float>(js_max(a, b));
+    case ops::Binary::kMin: return static_cast<float>(js_min(a, b));
   }
+  BARBELL_UNREACHABLE();
 }
 }  // namespace
 
-void unary(int op, const float* x, size_t n, float* out) {
-  if (op == 3) {
+void unary(ops::Unary op, const float* x, size_t n, float* out) {
+  if (op == ops::Unary::kRelu) {
     for (size_t t = 0; t < n; ++t) {
       const float v = x[t];
       out[t] = std::isnan(v) ? v : (v > 0.0f ? v : 0.0f);
@@ -260,7 +273,7 @@ void unary(int op, const float* x, size_t n, float* out) {
   }
 }
 
-void binary_strided(int op, const float* a, const int64_t* as, const float* b, const int64_t* bs,
+void binary_strided(ops::Binary op, const float* a, const int64_t* as, const float* b, const int64_t* bs,
                     const int64_t* shape, int rank, float* out) {
   int64_t total = 1;
   for (int d = 0; d < rank; ++d) {
@@ -297,14 +310,15 @@ void binary_strided(int op, const float* a, const int64_t* as, const float* b, c
   }
 }
 
-void binary_flat(int op, const float* a, const float* b, size_t n, float* out) {
+void binary_flat(ops::Binary op, const float* a, const float* b, size_t n, float* out) {
   // A single f32 add / sub / mul / div rounds exactly like the reference's fround(a op b) in float64.
   switch (op) {
-    case 0: for (size_t t = 0; t < n; ++t) out[t] = a[t] + b[t]; return;
-    case 1: for (size_t t = 0; t < n; ++t) out[t] = a[t] - b[t]; return;
-    case 2: for (size_t t = 0; t < n; ++t) out[t] = a[t] * b[t]; return;
-    case 3: for (size_t t = 0; t < n; ++t) out[t] = a[t] / b[t]; return;
-    default: for (size_t t = 0; t < n; ++t) out[t] = binary_one(op, a[t], b[t]); return;
+    case ops::Binary::kAdd: for (size_t t = 0; t < n; ++t) out[t] = a[t] + b[t]; return;
+    case ops::Binary::kSub: for (size_t t = 0; t < n; ++t) out[t] = a[t] - b[t]; return;
+    case ops::Binary::kMul: for (size_t t = 0; t < n; ++t) out[t] = a[t] * b[t]; return;
+    case ops::Binary::kDiv: for (size_t t = 0; t < n; ++t) out[t] = a[t] / b[t]; return;
+    case ops::Binary::kMax:
+    case ops::Binary::kMin: for (size_t t = 0; t < n; ++t) out[t] = binary_one(op, a[t], b[t]); return;
   }
 }
 

@@ -6,6 +6,7 @@
  * {@link TensorRef} (a buffer, a dtype and a runtime shape). The typed layer in `src/tensor` checks
  * names and sizes before it calls a kernel, so kernels may assume their inputs are consistent.
  */
+import type { BinaryOp, UnaryOp } from "./ops.js";
 
 /** How elements are stored. The typed layer's dtypes map one to one onto these. */
 export type StorageDType =
@@ -41,8 +42,8 @@ export interface TensorRef {
   readonly scale?: number;
 }
 
-export type UnaryOp = "neg" | "abs" | "exp" | "relu" | "relu2" | "silu" | "gelu" | "sigmoid" | "tanh";
-export type BinaryOp = "add" | "sub" | "mul" | "div" | "max" | "min";
+/** The element-wise ops of `unary` and `binary`: the keys of the op table (ops.ts), which gives their codes. */
+export type { BinaryOp, UnaryOp };
 /**
  * Which dimensions rotate together:
  * - "neox": (j, j + headDim/2), rotate_half style (HF Llama, GGUF BitNet, llama.cpp NEOX rope type);
@@ -202,7 +203,7 @@ export interface Backend {
 /** Names of the built-in backends. */
 export type BackendName = "js" | "wasm-simd" | "native-cpu";
 
-/** The name of one kernel of {@link Kernels}. */
+/** The name of one kernel of {@link Kernels}; the op table (ops.ts) has an entry for each and no other. */
 export type KernelName = keyof Kernels;
 
 /** Where a backend keeps its buffers: the methods a chain delegates memory management to. */

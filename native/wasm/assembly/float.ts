@@ -3,6 +3,28 @@
  * order of operations: bit-exact given the host's Math functions, which are imported), attention (f32
  * dot products, float64 softmax), element-wise ops and scaling (exact f32 operations).
  */
+import {
+  BINARY_ADD as ADD,
+  BINARY_COUNT,
+  BINARY_DIV as DIV,
+  BINARY_MAX as MAX,
+  BINARY_MIN as MIN,
+  BINARY_MUL as MUL,
+  BINARY_SUB as SUB,
+  UNARY_ABS as ABS,
+  UNARY_COUNT,
+  UNARY_EXP as EXP,
+  UNARY_GELU as GELU,
+  UNARY_NEG as NEG,
+  UNARY_RELU as RELU,
+  UNARY_RELU2 as RELU2,
+  UNARY_SIGMOID as SIGMOID,
+  UNARY_SILU as SILU,
+  UNARY_TANH as TANH,
+} from "./ops.generated";
+
+/** What `unary` and `binary` return for an op code the op table does not have (nothing is written). */
+export const UNKNOWN_OP: i32 = -1;
 
 /** Largest finite f32. */
 const F32_MAX: f32 = reinterpret<f32>(0x7f7fffff);
@@ -240,21 +262,13 @@ export function attention(
   }
 }
 
-/** Unary op codes, shared with the JS glue. */
-const NEG = 0;
-const ABS = 1;
-const EXP = 2;
-const RELU = 3;
-const RELU2 = 4;
-const SILU = 5;
-const GELU = 6;
-const SIGMOID = 7;
-const TANH = 8;
-
 /** sqrt(2/π) as the reference computes it. */
 const SQRT_2_OVER_PI: f64 = sqrt<f64>(2.0 / 3.141592653589793);
 
-/** The reference's float64 scalar definitions of the transcendental ops. */
+/**
+ * The reference's float64 scalar definitions of the transcendental ops. An op of the table without a case
+ * here traps (the JS glue reports it as unsupported): never a default result.
+ */
 function unaryScalar(op: i32, x: f64): f64 {
   switch (op) {
     case EXP:
@@ -268,12 +282,19 @@ function unaryScalar(op: i32, x: f64): f64 {
     case TANH:
       return Math.tanh(x);
     default:
-      return NaN;
+      unreachable();
+      return 0;
   }
 }
 
-/** out[i] = op(x[i]), i < size. neg, abs, relu and relu2 are exact f32 operations; the rest float64. */
-export function unary(op: i32, x: usize, size: i32, out: usize): void {
+/**
+ * out[i] = op(x[i]), i < size. neg, abs, relu and relu2 are exact f32 operations; the rest float64.
+ * Returns 0, or UNKNOWN_OP for a code outside the op table.
+ */
+export function unary(op: i32, x: usize, size: i32, out: usize): i32 {
+  if (<u32>op >= <u32>UNARY_COUNT) {
+    return UNKNOWN_OP;
+  }
   if (op == NEG || op == ABS || op == RELU || op == RELU2) {
     const zero = f32x4.splat(0);
     let c = 0;
@@ -309,21 +330,14 @@ export function unary(op: i32, x: usize, size: i32, out: usize): void {
       }
       store<f32>(out + p, r);
     }
-    return;
+    return 0;
   }
   for (let c = 0; c < size; c++) {
     const p = <usize>c << 2;
     store<f32>(out + p, <f32>unaryScalar(op, <f64>load<f32>(x + p)));
   }
+  return 0;
 }
-
-/** Binary op codes, shared with the JS glue. */
-const ADD = 0;
-const SUB = 1;
-const MUL = 2;
-const DIV = 3;
-const MAX = 4;
-const MIN = 5;
 
 // @ts-ignore: decorator
 @inline function apply4(op: i32, a: v128, b: v128): v128 {
@@ -338,8 +352,11 @@ const MIN = 5;
       return f32x4.div(a, b);
     case MAX:
       return f32x4.max(a, b);
-    default:
+    case MIN:
       return f32x4.min(a, b);
+    default:
+      unreachable();
+      return a;
   }
 }
 
@@ -356,8 +373,11 @@ const MIN = 5;
       return a / b;
     case MAX:
       return max<f32>(a, b);
-    default:
+    case MIN:
       return min<f32>(a, b);
+    default:
+      unreachable();
+      return a;
   }
 }
 
@@ -389,14 +409,18 @@ function binaryRow(op: i32, a: usize, aStep: usize, b: usize, bStep: usize, out:
 
 /**
  * out[shape] = a ∘ b over a rank-4 shape (the glue pads lower ranks with leading 1s), each operand read with
- * its own element strides (non-negative; 0 broadcasts). Exact f32 operations.
+ * its own element strides (non-negative; 0 broadcasts). Exact f32 operations. Returns 0, or UNKNOWN_OP for
+ * a code outside the op table.
  */
 export function binary(
   op: i32, a: usize, b: usize, out: usize,
   n0: i32, n1: i32, n2: i32, n3: i32,
   a0: i32, a1: i32, a2: i32, a3: i32,
   b0: i32, b1: i32, b2: i32, b3: i32,
-): void {
+): i32 {
+  if (<u32>op >= <u32>BINARY_COUNT) {
+    return UNKNOWN_OP;
+  }
   let o = out;
   const rowBytes = <usize>n3 << 2;
   for (let i0 = 0; i0 < n0; i0++) {
@@ -409,6 +433,7 @@ export function binary(
       }
     }
   }
+  return 0;
 }
 
 /** out[i] = x[i] · factor (exact f32 products). */

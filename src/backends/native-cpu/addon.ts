@@ -12,6 +12,7 @@ import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Probe } from "../backend.js";
+import { OP_TABLE_HASH } from "../ops.js";
 
 /** What the addon reports about the CPU. */
 export interface NativeFeatures {
@@ -140,6 +141,8 @@ export interface NativeAddon {
   /** Runs the integer kernels of an ISA path on a small problem against the scalar path. */
   selfTest(isa?: string): boolean;
   readonly Context: new (threads: number, isa: string) => NativeContext;
+  /** The op table fingerprint the addon was built from (native/cpu/ops.generated.h). */
+  readonly opTableHash?: number;
 }
 
 /** ISA path names accepted by BARBELL_NATIVE_ISA ("avx512" = the best AVX-512 level). */
@@ -216,14 +219,23 @@ function probeNow(): Probe {
   } catch {
     return { available: false, reason: `barbell_native.node probe printed no features: ${firstLine(child.stdout)}` };
   }
+  let addon: NativeAddon;
   try {
-    loaded = createRequire(import.meta.url)(path) as NativeAddon;
+    addon = createRequire(import.meta.url)(path) as NativeAddon;
   } catch (error) {
     return {
       available: false,
       reason: `barbell_native.node failed to load: ${error instanceof Error ? error.message : String(error)}`,
     };
   }
+  if (addon.opTableHash !== OP_TABLE_HASH) {
+    const built = addon.opTableHash === undefined ? "an older op table" : `op table ${addon.opTableHash.toString(16)}`;
+    return {
+      available: false,
+      reason: `barbell_native.node was built from ${built}, not ${OP_TABLE_HASH.toString(16)} (run "node scripts/build-native.mjs")`,
+    };
+  }
+  loaded = addon;
   const score = { avx512vnni: 50, avx512bw: 40, avx2: 30, neon: 30, scalar: 5 }[features.best] ?? 5;
   return { available: true, score, features: [features.best, ...features.flags, `cores:${features.physicalCores}`] };
 }

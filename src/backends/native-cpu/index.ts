@@ -27,15 +27,14 @@ import type {
   BitnetBlockWeights,
   FusedKernels,
   BackendProvider,
-  BinaryOp,
   KernelName,
   Kernels,
   PartialBackend,
   Probe,
   TensorRef,
-  UnaryOp,
 } from "../backend.js";
 import { views } from "../host-memory.js";
+import { binaryCode, unaryCode } from "../ops.js";
 import { elementCount, storageBytes } from "../storage.js";
 import { nativeAddon, probeNativeCpu, requestedIsa, type NativeContext } from "./addon.js";
 
@@ -44,19 +43,49 @@ export { probeNativeCpu } from "./addon.js";
 /** Largest K of the integer kernels here: |Σ (trit + 1)·x| ≤ 2·128·K must fit an int32. */
 export const NATIVE_MAX_K = 2 ** 22;
 
-const UNARY_CODES: Readonly<Record<UnaryOp, number>> = {
-  neg: 0,
-  abs: 1,
-  exp: 2,
-  relu: 3,
-  relu2: 4,
-  silu: 5,
-  gelu: 6,
-  sigmoid: 7,
-  tanh: 8,
-};
+/** The addon's error for an op code it does not know becomes UsageError "unsupported"; others pass. */
+function typedOpError(error: unknown): unknown {
+  return error instanceof RangeError && error.message.includes("unknown op code")
+    ? new UsageError("unsupported", error.message)
+    : error;
+}
 
-const BINARY_CODES: Readonly<Record<BinaryOp, number>> = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 };
+/**
+ * The addon's element-wise entry points with an op-table code (ops.ts): a code the build does not know is
+ * UsageError "unsupported" (the addon checks it against its generated enum), never a default op.
+ */
+export const nativeElementwise = {
+  unary(ctx: NativeContext, code: number, x: Float32Array, n: number, out: Float32Array): void {
+    try {
+      ctx.unary(code, x, n, out);
+    } catch (error) {
+      throw typedOpError(error);
+    }
+  },
+  binaryFlat(ctx: NativeContext, code: number, a: Float32Array, b: Float32Array, n: number, out: Float32Array): void {
+    try {
+      ctx.binaryFlat(code, a, b, n, out);
+    } catch (error) {
+      throw typedOpError(error);
+    }
+  },
+  binary(
+    ctx: NativeContext,
+    code: number,
+    a: Float32Array,
+    aStrides: Float64Array,
+    b: Float32Array,
+    bStrides: Float64Array,
+    shape: Float64Array,
+    out: Float32Array,
+  ): void {
+    try {
+      ctx.binary(code, a, aStrides, b, bStrides, shape, out);
+    } catch (error) {
+      throw typedOpError(error);
+    }
+  },
+};
 
 /** Options of {@link createNativeCpuBackend}; `isa` overrides BARBELL_NATIVE_ISA (tests use it). */
 export interface NativeCpuOptions extends BackendOptions {
@@ -363,7 +392,7 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
       const oa = f32(out);
       need(op, "x", xa, n);
       need(op, "out", oa, n);
-      ctx.unary(UNARY_CODES[op], xa, n, oa);
+      nativeElementwise.unary(ctx, unaryCode(op), xa, n, oa);
     },
     binary: (op, a, aStrides, b, bStrides, out) => {
       const shape = out.shape;
@@ -382,12 +411,12 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
         // The common case (residual add, gate · up): one flat loop, no stride arrays.
         need(op, "a", aa, total);
         need(op, "b", ba, total);
-        ctx.binaryFlat(BINARY_CODES[op], aa, ba, total, oa);
+        nativeElementwise.binaryFlat(ctx, binaryCode(op), aa, ba, total, oa);
         return;
       }
       const as = stridedOperand(op, "a", aa, aStrides, shape);
       const bs = stridedOperand(op, "b", ba, bStrides, shape);
-      ctx.binary(BINARY_CODES[op], aa, as, ba, bs, Float64Array.from(shape), oa);
+      nativeElementwise.binary(ctx, binaryCode(op), aa, as, ba, bs, Float64Array.from(shape), oa);
     },
     scale: (x, factor, out) => {
       const n = elementCount(x.shape);

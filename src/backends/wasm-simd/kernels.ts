@@ -5,30 +5,50 @@
  * not already guarantee (vocabulary bounds, GQA head counts, finite activations).
  */
 import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
-import type { BinaryOp, KernelName, Kernels, StorageDType, TensorRef, UnaryOp } from "../backend.js";
+import type { KernelName, Kernels, StorageDType, TensorRef } from "../backend.js";
+import { binaryCode, BINARY_OPS, unaryCode, UNARY_OPS } from "../ops.js";
 import { elementCount, storageBytes } from "../storage.js";
 import { SPLIT_CONTIGUOUS, SPLIT_STRIDED } from "./control.js";
-import { EXPORT_NAMES, type KernelExports } from "./loader.js";
+import { EXPORT_NAMES, WASM_UNKNOWN_OP, type KernelExports } from "./loader.js";
 import type { WasmBufferMemory } from "./memory.js";
 import type { KernelThreads } from "./threads.js";
 
 /** Largest K of the integer kernels (as the reference): 128 · K stays below 2^31. */
 export const MAX_DOT_K = 2 ** 24 - 1;
 
-/** Op codes of native/wasm/assembly/float.ts. */
-const UNARY_CODES = {
-  neg: 0,
-  abs: 1,
-  exp: 2,
-  relu: 3,
-  relu2: 4,
-  silu: 5,
-  gelu: 6,
-  sigmoid: 7,
-  tanh: 8,
-} as const satisfies Record<UnaryOp, number>;
+/**
+ * Runs the module's element-wise `unary` (or, with `shapeAndStrides`, `binary`) export on an op code of
+ * the op table. A code the module does not know (UNKNOWN_OP), or a table op it has no case for (a trap),
+ * is UsageError "unsupported": never a result.
+ */
+export function wasmElementwise(
+  wasm: KernelExports,
+  kind: "unary" | "binary",
+  code: number,
+  x: number,
+  y: number,
+  out: number,
+  size: number,
+  shapeAndStrides: readonly number[] = [],
+): void {
+  let status: number;
+  try {
+    status = kind === "unary" ? wasm.unary(code, x, size, out) : wasm.binary(code, x, y, out, ...shapeAndStrides);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new UsageError("unsupported", `[wasm-simd] ${kind} op ${opName(kind, code)} is not implemented by the module (${why})`);
+  }
+  if (status === WASM_UNKNOWN_OP) {
+    throw new UsageError("unsupported", `[wasm-simd] ${kind}: unknown op ${opName(kind, code)}`);
+  }
+}
 
-const BINARY_CODES = { add: 0, sub: 1, mul: 2, div: 3, max: 4, min: 5 } as const satisfies Record<BinaryOp, number>;
+/** The table's name of an element-wise op code, for messages. */
+function opName(kind: "unary" | "binary", code: number): string {
+  const ops: Readonly<Record<string, { readonly code: number }>> = kind === "unary" ? UNARY_OPS : BINARY_OPS;
+  const name = Object.keys(ops).find((k) => ops[k]?.code === code);
+  return name === undefined ? `code ${code} (the op table has ${Object.keys(ops).length} ${kind} ops)` : `"${name}" (code ${code})`;
+}
 
 /** Row formats of the dense kernels. */
 const DENSE_FORMATS: Partial<Record<StorageDType, number>> = { f32: 0, f16: 1, bf16: 2 };
@@ -392,7 +412,7 @@ export function createWasmKernels(
       const size = elementCount(x.shape);
       const xo = at(op, "x", x, f32Bytes(size));
       const oo = at(op, "out", out, f32Bytes(size));
-      wasm.unary(UNARY_CODES[op], xo, size, oo);
+      wasmElementwise(wasm, "unary", unaryCode(op), xo, 0, oo, size);
     },
 
     binary: (op, a, aStrides, b, bStrides, out) => {
@@ -423,7 +443,7 @@ export function createWasmKernels(
       const n = [...new Array<number>(pad).fill(1), ...shape];
       const as = [...new Array<number>(pad).fill(0), ...aStrides];
       const bs = [...new Array<number>(pad).fill(0), ...bStrides];
-      wasm.binary(BINARY_CODES[op], ao, bo, oo, ...n, ...as, ...bs);
+      wasmElementwise(wasm, "binary", binaryCode(op), ao, bo, oo, 0, [...n, ...as, ...bs]);
     },
 
     scale: (x, factor, out) => {

@@ -7,6 +7,7 @@
  */
 import { UsageError } from "../../core/errors.js";
 import type { Probe } from "../backend.js";
+import { OP_TABLE_HASH } from "../ops.js";
 import { WASM_MODULE_BASE64, WASM_THREADS_MODULE_BASE64 } from "./module.generated.js";
 import { requireWasmApi, wasmApi, type WasmExports, type WasmImports, type WasmMemory, type WasmModule } from "./wasm-api.js";
 
@@ -73,10 +74,17 @@ export interface KernelExports {
     first: number,
     step: number,
   ): void;
-  unary(op: number, x: number, size: number, out: number): void;
-  binary(op: number, a: number, b: number, out: number, ...shapeAndStrides: number[]): void;
+  /** Returns 0, or UNKNOWN_OP (−1) for a code outside the op table (nothing written). */
+  unary(op: number, x: number, size: number, out: number): number;
+  /** Returns 0, or UNKNOWN_OP (−1) for a code outside the op table (nothing written). */
+  binary(op: number, a: number, b: number, out: number, ...shapeAndStrides: number[]): number;
   scale(x: number, factor: number, size: number, out: number): void;
+  /** The op table fingerprint the module was generated from (as a signed i32). */
+  opTableHash(): number;
 }
+
+/** What the module's `unary` and `binary` return for an op code outside the op table. */
+export const WASM_UNKNOWN_OP = -1;
 
 /** The exports, in a fixed order: a threaded job names its kernel by index in this list. */
 export const EXPORT_NAMES = [
@@ -98,6 +106,7 @@ export const EXPORT_NAMES = [
   "unary",
   "binary",
   "scale",
+  "opTableHash",
 ] as const satisfies readonly (keyof KernelExports)[];
 
 /**
@@ -185,6 +194,13 @@ export async function instantiateKernels(memory: WasmMemory, threaded = false): 
   const exports = instance.exports;
   if (!isKernelExports(exports)) {
     throw new UsageError("unsupported", "[wasm-simd] the kernel module lacks expected exports");
+  }
+  const built = exports.opTableHash() >>> 0;
+  if (built !== OP_TABLE_HASH) {
+    throw new UsageError(
+      "unsupported",
+      `[wasm-simd] the kernel module was built from another op table (${built.toString(16)}, expected ${OP_TABLE_HASH.toString(16)}): run npm run build:wasm`,
+    );
   }
   return exports;
 }

@@ -1,7 +1,7 @@
 /**
  * Reference element-wise kernels: unary activations and binary arithmetic with stride broadcasting.
  */
-import { ShapeError } from "../../../core/errors.js";
+import { ShapeError, UsageError } from "../../../core/errors.js";
 import type { BinaryOp, UnaryOp } from "../../backend.js";
 import { checkLength, checkShape, checkSize, checkStrides } from "./check.js";
 
@@ -49,13 +49,21 @@ export const BINARY_SCALAR = {
  * libm, and other backends match them within a few ulp.
  */
 export function unary(op: UnaryOp, x: Float32Array, size: number, out: Float32Array): void {
+  const f = scalarOf(UNARY_SCALAR, "unary", op);
   checkSize(op, "size", size);
   checkLength(op, "x", x, size);
   checkLength(op, "out", out, size);
-  const f = UNARY_SCALAR[op];
   for (let i = 0; i < size; i++) {
     out[i] = Math.fround(f(x[i] ?? 0));
   }
+}
+
+/** The scalar function of an op; an op the table (src/backends/ops.ts) does not name is UsageError "unsupported". */
+function scalarOf<F>(table: Readonly<Record<string, F>>, kind: string, op: string): F {
+  if (!Object.hasOwn(table, op)) {
+    throw new UsageError("unsupported", `[${kind}] unknown op ${JSON.stringify(op)}`);
+  }
+  return table[op] as F;
 }
 
 /** Checks a strided operand of a broadcast: non-negative strides that stay inside the array. */
@@ -99,6 +107,7 @@ export function binaryBroadcast(
   shape: readonly number[],
   out: Float32Array,
 ): void {
+  const f = scalarOf(BINARY_SCALAR, "binary", op);
   const total = checkShape(op, "shape", shape);
   checkLength(op, "out", out, total);
   if (total === 0) {
@@ -106,7 +115,6 @@ export function binaryBroadcast(
   }
   checkOperand(op, "a", a, aStrides, shape);
   checkOperand(op, "b", b, bStrides, shape);
-  const f = BINARY_SCALAR[op];
   const rank = shape.length;
   const inner = rank === 0 ? 1 : (shape[rank - 1] ?? 1);
   const aInner = rank === 0 ? 0 : (aStrides[rank - 1] ?? 0);

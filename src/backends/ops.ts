@@ -1,0 +1,379 @@
+/**
+ * The op table: the one source that names every operation a backend runs, with its numeric code, its
+ * operands (order, role, allowed storage dtypes), its attributes and, for composite ops, the
+ * decomposition into other kernels that conformance checks it against. Anchored on ggml's `ggml_op` /
+ * `ggml_unary_op` enums and tinygrad's op set: one enum of kernels (fused steps continue it), one of
+ * element-wise unary ops and one of binary ops.
+ *
+ * Everything else is derived from it: the `UnaryOp` / `BinaryOp` unions (re-exported by backend.ts), the
+ * op codes the native and wasm glue pass, and — through scripts/gen-ops.ts — the C++ header
+ * (native/cpu/ops.generated.h), the AssemblyScript constants (native/wasm/assembly/ops.generated.ts) and
+ * the WGSL constants (src/backends/webgpu/ops.generated.wgsl.ts). test/architecture/ops-generated.test.ts
+ * fails when a generated file is stale; built artefacts (the native addon, the wasm module) report the
+ * {@link OP_TABLE_HASH} they were built with and are refused when it differs. An op code a backend does not
+ * know is an error there (a typed error in TS), never a default.
+ *
+ * Adding an op: see "Adding a primitive op" in docs/architecture.md.
+ */
+import { UsageError } from "../core/errors.js";
+import type { BitnetBlockWeights, FusedKernels, KernelName, Kernels, StorageDType } from "./backend.js";
+import { decomposeAttention, decomposeBitnetBlock, decomposeBitnetBlockBatch, type OpRunner } from "./decompositions.js";
+
+// ---- the shape of an entry ----
+
+/** How a kernel uses a tensor operand. */
+export type TensorRole = "in" | "out" | "inout";
+
+/** Non-tensor arguments. */
+export type AttrType =
+  | "f64" // a float parameter (eps, theta, scale factor)
+  | "index" // a non-negative integer (row, offset, axis, position)
+  | "unary-op" // a key of UNARY_OPS
+  | "binary-op" // a key of BINARY_OPS
+  | "rope-mode" // "neox" | "adjacent"
+  | "strides" // element strides, one per dimension of the output
+  | "bitnet-params"; // BitnetBlockParams
+
+export type OpParam =
+  | {
+      readonly kind: "tensor";
+      readonly name: string;
+      readonly role: TensorRole;
+      readonly dtypes: readonly StorageDType[];
+      readonly optional?: true;
+    }
+  /** A list of tensors (concat's parts, a batch's caches). */
+  | { readonly kind: "tensors"; readonly name: string; readonly role: TensorRole; readonly dtypes: readonly StorageDType[] }
+  /** A record of named tensors (a block's weights). */
+  | { readonly kind: "record"; readonly name: string; readonly fields: Readonly<Record<string, readonly StorageDType[]>> }
+  | { readonly kind: "attr"; readonly name: string; readonly type: AttrType };
+
+/** A composite op's decomposition: what it must compute, written with other kernels of the contract. */
+export interface Decomposition<F extends (...args: never[]) => void> {
+  /** The kernels `run` calls (test/architecture checks that it calls exactly these). */
+  readonly uses: readonly KernelName[];
+  /**
+   * How a backend's fused kernel must agree with this decomposition run on the same backend's kernels:
+   * "exact" (bit for bit: the fused step runs the same kernels in the same order) or the largest
+   * normalised MSE (a kernel with its own float64 semantics, checked against a float32 composition).
+   */
+  readonly compare: "exact" | number;
+  readonly run: (runner: OpRunner, ...args: Parameters<F>) => void;
+}
+
+export interface OpSpec<F extends (...args: never[]) => void> {
+  /** The op's number in the kernel enum (`ops::Kernel` in C++, `KERNEL_*` in AssemblyScript and WGSL). */
+  readonly code: number;
+  readonly summary: string;
+  /** Arguments in call order, outputs included. */
+  readonly params: readonly OpParam[];
+  /** Operands that must share one dtype (copies). */
+  readonly sameDtype?: readonly string[];
+  /** Present for composite ops: the decomposition conformance checks the op against. */
+  readonly decomposition?: Decomposition<F>;
+}
+
+/** An element-wise sub-op of `unary` / `binary`: f32 in, f32 out, one element at a time. */
+export interface ElementwiseSpec {
+  readonly code: number;
+  readonly summary: string;
+  /**
+   * "exact": the result is a correctly rounded f32 operation, so every backend matches the reference bit
+   * for bit; "float": float64 transcendental functions, other backends match within a stated tolerance.
+   */
+  readonly numerics: "exact" | "float";
+}
+
+// ---- operand helpers (keep the table readable) ----
+
+const F32: readonly StorageDType[] = ["f32"];
+const DENSE: readonly StorageDType[] = ["f32", "f16", "bf16", "q8_0", "q6_k"];
+/** Dtypes whose elements are addressable one by one (layout copies). */
+const WHOLE: readonly StorageDType[] = ["f32", "i8", "i32"];
+const ANY: readonly StorageDType[] = ["f32", "i8", "i32", "ternary", "binary", "f16", "bf16", "q8_0", "q6_k"];
+
+const input = (name: string, dtypes: readonly StorageDType[]): OpParam => ({ kind: "tensor", name, role: "in", dtypes });
+const output = (name: string, dtypes: readonly StorageDType[]): OpParam => ({ kind: "tensor", name, role: "out", dtypes });
+const attr = (name: string, type: AttrType): OpParam => ({ kind: "attr", name, type });
+
+/** The tensors of one BitNet block (BitnetBlockWeights). */
+const BLOCK_WEIGHTS: OpParam = {
+  kind: "record",
+  name: "weights",
+  fields: {
+    attnNorm: F32,
+    attnSubNorm: F32,
+    ffnNorm: F32,
+    ffnSubNorm: F32,
+    wq: ["ternary"],
+    wk: ["ternary"],
+    wv: ["ternary"],
+    wo: ["ternary"],
+    wGate: ["ternary"],
+    wUp: ["ternary"],
+    wDown: ["ternary"],
+  } satisfies Record<keyof BitnetBlockWeights, readonly StorageDType[]>,
+};
+
+type Specs<T> = { readonly [K in keyof T]-?: OpSpec<Extract<NonNullable<T[K]>, (...args: never[]) => void>> };
+
+// ---- the table ----
+
+/** Every kernel of the {@link Kernels} contract. Codes 0…17; the fused steps continue at 18. */
+export const KERNEL_OPS = {
+  matmulF32: {
+    code: 0,
+    summary: "out[M,N] = x[M,K] · w[N,K]ᵀ in f32",
+    params: [input("x", F32), input("w", F32), output("out", F32)],
+  },
+  matmulDense: {
+    code: 1,
+    summary: "out[M,N] = x[M,K] · decode(w)[N,K]ᵀ for a dense (block-format) weight",
+    params: [input("x", F32), input("w", DENSE), output("out", F32)],
+  },
+  matmulQ8I8: {
+    code: 2,
+    summary: "the integer Q8_0 head: x quantized per 32-block, integer block dots, f32 scaling in block order",
+    params: [input("x", F32), input("w", ["q8_0"]), output("out", F32)],
+  },
+  embedding: {
+    code: 3,
+    summary: "out[S,E] = rows ids[S] of table[V,E]",
+    params: [input("ids", ["i32"]), input("table", DENSE), output("out", F32)],
+  },
+  writeRows: {
+    code: 4,
+    summary: "copies src [n, …] into rows [row, row + n) of dst",
+    params: [input("src", ANY), { kind: "tensor", name: "dst", role: "inout", dtypes: ANY }, attr("row", "index")],
+    sameDtype: ["src", "dst"],
+  },
+  matmulTernaryI8: {
+    code: 5,
+    summary: "out[M,N] = (x_q · trits(w)ᵀ) / xScales · γ, exact int32 accumulation",
+    params: [input("x", ["i8"]), input("xScales", F32), input("w", ["ternary"]), output("out", F32)],
+  },
+  matmulBinaryI8: {
+    code: 6,
+    summary: "out[M,N] = (x_q · signs(w)ᵀ) / xScales · β",
+    params: [input("x", ["i8"]), input("xScales", F32), input("w", ["binary"]), output("out", F32)],
+  },
+  matmulBinaryBinary: {
+    code: 7,
+    summary: "out[M,N] i32 = signs(x) · signs(w)ᵀ by XNOR-popcount",
+    params: [input("x", ["binary"]), input("w", ["binary"]), output("out", ["i32"])],
+  },
+  quantizeActivations: {
+    code: 8,
+    summary: "per-row absmax int8 quantization: q[M,K] and scales[M]",
+    params: [input("x", F32), output("q", ["i8"]), output("scales", F32)],
+  },
+  rmsNorm: {
+    code: 9,
+    summary: "RMSNorm over the last dim, times weight when given",
+    params: [
+      input("x", F32),
+      { kind: "tensor", name: "weight", role: "in", dtypes: F32, optional: true },
+      attr("eps", "f64"),
+      output("out", F32),
+    ],
+  },
+  rope: {
+    code: 10,
+    summary: "rotary embedding of x[S,H,D] at positions[S]",
+    params: [input("x", F32), input("positions", ["i32"]), attr("theta", "f64"), attr("mode", "rope-mode"), output("out", F32)],
+  },
+  softmax: {
+    code: 11,
+    summary: "softmax over the last dim",
+    params: [input("x", F32), output("out", F32)],
+  },
+  attention: {
+    code: 12,
+    summary: "causal attention with grouped KV heads: q[S,H,D], k and v [C,KV,D] → out[S,H,D]",
+    params: [input("q", F32), input("k", F32), input("v", F32), attr("pos0", "index"), attr("scale", "f64"), output("out", F32)],
+    decomposition: {
+      uses: ["copyStrided", "matmulF32", "scale", "softmax", "writeRows"],
+      compare: 1e-9,
+      run: decomposeAttention,
+    },
+  },
+  unary: {
+    code: 13,
+    summary: "out = op(x) element-wise (UNARY_OPS)",
+    params: [attr("op", "unary-op"), input("x", F32), output("out", F32)],
+  },
+  binary: {
+    code: 14,
+    summary: "out = a ∘ b element-wise (BINARY_OPS), each operand read with its own strides (0 broadcasts)",
+    params: [
+      attr("op", "binary-op"),
+      input("a", F32),
+      attr("aStrides", "strides"),
+      input("b", F32),
+      attr("bStrides", "strides"),
+      output("out", F32),
+    ],
+  },
+  scale: {
+    code: 15,
+    summary: "out = x · factor",
+    params: [input("x", F32), attr("factor", "f64"), output("out", F32)],
+  },
+  copyStrided: {
+    code: 16,
+    summary: "strided gather of whole elements into contiguous out",
+    params: [input("src", WHOLE), attr("srcOffset", "index"), attr("srcStrides", "strides"), output("out", WHOLE)],
+    sameDtype: ["src", "out"],
+  },
+  concat: {
+    code: 17,
+    summary: "concatenates contiguous tensors along an axis",
+    params: [{ kind: "tensors", name: "parts", role: "in", dtypes: WHOLE }, attr("axis", "index"), output("out", WHOLE)],
+    sameDtype: ["parts", "out"],
+  },
+} as const satisfies Specs<Kernels>;
+
+/** The fused multi-kernel steps ({@link FusedKernels}); their codes continue the kernel enum. */
+export const FUSED_OPS = {
+  bitnetBlock: {
+    code: 18,
+    summary: "one BitNet block over h[S,E] (norms, q/k/v, RoPE, KV write, attention, FFN, residuals)",
+    params: [
+      input("h", F32),
+      input("positions", ["i32"]),
+      { kind: "tensor", name: "kCache", role: "inout", dtypes: F32 },
+      { kind: "tensor", name: "vCache", role: "inout", dtypes: F32 },
+      attr("pos0", "index"),
+      BLOCK_WEIGHTS,
+      attr("params", "bitnet-params"),
+      output("out", F32),
+    ],
+    decomposition: {
+      uses: ["rmsNorm", "quantizeActivations", "matmulTernaryI8", "rope", "writeRows", "attention", "binary", "unary"],
+      compare: "exact",
+      run: decomposeBitnetBlock,
+    },
+  },
+  bitnetBlockBatch: {
+    code: 19,
+    summary: "the BitNet block for a batch of sequences, one token each, each with its own KV cache",
+    params: [
+      input("h", F32),
+      input("positions", ["i32"]),
+      { kind: "tensors", name: "kCaches", role: "inout", dtypes: F32 },
+      { kind: "tensors", name: "vCaches", role: "inout", dtypes: F32 },
+      BLOCK_WEIGHTS,
+      attr("params", "bitnet-params"),
+      output("out", F32),
+    ],
+    decomposition: {
+      uses: ["rmsNorm", "quantizeActivations", "matmulTernaryI8", "rope", "copyStrided", "writeRows", "attention", "binary", "unary"],
+      compare: "exact",
+      run: decomposeBitnetBlockBatch,
+    },
+  },
+} as const satisfies Specs<FusedKernels>;
+
+/** The element-wise ops of the `unary` kernel (ggml's `ggml_unary_op`). */
+export const UNARY_OPS = {
+  neg: { code: 0, summary: "−x", numerics: "exact" },
+  abs: { code: 1, summary: "|x|", numerics: "exact" },
+  exp: { code: 2, summary: "eˣ", numerics: "float" },
+  relu: { code: 3, summary: "max(x, 0); relu(−0) = +0", numerics: "exact" },
+  relu2: { code: 4, summary: "max(x, 0)²", numerics: "exact" },
+  silu: { code: 5, summary: "x · sigmoid(x)", numerics: "float" },
+  gelu: { code: 6, summary: "tanh approximation (PyTorch approximate='tanh')", numerics: "float" },
+  sigmoid: { code: 7, summary: "1 / (1 + e⁻ˣ)", numerics: "float" },
+  tanh: { code: 8, summary: "tanh(x)", numerics: "float" },
+} as const satisfies Record<string, ElementwiseSpec>;
+
+/** The element-wise ops of the `binary` kernel. max/min propagate NaN and order −0 below +0. */
+export const BINARY_OPS = {
+  add: { code: 0, summary: "a + b", numerics: "exact" },
+  sub: { code: 1, summary: "a − b", numerics: "exact" },
+  mul: { code: 2, summary: "a · b", numerics: "exact" },
+  div: { code: 3, summary: "a / b", numerics: "exact" },
+  max: { code: 4, summary: "max(a, b)", numerics: "exact" },
+  min: { code: 5, summary: "min(a, b)", numerics: "exact" },
+} as const satisfies Record<string, ElementwiseSpec>;
+
+// ---- derived names and codes ----
+
+export type UnaryOp = keyof typeof UNARY_OPS;
+export type BinaryOp = keyof typeof BINARY_OPS;
+export type FusedName = keyof typeof FUSED_OPS;
+
+/** A code space of the table, in the order the generated files list them. */
+export interface CodeSpace {
+  /** Prefix of the generated constants (KERNEL_, FUSED_, UNARY_, BINARY_). */
+  readonly prefix: string;
+  readonly entries: readonly (readonly [name: string, code: number])[];
+}
+
+const space = (prefix: string, table: Readonly<Record<string, { readonly code: number }>>): CodeSpace => ({
+  prefix,
+  entries: Object.entries(table)
+    .map(([name, spec]) => [name, spec.code] as const)
+    .sort((a, b) => a[1] - b[1]),
+});
+
+/**
+ * The code spaces. Kernels and fused steps share one enum (like ggml's); unary and binary ops have their
+ * own. Within a space, codes are 0…n−1 without gaps (checked below), so "code < count" is the whole
+ * validity check a backend needs.
+ */
+export const CODE_SPACES: readonly CodeSpace[] = [
+  space("KERNEL", { ...KERNEL_OPS, ...FUSED_OPS }),
+  space("UNARY", UNARY_OPS),
+  space("BINARY", BINARY_OPS),
+];
+
+for (const { prefix, entries } of CODE_SPACES) {
+  entries.forEach(([name, code], i) => {
+    if (code !== i) {
+      throw new Error(`[ops] ${prefix} codes must be 0…${entries.length - 1} without gaps or repeats; ${name} has ${code}`);
+    }
+  });
+}
+
+/** FNV-1a (32 bit) of a string. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/**
+ * A fingerprint of every name and code in the table. The generated files carry it; the native addon and the
+ * wasm module report the one they were built from, and a backend built from another table is refused.
+ */
+export const OP_TABLE_HASH: number = fnv1a(CODE_SPACES.map((s) => `${s.prefix}:${s.entries.map(([n, c]) => `${n}=${c}`).join(",")}`).join(";"));
+
+/** The code of a unary op; any other string is a UsageError "unsupported" (never a default op). */
+export function unaryCode(op: UnaryOp): number {
+  if (!Object.hasOwn(UNARY_OPS, op)) {
+    throw new UsageError("unsupported", `[unary] unknown op ${JSON.stringify(op)}`);
+  }
+  return UNARY_OPS[op].code;
+}
+
+/** The code of a binary op; any other string is a UsageError "unsupported" (never a default op). */
+export function binaryCode(op: BinaryOp): number {
+  if (!Object.hasOwn(BINARY_OPS, op)) {
+    throw new UsageError("unsupported", `[binary] unknown op ${JSON.stringify(op)}`);
+  }
+  return BINARY_OPS[op].code;
+}
+
+/** Number of input tensors of a kernel or fused step (records count their fields). */
+export function arity(name: KernelName | FusedName): number {
+  const spec: { readonly params: readonly OpParam[] } = Object.hasOwn(KERNEL_OPS, name)
+    ? KERNEL_OPS[name as KernelName]
+    : FUSED_OPS[name as FusedName];
+  return spec.params.reduce(
+    (n, p) => n + (p.kind === "tensor" && p.role !== "out" ? 1 : p.kind === "record" ? Object.keys(p.fields).length : p.kind === "tensors" ? 1 : 0),
+    0,
+  );
+}
