@@ -22,3 +22,14 @@ export function intAtLeast(min: number) {
     return n;
   };
 }
+
+/** An integer option in [min, max] (the range is named in the error). */
+export function intInRange(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`expected an integer in ${min}..${max}, got '${value}'`);
+    }
+    return n;
+  };
+}

@@ -10,12 +10,22 @@ import path from "node:path";
 import { type Command, Option } from "commander";
 import type { BackendName } from "../backends/backend.js";
 import { parseBackendList } from "../backends/registry.js";
-import { backendList, intAtLeast } from "./args.js";
+import { backendList, intAtLeast, intInRange } from "./args.js";
 import { makeBitnetFixture } from "../model/bitnet/fixture.js";
 import { BarbellError } from "../core/errors.js";
 import { parseJsonFile, readRegularFile } from "../core/files.js";
 import { ServeError } from "../serve/errors.js";
 import { createServer, type ServerOptions } from "../serve/http/index.js";
+import {
+  DEFAULT_BODY_TIMEOUT_MS,
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  MAX_LIMIT_CONNECTIONS,
+  MAX_LIMIT_TIMEOUT_MS,
+  type ConnectionLimits,
+} from "../serve/http/connections.js";
 import type { CascadeConfig, ServedModelConfig } from "../serve/http/served.js";
 import { modelOrDefault } from "./default-model.js";
 import type { CliIo } from "./run.js";
@@ -39,6 +49,12 @@ interface ServeFlags {
   bodyLimit?: number;
   timeout?: number;
   shutdownTimeout: number;
+  allowedHost?: string[];
+  headerTimeout?: number;
+  bodyTimeout?: number;
+  idleTimeout?: number;
+  maxConnections?: number;
+  maxConnectionsPerIp?: number;
 }
 
 /** The config file: `{ models: [...], cascades?: [...], host?, port?, apiKeys?, corsOrigins?, bodyLimit?, requestTimeoutMs? }`. */
@@ -51,6 +67,8 @@ export interface ServeConfigFile {
   readonly corsOrigins?: readonly string[];
   readonly bodyLimit?: number;
   readonly requestTimeoutMs?: number;
+  readonly allowedHosts?: readonly string[];
+  readonly limits?: ConnectionLimits;
 }
 
 /** Largest config file read (bytes): a config is a few KiB; anything bigger is refused before parsing. */
@@ -61,7 +79,15 @@ export const MAX_CONFIG_CASCADES = 64;
 /** Longest model or cascade name (it is the `model` id clients send and a metrics label). */
 export const MAX_NAME_LENGTH = 256;
 
-const TOP_FIELDS = ["host", "port", "models", "cascades", "apiKeys", "corsOrigins", "bodyLimit", "requestTimeoutMs"] as const;
+const TOP_FIELDS = ["host", "port", "models", "cascades", "apiKeys", "corsOrigins", "bodyLimit", "requestTimeoutMs", "allowedHosts", "limits"] as const;
+/** The config's `limits` object: ConnectionLimits' fields, each bounded like its flag. */
+const LIMIT_FIELDS = {
+  headersTimeoutMs: MAX_LIMIT_TIMEOUT_MS,
+  bodyTimeoutMs: MAX_LIMIT_TIMEOUT_MS,
+  idleTimeoutMs: MAX_LIMIT_TIMEOUT_MS,
+  maxConnections: MAX_LIMIT_CONNECTIONS,
+  maxConnectionsPerIp: MAX_LIMIT_CONNECTIONS,
+} as const satisfies Record<keyof ConnectionLimits, number>;
 const MODEL_FIELDS = ["name", "path", "randomWeights", "parallel", "queue", "backends", "threads", "contextLength", "head", "isolation", "faults", "supervision"] as const;
 const CASCADE_FIELDS = ["name", "rungs", "metric", "threshold", "window", "parallel", "queue"] as const;
 
@@ -124,6 +150,17 @@ export async function readServeConfig(file: string): Promise<ServeConfigFile> {
   }
   integer("bodyLimit", parsed["bodyLimit"], 1);
   integer("requestTimeoutMs", parsed["requestTimeoutMs"], 1);
+  strings("allowedHosts", parsed["allowedHosts"]);
+  const limits = parsed["limits"];
+  if (limits !== undefined) {
+    if (!isObject(limits)) {
+      return bad("limits must be an object");
+    }
+    known("limits.", limits, Object.keys(LIMIT_FIELDS));
+    for (const [key, max] of Object.entries(LIMIT_FIELDS)) {
+      integer(`limits.${key}`, limits[key], 1, max);
+    }
+  }
 
   const rawModels: unknown[] = parsed["models"];
   if (rawModels.length === 0) {
@@ -219,6 +256,11 @@ export async function readServeConfig(file: string): Promise<ServeConfigFile> {
   return { ...(parsed as unknown as ServeConfigFile), models, ...(parsed["cascades"] === undefined ? {} : { cascades: rawCascades as CascadeConfig[] }) };
 }
 
+/** The fields of `o` that are not undefined (flags not given leave the defaults in place). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 /** Writes the demo model (random weights) to a temp folder; returns its path and a cleanup function. */
 async function demoModel(): Promise<{ path: string; remove: () => Promise<void> }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "barbell-serve-demo-"));
@@ -249,6 +291,12 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--body-limit <bytes>", "largest request body", intAtLeast(1))
     .option("--timeout <ms>", "longest a generation request may run", intAtLeast(1))
     .option("--shutdown-timeout <ms>", "on SIGTERM, how long in-flight requests may finish", intAtLeast(0), 10_000)
+    .option("--allowed-host <name...>", "Host header names accepted besides IP literals and localhost ('*': any); a loopback server refuses others (DNS rebinding)")
+    .option("--header-timeout <ms>", `most time a client may take to send its headers (default ${DEFAULT_HEADERS_TIMEOUT_MS})`, intInRange(1, MAX_LIMIT_TIMEOUT_MS))
+    .option("--body-timeout <ms>", `most time a client may take to send the whole request (default ${DEFAULT_BODY_TIMEOUT_MS})`, intInRange(1, MAX_LIMIT_TIMEOUT_MS))
+    .option("--idle-timeout <ms>", `how long an idle keep-alive connection stays open (default ${DEFAULT_IDLE_TIMEOUT_MS})`, intInRange(1, MAX_LIMIT_TIMEOUT_MS))
+    .option("--max-connections <n>", `most open connections (default ${DEFAULT_MAX_CONNECTIONS})`, intInRange(1, MAX_LIMIT_CONNECTIONS))
+    .option("--max-connections-per-ip <n>", `most open connections from one address (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})`, intInRange(1, MAX_LIMIT_CONNECTIONS))
     .action(async (flags: ServeFlags) => {
       const sources = [flags.model !== undefined, flags.config !== undefined, flags.demo === true].filter(Boolean).length;
       if (sources > 1) {
@@ -285,6 +333,17 @@ export function addServeCommand(program: Command, io: CliIo): void {
         corsOrigins: file?.corsOrigins ?? flags.cors ?? [],
         ...(bodyLimit === undefined ? {} : { bodyLimit }),
         ...(requestTimeoutMs === undefined ? {} : { requestTimeoutMs }),
+        allowedHosts: file?.allowedHosts ?? flags.allowedHost ?? [],
+        limits: {
+          ...definedOnly({
+            headersTimeoutMs: flags.headerTimeout,
+            bodyTimeoutMs: flags.bodyTimeout,
+            idleTimeoutMs: flags.idleTimeout,
+            maxConnections: flags.maxConnections,
+            maxConnectionsPerIp: flags.maxConnectionsPerIp,
+          }),
+          ...file?.limits,
+        },
         log: (line) => io.err(`${line}\n`),
       };
       let server;

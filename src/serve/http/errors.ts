@@ -1,7 +1,7 @@
 /** HTTP errors in OpenAI's shape: `{ error: { message, type, param, code } }`. Messages never carry stack traces. */
 
 /** OpenAI error types the server uses. */
-export type ApiErrorType = "invalid_request_error" | "authentication_error" | "not_found_error" | "rate_limit_error" | "server_error";
+export type ApiErrorType = "invalid_request_error" | "authentication_error" | "permission_error" | "not_found_error" | "rate_limit_error" | "server_error";
 
 /** An error that becomes one HTTP response. */
 export class ApiError extends Error {

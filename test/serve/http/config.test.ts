@@ -173,6 +173,11 @@ describe("barbell serve --config", () => {
     ["an unknown backend", () => ({ models: [{ ...twoModels[0], backends: ["gpu9000"] }] }), /models\[0\]\.backends: .*unknown backend/],
     ["a missing model file", () => ({ models: [{ name: "gone", path: "../models/gone.gguf" }] }), /models\[0\]\.path: no such file or folder .*gone\.gguf/],
     ["too many models", () => ({ models: Array.from({ length: MAX_CONFIG_MODELS + 1 }, (_, i) => ({ name: `m${i}`, path: "../models/small.gguf" })) }), /at most 64 \(MAX_CONFIG_MODELS\)/],
+    ["an unknown limits field", () => ({ models: twoModels, limits: { bodyTimeout: 5 } }), /unknown field limits\."bodyTimeout"/],
+    ["a zero connection cap", () => ({ models: twoModels, limits: { maxConnections: 0 } }), /limits\.maxConnections must be an integer in 1\.\.65536, got 0/],
+    ["a huge body timeout", () => ({ models: twoModels, limits: { bodyTimeoutMs: 1e12 } }), /limits\.bodyTimeoutMs must be an integer in 1\.\.3600000/],
+    ["limits that are not an object", () => ({ models: twoModels, limits: [1] }), /limits must be an object/],
+    ["allowedHosts with an empty name", () => ({ models: twoModels, allowedHosts: [""] }), /allowedHosts must be an array of non-empty strings/],
     ["a file over MAX_CONFIG_BYTES", () => JSON.stringify({ models: twoModels }) + " ".repeat(MAX_CONFIG_BYTES), /is 1048\d+ bytes, more than the 1048576 allowed/],
   ];
 
@@ -189,6 +194,21 @@ describe("barbell serve --config", () => {
     const { status, stderr } = await failing(path.join(dir, "conf", "nope.json"));
     expect(status).toBe(1);
     expect(stderr).toMatch(/^barbell: ServeError \(bad-config\): \[serve\] config .*nope\.json does not exist\n$/);
+  });
+
+  it.each([
+    ["--max-connections", "0", /expected an integer in 1\.\.65536, got '0'/],
+    ["--max-connections-per-ip", "1e9", /expected an integer in 1\.\.65536, got '1e9'/],
+    ["--body-timeout", "-5", /expected an integer in 1\.\.3600000/],
+    ["--header-timeout", "", /expected an integer in 1\.\.3600000/],
+  ])("should refuse %s %j before starting", async (flag, value, message) => {
+    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      expect(await main(["node", "barbell", "serve", "--demo", flag, value])).not.toBe(0);
+      expect(stderr.mock.calls.map((c) => String(c[0])).join("")).toMatch(message);
+    } finally {
+      stderr.mockRestore();
+    }
   });
 
   it("should refuse a config that is not JSON without echoing its bytes (/etc/passwd)", async () => {
