@@ -67,6 +67,8 @@ interface Job {
   readonly abort: AbortController;
   cancelled: boolean;
   released: boolean;
+  /** Wall-clock timing of its generation (performance.now ms), over every attempt: the done item reports it. */
+  readonly timing: { started: number | undefined; first: number | undefined; steps: number; rows: number };
 }
 
 
@@ -116,6 +118,7 @@ export class ModelHost {
       abort,
       cancelled: false,
       released: false,
+      timing: { started: undefined, first: undefined, steps: 0, rows: 0 },
       out: new Outbox<WireItem>(() => {
         job.cancelled = true;
         abort.abort(); // a running request leaves its batch at the next step
@@ -299,6 +302,7 @@ export class ModelHost {
             promptTokens: ids.length,
             completionTokens: emitted.length,
             failures,
+            ...timingOf(job),
           });
           this.#succeeded(chain.head);
           this.#completed++;
@@ -328,23 +332,33 @@ export class ModelHost {
     if (emitted.length >= r.maxTokens) {
       return "length";
     }
-    const generation = this.#batcher(loaded, chain).generate([...ids, ...emitted], {
+    const batcher = this.#batcher(loaded, chain);
+    const before = batcher.stats();
+    job.timing.started ??= performance.now();
+    const generation = batcher.generate([...ids, ...emitted], {
       ...this.#sampling(r),
       maxTokens: r.maxTokens - emitted.length,
       stop: r.stop,
       signal: job.abort.signal,
     });
     const vocab = loaded.model.config.vocabSize;
-    for await (const piece of generation) {
-      if (job.cancelled) {
-        return "abort";
+    try {
+      for await (const piece of generation) {
+        if (job.cancelled) {
+          return "abort";
+        }
+        job.timing.first ??= performance.now();
+        job.out.push(tokenItem(piece, r, vocab));
+        if (piece.token !== null) {
+          emitted.push(piece.token);
+        }
       }
-      job.out.push(tokenItem(piece, r, vocab));
-      if (piece.token !== null) {
-        emitted.push(piece.token);
-      }
+      return (await generation.complete()).finishReason;
+    } finally {
+      const after = batcher.stats();
+      job.timing.steps += after.steps - before.steps;
+      job.timing.rows += after.rows - before.rows;
     }
-    return (await generation.complete()).finishReason;
   }
 
   /** The batcher of chain `index` of `loaded` (created on first use). */
@@ -686,3 +700,17 @@ export class ModelHost {
   }
 }
 
+/**
+ * What a finished generation measured, for the server's admission by predicted wait: prefill (start of its
+ * generation to its first token), decode (first token to now) and the mean batch of the decode steps run
+ * meanwhile (every sequence of the batcher shares them, so rows / steps).
+ */
+function timingOf(job: Job): Pick<WireItem, "prefillMs" | "decodeMs" | "meanBatch"> {
+  const { started, first, steps, rows } = job.timing;
+  const now = performance.now();
+  return {
+    prefillMs: started === undefined || first === undefined ? 0 : first - started,
+    decodeMs: first === undefined ? 0 : now - first,
+    meanBatch: steps > 0 ? rows / steps : 1,
+  };
+}

@@ -10,8 +10,9 @@
  *   worker's restart closes its streams, and `idleTimeoutMs` bounds the wait for every item.
  * - Up to `parallel` requests run at a time (the worker batches their decode steps) and up to `queue` more
  *   wait; a request beyond `parallel + queue` ends at once with an `overloaded` error (HTTP 429).
- * - The supervisor's record (restarts, last failure, backend degradations reported by requests) survives
- *   worker restarts and is part of `queryStatus`.
+ * - The supervisor's record (cumulative worker failures, restarts and escalations, last failure, backend
+ *   degradations reported by requests) survives worker restarts and restarts of this actor itself (after an
+ *   escalation), and is part of `queryStatus`; each failure, restart and escalation is one `log` line.
  */
 import {
   actorModule,
@@ -22,6 +23,7 @@ import {
   type Clock,
   type Replies,
   type Streams,
+  type SupervisionEvent,
   type SupervisionOptions,
 } from "../actors/index.js";
 import { ServeError } from "./errors.js";
@@ -58,6 +60,8 @@ export interface ModelActorOptions extends ModelWorkerConfig {
    * while `parallel + queue` are in flight ends at once with `error` `overloaded` (HTTP 429). Default 256.
    */
   readonly queue?: number;
+  /** Where the supervisor's lines go (one per worker failure, restart and escalation). Default: nowhere. */
+  readonly log?: (line: string) => void;
 }
 
 /** A failure the supervisor saw. */
@@ -82,8 +86,12 @@ export interface ModelStatus {
   readonly isolation: "process" | "in-process";
   /** The worker actor's status (`running`, `restarting`, …). */
   readonly workerState: string;
-  /** Worker restarts (crashes included). */
+  /** Worker restarts so far, cumulative: they survive restarts of this actor after an escalation. */
   readonly restarts: number;
+  /** Worker failures the supervisor handled (crashes, start failures, …), cumulative. */
+  readonly crashes: number;
+  /** Times the worker failed past the restart intensity (this actor then failed `escalated`), cumulative. */
+  readonly escalations: number;
   readonly lastFailure: FailureRecord | undefined;
   /** Requests accepted and not finished: this actor's mailbox, the worker's, its queue and the running one. */
   readonly queueDepth: number;
@@ -168,6 +176,9 @@ export function toWireRequest(r: ModelRequest): WireRequest | string {
 interface Record_ {
   clock: Clock | undefined;
   lastFailure: FailureRecord | undefined;
+  crashes: number;
+  restarts: number;
+  escalations: number;
   readonly degradations: Map<string, { failures: number; kernel: string; error: string; at: number }>;
 }
 
@@ -177,7 +188,7 @@ interface Record_ {
  */
 export function modelActor(options: ModelActorOptions): ActorDefinition<ModelMsg> {
   const isolation = options.isolation ?? "process";
-  const { supervision, maxAttempts, idleTimeoutMs, statusTimeoutMs, mailboxCapacity, execArgv, queue: queueOption, isolation: _i, ...config } = options;
+  const { supervision, maxAttempts, idleTimeoutMs, statusTimeoutMs, mailboxCapacity, execArgv, queue: queueOption, isolation: _i, log, ...config } = options;
   const workerConfig: ModelWorkerConfig = { ...config, isolated: isolation === "process" };
   const worker = modelWorker(workerConfig); // checks the config
   const attempts = maxAttempts ?? 3;
@@ -189,7 +200,24 @@ export function modelActor(options: ModelActorOptions): ActorDefinition<ModelMsg
   if (!(Number.isSafeInteger(queue) && queue >= 0)) {
     throw new ServeError("bad-config", `[model] queue must be an integer >= 0, got ${queue}`);
   }
-  const record: Record_ = { clock: undefined, lastFailure: undefined, degradations: new Map() };
+  const record: Record_ = { clock: undefined, lastFailure: undefined, crashes: 0, restarts: 0, escalations: 0, degradations: new Map() };
+  const name = config.ladder[config.rung ?? 0]?.name ?? "model";
+  const observe = (event: SupervisionEvent): void => {
+    record.crashes++;
+    const failure = event.kind === "escalate" && event.error.cause instanceof Error ? (event.error.cause as ActorError) : event.error;
+    const what = `model '${name}': worker failed (${failure.code}: ${failure.message})`;
+    if (event.kind === "restart") {
+      record.restarts++;
+      log?.(`${what}; restart ${event.inWindow} of at most ${event.maxRestarts} in ${event.withinMs} ms, in ${Math.round(event.delayMs)} ms (${record.restarts} restart(s), ${record.crashes} failure(s) in total)`);
+    } else if (event.kind === "escalate") {
+      record.escalations++;
+      log?.(
+        `${what}; ESCALATED: more than ${event.maxRestarts} restart(s) within ${event.withinMs} ms: requests in flight end 'unavailable' and the model actor's supervisor decides (${record.escalations} escalation(s), ${record.crashes} failure(s) in total)`,
+      );
+    } else {
+      log?.(`${what}; supervisor directive: ${event.kind} (${record.crashes} failure(s) in total)`);
+    }
+  };
   const noteFailure = (error: ActorError): void => {
     record.lastFailure = { code: error.code, message: error.message, at: record.clock?.now() ?? 0 };
   };
@@ -213,9 +241,16 @@ export function modelActor(options: ModelActorOptions): ActorDefinition<ModelMsg
         noteFailure(error);
         return base.decider?.(error) ?? "restart";
       },
+      observe: (event) => {
+        observe(event);
+        base.observe?.(event);
+      },
     },
     create: (ctx) => {
       record.clock = ctx.clock;
+      if (ctx.restarts > 0) {
+        log?.(`model '${name}': the model actor restarted (${ctx.restarts} time(s)) with a new worker`);
+      }
       const ref: ActorRef<ModelWorkerMsg> = ctx.spawn(worker, {
         name: "worker",
         isolation:
@@ -243,7 +278,9 @@ export function modelActor(options: ModelActorOptions): ActorDefinition<ModelMsg
         available: answer !== undefined,
         isolation,
         workerState: ref.status,
-        restarts: ref.restarts,
+        restarts: record.restarts,
+        crashes: record.crashes,
+        escalations: record.escalations,
         lastFailure: record.lastFailure,
         queueDepth: ctx.self.queued + ref.queued + (answer === undefined ? inFlight : answer.queued + answer.running),
         inFlight,

@@ -73,6 +73,11 @@ export type ModelOutput =
       readonly failures: readonly BackendFailure[];
       /** Times the request was re-sent after the model process died before streaming anything. */
       readonly resent: number;
+      /**
+       * What the worker measured (wall-clock ms): start of the generation to its first token, first token to
+       * the end, and the mean number of sequences in the decode steps meanwhile. Absent for tensor requests.
+       */
+      readonly timing?: { readonly prefillMs: number; readonly decodeMs: number; readonly meanBatch: number };
     }
   | {
       readonly kind: "error";
@@ -102,6 +107,10 @@ export const wireItem = t.struct({
   failures: t.list(failure),
   code: t.str,
   message: t.str,
+  /** Set on a generation's `done` item (0 elsewhere): see `timing` of the public item. */
+  prefillMs: t.f64,
+  decodeMs: t.f64,
+  meanBatch: t.f64,
 });
 export type WireItem = Infer<typeof wireItem>;
 
@@ -217,6 +226,7 @@ export function fromWireItem(item: WireItem, resent: number): ModelOutput {
         completionTokens: item.completionTokens,
         failures: item.failures,
         resent,
+        ...(item.meanBatch > 0 ? { timing: { prefillMs: item.prefillMs, decodeMs: item.decodeMs, meanBatch: item.meanBatch } } : {}),
       };
     case "error":
       return {
@@ -248,5 +258,8 @@ export function blankItem(kind: WireItem["kind"]): WireItem {
     failures: [],
     code: "",
     message: "",
+    prefillMs: 0,
+    decodeMs: 0,
+    meanBatch: 0,
   };
 }

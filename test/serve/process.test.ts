@@ -75,4 +75,34 @@ describe("the model actor with its worker in a child process", () => {
     expect(status.restarts).toBe(2);
     expect(status.lastFailure?.code).toBe("crashed");
   });
+
+  it("should keep cumulative counters and log one line per failure, restart and escalation past the restart intensity", async () => {
+    env.system = createActorSystem();
+    const lines: string[] = [];
+    const ref = env.system.spawn(
+      modelActor({
+        ladder: [env.ladder.small],
+        backends: ["js"],
+        supervision: { maxRestarts: 1, withinMs: 60_000 },
+        preload: false,
+        faults: [{ backend: "js", action: "abort" }], // every incarnation aborts on its first kernel call
+        log: (line) => lines.push(line),
+      }),
+    );
+    // Failure 1 restarts the worker and the request is re-sent; failure 2 exceeds 1 restart in 60 s: the worker
+    // is stopped, the model actor fails `escalated` and the system (its supervisor) restarts it.
+    const ended = await collect(ref, { tokens: [1], maxTokens: 2 }).then(
+      (items) => lastOf(items),
+      (error: unknown) => error,
+    );
+    expect(ended).toMatchObject({ code: expect.stringMatching(/^(unavailable|escalated)$/) });
+    const status = await ref.ask({ type: "queryStatus" }); // answered by the model actor's new incarnation
+    expect(ref.restarts).toBe(1);
+    expect(status).toMatchObject({ restarts: 1, crashes: 2, escalations: 1, available: true, lastFailure: { code: "crashed" } });
+    expect(lines).toEqual([
+      expect.stringMatching(/^model 'small': worker failed \(crashed: .*\); restart 1 of at most 1 in 60000 ms, in 0 ms \(1 restart\(s\), 1 failure\(s\) in total\)$/),
+      expect.stringMatching(/^model 'small': worker failed \(crashed: .*\); ESCALATED: more than 1 restart\(s\) within 60000 ms.*\(1 escalation\(s\), 2 failure\(s\) in total\)$/),
+      "model 'small': the model actor restarted (1 time(s)) with a new worker",
+    ]);
+  });
 });
