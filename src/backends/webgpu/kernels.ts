@@ -1,0 +1,367 @@
+/**
+ * The WebGPU kernels: the host side of the WGSL in ./shaders. Each method checks its operands (the same
+ * shapes as the `Kernels` contract in backend.ts, with device buffers), picks a tile shape, and records a
+ * dispatch; nothing runs until the recorder submits (at a readback, a queue write or a flush). Results are
+ * read asynchronously (WebGpuContext.read).
+ *
+ * Exactness: the integer kernels (ternary, binary, Q8_0 head) and the activation quantizer match the JS
+ * reference bit for bit, because their float steps use the soft-float functions of
+ * shaders/softfloat.wgsl.ts. Embedding lookups are exact. RMSNorm, softmax, RoPE, attention and the
+ * float head compute in f32 (the reference in float64) and match within the tolerances stated in
+ * test/backends/webgpu.test.ts.
+ */
+import { ShapeError, UsageError } from "../../core/errors.js";
+import { binaryRowWords, ternaryRowBytes } from "../../quant/layouts.js";
+import { QUANT_EPS } from "../../quant/values.js";
+import type { RopeMode, TensorRef } from "../backend.js";
+import { storageBytes } from "../storage.js";
+import type { DeviceBuffer, DeviceMemory } from "./buffers.js";
+import { WebGpuError } from "./errors.js";
+import type { GpuBufferLike } from "./gpu-types.js";
+import type { PipelineCache, Recorder } from "./pipelines.js";
+import { bitMatmulShader, elementsPerWord, type BitWeights } from "./shaders/bitmatmul.wgsl.js";
+import { denseShader, embeddingShader, EMBEDDING_THREADS, q8i8Shader, Q8_0_BLOCK_BYTES, type DenseFormat } from "./shaders/dense.wgsl.js";
+import { ATTENTION_WGSL, MAX_ATTENTION_HEAD_DIM, ROPE_THREADS, rmsNormShader, ropeShader, softmaxShader } from "./shaders/float.wgsl.js";
+import { QUANT_VALUES_THREADS, QUANT_VALUES_WGSL, quantScalesShader } from "./shaders/quantize.wgsl.js";
+
+/** Largest K of the int8 kernels (as the reference's MAX_DOT_K): 128 · K < 2^31, so int32 sums cannot overflow. */
+export const MAX_DOT_K = 2 ** 24 - 1;
+/** Most positions a RoPE table may hold (its size is positions · headDim · 4 bytes). */
+export const MAX_ROPE_POSITIONS = 1 << 20;
+/** Q8_0 block length. */
+const Q8_BLOCK = 32;
+
+/** Tile shapes (activation rows × weight rows per workgroup): decode (one row) and longer inputs. */
+const TILES = {
+  ternary: { one: [1, 8], many: [4, 8] },
+  binary: { one: [1, 8], many: [4, 4] },
+  q8i8: { one: [1, 32], many: [4, 8] },
+  dense: { one: [1, 8], many: [4, 4] },
+} as const;
+
+function tileFor(kind: keyof typeof TILES, m: number): readonly [number, number] {
+  return m === 1 ? TILES[kind].one : TILES[kind].many;
+}
+
+const f32Bits = (() => {
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  return (x: number): number => {
+    f[0] = x;
+    return u[0] ?? 0;
+  };
+})();
+
+function dim(t: TensorRef, i: number): number {
+  return t.shape[i] ?? 1;
+}
+
+function requireDtype(op: string, name: string, t: TensorRef, ...dtypes: TensorRef["dtype"][]): void {
+  if (!dtypes.includes(t.dtype)) {
+    throw new UsageError("dtype", `[webgpu ${op}] ${name} must be ${dtypes.join(" or ")}, got ${t.dtype}`);
+  }
+}
+
+function requireRank(op: string, name: string, t: TensorRef, rank: number): void {
+  if (t.shape.length !== rank || !t.shape.every((s) => Number.isSafeInteger(s) && s >= 0)) {
+    throw new ShapeError("rank", `[webgpu ${op}] ${name} must have ${rank} non-negative integer dims, got [${t.shape.join(", ")}]`);
+  }
+}
+
+function requireEqual(op: string, what: string, a: number, b: number): void {
+  if (a !== b) {
+    throw new ShapeError("dim-mismatch", `[webgpu ${op}] ${what}: ${a} vs ${b}`);
+  }
+}
+
+/** Params as 32-bit words: integers as u32, `{ f: x }` as f32 bits. */
+function params(...values: (number | { f: number })[]): Uint32Array {
+  return Uint32Array.from(values, (v) => (typeof v === "number" ? v >>> 0 : f32Bits(v.f)));
+}
+
+/** A cos/sin table for RoPE on the device: [positions, headDim / 2] pairs, computed in float64 like the reference. */
+export class RopeTable {
+  constructor(
+    readonly buffer: DeviceBuffer,
+    readonly theta: number,
+    readonly headDim: number,
+    readonly positions: number,
+  ) {}
+}
+
+export class WebGpuKernels {
+  constructor(
+    private readonly memory: DeviceMemory,
+    private readonly pipelines: PipelineCache,
+    private readonly recorder: Recorder,
+  ) {}
+
+  /** The GPU buffer of an operand, checking it holds at least the bytes its dtype and shape need. */
+  #buf(op: string, name: string, t: TensorRef, bytes = storageBytes(t.dtype, t.shape)): GpuBufferLike {
+    const own = this.memory.resolve(t.buffer, op);
+    if (!Number.isSafeInteger(bytes) || own.bytes < bytes) {
+      throw new ShapeError("size", `[webgpu ${op}] ${name} holds ${own.bytes} bytes, needs ${bytes}`);
+    }
+    return own.gpu;
+  }
+
+  #dispatch(label: string, code: string, p: Uint32Array | undefined, buffers: readonly GpuBufferLike[], workgroups: number): void {
+    this.recorder.dispatch(this.pipelines.get(label, code), p, buffers, workgroups);
+  }
+
+  #scratch(name: string, bytes: number): GpuBufferLike {
+    if (bytes > this.memory.maxBufferBytes) {
+      throw new WebGpuError("limit", `[webgpu] scratch ${name} of ${bytes} bytes exceeds the device's binding limit`);
+    }
+    return this.recorder.scratch(name, bytes);
+  }
+
+  /** Per-row absmax int8 quantization of x[M,K] into q[M,K] i8 and scales[M] f32 (exact). */
+  quantizeActivations(x: TensorRef, q: TensorRef, scales: TensorRef): void {
+    const op = "quantizeActivations";
+    requireRank(op, "x", x, 2);
+    requireDtype(op, "x", x, "f32");
+    requireDtype(op, "q", q, "i8");
+    requireDtype(op, "scales", scales, "f32");
+    const [m, k] = [dim(x, 0), dim(x, 1)];
+    this.#quantize(this.#buf(op, "x", x), m, k, this.#buf(op, "q", q, m * k), this.#buf(op, "scales", scales, m * 4), undefined);
+  }
+
+  #quantize(x: GpuBufferLike, rows: number, cols: number, q: GpuBufferLike, scales: GpuBufferLike, inverses: GpuBufferLike | undefined): void {
+    const scaleBuffers = inverses === undefined ? [x, scales, this.recorder.status] : [x, scales, inverses, this.recorder.status];
+    this.#dispatch("quant-scales", quantScalesShader(inverses !== undefined), params(rows, cols, f32Bits(Math.fround(QUANT_EPS)), 0), scaleBuffers, rows);
+    const words = Math.ceil((rows * cols) / 4);
+    this.#dispatch("quant-values", QUANT_VALUES_WGSL, params(rows, cols, words, 0), [x, scales, q], Math.ceil(words / QUANT_VALUES_THREADS));
+  }
+
+  /** out[M,N] f32 = (x_q[M,K] i8 · trits(w)[N,K]ᵀ) / xScales[M] · w.scale (exact). */
+  matmulTernaryI8(x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef): void {
+    this.#bitMatmul("ternary", x, xScales, w, out);
+  }
+
+  /** out[M,N] f32 = (x_q[M,K] i8 · signs(w)[N,K]ᵀ) / xScales[M] · w.scale (exact). */
+  matmulBinaryI8(x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef): void {
+    this.#bitMatmul("binary", x, xScales, w, out);
+  }
+
+  #bitMatmul(kind: BitWeights, x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef): void {
+    const op = kind === "ternary" ? "matmulTernaryI8" : "matmulBinaryI8";
+    requireRank(op, "x", x, 2);
+    requireRank(op, "w", w, 2);
+    requireDtype(op, "x", x, "i8");
+    requireDtype(op, "xScales", xScales, "f32");
+    requireDtype(op, "w", w, kind);
+    requireDtype(op, "out", out, "f32");
+    const [m, k, n] = [dim(x, 0), dim(x, 1), dim(w, 0)];
+    requireEqual(op, "contraction (x cols vs w cols)", k, dim(w, 1));
+    if (k > MAX_DOT_K) {
+      throw new ShapeError("size", `[webgpu ${op}] k = ${k} exceeds MAX_DOT_K = ${MAX_DOT_K}`);
+    }
+    const rowBytes = kind === "ternary" ? ternaryRowBytes(k) : binaryRowWords(k) * 4;
+    const words = Math.ceil(k / elementsPerWord(kind));
+    const [tm, tn] = tileFor(kind, m);
+    const buffers = [this.#buf(op, "x", x, m * k), this.#buf(op, "xScales", xScales, m * 4), this.#buf(op, "w", w, n * rowBytes), this.#buf(op, "out", out, m * n * 4)];
+    const p = params(m, k, n, rowBytes, words, f32Bits(Math.fround(w.scale ?? 1)), 0, 0);
+    const tiles = Math.ceil(m / tm) * Math.ceil(n / tn);
+    // k = 0 needs no special case: the sums are 0 and the scaling still runs, as in the reference.
+    this.#dispatch(`${kind}-i8 ${tm}x${tn}`, bitMatmulShader(kind, tm, tn), p, buffers, tiles);
+  }
+
+  /** The integer Q8_0 head: out[M,N] = x[M,K] · w[N,K]ᵀ with x quantized per 32-block (exact). */
+  matmulQ8I8(x: TensorRef, w: TensorRef, out: TensorRef): void {
+    const op = "matmulQ8I8";
+    requireRank(op, "x", x, 2);
+    requireRank(op, "w", w, 2);
+    requireDtype(op, "x", x, "f32");
+    requireDtype(op, "w", w, "q8_0");
+    requireDtype(op, "out", out, "f32");
+    const [m, k, n] = [dim(x, 0), dim(x, 1), dim(w, 0)];
+    requireEqual(op, "contraction (x cols vs w cols)", k, dim(w, 1));
+    if (k % Q8_BLOCK !== 0 || k === 0) {
+      throw new ShapeError("size", `[webgpu ${op}] k = ${k} is not a positive multiple of ${Q8_BLOCK}`);
+    }
+    const blocks = k / Q8_BLOCK;
+    const rowBytes = blocks * Q8_0_BLOCK_BYTES;
+    const xb = this.#buf(op, "x", x, m * k * 4);
+    const wb = this.#buf(op, "w", w, n * rowBytes);
+    const ob = this.#buf(op, "out", out, m * n * 4);
+    if (m === 0 || n === 0) {
+      return;
+    }
+    const xq = this.#scratch("q8i8-x", m * k);
+    const scales = this.#scratch("q8i8-scales", m * blocks * 4);
+    const inverses = this.#scratch("q8i8-inverses", m * blocks * 4);
+    this.#quantize(xb, m * blocks, Q8_BLOCK, xq, scales, inverses);
+    const [tm, tn] = tileFor("q8i8", m);
+    const tiles = Math.ceil(m / tm) * Math.ceil(n / tn);
+    this.#dispatch(`q8i8 ${tm}x${tn}`, q8i8Shader(tm, tn), params(m, blocks, n, rowBytes), [xq, inverses, wb, ob], tiles);
+  }
+
+  /** The float head: out[M,N] = x[M,K] f32 · decode(w)[N,K]ᵀ for f32, f16 and q8_0 weights. */
+  matmulDense(x: TensorRef, w: TensorRef, out: TensorRef): void {
+    const op = "matmulDense";
+    requireRank(op, "x", x, 2);
+    requireRank(op, "w", w, 2);
+    requireDtype(op, "x", x, "f32");
+    requireDtype(op, "w", w, "f32", "f16", "q8_0");
+    requireDtype(op, "out", out, "f32");
+    const [m, k, n] = [dim(x, 0), dim(x, 1), dim(w, 0)];
+    requireEqual(op, "contraction (x cols vs w cols)", k, dim(w, 1));
+    const format = w.dtype as DenseFormat;
+    const rowBytes = storageBytes(format, [1, k]);
+    const buffers = [this.#buf(op, "x", x, m * k * 4), this.#buf(op, "w", w, n * rowBytes), this.#buf(op, "out", out, m * n * 4)];
+    const [tm, tn] = tileFor("dense", m);
+    const tiles = Math.ceil(m / tm) * Math.ceil(n / tn);
+    // Binding order of the shader: x = 1, w = 2, out = 3.
+    this.#dispatch(`dense-${format} ${tm}x${tn}`, denseShader(format, tm, tn), params(m, k, n, rowBytes), buffers, tiles);
+  }
+
+  /** out[S,E] f32 = rows ids[S] of table[V,E] (f32, f16 or q8_0); an id outside [0, V) is reported by checkStatus. */
+  embedding(ids: TensorRef, table: TensorRef, out: TensorRef): void {
+    const op = "embedding";
+    requireRank(op, "table", table, 2);
+    requireDtype(op, "ids", ids, "i32");
+    requireDtype(op, "table", table, "f32", "f16", "q8_0");
+    requireDtype(op, "out", out, "f32");
+    const [seq, vocab, embed] = [dim(ids, 0), dim(table, 0), dim(table, 1)];
+    const format = table.dtype as DenseFormat;
+    const rowBytes = storageBytes(format, [1, embed]);
+    const buffers = [this.#buf(op, "ids", ids, seq * 4), this.#buf(op, "table", table, vocab * rowBytes), this.#buf(op, "out", out, seq * embed * 4), this.recorder.status];
+    this.#dispatch(`embedding-${format}`, embeddingShader(format), params(seq, embed, vocab, rowBytes), buffers, Math.ceil((seq * embed) / EMBEDDING_THREADS));
+  }
+
+  /** Copies src [n, …] into rows [row, row + n) of dst [R, …] (a KV cache append); rows must be whole words. */
+  writeRows(src: TensorRef, dst: TensorRef, row: number): void {
+    const op = "writeRows";
+    if (src.dtype !== dst.dtype) {
+      throw new UsageError("dtype", `[webgpu ${op}] src is ${src.dtype}, dst is ${dst.dtype}`);
+    }
+    const rows = dim(dst, 0);
+    const rowBytes = storageBytes(dst.dtype, [1, ...dst.shape.slice(1)]);
+    const count = dim(src, 0);
+    if (!Number.isSafeInteger(row) || row < 0 || row + count > rows || storageBytes(src.dtype, [1, ...src.shape.slice(1)]) !== rowBytes) {
+      throw new ShapeError("bounds", `[webgpu ${op}] cannot write ${count} rows at ${row} of ${rows}`);
+    }
+    const bytes = count * rowBytes;
+    if ((row * rowBytes) % 4 !== 0 || bytes % 4 !== 0) {
+      throw new UsageError("unsupported", `[webgpu ${op}] rows of ${rowBytes} bytes are not whole 4-byte words`);
+    }
+    const s = this.#buf(op, "src", src, bytes);
+    const d = this.#buf(op, "dst", dst, rows * rowBytes);
+    if (bytes > 0) {
+      this.recorder.copy(s, 0, d, row * rowBytes, bytes);
+    }
+  }
+
+  /** RMSNorm over the last dim of x[M,K], times weight[K] when given; out may be x. */
+  rmsNorm(x: TensorRef, weight: TensorRef | undefined, eps: number, out: TensorRef): void {
+    const op = "rmsNorm";
+    requireRank(op, "x", x, 2);
+    requireDtype(op, "x", x, "f32");
+    requireDtype(op, "out", out, "f32");
+    const [rows, cols] = [dim(x, 0), dim(x, 1)];
+    const inPlace = x.buffer === out.buffer;
+    const xb = this.#buf(op, "x", x, rows * cols * 4);
+    const ob = this.#buf(op, "out", out, rows * cols * 4);
+    const wb = weight === undefined ? this.#scratch("no-weight", 4) : this.#buf(op, "weight", weight, cols * 4);
+    if (weight !== undefined) {
+      requireDtype(op, "weight", weight, "f32");
+    }
+    const p = params(rows, cols, { f: eps }, weight === undefined ? 0 : 1);
+    this.#dispatch(`rmsNorm${inPlace ? " in place" : ""}`, rmsNormShader(inPlace), p, inPlace ? [xb, wb] : [xb, ob, wb], rows);
+  }
+
+  /** Softmax over the last dim of x[M,N]; out may be x. */
+  softmax(x: TensorRef, out: TensorRef): void {
+    const op = "softmax";
+    requireDtype(op, "x", x, "f32");
+    requireDtype(op, "out", out, "f32");
+    const cols = x.shape.length === 0 ? 1 : dim(x, x.shape.length - 1);
+    const rows = cols === 0 ? 0 : x.shape.reduce((a, b) => a * b, 1) / cols;
+    const inPlace = x.buffer === out.buffer;
+    const xb = this.#buf(op, "x", x, rows * cols * 4);
+    const ob = this.#buf(op, "out", out, rows * cols * 4);
+    this.#dispatch(`softmax${inPlace ? " in place" : ""}`, softmaxShader(inPlace), params(rows, cols, 0x7fc00000, 0), inPlace ? [xb] : [xb, ob], rows);
+  }
+
+  /** A RoPE cos/sin table for positions [0, positions), uploaded once (size positions · headDim · 4 bytes). */
+  createRopeTable(theta: number, headDim: number, positions: number): RopeTable {
+    if (!Number.isSafeInteger(headDim) || headDim <= 0 || headDim % 2 !== 0) {
+      throw new ShapeError("size", `[webgpu rope] headDim must be a positive even integer, got ${headDim}`);
+    }
+    if (!Number.isSafeInteger(positions) || positions <= 0 || positions > MAX_ROPE_POSITIONS) {
+      throw new ShapeError("size", `[webgpu rope] a table holds 1 … ${MAX_ROPE_POSITIONS} positions, got ${positions}`);
+    }
+    if (!(theta > 0) || !Number.isFinite(theta)) {
+      throw new ShapeError("size", `[webgpu rope] theta must be positive and finite, got ${theta}`);
+    }
+    const half = headDim / 2;
+    const inv = Float64Array.from({ length: half }, (_, j) => Math.pow(theta, (-2 * j) / headDim));
+    const table = new Float32Array(positions * half * 2);
+    for (let pos = 0; pos < positions; pos++) {
+      for (let j = 0; j < half; j++) {
+        const angle = pos * (inv[j] ?? 0);
+        table[(pos * half + j) * 2] = Math.cos(angle);
+        table[(pos * half + j) * 2 + 1] = Math.sin(angle);
+      }
+    }
+    const buffer = this.memory.upload(new Uint8Array(table.buffer), "rope-table");
+    return new RopeTable(buffer, theta, headDim, positions);
+  }
+
+  /** Rotary embedding of x[S,H,D] at positions[S] (i32) from `table` (same headDim); out may be x. */
+  rope(x: TensorRef, positions: TensorRef, table: RopeTable, mode: RopeMode, out: TensorRef): void {
+    const op = "rope";
+    requireRank(op, "x", x, 3);
+    requireDtype(op, "x", x, "f32");
+    requireDtype(op, "positions", positions, "i32");
+    requireDtype(op, "out", out, "f32");
+    const [seq, heads, headDim] = [dim(x, 0), dim(x, 1), dim(x, 2)];
+    requireEqual(op, "headDim (x vs table)", headDim, table.headDim);
+    const inPlace = x.buffer === out.buffer;
+    const n = seq * heads * headDim;
+    const xb = this.#buf(op, "x", x, n * 4);
+    const ob = this.#buf(op, "out", out, n * 4);
+    const pb = this.#buf(op, "positions", positions, seq * 4);
+    const tb = this.memory.resolve(table.buffer, op).gpu;
+    const p = params(seq, heads, headDim, table.positions, mode === "neox" ? 1 : 0, 0, 0, 0);
+    const io = inPlace ? [xb] : [xb, ob];
+    this.#dispatch(`rope${inPlace ? " in place" : ""}`, ropeShader(inPlace), p, [...io, pb, tb, this.recorder.status], Math.ceil(n / 2 / ROPE_THREADS));
+  }
+
+  /** Causal attention: q[S,H,D], k and v [C,KV,D] with C ≥ pos0 + S; out[S,H,D] (must not alias). */
+  attention(q: TensorRef, k: TensorRef, v: TensorRef, pos0: number, scale: number, out: TensorRef): void {
+    const op = "attention";
+    for (const [name, t] of [["q", q], ["k", k], ["v", v], ["out", out]] as const) {
+      requireRank(op, name, t, 3);
+      requireDtype(op, name, t, "f32");
+    }
+    const [seq, heads, headDim] = [dim(q, 0), dim(q, 1), dim(q, 2)];
+    const [capacity, kvHeads] = [dim(k, 0), dim(k, 1)];
+    requireEqual(op, "headDim (q vs k)", headDim, dim(k, 2));
+    if (k.shape.join("x") !== v.shape.join("x")) {
+      throw new ShapeError("dim-mismatch", `[webgpu ${op}] k [${k.shape.join(", ")}] and v [${v.shape.join(", ")}] differ`);
+    }
+    if (kvHeads === 0 || heads % kvHeads !== 0) {
+      throw new ShapeError("dim-mismatch", `[webgpu ${op}] heads = ${heads} is not a multiple of kvHeads = ${kvHeads}`);
+    }
+    if (headDim > MAX_ATTENTION_HEAD_DIM) {
+      throw new ShapeError("size", `[webgpu ${op}] headDim = ${headDim} exceeds ${MAX_ATTENTION_HEAD_DIM}`);
+    }
+    if (!Number.isSafeInteger(pos0) || pos0 < 0 || pos0 + seq > capacity) {
+      throw new ShapeError("bounds", `[webgpu ${op}] pos0 + seqQ = ${pos0 + seq} exceeds the cache's ${capacity} rows`);
+    }
+    if (q.buffer === out.buffer || k.buffer === out.buffer || v.buffer === out.buffer) {
+      throw new UsageError("unsupported", `[webgpu ${op}] out must not alias q, k or v`);
+    }
+    const kvBytes = capacity * kvHeads * headDim * 4;
+    const buffers = [
+      this.#buf(op, "q", q, seq * heads * headDim * 4),
+      this.#buf(op, "k", k, kvBytes),
+      this.#buf(op, "v", v, kvBytes),
+      this.#buf(op, "out", out, seq * heads * headDim * 4),
+    ];
+    const p = params(seq, heads, kvHeads, headDim, pos0, { f: scale }, 0, 0);
+    this.#dispatch("attention", ATTENTION_WGSL, p, buffers, headDim === 0 ? 0 : seq * heads);
+  }
+}
