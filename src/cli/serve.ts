@@ -26,6 +26,7 @@ import {
   MAX_LIMIT_TIMEOUT_MS,
   type ConnectionLimits,
 } from "../serve/http/connections.js";
+import { MAX_WAIT_LIMIT_MS } from "../serve/http/admission.js";
 import type { CascadeConfig, ServedModelConfig } from "../serve/http/served.js";
 import { modelOrDefault } from "./default-model.js";
 import type { CliIo } from "./run.js";
@@ -55,6 +56,8 @@ interface ServeFlags {
   idleTimeout?: number;
   maxConnections?: number;
   maxConnectionsPerIp?: number;
+  maxWait?: number;
+  publicHealth?: boolean;
 }
 
 /** The config file: `{ models: [...], cascades?: [...], host?, port?, apiKeys?, corsOrigins?, bodyLimit?, requestTimeoutMs? }`. */
@@ -69,6 +72,10 @@ export interface ServeConfigFile {
   readonly requestTimeoutMs?: number;
   readonly allowedHosts?: readonly string[];
   readonly limits?: ConnectionLimits;
+  /** Admission by predicted wait (ms); see `--max-wait`. */
+  readonly maxWaitMs?: number;
+  /** /health/ready details for every caller; see `--public-health`. */
+  readonly publicHealth?: boolean;
 }
 
 /** Largest config file read (bytes): a config is a few KiB; anything bigger is refused before parsing. */
@@ -79,7 +86,7 @@ export const MAX_CONFIG_CASCADES = 64;
 /** Longest model or cascade name (it is the `model` id clients send and a metrics label). */
 export const MAX_NAME_LENGTH = 256;
 
-const TOP_FIELDS = ["host", "port", "models", "cascades", "apiKeys", "corsOrigins", "bodyLimit", "requestTimeoutMs", "allowedHosts", "limits"] as const;
+const TOP_FIELDS = ["host", "port", "models", "cascades", "apiKeys", "corsOrigins", "bodyLimit", "requestTimeoutMs", "allowedHosts", "limits", "maxWaitMs", "publicHealth"] as const;
 /** The config's `limits` object: ConnectionLimits' fields, each bounded like its flag. */
 const LIMIT_FIELDS = {
   headersTimeoutMs: MAX_LIMIT_TIMEOUT_MS,
@@ -151,6 +158,10 @@ export async function readServeConfig(file: string): Promise<ServeConfigFile> {
   integer("bodyLimit", parsed["bodyLimit"], 1);
   integer("requestTimeoutMs", parsed["requestTimeoutMs"], 1);
   strings("allowedHosts", parsed["allowedHosts"]);
+  integer("maxWaitMs", parsed["maxWaitMs"], 1, MAX_WAIT_LIMIT_MS);
+  if (parsed["publicHealth"] !== undefined && typeof parsed["publicHealth"] !== "boolean") {
+    bad("publicHealth must be true or false");
+  }
   const limits = parsed["limits"];
   if (limits !== undefined) {
     if (!isObject(limits)) {
@@ -297,6 +308,8 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--idle-timeout <ms>", `how long an idle keep-alive connection stays open (default ${DEFAULT_IDLE_TIMEOUT_MS})`, intInRange(1, MAX_LIMIT_TIMEOUT_MS))
     .option("--max-connections <n>", `most open connections (default ${DEFAULT_MAX_CONNECTIONS})`, intInRange(1, MAX_LIMIT_CONNECTIONS))
     .option("--max-connections-per-ip <n>", `most open connections from one address (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})`, intInRange(1, MAX_LIMIT_CONNECTIONS))
+    .option("--max-wait <ms>", "refuse (429) a request whose predicted wait for a decode slot exceeds this; default no bound by time", intInRange(1, MAX_WAIT_LIMIT_MS))
+    .option("--public-health", "show /health/ready's per-model details (pids, failures) to every caller, not only to callers with an API key")
     .action(async (flags: ServeFlags) => {
       const sources = [flags.model !== undefined, flags.config !== undefined, flags.demo === true].filter(Boolean).length;
       if (sources > 1) {
@@ -326,6 +339,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
       // Command-line flags are defaults; the config file's fields win (docs/serving.md, "Config file").
       const bodyLimit = file?.bodyLimit ?? flags.bodyLimit;
       const requestTimeoutMs = file?.requestTimeoutMs ?? flags.timeout;
+      const maxWaitMs = file?.maxWaitMs ?? flags.maxWait;
       const options: ServerOptions = {
         models,
         ...(file?.cascades === undefined ? {} : { cascades: file.cascades }),
@@ -333,6 +347,8 @@ export function addServeCommand(program: Command, io: CliIo): void {
         corsOrigins: file?.corsOrigins ?? flags.cors ?? [],
         ...(bodyLimit === undefined ? {} : { bodyLimit }),
         ...(requestTimeoutMs === undefined ? {} : { requestTimeoutMs }),
+        ...(maxWaitMs === undefined ? {} : { maxWaitMs }),
+        publicHealth: file?.publicHealth ?? flags.publicHealth === true,
         allowedHosts: file?.allowedHosts ?? flags.allowedHost ?? [],
         limits: {
           ...definedOnly({

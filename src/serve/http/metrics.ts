@@ -1,4 +1,8 @@
-/** Prometheus metrics of the server (prom-client, one registry per server so that several can coexist). */
+/**
+ * Prometheus metrics of the server (prom-client, one registry per server so that several can coexist). The
+ * process metrics leave out the Node version (`nodejs_version_info`): /metrics is open to scrapers, and the
+ * runtime's exact version only helps an attacker.
+ */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 export interface ServerMetrics {
@@ -20,17 +24,50 @@ export interface ServerMetrics {
   readonly fallbacks: Counter<"model">;
   /** Requests re-sent after the model process died before streaming. */
   readonly resent: Counter<"model">;
-  /** Model worker restarts (read from the model actor at scrape time). */
+  /** Cumulative model worker restarts, failures and escalations (read from the model actors at scrape time). */
   readonly restarts: Gauge<"model">;
+  readonly crashes: Gauge<"model">;
+  readonly escalations: Gauge<"model">;
   /** Requests the client abandoned (disconnect) or the timeout ended. */
   readonly cancelled: Counter<"model" | "reason">;
 }
 
-/** Creates the metrics; `restarts` reads each model's restart count when scraped. */
-export function createMetrics(readRestarts: () => Promise<ReadonlyMap<string, number>>): ServerMetrics {
+/** A model's cumulative supervision counters; undefined when its actor did not answer (the last values stand). */
+export interface SupervisionCounts {
+  readonly restarts: number | undefined;
+  readonly crashes: number | undefined;
+  readonly escalations: number | undefined;
+}
+
+const PROCESS_PREFIX = "barbell_process_";
+
+/** Creates the metrics; the supervision gauges read every model's counters once per scrape. */
+export function createMetrics(readSupervision: () => Promise<ReadonlyMap<string, SupervisionCounts>>): ServerMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "barbell_process_" });
+  collectDefaultMetrics({ register: registry, prefix: PROCESS_PREFIX });
+  registry.removeSingleMetric(`${PROCESS_PREFIX}nodejs_version_info`);
   const registers = [registry];
+  // One read per scrape serves the three gauges (the first collect() of a scrape reads, the others reuse it).
+  let pending: Promise<ReadonlyMap<string, SupervisionCounts>> | undefined;
+  const read = (): Promise<ReadonlyMap<string, SupervisionCounts>> => {
+    pending ??= readSupervision().finally(() => queueMicrotask(() => (pending = undefined)));
+    return pending;
+  };
+  const supervisionGauge = (name: string, help: string, field: keyof SupervisionCounts): Gauge<"model"> =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["model"],
+      registers,
+      async collect() {
+        for (const [model, counts] of await read()) {
+          const n = counts[field];
+          if (n !== undefined) {
+            this.set({ model }, n);
+          }
+        }
+      },
+    });
   return {
     registry,
     requests: new Counter({ name: "barbell_http_requests_total", help: "HTTP requests by model, endpoint and status", labelNames: ["model", "endpoint", "status"], registers }),
@@ -54,17 +91,9 @@ export function createMetrics(readRestarts: () => Promise<ReadonlyMap<string, nu
     }),
     fallbacks: new Counter({ name: "barbell_backend_fallbacks_total", help: "Kernel failures survived on the next backend", labelNames: ["model"], registers }),
     resent: new Counter({ name: "barbell_resent_requests_total", help: "Requests re-sent after the model process died", labelNames: ["model"], registers }),
-    restarts: new Gauge({
-      name: "barbell_worker_restarts",
-      help: "Model worker restarts (crashes included)",
-      labelNames: ["model"],
-      registers,
-      async collect() {
-        for (const [model, n] of await readRestarts()) {
-          this.set({ model }, n);
-        }
-      },
-    }),
+    restarts: supervisionGauge("barbell_worker_restarts", "Model worker restarts so far (cumulative, across model actor restarts)", "restarts"),
+    crashes: supervisionGauge("barbell_worker_crashes", "Model worker failures the supervisor handled (cumulative)", "crashes"),
+    escalations: supervisionGauge("barbell_worker_escalations", "Worker failures past the restart intensity (cumulative; the model actor was restarted)", "escalations"),
     cancelled: new Counter({ name: "barbell_cancelled_requests_total", help: "Requests ended by a disconnect, a timeout or shutdown", labelNames: ["model", "reason"], registers }),
   };
 }

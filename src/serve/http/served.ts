@@ -2,6 +2,11 @@
  * The models a server serves: one model actor per configured model, and one cascade router per configured
  * cascade (its rungs are configured models, and the router uses their actors: every model is loaded once). Each has a bounded
  * admission queue and the header-only {@link ModelInfo} the HTTP layer validates against.
+ *
+ * What reaches clients from a model is safe: a served model's stream never throws (a failure of its actor,
+ * such as an escalation past the restart intensity, ends it with an `error` item `unavailable`, or `crashed`
+ * after output), and the message of every server-side error item is replaced by safe text naming the model
+ * and the code; the original (actor paths, pids, file paths, signals) goes to the server's log.
  */
 import type { ActorError, ActorRef, ActorSystem, ReplyStream, SupervisionOptions } from "../../actors/index.js";
 import type { BackendName } from "../../backends/backend.js";
@@ -10,6 +15,7 @@ import { ServeError } from "../errors.js";
 import type { FaultPlan } from "../faults.js";
 import { modelActor, type ModelActorOptions, type ModelMsg, type ModelStatus } from "../model-actor.js";
 import type { ModelOutput, ModelRequest } from "../protocol.js";
+import type { ServeErrorCode } from "../errors.js";
 import { cascadeRouter, type ConfidenceMetric, type RouterMsg } from "../router.js";
 import { Admission } from "./admission.js";
 import { readModelInfo, type ModelInfo } from "./model-info.js";
@@ -56,7 +62,11 @@ export interface Readiness {
   readonly ready: boolean;
   /** Restarts, backend failures or backends taken out: serving, but not at full health. */
   readonly degraded: boolean;
-  readonly restarts: number;
+  /** Cumulative: worker restarts, worker failures, and escalations past the restart intensity (undefined: no answer). */
+  readonly restarts: number | undefined;
+  readonly crashes: number | undefined;
+  readonly escalations: number | undefined;
+  /** Details for authorised callers only (pids, failures, backends). */
   readonly detail: Record<string, unknown>;
 }
 
@@ -70,6 +80,80 @@ export interface Served {
   open(request: ModelRequest, signal: AbortSignal): Result<ReplyStream<ModelOutput>, ActorError>;
   readiness(): Promise<Readiness>;
   stop(): Promise<void>;
+}
+
+/** What spawnServed needs besides the models. */
+export interface ServedOptions {
+  /** Where failures of the models go (lines with the details clients do not get). Default: nowhere. */
+  readonly log?: (line: string) => void;
+  /** Admission by predicted wait: longest predicted wait for a slot (ms) a request is admitted with. */
+  readonly maxWaitMs?: number;
+}
+
+type ErrorItem = Extract<ModelOutput, { kind: "error" }>;
+
+/** The text clients get for a model's server-side error codes (4xx codes keep the model's own message). */
+const SAFE_TEXT: Partial<Record<ServeErrorCode, string>> = {
+  unavailable: "is unavailable (its worker is restarting or failed); retry later",
+  crashed: "stopped while generating (its worker crashed); retry the request",
+  kernel: "failed on every backend",
+  released: "released its resources while the request ran; retry the request",
+  timeout: "produced no output in time",
+  failed: "failed",
+};
+
+/**
+ * `opened` as the HTTP layer reads it (see the file comment): never throws, safe error text, and each finished
+ * generation's measured timing fed to `admission`'s wait predictor.
+ */
+function guarded(name: string, admission: Admission, opened: Result<ReplyStream<ModelOutput>, ActorError>, log: (line: string) => void): Result<ReplyStream<ModelOutput>, ActorError> {
+  if (!opened.ok) {
+    return opened;
+  }
+  const inner = opened.value;
+  const safe = (item: ErrorItem): ErrorItem => {
+    const text = SAFE_TEXT[item.code];
+    if (text === undefined) {
+      return item;
+    }
+    log(`barbell serve: model '${name}': request ended '${item.code}': ${item.message}`);
+    return { ...item, message: `model '${name}' ${text}` };
+  };
+  async function* items(): AsyncGenerator<ModelOutput> {
+    let streamed = 0;
+    try {
+      for await (const item of inner) {
+        if (item.kind === "error") {
+          yield safe(item);
+          return;
+        }
+        if (item.kind === "token" || item.kind === "tensor") {
+          streamed++;
+        } else if (item.kind === "done" && item.timing !== undefined) {
+          admission.observe({ promptTokens: item.promptTokens, completionTokens: item.completionTokens, ...item.timing });
+        }
+        yield item;
+        if (item.kind === "done") {
+          return;
+        }
+      }
+      yield safe({ kind: "error", code: "failed", message: "[serve] the model ended the stream without a result", model: name, completionTokens: streamed, failures: [] });
+    } catch (error) {
+      // The model actor itself failed (an escalation: it is restarted by its supervisor) or the read was cancelled.
+      const e = error as Partial<ActorError>;
+      const code: ServeErrorCode = e.code === "timeout" ? "timeout" : streamed > 0 ? "crashed" : "unavailable";
+      const item: ErrorItem = { kind: "error", code, message: `[serve] the model actor failed (${String(e.code)}): ${String(e.message)}`, model: name, completionTokens: streamed, failures: [] };
+      yield e.code === "cancelled" ? { ...item, message: `model '${name}' request cancelled` } : safe(item);
+    }
+  }
+  const iterable = items();
+  return {
+    ok: true,
+    value: {
+      cancel: () => inner.cancel(),
+      [Symbol.asyncIterator]: () => iterable,
+    },
+  };
 }
 
 const DEFAULT_QUEUE = 16;
@@ -96,6 +180,8 @@ function modelReadiness(s: ModelStatus): Readiness {
     ready: s.available && s.worker?.loaded === true,
     degraded: s.restarts > 0 || s.degradations.length > 0 || out.length > 0,
     restarts: s.restarts,
+    crashes: s.crashes,
+    escalations: s.escalations,
     detail: {
       available: s.available,
       worker_state: s.workerState,
@@ -103,6 +189,8 @@ function modelReadiness(s: ModelStatus): Readiness {
       backend: s.worker?.backend ?? "",
       backends_out: out,
       restarts: s.restarts,
+      crashes: s.crashes,
+      escalations: s.escalations,
       last_failure: s.lastFailure ?? null,
       degradations: s.degradations,
       queue_depth: s.queueDepth,
@@ -121,10 +209,17 @@ async function ask<T>(query: () => Promise<T>): Promise<T | undefined> {
   }
 }
 
-const notAnswering: Readiness = { ready: false, degraded: true, restarts: 0, detail: { available: false, error: "the model actor did not answer" } };
+/** The model actor did not answer (undefined counters: the last ones known stand). */
+const notAnswering: Readiness = { ready: false, degraded: true, restarts: undefined, crashes: undefined, escalations: undefined, detail: { available: false, error: "the model actor did not answer" } };
 
 /** Spawns the actors of `models` and `cascades` in `system`; reads each model's header first (bad paths fail here). */
-export async function spawnServed(system: ActorSystem, models: readonly ServedModelConfig[], cascades: readonly CascadeConfig[] = []): Promise<Served[]> {
+export async function spawnServed(
+  system: ActorSystem,
+  models: readonly ServedModelConfig[],
+  cascades: readonly CascadeConfig[] = [],
+  options: ServedOptions = {},
+): Promise<Served[]> {
+  const log = options.log ?? ((): void => undefined);
   const byName = new Map<string, ServedModelConfig>();
   for (const m of models) {
     if (byName.has(m.name)) {
@@ -140,15 +235,18 @@ export async function spawnServed(system: ActorSystem, models: readonly ServedMo
   const refs = new Map<string, ActorRef<ModelMsg>>();
   for (const m of models) {
     const rung = { name: m.name, path: m.path, ...(m.head === undefined ? {} : { headType: m.head }) };
-    const ref: ActorRef<ModelMsg> = system.spawn(modelActor({ ladder: [rung], ...actorOptions(m) }), { name: `model-${served.length}` });
+    const ref: ActorRef<ModelMsg> = system.spawn(modelActor({ ladder: [rung], ...actorOptions(m), log: (line) => log(`barbell serve: ${line}`) }), {
+      name: `model-${served.length}`,
+    });
     refs.set(m.name, ref);
+    const admission = new Admission(m.parallel ?? 1, m.queue ?? DEFAULT_QUEUE, options.maxWaitMs);
     served.push({
       name: m.name,
       kind: "model",
       info: infos.get(m.name) as ModelInfo,
       randomWeights: m.randomWeights === true,
-      admission: new Admission(m.parallel ?? 1, m.queue ?? DEFAULT_QUEUE),
-      open: (request, signal) => ref.stream({ type: "processInput", request }, { signal }),
+      admission,
+      open: (request, signal) => guarded(m.name, admission, ref.stream({ type: "processInput", request }, { signal }), log),
       readiness: async () => {
         const s = await ask(() => ref.ask({ type: "queryStatus" }, { timeoutMs: STATUS_TIMEOUT_MS }));
         return s === undefined ? notAnswering : modelReadiness(s);
@@ -187,14 +285,15 @@ export async function spawnServed(system: ActorSystem, models: readonly ServedMo
       { name: `cascade-${served.length}` },
     );
     const info = infos.get(first.name) as ModelInfo;
+    const cascadeAdmission = new Admission(c.parallel ?? 1, c.queue ?? DEFAULT_QUEUE, options.maxWaitMs);
     served.push({
       name: c.name,
       kind: "cascade",
       // Requests are checked against the smallest context of the ladder.
       info: { ...info, contextLength: Math.min(...rungs.map((m) => infos.get(m.name)?.contextLength ?? info.contextLength)) },
       randomWeights: rungs.some((m) => m.randomWeights === true),
-      admission: new Admission(c.parallel ?? 1, c.queue ?? DEFAULT_QUEUE),
-      open: (request, signal) => ref.stream({ type: "processInput", request }, { signal }),
+      admission: cascadeAdmission,
+      open: (request, signal) => guarded(c.name, cascadeAdmission, ref.stream({ type: "processInput", request }, { signal }), log),
       readiness: async () => {
         const s = await ask(() => ref.ask({ type: "queryStatus" }, { timeoutMs: STATUS_TIMEOUT_MS }));
         if (s === undefined) {
@@ -204,7 +303,9 @@ export async function spawnServed(system: ActorSystem, models: readonly ServedMo
         return {
           ready: parts.length > 0 && parts.every((p) => p.ready),
           degraded: parts.some((p) => p.degraded),
-          restarts: parts.reduce((sum, p) => sum + p.restarts, 0),
+          restarts: parts.reduce((sum, p) => sum + (p.restarts ?? 0), 0),
+          crashes: parts.reduce((sum, p) => sum + (p.crashes ?? 0), 0),
+          escalations: parts.reduce((sum, p) => sum + (p.escalations ?? 0), 0),
           detail: { requests: s.requests, escalations: s.escalations, answered_by: s.answeredBy, rungs: parts.map((p) => p.detail) },
         };
       },

@@ -178,6 +178,8 @@ describe("barbell serve --config", () => {
     ["a huge body timeout", () => ({ models: twoModels, limits: { bodyTimeoutMs: 1e12 } }), /limits\.bodyTimeoutMs must be an integer in 1\.\.3600000/],
     ["limits that are not an object", () => ({ models: twoModels, limits: [1] }), /limits must be an object/],
     ["allowedHosts with an empty name", () => ({ models: twoModels, allowedHosts: [""] }), /allowedHosts must be an array of non-empty strings/],
+    ["a zero maxWaitMs", () => ({ models: twoModels, maxWaitMs: 0 }), /maxWaitMs must be an integer in 1\.\.3600000, got 0/],
+    ["a publicHealth that is not a boolean", () => ({ models: twoModels, publicHealth: "yes" }), /publicHealth must be true or false/],
     ["a file over MAX_CONFIG_BYTES", () => JSON.stringify({ models: twoModels }) + " ".repeat(MAX_CONFIG_BYTES), /is 1048\d+ bytes, more than the 1048576 allowed/],
   ];
 

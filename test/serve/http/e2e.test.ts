@@ -63,7 +63,7 @@ describe("a model process killed mid-stream", () => {
       supervision: { maxRestarts: 5, withinMs: 60_000 },
       // The first worker process SIGKILLs itself on its 4th embedding call: after the prefill and two tokens.
       faults: [{ backend: "js", kernel: "embedding", nth: 4, action: "kill", incarnations: 1 }],
-    });
+    }, { publicHealth: true });
     const client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: "none", maxRetries: 0 });
     const stream = await client.chat.completions.create({ model: "tiny", messages, max_tokens: 20, temperature: 0, stream: true });
     let text = "";
