@@ -26,9 +26,11 @@ import {
 } from "../../src/formats/barewire/index.js";
 import * as gen from "../../src/formats/barewire/generated.js";
 import { MANIFEST, everyDType, sampleTensor } from "../barewire/helpers.js";
+import { FUZZ_RUNS as RUNS, fuzzTimeout } from "./budget.js";
 
-const RUNS = Number(process.env["BARBELL_FUZZ_RUNS"] ?? 3000);
 const SEED = 0xba4e_0001;
+/** Cost per case (ms) of each property at 200,000 cases with the fuzz files in parallel (test/fuzz/budget.ts). */
+const MS_PER_CASE = { mutated: 0.5, crafted: 0.6 };
 
 const CODES = new Set([
   "bad-magic",
@@ -176,7 +178,7 @@ describe("BAREWire fuzz", () => {
       }),
       { seed: SEED, numRuns: RUNS },
     );
-  });
+  }, fuzzTimeout(MS_PER_CASE.mutated));
 
   it("should return only typed errors for crafted frames", () => {
     fc.assert(
@@ -185,7 +187,7 @@ describe("BAREWire fuzz", () => {
       }),
       { seed: SEED + 1, numRuns: RUNS },
     );
-  });
+  }, fuzzTimeout(MS_PER_CASE.crafted));
 
   it("should reject every truncation of every base frame", () => {
     for (const base of BASES) {

@@ -3,9 +3,11 @@ import { describe, expect, it } from "vitest";
 import { FormatError } from "../../src/core/errors.js";
 import { GGUF_VALUE_TYPE, gv, readGguf, readGgufBytes, writeGguf } from "../../src/formats/gguf/index.js";
 import { Craft, sampleFile, sampleTensors } from "../gguf/craft.js";
+import { FUZZ_RUNS as RUNS, fuzzTimeout } from "./budget.js";
 
-const RUNS = Number(process.env.BARBELL_FUZZ_RUNS ?? 3000);
 const SEED = 0x5eed_b1b1;
+/** Cost per case (ms) of each property at 200,000 cases with the fuzz files in parallel (test/fuzz/budget.ts). */
+const MS_PER_CASE = { mutated: 0.15, crafted: 0.1 };
 
 /** Parses and reads every tensor; only FormatError may escape. Returns the error code or "ok". */
 async function parseAll(bytes: Uint8Array, viaSource = false): Promise<string> {
@@ -152,7 +154,7 @@ describe("GGUF reader fuzzing", () => {
       ),
       { seed: SEED, numRuns: RUNS },
     );
-  });
+  }, fuzzTimeout(MS_PER_CASE.mutated));
 
   it("should either parse a crafted hostile header or throw FormatError", async () => {
     await fc.assert(
@@ -161,7 +163,7 @@ describe("GGUF reader fuzzing", () => {
       }),
       { seed: SEED + 1, numRuns: RUNS },
     );
-  });
+  }, fuzzTimeout(MS_PER_CASE.crafted));
 
   it("should reject claimed counts larger than the file without allocating for them", async () => {
     const claims: Uint8Array[] = [];

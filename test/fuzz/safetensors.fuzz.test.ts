@@ -2,9 +2,12 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { FormatError } from "../../src/core/errors.js";
 import { readSafetensors, readSafetensorsBytes, writeSafetensors } from "../../src/formats/safetensors/index.js";
+import { FUZZ_RUNS as RUNS, fuzzTimeout } from "./budget.js";
+import { byteMutation, INTERESTING_U64, raw } from "./safetensors-mutations.js";
 
-const RUNS = Number(process.env.BARBELL_FUZZ_RUNS ?? 3000);
 const SEED = 0x5afe_7e50;
+/** Cost per case (ms) of each property at 200,000 cases with the fuzz files in parallel (test/fuzz/budget.ts). */
+const MS_PER_CASE = { mutated: 0.15, crafted: 0.15 };
 
 /** Parses and reads every tensor; only FormatError may escape. Returns the error code or "ok". */
 async function parseAll(bytes: Uint8Array, viaSource = false): Promise<string> {
@@ -27,15 +30,6 @@ async function parseAll(bytes: Uint8Array, viaSource = false): Promise<string> {
   }
 }
 
-/** A file from a raw header string, a buffer length and an optional false length claim. */
-function raw(header: string | Uint8Array, bufferBytes: number, claim?: bigint): Uint8Array {
-  const json = typeof header === "string" ? new TextEncoder().encode(header) : header;
-  const out = new Uint8Array(8 + json.length + bufferBytes);
-  new DataView(out.buffer).setBigUint64(0, claim ?? BigInt(json.length), true);
-  out.set(json, 8);
-  return out.fill(0x3c, 8 + json.length);
-}
-
 const BASES = [
   writeSafetensors({
     tensors: [
@@ -50,60 +44,6 @@ const BASES = [
   writeSafetensors({ tensors: [{ name: "x", dtype: "F16", shape: [2, 2], data: new Uint8Array(8) }], order: "given" }),
   raw(`{"test":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}}`, 16),
 ];
-
-const INTERESTING_U64 = [0n, 1n, 7n, 0xffn, 1n << 31n, 1n << 32n, 100_000_001n, (1n << 53n) + 1n, (1n << 64n) - 1n];
-const INTERESTING_BYTES = [0x00, 0x20, 0x22, 0x2c, 0x30, 0x39, 0x5b, 0x5d, 0x7b, 0x7d, 0x80, 0xc0, 0xff];
-
-const NUMBER_TEXTS = ["0", "1", "2", "4", "9007199254740993", "-1", "1e3", "1".repeat(21)];
-
-type Mutation = (b: Uint8Array) => Uint8Array;
-
-const mutation: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }).map(({ at, bit }) => (b: Uint8Array) => {
-    const out = b.slice();
-    const i = at % Math.max(1, out.length);
-    out[i] = (out[i] ?? 0) ^ (1 << bit);
-    return out;
-  }),
-  fc.record({ at: fc.nat(), v: fc.constantFrom(...INTERESTING_BYTES) }).map(({ at, v }) => (b: Uint8Array) => {
-    const out = b.slice();
-    out[at % Math.max(1, out.length)] = v;
-    return out;
-  }),
-  fc.constantFrom(...INTERESTING_U64).map((v) => (b: Uint8Array) => {
-    const out = b.slice();
-    if (out.length >= 8) {
-      new DataView(out.buffer).setBigUint64(0, v, true);
-    }
-    return out;
-  }),
-  // Rewrite one decimal number in the header: offsets and dims are where the validation lives.
-  fc.record({ which: fc.nat(), v: fc.constantFrom(...NUMBER_TEXTS) })
-    .map(({ which, v }) => (b: Uint8Array) => {
-      const text = new TextDecoder("latin1").decode(b); // one character per byte, so indices are byte offsets
-      const numbers = [...text.matchAll(/[0-9]+/g)].filter((m) => (m.index ?? 0) > 8);
-      const m = numbers[which % Math.max(1, numbers.length)];
-      if (m === undefined) {
-        return b;
-      }
-      const start = m.index ?? 0;
-      const out = new Uint8Array(b.length - m[0].length + v.length);
-      out.set(b.subarray(0, start));
-      out.set(new TextEncoder().encode(v), start);
-      out.set(b.subarray(start + m[0].length), start + v.length);
-      return out;
-    }),
-  fc.nat().map((at) => (b: Uint8Array) => b.slice(0, at % (b.length + 1))),
-  fc.record({ at: fc.nat(), ins: fc.uint8Array({ minLength: 1, maxLength: 16 }) })
-    .map(({ at, ins }) => (b: Uint8Array) => {
-    const i = at % (b.length + 1);
-    const out = new Uint8Array(b.length + ins.length);
-    out.set(b.subarray(0, i));
-    out.set(ins, i);
-    out.set(b.subarray(i), i + ins.length);
-    return out;
-  }),
-);
 
 const dim = fc.oneof(fc.nat(8), fc.constantFrom(2 ** 31, 2 ** 32, 2 ** 53 - 1, 2 ** 53, -1, 1.5));
 const offset = fc.oneof(fc.nat(64), fc.constantFrom(2 ** 53 - 1, 2 ** 53 + 2, -4, 0.5));
@@ -157,7 +97,7 @@ describe("safetensors reader fuzzing", () => {
     await fc.assert(
       fc.asyncProperty(
         fc.nat(BASES.length - 1),
-        fc.array(mutation, { minLength: 1, maxLength: 4 }),
+        fc.array(byteMutation, { minLength: 1, maxLength: 4 }),
         fc.boolean(),
         async (base, mutations, viaSource) => {
           const bytes = mutations.reduce((b, m) => m(b), BASES[base] ?? new Uint8Array());
@@ -166,7 +106,7 @@ describe("safetensors reader fuzzing", () => {
       ),
       { seed: SEED, numRuns: RUNS },
     );
-  });
+  }, fuzzTimeout(MS_PER_CASE.mutated));
 
   it("should either parse a crafted hostile header or throw FormatError", async () => {
     await fc.assert(
@@ -175,7 +115,7 @@ describe("safetensors reader fuzzing", () => {
       }),
       { seed: SEED + 1, numRuns: RUNS },
     );
-  });
+  }, fuzzTimeout(MS_PER_CASE.crafted));
 
   it("should reject a header length claim past the file or limit without reading or allocating for it", async () => {
     const claims = INTERESTING_U64.filter((n) => n > 64n).map((n) => raw("{}", 0, n));
