@@ -117,13 +117,16 @@ export function generatedFiles(): readonly { readonly path: string; readonly tex
   ];
 }
 
-/** Paths of generated files whose committed text differs from what the table generates. */
-export function staleFiles(): string[] {
+/** The committed text of a file (relative to the repository root), or undefined when there is none. */
+function readCommitted(relative: string): string | undefined {
+  const full = path.join(root, relative);
+  return fs.existsSync(full) ? fs.readFileSync(full, "utf8") : undefined;
+}
+
+/** Paths of generated files whose text (as `read` returns it) differs from what the table generates. */
+export function staleFiles(read: (relative: string) => string | undefined = readCommitted): string[] {
   return generatedFiles()
-    .filter((f) => {
-      const full = path.join(root, f.path);
-      return !fs.existsSync(full) || fs.readFileSync(full, "utf8") !== f.text;
-    })
+    .filter((f) => read(f.path) !== f.text)
     .map((f) => f.path);
 }
 

@@ -9,6 +9,7 @@ import type { PartialBackend, StorageDType, TensorRef, UnaryOp, BinaryOp } from 
 import { ArrayBufferMemory, views } from "../../src/backends/host-memory.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { nativeAddon } from "../../src/backends/native-cpu/addon.js";
+import { BINARY_OPS, UNARY_OPS } from "../../src/backends/ops.js";
 import { createNativeCpuBackend, nativeCpuProvider, probeNativeCpu } from "../../src/backends/native-cpu/index.js";
 import { ShapeError, ValueError } from "../../src/core/errors.js";
 import { f32ToHalf } from "../../src/quant/half.js";
@@ -424,7 +425,7 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
           check(rows * cols, (k, out) => k.rmsNorm?.(x, undefined, 1e-6, { ...out, shape: [rows, cols] }));
           check(rows * cols, (k, out) => k.softmax?.(x, { ...out, shape: [rows, cols] }));
           check(rows * cols, (k, out) => k.scale?.(x, 0.37, { ...out, shape: [rows, cols] }));
-          for (const op of ["neg", "abs", "exp", "relu", "relu2", "silu", "gelu", "sigmoid", "tanh"] as UnaryOp[]) {
+          for (const op of Object.keys(UNARY_OPS) as UnaryOp[]) {
             check(rows * cols, (k, out) => k.unary?.(op, x, { ...out, shape: [rows, cols] }));
           }
         }
@@ -484,7 +485,7 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
         ];
         for (const [x, xs, y, ys, shape] of cases) {
           const n = shape.reduce((p, q) => p * q, 1);
-          for (const op of ["add", "sub", "mul", "div", "max", "min"] as BinaryOp[]) {
+          for (const op of Object.keys(BINARY_OPS) as BinaryOp[]) {
             const got = zeros("f32", shape);
             const want = zeros("f32", shape);
             nk().kernels.binary?.(op, x, xs, y, ys, got);

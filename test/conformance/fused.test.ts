@@ -4,10 +4,17 @@
  * and KV cache), and stay within the float tolerance of the JS reference. Prefill, a second prefill
  * chunk at pos0 > 0 and token-by-token decoding are all checked, on SiLU and ReLU² archs, with MHA
  * and grouped KV heads. Backends without fused steps are listed as skipped with the reason.
+ *
+ * The composite ops of the op table (src/backends/ops.ts: attention, bitnetBlock, bitnetBlockBatch) are
+ * also checked kernel by kernel: every backend's own kernel against the decomposition the table
+ * declares, run on the same backend's kernels, with the table's tolerance ("exact" for the blocks).
  */
-import { describe, expect, it } from "vitest";
-import type { Backend, BitnetBlockParams, BitnetBlockWeights, TensorRef } from "../../src/backends/backend.js";
+import { afterAll, describe, expect, it } from "vitest";
+import type { Backend, BitnetBlockParams, BitnetBlockWeights, Kernels, TensorRef } from "../../src/backends/backend.js";
+import { createChain } from "../../src/backends/chain.js";
+import { runDecomposition } from "../../src/backends/decompositions.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
+import { FUSED_OPS, KERNEL_OPS } from "../../src/backends/ops.js";
 import { PROVIDERS } from "../../src/backends/providers.js";
 import { probeOnce, resolveBackend } from "../../src/backends/registry.js";
 import { ValueError } from "../../src/core/errors.js";
@@ -19,6 +26,8 @@ import { ggufWeightSource } from "../../src/model/bitnet/gguf-source.js";
 import { KvCache } from "../../src/model/bitnet/kv-cache.js";
 import { loadWeights } from "../../src/model/bitnet/weights.js";
 import { tensor } from "../../src/tensor/tensor.js";
+import { CASES, type ConformanceCase } from "./cases.js";
+import { BATCH_SHAPES, BLOCK_SHAPES, blockInputs, f32Of, type BlockInputs, type BlockShape } from "./composite-cases.js";
 
 const FIXTURES: BitnetFixtureOptions[] = [
   { arch: "bitnet-b1.58", weightType: "i2_s", seed: 11 }, // ReLU², grouped KV heads
@@ -260,3 +269,168 @@ for (const provider of PROVIDERS) {
     });
   });
 }
+
+// ---- composite ops against the decompositions the op table declares ----
+
+const ATTENTION_CASES = CASES.filter((c) => c.kernel === "attention");
+
+/** Builds a conformance case on a backend; returns its arguments, output and a release function. */
+function build(backend: Backend, c: ConformanceCase): { args: unknown[]; out: TensorRef; free(): void } {
+  const buffers: TensorRef["buffer"][] = [];
+  const data = c.build({
+    alloc: (bytes) => {
+      const b = backend.alloc(bytes);
+      buffers.push(b);
+      return b;
+    },
+    write: (buffer, src, offset) => backend.write(buffer, src, offset),
+  });
+  return { ...data, free: () => buffers.forEach((b) => backend.free(b)) };
+}
+
+function nmse(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num += ((got[i] ?? 0) - (want[i] ?? 0)) ** 2;
+    den += (want[i] ?? 0) ** 2;
+  }
+  return den === 0 ? num : num / den;
+}
+
+/** Same bits (an "exact" decomposition) or within the table's NMSE. */
+function expectAgreement(compare: "exact" | number, got: Float32Array, want: Float32Array, what: string): void {
+  if (compare === "exact") {
+    expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${what}: not bit-identical`).toBe(true);
+  } else {
+    expect(got.length, what).toBe(want.length);
+    expect(nmse(got, want), what).toBeLessThanOrEqual(compare);
+  }
+}
+
+const runBlock = (fn: NonNullable<Backend["fused"]>["bitnetBlock"], i: BlockInputs, s: BlockShape): void =>
+  fn?.(i.h, i.positions, i.kCaches[0] as TensorRef, i.vCaches[0] as TensorRef, s.filled[0] ?? 0, i.weights, i.params, i.out);
+const runBatch = (fn: NonNullable<Backend["fused"]>["bitnetBlockBatch"], i: BlockInputs): void =>
+  fn?.(i.h, i.positions, i.kCaches, i.vCaches, i.weights, i.params, i.out);
+
+describe("op table decompositions", () => {
+  it("should call exactly the kernels each decomposition declares (run on the JS reference)", () => {
+    const js = createJsBackend();
+    const used = new Set<string>();
+    const recording: Backend = {
+      ...js,
+      kernels: Object.fromEntries(
+        Object.entries(js.kernels).map(([name, fn]) => [name, (...args: unknown[]) => (used.add(name), (fn as (...a: unknown[]) => void)(...args))]),
+      ) as unknown as Kernels,
+    };
+    const attention = build(js, ATTENTION_CASES[0] as ConformanceCase);
+    try {
+      runDecomposition(recording, KERNEL_OPS.attention.decomposition.run, ...(attention.args as Parameters<Kernels["attention"]>));
+    } finally {
+      attention.free();
+    }
+    expect([...used].sort()).toEqual([...KERNEL_OPS.attention.decomposition.uses].sort());
+    for (const [name, shape] of [["bitnetBlock", BLOCK_SHAPES[0]], ["bitnetBlockBatch", BATCH_SHAPES[0]]] as const) {
+      used.clear();
+      const inputs = blockInputs(js, shape as BlockShape);
+      try {
+        if (name === "bitnetBlock") {
+          runDecomposition(recording, FUSED_OPS.bitnetBlock.decomposition.run, inputs.h, inputs.positions, inputs.kCaches[0] as TensorRef, inputs.vCaches[0] as TensorRef, 0, inputs.weights, inputs.params, inputs.out);
+        } else {
+          runDecomposition(recording, FUSED_OPS.bitnetBlockBatch.decomposition.run, inputs.h, inputs.positions, inputs.kCaches, inputs.vCaches, inputs.weights, inputs.params, inputs.out);
+        }
+      } finally {
+        inputs.free();
+      }
+      expect([...used].sort(), name).toEqual([...FUSED_OPS[name].decomposition.uses].sort());
+    }
+    expect(js.liveAllocations()).toBe(0);
+  });
+
+  const targets: { name: string; make: () => Promise<{ backend: Backend; dispose(): void } | string> }[] = [
+    { name: "js", make: async () => ({ backend: createJsBackend(), dispose: () => undefined }) },
+    ...PROVIDERS.map((provider) => ({
+      name: provider.name,
+      make: async () => {
+        const probe = await probeOnce(provider);
+        if (!probe.available) {
+          return `${provider.name} is unavailable here: ${probe.reason}`;
+        }
+        const member = await provider.create({});
+        // The member's kernels (and fused steps) first, the JS reference for the kernels it lacks (copies).
+        return { backend: createChain([member], createJsBackend()), dispose: () => member.dispose() };
+      },
+    })),
+  ];
+
+  for (const target of targets) {
+    describe(`${target.name}: composite kernels against their decompositions`, async () => {
+      const made = await target.make();
+      if (typeof made === "string") {
+        it.skip(made, () => undefined);
+        return;
+      }
+      const { backend } = made;
+      const js = createJsBackend();
+      afterAll(() => made.dispose());
+
+      it.each(ATTENTION_CASES.map((c) => [c.name, c] as const))(`attention within NMSE ${KERNEL_OPS.attention.decomposition.compare} of its decomposition: %s`, (_name, c) => {
+        const fused = build(backend, c);
+        const composed = build(backend, c);
+        try {
+          backend.kernels.attention(...(fused.args as Parameters<Kernels["attention"]>));
+          runDecomposition(backend, KERNEL_OPS.attention.decomposition.run, ...(composed.args as Parameters<Kernels["attention"]>));
+          expectAgreement(KERNEL_OPS.attention.decomposition.compare, f32Of(backend, composed.out), f32Of(backend, fused.out), "attention");
+        } finally {
+          fused.free();
+          composed.free();
+        }
+      });
+
+      const block = backend.fused?.bitnetBlock;
+      const batch = backend.fused?.bitnetBlockBatch;
+      if (block === undefined) {
+        it.skip(`${target.name} offers no fused bitnetBlock`, () => undefined);
+      } else {
+        it.each(BLOCK_SHAPES.map((s) => [s.name, s] as const))("bitnetBlock equals its decomposition bit for bit, and is within rel L2 1e-4 of it on the JS reference: %s", (_name, shape) => {
+          const sets = [blockInputs(backend, shape), blockInputs(backend, shape)];
+          const reference = blockInputs(js, shape);
+          const [a, b] = sets as [BlockInputs, BlockInputs];
+          try {
+            runBlock(block, a, shape);
+            const d = FUSED_OPS.bitnetBlock.decomposition;
+            runDecomposition(backend, d.run, b.h, b.positions, b.kCaches[0] as TensorRef, b.vCaches[0] as TensorRef, shape.filled[0] ?? 0, b.weights, b.params, b.out);
+            runDecomposition(js, d.run, reference.h, reference.positions, reference.kCaches[0] as TensorRef, reference.vCaches[0] as TensorRef, shape.filled[0] ?? 0, reference.weights, reference.params, reference.out);
+            expectAgreement(d.compare, f32Of(backend, a.out), f32Of(backend, b.out), "out");
+            expectAgreement(d.compare, f32Of(backend, a.kCaches[0] as TensorRef), f32Of(backend, b.kCaches[0] as TensorRef), "kCache");
+            expectAgreement(d.compare, f32Of(backend, a.vCaches[0] as TensorRef), f32Of(backend, b.vCaches[0] as TensorRef), "vCache");
+            expect(relL2(f32Of(backend, a.out), f32Of(js, reference.out))).toBeLessThan(1e-4);
+          } finally {
+            sets.forEach((i) => i.free());
+            reference.free();
+          }
+        });
+      }
+      if (batch === undefined) {
+        it.skip(`${target.name} offers no fused bitnetBlockBatch`, () => undefined);
+      } else {
+        it.each(BATCH_SHAPES.map((s) => [s.name, s] as const))("bitnetBlockBatch equals its decomposition bit for bit, and is within rel L2 1e-4 of it on the JS reference: %s", (_name, shape) => {
+          const [a, b] = [blockInputs(backend, shape), blockInputs(backend, shape)];
+          const reference = blockInputs(js, shape);
+          try {
+            runBatch(batch, a);
+            const d = FUSED_OPS.bitnetBlockBatch.decomposition;
+            runDecomposition(backend, d.run, b.h, b.positions, b.kCaches, b.vCaches, b.weights, b.params, b.out);
+            runDecomposition(js, d.run, reference.h, reference.positions, reference.kCaches, reference.vCaches, reference.weights, reference.params, reference.out);
+            expectAgreement(d.compare, f32Of(backend, a.out), f32Of(backend, b.out), "out");
+            a.kCaches.forEach((k, i) => expectAgreement(d.compare, f32Of(backend, k), f32Of(backend, b.kCaches[i] as TensorRef), `kCache ${i}`));
+            a.vCaches.forEach((v, i) => expectAgreement(d.compare, f32Of(backend, v), f32Of(backend, b.vCaches[i] as TensorRef), `vCache ${i}`));
+            expect(relL2(f32Of(backend, a.out), f32Of(js, reference.out))).toBeLessThan(1e-4);
+          } finally {
+            [a, b, reference].forEach((i) => i.free());
+          }
+        });
+      }
+    });
+  }
+});

@@ -31,6 +31,10 @@ export function wasmElementwise(
   size: number,
   shapeAndStrides: readonly number[] = [],
 ): void {
+  if (!Number.isSafeInteger(code)) {
+    // The module takes i32 codes; a fractional or NaN code would be truncated into a valid one.
+    throw new UsageError("unsupported", `[wasm-simd] ${kind}: unknown op ${opName(kind, code)}`);
+  }
   let status: number;
   try {
     status = kind === "unary" ? wasm.unary(code, x, size, out) : wasm.binary(code, x, y, out, ...shapeAndStrides);
