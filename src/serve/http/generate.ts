@@ -12,8 +12,8 @@ import type { ModelOutput, ModelRequest } from "../protocol.js";
 import type { CascadeStep } from "../router.js";
 import { ApiError, badRequest, fromServeError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
-import { chatTokens } from "./model-info.js";
 import { chatLogprobs, CompletionLogprobs, finishReason, usage } from "./openai.js";
+import type { PromptTokenizer } from "./prompts.js";
 import type { Served } from "./served.js";
 import type { ChatParams, CompletionParams } from "./validate.js";
 
@@ -28,6 +28,8 @@ export interface RunContext {
   readonly metrics: ServerMetrics;
   readonly signal: AbortSignal;
   readonly timeoutMs: number;
+  /** The request's prompt as token ids, its completion budget and echo text ({@link preparePrompt}). */
+  readonly prompt: PreparedPrompt;
   /**
    * Takes up to `max` more admission slots if they are free now, held until the request ends; returns how
    * many it took. Absent: choices run one at a time.
@@ -79,25 +81,27 @@ async function eachChoice(ctx: RunContext, n: number, run: (index: number, ctx: 
 type TokenItem = Extract<ModelOutput, { kind: "token" }>;
 type DoneItem = Extract<ModelOutput, { kind: "done" }>;
 
-/** The prompt's token ids and the completion budget; a 400 when they do not fit the model. */
-export function preparePrompt(served: Served, params: ChatParams | CompletionParams): { ids: number[]; maxTokens: number; echo: string } {
+export interface PreparedPrompt {
+  readonly ids: readonly number[];
+  readonly maxTokens: number;
+  readonly echo: string;
+}
+
+/**
+ * The prompt's token ids and the completion budget, tokenized once per request (off the event loop when
+ * long: prompts.ts); a 400 when they do not fit the model.
+ */
+export async function preparePrompt(served: Served, params: ChatParams | CompletionParams, tokenizer: PromptTokenizer): Promise<PreparedPrompt> {
   const info = served.info;
-  let ids: number[];
+  let ids: readonly number[];
   let echo = "";
   if (params.kind === "chat") {
-    const built = chatTokens(info, params.messages);
-    if (typeof built === "string") {
-      throw badRequest("messages", built, "unsupported_model");
-    }
-    ids = built;
+    ids = await tokenizer.encode({ kind: "chat", messages: params.messages });
   } else if (typeof params.prompt === "string") {
-    if (info.tokenizer === undefined) {
-      throw badRequest("prompt", "this model has no tokenizer; send the prompt as token ids", "unsupported_model");
-    }
-    ids = Array.from(info.tokenizer.encode(params.prompt));
+    ids = await tokenizer.encode({ kind: "text", text: params.prompt });
     echo = params.echo ? params.prompt : "";
   } else {
-    ids = [...params.prompt];
+    ids = params.prompt;
     echo = params.echo && info.tokenizer !== undefined ? info.tokenizer.decode(ids) : "";
   }
   const param = params.kind === "chat" ? "messages" : "prompt";
@@ -227,7 +231,7 @@ function modelRequest(params: ChatParams | CompletionParams, ids: readonly numbe
 
 /** Runs the request and returns the response body (non-streaming). */
 export async function runJson(ctx: RunContext, params: ChatParams | CompletionParams, admittedAt: number): Promise<Record<string, unknown>> {
-  const { ids, maxTokens, echo } = preparePrompt(ctx.served, params);
+  const { ids, maxTokens, echo } = ctx.prompt;
   const info = ctx.served.info;
   const choices: Record<string, unknown>[] = new Array(params.n);
   let promptTokens = ids.length;
@@ -297,7 +301,7 @@ export class SseWriter {
  * with its status); one after that is sent as an `error` event and ends the stream without `[DONE]`.
  */
 export async function runStream(ctx: RunContext, params: ChatParams | CompletionParams, admittedAt: number, sse: SseWriter): Promise<void> {
-  const { ids, maxTokens, echo } = preparePrompt(ctx.served, params);
+  const { ids, maxTokens, echo } = ctx.prompt;
   const info = ctx.served.info;
   const id = `${params.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);

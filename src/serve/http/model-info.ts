@@ -19,6 +19,21 @@ export interface ModelInfo {
   readonly contextLength: number;
   readonly tokenizer: Tokenizer | undefined;
   readonly chatTemplate: string | undefined;
+  /**
+   * Most UTF-8 bytes of text one token can stand for (the longest vocabulary entry as stored, which is never
+   * shorter than the text it encodes), so a prompt of B bytes needs at least B / maxTokenBytes tokens. 0 without
+   * a tokenizer.
+   */
+  readonly maxTokenBytes: number;
+}
+
+/** The longest vocabulary entry in UTF-8 bytes (see {@link ModelInfo.maxTokenBytes}). */
+function longestToken(tokenizer: Tokenizer | undefined): number {
+  let most = 0;
+  for (let id = 0; tokenizer !== undefined && id < tokenizer.vocabSize; id++) {
+    most = Math.max(most, Buffer.byteLength(tokenizer.tokenText(id)));
+  }
+  return most;
 }
 
 /** Reads a GGUF header or a Hugging Face folder's config and tokenizer (no weights). */
@@ -28,16 +43,18 @@ export async function readModelInfo(path: string, contextLength?: number): Promi
     await using folder = await readHfBitnetFolder(path);
     const config = configFromHf(folder);
     const { tokenizer, chatTemplate } = await readHfTokenizer(path);
-    return { arch: config.arch, vocabSize: config.vocabSize, contextLength: capacity(config.contextLength), tokenizer, chatTemplate };
+    return { arch: config.arch, vocabSize: config.vocabSize, contextLength: capacity(config.contextLength), tokenizer, chatTemplate, maxTokenBytes: longestToken(tokenizer) };
   }
   await using file = await openGguf(path);
   const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
+  const tokenizer = file.metadata.has("tokenizer.ggml.model") ? tokenizerFromGguf(file.metadata, config.arch) : undefined;
   return {
     arch: config.arch,
     vocabSize: config.vocabSize,
     contextLength: capacity(config.contextLength),
-    tokenizer: file.metadata.has("tokenizer.ggml.model") ? tokenizerFromGguf(file.metadata, config.arch) : undefined,
+    tokenizer,
     chatTemplate: file.metadata.getString("tokenizer.chat_template"),
+    maxTokenBytes: longestToken(tokenizer),
   };
 }
 

@@ -2,13 +2,15 @@
  * The OpenAI-compatible HTTP server (fastify) over model actors: endpoints, admission (429), timeouts,
  * disconnects, API keys, CORS, metrics and graceful shutdown. docs/serving.md describes the behaviour.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { createActorSystem, type ActorSystem } from "../../actors/index.js";
+import { connectionLimits, limitedServerFactory, type ConnectionLimits } from "./connections.js";
 import { ApiError } from "./errors.js";
-import { Aborted, runJson, runStream, SseWriter, type AbortReason, type RunContext } from "./generate.js";
+import { answerClientError, frameworkError, Guard, PUBLIC, shownUrl } from "./guard.js";
+import { Aborted, preparePrompt, runJson, runStream, SseWriter, type AbortReason, type RunContext } from "./generate.js";
 import { createMetrics, type ServerMetrics } from "./metrics.js";
+import { PromptTokenizer } from "./prompts.js";
 import { spawnServed, type CascadeConfig, type Served, type ServedModelConfig } from "./served.js";
 import { checkChatRequest, checkCompletionRequest, requestedModel } from "./validate.js";
 
@@ -19,12 +21,26 @@ export interface ServerOptions {
   readonly apiKeys?: readonly string[];
   /** Origins allowed to call from a browser ("*" for any); default none (CORS off). */
   readonly corsOrigins?: readonly string[];
+  /**
+   * Host names accepted in the Host header besides IP literals and localhost; a server bound to loopback
+   * refuses any other name (DNS rebinding). "*" turns the check off. See {@link GuardOptions}.
+   */
+  readonly allowedHosts?: readonly string[];
+  /** Header, body and idle timeouts and connection caps (defaults in connections.ts). */
+  readonly limits?: ConnectionLimits;
   /** Largest request body in bytes. Default 1 MiB. */
   readonly bodyLimit?: number;
   /** Longest a generation request may run, in ms. Default 300 000. */
   readonly requestTimeoutMs?: number;
   /** Seconds a 429 tells the client to wait. Default 1. */
   readonly retryAfterSeconds?: number;
+  /**
+   * Admission by predicted wait: a request whose predicted wait for a decode slot exceeds this many ms gets 429
+   * at once, with Retry-After the predicted wait in seconds, rounded up (admission.ts). Default none.
+   */
+  readonly maxWaitMs?: number;
+  /** Show /health/ready's per-model details (pids, failures, counters) to every caller, not only authorised ones. */
+  readonly publicHealth?: boolean;
   /** Where unexpected errors are reported (never sent to clients). Default stderr. */
   readonly log?: (line: string) => void;
 }
@@ -44,15 +60,12 @@ export interface BarbellServer {
 
 const ENDPOINT_LABEL = (request: FastifyRequest): string => request.routeOptions.url ?? "unmatched";
 
-function digest(key: string): Buffer {
-  return createHash("sha256").update(key).digest();
-}
-
 function sendRaw(raw: ServerResponse, error: ApiError, headers: Record<string, string> = {}): void {
+  const body = JSON.stringify(error.body());
   if (!raw.headersSent && !raw.destroyed) {
-    raw.writeHead(error.status, { ...headers, "content-type": "application/json; charset=utf-8" });
+    raw.writeHead(error.status, { ...headers, "content-type": "application/json; charset=utf-8", "content-length": String(Buffer.byteLength(body)) });
   }
-  raw.end(JSON.stringify(error.body()));
+  raw.end(body);
 }
 
 /** Creates the server and spawns its model actors (each model's header is read here, so a bad path fails now). */
@@ -61,51 +74,45 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
   const system: ActorSystem = createActorSystem();
   let served: Served[];
   try {
-    served = await spawnServed(system, options.models, options.cascades ?? []);
+    served = await spawnServed(system, options.models, options.cascades ?? [], { log, ...(options.maxWaitMs === undefined ? {} : { maxWaitMs: options.maxWaitMs }) });
   } catch (error) {
     await system.stop();
     throw error;
   }
   const byName = new Map(served.map((s) => [s.name, s]));
-  const metrics = createMetrics(async () => {
-    const out = new Map<string, number>();
-    for (const s of served) {
-      out.set(s.name, (await s.readiness()).restarts);
-    }
-    return out;
-  });
-  const keys = (options.apiKeys ?? []).map(digest);
-  const origins = options.corsOrigins ?? [];
+  // Each served name's prompt tokenizer (a cascade tokenizes with its first rung's vocabulary).
+  const modelPath = new Map(options.models.map((m) => [m.name, m.path]));
+  const firstRung = new Map((options.cascades ?? []).map((c) => [c.name, c.rungs[0] ?? ""]));
+  const prompts = new Map(served.map((s) => [s.name, new PromptTokenizer(modelPath.get(s.name) ?? modelPath.get(firstRung.get(s.name) ?? "") ?? "", s.info, log)]));
+  const metrics = createMetrics(async () => new Map(await Promise.all(served.map(async (s) => [s.name, await s.readiness()] as const))));
+  // Host, CORS and keys; `guard.isAuthorised(request)` says whether a caller may see details (health).
+  const guard = new Guard(options);
   const timeoutMs = options.requestTimeoutMs ?? 300_000;
   const retryAfter = String(options.retryAfterSeconds ?? 1);
   const inFlight = new Set<AbortController>();
   let drained: (() => void) | undefined;
   let draining = false;
 
-  const app = Fastify({ bodyLimit: options.bodyLimit ?? 1024 * 1024, return503OnClosing: false, logger: false });
+  const app = Fastify({
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    return503OnClosing: false,
+    logger: false,
+    serverFactory: limitedServerFactory(connectionLimits(options.limits)),
+    clientErrorHandler: answerClientError,
+    // Bad percent-escapes and over-long path parameters, refused before routing: in OpenAI's shape too.
+    frameworkErrors: (error, _request, reply) => {
+      const api = frameworkError(error) ?? new ApiError(400, "the request could not be read", "invalid_request_error", null, "invalid_request");
+      sendRaw(reply.raw, api);
+    },
+  });
 
   app.addHook("onRequest", async (request, reply) => {
-    const origin = request.headers.origin;
-    if (origin !== undefined && (origins.includes("*") || origins.includes(origin))) {
-      reply.raw.setHeader("access-control-allow-origin", origins.includes("*") ? "*" : origin);
-      reply.raw.setHeader("vary", "origin");
-      if (request.method === "OPTIONS") {
-        reply.raw.setHeader("access-control-allow-methods", "GET, POST, OPTIONS");
-        reply.raw.setHeader("access-control-allow-headers", "authorization, content-type");
-        reply.raw.setHeader("access-control-max-age", "600");
-        return reply.code(204).send();
-      }
+    if (guard.check(request, reply)) {
+      return reply; // a CORS preflight, answered
     }
     if (draining) {
       reply.header("connection", "close");
       throw new ApiError(503, "the server is shutting down", "server_error", null, "shutting_down");
-    }
-    if (keys.length > 0 && request.url.startsWith("/v1/")) {
-      const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? "");
-      const given = match?.[1] === undefined ? undefined : digest(match[1]);
-      if (given === undefined || !keys.some((k) => timingSafeEqual(k, given))) {
-        throw new ApiError(401, "a valid API key is needed (Authorization: Bearer <key>)", "authentication_error", null, "invalid_api_key");
-      }
     }
     return undefined;
   });
@@ -116,13 +123,9 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
   });
 
   app.setErrorHandler(async (error: FastifyError | ApiError, _request, reply) => {
-    let api: ApiError;
-    if (error instanceof ApiError) {
-      api = error;
-    } else if (typeof error.statusCode === "number" && error.statusCode >= 400 && error.statusCode < 500) {
-      // fastify's own refusals: malformed JSON, body too large, wrong content type.
-      api = new ApiError(error.statusCode, error.message, "invalid_request_error", null, error.code ?? null);
-    } else {
+    // fastify's own refusals (malformed JSON, body too large, wrong content type) in our words and codes.
+    let api = error instanceof ApiError ? error : frameworkError(error);
+    if (api === undefined) {
       log(`barbell serve: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       api = new ApiError(500, "internal server error", "server_error");
     }
@@ -133,7 +136,7 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
   });
 
   app.setNotFoundHandler(async (request, reply) =>
-    reply.code(404).send(new ApiError(404, `no route ${request.method} ${request.url.split("?")[0] ?? ""}`, "invalid_request_error", null, "not_found").body()),
+    reply.code(404).send(new ApiError(404, `no route ${request.method} ${shownUrl(request.url)}`, "invalid_request_error", null, "not_found").body()),
   );
 
   const modelObject = (s: Served): Record<string, unknown> => ({
@@ -160,8 +163,11 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
     return modelObject(s);
   });
 
-  app.get("/health/live", async () => ({ status: "ok" }));
-  app.get("/health/ready", async (_request, reply) => {
+  app.get("/health/live", { config: PUBLIC }, async () => ({ status: "ok" }));
+  // Details (pids, failures, counters) only for authorised callers: with API keys, a valid one; without keys,
+  // nobody is authenticated, so only `publicHealth` shows them. Others get the status alone.
+  const healthDetails = (request: FastifyRequest): boolean => options.publicHealth === true || ((options.apiKeys ?? []).length > 0 && guard.isAuthorised(request));
+  app.get("/health/ready", { config: PUBLIC }, async (request, reply) => {
     const models: Record<string, unknown> = {};
     let ready = !draining && served.length > 0;
     let degraded = false;
@@ -172,10 +178,10 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
       models[s.name] = { ready: r.ready, degraded: r.degraded, in_flight: s.admission.admitted, capacity: s.admission.capacity, ...r.detail };
     }
     const status = draining ? "draining" : !ready ? "not_ready" : degraded ? "degraded" : "ready";
-    return reply.code(ready ? 200 : 503).send({ status, models });
+    return reply.code(ready ? 200 : 503).send(healthDetails(request) ? { status, models } : { status });
   });
 
-  app.get("/metrics", async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  app.get("/metrics", { config: PUBLIC }, async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   const generation = (kind: "chat" | "completion") => async (request: FastifyRequest, reply: FastifyReply) => {
     const name = requestedModel(request.body);
@@ -184,11 +190,17 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
       throw new ApiError(404, `model '${name}' does not exist (see GET /v1/models)`, "invalid_request_error", "model", "model_not_found");
     }
     const params = kind === "chat" ? checkChatRequest(request.body, s.info.contextLength) : checkCompletionRequest(request.body, s.info.contextLength, s.info.vocabSize);
-    const release = s.admission.tryAcquire();
-    if (release === undefined) {
+    const prompt = await preparePrompt(s, params, prompts.get(s.name) as PromptTokenizer); // a 400 for a prompt that does not fit, before admission
+    const admitted = s.admission.admit({ promptTokens: prompt.ids.length, maxTokens: prompt.maxTokens, choices: params.n });
+    if (!admitted.ok) {
       metrics.rejected.inc({ model: s.name });
-      throw new ApiError(429, `model '${s.name}' has ${s.admission.capacity} requests running or queued; retry later`, "rate_limit_error", null, "rate_limit_exceeded");
+      const full = admitted.reason === "full";
+      const why = full ? `has ${s.admission.capacity} requests running or queued` : `would make this request wait about ${Math.ceil(admitted.waitMs)} ms (more than ${s.admission.maxWaitMs} ms)`;
+      const refusal = new ApiError(429, `model '${s.name}' ${why}; retry later`, "rate_limit_error", null, "rate_limit_exceeded");
+      const after = full ? retryAfter : String(Math.max(1, Math.ceil(admitted.waitMs / 1000)));
+      return reply.code(429).header("retry-after", after).send(refusal.body());
     }
+    const release = admitted.release;
     const admittedAt = performance.now();
     const controller = new AbortController();
     const abort = (reason: AbortReason): void => controller.abort(reason);
@@ -212,7 +224,7 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
       }
       return extras.length;
     };
-    const ctx: RunContext = { served: s, metrics, signal: controller.signal, timeoutMs, extraSlots };
+    const ctx: RunContext = { served: s, metrics, signal: controller.signal, timeoutMs, prompt, extraSlots };
     const finish = (): void => {
       clearTimeout(timer);
       reply.raw.off("close", onClose);
@@ -289,6 +301,7 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
     served,
     metrics,
     async listen(port, host = "127.0.0.1") {
+      guard.bound(host);
       return app.listen({ port, host });
     },
     shutdown(deadlineMs = 10_000) {
@@ -302,6 +315,7 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
         await waitForDrain(5_000);
         app.server.closeAllConnections();
         await closing;
+        await Promise.all([...prompts.values()].map((p) => p.close()));
         await system.stop();
       })();
       return stopped;
