@@ -3,7 +3,8 @@
  * kernels (ternary, binary, Q8_0 head), the activation quantizer, the soft-float helpers and the embedding
  * lookup; within a stated relative L2 error for the float kernels, which compute in f32 where the reference
  * uses float64:
- *   RMSNorm, RoPE, softmax, attention, float head: rel L2 ≤ 2e-6 (measured on SwiftShader: ≤ ~3e-7).
+ *   RMSNorm, RoPE, softmax, attention, float head, exp/silu: rel L2 ≤ 2e-6 (measured on SwiftShader: ≤ ~3e-7).
+ * add, mul and scale (soft-float on the device) and relu2/neg are exact.
  *
  * Runs in Node on whatever adapter Dawn finds (without a GPU: SwiftShader from Debian's chromium package,
  * installed by scripts/install-webgpu.sh). Without an adapter the suite is skipped with the reason, unless
@@ -16,6 +17,7 @@ import { ArrayBufferMemory, views } from "../../src/backends/host-memory.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { attention as refAttention } from "../../src/backends/js/kernels/attention.js";
 import { matmulBinaryI8 as refBinary, matmulTernaryI8 as refTernary } from "../../src/backends/js/kernels/matmul.js";
+import { binaryBroadcast, unary as refUnary } from "../../src/backends/js/kernels/elementwise.js";
 import { softmax as refSoftmax } from "../../src/backends/js/kernels/softmax.js";
 import { ENTRY_POINT } from "../../src/backends/webgpu/pipelines.js";
 import { SOFTFLOAT_WGSL } from "../../src/backends/webgpu/shaders/softfloat.wgsl.js";
@@ -38,6 +40,8 @@ try {
     throw error;
   }
   unavailable = error.message;
+  // The default reporter does not list the names of skipped tests: say why on stderr as well.
+  console.warn(`webgpu kernel tests skipped: ${unavailable}`);
 }
 
 const reference = createJsBackend();
@@ -184,7 +188,7 @@ describe.skipIf(gpu === undefined)("webgpu kernels", () => {
 
   // ---- the conformance cases (test/conformance/cases.ts) that this library implements ----
 
-  const SUPPORTED = new Set(["matmulTernaryI8", "matmulBinaryI8", "quantizeActivations", "matmulQ8I8", "matmulDense", "embedding", "rmsNorm", "rope", "softmax", "attention"]);
+  const SUPPORTED = new Set(["matmulTernaryI8", "matmulBinaryI8", "quantizeActivations", "matmulQ8I8", "matmulDense", "embedding", "rmsNorm", "rope", "softmax", "attention", "unary", "binary", "scale"]);
   for (const c of CASES) {
     if (!SUPPORTED.has(c.kernel)) {
       continue;
@@ -196,7 +200,8 @@ describe.skipIf(gpu === undefined)("webgpu kernels", () => {
       it.skip(`${c.name}: ${weights.dtype} weights are not implemented on WebGPU`, () => undefined);
       continue;
     }
-    const exact = c.compare === "exact" || c.kernel === "embedding";
+    // Exact: integer kernels, the lookup, and the cases the reference states as exact f32 operations (NMSE 0).
+    const exact = c.compare === "exact" || c.compare === 0 || c.kernel === "embedding";
     it(`${c.name} ${exact ? "matches the reference bit for bit" : `within rel L2 ${FLOAT_REL_L2}`}`, async () => {
       const memory = new ArrayBufferMemory("webgpu-case");
       const data = c.build(memory);
@@ -409,6 +414,39 @@ describe.skipIf(gpu === undefined)("webgpu kernels", () => {
     expect(relL2(await ctx().readF32(t), views.f32(xRef))).toBeLessThanOrEqual(FLOAT_REL_L2);
     ctx().kernels.rope(t, up("i32", [seq], Int32Array.of(5, 100)), table, "adjacent", t);
     await expect(ctx().checkStatus()).rejects.toBeInstanceOf(ShapeError);
+  });
+
+  it("binary sub/div/max/min are exact (signed zeros, NaN, broadcast, out aliasing a); unary ops in place within tolerance", async () => {
+    const r = rng(18);
+    const [rows, cols] = [2, 50];
+    const a = Float32Array.from({ length: rows * cols }, () => (r() * 2 - 1) * 100);
+    const b = Float32Array.from({ length: cols }, () => (r() * 2 - 1) * 3);
+    a[0] = -0;
+    b[0] = 0;
+    a[1] = Number.NaN;
+    b[2] = 0; // division by zero
+    for (const op of ["sub", "div", "max", "min"] as const) {
+      const want = new Float32Array(rows * cols);
+      binaryBroadcast(op, a, [cols, 1], b, [0, 1], [rows, cols], want);
+      const t = up("f32", [rows, cols], a);
+      ctx().kernels.binary(op, t, [cols, 1], up("f32", [cols], b), [0, 1], t);
+      const got = await ctx().readF32(t);
+      const canon = (x: Float32Array): number[] => Array.from(bitsOf(x), (v) => ((v & 0x7fffffff) > 0x7f800000 ? 0x7fc00000 : v));
+      expect(canon(got), op).toEqual(canon(want));
+    }
+    const x = Float32Array.from({ length: 777 }, () => (r() * 2 - 1) * 30);
+    x[0] = 200;
+    x[1] = -200;
+    for (const op of ["gelu", "sigmoid", "tanh", "silu", "exp", "relu", "abs"] as const) {
+      const want = new Float32Array(x.length);
+      refUnary(op, x, x.length, want);
+      const t = up("f32", [x.length], x);
+      ctx().kernels.unary(op, t, t);
+      const got = await ctx().readF32(t);
+      expect(Array.from(got).every((v, i) => Number.isFinite(v) === Number.isFinite(want[i])), op).toBe(true);
+      const finite = (arr: Float32Array): number[] => Array.from(arr, (v, i) => (Number.isFinite(want[i]) ? v : 0));
+      expect(relL2(finite(got), finite(want)), op).toBeLessThanOrEqual(FLOAT_REL_L2);
+    }
   });
 
   // ---- checks before anything is recorded ----

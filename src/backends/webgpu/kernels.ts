@@ -13,7 +13,8 @@
 import { ShapeError, UsageError } from "../../core/errors.js";
 import { binaryRowWords, ternaryRowBytes } from "../../quant/layouts.js";
 import { QUANT_EPS } from "../../quant/values.js";
-import type { RopeMode, TensorRef } from "../backend.js";
+import type { BinaryOp, RopeMode, TensorRef, UnaryOp } from "../backend.js";
+import { binaryCode, unaryCode } from "../ops.js";
 import { storageBytes } from "../storage.js";
 import type { DeviceBuffer, DeviceMemory } from "./buffers.js";
 import { WebGpuError } from "./errors.js";
@@ -22,6 +23,7 @@ import type { PipelineCache, Recorder } from "./pipelines.js";
 import { bitMatmulShader, elementsPerWord, type BitWeights } from "./shaders/bitmatmul.wgsl.js";
 import { denseShader, embeddingShader, EMBEDDING_THREADS, q8i8Shader, Q8_0_BLOCK_BYTES, type DenseFormat } from "./shaders/dense.wgsl.js";
 import { ATTENTION_WGSL, MAX_ATTENTION_HEAD_DIM, ROPE_THREADS, rmsNormShader, ropeShader, softmaxShader } from "./shaders/float.wgsl.js";
+import { BINARY_WGSL, ELEMENTWISE_THREADS, MAX_BINARY_RANK, UNARY_WGSL } from "./shaders/elementwise.wgsl.js";
 import { QUANT_VALUES_THREADS, QUANT_VALUES_WGSL, quantScalesShader } from "./shaders/quantize.wgsl.js";
 
 /** Largest K of the int8 kernels (as the reference's MAX_DOT_K): 128 · K < 2^31, so int32 sums cannot overflow. */
@@ -363,5 +365,77 @@ export class WebGpuKernels {
     ];
     const p = params(seq, heads, kvHeads, headDim, pos0, { f: scale }, 0, 0);
     this.#dispatch("attention", ATTENTION_WGSL, p, buffers, headDim === 0 ? 0 : seq * heads);
+  }
+
+  /** out = op(x) element-wise over f32 (out may be x). */
+  unary(op: UnaryOp, x: TensorRef, out: TensorRef): void {
+    this.#elementwise("unary", x, out, params(0, unaryCode(op), 0, 0));
+  }
+
+  /** out = x · factor element-wise over f32, the IEEE f32 product (out may be x). */
+  scale(x: TensorRef, factor: number, out: TensorRef): void {
+    this.#elementwise("scale", x, out, params(0, 0, f32Bits(Math.fround(factor)), 1));
+  }
+
+  #elementwise(op: string, x: TensorRef, out: TensorRef, p: Uint32Array): void {
+    requireDtype(op, "x", x, "f32");
+    requireDtype(op, "out", out, "f32");
+    const count = x.shape.reduce((a, b) => a * b, 1);
+    p[0] = count;
+    const xb = this.#buf(op, "x", x, count * 4);
+    const ob = x.buffer === out.buffer ? xb : this.#buf(op, "out", out, count * 4);
+    if (xb === ob) {
+      // WebGPU cannot bind one buffer as read and read_write in one dispatch: go through scratch.
+      const tmp = this.#scratch("elementwise-in-place", count * 4);
+      this.recorder.copy(xb, 0, tmp, 0, count * 4);
+      this.#dispatch(op, UNARY_WGSL, p, [tmp, ob], Math.ceil(count / ELEMENTWISE_THREADS));
+      return;
+    }
+    this.#dispatch(op, UNARY_WGSL, p, [xb, ob], Math.ceil(count / ELEMENTWISE_THREADS));
+  }
+
+  /** out[shape] = a ∘ b, each operand read through its own element strides (0 broadcasts); up to MAX_BINARY_RANK dims. */
+  binary(op: BinaryOp, a: TensorRef, aStrides: readonly number[], b: TensorRef, bStrides: readonly number[], out: TensorRef): void {
+    const name = "binary";
+    requireDtype(name, "a", a, "f32");
+    requireDtype(name, "b", b, "f32");
+    requireDtype(name, "out", out, "f32");
+    const shape = out.shape;
+    const rank = shape.length;
+    if (rank > MAX_BINARY_RANK) {
+      throw new ShapeError("rank", `[webgpu ${name}] at most ${MAX_BINARY_RANK} dims, got ${rank}`);
+    }
+    if (aStrides.length !== rank || bStrides.length !== rank) {
+      throw new ShapeError("dim-mismatch", `[webgpu ${name}] strides need ${rank} entries, got ${aStrides.length} and ${bStrides.length}`);
+    }
+    const count = shape.reduce((x, y) => x * y, 1);
+    const extent = (strides: readonly number[]): number => {
+      let last = 0;
+      strides.forEach((s, d) => {
+        if (!Number.isSafeInteger(s) || s < 0) {
+          throw new ShapeError("size", `[webgpu ${name}] strides must be non-negative integers, got ${s}`);
+        }
+        last += ((shape[d] ?? 1) - 1) * s;
+      });
+      return count === 0 ? 0 : last + 1;
+    };
+    const words = new Uint32Array(4 + 4 * MAX_BINARY_RANK);
+    words.set([count, binaryCode(op), rank, 0]);
+    shape.forEach((size, d) => words.set([size, aStrides[d] ?? 0, bStrides[d] ?? 0, 0], 4 + 4 * d));
+    let ab = this.#buf(name, "a", a, extent(aStrides) * 4);
+    let bb = this.#buf(name, "b", b, extent(bStrides) * 4);
+    const ob = this.#buf(name, "out", out, count * 4);
+    // An operand that is also the output is read from a scratch copy (no read/read_write aliasing in WebGPU).
+    if (ab === ob) {
+      const tmp = this.#scratch("binary-a", ob.size);
+      this.recorder.copy(ab, 0, tmp, 0, ob.size);
+      ab = tmp;
+    }
+    if (bb === ob) {
+      const tmp = this.#scratch("binary-b", ob.size);
+      this.recorder.copy(bb, 0, tmp, 0, ob.size);
+      bb = tmp;
+    }
+    this.#dispatch(name, BINARY_WGSL, words, [ab, bb, ob], Math.ceil(count / ELEMENTWISE_THREADS));
   }
 }
