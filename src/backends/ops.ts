@@ -351,20 +351,26 @@ function fnv1a(text: string): number {
  */
 export const OP_TABLE_HASH: number = fnv1a(CODE_SPACES.map((s) => `${s.prefix}:${s.entries.map(([n, c]) => `${n}=${c}`).join(",")}`).join(";"));
 
+/**
+ * The code of an element-wise op. One property read on the hot path: a name the table lacks reads
+ * undefined (also an inherited name like "constructor", whose value has no numeric `code`).
+ */
+function codeOf(table: Readonly<Record<string, ElementwiseSpec>>, kind: string, op: string): number {
+  const code: unknown = (table[op] as Partial<ElementwiseSpec> | undefined)?.code;
+  if (typeof code !== "number") {
+    throw new UsageError("unsupported", `[${kind}] unknown op ${JSON.stringify(op)}`);
+  }
+  return code;
+}
+
 /** The code of a unary op; any other string is a UsageError "unsupported" (never a default op). */
 export function unaryCode(op: UnaryOp): number {
-  if (!Object.hasOwn(UNARY_OPS, op)) {
-    throw new UsageError("unsupported", `[unary] unknown op ${JSON.stringify(op)}`);
-  }
-  return UNARY_OPS[op].code;
+  return codeOf(UNARY_OPS, "unary", op);
 }
 
 /** The code of a binary op; any other string is a UsageError "unsupported" (never a default op). */
 export function binaryCode(op: BinaryOp): number {
-  if (!Object.hasOwn(BINARY_OPS, op)) {
-    throw new UsageError("unsupported", `[binary] unknown op ${JSON.stringify(op)}`);
-  }
-  return BINARY_OPS[op].code;
+  return codeOf(BINARY_OPS, "binary", op);
 }
 
 /** Number of input tensors of a kernel or fused step (records count their fields). */
