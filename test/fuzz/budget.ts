@@ -31,8 +31,9 @@ function runsFromEnv(): number {
 export const FUZZ_RUNS = runsFromEnv();
 
 /**
- * The timeout of a fuzz property that runs `runs` cases costing `msPerCase` each (measured on the project's machine
- * kind, a 2-vCPU AMD EPYC VM, at 200,000 cases; round up): margin × the expected time, and never under 60 s.
+ * The timeout of a fuzz property that runs `runs` cases costing `msPerCase` each: margin × the expected time, and
+ * never under 60 s. `msPerCase` is measured on the project's machine kind (2-vCPU AMD EPYC VM) at 200,000 cases with
+ * the fuzz files running in parallel, as `npm run test:fuzz` runs them, and rounded up (docs/fuzzing.md).
  */
 export function fuzzTimeout(msPerCase: number, runs: number = FUZZ_RUNS): number {
   return Math.max(FLOOR_MS, Math.ceil(TIMEOUT_MARGIN * msPerCase * runs));

@@ -24,9 +24,9 @@ const SEED = 0x4f_b17e7;
 /** In-memory cases per folder case: a folder case writes files and loads a model (about 10× the cost). */
 const FOLDER_SHARE = 40;
 const FOLDER_RUNS = Math.max(50, Math.ceil(FUZZ_RUNS / FOLDER_SHARE));
-/** Cost per case in ms, measured on the project's machine kind with other work running (see budget.ts), rounded up. */
-const MS_PER_MEMORY_CASE = 2;
-const MS_PER_FOLDER_CASE = 20;
+/** Cost per case (ms) at 200,000 cases with the fuzz files in parallel, rounded up (test/fuzz/budget.ts, docs/fuzzing.md). */
+const MS_PER_MEMORY_CASE = 1;
+const MS_PER_FOLDER_CASE = 10;
 /** No case may take longer than this (the 2^31-layer config took 89 s and 5.2 GiB before the fix). */
 const MAX_CASE_MS = 5_000;
 /** Nor grow the JS heap plus ArrayBuffers by more than this at any point of a run (garbage included: generous). */
