@@ -29,7 +29,10 @@ function nmse(got: readonly number[], want: readonly number[]): number {
 }
 
 /** Builds a case in `memory` and frees its buffers after `use` (also when it throws). */
-function withCase<T>(c: ConformanceCase, memory: BufferMemory, use: (args: unknown[], out: TensorRef) => T): T {
+/** What a case needs of a memory: allocate, fill, free. */
+type CaseHost = Pick<BufferMemory, "alloc" | "write" | "free">;
+
+function withCase<T>(c: ConformanceCase, memory: CaseHost, use: (args: unknown[], out: TensorRef) => T): T {
   const buffers: BufferHandle[] = [];
   const tracked: CaseMemory = {
     alloc: (bytes) => {
@@ -48,7 +51,7 @@ function withCase<T>(c: ConformanceCase, memory: BufferMemory, use: (args: unkno
 }
 
 /** Runs one case on one kernel table; the output is read back before the buffers are freed. */
-function run(c: ConformanceCase, kernel: (...args: unknown[]) => void, memory: BufferMemory = new ArrayBufferMemory("conformance")): number[] {
+function run(c: ConformanceCase, kernel: (...args: unknown[]) => void, memory: CaseHost = new ArrayBufferMemory("conformance")): number[] {
   return withCase(c, memory, (args, out) => {
     kernel(...args);
     return outputValues(out);
@@ -70,7 +73,7 @@ for (const provider of PROVIDERS) {
         continue;
       }
       it(`${c.name} ${c.compare === "exact" ? "matches exactly" : `within NMSE ${c.compare}`}`, () => {
-        const memory = backend.memory ?? new ArrayBufferMemory("conformance");
+        const memory: CaseHost = backend.memory ?? new ArrayBufferMemory("conformance");
         const verdict = withCase(c, memory, (args) =>
           backend.supports?.(c.kernel, args.filter((a): a is TensorRef => typeof a === "object" && a !== null && "buffer" in a)) ?? true,
         );
