@@ -6,18 +6,23 @@
  * - time (with `maxWaitMs`): a request whose predicted wait for a decode slot exceeds `maxWaitMs` is refused.
  *
  * The wait model (docs/serving.md, "Admission by predicted wait"): the model runs `parallel` requests at a time,
- * first come first served. A request's service time is its prompt at the prefill rate plus its `max_tokens` at
- * the per-request decode rate, times its `n` choices (an upper bound: a request may stop early). The admitted
- * requests are kept in arrival order; the first `parallel` run, each with its service time minus the time it
- * has run so far left; each waiting request then takes the slot that frees first. The new request's wait is
- * when the first slot frees after all of them. Rates come from what the workers measured on finished requests
- * (an exponentially weighted mean); until the first measurement, conservative defaults.
+ * first come first served. A request's service time is its prompt at the prefill time per token plus its
+ * `max_tokens` at the decode time per token, times its `n` choices (an upper bound: a request may stop early).
+ * The admitted requests are kept in arrival order; the first `parallel` run, each with its service time minus
+ * the time it has run so far left; each waiting request then takes the slot that frees first. A new request
+ * that has to queue is predicted to wait until the first slot frees after all of them, plus its own prefill
+ * (the time to its first token); one that finds a free slot is admitted (a long prompt on an idle model too).
  *
- * The decode rate a request sees depends on how many share the decode steps: the predictor keeps the
- * aggregate decode rate (tokens/s over all sequences of a step: a request's own rate × the mean batch it ran
- * in) and assumes every slot is busy whenever a request has to wait, so a running request decodes at
- * aggregate / `parallel`. Measured at low load (little batching gain) this overestimates waits, which errs on
- * the side of the latency bound.
+ * Times per token come from what the workers measured on finished requests, as TCP estimates its
+ * retransmission timeout (RFC 6298): an exponentially weighted mean and mean deviation of the samples, and the
+ * prediction uses mean + {@link DEVIATION_WEIGHT} × deviation, so a noisy machine (other processes, the
+ * HTTP side itself) predicts longer waits than a quiet one. Until the first measurement, conservative defaults.
+ *
+ * The decode time a request sees depends on how many share the decode steps: a sample is the aggregate time
+ * per token (a request's own decode time per token ÷ the mean batch it ran in), and the predictor assumes every
+ * slot is busy whenever a request has to wait, so a running request decodes one token per aggregate time ×
+ * `parallel`. Measured at low load (little batching gain) this overestimates waits, which errs on the side of
+ * the latency bound.
  */
 import { ServeError } from "../errors.js";
 
@@ -45,39 +50,91 @@ export const MAX_WAIT_LIMIT_MS = 3_600_000;
 export const DEFAULT_PREFILL_TOKENS_PER_SECOND = 100;
 /** Aggregate decode tokens per second assumed before any measurement (conservative). */
 export const DEFAULT_DECODE_TOKENS_PER_SECOND = 10;
-/** Weight of the newest measurement in the exponentially weighted means. */
-export const RATE_EWMA_WEIGHT = 0.2;
+/** Weight of the newest sample in the weighted mean (RFC 6298's alpha). */
+export const RATE_EWMA_WEIGHT = 1 / 8;
+/** Weight of the newest sample in the mean deviation (RFC 6298's beta). */
+export const DEVIATION_EWMA_WEIGHT = 1 / 4;
+/** Deviations added to the mean time per token in predictions. */
+export const DEVIATION_WEIGHT = 2;
 /** Shortest prefill or decode phase (ms) taken as a measurement; shorter ones are timer noise. */
 export const MIN_MEASURED_MS = 1;
 /** Largest wait (ms) a prediction reports: the admitted work is bounded, this only keeps Retry-After sane. */
 export const MAX_PREDICTED_WAIT_MS = 24 * 3600 * 1000;
 
-/** The prefill and decode rates a model showed, and the wait they predict. */
+/** A quantity learnt from samples: weighted mean and mean deviation (RFC 6298's SRTT and RTTVAR). */
+class Estimate {
+  #mean: number;
+  #deviation = 0;
+  #samples = 0;
+
+  constructor(defaultMs: number) {
+    this.#mean = defaultMs;
+  }
+
+  get samples(): number {
+    return this.#samples;
+  }
+
+  /** What predictions use: mean + DEVIATION_WEIGHT × deviation. */
+  get predicted(): number {
+    return this.#mean + DEVIATION_WEIGHT * this.#deviation;
+  }
+
+  add(ms: number): void {
+    if (this.#samples === 0) {
+      this.#mean = ms;
+      this.#deviation = Math.abs(ms) / 2;
+    } else {
+      this.#deviation += DEVIATION_EWMA_WEIGHT * (Math.abs(this.#mean - ms) - this.#deviation);
+      this.#mean += RATE_EWMA_WEIGHT * (ms - this.#mean);
+    }
+    this.#samples++;
+  }
+}
+
+/** The prefill and decode times per token a model showed, and the wait they predict. */
 export class WaitPredictor {
-  #prefill = DEFAULT_PREFILL_TOKENS_PER_SECOND;
-  #decode = DEFAULT_DECODE_TOKENS_PER_SECOND;
+  readonly #prefill = new Estimate(1000 / DEFAULT_PREFILL_TOKENS_PER_SECOND);
+  readonly #decode = new Estimate(1000 / DEFAULT_DECODE_TOKENS_PER_SECOND);
+  /** How much later than predicted queued requests got their slot (ms; negative: earlier). */
+  readonly #lateness = new Estimate(0);
   #measured = 0;
 
   constructor(readonly parallel: number) {}
 
-  /** Prompt tokens per second and aggregate decode tokens per second now assumed; measurements so far. */
+  /** The rates predictions use now (prompt tokens/s; aggregate decode tokens/s), and measurements so far. */
   get rates(): { readonly prefillTokensPerSecond: number; readonly decodeTokensPerSecond: number; readonly measurements: number } {
-    return { prefillTokensPerSecond: this.#prefill, decodeTokensPerSecond: this.#decode, measurements: this.#measured };
+    return { prefillTokensPerSecond: 1000 / this.#prefill.predicted, decodeTokensPerSecond: 1000 / this.#decode.predicted, measurements: this.#measured };
   }
 
-  /** Folds one finished generation into the rates (the first measurement replaces the defaults). */
+  /**
+   * What the model leaves out (the HTTP side's own delays before a finished request frees its slot, a busy
+   * machine): for a request that queued, how much later than predicted it got its slot. Predictions of a
+   * slot wait add mean + DEVIATION_WEIGHT × deviation of it, when positive.
+   */
+  observeLateness(ms: number): void {
+    if (Number.isFinite(ms)) {
+      this.#lateness.add(ms);
+    }
+  }
+
+  /** What predicted slot waits add now (ms, ≥ 0). */
+  get latenessMs(): number {
+    return Math.max(0, this.#lateness.samples === 0 ? 0 : this.#lateness.predicted);
+  }
+
+  /** Folds one finished generation in. */
   observe(m: Measurement): void {
-    const mix = (old: number, sample: number): number => (this.#measured === 0 ? sample : old + RATE_EWMA_WEIGHT * (sample - old));
     let used = false;
     if (m.promptTokens > 0 && m.prefillMs >= MIN_MEASURED_MS && Number.isFinite(m.prefillMs)) {
-      this.#prefill = mix(this.#prefill, (m.promptTokens * 1000) / m.prefillMs);
+      this.#prefill.add(m.prefillMs / m.promptTokens);
       used = true;
     }
     // The first token comes with the prefill; the decode phase produced the others.
     const decoded = m.completionTokens - 1;
     if (decoded > 0 && m.decodeMs >= MIN_MEASURED_MS && Number.isFinite(m.decodeMs)) {
       const batch = Number.isFinite(m.meanBatch) && m.meanBatch >= 1 ? Math.min(m.meanBatch, this.parallel) : 1;
-      this.#decode = mix(this.#decode, ((decoded * 1000) / m.decodeMs) * batch);
+      this.#decode.add(m.decodeMs / decoded / batch);
       used = true;
     }
     if (used) {
@@ -85,12 +142,15 @@ export class WaitPredictor {
     }
   }
 
+  /** Predicted prefill time (ms) of a request's prompt (all its choices). */
+  prefillMs(work: Work): number {
+    return (work.choices ?? 1) * work.promptTokens * this.#prefill.predicted;
+  }
+
   /** Predicted time (ms) one request holds a slot while every slot is busy. */
   serviceMs(work: Work): number {
-    const choices = work.choices ?? 1;
-    const prefill = (work.promptTokens * 1000) / this.#prefill;
-    const decode = (Math.max(0, work.maxTokens - 1) * 1000 * this.parallel) / this.#decode;
-    return choices * (prefill + decode);
+    const decode = Math.max(0, work.maxTokens - 1) * this.#decode.predicted * this.parallel;
+    return this.prefillMs(work) + (work.choices ?? 1) * decode;
   }
 
   /**
@@ -126,6 +186,9 @@ export type Admitted =
 
 interface Entry {
   readonly work: Work;
+  readonly admittedAt: number;
+  /** The slot wait predicted when it was admitted (the model's, without lateness). */
+  readonly predictedSlotMs: number;
   /** When it took one of the first `parallel` places (performance.now ms). */
   startedAt: number | undefined;
 }
@@ -159,22 +222,35 @@ export class Admission {
     return this.#admitted;
   }
 
-  /** The predicted wait (ms) of a request arriving now. */
-  predictedWaitMs(): number {
+  /**
+   * The predicted wait (ms) of a request arriving now: until a slot frees for it (with the predictor's
+   * lateness), plus, when it has to queue at all, its own prefill (`work`'s; none without `work`). 0 while a
+   * slot is free.
+   */
+  predictedWaitMs(work?: Work): number {
+    const slot = this.#slotWaitMs();
+    if (slot <= 0) {
+      return 0;
+    }
+    return Math.min(MAX_PREDICTED_WAIT_MS, slot + this.predictor.latenessMs + (work === undefined ? 0 : this.predictor.prefillMs(work)));
+  }
+
+  #slotWaitMs(): number {
     const now = this.now();
     return this.predictor.waitMs(this.#entries.map((e) => ({ work: e.work, ranMs: e.startedAt === undefined ? undefined : now - e.startedAt })));
   }
 
   /** Admits a request with its work, or says why not; the release function frees its place exactly once. */
   admit(work: Work): Admitted {
-    const waitMs = this.predictedWaitMs();
+    const predictedSlotMs = this.#slotWaitMs();
+    const waitMs = this.predictedWaitMs(work);
     if (this.#admitted >= this.capacity) {
       return { ok: false, reason: "full", waitMs };
     }
     if (this.maxWaitMs !== undefined && waitMs > this.maxWaitMs) {
       return { ok: false, reason: "wait", waitMs };
     }
-    const entry: Entry = { work, startedAt: undefined };
+    const entry: Entry = { work, admittedAt: this.now(), predictedSlotMs, startedAt: undefined };
     this.#entries.push(entry);
     this.#promote();
     const slot = this.#slot();
@@ -215,11 +291,16 @@ export class Admission {
     };
   }
 
-  /** The first `parallel` entries run: note when each got there. */
+  /** The first `parallel` entries run: note when each got there, and how late against its prediction if it queued. */
   #promote(): void {
     const now = this.now();
     for (const e of this.#entries.slice(0, this.parallel)) {
-      e.startedAt ??= now;
+      if (e.startedAt === undefined) {
+        e.startedAt = now;
+        if (now > e.admittedAt) {
+          this.predictor.observeLateness(now - e.admittedAt - e.predictedSlotMs);
+        }
+      }
     }
   }
 }

@@ -7,9 +7,12 @@ import {
   Admission,
   DEFAULT_DECODE_TOKENS_PER_SECOND,
   DEFAULT_PREFILL_TOKENS_PER_SECOND,
+  DEVIATION_EWMA_WEIGHT,
+  DEVIATION_WEIGHT,
   RATE_EWMA_WEIGHT,
   WaitPredictor,
 } from "../../../src/serve/http/admission.js";
+import { ServeError } from "../../../src/serve/errors.js";
 import { post, startServer, until, writeModel, type Running } from "./helpers.js";
 
 describe("WaitPredictor", () => {
@@ -23,13 +26,22 @@ describe("WaitPredictor", () => {
     expect(new WaitPredictor(2).serviceMs({ promptTokens: 100, maxTokens: 11 })).toBeCloseTo(3000, 6);
   });
 
-  it("should fold measurements in: the first replaces the defaults, later ones move the mean by the EWMA weight", () => {
+  it("should fold measurements in as a mean and deviation of the time per token, predicting with mean + 2 deviations", () => {
     const p = new WaitPredictor(4);
+    // Prefill 2 ms/token; decode 1000 ms / 20 tokens / batch 2 = 25 ms per token of the aggregate.
     p.observe({ promptTokens: 50, prefillMs: 100, completionTokens: 21, decodeMs: 1000, meanBatch: 2 });
-    expect(p.rates).toMatchObject({ prefillTokensPerSecond: 500, decodeTokensPerSecond: 40, measurements: 1 }); // 20 tokens/s × batch 2
-    p.observe({ promptTokens: 100, prefillMs: 100, completionTokens: 11, decodeMs: 1000, meanBatch: 9 }); // batch capped at parallel 4
-    expect(p.rates.prefillTokensPerSecond).toBeCloseTo(500 + RATE_EWMA_WEIGHT * (1000 - 500), 9);
-    expect(p.rates.decodeTokensPerSecond).toBeCloseTo(40 + RATE_EWMA_WEIGHT * (40 - 40), 9);
+    // The first sample sets the mean and half of it as the deviation (RFC 6298): 2 + 2 × 1 and 25 + 2 × 12.5.
+    expect(p.rates.prefillTokensPerSecond).toBeCloseTo(1000 / 4, 9);
+    expect(p.rates.decodeTokensPerSecond).toBeCloseTo(1000 / 50, 9);
+    expect(p.rates.measurements).toBe(1);
+    // Prefill 1 ms/token; decode 1000 / 10 / 4 (the batch of 9 is capped at parallel 4) = 25 ms/token.
+    p.observe({ promptTokens: 100, prefillMs: 100, completionTokens: 11, decodeMs: 1000, meanBatch: 9 });
+    const prefillMean = 2 + RATE_EWMA_WEIGHT * (1 - 2);
+    const prefillDeviation = 1 + DEVIATION_EWMA_WEIGHT * (Math.abs(2 - 1) - 1);
+    expect(1000 / p.rates.prefillTokensPerSecond).toBeCloseTo(prefillMean + DEVIATION_WEIGHT * prefillDeviation, 9);
+    expect(1000 / p.rates.decodeTokensPerSecond).toBeCloseTo(25 + DEVIATION_WEIGHT * (12.5 + DEVIATION_EWMA_WEIGHT * (0 - 12.5)), 9);
+    // A service time uses the predicted times: 10 prompt tokens and 4 tokens after the first, decoded 4 to a step.
+    expect(p.serviceMs({ promptTokens: 10, maxTokens: 5 })).toBeCloseTo(10 * (1000 / p.rates.prefillTokensPerSecond) + 4 * 4 * (1000 / p.rates.decodeTokensPerSecond), 6);
     p.observe({ promptTokens: 10, prefillMs: 0.01, completionTokens: 1, decodeMs: 0, meanBatch: 1 }); // below timer resolution, nothing decoded
     expect(p.rates.measurements).toBe(2);
   });
@@ -47,31 +59,54 @@ describe("WaitPredictor", () => {
 });
 
 describe("Admission", () => {
-  it("should refuse by count (full) and by predicted wait, and note when a waiting request gets a slot", () => {
+  it("should refuse by count (full) and by predicted wait (until a slot frees + its own prefill), and start the clock of a promoted request", () => {
     let now = 0;
     const a = new Admission(1, 2, 1500, () => now);
-    const work = { promptTokens: 100, maxTokens: 11 }; // 2000 ms with one slot
-    const first = a.admit(work);
+    const work = { promptTokens: 100, maxTokens: 11 }; // default rates: 1000 ms prefill + 1000 ms decode
+    const first = a.admit(work); // a free slot: no wait
     expect(first.ok).toBe(true);
     now = 1000;
-    expect(a.predictedWaitMs()).toBeCloseTo(1000, 6);
-    const second = a.admit(work); // waits 1000 ms <= 1500
+    expect(a.predictedWaitMs()).toBeCloseTo(1000, 6); // until the slot frees
+    expect(a.admit(work)).toEqual({ ok: false, reason: "wait", waitMs: 2000 }); // + its own prefill > 1500
+    now = 1600;
+    const second = a.admit(work); // 400 + 1000 <= 1500
     expect(second.ok).toBe(true);
-    expect(a.admit(work)).toEqual({ ok: false, reason: "wait", waitMs: 3000 });
-    if (!first.ok || !second.ok) {
+    // Behind both: the first slot frees at 400 ms, the second holds it 2000 ms more, then its own prefill.
+    expect(a.admit(work)).toEqual({ ok: false, reason: "wait", waitMs: 3400 });
+    if (!first.ok) {
       throw new Error("unreachable");
     }
-    now = 1200;
+    now = 1800;
     first.release();
     first.release(); // once only
     expect(a.admitted).toBe(1);
-    expect(a.predictedWaitMs()).toBeCloseTo(2000, 6); // the second started at 1200
-    now = 3000;
-    const third = a.admit(work);
-    expect(third.ok).toBe(true);
-    const extra = a.tryAcquire(); // a multi-choice request's extra slot: counts, no work of its own
-    expect(extra).toBeDefined();
+    expect(a.predictedWaitMs()).toBeCloseTo(2000, 6); // the second holds the slot from 1800 on
+    now = 3800; // its predicted service is over: the slot counts as free
+    expect(a.admit(work).ok).toBe(true);
+    expect(a.tryAcquire()).toBeDefined(); // a multi-choice request's extra slot: counts, no work of its own
+    expect(a.admitted).toBe(3);
     expect(a.admit({ promptTokens: 1, maxTokens: 1 })).toMatchObject({ ok: false, reason: "full" });
+  });
+
+  it("should learn how late queued requests get their slot and add it (mean + 2 deviations) to later slot waits", () => {
+    let now = 0;
+    const a = new Admission(1, 4, undefined, () => now);
+    const work = { promptTokens: 100, maxTokens: 11 }; // 2000 ms
+    const first = a.admit(work);
+    expect(a.admit(work).ok).toBe(true); // queued: its slot is predicted in 2000 ms
+    if (!first.ok) {
+      throw new Error("unreachable");
+    }
+    now = 2600;
+    first.release(); // 600 ms later than predicted (the HTTP side, a busy machine)
+    expect(a.predictor.latenessMs).toBeCloseTo(600 + DEVIATION_WEIGHT * 300, 6);
+    expect(a.predictedWaitMs()).toBeCloseTo(2000 + 1200, 6);
+    expect(a.predictedWaitMs(work)).toBeCloseTo(2000 + 1200 + 1000, 6);
+  });
+
+  it("should refuse a maxWaitMs outside 1..MAX_WAIT_LIMIT_MS with a bad-config ServeError", () => {
+    expect(() => new Admission(1, 1, 0)).toThrow(/maxWaitMs must be an integer in 1\.\.3600000/);
+    expect(() => new Admission(1, 1, Number.NaN)).toThrow(ServeError);
   });
 });
 
