@@ -4,6 +4,7 @@ import { BarbellError } from "../core/errors.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../model/bitnet/fixture.js";
 import { runDemo } from "./demo.js";
 import { addBackendsCommand } from "./backends.js";
+import { addConvertCommand } from "./convert.js";
 import { addDumpCommands } from "./dump.js";
 import { addRunCommands, type CliIo } from "./run.js";
 import { addServeCommand } from "./serve.js";
@@ -98,6 +99,7 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
   addDumpCommands(program, io);
   addServeCommand(program, io);
   addTrainCommand(program, io);
+  addConvertCommand(program, io);
   return program;
 }
 

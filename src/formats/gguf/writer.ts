@@ -11,13 +11,7 @@ import { GGUF_MAGIC } from "./reader.js";
 import { GGUF_VALUE_TYPE, type GgufArrayValue, type GgufValue, type GgufValueTypeName } from "./types.js";
 
 /** One tensor to write. */
-export interface GgufTensorInput {
-  /** Unique name, ≤ `MAX_TENSOR_NAME_BYTES` UTF-8 bytes. */
-  readonly name: string;
-  /** GGUF dims, ne0 first; 1 to 4 positive safe integers. */
-  readonly dims: readonly number[];
-  /** ggml type id (ids 36/38/39 are resolved against `general.architecture`, as the reader does). */
-  readonly typeId: number;
+export interface GgufTensorInput extends GgufTensorSpec {
   /** Encoded tensor bytes; the length must equal the type's byte size for `dims`. */
   readonly data: Uint8Array;
 }
@@ -145,14 +139,45 @@ function writeValue(w: ByteWriter, v: GgufValue, what: string): void {
   }
 }
 
+/** What the header says about one tensor: everything but its bytes (for writers that stream tensor data). */
+export interface GgufTensorSpec {
+  /** Unique name, ≤ `MAX_TENSOR_NAME_BYTES` UTF-8 bytes. */
+  readonly name: string;
+  /** GGUF dims, ne0 first; 1 to 4 positive safe integers. */
+  readonly dims: readonly number[];
+  /** ggml type id (ids 36/38/39 are resolved against `general.architecture`, as the reader does). */
+  readonly typeId: number;
+}
+
+/** Where one tensor's bytes go in a planned file. */
+export interface GgufTensorPlacement {
+  readonly name: string;
+  /** Offset relative to the start of the data section (the end of `GgufLayout.header`); aligned. */
+  readonly offset: number;
+  /** Bytes the tensor's type needs for its dims. */
+  readonly byteSize: number;
+}
+
+/** A planned GGUF file: its header bytes and where each tensor's data goes after them. */
+export interface GgufLayout {
+  /** Magic, version, counts, metadata and tensor infos, zero-padded to the alignment: the file's first bytes. */
+  readonly header: Uint8Array;
+  readonly alignment: number;
+  /** The tensors in file order. */
+  readonly tensors: readonly GgufTensorPlacement[];
+  /** Bytes of the data section: every tensor, each padded to the alignment (the file is header + this). */
+  readonly dataBytes: number;
+}
+
 interface PlannedTensor {
-  readonly input: GgufTensorInput;
+  readonly spec: GgufTensorSpec;
   readonly name: Uint8Array;
   readonly offset: number;
+  readonly byteSize: number;
 }
 
 function planTensors(
-  tensors: readonly GgufTensorInput[],
+  tensors: readonly GgufTensorSpec[],
   alignment: number,
   arch: string | undefined,
 ): PlannedTensor[] {
@@ -172,29 +197,28 @@ function planTensors(
     if (type === undefined) {
       throw new FormatError("bad-tensor-type", `[gguf-write] tensor "${t.name}" has unknown type id ${t.typeId}`);
     }
-    const size = ggmlTensorBytes(type.info, t.dims);
-    if (t.data.length !== size) {
-      throw bad(
-        `tensor "${t.name}"`,
-        `${t.data.length} bytes given; ${type.info.name} [${t.dims.join(", ")}] needs ${size}`,
-      );
-    }
-    planned.push({ input: t, name, offset });
-    offset = Math.ceil((offset + size) / alignment) * alignment;
+    const byteSize = ggmlTensorBytes(type.info, t.dims);
+    planned.push({ spec: t, name, offset, byteSize });
+    offset = Math.ceil((offset + byteSize) / alignment) * alignment;
   }
   return planned;
 }
 
-/** Encodes a GGUF v3 file. Throws FormatError for any input the reader would reject. */
-export function writeGguf(input: GgufWriteInput): Uint8Array {
-  const metadata = input.metadata instanceof GgufMetadata ? input.metadata : new GgufMetadata(input.metadata);
+/**
+ * Plans a GGUF v3 file without its tensor bytes: the header (validated as `writeGguf` validates it) and each
+ * tensor's offset and size, so a writer can stream the data section tensor by tensor. Throws FormatError for
+ * any header the reader would reject.
+ */
+export function layoutGguf(
+  metadataInput: GgufMetadata | Iterable<readonly [string, GgufValue]>,
+  specs: readonly GgufTensorSpec[],
+): GgufLayout {
+  const metadata = metadataInput instanceof GgufMetadata ? metadataInput : new GgufMetadata(metadataInput);
   const alignment = ggufAlignment(metadata);
   const archValue = metadata.get("general.architecture");
   const arch = archValue?.type === "string" ? archValue.value : undefined;
-  const tensors = planTensors(input.tensors ?? [], alignment, arch);
-
-  const dataBytes = tensors.reduce((n, t) => Math.max(n, t.offset + t.input.data.length), 0);
-  const w = new ByteWriter(4096 + dataBytes);
+  const tensors = planTensors(specs, alignment, arch);
+  const w = new ByteWriter(4096);
   w.u32(GGUF_MAGIC);
   w.u32(3);
   w.u64(BigInt(tensors.length));
@@ -208,18 +232,39 @@ export function writeGguf(input: GgufWriteInput): Uint8Array {
   for (const t of tensors) {
     w.u64(BigInt(t.name.length));
     w.bytes(t.name);
-    w.u32(t.input.dims.length);
-    for (const d of t.input.dims) {
+    w.u32(t.spec.dims.length);
+    for (const d of t.spec.dims) {
       w.u64(BigInt(d));
     }
-    w.u32(t.input.typeId);
+    w.u32(t.spec.typeId);
     w.u64(BigInt(t.offset));
   }
   w.pad(alignment);
+  const last = tensors.at(-1);
+  const dataBytes = last === undefined ? 0 : Math.ceil((last.offset + last.byteSize) / alignment) * alignment;
+  const placements = tensors.map((t) => ({ name: t.spec.name, offset: t.offset, byteSize: t.byteSize }));
+  return { header: w.finish(), alignment, tensors: placements, dataBytes };
+}
+
+/** Encodes a GGUF v3 file. Throws FormatError for any input the reader would reject. */
+export function writeGguf(input: GgufWriteInput): Uint8Array {
+  const metadata = input.metadata instanceof GgufMetadata ? input.metadata : new GgufMetadata(input.metadata);
+  const tensors = input.tensors ?? [];
+  const layout = layoutGguf(metadata, tensors);
+  tensors.forEach((t, i) => {
+    const size = layout.tensors[i]?.byteSize ?? 0;
+    if (t.data.length !== size) {
+      const arch = metadata.getString("general.architecture");
+      const typeName = resolveGgmlType(t.typeId, { architecture: arch })?.info.name ?? String(t.typeId);
+      throw bad(`tensor "${t.name}"`, `${t.data.length} bytes given; ${typeName} [${t.dims.join(", ")}] needs ${size}`);
+    }
+  });
+  const w = new ByteWriter(layout.header.length + layout.dataBytes);
+  w.bytes(layout.header);
   for (const t of tensors) {
-    w.pad(alignment); // lands at dataStart + t.offset: planTensors used the same rounding
-    w.bytes(t.input.data);
+    w.pad(layout.alignment); // lands at the header's end + the tensor's offset: layoutGguf used the same rounding
+    w.bytes(t.data);
   }
-  w.pad(alignment);
+  w.pad(layout.alignment);
   return w.finish();
 }

@@ -10,7 +10,7 @@
  */
 import { FormatError } from "../../core/errors.js";
 import type { VocabTables } from "./base.js";
-import { ByteBpeTokenizer } from "./byte-bpe.js";
+import { ByteBpeTokenizer, type ByteBpeTables } from "./byte-bpe.js";
 import { EOT_TEXTS, checkMerges, checkTokens, findByText } from "./gguf.js";
 import {
   GPT2_ONIGURUMA_PATTERN,
@@ -19,7 +19,7 @@ import {
   LLAMA3_PATTERN,
   type ByteLevelPreTokenizer,
 } from "./pretokenize.js";
-import { SpmTokenizer, type SpacePrefix } from "./spm.js";
+import { SpmTokenizer, type SpacePrefix, type SpmTables } from "./spm.js";
 import { MAX_MERGES, MAX_VOCAB_SIZE, TokenType, type Tokenizer } from "./types.js";
 
 type Json = Record<string, unknown>;
@@ -228,8 +228,28 @@ function defaultAddBos(json: Json, config: Json, bosText: string | undefined): b
  * unsupported input throws FormatError (`bad-value`, `duplicate` or `limit`), never anything else.
  */
 export function tokenizerFromJson(tokenizerJson: unknown, config?: unknown): Tokenizer {
+  return guarded(() => {
+    const t = build(tokenizerJson, config);
+    return t.kind === "byte-bpe" ? new ByteBpeTokenizer(t.tables) : new SpmTokenizer(t.tables);
+  });
+}
+
+/** What a tokenizer.json describes: the tables of a byte-level BPE or a SentencePiece tokenizer. */
+export type HfTokenizerTables =
+  | { readonly kind: "byte-bpe"; readonly tables: ByteBpeTables }
+  | { readonly kind: "spm"; readonly tables: SpmTables };
+
+/**
+ * The tables `tokenizerFromJson` builds its tokenizer from (for writing them elsewhere, e.g. as GGUF metadata),
+ * with the same checks and errors.
+ */
+export function tokenizerTablesFromJson(tokenizerJson: unknown, config?: unknown): HfTokenizerTables {
+  return guarded(() => build(tokenizerJson, config));
+}
+
+function guarded<T>(f: () => T): T {
   try {
-    return build(tokenizerJson, config);
+    return f();
   } catch (e) {
     if (e instanceof FormatError) {
       throw e;
@@ -239,7 +259,7 @@ export function tokenizerFromJson(tokenizerJson: unknown, config?: unknown): Tok
   }
 }
 
-function build(tokenizerJson: unknown, config: unknown): Tokenizer {
+function build(tokenizerJson: unknown, config: unknown): HfTokenizerTables {
   const json = record(tokenizerJson, "tokenizer.json");
   const cfg = config === undefined || config === null ? {} : record(config, "tokenizer_config.json");
   const model = record(json.model, "model");
@@ -276,13 +296,8 @@ function build(tokenizerJson: unknown, config: unknown): Tokenizer {
   const addBos = defaultAddBos(json, cfg, bosText);
   const byteLevel = [...pre, ...decoders].some((c) => c.type === "ByteLevel");
   if (byteLevel) {
-    return new ByteBpeTokenizer({
-      ...base,
-      addBos,
-      merges,
-      preTokenizer: byteLevelPre(pre, normalizers),
-      ignoreMerges: model.ignore_merges === true,
-    });
+    const tables = { ...base, addBos, merges, preTokenizer: byteLevelPre(pre, normalizers), ignoreMerges: model.ignore_merges === true };
+    return { kind: "byte-bpe", tables };
   }
   if (model.byte_fallback === true || pre.some((p) => p.type === "Metaspace") || normalizers.length > 0) {
     if (model.byte_fallback === true) {
@@ -293,13 +308,8 @@ function build(tokenizerJson: unknown, config: unknown): Tokenizer {
       });
     }
     const unkText = typeof model.unk_token === "string" ? model.unk_token : undefined;
-    return new SpmTokenizer({
-      ...base,
-      addBos,
-      ranking: { kind: "merges", merges },
-      spacePrefix: spmPrefix(pre, normalizers),
-      unk: idOf(unkText),
-    });
+    const tables = { ...base, addBos, ranking: { kind: "merges", merges } as const, spacePrefix: spmPrefix(pre, normalizers), unk: idOf(unkText) };
+    return { kind: "spm", tables };
   }
   throw bad("only byte-level BPE and SentencePiece-style BPE tokenizers are supported");
 }
