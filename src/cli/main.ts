@@ -8,6 +8,7 @@ import { addConvertCommand } from "./convert.js";
 import { addDumpCommands } from "./dump.js";
 import { addRunCommands, type CliIo } from "./run.js";
 import { addServeCommand } from "./serve.js";
+import { addHfModelSupport, addHubCommands } from "./pull.js";
 import { writeAtomically } from "./files.js";
 import { addTrainCommand } from "./train.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
@@ -100,6 +101,8 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
   addServeCommand(program, io);
   addTrainCommand(program, io);
   addConvertCommand(program, io);
+  addHubCommands(program, io);
+  addHfModelSupport(program, io); // after every command with -m: adds --pull and resolves -m hf:…
   return program;
 }
 
