@@ -22,7 +22,7 @@ async function start(
   isolation: "in-process" | "process" = "in-process",
 ): Promise<{ server: BarbellServer; client: OpenAI; url: string }> {
   const models: ServedModelConfig[] = [ladder.small, ladder.large].map((r) => ({ ...r, isolation, backends: ["js"] }));
-  const s = await createServer({ models, cascades: cascades.map((c) => ({ ...c, rungs: ["small", "large"], metric: "min-prob", window: WINDOW })), log: () => undefined });
+  const s = await createServer({ models, cascades: cascades.map((c) => ({ ...c, rungs: ["small", "large"], metric: "min-prob", window: WINDOW })), log: () => undefined, publicHealth: true });
   const url = await s.listen(0);
   return { server: s, url, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: "unused", maxRetries: 0 }) };
 }
