@@ -19,10 +19,10 @@ function mib(n: number): string {
 }
 
 /** Progress of one download on stderr: a cli-progress bar on a TTY, else a line per tenth and per event. */
-export function downloadReporter(io: CliIo, what: string, prefix: string): { onEvent: (e: DownloadEvent) => void; stop: () => void } {
+export function downloadReporter(io: CliIo, prefix: string): { onEvent: (e: DownloadEvent) => void; stop: () => void } {
   const bar = io.errIsTty
     ? new cliProgress.SingleBar(
-        { format: `${what} [{bar}] {percentage}% {done}/{size} MiB {speed} MiB/s`, stream: process.stderr, clearOnComplete: true, hideCursor: true },
+        { format: `{what} [{bar}] {percentage}% {done}/{size} MiB {speed} MiB/s`, stream: process.stderr, clearOnComplete: true, hideCursor: true },
         cliProgress.Presets.shades_classic,
       )
     : undefined;
@@ -30,13 +30,15 @@ export function downloadReporter(io: CliIo, what: string, prefix: string): { onE
   let from = 0;
   let tenth = -1;
   let running = false;
+  let what = "";
   const payload = (done: number, total: number): Record<string, string> => {
     const secs = (performance.now() - started) / 1000;
-    return { done: (done / 2 ** 20).toFixed(1), size: (total / 2 ** 20).toFixed(1), speed: secs > 0 ? ((done - from) / 2 ** 20 / secs).toFixed(1) : "-" };
+    return { what, done: (done / 2 ** 20).toFixed(1), size: (total / 2 ** 20).toFixed(1), speed: secs > 0 ? ((done - from) / 2 ** 20 / secs).toFixed(1) : "-" };
   };
   const onEvent = (e: DownloadEvent): void => {
     switch (e.kind) {
       case "start":
+        what = e.what;
         from = e.resumeFrom;
         tenth = Math.floor((e.resumeFrom / Math.max(e.total, 1)) * 10);
         io.err(`${prefix}: downloading ${what} (${mib(e.total)})${e.resumeFrom > 0 ? `, resuming at ${mib(e.resumeFrom)}` : ""}\n`);
@@ -71,8 +73,7 @@ export function downloadReporter(io: CliIo, what: string, prefix: string): { onE
 export async function resolveHfOption(value: string, fetch: boolean, io: CliIo): Promise<string> {
   const ref = parseModelRef(value.slice(HF_PREFIX.length));
   const cfg = await hubConfig();
-  const what = `${ref.repo.org}/${ref.repo.name}${ref.file === undefined ? "" : `/${ref.file}`}`;
-  const reporter = downloadReporter(io, what, "barbell");
+  const reporter = downloadReporter(io, "barbell");
   try {
     const got = await resolveHfModel(cfg, ref, fetch, { signal: io.signal, onEvent: reporter.onEvent, note: io.err });
     return got.path;
@@ -113,7 +114,7 @@ export function addHubCommands(program: Command, io: CliIo): void {
     .action(async (model: string, o: { revision: string }) => {
       const ref = parseModelRef(model.startsWith(HF_PREFIX) ? model.slice(HF_PREFIX.length) : model);
       const cfg = await hubConfig();
-      const reporter = downloadReporter(io, model, "barbell pull");
+      const reporter = downloadReporter(io, "barbell pull");
       const started = performance.now();
       try {
         const r = await pull(cfg, ref, { revision: o.revision, signal: io.signal, onEvent: reporter.onEvent, note: io.err });

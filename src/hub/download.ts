@@ -25,7 +25,7 @@ export const RETRY_DELAY_MS = 1_000;
 const WRITE_CHUNK_BYTES = 4 * 2 ** 20;
 
 export type DownloadEvent =
-  | { readonly kind: "start"; readonly total: number; readonly resumeFrom: number }
+  | { readonly kind: "start"; readonly what: string; readonly total: number; readonly resumeFrom: number }
   | { readonly kind: "progress"; readonly done: number; readonly total: number }
   | { readonly kind: "retry"; readonly attempt: number; readonly done: number; readonly reason: string }
   | { readonly kind: "verify"; readonly sha256: boolean };
@@ -128,7 +128,7 @@ async function downloadLocked(cfg: HubConfig, meta: FileMetadata, blob: string, 
       await hashPrefix(handle, state.have, state.hash);
     }
     await checkFreeSpace(path.dirname(blob), meta.size - state.have, what);
-    opts.onEvent?.({ kind: "start", total: meta.size, resumeFrom: state.have });
+    opts.onEvent?.({ kind: "start", what, total: meta.size, resumeFrom: state.have });
     const maxAttempts = opts.maxAttempts ?? MAX_DOWNLOAD_ATTEMPTS;
     for (let attempt = 1; state.have < meta.size; attempt++) {
       const before = state.have;
@@ -255,7 +255,6 @@ async function getOnce(cfg: HubConfig, meta: FileMetadata, what: string, handle:
     }
     state.hash.update(buf);
     state.have += buf.length;
-    opts.onEvent?.({ kind: "progress", done: state.have, total: meta.size });
   };
   try {
     for await (const chunk of body) {
@@ -266,6 +265,7 @@ async function getOnce(cfg: HubConfig, meta: FileMetadata, what: string, handle:
       }
       pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       pendingBytes += chunk.length;
+      opts.onEvent?.({ kind: "progress", done: state.have + pendingBytes, total: meta.size });
       if (pendingBytes >= WRITE_CHUNK_BYTES) {
         await flush();
       }

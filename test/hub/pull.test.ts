@@ -218,6 +218,22 @@ describe("pull: resume and verification", () => {
     expect(hub.requests("cdn").map((q) => q.range)).toEqual([undefined, "bytes=30000-"]);
   });
 
+  it("should stop at once on the abort signal (Ctrl-C), keeping the bytes so far and retrying nothing", async () => {
+    hub.faults = { stallAfter: 20_000 };
+    const controller = new AbortController();
+    const e = await failure(
+      pull(cfg, parseModelRef("bitnet/tiny-gguf/tiny-i2_s.gguf"), {
+        ...fast,
+        signal: controller.signal,
+        onEvent: (ev) => void (ev.kind === "progress" && ev.done >= 20_000 ? controller.abort() : undefined),
+      }),
+    );
+    expect([e.code, e.message]).toEqual(["interrupted", expect.stringContaining("20000 of 300000 bytes kept")]);
+    expect(hub.requests("cdn")).toHaveLength(1);
+    expect(fs.statSync(path.join(repoDir(), "blobs", `${sha256(MODEL)}.incomplete`)).size).toBe(20_000);
+    expect(fs.existsSync(path.join(repoDir(), "snapshots"))).toBe(false);
+  });
+
   it("should refuse to download a blob another live barbell process holds, and take over a dead one's lock", async () => {
     const etag = sha256(MODEL);
     const lockFile = path.join(cache, ".locks", "models--bitnet--tiny-gguf", `${etag}.barbell.lock`);
