@@ -208,6 +208,13 @@ async function walkFiles(dir: string, prefix: string, depth: number, out: Cached
   }
 }
 
+/** The files of one snapshot (paths inside the repo, sizes; undefined size: a dangling link). */
+export async function snapshotFiles(cacheDir: string, repo: RepoId, commit: string): Promise<CachedFileEntry[]> {
+  const files: CachedFileEntry[] = [];
+  await walkFiles(path.join(repoDir(cacheDir, repo), "snapshots", checkCommit(commit, "snapshot")), "", 0, files);
+  return files;
+}
+
 async function readRefs(root: string): Promise<Map<string, string[]>> {
   const byCommit = new Map<string, string[]>();
   const visit = async (dir: string, prefix: string, depth: number): Promise<void> => {

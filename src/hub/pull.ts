@@ -5,7 +5,7 @@
 import fs from "node:fs/promises";
 import path from "node:path";
 import type { HubConfig } from "./config.js";
-import { cachedFile, linkSnapshot, listCache, readRef, regularFileSize, snapshotPath, writeRef } from "./cache.js";
+import { cachedFile, linkSnapshot, readRef, regularFileSize, snapshotFiles, snapshotPath, writeRef } from "./cache.js";
 import { downloadBlob, type DownloadOptions } from "./download.js";
 import { HubError } from "./errors.js";
 import { fileMetadata, repoFiles } from "./metadata.js";
@@ -61,8 +61,7 @@ export async function findCached(cfg: HubConfig, ref: ModelRef, revision = "main
   }
   let file = ref.file;
   if (file === undefined) {
-    const snapshot = (await listCache(cfg.cacheDir)).find((r) => r.repo === repoString(ref.repo))?.snapshots.find((s) => s.commit === commit);
-    const present = (snapshot?.files ?? []).filter((f) => f.size !== undefined).map((f) => f.file);
+    const present = (await snapshotFiles(cfg.cacheDir, ref.repo, commit)).filter((f) => f.size !== undefined).map((f) => f.file);
     if (present.filter((f) => f.toLowerCase().endsWith(".gguf")).length === 0) {
       return undefined;
     }
