@@ -105,8 +105,9 @@ export async function hubFetch(req: HubRequest): Promise<HubResponse> {
         await res.body?.cancel();
         throw new HubError("bad-response", `[hub] ${req.what}: the hub answered ${res.status} without a usable Location (1..${MAX_LOCATION_LENGTH} characters)`);
       }
-      const relative = !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(location) && !location.startsWith("//");
-      if (req.redirects === "relative" && !relative) {
+      const next = nextUrl(url, location, req.what);
+      // "relative" follows only what stays on this origin (`/\\host` parses as another host: judged by the result).
+      if (req.redirects === "relative" && new URL(next).origin !== new URL(url).origin) {
         clearTimeout(timer);
         return { res, url, abort, reason: () => reason };
       }
@@ -114,7 +115,6 @@ export async function hubFetch(req: HubRequest): Promise<HubResponse> {
       if (hop >= MAX_REDIRECTS) {
         throw new HubError("redirect", `[hub] ${req.what}: more than ${MAX_REDIRECTS} redirects`);
       }
-      const next = nextUrl(url, location, req.what);
       url = next;
     }
   } catch (e) {

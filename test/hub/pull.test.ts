@@ -73,6 +73,14 @@ describe("pull: the Hugging Face cache layout", () => {
     expect(hub.requests("cdn")[0]?.authorization).toBeUndefined();
   });
 
+  it("should not follow (nor send the token along) a HEAD redirect that only looks relative but leaves the origin", async () => {
+    const cdn = new URL(hub.cdnBase);
+    hub.faults = { headLocation: `/\\${cdn.host}/cdn/${sha256(MODEL)}` };
+    const r = await pull({ ...cfg, token: TOKEN }, parseModelRef("bitnet/tiny-gguf/tiny-i2_s.gguf"), fast);
+    expect(fs.readFileSync(r.path).equals(MODEL)).toBe(true);
+    expect(hub.requests().map((q) => `${q.server} ${q.method} ${q.authorization ?? "-"}`)).toEqual([`hub HEAD Bearer ${TOKEN}`, "cdn GET -"]);
+  });
+
   it("should name a small (non-LFS) file's blob by its ETag and check its size", async () => {
     const r = await pull(cfg, parseModelRef("bitnet/tiny-gguf/config.json"), fast);
     expect(fs.readlinkSync(r.path)).toBe(`../../blobs/${gitBlobSha1(CONFIG)}`);
