@@ -64,6 +64,17 @@ describe("barbell convert: logits", () => {
     },
   );
 
+  it("should agree with a BF16 checkpoint (2B-4T's dtype) to 1e-5 rel L2 with an f16 head", async () => {
+    const bf16 = await writeFolder(root, "bf16", { hidden: 256, layout: "packed", seed: 14 });
+    const out = await convert(bf16, "bf16", { type: "i2_s", head: "f16" });
+    using hf = await load(bf16);
+    using gguf = await load(out);
+    const a = await logitsOf(gguf);
+    const b = await logitsOf(hf);
+    // bf16 values are f16 values (but for |x| < 2^-17); only f16 vs bf16 dot-product rounding differs (~1e-7 measured).
+    a.forEach((row, p) => expect(relL2(row, b[p] ?? [])).toBeLessThan(1e-5));
+  });
+
   it("should give the logits of the folder loaded with --head q8_0 for a q8_0 head (the same encoder on the same floats)", async () => {
     const out = await convert(packed, "packed-q8", { type: "tq2_0", head: "q8_0" });
     using hf = await load(packed, true);
