@@ -8,6 +8,7 @@
  */
 import type { TensorRef } from "../src/backends/backend.js";
 import { createJsBackend } from "../src/backends/js/index.js";
+import { ArrayBufferMemory } from "../src/backends/host-memory.js";
 import { createWasmSimdBackend, probeWasmSimd } from "../src/backends/wasm-simd/index.js";
 import type { BufferMemory, Kernels } from "../src/backends/backend.js";
 
@@ -74,15 +75,7 @@ for (const threads of THREADS) {
   wasms.push(await createWasmSimdBackend({ threads }));
 }
 const js = createJsBackend();
-const jsMemory: BufferMemory = {
-  alloc: (b) => js.alloc(b),
-  adopt: (b) => js.adopt?.(b) ?? js.alloc(b.byteLength),
-  free: (b) => js.free(b),
-  write: (b, src, o) => js.write(b, src, o),
-  read: (b, o, l) => js.read(b, o, l),
-  liveAllocations: () => js.liveAllocations(),
-  liveBytes: () => js.liveBytes(),
-};
+const jsMemory: BufferMemory = new ArrayBufferMemory("bench-js");
 
 const threadCols = wasms.map((w) => `wasm ${w.info.threads}T GOPS`);
 console.log(`| shape | ${threadCols.join(" | ")} | wasm ${wasms.at(-1)?.info.threads ?? 1}T GB/s | JS GOPS | best speed-up vs 1T |`);

@@ -6,6 +6,7 @@
  * {@link TensorRef} (a buffer, a dtype and a runtime shape). The typed layer in `src/tensor` checks
  * names and sizes before it calls a kernel, so kernels may assume their inputs are consistent.
  */
+import type { Capabilities } from "./capabilities.js";
 import type { BinaryOp, UnaryOp } from "./ops.js";
 
 /** How elements are stored. The typed layer's dtypes map one to one onto these. */
@@ -171,6 +172,15 @@ export interface FusedKernels {
 }
 
 /**
+ * Where a backend keeps its buffers:
+ * - "host": JS-visible bytes (a {@link HostBuffer} of host-memory.ts); `read` works synchronously and any
+ *   host kernel that reads foreign buffers (the JS reference, native CPU) can run on them in place;
+ * - "device": opaque buffers (a GPU's); written synchronously (a queued upload), read back only with
+ *   `readAsync`, after the work queued on them has run.
+ */
+export type MemoryKind = "host" | "device";
+
+/**
  * A compute backend instance. Memory is released deterministically: every `alloc` is matched by a
  * `free`, and `liveAllocations()` lets tests assert that nothing leaked.
  */
@@ -178,7 +188,9 @@ export interface Backend {
   readonly name: string;
   readonly kernels: Kernels;
   /** Fused multi-kernel steps this backend runs natively, if any (see {@link FusedKernels}). */
-  readonly fused?: Partial<FusedKernels>;
+  readonly fused?: Partial<FusedKernels> | undefined;
+  /** Where `alloc` puts buffers (see {@link MemoryKind}); `read` works only for "host". */
+  readonly memoryKind: MemoryKind;
   /** Allocates zeroed memory. */
   alloc(bytes: number): BufferHandle;
   /**
@@ -190,8 +202,14 @@ export interface Backend {
   free(buffer: BufferHandle): boolean;
   /** Copies bytes into a buffer at a byte offset. */
   write(buffer: BufferHandle, src: Uint8Array, byteOffset?: number): void;
-  /** Copies bytes out of a buffer. */
+  /**
+   * Copies bytes out of a buffer synchronously: host memory only (device memory throws UsageError
+   * "unsupported"). The engine reads at its edges with {@link readAsync}; synchronous reads are for host-only
+   * code (training, tests, the CLI's demos).
+   */
   read(buffer: BufferHandle, byteOffset?: number, length?: number): Uint8Array;
+  /** Copies bytes out of a buffer, on any memory (a device finishes the work queued on it first). */
+  readAsync(buffer: BufferHandle, byteOffset?: number, length?: number): Promise<Uint8Array>;
   /** Number of buffers allocated and not yet freed. */
   liveAllocations(): number;
   /** Bytes held by live buffers. */
@@ -206,34 +224,48 @@ export type BackendName = "js" | "wasm-simd" | "native-cpu";
 /** The name of one kernel of {@link Kernels}; the op table (ops.ts) has an entry for each and no other. */
 export type KernelName = keyof Kernels;
 
-/** Where a backend keeps its buffers: the methods a chain delegates memory management to. */
+/** A backend's buffers: what the dispatcher (backends/dispatch.ts) allocates, copies and reads through. */
 export interface BufferMemory {
+  readonly kind: MemoryKind;
   alloc(bytes: number): BufferHandle;
+  /** Takes host bytes (weights from a file): without a copy in host memory, as an upload on a device. */
   adopt(bytes: Uint8Array): BufferHandle;
   free(buffer: BufferHandle): boolean;
+  /** Host memory: copies now. Device memory: queues an upload (visible to kernels recorded later). */
   write(buffer: BufferHandle, src: Uint8Array, byteOffset?: number): void;
+  /** Synchronous copy out: host memory only; a device memory throws UsageError "unsupported". */
   read(buffer: BufferHandle, byteOffset?: number, length?: number): Uint8Array;
+  readAsync(buffer: BufferHandle, byteOffset?: number, length?: number): Promise<Uint8Array>;
+  /** Whether `buffer` is a live buffer of this memory (its kernels can use it in place). */
+  holds(buffer: BufferHandle): boolean;
   liveAllocations(): number;
   liveBytes(): number;
 }
 
 /**
- * What a provider creates: a set of kernels, possibly incomplete. The chain (backends/chain.ts) runs
- * each kernel on the first backend of the user's list that has it and accepts the call, ending with
- * the JS reference, which has them all. Buffers are host memory (backends/host-memory.ts), so any
- * member's kernels can read any member's buffers.
+ * What a provider creates: a set of kernels, possibly incomplete, and what they accept as data. The
+ * dispatcher (backends/dispatch.ts) runs each op on the first backend of the user's list that is capable
+ * of the call and can reach its operands, ending with the JS reference, which has every kernel.
  */
 export interface PartialBackend {
   readonly name: BackendName;
   readonly kernels: Partial<Kernels>;
-  /** Fused multi-kernel steps (see {@link FusedKernels}); a chain offers the first member's. */
+  /** Fused multi-kernel steps (see {@link FusedKernels}); the dispatcher offers the first member's. */
   readonly fused?: Partial<FusedKernels>;
   /**
-   * Whether this backend accepts this particular call (dtypes, shapes, sizes); a string says why not.
-   * Absent: every call of a kernel it has is accepted.
+   * What each kernel and fused step accepts, as data over the op table's operands (backends/capabilities.ts):
+   * dtypes per operand and limits. Absent: every kernel it has takes what the op table allows.
+   */
+  readonly capabilities?: Capabilities;
+  /**
+   * What the capabilities cannot say: whether this backend accepts this particular call; a string says why
+   * not. Absent: the capabilities decide.
    */
   supports?(kernel: KernelName, refs: readonly TensorRef[]): true | string;
-  /** Its own buffer memory (a WASM linear memory); absent: plain ArrayBuffers. */
+  /**
+   * Its own buffer memory (a WASM linear memory, a GPU's memory): its kernels read only buffers this memory
+   * holds. Absent: plain host ArrayBuffers, and its kernels read any host buffer.
+   */
   readonly memory?: BufferMemory;
   /** Facts for `barbell backends`: ISA features, thread count, variant. */
   readonly info: BackendInfo;

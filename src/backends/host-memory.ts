@@ -1,10 +1,12 @@
 /**
- * Host memory: how the CPU backends (JS reference, WASM SIMD, native) hold tensors. A host buffer is a
- * byte range any CPU kernel can view as a typed array, whichever backend allocated it, so a kernel one
- * backend lacks can run on another backend's buffers without a copy (the fallback chain relies on it).
+ * Host memory: how the CPU backends (JS reference, WASM SIMD, native) hold tensors, as `MemoryKind` "host"
+ * of the contract. A host buffer is a byte range a CPU kernel can view as a typed array. Backends without a
+ * memory of their own (JS, native) read any host buffer in place, so the dispatcher runs a kernel one of them
+ * lacks on another's buffers without a copy; a backend with its own memory (WASM's linear memory, a GPU)
+ * reads only the buffers that memory holds (dispatch.ts decides from `BufferMemory.holds`).
  */
 import { UsageError } from "../core/errors.js";
-import type { BufferHandle, TensorRef } from "./backend.js";
+import type { BufferHandle, BufferMemory, TensorRef } from "./backend.js";
 
 /** A buffer whose bytes live in JS-visible memory. */
 export interface HostBuffer extends BufferHandle {
@@ -90,7 +92,8 @@ const POOL_MAX_BYTES = 128 << 20;
  * Host buffers as plain ArrayBuffers, with allocation accounting. Used by the JS and native
  * backends; the WASM backend has its own allocator inside its linear memory.
  */
-export class ArrayBufferMemory {
+export class ArrayBufferMemory implements BufferMemory {
+  readonly kind = "host" as const;
   readonly #live = new Map<number, ArrayBufferBuffer>();
   /** Freed small ArrayBuffers by size, reused by the next alloc of that size (activations repeat every step). */
   readonly #pool = new Map<number, ArrayBuffer[]>();
@@ -153,6 +156,18 @@ export class ArrayBufferMemory {
   read(buffer: BufferHandle, byteOffset = 0, length?: number): Uint8Array {
     const bytes = hostBytes(buffer);
     return bytes.slice(byteOffset, length === undefined ? undefined : byteOffset + length);
+  }
+
+  readAsync(buffer: BufferHandle, byteOffset = 0, length?: number): Promise<Uint8Array> {
+    try {
+      return Promise.resolve(this.read(buffer, byteOffset, length));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  holds(buffer: BufferHandle): boolean {
+    return this.#live.get(buffer.id) === buffer;
   }
 
   liveAllocations(): number {

@@ -1,20 +1,21 @@
 /**
  * Backend selection: probe the providers, order them (explicit list, then BARBELL_BACKENDS, then
  * priority and probe score), create the chosen ones and compose them with the JS reference into a
- * fallback chain. A failed probe or creation is remembered with its reason and not retried in this
+ * dispatcher (dispatch.ts), decorated with the autotuner when tuning is on. A failed probe or creation is remembered with its reason and not retried in this
  * process; concurrent resolutions share one in-flight attempt per provider.
  */
 import os from "node:os";
 import { BackendError } from "../core/errors.js";
 import { Autotuner, machineFingerprint } from "./autotune.js";
 import type { BackendName, BackendOptions, BackendProvider, PartialBackend, Probe } from "./backend.js";
-import { createChain, type ChainBackend, type ChainOptions } from "./chain.js";
+import { autotune } from "./decorators/autotune.js";
+import { createDispatcher, decorate, type Dispatcher, type DispatchOptions } from "./dispatch.js";
 import { createJsBackend } from "./js/index.js";
 import { PROVIDERS } from "./providers.js";
 
 export const BACKEND_NAMES: readonly BackendName[] = ["native-cpu", "wasm-simd", "js"];
 
-export interface ResolveOptions extends ChainOptions, BackendOptions {
+export interface ResolveOptions extends Omit<DispatchOptions, "memoryFrom">, BackendOptions {
   /**
    * Backends to use, preferred first (e.g. ["native-cpu", "js"]). Default: the BARBELL_BACKENDS
    * environment variable (comma-separated), else every available provider by priority. The JS
@@ -33,6 +34,8 @@ export interface ResolveOptions extends ChainOptions, BackendOptions {
   readonly autotune?: boolean;
   /** The tuner to use; default a process-wide one over the user cache file. */
   readonly tuner?: Autotuner;
+  /** Extra instances to tune over (the same backend with other thread counts); default: made here. */
+  readonly variants?: readonly PartialBackend[];
   /** Told once per backend that was wanted (or ranked) but cannot run here, with the reason. */
   readonly onUnavailable?: (name: BackendName, reason: string) => void;
 }
@@ -93,10 +96,10 @@ async function createOnce(provider: BackendProvider, options: BackendOptions): P
 }
 
 /**
- * Resolves the backend chain for these options. Throws BackendError "unavailable" listing every
+ * Resolves the dispatcher for these options. Throws BackendError "unavailable" listing every
  * reason when an explicitly requested list has nothing that can run.
  */
-export async function resolveBackend(options: ResolveOptions = {}): Promise<ChainBackend> {
+export async function resolveBackend(options: ResolveOptions = {}): Promise<Dispatcher> {
   const providers = options.providers ?? PROVIDERS;
   const envList = (options.env ?? process.env)["BARBELL_BACKENDS"];
 
@@ -145,8 +148,8 @@ export async function resolveBackend(options: ResolveOptions = {}): Promise<Chai
   }
   const env = options.env ?? process.env;
   const tune = (options.autotune ?? env["BARBELL_AUTOTUNE"] !== "0") && members.length > 0;
-  const variants: PartialBackend[] = [];
-  if (tune && options.threads === undefined) {
+  const variants: PartialBackend[] = [...(options.variants ?? [])];
+  if (tune && options.threads === undefined && options.variants === undefined) {
     for (const member of members) {
       const provider = providers.find((p) => p.name === member.name);
       for (const threads of threadCandidates(member.info.threads)) {
@@ -160,11 +163,11 @@ export async function resolveBackend(options: ResolveOptions = {}): Promise<Chai
       }
     }
   }
-  return createChain(members, createJsBackend(), {
-    ...options,
+  const dispatcher = createDispatcher(members, createJsBackend(), {
     strict: options.strict === true || !jsAllowed,
-    ...(tune ? { tuner: options.tuner ?? sharedTuner(members), variants } : {}),
+    ...(options.onFallback === undefined ? {} : { onFallback: options.onFallback }),
   });
+  return tune ? decorate(dispatcher, autotune(options.tuner ?? sharedTuner(members), variants)) : dispatcher;
 }
 
 function score(probe: Probe): number {

@@ -181,7 +181,10 @@ export class Batcher implements Disposable {
   /** Samples a slot's next token from one row of logits; retires it when it is done. */
   #take(slot: Slot, row: Float32Array): void {
     const cache = slot.cache;
-    const piece = slot.state.next(row, cache?.length ?? 0);
+    if (cache === undefined) {
+      return; // retired while its logits were read back (dispose()): nothing more to report
+    }
+    const piece = slot.state.next(row, cache.length);
     if (piece !== undefined) {
       slot.out.push(piece);
       slot.last = piece.token ?? 0;
@@ -226,18 +229,19 @@ export class Batcher implements Disposable {
           break;
         }
         budget -= chunk;
-        this.#stepPrefill(slot);
+        await this.#stepPrefill(slot);
       }
       // One decode step for every sequence past its prompt.
       const decoding = this.#active.filter((s) => s.prefilled >= s.state.prompt.length && !s.state.done && s.t1 > 0);
       if (decoding.length > 0) {
-        this.#stepDecode(decoding);
+        await this.#stepDecode(decoding);
       }
       await yieldToEventLoop();
     }
   }
 
-  #stepPrefill(slot: Slot): void {
+  /** One prefill chunk of a slot; the last one samples its first token (the logits read is awaited). */
+  async #stepPrefill(slot: Slot): Promise<void> {
     const { config, weights } = this.#model;
     const prompt = slot.state.prompt;
     const chunk = prompt.slice(slot.prefilled, slot.prefilled + PREFILL_STEP_TOKENS);
@@ -249,7 +253,7 @@ export class Batcher implements Disposable {
       if (slot.prefilled >= prompt.length) {
         slot.prefillMs = performance.now() - slot.t0;
         slot.t1 = performance.now();
-        this.#take(slot, logits.toFloat32());
+        this.#take(slot, await logits.toFloat32Async());
       }
     } catch (e) {
       this.#retire(slot, e);
@@ -258,7 +262,8 @@ export class Batcher implements Disposable {
     }
   }
 
-  #stepDecode(slots: Slot[]): void {
+  /** One decode step of every slot past its prompt; one awaited read of the step's logits. */
+  async #stepDecode(slots: Slot[]): Promise<void> {
     const { config, weights } = this.#model;
     let logits: Tensor<"f32", ["seq", "vocab"]> | undefined;
     try {
@@ -271,7 +276,7 @@ export class Batcher implements Disposable {
       );
       this.#steps++;
       this.#rows += slots.length;
-      const all = logits.toFloat32();
+      const all = await logits.toFloat32Async();
       const vocab = config.vocabSize;
       slots.forEach((slot, b) => this.#take(slot, all.subarray(b * vocab, (b + 1) * vocab)));
     } catch (e) {

@@ -208,7 +208,8 @@ export async function* runGeneration(
   const t1 = performance.now();
   try {
     while (!seq.aborted()) {
-      const piece = seq.next(logits.toFloat32(), cache.length);
+      // The one read per token: awaited, so a device backend reads its logits back asynchronously.
+      const piece = seq.next(await logits.toFloat32Async(), cache.length);
       logits.dispose();
       if (piece !== undefined) {
         yield piece;

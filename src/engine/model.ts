@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import type { Backend, BackendName } from "../backends/backend.js";
-import type { FallbackEvent } from "../backends/chain.js";
+import type { FallbackEvent } from "../backends/dispatch.js";
 import { resolveBackend, type ResolveOptions } from "../backends/registry.js";
 import { UsageError } from "../core/errors.js";
 import { pathKind, readOptionalJson } from "../core/files.js";
@@ -140,7 +140,7 @@ export class BitnetModel implements Disposable {
         options.all === true
           ? forward(this.config, this.#model.weights, this.#cache, tokens, { allLogits: true })
           : prefill(this.config, this.#model.weights, this.#cache, tokens);
-      const all = out.toFloat32();
+      const all = await out.toFloat32Async();
       const vocab = out.shape[1];
       return Array.from({ length: out.shape[0] }, (_, i) => all.slice(i * vocab, (i + 1) * vocab));
     });

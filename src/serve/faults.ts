@@ -1,13 +1,16 @@
 /**
- * Fault injection for tests and drills: a decorator over a complete backend (a chain) whose kernels fail
- * on a chosen call — they throw {@link InjectedFault}, or kill or abort the process they run in. Plans are
- * plain data, so a parent can hand them to a model worker in a child process.
+ * Fault injection for tests and drills: plans (plain data, so a parent can hand them to a model worker in a
+ * child process) checked here and run by the fault-injection decorator of src/backends/decorators over a
+ * dispatcher, whose op calls then fail on a chosen call — they throw {@link InjectedFault}, or kill or abort
+ * the process they run in.
  */
-import type { Backend, FusedKernels, Kernels } from "../backends/backend.js";
+import type { Backend } from "../backends/backend.js";
+import { faultInjector, type FaultAction, type FaultRule, type FaultStats } from "../backends/decorators/faults.js";
+import { asDispatcher, decorate, type Dispatcher } from "../backends/dispatch.js";
 import { createRng } from "../model/sampling/index.js";
 import { InjectedFault, ServeError } from "./errors.js";
 
-export type FaultAction = "throw" | "kill" | "abort";
+export type { FaultAction, FaultStats };
 
 /** When and how a chain's kernels fail. */
 export interface FaultPlan {
@@ -30,14 +33,6 @@ export interface FaultPlan {
   readonly action?: FaultAction;
   /** Active only in the first this-many incarnations of a model worker (0 = always). Default 0. */
   readonly incarnations?: number;
-}
-
-/** What a decorated backend has done so far. */
-export interface FaultStats {
-  /** Kernel calls that matched a plan. */
-  readonly calls: number;
-  /** Calls that failed. */
-  readonly injected: number;
 }
 
 export interface FaultOptions {
@@ -84,92 +79,22 @@ function seeded(seed: number): () => number {
   return () => rng.next();
 }
 
-interface Armed {
-  readonly plan: FaultPlan;
-  readonly random: (() => number) | undefined;
-  calls: number;
-}
-
 /**
- * Decorates `backend` so that its kernel calls (and fused steps) follow `plans`. Memory is the backend's own:
- * only compute fails. The decorator counts per plan; `stats()` sums them.
+ * Decorates `backend` so that its op calls (kernels and fused steps) follow `plans`: the fault-injection
+ * decorator of src/backends/decorators over the backend's dispatcher. Memory is the backend's own: only
+ * compute fails. The decorator counts per plan; `stats()` sums them.
  */
-export function withFaults(
-  backend: Backend,
-  plans: readonly FaultPlan[],
-  options: FaultOptions = {},
-): Backend & { stats(): FaultStats } {
+export function withFaults(backend: Backend, plans: readonly FaultPlan[], options: FaultOptions = {}): Dispatcher & { stats(): FaultStats } {
   for (const plan of plans) {
     checkFaultPlan(plan, options);
   }
-  const armed: Armed[] = plans.map((plan) => ({
-    plan,
-    random: plan.probability === undefined ? undefined : seeded((plan.seed ?? 1) + 7919 * (options.salt ?? 0)),
-    calls: 0,
+  const rules: FaultRule[] = plans.map((plan) => ({
+    ...(plan.kernel === undefined ? {} : { op: plan.kernel }),
+    ...(plan.nth === undefined ? {} : { nth: plan.nth }),
+    ...(plan.times === undefined ? {} : { times: plan.times }),
+    ...(plan.probability === undefined ? {} : { probability: plan.probability, random: seeded((plan.seed ?? 1) + 7919 * (options.salt ?? 0)) }),
+    ...(plan.action === undefined ? {} : { action: plan.action }),
   }));
-  let calls = 0;
-  let injected = 0;
-
-  const strike = (kernel: string): void => {
-    for (const a of armed) {
-      if (a.plan.kernel !== undefined && a.plan.kernel !== kernel) {
-        continue;
-      }
-      a.calls++;
-      calls++;
-      let fail: boolean;
-      if (a.random !== undefined) {
-        fail = a.random() < (a.plan.probability ?? 0);
-      } else {
-        const nth = a.plan.nth ?? 1;
-        const times = a.plan.times ?? 1;
-        fail = a.calls >= nth && (times === 0 || a.calls < nth + times);
-      }
-      if (!fail) {
-        continue;
-      }
-      injected++;
-      const action = a.plan.action ?? "throw";
-      if (action === "kill") {
-        process.kill(process.pid, "SIGKILL");
-      } else if (action === "abort") {
-        process.abort();
-      }
-      throw new InjectedFault(kernel, a.calls);
-    }
-  };
-
-  const kernels = Object.fromEntries(
-    Object.entries(backend.kernels).map(([name, kernel]) => [
-      name,
-      (...args: unknown[]) => {
-        strike(name);
-        (kernel as (...a: unknown[]) => void)(...args);
-      },
-    ]),
-  ) as unknown as Kernels;
-  const fused: Partial<FusedKernels> = {};
-  for (const name of ["bitnetBlock", "bitnetBlockBatch"] as const) {
-    const step = backend.fused?.[name] as ((...args: unknown[]) => void) | undefined;
-    if (step !== undefined) {
-      (fused as Record<string, unknown>)[name] = (...args: unknown[]) => {
-        strike(name);
-        step(...args);
-      };
-    }
-  }
-  const adopt = backend.adopt?.bind(backend);
-  return {
-    name: backend.name,
-    kernels,
-    fused,
-    alloc: (bytes) => backend.alloc(bytes),
-    ...(adopt === undefined ? {} : { adopt }),
-    free: (buffer) => backend.free(buffer),
-    write: (buffer, src, byteOffset) => backend.write(buffer, src, byteOffset),
-    read: (buffer, byteOffset, length) => backend.read(buffer, byteOffset, length),
-    liveAllocations: () => backend.liveAllocations(),
-    liveBytes: () => backend.liveBytes(),
-    stats: () => ({ calls, injected }),
-  };
+  const injector = faultInjector(rules, (op, call) => new InjectedFault(op, call));
+  return Object.assign(decorate(asDispatcher(backend), injector.decorator), { stats: () => injector.stats() });
 }

@@ -4,8 +4,9 @@
  * steps are shared through one {@link Batcher} per backend chain), and turns backend failures into
  * degradation instead of errors:
  *
- * - weights live in the memory of the rung's first chain; kernels run on a {@link SwitchableBackend} that can
- *   move to the chain without the failing backend (`backends` minus its first member, and so on);
+ * - weights live in the memory of the rung's first dispatcher; ops run through a switch (the fallback-switch
+ *   decorator, serve/switch.ts) that can move to the dispatcher without the failing backend (`backends` minus
+ *   its first member, and so on);
  * - a kernel failure re-runs the request on the next chain; tokens already streamed are kept and the new
  *   chain continues from prompt + those tokens (recompute, as vLLM does after preemption);
  * - `maxBackendFailures` consecutive failures take a backend out; a re-probe timer (on the injected clock)
@@ -13,7 +14,7 @@
  */
 import type { BackendName } from "../backends/backend.js";
 import { disposeBackends, parseBackendList, resolveBackend } from "../backends/registry.js";
-import type { Backend } from "../backends/backend.js";
+import type { Dispatcher } from "../backends/dispatch.js";
 import type { Clock, Timer } from "../actors/index.js";
 import { systemClock } from "../actors/index.js";
 import type { Batcher } from "../engine/batch.js";
@@ -25,7 +26,7 @@ import { checkHostConfig, HOST_DEFAULTS as DEFAULTS, type ExpandResult, type Exp
 import { logitsTensor, message, tokenItem } from "./host-items.js";
 import { Outbox } from "./outbox.js";
 import { blankItem, type BackendFailure, type Degradation, type WireItem, type WireRequest, type WorkerStatus } from "./protocol.js";
-import { SwitchableBackend } from "./switch.js";
+import { serveSwitch, type BackendSwitch } from "./switch.js";
 import type { WireTensor } from "../formats/barewire/message.js";
 
 export { checkHostConfig, HOST_DEFAULTS, type ExpandResult, type ExpandTarget, type ModelHostConfig, type ModelHostOptions, type ModelRung } from "./host-config.js";
@@ -34,14 +35,14 @@ export { entropyEstimate } from "./host-items.js";
 
 interface Chain {
   readonly head: string;
-  readonly backend: Backend;
+  readonly backend: Dispatcher;
 }
 
 interface Loaded {
   readonly rung: number;
   readonly name: string;
   readonly model: BitnetModel;
-  readonly facade: SwitchableBackend;
+  readonly facade: BackendSwitch;
   readonly chains: readonly Chain[];
   /** One batcher per chain (by index), created on first use; its steps point the facade at that chain. */
   readonly batchers: (Batcher | undefined)[];
@@ -93,7 +94,7 @@ export class ModelHost {
   #failed = 0;
   #faultsInjected = 0;
   /** The memory the last released model lived in, so status can show it went back to zero. */
-  #lastHome: Backend | undefined;
+  #lastHome: Dispatcher | undefined;
   #disposed = false;
 
   constructor(config: ModelHostOptions) {
@@ -502,7 +503,7 @@ export class ModelHost {
     for (let i = 0; i < heads.length; i++) {
       const list = heads.slice(i) as BackendName[];
       const head = list[0] ?? "js";
-      let backend: Backend = i === 0 ? primary : await resolveBackend({ ...common, backends: list });
+      let backend: Dispatcher = i === 0 ? primary : await resolveBackend({ ...common, backends: list });
       const plans = (this.#config.faults ?? []).filter((p) => planApplies(p, head, this.#config.incarnation ?? 0));
       if (plans.length > 0) {
         const faulty = withFaults(backend, plans, {
@@ -515,10 +516,10 @@ export class ModelHost {
       chains.push({ head, backend });
     }
     const home = chains[0]?.backend ?? primary;
-    const facade = new SwitchableBackend(home);
+    const facade = serveSwitch(home);
     const contextLength = spec.contextLength ?? this.#config.contextLength;
     const model = await loadModel(spec.path, {
-      backend: facade,
+      backend: facade.backend,
       ...(contextLength === undefined ? {} : { contextLength }),
       ...(spec.headType === undefined ? {} : { headType: spec.headType }),
     });
@@ -648,7 +649,7 @@ export class ModelHost {
   status(): WorkerStatus {
     const loaded = this.#loaded;
     const rung = loaded?.rung ?? this.#rung;
-    const memoryOf = loaded?.facade ?? this.#lastHome;
+    const memoryOf = loaded?.facade.backend ?? this.#lastHome;
     const usage = process.memoryUsage();
     const config = loaded?.model.config;
     const usable = loaded === undefined ? undefined : loaded.chains[this.#firstUsable(loaded, 0)];

@@ -1,7 +1,7 @@
 /** Serving: the model actor, its worker, fault injection and the cascade router (docs/actors.md, "Serving"). */
 export { ServeError, InjectedFault, KernelFailure, type ServeErrorCode } from "./errors.js";
 export { withFaults, checkFaultPlan, type FaultPlan, type FaultAction, type FaultStats, type FaultOptions } from "./faults.js";
-export { SwitchableBackend } from "./switch.js";
+export { serveSwitch, type BackendSwitch } from "./switch.js";
 export { ModelHost, entropyEstimate, checkHostConfig, type ModelRung, type ModelHostConfig, type ModelHostOptions, type ExpandTarget, type ExpandResult } from "./host.js";
 export {
   DEFAULT_MAX_TOKENS,

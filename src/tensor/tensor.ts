@@ -3,7 +3,8 @@
  * by one backend and released deterministically (`dispose()` or `using`).
  *
  * Tensors are immutable from the user's side: there is no method that writes into one, and every
- * accessor that returns data returns a copy.
+ * accessor that returns data returns a copy. Reads are asynchronous (`toFloat32Async`) on any backend;
+ * the synchronous ones (`toFloat32`, `toInt32`) work on host memory only.
  */
 import { ShapeError, UsageError, ValueError } from "../core/errors.js";
 import type { Backend, BufferHandle, DenseBlockDType, StorageDType, TensorRef } from "../backends/backend.js";
@@ -101,14 +102,37 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
     return this.scale === undefined ? ref : { ...ref, scale: this.scale };
   }
 
-  /** A copy of the values as float32 (ternary/binary: trit or sign times scale). */
+  /**
+   * A copy of the values as float32 (ternary/binary: trit or sign times scale), read synchronously: host
+   * memory only (a device backend throws UsageError "unsupported"; use {@link toFloat32Async}). For host-only
+   * code: training, tests, demos. The engine reads at its edges (logits, sampling) with the async form.
+   */
   toFloat32(): Float32Array {
-    const raw = this.backend.read(this.ref().buffer);
+    return this.#floats(this.backend.read(this.ref().buffer));
+  }
+
+  /** The values as float32 from any memory, a device's included (read back when its queued work has run). */
+  async toFloat32Async(): Promise<Float32Array> {
+    return this.#floats(await this.backend.readAsync(this.ref().buffer));
+  }
+
+  /** A copy of the integer values of an i8, i32, ternary (trits) or binary (signs) tensor; host memory only. */
+  toInt32(): Int32Array {
+    return this.#ints(this.backend.read(this.ref().buffer));
+  }
+
+  /** The integer values (as {@link toInt32}) from any memory. */
+  async toInt32Async(): Promise<Int32Array> {
+    return this.#ints(await this.backend.readAsync(this.ref().buffer));
+  }
+
+  /** Decodes this tensor's raw storage (a fresh copy from `read`/`readAsync`) as float32. */
+  #floats(raw: Uint8Array): Float32Array {
     const cols = this.shape.length === 0 ? 1 : (this.shape[this.shape.length - 1] ?? 1);
     const rows = this.size / cols;
     switch (this.dtype) {
       case "f32":
-        // backend.read returns a fresh copy; view it when aligned instead of copying again.
+        // read returns a fresh copy; view it when aligned instead of copying again.
         return raw.byteOffset % 4 === 0
           ? new Float32Array(raw.buffer, raw.byteOffset, this.size)
           : new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + this.size * 4));
@@ -131,9 +155,7 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
     throw new UsageError("dtype", `[toFloat32] unknown dtype ${String(this.dtype)}`);
   }
 
-  /** A copy of the integer values of an i8, i32, ternary (trits) or binary (signs) tensor. */
-  toInt32(): Int32Array {
-    const raw = this.backend.read(this.ref().buffer);
+  #ints(raw: Uint8Array): Int32Array {
     const cols = this.shape.length === 0 ? 1 : (this.shape[this.shape.length - 1] ?? 1);
     const rows = this.size / cols;
     switch (this.dtype) {

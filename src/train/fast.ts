@@ -12,7 +12,7 @@
  * resumes bit for bit with the same thread count and ISA path (keep `threads` fixed across resumes).
  */
 import type { Backend } from "../backends/backend.js";
-import { createChain } from "../backends/chain.js";
+import { createDispatcher } from "../backends/dispatch.js";
 import { createJsBackend } from "../backends/js/index.js";
 import { nativeAddon, probeNativeCpu, requestedIsa, type NativeContext } from "../backends/native-cpu/addon.js";
 import { createNativeCpuBackend } from "../backends/native-cpu/index.js";
@@ -76,7 +76,7 @@ export function createNativeTrainRuntime(options: NativeTrainRuntimeOptions = {}
     native.dispose();
     throw e;
   }
-  const backend = createChain([native], createJsBackend());
+  const backend = createDispatcher([native], createJsBackend());
   let disposed = false;
   const dispose = (): void => {
     if (!disposed) {

@@ -14,6 +14,7 @@ import type { Backend, BinaryOp, StorageDType, TensorRef, UnaryOp } from "../../
 import { BINARY_OPS, UNARY_OPS } from "../../src/backends/ops.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { storageBytes } from "../../src/backends/storage.js";
+import { createDispatcher } from "../../src/backends/dispatch.js";
 import { packBinary, packTernary } from "../../src/quant/layouts.js";
 import { f32BitsToHalfBits, f32Bits } from "../../src/quant/half.js";
 import {
@@ -496,26 +497,28 @@ describe.skipIf(!probe.available).each(CONFIGS)(`wasm-simd backend, %s ${skipRea
     });
   });
 
-  describe("supports", () => {
+  describe("capabilities and placement", () => {
     it("should refuse buffers that are not in its memory, and accept its own", () => {
+      const dispatcher = createDispatcher([wb], js);
       const foreign: TensorRef = { buffer: js.alloc(64), dtype: "f32", shape: [16] };
       const own = pair("f32", [16], new Uint8Array(64));
-      expect(wb.supports?.("scale", [foreign, own.wasm])).toMatch(/not in the wasm-simd linear memory/);
-      expect(wb.supports?.("scale", [own.wasm, own.wasm])).toBe(true);
+      expect(dispatcher.accepts(wb, "scale", [foreign, 2, own.wasm])).toMatch(/not in wasm-simd's memory/);
+      expect(dispatcher.accepts(wb, "scale", [own.wasm, 2, own.wasm])).toBe(true);
       expect(() => k().scale(foreign, 2, own.wasm)).toThrow(UsageError);
       js.free(foreign.buffer);
       release();
     });
 
     it("should refuse dtypes it does not implement and freed buffers", () => {
+      const dispatcher = createDispatcher([wb], js);
       const x = pair("f32", [1, 32], new Uint8Array(128));
       const w = pair("q8_0", [1, 32], new Uint8Array(34));
       const out = pair("f32", [1, 1], new Uint8Array(4));
-      expect(wb.supports?.("matmulDense", [x.wasm, w.wasm, out.wasm])).toMatch(/q8_0/);
-      expect(wb.supports?.("concat", [x.wasm])).toMatch(/no concat/);
+      expect(dispatcher.accepts(wb, "matmulDense", [x.wasm, w.wasm, out.wasm])).toMatch(/q8_0/);
+      expect(dispatcher.accepts(wb, "concat", [[x.wasm], 0, x.wasm])).toMatch(/no concat/);
       const gone = wb.memory.alloc(64);
       wb.memory.free(gone);
-      expect(wb.supports?.("scale", [{ buffer: gone, dtype: "f32", shape: [16] }, x.wasm])).not.toBe(true);
+      expect(dispatcher.accepts(wb, "scale", [{ buffer: gone, dtype: "f32", shape: [16] }, 2, x.wasm])).not.toBe(true);
       release();
     });
   });

@@ -1,8 +1,9 @@
 /**
  * Every backend this machine has × every case of cases.ts, against the JS reference. A backend that
  * is not available is reported as skipped with its probe reason, never passed silently. Each case's
- * tensors live in the backend's own memory when it has one (wasm-simd kernels read only their linear
- * memory), so the backend runs the case instead of refusing it.
+ * tensors are built through the backend's own memory when it has one (wasm-simd kernels read only their
+ * linear memory; a device's buffers are opaque) and read back with `readAsync`, so a device backend runs
+ * the same cases: the test-only device backend of test/backends/device-backend.ts does.
  */
 import { describe, expect, it } from "vitest";
 import type { BufferHandle, BufferMemory, PartialBackend, TensorRef } from "../../src/backends/backend.js";
@@ -10,12 +11,21 @@ import { ArrayBufferMemory, views } from "../../src/backends/host-memory.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { PROVIDERS } from "../../src/backends/providers.js";
 import { probeOnce } from "../../src/backends/registry.js";
+import { createDispatcher } from "../../src/backends/dispatch.js";
+import { createTestDevice } from "../backends/device-backend.js";
 import { CASES, type CaseMemory, type ConformanceCase } from "./cases.js";
 
 const reference = createJsBackend();
 
-function outputValues(out: TensorRef): number[] {
-  return Array.from(out.dtype === "i8" ? views.i8(out) : out.dtype === "i32" ? views.i32(out) : views.f32(out));
+/** The output's values, read back through the memory (asynchronously: a device's cannot be read otherwise). */
+async function outputValues(out: TensorRef, memory: CaseHost): Promise<number[]> {
+  const bytes = await memory.readAsync(out.buffer);
+  const host = new ArrayBufferMemory("conformance-out");
+  const copy = host.adopt(bytes.slice());
+  const ref = { ...out, buffer: copy };
+  const values = Array.from(out.dtype === "i8" ? views.i8(ref) : out.dtype === "i32" ? views.i32(ref) : views.f32(ref));
+  host.free(copy);
+  return values;
 }
 
 function nmse(got: readonly number[], want: readonly number[]): number {
@@ -30,9 +40,9 @@ function nmse(got: readonly number[], want: readonly number[]): number {
 
 /** Builds a case in `memory` and frees its buffers after `use` (also when it throws). */
 /** What a case needs of a memory: allocate, fill, free. */
-type CaseHost = Pick<BufferMemory, "alloc" | "write" | "free">;
+type CaseHost = Pick<BufferMemory, "alloc" | "write" | "free" | "readAsync">;
 
-function withCase<T>(c: ConformanceCase, memory: CaseHost, use: (args: unknown[], out: TensorRef) => T): T {
+async function withCase<T>(c: ConformanceCase, memory: CaseHost, use: (args: unknown[], out: TensorRef) => T | Promise<T>): Promise<T> {
   const buffers: BufferHandle[] = [];
   const tracked: CaseMemory = {
     alloc: (bytes) => {
@@ -44,45 +54,50 @@ function withCase<T>(c: ConformanceCase, memory: CaseHost, use: (args: unknown[]
   };
   try {
     const data = c.build(tracked);
-    return use(data.args, data.out);
+    return await use(data.args, data.out);
   } finally {
     buffers.forEach((b) => memory.free(b));
   }
 }
 
 /** Runs one case on one kernel table; the output is read back before the buffers are freed. */
-function run(c: ConformanceCase, kernel: (...args: unknown[]) => void, memory: CaseHost = new ArrayBufferMemory("conformance")): number[] {
+function run(c: ConformanceCase, kernel: (...args: unknown[]) => void, memory: CaseHost = new ArrayBufferMemory("conformance")): Promise<number[]> {
   return withCase(c, memory, (args, out) => {
     kernel(...args);
-    return outputValues(out);
+    return outputValues(out, memory);
   });
 }
 
-for (const provider of PROVIDERS) {
-  describe(`${provider.name} conformance`, async () => {
-    const probe = await probeOnce(provider);
+const SUBJECTS = [
+  ...PROVIDERS.map((provider) => ({ name: provider.name, probe: () => probeOnce(provider), create: () => provider.create({}) })),
+  { name: "test-device", probe: () => Promise.resolve({ available: true as const }), create: () => Promise.resolve(createTestDevice()) },
+];
+
+for (const subject of SUBJECTS) {
+  describe(`${subject.name} conformance`, async () => {
+    const probe = await subject.probe();
     if (!probe.available) {
-      it.skip(`${provider.name} is unavailable here: ${probe.reason}`, () => undefined);
+      it.skip(`${subject.name} is unavailable here: ${probe.reason}`, () => undefined);
       return;
     }
-    const backend: PartialBackend = await provider.create({});
+    const backend: PartialBackend = await subject.create();
+    const dispatcher = createDispatcher([backend], reference);
     for (const c of CASES) {
       const kernel = backend.kernels[c.kernel] as ((...args: unknown[]) => void) | undefined;
       if (kernel === undefined) {
-        it.skip(`${c.name}: ${provider.name} has no ${c.kernel} kernel (runs on the fallback)`, () => undefined);
+        it.skip(`${c.name}: ${subject.name} has no ${c.kernel} kernel (runs on the fallback)`, () => undefined);
         continue;
       }
-      it(`${c.name} ${c.compare === "exact" ? "matches exactly" : `within NMSE ${c.compare}`}`, () => {
+      it(`${c.name} ${c.compare === "exact" ? "matches exactly" : `within NMSE ${c.compare}`}`, async () => {
         const memory: CaseHost = backend.memory ?? new ArrayBufferMemory("conformance");
-        const verdict = withCase(c, memory, (args) =>
-          backend.supports?.(c.kernel, args.filter((a): a is TensorRef => typeof a === "object" && a !== null && "buffer" in a)) ?? true,
-        );
+        // Its capabilities (data) and `supports` decide, as when the dispatcher routes a call.
+        const verdict = await withCase(c, memory, (args) => dispatcher.accepts(backend, c.kernel, args));
         if (verdict !== true) {
           expect(typeof verdict).toBe("string"); // refused calls fall back; nothing to compare
           return;
         }
-        const want = run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
-        const got = run(c, kernel, memory);
+        const want = await run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
+        const got = await run(c, kernel, memory);
         if (c.compare === "exact") {
           expect(got).toEqual(want);
         } else {
@@ -102,10 +117,10 @@ describe("conformance suite", () => {
     expect(missing).toEqual([]);
   });
 
-  it("should find the JS reference equal to itself on every case (the harness can compare)", () => {
+  it("should find the JS reference equal to itself on every case (the harness can compare)", async () => {
     for (const c of CASES) {
-      const a = run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
-      const b = run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
+      const a = await run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
+      const b = await run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
       expect(a, c.name).toEqual(b);
       expect(a.length, c.name).toBeGreaterThan(0);
     }

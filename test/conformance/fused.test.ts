@@ -11,7 +11,7 @@
  */
 import { afterAll, describe, expect, it } from "vitest";
 import type { Backend, BitnetBlockParams, BitnetBlockWeights, Kernels, TensorRef } from "../../src/backends/backend.js";
-import { createChain } from "../../src/backends/chain.js";
+import { createDispatcher } from "../../src/backends/dispatch.js";
 import { runDecomposition } from "../../src/backends/decompositions.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { FUSED_OPS, KERNEL_OPS } from "../../src/backends/ops.js";
@@ -358,7 +358,7 @@ describe("op table decompositions", () => {
         }
         const member = await provider.create({});
         // The member's kernels (and fused steps) first, the JS reference for the kernels it lacks (copies).
-        return { backend: createChain([member], createJsBackend()), dispose: () => member.dispose() };
+        return { backend: createDispatcher([member], createJsBackend()), dispose: () => member.dispose() };
       },
     })),
   ];

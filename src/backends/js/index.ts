@@ -105,11 +105,13 @@ export function createJsBackend(): Backend {
   return {
     name: "js",
     kernels,
+    memoryKind: "host",
     alloc: (bytes) => memory.alloc(bytes),
     adopt: (bytes) => memory.adopt(bytes),
     free: (buffer) => memory.free(buffer),
     write: (buffer, src, byteOffset) => memory.write(buffer, src, byteOffset),
     read: (buffer, byteOffset, length) => memory.read(buffer, byteOffset, length),
+    readAsync: (buffer, byteOffset, length) => memory.readAsync(buffer, byteOffset, length),
     liveAllocations: () => memory.liveAllocations(),
     liveBytes: () => memory.liveBytes(),
   };

@@ -27,12 +27,12 @@ import type {
   BitnetBlockWeights,
   FusedKernels,
   BackendProvider,
-  KernelName,
   Kernels,
   PartialBackend,
   Probe,
   TensorRef,
 } from "../backend.js";
+import type { Capabilities } from "../capabilities.js";
 import { views } from "../host-memory.js";
 import { binaryCode, unaryCode } from "../ops.js";
 import { elementCount, storageBytes } from "../storage.js";
@@ -429,44 +429,30 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
   };
 }
 
-/** Which calls this backend takes; anything else goes to the next member of the chain. */
-function supports(kernel: KernelName, refs: readonly TensorRef[]): true | string {
-  const [first, second, third] = refs;
-  switch (kernel) {
-    case "matmulTernaryI8":
-    case "matmulBinaryI8": {
-      const want = kernel === "matmulTernaryI8" ? "ternary" : "binary";
-      if (first?.dtype !== "i8" || third?.dtype !== want) {
-        return `native-cpu ${kernel} needs i8 activations and ${want} weights`;
-      }
-      return dim(first, 1) <= NATIVE_MAX_K ? true : `native-cpu ${kernel} takes k ≤ ${NATIVE_MAX_K}`;
-    }
-    case "matmulBinaryBinary":
-      return first === undefined || dim(first, 1) <= NATIVE_MAX_K ? true : `native-cpu takes k ≤ ${NATIVE_MAX_K}`;
-    case "matmulF32":
-      return second?.dtype === "f32" || second?.dtype === "f16"
-        ? true
-        : `native-cpu has no ${second?.dtype} matmulF32 (f32, f16 only)`;
-    case "matmulDense":
-      if (second?.dtype === "q8_0") {
-        return dim(second, 1) % 32 === 0 ? true : "native-cpu q8_0 matmul needs k a multiple of 32";
-      }
-      return second?.dtype === "f32" || second?.dtype === "f16"
-        ? true
-        : `native-cpu has no ${second?.dtype} matmul (f32, f16, q8_0 only)`;
-    case "matmulQ8I8":
-      return second?.dtype === "q8_0" && dim(second, 1) % 32 === 0 ? true : "native-cpu matmulQ8I8 takes q8_0 weights, k a multiple of 32";
-    case "embedding":
-      return second?.dtype === "f32" || second?.dtype === "f16"
-        ? true
-        : `native-cpu has no ${second?.dtype} embedding (f32, f16 only)`;
-    case "binary":
-      // Any rank and any non-negative strides (0 broadcasts); f32 only.
-      return refs.every((r) => r.dtype === "f32") ? true : "native-cpu binary takes f32 operands";
-    default:
-      return true;
-  }
-}
+/**
+ * What the native kernels take, as data over the op table (checked against it by the dispatcher). Dense
+ * weights in bf16 / q6_k, copyStrided and concat are not here: those calls go to the next backend.
+ */
+export const NATIVE_CAPABILITIES: Capabilities = {
+  matmulF32: true,
+  matmulDense: { dtypes: { w: ["f32", "f16", "q8_0"] } },
+  matmulQ8I8: true,
+  embedding: { dtypes: { table: ["f32", "f16"] } },
+  writeRows: true,
+  matmulTernaryI8: { maxK: NATIVE_MAX_K },
+  matmulBinaryI8: { maxK: NATIVE_MAX_K },
+  matmulBinaryBinary: { maxK: NATIVE_MAX_K },
+  quantizeActivations: true,
+  rmsNorm: true,
+  rope: true,
+  softmax: true,
+  attention: true,
+  unary: true,
+  binary: true,
+  scale: true,
+  bitnetBlock: true,
+  bitnetBlockBatch: true,
+};
 
 /**
  * Creates a native CPU backend (throws when the addon is unavailable). `threads` defaults to one per
@@ -564,7 +550,7 @@ export function createNativeCpuBackend(options: NativeCpuOptions = {}): PartialB
     name: "native-cpu",
     kernels: makeKernels(ctx),
     fused: makeFused(ctx),
-    supports,
+    capabilities: NATIVE_CAPABILITIES,
     info: {
       features: [ctx.isa, ...features.flags, "threads"],
       threads: ctx.threads,

@@ -5,7 +5,8 @@
  * not already guarantee (vocabulary bounds, GQA head counts, finite activations).
  */
 import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
-import type { KernelName, Kernels, StorageDType, TensorRef } from "../backend.js";
+import type { Kernels, StorageDType, TensorRef } from "../backend.js";
+import type { Capabilities } from "../capabilities.js";
 import { binaryCode, BINARY_OPS, unaryCode, UNARY_OPS } from "../ops.js";
 import { elementCount, storageBytes } from "../storage.js";
 import { SPLIT_CONTIGUOUS, SPLIT_STRIDED } from "./control.js";
@@ -62,65 +63,28 @@ export const BINARY_MAX_RANK = 4;
 
 const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
 
-/** Dtype rules per kernel: one allowed set per TensorRef argument, in argument order. */
-const DTYPES: Partial<Record<KernelName, readonly (readonly StorageDType[])[]>> = {
-  matmulF32: [["f32"], ["f32"], ["f32"]],
-  matmulDense: [["f32"], ["f32", "f16", "bf16"], ["f32"]],
-  embedding: [["i32"], ["f32", "f16", "bf16"], ["f32"]],
-  matmulTernaryI8: [["i8"], ["f32"], ["ternary"], ["f32"]],
-  matmulBinaryI8: [["i8"], ["f32"], ["binary"], ["f32"]],
-  matmulBinaryBinary: [["binary"], ["binary"], ["i32"]],
-  quantizeActivations: [["f32"], ["i8"], ["f32"]],
-  rope: [["f32"], ["i32"], ["f32"]],
-};
-
-/** Kernels whose every TensorRef is f32. */
-const ALL_F32: readonly KernelName[] = ["rmsNorm", "softmax", "attention", "unary", "binary", "scale"];
-
 /**
- * Whether the wasm kernels accept a call: every buffer must be a live buffer of this backend's memory
- * (kernels read the linear memory directly), and the dtypes must be ones the kernel implements.
+ * What the wasm kernels take, as data over the op table (checked against it by the dispatcher). Buffers must
+ * be live buffers of this backend's linear memory (the kernels read it directly): the dispatcher checks that
+ * with `WasmBufferMemory.holds`. No matmulQ8I8, copyStrided or concat: those calls go to the next backend.
  */
-export function wasmSupports(memory: WasmBufferMemory, kernel: KernelName, refs: readonly TensorRef[]): true | string {
-  for (const ref of refs) {
-    if (memory.own(ref.buffer) === undefined) {
-      return `buffer ${ref.buffer.id} is not in the wasm-simd linear memory`;
-    }
-  }
-  if (kernel === "copyStrided" || kernel === "concat") {
-    return `wasm-simd has no ${kernel} kernel`;
-  }
-  if (kernel === "writeRows") {
-    return refs.length === 2 && refs[0]?.dtype !== refs[1]?.dtype ? "writeRows needs one dtype" : true;
-  }
-  if (ALL_F32.includes(kernel)) {
-    const bad = refs.find((r) => r.dtype !== "f32");
-    if (bad !== undefined) {
-      return `wasm-simd ${kernel} takes f32, not ${bad.dtype}`;
-    }
-    if (kernel === "binary" && refs.some((r) => r.shape.length > BINARY_MAX_RANK)) {
-      return `wasm-simd binary takes rank ≤ ${BINARY_MAX_RANK}`;
-    }
-    return true;
-  }
-  const rules = DTYPES[kernel];
-  if (rules === undefined) {
-    return `wasm-simd has no ${kernel} kernel`;
-  }
-  for (let i = 0; i < refs.length && i < rules.length; i++) {
-    const ref = refs[i];
-    if (ref !== undefined && !(rules[i] ?? []).includes(ref.dtype)) {
-      return `wasm-simd ${kernel} does not take ${ref.dtype} as argument ${i}`;
-    }
-  }
-  if (kernel.startsWith("matmul") && kernel !== "matmulF32" && kernel !== "matmulDense") {
-    const k = refs[0] === undefined ? 0 : dim(refs[0], 1);
-    if (k > MAX_DOT_K) {
-      return `k = ${k} exceeds MAX_DOT_K`;
-    }
-  }
-  return true;
-}
+export const WASM_CAPABILITIES: Capabilities = {
+  matmulF32: true,
+  matmulDense: { dtypes: { w: ["f32", "f16", "bf16"] } },
+  embedding: { dtypes: { table: ["f32", "f16", "bf16"] } },
+  writeRows: true,
+  matmulTernaryI8: { maxK: MAX_DOT_K },
+  matmulBinaryI8: { maxK: MAX_DOT_K },
+  matmulBinaryBinary: { maxK: MAX_DOT_K },
+  quantizeActivations: true,
+  rmsNorm: true,
+  rope: true,
+  softmax: true,
+  attention: true,
+  unary: true,
+  binary: { maxRank: BINARY_MAX_RANK },
+  scale: true,
+};
 
 /**
  * Default smallest call, in multiply-adds (or score/value products for attention), that is split across

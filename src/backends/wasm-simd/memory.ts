@@ -65,6 +65,7 @@ export interface WasmMemoryOptions {
  * [base, top) and the free list, and `top` moves up (growing the memory) when nothing on the list fits.
  */
 export class WasmBufferMemory implements BufferMemory {
+  readonly kind = "host" as const;
   readonly memory: WasmMemory;
   /** Largest size the memory may reach, in bytes. */
   readonly limitBytes: number;
@@ -128,6 +129,18 @@ export class WasmBufferMemory implements BufferMemory {
   read(buffer: BufferHandle, byteOffset = 0, length?: number): Uint8Array {
     const own = this.#expectOwn(buffer);
     return own.view().slice(byteOffset, length === undefined ? undefined : byteOffset + length);
+  }
+
+  readAsync(buffer: BufferHandle, byteOffset = 0, length?: number): Promise<Uint8Array> {
+    try {
+      return Promise.resolve(this.read(buffer, byteOffset, length));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+  }
+
+  holds(buffer: BufferHandle): boolean {
+    return this.own(buffer) !== undefined;
   }
 
   liveAllocations(): number {

@@ -15,10 +15,14 @@ function elementBytes(dtype: WholeElement): number {
   return dtype === "i8" ? 1 : 4;
 }
 
-/** A tensor's storage bytes: viewed in place for host memory, read out (a copy) from other backends. */
-function storageOf(t: Tensor): Uint8Array {
+/**
+ * A tensor's storage bytes viewed in place when they are in host memory (the CPU backends: the layout ops
+ * below then copy memory, no kernel), else undefined: device memory cannot be read synchronously, so the
+ * layout ops copy with a kernel (writeRows, copyStrided) that the device runs.
+ */
+function hostStorage(t: Tensor): Uint8Array | undefined {
   const buffer = t.ref().buffer;
-  return isHostBuffer(buffer) ? buffer.view().subarray(0, buffer.bytes) : t.backend.read(buffer);
+  return isHostBuffer(buffer) ? buffer.view().subarray(0, buffer.bytes) : undefined;
 }
 
 function requireWholeElements(op: string, t: Tensor): void {
@@ -32,8 +36,15 @@ function relabel<DT extends DType, D extends Dims>(op: string, t: Tensor<DT, Dim
   const backend = commonBackend(op, t);
   checkShape(op, dims, shape);
   const out = allocTensor(backend, t.dtype, dims, shape as ShapeOf<D>, t.scale);
-  // Same bytes, new names: a memory copy, no kernel (so no backend ever needs one for it).
-  return fill(out, () => backend.write(out.ref().buffer, storageOf(t)));
+  const bytes = hostStorage(t);
+  if (bytes !== undefined) {
+    // Same bytes, new names: a memory copy, no kernel (so no host backend ever needs one for it).
+    return fill(out, () => backend.write(out.ref().buffer, bytes));
+  }
+  // Device memory: one row copy of the whole storage (packed dtypes keep their shape: same rows, same padding).
+  const src = t.ref();
+  const rows = t.dtype === "ternary" || t.dtype === "binary" ? [...src.shape] : [1, t.size];
+  return fill(out, () => backend.kernels.writeRows({ ...src, shape: rows }, { ...out.ref(), shape: rows }, 0));
 }
 
 /** Renames one dimension. */
@@ -143,11 +154,12 @@ export function slice<DT extends WholeElement, D extends Dims>(t: Tensor<DT, D>,
   const shape = t.shape.map((s, j) => (j === i ? end - start : s));
   const backend = commonBackend("slice", t);
   const out = allocTensor(backend, t.dtype, t.dims, shape as ShapeOf<D>);
-  if (t.shape.slice(0, i).every((s) => s === 1)) {
+  const bytes = hostStorage(t);
+  if (bytes !== undefined && t.shape.slice(0, i).every((s) => s === 1)) {
     // A slice of the outermost non-unit dim is one contiguous byte range: a memory copy, no kernel.
     const bytesPer = elementBytes(t.dtype);
     const from = start * (strides[i] ?? 0) * bytesPer;
-    return fill(out, () => backend.write(out.ref().buffer, storageOf(t).subarray(from, from + out.size * bytesPer)));
+    return fill(out, () => backend.write(out.ref().buffer, bytes.subarray(from, from + out.size * bytesPer)));
   }
   return fill(out, () => backend.kernels.copyStrided(t.ref(), start * (strides[i] ?? 0), strides, out.ref()));
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { BackendError, add, scale, tensor } from "../../src/index.js";
 import type { BackendProvider, Kernels, PartialBackend, Probe } from "../../src/backends/backend.js";
-import { createChain, type FallbackEvent } from "../../src/backends/chain.js";
+import { autotune } from "../../src/backends/decorators/autotune.js";
+import { createDispatcher, decorate, type FallbackEvent } from "../../src/backends/dispatch.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { views } from "../../src/backends/host-memory.js";
 import { parseBackendList, probeAll, resolveBackend } from "../../src/backends/registry.js";
@@ -28,11 +29,11 @@ function doubler(options: { refuse?: string } = {}): PartialBackend & { calls: n
   return self;
 }
 
-describe("fallback chain", () => {
+describe("dispatcher routing and fallback", () => {
   it("should run a kernel on the first member that has it and fall back to JS for the rest", () => {
     const member = doubler();
     const events: FallbackEvent[] = [];
-    const chain = createChain([member], createJsBackend(), { onFallback: (e) => events.push(e) });
+    const chain = createDispatcher([member], createJsBackend(), { onFallback: (e) => events.push(e) });
     using x = tensor([1, 2, 3], ["embed"], [3], { backend: chain });
     using y = scale(x, 10); // the member's kernel: doubles, whatever the factor
     expect(Array.from(y.toFloat32())).toEqual([2, 4, 6]);
@@ -45,7 +46,7 @@ describe("fallback chain", () => {
 
   it("should count fallbacks per kernel and report each kernel once", () => {
     const events: FallbackEvent[] = [];
-    const chain = createChain([doubler({ refuse: "not in my memory" })], createJsBackend(), { onFallback: (e) => events.push(e) });
+    const chain = createDispatcher([doubler({ refuse: "not in my memory" })], createJsBackend(), { onFallback: (e) => events.push(e) });
     using x = tensor([1, 2], ["embed"], [2], { backend: chain });
     using a = scale(x, 3);
     using b = scale(x, 3);
@@ -56,7 +57,7 @@ describe("fallback chain", () => {
   });
 
   it("should make any fallback an error in strict mode", () => {
-    const chain = createChain([doubler()], createJsBackend(), { strict: true });
+    const chain = createDispatcher([doubler()], createJsBackend(), { strict: true });
     using x = tensor([1, 2], ["embed"], [2], { backend: chain });
     using y = scale(x, 1);
     expect(Array.from(y.toFloat32())).toEqual([2, 4]);
@@ -129,7 +130,7 @@ describe("backend registry", () => {
   });
 });
 
-describe("chain with the autotuner", () => {
+describe("the autotuning decorator", () => {
   /** A partial backend whose GEMV writes its own marker into the output and costs `cost` fake ms. */
   function marker(name: PartialBackend["name"], threads: number, mark: number, clock: { t: number }, cost: number): PartialBackend {
     return {
@@ -152,7 +153,7 @@ describe("chain with the autotuner", () => {
     const slow = marker("native-cpu", 2, 1, clock, 5);
     const fast = marker("native-cpu", 1, 2, clock, 1);
     const tuner = new Autotuner({ file: null, fingerprint: "test", now: () => clock.t });
-    const chain = createChain([slow], createJsBackend(), { tuner, variants: [fast] });
+    const chain = decorate(createDispatcher([slow], createJsBackend()), autotune(tuner, [fast]));
     using x = tensor(new Float32Array(8).fill(1), ["seq", "embed"], [1, 8], { backend: chain });
     const w = ternaryFromCodes(new Uint8Array(4).fill(0b01010101), ["ffn", "embed"], [2, 8], { backend: chain });
     if (!w.ok) {
@@ -168,7 +169,7 @@ describe("chain with the autotuner", () => {
   });
 });
 
-describe("fused steps in a chain", () => {
+describe("fused steps in a dispatcher", () => {
   /** A backend whose fused block records its calls and costs `cost` fake ms. */
   function fusedMarker(threads: number, clock: { t: number }, cost: number, calls: string[]): PartialBackend {
     return {
@@ -195,10 +196,10 @@ describe("fused steps in a chain", () => {
   it("should offer only the first member's fused steps, untuned without a tuner", () => {
     const calls: string[] = [];
     const clock = { t: 0 };
-    const chain = createChain([fusedMarker(2, clock, 1, calls)], createJsBackend());
+    const chain = createDispatcher([fusedMarker(2, clock, 1, calls)], createJsBackend());
     call(chain, 1);
     expect(calls).toEqual(["×2"]);
-    const second = createChain([doubler(), fusedMarker(2, clock, 1, calls)], createJsBackend());
+    const second = createDispatcher([doubler(), fusedMarker(2, clock, 1, calls)], createJsBackend());
     expect(second.fused).toBeUndefined();
   });
 
@@ -207,7 +208,7 @@ describe("fused steps in a chain", () => {
     const calls: string[] = [];
     const clock = { t: 0 };
     const tuner = new Autotuner({ file: null, fingerprint: "test", now: () => clock.t, runs: 3 });
-    const chain = createChain([fusedMarker(2, clock, 5, calls)], createJsBackend(), { tuner, variants: [fusedMarker(1, clock, 1, calls)] });
+    const chain = decorate(createDispatcher([fusedMarker(2, clock, 5, calls)], createJsBackend()), autotune(tuner, [fusedMarker(1, clock, 1, calls)]));
     call(chain, 1);
     expect(tuner.cached("bitnetBlock seq1 8x8 kv2x4")).toBe("native-cpu×1");
     calls.length = 0;

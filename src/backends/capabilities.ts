@@ -1,0 +1,218 @@
+/**
+ * Capabilities as data (ggml's `supports_op`, written as a table): what a backend's kernel accepts, per op of
+ * the op table (ops.ts), as allowed storage dtypes per operand and limits. The dispatcher (dispatch.ts) checks
+ * a call against it before choosing a backend; `supports(kernel, refs)` on a backend is left for what data
+ * cannot say.
+ *
+ * Operand names and positions come from the op table, so a capability cannot name an operand an op does
+ * not have, nor allow a dtype the table does not ({@link checkCapabilities}).
+ */
+import { UsageError } from "../core/errors.js";
+import type { FusedKernels, KernelName, Kernels, PartialBackend, StorageDType, TensorRef } from "./backend.js";
+import { FUSED_OPS, KERNEL_OPS, type FusedName, type OpParam } from "./ops.js";
+
+/** Any op of the table a backend can run: a kernel or a fused step. */
+export type OpName = KernelName | FusedName;
+
+/** What one op of a backend accepts beyond what the op table allows. */
+export interface OpCapability {
+  /** Allowed storage dtypes per tensor operand, by the op table's operand name; absent operands: the table's. */
+  readonly dtypes?: Readonly<Record<string, readonly StorageDType[]>>;
+  /** Largest contraction length: the last dimension of the op's first tensor operand (integer dot products). */
+  readonly maxK?: number;
+  /** Largest rank of any tensor operand. */
+  readonly maxRank?: number;
+}
+
+/** A backend's capabilities: one entry per kernel or fused step it has (`true`: what the table allows). */
+export type Capabilities = { readonly [K in OpName]?: OpCapability | true };
+
+/** One tensor-carrying argument of an op, from the table: its position in the call and its role. */
+export interface Operand {
+  readonly index: number;
+  readonly name: string;
+  readonly kind: "tensor" | "tensors" | "record";
+  /** Whether a kernel writes it (role "out" or "inout"). */
+  readonly written: boolean;
+  /** Allowed dtypes (for a record: every field's). */
+  readonly dtypes: readonly StorageDType[];
+}
+
+const table: Readonly<Record<OpName, { readonly params: readonly OpParam[]; readonly sameDtype?: readonly string[] }>> = {
+  ...KERNEL_OPS,
+  ...FUSED_OPS,
+};
+
+/** Every op name of the table: the kernels of `Kernels`, then the fused steps. */
+export const KERNEL_NAMES = Object.keys(KERNEL_OPS) as readonly KernelName[];
+export const FUSED_NAMES = Object.keys(FUSED_OPS) as readonly FusedName[];
+export const OP_NAMES: readonly OpName[] = [...KERNEL_NAMES, ...FUSED_NAMES];
+
+function operandsOf(params: readonly OpParam[]): Operand[] {
+  const out: Operand[] = [];
+  params.forEach((p, index) => {
+    if (p.kind === "tensor" || p.kind === "tensors") {
+      out.push({ index, name: p.name, kind: p.kind, written: p.role !== "in", dtypes: p.dtypes });
+    } else if (p.kind === "record") {
+      out.push({ index, name: p.name, kind: "record", written: false, dtypes: [...new Set(Object.values(p.fields).flat())] });
+    }
+  });
+  return out;
+}
+
+/** The tensor operands of every op, in call order, from the op table. */
+export const OPERANDS = Object.fromEntries(
+  OP_NAMES.map((op) => [op, operandsOf(table[op].params)]),
+) as unknown as Readonly<Record<OpName, readonly Operand[]>>;
+
+/** Argument positions of each op's `sameDtype` operands (copies), from the table. */
+const SAME_DTYPE: Readonly<Partial<Record<OpName, readonly number[]>>> = Object.fromEntries(
+  OP_NAMES.flatMap((op) => {
+    const same = table[op].sameDtype;
+    return same === undefined ? [] : [[op, same.map((name) => table[op].params.findIndex((p) => p.name === name))]];
+  }),
+);
+
+/** Calls `visit` with every tensor of a call's operands (lists and records item by item). */
+export function forEachTensor(op: OpName, args: readonly unknown[], visit: (ref: TensorRef, operand: Operand) => void): void {
+  for (const operand of OPERANDS[op]) {
+    const arg = args[operand.index];
+    if (arg === undefined || arg === null) {
+      continue;
+    }
+    if (operand.kind === "tensor") {
+      visit(arg as TensorRef, operand);
+    } else if (operand.kind === "tensors") {
+      for (const ref of arg as readonly TensorRef[]) {
+        visit(ref, operand);
+      }
+    } else {
+      for (const ref of Object.values(arg as Readonly<Record<string, TensorRef>>)) {
+        visit(ref, operand);
+      }
+    }
+  }
+}
+
+/** The tensors of a call, in argument order (what `supports` receives). */
+export function tensorsOf(op: OpName, args: readonly unknown[]): TensorRef[] {
+  const refs: TensorRef[] = [];
+  forEachTensor(op, args, (ref) => refs.push(ref));
+  return refs;
+}
+
+function firstTensor(op: OpName, args: readonly unknown[]): TensorRef | undefined {
+  const first = OPERANDS[op][0];
+  const arg = first === undefined ? undefined : args[first.index];
+  return first?.kind === "tensor" ? (arg as TensorRef | undefined) : undefined;
+}
+
+/**
+ * Whether a capability accepts a call: true, or why not. Checks the operand dtypes the capability
+ * narrows, `sameDtype` from the table, the rank and the contraction length. A plain loop over the
+ * table's operands: it runs for every kernel call the dispatcher routes.
+ */
+export function capabilityAccepts(op: OpName, cap: OpCapability | true, args: readonly unknown[]): true | string {
+  const same = SAME_DTYPE[op];
+  if (same !== undefined && same.length === 2) {
+    const [a, b] = same as [number, number];
+    const x = args[a] as TensorRef | readonly TensorRef[] | undefined;
+    const y = args[b] as TensorRef | undefined;
+    const xd = Array.isArray(x) ? (x as readonly TensorRef[])[0]?.dtype : (x as TensorRef | undefined)?.dtype;
+    if (xd !== undefined && y !== undefined && xd !== y.dtype) {
+      return `${op} copies one dtype, got ${xd} and ${y.dtype}`;
+    }
+  }
+  if (cap === true) {
+    return true;
+  }
+  const { dtypes, maxRank, maxK } = cap;
+  if (dtypes !== undefined || maxRank !== undefined) {
+    for (const operand of OPERANDS[op]) {
+      const allowed = dtypes?.[operand.name];
+      const arg = args[operand.index];
+      if (operand.kind !== "tensor" || arg === undefined) {
+        continue;
+      }
+      const ref = arg as TensorRef;
+      if (allowed !== undefined && !allowed.includes(ref.dtype)) {
+        return `${op} takes ${allowed.join("/")} as ${operand.name}, not ${ref.dtype}`;
+      }
+      if (maxRank !== undefined && ref.shape.length > maxRank) {
+        return `${op} takes rank ≤ ${maxRank}, ${operand.name} has ${ref.shape.length}`;
+      }
+    }
+  }
+  if (maxK !== undefined) {
+    const first = firstTensor(op, args);
+    const k = first === undefined ? 0 : (first.shape[first.shape.length - 1] ?? 0);
+    if (k > maxK) {
+      return `${op} takes k ≤ ${maxK}, got ${k}`;
+    }
+  }
+  return true;
+}
+
+/** The capabilities a backend declares, or what the table allows for each kernel and fused step it has. */
+export function capabilitiesOf(backend: Pick<PartialBackend, "kernels" | "fused" | "capabilities">): Capabilities {
+  if (backend.capabilities !== undefined) {
+    return backend.capabilities;
+  }
+  const caps: Partial<Record<OpName, true>> = {};
+  for (const op of KERNEL_NAMES) {
+    if (backend.kernels[op] !== undefined) {
+      caps[op] = true;
+    }
+  }
+  for (const op of FUSED_NAMES) {
+    if (backend.fused?.[op] !== undefined) {
+      caps[op] = true;
+    }
+  }
+  return caps;
+}
+
+/**
+ * Checks a backend's declared capabilities against the op table and its own kernels: one entry per kernel
+ * and fused step it has and no other, operand names the op has, dtypes the table allows, positive limits.
+ * Throws UsageError "unsupported" naming the first problem.
+ */
+export function checkCapabilities(name: string, backend: Pick<PartialBackend, "kernels" | "fused" | "capabilities">): void {
+  const caps = backend.capabilities;
+  if (caps === undefined) {
+    return;
+  }
+  const bad = (what: string): never => {
+    throw new UsageError("unsupported", `[${name}] capabilities: ${what}`);
+  };
+  const has = (op: OpName): boolean =>
+    Object.hasOwn(KERNEL_OPS, op) ? (backend.kernels as Partial<Kernels>)[op as KernelName] !== undefined : (backend.fused as Partial<FusedKernels> | undefined)?.[op as FusedName] !== undefined;
+  for (const op of OP_NAMES) {
+    if (has(op) !== (caps[op] !== undefined)) {
+      bad(`${op} ${has(op) ? "is a kernel it has but has no entry" : "has an entry but no kernel"}`);
+    }
+  }
+  for (const [op, cap] of Object.entries(caps) as [OpName, OpCapability | true][]) {
+    if (!Object.hasOwn(OPERANDS, op)) {
+      bad(`${op} is not an op of the table`);
+    }
+    if (cap === true) {
+      continue;
+    }
+    for (const [operand, dtypes] of Object.entries(cap.dtypes ?? {})) {
+      const spec = OPERANDS[op].find((o) => o.name === operand);
+      if (spec === undefined || spec.kind !== "tensor") {
+        bad(`${op} has no tensor operand '${operand}'`);
+      }
+      const extra = dtypes.filter((d) => !spec?.dtypes.includes(d));
+      if (extra.length > 0 || dtypes.length === 0) {
+        bad(`${op}.${operand} allows ${dtypes.join("/") || "nothing"}; the op table allows ${spec?.dtypes.join("/")}`);
+      }
+    }
+    for (const [limit, v] of [["maxK", cap.maxK], ["maxRank", cap.maxRank]] as const) {
+      if (v !== undefined && !(Number.isSafeInteger(v) && v > 0)) {
+        bad(`${op}.${limit} must be a positive integer, got ${v}`);
+      }
+    }
+  }
+}
