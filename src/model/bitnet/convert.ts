@@ -16,7 +16,7 @@
  * llama.cpp's metadata keys and the folder's tokenizer and chat template. Tensors are produced one at a time, so
  * memory holds one tensor (and one embedding row block), never the model twice.
  */
-import { basename, join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { FileError } from "../../core/errors.js";
 import { readOptionalJson, readRegularFile } from "../../core/files.js";
 import { gv, layoutGguf, type GgufLayout, type GgufValue } from "../../formats/gguf/index.js";
@@ -299,7 +299,7 @@ export async function openHfConversion(dir: string, options: ConvertOptions = {}
     const config = configFromHf(folder);
     const jobs = tensorJobs(folder, config, weightType, headType);
     const tok = await tokenizerFiles(dir, config.vocabSize);
-    const name = options.name ?? (basename(dir.replace(/[/\\]+$/, "")) || "bitnet");
+    const name = options.name ?? (basename(resolve(dir)) || "bitnet");
     const metadata = metadataOf(config, name.slice(0, MAX_MODEL_NAME_CHARS), weightType, tok.entries);
     const layout = layoutGguf(metadata, jobs.map((j) => ({ name: j.plan.name, dims: j.plan.dims, typeId: typeIdOf(j.plan.type) })));
     const storage = [...folder.tensors.values()].some((t) => t.kind === "ternary" && t.storage === "master") ? "master" : "packed";
