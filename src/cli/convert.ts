@@ -20,7 +20,7 @@ import {
   type ConvertStats,
   type ConvertWeightType,
 } from "../model/bitnet/convert.js";
-import { writeAtomically } from "./files.js";
+import { writeAtomically } from "../core/files.js";
 import type { CliIo } from "./run.js";
 
 export interface ConvertFlags {

@@ -9,7 +9,7 @@ import { addDumpCommands } from "./dump.js";
 import { addRunCommands, type CliIo } from "./run.js";
 import { addServeCommand } from "./serve.js";
 import { addHfModelSupport, addHubCommands } from "./pull.js";
-import { writeAtomically } from "./files.js";
+import { writeAtomically } from "../core/files.js";
 import { addTrainCommand } from "./train.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
 

@@ -26,7 +26,7 @@ import { createNativeTrainRuntime, nativeTrainUnavailable, REFERENCE_RUNTIME, ty
 import { initTrainState, trainStep, type StepReport, type TrainOptions, type TrainState } from "../train/qat.js";
 import { toGgufTokenizerMetadata, trainByteBpe } from "../train/tokenizer.js";
 import { intAtLeast } from "./args.js";
-import { writeAtomically } from "./files.js";
+import { writeAtomically } from "../core/files.js";
 import type { CliIo } from "./run.js";
 
 /** A problem with the corpus, the flags or the run folder: one line, exit status 1. */

@@ -6,7 +6,8 @@
  * with fstat on the open handle (no window between the check and the open) before a byte is read.
  */
 import { constants, type Stats } from "node:fs";
-import { open, stat, type FileHandle } from "node:fs/promises";
+import { open, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { FileError, FormatError } from "./errors.js";
 
 /** The node error code of a failed fs call, if any. */
@@ -120,4 +121,19 @@ export async function readOptionalJson(path: string, maxBytes: number, what = "f
     throw error;
   }
   return parseJsonFile(bytes.toString("utf8"), path, what);
+}
+
+/**
+ * Writes next to the target and renames, so an interrupted or failed write never leaves a partial file. `bytes`
+ * may be produced piece by piece (an async iterable): a throw while producing removes the partial temp file.
+ */
+export async function writeAtomically(file: string, bytes: Uint8Array | string | AsyncIterable<Uint8Array>): Promise<void> {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
 }

@@ -11,7 +11,7 @@
 import { constants, type Dirent } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { writeAtomically } from "../cli/files.js";
+import { writeAtomically } from "../core/files.js";
 import { HubError } from "./errors.js";
 import { checkCommit, checkRevision, isCommitHash, MAX_PATH_DEPTH, repoFolderName, repoFromFolderName, repoString, type RepoId } from "./names.js";
 

@@ -18,6 +18,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["model/", 4],
   ["train/", 4],
   ["actors/", 4],
+  ["hub/", 3],
   ["engine/", 5],
   ["serve/", 6],
   ["cli/", 7],
