@@ -4,21 +4,11 @@
  * cumulative supervision counters in /health/ready and /metrics, and one log line per failure and escalation.
  */
 import fs from "node:fs/promises";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { post, startServer, until, writeModel, type Running } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { post, type Running, tinyServers, until } from "./helpers.js";
 
-let model: Awaited<ReturnType<typeof writeModel>>;
+const tiny = tinyServers();
 let running: Running | undefined;
-beforeAll(async () => {
-  model = await writeModel();
-});
-afterEach(async () => {
-  await running?.server.shutdown(100);
-  running = undefined;
-});
-afterAll(async () => {
-  await model.remove();
-});
 
 const request = { model: "tiny", prompt: [1, 2, 3], max_tokens: 4, temperature: 0 };
 
@@ -39,13 +29,13 @@ async function health(url: string, headers: Record<string, string> = {}): Promis
 
 describe("health details", () => {
   it("should show per-model details to callers with a valid key only, or to everyone with publicHealth", async () => {
-    running = await startServer(model.file, {}, { apiKeys: ["k-1"] });
+    running = await tiny.start({}, { apiKeys: ["k-1"] });
     expect(await health(running.url)).toEqual({ status: "ready" });
     expect(await health(running.url, { authorization: "Bearer wrong" })).toEqual({ status: "ready" });
     const authorised = await health(running.url, { authorization: "Bearer k-1" });
     expect(authorised).toMatchObject({ status: "ready", models: { tiny: { ready: true, loaded: true, restarts: 0, crashes: 0, escalations: 0, last_failure: null } } });
     await running.server.shutdown(100);
-    running = await startServer(model.file, {}, { publicHealth: true });
+    running = await tiny.start({}, { publicHealth: true });
     expect(await health(running.url)).toMatchObject({ status: "ready", models: { tiny: { restarts: 0, crashes: 0, escalations: 0 } } });
   });
 });
@@ -53,8 +43,7 @@ describe("health details", () => {
 describe("a model that fails past its restart intensity", () => {
   it("should answer 503 unavailable with safe text, keep cumulative counters across the model actor's restart, and log each failure", async () => {
     const lines: string[] = [];
-    running = await startServer(
-      model.file,
+    running = await tiny.start(
       {
         isolation: "process",
         supervision: { maxRestarts: 1, withinMs: 60_000 },
@@ -68,7 +57,7 @@ describe("a model that fails past its restart intensity", () => {
     const r = await post(`${url}/v1/completions`, request);
     expect(r.status).toBe(503);
     expect(r.json).toMatchObject({ error: { type: "server_error", code: "unavailable", message: expect.stringContaining("model 'tiny'") } });
-    expectSafe(JSON.stringify(r.json), model.dir);
+    expectSafe(JSON.stringify(r.json), tiny.model.dir);
     await until(async () => (await health(url)).models?.["tiny"]?.escalations === 1 && (await fetch(`${url}/health/ready`)).status === 200);
     const after = await health(url);
     // Cumulative: the model actor's restart (after the escalation) does not reset them.
@@ -87,12 +76,12 @@ describe("a model that fails past its restart intensity", () => {
   });
 
   it("should not put the model's path in a client's answer or the open health check when the worker cannot load it", async () => {
-    const copy = `${model.dir}/copy-of-tiny.gguf`;
-    await fs.copyFile(model.file, copy);
+    const copy = `${tiny.model.dir}/copy-of-tiny.gguf`;
+    await fs.copyFile(tiny.model.file, copy);
     const lines: string[] = [];
-    running = await startServer(
-      copy,
+    running = await tiny.start(
       {
+        path: copy,
         isolation: "process",
         supervision: { maxRestarts: 1, withinMs: 60_000 },
         // The first worker dies on its first request; the next one cannot load the file (removed meanwhile).
@@ -107,11 +96,11 @@ describe("a model that fails past its restart intensity", () => {
     const r = await post(`${url}/v1/completions`, request, key);
     expect(r.status).toBe(503);
     expect(r.json).toMatchObject({ error: { code: "unavailable" } });
-    expectSafe(JSON.stringify(r.json), model.dir);
+    expectSafe(JSON.stringify(r.json), tiny.model.dir);
     const open = await fetch(`${url}/health/ready`);
     const body = await open.text();
     expect(Object.keys(JSON.parse(body) as object)).toEqual(["status"]);
-    expectSafe(body, model.dir);
+    expectSafe(body, tiny.model.dir);
     // The operator's view: the details in the log (and in health for an authorised caller).
     expect(lines.join("\n")).toContain(copy);
     expect((await health(url, key)).models?.["tiny"]?.crashes).toBeGreaterThanOrEqual(2);

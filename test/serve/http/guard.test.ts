@@ -4,25 +4,15 @@
  * connection caps against slow clients. Loopback only; every loop is bounded.
  */
 import net from "node:net";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ServerOptions } from "../../../src/serve/http/index.js";
-import { startServer, until, writeModel, type Running } from "./helpers.js";
+import { type Running, tinyServers, until } from "./helpers.js";
 
-let model: Awaited<ReturnType<typeof writeModel>>;
+const tiny = tinyServers();
 let running: Running | undefined;
-beforeAll(async () => {
-  model = await writeModel();
-});
-afterEach(async () => {
-  await running?.server.shutdown(100);
-  running = undefined;
-});
-afterAll(async () => {
-  await model.remove();
-});
 
 async function start(options: Partial<ServerOptions> = {}): Promise<{ port: number; running: Running }> {
-  running = await startServer(model.file, {}, options);
+  running = await tiny.start({}, options);
   return { port: Number(new URL(running.url).port), running };
 }
 

@@ -2,6 +2,7 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { makeBitnetFixture } from "../../../src/model/bitnet/fixture.js";
 import { createServer, type BarbellServer, type ServerOptions } from "../../../src/serve/http/index.js";
 import type { ServedModelConfig } from "../../../src/serve/http/served.js";
@@ -37,4 +38,42 @@ export async function until(check: () => boolean | Promise<boolean>): Promise<vo
   for (let i = 0; i < 2000 && !(await check()); i++) {
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+export type TinyModel = Awaited<ReturnType<typeof writeModel>>;
+
+export interface TinyServers {
+  /** The file's tiny model (written in beforeAll). */
+  readonly model: TinyModel;
+  /** Starts a server over the tiny model; every server started in a test is shut down after it. */
+  start(model?: Partial<ServedModelConfig>, options?: Partial<ServerOptions>): Promise<Running>;
+}
+
+/** Registers a test file's hooks: one tiny model for the file, each test's servers shut down after it. */
+export function tinyServers(): TinyServers {
+  let model: TinyModel | undefined;
+  const started: Running[] = [];
+  beforeAll(async () => {
+    model = await writeModel();
+  });
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((r) => r.server.shutdown(100)));
+  });
+  afterAll(async () => {
+    await model?.remove();
+  });
+  const fixture: TinyServers = {
+    get model(): TinyModel {
+      if (model === undefined) {
+        throw new Error("tinyServers(): the model is written in beforeAll");
+      }
+      return model;
+    },
+    async start(m = {}, o = {}) {
+      const running = await startServer(fixture.model.file, m, o);
+      started.push(running);
+      return running;
+    },
+  };
+  return fixture;
 }

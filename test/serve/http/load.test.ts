@@ -1,20 +1,10 @@
 /** Overload (429), timeout, client disconnect, shutdown, API keys and CORS. */
 import OpenAI from "openai";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { post, startServer, until, writeModel, type Running } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { post, type Running, tinyServers, until } from "./helpers.js";
 
-let model: Awaited<ReturnType<typeof writeModel>>;
+const tiny = tinyServers();
 let running: Running | undefined;
-beforeAll(async () => {
-  model = await writeModel();
-});
-afterEach(async () => {
-  await running?.server.shutdown(100);
-  running = undefined;
-});
-afterAll(async () => {
-  await model.remove();
-});
 
 const long = { model: "tiny", prompt: [1, 2, 3], max_tokens: 240, temperature: 0 };
 
@@ -24,7 +14,7 @@ async function readAll(res: Response): Promise<string> {
 
 describe("load and overload", () => {
   it("should refuse the third concurrent request with 429 and Retry-After (parallel 1, queue 1) and complete the accepted ones", async () => {
-    running = await startServer(model.file, { parallel: 1, queue: 1 });
+    running = await tiny.start({ parallel: 1, queue: 1 });
     const { url, server } = running;
     const accepted = [0, 1].map(() =>
       fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...long, stream: true }) }),
@@ -48,7 +38,7 @@ describe("load and overload", () => {
   });
 
   it("should run a request's n choices side by side while slots are free, each equal to its own seeded request", async () => {
-    running = await startServer(model.file, { parallel: 4, queue: 0 });
+    running = await tiny.start({ parallel: 4, queue: 0 });
     const { url, server } = running;
     const body = { model: "tiny", prompt: [1, 2, 3], max_tokens: 40, temperature: 2, seed: 7 };
     const res = fetch(`${url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ ...body, n: 3, stream: true }) });
@@ -77,7 +67,7 @@ describe("load and overload", () => {
   });
 
   it("should run the choices it has no free slot for one after another (parallel 1, queue 1)", async () => {
-    running = await startServer(model.file, { parallel: 1, queue: 1 });
+    running = await tiny.start({ parallel: 1, queue: 1 });
     const { url, server } = running;
     const r = await post(`${url}/v1/completions`, { model: "tiny", prompt: [1, 2, 3], max_tokens: 5, temperature: 0.9, seed: 3, n: 4 });
     expect(r.status).toBe(200);
@@ -87,14 +77,14 @@ describe("load and overload", () => {
   });
 
   it("should end a request that runs past the timeout with 504", async () => {
-    running = await startServer(model.file, {}, { requestTimeoutMs: 1 });
+    running = await tiny.start({}, { requestTimeoutMs: 1 });
     const r = await post(`${running.url}/v1/completions`, long);
     expect(r).toMatchObject({ status: 504, json: { error: { type: "server_error", code: "timeout" } } });
     expect(running.server.served[0]?.admission.admitted).toBe(0);
   });
 
   it("should cancel the generation of a client that disconnects and free its slot", async () => {
-    running = await startServer(model.file, { parallel: 1, queue: 0 });
+    running = await tiny.start({ parallel: 1, queue: 0 });
     const { url, server } = running;
     const controller = new AbortController();
     const res = await fetch(`${url}/v1/completions`, {
@@ -115,7 +105,7 @@ describe("load and overload", () => {
   });
 
   it("should finish in-flight requests on shutdown and refuse new ones", async () => {
-    running = await startServer(model.file);
+    running = await tiny.start();
     const { url, server } = running;
     const inFlight = post(`${url}/v1/completions`, { ...long, max_tokens: 60 });
     await until(() => server.served[0]?.admission.admitted === 1);
@@ -128,7 +118,7 @@ describe("load and overload", () => {
   });
 
   it("should cancel in-flight requests at the shutdown deadline with 503", async () => {
-    running = await startServer(model.file);
+    running = await tiny.start();
     const { url, server } = running;
     const inFlight = post(`${url}/v1/completions`, long);
     await until(() => server.served[0]?.admission.admitted === 1);
@@ -139,7 +129,7 @@ describe("load and overload", () => {
 
 describe("security", () => {
   it("should require a Bearer key on /v1/* when keys are set, and leave health open", async () => {
-    running = await startServer(model.file, {}, { apiKeys: ["k-123"] });
+    running = await tiny.start({}, { apiKeys: ["k-123"] });
     const { url } = running;
     const body = { model: "tiny", prompt: [1], max_tokens: 1 };
     expect(await post(`${url}/v1/completions`, body)).toMatchObject({ status: 401, json: { error: { code: "invalid_api_key" } } });
@@ -151,11 +141,11 @@ describe("security", () => {
   });
 
   it("should send no CORS headers by default and allow configured origins", async () => {
-    running = await startServer(model.file);
+    running = await tiny.start();
     const off = await fetch(`${running.url}/v1/models`, { headers: { origin: "https://app.example" } });
     expect(off.headers.get("access-control-allow-origin")).toBeNull();
     await running.server.shutdown(100);
-    running = await startServer(model.file, {}, { corsOrigins: ["https://app.example"] });
+    running = await tiny.start({}, { corsOrigins: ["https://app.example"] });
     const on = await fetch(`${running.url}/v1/models`, { headers: { origin: "https://app.example" } });
     expect(on.headers.get("access-control-allow-origin")).toBe("https://app.example");
     const other = await fetch(`${running.url}/v1/models`, { headers: { origin: "https://evil.example" } });
@@ -166,7 +156,7 @@ describe("security", () => {
   });
 
   it("should bind to 127.0.0.1 by default", async () => {
-    running = await startServer(model.file);
+    running = await tiny.start();
     expect(new URL(running.url).hostname).toBe("127.0.0.1");
   });
 });
