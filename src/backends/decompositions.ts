@@ -17,7 +17,10 @@ export interface OpRunner {
   readonly kernels: Kernels;
   /** A zeroed scratch tensor on the backend, freed when the decomposition returns. */
   temp(dtype: StorageDType, shape: readonly number[]): TensorRef;
-  /** The values of a small i32 tensor (a batch's positions), read back to the host. */
+  /**
+   * The values of a small i32 tensor (a batch's positions), read back to the host synchronously: host memory
+   * only (the batched block's decomposition is a specification run on CPU backends; a device runs its own).
+   */
   int32s(t: TensorRef): Int32Array;
 }
 

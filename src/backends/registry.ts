@@ -13,7 +13,8 @@ import { createDispatcher, decorate, type Dispatcher, type DispatchOptions } fro
 import { createJsBackend } from "./js/index.js";
 import { PROVIDERS } from "./providers.js";
 
-export const BACKEND_NAMES: readonly BackendName[] = ["native-cpu", "wasm-simd", "js"];
+/** Every backend name a list may hold: the providers' (providers.ts, the one list), then the JS reference. */
+export const BACKEND_NAMES: readonly BackendName[] = [...PROVIDERS.map((p) => p.name), "js"];
 
 export interface ResolveOptions extends Omit<DispatchOptions, "memoryFrom">, BackendOptions {
   /**

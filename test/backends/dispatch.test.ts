@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BackendError, add, scale, tensor } from "../../src/index.js";
+import { BackendError, UsageError, add, scale, tensor } from "../../src/index.js";
 import type { BackendProvider, Kernels, PartialBackend, Probe } from "../../src/backends/backend.js";
 import { autotune } from "../../src/backends/decorators/autotune.js";
 import { createDispatcher, decorate, type FallbackEvent } from "../../src/backends/dispatch.js";
@@ -245,5 +245,98 @@ describe("unavailable backends", () => {
     await resolveBackend({ providers: [down], env: {}, onUnavailable: (n, r) => told.push(`${n}: ${r}`) });
     await resolveBackend({ providers: [down], env: {}, onUnavailable: (n, r) => told.push(`${n}: ${r}`) });
     expect(told).toEqual(["native-cpu: the addon was not built"]);
+  });
+});
+
+describe("capabilities as data", () => {
+  it("should check declared capabilities against the op table and the backend's own kernels", async () => {
+    const { checkCapabilities } = await import("../../src/backends/capabilities.js");
+    const base = doubler();
+    expect(() => checkCapabilities("t", { ...base, capabilities: { scale: true } })).not.toThrow();
+    expect(() => checkCapabilities("t", { ...base, capabilities: {} })).toThrow(/scale is a kernel it has but has no entry/);
+    expect(() => checkCapabilities("t", { ...base, capabilities: { scale: true, softmax: true } })).toThrow(/softmax has an entry but no kernel/);
+    expect(() => checkCapabilities("t", { ...base, capabilities: { scale: { dtypes: { y: ["f32"] } } } })).toThrow(/no tensor operand 'y'/);
+    expect(() => checkCapabilities("t", { ...base, capabilities: { scale: { dtypes: { x: ["f32", "i8"] } } } })).toThrow(/the op table allows f32/);
+    expect(() => checkCapabilities("t", { ...base, capabilities: { scale: { maxRank: 0 } } })).toThrow(/positive integer/);
+    // The dispatcher refuses a member with bad capabilities when it is created.
+    expect(() => createDispatcher([{ ...base, capabilities: {} }], createJsBackend())).toThrow(UsageError);
+  });
+
+  it("should accept or refuse a call by dtype, rank, contraction length and the table's sameDtype", async () => {
+    const { capabilityAccepts } = await import("../../src/backends/capabilities.js");
+    const ref = (dtype: "f32" | "i8" | "f16" | "ternary", shape: number[]) => ({ buffer: { id: 1, bytes: 0 }, dtype, shape });
+    expect(capabilityAccepts("embedding", { dtypes: { table: ["f32"] } }, [ref("f32", [2]), ref("f16", [4, 8]), ref("f32", [2, 8])])).toBe(
+      "embedding takes f32 as table, not f16",
+    );
+    expect(capabilityAccepts("matmulTernaryI8", { maxK: 64 }, [ref("i8", [1, 128]), ref("f32", [1]), ref("ternary", [4, 128]), ref("f32", [1, 4])])).toBe(
+      "matmulTernaryI8 takes k ≤ 64, got 128",
+    );
+    expect(capabilityAccepts("matmulTernaryI8", { maxK: 128 }, [ref("i8", [1, 128]), ref("f32", [1]), ref("ternary", [4, 128]), ref("f32", [1, 4])])).toBe(true);
+    expect(capabilityAccepts("binary", { maxRank: 2 }, ["add", ref("f32", [1, 2, 3]), [6, 3, 1], ref("f32", [1, 2, 3]), [6, 3, 1], ref("f32", [1, 2, 3])])).toMatch(/rank ≤ 2/);
+    expect(capabilityAccepts("writeRows", true, [ref("i8", [1, 4]), ref("f32", [4, 4]), 0])).toMatch(/one dtype/);
+  });
+
+  it("should fall back, with the capability's reason, when a member's data refuses the call", () => {
+    const events: FallbackEvent[] = [];
+    const member = { ...doubler(), capabilities: { scale: { maxRank: 1 } } };
+    const dispatcher = createDispatcher([member], createJsBackend(), { onFallback: (e) => events.push(e) });
+    using x = tensor([1, 2, 3, 4], ["seq", "embed"], [2, 2], { backend: dispatcher });
+    using y = scale(x, 3);
+    expect(Array.from(y.toFloat32())).toEqual([3, 6, 9, 12]); // the JS reference ran it
+    expect(member.calls).toBe(0);
+    expect(events[0]).toMatchObject({ kernel: "scale", to: "js", reason: "wasm-simd: scale takes rank ≤ 1, x has 2" });
+  });
+});
+
+describe("decorators over the dispatcher's hook", () => {
+  it("should count fused steps as ops for fault injection and tracing, and share memory with the base", async () => {
+    const { faultInjector } = await import("../../src/backends/decorators/faults.js");
+    const { tracing } = await import("../../src/backends/decorators/trace.js");
+    const blocks: string[] = [];
+    const member: PartialBackend = {
+      name: "native-cpu",
+      info: { features: [], threads: 1 },
+      kernels: {},
+      fused: { bitnetBlock: () => void blocks.push("block") },
+      dispose: () => undefined,
+    };
+    const base = createDispatcher([member], createJsBackend());
+    const seen: string[] = [];
+    const injector = faultInjector([{ op: "bitnetBlock", nth: 2 }], (op, call) => new Error(`${op} #${call}`));
+    const decorated = decorate(decorate(base, tracing((op) => seen.push(op))), injector.decorator);
+    const r = { buffer: { id: 0, bytes: 0 }, dtype: "f32" as const, shape: [1, 8] };
+    const weights = Object.fromEntries(["attnNorm", "attnSubNorm", "ffnNorm", "ffnSubNorm", "wq", "wk", "wv", "wo", "wGate", "wUp", "wDown"].map((k) => [k, r])) as never;
+    const params = { heads: 2, kvHeads: 2, headDim: 4, eps: 1e-5, ropeTheta: 1e4, attnScale: 0.5, activation: "relu2" as const };
+    const block = decorated.fused?.bitnetBlock;
+    expect(block).toBeDefined();
+    block?.(r, r, r, r, 0, weights, params, r);
+    expect(() => block?.(r, r, r, r, 0, weights, params, r)).toThrow("bitnetBlock #2");
+    block?.(r, r, r, r, 0, weights, params, r);
+    expect(blocks).toEqual(["block", "block"]); // the injected fault stopped the second call before it ran
+    expect(seen).toEqual(["bitnetBlock", "bitnetBlock"]); // tracing is inside the fault decorator
+    expect(injector.stats()).toEqual({ calls: 3, injected: 1 });
+    using x = tensor([1], ["embed"], [1], { backend: decorated });
+    expect(base.liveAllocations()).toBe(1);
+    expect(decorated.name).toBe(base.name);
+  });
+
+  it("should switch the ops of one memory between dispatchers, map their errors and follow the active one's fused steps", async () => {
+    const { createSwitch } = await import("../../src/backends/decorators/switch.js");
+    const member = doubler();
+    const home = createDispatcher([member], createJsBackend());
+    const other = createDispatcher([], createJsBackend());
+    const sw = createSwitch(home, { mapError: (e, op, backend) => new Error(`${op} on ${backend}: ${(e as Error).message}`) });
+    using x = tensor([1, 2], ["embed"], [2], { backend: sw.backend });
+    using a = scale(x, 5);
+    expect(Array.from(a.toFloat32())).toEqual([2, 4]); // the home's member doubles
+    sw.use(other);
+    expect(sw.backend.name).toBe("js");
+    using b = scale(x, 5);
+    expect(Array.from(b.toFloat32())).toEqual([5, 10]); // the JS reference, on the home's buffers
+    expect(home.liveAllocations()).toBe(3);
+    const bad = { buffer: { id: 99, bytes: 0 }, dtype: "f32" as const, shape: [1] };
+    expect(() => sw.backend.kernels.softmax(bad, bad)).toThrow(/^softmax on js: /);
+    sw.use(home);
+    expect(sw.backend.name).toBe("wasm-simd>js");
   });
 });
