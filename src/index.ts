@@ -3,7 +3,7 @@
  * This file is the public surface; everything else is internal.
  */
 export * from "./tensor/index.js";
-export { BarbellError, ShapeError, ValueError, UsageError, FormatError, BackendError } from "./core/errors.js";
+export { BarbellError, ShapeError, ValueError, UsageError, FormatError, BackendError, FileError, type FileErrorCode } from "./core/errors.js";
 export { ok, err, unwrap, type Result, type Ok, type Err } from "./core/result.js";
 export type { Backend, Kernels, TensorRef, BufferHandle, DenseDType } from "./backends/backend.js";
 export { createJsBackend } from "./backends/js/index.js";
@@ -26,6 +26,8 @@ export type {
 } from "./engine/generate.js";
 export type { BitnetConfig, BitnetArch } from "./model/bitnet/config.js";
 export { ContextFullError } from "./model/bitnet/kv-cache.js";
+// The small model barbell ships (models/barbell-kjv.gguf): `loadModel(defaultModelPath())` runs with nothing downloaded.
+export { defaultModelPath, DefaultModelError } from "./cli/default-model.js";
 export type { ChatMessage, ChatRole } from "./model/chat/index.js";
 export type { SamplingOptions } from "./model/sampling/index.js";
 export type { Tokenizer, StreamDecoder, EncodeOptions, DecodeOptions } from "./model/tokenizer/types.js";

@@ -37,18 +37,20 @@ export function packageRoot(from: string = path.dirname(fileURLToPath(import.met
       // no (readable) package.json here: keep going up
     }
     if (path.dirname(dir) === dir) {
-      throw new DefaultModelError(`[cli] cannot find barbell's package root above ${from}`);
+      throw new DefaultModelError(`[barbell] cannot find barbell's package root (a package.json named "barbell") above ${from}; reinstall barbell`);
     }
   }
 }
 
-/** The default model's absolute path under `root`; DefaultModelError when it is missing. */
+/**
+ * The absolute path of the model barbell ships (`models/barbell-kjv.gguf`, a 5 MB model trained on the KJV Bible),
+ * for trying the library without downloading anything: `await loadModel(defaultModelPath())`. A DefaultModelError
+ * when it is missing (a package built without `models/`).
+ */
 export function defaultModelPath(root: string = packageRoot()): string {
   const file = path.join(root, DEFAULT_MODEL);
   if (!fs.existsSync(file)) {
-    throw new DefaultModelError(
-      `[cli] no -m given and the default model ${file} is missing (give -m <model.gguf>, or train it: ${DEFAULT_MODEL_RETRAIN})`,
-    );
+    throw new DefaultModelError(`[barbell] the default model ${file} is missing (reinstall barbell, or train it: ${DEFAULT_MODEL_RETRAIN})`);
   }
   return file;
 }
@@ -58,7 +60,14 @@ export function modelOrDefault(model: string | undefined, note: (line: string) =
   if (model !== undefined) {
     return model;
   }
-  const file = defaultModelPath(root);
+  let file: string;
+  try {
+    file = defaultModelPath(root);
+  } catch (error) {
+    throw error instanceof DefaultModelError
+      ? new DefaultModelError(`[cli] no -m given and ${error.message.replace(/^\[barbell\] the default/, "the default")}; or give -m <model.gguf>`)
+      : error;
+  }
   const show = (p: string): string => {
     const rel = path.relative(process.cwd(), p);
     return rel.startsWith("..") || path.isAbsolute(rel) ? p : rel;

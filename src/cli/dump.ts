@@ -10,8 +10,10 @@ import path from "node:path";
 import type { Command } from "commander";
 import { CommanderError, InvalidArgumentError } from "commander";
 import type { BackendName } from "../backends/backend.js";
-import { backendList } from "./args.js";
-import { FormatError } from "../core/errors.js";
+import { backendList, tokenIds } from "./args.js";
+import { checkModel, contextFlag, threadsFlag } from "./flags.js";
+import { readRegularFile } from "../core/files.js";
+import { FileError, FormatError } from "../core/errors.js";
 import { loadModel } from "../engine/model.js";
 import {
   FLAGS,
@@ -72,16 +74,21 @@ export async function dumpActivations(
 }
 
 async function readFrame(file: string): Promise<Uint8Array> {
-  const stat = await fs.stat(file);
-  if (stat.size > MAX_DUMP_FILE_BYTES) {
-    throw new FormatError("limit", `[dump] ${file} is larger than ${MAX_DUMP_FILE_BYTES} bytes`);
-  }
-  return fs.readFile(file);
+  return readRegularFile(file, MAX_DUMP_FILE_BYTES, "[dump] frame");
 }
 
 /** Reads a dump's manifest. Throws FormatError when it is not a valid manifest frame. */
 export async function readManifest(dir: string): Promise<DumpManifest> {
-  const m = decodeMessage(await readFrame(path.join(dir, MANIFEST_FILE)));
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFrame(path.join(dir, MANIFEST_FILE));
+  } catch (error) {
+    if (error instanceof FileError && error.code === "missing") {
+      throw new FileError("missing", `[dump] ${dir} is not a dump folder (no ${MANIFEST_FILE}); write one with barbell dump -m <model> --tokens <ids> --out ${dir}`);
+    }
+    throw error;
+  }
+  const m = decodeMessage(bytes);
   if (!m.ok) {
     throw m.error;
   }
@@ -227,26 +234,10 @@ export function formatDiff(r: DiffReport): string[] {
   return lines;
 }
 
-function tokenList(value: string): number[] {
-  const ids = value.split(",").map((s) => Number(s.trim()));
-  if (ids.length === 0 || ids.some((n) => !Number.isSafeInteger(n) || n < 0 || n > 0xffffffff)) {
-    throw new InvalidArgumentError("expected comma-separated token ids, e.g. 1,17,42");
-  }
-  return ids;
-}
-
 function positiveNumber(value: string): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) {
-    throw new InvalidArgumentError("expected a non-negative number");
-  }
-  return n;
-}
-
-function count(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidArgumentError("expected a positive integer");
+  if (value.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError(`expected a number > 0, got '${value}'`);
   }
   return n;
 }
@@ -256,14 +247,14 @@ export function addDumpCommands(program: Command, io: CliIo): void {
   program
     .command("dump")
     .description("run tokens through a model and write per-layer activations as BAREWire frames")
-    .requiredOption("-m, --model <path>", "a BitNet .gguf file")
-    .requiredOption("--tokens <ids>", "comma-separated token ids", tokenList)
-    .requiredOption("--out <dir>", "output directory")
-    .option("--backend <list>", "backends to use, preferred first (e.g. native-cpu,js)", backendList)
-    .option("--ctx <n>", "context (KV cache) length", count)
-    .option("--threads <n>", "kernel threads", count)
-    .option("--strict", "make any kernel fallback to a later backend an error")
-    .option("--allow-float-weights", "run projections that are not ternary as float matmuls")
+    .requiredOption("-m, --model <path>", "a BitNet .gguf file or Hugging Face model folder (required)")
+    .requiredOption("--tokens <ids>", "comma-separated token ids (required)", tokenIds)
+    .requiredOption("--out <dir>", "output directory (required)")
+    .option("--backend <list>", "backends to use, preferred first (e.g. native-cpu,js) (default: BARBELL_BACKENDS, else every one that works here)", backendList)
+    .addOption(contextFlag())
+    .addOption(threadsFlag())
+    .option("--strict", "make any kernel fallback to a later backend an error (default: fall back)")
+    .option("--allow-float-weights", "run projections that are not ternary as float matmuls (default: refuse them)")
     .action(
       async (o: {
         model: string;
@@ -275,6 +266,7 @@ export function addDumpCommands(program: Command, io: CliIo): void {
         strict?: boolean;
         allowFloatWeights?: boolean;
       }) => {
+        await checkModel(o.model, o.ctx);
         const m = await dumpActivations(o.model, o.tokens, o.out, {
           ...(o.backend === undefined ? {} : { backends: o.backend }),
           ...(o.ctx === undefined ? {} : { contextLength: o.ctx }),
@@ -292,7 +284,7 @@ export function addDumpCommands(program: Command, io: CliIo): void {
     .argument("<a>", "a dump directory")
     .argument("<b>", "another dump directory")
     .option("--tolerance <x>", "relative L2 error that counts as divergence", positiveNumber, DEFAULT_TOLERANCE)
-    .option("--json", "print the report as JSON")
+    .option("--json", "print the report as JSON (default: text)")
     .action(async (a: string, b: string, o: { tolerance: number; json?: boolean }) => {
       const report = await diffDumps(a, b, o.tolerance);
       if (o.json === true) {

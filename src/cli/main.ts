@@ -1,6 +1,12 @@
 /** The `barbell` command line. */
-import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import fs from "node:fs";
+import path from "node:path";
+import { Command, CommanderError, Option } from "commander";
 import { BarbellError } from "../core/errors.js";
+import { fileError } from "../core/files.js";
+import { intInRange } from "./args.js";
+import { packageRoot } from "./default-model.js";
+import { MAX_SEED } from "./flags.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../model/bitnet/fixture.js";
 import { runDemo } from "./demo.js";
 import { addBackendsCommand } from "./backends.js";
@@ -13,14 +19,26 @@ import { writeAtomically } from "../core/files.js";
 import { addTrainCommand } from "./train.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw new InvalidArgumentError("expected a positive integer");
-  }
-  return n;
-}
+/**
+ * Largest sizes `barbell fixture` writes: fixtures are small test models (the real shapes come from
+ * scripts/gen-model.ts), and each flag is checked against its bound before anything is sized from it.
+ */
+export const FIXTURE_LIMITS = { hidden: 8192, layers: 64, heads: 128, ffn: 32_768, vocab: 262_144, ctx: 1 << 20 } as const;
 
+/** A fixture size flag: 1..its limit. */
+const fixtureSize = (max: number): ((value: string) => number) => intInRange(1, max);
+
+
+/** `barbell --version`: the package's version and the Node running it. */
+export function versionLine(): string {
+  let version = "unknown";
+  try {
+    version = String((JSON.parse(fs.readFileSync(path.join(packageRoot(), "package.json"), "utf8")) as { version?: unknown }).version ?? "unknown");
+  } catch {
+    // outside the package (bundled): the version is unknown, said so
+  }
+  return `barbell ${version} (Node ${process.version})`;
+}
 
 function processIo(signal: AbortSignal = new AbortController().signal): CliIo {
   return {
@@ -36,13 +54,18 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
   // exitOverride: commander throws instead of calling process.exit, so main() decides the exit code.
   const program = new Command("barbell")
     .description("A TypeScript runtime for 1-bit and 1.58-bit (BitNet) models")
-    .exitOverride();
+    .exitOverride()
+    // Help, --version and usage errors go where the command's other output goes (the tests read them there).
+    // Usage errors start with "barbell: " like every other error line.
+    .configureOutput({ writeOut: (text) => io.out(text), writeErr: (text) => io.err(text), outputError: (text, write) => write(`barbell: ${text}`) })
+    .showHelpAfterError("(add --help for the flags and their defaults)")
+    .version(versionLine(), "-v, --version", "print barbell's version and exit");
 
   program
     .command("inspect")
     .description("show a GGUF file's architecture, hyperparameters, tokenizer and tensors")
     .argument("<file>", "a .gguf file")
-    .option("--json", "print the report as JSON")
+    .option("--json", "print the report as JSON (default: text)")
     .action(async (file: string, opts: { json?: boolean }) => {
       const report = await inspectFile(file);
       print(opts.json === true ? JSON.stringify(report, null, 2) : formatInspectReport(report));
@@ -55,15 +78,15 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
     .addOption(new Option("--arch <arch>", "architecture").choices(["bitnet", "bitnet-25", "bitnet-b1.58"]).default("bitnet-b1.58"))
     .addOption(new Option("--weights <type>", "ternary weight storage").choices(["i2_s", "tq2_0", "tq1_0", "f32", "f16", "bf16"]).default("i2_s"))
     .addOption(new Option("--embeddings <type>", "embedding storage").choices(["f32", "f16", "bf16", "q8_0", "q6_k"]).default("f16"))
-    .option("--hidden <n>", "hidden size", positiveInt)
-    .option("--layers <n>", "transformer blocks", positiveInt)
-    .option("--heads <n>", "attention heads", positiveInt)
-    .option("--kv-heads <n>", "key/value heads", positiveInt)
-    .option("--ffn <n>", "feed-forward width", positiveInt)
-    .option("--vocab <n>", "vocabulary size", positiveInt)
-    .option("--ctx <n>", "context length", positiveInt)
-    .option("--untied", "write a separate output.weight")
-    .option("--seed <n>", "random seed", positiveInt, 1)
+    .option("--hidden <n>", "hidden size (default: 128)", fixtureSize(FIXTURE_LIMITS.hidden))
+    .option("--layers <n>", "transformer blocks (default: 2)", fixtureSize(FIXTURE_LIMITS.layers))
+    .option("--heads <n>", "attention heads, dividing --hidden (default: 4)", fixtureSize(FIXTURE_LIMITS.heads))
+    .option("--kv-heads <n>", "key/value heads, dividing --heads (default: 2; --arch bitnet: --heads)", fixtureSize(FIXTURE_LIMITS.heads))
+    .option("--ffn <n>", "feed-forward width (default: 256)", fixtureSize(FIXTURE_LIMITS.ffn))
+    .option("--vocab <n>", "vocabulary size, at least 259 (default: 300)", intInRange(259, FIXTURE_LIMITS.vocab))
+    .option("-c, --ctx <n>", "context length written into the file (default: 256)", fixtureSize(FIXTURE_LIMITS.ctx))
+    .option("--untied", "write a separate output.weight (default: tied to the embedding)")
+    .option("-s, --seed <n>", "random seed", intInRange(0, MAX_SEED), 1)
     .action(async (out: string, o: Record<string, unknown>) => {
       const pick = <K extends keyof BitnetFixtureOptions>(key: K, value: unknown): Partial<BitnetFixtureOptions> =>
         value === undefined ? {} : { [key]: value };
@@ -89,8 +112,8 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
   program
     .command("demo")
     .description("generate a tiny BitNet model, inspect it and run one BitLinear layer from it")
-    .option("--out <file>", "keep the generated model at this path")
-    .option("--seed <n>", "random seed", positiveInt, 1)
+    .option("--out <file>", "keep the generated model at this path (default: a temporary file, removed)")
+    .option("-s, --seed <n>", "random seed", intInRange(0, MAX_SEED), 1)
     .action(async (o: { out?: string; seed: number }) => {
       await runDemo(o.out === undefined ? { seed: o.seed } : { out: o.out, seed: o.seed }, print);
     });
@@ -110,7 +133,8 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
 export async function main(argv: readonly string[]): Promise<number> {
   // The first Ctrl-C ends a running generation (its text so far is kept); a second one exits.
   const controller = new AbortController();
-  process.once("SIGINT", () => controller.abort());
+  const interrupt = (): void => controller.abort();
+  process.once("SIGINT", interrupt);
   const program = buildProgram((line) => process.stdout.write(`${line}\n`), processIo(controller.signal));
   try {
     await program.parseAsync([...argv]);
@@ -123,10 +147,15 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`barbell: ${e.name} (${e.code}): ${e.message}\n`);
       return 1;
     }
+    // A file error that no command turned into a FileError: in the same words (never errno's "ENOENT: ... stat").
     if (e instanceof Error && "code" in e && typeof e.code === "string" && e.code.startsWith("E")) {
-      process.stderr.write(`barbell: ${e.message}\n`);
+      const file = "path" in e && typeof e.path === "string" ? e.path : undefined;
+      const typed = file === undefined ? undefined : fileError(e, file, "[cli] file");
+      process.stderr.write(typed === undefined ? `barbell: ${e.message}\n` : `barbell: ${typed.name} (${typed.code}): ${typed.message}\n`);
       return 1;
     }
     throw e;
+  } finally {
+    process.off("SIGINT", interrupt);
   }
 }

@@ -1,17 +1,21 @@
 /**
  * `barbell generate`, `barbell chat` and `barbell logits`: run a model from the command line.
  * Text goes to stdout; progress and speed go to stderr (a progress bar only when stderr is a TTY).
+ * Flags, their llama.cpp aliases and the checks before a model loads: src/cli/flags.ts.
  */
 import readline from "node:readline/promises";
-import type { Command} from "commander";
-import { InvalidArgumentError, Option } from "commander";
+import type { Command } from "commander";
 import cliProgress from "cli-progress";
-import type { GenerateOptions, GenerationResult } from "../engine/generate.js";
-import type { BackendName } from "../backends/backend.js";
-import { backendList } from "./args.js";
+import { FileError } from "../core/errors.js";
+import { readRegularFile } from "../core/files.js";
+import type { Generation, GenerationResult } from "../engine/generate.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
 import type { ChatMessage } from "../model/chat/index.js";
+import { ContextFullError } from "../model/bitnet/kv-cache.js";
+import { tokenIds } from "./args.js";
 import { modelOrDefault } from "./default-model.js";
+import { CliError } from "./errors.js";
+import { checkModel, contextFullError, generateOptions, modelOptions, samplingOptions, type ModelFlags, type SamplingFlags } from "./flags.js";
 
 /** Where a command writes; the tests replace these. */
 export interface CliIo {
@@ -23,96 +27,57 @@ export interface CliIo {
   readonly signal: AbortSignal;
 }
 
-function num(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n)) {
-    throw new InvalidArgumentError("expected a number");
+/** Largest prompt read from `-f FILE` or stdin, in bytes (the server's longest prompt is 4 Mi characters). */
+export const MAX_PROMPT_FILE_BYTES = 4 * 1024 * 1024;
+
+/** Drops one trailing newline, as llama.cpp does for `-f` (a file's last line ends with one). */
+const withoutFinalNewline = (text: string): string => text.replace(/\r?\n$/, "");
+
+async function readStdin(input: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of input) {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
+    size += bytes.length;
+    if (size > MAX_PROMPT_FILE_BYTES) {
+      throw new CliError("prompt", `[cli] the prompt on stdin is longer than ${MAX_PROMPT_FILE_BYTES} bytes (MAX_PROMPT_FILE_BYTES); pass a shorter one`);
+    }
+    chunks.push(bytes);
   }
-  return n;
+  return Buffer.concat(chunks).toString("utf8");
 }
 
-function int(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 0) {
-    throw new InvalidArgumentError("expected a non-negative integer");
+/** The prompt from exactly one of: the argument, `-p TEXT`, `-f FILE`; `-` (as the argument or the file) reads stdin. */
+async function readPrompt(positional: string | undefined, flags: { prompt?: string; file?: string }, io: CliIo): Promise<string> {
+  const given = [positional, flags.prompt, flags.file].filter((p) => p !== undefined);
+  if (given.length !== 1) {
+    throw new CliError(
+      "prompt",
+      given.length === 0
+        ? '[cli] no prompt; give it as an argument, with -p TEXT, with -f FILE, or as - to read stdin (barbell generate "And God said")'
+        : "[cli] the prompt is given more than once; give one of: an argument, -p TEXT or -f FILE",
+    );
   }
-  return n;
-}
-
-function tokenList(value: string): number[] {
-  const ids = value.split(",").map((s) => Number(s.trim()));
-  if (ids.length === 0 || ids.some((n) => !Number.isSafeInteger(n) || n < 0)) {
-    throw new InvalidArgumentError("expected comma-separated token ids, e.g. 1,17,42");
+  const file = flags.file ?? (positional === "-" ? "-" : undefined);
+  if (file === undefined) {
+    return (positional ?? flags.prompt) as string;
   }
-  return ids;
-}
-
-interface ModelFlags {
-  /** Undefined on generate and chat without -m: the default model (src/cli/default-model.ts). */
-  model?: string;
-  ctx?: number;
-  allowFloatWeights?: boolean;
-  backend?: BackendName[];
-  strict?: boolean;
-  threads?: number;
-  head?: "keep" | "q8_0";
-  autotune?: boolean;
-}
-
-interface SamplingFlags {
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  repeatPenalty?: number;
-  seed?: number;
-  maxTokens?: number;
-  stop?: string[];
-  json?: boolean;
-}
-
-function modelOptions(cmd: Command, orDefault = false): Command {
-  const described = orDefault
-    ? cmd.option("-m, --model <path>", "a BitNet .gguf file (default: the packaged models/barbell-kjv.gguf)")
-    : cmd.requiredOption("-m, --model <path>", "a BitNet .gguf file");
-  return described
-    .option("--ctx <n>", "context (KV cache) length", int)
-    .option("--allow-float-weights", "run projections that are not ternary as float matmuls")
-    .option("--backend <list>", "backends to use, preferred first (e.g. native-cpu,js); default BARBELL_BACKENDS or all", backendList)
-    .option("--strict", "make any kernel fallback to a later backend an error")
-    .option("--threads <n>", "kernel threads (default: one per physical core)", int)
-    .addOption(new Option("--head <type>", "requantize a float embedding/head at load").choices(["keep", "q8_0"]))
-    .option("--no-autotune", "do not time kernel variants per shape (the cached choices are not used either)");
-}
-
-function samplingOptions(cmd: Command): Command {
-  return cmd
-    .option("--temperature <t>", "0 = greedy", num)
-    .option("--top-k <k>", "keep the k most likely tokens", int)
-    .option("--top-p <p>", "nucleus sampling mass", num)
-    .option("--min-p <p>", "drop tokens below p × the best one's probability", num)
-    .option("--repeat-penalty <x>", "penalty for recently used tokens (1 = off)", num)
-    .option("--seed <n>", "random seed for reproducible sampling", int)
-    .option("--max-tokens <n>", "most tokens to generate", int)
-    .addOption(new Option("--stop <text...>", "stop strings"))
-    .option("--json", "print one JSON object per result instead of streaming text");
-}
-
-function generateOptions(f: SamplingFlags, signal: AbortSignal): GenerateOptions {
-  return {
-    signal,
-    ...(f.temperature === undefined ? {} : { temperature: f.temperature }),
-    ...(f.topK === undefined ? {} : { topK: f.topK }),
-    ...(f.topP === undefined ? {} : { topP: f.topP }),
-    ...(f.minP === undefined ? {} : { minP: f.minP }),
-    ...(f.repeatPenalty === undefined ? {} : { repetitionPenalty: f.repeatPenalty }),
-    ...(f.seed === undefined ? {} : { seed: f.seed }),
-    ...(f.maxTokens === undefined ? {} : { maxTokens: f.maxTokens }),
-    ...(f.stop === undefined ? {} : { stop: f.stop }),
-  };
+  if (file === "-") {
+    return withoutFinalNewline(await readStdin(io.input));
+  }
+  try {
+    return withoutFinalNewline((await readRegularFile(file, MAX_PROMPT_FILE_BYTES, "[cli] prompt file -f")).toString("utf8"));
+  } catch (error) {
+    if (error instanceof FileError && error.code === "missing") {
+      throw new FileError("missing", `${error.message}; -f takes a text file, or - to read stdin`);
+    }
+    throw error;
+  }
 }
 
 async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
+  const file = modelOrDefault(flags.model, io.err);
+  await checkModel(file, flags.ctx);
   const bar = io.errIsTty
     ? new cliProgress.SingleBar(
         { format: "loading [{bar}] {percentage}% {value}/{total} MiB", stream: process.stderr, clearOnComplete: true },
@@ -121,7 +86,7 @@ async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
     : undefined;
   let started = false;
   try {
-    return await loadModel(modelOrDefault(flags.model, io.err), {
+    return await loadModel(file, {
       ...(flags.ctx === undefined ? {} : { contextLength: flags.ctx }),
       ...(flags.backend === undefined ? {} : { backends: flags.backend }),
       ...(flags.strict === true ? { strict: true } : {}),
@@ -164,66 +129,80 @@ function jsonResult(r: GenerationResult): string {
   });
 }
 
+/** Streams a generation to stdout (or prints its JSON); a context-full error says how to make it fit. */
+async function emit(model: BitnetModel, start: () => Generation, flags: SamplingFlags, io: CliIo): Promise<GenerationResult> {
+  try {
+    const gen = start();
+    if (flags.json === true) {
+      const result = await gen.complete();
+      io.out(`${jsonResult(result)}\n`);
+      return result;
+    }
+    for await (const t of gen) {
+      io.out(t.text);
+    }
+    io.out("\n");
+    const result = await gen.complete();
+    io.err(`${speed(result)}\n`);
+    return result;
+  } catch (error) {
+    throw error instanceof ContextFullError ? contextFullError(error, flags, model.config.contextLength) : error;
+  }
+}
+
 export function addRunCommands(program: Command, io: CliIo): void {
   samplingOptions(modelOptions(program.command("generate"), true))
-    .description("generate text from a prompt, streaming it to stdout")
-    .argument("<prompt>", "the prompt text")
-    .action(async (prompt: string, flags: ModelFlags & SamplingFlags) => {
+    .description("generate text from a prompt, streaming it to stdout (sampling defaults as llama.cpp's)")
+    .argument("[prompt]", "the prompt text; - reads it from stdin (or give -p TEXT or -f FILE)")
+    .option("-p, --prompt <text>", "the prompt text (instead of the argument)")
+    .option("-f, --file <file>", "read the prompt from a file (- for stdin; one final newline is dropped)")
+    .action(async (positional: string | undefined, flags: ModelFlags & SamplingFlags & { prompt?: string; file?: string }) => {
+      const prompt = await readPrompt(positional, flags, io);
       using model = await open(flags, io);
-      const gen = model.generate(prompt, generateOptions(flags, io.signal));
-      if (flags.json === true) {
-        io.out(`${jsonResult(await gen.complete())}\n`);
-        return;
-      }
-      for await (const t of gen) {
-        io.out(t.text);
-      }
-      io.out("\n");
-      io.err(`${speed(await gen.complete())}\n`);
+      await emit(model, () => model.generate(prompt, generateOptions(flags, io.signal)), flags, io);
     });
 
   samplingOptions(modelOptions(program.command("chat"), true))
-    .description("an interactive chat; /reset clears the history, /exit (or end of input) quits")
-    .option("--system <text>", "a system message")
+    .description("an interactive chat on stdin; /reset clears the history, /exit (or end of input) quits")
+    .option("--system <text>", "a system message (default: none)")
     .action(async (flags: ModelFlags & SamplingFlags & { system?: string }) => {
       using model = await open(flags, io);
       const history: ChatMessage[] = flags.system === undefined ? [] : [{ role: "system", content: flags.system }];
       const rl = readline.createInterface({ input: io.input, terminal: false });
-      for await (const line of rl) {
-        const text = line.trim();
-        if (text === "/exit") {
-          break;
-        }
-        if (text === "/reset" || text.length === 0) {
-          history.splice(flags.system === undefined ? 0 : 1);
-          continue;
-        }
-        history.push({ role: "user", content: text });
-        const gen = model.chat(history, generateOptions(flags, io.signal));
-        if (flags.json !== true) {
-          for await (const t of gen) {
-            io.out(t.text);
+      try {
+        for await (const line of rl) {
+          const text = line.trim();
+          if (text === "/exit") {
+            break;
           }
-          io.out("\n");
+          if (text === "/reset" || text.length === 0) {
+            history.splice(flags.system === undefined ? 0 : 1);
+            continue;
+          }
+          history.push({ role: "user", content: text });
+          const result = await emit(model, () => model.chat(history, generateOptions(flags, io.signal)), flags, io);
+          history.push({ role: "assistant", content: result.text });
         }
-        const result = await gen.complete();
-        if (flags.json === true) {
-          io.out(`${jsonResult(result)}\n`);
-        } else {
-          io.err(`${speed(result)}\n`);
-        }
-        history.push({ role: "assistant", content: result.text });
+      } finally {
+        rl.close();
       }
-      rl.close();
     });
 
   modelOptions(program.command("logits"))
     .description("print the logits a model gives token ids (for parity checks against other engines)")
-    .requiredOption("--tokens <ids>", "comma-separated token ids", tokenList)
-    .option("--all", "logits of every position, not only the last")
-    .option("--json", 'print {"tokens":[…],"logits":[[…]…]}')
+    .requiredOption("--tokens <ids>", "comma-separated token ids, each below the vocabulary size (required)", tokenIds)
+    .option("--all", "logits of every position (default: only the last)")
+    .option("--json", 'print {"tokens":[…],"logits":[[…]…]} (default: the top 5 per position as text)')
     .action(async (flags: ModelFlags & { tokens: number[]; all?: boolean; json?: boolean }) => {
       using model = await open(flags, io);
+      const vocab = model.config.vocabSize;
+      const bad = flags.tokens.findIndex((id) => id >= vocab);
+      if (bad >= 0) {
+        throw new CliError("bad-flag", `[cli] --tokens: id ${flags.tokens[bad]} (position ${bad}) is not below the vocabulary size ${vocab}; pass ids 0..${vocab - 1}`);
+      }
+      if (flags.tokens.length > model.contextLength) {
+        throw new CliError("context-full", `[cli] --tokens has ${flags.tokens.length} ids, but the context holds ${model.contextLength}; pass fewer ids or a larger -c (up to the model's ${model.config.contextLength})`);
+      }
       const logits = await model.logits(flags.tokens, { all: flags.all === true });
       if (flags.json === true) {
         io.out(`${JSON.stringify({ tokens: flags.tokens, logits: logits.map((row) => Array.from(row)) })}\n`);

@@ -10,12 +10,15 @@ import path from "node:path";
 import { type Command, Option } from "commander";
 import type { BackendName } from "../backends/backend.js";
 import { parseBackendList } from "../backends/registry.js";
-import { backendList, intAtLeast, intInRange } from "./args.js";
+import { aliasOption, backendList, intAtLeast, intInRange } from "./args.js";
+import { CliError } from "./errors.js";
+import { contextFlag, modelContextLength, threadsFlag } from "./flags.js";
 import { makeBitnetFixture } from "../model/bitnet/fixture.js";
 import { BarbellError } from "../core/errors.js";
 import { parseJsonFile, readRegularFile } from "../core/files.js";
 import { ServeError } from "../serve/errors.js";
 import { createServer, type ServerOptions } from "../serve/http/index.js";
+import type { RequestLogEntry } from "../serve/http/server.js";
 import {
   DEFAULT_BODY_TIMEOUT_MS,
   DEFAULT_HEADERS_TIMEOUT_MS,
@@ -58,6 +61,8 @@ interface ServeFlags {
   maxConnectionsPerIp?: number;
   maxWait?: number;
   publicHealth?: boolean;
+  logFormat: "text" | "json";
+  quiet?: boolean;
 }
 
 /** The config file: `{ models: [...], cascades?: [...], host?, port?, apiKeys?, corsOrigins?, bodyLimit?, requestTimeoutMs? }`. */
@@ -280,29 +285,85 @@ async function demoModel(): Promise<{ path: string; remove: () => Promise<void> 
   return { path: file, remove: () => fs.rm(dir, { recursive: true, force: true }) };
 }
 
+/** A request log line: `barbell serve: POST /v1/completions 200 model=m prompt_tokens=4 completion_tokens=16 12.3 ms`, or JSON. */
+export function formatRequestLog(e: RequestLogEntry, format: "text" | "json"): string {
+  const ms = Math.round(e.ms * 10) / 10;
+  if (format === "json") {
+    return JSON.stringify({
+      time: new Date().toISOString(),
+      method: e.method,
+      path: e.path,
+      status: e.status,
+      model: e.model ?? null,
+      prompt_tokens: e.promptTokens ?? null,
+      completion_tokens: e.completionTokens ?? null,
+      ms,
+    });
+  }
+  const model = e.model === undefined ? "" : ` model=${e.model}`;
+  const tokens = e.promptTokens === undefined ? "" : ` prompt_tokens=${e.promptTokens} completion_tokens=${e.completionTokens ?? 0}`;
+  return `barbell serve: ${e.method} ${e.path} ${e.status}${model}${tokens} ${ms} ms`;
+}
+
+/** Why the server cannot listen, in one line that says what to change (the flag, or the config's field). */
+function listenError(error: unknown, host: string, port: number, configFile: string | undefined): CliError | unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  const otherPort = configFile === undefined ? "pass --port N, or --port 0 for any free port" : `set "port" in ${configFile} to another port, or 0 for any free port`;
+  switch (code) {
+    case "EADDRINUSE":
+      return new CliError("listen", `[serve] port ${port} on ${host} is in use; ${otherPort}`);
+    case "EACCES":
+      return new CliError("listen", `[serve] no permission to listen on ${host} port ${port} (ports below 1024 need privileges); ${otherPort}`);
+    case "EADDRNOTAVAIL":
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new CliError(
+        "listen",
+        `[serve] cannot listen on ${host}: ${code === "EADDRNOTAVAIL" ? "not an address of this machine" : "the name does not resolve"}; pass --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every interface)`,
+      );
+    default:
+      return error instanceof Error ? new CliError("listen", `[serve] cannot listen on ${host} port ${port}: ${error.message}`) : error;
+  }
+}
+
+/** A context length above a model's own is refused before anything loads (the flag or the config field named). */
+async function checkContexts(models: readonly ServedModelConfig[]): Promise<void> {
+  for (const m of models) {
+    if (m.contextLength !== undefined) {
+      const own = await modelContextLength(m.path);
+      if (m.contextLength > own) {
+        throw new CliError("bad-flag", `[serve] model '${m.name}': context ${m.contextLength} (-c/--ctx, or contextLength in the config) is more than the model's context of ${own} tokens; pass -c ${own} or less`);
+      }
+    }
+  }
+}
+
 export function addServeCommand(program: Command, io: CliIo): void {
+  const ctx = contextFlag();
   program
     .command("serve")
     .description("serve models over an OpenAI-compatible HTTP API (docs/serving.md)")
     .option("-m, --model <path>", "a GGUF file or Hugging Face folder (default: the packaged models/barbell-kjv.gguf)")
-    .option("--name <id>", "the model id clients send (default: the file name)")
-    .option("--config <file>", "a JSON config with several models and cascades")
+    .option("--name <id>", "the model id clients send; also --alias (default: the file name)")
+    .addOption(aliasOption("--alias <id>", new Option("--name <id>")))
+    .option("--config <file>", "a JSON config with several models and cascades (default: none)")
     .option("--demo", "serve a generated model with RANDOM weights")
-    .option("--port <n>", "TCP port (0: any free port)", intAtLeast(0), 8080)
+    .option("--port <n>", "TCP port, 0..65535 (0: any free port)", intInRange(0, 65_535), 8080)
     .option("--host <addr>", "address to bind; 0.0.0.0 exposes the server to the network", "127.0.0.1")
-    .option("--backend <list>", "backends, preferred first (e.g. native-cpu,js)", backendList)
-    .option("--threads <n>", "kernel threads", intAtLeast(1))
+    .option("--backend <list>", "backends, preferred first (e.g. native-cpu,js) (default: BARBELL_BACKENDS, else every one that works here)", backendList)
+    .addOption(threadsFlag())
     .option("--parallel <n>", "requests decoded together per model (default 1)", intAtLeast(1))
     .option("--queue <n>", "requests waiting beyond --parallel before 429 (default 16)", intAtLeast(0))
-    .option("--ctx <n>", "context (KV cache) length", intAtLeast(1))
-    .addOption(new Option("--head <type>", "q8_0: requantize a float output head at load (integer head products, faster with --parallel)").choices(["keep", "q8_0"]))
+    .addOption(ctx)
+    .addOption(aliasOption("--ctx-size <n>", ctx))
+    .addOption(new Option("--head <type>", "q8_0: requantize a float output head at load (integer head products, faster with --parallel) (default: keep)").choices(["keep", "q8_0"]))
     .addOption(new Option("--isolation <kind>", "where each model runs").choices(["process", "in-process"]).default("process"))
-    .option("--api-key <key...>", "require one of these Bearer keys on /v1/* (or BARBELL_API_KEYS, comma-separated)")
-    .option("--cors <origin...>", "allow these browser origins ('*' for any); default CORS off")
-    .option("--body-limit <bytes>", "largest request body", intAtLeast(1))
-    .option("--timeout <ms>", "longest a generation request may run", intAtLeast(1))
+    .option("--api-key <key...>", "require one of these Bearer keys on /v1/* (or BARBELL_API_KEYS, comma-separated) (default: none, no authentication)")
+    .option("--cors <origin...>", "allow these browser origins ('*' for any) (default: none, CORS off)")
+    .option("--body-limit <bytes>", "largest request body (default: 1048576)", intAtLeast(1))
+    .option("--timeout <ms>", "longest a generation request may run (default: 300000)", intAtLeast(1))
     .option("--shutdown-timeout <ms>", "on SIGTERM, how long in-flight requests may finish", intAtLeast(0), 10_000)
-    .option("--allowed-host <name...>", "Host header names accepted besides IP literals and localhost ('*': any); a loopback server refuses others (DNS rebinding)")
+    .option("--allowed-host <name...>", "Host header names accepted besides IP literals and localhost ('*': any); a loopback server refuses others (DNS rebinding) (default: none)")
     .option("--header-timeout <ms>", `most time a client may take to send its headers (default ${DEFAULT_HEADERS_TIMEOUT_MS})`, intInRange(1, MAX_LIMIT_TIMEOUT_MS))
     .option("--body-timeout <ms>", `most time a client may take to send the whole request (default ${DEFAULT_BODY_TIMEOUT_MS})`, intInRange(1, MAX_LIMIT_TIMEOUT_MS))
     .option("--idle-timeout <ms>", `how long an idle keep-alive connection stays open (default ${DEFAULT_IDLE_TIMEOUT_MS})`, intInRange(1, MAX_LIMIT_TIMEOUT_MS))
@@ -310,6 +371,8 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--max-connections-per-ip <n>", `most open connections from one address (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})`, intInRange(1, MAX_LIMIT_CONNECTIONS))
     .option("--max-wait <ms>", "refuse (429) a request whose predicted wait for a decode slot exceeds this; default no bound by time", intInRange(1, MAX_WAIT_LIMIT_MS))
     .option("--public-health", "show /health/ready's per-model details (pids, failures) to every caller, not only to callers with an API key")
+    .addOption(new Option("--log-format <format>", "one line per request on stdout: method, path, status, model, prompt/completion tokens, ms").choices(["text", "json"]).default("text"))
+    .option("--quiet", "no request log lines (startup lines and errors are still written)")
     .action(async (flags: ServeFlags) => {
       const sources = [flags.model !== undefined, flags.config !== undefined, flags.demo === true].filter(Boolean).length;
       if (sources > 1) {
@@ -361,9 +424,11 @@ export function addServeCommand(program: Command, io: CliIo): void {
           ...file?.limits,
         },
         log: (line) => io.err(`${line}\n`),
+        ...(flags.quiet === true ? {} : { requestLog: (entry: RequestLogEntry) => io.out(`${formatRequestLog(entry, flags.logFormat)}\n`) }),
       };
       let server;
       try {
+        await checkContexts(models);
         server = await createServer(options);
       } catch (e) {
         await demo?.remove();
@@ -371,7 +436,15 @@ export function addServeCommand(program: Command, io: CliIo): void {
       }
       const host = file?.host ?? flags.host;
       const port = file?.port ?? flags.port;
-      const url = await server.listen(port, host);
+      let url: string;
+      try {
+        url = await server.listen(port, host);
+      } catch (e) {
+        // Nothing listens: stop the model workers (child processes) so the command ends, with one clear line.
+        await server.shutdown(0);
+        await demo?.remove();
+        throw listenError(e, host, port, file?.port === undefined ? undefined : flags.config);
+      }
       for (const s of server.served) {
         io.out(`barbell serve: model '${s.name}' (${s.kind}, ${s.info.arch}, context ${s.info.contextLength}, parallel ${s.admission.parallel}, queue ${s.admission.queue})\n`);
         if (s.randomWeights) {

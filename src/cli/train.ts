@@ -15,7 +15,7 @@ import path from "node:path";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
-import { BarbellError } from "../core/errors.js";
+import { BarbellError, FileError } from "../core/errors.js";
 import { loadModel } from "../engine/model.js";
 import { openGguf, parseGguf, writeGguf, type GgufValue } from "../formats/gguf/index.js";
 import { tokenizerFromGguf, type Tokenizer } from "../model/tokenizer/index.js";
@@ -26,7 +26,7 @@ import { createNativeTrainRuntime, nativeTrainUnavailable, REFERENCE_RUNTIME, ty
 import { initTrainState, trainStep, type StepReport, type TrainOptions, type TrainState } from "../train/qat.js";
 import { toGgufTokenizerMetadata, trainByteBpe } from "../train/tokenizer.js";
 import { intAtLeast } from "./args.js";
-import { writeAtomically } from "../core/files.js";
+import { parseJsonFile, readRegularFile, writeAtomically } from "../core/files.js";
 import type { CliIo } from "./run.js";
 
 /** A problem with the corpus, the flags or the run folder: one line, exit status 1. */
@@ -244,13 +244,17 @@ function fmtDuration(seconds: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
 }
 
+/** Largest run.json read (bytes; it holds settings and a few command lines). */
+const MAX_RUN_FILE_BYTES = 1024 * 1024;
+
 /** Reads and checks a run file. */
 async function readRunFile(file: string): Promise<RunFile> {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(await fs.readFile(file, "utf8"));
+    parsed = parseJsonFile((await readRegularFile(file, MAX_RUN_FILE_BYTES, "[train] run file")).toString("utf8"), file, "[train] run file");
   } catch (e) {
-    throw new TrainCliError("resume", `[train] cannot read the run file ${file} (written next to every checkpoint): ${(e as Error).message}`);
+    const why = e instanceof BarbellError ? e.message.replace(/^\[train\] run file \S+ /, "") : "cannot be read";
+    throw new TrainCliError("resume", `[train] cannot read the run file ${file} (written next to every checkpoint): it ${why}; --resume takes the checkpoint.safetensors of a run folder`);
   }
   const r = parsed as Partial<RunFile> | null;
   if (r === null || typeof r !== "object" || r.format !== RUN_FORMAT || r.version !== RUN_VERSION) {
@@ -690,12 +694,18 @@ function paramCount(state: TrainState): number {
   return state.params.reduce((n, p) => n + p.data.length, 0);
 }
 
+/** Largest corpus read (bytes): the KJV is 4.1 MB; training in this process on more than this is not realistic. */
+export const MAX_CORPUS_BYTES = 1024 * 1024 * 1024;
+
 async function readCorpus(file: string): Promise<Uint8Array> {
   try {
-    return await fs.readFile(file);
+    return await readRegularFile(file, MAX_CORPUS_BYTES, "[train] corpus");
   } catch (e) {
-    const hint = file === "data/kjv.txt" ? " (run scripts/fetch-corpus.sh first, or give a corpus file)" : "";
-    throw new TrainCliError("corpus", `[train] cannot read the corpus ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}${hint}`);
+    if (!(e instanceof FileError)) {
+      throw e;
+    }
+    const hint = file === "data/kjv.txt" ? "run scripts/fetch-corpus.sh first, or give a corpus file" : "give a UTF-8 text file";
+    throw new FileError(e.code, `${e.message}; ${hint}`);
   }
 }
 

@@ -58,7 +58,9 @@ describe("default model", () => {
     expect(modelOrDefault(undefined, (t) => (note += t))).toBe(path.join(root, DEFAULT_MODEL));
     expect(note).toMatch(/^barbell: no -m given; using the default model \S*barbell-kjv\.gguf .*card: \S*barbell-kjv\.md\)\n$/);
     expect(() => defaultModelPath(empty)).toThrow(DefaultModelError);
-    expect(() => defaultModelPath(empty)).toThrow(/no -m given and the default model .* is missing .*npm run train:default/);
+    expect(() => defaultModelPath(empty)).toThrow(/^\[barbell\] the default model .* is missing .*npm run train:default/);
+    // Without -m the CLI says so, and what to give instead.
+    expect(() => modelOrDefault(undefined, () => undefined, empty)).toThrow(/^\[cli\] no -m given and the default model .* is missing .*npm run train:default\); or give -m <model.gguf>$/);
   });
 
   it("should generate and chat with the default model when no -m is given", async () => {

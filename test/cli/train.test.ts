@@ -172,7 +172,7 @@ describe("barbell train", () => {
     await expect(train([corpus, "--out", out, "--heads", "4", "--kv-heads", "3"])).rejects.toThrow(/--heads 4 must be a multiple of --kv-heads 3/);
     await expect(train([corpus, "--out", out, "--hidden", "96", "--weights", "i2_s"])).rejects.toThrow(/--weights i2_s needs --hidden and --ffn multiples of 128/);
     await expect(train([corpus, "--out", out, "--steps", "10", "--warmup", "20"])).rejects.toThrow(/--warmup 20 is more than --steps 10/);
-    await expect(train([path.join(dir, "missing.txt"), "--out", out])).rejects.toThrow(/cannot read the corpus .*missing\.txt: ENOENT/);
+    await expect(train([path.join(dir, "missing.txt"), "--out", out])).rejects.toThrow(/^\[train\] corpus .*missing\.txt does not exist; give a UTF-8 text file$/);
     await expect(train(["--resume", path.join(dir, "nowhere", "checkpoint.safetensors")])).rejects.toThrow(/cannot read the run file/);
     await expect(train(["--resume", path.join(dir, "whole.run", "checkpoint.safetensors"), "--hidden", "64", "--lr", "1"])).rejects.toThrow(
       /only --until, --max-minutes and --log-every may be given \(got --hidden, --lr\)/,

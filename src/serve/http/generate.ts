@@ -35,6 +35,8 @@ export interface RunContext {
    * many it took. Absent: choices run one at a time.
    */
   readonly extraSlots?: (max: number) => number;
+  /** The request's usage so far (prompt tokens, completion tokens over its choices), for the request log. */
+  readonly tally?: { prompt: number; completion: number };
 }
 
 /**
@@ -110,12 +112,12 @@ export async function preparePrompt(served: Served, params: ChatParams | Complet
   }
   const room = info.contextLength - ids.length;
   if (room < 1) {
-    throw badRequest(param, `the prompt is ${ids.length} tokens; the context holds ${info.contextLength}`, "context_length_exceeded");
+    throw badRequest(param, `the prompt is ${ids.length} tokens; the context holds ${info.contextLength}, with at least one for the answer; shorten the ${param === "messages" ? "conversation" : "prompt"}`, "context_length_exceeded");
   }
   if (params.maxTokens !== undefined && params.maxTokens > room) {
     throw badRequest(
       "max_tokens",
-      `prompt (${ids.length} tokens) + max_tokens (${params.maxTokens}) exceed the context (${info.contextLength})`,
+      `prompt (${ids.length} tokens) + max_tokens (${params.maxTokens}) exceed the context (${info.contextLength}); pass max_tokens ${room} or less, or a shorter prompt`,
       "context_length_exceeded",
     );
   }
@@ -168,6 +170,10 @@ async function* choiceItems(ctx: RunContext, request: ModelRequest, admittedAt: 
         }
         yield item;
       } else if (item.kind === "done") {
+        if (ctx.tally !== undefined) {
+          ctx.tally.prompt = item.promptTokens;
+          ctx.tally.completion += item.completionTokens;
+        }
         metrics.tokens.inc({ model, kind: "prompt" }, item.promptTokens);
         metrics.tokens.inc({ model, kind: "completion" }, item.completionTokens);
         metrics.fallbacks.inc({ model }, item.failures.length);

@@ -212,6 +212,29 @@ async function ask<T>(query: () => Promise<T>): Promise<T | undefined> {
 /** The model actor did not answer (undefined counters: the last ones known stand). */
 const notAnswering: Readiness = { ready: false, degraded: true, restarts: undefined, crashes: undefined, escalations: undefined, detail: { available: false, error: "the model actor did not answer" } };
 
+/** How the tokenizers of two models differ (undefined: the same vocabulary, token texts and special tokens). */
+export function tokenizerDifference(a: ModelInfo, b: ModelInfo, nameA: string, nameB: string): string | undefined {
+  const ta = a.tokenizer;
+  const tb = b.tokenizer;
+  if (ta === undefined || tb === undefined) {
+    return ta === tb ? undefined : `'${ta === undefined ? nameA : nameB}' has no tokenizer`;
+  }
+  if (a.vocabSize !== b.vocabSize || ta.vocabSize !== tb.vocabSize) {
+    return `vocabulary of ${a.vocabSize} vs ${b.vocabSize} tokens`;
+  }
+  for (const key of ["bos", "eos", "eot"] as const) {
+    if (ta[key] !== tb[key]) {
+      return `${key} token ${String(ta[key])} vs ${String(tb[key])}`;
+    }
+  }
+  for (let id = 0; id < ta.vocabSize; id++) {
+    if (ta.tokenText(id) !== tb.tokenText(id)) {
+      return `token ${id} is ${JSON.stringify(ta.tokenText(id))} in '${nameA}' and ${JSON.stringify(tb.tokenText(id))} in '${nameB}'`;
+    }
+  }
+  return undefined;
+}
+
 /** Spawns the actors of `models` and `cascades` in `system`; reads each model's header first (bad paths fail here). */
 export async function spawnServed(
   system: ActorSystem,
@@ -230,6 +253,18 @@ export async function spawnServed(
   const infos = new Map<string, ModelInfo>();
   for (const m of models) {
     infos.set(m.name, await readModelInfo(m.path, m.contextLength));
+  }
+  // A cascade tokenizes with its first rung and sends the ids to every rung: they must share one tokenizer.
+  for (const c of cascades) {
+    const [first, ...rest] = c.rungs;
+    for (const other of rest) {
+      const a = infos.get(first ?? "");
+      const b = infos.get(other);
+      const why = a === undefined || b === undefined ? undefined : tokenizerDifference(a, b, first ?? "", other);
+      if (why !== undefined) {
+        throw new ServeError("bad-config", `[serve] cascade '${c.name}': models '${first}' and '${other}' do not share a tokenizer (${why}); a cascade's rungs must use the same vocabulary`);
+      }
+    }
   }
   const served: Served[] = [];
   const refs = new Map<string, ActorRef<ModelMsg>>();

@@ -43,6 +43,24 @@ export interface ServerOptions {
   readonly publicHealth?: boolean;
   /** Where unexpected errors are reported (never sent to clients). Default stderr. */
   readonly log?: (line: string) => void;
+  /** Called once per request when its connection is done with it (the CLI's request log lines). Default: none. */
+  readonly requestLog?: (entry: RequestLogEntry) => void;
+}
+
+/** One request as the request log sees it. */
+export interface RequestLogEntry {
+  readonly method: string;
+  /** The path without the query string (shortened when long). */
+  readonly path: string;
+  /** The status sent; 499 when the client closed the connection before the answer was complete. */
+  readonly status: number;
+  /** The served model it named, if it names one that exists. */
+  readonly model: string | undefined;
+  /** Generation requests that ran: the usage they report (undefined for others). */
+  readonly promptTokens: number | undefined;
+  readonly completionTokens: number | undefined;
+  /** From the request's arrival to the end of its answer. */
+  readonly ms: number;
 }
 
 export interface BarbellServer {
@@ -105,6 +123,28 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
       sendRaw(reply.raw, api);
     },
   });
+
+  // The request log: one entry per request, when its response ends or its connection closes ("close" comes in both cases).
+  const tallies = new WeakMap<FastifyRequest, { prompt: number; completion: number }>();
+  const requestLog = options.requestLog;
+  if (requestLog !== undefined) {
+    app.addHook("onRequest", async (request, reply) => {
+      const start = performance.now();
+      reply.raw.once("close", () => {
+        const model = (request.body as { model?: unknown } | undefined)?.model;
+        const tally = tallies.get(request);
+        requestLog({
+          method: request.method,
+          path: shownUrl(request.url),
+          status: reply.raw.writableFinished ? reply.raw.statusCode : 499,
+          model: typeof model === "string" && byName.has(model) ? model : undefined,
+          promptTokens: tally?.prompt,
+          completionTokens: tally?.completion,
+          ms: performance.now() - start,
+        });
+      });
+    });
+  }
 
   app.addHook("onRequest", async (request, reply) => {
     if (guard.check(request, reply)) {
@@ -224,7 +264,9 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
       }
       return extras.length;
     };
-    const ctx: RunContext = { served: s, metrics, signal: controller.signal, timeoutMs, prompt, extraSlots };
+    const tally = { prompt: prompt.ids.length, completion: 0 };
+    tallies.set(request, tally);
+    const ctx: RunContext = { served: s, metrics, signal: controller.signal, timeoutMs, prompt, extraSlots, tally };
     const finish = (): void => {
       clearTimeout(timer);
       reply.raw.off("close", onClose);

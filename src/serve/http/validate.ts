@@ -59,15 +59,22 @@ function isObject(v: unknown): v is Body {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** A value as an error message shows it: short, and never the whole of a large one. */
 function describe(v: unknown): string {
+  if (v === undefined) {
+    return "nothing (the field is missing)";
+  }
   if (v === null) {
     return "null";
   }
   if (Array.isArray(v)) {
-    return "an array";
+    return v.length === 0 ? "an empty array" : `an array of ${v.length}`;
   }
   if (typeof v === "string") {
-    return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+    return v === "" ? "an empty string" : `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  }
+  if (typeof v === "number") {
+    return String(v);
   }
   return typeof v === "object" ? "an object" : `${typeof v} ${String(v)}`;
 }
@@ -132,7 +139,7 @@ export function requestedModel(body: unknown): string {
   }
   const model = body["model"];
   if (typeof model !== "string" || model.length === 0 || model.length > 256) {
-    throw badRequest("model", `'model' must be a non-empty string (see GET /v1/models), got ${describe(model)}`);
+    throw badRequest("model", `'model' must be the id of a served model, a string of 1..256 characters (GET /v1/models lists them), got ${describe(model)}`);
   }
   return model;
 }
@@ -201,7 +208,7 @@ export function checkChatRequest(body: unknown, contextLength: number): ChatPara
   const b = body as Body;
   const raw = b["messages"];
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_CHAT_MESSAGES) {
-    throw badRequest("messages", `'messages' must be an array of 1..${MAX_CHAT_MESSAGES} messages, got ${describe(raw)}`);
+    throw badRequest("messages", `'messages' must be an array of 1..${MAX_CHAT_MESSAGES} messages such as [{"role":"user","content":"Hi"}], got ${describe(raw)}`);
   }
   const messages = raw.map((m: unknown, i): ChatMessage => {
     if (!isObject(m)) {
