@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
-import { BarbellError } from "../core/errors.js";
+import { BarbellError, FileError } from "../core/errors.js";
 import { fileError } from "../core/files.js";
 import { intInRange } from "./args.js";
 import { packageRoot } from "./default-model.js";
@@ -67,7 +67,9 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
     .argument("<file>", "a .gguf file")
     .option("--json", "print the report as JSON (default: text)")
     .action(async (file: string, opts: { json?: boolean }) => {
-      const report = await inspectFile(file);
+      const report = await inspectFile(file).catch((e: unknown) => {
+        throw e instanceof FileError ? new FileError(e.code, `${e.message}; inspect reads a .gguf file${e.code === "missing" ? " (check the path)" : ""}`) : e;
+      });
       print(opts.json === true ? JSON.stringify(report, null, 2) : formatInspectReport(report));
     });
 

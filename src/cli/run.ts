@@ -154,8 +154,8 @@ export function addRunCommands(program: Command, io: CliIo): void {
   samplingOptions(modelOptions(program.command("generate"), true))
     .description("generate text from a prompt, streaming it to stdout (sampling defaults as llama.cpp's)")
     .argument("[prompt]", "the prompt text; - reads it from stdin (or give -p TEXT or -f FILE)")
-    .option("-p, --prompt <text>", "the prompt text (instead of the argument)")
-    .option("-f, --file <file>", "read the prompt from a file (- for stdin; one final newline is dropped)")
+    .option("-p, --prompt <text>", "the prompt text (default: the argument)")
+    .option("-f, --file <file>", "read the prompt from a file (- for stdin; one final newline is dropped) (default: none)")
     .action(async (positional: string | undefined, flags: ModelFlags & SamplingFlags & { prompt?: string; file?: string }) => {
       const prompt = await readPrompt(positional, flags, io);
       using model = await open(flags, io);

@@ -369,7 +369,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--idle-timeout <ms>", `how long an idle keep-alive connection stays open (default ${DEFAULT_IDLE_TIMEOUT_MS})`, intInRange(1, MAX_LIMIT_TIMEOUT_MS))
     .option("--max-connections <n>", `most open connections (default ${DEFAULT_MAX_CONNECTIONS})`, intInRange(1, MAX_LIMIT_CONNECTIONS))
     .option("--max-connections-per-ip <n>", `most open connections from one address (default ${DEFAULT_MAX_CONNECTIONS_PER_IP})`, intInRange(1, MAX_LIMIT_CONNECTIONS))
-    .option("--max-wait <ms>", "refuse (429) a request whose predicted wait for a decode slot exceeds this; default no bound by time", intInRange(1, MAX_WAIT_LIMIT_MS))
+    .option("--max-wait <ms>", "refuse (429) a request whose predicted wait for a decode slot exceeds this (default: no bound by time)", intInRange(1, MAX_WAIT_LIMIT_MS))
     .option("--public-health", "show /health/ready's per-model details (pids, failures) to every caller, not only to callers with an API key")
     .addOption(new Option("--log-format <format>", "one line per request on stdout: method, path, status, model, prompt/completion tokens, ms").choices(["text", "json"]).default("text"))
     .option("--quiet", "no request log lines (startup lines and errors are still written)")

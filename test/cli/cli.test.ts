@@ -72,7 +72,7 @@ describe("barbell CLI", () => {
     try {
       expect(await main(["node", "barbell", "inspect", path.join(dir, "nope.gguf")])).toBe(1);
       const text = stderr.mock.calls.map((c) => String(c[0])).join("");
-      expect(text).toMatch(/^barbell: FileError \(missing\): \[model\] file .*nope\.gguf does not exist\n$/);
+      expect(text).toMatch(/^barbell: FileError \(missing\): \[model\] file .*nope\.gguf does not exist; inspect reads a \.gguf file \(check the path\)\n$/);
       expect(text).not.toMatch(/\n\s+at /);
     } finally {
       stderr.mockRestore();
