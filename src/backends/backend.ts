@@ -219,7 +219,7 @@ export interface Backend {
 // ---- providers, probing, and partial backends (composed into a complete Backend by the chain) ----
 
 /** Names of the built-in backends. */
-export type BackendName = "js" | "wasm-simd" | "native-cpu";
+export type BackendName = "js" | "wasm-simd" | "native-cpu" | "webgpu";
 
 /** The name of one kernel of {@link Kernels}; the op table (ops.ts) has an entry for each and no other. */
 export type KernelName = keyof Kernels;

@@ -5,5 +5,6 @@
 import type { BackendProvider } from "./backend.js";
 import { nativeCpuProvider } from "./native-cpu/index.js";
 import { wasmSimdProvider } from "./wasm-simd/index.js";
+import { webGpuProvider } from "./webgpu/backend.js";
 
-export const PROVIDERS: readonly BackendProvider[] = [nativeCpuProvider, wasmSimdProvider];
+export const PROVIDERS: readonly BackendProvider[] = [nativeCpuProvider, wasmSimdProvider, webGpuProvider];

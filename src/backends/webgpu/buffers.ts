@@ -39,31 +39,47 @@ export class DeviceBuffer implements BufferHandle {
     return this.#gpu === undefined;
   }
 
-  /** Destroys the GPU buffer (work already submitted keeps it alive until it completes). */
-  release(): boolean {
-    if (this.#gpu === undefined) {
-      return false;
-    }
-    this.#gpu.destroy();
+  /** Gives up the GPU buffer (the memory pools or destroys it); undefined when already freed. */
+  detach(): GpuBufferLike | undefined {
+    const gpu = this.#gpu;
     this.#gpu = undefined;
-    return true;
+    return gpu;
   }
 }
+
+/** What the memory needs from the command recorder, to stay in order with recorded kernels. */
+export interface RecorderHooks {
+  /** Submits the commands recorded so far (before a queue write or a readback). */
+  flush(): void;
+  /** Destroys a GPU buffer once the commands recorded so far no longer need it. */
+  retire(buffer: GpuBufferLike): void;
+  /** Records a zero fill of a buffer, ordered after the commands recorded so far. */
+  clear(buffer: GpuBufferLike): void;
+}
+
+/**
+ * Bytes of freed buffers kept for reuse. The forward pass frees and reallocates the same activation sizes
+ * every step; reusing them saves a createBuffer per tensor (a cleared pooled buffer costs one recorded fill).
+ */
+export const POOL_MAX_BYTES = 64 * 1024 * 1024;
 
 /** The device's buffers, with allocation accounting like the host memories. */
 export class DeviceMemory {
   readonly #live = new Map<number, DeviceBuffer>();
+  /** Freed GPU buffers by size, reused (cleared) by later allocations of that size. */
+  readonly #pool = new Map<number, GpuBufferLike[]>();
+  #pooledBytes = 0;
   #nextId = 1;
   #liveBytes = 0;
 
-  /**
-   * @param flushPending submits commands recorded but not yet submitted; called before any queue write or
-   * readback so that those happen after the kernels recorded before them.
-   */
   constructor(
     readonly gpu: WebGpuDevice,
-    private readonly flushPending: () => void,
+    private readonly recorder: RecorderHooks,
   ) {}
+
+  private flushPending(): void {
+    this.recorder.flush();
+  }
 
   /** Largest buffer this device binds as storage (the kernels bind every operand). */
   get maxBufferBytes(): number {
@@ -79,11 +95,20 @@ export class DeviceMemory {
       throw new WebGpuError("limit", `[webgpu] a ${bytes}-byte buffer exceeds this device's storage binding limit of ${this.maxBufferBytes} bytes`);
     }
     this.gpu.assertAlive();
-    const gpuBuffer = this.gpu.device.createBuffer({
-      size: align4(bytes),
-      usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST,
-      ...(label === undefined ? {} : { label }),
-    });
+    const size = align4(bytes);
+    const pooled = this.#pool.get(size)?.pop();
+    let gpuBuffer: GpuBufferLike;
+    if (pooled !== undefined) {
+      this.#pooledBytes -= size;
+      this.recorder.clear(pooled);
+      gpuBuffer = pooled;
+    } else {
+      gpuBuffer = this.gpu.device.createBuffer({
+        size,
+        usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_SRC | BUFFER_USAGE.COPY_DST,
+        ...(label === undefined ? {} : { label }),
+      });
+    }
     const buffer = new DeviceBuffer(this.#nextId++, bytes, gpuBuffer);
     this.#live.set(buffer.id, buffer);
     this.#liveBytes += bytes;
@@ -123,26 +148,41 @@ export class DeviceMemory {
 
   /** Copies bytes out of the buffer once every kernel recorded before this call has run. */
   async read(buffer: BufferHandle, byteOffset = 0, length?: number): Promise<Uint8Array> {
+    return (await this.readWith(buffer, byteOffset, length)).bytes;
+  }
+
+  /**
+   * Like {@link read}, and also reads `extra` (a small buffer such as the kernels' status words) in the same
+   * submission and mapping: one round trip for both.
+   */
+  async readWith(buffer: BufferHandle, byteOffset = 0, length?: number, extra?: GpuBufferLike): Promise<{ bytes: Uint8Array; extra: Uint32Array }> {
     const own = this.#own(buffer, "read");
     const size = length ?? own.bytes - byteOffset;
     if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(size) || byteOffset < 0 || size < 0 || byteOffset + size > own.bytes) {
       throw new UsageError("unsupported", `[webgpu] read of ${size} bytes at ${byteOffset} is outside buffer ${own.id} (${own.bytes} bytes)`);
     }
-    if (size === 0) {
-      return new Uint8Array(0);
+    const extraBytes = extra?.size ?? 0;
+    if (size === 0 && extra === undefined) {
+      return { bytes: new Uint8Array(0), extra: new Uint32Array(0) };
     }
     const start = byteOffset - (byteOffset % 4);
-    const end = Math.min(align4(byteOffset + size), own.gpu.size);
+    const end = size === 0 ? start : Math.min(align4(byteOffset + size), own.gpu.size);
     this.flushPending();
     const device = this.gpu.device;
-    const staging = device.createBuffer({ size: end - start, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: "readback" });
+    const staging = device.createBuffer({ size: end - start + extraBytes, usage: BUFFER_USAGE.MAP_READ | BUFFER_USAGE.COPY_DST, label: "readback" });
     try {
       const encoder = device.createCommandEncoder({ label: "readback" });
-      encoder.copyBufferToBuffer(own.gpu, start, staging, 0, end - start);
+      if (end > start) {
+        encoder.copyBufferToBuffer(own.gpu, start, staging, 0, end - start);
+      }
+      if (extra !== undefined) {
+        encoder.copyBufferToBuffer(extra, 0, staging, end - start, extraBytes);
+      }
       device.queue.submit([encoder.finish()]);
       await staging.mapAsync(MAP_READ);
       const mapped = new Uint8Array(staging.getMappedRange());
-      return mapped.slice(byteOffset - start, byteOffset - start + size);
+      const words = new Uint32Array(mapped.slice(end - start).buffer);
+      return { bytes: mapped.slice(byteOffset - start, byteOffset - start + size), extra: words };
     } catch (error) {
       this.gpu.assertAlive();
       throw new WebGpuError("gpu-error", `[webgpu] readback failed: ${error instanceof Error ? (error.message.split("\n")[0] ?? "") : "unknown"}`);
@@ -159,7 +199,21 @@ export class DeviceMemory {
     }
     this.#live.delete(own.id);
     this.#liveBytes -= own.bytes;
-    return own.release();
+    const gpu = own.detach();
+    if (gpu === undefined) {
+      return false;
+    }
+    // Kernels recorded before this free may still use the buffer: pooled, it is only cleared (in order) when
+    // reused; destroyed, it waits for the next submission.
+    if (this.#pooledBytes + gpu.size <= POOL_MAX_BYTES) {
+      const list = this.#pool.get(gpu.size) ?? [];
+      list.push(gpu);
+      this.#pool.set(gpu.size, list);
+      this.#pooledBytes += gpu.size;
+    } else {
+      this.recorder.retire(gpu);
+    }
+    return true;
   }
 
   liveAllocations(): number {
@@ -168,6 +222,11 @@ export class DeviceMemory {
 
   liveBytes(): number {
     return this.#liveBytes;
+  }
+
+  /** Whether `buffer` is a live buffer of this memory. */
+  holds(buffer: BufferHandle): boolean {
+    return this.#live.get(buffer.id) === buffer;
   }
 
   /** The live DeviceBuffer behind a handle of this memory; UsageError otherwise. */

@@ -31,7 +31,7 @@ export class WebGpuContext {
   private constructor(readonly gpu: WebGpuDevice) {
     this.recorder = new Recorder(gpu);
     this.pipelines = new PipelineCache(gpu, (result) => this.recorder.track(result));
-    this.memory = new DeviceMemory(gpu, () => this.recorder.flush());
+    this.memory = new DeviceMemory(gpu, this.recorder);
     this.kernels = new WebGpuKernels(this.memory, this.pipelines, this.recorder);
   }
 

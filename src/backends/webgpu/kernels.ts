@@ -15,14 +15,15 @@ import { binaryRowWords, ternaryRowBytes } from "../../quant/layouts.js";
 import { QUANT_EPS } from "../../quant/values.js";
 import type { BinaryOp, RopeMode, TensorRef, UnaryOp } from "../backend.js";
 import { binaryCode, unaryCode } from "../ops.js";
-import { storageBytes } from "../storage.js";
-import type { DeviceBuffer, DeviceMemory } from "./buffers.js";
+import { elementCount, storageBytes } from "../storage.js";
+import type { DeviceMemory } from "./buffers.js";
 import { WebGpuError } from "./errors.js";
-import type { GpuBufferLike } from "./gpu-types.js";
+import { BUFFER_USAGE, type GpuBufferLike } from "./gpu-types.js";
 import type { PipelineCache, Recorder } from "./pipelines.js";
 import { bitMatmulShader, elementsPerWord, type BitWeights } from "./shaders/bitmatmul.wgsl.js";
 import { denseShader, embeddingShader, EMBEDDING_THREADS, q8i8Shader, Q8_0_BLOCK_BYTES, type DenseFormat } from "./shaders/dense.wgsl.js";
-import { ATTENTION_WGSL, MAX_ATTENTION_HEAD_DIM, ROPE_THREADS, rmsNormShader, ropeShader, softmaxShader } from "./shaders/float.wgsl.js";
+import { COPY_BYTES_WGSL, GATHER_WGSL, LAYOUT_THREADS, MAX_GATHER_RANK, XNOR_WGSL } from "./shaders/layout.wgsl.js";
+import { ATTENTION_WGSL, MAX_ATTENTION_HEAD_DIM, ROPE_STEP, ROPE_THREADS, rmsNormShader, ropeShader, softmaxShader } from "./shaders/float.wgsl.js";
 import { BINARY_WGSL, ELEMENTWISE_THREADS, MAX_BINARY_RANK, UNARY_WGSL } from "./shaders/elementwise.wgsl.js";
 import { QUANT_VALUES_THREADS, QUANT_VALUES_WGSL, quantScalesShader } from "./shaders/quantize.wgsl.js";
 
@@ -32,6 +33,18 @@ export const MAX_DOT_K = 2 ** 24 - 1;
 export const MAX_ROPE_POSITIONS = 1 << 20;
 /** Q8_0 block length. */
 const Q8_BLOCK = 32;
+/** Largest element index or stride the layout shaders address (i32 arithmetic on the device). */
+const MAX_INDEX = 2 ** 31 - 1;
+const DENSE_FORMATS: readonly DenseFormat[] = ["f32", "f16", "bf16", "q8_0", "q6_k"];
+
+/** Bytes of one row of `cols` elements in a dense format; ShapeError when cols is not whole blocks. */
+function denseRowBytes(op: string, format: DenseFormat, cols: number): number {
+  const bytes = storageBytes(format, [1, cols]);
+  if (!Number.isSafeInteger(bytes)) {
+    throw new ShapeError("size", `[webgpu ${op}] ${format} rows of ${cols} elements are not whole blocks`);
+  }
+  return bytes;
+}
 
 /** Tile shapes (activation rows × weight rows per workgroup): decode (one row) and longer inputs. */
 const TILES = {
@@ -81,14 +94,23 @@ function params(...values: (number | { f: number })[]): Uint32Array {
   return Uint32Array.from(values, (v) => (typeof v === "number" ? v >>> 0 : f32Bits(v.f)));
 }
 
-/** A cos/sin table for RoPE on the device: [positions, headDim / 2] pairs, computed in float64 like the reference. */
+/**
+ * A cos/sin table for RoPE on the device (the factored layout of ropeShader), computed in float64 like the
+ * reference. Its buffer is the kernels' own, not a tensor's: it is not counted among live allocations.
+ */
 export class RopeTable {
   constructor(
-    readonly buffer: DeviceBuffer,
+    readonly buffer: GpuBufferLike,
     readonly theta: number,
     readonly headDim: number,
     readonly positions: number,
+    /** Rows of the low part (see ropeShader): min(positions, ROPE_STEP). */
+    readonly lowRows: number,
   ) {}
+
+  dispose(): void {
+    this.buffer.destroy();
+  }
 }
 
 export class WebGpuKernels {
@@ -199,18 +221,27 @@ export class WebGpuKernels {
     this.#dispatch(`q8i8 ${tm}x${tn}`, q8i8Shader(tm, tn), params(m, blocks, n, rowBytes), [xq, inverses, wb, ob], tiles);
   }
 
-  /** The float head: out[M,N] = x[M,K] f32 · decode(w)[N,K]ᵀ for f32, f16 and q8_0 weights. */
+  /** out[M,N] = x[M,K] · w[N,K]ᵀ in f32 (the dense shader over f32 weights). */
+  matmulF32(x: TensorRef, w: TensorRef, out: TensorRef): void {
+    requireDtype("matmulF32", "w", w, "f32");
+    this.#dense("matmulF32", x, w, out);
+  }
+
+  /** The float head: out[M,N] = x[M,K] f32 · decode(w)[N,K]ᵀ for f32, f16, bf16, q8_0 and q6_k weights. */
   matmulDense(x: TensorRef, w: TensorRef, out: TensorRef): void {
-    const op = "matmulDense";
+    this.#dense("matmulDense", x, w, out);
+  }
+
+  #dense(op: string, x: TensorRef, w: TensorRef, out: TensorRef): void {
     requireRank(op, "x", x, 2);
     requireRank(op, "w", w, 2);
     requireDtype(op, "x", x, "f32");
-    requireDtype(op, "w", w, "f32", "f16", "q8_0");
+    requireDtype(op, "w", w, ...DENSE_FORMATS);
     requireDtype(op, "out", out, "f32");
     const [m, k, n] = [dim(x, 0), dim(x, 1), dim(w, 0)];
     requireEqual(op, "contraction (x cols vs w cols)", k, dim(w, 1));
     const format = w.dtype as DenseFormat;
-    const rowBytes = storageBytes(format, [1, k]);
+    const rowBytes = denseRowBytes(op, format, k);
     const buffers = [this.#buf(op, "x", x, m * k * 4), this.#buf(op, "w", w, n * rowBytes), this.#buf(op, "out", out, m * n * 4)];
     const [tm, tn] = tileFor("dense", m);
     const tiles = Math.ceil(m / tm) * Math.ceil(n / tn);
@@ -218,21 +249,21 @@ export class WebGpuKernels {
     this.#dispatch(`dense-${format} ${tm}x${tn}`, denseShader(format, tm, tn), params(m, k, n, rowBytes), buffers, tiles);
   }
 
-  /** out[S,E] f32 = rows ids[S] of table[V,E] (f32, f16 or q8_0); an id outside [0, V) is reported by checkStatus. */
+  /** out[S,E] f32 = rows ids[S] of table[V,E] (any dense format); an id outside [0, V) is reported by checkStatus. */
   embedding(ids: TensorRef, table: TensorRef, out: TensorRef): void {
     const op = "embedding";
     requireRank(op, "table", table, 2);
     requireDtype(op, "ids", ids, "i32");
-    requireDtype(op, "table", table, "f32", "f16", "q8_0");
+    requireDtype(op, "table", table, ...DENSE_FORMATS);
     requireDtype(op, "out", out, "f32");
     const [seq, vocab, embed] = [dim(ids, 0), dim(table, 0), dim(table, 1)];
     const format = table.dtype as DenseFormat;
-    const rowBytes = storageBytes(format, [1, embed]);
+    const rowBytes = denseRowBytes(op, format, embed);
     const buffers = [this.#buf(op, "ids", ids, seq * 4), this.#buf(op, "table", table, vocab * rowBytes), this.#buf(op, "out", out, seq * embed * 4), this.recorder.status];
     this.#dispatch(`embedding-${format}`, embeddingShader(format), params(seq, embed, vocab, rowBytes), buffers, Math.ceil((seq * embed) / EMBEDDING_THREADS));
   }
 
-  /** Copies src [n, …] into rows [row, row + n) of dst [R, …] (a KV cache append); rows must be whole words. */
+  /** Copies src [n, …] into rows [row, row + n) of dst [R, …] (a KV cache append); any dtype, any row length. */
   writeRows(src: TensorRef, dst: TensorRef, row: number): void {
     const op = "writeRows";
     if (src.dtype !== dst.dtype) {
@@ -245,14 +276,132 @@ export class WebGpuKernels {
       throw new ShapeError("bounds", `[webgpu ${op}] cannot write ${count} rows at ${row} of ${rows}`);
     }
     const bytes = count * rowBytes;
-    if ((row * rowBytes) % 4 !== 0 || bytes % 4 !== 0) {
-      throw new UsageError("unsupported", `[webgpu ${op}] rows of ${rowBytes} bytes are not whole 4-byte words`);
-    }
     const s = this.#buf(op, "src", src, bytes);
     const d = this.#buf(op, "dst", dst, rows * rowBytes);
-    if (bytes > 0) {
-      this.recorder.copy(s, 0, d, row * rowBytes, bytes);
+    this.copyBytes(s, 0, d, row * rowBytes, bytes);
+  }
+
+  /**
+   * Copies `bytes` bytes from src at `srcOffset` to dst at `dstOffset` (any offsets): one buffer copy when
+   * everything is whole words, else the byte-merging copy shader.
+   */
+  copyBytes(src: GpuBufferLike, srcOffset: number, dst: GpuBufferLike, dstOffset: number, bytes: number): void {
+    this.#copyRows(src, srcOffset, bytes, dst, dstOffset, bytes, 1, bytes);
+  }
+
+  /** Copies `rows` rows of `rowBytes` bytes between strided places of two buffers (one row: a plain copy). */
+  #copyRows(src: GpuBufferLike, srcOffset: number, srcStride: number, dst: GpuBufferLike, dstOffset: number, dstStride: number, rows: number, rowBytes: number): void {
+    if (rows === 0 || rowBytes === 0) {
+      return;
     }
+    if (rows === 1 && srcOffset % 4 === 0 && dstOffset % 4 === 0 && rowBytes % 4 === 0 && src !== dst) {
+      this.recorder.copy(src, srcOffset, dst, dstOffset, rowBytes);
+      return;
+    }
+    // WebGPU cannot bind one buffer as read and read_write: an overlapping source is read from a scratch copy.
+    let from = src;
+    if (src === dst) {
+      from = this.#scratch("copy-source", src.size);
+      this.recorder.copy(src, 0, from, 0, src.size);
+    }
+    const end = dstOffset + (rows - 1) * dstStride + rowBytes;
+    const firstWord = Math.floor(dstOffset / 4);
+    const words = Math.ceil(end / 4) - firstWord;
+    const p = params(rows, rowBytes, srcOffset, srcStride, dstOffset, dstStride, firstWord, words);
+    this.#dispatch("copy-bytes", COPY_BYTES_WGSL, p, [from, dst], Math.ceil(words / LAYOUT_THREADS));
+  }
+
+  /** Strided gather of f32 / i32 / i8 elements into contiguous out (semantics of the reference's copyStrided). */
+  copyStrided(src: TensorRef, srcOffset: number, srcStrides: readonly number[], out: TensorRef): void {
+    const op = "copyStrided";
+    requireDtype(op, "src", src, "f32", "i32", "i8");
+    if (out.dtype !== src.dtype) {
+      throw new UsageError("dtype", `[webgpu ${op}] src is ${src.dtype}, out is ${out.dtype}`);
+    }
+    const shape = out.shape;
+    const rank = shape.length;
+    if (rank > MAX_GATHER_RANK || srcStrides.length !== rank) {
+      throw new ShapeError("rank", `[webgpu ${op}] ${rank} dims (at most ${MAX_GATHER_RANK}) with ${srcStrides.length} strides`);
+    }
+    const elem = src.dtype === "i8" ? 1 : 4;
+    const count = elementCount(shape);
+    const own = this.memory.resolve(src.buffer, op);
+    let lowest = srcOffset;
+    let highest = srcOffset;
+    srcStrides.forEach((stride, d) => {
+      if (!Number.isSafeInteger(stride) || Math.abs(stride) > MAX_INDEX) {
+        throw new ShapeError("size", `[webgpu ${op}] stride ${stride} is not an integer of at most ${MAX_INDEX}`);
+      }
+      const reach = ((shape[d] ?? 0) - 1) * stride;
+      lowest += Math.min(reach, 0);
+      highest += Math.max(reach, 0);
+    });
+    if (!Number.isSafeInteger(srcOffset) || srcOffset < 0 || (count > 0 && (lowest < 0 || highest >= Math.floor(own.bytes / elem)))) {
+      throw new ShapeError("bounds", `[webgpu ${op}] the view reads indices ${lowest}…${highest} of a ${Math.floor(own.bytes / elem)}-element src`);
+    }
+    if (count === 0) {
+      return;
+    }
+    const words = Math.ceil((count * elem) / 4);
+    const p = new Uint32Array(8 + 4 * MAX_GATHER_RANK);
+    p.set([count, elem, srcOffset, rank, words]);
+    shape.forEach((size, d) => p.set([size, (srcStrides[d] ?? 0) >>> 0], 8 + 4 * d));
+    const ob = this.#buf(op, "out", out, count * elem);
+    let sb = own.gpu;
+    if (sb === ob) {
+      sb = this.#scratch("gather-source", sb.size);
+      this.recorder.copy(own.gpu, 0, sb, 0, sb.size);
+    }
+    this.#dispatch("gather", GATHER_WGSL, p, [sb, ob], Math.ceil(words / LAYOUT_THREADS));
+  }
+
+  /** Concatenates contiguous f32 / i32 / i8 parts along `axis` into out (each part: a strided row copy). */
+  concat(parts: readonly TensorRef[], axis: number, out: TensorRef): void {
+    const op = "concat";
+    const first = parts[0];
+    if (first === undefined) {
+      throw new ShapeError("dim-mismatch", `[webgpu ${op}] needs at least one part`);
+    }
+    requireDtype(op, "out", out, "f32", "i32", "i8");
+    const rank = first.shape.length;
+    if (!Number.isSafeInteger(axis) || axis < 0 || axis >= rank) {
+      throw new ShapeError("rank", `[webgpu ${op}] axis ${axis} is out of range for rank ${rank}`);
+    }
+    const elem = out.dtype === "i8" ? 1 : 4;
+    const outer = elementCount(first.shape.slice(0, axis));
+    const inner = elementCount(first.shape.slice(axis + 1));
+    let total = 0;
+    for (const [i, part] of parts.entries()) {
+      if (part.dtype !== out.dtype || part.shape.length !== rank || part.shape.some((s, d) => d !== axis && s !== first.shape[d])) {
+        throw new ShapeError("dim-mismatch", `[webgpu ${op}] part ${i} ${part.dtype}[${part.shape.join(", ")}] does not match ${out.dtype}[${first.shape.join(", ")}]`);
+      }
+      total += dim(part, axis);
+    }
+    const outRow = total * inner * elem;
+    const ob = this.#buf(op, "out", out, outer * outRow);
+    let column = 0;
+    for (const part of parts) {
+      const partRow = dim(part, axis) * inner * elem;
+      this.#copyRows(this.#buf(op, "part", part, outer * partRow), 0, partRow, ob, column, outRow, outer, partRow);
+      column += partRow;
+    }
+  }
+
+  /** out[M,N] i32 = signs(x)[M,K] · signs(w)[N,K]ᵀ by XNOR-popcount (exact). */
+  matmulBinaryBinary(x: TensorRef, w: TensorRef, out: TensorRef): void {
+    const op = "matmulBinaryBinary";
+    requireRank(op, "x", x, 2);
+    requireRank(op, "w", w, 2);
+    requireDtype(op, "x", x, "binary");
+    requireDtype(op, "w", w, "binary");
+    requireDtype(op, "out", out, "i32");
+    const [m, k, n] = [dim(x, 0), dim(x, 1), dim(w, 0)];
+    requireEqual(op, "contraction (x cols vs w cols)", k, dim(w, 1));
+    const rowWords = binaryRowWords(k);
+    const used = k & 31;
+    const p = params(m, k, n, rowWords, used === 0 ? 0xffffffff : (1 << used) - 1, 0, 0, 0);
+    const buffers = [this.#buf(op, "x", x, m * rowWords * 4), this.#buf(op, "w", w, n * rowWords * 4), this.#buf(op, "out", out, m * n * 4)];
+    this.#dispatch("xnor", XNOR_WGSL, p, buffers, Math.ceil((m * n) / LAYOUT_THREADS));
   }
 
   /** RMSNorm over the last dim of x[M,K], times weight[K] when given; out may be x. */
@@ -286,7 +435,10 @@ export class WebGpuKernels {
     this.#dispatch(`softmax${inPlace ? " in place" : ""}`, softmaxShader(inPlace), params(rows, cols, 0x7fc00000, 0), inPlace ? [xb] : [xb, ob], rows);
   }
 
-  /** A RoPE cos/sin table for positions [0, positions), uploaded once (size positions · headDim · 4 bytes). */
+  /**
+   * A RoPE cos/sin table for positions [0, positions), uploaded once: (min(positions, ROPE_STEP) +
+   * ceil(positions / ROPE_STEP)) · headDim · 4 bytes (1 MB for a million positions at headDim 128).
+   */
   createRopeTable(theta: number, headDim: number, positions: number): RopeTable {
     if (!Number.isSafeInteger(headDim) || headDim <= 0 || headDim % 2 !== 0) {
       throw new ShapeError("size", `[webgpu rope] headDim must be a positive even integer, got ${headDim}`);
@@ -299,16 +451,27 @@ export class WebGpuKernels {
     }
     const half = headDim / 2;
     const inv = Float64Array.from({ length: half }, (_, j) => Math.pow(theta, (-2 * j) / headDim));
-    const table = new Float32Array(positions * half * 2);
-    for (let pos = 0; pos < positions; pos++) {
+    // The factored table of ropeShader: low rows for positions 0 … ROPE_STEP − 1, high rows for multiples of ROPE_STEP.
+    const lowRows = Math.min(positions, ROPE_STEP);
+    const highRows = Math.ceil(positions / ROPE_STEP);
+    const table = new Float32Array((lowRows + highRows) * half * 2);
+    const put = (row: number, pos: number): void => {
       for (let j = 0; j < half; j++) {
         const angle = pos * (inv[j] ?? 0);
-        table[(pos * half + j) * 2] = Math.cos(angle);
-        table[(pos * half + j) * 2 + 1] = Math.sin(angle);
+        table[(row * half + j) * 2] = Math.cos(angle);
+        table[(row * half + j) * 2 + 1] = Math.sin(angle);
       }
+    };
+    for (let lo = 0; lo < lowRows; lo++) {
+      put(lo, lo);
     }
-    const buffer = this.memory.upload(new Uint8Array(table.buffer), "rope-table");
-    return new RopeTable(buffer, theta, headDim, positions);
+    for (let hi = 0; hi < highRows; hi++) {
+      put(lowRows + hi, hi * ROPE_STEP);
+    }
+    const device = this.memory.gpu.device;
+    const buffer = device.createBuffer({ size: table.byteLength, usage: BUFFER_USAGE.STORAGE | BUFFER_USAGE.COPY_DST, label: "rope-table" });
+    device.queue.writeBuffer(buffer, 0, table);
+    return new RopeTable(buffer, theta, headDim, positions, lowRows);
   }
 
   /** Rotary embedding of x[S,H,D] at positions[S] (i32) from `table` (same headDim); out may be x. */
@@ -325,8 +488,9 @@ export class WebGpuKernels {
     const xb = this.#buf(op, "x", x, n * 4);
     const ob = this.#buf(op, "out", out, n * 4);
     const pb = this.#buf(op, "positions", positions, seq * 4);
-    const tb = this.memory.resolve(table.buffer, op).gpu;
-    const p = params(seq, heads, headDim, table.positions, mode === "neox" ? 1 : 0, 0, 0, 0);
+    this.memory.gpu.assertAlive();
+    const tb = table.buffer;
+    const p = params(seq, heads, headDim, table.positions, mode === "neox" ? 1 : 0, table.lowRows, 0, 0);
     const io = inPlace ? [xb] : [xb, ob];
     this.#dispatch(`rope${inPlace ? " in place" : ""}`, ropeShader(inPlace), p, [...io, pb, tb, this.recorder.status], Math.ceil(n / 2 / ROPE_THREADS));
   }

@@ -178,6 +178,22 @@ export class Recorder {
     return buffer;
   }
 
+  /** Destroys a buffer after the next submission when commands are pending (they may use it), else now. */
+  retire(buffer: GpuBufferLike): void {
+    if (this.#encoder === undefined) {
+      buffer.destroy();
+    } else {
+      this.#transient.push(buffer);
+    }
+  }
+
+  /** Records a zero fill of a whole buffer, ordered after earlier dispatches. */
+  clear(buffer: GpuBufferLike): void {
+    this.#closePass();
+    this.#openEncoder().clearBuffer(buffer);
+    this.#dispatches++;
+  }
+
   /** Records a buffer-to-buffer copy (offsets and size multiples of 4), ordered after earlier dispatches. */
   copy(src: GpuBufferLike, srcOffset: number, dst: GpuBufferLike, dstOffset: number, size: number): void {
     this.#closePass();
@@ -223,20 +239,28 @@ export class Recorder {
    */
   async checkStatus(read: (buffer: GpuBufferLike) => Promise<Uint32Array>): Promise<void> {
     await this.settle();
-    const words = await read(this.status);
-    this.gpu.device.queue.writeBuffer(this.status, 0, STATUS_CLEAR);
+    this.takeStatus(await read(this.status));
+  }
+
+  /**
+   * Given status words read back (with a result, in the same submission), clears them on the device and
+   * throws ValueError "non-finite" or ShapeError "bounds" for the first problem they record.
+   */
+  takeStatus(words: Uint32Array): void {
     const nonFinite = words[STATUS.nonFinite] ?? 0xffffffff;
     const badId = words[STATUS.badId] ?? 0xffffffff;
     const badPosition = words[STATUS.badPosition] ?? 0xffffffff;
+    if (nonFinite === 0xffffffff && badId === 0xffffffff && badPosition === 0xffffffff) {
+      return;
+    }
+    this.gpu.device.queue.writeBuffer(this.status, 0, STATUS_CLEAR);
     if (nonFinite !== 0xffffffff) {
       throw new ValueError("non-finite", `[webgpu quantizeActivations] a non-finite input (first at element ${nonFinite} of a call)`, nonFinite);
     }
     if (badId !== 0xffffffff) {
       throw new ShapeError("bounds", `[webgpu embedding] a token id outside the vocabulary (first at position ${badId} of a call)`);
     }
-    if (badPosition !== 0xffffffff) {
-      throw new ShapeError("bounds", `[webgpu rope] a position outside the RoPE table (first at row ${badPosition} of a call)`);
-    }
+    throw new ShapeError("bounds", `[webgpu rope] a position outside the RoPE table (first at row ${badPosition} of a call)`);
   }
 
   #openEncoder(): GpuCommandEncoderLike {

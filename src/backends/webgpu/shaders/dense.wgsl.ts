@@ -1,6 +1,6 @@
 /**
- * Kernels over dense weights in their file formats (f32, f16, q8_0): the float head, the integer Q8_0
- * head and the embedding lookup.
+ * Kernels over dense weights in their file formats (f32, f16, bf16, q8_0, q6_k): the float head, the
+ * integer Q8_0 head and the embedding lookup.
  *
  * - matmulQ8I8 is exact (semantics in src/backends/js/kernels/dense.ts): per output
  *   acc ← fround(acc + fround(fround(idot · inv) · d)) over the blocks in order. A workgroup computes a
@@ -11,8 +11,8 @@
  *   block and output.
  * - matmulDense is a float kernel (stated tolerance): per-thread f32 partial sums over a strided slice of
  *   k, reduced in workgroup memory.
- * - embedding copies (f32), widens (f16, exactly) or scales (q8_0: q·d, exact in f32) one table row per
- *   output row; a token id outside [0, vocab) is recorded in the status buffer and its row left as 0.
+ * - embedding copies (f32), widens (f16, bf16: exactly) or scales (q8_0: q·d; q6_k: (d·scale)·(q6 − 32),
+ *   d·scale exact, one rounding, as the reference decoders) one table row per output row; a token id outside [0, vocab) is recorded in the status buffer and its row left as 0.
  */
 import { FLAT_WORKGROUP_WGSL, statusBinding, STATUS } from "../pipelines.js";
 import { unalignedLoad } from "./bitmatmul.wgsl.js";
@@ -23,7 +23,38 @@ export const EMBEDDING_THREADS = 256;
 /** Bytes of one Q8_0 block: an f16 scale and 32 int8. */
 export const Q8_0_BLOCK_BYTES = 34;
 
-export type DenseFormat = "f32" | "f16" | "q8_0";
+/** Bytes of one Q6_K block (src/quant/formats/q6-k.ts): ql[128], qh[64], 16 int8 scales, an f16 d; 256 elements. */
+export const Q6_K_BLOCK_BYTES = 210;
+
+export type DenseFormat = "f32" | "f16" | "bf16" | "q8_0" | "q6_k";
+
+/**
+ * WGSL: element e (0…255) of the Q6_K block at byte offset `at` of `buf`, as its integer factors: the int8 sub-block
+ * scale and q6 − 32 (value = d · scale · (q6 − 32); d · scale is exact in f32). Layout in q6-k.ts.
+ */
+function q6kAt(buf: string): string {
+  return /* wgsl */ `
+fn q6k_byte(at: u32) -> u32 { return (${buf}[at >> 2u] >> ((at & 3u) * 8u)) & 0xffu; }
+fn q6k_scale(at: u32, e: u32) -> i32 {
+  let n = e / 128u;
+  let r = e % 128u;
+  let sc = q6k_byte(at + 192u + 8u * n + (r % 32u) / 16u + 2u * (r / 32u));
+  return bitcast<i32>(sc << 24u) >> 24u;
+}
+fn q6k_code(at: u32, e: u32) -> i32 {
+  let n = e / 128u;
+  let r = e % 128u;
+  let quarter = r / 32u;
+  let l = r % 32u;
+  let low = (q6k_byte(at + 64u * n + l + (quarter & 1u) * 32u) >> ((quarter >> 1u) * 4u)) & 0xfu;
+  let high = (q6k_byte(at + 128u + 32u * n + l) >> (2u * quarter)) & 3u;
+  return i32(low | (high << 4u)) - 32;
+}
+fn q6k_d(at: u32) -> u32 {
+  return sf_half_to_f32(q6k_byte(at + 208u) | (q6k_byte(at + 209u) << 8u));
+}
+`;
+}
 
 /** WGSL: the f16 at a 2-aligned byte offset of `buf`, as f32 bits. */
 function halfAt(name: string, buf: string): string {
@@ -134,6 +165,32 @@ fn partial(x_base: u32, j: u32, u: u32) -> f32 {
   return x[x_base + u] * bitcast<f32>(sf_half_to_f32(h));
 }
 `;
+    case "bf16":
+      return /* wgsl */ `
+@group(0) @binding(2) var<storage, read> wts: array<u32>;
+fn row_units() -> u32 { return p.k; }
+fn partial(x_base: u32, j: u32, u: u32) -> f32 {
+  let e = j * p.k + u;
+  return x[x_base + u] * bitcast<f32>(((wts[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu) << 16u);
+}
+`;
+    case "q6_k":
+      return /* wgsl */ `
+@group(0) @binding(2) var<storage, read> wts: array<u32>;
+${q6kAt("wts")}
+// One unit is one sub-block of 16 elements (one scale).
+fn row_units() -> u32 { return p.k / 16u; }
+fn partial(x_base: u32, j: u32, u: u32) -> f32 {
+  let at = j * p.row_bytes + (u / 16u) * ${Q6_K_BLOCK_BYTES}u;
+  let e0 = (u % 16u) * 16u;
+  let ds = bitcast<f32>(q6k_d(at)) * f32(q6k_scale(at, e0));
+  var s = 0.0;
+  for (var e = 0u; e < 16u; e = e + 1u) {
+    s = s + x[x_base + u * 16u + e] * f32(q6k_code(at, e0 + e));
+  }
+  return s * ds;
+}
+`;
     case "q8_0":
       return /* wgsl */ `
 @group(0) @binding(2) var<storage, read> wts: array<u32>;
@@ -218,14 +275,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 /** Embedding. Params: seq, embed, vocab, row_bytes. Bindings: ids (i32), table (format), out (f32 bits), status. */
 export function embeddingShader(format: DenseFormat): string {
   const T = EMBEDDING_THREADS;
-  const decode =
-    format === "f32"
-      ? "return table[row * p.embed + c];"
-      : format === "f16"
-        ? "let e = row * p.embed + c;\n  return sf_half_to_f32((table[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu);"
-        : `let at = row * p.row_bytes + (c / 32u) * ${Q8_0_BLOCK_BYTES}u;
+  const decode: Record<DenseFormat, string> = {
+    f32: "return table[row * p.embed + c];",
+    f16: "let e = row * p.embed + c;\n  return sf_half_to_f32((table[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu);",
+    bf16: "let e = row * p.embed + c;\n  return ((table[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu) << 16u;",
+    q8_0: `let at = row * p.row_bytes + (c / 32u) * ${Q8_0_BLOCK_BYTES}u;
   let q = bitcast<i32>(load_t(at + 2u + c % 32u) << 24u) >> 24u;
-  return sf_mul(sf_from_i32(q), half_t(at));`;
+  return sf_mul(sf_from_i32(q), half_t(at));`,
+    q6_k: `let at = row * p.row_bytes + (c / 256u) * ${Q6_K_BLOCK_BYTES}u;
+  let e = c % 256u;
+  return sf_mul(sf_mul(q6k_d(at), sf_from_i32(q6k_scale(at, e))), sf_from_i32(q6k_code(at, e)));`,
+  };
+  const helpers = format === "q8_0" ? unalignedLoad("load_t", "table") + halfAt("half_t", "table") : format === "q6_k" ? q6kAt("table") : "";
   return /* wgsl */ `
 ${SOFTFLOAT_WGSL}
 ${FLAT_WORKGROUP_WGSL}
@@ -235,10 +296,10 @@ struct Params { seq: u32, embed: u32, vocab: u32, row_bytes: u32 }
 @group(0) @binding(2) var<storage, read> table: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 ${statusBinding(4)}
-${format === "q8_0" ? unalignedLoad("load_t", "table") + halfAt("half_t", "table") : ""}
+${helpers}
 
 fn element(row: u32, c: u32) -> u32 {
-  ${decode}
+  ${decode[format]}
 }
 
 @compute @workgroup_size(${T})

@@ -131,17 +131,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 `;
 }
 
+/** Positions per step of the RoPE table's high part (see ropeShader). */
+export const ROPE_STEP = 1024;
+
 /**
- * RoPE from a table of [positions, headDim / 2] (cos, sin) pairs (f32, computed in float64 on the host
- * like the reference's angles). One thread per (row, head, pair). A position outside the table is
- * recorded in the status buffer and its row copied unrotated.
- * Params: seq, heads, head_dim, table_positions, neox. Bindings: x[, out], positions (i32), table, status.
+ * RoPE from a factored table of (cos, sin) pairs computed in float64 on the host like the reference's
+ * angles: rows [0, low_rows) hold the angles of positions 0 … ROPE_STEP − 1, then one row per multiple of
+ * ROPE_STEP. Position pos = hi·ROPE_STEP + lo rotates by the sum of the two angles:
+ *   cos = cos_hi·cos_lo − sin_hi·sin_lo,  sin = sin_hi·cos_lo + cos_hi·sin_lo
+ * (a few f32 ulp; exactly the low row below ROPE_STEP, where the high row is (1, 0)). So a table for a
+ * million positions takes 2·1024 rows instead of 10^6, and is built once per (theta, headDim).
+ * One thread per (row, head, pair). A position outside the table is recorded in the status buffer and its
+ * row copied unrotated.
+ * Params: seq, heads, head_dim, table_positions, neox, low_rows. Bindings: x[, out], positions (i32), table, status.
  */
 export function ropeShader(inPlace: boolean): string {
   const first = inPlace ? 2 : 3;
   return /* wgsl */ `
 ${FLAT_WORKGROUP_WGSL}
-struct Params { seq: u32, heads: u32, head_dim: u32, table_positions: u32, neox: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+struct Params { seq: u32, heads: u32, head_dim: u32, table_positions: u32, neox: u32, low_rows: u32, _pad1: u32, _pad2: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 ${ioBindings(inPlace, 1)}
 @group(0) @binding(${first}) var<storage, read> positions: array<i32>;
@@ -173,9 +181,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     store(b, xb);
     return;
   }
-  let cs = table[u32(pos) * half + j];
-  store(a, xa * cs.x - xb * cs.y);
-  store(b, xb * cs.x + xa * cs.y);
+  let lo = table[(u32(pos) % ${ROPE_STEP}u) * half + j];
+  let hi = table[(p.low_rows + u32(pos) / ${ROPE_STEP}u) * half + j];
+  let c = hi.x * lo.x - hi.y * lo.y;
+  let sn = hi.y * lo.x + hi.x * lo.y;
+  store(a, xa * c - xb * sn);
+  store(b, xb * c + xa * sn);
 }
 `;
 }
