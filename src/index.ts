@@ -49,6 +49,9 @@ export { modelActor, cascadeRouter, ServeError, type ModelMsg, type ModelRequest
 
 // Continuous batching: many generations sharing decode steps (model.batcher()).
 export { Batcher, type BatcherOptions, type BatcherStats } from "./engine/batch.js";
+// Multi-turn chat keeping its KV cache (model.chatSession()); exact reuse of prompt prefixes across requests.
+export { ChatSession, CHAT_REPLY_ROOM, CHAT_TRIM_TARGET, type ChatSessionOptions, type ChatTrim } from "./engine/chat-session.js";
+export { PromptCache, DEFAULT_PROMPT_CACHE_MIB, type PromptCacheStats } from "./engine/prompt-cache.js";
 
 // Training: a reverse-mode autograd tape over the typed ops (docs/training.md; in progress).
 export * as train from "./train/autograd.js";

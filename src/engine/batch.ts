@@ -14,6 +14,7 @@ import { UsageError, ValueError } from "../core/errors.js";
 import { forward, forwardBatch, PREFILL_STEP_TOKENS } from "../model/bitnet/forward.js";
 import { KvCache } from "../model/bitnet/kv-cache.js";
 import type { Tensor } from "../tensor/tensor.js";
+import { exactRows, type PromptCache } from "./prompt-cache.js";
 import { SequenceState, toGeneration, yieldToEventLoop, type GeneratedToken, type GenerateOptions, type Generation, type GenerationResult } from "./generate.js";
 import type { LoadedModel } from "./loaded.js";
 
@@ -31,6 +32,12 @@ export interface BatcherOptions {
    * at this batcher's kernels (the serving host runs one batcher per backend chain).
    */
   readonly beforeStep?: () => void;
+  /**
+   * Reuse the KV rows of earlier prompts' prefixes (src/engine/prompt-cache.ts): a new sequence starts from
+   * the longest exact prefix kept under `namespace`, and a finished one offers its own. The cache is shared
+   * (its budget covers every batcher that uses it) and stays the caller's to dispose.
+   */
+  readonly promptCache?: { readonly cache: PromptCache; readonly namespace: string };
 }
 
 /** What the batcher reports about its load (for status endpoints and metrics). */
@@ -89,8 +96,10 @@ interface Slot {
   readonly state: SequenceState;
   readonly out: Outbox;
   cache: KvCache | undefined;
-  /** Prompt tokens already run through the model. */
+  /** Prompt tokens already run through the model (or whose rows came from the prompt cache). */
   prefilled: number;
+  /** Prompt tokens whose rows came from the prompt cache. */
+  cached: number;
   /** The token the next decode step feeds (the last one sampled). */
   last: number;
   readonly t0: number;
@@ -108,6 +117,7 @@ export class Batcher implements Disposable {
   readonly contextLength: number;
   readonly #model: LoadedModel;
   readonly #beforeStep: (() => void) | undefined;
+  readonly #promptCache: BatcherOptions["promptCache"];
   readonly #waiting: Slot[] = [];
   readonly #active: Slot[] = [];
   #running = false;
@@ -126,6 +136,7 @@ export class Batcher implements Disposable {
     }
     this.#model = model;
     this.#beforeStep = options.beforeStep;
+    this.#promptCache = options.promptCache;
     this.maxSequences = max;
     this.contextLength = ctx;
   }
@@ -141,7 +152,7 @@ export class Batcher implements Disposable {
     }
     // Validates the options and fits the prompt now, so a bad request fails before it waits.
     const state = new SequenceState(this.#model.tokenizer, this.contextLength, ids, options, extraStops);
-    const slot: Slot = { state, out: new Outbox(), cache: undefined, prefilled: 0, last: 0, t0: performance.now(), prefillMs: 0, t1: 0 };
+    const slot: Slot = { state, out: new Outbox(), cache: undefined, prefilled: 0, cached: 0, last: 0, t0: performance.now(), prefillMs: 0, t1: 0 };
     this.#waiting.push(slot);
     this.#kick();
     return toGeneration(() => slot.out.drain());
@@ -165,8 +176,11 @@ export class Batcher implements Disposable {
     if (i >= 0) {
       this.#active.splice(i, 1);
     }
-    slot.cache?.dispose();
+    const cache = slot.cache;
     slot.cache = undefined;
+    if (cache !== undefined && (error !== undefined || !this.#offer(slot, cache))) {
+      cache.dispose();
+    }
     if (error !== undefined) {
       slot.out.close({ error });
       return;
@@ -175,7 +189,37 @@ export class Batcher implements Disposable {
     if (tail !== undefined) {
       slot.out.push(tail);
     }
-    slot.out.close({ result: slot.state.result(slot.prefillMs, slot.t1 === 0 ? 0 : performance.now() - slot.t1) });
+    slot.out.close({ result: slot.state.result(slot.prefillMs, slot.t1 === 0 ? 0 : performance.now() - slot.t1, slot.cached) });
+  }
+
+  /** Offers a retiring slot's exact prompt rows to the prompt cache; true when the cache kept `cache` itself. */
+  #offer(slot: Slot, cache: KvCache): boolean {
+    const rows = exactRows(Math.min(slot.prefilled, slot.state.prompt.length, cache.length));
+    if (this.#promptCache === undefined || rows === 0 || this.#disposed) {
+      return false;
+    }
+    try {
+      this.#beforeStep?.();
+      return this.#promptCache.cache.offer(this.#promptCache.namespace, slot.state.prompt.slice(0, rows), cache);
+    } catch {
+      return false; // a copy that failed (memory): the prefix is just not kept
+    }
+  }
+
+  /** Starts a joining slot from the longest exact prompt prefix the prompt cache holds, if any. */
+  #restore(slot: Slot, cache: KvCache): void {
+    const pc = this.#promptCache;
+    if (pc === undefined) {
+      return;
+    }
+    try {
+      this.#beforeStep?.();
+      slot.cached = pc.cache.restore(pc.namespace, slot.state.prompt, cache);
+    } catch {
+      cache.truncate(0); // a copy that failed: the prompt is prefilled from the start, as without a cache
+      slot.cached = 0;
+    }
+    slot.prefilled = slot.cached;
   }
 
   /** Samples a slot's next token from one row of logits; retires it when it is done. */
@@ -214,6 +258,7 @@ export class Batcher implements Disposable {
         try {
           slot.cache = new KvCache(config, Math.min(this.contextLength, slot.state.prompt.length + slot.state.budget), backend);
           this.#active.push(slot);
+          this.#restore(slot, slot.cache);
         } catch (e) {
           this.#retire(slot, e);
         }

@@ -53,6 +53,8 @@ export interface GenerationResult {
   readonly tokens: readonly number[];
   readonly finishReason: FinishReason;
   readonly promptTokens: number;
+  /** Prompt tokens whose KV rows were reused (a chat session's earlier turns, a prompt cache hit), not run. */
+  readonly cachedTokens: number;
   readonly prefillMs: number;
   readonly decodeMs: number;
 }
@@ -187,23 +189,30 @@ export class SequenceState {
     return { token: null, text: tail, logprob: 0 };
   }
 
-  result(prefillMs: number, decodeMs: number): GenerationResult {
-    return { text: this.text, tokens: this.tokens, finishReason: this.finishReason, promptTokens: this.prompt.length, prefillMs, decodeMs };
+  result(prefillMs: number, decodeMs: number, cachedTokens = 0): GenerationResult {
+    return { text: this.text, tokens: this.tokens, finishReason: this.finishReason, promptTokens: this.prompt.length, cachedTokens, prefillMs, decodeMs };
   }
 }
 
-/** Starts a generation over `prompt` ids on a model whose cache the caller holds exclusively. */
+/**
+ * Starts a generation over `prompt` ids on a model whose cache the caller holds exclusively. `reuse`: the
+ * cache's first `reuse` positions already hold the rows of the prompt's first `reuse` tokens (a chat session's
+ * earlier turns), so only the rest is prefilled.
+ */
 export async function* runGeneration(
   model: LoadedModel,
   cache: KvCache,
   promptIds: readonly number[],
   options: GenerateOptions,
   extraStops: readonly number[],
+  reuse = 0,
 ): AsyncGenerator<GeneratedToken, GenerationResult> {
   const seq = new SequenceState(model.tokenizer, cache.capacity, promptIds, options, extraStops);
-  cache.truncate(0);
+  // A prompt that was cut to fit the context no longer starts with the tokens those rows belong to.
+  const keep = seq.prompt.length === promptIds.length ? Math.min(reuse, cache.length, seq.prompt.length - 1) : 0;
+  cache.truncate(Math.max(0, keep));
   const t0 = performance.now();
-  let logits = prefill(model.config, model.weights, cache, seq.prompt);
+  let logits = prefill(model.config, model.weights, cache, seq.prompt.slice(cache.length));
   const prefillMs = performance.now() - t0;
   const t1 = performance.now();
   try {
@@ -229,7 +238,7 @@ export async function* runGeneration(
   if (tail !== undefined) {
     yield tail;
   }
-  return seq.result(prefillMs, performance.now() - t1);
+  return seq.result(prefillMs, performance.now() - t1, Math.max(0, keep));
 }
 
 /** Wraps the generator so it can be iterated once or completed; a second consumer is a UsageError. */

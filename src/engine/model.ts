@@ -21,7 +21,8 @@ import { tokenizerFromJson } from "../model/tokenizer/hf-json.js";
 import { tokenizerFromGguf } from "../model/tokenizer/gguf.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
 import { Batcher, type BatcherOptions } from "./batch.js";
-import { runGeneration, toGeneration, type GenerateOptions, type Generation } from "./generate.js";
+import { ChatSession, type ChatSessionOptions } from "./chat-session.js";
+import { runGeneration, toGeneration, type GeneratedToken, type GenerateOptions, type Generation, type GenerationResult } from "./generate.js";
 import type { LoadedModel } from "./loaded.js";
 
 /** Default KV-cache capacity when the caller names none (the model's own context if smaller). */
@@ -75,6 +76,8 @@ export class BitnetModel implements Disposable {
   readonly #model: LoadedModel;
   readonly #cache: KvCache;
   #queue: Promise<unknown> = Promise.resolve();
+  /** The chat session whose rows the cache holds (any other use of the cache clears it). */
+  #cacheOwner: object | undefined;
   #disposed = false;
 
   /** @internal Use `loadModel`. */
@@ -135,6 +138,7 @@ export class BitnetModel implements Disposable {
   logits(tokens: readonly number[], options: LogitsOptions = {}): Promise<Float32Array[]> {
     this.#alive();
     return this.#exclusive(async () => {
+      this.#cacheOwner = undefined;
       this.#cache.truncate(0);
       using out =
         options.all === true
@@ -153,6 +157,7 @@ export class BitnetModel implements Disposable {
   trace(tokens: readonly number[], onTensor: ForwardTrace): Promise<void> {
     this.#alive();
     return this.#exclusive(async () => {
+      this.#cacheOwner = undefined;
       this.#cache.truncate(0);
       using _out = forward(this.config, this.#model.weights, this.#cache, tokens, { allLogits: true, trace: onTensor });
     });
@@ -203,11 +208,22 @@ export class BitnetModel implements Disposable {
   }
 
   #generation(ids: readonly number[], options: GenerateOptions, stops: readonly number[]): Generation {
-    const model = this.#model;
-    const cache = this.#cache;
+    return this.#held(undefined, () => runGeneration(this.#model, this.#cache, ids, options, stops));
+  }
+
+  /**
+   * A generation that runs after every earlier task and holds the cache until it ends. `owner` marks the
+   * cache's content as a chat session's; `start` learns whether that owner's content is still there.
+   */
+  #held(owner: object | undefined, start: (owned: boolean) => AsyncGenerator<GeneratedToken, GenerationResult>): Generation {
     const queue = (): Promise<unknown> => this.#queue;
     const setQueue = (p: Promise<unknown>): void => {
       this.#queue = p;
+    };
+    const claim = (): boolean => {
+      const owned = owner !== undefined && this.#cacheOwner === owner;
+      this.#cacheOwner = owner;
+      return owned;
     };
     return toGeneration(async function* () {
       // Wait for earlier work, then hold the cache until this generation ends.
@@ -217,11 +233,33 @@ export class BitnetModel implements Disposable {
       setQueue(before.then(() => held));
       await before.catch(() => undefined);
       try {
-        return yield* runGeneration(model, cache, ids, options, stops);
+        return yield* start(claim());
       } finally {
         release();
       }
     });
+  }
+
+  /**
+   * A multi-turn chat that keeps this model's KV cache between its turns, so a turn prefills only what is new
+   * (src/engine/chat-session.ts). Other uses of the model in between (generate, chat, logits, another session)
+   * are allowed; the session's next turn then prefills its conversation again.
+   */
+  chatSession(options: ChatSessionOptions = {}): ChatSession {
+    this.#alive();
+    return new ChatSession(
+      {
+        loaded: this.#model,
+        cache: this.#cache,
+        contextLength: this.#cache.capacity,
+        chatPrompt: (messages, format) => this.chatPrompt(messages, format),
+        hold: (owner, start) => {
+          this.#alive();
+          return this.#held(owner, start);
+        },
+      },
+      options,
+    );
   }
 
   /**
