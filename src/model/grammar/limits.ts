@@ -33,7 +33,7 @@ export const MAX_POSITION_CLASSES = 1024;
 export const MAX_SCHEMA_DEPTH = 64;
 /** Most schema nodes (sub-schemas, enum values and properties together) one schema may hold. */
 export const MAX_SCHEMA_NODES = 1 << 14;
-/** Most digits of an integer the schema compiler emits (JSON numbers beyond 15 digits lose precision). */
-export const MAX_INTEGER_DIGITS = 15;
+/** Most digits of an integer the schema compiler emits (llama.cpp's 16; beyond, JSON numbers lose precision). */
+export const MAX_INTEGER_DIGITS = 16;
 /** Longest token, in bytes, the mask walker handles (real vocabularies stay below 256). */
 export const MAX_TOKEN_BYTES = 4096;

@@ -49,6 +49,7 @@ export class TokenGrammar {
   readonly stats: MaskStats = { maskCalls: 0, cacheHits: 0, positionClasses: 0, dependentChecked: 0 };
   readonly #classes = new Map<number, PositionClass>();
   readonly #masks = new Map<number, Uint32Array>();
+  readonly #worst = new Map<number, number>();
   readonly #levels: Int32Array;
   readonly #esc: Uint8Array;
   readonly #maxLen: number;
@@ -192,6 +193,35 @@ export class TokenGrammar {
     }
     this.#masks.set(state, bits);
     return bits;
+  }
+
+  /**
+   * The largest shortest-completion (in bytes) after any one token the state allows: when it fits the budget
+   * no token needs checking. Computed once per state by stepping every allowed token.
+   */
+  worstCompletion(state: number): number {
+    let worst = this.#worst.get(state);
+    if (worst === undefined) {
+      worst = 0;
+      const bits = this.maskOf(state);
+      const { bytes, stops } = this.vocab;
+      for (let w = 0; w < bits.length; w++) {
+        let word = bits[w] ?? 0;
+        while (word !== 0) {
+          const bit = 31 - Math.clz32(word);
+          word &= ~(1 << bit);
+          const t = w * 32 + bit;
+          if (!stops.includes(t)) {
+            worst = Math.max(worst, this.store.minCompletion(this.store.stepBytes(state, bytes[t] as Uint8Array)));
+          }
+        }
+      }
+      if (this.#worst.size >= MAX_MASK_CACHE) {
+        this.#worst.clear();
+      }
+      this.#worst.set(state, worst);
+    }
+    return worst;
   }
 
   /** Checks a mask buffer's size. */

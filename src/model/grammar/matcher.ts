@@ -120,7 +120,7 @@ export class GrammarMatcher {
     out.set(this.#g.maskOf(this.#state));
     out.fill(0, words);
     const remaining = options.remainingTokens;
-    if (remaining !== undefined && this.#g.store.minCompletion(this.#state) + this.#g.maxTokenBytes > remaining - 1) {
+    if (remaining !== undefined && this.#g.worstCompletion(this.#state) > remaining - 1) {
       this.#fitBudget(out, remaining - 1);
     }
     return out;

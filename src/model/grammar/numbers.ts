@@ -4,8 +4,6 @@
  */
 import { MAX_INTEGER_DIGITS } from "./limits.js";
 
-const MAX_MAGNITUDE = 10 ** MAX_INTEGER_DIGITS - 1;
-
 /** Integers with the same number of digits, lo ≤ hi, as a GBNF expression. */
 function sameLength(lo: string, hi: string): string {
   if (lo === hi) {
@@ -35,25 +33,20 @@ function sameLength(lo: string, hi: string): string {
   return parts.length === 1 ? (parts[0] as string) : `(${parts.join(" | ")})`;
 }
 
-/** Non-negative integers in [lo, hi] (hi may be Infinity: up to MAX_INTEGER_DIGITS digits). */
+/** Non-negative integers in [lo, hi] (hi may be Infinity: then up to MAX_INTEGER_DIGITS digits). lo, hi ≤ 2^53. */
 export function naturalRange(lo: number, hi: number): string {
-  const top = Math.min(hi, MAX_MAGNITUDE);
-  const parts: string[] = [];
   const loLen = String(lo).length;
-  const topLen = String(top).length;
-  for (let d = loLen; d <= topLen; d++) {
+  const parts: string[] = [];
+  const top = hi === Number.POSITIVE_INFINITY ? 10 ** loLen - 1 : hi;
+  for (let d = loLen; d <= String(top).length; d++) {
     const a = Math.max(lo, d === 1 ? 0 : 10 ** (d - 1));
-    const b = Math.min(top, 10 ** d - 1);
-    if (a > b) {
-      continue;
+    const b = Math.min(top, d >= 16 ? top : 10 ** d - 1);
+    if (a <= b) {
+      parts.push(sameLength(String(a), String(b)));
     }
-    if (hi === Number.POSITIVE_INFINITY && d > loLen && d < topLen) {
-      continue; // covered by the open-ended run below
-    }
-    parts.push(sameLength(String(a), String(b)));
   }
-  if (hi === Number.POSITIVE_INFINITY && topLen - loLen >= 2) {
-    parts.push(`[1-9] [0-9]{${loLen},${topLen - 2}}`);
+  if (hi === Number.POSITIVE_INFINITY && loLen < MAX_INTEGER_DIGITS) {
+    parts.push(`[1-9] [0-9]{${loLen},${MAX_INTEGER_DIGITS - 1}}`);
   }
   return parts.length === 1 ? (parts[0] as string) : `(${parts.join(" | ")})`;
 }

@@ -307,10 +307,11 @@ class SchemaCompiler {
     if (lo === undefined && hi === undefined && exLo === undefined && exHi === undefined) {
       return this.#primitive(t);
     }
-    const limit = 10 ** MAX_INTEGER_DIGITS - 1;
+    const limit = Number.MAX_SAFE_INTEGER;
+    const inf = Number.POSITIVE_INFINITY;
     if (t === "integer") {
-      lo = Math.max(lo === undefined ? -limit : Math.ceil(lo), exLo === undefined ? -limit : Math.floor(exLo) + 1);
-      hi = Math.min(hi === undefined ? limit : Math.floor(hi), exHi === undefined ? limit : Math.ceil(exHi) - 1);
+      lo = Math.max(lo === undefined ? -inf : Math.ceil(lo), exLo === undefined ? -inf : Math.floor(exLo) + 1);
+      hi = Math.min(hi === undefined ? inf : Math.floor(hi), exHi === undefined ? inf : Math.ceil(exHi) - 1);
     } else {
       if (exLo !== undefined || exHi !== undefined) {
         this.#fail("unsupported-schema", path, "exclusiveMinimum/exclusiveMaximum on numbers are not supported (on integers they are)");
@@ -319,8 +320,8 @@ class SchemaCompiler {
         this.#fail("unsupported-schema", path, "number bounds must be integers");
       }
     }
-    if (Math.abs(lo ?? 0) > limit || Math.abs(hi ?? 0) > limit) {
-      this.#fail("unsupported-schema", path, `bounds beyond ${MAX_INTEGER_DIGITS} digits are not supported`);
+    if ((Number.isFinite(lo) && Math.abs(lo ?? 0) > limit) || (Number.isFinite(hi) && Math.abs(hi ?? 0) > limit)) {
+      this.#fail("unsupported-schema", path, "bounds beyond Number.MAX_SAFE_INTEGER are not supported");
     }
     const a = lo ?? Number.NEGATIVE_INFINITY;
     const b = hi ?? Number.POSITIVE_INFINITY;

@@ -51,6 +51,7 @@ export class StackStore {
   /** Dense transition rows (256 entries, −1 unknown) of the first MAX_DENSE_SETS sets stepped. */
   readonly #dense: (Int32Array | undefined)[] = [];
   #denseCount = 0;
+  readonly #minSet = new Map<number, number>();
   // Scratch for closures and unions, reused.
   #mark = new Int32Array(1024);
   #stamp = 0;
@@ -299,10 +300,15 @@ export class StackStore {
 
   /** Fewest bytes that complete the grammar from any stack of the set (Infinity for the empty set). */
   minCompletion(set: number): number {
+    const known = this.#minSet.get(set);
+    if (known !== undefined) {
+      return known;
+    }
     let best = Number.POSITIVE_INFINITY;
     for (const n of this.members(set)) {
       best = Math.min(best, this.#minNode(n));
     }
+    this.#minSet.set(set, best);
     return best;
   }
 
