@@ -3,6 +3,7 @@ import type { BackendName } from "../backends/backend.js";
 import { parseBackendList } from "../backends/registry.js";
 import type { Clock } from "../actors/index.js";
 import { MAX_BATCH } from "../engine/batch.js";
+import { MAX_PROMPT_CACHE_MIB } from "../engine/prompt-cache.js";
 import { ServeError } from "./errors.js";
 import { checkFaultPlan, type FaultPlan } from "./faults.js";
 
@@ -43,6 +44,12 @@ export interface ModelHostConfig {
   readonly parallel?: number;
   /** Load the model when the host is created (default true); otherwise on the first request. */
   readonly preload?: boolean;
+  /**
+   * MiB of KV rows of earlier prompts kept for reuse (src/engine/prompt-cache.ts): a request whose prompt starts
+   * with an earlier one's tokens prefills only the rest, with the same output. 0 turns it off. Default
+   * DEFAULT_PROMPT_CACHE_MIB (512).
+   */
+  readonly promptCacheMiB?: number;
 }
 
 export interface ModelHostOptions extends ModelHostConfig {
@@ -106,6 +113,10 @@ export function checkHostConfig(config: ModelHostConfig & { readonly isolated?: 
     if (v !== undefined && !(Number.isSafeInteger(v) && v >= min)) {
       bad(`${key} must be an integer >= ${min}, got ${v}`);
     }
+  }
+  const budget = config.promptCacheMiB;
+  if (budget !== undefined && !(Number.isSafeInteger(budget) && budget >= 0 && budget <= MAX_PROMPT_CACHE_MIB)) {
+    bad(`promptCacheMiB must be an integer in 0..${MAX_PROMPT_CACHE_MIB}, got ${budget}`);
   }
   const parallel = config.parallel;
   if (parallel !== undefined && !(Number.isSafeInteger(parallel) && parallel >= 1 && parallel <= MAX_BATCH)) {

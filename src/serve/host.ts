@@ -19,6 +19,7 @@ import type { Clock, Timer } from "../actors/index.js";
 import { systemClock } from "../actors/index.js";
 import type { Batcher } from "../engine/batch.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
+import { DEFAULT_PROMPT_CACHE_MIB, PromptCache, type PromptCacheStats } from "../engine/prompt-cache.js";
 import { MAX_TOP_LOGPROBS, resolveSamplingOptions, type SamplingOptions } from "../model/sampling/index.js";
 import { KernelFailure, ServeError } from "./errors.js";
 import { planApplies, withFaults } from "./faults.js";
@@ -46,6 +47,8 @@ interface Loaded {
   readonly chains: readonly Chain[];
   /** One batcher per chain (by index), created on first use; its steps point the facade at that chain. */
   readonly batchers: (Batcher | undefined)[];
+  /** KV rows of earlier prompts, shared by the batchers (each under its chain's namespace). */
+  readonly promptCache: PromptCache;
   users: number;
   retired: boolean;
   faultStats: (() => number)[];
@@ -92,6 +95,8 @@ export class ModelHost {
   #rows = 0;
   #completed = 0;
   #failed = 0;
+  /** Prompt-cache counters of models already released (status counts every load). */
+  #promptCacheDone = { hits: 0, misses: 0, tokensReused: 0, evictions: 0 };
   #faultsInjected = 0;
   /** The memory the last released model lived in, so status can show it went back to zero. */
   #lastHome: Dispatcher | undefined;
@@ -371,6 +376,7 @@ export class ModelHost {
         maxSequences: this.#parallel,
         contextLength: loaded.model.contextLength,
         beforeStep: () => loaded.facade.use(chain.backend),
+        promptCache: { cache: loaded.promptCache, namespace: `chain ${index}` },
       });
       loaded.batchers[index] = batcher;
     }
@@ -523,7 +529,14 @@ export class ModelHost {
       ...(contextLength === undefined ? {} : { contextLength }),
       ...(spec.headType === undefined ? {} : { headType: spec.headType }),
     });
-    return { rung, name: spec.name, model, facade, chains, batchers: [], users: 0, retired: false, faultStats };
+    let promptCache: PromptCache;
+    try {
+      promptCache = new PromptCache(model.config, this.#config.promptCacheMiB ?? DEFAULT_PROMPT_CACHE_MIB);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+    return { rung, name: spec.name, model, facade, chains, batchers: [], promptCache, users: 0, retired: false, faultStats };
   }
 
   /**
@@ -588,6 +601,10 @@ export class ModelHost {
     }
     this.#faultsInjected += loaded.faultStats.reduce((sum, f) => sum + f(), 0);
     loaded.faultStats = [];
+    const pc = loaded.promptCache.stats();
+    const done = this.#promptCacheDone;
+    this.#promptCacheDone = { hits: done.hits + pc.hits, misses: done.misses + pc.misses, tokensReused: done.tokensReused + pc.tokensReused, evictions: done.evictions + pc.evictions };
+    loaded.promptCache.dispose(); // after the batchers (a retiring sequence offers its rows), before the model
     loaded.model.dispose();
     this.#lastHome = loaded.facade.home;
   }
@@ -646,6 +663,21 @@ export class ModelHost {
     return { batchSteps, batchRows, active };
   }
 
+  /** The loaded model's prompt cache, with the counters of models released before it. */
+  #promptCacheStats(loaded: Loaded | undefined): PromptCacheStats {
+    const now = loaded?.promptCache.stats();
+    const done = this.#promptCacheDone;
+    return {
+      budgetBytes: now?.budgetBytes ?? (this.#config.promptCacheMiB ?? DEFAULT_PROMPT_CACHE_MIB) * 1024 * 1024,
+      bytes: now?.bytes ?? 0,
+      entries: now?.entries ?? 0,
+      hits: done.hits + (now?.hits ?? 0),
+      misses: done.misses + (now?.misses ?? 0),
+      tokensReused: done.tokensReused + (now?.tokensReused ?? 0),
+      evictions: done.evictions + (now?.evictions ?? 0),
+    };
+  }
+
   status(): WorkerStatus {
     const loaded = this.#loaded;
     const rung = loaded?.rung ?? this.#rung;
@@ -691,6 +723,7 @@ export class ModelHost {
       running: this.#running.size,
       parallel: this.#parallel,
       ...this.#batchStats(loaded),
+      promptCache: this.#promptCacheStats(loaded),
       completed: this.#completed,
       failed: this.#failed,
       degradations,

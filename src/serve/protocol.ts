@@ -163,6 +163,8 @@ export const workerStatus = t.struct({
   batchRows: t.uint,
   /** Sequences in the batchers now (prefilling or decoding). */
   active: t.uint,
+  /** The prompt cache (src/engine/prompt-cache.ts): budget and bytes held, prefixes kept, lookups, tokens reused. */
+  promptCache: t.struct({ budgetBytes: t.uint, bytes: t.uint, entries: t.uint, hits: t.uint, misses: t.uint, tokensReused: t.uint, evictions: t.uint }),
 });
 export type WorkerStatus = Infer<typeof workerStatus>;
 export type Degradation = Infer<typeof degradation>;
