@@ -180,7 +180,18 @@ export function addRunCommands(program: Command, io: CliIo): void {
             continue;
           }
           history.push({ role: "user", content: text });
-          const result = await emit(model, () => model.chat(history, generateOptions(flags, io.signal)), flags, io);
+          let result: GenerationResult;
+          try {
+            result = await emit(model, () => model.chat(history, generateOptions(flags, io.signal)), flags, io);
+          } catch (error) {
+            if (!(error instanceof CliError && error.code === "context-full")) {
+              throw error;
+            }
+            // The conversation outgrew the context: say so and keep the session (the line is not kept).
+            io.err(`barbell: ${error.message}; or /reset to clear the history\n`);
+            history.pop();
+            continue;
+          }
           history.push({ role: "assistant", content: result.text });
         }
       } finally {

@@ -128,3 +128,14 @@ describe("llama.cpp's flags", () => {
     expect(r.tokens).toEqual((await m.generate(kept, { maxTokens: 4, temperature: 0 }).complete()).tokens);
   });
 });
+
+describe("barbell chat when the conversation outgrows the context", () => {
+  it("should say how to fit it and keep the session (the line that did not fit is dropped)", async () => {
+    const long = Array.from({ length: 20 }, () => "the quick brown fox").join(" ");
+    const { out, err } = await runCli(["chat", "-m", model, "--backend", "js", "--no-autotune", "--json", "-c", "24", "-n", "2", "--temp", "0"], { input: `${long}\nhi\n` });
+    expect(err).toMatch(/^barbell: \[cli\] the prompt of \d+ tokens and -n\/--max-tokens 2 do not fit in a context of 24; .*--context-overflow truncate .*; or \/reset to clear the history\n/m);
+    const answers = out.trim().split("\n").map((l) => JSON.parse(l) as JsonResult);
+    expect(answers).toHaveLength(1); // "hi" was answered, without the long line in its history
+    expect(answers[0]?.tokens).toHaveLength(2);
+  });
+});
