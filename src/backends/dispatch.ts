@@ -152,15 +152,25 @@ interface Core {
 function assemble(core: Core, hook: OpHook, name: () => string = () => core.name): Dispatcher {
   const kernels = Object.fromEntries(KERNEL_NAMES.map((op) => [op, (...args: unknown[]) => hook.run(op, args)])) as unknown as Kernels;
   const steps = Object.fromEntries(FUSED_NAMES.map((op) => [op, (...args: unknown[]) => hook.run(op, args)])) as unknown as FusedKernels;
-  const offered = new Map<string, Partial<FusedKernels> | undefined>();
-  /** The fused steps the hook runs in one call, as one object per combination (forward() reads it per step). */
+  /** The fused-step tables by the bit mask of the steps the hook runs in one call (built on first use). */
+  const offered: (Partial<FusedKernels> | undefined)[] = [];
+  /** The fused steps the hook runs in one call; forward() reads it once per step, without allocating. */
   const fused = (): Partial<FusedKernels> | undefined => {
-    const present = FUSED_NAMES.filter((op) => hook.fuses(op));
-    const key = present.join(",");
-    if (!offered.has(key)) {
-      offered.set(key, present.length === 0 ? undefined : Object.freeze(Object.fromEntries(present.map((op) => [op, steps[op]]))));
+    let mask = 0;
+    for (let i = 0; i < FUSED_NAMES.length; i++) {
+      if (hook.fuses(FUSED_NAMES[i] as FusedName)) {
+        mask |= 1 << i;
+      }
     }
-    return offered.get(key);
+    if (mask === 0) {
+      return undefined;
+    }
+    let table = offered[mask];
+    if (table === undefined) {
+      table = Object.freeze(Object.fromEntries(FUSED_NAMES.filter((_, i) => (mask & (1 << i)) !== 0).map((op) => [op, steps[op]])));
+      offered[mask] = table;
+    }
+    return table;
   };
   return {
     get name() {
