@@ -18,6 +18,9 @@ import { createJsBackend } from "../src/backends/js/index.js";
 import { PROVIDERS } from "../src/backends/providers.js";
 import { measureReadBandwidth } from "../src/backends/native-cpu/index.js";
 import { probeOnce } from "../src/backends/registry.js";
+import { adapterName } from "../src/backends/webgpu/backend.js";
+import type { AdapterSummary } from "../src/backends/webgpu/device.js";
+import { measureDeviceTernaryMatmul } from "../src/backends/webgpu/measure.js";
 import { makeBitnetFixture } from "../src/model/bitnet/fixture.js";
 import { SHAPES } from "../scripts/shapes.js";
 import { barewireBench } from "./barewire.js";
@@ -74,10 +77,20 @@ async function kernelTable(): Promise<KernelRow[]> {
     ["700M ffn 1×1536·4096", 1, 1536, 4096],
     ["2B prefill 64×2560·2560", 64, 2560, 2560],
   ];
-  const backends: { name: string; kernels: Partial<Kernels>; memory?: BufferMemory; dispose?: () => void }[] = [];
+  const backends: { name: string; kernels: Partial<Kernels>; memory?: BufferMemory; dispose?: () => void; software?: boolean }[] = [];
   for (const provider of PROVIDERS) {
     const probe = await probeOnce(provider);
-    if (probe.available) {
+    if (probe.available && provider.name === "webgpu") {
+      // One device, no thread counts: one set of rows, named with the adapter (timed up to the readback).
+      const b = (await provider.create({})) as PartialBackend & { adapter?: AdapterSummary };
+      backends.push({
+        name: `webgpu (${b.adapter === undefined ? "?" : adapterName(b.adapter)})`,
+        kernels: b.kernels,
+        ...(b.memory === undefined ? {} : { memory: b.memory }),
+        dispose: () => b.dispose(),
+        ...(b.adapter?.software === true ? { software: true } : {}),
+      });
+    } else if (probe.available) {
       for (const threads of threadCounts) {
         const b: PartialBackend = await provider.create({ threads });
         backends.push({
@@ -96,10 +109,14 @@ async function kernelTable(): Promise<KernelRow[]> {
   for (const b of backends) {
     process.stderr.write(`bench: kernels on ${b.name}\n`);
     for (const [label, m, k, n] of shapes) {
-      if (b.name.startsWith("js") && m > 1 && quick) {
-        continue;
+      if ((b.name.startsWith("js") && m > 1 && quick) || (b.software === true && m > 1)) {
+        continue; // a software GPU (SwiftShader) takes seconds per prefill-shaped call
       }
-      const r = measureTernaryMatmul(b.kernels, { m, k, n }, quick ? 150 : 400, b.memory);
+      const budget = quick ? 150 : 400;
+      const r =
+        b.memory?.kind === "device"
+          ? await measureDeviceTernaryMatmul(b.kernels, { m, k, n }, budget, b.memory)
+          : measureTernaryMatmul(b.kernels, { m, k, n }, budget, b.memory);
       if (r !== undefined) {
         rows.push({ backend: b.name, shape: label, ...r });
       }
@@ -192,11 +209,16 @@ async function main(): Promise<void> {
 
   const available: BackendName[] = [];
   for (const p of PROVIDERS) {
-    if ((await probeOnce(p)).available) {
+    // WebGPU end to end only on a hardware adapter (SwiftShader decodes the 700M shape at seconds per token).
+    const probe = await probeOnce(p);
+    if (probe.available && (p.basePriority >= 0 || !probe.features.includes("software"))) {
       available.push(p.name);
     }
   }
   const chains = available.length > 0 ? [`${available[0]},js`] : ["js"];
+  if (available.includes("webgpu") && available[0] !== "webgpu") {
+    chains.push("webgpu,js");
+  }
   const shapes: ("700m" | "2b")[] = quick ? ["700m"] : ["700m", "2b"];
   lines.push("## End to end (greedy, random ternary weights)", "");
   lines.push(

@@ -1,8 +1,11 @@
 /**
- * The WebGPU kernel library in a browser: bundled for the browser with esbuild (the shaders are TS string
- * modules, so nothing else is fetched), run in headless Chromium with `--enable-unsafe-webgpu` through
- * `navigator.gpu` (SwiftShader without a GPU), and compared in the page with the JS reference kernels:
- * activation quantization + ternary matmul and the Q8_0 head bit for bit, RMSNorm within rel L2 2e-6.
+ * WebGPU in a browser: bundled for the browser with esbuild (the shaders are TS string modules, so nothing
+ * else is fetched), run in headless Chromium with `--enable-unsafe-webgpu` through `navigator.gpu`
+ * (SwiftShader without a GPU):
+ * - the kernel library against the JS reference kernels in the page: activation quantization + ternary
+ *   matmul and the Q8_0 head bit for bit, RMSNorm within rel L2 2e-6;
+ * - the WebGPU backend end to end (test/browser/webgpu-entry.ts): every golden fixture decodes into its
+ *   golden greedy ids, with one readback per decode step and nothing left allocated.
  *
  * The page is served by playwright's request interception at http://localhost/ (a secure context, which
  * WebGPU requires), so no server is started. Without Chromium the test is skipped and says why, unless
@@ -25,6 +28,7 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 
 /** The page's check, bundled with the library and the reference kernels. */
 const ENTRY = `
+import "./test/browser/webgpu-entry.ts";
 import { WebGpuContext } from "./src/backends/webgpu/index.ts";
 import { packTernary } from "./src/quant/layouts.ts";
 import { quantizeActivations } from "./src/quant/values.ts";
@@ -77,6 +81,29 @@ globalThis.runCheck = async () => {
 };
 `;
 
+/**
+ * The GGUF byte-source module imports node:fs (and core/files node:path) for its FileSource, which a page never
+ * uses; the bundle gets a stub for those built-ins that throws if anything calls into it.
+ */
+const nodeStub = {
+  name: "node-builtins-stub",
+  setup(b: { onResolve: (o: { filter: RegExp }, f: (a: { path: string }) => { path: string; namespace: string }) => void; onLoad: (o: { filter: RegExp; namespace: string }, f: () => { contents: string; loader: "js" }) => void }) {
+    b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: "node-stub" }));
+    b.onLoad({ filter: /.*/, namespace: "node-stub" }, () => ({
+      contents: "module.exports = new Proxy({}, { get: (_, name) => name === '__esModule' ? false : () => { throw new Error('a Node built-in is not available in the browser'); } });",
+      loader: "js",
+    }));
+  },
+};
+
+interface GoldenPage {
+  adapter: { runtime: string; vendor: string; architecture: string };
+  results: { ids: number[]; golden: number[]; live: number }[];
+  readbacks: number;
+  submissions: number;
+  steps: number;
+}
+
 interface PageResult {
   adapter: { runtime: string; architecture: string; vendor: string };
   ternary: boolean;
@@ -90,7 +117,7 @@ describe("webgpu kernels in headless Chromium", () => {
     return;
   }
 
-  it("should match the JS reference through navigator.gpu", async () => {
+  it("should match the JS reference through navigator.gpu, and decode every golden fixture into its greedy ids", async () => {
     if (executable === undefined) {
       throw new Error(`Chromium is required (BARBELL_REQUIRE_WEBGPU=1) but is not at ${CANDIDATES.join(" or ")}`);
     }
@@ -101,6 +128,7 @@ describe("webgpu kernels in headless Chromium", () => {
       platform: "browser",
       write: false,
       logLevel: "silent",
+      plugins: [nodeStub],
     });
     const code = bundle.outputFiles[0]?.text ?? "";
     const browser = await chromium.launch({
@@ -121,8 +149,20 @@ describe("webgpu kernels in headless Chromium", () => {
       expect(result.ternary).toBe(true);
       expect(result.q8i8).toBe(true);
       expect(result.rmsNormRelL2).toBeLessThanOrEqual(2e-6);
+
+      const t0 = performance.now();
+      const golden = (await page.evaluate(() => (globalThis as unknown as { runGolden: () => Promise<unknown> }).runGolden())) as GoldenPage;
+      console.log(`[webgpu browser test] golden ids: ${golden.results.length} fixtures, ${golden.steps} steps, ${golden.readbacks} readbacks, ${golden.submissions} submissions, ${Math.round(performance.now() - t0)} ms`);
+      expect(golden.adapter.runtime).toBe("navigator.gpu");
+      expect(golden.results.length).toBe(3);
+      for (const r of golden.results) {
+        expect(r.ids).toEqual(r.golden);
+        expect(r.live).toBe(0);
+      }
+      // No host round trip but the logits read of each step (the sampling).
+      expect(golden.readbacks).toBe(golden.steps);
     } finally {
       await browser.close();
     }
-  }, 120_000);
+  }, 240_000);
 });

@@ -113,3 +113,9 @@ export function f32Of(backend: Backend, t: TensorRef): Float32Array {
   const bytes = backend.read(t.buffer);
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
 }
+
+/** The bytes of a tensor as f32 values, read back asynchronously (any memory, a device's included). */
+export async function f32OfAsync(backend: Backend, t: TensorRef): Promise<Float32Array> {
+  const bytes = await backend.readAsync(t.buffer);
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}

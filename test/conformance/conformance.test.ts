@@ -77,6 +77,13 @@ for (const subject of SUBJECTS) {
   describe(`${subject.name} conformance`, async () => {
     const probe = await subject.probe();
     if (!probe.available) {
+      if (subject.name === "webgpu" && process.env["BARBELL_REQUIRE_WEBGPU"] === "1") {
+        // CI installs Dawn and SwiftShader (scripts/install-webgpu.sh): a missing adapter is a failure there.
+        it("webgpu is required (BARBELL_REQUIRE_WEBGPU=1)", () => {
+          throw new Error(`webgpu is unavailable: ${probe.reason}`);
+        });
+        return;
+      }
       it.skip(`${subject.name} is unavailable here: ${probe.reason}`, () => undefined);
       return;
     }

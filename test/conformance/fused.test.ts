@@ -28,7 +28,7 @@ import { KvCache } from "../../src/model/bitnet/kv-cache.js";
 import { loadWeights } from "../../src/model/bitnet/weights.js";
 import { tensor } from "../../src/tensor/tensor.js";
 import { CASES, type ConformanceCase } from "./cases.js";
-import { BATCH_SHAPES, BLOCK_SHAPES, blockInputs, f32Of, type BlockInputs, type BlockShape } from "./composite-cases.js";
+import { BATCH_SHAPES, BLOCK_SHAPES, blockInputs, f32Of, f32OfAsync, type BlockInputs, type BlockShape } from "./composite-cases.js";
 
 const FIXTURES: BitnetFixtureOptions[] = [
   { arch: "bitnet-b1.58", weightType: "i2_s", seed: 11 }, // ReLU², grouped KV heads
@@ -360,13 +360,14 @@ describe("op table decompositions", () => {
       const js = createJsBackend();
       afterAll(() => made.dispose());
 
-      it.each(ATTENTION_CASES.map((c) => [c.name, c] as const))(`attention within NMSE ${KERNEL_OPS.attention.decomposition.compare} of its decomposition: %s`, (_name, c) => {
+      it.each(ATTENTION_CASES.map((c) => [c.name, c] as const))(`attention within NMSE ${KERNEL_OPS.attention.decomposition.compare} of its decomposition: %s`, async (_name, c) => {
         const fused = build(backend, c);
         const composed = build(backend, c);
         try {
           backend.kernels.attention(...(fused.args as Parameters<Kernels["attention"]>));
           runDecomposition(backend, KERNEL_OPS.attention.decomposition.run, ...(composed.args as Parameters<Kernels["attention"]>));
-          expectAgreement(KERNEL_OPS.attention.decomposition.compare, f32Of(backend, composed.out), f32Of(backend, fused.out), "attention");
+          // Read back asynchronously: a device backend's memory (webgpu) has no synchronous read.
+          expectAgreement(KERNEL_OPS.attention.decomposition.compare, await f32OfAsync(backend, composed.out), await f32OfAsync(backend, fused.out), "attention");
         } finally {
           fused.free();
           composed.free();

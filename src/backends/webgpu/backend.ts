@@ -136,8 +136,15 @@ function acquireShared(): Promise<WebGpuContext> {
   return shared.context;
 }
 
+export interface WebGpuBackend extends PartialBackend {
+  readonly memory: BufferMemory;
+  readonly adapter: AdapterSummary;
+  /** Work sent to the device so far: kernel submissions and readbacks (each a host round trip). */
+  stats(): { readonly submissions: number; readonly readbacks: number };
+}
+
 /** A backend over the process's WebGPU device (acquired on first use). Throws WebGpuError when there is none. */
-export async function createWebGpuBackend(): Promise<PartialBackend & { readonly memory: BufferMemory; readonly adapter: AdapterSummary }> {
+export async function createWebGpuBackend(): Promise<WebGpuBackend> {
   const context = acquireShared();
   const ctx = await context;
   const holder = shared;
@@ -191,6 +198,7 @@ export async function createWebGpuBackend(): Promise<PartialBackend & { readonly
       kernel === "attention" && (refs[0]?.shape[2] ?? 0) > MAX_ATTENTION_HEAD_DIM ? `attention takes headDim ≤ ${MAX_ATTENTION_HEAD_DIM}` : true,
     memory: new WebGpuBufferMemory(ctx),
     adapter,
+    stats: () => ({ submissions: ctx.recorder.submissions, readbacks: ctx.memory.readbacks }),
     info,
     dispose: () => {
       if (disposed) {

@@ -18,6 +18,8 @@ export function align4(bytes: number): number {
 /** A tensor's storage on the device. `bytes` is the logical size; the GPU buffer may be up to 3 bytes longer. */
 export class DeviceBuffer implements BufferHandle {
   #gpu: GpuBufferLike | undefined;
+  /** A reused buffer whose zero fill is not recorded yet: recorded at first use, skipped when a write covers it. */
+  needsClear = false;
 
   constructor(
     readonly id: number,
@@ -71,6 +73,8 @@ export class DeviceMemory {
   #pooledBytes = 0;
   #nextId = 1;
   #liveBytes = 0;
+  /** Readbacks (mapped staging buffers) so far. */
+  readbacks = 0;
 
   constructor(
     readonly gpu: WebGpuDevice,
@@ -100,7 +104,6 @@ export class DeviceMemory {
     let gpuBuffer: GpuBufferLike;
     if (pooled !== undefined) {
       this.#pooledBytes -= size;
-      this.recorder.clear(pooled);
       gpuBuffer = pooled;
     } else {
       gpuBuffer = this.gpu.device.createBuffer({
@@ -110,6 +113,7 @@ export class DeviceMemory {
       });
     }
     const buffer = new DeviceBuffer(this.#nextId++, bytes, gpuBuffer);
+    buffer.needsClear = pooled !== undefined;
     this.#live.set(buffer.id, buffer);
     this.#liveBytes += bytes;
     return buffer;
@@ -137,6 +141,10 @@ export class DeviceMemory {
     if (src.byteLength === 0) {
       return;
     }
+    if (own.needsClear && byteOffset === 0 && src.byteLength === own.bytes) {
+      own.needsClear = false; // every byte of the tensor is written: no zero fill needed
+    }
+    this.#cleared(own);
     this.flushPending();
     let data = src;
     if (src.byteLength % 4 !== 0) {
@@ -156,7 +164,7 @@ export class DeviceMemory {
    * submission and mapping: one round trip for both.
    */
   async readWith(buffer: BufferHandle, byteOffset = 0, length?: number, extra?: GpuBufferLike): Promise<{ bytes: Uint8Array; extra: Uint32Array }> {
-    const own = this.#own(buffer, "read");
+    const own = this.#cleared(this.#own(buffer, "read"));
     const size = length ?? own.bytes - byteOffset;
     if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(size) || byteOffset < 0 || size < 0 || byteOffset + size > own.bytes) {
       throw new UsageError("unsupported", `[webgpu] read of ${size} bytes at ${byteOffset} is outside buffer ${own.id} (${own.bytes} bytes)`);
@@ -179,6 +187,7 @@ export class DeviceMemory {
         encoder.copyBufferToBuffer(extra, 0, staging, end - start, extraBytes);
       }
       device.queue.submit([encoder.finish()]);
+      this.readbacks++;
       await staging.mapAsync(MAP_READ);
       const mapped = new Uint8Array(staging.getMappedRange());
       const words = new Uint32Array(mapped.slice(end - start).buffer);
@@ -231,7 +240,16 @@ export class DeviceMemory {
 
   /** The live DeviceBuffer behind a handle of this memory; UsageError otherwise. */
   resolve(buffer: BufferHandle, op: string): DeviceBuffer {
-    return this.#own(buffer, op);
+    return this.#cleared(this.#own(buffer, op));
+  }
+
+  /** Records the pending zero fill of a reused buffer, before anything reads or partly writes it. */
+  #cleared(own: DeviceBuffer): DeviceBuffer {
+    if (own.needsClear) {
+      own.needsClear = false;
+      this.recorder.clear(own.gpu);
+    }
+    return own;
   }
 
   #own(buffer: BufferHandle, op: string): DeviceBuffer {

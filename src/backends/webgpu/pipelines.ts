@@ -108,6 +108,7 @@ export class Recorder {
   #transient: GpuBufferLike[] = [];
   #pendingErrors: Promise<GpuErrorLike | null>[] = [];
   #dispatches = 0;
+  #submissions = 0;
   readonly #scratch = new Map<string, GpuBufferLike>();
   readonly status: GpuBufferLike;
 
@@ -123,6 +124,11 @@ export class Recorder {
   /** Adds a device error-scope result to those {@link settle} reports. */
   track(result: Promise<GpuErrorLike | null>): void {
     this.#pendingErrors.push(result);
+  }
+
+  /** Command buffers of recorded kernels submitted so far (one per flush that had work). */
+  get submissions(): number {
+    return this.#submissions;
   }
 
   /** Dispatches recorded since the last flush. */
@@ -212,6 +218,7 @@ export class Recorder {
     this.#dispatches = 0;
     const device = this.gpu.device;
     device.queue.submit([encoder.finish()]);
+    this.#submissions++;
     this.#pendingErrors.push(device.popErrorScope());
     for (const buffer of this.#transient) {
       buffer.destroy();
