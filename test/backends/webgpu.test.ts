@@ -25,7 +25,6 @@ import { WebGpuContext, WebGpuError, type RopeTable } from "../../src/backends/w
 import { packBinary, packTernary } from "../../src/quant/layouts.js";
 import { QUANT_TRAITS } from "../../src/quant/table.js";
 import { quantizeActivations, roundHalfEven } from "../../src/quant/values.js";
-import { CASES } from "../conformance/cases.js";
 
 const REQUIRED = process.env["BARBELL_REQUIRE_WEBGPU"] === "1";
 /** Relative L2 error allowed for the f32 kernels against the float64 reference. */
@@ -186,48 +185,8 @@ describe.skipIf(gpu === undefined)("webgpu kernels", () => {
     expect(mismatches).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
-  // ---- the conformance cases (test/conformance/cases.ts) that this library implements ----
-
-  const SUPPORTED = new Set(["matmulTernaryI8", "matmulBinaryI8", "matmulBinaryBinary", "quantizeActivations", "matmulQ8I8", "matmulDense", "embedding", "rmsNorm", "rope", "softmax", "attention", "unary", "binary", "scale"]);
-  for (const c of CASES) {
-    if (!SUPPORTED.has(c.kernel)) {
-      continue;
-    }
-    // Exact: integer kernels, the lookup, and the cases the reference states as exact f32 operations (NMSE 0).
-    const exact = c.compare === "exact" || c.compare === 0 || c.kernel === "embedding";
-    it(`${c.name} ${exact ? "matches the reference bit for bit" : `within rel L2 ${FLOAT_REL_L2}`}`, async () => {
-      const memory = new ArrayBufferMemory("webgpu-case");
-      const data = c.build(memory);
-      const deviceArgs: unknown[] = data.args.map((a) => {
-        if (typeof a === "object" && a !== null && "buffer" in a) {
-          const t = a as TensorRef;
-          return up(t.dtype, [...t.shape], views.u8(t), t.scale);
-        }
-        return a;
-      });
-      const outIndex = data.args.indexOf(data.out);
-      if (c.kernel === "rope") {
-        // The device kernel takes a precomputed table instead of theta.
-        const positions = views.i32(data.args[1] as TensorRef);
-        const table = ctx().kernels.createRopeTable(data.args[2] as number, data.out.shape[2] ?? 0, Math.max(...positions) + 1);
-        tables.push(table);
-        deviceArgs[2] = table;
-      }
-      (ctx().kernels[c.kernel as "softmax"] as (...args: unknown[]) => void)(...deviceArgs);
-      const got = await ctx().read(deviceArgs[outIndex] as TensorRef);
-      (reference.kernels[c.kernel] as (...args: unknown[]) => void)(...data.args);
-      const want = views.u8(data.out).slice(0, got.byteLength);
-      if (exact) {
-        expect(Array.from(got)).toEqual(Array.from(want));
-      } else {
-        const g = new Float32Array(got.buffer);
-        const w = new Float32Array(want.buffer);
-        expect(g.every(Number.isFinite)).toBe(true);
-        expect(relL2(g, w)).toBeLessThanOrEqual(FLOAT_REL_L2);
-      }
-      await ctx().checkStatus();
-    });
-  }
+  // The cases of test/conformance/cases.ts run on the backend (the same kernels, through its memory) in
+  // test/conformance/conformance.test.ts; this file keeps the edge cases the table does not have.
 
   // ---- further exact cases ----
 

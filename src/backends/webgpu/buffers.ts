@@ -18,8 +18,8 @@ export function align4(bytes: number): number {
 /** A tensor's storage on the device. `bytes` is the logical size; the GPU buffer may be up to 3 bytes longer. */
 export class DeviceBuffer implements BufferHandle {
   #gpu: GpuBufferLike | undefined;
-  /** A reused buffer whose zero fill is not recorded yet: recorded at first use, skipped when a write covers it. */
-  needsClear = false;
+  /** A reused buffer's zero fill, not recorded yet: recorded at the first use of `gpu`, dropped when a write covers it. */
+  #pendingClear: ((gpu: GpuBufferLike) => void) | undefined;
 
   constructor(
     readonly id: number,
@@ -29,12 +29,27 @@ export class DeviceBuffer implements BufferHandle {
     this.#gpu = gpu;
   }
 
-  /** The GPU buffer; UsageError "disposed" after free. */
+  /** The GPU buffer (its pending zero fill recorded first); UsageError "disposed" after free. */
   get gpu(): GpuBufferLike {
     if (this.#gpu === undefined) {
       throw new UsageError("disposed", `[webgpu] buffer ${this.id} was freed`);
     }
+    const clear = this.#pendingClear;
+    if (clear !== undefined) {
+      this.#pendingClear = undefined;
+      clear(this.#gpu);
+    }
     return this.#gpu;
+  }
+
+  /** Defers the zero fill of a reused buffer to its first use. */
+  deferClear(clear: (gpu: GpuBufferLike) => void): void {
+    this.#pendingClear = clear;
+  }
+
+  /** Drops a pending zero fill: the caller overwrites every byte of the tensor before anything reads it. */
+  skipClear(): void {
+    this.#pendingClear = undefined;
   }
 
   get freed(): boolean {
@@ -113,7 +128,9 @@ export class DeviceMemory {
       });
     }
     const buffer = new DeviceBuffer(this.#nextId++, bytes, gpuBuffer);
-    buffer.needsClear = pooled !== undefined;
+    if (pooled !== undefined) {
+      buffer.deferClear((gpu) => this.recorder.clear(gpu));
+    }
     this.#live.set(buffer.id, buffer);
     this.#liveBytes += bytes;
     return buffer;
@@ -141,17 +158,17 @@ export class DeviceMemory {
     if (src.byteLength === 0) {
       return;
     }
-    if (own.needsClear && byteOffset === 0 && src.byteLength === own.bytes) {
-      own.needsClear = false; // every byte of the tensor is written: no zero fill needed
+    if (byteOffset === 0 && src.byteLength === own.bytes) {
+      own.skipClear(); // every byte of the tensor is written: no zero fill needed
     }
-    this.#cleared(own);
+    const target = own.gpu; // records a pending zero fill (a partial write) before the flush
     this.flushPending();
     let data = src;
     if (src.byteLength % 4 !== 0) {
       data = new Uint8Array(align4(src.byteLength));
       data.set(src);
     }
-    this.gpu.device.queue.writeBuffer(own.gpu, byteOffset, data, 0, data.byteLength);
+    this.gpu.device.queue.writeBuffer(target, byteOffset, data, 0, data.byteLength);
   }
 
   /** Copies bytes out of the buffer once every kernel recorded before this call has run. */
@@ -164,7 +181,7 @@ export class DeviceMemory {
    * submission and mapping: one round trip for both.
    */
   async readWith(buffer: BufferHandle, byteOffset = 0, length?: number, extra?: GpuBufferLike): Promise<{ bytes: Uint8Array; extra: Uint32Array }> {
-    const own = this.#cleared(this.#own(buffer, "read"));
+    const own = this.#own(buffer, "read");
     const size = length ?? own.bytes - byteOffset;
     if (!Number.isSafeInteger(byteOffset) || !Number.isSafeInteger(size) || byteOffset < 0 || size < 0 || byteOffset + size > own.bytes) {
       throw new UsageError("unsupported", `[webgpu] read of ${size} bytes at ${byteOffset} is outside buffer ${own.id} (${own.bytes} bytes)`);
@@ -240,16 +257,7 @@ export class DeviceMemory {
 
   /** The live DeviceBuffer behind a handle of this memory; UsageError otherwise. */
   resolve(buffer: BufferHandle, op: string): DeviceBuffer {
-    return this.#cleared(this.#own(buffer, op));
-  }
-
-  /** Records the pending zero fill of a reused buffer, before anything reads or partly writes it. */
-  #cleared(own: DeviceBuffer): DeviceBuffer {
-    if (own.needsClear) {
-      own.needsClear = false;
-      this.recorder.clear(own.gpu);
-    }
-    return own;
+    return this.#own(buffer, op);
   }
 
   #own(buffer: BufferHandle, op: string): DeviceBuffer {

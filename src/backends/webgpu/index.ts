@@ -1,7 +1,6 @@
 /**
  * The WebGPU kernel library: a device, its buffers, its pipelines and the kernels, with asynchronous
- * readback. Not yet a `Backend` (backend.ts): that contract reads synchronously from host memory, which a
- * GPU cannot do; see docs/webgpu.md for what wiring it in needs.
+ * readback. ./backend.ts makes it a backend of the contract (the `webgpu` provider); docs/webgpu.md.
  *
  *   const gpu = await WebGpuContext.create();          // WebGpuError with the reason when there is no adapter
  *   const w = gpu.upload("ternary", [n, k], packed, γ);  // weights: once, at load
