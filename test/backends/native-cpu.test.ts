@@ -19,6 +19,7 @@ import { ShapeError, ValueError } from "../../src/core/errors.js";
 import { f32ToHalf } from "../../src/quant/half.js";
 import { Q8_0 } from "../../src/quant/formats/q8-0.js";
 import { packBinary, packTernary } from "../../src/quant/layouts.js";
+import { mulberry32 as rng } from "../../src/model/bitnet/fixture.js";
 
 const probe = probeNativeCpu();
 const reason = probe.available ? "" : probe.reason;
@@ -31,17 +32,6 @@ function isaPaths(): string[] {
 }
 
 // ---- deterministic data ----
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const memory = new ArrayBufferMemory("native-cpu-test");
 const js = createJsBackend();

@@ -10,18 +10,10 @@ import { storageBytes } from "../../src/backends/storage.js";
 import { packBinary, packTernary } from "../../src/quant/layouts.js";
 import { QUANT_TRAITS } from "../../src/quant/table.js";
 import { quantizeActivations } from "../../src/quant/values.js";
+import { mulberry32 } from "../../src/model/bitnet/fixture.js";
 
-/** mulberry32 for reproducible case data. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded PRNG (mulberry32) so failures reproduce. */
+export const rng = mulberry32;
 
 export interface CaseData {
   /** The kernel's arguments, outputs included, in call order. */

@@ -22,6 +22,7 @@ import {
   unpackTernary,
 } from "../../src/quant/layouts.js";
 import { absmeanTernarize, quantizeActivations } from "../../src/quant/values.js";
+import { mulberry32 as uniformSource } from "../../src/model/bitnet/fixture.js";
 
 const RUNS = { seed: 20240611, numRuns: 150 };
 
@@ -95,18 +96,6 @@ function dequantizeInt8(x: Int8Array, xScales: Float32Array, k: number): Float32
 
 function scaled(values: Int8Array, scale: number): Float32Array {
   return Float32Array.from(values, (v) => v * scale);
-}
-
-/** Deterministic uniform generator in [0, 1) (mulberry32). */
-function uniformSource(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 function normals(count: number, next: () => number): Float32Array {

@@ -8,19 +8,9 @@
 import { describe, expect, it } from "vitest";
 import { int32Tensor, tensor, type Tensor } from "../../src/tensor/index.js";
 import { createTape, type Tape } from "../../src/train/autograd.js";
+import { mulberry32 as random } from "../../src/model/bitnet/fixture.js";
 
 type AnyF32 = Tensor<"f32", readonly string[]>;
-
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function values(rand: () => number, n: number, spread = 1): Float64Array {
   return Float64Array.from({ length: n }, () => Math.fround((rand() * 2 - 1) * spread));
