@@ -1,18 +1,17 @@
 /**
- * `barbell generate`, `barbell chat` and `barbell logits`: run a model from the command line.
+ * `barbell generate` and `barbell logits` (and `barbell chat`, src/cli/chat.ts): run a model from the command line.
  * Text goes to stdout; progress and speed go to stderr (a progress bar only when stderr is a TTY).
  * Flags, their llama.cpp aliases and the checks before a model loads: src/cli/flags.ts.
  */
-import readline from "node:readline/promises";
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import { FileError } from "../core/errors.js";
 import { readRegularFile } from "../core/files.js";
 import type { Generation, GenerationResult } from "../engine/generate.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
-import type { ChatMessage } from "../model/chat/index.js";
 import { ContextFullError } from "../model/bitnet/kv-cache.js";
 import { tokenIds } from "./args.js";
+import { addChatCommand } from "./chat.js";
 import { modelOrDefault } from "./default-model.js";
 import { CliError } from "./errors.js";
 import { checkModel, contextFullError, generateOptions, modelOptions, samplingOptions, type ModelFlags, type SamplingFlags } from "./flags.js";
@@ -75,7 +74,8 @@ async function readPrompt(positional: string | undefined, flags: { prompt?: stri
   }
 }
 
-async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
+/** Loads the model the flags name (or the default one), with a progress bar on a terminal. */
+export async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
   const file = modelOrDefault(flags.model, io.err);
   await checkModel(file, flags.ctx);
   const bar = io.errIsTty
@@ -110,20 +110,23 @@ async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
   }
 }
 
-function speed(r: GenerationResult): string {
+/** The stderr line after a generation: tokens prefilled (and reused from the KV cache) and decoded, with speeds. */
+export function speed(r: GenerationResult): string {
   const rate = (n: number, ms: number): string => (ms > 0 ? (n / (ms / 1000)).toFixed(2) : "-");
+  const run = r.promptTokens - r.cachedTokens;
   return (
-    `prefill ${r.promptTokens} tokens ${rate(r.promptTokens, r.prefillMs)} t/s, ` +
+    `prefill ${run} tokens${r.cachedTokens > 0 ? ` (+${r.cachedTokens} cached)` : ""} ${rate(run, r.prefillMs)} t/s, ` +
     `decode ${r.tokens.length} tokens ${rate(r.tokens.length, r.decodeMs)} t/s (${r.finishReason})`
   );
 }
 
-function jsonResult(r: GenerationResult): string {
+export function jsonResult(r: GenerationResult): string {
   return JSON.stringify({
     text: r.text,
     tokens: r.tokens,
     finish_reason: r.finishReason,
     prompt_tokens: r.promptTokens,
+    cached_tokens: r.cachedTokens,
     prefill_ms: Math.round(r.prefillMs * 1000) / 1000,
     decode_ms: Math.round(r.decodeMs * 1000) / 1000,
   });
@@ -162,42 +165,7 @@ export function addRunCommands(program: Command, io: CliIo): void {
       await emit(model, () => model.generate(prompt, generateOptions(flags, io.signal)), flags, io);
     });
 
-  samplingOptions(modelOptions(program.command("chat"), true))
-    .description("an interactive chat on stdin; /reset clears the history, /exit (or end of input) quits")
-    .option("--system <text>", "a system message (default: none)")
-    .action(async (flags: ModelFlags & SamplingFlags & { system?: string }) => {
-      using model = await open(flags, io);
-      const history: ChatMessage[] = flags.system === undefined ? [] : [{ role: "system", content: flags.system }];
-      const rl = readline.createInterface({ input: io.input, terminal: false });
-      try {
-        for await (const line of rl) {
-          const text = line.trim();
-          if (text === "/exit") {
-            break;
-          }
-          if (text === "/reset" || text.length === 0) {
-            history.splice(flags.system === undefined ? 0 : 1);
-            continue;
-          }
-          history.push({ role: "user", content: text });
-          let result: GenerationResult;
-          try {
-            result = await emit(model, () => model.chat(history, generateOptions(flags, io.signal)), flags, io);
-          } catch (error) {
-            if (!(error instanceof CliError && error.code === "context-full")) {
-              throw error;
-            }
-            // The conversation outgrew the context: say so and keep the session (the line is not kept).
-            io.err(`barbell: ${error.message}; or /reset to clear the history\n`);
-            history.pop();
-            continue;
-          }
-          history.push({ role: "assistant", content: result.text });
-        }
-      } finally {
-        rl.close();
-      }
-    });
+  addChatCommand(program, io); // src/cli/chat.ts
 
   modelOptions(program.command("logits"))
     .description("print the logits a model gives token ids (for parity checks against other engines)")
