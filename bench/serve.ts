@@ -8,7 +8,12 @@
  * time from the first first-token to the last `done`), p50/p99 time to first token and p50/p99 inter-token
  * latency over every stream, the mean batch (rows per decode step), and the ratio to one stream.
  *
- *   npx tsx bench/serve.ts [--quick] [--tokens 48] [--threads 2] [--backends native-cpu,js] [--head q8_0|keep] [--streams 1,8]
+ * A second table measures prefix reuse (src/engine/prompt-cache.ts): the time to first token of the second turn of
+ * a 1,500-token conversation (a 1,452-token first prompt and its 48-token greedy reply, then 40 new tokens), on a
+ * model actor with the prompt cache (warm: the first turn's full prefill steps are copied) and one without (cold),
+ * and whether the two second turns gave the same tokens.
+ *
+ *   npx tsx bench/serve.ts [--quick] [--tokens 48] [--threads 2] [--backends native-cpu,js] [--head q8_0|keep] [--streams 1,8] [--no-prefix]
  *   npm run bench                  # includes it as the last section
  */
 import fs from "node:fs";
@@ -20,7 +25,7 @@ import type { BackendName } from "../src/backends/backend.js";
 import { PROVIDERS } from "../src/backends/providers.js";
 import { probeOnce } from "../src/backends/registry.js";
 import { makeBitnetFixture } from "../src/model/bitnet/fixture.js";
-import { modelActor, type ModelMsg } from "../src/serve/index.js";
+import { modelActor, type ModelActorOptions, type ModelMsg } from "../src/serve/index.js";
 import type { ActorRef } from "../src/actors/index.js";
 import { SHAPES } from "../scripts/shapes.js";
 
@@ -35,6 +40,19 @@ export interface ServeBenchOptions {
   readonly concurrency?: readonly number[];
   /** Output head: "keep" (the file's F16) or "q8_0" (requantized at load; integer activations). Default q8_0. */
   readonly head?: "keep" | "q8_0";
+  /** Measure prefix reuse (the second table). Default true. */
+  readonly prefix?: boolean;
+}
+
+/** The conversation of the prefix-reuse table: first prompt, reply, new message (1,452 + 48 = 1,500 tokens before the new one). */
+export const PREFIX_CONVERSATION = { first: 1452, reply: 48, next: 40 } as const;
+
+export interface PrefixRow {
+  readonly promptTokens: number;
+  readonly coldMs: number;
+  readonly warmMs: number;
+  readonly reused: number;
+  readonly identical: boolean;
 }
 
 interface StreamTimes {
@@ -116,6 +134,46 @@ async function level(ref: ActorRef<ModelMsg>, streams: number, maxTokens: number
   };
 }
 
+/** Greedy tokens of one request and the arrival time of the first. */
+async function tokensWithFirst(ref: ActorRef<ModelMsg>, prompt: number[], maxTokens: number): Promise<{ tokens: number[]; first: number }> {
+  const opened = ref.stream({ type: "processInput", request: { tokens: prompt, maxTokens, temperature: 0, logprobs: false } });
+  if (!opened.ok) {
+    throw opened.error;
+  }
+  const tokens: number[] = [];
+  let first = 0;
+  for await (const item of opened.value) {
+    if (item.kind === "token" && item.token !== undefined) {
+      first ||= performance.now();
+      tokens.push(item.token);
+    } else if (item.kind === "error") {
+      throw new Error(`bench: request failed: ${item.code} ${item.message}`);
+    }
+  }
+  return { tokens, first };
+}
+
+/** Turn 1, then turn 2 of the conversation on a fresh model actor: turn 2's TTFT, tokens and the tokens it reused. */
+async function secondTurn(actor: ModelActorOptions, vocab: number): Promise<{ ms: number; tokens: number[]; reused: number; prompt: number }> {
+  const system = createActorSystem();
+  try {
+    const ref = system.spawn(modelActor(actor));
+    const ids = (n: number, salt: number): number[] => Array.from({ length: n }, (_, i) => 1 + ((i * 7919 + salt * 104729) % (vocab - 1)));
+    const { first, reply, next } = PREFIX_CONVERSATION;
+    const turn1 = ids(first, 1);
+    // A chat client resends the conversation: the first prompt, the reply's tokens, the new message.
+    const answer = await tokensWithFirst(ref, turn1, reply);
+    const prompt = [...turn1, ...answer.tokens, ...ids(next, 2)];
+    const before = (await ref.ask({ type: "queryStatus" })).worker?.promptCache.tokensReused ?? 0;
+    const t0 = performance.now();
+    const run = await tokensWithFirst(ref, prompt, 8);
+    const after = (await ref.ask({ type: "queryStatus" })).worker?.promptCache.tokensReused ?? 0;
+    return { ms: run.first - t0, tokens: run.tokens, reused: after - before, prompt: prompt.length };
+  } finally {
+    await system.stop();
+  }
+}
+
 /** Runs the benchmark; returns its Markdown section and the rows. */
 export async function serveBench(options: ServeBenchOptions = {}): Promise<{ lines: string[]; rows: ServeRow[] }> {
   const tokens = options.tokens ?? (options.quick === true ? 24 : 48);
@@ -150,6 +208,23 @@ export async function serveBench(options: ServeBenchOptions = {}): Promise<{ lin
   } finally {
     await system.stop();
   }
+  let prefix: PrefixRow | undefined;
+  if (options.prefix !== false) {
+    process.stderr.write(`bench: serve, second turn of a ${PREFIX_CONVERSATION.first + PREFIX_CONVERSATION.reply}-token conversation, prompt cache off and on\n`);
+    const actor = (promptCacheMiB: number): ModelActorOptions => ({
+      ladder: [{ name: "700m", path: file, headType: head }],
+      backends,
+      threads,
+      autotune: false,
+      isolation: "in-process",
+      parallel: 1,
+      queue: 0,
+      promptCacheMiB,
+    });
+    const cold = await secondTurn(actor(0), SHAPES["700m"].vocab ?? 32002);
+    const warm = await secondTurn(actor(1024), SHAPES["700m"].vocab ?? 32002);
+    prefix = { promptTokens: warm.prompt, coldMs: cold.ms, warmMs: warm.ms, reused: warm.reused, identical: warm.tokens.join() === cold.tokens.join() };
+  }
   const one = rows.find((r) => r.streams === 1);
   const lines = [
     `## Serving: concurrent streams through one model actor (continuous batching)`,
@@ -166,6 +241,19 @@ export async function serveBench(options: ServeBenchOptions = {}): Promise<{ lin
         `${r.ttft.p50.toFixed(0)} | ${r.ttft.p99.toFixed(0)} | ${r.itl.p50.toFixed(1)} | ${r.itl.p99.toFixed(1)} | ${r.meanBatch.toFixed(2)} |`,
     ),
   ];
+  if (prefix !== undefined) {
+    const { first, reply, next } = PREFIX_CONVERSATION;
+    lines.push(
+      "",
+      "### Prefix reuse: second turn of a conversation (prompt cache)",
+      "",
+      `The same model and backends, \`parallel\` 1. Turn 1: ${first} prompt tokens, ${reply} greedy tokens; turn 2: the ${first + reply}-token conversation plus ${next} new tokens (${prefix.promptTokens} prompt tokens), 8 greedy tokens. TTFT of turn 2 from opening its stream; cold: a model actor with \`promptCacheMiB: 0\`; warm: 1024 MiB, after turn 1 ran on it.`,
+      "",
+      "| turn-2 prompt tokens | reused (warm) | TTFT cold ms | TTFT warm ms | warm / cold | same tokens |",
+      "|---|---|---|---|---|---|",
+      `| ${prefix.promptTokens} | ${prefix.reused} | ${prefix.coldMs.toFixed(0)} | ${prefix.warmMs.toFixed(0)} | ${(prefix.warmMs / prefix.coldMs).toFixed(3)} | ${prefix.identical ? "yes" : "NO"} |`,
+    );
+  }
   return { lines, rows };
 }
 
@@ -184,6 +272,7 @@ if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLTo
     ...(head === "keep" || head === "q8_0" ? { head } : {}),
     ...(concurrency === undefined ? {} : { concurrency: concurrency.split(",").map(Number) }),
     quick: args.includes("--quick"),
+    prefix: !args.includes("--no-prefix"),
     ...(tokens === undefined ? {} : { tokens: Number(tokens) }),
     ...(threads === undefined ? {} : { threads: Number(threads) }),
     ...(backends === undefined ? {} : { backends: backends.split(",") as BackendName[] }),

@@ -154,8 +154,10 @@ export class PromptCache implements Disposable {
         return false;
       }
     }
-    // A cache with little unused room is kept as it is (no copy); else a compact copy of its rows.
-    const adopt = cache.capacity <= 2 * rows;
+    // A compact copy of the rows, unless the cache holds exactly them: a later restore of the whole prefix is then
+    // one copy (a part of a larger tensor takes two), and the copy is made here, after the request, instead of
+    // before the next one's first token.
+    const adopt = cache.capacity === rows;
     const bytes = (adopt ? cache.capacity : rows) * cache.bytesPerPosition;
     if (bytes > this.budgetBytes) {
       return false;

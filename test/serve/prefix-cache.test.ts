@@ -69,9 +69,9 @@ describe("PromptCache", () => {
     using batcher = model.batcher({ promptCache: { cache: pc, namespace: "a" } });
     const prompt = (k: number): number[] => ids(rows + 10, k);
     await batcher.generate(prompt(0), { temperature: 0, maxTokens: 2 }).complete();
-    // The sequence's own cache (268 positions for 256 exact rows) is kept without a copy.
+    // A compact copy of the 256 exact rows (the sequence's own cache had 268 positions).
     const entry = pc.bytes;
-    expect(entry).toBe((rows + 12) * model.config.layers * 2 * model.config.kvHeads * model.config.headDim * 4);
+    expect(entry).toBe(rows * model.config.layers * 2 * model.config.kvHeads * model.config.headDim * 4);
     const count = Math.floor(pc.budgetBytes / entry); // prefixes that fit the budget
     expect(count).toBeGreaterThan(1);
     const prompts = Array.from({ length: count + 1 }, (_, k) => prompt(k));
