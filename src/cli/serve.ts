@@ -15,6 +15,7 @@ import { CliError } from "./errors.js";
 import { contextFlag, modelContextLength, threadsFlag } from "./flags.js";
 import { makeBitnetFixture } from "../model/bitnet/fixture.js";
 import { BarbellError } from "../core/errors.js";
+import { DEFAULT_PROMPT_CACHE_MIB, MAX_PROMPT_CACHE_MIB } from "../engine/prompt-cache.js";
 import { parseJsonFile, readRegularFile } from "../core/files.js";
 import { ServeError } from "../serve/errors.js";
 import { createServer, type ServerOptions } from "../serve/http/index.js";
@@ -47,6 +48,7 @@ interface ServeFlags {
   queue?: number;
   ctx?: number;
   head?: "keep" | "q8_0";
+  promptCache?: number;
   isolation: "process" | "in-process";
   apiKey?: string[];
   cors?: string[];
@@ -100,7 +102,7 @@ const LIMIT_FIELDS = {
   maxConnections: MAX_LIMIT_CONNECTIONS,
   maxConnectionsPerIp: MAX_LIMIT_CONNECTIONS,
 } as const satisfies Record<keyof ConnectionLimits, number>;
-const MODEL_FIELDS = ["name", "path", "randomWeights", "parallel", "queue", "backends", "threads", "contextLength", "head", "isolation", "faults", "supervision"] as const;
+const MODEL_FIELDS = ["name", "path", "randomWeights", "parallel", "queue", "backends", "threads", "contextLength", "head", "isolation", "faults", "supervision", "promptCacheMiB"] as const;
 const CASCADE_FIELDS = ["name", "rungs", "metric", "threshold", "window", "parallel", "queue"] as const;
 
 type Json = Record<string, unknown>;
@@ -200,6 +202,7 @@ export async function readServeConfig(file: string): Promise<ServeConfigFile> {
     integer(`${where}.queue`, m["queue"], 0);
     integer(`${where}.threads`, m["threads"], 1);
     integer(`${where}.contextLength`, m["contextLength"], 1);
+    integer(`${where}.promptCacheMiB`, m["promptCacheMiB"], 0, MAX_PROMPT_CACHE_MIB);
     if (m["randomWeights"] !== undefined && typeof m["randomWeights"] !== "boolean") {
       bad(`${where}.randomWeights must be true or false`);
     }
@@ -358,6 +361,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .addOption(aliasOption("--ctx-size <n>", ctx))
     .addOption(new Option("--head <type>", "q8_0: requantize a float output head at load (integer head products, faster with --parallel) (default: keep)").choices(["keep", "q8_0"]))
     .addOption(new Option("--isolation <kind>", "where each model runs").choices(["process", "in-process"]).default("process"))
+    .option("--prompt-cache <MiB>", `KV prefix cache per model for prompts that repeat an earlier one's start, 0..${MAX_PROMPT_CACHE_MIB} (0: off) (default: ${DEFAULT_PROMPT_CACHE_MIB})`, intInRange(0, MAX_PROMPT_CACHE_MIB))
     .option("--api-key <key...>", "require one of these Bearer keys on /v1/* (or BARBELL_API_KEYS, comma-separated) (default: none, no authentication)")
     .option("--cors <origin...>", "allow these browser origins ('*' for any) (default: none, CORS off)")
     .option("--body-limit <bytes>", "largest request body (default: 1048576)", intAtLeast(1))
@@ -390,6 +394,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
         ...(flags.queue === undefined ? {} : { queue: flags.queue }),
         ...(flags.ctx === undefined ? {} : { contextLength: flags.ctx }),
         ...(flags.head === undefined ? {} : { head: flags.head }),
+        ...(flags.promptCache === undefined ? {} : { promptCacheMiB: flags.promptCache }),
       };
       const models: ServedModelConfig[] =
         file !== undefined

@@ -40,6 +40,8 @@ export interface ServedModelConfig {
   readonly head?: "keep" | "q8_0";
   /** Where the model worker runs. Default "process" (a native crash kills only the worker). */
   readonly isolation?: "process" | "in-process";
+  /** Prefix cache budget in MiB (0: off). Default DEFAULT_PROMPT_CACHE_MIB (docs/serving.md, "Prefix cache"). */
+  readonly promptCacheMiB?: number;
   /** Fault injection (drills and tests; docs/actors.md). */
   readonly faults?: readonly FaultPlan[];
   readonly supervision?: SupervisionOptions;
@@ -168,6 +170,7 @@ function actorOptions(m: ServedModelConfig): Omit<ModelActorOptions, "ladder"> {
     ...(m.contextLength === undefined ? {} : { contextLength: m.contextLength }),
     ...(m.faults === undefined ? {} : { faults: m.faults }),
     ...(m.supervision === undefined ? {} : { supervision: m.supervision }),
+    ...(m.promptCacheMiB === undefined ? {} : { promptCacheMiB: m.promptCacheMiB }),
     // Continuous batching in the model worker, and the actor's own bound matching the admission queue's.
     parallel: m.parallel ?? 1,
     queue: m.queue ?? DEFAULT_QUEUE,
@@ -197,6 +200,19 @@ function modelReadiness(s: ModelStatus): Readiness {
       in_flight: s.inFlight,
       completed: s.worker?.completed ?? 0,
       pid: s.worker?.pid ?? 0,
+      ...(s.worker === undefined
+        ? {}
+        : {
+            prompt_cache: {
+              budget_bytes: s.worker.promptCache.budgetBytes,
+              bytes: s.worker.promptCache.bytes,
+              entries: s.worker.promptCache.entries,
+              hits: s.worker.promptCache.hits,
+              misses: s.worker.promptCache.misses,
+              tokens_reused: s.worker.promptCache.tokensReused,
+              evictions: s.worker.promptCache.evictions,
+            },
+          }),
     },
   };
 }

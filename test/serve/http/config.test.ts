@@ -173,6 +173,7 @@ describe("barbell serve --config", () => {
     ["an unknown backend", () => ({ models: [{ ...twoModels[0], backends: ["gpu9000"] }] }), /models\[0\]\.backends: .*unknown backend/],
     ["a missing model file", () => ({ models: [{ name: "gone", path: "../models/gone.gguf" }] }), /models\[0\]\.path: no such file or folder .*gone\.gguf/],
     ["too many models", () => ({ models: Array.from({ length: MAX_CONFIG_MODELS + 1 }, (_, i) => ({ name: `m${i}`, path: "../models/small.gguf" })) }), /at most 64 \(MAX_CONFIG_MODELS\)/],
+    ["a negative prompt cache", () => ({ models: [{ ...twoModels[0], promptCacheMiB: -1 }] }), /models\[0\]\.promptCacheMiB must be an integer in 0\.\.65536, got -1/],
     ["an unknown limits field", () => ({ models: twoModels, limits: { bodyTimeout: 5 } }), /unknown field limits\."bodyTimeout"/],
     ["a zero connection cap", () => ({ models: twoModels, limits: { maxConnections: 0 } }), /limits\.maxConnections must be an integer in 1\.\.65536, got 0/],
     ["a huge body timeout", () => ({ models: twoModels, limits: { bodyTimeoutMs: 1e12 } }), /limits\.bodyTimeoutMs must be an integer in 1\.\.3600000/],
@@ -200,6 +201,7 @@ describe("barbell serve --config", () => {
 
   it.each([
     ["--max-connections", "0", /expected an integer in 1\.\.65536, got '0'/],
+    ["--prompt-cache", "70000", /expected an integer in 0\.\.65536, got '70000'/],
     ["--max-connections-per-ip", "1e9", /expected an integer in 1\.\.65536, got '1e9'/],
     ["--body-timeout", "-5", /expected an integer in 1\.\.3600000/],
     ["--header-timeout", "", /expected an integer in 1\.\.3600000/],

@@ -38,6 +38,19 @@ describe("health details", () => {
     running = await tiny.start({}, { publicHealth: true });
     expect(await health(running.url)).toMatchObject({ status: "ready", models: { tiny: { restarts: 0, crashes: 0, escalations: 0 } } });
   });
+
+  it("should size each model's prefix cache by promptCacheMiB and show its counters in the details", async () => {
+    running = await tiny.start({ promptCacheMiB: 3 }, { publicHealth: true });
+    const body = { model: "tiny", prompt: Array.from({ length: 140 }, (_, i) => 1 + (i % 200)), max_tokens: 2, temperature: 0 };
+    for (let i = 0; i < 2; i++) {
+      expect((await post(`${running.url}/v1/completions`, body)).status).toBe(200);
+    }
+    const details = (await (await fetch(`${running.url}/health/ready`)).json()) as { models: Record<string, { prompt_cache: Record<string, number> }> };
+    const cache = details.models["tiny"]?.prompt_cache;
+    expect(cache?.["budget_bytes"]).toBe(3 * 1024 * 1024);
+    expect(cache?.["hits"]).toBeGreaterThanOrEqual(1); // the second request reused the first one's 128-token prefill step
+    expect(cache?.["tokens_reused"]).toBeGreaterThanOrEqual(128);
+  });
 });
 
 describe("a model that fails past its restart intensity", () => {
