@@ -238,6 +238,7 @@ async function getOnce(cfg: HubConfig, meta: FileMetadata, what: string, handle:
   const idle = setTimeout(() => r.abort("timeout"), idleMs);
   let pending: Buffer[] = [];
   let pendingBytes = 0;
+  let refusal: Attempt | undefined;
   const flush = async (): Promise<void> => {
     if (pendingBytes === 0) {
       return;
@@ -260,8 +261,10 @@ async function getOnce(cfg: HubConfig, meta: FileMetadata, what: string, handle:
     for await (const chunk of body) {
       idle.refresh();
       if (state.have + pendingBytes + chunk.length > meta.size) {
+        // Leaving the loop closes the aborted body, which may reject with the abort reason: the catch returns this.
+        refusal = new Attempt("fatal", new HubError("size-mismatch", `[hub] ${what}: the hub sent more than the ${meta.size} bytes it announced; the partial file was deleted`));
         r.abort("refused");
-        return new Attempt("fatal", new HubError("size-mismatch", `[hub] ${what}: the hub sent more than the ${meta.size} bytes it announced; the partial file was deleted`));
+        return refusal;
       }
       pending.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       pendingBytes += chunk.length;
@@ -272,6 +275,9 @@ async function getOnce(cfg: HubConfig, meta: FileMetadata, what: string, handle:
     }
     await flush();
   } catch (e) {
+    if (refusal !== undefined) {
+      return refusal;
+    }
     if (e instanceof HubError) {
       return new Attempt("fatal", e); // a write failed
     }
