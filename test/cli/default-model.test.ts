@@ -2,32 +2,14 @@
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { DEFAULT_MODEL, DefaultModelError, defaultModelPath, modelOrDefault, packageRoot } from "../../src/cli/default-model.js";
-import { buildProgram } from "../../src/cli/main.js";
 import { parseCard } from "../../src/cli/train.js";
+import { runCli as run } from "./helpers.js";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
 const empty = fs.mkdtempSync(path.join(os.tmpdir(), "barbell-default-model-"));
 afterAll(() => fs.rmSync(empty, { recursive: true, force: true }));
-
-async function run(args: string[], opts: { input?: string; onOut?: (text: string) => void; signal?: AbortSignal } = {}): Promise<{ out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io = {
-    out: (t: string) => {
-      out += t;
-      opts.onOut?.(t);
-    },
-    err: (t: string) => void (err += t),
-    errIsTty: false,
-    input: Readable.from([opts.input ?? ""]),
-    signal: opts.signal ?? new AbortController().signal,
-  };
-  await buildProgram((l) => void (out += `${l}\n`), io).parseAsync(["node", "barbell", ...args]);
-  return { out, err };
-}
 
 describe("default model", () => {
   it("should be committed with a card that barbell train wrote, and be found from the package root", () => {
