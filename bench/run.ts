@@ -20,7 +20,6 @@ import { measureReadBandwidth } from "../src/backends/native-cpu/index.js";
 import { probeOnce } from "../src/backends/registry.js";
 import { adapterName } from "../src/backends/webgpu/backend.js";
 import type { AdapterSummary } from "../src/backends/webgpu/device.js";
-import { measureDeviceTernaryMatmul } from "../src/backends/webgpu/measure.js";
 import { makeBitnetFixture } from "../src/model/bitnet/fixture.js";
 import { SHAPES } from "../scripts/shapes.js";
 import { barewireBench } from "./barewire.js";
@@ -113,10 +112,7 @@ async function kernelTable(): Promise<KernelRow[]> {
         continue; // a software GPU (SwiftShader) takes seconds per prefill-shaped call
       }
       const budget = quick ? 150 : 400;
-      const r =
-        b.memory?.kind === "device"
-          ? await measureDeviceTernaryMatmul(b.kernels, { m, k, n }, budget, b.memory)
-          : measureTernaryMatmul(b.kernels, { m, k, n }, budget, b.memory);
+      const r = await measureTernaryMatmul(b.kernels, { m, k, n }, budget, b.memory);
       if (r !== undefined) {
         rows.push({ backend: b.name, shape: label, ...r });
       }
