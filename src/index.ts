@@ -24,6 +24,26 @@ export type {
   GenerationResult,
   FinishReason,
 } from "./engine/generate.js";
+// Structured output: grammar / jsonSchema / json options of generate and chat (docs/grammar.md).
+export {
+  GRAMMAR_CACHE_SIZE,
+  type StructuredOptions,
+  type StructuredGeneration,
+  type StructuredResult,
+  type SchemaValue,
+  type JsonObject,
+} from "./engine/structured.js";
+export {
+  Grammar,
+  GrammarError,
+  GrammarIncompleteError,
+  compileGbnf,
+  compileJsonSchema,
+  jsonSchemaToGbnf,
+  type GrammarErrorCode,
+  type GrammarIncompleteReason,
+} from "./model/grammar/index.js";
+export type { FromSchema, JSONSchema } from "json-schema-to-ts";
 export type { BitnetConfig, BitnetArch } from "./model/bitnet/config.js";
 export { ContextFullError } from "./model/bitnet/kv-cache.js";
 // The small model barbell ships (models/barbell-kjv.gguf): `loadModel(defaultModelPath())` runs with nothing downloaded.

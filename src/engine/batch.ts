@@ -189,7 +189,14 @@ export class Batcher implements Disposable {
     if (tail !== undefined) {
       slot.out.push(tail);
     }
-    slot.out.close({ result: slot.state.result(slot.prefillMs, slot.t1 === 0 ? 0 : performance.now() - slot.t1, slot.cached) });
+    let result: GenerationResult;
+    try {
+      result = slot.state.result(slot.prefillMs, slot.t1 === 0 ? 0 : performance.now() - slot.t1, slot.cached);
+    } catch (e) {
+      slot.out.close({ error: e }); // a grammar left incomplete (GrammarIncompleteError)
+      return;
+    }
+    slot.out.close({ result });
   }
 
   /** Offers a retiring slot's exact prompt rows to the prompt cache; true when the cache kept `cache` itself. */
@@ -228,7 +235,13 @@ export class Batcher implements Disposable {
     if (cache === undefined) {
       return; // retired while its logits were read back (dispose()): nothing more to report
     }
-    const piece = slot.state.next(row, cache.length);
+    let piece: GeneratedToken | undefined;
+    try {
+      piece = slot.state.next(row, cache.length);
+    } catch (e) {
+      this.#retire(slot, e); // this sequence's own failure (a grammar with no room): the others go on
+      return;
+    }
     if (piece !== undefined) {
       slot.out.push(piece);
       slot.last = piece.token ?? 0;

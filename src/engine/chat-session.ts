@@ -21,6 +21,7 @@
  * rare, a trim drops turns until the conversation and the reply's room fill at most CHAT_TRIM_TARGET of the
  * context.
  */
+import type { JSONSchema } from "json-schema-to-ts";
 import { ContextFullError, type KvCache } from "../model/bitnet/kv-cache.js";
 import type { ChatMessage } from "../model/chat/index.js";
 import { validateMessages } from "../model/chat/index.js";
@@ -28,6 +29,7 @@ import type { GeneratedToken, GenerateOptions, Generation, GenerationResult } fr
 import { runGeneration } from "./generate.js";
 import type { LoadedModel } from "./loaded.js";
 import { commonPrefix, exactReuse, exactRows } from "./prompt-cache.js";
+import { compileOptions, wantsJson, withParsed, type JsonObject, type SchemaOptions, type SchemaValue, type StructuredGeneration } from "./structured.js";
 
 /** Room kept for a reply when the turn does not set `maxTokens` (at most a quarter of the context). */
 export const CHAT_REPLY_ROOM = 256;
@@ -131,10 +133,14 @@ export class ChatSession {
    * `contextOverflow` is ignored: older turns are dropped instead. Throws ContextFullError only when the system
    * prompt and this one message leave no room for `maxTokens` (or one token) of reply.
    */
+  prompt<T = unknown, const S extends JSONSchema = JSONSchema>(text: string, options: SchemaOptions<GenerateOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
+  prompt<T = JsonObject>(text: string, options: GenerateOptions & { readonly json: true }): StructuredGeneration<T>;
+  prompt(text: string, options?: GenerateOptions): Generation;
   prompt(text: string, options: GenerateOptions = {}): Generation {
     validateMessages([{ role: "user", content: text }]);
-    const turn = { ...options, contextOverflow: "error" as const };
-    return this.#host.hold(this, (owned) => this.#run(text, turn, owned));
+    const turn = compileOptions({ ...options, contextOverflow: "error" as const });
+    const generation = this.#host.hold(this, (owned) => this.#run(text, turn, owned));
+    return wantsJson(options) ? withParsed(generation) : generation;
   }
 
   async *#run(text: string, options: GenerateOptions, owned: boolean): AsyncGenerator<GeneratedToken, GenerationResult> {

@@ -8,13 +8,23 @@ import { forward, prefill } from "../model/bitnet/forward.js";
 import type { KvCache } from "../model/bitnet/kv-cache.js";
 import { ContextFullError } from "../model/bitnet/kv-cache.js";
 import { createSampler, createStopMatcher, type SamplingOptions, type TokenLogprob } from "../model/sampling/index.js";
+import { GrammarIncompleteError } from "../model/grammar/errors.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
 import type { LoadedModel } from "./loaded.js";
+import { GrammarConstraint, resolveGrammar, type StructuredOptions } from "./structured.js";
 
 /** The largest `maxTokens` accepted in one call. */
 export const MAX_GENERATE_TOKENS = 1 << 20;
 
-export interface GenerateOptions extends SamplingOptions {
+/**
+ * Options of a generation. Structured output (`grammar`, `jsonSchema`, `json`: at most one, see
+ * StructuredOptions): every sampled token is masked to what the grammar allows; stop tokens are allowed only
+ * once the text is complete; the generation ends with finishReason "stop" when the model then picks a stop
+ * token or the grammar admits nothing more; running out of `maxTokens` or context first throws
+ * GrammarIncompleteError (the mask makes the grammar finish within the budget when the budget has room for its
+ * shortest completion). `stop` strings are refused next to a grammar (UsageError).
+ */
+export interface GenerateOptions extends SamplingOptions, StructuredOptions {
   /**
    * Most tokens to generate. Default 256, stopping early at the end of the context. When given, the
    * prompt plus this many tokens must fit the context (see `contextOverflow`).
@@ -111,6 +121,7 @@ export class SequenceState {
   readonly #decoder;
   readonly #stops: Set<number>;
   readonly #signal: AbortSignal | undefined;
+  readonly #grammar: GrammarConstraint | undefined;
 
   constructor(tokenizer: Tokenizer | undefined, capacity: number, promptIds: readonly number[], options: GenerateOptions, extraStops: readonly number[]) {
     const maxTokens = checkMaxTokens(options.maxTokens ?? 256);
@@ -133,6 +144,13 @@ export class SequenceState {
       }
     }
     this.#signal = options.signal;
+    const grammar = resolveGrammar(options);
+    if (grammar !== undefined) {
+      if (tokenizer === undefined) {
+        throw new UsageError("unsupported", "[generate] a grammar needs the model's tokenizer");
+      }
+      this.#grammar = new GrammarConstraint(grammar, tokenizer, this.#stops);
+    }
   }
 
   /** True when the caller's signal has aborted; marks the sequence done. */
@@ -150,17 +168,21 @@ export class SequenceState {
    * is the sequence's KV length after the step that produced these logits.
    */
   next(logits: Float32Array, cacheLength: number): GeneratedToken | undefined {
+    // Tokens left: this one, then one per free cache row (the last sampled token is never fed).
+    const remaining = Math.min(this.budget - this.tokens.length, this.#capacity - cacheLength + 1);
+    this.#grammar?.apply(logits, remaining, this.text, this.tokens.length);
     const pick = this.#sampler.sample(logits, this.history);
     if (this.#stops.has(pick.token)) {
       this.finishReason = "stop";
       this.done = true;
       return undefined;
     }
+    this.#grammar?.accept(pick.token);
     this.tokens.push(pick.token);
     this.history.push(pick.token);
     const piece = this.#matcher.push(this.#decoder?.push(pick.token) ?? "");
     this.text += piece.emit;
-    if (piece.stopped) {
+    if (piece.stopped || this.#grammar?.isFinished() === true) {
       this.finishReason = "stop";
       this.done = true;
     } else if (this.tokens.length >= this.budget) {
@@ -189,7 +211,15 @@ export class SequenceState {
     return { token: null, text: tail, logprob: 0 };
   }
 
+  /**
+   * The result of a finished sequence.
+   *
+   * @throws GrammarIncompleteError when a grammar's text was not complete when the generation ended.
+   */
   result(prefillMs: number, decodeMs: number, cachedTokens = 0): GenerationResult {
+    if (this.#grammar !== undefined && !this.#grammar.isComplete()) {
+      throw new GrammarIncompleteError(this.finishReason === "stop" ? "length" : this.finishReason, this.text, this.tokens.length);
+    }
     return { text: this.text, tokens: this.tokens, finishReason: this.finishReason, promptTokens: this.prompt.length, cachedTokens, prefillMs, decodeMs };
   }
 }

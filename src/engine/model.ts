@@ -3,6 +3,7 @@
  * logits. One model runs one sequence at a time; concurrent calls queue.
  */
 import { join } from "node:path";
+import type { JSONSchema } from "json-schema-to-ts";
 import type { Backend, BackendName } from "../backends/backend.js";
 import type { FallbackEvent } from "../backends/dispatch.js";
 import { resolveBackend, type ResolveOptions } from "../backends/registry.js";
@@ -24,6 +25,7 @@ import { Batcher, type BatcherOptions } from "./batch.js";
 import { ChatSession, type ChatSessionOptions } from "./chat-session.js";
 import { runGeneration, toGeneration, type GeneratedToken, type GenerateOptions, type Generation, type GenerationResult } from "./generate.js";
 import type { LoadedModel } from "./loaded.js";
+import { compileOptions, wantsJson, withParsed, type JsonObject, type SchemaOptions, type SchemaValue, type StructuredGeneration } from "./structured.js";
 
 /** Default KV-cache capacity when the caller names none (the model's own context if smaller). */
 export const DEFAULT_CONTEXT = 4096;
@@ -163,14 +165,24 @@ export class BitnetModel implements Disposable {
     });
   }
 
-  /** Generates from a text prompt (tokenized with BOS) or from token ids. */
+  /**
+   * Generates from a text prompt (tokenized with BOS) or from token ids. With `jsonSchema` (or `json: true`)
+   * the output is JSON and `complete()` adds `parsed`, typed from a schema written `as const` or as the type
+   * argument given (`generate<MyType>(…)`); with `grammar` it is a sentence of the grammar (GenerateOptions).
+   */
+  generate<T = unknown, const S extends JSONSchema = JSONSchema>(prompt: string | readonly number[], options: SchemaOptions<GenerateOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
+  generate<T = JsonObject>(prompt: string | readonly number[], options: GenerateOptions & { readonly json: true }): StructuredGeneration<T>;
+  generate(prompt: string | readonly number[], options?: GenerateOptions): Generation;
   generate(prompt: string | readonly number[], options: GenerateOptions = {}): Generation {
     this.#alive();
     const ids = typeof prompt === "string" ? this.tokenize(prompt) : [...prompt];
     return this.#generation(ids, options, []);
   }
 
-  /** Continues a conversation; the reply stops at the format's end-of-turn token. */
+  /** Continues a conversation; the reply stops at the format's end-of-turn token. Structured output as `generate`. */
+  chat<T = unknown, const S extends JSONSchema = JSONSchema>(messages: readonly ChatMessage[], options: SchemaOptions<ChatOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
+  chat<T = JsonObject>(messages: readonly ChatMessage[], options: ChatOptions & { readonly json: true }): StructuredGeneration<T>;
+  chat(messages: readonly ChatMessage[], options?: ChatOptions): Generation;
   chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Generation {
     const { ids, stops } = this.chatPrompt(messages, options);
     return this.#generation(ids, options, stops);
@@ -208,7 +220,10 @@ export class BitnetModel implements Disposable {
   }
 
   #generation(ids: readonly number[], options: GenerateOptions, stops: readonly number[]): Generation {
-    return this.#held(undefined, () => runGeneration(this.#model, this.#cache, ids, options, stops));
+    // A bad grammar or schema fails here, not when the generation is consumed (compiled grammars are cached).
+    const run = compileOptions(options);
+    const generation = this.#held(undefined, () => runGeneration(this.#model, this.#cache, ids, run, stops));
+    return wantsJson(options) ? withParsed(generation) : generation;
   }
 
   /**

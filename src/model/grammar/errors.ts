@@ -33,3 +33,36 @@ export class GrammarError extends BarbellError {
     this.name = "GrammarError";
   }
 }
+
+/** Why a constrained generation ended before its grammar was complete. */
+export type GrammarIncompleteReason =
+  /** `maxTokens` was reached. */
+  | "length"
+  /** The context (KV cache) was full. */
+  | "context"
+  /** The caller's AbortSignal fired. */
+  | "abort"
+  /** The budget left no room for the grammar's shortest completion: no token could be allowed. */
+  | "no-room";
+
+/**
+ * A constrained generation (grammar, jsonSchema or json) that ended before the text was a complete sentence of
+ * its grammar. Half a JSON document is never returned as a result; `text` keeps what was generated, for logs.
+ */
+export class GrammarIncompleteError extends BarbellError {
+  readonly code = "grammar-incomplete";
+  constructor(
+    readonly reason: GrammarIncompleteReason,
+    /** The text generated before the end (not a complete sentence of the grammar). */
+    readonly text: string,
+    /** Tokens generated. */
+    readonly tokens: number,
+  ) {
+    super(
+      reason === "no-room"
+        ? `[generate] the grammar cannot be completed in the ${tokens === 0 ? "" : "remaining "}token budget (raise maxTokens or the context)`
+        : `[generate] the generation ended (${reason === "length" ? "maxTokens reached" : reason === "context" ? "context full" : "aborted"}) after ${tokens} tokens, before the grammar was complete`,
+    );
+    this.name = "GrammarIncompleteError";
+  }
+}

@@ -2,7 +2,7 @@
  * Constrained decoding: GBNF grammars and JSON Schemas → token masks over a tokenizer's vocabulary
  * (docs/grammar.md).
  */
-export { GrammarError, type GrammarErrorCode } from "./errors.js";
+export { GrammarError, GrammarIncompleteError, type GrammarErrorCode, type GrammarIncompleteReason } from "./errors.js";
 export * from "./limits.js";
 export { parseGbnf } from "./gbnf.js";
 export type { Expr, GrammarAst } from "./ast.js";
