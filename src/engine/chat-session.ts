@@ -21,7 +21,6 @@
  * rare, a trim drops turns until the conversation and the reply's room fill at most CHAT_TRIM_TARGET of the
  * context.
  */
-import type { JSONSchema } from "json-schema-to-ts";
 import { ContextFullError, type KvCache } from "../model/bitnet/kv-cache.js";
 import type { ChatMessage } from "../model/chat/index.js";
 import { validateMessages } from "../model/chat/index.js";
@@ -133,7 +132,7 @@ export class ChatSession {
    * `contextOverflow` is ignored: older turns are dropped instead. Throws ContextFullError only when the system
    * prompt and this one message leave no room for `maxTokens` (or one token) of reply.
    */
-  prompt<T = unknown, const S extends JSONSchema = JSONSchema>(text: string, options: SchemaOptions<GenerateOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
+  prompt<T = unknown, const S extends object = object>(text: string, options: SchemaOptions<GenerateOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
   prompt<T = JsonObject>(text: string, options: GenerateOptions & { readonly json: true }): StructuredGeneration<T>;
   prompt(text: string, options?: GenerateOptions): Generation;
   prompt(text: string, options: GenerateOptions = {}): Generation {

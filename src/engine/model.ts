@@ -3,7 +3,6 @@
  * logits. One model runs one sequence at a time; concurrent calls queue.
  */
 import { join } from "node:path";
-import type { JSONSchema } from "json-schema-to-ts";
 import type { Backend, BackendName } from "../backends/backend.js";
 import type { FallbackEvent } from "../backends/dispatch.js";
 import { resolveBackend, type ResolveOptions } from "../backends/registry.js";
@@ -170,7 +169,7 @@ export class BitnetModel implements Disposable {
    * the output is JSON and `complete()` adds `parsed`, typed from a schema written `as const` or as the type
    * argument given (`generate<MyType>(…)`); with `grammar` it is a sentence of the grammar (GenerateOptions).
    */
-  generate<T = unknown, const S extends JSONSchema = JSONSchema>(prompt: string | readonly number[], options: SchemaOptions<GenerateOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
+  generate<T = unknown, const S extends object = object>(prompt: string | readonly number[], options: SchemaOptions<GenerateOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
   generate<T = JsonObject>(prompt: string | readonly number[], options: GenerateOptions & { readonly json: true }): StructuredGeneration<T>;
   generate(prompt: string | readonly number[], options?: GenerateOptions): Generation;
   generate(prompt: string | readonly number[], options: GenerateOptions = {}): Generation {
@@ -180,7 +179,7 @@ export class BitnetModel implements Disposable {
   }
 
   /** Continues a conversation; the reply stops at the format's end-of-turn token. Structured output as `generate`. */
-  chat<T = unknown, const S extends JSONSchema = JSONSchema>(messages: readonly ChatMessage[], options: SchemaOptions<ChatOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
+  chat<T = unknown, const S extends object = object>(messages: readonly ChatMessage[], options: SchemaOptions<ChatOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
   chat<T = JsonObject>(messages: readonly ChatMessage[], options: ChatOptions & { readonly json: true }): StructuredGeneration<T>;
   chat(messages: readonly ChatMessage[], options?: ChatOptions): Generation;
   chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Generation {
