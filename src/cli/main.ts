@@ -10,6 +10,7 @@ import { MAX_SEED } from "./flags.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../model/bitnet/fixture.js";
 import { runDemo } from "./demo.js";
 import { addBackendsCommand } from "./backends.js";
+import { addBenchCommand } from "./bench.js";
 import { addConvertCommand } from "./convert.js";
 import { addDumpCommands } from "./dump.js";
 import { addRunCommands, type CliIo } from "./run.js";
@@ -126,6 +127,7 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
   addServeCommand(program, io);
   addTrainCommand(program, io);
   addConvertCommand(program, io);
+  addBenchCommand(program, io);
   addHubCommands(program, io);
   addHfModelSupport(program, io); // after every command with -m: adds --pull and resolves -m hf:…
   return program;
@@ -139,7 +141,9 @@ export async function main(argv: readonly string[]): Promise<number> {
   process.once("SIGINT", interrupt);
   const program = buildProgram((line) => process.stdout.write(`${line}\n`), processIo(controller.signal));
   try {
-    await program.parseAsync([...argv]);
+    // llama-bench spells the pp+tg pair `-pg`, which commander would read as `-p g`.
+    const bench = argv.indexOf("bench");
+    await program.parseAsync(bench < 0 ? [...argv] : argv.map((a, i) => (i > bench && a === "-pg" ? "--pg" : a)));
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {

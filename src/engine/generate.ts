@@ -34,6 +34,12 @@ export interface GenerateOptions extends SamplingOptions, StructuredOptions {
   readonly stop?: readonly string[];
   /** Extra stop token ids, on top of the model's end-of-sequence and end-of-turn tokens. */
   readonly stopTokens?: readonly number[];
+  /**
+   * The model's end-of-sequence and end-of-turn tokens do not end the generation (they are sampled and
+   * returned like any other token; llama.cpp's `--ignore-eos` bans them instead). For benchmarks that
+   * must run `maxTokens` steps; `stopTokens` still stop.
+   */
+  readonly ignoreEos?: boolean;
   /** Cancels the generation; the result then has finishReason "abort". */
   readonly signal?: AbortSignal;
   /**
@@ -138,7 +144,7 @@ export class SequenceState {
     this.#matcher = createStopMatcher(options.stop ?? []);
     this.#decoder = tokenizer?.createStreamDecoder();
     this.#stops = new Set([...extraStops, ...(options.stopTokens ?? [])]);
-    for (const id of [tokenizer?.eos, tokenizer?.eot]) {
+    for (const id of options.ignoreEos === true ? [] : [tokenizer?.eos, tokenizer?.eot]) {
       if (id !== undefined) {
         this.#stops.add(id);
       }
