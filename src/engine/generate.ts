@@ -103,8 +103,9 @@ function fitPrompt(prompt: readonly number[], room: number, capacity: number, mo
   return [...prompt.slice(0, keepBos), ...prompt.slice(prompt.length - budget)];
 }
 
-/** Lets other work (consumers, new requests, I/O) run between decode steps. */
-export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/** Lets other work (consumers, new requests, I/O; a page's rendering) run between decode steps. Browsers have no setImmediate. */
+export const yieldToEventLoop = (): Promise<void> =>
+  new Promise((resolve) => (typeof setImmediate === "function" ? setImmediate(resolve) : setTimeout(resolve, 0)));
 
 /**
  * One sequence's generation state apart from the model step: prompt fitting, sampling, stop tokens and

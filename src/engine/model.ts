@@ -1,35 +1,28 @@
 /**
  * The library entry point: `loadModel(path)` → a model that tokenizes, generates, chats and returns
- * logits. One model runs one sequence at a time; concurrent calls queue.
+ * logits. One model runs one sequence at a time; concurrent calls queue. The model class is in
+ * bitnet-model.ts and loading from GGUF bytes in load-gguf.ts (neither imports Node); this module adds
+ * files and folders and the backend registry.
  */
 import { join } from "node:path";
 import type { Backend, BackendName } from "../backends/backend.js";
 import type { FallbackEvent } from "../backends/dispatch.js";
 import { resolveBackend, type ResolveOptions } from "../backends/registry.js";
-import { UsageError } from "../core/errors.js";
 import { pathKind, readOptionalJson } from "../core/files.js";
 import { openGguf } from "../formats/gguf/index.js";
-import { formatBitnetChat, renderJinjaChat, validateMessages, type ChatMessage } from "../model/chat/index.js";
-import { configFromGguf } from "../model/bitnet/config.js";
-import { forward, prefill, type ForwardTrace } from "../model/bitnet/forward.js";
-import { KvCache } from "../model/bitnet/kv-cache.js";
-import { ggufWeightSource } from "../model/bitnet/gguf-source.js";
 import { readHfBitnetFolder } from "../model/bitnet/hf.js";
 import { configFromHf, hfWeightSource } from "../model/bitnet/hf-source.js";
-import { loadWeights, type LoadWeightsOptions } from "../model/bitnet/weights.js";
+import { loadWeights } from "../model/bitnet/weights.js";
 import { tokenizerFromJson } from "../model/tokenizer/hf-json.js";
-import { tokenizerFromGguf } from "../model/tokenizer/gguf.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
-import { Batcher, type BatcherOptions } from "./batch.js";
-import { ChatSession, type ChatSessionOptions } from "./chat-session.js";
-import { runGeneration, toGeneration, type GeneratedToken, type GenerateOptions, type Generation, type GenerationResult } from "./generate.js";
+import type { BitnetModel } from "./bitnet-model.js";
+import { loadedFromGguf, modelFromLoaded, weightOptions, type ModelLoadOptions } from "./load-gguf.js";
 import type { LoadedModel } from "./loaded.js";
-import { compileOptions, wantsJson, withParsed, type JsonObject, type SchemaOptions, type SchemaValue, type StructuredGeneration } from "./structured.js";
 
-/** Default KV-cache capacity when the caller names none (the model's own context if smaller). */
-export const DEFAULT_CONTEXT = 4096;
+export { BitnetModel, DEFAULT_CONTEXT, type ChatOptions, type LogitsOptions } from "./bitnet-model.js";
+export { loadGgufModel, type GgufModelOptions, type ModelLoadOptions } from "./load-gguf.js";
 
-export interface LoadModelOptions {
+export interface LoadModelOptions extends ModelLoadOptions {
   /**
    * Backend for the weights and compute. Default: the fastest available chain (see `backends`),
    * resolved by the registry, with the JS reference as the last resort.
@@ -47,256 +40,6 @@ export interface LoadModelOptions {
   readonly onFallback?: (event: FallbackEvent) => void;
   /** Called once per process for each backend that cannot run here, with the reason. */
   readonly onUnavailable?: (name: BackendName, reason: string) => void;
-  /** KV-cache capacity in positions; default min(model context, 4096). */
-  readonly contextLength?: number;
-  /** Run projections that are not ternary as float matmuls instead of refusing the file. */
-  readonly allowFloatWeights?: boolean;
-  /** "q8_0": requantize a float embedding/head to Q8_0 at load (less memory traffic per token). */
-  readonly headType?: "keep" | "q8_0";
-  /** Loading progress in bytes of tensor data. */
-  readonly onProgress?: (done: number, total: number) => void;
-}
-
-export interface ChatOptions extends GenerateOptions {
-  /**
-   * "bitnet": Microsoft's 2B-4T format (header and content tokenized separately); "template": the
-   * model's Jinja chat template (or `template`); "auto" (default): bitnet for BitNet models whose
-   * vocabulary has BOS and end-of-turn tokens, else the model's template.
-   */
-  readonly format?: "auto" | "bitnet" | "template";
-  /** A Jinja chat template to use instead of the model's. */
-  readonly template?: string;
-}
-
-export interface LogitsOptions {
-  /** Logits of every position instead of only the last. */
-  readonly all?: boolean;
-}
-
-export class BitnetModel implements Disposable {
-  readonly #model: LoadedModel;
-  readonly #cache: KvCache;
-  #queue: Promise<unknown> = Promise.resolve();
-  /** The chat session whose rows the cache holds (any other use of the cache clears it). */
-  #cacheOwner: object | undefined;
-  #disposed = false;
-
-  /** @internal Use `loadModel`. */
-  constructor(model: LoadedModel, contextLength: number) {
-    this.#model = model;
-    this.#cache = new KvCache(model.config, contextLength, model.backend);
-  }
-
-  get config(): LoadedModel["config"] {
-    return this.#model.config;
-  }
-
-  /** The tokenizer, or undefined for a file without one (token-id use only). */
-  get tokenizer(): Tokenizer | undefined {
-    return this.#model.tokenizer;
-  }
-
-  /** The backend (chain) the model runs on, e.g. "native-cpu>js". */
-  get backend(): string {
-    return this.#model.backend.name;
-  }
-
-  /** KV-cache capacity in positions. */
-  get contextLength(): number {
-    return this.#cache.capacity;
-  }
-
-  #tokenizer(): Tokenizer {
-    const t = this.#model.tokenizer;
-    if (t === undefined) {
-      throw new UsageError("unsupported", `[model] ${this.#model.source} has no tokenizer; pass token ids instead of text`);
-    }
-    return t;
-  }
-
-  #alive(): void {
-    if (this.#disposed) {
-      throw new UsageError("disposed", "[model] the model was disposed");
-    }
-  }
-
-  /** Runs `task` after every earlier task on this model (one sequence at a time). */
-  #exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task, task);
-    this.#queue = run.catch(() => undefined);
-    return run;
-  }
-
-  tokenize(text: string, options: { addBos?: boolean; parseSpecial?: boolean } = {}): number[] {
-    return Array.from(this.#tokenizer().encode(text, options));
-  }
-
-  detokenize(ids: readonly number[], options: { skipSpecial?: boolean } = {}): string {
-    return this.#tokenizer().decode(ids, options);
-  }
-
-  /** Logits of the last position (or of every position) after running `tokens` from an empty context. */
-  logits(tokens: readonly number[], options: LogitsOptions = {}): Promise<Float32Array[]> {
-    this.#alive();
-    return this.#exclusive(async () => {
-      this.#cacheOwner = undefined;
-      this.#cache.truncate(0);
-      using out =
-        options.all === true
-          ? forward(this.config, this.#model.weights, this.#cache, tokens, { allLogits: true })
-          : prefill(this.config, this.#model.weights, this.#cache, tokens);
-      const all = await out.toFloat32Async();
-      const vocab = out.shape[1];
-      return Array.from({ length: out.shape[0] }, (_, i) => all.slice(i * vocab, (i + 1) * vocab));
-    });
-  }
-
-  /**
-   * Runs `tokens` from an empty context with every position's logits and calls `onTensor` with each traced
-   * activation (names as in ForwardOptions.trace). The tensor is disposed after the callback returns.
-   */
-  trace(tokens: readonly number[], onTensor: ForwardTrace): Promise<void> {
-    this.#alive();
-    return this.#exclusive(async () => {
-      this.#cacheOwner = undefined;
-      this.#cache.truncate(0);
-      using _out = forward(this.config, this.#model.weights, this.#cache, tokens, { allLogits: true, trace: onTensor });
-    });
-  }
-
-  /**
-   * Generates from a text prompt (tokenized with BOS) or from token ids. With `jsonSchema` (or `json: true`)
-   * the output is JSON and `complete()` adds `parsed`, typed from a schema written `as const` or as the type
-   * argument given (`generate<MyType>(…)`); with `grammar` it is a sentence of the grammar (GenerateOptions).
-   */
-  generate<T = unknown, const S extends object = object>(prompt: string | readonly number[], options: SchemaOptions<GenerateOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
-  generate<T = JsonObject>(prompt: string | readonly number[], options: GenerateOptions & { readonly json: true }): StructuredGeneration<T>;
-  generate(prompt: string | readonly number[], options?: GenerateOptions): Generation;
-  generate(prompt: string | readonly number[], options: GenerateOptions = {}): Generation {
-    this.#alive();
-    const ids = typeof prompt === "string" ? this.tokenize(prompt) : [...prompt];
-    return this.#generation(ids, options, []);
-  }
-
-  /** Continues a conversation; the reply stops at the format's end-of-turn token. Structured output as `generate`. */
-  chat<T = unknown, const S extends object = object>(messages: readonly ChatMessage[], options: SchemaOptions<ChatOptions, S>): StructuredGeneration<SchemaValue<T, S>>;
-  chat<T = JsonObject>(messages: readonly ChatMessage[], options: ChatOptions & { readonly json: true }): StructuredGeneration<T>;
-  chat(messages: readonly ChatMessage[], options?: ChatOptions): Generation;
-  chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Generation {
-    const { ids, stops } = this.chatPrompt(messages, options);
-    return this.#generation(ids, options, stops);
-  }
-
-  /**
-   * The token ids `chat()` runs for these messages (BitNet format or the Jinja template, as chat()
-   * chooses) and the stop tokens it adds; for callers that drive generation themselves (the batcher).
-   */
-  chatPrompt(messages: readonly ChatMessage[], options: ChatOptions = {}): { ids: number[]; stops: number[] } {
-    this.#alive();
-    const checked = validateMessages(messages);
-    const tokenizer = this.#tokenizer();
-    const format = options.format ?? "auto";
-    const template = options.template ?? this.#model.chatTemplate;
-    const useBitnet =
-      format === "bitnet" ||
-      (format === "auto" && this.config.arch !== "bitnet" && tokenizer.bos !== undefined && tokenizer.eot !== undefined);
-    if (useBitnet) {
-      const { bos, eot } = tokenizer;
-      if (bos === undefined || eot === undefined) {
-        throw new UsageError("unsupported", "[chat] the BitNet chat format needs BOS and end-of-turn tokens");
-      }
-      return { ids: formatBitnetChat(checked, (text) => this.tokenize(text, { addBos: false, parseSpecial: false }), { bos, eot }), stops: [eot] };
-    }
-    if (template === undefined) {
-      throw new UsageError("unsupported", `[chat] ${this.#model.source} has no chat template; pass options.template`);
-    }
-    const text = renderJinjaChat(template, checked, {
-      bosToken: tokenizer.bos === undefined ? "" : tokenizer.tokenText(tokenizer.bos),
-      eosToken: tokenizer.eos === undefined ? "" : tokenizer.tokenText(tokenizer.eos),
-      addGenerationPrompt: true,
-    });
-    return { ids: this.tokenize(text, { addBos: false, parseSpecial: true }), stops: [] };
-  }
-
-  #generation(ids: readonly number[], options: GenerateOptions, stops: readonly number[]): Generation {
-    // A bad grammar or schema fails here, not when the generation is consumed (compiled grammars are cached).
-    const run = compileOptions(options);
-    const generation = this.#held(undefined, () => runGeneration(this.#model, this.#cache, ids, run, stops));
-    return wantsJson(options) ? withParsed(generation) : generation;
-  }
-
-  /**
-   * A generation that runs after every earlier task and holds the cache until it ends. `owner` marks the
-   * cache's content as a chat session's; `start` learns whether that owner's content is still there.
-   */
-  #held(owner: object | undefined, start: (owned: boolean) => AsyncGenerator<GeneratedToken, GenerationResult>): Generation {
-    const queue = (): Promise<unknown> => this.#queue;
-    const setQueue = (p: Promise<unknown>): void => {
-      this.#queue = p;
-    };
-    const claim = (): boolean => {
-      const owned = owner !== undefined && this.#cacheOwner === owner;
-      this.#cacheOwner = owner;
-      return owned;
-    };
-    return toGeneration(async function* () {
-      // Wait for earlier work, then hold the cache until this generation ends.
-      let release = (): void => undefined;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      const before = queue();
-      setQueue(before.then(() => held));
-      await before.catch(() => undefined);
-      try {
-        return yield* start(claim());
-      } finally {
-        release();
-      }
-    });
-  }
-
-  /**
-   * A multi-turn chat that keeps this model's KV cache between its turns, so a turn prefills only what is new
-   * (src/engine/chat-session.ts). Other uses of the model in between (generate, chat, logits, another session)
-   * are allowed; the session's next turn then prefills its conversation again.
-   */
-  chatSession(options: ChatSessionOptions = {}): ChatSession {
-    this.#alive();
-    return new ChatSession(
-      {
-        loaded: this.#model,
-        cache: this.#cache,
-        contextLength: this.#cache.capacity,
-        chatPrompt: (messages, format) => this.chatPrompt(messages, format),
-        hold: (owner, start) => {
-          this.#alive();
-          return this.#held(owner, start);
-        },
-      },
-      options,
-    );
-  }
-
-  /**
-   * A batcher over this model's weights: its generations share decode steps (continuous batching),
-   * each with its own KV cache. Dispose it before the model.
-   */
-  batcher(options: BatcherOptions = {}): Batcher {
-    this.#alive();
-    return new Batcher(this.#model, options);
-  }
-
-  /** Frees the weights and the KV cache. */
-  dispose(): void {
-    if (!this.#disposed) {
-      this.#disposed = true;
-      this.#cache.dispose();
-      this.#model.weights.dispose();
-    }
-  }
-
-  [Symbol.dispose](): void {
-    this.dispose();
-  }
 }
 
 /**
@@ -306,12 +49,7 @@ export class BitnetModel implements Disposable {
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<BitnetModel> {
   const backend = options.backend ?? (await resolveBackend(resolveOptions(options)));
   const loaded = (await pathKind(path, "[model] model")) === "folder" ? await loadHfFolder(path, backend, options) : await loadGguf(path, backend, options);
-  try {
-    return new BitnetModel(loaded, options.contextLength ?? Math.min(loaded.config.contextLength, DEFAULT_CONTEXT));
-  } catch (e) {
-    loaded.weights.dispose();
-    throw e;
-  }
+  return modelFromLoaded(loaded, options.contextLength);
 }
 
 function resolveOptions(options: LoadModelOptions): ResolveOptions {
@@ -325,22 +63,9 @@ function resolveOptions(options: LoadModelOptions): ResolveOptions {
   };
 }
 
-function weightOptions(backend: Backend, options: LoadModelOptions): LoadWeightsOptions {
-  return {
-    backend,
-    ...(options.allowFloatWeights === undefined ? {} : { allowFloatWeights: options.allowFloatWeights }),
-    ...(options.headType === undefined ? {} : { headType: options.headType }),
-    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
-  };
-}
-
 async function loadGguf(path: string, backend: Backend, options: LoadModelOptions): Promise<LoadedModel> {
   await using file = await openGguf(path);
-  const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
-  const tokenizer = file.metadata.has("tokenizer.ggml.model") ? tokenizerFromGguf(file.metadata, config.arch) : undefined;
-  const weights = await loadWeights(ggufWeightSource(file), config, weightOptions(backend, options));
-  const chatTemplate = file.metadata.getString("tokenizer.chat_template");
-  return { config, weights, tokenizer, chatTemplate, backend, source: path };
+  return await loadedFromGguf(file, backend, options, path); // awaited: the file closes after loading
 }
 
 /** Largest tokenizer.json / tokenizer_config.json read from a model folder (big vocabularies are ~10-20 MB). */

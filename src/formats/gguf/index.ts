@@ -4,5 +4,6 @@ export * from "./limits.js";
 export * from "./ggml-types.js";
 export * from "./metadata.js";
 export * from "./source.js";
+export * from "./file-source.js";
 export * from "./reader.js";
 export * from "./writer.js";

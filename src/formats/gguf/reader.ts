@@ -15,7 +15,7 @@ import {
 } from "./ggml-types.js";
 import * as L from "./limits.js";
 import { GgufMetadata, ggufAlignment } from "./metadata.js";
-import { FileSource, MemorySource, readExact, readTensorRange, type ByteSource } from "./source.js";
+import { MemorySource, readExact, readTensorRange, type ByteSource } from "./source.js";
 import {
   GGUF_VALUE_TYPE,
   type GgufArrayValue,
@@ -385,9 +385,7 @@ export class GgufFile implements GgufHeader, AsyncDisposable {
 
   /** Closes the source if it can be closed (file sources). */
   async close(): Promise<void> {
-    if (this.source instanceof FileSource) {
-      await this.source.close();
-    }
+    await this.source.close?.();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -426,15 +424,4 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
 /** Parses GGUF bytes held in memory; tensor data reads are zero-copy views. */
 export function readGgufBytes(bytes: Uint8Array): GgufFile {
   return new GgufFile(parseGguf(bytes), new MemorySource(bytes));
-}
-
-/** Opens a GGUF file and parses its header. Close the result (or `await using` it) to release the file. */
-export async function openGguf(path: string): Promise<GgufFile> {
-  const source = await FileSource.open(path);
-  try {
-    return await readGguf(source);
-  } catch (e) {
-    await source.close();
-    throw e;
-  }
 }

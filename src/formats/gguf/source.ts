@@ -1,10 +1,9 @@
 /**
  * Byte sources: where GGUF bytes come from, kept apart from parsing. The reader only ever asks for ranges,
- * so a multi-GB file is never held in memory.
+ * so a multi-GB file is never held in memory. This module imports nothing from Node, so pages can bundle it;
+ * the file source (node:fs) is in file-source.ts.
  */
-import type { FileHandle } from "node:fs/promises";
-import { FormatError, ShapeError, UsageError } from "../../core/errors.js";
-import { openRegularFile } from "../../core/files.js";
+import { FormatError, ShapeError } from "../../core/errors.js";
 
 /** Random-access bytes of known size. */
 export interface ByteSource {
@@ -15,6 +14,8 @@ export interface ByteSource {
    * (e.g. the file shrank) is reported by the reader as FormatError `truncated`.
    */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Releases what the source holds (an open file); sources without one leave it out. */
+  close?(): Promise<void>;
 }
 
 /** A ByteSource over bytes already in memory; reads are zero-copy views. */
@@ -30,53 +31,25 @@ export class MemorySource implements ByteSource {
   }
 }
 
-/** A ByteSource over a file, read with positional reads. Close it (or `await using` it) when done. */
-export class FileSource implements ByteSource, AsyncDisposable {
-  #handle: FileHandle | undefined;
+/** What {@link BlobSource} needs of a Blob (a browser `File` from a file input, or a fetched `Response.blob()`). */
+export interface BlobLike {
+  readonly size: number;
+  slice(start: number, end: number): { arrayBuffer(): Promise<ArrayBuffer> };
+}
 
-  private constructor(
-    handle: FileHandle,
-    readonly size: number,
-    readonly path: string,
-  ) {
-    this.#handle = handle;
-  }
+/**
+ * A ByteSource over a Blob: each read slices the blob, so a file the user picked in a page is read range by
+ * range (the header, then one tensor at a time) and never held whole in memory by this source.
+ */
+export class BlobSource implements ByteSource {
+  constructor(readonly blob: BlobLike) {}
 
-  /** Opens `path` read-only (a regular file only: FileError for folders, FIFOs, devices) and records its size. */
-  static async open(path: string, what = "[model] file"): Promise<FileSource> {
-    const { handle, size } = await openRegularFile(path, what);
-    return new FileSource(handle, size, path);
+  get size(): number {
+    return this.blob.size;
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
-    const handle = this.#handle;
-    if (handle === undefined) {
-      throw new UsageError("disposed", `[gguf] ${this.path} is closed`);
-    }
-    const out = new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await handle.read(out, done, length - done, offset + done);
-      if (bytesRead === 0) {
-        throw new FormatError(
-          "truncated",
-          `[gguf] ${this.path} ended at byte ${offset + done}, expected ${offset + length}`,
-        );
-      }
-      done += bytesRead;
-    }
-    return out;
-  }
-
-  /** Closes the file; later reads throw. Idempotent. */
-  async close(): Promise<void> {
-    const handle = this.#handle;
-    this.#handle = undefined;
-    await handle?.close();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
+    return new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
   }
 }
 

@@ -4,7 +4,8 @@
  * tensor bytes on demand, so a multi-GB file is never read whole. All hostile input ends in FormatError.
  */
 import { FormatError } from "../../core/errors.js";
-import { FileSource, MemorySource, readExact, readTensorRange, type ByteSource } from "../gguf/source.js";
+import { FileSource } from "../gguf/file-source.js";
+import { MemorySource, readExact, readTensorRange, type ByteSource } from "../gguf/source.js";
 import { describeJson, isJsonObject, jsonSafeInteger, parseJson, type JsonObject, type JsonValue } from "./json.js";
 import * as L from "./limits.js";
 import {
