@@ -20,6 +20,8 @@ import { systemClock } from "../actors/index.js";
 import type { Batcher } from "../engine/batch.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
 import { DEFAULT_PROMPT_CACHE_MIB, PromptCache, type PromptCacheStats } from "../engine/prompt-cache.js";
+import { resolveGrammar } from "../engine/structured.js";
+import { GrammarIncompleteError } from "../model/grammar/index.js";
 import { MAX_TOP_LOGPROBS, resolveSamplingOptions, type SamplingOptions } from "../model/sampling/index.js";
 import { KernelFailure, ServeError } from "./errors.js";
 import { planApplies, withFaults } from "./faults.js";
@@ -251,6 +253,8 @@ export class ModelHost {
     }
     try {
       resolveSamplingOptions(this.#sampling(r));
+      // Compiled once per text and kept warm in the engine's cache (masks learnt by one request serve the next).
+      resolveGrammar(r.grammar === undefined ? {} : { grammar: r.grammar });
     } catch (error) {
       return `[model] ${message(error)}`;
     }
@@ -338,13 +342,18 @@ export class ModelHost {
     if (emitted.length >= r.maxTokens) {
       return "length";
     }
+    if (r.grammar !== undefined && emitted.length > 0) {
+      // A new matcher would start the grammar over after the tokens already sent: fail rather than emit invalid text.
+      throw new ServeError("failed", "[model] a backend failed during a constrained generation after it streamed tokens; it cannot resume on the next backend");
+    }
     const batcher = this.#batcher(loaded, chain);
     const before = batcher.stats();
     job.timing.started ??= performance.now();
     const generation = batcher.generate([...ids, ...emitted], {
       ...this.#sampling(r),
       maxTokens: r.maxTokens - emitted.length,
-      stop: r.stop,
+      // A grammar continues from the tokens emitted before a backend failure (the matcher replays them).
+      ...(r.grammar === undefined ? { stop: r.stop } : { grammar: r.grammar }),
       signal: job.abort.signal,
     });
     const vocab = loaded.model.config.vocabSize;
@@ -360,6 +369,12 @@ export class ModelHost {
         }
       }
       return (await generation.complete()).finishReason;
+    } catch (error) {
+      // The budget ran out before the grammar was complete: the text so far went out; OpenAI calls this "length".
+      if (error instanceof GrammarIncompleteError) {
+        return error.reason === "no-room" ? "length" : error.reason;
+      }
+      throw error;
     } finally {
       const after = batcher.stats();
       job.timing.steps += after.steps - before.steps;

@@ -26,6 +26,7 @@ import {
   type SupervisionEvent,
   type SupervisionOptions,
 } from "../actors/index.js";
+import { MAX_GRAMMAR_LENGTH } from "../model/grammar/index.js";
 import { ServeError } from "./errors.js";
 import type { ExpandTarget } from "./host.js";
 import {
@@ -149,7 +150,11 @@ export function toWireRequest(r: ModelRequest): WireRequest | string {
       ? "[model] tokens must be non-negative integers"
       : undefined) ??
     (r.stop !== undefined && !(Array.isArray(r.stop) && r.stop.every((s) => typeof s === "string")) ? "[model] stop must be strings" : undefined) ??
-    (r.logprobs !== undefined && typeof r.logprobs !== "boolean" ? "[model] logprobs must be true or false" : undefined);
+    (r.logprobs !== undefined && typeof r.logprobs !== "boolean" ? "[model] logprobs must be true or false" : undefined) ??
+    (r.grammar !== undefined && !(typeof r.grammar === "string" && r.grammar.length <= MAX_GRAMMAR_LENGTH)
+      ? `[model] grammar must be GBNF text of at most ${MAX_GRAMMAR_LENGTH} characters`
+      : undefined) ??
+    (r.grammar !== undefined && (r.stop?.length ?? 0) > 0 ? "[model] stop strings cannot be used with a grammar" : undefined);
   if (problem !== undefined) {
     return problem;
   }
@@ -170,6 +175,7 @@ export function toWireRequest(r: ModelRequest): WireRequest | string {
     topLogprobs: r.topLogprobs ?? 0,
     confidence: r.confidence === true,
     logprobs: r.logprobs !== false,
+    grammar: r.grammar,
   };
 }
 

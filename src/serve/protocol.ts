@@ -36,6 +36,12 @@ export interface ModelRequest {
    * (`logprob` is then NaN) unless `topLogprobs` or `confidence` need it anyway.
    */
   readonly logprobs?: boolean;
+  /**
+   * GBNF text the output must be a sentence of (structured output, tool calls). The worker compiles it against
+   * its tokenizer (compiled grammars are cached by text); generation ends when the grammar is complete, and a
+   * budget that ran out first ends it with finish reason "length" (the text so far was streamed). Not with `stop`.
+   */
+  readonly grammar?: string;
 }
 
 /** The per-request default token budget. */
@@ -187,6 +193,7 @@ export const wireRequest = {
   topLogprobs: t.uint,
   confidence: t.bool,
   logprobs: t.bool,
+  grammar: t.optional(t.str),
 };
 export type WireRequest = { readonly [K in keyof typeof wireRequest]: Infer<(typeof wireRequest)[K]> };
 

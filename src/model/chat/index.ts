@@ -9,5 +9,15 @@ export {
   pythonStrip,
 } from "./bitnet.js";
 export type { BitnetChatSpecials, Tokenize } from "./bitnet.js";
-export { compileJinjaChat, MAX_TEMPLATE_LENGTH, renderJinjaChat } from "./jinja.js";
+export { compileJinjaChat, MAX_TEMPLATE_LENGTH, renderJinjaChat, renderJinjaContext } from "./jinja.js";
 export type { JinjaChatOptions } from "./jinja.js";
+export {
+  DEFAULT_TOOL_FORMAT,
+  defaultToolMessages,
+  defaultToolsPrompt,
+  hasToolContent,
+  renderToolChat,
+  templateUsesTools,
+  toolCallFormat,
+} from "./tools.js";
+export type { ConversationMessage, ConversationRole, ToolCall, ToolCallFormat, ToolDefinition } from "./tools.js";

@@ -34,6 +34,11 @@ function describe(error: unknown): string {
 export function compileJinjaChat(
   template: string,
 ): (messages: readonly ChatMessage[], options: JinjaChatOptions) => string {
+  const compiled = parseTemplate(template);
+  return (messages, options) => renderCompiled(compiled, { messages: validateMessages(messages) }, options);
+}
+
+function parseTemplate(template: string): Template {
   if (typeof template !== "string") {
     throw new FormatError("bad-value", "[chat] chat template must be a string");
   }
@@ -43,30 +48,39 @@ export function compileJinjaChat(
       `[chat] chat template is ${template.length} characters; the limit is ${MAX_TEMPLATE_LENGTH}`,
     );
   }
-  let compiled: Template;
   try {
-    compiled = new Template(template);
+    return new Template(template);
   } catch (error) {
     throw new FormatError("bad-value", `[chat] chat template does not parse: ${describe(error)}`);
   }
-  return (messages, options) => {
-    const checked = validateMessages(messages);
-    let rendered: unknown;
-    try {
-      rendered = compiled.render({
-        messages: checked,
-        bos_token: options.bosToken,
-        eos_token: options.eosToken,
-        add_generation_prompt: options.addGenerationPrompt,
-      });
-    } catch (error) {
-      throw new FormatError("bad-value", `[chat] chat template failed to render: ${describe(error)}`);
-    }
-    if (typeof rendered !== "string") {
-      throw new FormatError("bad-value", `[chat] chat template rendered a ${typeof rendered}, not a string`);
-    }
-    return rendered;
-  };
+}
+
+function renderCompiled(compiled: Template, context: Record<string, unknown>, options: JinjaChatOptions): string {
+  let rendered: unknown;
+  try {
+    rendered = compiled.render({
+      ...context,
+      bos_token: options.bosToken,
+      eos_token: options.eosToken,
+      add_generation_prompt: options.addGenerationPrompt,
+    });
+  } catch (error) {
+    throw new FormatError("bad-value", `[chat] chat template failed to render: ${describe(error)}`);
+  }
+  if (typeof rendered !== "string") {
+    throw new FormatError("bad-value", `[chat] chat template rendered a ${typeof rendered}, not a string`);
+  }
+  return rendered;
+}
+
+/**
+ * Renders a chat template with a context the caller has already checked (tools.ts: messages with tool calls and
+ * tool results, and `tools`), plus `bos_token`, `eos_token` and `add_generation_prompt`.
+ *
+ * @throws FormatError as {@link renderJinjaChat}.
+ */
+export function renderJinjaContext(template: string, context: Record<string, unknown>, options: JinjaChatOptions): string {
+  return renderCompiled(parseTemplate(template), context, options);
 }
 
 /**

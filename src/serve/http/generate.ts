@@ -13,8 +13,11 @@ import type { CascadeStep } from "../router.js";
 import { ApiError, badRequest, fromServeError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
 import { chatLogprobs, CompletionLogprobs, finishReason, usage } from "./openai.js";
+import { toolFormatOf } from "./model-info.js";
 import type { PromptTokenizer } from "./prompts.js";
 import type { Served } from "./served.js";
+import { planOutput, type OutputPlan } from "./structured.js";
+import { toolCallId, ToolCallReader, type ToolEvent } from "./tool-calls.js";
 import type { ChatParams, CompletionParams } from "./validate.js";
 
 /** Completion budget when a request names none (capped by what the context leaves). */
@@ -87,6 +90,8 @@ export interface PreparedPrompt {
   readonly ids: readonly number[];
   readonly maxTokens: number;
   readonly echo: string;
+  /** How the answer is constrained and read (structured output, tools); undefined for plain text. */
+  readonly plan?: OutputPlan;
 }
 
 /**
@@ -97,8 +102,14 @@ export async function preparePrompt(served: Served, params: ChatParams | Complet
   const info = served.info;
   let ids: readonly number[];
   let echo = "";
+  let plan: OutputPlan | undefined;
   if (params.kind === "chat") {
-    ids = await tokenizer.encode({ kind: "chat", messages: params.messages });
+    // The schema and tools first: a 400 for them before any tokenizing.
+    plan = planOutput(params.responseFormat, params.tools, toolFormatOf(info));
+    if (plan.grammar !== undefined && params.stop.length > 0) {
+      throw badRequest("stop", "'stop' cannot be used with response_format json_object/json_schema or tool calls (the grammar decides where the answer ends)", "unsupported_parameter");
+    }
+    ids = await tokenizer.encode({ kind: "chat", messages: params.messages, ...(plan.promptTools === undefined ? {} : { tools: plan.promptTools }) });
   } else if (typeof params.prompt === "string") {
     ids = await tokenizer.encode({ kind: "text", text: params.prompt });
     echo = params.echo ? params.prompt : "";
@@ -121,7 +132,7 @@ export async function preparePrompt(served: Served, params: ChatParams | Complet
       "context_length_exceeded",
     );
   }
-  return { ids, maxTokens: params.maxTokens ?? Math.min(DEFAULT_MAX_TOKENS, room), echo };
+  return { ids, maxTokens: params.maxTokens ?? Math.min(DEFAULT_MAX_TOKENS, room), echo, ...(plan?.grammar === undefined && plan?.tools === undefined ? {} : { plan }) };
 }
 
 function abortError(ctx: RunContext): ApiError | undefined {
@@ -221,12 +232,13 @@ function cascadeReport(served: Served, done: DoneItem): CascadeReport | undefine
   return { model: done.model, cascade: steps.map((st) => ({ model: st.model, score: Number.isFinite(st.score) ? st.score : null, escalated: st.escalated })) };
 }
 
-function modelRequest(params: ChatParams | CompletionParams, ids: readonly number[], maxTokens: number, index: number): ModelRequest {
+function modelRequest(params: ChatParams | CompletionParams, prompt: PreparedPrompt, index: number): ModelRequest {
   const seed = params.sampling.seed;
+  const grammar = prompt.plan?.grammar;
   return {
-    tokens: ids,
-    maxTokens,
-    stop: params.stop,
+    tokens: prompt.ids,
+    maxTokens: prompt.maxTokens,
+    ...(grammar === undefined ? { stop: params.stop } : { grammar }),
     topLogprobs: params.topLogprobs,
     logprobs: params.logprobs, // without it, the worker skips the softmax normalizer per token
     ...params.sampling,
@@ -235,16 +247,27 @@ function modelRequest(params: ChatParams | CompletionParams, ids: readonly numbe
   };
 }
 
+/** The tool call in a whole answer (read as a stream would read it), or undefined for a text answer. */
+function toolCall(plan: OutputPlan | undefined, text: string): { name: string; arguments: string } | undefined {
+  if (plan?.tools === undefined) {
+    return undefined;
+  }
+  const reader = new ToolCallReader(plan.tools.format, plan.tools.mode);
+  reader.push(text);
+  reader.end();
+  return reader.name === undefined ? undefined : { name: reader.name, arguments: reader.arguments };
+}
+
 /** Runs the request and returns the response body (non-streaming). */
 export async function runJson(ctx: RunContext, params: ChatParams | CompletionParams, admittedAt: number): Promise<Record<string, unknown>> {
-  const { ids, maxTokens, echo } = ctx.prompt;
+  const { ids, echo } = ctx.prompt;
   const info = ctx.served.info;
   const choices: Record<string, unknown>[] = new Array(params.n);
   let promptTokens = ids.length;
   let completionTokens = 0;
   const byIndex: (CascadeReport | undefined)[] = new Array(params.n);
   await eachChoice(ctx, params.n, async (index, inner) => {
-    const items = choiceItems(inner, modelRequest(params, ids, maxTokens, index), admittedAt);
+    const items = choiceItems(inner, modelRequest(params, ctx.prompt, index), admittedAt);
     let text = echo;
     const chatLp: ReturnType<typeof chatLogprobs> = [];
     const completionLp = new CompletionLogprobs();
@@ -262,10 +285,18 @@ export async function runJson(ctx: RunContext, params: ChatParams | CompletionPa
     completionTokens += done.completionTokens;
     byIndex[index] = cascadeReport(ctx.served, done);
     const finish = finishReason(done.finishReason);
+    const call = toolCall(ctx.prompt.plan, text);
     choices[index] =
-      params.kind === "chat"
-        ? { index, message: { role: "assistant", content: text, refusal: null }, logprobs: params.logprobs ? { content: chatLp, refusal: null } : null, finish_reason: finish }
-        : { index, text, logprobs: params.logprobs ? completionLp.toJSON() : null, finish_reason: finish };
+      call !== undefined
+        ? {
+            index,
+            message: { role: "assistant", content: null, tool_calls: [{ id: toolCallId(), type: "function", function: call }], refusal: null },
+            logprobs: null,
+            finish_reason: finish === "length" ? "length" : "tool_calls",
+          }
+        : params.kind === "chat"
+          ? { index, message: { role: "assistant", content: text, refusal: null }, logprobs: params.logprobs ? { content: chatLp, refusal: null } : null, finish_reason: finish }
+          : { index, text, logprobs: params.logprobs ? completionLp.toJSON() : null, finish_reason: finish };
   });
   const reports = byIndex.filter((r): r is CascadeReport => r !== undefined);
   return {
@@ -303,11 +334,57 @@ export class SseWriter {
 }
 
 /**
+ * Streams one chat choice whose answer is read for a tool call: the role goes with the first delta, which is the
+ * call's id, type and name (then `function.arguments` fragments) or content text; the last chunk has
+ * finish_reason "tool_calls" ("length" when the budget ran out first).
+ */
+async function streamToolChoice(
+  index: number,
+  tools: NonNullable<OutputPlan["tools"]>,
+  items: AsyncGenerator<TokenItem, DoneItem>,
+  first: IteratorResult<TokenItem, DoneItem>,
+  chunk: (choices: unknown[], extra?: Record<string, unknown>) => Record<string, unknown>,
+  sse: SseWriter,
+  onDone: (done: DoneItem) => void,
+): Promise<void> {
+  const reader = new ToolCallReader(tools.format, tools.mode);
+  let role = false;
+  const send = (delta: Record<string, unknown>): void => {
+    sse.send(chunk([{ index, delta: role ? delta : { role: "assistant", ...delta }, logprobs: null, finish_reason: null }]));
+    role = true;
+  };
+  const emit = (events: readonly ToolEvent[]): void => {
+    for (const e of events) {
+      if (e.kind === "content") {
+        send({ content: e.text });
+      } else if (e.kind === "call") {
+        send({ content: null, tool_calls: [{ index: 0, id: toolCallId(), type: "function", function: { name: e.name, arguments: "" } }] });
+      } else {
+        send({ tool_calls: [{ index: 0, function: { arguments: e.text } }] });
+      }
+    }
+  };
+  let next = first;
+  while (next.done !== true) {
+    emit(reader.push(next.value.text));
+    next = await items.next();
+  }
+  emit(reader.end());
+  if (!role) {
+    send({ content: "" });
+  }
+  const done = next.value;
+  onDone(done);
+  const finish = finishReason(done.finishReason);
+  sse.send(chunk([{ index, delta: {}, logprobs: null, finish_reason: reader.name !== undefined && finish !== "length" ? "tool_calls" : finish }]));
+}
+
+/**
  * Runs the request as server-sent events. An error before the first event is thrown (the caller answers it
  * with its status); one after that is sent as an `error` event and ends the stream without `[DONE]`.
  */
 export async function runStream(ctx: RunContext, params: ChatParams | CompletionParams, admittedAt: number, sse: SseWriter): Promise<void> {
-  const { ids, maxTokens, echo } = ctx.prompt;
+  const { ids, echo } = ctx.prompt;
   const info = ctx.served.info;
   const id = `${params.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
   const created = Math.floor(Date.now() / 1000);
@@ -325,8 +402,16 @@ export async function runStream(ctx: RunContext, params: ChatParams | Completion
   let completionTokens = 0;
   try {
     await eachChoice(ctx, params.n, async (index, inner) => {
-      const items = choiceItems(inner, modelRequest(params, ids, maxTokens, index), admittedAt);
+      const items = choiceItems(inner, modelRequest(params, ctx.prompt, index), admittedAt);
       let next = await items.next(); // the first item before any byte: early errors keep their status
+      const tools = ctx.prompt.plan?.tools;
+      if (tools !== undefined) {
+        await streamToolChoice(index, tools, items, next, chunk, sse, (done) => {
+          promptTokens = done.promptTokens;
+          completionTokens += done.completionTokens;
+        });
+        return;
+      }
       if (params.kind === "chat") {
         sse.send(chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]));
       } else if (echo !== "") {

@@ -8,7 +8,20 @@ import { openGguf } from "../../formats/gguf/index.js";
 import { configFromGguf } from "../../model/bitnet/config.js";
 import { readHfBitnetFolder } from "../../model/bitnet/hf.js";
 import { configFromHf } from "../../model/bitnet/hf-source.js";
-import { formatBitnetChat, renderJinjaChat, type ChatMessage } from "../../model/chat/index.js";
+import {
+  defaultToolMessages,
+  DEFAULT_TOOL_FORMAT,
+  formatBitnetChat,
+  hasToolContent,
+  renderJinjaChat,
+  renderToolChat,
+  templateUsesTools,
+  toolCallFormat,
+  type ChatMessage,
+  type ConversationMessage,
+  type ToolCallFormat,
+  type ToolDefinition,
+} from "../../model/chat/index.js";
 import { tokenizerFromGguf } from "../../model/tokenizer/gguf.js";
 import type { Tokenizer } from "../../model/tokenizer/types.js";
 
@@ -58,28 +71,44 @@ export async function readModelInfo(path: string, contextLength?: number): Promi
   };
 }
 
+/** Whether the model's chats use Microsoft's 2B-4T format (BitNet b1.58 vocabularies with BOS and end-of-turn tokens). */
+function bitnetFormat(info: ModelInfo): boolean {
+  const tokenizer = info.tokenizer;
+  return info.arch !== "bitnet" && tokenizer?.bos !== undefined && tokenizer.eot !== undefined;
+}
+
+/** How the model writes tool calls: its template's format when the template renders `tools`, else the default. */
+export function toolFormatOf(info: ModelInfo): ToolCallFormat {
+  return bitnetFormat(info) ? DEFAULT_TOOL_FORMAT : toolCallFormat(info.chatTemplate);
+}
+
 /**
  * The prompt token ids of a conversation, chosen as `BitnetModel.chat` chooses: Microsoft's 2B-4T format for
- * BitNet b1.58 vocabularies with BOS and end-of-turn tokens, else the model's Jinja template.
- * Returns a message instead when the model cannot chat.
+ * BitNet b1.58 vocabularies with BOS and end-of-turn tokens, else the model's Jinja template. A conversation
+ * with tools (offered, called or answered) goes through the template when it renders `tools`, else through the
+ * default tool format (src/model/chat/tools.ts) and then the model's format. Returns a message instead when the
+ * model cannot chat.
  */
-export function chatTokens(info: ModelInfo, messages: readonly ChatMessage[]): number[] | string {
+export function chatTokens(info: ModelInfo, messages: readonly ConversationMessage[], tools?: readonly ToolDefinition[]): number[] | string {
   const tokenizer = info.tokenizer;
   if (tokenizer === undefined) {
     return "this model has no tokenizer; use /v1/completions with token ids";
   }
+  const withTools = hasToolContent(messages, tools);
+  const plain = (): ChatMessage[] => (withTools ? defaultToolMessages(messages, tools) : messages.map((m) => ({ role: m.role as ChatMessage["role"], content: m.content })));
   const { bos, eot } = tokenizer;
-  if (info.arch !== "bitnet" && bos !== undefined && eot !== undefined) {
-    return formatBitnetChat(messages, (text) => Array.from(tokenizer.encode(text, { addBos: false, parseSpecial: false })), { bos, eot });
+  if (bitnetFormat(info) && bos !== undefined && eot !== undefined) {
+    return formatBitnetChat(plain(), (text) => Array.from(tokenizer.encode(text, { addBos: false, parseSpecial: false })), { bos, eot });
   }
   if (info.chatTemplate === undefined) {
     return "this model has no chat template; use /v1/completions";
   }
-  const text = renderJinjaChat(info.chatTemplate, messages, {
+  const options = {
     bosToken: bos === undefined ? "" : tokenizer.tokenText(bos),
     eosToken: tokenizer.eos === undefined ? "" : tokenizer.tokenText(tokenizer.eos),
     addGenerationPrompt: true,
-  });
+  };
+  const text = withTools && templateUsesTools(info.chatTemplate) ? renderToolChat(info.chatTemplate, messages, tools, options) : renderJinjaChat(info.chatTemplate, plain(), options);
   return Array.from(tokenizer.encode(text, { addBos: false, parseSpecial: true }));
 }
 

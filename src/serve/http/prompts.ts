@@ -8,8 +8,9 @@
  *    that holds its own copy of the tokenizer (prompt-worker.ts), at most {@link MAX_QUEUED_PROMPTS} waiting.
  */
 import type { Worker } from "node:worker_threads";
+import { FormatError } from "../../core/errors.js";
 import { siblingModule, startModuleWorker } from "../../core/worker.js";
-import type { ChatMessage } from "../../model/chat/index.js";
+import type { ConversationMessage, ToolDefinition } from "../../model/chat/index.js";
 import { ApiError, badRequest } from "./errors.js";
 import { chatTokens, type ModelInfo } from "./model-info.js";
 import type { PromptAnswer, PromptJob } from "./prompt-worker.js";
@@ -29,7 +30,7 @@ export function promptByteLimit(info: ModelInfo): number {
   return info.maxTokenBytes > 0 ? info.contextLength * info.maxTokenBytes * NORMALIZER_SLACK : Number.POSITIVE_INFINITY;
 }
 
-export type PromptText = { readonly kind: "chat"; readonly messages: readonly ChatMessage[] } | { readonly kind: "text"; readonly text: string };
+export type PromptText = { readonly kind: "chat"; readonly messages: readonly ConversationMessage[]; readonly tools?: readonly ToolDefinition[] } | { readonly kind: "text"; readonly text: string };
 
 function textBytes(prompt: PromptText): number {
   if (prompt.kind === "text") {
@@ -38,6 +39,10 @@ function textBytes(prompt: PromptText): number {
   let bytes = 0;
   for (const m of prompt.messages) {
     bytes += Buffer.byteLength(m.content);
+  }
+  // Tools and earlier calls are prompt text too (a lower bound is all the byte check needs).
+  for (const t of prompt.tools ?? []) {
+    bytes += Buffer.byteLength(JSON.stringify(t));
   }
   return bytes;
 }
@@ -87,7 +92,15 @@ export class PromptTokenizer {
 
   #inline(prompt: PromptText): PromptAnswer {
     if (prompt.kind === "chat") {
-      const built = chatTokens(this.info, prompt.messages);
+      let built: number[] | string;
+      try {
+        built = chatTokens(this.info, prompt.messages, prompt.tools);
+      } catch (error) {
+        if (!(error instanceof FormatError)) {
+          throw error;
+        }
+        built = `the conversation cannot be rendered with this model's chat format: ${error.message}`; // e.g. the template's raise_exception
+      }
       return typeof built === "string" ? { id: 0, refused: built } : { id: 0, ids: Int32Array.from(built) };
     }
     const tokenizer = this.info.tokenizer;

@@ -3,8 +3,9 @@
  * becomes a 400 in OpenAI's error shape naming the field (`param`). Unknown fields are ignored, as OpenAI's
  * clients send some (`user`, `metadata`); known features barbell does not implement are refused by name.
  */
-import { CHAT_ROLES, MAX_CHAT_MESSAGES, MAX_MESSAGE_LENGTH, type ChatMessage, type ChatRole } from "../../model/chat/index.js";
+import { MAX_CHAT_MESSAGES, MAX_MESSAGE_LENGTH, type ConversationMessage, type ConversationRole, type ToolCall } from "../../model/chat/index.js";
 import { badRequest } from "./errors.js";
+import { checkResponseFormat, checkToolChoice, checkTools, MAX_TOOLS, NAME_PATTERN, type ResponseFormat, type ToolsParams } from "./structured.js";
 
 /** Most choices per request (`n`): each choice is a full generation. */
 export const MAX_N = 8;
@@ -43,7 +44,11 @@ export interface GenerationParams {
 
 export interface ChatParams extends GenerationParams {
   readonly kind: "chat";
-  readonly messages: readonly ChatMessage[];
+  readonly messages: readonly ConversationMessage[];
+  /** `response_format` (text unless asked). */
+  readonly responseFormat: ResponseFormat;
+  /** `tools` and `tool_choice`; undefined without tools. */
+  readonly tools: ToolsParams | undefined;
 }
 
 export interface CompletionParams extends GenerationParams {
@@ -202,6 +207,63 @@ function messageContent(v: unknown, i: number): string {
   throw badRequest(`messages[${i}].content`, `messages[${i}].content must be a string or an array of text parts, got ${describe(v)}`);
 }
 
+/** Longest tool call id in a request's history. */
+export const MAX_TOOL_CALL_ID_LENGTH = 256;
+
+const ROLES: readonly string[] = ["system", "user", "assistant", "tool"];
+
+/** An assistant message's `tool_calls`, checked. */
+function toolCalls(v: unknown, i: number): ToolCall[] | undefined {
+  if (v === undefined || v === null) {
+    return undefined;
+  }
+  const param = `messages[${i}].tool_calls`;
+  if (!Array.isArray(v) || v.length > MAX_TOOLS) {
+    throw badRequest(param, `${param} must be an array of at most ${MAX_TOOLS} calls`);
+  }
+  return v.map((c: unknown, j): ToolCall => {
+    const fn = isObject(c) ? c["function"] : undefined;
+    const id = isObject(c) ? c["id"] : undefined;
+    if (!isObject(c) || (c["type"] !== undefined && c["type"] !== "function") || typeof id !== "string" || id.length === 0 || id.length > MAX_TOOL_CALL_ID_LENGTH || !isObject(fn)) {
+      throw badRequest(`${param}[${j}]`, `${param}[${j}] must be {"id": "...", "type": "function", "function": {"name": "...", "arguments": "<JSON text>"}}`);
+    }
+    const name = fn["name"];
+    const args = fn["arguments"];
+    if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
+      throw badRequest(`${param}[${j}].function.name`, `${param}[${j}].function.name must be 1..64 characters of a-z, A-Z, 0-9, '_' and '-'`);
+    }
+    if (typeof args !== "string" || args.length > MAX_MESSAGE_LENGTH) {
+      throw badRequest(`${param}[${j}].function.arguments`, `${param}[${j}].function.arguments must be the arguments as JSON text`);
+    }
+    return { id, type: "function", function: { name, arguments: args } };
+  });
+}
+
+function message(m: unknown, i: number): ConversationMessage {
+  if (!isObject(m)) {
+    throw badRequest(`messages[${i}]`, `messages[${i}] must be an object, got ${describe(m)}`);
+  }
+  const role = m["role"] === "developer" ? "system" : m["role"];
+  if (typeof role !== "string" || !ROLES.includes(role)) {
+    throw badRequest(`messages[${i}].role`, `messages[${i}].role must be one of system, developer, user, assistant, tool; got ${describe(m["role"])}`);
+  }
+  const calls = role === "assistant" ? toolCalls(m["tool_calls"], i) : undefined;
+  // An assistant message that only calls tools has no content (null or absent), as OpenAI sends it.
+  const content = calls !== undefined && (m["content"] === null || m["content"] === undefined) ? "" : messageContent(m["content"], i);
+  if (content.length > MAX_MESSAGE_LENGTH) {
+    throw badRequest(`messages[${i}].content`, `messages[${i}].content is longer than ${MAX_MESSAGE_LENGTH} characters`);
+  }
+  if (role === "tool") {
+    const id = m["tool_call_id"];
+    if (typeof id !== "string" || id.length === 0 || id.length > MAX_TOOL_CALL_ID_LENGTH) {
+      throw badRequest(`messages[${i}].tool_call_id`, `messages[${i}].tool_call_id must be the id of the call it answers (1..${MAX_TOOL_CALL_ID_LENGTH} characters)`);
+    }
+    const name = m["name"];
+    return { role, content, tool_call_id: id, ...(typeof name === "string" && NAME_PATTERN.test(name) ? { name } : {}) };
+  }
+  return { role: role as ConversationRole, content, ...(calls === undefined ? {} : { tool_calls: calls }) };
+}
+
 /** Checks a `POST /v1/chat/completions` body against a model of `contextLength` positions. */
 export function checkChatRequest(body: unknown, contextLength: number): ChatParams {
   requestedModel(body);
@@ -210,30 +272,20 @@ export function checkChatRequest(body: unknown, contextLength: number): ChatPara
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_CHAT_MESSAGES) {
     throw badRequest("messages", `'messages' must be an array of 1..${MAX_CHAT_MESSAGES} messages such as [{"role":"user","content":"Hi"}], got ${describe(raw)}`);
   }
-  const messages = raw.map((m: unknown, i): ChatMessage => {
-    if (!isObject(m)) {
-      throw badRequest(`messages[${i}]`, `messages[${i}] must be an object, got ${describe(m)}`);
-    }
-    const role = m["role"] === "developer" ? "system" : m["role"];
-    if (typeof role !== "string" || !(CHAT_ROLES as readonly string[]).includes(role)) {
-      throw badRequest(`messages[${i}].role`, `messages[${i}].role must be one of system, developer, user, assistant; got ${describe(m["role"])}`);
-    }
-    const content = messageContent(m["content"], i);
-    if (content.length > MAX_MESSAGE_LENGTH) {
-      throw badRequest(`messages[${i}].content`, `messages[${i}].content is longer than ${MAX_MESSAGE_LENGTH} characters`);
-    }
-    return { role: role as ChatRole, content };
-  });
-  for (const key of ["tools", "functions", "tool_choice", "function_call", "audio", "modalities", "prediction"]) {
-    refuseUnless(b, key, () => false, "is not supported by barbell");
+  const messages = raw.map(message);
+  for (const key of ["functions", "function_call", "audio", "modalities", "prediction"]) {
+    refuseUnless(b, key, () => false, key.startsWith("function") ? "is not supported by barbell (use tools and tool_choice)" : "is not supported by barbell");
   }
-  refuseUnless(b, "response_format", (v) => isObject(v) && v["type"] === "text", "is not supported by barbell (only {type: 'text'})");
+  const responseFormat = checkResponseFormat(b);
+  const tools = checkTools(b);
+  const choice = checkToolChoice(b, tools);
+  optBool(b, "parallel_tool_calls"); // accepted; a reply holds at most one call (docs/serving.md)
   const on = optBool(b, "logprobs") ?? false;
   const top = optInt(b, "top_logprobs", 0, MAX_TOP_LOGPROBS);
   if (top !== undefined && !on) {
     throw badRequest("top_logprobs", "'top_logprobs' needs 'logprobs': true");
   }
-  return { kind: "chat", messages, ...common(b, contextLength, { on, top: top ?? 0 }) };
+  return { kind: "chat", messages, responseFormat, tools: tools === undefined ? undefined : { tools, choice }, ...common(b, contextLength, { on, top: top ?? 0 }) };
 }
 
 /** Checks a `POST /v1/completions` body against a model of `contextLength` positions and `vocabSize` tokens. */

@@ -113,7 +113,7 @@ describe("request validation", () => {
     ["top_logprobs 21", { ...chat, logprobs: true, top_logprobs: 21 }, "top_logprobs"],
     ["stream as a string", { ...chat, stream: "yes" }, "stream"],
     ["stream_options without stream", { ...chat, stream_options: { include_usage: true } }, "stream_options"],
-    ["tools", { ...chat, tools: [{ type: "function" }] }, "tools"],
+    ["a tool without a function", { ...chat, tools: [{ type: "function" }] }, "tools[0]"],
     ["a presence penalty", { ...chat, presence_penalty: 1 }, "presence_penalty"],
   ];
   it.each(cases)("should answer 400 in OpenAI's shape for %s", async (_name, body, param) => {
