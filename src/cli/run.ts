@@ -6,8 +6,9 @@
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import { FileError } from "../core/errors.js";
-import { readRegularFile } from "../core/files.js";
+import { parseJsonFile, readRegularFile } from "../core/files.js";
 import type { Generation, GenerationResult } from "../engine/generate.js";
+import { compileOptions, type StructuredOptions } from "../engine/structured.js";
 import { loadModel, type BitnetModel } from "../engine/model.js";
 import { ContextFullError } from "../model/bitnet/kv-cache.js";
 import { tokenIds } from "./args.js";
@@ -28,6 +29,35 @@ export interface CliIo {
 
 /** Largest prompt read from `-f FILE` or stdin, in bytes (the server's longest prompt is 4 Mi characters). */
 export const MAX_PROMPT_FILE_BYTES = 4 * 1024 * 1024;
+
+/** Largest --json-schema or --grammar file, in bytes (the grammar engine takes GBNF up to 1 Mi characters). */
+export const MAX_CONSTRAINT_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The structured-output option of `--json-schema FILE` or `--grammar FILE` (at most one), read as regular files
+ * of at most MAX_CONSTRAINT_FILE_BYTES. Errors name the path only as the user typed it.
+ */
+export async function readConstraint(flags: { jsonSchema?: string; grammar?: string; stop?: string[] }): Promise<StructuredOptions> {
+  if (flags.jsonSchema !== undefined && flags.grammar !== undefined) {
+    throw new CliError("bad-flag", "[cli] --json-schema and --grammar do not go together; give one of them");
+  }
+  if ((flags.jsonSchema !== undefined || flags.grammar !== undefined) && flags.stop !== undefined) {
+    throw new CliError("bad-flag", `[cli] --stop does not go with ${flags.grammar === undefined ? "--json-schema" : "--grammar"}: the grammar decides where the output ends`);
+  }
+  if (flags.jsonSchema !== undefined) {
+    const what = "[cli] --json-schema file";
+    const text = (await readRegularFile(flags.jsonSchema, MAX_CONSTRAINT_FILE_BYTES, what)).toString("utf8");
+    const schema = parseJsonFile(text, flags.jsonSchema, what);
+    if (typeof schema !== "object" || schema === null || Array.isArray(schema)) {
+      throw new CliError("bad-flag", `${what} ${flags.jsonSchema} holds no JSON object; a JSON Schema is an object such as {"type": "object", "properties": {…}}`);
+    }
+    return { jsonSchema: schema };
+  }
+  if (flags.grammar !== undefined) {
+    return { grammar: (await readRegularFile(flags.grammar, MAX_CONSTRAINT_FILE_BYTES, "[cli] --grammar file")).toString("utf8") };
+  }
+  return {};
+}
 
 /** Drops one trailing newline, as llama.cpp does for `-f` (a file's last line ends with one). */
 const withoutFinalNewline = (text: string): string => text.replace(/\r?\n$/, "");
@@ -133,12 +163,19 @@ export function jsonResult(r: GenerationResult): string {
 }
 
 /** Streams a generation to stdout (or prints its JSON); a context-full error says how to make it fit. */
-async function emit(model: BitnetModel, start: () => Generation, flags: SamplingFlags, io: CliIo): Promise<GenerationResult> {
+async function emit(model: BitnetModel, start: () => Generation, flags: SamplingFlags, io: CliIo, constrained = false): Promise<GenerationResult> {
   try {
     const gen = start();
     if (flags.json === true) {
       const result = await gen.complete();
       io.out(`${jsonResult(result)}\n`);
+      return result;
+    }
+    if (constrained) {
+      // Printed whole once the grammar is complete: a generation that fails never leaves half a document on stdout.
+      const result = await gen.complete();
+      io.out(`${result.text}\n`);
+      io.err(`${speed(result)}\n`);
       return result;
     }
     for await (const t of gen) {
@@ -159,10 +196,14 @@ export function addRunCommands(program: Command, io: CliIo): void {
     .argument("[prompt]", "the prompt text; - reads it from stdin (or give -p TEXT or -f FILE)")
     .option("-p, --prompt <text>", "the prompt text (default: the argument)")
     .option("-f, --file <file>", "read the prompt from a file (- for stdin; one final newline is dropped) (default: none)")
-    .action(async (positional: string | undefined, flags: ModelFlags & SamplingFlags & { prompt?: string; file?: string }) => {
+    .option("--json-schema <file>", "constrain the output to JSON that this JSON Schema file accepts (default: free text)")
+    .option("--grammar <file>", "constrain the output to this GBNF grammar file, as llama.cpp's --grammar-file (default: free text)")
+    .action(async (positional: string | undefined, flags: ModelFlags & SamplingFlags & { prompt?: string; file?: string; jsonSchema?: string; grammar?: string }) => {
+      // Compiled before the model loads, so a bad grammar or schema fails at once.
+      const constraint = compileOptions(await readConstraint(flags));
       const prompt = await readPrompt(positional, flags, io);
       using model = await open(flags, io);
-      await emit(model, () => model.generate(prompt, generateOptions(flags, io.signal)), flags, io);
+      await emit(model, () => model.generate(prompt, { ...generateOptions(flags, io.signal), ...constraint }), flags, io, constraint.grammar !== undefined);
     });
 
   addChatCommand(program, io); // src/cli/chat.ts

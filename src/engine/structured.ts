@@ -18,7 +18,7 @@ import type { Tokenizer } from "../model/tokenizer/types.js";
 import type { GeneratedToken, GenerationResult } from "./generate.js";
 
 /** Compiled grammars kept per process, keyed by their GBNF text or schema JSON (least recently used evicted). */
-export const GRAMMAR_CACHE_SIZE = 16;
+export const GRAMMAR_CACHE_SIZE = 8;
 /** Largest GBNF text or schema JSON used as a cache key (longer ones are compiled each time). */
 export const MAX_GRAMMAR_KEY_CHARS = 256 * 1024;
 

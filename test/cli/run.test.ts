@@ -4,6 +4,11 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildProgram } from "../../src/cli/main.js";
+import { MAX_CONSTRAINT_FILE_BYTES } from "../../src/cli/run.js";
+import { CliError } from "../../src/cli/errors.js";
+import { FileError, FormatError } from "../../src/core/errors.js";
+import { GrammarError, GrammarIncompleteError } from "../../src/model/grammar/index.js";
+import { createAjv } from "../grammar/validate.js";
 import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
 import { referenceLogits } from "../reference/forward64.js";
 
@@ -84,5 +89,61 @@ describe("barbell generate, chat and logits", () => {
 
   it("should reject malformed token lists", async () => {
     await expect(run(["logits", "-m", model, "--tokens", "1,x"])).rejects.toThrow(/comma-separated token ids/);
+  });
+});
+
+describe("barbell generate --json-schema and --grammar", () => {
+  const kjv = path.resolve(import.meta.dirname, "../../models/barbell-kjv.gguf");
+  const base = ["generate", "-m", kjv, "--backend", "native-cpu,js", "--no-autotune", "--temperature", "0", "And God said"];
+  const schema = { type: "object", properties: { name: { type: "string", maxLength: 10 }, years: { type: "integer", minimum: 1, maximum: 969 } }, required: ["name", "years"], additionalProperties: false };
+  const file = (name: string): string => path.join(dir, name);
+  beforeAll(async () => {
+    await fs.writeFile(file("schema.json"), JSON.stringify(schema));
+    await fs.writeFile(file("answer.gbnf"), 'root ::= ("yea" | "nay") " " [0-9]+\n');
+    await fs.writeFile(file("bad.gbnf"), "root ::= (");
+    await fs.writeFile(file("array.json"), "[1, 2]");
+    await fs.writeFile(file("secret.txt"), "root:x:0:0:secret-line\n");
+    await fs.writeFile(file("big.json"), Buffer.alloc(MAX_CONSTRAINT_FILE_BYTES + 1, 0x20));
+  });
+
+  it("should print JSON that the schema accepts", async () => {
+    const { out, err } = await run([...base, "--json-schema", file("schema.json"), "-n", "60"]);
+    const value = JSON.parse(out) as unknown;
+    expect(createAjv().compile(schema)(value), out).toBe(true);
+    expect(err).toMatch(/decode \d+ tokens/);
+  }, 60_000);
+
+  it("should print a sentence of a GBNF grammar, also in --json's result", async () => {
+    const { out } = await run([...base, "--grammar", file("answer.gbnf"), "-n", "8"]);
+    expect(out).toMatch(/^(yea|nay) [0-9]+\n$/);
+    const json = JSON.parse((await run([...base, "--grammar", file("answer.gbnf"), "-n", "8", "--json"])).out) as { text: string };
+    expect(json.text).toBe(out.trimEnd());
+  }, 60_000);
+
+  it("should fail with GrammarIncompleteError and print nothing when -n cannot fit the schema", async () => {
+    let out = "";
+    const io = { out: (t: string) => void (out += t), err: () => undefined, errIsTty: false, input: Readable.from([""]), signal: new AbortController().signal };
+    await expect(buildProgram(() => undefined, io).parseAsync(["node", "barbell", ...base, "--json-schema", file("schema.json"), "-n", "3"])).rejects.toBeInstanceOf(GrammarIncompleteError);
+    expect(out).toBe("");
+  }, 60_000);
+
+  it("should refuse flags that do not go together", async () => {
+    await expect(run([...base, "--json-schema", file("schema.json"), "--grammar", file("answer.gbnf")])).rejects.toBeInstanceOf(CliError);
+    await expect(run([...base, "--json-schema", file("schema.json"), "--stop", "}"])).rejects.toThrow(/--stop does not go with --json-schema/);
+  });
+
+  it("should refuse bad files with typed errors that name only the path given, before loading a model", async () => {
+    const missing = run([...base.slice(0, 2), "/nonexistent/m.gguf", "hi", "--grammar", file("nope.gbnf")]);
+    await expect(missing).rejects.toBeInstanceOf(FileError);
+    await expect(missing).rejects.toThrow(`--grammar file ${file("nope.gbnf")} does not exist`);
+    await expect(run([...base, "--grammar", dir])).rejects.toThrow(/is a folder/);
+    await expect(run([...base, "--json-schema", file("big.json")])).rejects.toThrow(/more than the 1048576 allowed/);
+    // A grammar that does not parse fails before the (missing) model is opened.
+    await expect(run(["generate", "-m", "/nonexistent/m.gguf", "hi", "--grammar", file("bad.gbnf")])).rejects.toBeInstanceOf(GrammarError);
+    const notJson = await run([...base, "--json-schema", file("secret.txt")]).catch((e: unknown) => e);
+    expect(notJson).toBeInstanceOf(FormatError);
+    expect(String(notJson)).not.toContain("secret-line");
+    await expect(run([...base, "--json-schema", file("array.json")])).rejects.toThrow(/holds no JSON object/);
+    await expect(run([...base, "--json-schema", file("array.json")])).rejects.toBeInstanceOf(CliError);
   });
 });
