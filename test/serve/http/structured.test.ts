@@ -141,6 +141,20 @@ describe("response_format", () => {
   }, 60_000);
 });
 
+describe("a model worker in its own process", () => {
+  it("should get the grammar through the worker protocol and answer under it", async () => {
+    const own = await createServer({ models: [{ name: "kjv", path: MODEL, isolation: "process", backends: ["native-cpu", "js"] }], log: () => undefined });
+    try {
+      const base = await own.listen(0);
+      const r = await post(`${base}/v1/chat/completions`, { model: "kjv", messages, max_tokens: 120, temperature: 0, response_format: { type: "json_schema", json_schema: { name: "person", schema: PERSON } } });
+      const content = (r.json as { choices: { message: { content: string } }[] }).choices[0]?.message.content ?? "";
+      expect(validates(PERSON, JSON.parse(content))).toBe(true);
+    } finally {
+      await own.shutdown(1000);
+    }
+  }, 120_000);
+});
+
 describe("tools", () => {
   it("should call the tool with valid arguments (tool_choice required), then answer the tool's result", async () => {
     const ask = [{ role: "user" as const, content: "What is the weather in Jerusalem?" }];
