@@ -3,6 +3,7 @@
 // Exports:
 //   features()  → { best, flags, physicalCores, logicalCores }   (cheap; used by the child-process probe)
 //   opTableHash → the op table fingerprint this build was generated from (ops.generated.h)
+//   unaryOps, binaryOps → the element-wise op codes this build implements (the cases of elementwise.h)
 //   selfTest(isa?) → true when the chosen SIMD path matches the scalar path on a small problem
 //   Context(threads, isa)  a thread pool bound to one ISA table, with one method per kernel.
 //
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "cpu_features.h"
+#include "elementwise.h"
 #include "float_kernels.h"
 #include "kernels.h"
 #include "executor.h"
@@ -98,6 +100,28 @@ bool get_op_code(const Napi::CallbackInfo& info, size_t idx, const char* kernel,
   return true;
 }
 
+// A table op this build has no case for (elementwise.h): the TS glue never routes one here (it declares
+// only the exported `unaryOps` / `binaryOps`), so a call is a caller's error, reported, never computed.
+void unimplemented(const Napi::CallbackInfo& info, const char* kernel, const char* const* names, int count, int64_t code) {
+  const std::string name = code >= 0 && code < count ? names[code] : std::to_string(code);
+  Napi::RangeError::New(info.Env(), std::string("[native-cpu] ") + kernel + ": op " + name +
+                                        " is not implemented by this build (see its unaryOps / binaryOps)")
+      .ThrowAsJavaScriptException();
+}
+
+// The codes of `Enum` with a case in elementwise.h, as a JS array of numbers.
+template <class Enum>
+Napi::Array implemented_codes(Napi::Env env, int count) {
+  Napi::Array list = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (int code = 0; code < count; ++code) {
+    if (elementwise::implements(static_cast<Enum>(code))) {
+      list.Set(n++, Napi::Number::New(env, code));
+    }
+  }
+  return list;
+}
+
 constexpr int64_t kMaxDim = 0x7fffffff;
 // |Σ code·x| ≤ 2·128·K must fit int32 (codes are trit + 1).
 constexpr int64_t kMaxK = 1 << 22;
@@ -125,6 +149,10 @@ bool checked_product(int64_t a, int64_t b, size_t* out) {
       return info.Env().Undefined();                                            \
     }                                                                           \
     var = static_cast<ops::Enum>(code);                                         \
+    if (!elementwise::implements(var)) {                                        \
+      unimplemented(info, kernel, ops::k##Enum##Names, ops::k##Enum##Count, code); \
+      return info.Env().Undefined();                                            \
+    }                                                                           \
   }
 #define ARG_ARRAY(T, var, idx, needed)                           \
   T* var = nullptr;                                               \
@@ -908,6 +936,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("selfTest", Napi::Function::New(env, SelfTest));
   exports.Set("Context", Context::Init(env));
   exports.Set("opTableHash", Napi::Number::New(env, static_cast<double>(ops::kOpTableHash)));
+  exports.Set("unaryOps", implemented_codes<ops::Unary>(env, ops::kUnaryCount));
+  exports.Set("binaryOps", implemented_codes<ops::Binary>(env, ops::kBinaryCount));
   return exports;
 }
 

@@ -10,9 +10,15 @@
 //   d = BitLinear_down(quant(RMSNorm(act(g) ⊙ u)·ffn_sub_norm));  out = h1 + d
 #include <algorithm>
 
+#include "elementwise.h"
 #include "executor.h"
 
 namespace barbell {
+
+// The block runs these element-wise ops itself: a build without their cases does not compile.
+static_assert(elementwise::implements(ops::Unary::kSilu) && elementwise::implements(ops::Binary::kMul) &&
+                  elementwise::implements(ops::Binary::kAdd),
+              "the fused block needs silu, mul and add in elementwise.h");
 
 int Executor::bitnet_block(const BlockArgs& a) {
   const size_t S = static_cast<size_t>(a.seq);

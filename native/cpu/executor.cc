@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "elementwise.h"
+
 namespace barbell {
 
 namespace {
@@ -349,7 +351,10 @@ void Executor::rms_norm(const float* x, const float* w, int rows, int cols, doub
   });
 }
 
-void Executor::unary(ops::Unary op, const float* x, size_t n, float* out) {
+bool Executor::unary(ops::Unary op, const float* x, size_t n, float* out) {
+  if (!elementwise::implements(op)) {
+    return false;
+  }
   parallel_range(n, kParallelGrain, [&](size_t b, size_t e) {
     if (op == ops::Unary::kSilu && table_.silu != nullptr) {
       table_.silu(x + b, e - b, out + b);
@@ -357,10 +362,15 @@ void Executor::unary(ops::Unary op, const float* x, size_t n, float* out) {
       barbell::unary(op, x + b, e - b, out + b);
     }
   });
+  return true;
 }
 
-void Executor::binary_flat(ops::Binary op, const float* a, const float* b, size_t n, float* out) {
+bool Executor::binary_flat(ops::Binary op, const float* a, const float* b, size_t n, float* out) {
+  if (!elementwise::implements(op)) {
+    return false;
+  }
   parallel_range(n, kParallelGrain, [&](size_t s, size_t e) { barbell::binary_flat(op, a + s, b + s, e - s, out + s); });
+  return true;
 }
 
 }  // namespace barbell

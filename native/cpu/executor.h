@@ -84,8 +84,9 @@ class Executor {
   // Rows (elements) split over the pool when large; results identical to one call.
   int64_t quantize(const float* x, int m, int k, int8_t* q, float* scales);
   void rms_norm(const float* x, const float* w, int rows, int cols, double eps, float* out);
-  void unary(ops::Unary op, const float* x, size_t n, float* out);
-  void binary_flat(ops::Binary op, const float* a, const float* b, size_t n, float* out);
+  // False (nothing written) for an op without a case in elementwise.h.
+  bool unary(ops::Unary op, const float* x, size_t n, float* out);
+  bool binary_flat(ops::Binary op, const float* a, const float* b, size_t n, float* out);
 
   // The fused block; returns −1, or (when an activation to quantize is not finite) the stage code
   // 0 … 3 (attn input, attn output, ffn input, ffn hidden). Nothing is written to the cache then

@@ -42,14 +42,16 @@ void attention_one(const AttentionArgs& a, int i, int h, double* scratch, double
 // float64 (ascending k), one rounding per output. w: n rows of k / 32 blocks of 34 bytes.
 void dense_q8_ref(const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1);
 
-// Element-wise ops by their op-table enum (ops.generated.h); the addon turns a JS code into one only
-// after ops::valid_unary / valid_binary accepted it.
-void unary(ops::Unary op, const float* x, size_t n, float* out);
+// Element-wise ops by their op-table enum (ops.generated.h), run through the switches of elementwise.h.
+// Each returns false, writing nothing, for an op without a case there (elementwise::implements); the
+// addon checks that before it calls, and turns a JS code into an enum only after ops::valid_unary /
+// valid_binary accepted it.
+bool unary(ops::Unary op, const float* x, size_t n, float* out);
 // Contiguous out of `shape`; strides in elements.
-void binary_strided(ops::Binary op, const float* a, const int64_t* a_strides, const float* b, const int64_t* b_strides,
+bool binary_strided(ops::Binary op, const float* a, const int64_t* a_strides, const float* b, const int64_t* b_strides,
                     const int64_t* shape, int rank, float* out);
 // The same on n contiguous elements (one loop per op, vectorized by the compiler).
-void binary_flat(ops::Binary op, const float* a, const float* b, size_t n, float* out);
+bool binary_flat(ops::Binary op, const float* a, const float* b, size_t n, float* out);
 void scale(const float* x, float factor, size_t n, float* out);
 // Returns −1, or the position of the first id outside [0, vocab) (nothing further is written).
 int64_t embedding(const int32_t* ids, int seq, const void* table, bool f16, int vocab, int embed, float* out);

@@ -7,7 +7,7 @@
  * names and sizes before it calls a kernel, so kernels may assume their inputs are consistent.
  */
 import type { Capabilities } from "./capabilities.js";
-import type { BinaryOp, UnaryOp } from "./ops.js";
+import type { BinaryOp, BitnetBlockWeights, FusedKernels, KernelName, Kernels, UnaryOp } from "./ops.js";
 
 /** How elements are stored. The typed layer's dtypes map one to one onto these. */
 export type StorageDType =
@@ -46,79 +46,16 @@ export interface TensorRef {
 /** The element-wise ops of `unary` and `binary`: the keys of the op table (ops.ts), which gives their codes. */
 export type { BinaryOp, UnaryOp };
 /**
+ * The kernels a backend runs ({@link Kernels}), the fused steps it may run ({@link FusedKernels}), a block's
+ * weights: derived from the op table (ops.ts), where each kernel's signature and documentation are written once.
+ */
+export type { BitnetBlockWeights, FusedKernels, KernelName, Kernels };
+/**
  * Which dimensions rotate together:
  * - "neox": (j, j + headDim/2), rotate_half style (HF Llama, GGUF BitNet, llama.cpp NEOX rope type);
  * - "adjacent": (2j, 2j + 1), interleaved pairs (original RoPE, llama.cpp NORM rope type, xformers).
  */
 export type RopeMode = "neox" | "adjacent";
-
-/**
- * The kernels a backend runs. Shapes in the comments name the erased dims; the typed layer
- * guarantees them. Every kernel writes into `out`, which the caller allocated with the right size.
- * Float semantics are those of the JS reference kernels (src/backends/js/kernels).
- */
-export interface Kernels {
-  /** out[M,N] = x[M,K] · w[N,K]ᵀ, f32. */
-  matmulF32(x: TensorRef, w: TensorRef, out: TensorRef): void;
-  /** out[M,N] = x[M,K] f32 · decode(w)[N,K]ᵀ for w in any DenseDType (the output head). */
-  matmulDense(x: TensorRef, w: TensorRef, out: TensorRef): void;
-  /**
-   * The integer output head: out[M,N] f32 = x[M,K] f32 · w[N,K]ᵀ for q8_0 weights, with x quantized per
-   * 32-element block to int8 (llama.cpp's Q8_0 × Q8_0 dot product). Integer block dots, then f32 scaling and
-   * accumulation in block order: exact across backends (semantics in src/backends/js/kernels/dense.ts).
-   */
-  matmulQ8I8(x: TensorRef, w: TensorRef, out: TensorRef): void;
-  /** out[S,E] f32 = rows ids[S] (i32) of table[V,E] (any DenseDType). Ids are checked against V. */
-  embedding(ids: TensorRef, table: TensorRef, out: TensorRef): void;
-  /** Copies contiguous src [n, …] into rows [row, row + n) of dst [R, …] (same dtype and row shape). */
-  writeRows(src: TensorRef, dst: TensorRef, row: number): void;
-  /** out[M,N] f32 = (x_q[M,K] i8 · trits(w)[N,K]ᵀ) / xScales[M] · w.scale; exact int32 accumulation. */
-  matmulTernaryI8(x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef): void;
-  /** out[M,N] f32 = (x_q[M,K] i8 · signs(w)[N,K]ᵀ) / xScales[M] · w.scale. */
-  matmulBinaryI8(x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef): void;
-  /** out[M,N] i32 = signs(x)[M,K] · signs(w)[N,K]ᵀ by XNOR-popcount (scales not applied). */
-  matmulBinaryBinary(x: TensorRef, w: TensorRef, out: TensorRef): void;
-  /** Per-row absmax int8 quantization of x[M,K] into q[M,K] i8 and scales[M] f32 (s = 127/absmax). */
-  quantizeActivations(x: TensorRef, q: TensorRef, scales: TensorRef): void;
-  /** RMSNorm over the last dim of x[M,K], times weight[K] when given. */
-  rmsNorm(x: TensorRef, weight: TensorRef | undefined, eps: number, out: TensorRef): void;
-  /** Rotary embedding of x[S,H,D] at positions[S] (i32). */
-  rope(x: TensorRef, positions: TensorRef, theta: number, mode: RopeMode, out: TensorRef): void;
-  /** Softmax over the last dim. */
-  softmax(x: TensorRef, out: TensorRef): void;
-  /**
-   * Causal attention: q[S,H,D], k and v [C,KV,D]; query row i sits at position pos0 + i and sees
-   * keys 0..pos0+i; head h reads KV head floor(h / (H/KV)). out[S,H,D].
-   */
-  attention(q: TensorRef, k: TensorRef, v: TensorRef, pos0: number, scale: number, out: TensorRef): void;
-  unary(op: UnaryOp, x: TensorRef, out: TensorRef): void;
-  /** out[shape] = a ∘ b where each operand is read with its own strides (0 broadcasts). */
-  binary(op: BinaryOp, a: TensorRef, aStrides: readonly number[], b: TensorRef, bStrides: readonly number[], out: TensorRef): void;
-  /** Multiply every element by a scalar. */
-  scale(x: TensorRef, factor: number, out: TensorRef): void;
-  /**
-   * Strided gather of whole elements (f32, i8, i32) into contiguous `out`: for every index i over
-   * out.shape, out[i] = src[srcOffset + Σ i·srcStrides]. Offsets and strides count elements.
-   */
-  copyStrided(src: TensorRef, srcOffset: number, srcStrides: readonly number[], out: TensorRef): void;
-  /** Concatenates contiguous tensors of one dtype along `axis` into `out`. */
-  concat(parts: readonly TensorRef[], axis: number, out: TensorRef): void;
-}
-
-/** The tensors of one BitNet block for {@link FusedKernels.bitnetBlock}: f32 norms, ternary projections. */
-export interface BitnetBlockWeights {
-  readonly attnNorm: TensorRef; // [E]
-  readonly attnSubNorm: TensorRef; // [H·D]
-  readonly ffnNorm: TensorRef; // [E]
-  readonly ffnSubNorm: TensorRef; // [F]
-  readonly wq: TensorRef; // [H·D, E]
-  readonly wk: TensorRef; // [KV·D, E]
-  readonly wv: TensorRef; // [KV·D, E]
-  readonly wo: TensorRef; // [E, H·D]
-  readonly wGate: TensorRef; // [F, E]
-  readonly wUp: TensorRef; // [F, E]
-  readonly wDown: TensorRef; // [E, F]
-}
 
 export interface BitnetBlockParams {
   readonly heads: number;
@@ -128,47 +65,6 @@ export interface BitnetBlockParams {
   readonly ropeTheta: number;
   readonly attnScale: number;
   readonly activation: "relu2" | "silu";
-}
-
-/**
- * Multi-kernel steps a backend may run in one call. They are optional and are not part of the
- * fallback chain: a caller uses one only when the chain's first member offers it, and otherwise
- * composes the plain kernels. A fused step must compute what the composed kernels compute on the
- * same backend (the conformance tests compare them).
- */
-export interface FusedKernels {
-  /**
-   * One BitNet block (BITNET.md §1.2) over h[S,E] at positions[S] (i32): RMSNorm, one int8
-   * quantization shared by q/k/v, NeoX RoPE, K/V written to rows pos0 … pos0+S−1 of kCache/vCache
-   * [C,KV,D], causal attention over rows 0 … pos0+S−1, sub-norm, output projection, residual, then the
-   * gated FFN (ReLU² or SiLU) with its sub-norm and residual, into out[S,E] (which must not alias h).
-   * Throws ValueError "non-finite" when an activation to quantize is not finite.
-   */
-  bitnetBlock(
-    h: TensorRef,
-    positions: TensorRef,
-    kCache: TensorRef,
-    vCache: TensorRef,
-    pos0: number,
-    weights: BitnetBlockWeights,
-    params: BitnetBlockParams,
-    out: TensorRef,
-  ): void;
-  /**
-   * The same block for a batch of independent sequences, one token each: row b of h[B,E] is the next
-   * token of the sequence whose caches are kCaches[b] / vCaches[b] ([C_b,KV,D]), at position
-   * positions[b] (= the rows it already holds); K/V go to that row of its caches and row b attends over
-   * rows 0 … positions[b] of them. Computes what the composed kernels compute for the batch.
-   */
-  bitnetBlockBatch(
-    h: TensorRef,
-    positions: TensorRef,
-    kCaches: readonly TensorRef[],
-    vCaches: readonly TensorRef[],
-    weights: BitnetBlockWeights,
-    params: BitnetBlockParams,
-    out: TensorRef,
-  ): void;
 }
 
 /**
@@ -220,9 +116,6 @@ export interface Backend {
 
 /** Names of the built-in backends. */
 export type BackendName = "js" | "wasm-simd" | "native-cpu" | "webgpu";
-
-/** The name of one kernel of {@link Kernels}; the op table (ops.ts) has an entry for each and no other. */
-export type KernelName = keyof Kernels;
 
 /** A backend's buffers: what the dispatcher (backends/dispatch.ts) allocates, copies and reads through. */
 export interface BufferMemory {

@@ -9,7 +9,7 @@
  */
 import { UsageError } from "../core/errors.js";
 import type { FusedKernels, KernelName, Kernels, PartialBackend, StorageDType, TensorRef } from "./backend.js";
-import { FUSED_OPS, KERNEL_OPS, type FusedName, type OpParam } from "./ops.js";
+import { BINARY_OPS, FUSED_OPS, KERNEL_OPS, screaming, UNARY_OPS, type BinaryOp, type ElementwiseSpec, type FusedName, type OpParam, type UnaryOp } from "./ops.js";
 
 /** Any op of the table a backend can run: a kernel or a fused step. */
 export type OpName = KernelName | FusedName;
@@ -22,6 +22,13 @@ export interface OpCapability {
   readonly maxK?: number;
   /** Largest rank of any tensor operand. */
   readonly maxRank?: number;
+  /**
+   * For an op with an element-wise sub-op (`unary`, `binary`): the sub-ops it implements, by name (keys of
+   * UNARY_OPS / BINARY_OPS). A call with another sub-op goes to the next capable backend. A backend derives
+   * the list from its own code (the native addon and the wasm module report the codes their switches
+   * handle; WebGPU reads the cases of its WGSL): see {@link subOpsWhere}. Absent: every sub-op of the table.
+   */
+  readonly ops?: readonly (UnaryOp | BinaryOp)[];
 }
 
 /** A backend's capabilities: one entry per kernel or fused step it has (`true`: what the table allows). */
@@ -72,6 +79,62 @@ const SAME_DTYPE: Readonly<Partial<Record<OpName, readonly number[]>>> = Object.
     return same === undefined ? [] : [[op, same.map((name) => table[op].params.findIndex((p) => p.name === name))]];
   }),
 );
+
+/** The element-wise sub-op tables, by the attribute kind that names a sub-op. */
+const SUB_OP_TABLES = { "unary-op": UNARY_OPS, "binary-op": BINARY_OPS } as const;
+
+/** Each op's sub-op attribute, from the table: its position in the call and the sub-op table it names. */
+const SUB_OPS: Readonly<Partial<Record<OpName, { readonly index: number; readonly table: Readonly<Record<string, ElementwiseSpec>> }>>> =
+  Object.fromEntries(
+    OP_NAMES.flatMap((op) => {
+      const index = table[op].params.findIndex((p) => p.kind === "attr" && (p.type === "unary-op" || p.type === "binary-op"));
+      const p = table[op].params[index];
+      return p?.kind === "attr" && (p.type === "unary-op" || p.type === "binary-op") ? [[op, { index, table: SUB_OP_TABLES[p.type] }]] : [];
+    }),
+  );
+
+/**
+ * The names of the sub-ops of `kernel` ("unary" or "binary") for which `implemented(code)` is true, in code
+ * order: how a backend turns what its code reports (a list of codes, a probe of its switch) into
+ * {@link OpCapability.ops}. A code the backend reports that the table lacks is not an op; it is ignored.
+ */
+export function subOpsWhere<K extends "unary" | "binary">(
+  kernel: K,
+  implemented: (code: number, name: string) => boolean,
+): (K extends "unary" ? UnaryOp : BinaryOp)[] {
+  const spec = SUB_OPS[kernel];
+  if (spec === undefined) {
+    throw new UsageError("unsupported", `[capabilities] ${kernel} has no element-wise sub-op`);
+  }
+  return Object.entries(spec.table)
+    .sort((a, b) => a[1].code - b[1].code)
+    .filter(([name, s]) => implemented(s.code, name))
+    .map(([name]) => name as K extends "unary" ? UnaryOp : BinaryOp);
+}
+
+/**
+ * The sub-ops of `kernel` that shader source has a `case` for, by the generated constant names
+ * (UNARY_RELU2, BINARY_ADD: ops.generated.wgsl.ts): how a WebGPU-style backend derives {@link OpCapability.ops}
+ * from the switch of its WGSL. Selector lists (`case A, B:`) count each name.
+ */
+export function subOpsWithCase<K extends "unary" | "binary">(kernel: K, source: string): (K extends "unary" ? UnaryOp : BinaryOp)[] {
+  const cased = new Set<string>();
+  for (const m of source.matchAll(/\bcase\s+([^:{]+)[:{]/g)) {
+    (m[1] ?? "").split(",").forEach((selector) => cased.add(selector.trim()));
+  }
+  const prefix = kernel.toUpperCase();
+  return subOpsWhere(kernel, (_, name) => cased.has(`${prefix}_${screaming(name)}`));
+}
+
+/**
+ * Refuses a sub-op outside `ops` with UsageError "unsupported": for a backend whose code would otherwise
+ * compute something for it (a shader's `default`) when called directly, not through the dispatcher.
+ */
+export function requireSubOp(backend: string, kernel: "unary" | "binary", op: string, ops: readonly string[]): void {
+  if (!ops.includes(op)) {
+    throw new UsageError("unsupported", `[${backend}] ${kernel} op ${JSON.stringify(op)} is not implemented here (it has ${ops.join(", ")})`);
+  }
+}
 
 /** Calls `visit` with every tensor of a call's operands (lists and records item by item). */
 export function forEachTensor(op: OpName, args: readonly unknown[], visit: (ref: TensorRef, operand: Operand) => void): void {
@@ -126,7 +189,14 @@ export function capabilityAccepts(op: OpName, cap: OpCapability | true, args: re
   if (cap === true) {
     return true;
   }
-  const { dtypes, maxRank, maxK } = cap;
+  const { dtypes, maxRank, maxK, ops } = cap;
+  if (ops !== undefined) {
+    const sub = SUB_OPS[op];
+    const name = sub === undefined ? undefined : args[sub.index];
+    if (sub !== undefined && !ops.includes(name as UnaryOp)) {
+      return `${op} has no ${JSON.stringify(name)} here (it implements ${ops.join(", ")})`;
+    }
+  }
   if (dtypes !== undefined || maxRank !== undefined) {
     for (const operand of OPERANDS[op]) {
       const allowed = dtypes?.[operand.name];
@@ -174,7 +244,8 @@ export function capabilitiesOf(backend: Pick<PartialBackend, "kernels" | "fused"
 
 /**
  * Checks a backend's declared capabilities against the op table and its own kernels: one entry per kernel
- * and fused step it has and no other, operand names the op has, dtypes the table allows, positive limits.
+ * and fused step it has and no other, operand names the op has, dtypes the table allows, sub-ops the table
+ * has (a non-empty list: a backend with none leaves the kernel out), positive limits.
  * Throws UsageError "unsupported" naming the first problem.
  */
 export function checkCapabilities(name: string, backend: Pick<PartialBackend, "kernels" | "fused" | "capabilities">): void {
@@ -207,6 +278,16 @@ export function checkCapabilities(name: string, backend: Pick<PartialBackend, "k
       const extra = dtypes.filter((d) => !spec?.dtypes.includes(d));
       if (extra.length > 0 || dtypes.length === 0) {
         bad(`${op}.${operand} allows ${dtypes.join("/") || "nothing"}; the op table allows ${spec?.dtypes.join("/")}`);
+      }
+    }
+    if (cap.ops !== undefined) {
+      const sub = SUB_OPS[op];
+      if (sub === undefined) {
+        bad(`${op} has no element-wise sub-op to list`);
+      }
+      const unknown = cap.ops.filter((name) => !Object.hasOwn(sub?.table ?? {}, name));
+      if (unknown.length > 0 || cap.ops.length === 0) {
+        bad(`${op}.ops lists ${cap.ops.join("/") || "nothing"}; the op table's ${op} ops are ${Object.keys(sub?.table ?? {}).join("/")}`);
       }
     }
     for (const [limit, v] of [["maxK", cap.maxK], ["maxRank", cap.maxRank]] as const) {

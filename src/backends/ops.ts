@@ -16,7 +16,7 @@
  * Adding an op: see "Adding a primitive op" in docs/architecture.md.
  */
 import { UsageError } from "../core/errors.js";
-import type { BitnetBlockWeights, FusedKernels, KernelName, Kernels, StorageDType } from "./backend.js";
+import type { BitnetBlockParams, RopeMode, StorageDType, TensorRef } from "./backend.js";
 import { decomposeAttention, decomposeBitnetBlock, decomposeBitnetBlockBatch, type OpRunner } from "./decompositions.js";
 
 // ---- the shape of an entry ----
@@ -24,15 +24,27 @@ import { decomposeAttention, decomposeBitnetBlock, decomposeBitnetBlockBatch, ty
 /** How a kernel uses a tensor operand. */
 export type TensorRole = "in" | "out" | "inout";
 
+/**
+ * The TypeScript type of each kind of non-tensor argument: the one place an attribute kind is defined (the
+ * kernel signatures below are derived through it).
+ */
+export interface AttrTypes {
+  /** A float parameter (eps, theta, scale factor). */
+  f64: number;
+  /** A non-negative integer (row, offset, axis, position). */
+  index: number;
+  /** A key of UNARY_OPS. */
+  "unary-op": UnaryOp;
+  /** A key of BINARY_OPS. */
+  "binary-op": BinaryOp;
+  "rope-mode": RopeMode;
+  /** Element strides, one per dimension of the output. */
+  strides: readonly number[];
+  "bitnet-params": BitnetBlockParams;
+}
+
 /** Non-tensor arguments. */
-export type AttrType =
-  | "f64" // a float parameter (eps, theta, scale factor)
-  | "index" // a non-negative integer (row, offset, axis, position)
-  | "unary-op" // a key of UNARY_OPS
-  | "binary-op" // a key of BINARY_OPS
-  | "rope-mode" // "neox" | "adjacent"
-  | "strides" // element strides, one per dimension of the output
-  | "bitnet-params"; // BitnetBlockParams
+export type AttrType = keyof AttrTypes;
 
 export type OpParam =
   | {
@@ -84,7 +96,28 @@ export interface ElementwiseSpec {
   readonly numerics: "exact" | "float";
 }
 
-// ---- operand helpers (keep the table readable) ----
+// ---- kernel signatures, derived from the entries ----
+
+/** The TypeScript type of one parameter of an entry. */
+type ArgOf<P> = P extends { readonly kind: "tensor"; readonly optional: true }
+  ? TensorRef | undefined
+  : P extends { readonly kind: "tensor" }
+    ? TensorRef
+    : P extends { readonly kind: "tensors" }
+      ? readonly TensorRef[]
+      : P extends { readonly kind: "record"; readonly fields: infer F }
+        ? { readonly [K in keyof F]: TensorRef }
+        : P extends { readonly kind: "attr"; readonly type: infer T extends AttrType }
+          ? AttrTypes[T]
+          : never;
+
+/** The argument tuple of an entry's `params`, in call order. */
+export type ArgsOf<Ps extends readonly unknown[]> = { -readonly [I in keyof Ps]: ArgOf<Ps[I]> };
+
+/** The function type of an entry: its parameters in call order; every kernel writes its outputs and returns nothing. */
+export type OpFn<S> = S extends { readonly params: infer Ps extends readonly unknown[] } ? (...args: ArgsOf<Ps>) => void : never;
+
+// ---- operand helpers (keep the table readable; each keeps its literal kind and role for the derived types) ----
 
 const F32: readonly StorageDType[] = ["f32"];
 const DENSE: readonly StorageDType[] = ["f32", "f16", "bf16", "q8_0", "q6_k"];
@@ -92,101 +125,138 @@ const DENSE: readonly StorageDType[] = ["f32", "f16", "bf16", "q8_0", "q6_k"];
 const WHOLE: readonly StorageDType[] = ["f32", "i8", "i32"];
 const ANY: readonly StorageDType[] = ["f32", "i8", "i32", "ternary", "binary", "f16", "bf16", "q8_0", "q6_k"];
 
-const input = (name: string, dtypes: readonly StorageDType[]): OpParam => ({ kind: "tensor", name, role: "in", dtypes });
-const output = (name: string, dtypes: readonly StorageDType[]): OpParam => ({ kind: "tensor", name, role: "out", dtypes });
-const attr = (name: string, type: AttrType): OpParam => ({ kind: "attr", name, type });
+const input = (name: string, dtypes: readonly StorageDType[]) => ({ kind: "tensor", name, role: "in", dtypes }) as const;
+const output = (name: string, dtypes: readonly StorageDType[]) => ({ kind: "tensor", name, role: "out", dtypes }) as const;
+const inout = (name: string, dtypes: readonly StorageDType[]) => ({ kind: "tensor", name, role: "inout", dtypes }) as const;
+const attr = <T extends AttrType>(name: string, type: T) => ({ kind: "attr", name, type }) as const;
 
-/** The tensors of one BitNet block (BitnetBlockWeights). */
-const BLOCK_WEIGHTS: OpParam = {
+/** The tensors of one BitNet block ({@link BitnetBlockWeights}): f32 norms, ternary projections. */
+const BLOCK_WEIGHTS = {
   kind: "record",
   name: "weights",
   fields: {
+    /** [E] */
     attnNorm: F32,
+    /** [H·D] */
     attnSubNorm: F32,
+    /** [E] */
     ffnNorm: F32,
+    /** [F] */
     ffnSubNorm: F32,
+    /** [H·D, E] */
     wq: ["ternary"],
+    /** [KV·D, E] */
     wk: ["ternary"],
+    /** [KV·D, E] */
     wv: ["ternary"],
+    /** [E, H·D] */
     wo: ["ternary"],
+    /** [F, E] */
     wGate: ["ternary"],
+    /** [F, E] */
     wUp: ["ternary"],
+    /** [E, F] */
     wDown: ["ternary"],
-  } satisfies Record<keyof BitnetBlockWeights, readonly StorageDType[]>,
-};
+  },
+} as const;
 
-type Specs<T> = { readonly [K in keyof T]-?: OpSpec<Extract<NonNullable<T[K]>, (...args: never[]) => void>> };
+/** The tensors of one BitNet block for the fused steps (derived from the op table's record). */
+export type BitnetBlockWeights = ArgOf<typeof BLOCK_WEIGHTS>;
+
+/** What every entry of a table must look like (the decomposition is checked against the derived signature below). */
+type Entry = Omit<OpSpec<never>, "decomposition"> & { readonly decomposition?: unknown };
 
 // ---- the table ----
 
-/** Every kernel of the {@link Kernels} contract. Codes 0…17; the fused steps continue at 18. */
+/**
+ * Every kernel of the {@link Kernels} contract, which is derived from it: an entry's `params` are the
+ * kernel's signature (tensor operands are TensorRef, attributes the type {@link AttrTypes} gives their kind).
+ * Codes 0…17; the fused steps continue at 18. Shapes in the comments name the erased dims; the typed layer
+ * guarantees them. Every kernel writes into its outputs, which the caller allocated with the right size.
+ * Float semantics are those of the JS reference kernels (src/backends/js/kernels).
+ */
 export const KERNEL_OPS = {
+  /** out[M,N] = x[M,K] · w[N,K]ᵀ, f32. */
   matmulF32: {
     code: 0,
     summary: "out[M,N] = x[M,K] · w[N,K]ᵀ in f32",
     params: [input("x", F32), input("w", F32), output("out", F32)],
   },
+  /** out[M,N] = x[M,K] f32 · decode(w)[N,K]ᵀ for w in any DenseDType (the output head). */
   matmulDense: {
     code: 1,
     summary: "out[M,N] = x[M,K] · decode(w)[N,K]ᵀ for a dense (block-format) weight",
     params: [input("x", F32), input("w", DENSE), output("out", F32)],
   },
+  /**
+   * The integer output head: out[M,N] f32 = x[M,K] f32 · w[N,K]ᵀ for q8_0 weights, with x quantized per
+   * 32-element block to int8 (llama.cpp's Q8_0 × Q8_0 dot product). Integer block dots, then f32 scaling and
+   * accumulation in block order: exact across backends (semantics in src/backends/js/kernels/dense.ts).
+   */
   matmulQ8I8: {
     code: 2,
     summary: "the integer Q8_0 head: x quantized per 32-block, integer block dots, f32 scaling in block order",
     params: [input("x", F32), input("w", ["q8_0"]), output("out", F32)],
   },
+  /** out[S,E] f32 = rows ids[S] (i32) of table[V,E] (any DenseDType). Ids are checked against V. */
   embedding: {
     code: 3,
     summary: "out[S,E] = rows ids[S] of table[V,E]",
     params: [input("ids", ["i32"]), input("table", DENSE), output("out", F32)],
   },
+  /** Copies contiguous src [n, …] into rows [row, row + n) of dst [R, …] (same dtype and row shape). */
   writeRows: {
     code: 4,
     summary: "copies src [n, …] into rows [row, row + n) of dst",
-    params: [input("src", ANY), { kind: "tensor", name: "dst", role: "inout", dtypes: ANY }, attr("row", "index")],
+    params: [input("src", ANY), inout("dst", ANY), attr("row", "index")],
     sameDtype: ["src", "dst"],
   },
+  /** out[M,N] f32 = (x_q[M,K] i8 · trits(w)[N,K]ᵀ) / xScales[M] · w.scale; exact int32 accumulation. */
   matmulTernaryI8: {
     code: 5,
     summary: "out[M,N] = (x_q · trits(w)ᵀ) / xScales · γ, exact int32 accumulation",
     params: [input("x", ["i8"]), input("xScales", F32), input("w", ["ternary"]), output("out", F32)],
   },
+  /** out[M,N] f32 = (x_q[M,K] i8 · signs(w)[N,K]ᵀ) / xScales[M] · w.scale. */
   matmulBinaryI8: {
     code: 6,
     summary: "out[M,N] = (x_q · signs(w)ᵀ) / xScales · β",
     params: [input("x", ["i8"]), input("xScales", F32), input("w", ["binary"]), output("out", F32)],
   },
+  /** out[M,N] i32 = signs(x)[M,K] · signs(w)[N,K]ᵀ by XNOR-popcount (scales not applied). */
   matmulBinaryBinary: {
     code: 7,
     summary: "out[M,N] i32 = signs(x) · signs(w)ᵀ by XNOR-popcount",
     params: [input("x", ["binary"]), input("w", ["binary"]), output("out", ["i32"])],
   },
+  /** Per-row absmax int8 quantization of x[M,K] into q[M,K] i8 and scales[M] f32 (s = 127/absmax). */
   quantizeActivations: {
     code: 8,
     summary: "per-row absmax int8 quantization: q[M,K] and scales[M]",
     params: [input("x", F32), output("q", ["i8"]), output("scales", F32)],
   },
+  /** RMSNorm over the last dim of x[M,K], times weight[K] when given. */
   rmsNorm: {
     code: 9,
     summary: "RMSNorm over the last dim, times weight when given",
-    params: [
-      input("x", F32),
-      { kind: "tensor", name: "weight", role: "in", dtypes: F32, optional: true },
-      attr("eps", "f64"),
-      output("out", F32),
-    ],
+    params: [input("x", F32), { ...input("weight", F32), optional: true }, attr("eps", "f64"), output("out", F32)],
   },
+  /** Rotary embedding of x[S,H,D] at positions[S] (i32). */
   rope: {
     code: 10,
     summary: "rotary embedding of x[S,H,D] at positions[S]",
     params: [input("x", F32), input("positions", ["i32"]), attr("theta", "f64"), attr("mode", "rope-mode"), output("out", F32)],
   },
+  /** Softmax over the last dim. */
   softmax: {
     code: 11,
     summary: "softmax over the last dim",
     params: [input("x", F32), output("out", F32)],
   },
+  /**
+   * Causal attention: q[S,H,D], k and v [C,KV,D]; query row i sits at position pos0 + i and sees
+   * keys 0..pos0+i; head h reads KV head floor(h / (H/KV)). out[S,H,D].
+   */
   attention: {
     code: 12,
     summary: "causal attention with grouped KV heads: q[S,H,D], k and v [C,KV,D] → out[S,H,D]",
@@ -197,11 +267,13 @@ export const KERNEL_OPS = {
       run: decomposeAttention,
     },
   },
+  /** out = op(x) element-wise (an op of UNARY_OPS). */
   unary: {
     code: 13,
     summary: "out = op(x) element-wise (UNARY_OPS)",
     params: [attr("op", "unary-op"), input("x", F32), output("out", F32)],
   },
+  /** out[shape] = a ∘ b where each operand is read with its own strides (0 broadcasts). */
   binary: {
     code: 14,
     summary: "out = a ∘ b element-wise (BINARY_OPS), each operand read with its own strides (0 broadcasts)",
@@ -214,35 +286,53 @@ export const KERNEL_OPS = {
       output("out", F32),
     ],
   },
+  /** Multiply every element by a scalar. */
   scale: {
     code: 15,
     summary: "out = x · factor",
     params: [input("x", F32), attr("factor", "f64"), output("out", F32)],
   },
+  /**
+   * Strided gather of whole elements (f32, i8, i32) into contiguous `out`: for every index i over
+   * out.shape, out[i] = src[srcOffset + Σ i·srcStrides]. Offsets and strides count elements.
+   */
   copyStrided: {
     code: 16,
     summary: "strided gather of whole elements into contiguous out",
     params: [input("src", WHOLE), attr("srcOffset", "index"), attr("srcStrides", "strides"), output("out", WHOLE)],
     sameDtype: ["src", "out"],
   },
+  /** Concatenates contiguous tensors of one dtype along `axis` into `out`. */
   concat: {
     code: 17,
     summary: "concatenates contiguous tensors along an axis",
     params: [{ kind: "tensors", name: "parts", role: "in", dtypes: WHOLE }, attr("axis", "index"), output("out", WHOLE)],
     sameDtype: ["parts", "out"],
   },
-} as const satisfies Specs<Kernels>;
+} as const satisfies Readonly<Record<string, Entry>>;
 
-/** The fused multi-kernel steps ({@link FusedKernels}); their codes continue the kernel enum. */
+/**
+ * The fused multi-kernel steps ({@link FusedKernels}, derived from it); their codes continue the kernel enum.
+ * A backend may run them in one call; they are optional and not part of the fallback chain: a caller uses one
+ * only when the dispatcher's head member offers it, and otherwise composes the plain kernels. A fused step
+ * must compute what its decomposition computes on the same backend (the conformance tests compare them).
+ */
 export const FUSED_OPS = {
+  /**
+   * One BitNet block (BITNET.md §1.2) over h[S,E] at positions[S] (i32): RMSNorm, one int8
+   * quantization shared by q/k/v, NeoX RoPE, K/V written to rows pos0 … pos0+S−1 of kCache/vCache
+   * [C,KV,D], causal attention over rows 0 … pos0+S−1, sub-norm, output projection, residual, then the
+   * gated FFN (ReLU² or SiLU) with its sub-norm and residual, into out[S,E] (which must not alias h).
+   * Throws ValueError "non-finite" when an activation to quantize is not finite.
+   */
   bitnetBlock: {
     code: 18,
     summary: "one BitNet block over h[S,E] (norms, q/k/v, RoPE, KV write, attention, FFN, residuals)",
     params: [
       input("h", F32),
       input("positions", ["i32"]),
-      { kind: "tensor", name: "kCache", role: "inout", dtypes: F32 },
-      { kind: "tensor", name: "vCache", role: "inout", dtypes: F32 },
+      inout("kCache", F32),
+      inout("vCache", F32),
       attr("pos0", "index"),
       BLOCK_WEIGHTS,
       attr("params", "bitnet-params"),
@@ -254,6 +344,12 @@ export const FUSED_OPS = {
       run: decomposeBitnetBlock,
     },
   },
+  /**
+   * The same block for a batch of independent sequences, one token each: row b of h[B,E] is the next
+   * token of the sequence whose caches are kCaches[b] / vCaches[b] ([C_b,KV,D]), at position
+   * positions[b] (= the rows it already holds); K/V go to that row of its caches and row b attends over
+   * rows 0 … positions[b] of them. Computes what the composed kernels compute for the batch.
+   */
   bitnetBlockBatch: {
     code: 19,
     summary: "the BitNet block for a batch of sequences, one token each, each with its own KV cache",
@@ -272,7 +368,26 @@ export const FUSED_OPS = {
       run: decomposeBitnetBlockBatch,
     },
   },
-} as const satisfies Specs<FusedKernels>;
+} as const satisfies Readonly<Record<string, Entry>>;
+
+/**
+ * The kernels a backend runs: one method per entry of {@link KERNEL_OPS}, its parameters the entry's `params`
+ * in order. Derived, so an entry is the only place a kernel's signature is written (parameter names show as
+ * args_0, args_1… in editor hovers: TypeScript cannot label a derived tuple; the entry's JSDoc and `params`
+ * name them).
+ */
+export type Kernels = { [K in keyof typeof KERNEL_OPS]: OpFn<(typeof KERNEL_OPS)[K]> };
+
+/** The multi-kernel steps a backend may run in one call: one per entry of {@link FUSED_OPS}. */
+export type FusedKernels = { [K in keyof typeof FUSED_OPS]: OpFn<(typeof FUSED_OPS)[K]> };
+
+/** The name of one kernel of {@link Kernels}. */
+export type KernelName = keyof Kernels;
+
+/** Every entry is well formed and a decomposition takes its op's derived arguments (checked by tsc, nothing runs). */
+type Specs<T> = { readonly [K in keyof T]-?: OpSpec<Extract<NonNullable<T[K]>, (...args: never[]) => void>> };
+const _kernelSpecs: Specs<Kernels> = KERNEL_OPS;
+const _fusedSpecs: Specs<FusedKernels> = FUSED_OPS;
 
 /** The element-wise ops of the `unary` kernel (ggml's `ggml_unary_op`). */
 export const UNARY_OPS = {
@@ -334,6 +449,14 @@ for (const { prefix, entries } of CODE_SPACES) {
       throw new Error(`[ops] ${prefix} codes must be 0…${entries.length - 1} without gaps or repeats; ${name} has ${code}`);
     }
   });
+}
+
+/**
+ * An op's name as a generated constant's suffix (matmulQ8I8 → MATMUL_Q8_I8, relu2 → RELU2): the AssemblyScript
+ * and WGSL constants are `${prefix}_${screaming(name)}`.
+ */
+export function screaming(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
 }
 
 /** FNV-1a (32 bit) of a string. */

@@ -10,11 +10,11 @@ import { ArrayBufferMemory, views } from "../../src/backends/host-memory.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { nativeAddon } from "../../src/backends/native-cpu/addon.js";
 import { BINARY_OPS, UNARY_OPS } from "../../src/backends/ops.js";
-import { createNativeCpuBackend, NATIVE_CAPABILITIES, nativeCpuProvider, probeNativeCpu } from "../../src/backends/native-cpu/index.js";
+import { createNativeCpuBackend, nativeCapabilities, nativeCpuProvider, probeNativeCpu } from "../../src/backends/native-cpu/index.js";
 import { capabilityAccepts, type OpName } from "../../src/backends/capabilities.js";
 
 /** Whether the native capabilities (data) accept a call, as the dispatcher checks them. */
-const accepts = (op: OpName, args: readonly unknown[]): true | string => capabilityAccepts(op, NATIVE_CAPABILITIES[op] ?? true, args);
+const accepts = (op: OpName, args: readonly unknown[]): true | string => capabilityAccepts(op, nativeCapabilities(nativeAddon() ?? {})[op] ?? true, args);
 import { ShapeError, ValueError } from "../../src/core/errors.js";
 import { f32ToHalf } from "../../src/quant/half.js";
 import { Q8_0 } from "../../src/quant/formats/q8-0.js";

@@ -12,6 +12,7 @@ import { createJsBackend } from "../../src/backends/js/index.js";
 import { PROVIDERS } from "../../src/backends/providers.js";
 import { probeOnce } from "../../src/backends/registry.js";
 import { createDispatcher } from "../../src/backends/dispatch.js";
+import { UsageError } from "../../src/core/errors.js";
 import { createTestDevice } from "../backends/device-backend.js";
 import { CASES, type CaseMemory, type ConformanceCase } from "./cases.js";
 
@@ -96,14 +97,23 @@ for (const subject of SUBJECTS) {
         continue;
       }
       it(`${c.name} ${c.compare === "exact" ? "matches exactly" : `within NMSE ${c.compare}`}`, async () => {
-        const memory: CaseHost = backend.memory ?? new ArrayBufferMemory("conformance");
+        const memory: CaseHost & Pick<BufferMemory, "kind"> = backend.memory ?? new ArrayBufferMemory("conformance");
         // Its capabilities (data) and `supports` decide, as when the dispatcher routes a call.
         const verdict = await withCase(c, memory, (args) => dispatcher.accepts(backend, c.kernel, args));
+        const want = await run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
         if (verdict !== true) {
-          expect(typeof verdict).toBe("string"); // refused calls fall back; nothing to compare
+          // A refused call (a dtype, a limit, an element-wise op it has no case for) goes to the next capable
+          // backend: on host memory the JS reference computes it; device buffers cannot reach a host kernel, so
+          // the dispatcher refuses it with UsageError "unsupported" (never a computation on the refusing backend).
+          expect(typeof verdict).toBe("string");
+          const routed = dispatcher.kernels[c.kernel] as (...args: unknown[]) => void;
+          if (memory.kind === "device") {
+            await withCase(c, memory, (args) => expect(() => routed(...args)).toThrow(UsageError));
+          } else {
+            expect(await run(c, routed, memory)).toEqual(want);
+          }
           return;
         }
-        const want = await run(c, reference.kernels[c.kernel] as (...args: unknown[]) => void);
         const got = await run(c, kernel, memory);
         if (c.compare === "exact") {
           expect(got).toEqual(want);

@@ -25,6 +25,8 @@ import {
 
 /** What `unary` and `binary` return for an op code the op table does not have (nothing is written). */
 export const UNKNOWN_OP: i32 = -1;
+/** What they return for an op of the table this module has no case for (nothing is written). */
+export const UNSUPPORTED_OP: i32 = -2;
 
 /** Largest finite f32. */
 const F32_MAX: f32 = reinterpret<f32>(0x7f7fffff);
@@ -266,8 +268,8 @@ export function attention(
 const SQRT_2_OVER_PI: f64 = sqrt<f64>(2.0 / 3.141592653589793);
 
 /**
- * The reference's float64 scalar definitions of the transcendental ops. An op of the table without a case
- * here traps (the JS glue reports it as unsupported): never a default result.
+ * The reference's float64 scalar definitions of the transcendental ops (`unary` routes only these here; any
+ * other code traps, never a default result).
  */
 function unaryScalar(op: i32, x: f64): f64 {
   switch (op) {
@@ -287,56 +289,84 @@ function unaryScalar(op: i32, x: f64): f64 {
   }
 }
 
+/** neg, abs, relu and relu2: exact f32 operations, four lanes at a time. */
+function unaryExact(op: i32, x: usize, size: i32, out: usize): void {
+  const zero = f32x4.splat(0);
+  let c = 0;
+  for (; c + 4 <= size; c += 4) {
+    const p = <usize>c << 2;
+    const v = v128.load(x + p);
+    let r: v128;
+    if (op == NEG) {
+      r = f32x4.neg(v);
+    } else if (op == ABS) {
+      r = f32x4.abs(v);
+    } else if (op == RELU) {
+      r = f32x4.max(v, zero);
+    } else {
+      // RELU2: `unary` routes only these four ops here
+      const m = f32x4.max(v, zero);
+      r = f32x4.mul(m, m);
+    }
+    v128.store(out + p, r);
+  }
+  for (; c < size; c++) {
+    const p = <usize>c << 2;
+    const v = load<f32>(x + p);
+    let r: f32;
+    if (op == NEG) {
+      r = -v;
+    } else if (op == ABS) {
+      r = abs<f32>(v);
+    } else if (op == RELU) {
+      r = max<f32>(v, 0);
+    } else {
+      // RELU2
+      const m = max<f32>(v, 0);
+      r = m * m;
+    }
+    store<f32>(out + p, r);
+  }
+}
+
+/** The float64 ops of {@link unaryScalar}, one element at a time. */
+function unaryFloat(op: i32, x: usize, size: i32, out: usize): void {
+  for (let c = 0; c < size; c++) {
+    const p = <usize>c << 2;
+    store<f32>(out + p, <f32>unaryScalar(op, <f64>load<f32>(x + p)));
+  }
+}
+
 /**
  * out[i] = op(x[i]), i < size. neg, abs, relu and relu2 are exact f32 operations; the rest float64.
- * Returns 0, or UNKNOWN_OP for a code outside the op table.
+ * Returns 0, UNKNOWN_OP for a code outside the op table, or UNSUPPORTED_OP for a table op without a case
+ * below (nothing is written then).
+ *
+ * The switch is the list of unary ops this module implements: the glue calls it with size 0 for every code
+ * of the table and declares the ones that return 0 as the backend's capabilities, so the dispatcher routes
+ * the others to the next backend. Implementing an op here = a case below and its computation.
  */
 export function unary(op: i32, x: usize, size: i32, out: usize): i32 {
   if (<u32>op >= <u32>UNARY_COUNT) {
     return UNKNOWN_OP;
   }
-  if (op == NEG || op == ABS || op == RELU || op == RELU2) {
-    const zero = f32x4.splat(0);
-    let c = 0;
-    for (; c + 4 <= size; c += 4) {
-      const p = <usize>c << 2;
-      const v = v128.load(x + p);
-      let r: v128;
-      if (op == NEG) {
-        r = f32x4.neg(v);
-      } else if (op == ABS) {
-        r = f32x4.abs(v);
-      } else if (op == RELU) {
-        r = f32x4.max(v, zero);
-      } else {
-        const m = f32x4.max(v, zero);
-        r = f32x4.mul(m, m);
-      }
-      v128.store(out + p, r);
-    }
-    for (; c < size; c++) {
-      const p = <usize>c << 2;
-      const v = load<f32>(x + p);
-      let r: f32;
-      if (op == NEG) {
-        r = -v;
-      } else if (op == ABS) {
-        r = abs<f32>(v);
-      } else if (op == RELU) {
-        r = max<f32>(v, 0);
-      } else {
-        const m = max<f32>(v, 0);
-        r = m * m;
-      }
-      store<f32>(out + p, r);
-    }
-    return 0;
+  switch (op) {
+    case NEG:
+    case ABS:
+    case RELU:
+    case RELU2:
+      unaryExact(op, x, size, out);
+      return 0;
+    case EXP:
+    case SILU:
+    case GELU:
+    case SIGMOID:
+    case TANH:
+      unaryFloat(op, x, size, out);
+      return 0;
+    default:
+      return UNSUPPORTED_OP;
   }
-  for (let c = 0; c < size; c++) {
-    const p = <usize>c << 2;
-    store<f32>(out + p, <f32>unaryScalar(op, <f64>load<f32>(x + p)));
-  }
-  return 0;
 }
 
 // @ts-ignore: decorator
@@ -409,8 +439,8 @@ function binaryRow(op: i32, a: usize, aStep: usize, b: usize, bStep: usize, out:
 
 /**
  * out[shape] = a ∘ b over a rank-4 shape (the glue pads lower ranks with leading 1s), each operand read with
- * its own element strides (non-negative; 0 broadcasts). Exact f32 operations. Returns 0, or UNKNOWN_OP for
- * a code outside the op table.
+ * its own element strides (non-negative; 0 broadcasts). Exact f32 operations. Returns 0, UNKNOWN_OP for
+ * a code outside the op table, or UNSUPPORTED_OP for a table op without a case here.
  */
 export function binary(
   op: i32, a: usize, b: usize, out: usize,
@@ -420,6 +450,19 @@ export function binary(
 ): i32 {
   if (<u32>op >= <u32>BINARY_COUNT) {
     return UNKNOWN_OP;
+  }
+  // The binary ops this module implements (asked with an empty shape by the glue, like `unary`); each has
+  // its case in apply4 and apply1.
+  switch (op) {
+    case ADD:
+    case SUB:
+    case MUL:
+    case DIV:
+    case MAX:
+    case MIN:
+      break;
+    default:
+      return UNSUPPORTED_OP;
   }
   let o = out;
   const rowBytes = <usize>n3 << 2;

@@ -143,6 +143,9 @@ export interface NativeAddon {
   readonly Context: new (threads: number, isa: string) => NativeContext;
   /** The op table fingerprint the addon was built from (native/cpu/ops.generated.h). */
   readonly opTableHash?: number;
+  /** The unary / binary op codes it implements (the cases of native/cpu/elementwise.h). */
+  readonly unaryOps?: readonly number[];
+  readonly binaryOps?: readonly number[];
 }
 
 /** ISA path names accepted by BARBELL_NATIVE_ISA ("avx512" = the best AVX-512 level). */
@@ -233,6 +236,12 @@ function probeNow(): Probe {
     return {
       available: false,
       reason: `barbell_native.node was built from ${built}, not ${OP_TABLE_HASH.toString(16)} (run "node scripts/build-native.mjs")`,
+    };
+  }
+  if (!Array.isArray(addon.unaryOps) || !Array.isArray(addon.binaryOps)) {
+    return {
+      available: false,
+      reason: `barbell_native.node predates per-op capabilities (no unaryOps / binaryOps; run "node scripts/build-native.mjs")`,
     };
   }
   loaded = addon;

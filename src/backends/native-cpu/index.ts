@@ -32,27 +32,31 @@ import type {
   Probe,
   TensorRef,
 } from "../backend.js";
-import type { Capabilities } from "../capabilities.js";
+import { subOpsWhere, type Capabilities } from "../capabilities.js";
 import { views } from "../host-memory.js";
 import { binaryCode, unaryCode } from "../ops.js";
 import { elementCount, storageBytes } from "../storage.js";
-import { nativeAddon, probeNativeCpu, requestedIsa, type NativeContext } from "./addon.js";
+import { nativeAddon, probeNativeCpu, requestedIsa, type NativeAddon, type NativeContext } from "./addon.js";
 
 export { probeNativeCpu } from "./addon.js";
 
 /** Largest K of the integer kernels here: |Σ (trit + 1)·x| ≤ 2·128·K must fit an int32. */
 export const NATIVE_MAX_K = 2 ** 22;
 
-/** The addon's error for an op code it does not know becomes UsageError "unsupported"; others pass. */
+/**
+ * The addon's error for an op code it does not know, or for a table op it has no case for, becomes
+ * UsageError "unsupported"; others pass.
+ */
 function typedOpError(error: unknown): unknown {
-  return error instanceof RangeError && error.message.includes("unknown op code")
+  return error instanceof RangeError && (error.message.includes("unknown op code") || error.message.includes("is not implemented by this build"))
     ? new UsageError("unsupported", error.message)
     : error;
 }
 
 /**
- * The addon's element-wise entry points with an op-table code (ops.ts): a code the build does not know is
- * UsageError "unsupported" (the addon checks it against its generated enum), never a default op.
+ * The addon's element-wise entry points with an op-table code (ops.ts): a code the build does not know, or
+ * one it has no case for (it is not in the addon's unaryOps / binaryOps, so the dispatcher never routes it
+ * here), is UsageError "unsupported", never a default op.
  */
 export const nativeElementwise = {
   unary(ctx: NativeContext, code: number, x: Float32Array, n: number, out: Float32Array): void {
@@ -431,9 +435,11 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
 
 /**
  * What the native kernels take, as data over the op table (checked against it by the dispatcher). Dense
- * weights in bf16 / q6_k, copyStrided and concat are not here: those calls go to the next backend.
+ * weights in bf16 / q6_k, copyStrided and concat are not here: those calls go to the next backend. The
+ * element-wise ops of `unary` and `binary` are the codes the addon reports (the cases of
+ * native/cpu/elementwise.h): an op without a case there goes to the next backend too.
  */
-export const NATIVE_CAPABILITIES: Capabilities = {
+const FIXED_CAPABILITIES = {
   matmulF32: true,
   matmulDense: { dtypes: { w: ["f32", "f16", "q8_0"] } },
   matmulQ8I8: true,
@@ -447,12 +453,20 @@ export const NATIVE_CAPABILITIES: Capabilities = {
   rope: true,
   softmax: true,
   attention: true,
-  unary: true,
-  binary: true,
   scale: true,
   bitnetBlock: true,
   bitnetBlockBatch: true,
-};
+} as const satisfies Capabilities;
+
+/** The capabilities of this addon build: the fixed ones and the element-wise ops it reports. */
+export function nativeCapabilities(addon: Pick<NativeAddon, "unaryOps" | "binaryOps">): Capabilities {
+  const has = (codes: readonly number[] | undefined) => (code: number) => codes?.includes(code) === true;
+  return {
+    ...FIXED_CAPABILITIES,
+    unary: { ops: subOpsWhere("unary", has(addon.unaryOps)) },
+    binary: { ops: subOpsWhere("binary", has(addon.binaryOps)) },
+  };
+}
 
 /**
  * Creates a native CPU backend (throws when the addon is unavailable). `threads` defaults to one per
@@ -550,7 +564,7 @@ export function createNativeCpuBackend(options: NativeCpuOptions = {}): PartialB
     name: "native-cpu",
     kernels: makeKernels(ctx),
     fused: makeFused(ctx),
-    capabilities: NATIVE_CAPABILITIES,
+    capabilities: nativeCapabilities(addon),
     info: {
       features: [ctx.isa, ...features.flags, "threads"],
       threads: ctx.threads,

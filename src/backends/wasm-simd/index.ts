@@ -17,7 +17,7 @@
 import { UsageError } from "../../core/errors.js";
 import type { BackendOptions, BackendProvider, PartialBackend } from "../backend.js";
 import { CONTROL } from "./control.js";
-import { createWasmKernels, MIN_PARALLEL_WORK, WASM_CAPABILITIES, type KernelThreading } from "./kernels.js";
+import { createWasmKernels, MIN_PARALLEL_WORK, wasmCapabilities, type KernelThreading } from "./kernels.js";
 import { compileKernels, EXPORT_NAMES, instantiateKernels, probeWasmSimd, type KernelExports } from "./loader.js";
 import { WASM_PAGE_BYTES, WasmBufferMemory, WASM32_MAX_BYTES, type WasmMemoryOptions } from "./memory.js";
 import {
@@ -33,7 +33,7 @@ import { requireWasmApi, type WasmMemory } from "./wasm-api.js";
 export { probeWasmSimd } from "./loader.js";
 export { WasmBuffer, WasmBufferMemory, WASM32_MAX_BYTES, WASM_ALIGN, WASM_PAGE_BYTES } from "./memory.js";
 export type { WasmMemoryOptions } from "./memory.js";
-export { MIN_PARALLEL_WORK, WASM_CAPABILITIES } from "./kernels.js";
+export { MIN_PARALLEL_WORK, wasmCapabilities } from "./kernels.js";
 export { defaultThreadCount, nodeThreadHost, webThreadHost, MAX_THREADS } from "./threads.js";
 export type { HostWorker, ThreadHost } from "./threads.js";
 
@@ -138,7 +138,7 @@ export async function createWasmSimdBackend(options: WasmSimdOptions = {}): Prom
     name: "wasm-simd",
     kernels: glue.kernels,
     memory,
-    capabilities: WASM_CAPABILITIES,
+    capabilities: wasmCapabilities(wasm),
     info: { features: pool === undefined ? ["simd128"] : ["simd128", "threads"], threads, detail },
     ...(threadNote === undefined ? {} : { threadNote }),
     workerChunks: () => pool?.workerChunks ?? 0,

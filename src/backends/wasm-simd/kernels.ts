@@ -6,11 +6,11 @@
  */
 import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
 import type { Kernels, StorageDType, TensorRef } from "../backend.js";
-import type { Capabilities } from "../capabilities.js";
+import { subOpsWhere, type Capabilities } from "../capabilities.js";
 import { binaryCode, BINARY_OPS, unaryCode, UNARY_OPS } from "../ops.js";
 import { elementCount, storageBytes } from "../storage.js";
 import { SPLIT_CONTIGUOUS, SPLIT_STRIDED } from "./control.js";
-import { EXPORT_NAMES, WASM_UNKNOWN_OP, type KernelExports } from "./loader.js";
+import { EXPORT_NAMES, WASM_UNKNOWN_OP, WASM_UNSUPPORTED_OP, type KernelExports } from "./loader.js";
 import type { WasmBufferMemory } from "./memory.js";
 import type { KernelThreads } from "./threads.js";
 
@@ -19,8 +19,8 @@ export const MAX_DOT_K = 2 ** 24 - 1;
 
 /**
  * Runs the module's element-wise `unary` (or, with `shapeAndStrides`, `binary`) export on an op code of
- * the op table. A code the module does not know (UNKNOWN_OP), or a table op it has no case for (a trap),
- * is UsageError "unsupported": never a result.
+ * the op table. A code the module does not know (UNKNOWN_OP), or a table op it has no case for
+ * (UNSUPPORTED_OP; the dispatcher does not route one here), is UsageError "unsupported": never a result.
  */
 export function wasmElementwise(
   wasm: KernelExports,
@@ -46,6 +46,9 @@ export function wasmElementwise(
   if (status === WASM_UNKNOWN_OP) {
     throw new UsageError("unsupported", `[wasm-simd] ${kind}: unknown op ${opName(kind, code)}`);
   }
+  if (status === WASM_UNSUPPORTED_OP) {
+    throw new UsageError("unsupported", `[wasm-simd] ${kind} op ${opName(kind, code)} is not implemented by the module`);
+  }
 }
 
 /** The table's name of an element-wise op code, for messages. */
@@ -67,8 +70,10 @@ const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
  * What the wasm kernels take, as data over the op table (checked against it by the dispatcher). Buffers must
  * be live buffers of this backend's linear memory (the kernels read it directly): the dispatcher checks that
  * with `WasmBufferMemory.holds`. No matmulQ8I8, copyStrided or concat: those calls go to the next backend.
+ * The element-wise ops of `unary` and `binary` are the ones the module's switches have a case for
+ * ({@link wasmCapabilities}).
  */
-export const WASM_CAPABILITIES: Capabilities = {
+const FIXED_CAPABILITIES = {
   matmulF32: true,
   matmulDense: { dtypes: { w: ["f32", "f16", "bf16"] } },
   embedding: { dtypes: { table: ["f32", "f16", "bf16"] } },
@@ -81,10 +86,22 @@ export const WASM_CAPABILITIES: Capabilities = {
   rope: true,
   softmax: true,
   attention: true,
-  unary: true,
-  binary: { maxRank: BINARY_MAX_RANK },
   scale: true,
-};
+} as const satisfies Capabilities;
+
+/**
+ * The capabilities of a module instance: the fixed ones, and the unary / binary ops its switches implement,
+ * found by calling `unary` and `binary` on nothing (size 0, an empty shape) for every code of the op table:
+ * 0 means a case ran, WASM_UNSUPPORTED_OP that the module has none (nothing is read or written either way).
+ */
+export function wasmCapabilities(wasm: Pick<KernelExports, "unary" | "binary">): Capabilities {
+  const empty = new Array<number>(3 * BINARY_MAX_RANK).fill(0);
+  return {
+    ...FIXED_CAPABILITIES,
+    unary: { ops: subOpsWhere("unary", (code) => wasm.unary(code, 0, 0, 0) === 0) },
+    binary: { maxRank: BINARY_MAX_RANK, ops: subOpsWhere("binary", (code) => wasm.binary(code, 0, 0, 0, ...empty) === 0) },
+  };
+}
 
 /**
  * Default smallest call, in multiply-adds (or score/value products for attention), that is split across

@@ -74,9 +74,12 @@ export interface KernelExports {
     first: number,
     step: number,
   ): void;
-  /** Returns 0, or UNKNOWN_OP (−1) for a code outside the op table (nothing written). */
+  /**
+   * Returns 0, UNKNOWN_OP (−1) for a code outside the op table or UNSUPPORTED_OP (−2) for a table op the
+   * module has no case for (nothing written either way).
+   */
   unary(op: number, x: number, size: number, out: number): number;
-  /** Returns 0, or UNKNOWN_OP (−1) for a code outside the op table (nothing written). */
+  /** Returns 0, UNKNOWN_OP or UNSUPPORTED_OP, as `unary`. */
   binary(op: number, a: number, b: number, out: number, ...shapeAndStrides: number[]): number;
   scale(x: number, factor: number, size: number, out: number): void;
   /** The op table fingerprint the module was generated from (as a signed i32). */
@@ -85,6 +88,8 @@ export interface KernelExports {
 
 /** What the module's `unary` and `binary` return for an op code outside the op table. */
 export const WASM_UNKNOWN_OP = -1;
+/** What they return for an op of the table the module has no case for (native/wasm/assembly/float.ts). */
+export const WASM_UNSUPPORTED_OP = -2;
 
 /** The exports, in a fixed order: a threaded job names its kernel by index in this list. */
 export const EXPORT_NAMES = [

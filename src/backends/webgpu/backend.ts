@@ -20,15 +20,19 @@
  */
 import { UsageError } from "../../core/errors.js";
 import type { BackendInfo, BackendProvider, BufferHandle, BufferMemory, KernelName, Kernels, PartialBackend, Probe, TensorRef } from "../backend.js";
-import type { Capabilities } from "../capabilities.js";
+import { requireSubOp, subOpsWithCase, type Capabilities } from "../capabilities.js";
 import { align4 } from "./buffers.js";
 import type { AdapterSummary } from "./device.js";
 import { WebGpuError } from "./errors.js";
 import { WebGpuContext } from "./index.js";
 import { MAX_DOT_K, MAX_ROPE_POSITIONS, type RopeTable } from "./kernels.js";
-import { MAX_BINARY_RANK } from "./shaders/elementwise.wgsl.js";
+import { BINARY_WGSL, MAX_BINARY_RANK, UNARY_WGSL } from "./shaders/elementwise.wgsl.js";
 import { MAX_ATTENTION_HEAD_DIM } from "./shaders/float.wgsl.js";
 import { MAX_GATHER_RANK } from "./shaders/layout.wgsl.js";
+
+/** The unary and binary ops the element-wise shaders have a `case` for (their switches are the list). */
+const UNARY_CASES = subOpsWithCase("unary", UNARY_WGSL);
+const BINARY_CASES = subOpsWithCase("binary", BINARY_WGSL);
 
 /** What each kernel accepts (checked by the dispatcher before it routes a call here). */
 export const WEBGPU_CAPABILITIES: Capabilities = {
@@ -45,8 +49,8 @@ export const WEBGPU_CAPABILITIES: Capabilities = {
   rope: true,
   softmax: true,
   attention: true,
-  unary: true,
-  binary: { maxRank: MAX_BINARY_RANK },
+  unary: { ops: UNARY_CASES },
+  binary: { maxRank: MAX_BINARY_RANK, ops: BINARY_CASES },
   scale: true,
   copyStrided: { maxRank: MAX_GATHER_RANK },
   concat: true,
@@ -177,8 +181,15 @@ export async function createWebGpuBackend(): Promise<WebGpuBackend> {
     rope: (x, positions, theta, mode, out) => k.rope(x, positions, ropeTable(theta, x.shape[2] ?? 0), mode, out),
     softmax: (x, out) => k.softmax(x, out),
     attention: (q, kk, v, pos0, scale, out) => k.attention(q, kk, v, pos0, scale, out),
-    unary: (op, x, out) => k.unary(op, x, out),
-    binary: (op, a, as, b, bs, out) => k.binary(op, a, as, b, bs, out),
+    // An op without a case would hit the shaders' NaN default: refused here when called directly.
+    unary: (op, x, out) => {
+      requireSubOp("webgpu", "unary", op, UNARY_CASES);
+      k.unary(op, x, out);
+    },
+    binary: (op, a, as, b, bs, out) => {
+      requireSubOp("webgpu", "binary", op, BINARY_CASES);
+      k.binary(op, a, as, b, bs, out);
+    },
     scale: (x, factor, out) => k.scale(x, factor, out),
     copyStrided: (src, offset, strides, out) => k.copyStrided(src, offset, strides, out),
     concat: (parts, axis, out) => k.concat(parts, axis, out),
