@@ -15,6 +15,8 @@ import { checkModel, contextFlag, threadsFlag } from "./flags.js";
 import { readRegularFile } from "../core/files.js";
 import { FileError, FormatError } from "../core/errors.js";
 import { loadModel } from "../engine/model.js";
+import { isHostBuffer } from "../backends/host-memory.js";
+import type { Tensor } from "../tensor/tensor.js";
 import {
   FLAGS,
   decodeMessage,
@@ -60,17 +62,36 @@ export async function dumpActivations(
     ...(options.strict === true ? { strict: true } : {}),
     autotune: false,
   });
-  const frames: Uint8Array[] = [];
+  const frames: Promise<Uint8Array>[] = [];
   const entries: string[] = [];
   await model.trace(tokens, (name, t) => {
     entries.push(name);
-    frames.push(encodeTensorFrame(wireTensorOf(t, name, FLAGS.activation)));
+    frames.push(traceFrame(name, t));
   });
+  // A device's reads were queued in trace order; awaiting them all also surfaces a kernel's data error.
+  const encoded = await Promise.all(frames);
   const manifest: DumpManifest = { model: path.basename(modelPath), backend: model.backend, tokens, entries };
   await fs.mkdir(outDir, { recursive: true });
-  await Promise.all(frames.map((f, i) => fs.writeFile(path.join(outDir, `${i}.bw`), f)));
+  await Promise.all(encoded.map((f, i) => fs.writeFile(path.join(outDir, `${i}.bw`), f)));
   await fs.writeFile(path.join(outDir, MANIFEST_FILE), encodeManifest(manifest));
   return manifest;
+}
+
+/**
+ * One traced activation as a frame. The tensor is disposed when the trace callback returns: a host tensor is
+ * encoded now (its bytes are viewed in place); a device tensor's readback is queued now, behind the kernels that
+ * wrote it and before any later reuse of its buffer (a device read is asynchronous: `Backend.read` throws).
+ */
+function traceFrame(name: string, t: Tensor): Promise<Uint8Array> {
+  const buffer = t.ref().buffer;
+  if (isHostBuffer(buffer)) {
+    return Promise.resolve(encodeTensorFrame(wireTensorOf(t, name, FLAGS.activation)));
+  }
+  // wireTensorOf's fields, with the payload read back asynchronously.
+  const dims = t.dims.map((n, i) => ({ name: n, size: t.shape[i] ?? 0 }));
+  const scales = t.dtype === "ternary" || t.dtype === "binary" ? [t.scale ?? 1] : [];
+  const { dtype } = t;
+  return t.backend.readAsync(buffer).then((payload) => encodeTensorFrame({ name, dtype, dims, scales, flags: FLAGS.activation, payload }));
 }
 
 async function readFrame(file: string): Promise<Uint8Array> {
