@@ -345,7 +345,7 @@ async function streamToolChoice(
   first: IteratorResult<TokenItem, DoneItem>,
   chunk: (choices: unknown[], extra?: Record<string, unknown>) => Record<string, unknown>,
   sse: SseWriter,
-  onDone: (done: DoneItem) => void,
+  onDone: (done: DoneItem) => Record<string, unknown>,
 ): Promise<void> {
   const reader = new ToolCallReader(tools.format, tools.mode);
   let role = false;
@@ -374,9 +374,9 @@ async function streamToolChoice(
     send({ content: "" });
   }
   const done = next.value;
-  onDone(done);
+  const extra = onDone(done);
   const finish = finishReason(done.finishReason);
-  sse.send(chunk([{ index, delta: {}, logprobs: null, finish_reason: reader.name !== undefined && finish !== "length" ? "tool_calls" : finish }]));
+  sse.send(chunk([{ index, delta: {}, logprobs: null, finish_reason: reader.name !== undefined && finish !== "length" ? "tool_calls" : finish }], extra));
 }
 
 /**
@@ -409,6 +409,8 @@ export async function runStream(ctx: RunContext, params: ChatParams | Completion
         await streamToolChoice(index, tools, items, next, chunk, sse, (done) => {
           promptTokens = done.promptTokens;
           completionTokens += done.completionTokens;
+          const report = cascadeReport(ctx.served, done);
+          return report === undefined ? {} : { barbell: report }; // a cascade: the rung that produced this choice
         });
         return;
       }
