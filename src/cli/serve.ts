@@ -32,7 +32,7 @@ import {
 } from "../serve/http/connections.js";
 import { MAX_WAIT_LIMIT_MS } from "../serve/http/admission.js";
 import type { CascadeConfig, ServedModelConfig } from "../serve/http/served.js";
-import { modelOrDefault } from "./default-model.js";
+import { defaultModelPath, DefaultModelError, modelOrDefault } from "./default-model.js";
 import type { CliIo } from "./run.js";
 
 interface ServeFlags {
@@ -65,6 +65,7 @@ interface ServeFlags {
   publicHealth?: boolean;
   logFormat: "text" | "json";
   quiet?: boolean;
+  ui?: boolean;
 }
 
 /** The config file: `{ models: [...], cascades?: [...], host?, port?, apiKeys?, corsOrigins?, bodyLimit?, requestTimeoutMs? }`. */
@@ -308,6 +309,18 @@ export function formatRequestLog(e: RequestLogEntry, format: "text" | "json"): s
   return `barbell serve: ${e.method} ${e.path} ${e.status}${model}${tokens} ${ms} ms`;
 }
 
+/** The demo page offers the packaged default model when it is there (a package built without models/: none). */
+function demoPageOptions(): { defaultModel?: string } {
+  try {
+    return { defaultModel: defaultModelPath() };
+  } catch (e) {
+    if (e instanceof DefaultModelError) {
+      return {};
+    }
+    throw e;
+  }
+}
+
 /** Why the server cannot listen, in one line that says what to change (the flag, or the config's field). */
 function listenError(error: unknown, host: string, port: number, configFile: string | undefined): CliError | unknown {
   const code = (error as { code?: unknown } | null)?.code;
@@ -377,6 +390,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--public-health", "show /health/ready's per-model details (pids, failures) to every caller, not only to callers with an API key")
     .addOption(new Option("--log-format <format>", "one line per request on stdout: method, path, status, model, prompt/completion tokens, ms").choices(["text", "json"]).default("text"))
     .option("--quiet", "no request log lines (startup lines and errors are still written)")
+    .option("--ui", "also serve the browser demo page at /ui/ (public, even with --api-key: the model runs in the browser; docs/webgpu.md)")
     .action(async (flags: ServeFlags) => {
       const sources = [flags.model !== undefined, flags.config !== undefined, flags.demo === true].filter(Boolean).length;
       if (sources > 1) {
@@ -430,6 +444,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
         },
         log: (line) => io.err(`${line}\n`),
         ...(flags.quiet === true ? {} : { requestLog: (entry: RequestLogEntry) => io.out(`${formatRequestLog(entry, flags.logFormat)}\n`) }),
+        ...(flags.ui === true ? { ui: demoPageOptions() } : {}),
       };
       let server;
       try {
@@ -460,6 +475,9 @@ export function addServeCommand(program: Command, io: CliIo): void {
         io.out(`barbell serve: API keys required on /v1/*\n`);
       }
       io.out(`barbell serve: listening on ${url}\n`);
+      if (flags.ui === true) {
+        io.out(`barbell serve: demo page at ${url}/ui/ (public: no API key needed)\n`);
+      }
       await new Promise<void>((resolve) => {
         const stop = (): void => {
           process.off("SIGTERM", stop);

@@ -21,6 +21,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["hub/", 3],
   ["engine/", 5],
   ["serve/", 6],
+  ["ui/", 6],
   ["cli/", 7],
   ["index.ts", 7],
 ];

@@ -12,6 +12,7 @@ import { Aborted, preparePrompt, runJson, runStream, SseWriter, type AbortReason
 import { createMetrics, type ServerMetrics } from "./metrics.js";
 import { PromptTokenizer } from "./prompts.js";
 import { spawnServed, type CascadeConfig, type Served, type ServedModelConfig } from "./served.js";
+import { loadUiAssets, registerUi, type UiOptions } from "./ui.js";
 import { checkChatRequest, checkCompletionRequest, requestedModel } from "./validate.js";
 
 export interface ServerOptions {
@@ -45,6 +46,8 @@ export interface ServerOptions {
   readonly log?: (line: string) => void;
   /** Called once per request when its connection is done with it (the CLI's request log lines). Default: none. */
   readonly requestLog?: (entry: RequestLogEntry) => void;
+  /** Mount the browser demo page at /ui/ (public; ui.ts). Default: off. */
+  readonly ui?: UiOptions;
 }
 
 /** One request as the request log sees it. */
@@ -89,6 +92,8 @@ function sendRaw(raw: ServerResponse, error: ApiError, headers: Record<string, s
 /** Creates the server and spawns its model actors (each model's header is read here, so a bad path fails now). */
 export async function createServer(options: ServerOptions): Promise<BarbellServer> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  // The demo page's files first: a UiError (not built) before any model starts.
+  const uiAssets = options.ui === undefined ? undefined : await loadUiAssets();
   const system: ActorSystem = createActorSystem();
   let served: Served[];
   try {
@@ -320,6 +325,10 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
     }
     return reply;
   };
+
+  if (options.ui !== undefined && uiAssets !== undefined) {
+    registerUi(app, options.ui, uiAssets);
+  }
 
   app.post("/v1/chat/completions", generation("chat"));
   app.post("/v1/completions", generation("completion"));
