@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { defaultToolMessages, DEFAULT_TOOL_FORMAT, renderToolChat, toolCallFormat, type ConversationMessage, type ToolDefinition } from "../../../src/model/chat/index.js";
 import { compileGbnf } from "../../../src/model/grammar/index.js";
 import { chatTokens, readModelInfo, toolFormatOf, type ModelInfo } from "../../../src/serve/http/model-info.js";
+import { INLINE_PROMPT_BYTES, PromptTokenizer } from "../../../src/serve/http/prompts.js";
 import { planOutput } from "../../../src/serve/http/structured.js";
 import { ToolCallReader, type ToolEvent } from "../../../src/serve/http/tool-calls.js";
 
@@ -129,6 +130,17 @@ describe("tool prompts", () => {
     expect(text).toContain("<tool_response>");
     expect(toolFormatOf(kjv)).toBe(DEFAULT_TOOL_FORMAT);
   });
+
+  it("should tokenize a long conversation with tools in the prompt worker thread to the same ids as inline", async () => {
+    const long: ConversationMessage[] = [...history, { role: "user", content: "And it came to pass. ".repeat(80) }];
+    const tokenizer = new PromptTokenizer(MODEL, kjv);
+    try {
+      expect(Buffer.byteLength(long.map((m) => m.content).join(""))).toBeGreaterThan(INLINE_PROMPT_BYTES);
+      expect(await tokenizer.encode({ kind: "chat", messages: long, tools: [TOOL] })).toEqual(chatTokens(kjv, long, [TOOL]));
+    } finally {
+      await tokenizer.close();
+    }
+  }, 60_000);
 
   it("should render tools, tool calls (arguments as objects) and tool results through a template that uses tools", () => {
     const template =
