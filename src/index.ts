@@ -11,9 +11,11 @@ export { createJsBackend } from "./backends/js/index.js";
 // Models: load, tokenize, generate, chat, logits.
 export {
   loadModel,
+  loadGgufModel,
   BitnetModel,
   DEFAULT_CONTEXT,
   type LoadModelOptions,
+  type GgufModelOptions,
   type ChatOptions,
   type LogitsOptions,
 } from "./engine/model.js";
