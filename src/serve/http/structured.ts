@@ -16,6 +16,13 @@ export const MAX_TOOLS = 128;
 export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Longest tool or schema description, in UTF-16 units. */
 export const MAX_DESCRIPTION_LENGTH = 16 * 1024;
+/**
+ * Longest GBNF text one request may ask for (schema or tools compiled), in UTF-16 units. A grammar is compiled on
+ * the event loop once per schema text (then cached), at roughly 5–10 ms per KiB on the 2-core VM, so this bounds
+ * the stall a new large schema can cause (~1 s); real tool sets and schemas stay far below (a 9-property schema
+ * is ~3 KiB).
+ */
+export const MAX_REQUEST_GRAMMAR_CHARS = 128 * 1024;
 /** Checked grammars kept by the request side (keyed by the schema's JSON text). */
 export const GRAMMAR_CACHE_ENTRIES = 64;
 /** Most grammar text the request-side cache holds, in UTF-16 units. */
@@ -102,8 +109,11 @@ export function grammarCacheStats(): { entries: number; hits: number } {
   return { entries: cache.size, hits: cacheHits };
 }
 
-/** Checked GBNF text for `key`, built by `build` (JSON Schema → GBNF, then compiled once to check every limit). */
-function checkedGrammar(key: string, param: string, what: string, build: () => string): string {
+/**
+ * Checked GBNF text for `key`, built by `build` (JSON Schema → GBNF; with `compile`, then compiled once to check
+ * every grammar limit: the grammar a request will use).
+ */
+function checkedGrammar(key: string, param: string, what: string, build: () => string, compile = true): string {
   const known = cache.get(key);
   if (known !== undefined) {
     cacheHits++;
@@ -112,7 +122,12 @@ function checkedGrammar(key: string, param: string, what: string, build: () => s
   let text: string;
   try {
     text = build();
-    compileGbnf(text);
+    if (compile && text.length > MAX_REQUEST_GRAMMAR_CHARS) {
+      throw badRequest(param, `${what}: its grammar is ${text.length} characters, more than MAX_REQUEST_GRAMMAR_CHARS (${MAX_REQUEST_GRAMMAR_CHARS}); use a smaller schema or fewer tools`, "schema_too_large");
+    }
+    if (compile) {
+      compileGbnf(text);
+    }
   } catch (error) {
     schemaError(param, what, error);
   }
@@ -216,7 +231,8 @@ export function checkTools(body: Body): ToolDefinition[] | undefined {
     }
     const parameters = functionParameters(fn, i);
     const key = `p:${JSON.stringify(parameters)}`;
-    checkedGrammar(key, `tools[${i}].function.parameters`, `invalid schema for function '${name}'`, () => jsonSchemaToGbnf(parameters));
+    // The schema's keywords and size, per tool (the grammar of the call, all tools together, is compiled once).
+    checkedGrammar(key, `tools[${i}].function.parameters`, `invalid schema for function '${name}'`, () => jsonSchemaToGbnf(parameters), false);
     return {
       type: "function",
       function: {

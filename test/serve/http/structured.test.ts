@@ -235,7 +235,12 @@ describe("refusals", () => {
   for (let i = 0; i < 80; i++) {
     deep = { type: "array", items: deep };
   }
+  const manyTools = Array.from({ length: 30 }, (_, k) => ({
+    type: "function",
+    function: { name: `t${k}`, parameters: { type: "object", properties: Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`f${k}_${i}`, { type: "string", maxLength: 40 }])) } },
+  }));
   const cases: [string, Record<string, unknown>, string, RegExp][] = [
+    ["tools whose call grammar is over the request limit", { tools: manyTools, tool_choice: "required" }, "tools", /MAX_REQUEST_GRAMMAR_CHARS/],
     ["unknown response_format type", { response_format: { type: "xml" } }, "response_format.type", /text, json_object, json_schema/],
     ["response_format not an object", { response_format: "json" }, "response_format", /must be an object/],
     ["json_schema without a name", { response_format: { type: "json_schema", json_schema: { schema: {} } } }, "response_format.json_schema.name", /1\.\.64/],
