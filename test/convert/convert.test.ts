@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertFolder, type ConvertFlags } from "../../src/cli/convert.js";
 import { loadModel, type BitnetModel } from "../../src/engine/model.js";
 import { openGguf } from "../../src/formats/gguf/index.js";
+import { openHfConversion, UNTIED_BITNET_WARNING } from "../../src/model/bitnet/convert.js";
 import { readHfBitnetFolder } from "../../src/model/bitnet/hf.js";
 import { tokenizerFromGguf, tokenizerFromJson } from "../../src/model/tokenizer/index.js";
 import { f32ToHalf, halfToF32 } from "../../src/quant/half.js";
@@ -247,6 +248,20 @@ describe("barbell convert: llama.cpp's layouts and keys", () => {
     using gguf = await load(out);
     expect(gguf.config.activation).toBe("silu");
     expectSame(await logitsOf(gguf), await logitsOf(hf));
+  });
+
+  // Found by scripts/peers/check-llama-cpp.sh: llama.cpp's arch bitnet always uses token_embd as the head, so a file
+  // with output.weight fails there with "wrong number of tensors"; barbell says so instead of leaving it to llama.cpp.
+  it("should warn that llama.cpp refuses an untied arch-bitnet file, and only then", async () => {
+    const warningsOf = async (name: string, arch: "bitnet" | "bitnet-b1.58", tied: boolean): Promise<readonly string[]> => {
+      const dir = await writeFolder(root, name, { arch, hidden: 256, layers: 1, tied, seed: 15, tokenizer: tied });
+      await using c = await openHfConversion(dir, { weightType: "tq2_0" });
+      expect(c.plan.tied).toBe(tied);
+      return c.plan.warnings;
+    };
+    expect(await warningsOf("untied-old", "bitnet", false)).toContain(UNTIED_BITNET_WARNING);
+    expect(await warningsOf("tied-old", "bitnet", true)).toEqual([]);
+    expect(await warningsOf("untied-new", "bitnet-b1.58", false)).not.toContain(UNTIED_BITNET_WARNING);
   });
 
   it("should carry the tokenizer and chat template over so that the GGUF tokenizes like the folder", async () => {

@@ -46,6 +46,14 @@ export const MAX_CONVERT_TOKENIZER_BYTES = 64 * 1024 * 1024;
 /** Longest `general.name` written (a GGUF string may be longer; a name never needs to be). */
 export const MAX_MODEL_NAME_CHARS = 256;
 
+/**
+ * Mainline llama.cpp's arch `bitnet` has no `output.weight`: it always multiplies by `token_embd` for the logits and
+ * refuses a file with a separate head ("done_getting_tensors: wrong number of tensors", checked at commit 34af94cd).
+ */
+export const UNTIED_BITNET_WARNING =
+  "the folder has a separate output head (lm_head): mainline llama.cpp's arch bitnet reuses the embedding as the head " +
+  "and refuses this file (\"wrong number of tensors\"); barbell runs it";
+
 /** Float values decoded at once while converting an embedding: bounds the scratch memory (16 MiB of f32). */
 const EMBEDDING_CHUNK_VALUES = 1 << 22;
 
@@ -304,6 +312,9 @@ export async function openHfConversion(dir: string, options: ConvertOptions = {}
     const layout = layoutGguf(metadata, jobs.map((j) => ({ name: j.plan.name, dims: j.plan.dims, typeId: typeIdOf(j.plan.type) })));
     const storage = [...folder.tensors.values()].some((t) => t.kind === "ternary" && t.storage === "master") ? "master" : "packed";
     const warnings = [...tok.warnings];
+    if (config.arch === "bitnet" && !folder.tiedOutput) {
+      warnings.push(UNTIED_BITNET_WARNING);
+    }
     if (folder.unused.length > 0) {
       const shown = folder.unused.slice(0, 3).join(", ");
       warnings.push(`checkpoint tensors not used: ${shown}${folder.unused.length > 3 ? ` and ${folder.unused.length - 3} more` : ""}`);
