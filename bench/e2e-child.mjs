@@ -18,9 +18,9 @@ try {
   const loadMs = performance.now() - t0;
   const ids = Array.from({ length: Number(prompt) }, (_, i) => 1 + ((i * 7919) % (model.config.vocabSize - 1)));
   const result = await model
-    .generate(ids, { temperature: 0, maxTokens: Number(decode), stopTokens: [], contextOverflow: "error" })
+    .generate(ids, { temperature: 0, maxTokens: Number(decode), ignoreEos: true, contextOverflow: "error" })
     .complete();
-  // Random weights can emit an end token early; only full runs are comparable, so report what ran.
+  // ignoreEos: random weights can sample an end token; every run decodes `decode` tokens, as llama-bench's.
   process.stdout.write(
     `${JSON.stringify({
       backend: model.backend,

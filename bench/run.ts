@@ -6,6 +6,7 @@
  *   npm run bench                 # everything available (models are generated once into bench/.models)
  *   npm run bench -- --quick      # 700M only, short runs
  *   npm run bench -- --backends native-cpu,js --threads 1,2 --reps 3
+ *   npm run bench -- --no-peers   # without the node-llama-cpp peer row (bench/peers.ts installs it once)
  */
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -25,6 +26,7 @@ import { SHAPES } from "../scripts/shapes.js";
 import { barewireBench } from "./barewire.js";
 import { trainBench } from "./train.js";
 import { serveBench } from "./serve.js";
+import { peerBench } from "./peers.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -284,6 +286,10 @@ async function main(): Promise<void> {
         lines.push(`| ${shape} | ${head === "keep" ? "F16 (as in the file)" : "Q8_0"} | ${median(dec).toFixed(2)}${spread(dec)} |`);
       }
     }
+  }
+  if (!args.includes("--no-peers") && native !== undefined) {
+    const barbell = (file: string, threads: number, prompt: number, decode: number): E2eResult => e2e(file, native, threads, prompt, decode);
+    lines.push("", ...peerBench({ quick, reps, threadCounts, barbell, median, spread }));
   }
   lines.push("", `Medians of ${reps} runs (range in parentheses). Peers on this machine kind: see ../shared/docs/PEERS.md.`);
   lines.push("", ...barewireBench({ quick }));
