@@ -5,7 +5,9 @@
  * cannot say.
  *
  * Operand names and positions come from the op table, so a capability cannot name an operand an op does
- * not have, nor allow a dtype the table does not ({@link checkCapabilities}).
+ * not have, nor allow a dtype the table does not ({@link checkCapabilities}). For the element-wise kernels a
+ * capability also lists the sub-ops (UNARY_OPS / BINARY_OPS names) the backend implements, derived from its
+ * own code ({@link subOpsWhere}, {@link subOpsWithCase}); the dispatcher routes other sub-ops onwards.
  */
 import { UsageError } from "../core/errors.js";
 import type { FusedKernels, KernelName, Kernels, PartialBackend, StorageDType, TensorRef } from "./backend.js";
