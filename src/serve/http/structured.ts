@@ -334,16 +334,56 @@ function notStartingWith(lead: string): string {
   return expr;
 }
 
-/** GBNF for the request's tool calls: one call in `format`, or (auto) that or free text. */
-function toolGrammar(tools: readonly ToolDefinition[], format: ToolCallFormat, mode: "call" | "auto"): string {
-  const calls = jsonSchemaToGbnf(callSchema(tools, format));
-  if (!calls.startsWith("root ::= ") || /^zz-/m.test(calls)) {
-    throw new GrammarError("bad-schema", "[grammar] unexpected rule names in a tool call grammar");
+/**
+ * GBNF text with every rule name prefixed (names are runs of letters, digits, `_` and `-` outside literals,
+ * character classes, repetition bounds and comments), so two grammars can be joined without clashes.
+ */
+export function prefixRules(gbnf: string, prefix: string): string {
+  let out = "";
+  let i = 0;
+  const skipQuoted = (close: string): void => {
+    const start = i++;
+    while (i < gbnf.length && gbnf[i] !== close) {
+      i += gbnf[i] === "\\" ? 2 : 1;
+    }
+    i++;
+    out += gbnf.slice(start, i);
+  };
+  while (i < gbnf.length) {
+    const ch = gbnf[i] ?? "";
+    if (ch === '"') {
+      skipQuoted('"');
+    } else if (ch === "[") {
+      skipQuoted("]");
+    } else if (ch === "{") {
+      skipQuoted("}");
+    } else if (ch === "#") {
+      const end = gbnf.indexOf("\n", i);
+      out += gbnf.slice(i, end < 0 ? gbnf.length : end);
+      i = end < 0 ? gbnf.length : end;
+    } else if (/[A-Za-z0-9_-]/.test(ch)) {
+      const m = /^[A-Za-z0-9_-]+/.exec(gbnf.slice(i, i + 256)) as RegExpExecArray;
+      out += prefix + m[0];
+      i += m[0].length;
+    } else {
+      out += ch;
+      i++;
+    }
   }
-  const lines = [calls.replace(/^root ::= /, "zz-call ::= ")];
-  const call = `${format.open === "" ? "" : `${gbnfLiteral(format.open)} `}zz-call${format.close === "" ? "" : ` ${gbnfLiteral(format.close)}`}`;
+  return out;
+}
+
+/**
+ * GBNF for the request's tool calls: one call in `format`, or (auto) that or the answer `text` allows: free text
+ * that does not start like a call, or the response format's JSON (whose first byte is never the opening's).
+ */
+function toolGrammar(tools: readonly ToolDefinition[], format: ToolCallFormat, mode: "call" | "auto", json?: Record<string, unknown>): string {
+  const lines = [prefixRules(jsonSchemaToGbnf(callSchema(tools, format)), "c-")];
+  const call = `${format.open === "" ? "" : `${gbnfLiteral(format.open)} `}c-root${format.close === "" ? "" : ` ${gbnfLiteral(format.close)}`}`;
   if (mode === "call") {
     lines.push(`root ::= ${call}`);
+  } else if (json !== undefined) {
+    lines.push(prefixRules(jsonSchemaToGbnf(json), "j-"), `root ::= ${call} | j-root`);
   } else {
     lines.push(`root ::= ${call} | zz-text`, `zz-text ::= ${notStartingWith(format.open === "" ? "{" : format.open)}`, "zz-any ::= [^\\x00]");
   }
@@ -352,25 +392,25 @@ function toolGrammar(tools: readonly ToolDefinition[], format: ToolCallFormat, m
 
 /**
  * The grammar and the reading of a chat request's answer. Tools with tool_choice "none" are not described or
- * called; "auto" together with a JSON response format is refused (one grammar cannot yet join a call and a
- * schema's rules); "required" or a named function answer with a call whatever the response format.
+ * called; "auto" answers a call or text, the text under the JSON response format when there is one (refused for
+ * the bare-object call format, where a JSON answer and a call would look alike); "required" or a named function
+ * answer with a call whatever the response format.
  */
 export function planOutput(format: ResponseFormat, tools: ToolsParams | undefined, callFormat: ToolCallFormat): OutputPlan {
+  const schema = format.kind === "json_schema" && format.schema !== undefined ? format.schema : format.kind === "text" ? undefined : ANY_OBJECT;
+  const what = format.kind === "json_schema" ? `invalid schema for response_format '${format.name}'` : "json_object";
+  // Checked on its own first, so its problems name response_format.
+  const answer = schema === undefined ? undefined : checkedGrammar(`s:${JSON.stringify(schema)}`, "response_format.json_schema.schema", what, () => jsonSchemaToGbnf(schema));
   if (tools !== undefined && tools.choice !== "none") {
     const offered = typeof tools.choice === "object" ? tools.tools.filter((t) => t.function.name === (tools.choice as { name: string }).name) : tools.tools;
     const mode = tools.choice === "auto" ? "auto" : "call";
-    if (mode === "auto" && format.kind !== "text") {
-      throw badRequest("response_format", "'response_format' json_object/json_schema together with tools and tool_choice \"auto\" is not supported by barbell; use tool_choice \"none\" or \"required\"", "unsupported_parameter");
+    const json = mode === "auto" ? schema : undefined;
+    if (json !== undefined && callFormat.open === "") {
+      throw badRequest("response_format", `'response_format' json_object/json_schema together with tools and tool_choice "auto" is not supported for this model's call format (a bare JSON object); use tool_choice "none" or "required"`, "unsupported_parameter");
     }
-    const key = `t:${callFormat.name}:${mode}:${JSON.stringify(offered)}`;
-    const grammar = checkedGrammar(key, "tools", "invalid tools", () => toolGrammar(offered, callFormat, mode));
+    const key = `t:${callFormat.name}:${mode}:${JSON.stringify(offered)}:${json === undefined ? "" : JSON.stringify(json)}`;
+    const grammar = checkedGrammar(key, "tools", "invalid tools", () => toolGrammar(offered, callFormat, mode, json));
     return { grammar, promptTools: tools.tools, tools: { mode, format: callFormat } };
   }
-  if (format.kind === "text") {
-    return { grammar: undefined, promptTools: undefined, tools: undefined };
-  }
-  const schema = format.kind === "json_schema" && format.schema !== undefined ? format.schema : ANY_OBJECT;
-  const what = format.kind === "json_schema" ? `invalid schema for response_format '${format.name}'` : "json_object";
-  const grammar = checkedGrammar(`s:${JSON.stringify(schema)}`, "response_format.json_schema.schema", what, () => jsonSchemaToGbnf(schema));
-  return { grammar, promptTools: undefined, tools: undefined };
+  return { grammar: answer, promptTools: undefined, tools: undefined };
 }

@@ -228,6 +228,23 @@ describe("tools", () => {
   }, 60_000);
 });
 
+describe("tools and a response format together", () => {
+  it("should answer auto with either a valid call or JSON the schema accepts, never free text", async () => {
+    const response_format = { type: "json_schema" as const, json_schema: { name: "person", schema: PERSON } };
+    for (const seed of [1, 2, 3, 4]) {
+      const r = await client.chat.completions.create({ model: "kjv", messages, tools: [WEATHER], response_format, max_tokens: 120, temperature: 1, seed });
+      const c = r.choices[0];
+      if (c?.finish_reason === "tool_calls") {
+        const call = c.message.tool_calls?.[0];
+        expect(call?.type === "function" && validates(WEATHER.function.parameters, JSON.parse(call.function.arguments))).toBe(true);
+      } else {
+        expect(c?.finish_reason).toBe("stop");
+        expect(validates(PERSON, JSON.parse(c?.message.content ?? ""))).toBe(true);
+      }
+    }
+  }, 60_000);
+});
+
 describe("refusals", () => {
   const chat = (extra: Record<string, unknown>): Promise<{ status: number; json: unknown }> => post(`${url}/v1/chat/completions`, { model: "kjv", messages, max_tokens: 8, ...extra });
   const schemaFormat = (schema: unknown, name = "s"): Record<string, unknown> => ({ response_format: { type: "json_schema", json_schema: { name, schema } } });
@@ -259,7 +276,7 @@ describe("refusals", () => {
     ["tool_choice naming an unknown function", { tools: [WEATHER], tool_choice: { type: "function", function: { name: "nope" } } }, "tool_choice", /not among/],
     ["tool_choice without tools", { tool_choice: "required" }, "tool_choice", /only allowed/],
     ["a bad tool_choice", { tools: [WEATHER], tool_choice: "always" }, "tool_choice", /none/],
-    ["auto tools with a json format", { tools: [WEATHER], response_format: { type: "json_object" } }, "response_format", /not supported/],
+    ["auto tools with a bad response schema", { tools: [WEATHER], ...schemaFormat({ type: "object", minProperties: 1 }) }, "response_format.json_schema.schema", /minProperties/],
     ["a tool message without tool_call_id", { messages: [...messages, { role: "tool", content: "1" }] }, "messages[1].tool_call_id", /tool_call_id/],
     ["a tool call without an id", { messages: [{ role: "assistant", content: null, tool_calls: [{ type: "function", function: { name: "f", arguments: "{}" } }] }] }, "messages[0].tool_calls[0]", /id/],
     ["legacy functions", { functions: [{ name: "f" }] }, "functions", /tools/],

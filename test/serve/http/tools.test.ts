@@ -9,7 +9,7 @@ import { defaultToolMessages, DEFAULT_TOOL_FORMAT, renderToolChat, toolCallForma
 import { compileGbnf } from "../../../src/model/grammar/index.js";
 import { chatTokens, readModelInfo, toolFormatOf, type ModelInfo } from "../../../src/serve/http/model-info.js";
 import { INLINE_PROMPT_BYTES, PromptTokenizer } from "../../../src/serve/http/prompts.js";
-import { planOutput } from "../../../src/serve/http/structured.js";
+import { planOutput, prefixRules } from "../../../src/serve/http/structured.js";
 import { ToolCallReader, type ToolEvent } from "../../../src/serve/http/tool-calls.js";
 
 const MODEL = path.resolve(import.meta.dirname, "../../../models/barbell-kjv.gguf");
@@ -91,6 +91,19 @@ describe("tool grammars", () => {
     expect(named.accepts('<tool_call>\n{"name": "count", "arguments": {}}\n</tool_call>')).toBe(true);
     expect(named.accepts('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Ur", "days": 3}}\n</tool_call>')).toBe(false);
     expect(planOutput({ kind: "text" }, { tools: [TOOL], choice: "none" }, DEFAULT_TOOL_FORMAT)).toEqual({ grammar: undefined, promptTools: undefined, tools: undefined });
+  });
+
+  it("should join a call and a JSON response format under auto, keeping their rules apart", () => {
+    const person = { type: "object", properties: { name: { type: "string" } }, required: ["name"] };
+    const plan = planOutput({ kind: "json_schema", name: "p", schema: person }, tools, DEFAULT_TOOL_FORMAT);
+    const g = compileGbnf(plan.grammar ?? "");
+    expect(g.accepts('{"name": "Aaron"}')).toBe(true);
+    expect(g.accepts('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Ur", "days": 3}}\n</tool_call>')).toBe(true);
+    expect(g.accepts("In the beginning")).toBe(false);
+    expect(g.accepts('{"city": "Ur"}')).toBe(false);
+    expect(prefixRules('root ::= "a#[" [x\\]] {1,2} item{0,3} # rule names\nitem ::= root', "p-")).toBe('p-root ::= "a#[" [x\\]] {1,2} p-item{0,3} # rule names\np-item ::= p-root');
+    const llama3 = toolCallFormat('{{ tools }}"parameters"');
+    expect(() => planOutput({ kind: "json_object" }, tools, llama3)).toThrow(/bare JSON object/);
   });
 
   it("should write Llama 3 calls as a bare object with parameters, and text that does not start with '{'", () => {
