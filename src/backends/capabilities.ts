@@ -225,10 +225,28 @@ export function capabilityAccepts(op: OpName, cap: OpCapability | true, args: re
   return true;
 }
 
-/** The capabilities a backend declares, or what the table allows for each kernel and fused step it has. */
+/**
+ * A capability as the dispatcher checks it: a sub-op list that covers every sub-op of the table is dropped
+ * (and an entry left with nothing to check becomes `true`), so a backend that implements them all is
+ * routed on the same path as one that declares no list.
+ */
+function normalized(op: OpName, cap: OpCapability | true): OpCapability | true {
+  const sub = SUB_OPS[op];
+  if (cap === true || cap.ops === undefined || sub === undefined || !Object.keys(sub.table).every((name) => cap.ops?.includes(name as UnaryOp))) {
+    return cap;
+  }
+  const { ops: _all, ...rest } = cap;
+  return Object.keys(rest).length === 0 ? true : rest;
+}
+
+/**
+ * The capabilities a backend declares (normalized: see {@link normalized}), or what the table allows for
+ * each kernel and fused step it has.
+ */
 export function capabilitiesOf(backend: Pick<PartialBackend, "kernels" | "fused" | "capabilities">): Capabilities {
   if (backend.capabilities !== undefined) {
-    return backend.capabilities;
+    const declared = backend.capabilities;
+    return Object.fromEntries(Object.entries(declared).map(([op, cap]) => [op, normalized(op as OpName, cap)])) as Capabilities;
   }
   const caps: Partial<Record<OpName, true>> = {};
   for (const op of KERNEL_NAMES) {

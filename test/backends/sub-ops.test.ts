@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { BackendError, UsageError } from "../../src/core/errors.js";
 import type { Kernels, PartialBackend, TensorRef } from "../../src/backends/backend.js";
-import { capabilityAccepts, checkCapabilities, requireSubOp, subOpsWhere, subOpsWithCase } from "../../src/backends/capabilities.js";
+import { capabilitiesOf, capabilityAccepts, checkCapabilities, requireSubOp, subOpsWhere, subOpsWithCase } from "../../src/backends/capabilities.js";
 import { createDispatcher, type FallbackEvent } from "../../src/backends/dispatch.js";
 import { views } from "../../src/backends/host-memory.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
@@ -67,6 +67,12 @@ describe("sub-op capabilities", () => {
     expect(capabilityAccepts("unary", { ops: ["neg", "abs"] }, ["exp", ref, ref])).toBe('unary has no "exp" here (it implements neg, abs)');
     expect(capabilityAccepts("binary", { ops: ["add"], maxRank: 1 }, ["mul", ref, [1], ref, [1], ref])).toMatch(/no "mul"/);
     expect(capabilityAccepts("binary", { ops: ["add"] }, ["add", ref, [1], ref, [1], ref])).toBe(true);
+  });
+
+  it("should route a backend that implements every sub-op as one that lists none (the same per-call checks)", () => {
+    const all = { ...negOnly(), capabilities: { unary: { ops: subOpsWhere("unary", () => true) }, binary: { maxRank: 4, ops: subOpsWhere("binary", () => true) } } };
+    expect(capabilitiesOf(all)).toEqual({ unary: true, binary: { maxRank: 4 } });
+    expect(capabilitiesOf(negOnly())).toEqual({ unary: { ops: ["neg"] } });
   });
 
   it("should run a sub-op a host member lacks on the JS reference, report the fallback once, and keep the ones it has", () => {
