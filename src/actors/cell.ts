@@ -6,7 +6,7 @@ import { err, ok, type Result } from "../core/result.js";
 import type { Clock, Timer } from "./clock.js";
 import type { DeadLetters } from "./dead-letters.js";
 import { ActorError } from "./errors.js";
-import { LocalInstance, type DeliveryMode, type Instance, type InstanceEvents } from "./instance.js";
+import { LocalInstance, type Instance, type InstanceEvents } from "./instance.js";
 import { DEFAULT_MAILBOX_CAPACITY } from "./limits.js";
 import { Mailbox } from "./mailbox.js";
 import type {
@@ -15,6 +15,7 @@ import type {
   ActorRef,
   ActorStatus,
   AskOptions,
+  DeliveryMode,
   MessageBase,
   ReplyStream,
   SpawnOptions,

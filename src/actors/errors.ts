@@ -38,6 +38,11 @@ export class ActorError extends BarbellError {
   readonly remote?: RemoteErrorInfo;
 }
 
+/** A malformed frame or message, or a value that does not fit its protocol: ActorError `protocol`. */
+export function protocolError(message: string): ActorError {
+  return new ActorError("protocol", `[actor-frame] ${message}`);
+}
+
 /** The name, message and code of any thrown value (for logs, dead letters and frames). */
 export function describeError(error: unknown): RemoteErrorInfo {
   if (error instanceof Error) {

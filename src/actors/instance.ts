@@ -1,8 +1,5 @@
 import { ActorError } from "./errors.js";
-import type { ActorContext, ActorDefinition, Behavior, MessageBase, Termination } from "./protocol.js";
-
-/** How a message expects to be answered. */
-export type DeliveryMode = "tell" | "ask" | "stream";
+import type { ActorContext, ActorDefinition, Behavior, DeliveryMode, MessageBase, Termination } from "./protocol.js";
 
 /**
  * Where one actor's handlers run: this thread, a worker thread or a child process. The cell (mailbox,

@@ -15,6 +15,15 @@ export const DEAD_LETTER_CAPACITY = 1024;
 /** Largest actor frame across a thread or process boundary (256 MiB) — bounds what a peer makes us hold. */
 export const MAX_ACTOR_FRAME_BYTES = 256 * 1024 * 1024;
 
+/** Largest head of an actor frame (its kind and fields, before the body) — bounds what the head decoder allocates. */
+export const MAX_ACTOR_FRAME_HEAD_BYTES = 64 * 1024;
+
+/**
+ * Longest name, message or code of an error that crosses a boundary (longer ones are cut when sent) — bounds
+ * the head, and stays below 16384, the length from which @bare-ts/lib 0.4's generated string writer errs.
+ */
+export const MAX_ERROR_STRING_BYTES = 8 * 1024;
+
 /** Longest string field in an actor frame (16 MiB) — strings as memory bombs. */
 export const MAX_FIELD_STRING_BYTES = 16 * 1024 * 1024;
 

@@ -19,7 +19,6 @@
 import type { Result } from "../core/result.js";
 import type { Clock } from "./clock.js";
 import type { ActorError } from "./errors.js";
-import type { ProtocolCodec } from "./schema.js";
 import type { SupervisionOptions } from "./supervision.js";
 
 declare const REPLY: unique symbol;
@@ -38,6 +37,26 @@ export interface Streams<T> {
 /** Every message is an object with a string `type` discriminant. */
 export interface MessageBase {
   readonly type: string;
+}
+
+/** How a message expects to be answered. */
+export type DeliveryMode = "tell" | "ask" | "stream";
+
+/**
+ * The codec of a protocol: what the runtime uses to move messages, replies and items across a boundary.
+ * `protocol()` (schema.ts) builds one from a declaration.
+ */
+export interface ProtocolCodec<M extends MessageBase> {
+  /** Variant names in wire order. */
+  readonly variants: readonly string[];
+  /** Delivery mode of a variant, or undefined for an unknown type. */
+  modeOf(type: string): DeliveryMode | undefined;
+  /** Throws ActorError `protocol` when the message does not fit its variant's schema. */
+  encodeMessage(message: M): Uint8Array;
+  decodeMessage(bytes: Uint8Array): Result<M, ActorError>;
+  /** Encodes the reply (ask) or an item (stream) of variant `type`. */
+  encodeResult(type: string, value: unknown): Uint8Array;
+  decodeResult(type: string, bytes: Uint8Array): Result<unknown, ActorError>;
 }
 
 /** The variants of `M` that expect one reply. */

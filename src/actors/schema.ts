@@ -15,22 +15,29 @@
  *
  * Wire form of a message: the variant's index as a BARE union tag (`uint`), then its fields in
  * declaration order (a BARE struct). Replies and items are the bare value of their type. A `tensor` field
- * is a complete BAREWire TensorFrame (docs/barewire.md) in a `data` field.
+ * is a complete BAREWire TensorFrame (docs/barewire.md) in a `data` field. Every value is written and read
+ * with @bare-ts/lib, the library of the generated BAREWire codecs; this file only adds the declaration
+ * language, which a static .bare file cannot give (docs/architecture.md, "One of each").
  */
+import * as bare from "@bare-ts/lib";
 import { err, ok, type Result } from "../core/result.js";
+import { bareErrorCode, plainBytes, readBytesView, readText, writeBytes, writeText } from "../formats/barewire/bare.js";
 import { encodeTensorFrame, decodeMessage as decodeWireMessage } from "../formats/barewire/wire.js";
 import type { WireTensor } from "../formats/barewire/message.js";
-import { ByteReader, ByteWriter, protocolError } from "./bytes.js";
-import { ActorError } from "./errors.js";
-import type { DeliveryMode } from "./instance.js";
-import { MAX_FIELD_LIST_LENGTH } from "./limits.js";
-import type { MessageBase, Replies, Streams } from "./protocol.js";
+import { ActorError, protocolError } from "./errors.js";
+import { MAX_ACTOR_FRAME_BYTES, MAX_FIELD_LIST_LENGTH, MAX_FIELD_STRING_BYTES } from "./limits.js";
+import type { DeliveryMode, MessageBase, ProtocolCodec, Replies, Streams } from "./protocol.js";
 
-/** A field type: how one value is written and read. `read` throws ActorError `protocol` on bad bytes. */
+export type { ProtocolCodec } from "./protocol.js";
+
+type Writer = bare.ByteCursor;
+type Reader = bare.ByteCursor;
+
+/** A field type: how one value is written and read. `write` throws ActorError `protocol` for a value that does not fit; `read` throws on bad bytes. */
 export interface FieldType<T> {
   readonly name: string;
-  write(w: ByteWriter, value: T): void;
-  read(r: ByteReader): T;
+  write(w: Writer, value: T): void;
+  read(r: Reader): T;
 }
 
 /** The TypeScript type a field type carries. */
@@ -39,7 +46,7 @@ export type Infer<F> = F extends FieldType<infer T> ? T : never;
 type FieldMap = Record<string, FieldType<never> | FieldType<unknown>>;
 type Struct<F extends FieldMap> = { readonly [K in keyof F]: Infer<F[K]> };
 
-function writeStruct(w: ByteWriter, fields: FieldMap, value: Record<string, unknown>): void {
+function writeStruct(w: Writer, fields: FieldMap, value: Record<string, unknown>): void {
   if (typeof value !== "object" || value === null) {
     throw protocolError("struct field does not hold an object");
   }
@@ -48,42 +55,81 @@ function writeStruct(w: ByteWriter, fields: FieldMap, value: Record<string, unkn
   }
 }
 
-function readStruct(r: ByteReader, fields: FieldMap, into: Record<string, unknown>): void {
+function readStruct(r: Reader, fields: FieldMap, into: Record<string, unknown>): void {
   for (const [key, type] of Object.entries(fields)) {
     into[key] = (type as FieldType<unknown>).read(r);
   }
 }
 
+function writeUint(w: Writer, value: number, what = "uint"): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw protocolError(`${what} field holds ${value}`);
+  }
+  bare.writeUintSafe(w, value);
+}
+
 /** The field types. */
 export const t = {
-  uint: { name: "uint", write: (w, v) => w.uint(v), read: (r) => r.uint() } satisfies FieldType<number>,
-  int: { name: "int", write: (w, v) => w.int(v), read: (r) => r.int() } satisfies FieldType<number>,
-  f64: { name: "f64", write: (w, v) => w.f64(v), read: (r) => r.f64() } satisfies FieldType<number>,
+  uint: { name: "uint", write: (w, v) => writeUint(w, v), read: (r) => bare.readUintSafe(r) } satisfies FieldType<number>,
+  int: {
+    name: "int",
+    write: (w, v) => {
+      if (!Number.isSafeInteger(v)) {
+        throw protocolError(`int field holds ${v}`);
+      }
+      bare.writeIntSafe(w, v);
+    },
+    read: (r) => bare.readIntSafe(r),
+  } satisfies FieldType<number>,
+  f64: {
+    name: "f64",
+    write: (w, v) => {
+      if (typeof v !== "number") {
+        throw protocolError(`f64 field holds a ${typeof v}`);
+      }
+      bare.writeF64(w, v);
+    },
+    read: (r) => bare.readF64(r),
+  } satisfies FieldType<number>,
   bool: {
     name: "bool",
     write: (w, v) => {
       if (typeof v !== "boolean") {
         throw protocolError(`bool field holds a ${typeof v}`);
       }
-      w.u8(v ? 1 : 0);
+      bare.writeBool(w, v);
     },
-    read: (r) => {
-      const b = r.u8();
-      if (b > 1) {
-        throw protocolError(`bool byte ${b}`);
-      }
-      return b === 1;
-    },
+    read: (r) => bare.readBool(r),
   } satisfies FieldType<boolean>,
-  str: { name: "str", write: (w, v) => w.str(v), read: (r) => r.str() } satisfies FieldType<string>,
+  str: {
+    name: "str",
+    write: (w, v) => {
+      if (typeof v !== "string") {
+        throw protocolError(`str field holds a ${typeof v}`);
+      }
+      if (!writeText(w, v, MAX_FIELD_STRING_BYTES)) {
+        throw protocolError(`string over ${MAX_FIELD_STRING_BYTES} bytes`);
+      }
+    },
+    read: (r) => readText(r, MAX_FIELD_STRING_BYTES),
+  } satisfies FieldType<string>,
   /** Bytes; decoded as a view of the received frame (no copy). */
-  bytes: { name: "data", write: (w, v) => w.bytes(v), read: (r) => r.bytesView() } satisfies FieldType<Uint8Array>,
+  bytes: {
+    name: "data",
+    write: (w, v) => {
+      if (!(v instanceof Uint8Array)) {
+        throw protocolError("data field does not hold a Uint8Array");
+      }
+      writeBytes(w, v);
+    },
+    read: (r) => readBytesView(r, MAX_ACTOR_FRAME_BYTES),
+  } satisfies FieldType<Uint8Array>,
   /** A tensor as a BAREWire TensorFrame; decoded with every BAREWire check, payload as a view. */
   tensor: {
     name: "tensor",
-    write: (w, v) => w.bytes(encodeTensorFrame(v)),
+    write: (w, v) => writeBytes(w, encodeTensorFrame(v)),
     read: (r) => {
-      const decoded = decodeWireMessage(r.bytesView());
+      const decoded = decodeWireMessage(readBytesView(r, MAX_ACTOR_FRAME_BYTES));
       if (!decoded.ok) {
         throw protocolError(`tensor field: ${decoded.error.message}`);
       }
@@ -100,13 +146,13 @@ export const t = {
         if (!Array.isArray(v)) {
           throw protocolError("list field does not hold an array");
         }
-        w.uint(v.length);
+        writeUint(w, v.length, "list length");
         for (const item of v) {
           of.write(w, item);
         }
       },
       read: (r) => {
-        const n = r.uint();
+        const n = bare.readUintSafe(r);
         if (n > MAX_FIELD_LIST_LENGTH) {
           throw protocolError(`list of ${n} items over ${MAX_FIELD_LIST_LENGTH}`);
         }
@@ -122,18 +168,12 @@ export const t = {
     return {
       name: `optional<${of.name}>`,
       write: (w, v) => {
-        w.u8(v === undefined ? 0 : 1);
+        bare.writeBool(w, v !== undefined);
         if (v !== undefined) {
           of.write(w, v);
         }
       },
-      read: (r) => {
-        const flag = r.u8();
-        if (flag > 1) {
-          throw protocolError(`optional flag ${flag}`);
-        }
-        return flag === 1 ? of.read(r) : undefined;
-      },
+      read: (r) => (bare.readBool(r) ? of.read(r) : undefined),
     };
   },
   struct<F extends FieldMap>(fields: F): FieldType<Struct<F>> {
@@ -156,10 +196,10 @@ export const t = {
         if (index < 0) {
           throw protocolError(`enum value '${String(v)}' is not one of ${values.join(", ")}`);
         }
-        w.uint(index);
+        bare.writeUintSafe(w, index);
       },
       read: (r) => {
-        const index = r.uint();
+        const index = bare.readUintSafe(r);
         const value = values[index];
         if (value === undefined) {
           throw protocolError(`enum index ${index} of ${values.length}`);
@@ -204,25 +244,40 @@ export type MessageOf<P> =
 type SpecMessage<D extends Record<string, VariantSpec>> = { [K in keyof D & string]: VariantMessage<K, D[K]> }[keyof D &
   string];
 
-/** The codec of a protocol: what the runtime uses to move messages, replies and items across a boundary. */
-export interface ProtocolCodec<M extends MessageBase> {
-  /** Variant names in wire order. */
-  readonly variants: readonly string[];
-  /** Delivery mode of a variant, or undefined for an unknown type. */
-  modeOf(type: string): DeliveryMode | undefined;
-  /** Throws ActorError `protocol` when the message does not fit its variant's schema. */
-  encodeMessage(message: M): Uint8Array;
-  decodeMessage(bytes: Uint8Array): Result<M, ActorError>;
-  /** Encodes the reply (ask) or an item (stream) of variant `type`. */
-  encodeResult(type: string, value: unknown): Uint8Array;
-  decodeResult(type: string, bytes: Uint8Array): Result<unknown, ActorError>;
+/** A cursor that grows up to the largest frame; writing past it throws a BareError. */
+function writer(): Writer {
+  return new bare.ByteCursor(new Uint8Array(256), bare.Config({ initialBufferLength: 256, maxBufferLength: MAX_ACTOR_FRAME_BYTES }));
 }
 
-function caught<T>(run: () => T): Result<T, ActorError> {
+/** Runs an encoder; the bytes written, in a buffer of their own (so it can be transferred). */
+function encoded(write: (w: Writer) => void): Uint8Array {
+  const w = writer();
   try {
-    return ok(run());
+    write(w);
   } catch (error) {
-    return err(error instanceof ActorError ? error : protocolError(String(error)));
+    if (error instanceof bare.BareError) {
+      throw protocolError(`an encoded message over ${MAX_ACTOR_FRAME_BYTES} bytes`);
+    }
+    throw error;
+  }
+  return w.bytes.slice(0, w.offset);
+}
+
+/** Runs a decoder over all of `bytes`; every failure, trailing bytes included, is an ActorError `protocol`. */
+function decoded<T>(bytes: Uint8Array, read: (r: Reader) => T): Result<T, ActorError> {
+  try {
+    const r = new bare.ByteCursor(plainBytes(bytes), bare.Config({ maxBufferLength: MAX_ACTOR_FRAME_BYTES }));
+    const value = read(r);
+    if (r.offset !== r.bytes.length) {
+      throw protocolError(`${r.bytes.length - r.offset} trailing bytes`);
+    }
+    return ok(value);
+  } catch (error) {
+    if (error instanceof ActorError) {
+      return err(error);
+    }
+    const code = bareErrorCode(error) ?? "unexpected error";
+    return err(protocolError(`${code}: ${error instanceof Error ? error.message : String(error)}`));
   }
 }
 
@@ -251,37 +306,30 @@ export function protocol<const D extends Record<string, VariantSpec>>(spec: D): 
       if (typeof type !== "string") {
         throw protocolError("message has no string 'type'");
       }
-      const w = new ByteWriter();
-      w.uint(names.indexOf(type) < 0 ? (variant(type), 0) : names.indexOf(type));
-      writeStruct(w, variant(type).fields, message as unknown as Record<string, unknown>);
-      return w.finish();
+      const fields = variant(type).fields;
+      return encoded((w) => {
+        bare.writeUintSafe(w, names.indexOf(type));
+        writeStruct(w, fields, message as unknown as Record<string, unknown>);
+      });
     },
     decodeMessage(bytes) {
-      return caught(() => {
-        const r = new ByteReader(bytes);
-        const tag = r.uint();
+      return decoded(bytes, (r) => {
+        const tag = bare.readUintSafe(r);
         const type = names[tag];
         if (type === undefined) {
           throw protocolError(`unknown variant tag ${tag} (protocol has ${names.length})`);
         }
         const out: Record<string, unknown> = { type };
         readStruct(r, variant(type).fields, out);
-        r.end();
         return out as unknown as SpecMessage<D>;
       });
     },
     encodeResult(type, value) {
-      const w = new ByteWriter();
-      resultType(type).write(w, value);
-      return w.finish();
+      const result = resultType(type);
+      return encoded((w) => result.write(w, value));
     },
     decodeResult(type, bytes) {
-      return caught(() => {
-        const r = new ByteReader(bytes);
-        const value = resultType(type).read(r);
-        r.end();
-        return value;
-      });
+      return decoded(bytes, (r) => resultType(type).read(r));
     },
   };
 }

@@ -4,6 +4,10 @@ import {
   ActorError,
   decodeFrame,
   encodeFrame,
+  FRAME_VERSION,
+  MAX_ACTOR_FRAME_BYTES,
+  MAX_ERROR_STRING_BYTES,
+  MAX_FIELD_STRING_BYTES,
   msg,
   protocol,
   t,
@@ -66,6 +70,47 @@ describe("protocol codec", () => {
     expect(demo.decodeMessage(Uint8Array.of(9))).toMatchObject({ ok: false, error: { code: "protocol" } });
     expect(demo.decodeMessage(Uint8Array.of(2, 0x80, 0x00))).toMatchObject({ ok: false, error: { message: /non-canonical/ } });
   });
+
+  it("should carry strings and bytes of 16384 bytes and more (lengths of two and more LEB128 bytes)", () => {
+    for (const n of [127, 128, 16383, 16384, 70_000]) {
+      const key = "é".repeat(n >> 1) + "x".repeat(n & 1);
+      const value = Uint8Array.from({ length: n }, (_, i) => i * 7);
+      const m: Demo = { type: "put", key, value, tags: [key], ttl: n, mode: "a" };
+      const bytes = demo.encodeMessage(m);
+      expect(demo.decodeMessage(bytes)).toEqual({ ok: true, value: m });
+      // A truncation anywhere is a protocol error, never a throw.
+      for (const cut of [1, 3, bytes.length >> 1, bytes.length - 1]) {
+        expect(demo.decodeMessage(bytes.subarray(0, cut))).toMatchObject({ ok: false, error: { code: "protocol" } });
+      }
+    }
+  });
+
+  it("should refuse declared lengths over their limits before sizing anything from them", () => {
+    const uint = (v: number): number[] => {
+      const out: number[] = [];
+      for (; v >= 128; v = Math.floor(v / 128)) {
+        out.push(0x80 | (v % 128));
+      }
+      return [...out, v];
+    };
+    // get (tag 1) with a key that claims more than MAX_FIELD_STRING_BYTES
+    expect(demo.decodeMessage(Uint8Array.of(1, ...uint(MAX_FIELD_STRING_BYTES + 1)))).toMatchObject({
+      ok: false,
+      error: { code: "protocol", message: /over its limit/ },
+    });
+    // put (tag 0): key "", value claiming 2^53 - 1 bytes
+    expect(demo.decodeMessage(Uint8Array.of(0, 0, ...uint(Number.MAX_SAFE_INTEGER)))).toMatchObject({ ok: false, error: { code: "protocol" } });
+    // put: key "", value empty, a tag list of 2^40 items
+    expect(demo.decodeMessage(Uint8Array.of(0, 0, 0, ...uint(2 ** 40)))).toMatchObject({ ok: false, error: { message: /list of/ } });
+    // a uint over 2^53 - 1 and one of ten bytes
+    expect(demo.decodeResult("load", Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f))).toMatchObject({ ok: false, error: { code: "protocol" } });
+    expect(demo.decodeResult("load", Uint8Array.of(...Array<number>(9).fill(0x80), 1))).toMatchObject({ ok: false, error: { code: "protocol" } });
+    // invalid UTF-8, a bool byte of 2, an enum index past the end, a trailing byte
+    expect(demo.decodeMessage(Uint8Array.of(1, 2, 0xc3, 0x28))).toMatchObject({ ok: false, error: { message: /bad-utf8/ } });
+    expect(demo.decodeMessage(Uint8Array.of(2, 0, ...new Array<number>(8).fill(0), 2))).toMatchObject({ ok: false, error: { code: "protocol" } });
+    expect(demo.decodeMessage(Uint8Array.of(0, 0, 0, 0, 0, 2))).toMatchObject({ ok: false, error: { message: /enum index 2/ } });
+    expect(demo.decodeMessage(Uint8Array.of(1, 0, 0))).toMatchObject({ ok: false, error: { message: /trailing/ } });
+  });
 });
 
 describe("actor frames", () => {
@@ -90,7 +135,7 @@ describe("actor frames", () => {
     const badMagic = good.slice();
     badMagic[0] = 0;
     const badVersion = good.slice();
-    badVersion[4] = 2;
+    badVersion[4] = 1; // the hand-written layout before actor frames were ActorFrame values of the schema
     const badTag = good.slice();
     badTag[6] = 99;
     for (const data of [...cases, badMagic, badVersion, badTag]) {
@@ -100,7 +145,7 @@ describe("actor frames", () => {
     }
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 40 }), (bytes) => {
-        const decoded = decodeFrame(Uint8Array.of(0x42, 0x57, 0x41, 0x43, 1, 0, ...bytes));
+        const decoded = decodeFrame(Uint8Array.of(0x42, 0x57, 0x41, 0x43, FRAME_VERSION, 0, ...bytes));
         expect(decoded.ok || decoded.error.code === "protocol").toBe(true);
       }),
       { numRuns: 2000 },

@@ -16,6 +16,7 @@ import {
   encodeTensorFrame,
   type WireMessage,
 } from "../../src/formats/barewire/index.js";
+import { encodeFrame, FRAME_VERSION, type Frame } from "../../src/actors/remote/frames.js";
 import { MANIFEST, everyDType, sampleTensor } from "./helpers.js";
 
 interface GenericFrame {
@@ -26,6 +27,9 @@ interface GenericFrame {
 
 let dir = "";
 let decodeFrame: (bytes: Uint8Array) => GenericFrame = () => {
+  throw new Error("not loaded");
+};
+let decodeActorFrame: (bytes: Uint8Array) => GenericFrame & { body: ArrayBuffer } = () => {
   throw new Error("not loaded");
 };
 
@@ -40,8 +44,9 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "barewire-interop-"));
   const file = path.join(dir, "codec.mjs");
   fs.writeFileSync(file, js);
-  const mod = (await import(pathToFileURL(file).href)) as { decodeFrame: typeof decodeFrame };
+  const mod = (await import(pathToFileURL(file).href)) as { decodeFrame: typeof decodeFrame; decodeActorFrame: typeof decodeActorFrame };
   decodeFrame = mod.decodeFrame;
+  decodeActorFrame = mod.decodeActorFrame;
 });
 
 afterAll(() => {
@@ -107,5 +112,25 @@ describe("BAREWire interop with a decoder generated from the published schema", 
     for (const v of file.valid) {
       expect(() => decodeFrame(new Uint8Array(Buffer.from(v.hex, "hex")))).not.toThrow();
     }
+  });
+});
+
+describe("actor frames are ActorFrame values of the same schema", () => {
+  const body = Uint8Array.from({ length: 20_000 }, (_, i) => i % 251);
+  const frames: [Frame, string, Record<string, unknown>][] = [
+    [{ kind: "start", restarts: 3, error: { name: "E", message: "m", code: "c" } }, "ActorStart", { restarts: 3, error: { name: "E", message: "m", code: "c" } }],
+    [{ kind: "deliver", id: 9, mode: "stream", body }, "ActorDeliver", { id: 9, mode: "Stream" }],
+    [{ kind: "failed", id: 2, error: { name: "TypeError", message: "x", code: "" } }, "ActorFailed", { id: 2, error: { name: "TypeError", message: "x", code: "" } }],
+    [{ kind: "item", id: 2 ** 40, body }, "ActorItem", { id: 2 ** 40 }],
+    [{ kind: "post-stop", error: undefined }, "ActorPostStop", { error: null }],
+  ];
+
+  it.each(frames)("should decode a %o frame with the generic decoder", (frame, tag, val) => {
+    const theirs = decodeActorFrame(encodeFrame(frame));
+    expect(bytesOf(theirs.magic)).toEqual([0x42, 0x57, 0x41, 0x43]);
+    expect(theirs.version).toBe(FRAME_VERSION);
+    expect(theirs.message.tag).toBe(tag);
+    expect(theirs.message.val).toEqual(val);
+    expect(bytesOf(theirs.body)).toEqual("body" in frame ? bytesOf(frame.body) : []);
   });
 });

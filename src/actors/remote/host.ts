@@ -7,10 +7,9 @@
 import { pathToFileURL } from "node:url";
 import type { Clock } from "../clock.js";
 import { ActorError, describeError, type RemoteErrorInfo } from "../errors.js";
-import type { DeliveryMode, Instance, InstanceEvents } from "../instance.js";
+import type { Instance, InstanceEvents } from "../instance.js";
 import { DEFAULT_START_TIMEOUT_MS } from "../limits.js";
-import type { ActorContext, ActorDefinition, Isolation, MessageBase, Termination } from "../protocol.js";
-import type { ProtocolCodec } from "../schema.js";
+import type { ActorContext, ActorDefinition, DeliveryMode, Isolation, MessageBase, ProtocolCodec, Termination } from "../protocol.js";
 import { openChannel, type Channel } from "./channel.js";
 import { decodeFrame, encodeFrame, type Frame } from "./frames.js";
 

@@ -7,6 +7,7 @@
 import * as bare from "@bare-ts/lib";
 import { FormatError, type FormatErrorCode } from "../../core/errors.js";
 import { err, ok, type Result } from "../../core/result.js";
+import { bareErrorCode, plainBytes } from "./bare.js";
 import { payloadBytes, scaleCount } from "./dtypes.js";
 import * as gen from "./generated.js";
 import {
@@ -37,16 +38,13 @@ import {
 
 const UTF8 = new TextEncoder();
 
-/** Largest value of a BAREWire `uint` that barbell reads: 2^53 − 1 (JavaScript's safe integers). */
-const MAX_UINT = Number.MAX_SAFE_INTEGER;
-
 function fail<T>(code: FormatErrorCode, message: string): Result<T, FormatError> {
   return err(new FormatError(code, `[barewire] ${message}`));
 }
 
-// ---- uint varints (LEB128), written and read by hand for the fields that can be large ----
+// ---- uint varints (LEB128) of the fields that can be large, through @bare-ts/lib ----
 
-/** Bytes of the canonical (shortest) LEB128 encoding of a uint. */
+/** Bytes of the canonical (shortest) LEB128 encoding of a uint (for the padding arithmetic). */
 export function uintBytes(value: number): number {
   let n = 1;
   let v = value;
@@ -57,39 +55,28 @@ export function uintBytes(value: number): number {
   return n;
 }
 
+/** Writes a canonical uint into `out` (sized by the caller) at `at`; returns the offset after it. */
 function writeUint(out: Uint8Array, at: number, value: number): number {
-  let v = value;
-  let i = at;
-  while (v >= 128) {
-    out[i++] = 0x80 | (v % 128);
-    v = Math.floor(v / 128);
-  }
-  out[i++] = v;
-  return i;
+  const bc = new bare.ByteCursor(out, WRITE_CONFIG);
+  bc.offset = at;
+  bare.writeUintSafe(bc, value);
+  return bc.offset;
 }
 
 /** Reads a canonical uint at `at`; returns the value and the offset after it. */
 function readUint(bytes: Uint8Array, at: number, what: string): Result<{ value: number; next: number }, FormatError> {
-  let value = 0;
-  let mul = 1;
-  for (let i = at; i < bytes.length; i++) {
-    const b = bytes[i] ?? 0;
-    value += (b & 0x7f) * mul;
-    if (b < 0x80) {
-      if (b === 0 && i > at) {
-        return fail("non-canonical", `${what}: uint at byte ${at} has a redundant trailing zero byte`);
-      }
-      if (value > MAX_UINT) {
-        return fail("limit", `${what}: uint at byte ${at} exceeds 2^53 - 1`);
-      }
-      return ok({ value, next: i + 1 });
+  const bc = new bare.ByteCursor(bytes, DECODE_CONFIG);
+  bc.offset = at;
+  try {
+    const value = bare.readUintSafe(bc);
+    return ok({ value, next: bc.offset });
+  } catch (e) {
+    const code = bareErrorCode(e);
+    if (code === undefined) {
+      throw e;
     }
-    mul *= 128;
-    if (i - at >= 8) {
-      return fail("limit", `${what}: uint at byte ${at} exceeds 2^53 - 1`);
-    }
+    return fail(code, `${what}: uint at byte ${at}: ${(e as Error).message}`);
   }
-  return fail("truncated", `${what}: uint at byte ${at} runs past the end of the frame`);
 }
 
 // ---- header validation (shared by encode and decode) ----
@@ -104,6 +91,9 @@ const GEN_DTYPES: readonly gen.DType[] = Object.values(gen.DType);
 
 /** Cursor configuration for decoding: the frame limit bounds any buffer the library would allocate. */
 const DECODE_CONFIG = bare.Config({ maxBufferLength: MAX_FRAME_BYTES });
+
+/** Cursor configuration for writing a uint into a frame buffer that is already sized (at most the frame limit). */
+const WRITE_CONFIG = bare.Config({ initialBufferLength: 0, maxBufferLength: MAX_FRAME_BYTES });
 
 /** Checks a header against the spec's rules and limits; returns the payload byte count it implies. */
 export function checkHeader(h: WireTensorHeader): Result<number, FormatError> {
@@ -356,22 +346,6 @@ export function encodeManifest(m: DumpManifest): Uint8Array {
 
 // ---- decoding ----
 
-function bareCode(e: bare.BareError): FormatErrorCode {
-  if (e.issue === "missing bytes") {
-    return "truncated";
-  }
-  if (e.issue === "invalid tag") {
-    return "bad-tag";
-  }
-  if (e.issue === "must be canonical") {
-    return "non-canonical";
-  }
-  if (e.issue === "invalid UTF-8 string") {
-    return "bad-utf8";
-  }
-  return "limit";
-}
-
 /** Runs a generated reader over a window of at most `limit` bytes; maps its errors to FormatError. */
 function readWindow<T>(
   bytes: Uint8Array,
@@ -387,20 +361,14 @@ function readWindow<T>(
     const value = read(bc);
     return ok({ value, next: bc.offset });
   } catch (e) {
-    if (e instanceof bare.BareError) {
-      const code = bareCode(e);
-      if (code === "truncated" && window.length < bytes.length) {
-        return fail("limit", `${what} is longer than its limit of ${limit} bytes`);
-      }
-      return fail(code, `${what}: ${e.message}`);
+    const code = bareErrorCode(e);
+    if (code === undefined) {
+      throw e;
     }
-    // In its development build (the "development" export condition, as under vitest), @bare-ts/lib asserts
-    // that lengths fit 32 bits; hostile lengths trip those assertions, and typed-array constructors throw
-    // RangeError for lengths they cannot hold. Both are input-driven.
-    if (e instanceof RangeError || (e instanceof Error && e.name === "AssertionError")) {
-      return fail("limit", `${what}: a declared length is too large`);
+    if (code === "truncated" && window.length < bytes.length) {
+      return fail("limit", `${what} is longer than its limit of ${limit} bytes`);
     }
-    throw e;
+    return fail(code, `${what}: ${e instanceof bare.BareError ? e.message : "a declared length is too large"}`);
   }
 }
 
@@ -473,7 +441,7 @@ function checkPreamble(bytes: Uint8Array): Result<number, FormatError> {
 export function decodeMessage(input: Uint8Array): Result<WireMessage, FormatError> {
   // A plain view of the same memory: @bare-ts/lib copies fields with `slice()`, which on a Node Buffer
   // is a view of its whole pool (the generated f32/u32 list readers would then read the wrong bytes).
-  const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
+  const bytes = plainBytes(input);
   const tag = checkPreamble(bytes);
   if (!tag.ok) {
     return tag;
