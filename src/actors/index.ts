@@ -40,7 +40,6 @@ export {
   type SupervisionEvent,
   type SupervisionOptions,
 } from "./supervision.js";
-export { StreamChannel } from "./stream.js";
 export { ActorSystem, createActorSystem, type ActorSystemOptions, type Escalation } from "./system.js";
 export { actorModule } from "./module.js";
 export { encodeFrame, decodeFrame, FRAME_MAGIC, FRAME_VERSION, type Frame } from "./remote/frames.js";

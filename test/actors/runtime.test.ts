@@ -1,3 +1,4 @@
+import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   ActorError,
@@ -5,7 +6,6 @@ import {
   defineActor,
   ManualClock,
   settle,
-  StreamChannel,
   type ActorSystem,
   type Replies,
   type Streams,
@@ -235,12 +235,13 @@ describe("actor runtime (in-process)", () => {
     const Gen = defineActor<Tokens>({
       name: "gen",
       create: () => {
-        const channel = new StreamChannel<string>();
+        // Items pushed from elsewhere: any AsyncIterable does, here a Node object stream.
+        const channel = new PassThrough({ objectMode: true });
         return {
           receive: {
-            gen: () => channel.iterable,
-            push: (m) => channel.push(m.token),
-            status: () => channel.buffered,
+            gen: () => channel as AsyncIterable<string>,
+            push: (m) => void channel.write(m.token),
+            status: () => channel.readableLength,
           },
         };
       },
