@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { createNativeTrainRuntime, nativeTrainUnavailable, type TrainRuntime } from "../src/train/fast.js";
 import type { QatConfig } from "../src/train/model.js";
 import { initTrainState, trainStep, type TrainOptions } from "../src/train/qat.js";
-import { Rng } from "../src/train/rng.js";
+import { Rng } from "../src/model/sampling/rng.js";
 
 export const TRAIN_BENCH_CONFIG: QatConfig = {
   vocabSize: 4096,

@@ -12,7 +12,7 @@ import type { Backend } from "../backends/backend.js";
 import { int32Tensor, tensor, type Tensor } from "../tensor/index.js";
 import type { Dims } from "../tensor/dims.js";
 import type { Tape } from "./autograd.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../model/sampling/rng.js";
 
 /** Hyperparameters of a trainable BitNet (the fields of BitnetConfig that shape the weights). */
 export interface QatConfig {

@@ -8,7 +8,7 @@ import { ShapeError } from "../core/errors.js";
 import { createTape } from "./autograd.js";
 import type { TrainRuntime } from "./fast.js";
 import { batchLoss, bindParams, checkQatConfig, initParams, type Param, type QatConfig } from "./model.js";
-import { Rng } from "./rng.js";
+import { Rng } from "../model/sampling/rng.js";
 
 /** Optimizer, schedule and data settings of a run. */
 export interface TrainOptions {

@@ -33,7 +33,7 @@ import {
   type TrainOptions,
   type TrainState,
 } from "../../src/train/qat.js";
-import { Rng } from "../../src/train/rng.js";
+import { Rng } from "../../src/model/sampling/rng.js";
 
 const CONFIG: QatConfig = {
   vocabSize: 8,

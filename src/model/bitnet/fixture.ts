@@ -8,6 +8,7 @@ import { gv, writeGguf, type GgufTensorInput, type GgufValue } from "../../forma
 import { roundToHalf } from "../../quant/half.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import type { QuantName } from "../../quant/types.js";
+import { Rng } from "../sampling/rng.js";
 
 /** Architecture strings barbell accepts for BitNet GGUF files. */
 export type BitnetArch = "bitnet" | "bitnet-25" | "bitnet-b1.58";
@@ -46,16 +47,10 @@ export interface BitnetFixtureOptions {
   readonly seed?: number;
 }
 
-/** mulberry32: a 32-bit-state PRNG, good enough for test weights and fully deterministic. */
+/** mulberry32 (barbell's one PRNG, src/model/sampling/rng.ts) as a function: test weights, fully deterministic. */
 export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 /** GPT-2's byte → printable character map (bytes that print as themselves keep their code point). */
