@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: kernel GOPS per backend, end-to-end prefill/decode tokens/s on generated models of
  * the 700M (bitnet) and 2B-4T (bitnet-b1.58) shapes, peak RSS, and the memory-bandwidth ceiling
- * measured in the same run. Prints a Markdown table and writes it to bench/results/.
+ * measured in the same run, decode with and without a JSON-schema constraint (bench/grammar-decode.ts).
+ * Prints a Markdown table and writes it to bench/results/.
  *
  *   npm run bench                 # everything available (models are generated once into bench/.models)
  *   npm run bench -- --quick      # 700M only, short runs
@@ -24,6 +25,7 @@ import type { AdapterSummary } from "../src/backends/webgpu/device.js";
 import { makeBitnetFixture } from "../src/model/bitnet/fixture.js";
 import { SHAPES } from "../scripts/shapes.js";
 import { barewireBench } from "./barewire.js";
+import { grammarDecodeBench } from "./grammar-decode.js";
 import { trainBench } from "./train.js";
 import { serveBench } from "./serve.js";
 import { peerBench } from "./peers.js";
@@ -292,6 +294,7 @@ async function main(): Promise<void> {
     lines.push("", ...peerBench({ quick, reps, threadCounts, barbell, median, spread }));
   }
   lines.push("", `Medians of ${reps} runs (range in parentheses). Peers on this machine kind: see ../shared/docs/PEERS.md.`);
+  lines.push("", ...(await grammarDecodeBench({ quick })));
   lines.push("", ...barewireBench({ quick }));
   lines.push("", ...(await serveBench({ quick, threads: most })).lines);
   lines.push("", ...trainBench({ quick }));
