@@ -3,6 +3,7 @@
  * prints what its comments say; the CLI lines it shows are the real output of those commands.
  */
 import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { runCli } from "../cli/helpers.js";
@@ -37,7 +38,7 @@ describe("README structured output", () => {
 
   it("should show the CLI's real output for the schema file it shows", async () => {
     const schema = /\$ cat verse\.json\n(.*)\n/.exec(section)?.[1] ?? "";
-    const dir = fs.mkdtempSync(path.join(root, "test", ".readme-cli-"));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "barbell-readme-cli-"));
     written.push(dir);
     const verse = path.join(dir, "verse.json");
     fs.writeFileSync(verse, `${schema}\n`);
