@@ -15,6 +15,7 @@ import { addConvertCommand } from "./convert.js";
 import { addDumpCommands } from "./dump.js";
 import { addRunCommands, type CliIo } from "./run.js";
 import { addServeCommand } from "./serve.js";
+import { addWorkerCommand } from "./worker.js";
 import { addHfModelSupport, addHubCommands } from "./pull.js";
 import { writeAtomically } from "../core/files.js";
 import { addTrainCommand } from "./train.js";
@@ -125,6 +126,7 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
   addBackendsCommand(program, io);
   addDumpCommands(program, io);
   addServeCommand(program, io);
+  addWorkerCommand(program, io);
   addTrainCommand(program, io);
   addConvertCommand(program, io);
   addBenchCommand(program, io);

@@ -34,8 +34,10 @@ import { MAX_WAIT_LIMIT_MS } from "../serve/http/admission.js";
 import type { CascadeConfig, ServedModelConfig } from "../serve/http/served.js";
 import { defaultModelPath, DefaultModelError, modelOrDefault } from "./default-model.js";
 import type { CliIo } from "./run.js";
+import { NatsGateway } from "../serve/nats/gateway.js";
+import { connectWithFlags, natsOptions, type NatsFlags } from "./worker.js";
 
-interface ServeFlags {
+interface ServeFlags extends NatsFlags {
   model?: string;
   name?: string;
   config?: string;
@@ -356,7 +358,8 @@ async function checkContexts(models: readonly ServedModelConfig[]): Promise<void
 
 export function addServeCommand(program: Command, io: CliIo): void {
   const ctx = contextFlag();
-  program
+  natsOptions(
+    program
     .command("serve")
     .description("serve models over an OpenAI-compatible HTTP API (docs/serving.md)")
     .option("-m, --model <path>", "a GGUF file or Hugging Face folder (default: the packaged models/barbell-kjv.gguf)")
@@ -390,14 +393,16 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--public-health", "show /health/ready's per-model details (pids, failures) to every caller, not only to callers with an API key")
     .addOption(new Option("--log-format <format>", "one line per request on stdout: method, path, status, model, prompt/completion tokens, ms").choices(["text", "json"]).default("text"))
     .option("--quiet", "no request log lines (startup lines and errors are still written)")
-    .option("--ui", "also serve the browser demo page at /ui/ (public, even with --api-key: the model runs in the browser; docs/webgpu.md)")
-    .action(async (flags: ServeFlags) => {
+    .option("--ui", "also serve the browser demo page at /ui/ (public, even with --api-key: the model runs in the browser; docs/webgpu.md)"),
+    "to serve the models that workers advertise (barbell worker; docs/scale-out.md); no local model unless -m, --config or --demo",
+  ).action(async (flags: ServeFlags) => {
       const sources = [flags.model !== undefined, flags.config !== undefined, flags.demo === true].filter(Boolean).length;
       if (sources > 1) {
         throw new ServeError("bad-config", "[serve] give at most one of -m <model>, --config <file> or --demo (none: the default model)");
       }
       // Neither -m, --config nor --demo: the packaged default model (what `npm start` serves).
-      const modelPath = sources === 0 ? modelOrDefault(undefined, io.err) : flags.model;
+      const gateway = flags.nats !== undefined; // with no local model: only the advertised ones
+      const modelPath = sources === 0 ? (gateway ? undefined : modelOrDefault(undefined, io.err)) : flags.model;
       const file = flags.config === undefined ? undefined : await readServeConfig(flags.config);
       const demo = flags.demo === true ? await demoModel() : undefined;
       const perModel = {
@@ -415,7 +420,9 @@ export function addServeCommand(program: Command, io: CliIo): void {
           ? file.models.map((m) => ({ ...perModel, ...m }))
           : demo !== undefined
             ? [{ name: flags.name ?? "barbell-demo", path: demo.path, randomWeights: true, ...perModel }]
-            : [{ name: flags.name ?? path.basename(modelPath ?? "model").replace(/\.gguf$/i, ""), path: modelPath ?? "", ...perModel }];
+            : modelPath === undefined
+              ? []
+              : [{ name: flags.name ?? path.basename(modelPath ?? "model").replace(/\.gguf$/i, ""), path: modelPath ?? "", ...perModel }];
       const envKeys = (process.env["BARBELL_API_KEYS"] ?? "").split(",").filter((k) => k !== "");
       const apiKeys = [...(flags.apiKey ?? []), ...(file?.apiKeys ?? []), ...envKeys];
       // Command-line flags are defaults; the config file's fields win (docs/serving.md, "Config file").
@@ -447,11 +454,14 @@ export function addServeCommand(program: Command, io: CliIo): void {
         ...(flags.ui === true ? { ui: demoPageOptions() } : {}),
       };
       let server;
+      const nc = gateway ? await connectWithFlags(flags, "barbell serve") : undefined;
       try {
         await checkContexts(models);
-        server = await createServer(options);
+        const remote = nc === undefined ? undefined : await NatsGateway.start(nc, { prefix: flags.natsPrefix, log: (line) => io.err(`${line}\n`) });
+        server = await createServer({ ...options, ...(remote === undefined ? {} : { remote }) });
       } catch (e) {
         await demo?.remove();
+        await nc?.close();
         throw e;
       }
       const host = file?.host ?? flags.host;
@@ -463,6 +473,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
         // Nothing listens: stop the model workers (child processes) so the command ends, with one clear line.
         await server.shutdown(0);
         await demo?.remove();
+        await nc?.close();
         throw listenError(e, host, port, file?.port === undefined ? undefined : flags.config);
       }
       for (const s of server.served) {
@@ -473,6 +484,9 @@ export function addServeCommand(program: Command, io: CliIo): void {
       }
       if (apiKeys.length > 0) {
         io.out(`barbell serve: API keys required on /v1/*\n`);
+      }
+      if (nc !== undefined) {
+        io.out(`barbell serve: gateway on NATS ${(flags.nats ?? []).join(", ")}, prefix '${flags.natsPrefix}': serving the models that workers advertise\n`);
       }
       io.out(`barbell serve: listening on ${url}\n`);
       if (flags.ui === true) {
@@ -496,6 +510,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
         }
       });
       await demo?.remove();
+      await nc?.drain().catch(() => undefined);
       io.out("barbell serve: stopped\n");
     });
 }

@@ -48,6 +48,17 @@ export interface ServerOptions {
   readonly requestLog?: (entry: RequestLogEntry) => void;
   /** Mount the browser demo page at /ui/ (public; ui.ts). Default: off. */
   readonly ui?: UiOptions;
+  /** Models served from elsewhere besides `models` (a NATS gateway, src/serve/nats); closed at shutdown. */
+  readonly remote?: RemoteModels;
+}
+
+/** Models that come and go (served by remote workers): looked up at every request. */
+export interface RemoteModels {
+  list(): readonly Served[];
+  find(name: string): Served | undefined;
+  /** The prompt tokenizer of a listed model. */
+  prompts(name: string): PromptTokenizer | undefined;
+  close(): Promise<void>;
 }
 
 /** One request as the request log sees it. */
@@ -102,12 +113,15 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
     await system.stop();
     throw error;
   }
-  const byName = new Map(served.map((s) => [s.name, s]));
+  const local = new Map(served.map((s) => [s.name, s]));
+  const remote = options.remote;
+  const byName = { get: (name: string): Served | undefined => local.get(name) ?? remote?.find(name), has: (name: string): boolean => byName.get(name) !== undefined };
+  const allServed = (): readonly Served[] => (remote === undefined ? served : [...served, ...remote.list()]);
   // Each served name's prompt tokenizer (a cascade tokenizes with its first rung's vocabulary).
   const modelPath = new Map(options.models.map((m) => [m.name, m.path]));
   const firstRung = new Map((options.cascades ?? []).map((c) => [c.name, c.rungs[0] ?? ""]));
   const prompts = new Map(served.map((s) => [s.name, new PromptTokenizer(modelPath.get(s.name) ?? modelPath.get(firstRung.get(s.name) ?? "") ?? "", s.info, log)]));
-  const metrics = createMetrics(async () => new Map(await Promise.all(served.map(async (s) => [s.name, await s.readiness()] as const))));
+  const metrics = createMetrics(async () => new Map(await Promise.all(allServed().map(async (s) => [s.name, await s.readiness()] as const))));
   // Host, CORS and keys; `guard.isAuthorised(request)` says whether a caller may see details (health).
   const guard = new Guard(options);
   const timeoutMs = options.requestTimeoutMs ?? 300_000;
@@ -199,7 +213,7 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
     },
   });
 
-  app.get("/v1/models", async () => ({ object: "list", data: served.map(modelObject) }));
+  app.get("/v1/models", async () => ({ object: "list", data: allServed().map(modelObject) }));
   app.get<{ Params: { id: string } }>("/v1/models/:id", async (request) => {
     const s = byName.get(request.params.id);
     if (s === undefined) {
@@ -214,9 +228,9 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
   const healthDetails = (request: FastifyRequest): boolean => options.publicHealth === true || ((options.apiKeys ?? []).length > 0 && guard.isAuthorised(request));
   app.get("/health/ready", { config: PUBLIC }, async (request, reply) => {
     const models: Record<string, unknown> = {};
-    let ready = !draining && served.length > 0;
+    let ready = !draining && allServed().length > 0;
     let degraded = false;
-    for (const s of served) {
+    for (const s of allServed()) {
       const r = await s.readiness();
       ready &&= r.ready;
       degraded ||= r.degraded;
@@ -235,7 +249,11 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
       throw new ApiError(404, `model '${name}' does not exist (see GET /v1/models)`, "invalid_request_error", "model", "model_not_found");
     }
     const params = kind === "chat" ? checkChatRequest(request.body, s.info.contextLength) : checkCompletionRequest(request.body, s.info.contextLength, s.info.vocabSize);
-    const prompt = await preparePrompt(s, params, prompts.get(s.name) as PromptTokenizer); // a 400 for a prompt that does not fit, before admission
+    const tokenizer = prompts.get(s.name) ?? remote?.prompts(s.name);
+    if (tokenizer === undefined) {
+      throw new ApiError(503, `model '${name}' has no worker now; retry later`, "server_error", null, "unavailable"); // a remote model that just left
+    }
+    const prompt = await preparePrompt(s, params, tokenizer); // a 400 for a prompt that does not fit, before admission
     const admitted = s.admission.admit({ promptTokens: prompt.ids.length, maxTokens: prompt.maxTokens, choices: params.n });
     if (!admitted.ok) {
       metrics.rejected.inc({ model: s.name });
@@ -367,6 +385,7 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
         app.server.closeAllConnections();
         await closing;
         await Promise.all([...prompts.values()].map((p) => p.close()));
+        await remote?.close();
         await system.stop();
       })();
       return stopped;
