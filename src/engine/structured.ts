@@ -139,12 +139,15 @@ export function wantsJson(options: StructuredOptions): boolean {
 export class GrammarConstraint {
   readonly #matcher: GrammarMatcher;
   readonly #stops: readonly number[];
+  /** The grammar's own stop tokens (EOS, end of turn) that do not stop this generation (`ignoreEos`): never allowed. */
+  readonly #banned: readonly number[];
   readonly #mask: Uint32Array;
 
   constructor(grammar: Grammar, tokenizer: Tokenizer, stops: Iterable<number>) {
     this.#matcher = grammar.matcher(tokenizer);
     this.#mask = new Uint32Array(this.#matcher.maskWords);
     this.#stops = [...stops].filter((t) => Number.isInteger(t) && t >= 0 && t < this.#mask.length * 32);
+    this.#banned = grammar.forTokenizer(tokenizer).vocab.stops.filter((t) => !this.#stops.includes(t));
   }
 
   isComplete(): boolean {
@@ -167,6 +170,9 @@ export class GrammarConstraint {
     for (const t of this.#stops) {
       const w = t >>> 5;
       mask[w] = complete ? ((mask[w] ?? 0) | (1 << (t & 31))) >>> 0 : ((mask[w] ?? 0) & ~(1 << (t & 31))) >>> 0;
+    }
+    for (const t of this.#banned) {
+      mask[t >>> 5] = ((mask[t >>> 5] ?? 0) & ~(1 << (t & 31))) >>> 0;
     }
     if (applyTokenMask(logits, mask) === 0) {
       throw new GrammarIncompleteError("no-room", text, generated);

@@ -8,8 +8,9 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UsageError } from "../../src/core/errors.js";
 import { loadModel, type BitnetModel } from "../../src/engine/model.js";
-import { compileOptions, resolveGrammar } from "../../src/engine/structured.js";
+import { compileOptions, GrammarConstraint, resolveGrammar } from "../../src/engine/structured.js";
 import { compileGbnf, compileJsonSchema, GrammarError, GrammarIncompleteError } from "../../src/model/grammar/index.js";
+import type { Tokenizer } from "../../src/model/tokenizer/types.js";
 import { createAjv } from "./validate.js";
 
 const MODEL = path.resolve(import.meta.dirname, "../../models/barbell-kjv.gguf");
@@ -99,6 +100,28 @@ describe("generate with a grammar", () => {
     expect(result.text).toBe("Amen.");
     expect(result.finishReason).toBe("stop");
   }, 60_000);
+
+  it("should allow this generation's stop tokens only once complete, and never the end tokens it ignores (ignoreEos)", () => {
+    const tokenizer = model.tokenizer as Tokenizer;
+    const eos = tokenizer.eos as number;
+    const a = tokenizer.encode("a", { addBos: false })[0] as number;
+    const b = tokenizer.encode("b", { addBos: false })[0] as number;
+    const grammar = compileGbnf('root ::= ("a" | "b")+');
+    const masked = (stops: number[], accepted: number[]): Float32Array => {
+      const constraint = new GrammarConstraint(grammar, tokenizer, stops);
+      accepted.forEach((t) => constraint.accept(t));
+      const logits = new Float32Array(model.config.vocabSize);
+      constraint.apply(logits, 10, "", accepted.length);
+      return logits;
+    };
+    expect(masked([eos], [])[eos]).toBe(Number.NEGATIVE_INFINITY); // not complete yet
+    expect(masked([eos], [a])[eos]).toBe(0); // complete: the stop token may end it
+    expect(masked([], [a])[eos]).toBe(Number.NEGATIVE_INFINITY); // ignoreEos: EOS is not a stop, and no text either
+    expect(masked([], [a])[a]).toBe(0);
+    // A stopTokens id that is a text token: only a stop (allowed once complete), never text before.
+    const asStop = masked([eos, a], []);
+    expect([asStop[a], asStop[b]]).toEqual([Number.NEGATIVE_INFINITY, 0]);
+  });
 
   it("should accept a compiled Grammar and reuse cached grammars for the same text", () => {
     const grammar = compileGbnf('root ::= "x"');
