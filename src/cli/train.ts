@@ -196,7 +196,7 @@ function encodeDocs(tok: Tokenizer, docs: readonly string[]): Uint32Array {
 }
 
 /** The `tokenizer.*` metadata entries of a GGUF file (a model, or a tokenizer-only file). */
-async function tokenizerEntries(file: string): Promise<[string, GgufValue][]> {
+export async function tokenizerEntries(file: string): Promise<[string, GgufValue][]> {
   await using g = await openGguf(file);
   const entries: [string, GgufValue][] = [];
   for (const key of g.metadata.keys()) {
@@ -211,15 +211,34 @@ async function tokenizerEntries(file: string): Promise<[string, GgufValue][]> {
   return entries;
 }
 
+/** What `validationLoss` may do besides scoring (scripts/head-eval.ts compares heads with it). */
+export interface ValidationOptions {
+  /** Loads the model with this head policy (LoadModelOptions.headType). Default: the file's head. */
+  readonly headType?: "keep" | "q8_0";
+  /** Called with each window's logits (row i predicts `val[start + i + 1]`) before they are scored. */
+  readonly onWindow?: (start: number, logits: readonly Float32Array[]) => void;
+}
+
 /** Mean cross-entropy (nats/token) of the exported model on the validation tokens, in windows of seqLen. */
-async function validationLoss(modelFile: string, val: Uint32Array, seqLen: number, maxTokens: number): Promise<{ loss: number; tokens: number }> {
-  using model = await loadModel(modelFile, { autotune: false, contextLength: seqLen + 1 });
+export async function validationLoss(
+  modelFile: string,
+  val: Uint32Array,
+  seqLen: number,
+  maxTokens: number,
+  options: ValidationOptions = {},
+): Promise<{ loss: number; tokens: number }> {
+  using model = await loadModel(modelFile, {
+    autotune: false,
+    contextLength: seqLen + 1,
+    ...(options.headType === undefined ? {} : { headType: options.headType }),
+  });
   let sum = 0;
   let n = 0;
   for (let start = 0; start + 1 < val.length && n < maxTokens; start += seqLen) {
     const window = Array.from(val.subarray(start, Math.min(start + seqLen + 1, val.length)));
     const take = Math.min(window.length - 1, maxTokens - n);
     const logits = await model.logits(window.slice(0, take), { all: true });
+    options.onWindow?.(start, logits);
     for (let i = 0; i < take; i++) {
       const row = logits[i] ?? new Float32Array(0);
       let max = -Infinity;
@@ -710,11 +729,12 @@ async function readCorpus(file: string): Promise<Uint8Array> {
 }
 
 /** The tokenizer of `tokenizer.*` entries, through a GGUF round trip: the same metadata the model loader reads. */
-function tokenizerFromEntries(entries: readonly [string, GgufValue][]): Tokenizer {
+export function tokenizerFromEntries(entries: readonly [string, GgufValue][]): Tokenizer {
   return tokenizerFromGguf(parseGguf(writeGguf({ metadata: entries })).metadata);
 }
 
-function splitCorpus(bytes: Uint8Array, valFraction: number, tok: Tokenizer): { trainTokens: Uint32Array; valTokens: Uint32Array } {
+/** The run's token streams: the last `valFraction` of the corpus lines held out (the card's "split"). */
+export function splitCorpus(bytes: Uint8Array, valFraction: number, tok: Tokenizer): { trainTokens: Uint32Array; valTokens: Uint32Array } {
   const lines = corpusLines(new TextDecoder().decode(bytes));
   const valLines = Math.max(1, Math.round(lines.length * valFraction));
   return {
