@@ -492,6 +492,11 @@ export class NatsGateway implements RemoteModels {
     if (stream === undefined) {
       return; // a late item of a request that ended (cancelled, timed out)
     }
+    const model = this.#models.get(stream.model);
+    const worker = model?.workers.get(stream.worker);
+    if (worker !== undefined) {
+      worker.seenAt = Date.now(); // its items show it is alive as well as its heartbeats
+    }
     let item = fromWireItem(m.item, m.resent);
     if (item.kind === "error" && !SERVE_CODES.has(item.code)) {
       item = { ...item, code: "failed" };
