@@ -394,7 +394,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .addOption(new Option("--log-format <format>", "one line per request on stdout: method, path, status, model, prompt/completion tokens, ms").choices(["text", "json"]).default("text"))
     .option("--quiet", "no request log lines (startup lines and errors are still written)")
     .option("--ui", "also serve the browser demo page at /ui/ (public, even with --api-key: the model runs in the browser; docs/webgpu.md)"),
-    "to serve the models that workers advertise (barbell worker; docs/scale-out.md); no local model unless -m, --config or --demo",
+    "to serve the models that workers advertise (barbell worker; docs/scale-out.md); no local model unless -m, --config or --demo (default: none)",
   ).action(async (flags: ServeFlags) => {
       const sources = [flags.model !== undefined, flags.config !== undefined, flags.demo === true].filter(Boolean).length;
       if (sources > 1) {
