@@ -24,6 +24,8 @@
 #include "elementwise.h"
 #include "float_kernels.h"
 #include "kernels.h"
+#include "napi_args.h"
+#include "probe.h"
 #include "executor.h"
 #include "ops.generated.h"
 #include "thread_pool.h"
@@ -31,136 +33,7 @@
 namespace barbell {
 namespace {
 
-// ---- argument helpers (return false after throwing a JS TypeError / RangeError) ----
-
-template <typename T>
-struct ArrayType;
-template <> struct ArrayType<int8_t> { static constexpr napi_typedarray_type value = napi_int8_array; };
-template <> struct ArrayType<uint8_t> { static constexpr napi_typedarray_type value = napi_uint8_array; };
-template <> struct ArrayType<uint16_t> { static constexpr napi_typedarray_type value = napi_uint16_array; };
-template <> struct ArrayType<int32_t> { static constexpr napi_typedarray_type value = napi_int32_array; };
-template <> struct ArrayType<uint32_t> { static constexpr napi_typedarray_type value = napi_uint32_array; };
-template <> struct ArrayType<float> { static constexpr napi_typedarray_type value = napi_float32_array; };
-
-template <typename T>
-bool get_array(const Napi::CallbackInfo& info, size_t idx, const char* name, size_t needed, T** out) {
-  Napi::Env env = info.Env();
-  const Napi::Value v = info[idx];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != ArrayType<T>::value) {
-    Napi::TypeError::New(env, std::string("[native-cpu] ") + name + " has the wrong typed array type")
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  Napi::TypedArrayOf<T> arr = v.As<Napi::TypedArrayOf<T>>();
-  if (arr.ElementLength() < needed) {
-    Napi::RangeError::New(env, std::string("[native-cpu] ") + name + " holds " + std::to_string(arr.ElementLength()) +
-                                   " elements, needs " + std::to_string(needed))
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = arr.Data();
-  return true;
-}
-
-bool get_int(const Napi::CallbackInfo& info, size_t idx, const char* name, int64_t max, int64_t* out) {
-  const Napi::Value v = info[idx];
-  if (!v.IsNumber()) {
-    Napi::TypeError::New(info.Env(), std::string("[native-cpu] ") + name + " must be a number")
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d <= static_cast<double>(max)) || d != static_cast<double>(static_cast<int64_t>(d))) {
-    Napi::RangeError::New(info.Env(), std::string("[native-cpu] ") + name + " out of range")
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = static_cast<int64_t>(d);
-  return true;
-}
-
-// An element-wise op code from JS. Anything but a code of the generated enum (0 … count − 1) is a
-// RangeError "unknown op code" (the TS glue turns it into a UsageError), never a default op.
-bool get_op_code(const Napi::CallbackInfo& info, size_t idx, const char* kernel, int count, int64_t* out) {
-  const Napi::Value v = info[idx];
-  if (!v.IsNumber()) {
-    Napi::TypeError::New(info.Env(), std::string("[native-cpu] ") + kernel + ": the op code must be a number")
-        .ThrowAsJavaScriptException();
-    return false;
-  }
-  const double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0 && d < count) || d != static_cast<double>(static_cast<int64_t>(d))) {
-    std::ostringstream text;
-    text << "[native-cpu] " << kernel << ": unknown op code " << d << " (this build has " << count << " " << kernel
-         << " ops)";
-    Napi::RangeError::New(info.Env(), text.str()).ThrowAsJavaScriptException();
-    return false;
-  }
-  *out = static_cast<int64_t>(d);
-  return true;
-}
-
-// A table op this build has no case for (elementwise.h): the TS glue never routes one here (it declares
-// only the exported `unaryOps` / `binaryOps`), so a call is a caller's error, reported, never computed.
-void unimplemented(const Napi::CallbackInfo& info, const char* kernel, const char* const* names, int count, int64_t code) {
-  const std::string name = code >= 0 && code < count ? names[code] : std::to_string(code);
-  Napi::RangeError::New(info.Env(), std::string("[native-cpu] ") + kernel + ": op " + name +
-                                        " is not implemented by this build (see its unaryOps / binaryOps)")
-      .ThrowAsJavaScriptException();
-}
-
-// The codes of `Enum` with a case in elementwise.h, as a JS array of numbers.
-template <class Enum>
-Napi::Array implemented_codes(Napi::Env env, int count) {
-  Napi::Array list = Napi::Array::New(env);
-  uint32_t n = 0;
-  for (int code = 0; code < count; ++code) {
-    if (elementwise::implements(static_cast<Enum>(code))) {
-      list.Set(n++, Napi::Number::New(env, code));
-    }
-  }
-  return list;
-}
-
-constexpr int64_t kMaxDim = 0x7fffffff;
-// |Σ code·x| ≤ 2·128·K must fit int32 (codes are trit + 1).
-constexpr int64_t kMaxK = 1 << 22;
-
-double get_double(const Napi::CallbackInfo& info, size_t idx) { return info[idx].As<Napi::Number>().DoubleValue(); }
-
-bool checked_product(int64_t a, int64_t b, size_t* out) {
-  if (a != 0 && b > INT64_MAX / a) {
-    return false;
-  }
-  *out = static_cast<size_t>(a * b);
-  return true;
-}
-
-#define ARG_INT(var, idx, max)                                   \
-  int64_t var = 0;                                                \
-  if (!get_int(info, idx, #var, max, &var)) {                    \
-    return info.Env().Undefined();                                \
-  }
-#define ARG_OP(var, idx, Enum, kernel)                                         \
-  ops::Enum var{};                                                              \
-  {                                                                             \
-    int64_t code = 0;                                                           \
-    if (!get_op_code(info, idx, kernel, ops::k##Enum##Count, &code)) {          \
-      return info.Env().Undefined();                                            \
-    }                                                                           \
-    var = static_cast<ops::Enum>(code);                                         \
-    if (!elementwise::implements(var)) {                                        \
-      unimplemented(info, kernel, ops::k##Enum##Names, ops::k##Enum##Count, code); \
-      return info.Env().Undefined();                                            \
-    }                                                                           \
-  }
-#define ARG_ARRAY(T, var, idx, needed)                           \
-  T* var = nullptr;                                               \
-  if (!get_array<T>(info, idx, #var, needed, &var)) {            \
-    return info.Env().Undefined();                                \
-  }
-
-size_t prod(int64_t a, int64_t b) { return static_cast<size_t>(a) * static_cast<size_t>(b); }
+// Argument helpers and the ARG_* macros: napi_args.h.
 
 class Context : public Napi::ObjectWrap<Context> {
  public:
@@ -855,81 +728,6 @@ class Context : public Napi::ObjectWrap<Context> {
   std::unique_ptr<Executor> exec_;
   std::vector<int32_t> xsum_;
 };
-
-Napi::Value Features(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const CpuFeatures& f = cpu_features();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("best", isa_name(f.best));
-  Napi::Array flags = Napi::Array::New(env, f.flags.size());
-  for (size_t t = 0; t < f.flags.size(); ++t) {
-    flags.Set(static_cast<uint32_t>(t), f.flags[t]);
-  }
-  o.Set("flags", flags);
-  o.Set("physicalCores", physical_cores());
-  o.Set("logicalCores", logical_cores());
-  return o;
-}
-
-// Runs every integer kernel of the chosen path on a small odd-sized problem and compares it with the
-// scalar path: an illegal instruction here kills the probe's child process, not the user's.
-Napi::Value SelfTest(const Napi::CallbackInfo& info) {
-  const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  Isa isa;
-  if (!parse_isa(name, cpu_features().best, &isa)) {
-    return Napi::Boolean::New(info.Env(), false);
-  }
-  const IsaKernels t = table_for(isa);
-  const IsaKernels* s = scalar_kernels();
-  const int m = 5, k = 301, n = 13;
-  const size_t row_bytes = (k + 3) / 4;
-  std::vector<int8_t> x(static_cast<size_t>(m) * k);
-  std::vector<uint8_t> w(n * row_bytes);
-  uint32_t seed = 12345;
-  auto rnd = [&seed] {
-    seed = seed * 1664525u + 1013904223u;
-    return seed >> 8;
-  };
-  for (auto& v : x) {
-    v = static_cast<int8_t>(static_cast<int>(rnd() % 255) - 127);
-  }
-  for (auto& v : w) {
-    v = static_cast<uint8_t>(rnd());
-  }
-  std::vector<float> xs(m, 3.0f), o1(static_cast<size_t>(m) * n), o2(static_cast<size_t>(m) * n);
-  std::vector<int32_t> xsum(m);
-  auto run = [&](const IsaKernels& table, std::vector<float>& out) {
-    const int block = table.ternary_block;
-    const size_t per = block == 0 ? 1 : 4 * static_cast<size_t>(block);
-    const size_t stride = (static_cast<size_t>(k) + per - 1) / per * per;
-    std::vector<int8_t> xp(stride * m);
-    repack_x_planes(x.data(), m, k, block, xp.data(), stride, xsum.data());
-    TernaryArgs a{xp.data(), stride, xsum.data(), xs.data(), 0.5f, w.data(), row_bytes, k, m, n, out.data()};
-    table.ternary(a, 0, n);
-  };
-  run(t, o1);
-  run(*s, o2);
-  bool ok = std::memcmp(o1.data(), o2.data(), o1.size() * sizeof(float)) == 0;
-  // Binary × int8 and the dense f16 path on the same data.
-  std::vector<uint32_t> wb((k + 31) / 32 * n);
-  for (auto& v : wb) {
-    v = rnd() ^ (rnd() << 16);
-  }
-  BinaryI8Args b1{x.data(), xsum.data(), xs.data(), 0.25f, wb.data(), static_cast<size_t>((k + 31) / 32), k, m, n, o1.data()};
-  BinaryI8Args b2 = b1;
-  b2.out = o2.data();
-  t.binary_i8(b1, 0, n);
-  s->binary_i8(b2, 0, n);
-  ok = ok && std::memcmp(o1.data(), o2.data(), o1.size() * sizeof(float)) == 0;
-  std::vector<float> xf(static_cast<size_t>(m) * k, 0.5f);
-  std::vector<uint16_t> wh(static_cast<size_t>(n) * k, 0x3c00);  // 1.0
-  DenseArgs d1{xf.data(), wh.data(), true, k, m, n, o1.data()};
-  t.dense(d1, 0, n);
-  for (float v : o1) {
-    ok = ok && v == 150.5f;
-  }
-  return Napi::Boolean::New(info.Env(), ok);
-}
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("features", Napi::Function::New(env, Features));
