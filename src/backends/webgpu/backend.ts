@@ -1,6 +1,6 @@
 /**
  * WebGPU as a backend of the contract (backend.ts): a `PartialBackend` whose memory is the device's
- * (`kind: "device"`), with every kernel of the op table and no fused steps.
+ * (`kind: "device"`), with every kernel of the op table and the fused single-step block.
  *
  * - **Memory.** Tensors are device buffers. `write` queues an upload (an unaligned range goes through a
  *   scratch buffer and the byte-copy shader); `read` throws (device memory is read back asynchronously
@@ -12,15 +12,17 @@
  *   fails at that read, with the same ValueError / ShapeError.
  * - **RoPE** takes `theta` per call; the backend keeps one factored cos/sin table per (theta, headDim),
  *   built on the host in float64 at first use and covering positions 0 … MAX_ROPE_POSITIONS − 1.
- * - **Fused steps** (bitnetBlock, bitnetBlockBatch) are absent: forward() composes the kernels, each of
- *   which runs on the device, recorded into one command encoder per step (no host round trip until the
- *   logits are read). A fused WGSL block is a later speed-up.
+ * - **Fused steps**: `bitnetBlock` (./block.ts) runs the block's kernels with the residual adds and the
+ *   gated activation folded into the projections' write, bit-identical to the composed kernels, recorded
+ *   into the step's one command encoder. `bitnetBlockBatch` is absent (its rows' positions live on the
+ *   device): forward() composes the kernels for batched steps.
  * - One device per process: every backend this module creates shares one WebGpuContext (one pipeline
  *   cache, so shaders compile once); the device is released when the last of them is disposed.
  */
 import { UsageError } from "../../core/errors.js";
 import type { BackendInfo, BackendProvider, BufferHandle, BufferMemory, KernelName, Kernels, PartialBackend, Probe, TensorRef } from "../backend.js";
 import { requireSubOp, subOpsWithCase, type Capabilities } from "../capabilities.js";
+import { webGpuBitnetBlock } from "./block.js";
 import { align4 } from "./buffers.js";
 import type { AdapterSummary } from "./device.js";
 import { WebGpuError } from "./errors.js";
@@ -54,6 +56,7 @@ export const WEBGPU_CAPABILITIES: Capabilities = {
   scale: true,
   copyStrided: { maxRank: MAX_GATHER_RANK },
   concat: true,
+  bitnetBlock: true,
 };
 
 /** A short name of the adapter, for `barbell backends` and the bench: "vendor architecture (description)". */
@@ -143,8 +146,8 @@ function acquireShared(): Promise<WebGpuContext> {
 export interface WebGpuBackend extends PartialBackend {
   readonly memory: BufferMemory;
   readonly adapter: AdapterSummary;
-  /** Work sent to the device so far: kernel submissions and readbacks (each a host round trip). */
-  stats(): { readonly submissions: number; readonly readbacks: number };
+  /** Work sent to the device so far: dispatches recorded, kernel submissions and readbacks (each a host round trip). */
+  stats(): { readonly dispatches: number; readonly submissions: number; readonly readbacks: number };
 }
 
 /** A backend over the process's WebGPU device (acquired on first use). Throws WebGpuError when there is none. */
@@ -204,12 +207,13 @@ export async function createWebGpuBackend(): Promise<WebGpuBackend> {
   return {
     name: "webgpu",
     kernels,
+    fused: { bitnetBlock: webGpuBitnetBlock(ctx, ropeTable, UNARY_CASES) },
     capabilities: WEBGPU_CAPABILITIES,
     supports: (kernel: KernelName, refs: readonly TensorRef[]) =>
       kernel === "attention" && (refs[0]?.shape[2] ?? 0) > MAX_ATTENTION_HEAD_DIM ? `attention takes headDim ≤ ${MAX_ATTENTION_HEAD_DIM}` : true,
     memory: new WebGpuBufferMemory(ctx),
     adapter,
-    stats: () => ({ submissions: ctx.recorder.submissions, readbacks: ctx.memory.readbacks }),
+    stats: () => ({ dispatches: ctx.recorder.recorded, submissions: ctx.recorder.submissions, readbacks: ctx.memory.readbacks }),
     info,
     dispose: () => {
       if (disposed) {

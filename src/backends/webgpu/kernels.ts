@@ -20,7 +20,7 @@ import type { DeviceMemory } from "./buffers.js";
 import { WebGpuError } from "./errors.js";
 import { BUFFER_USAGE, type GpuBufferLike } from "./gpu-types.js";
 import type { PipelineCache, Recorder } from "./pipelines.js";
-import { bitMatmulShader, elementsPerWord, type BitWeights } from "./shaders/bitmatmul.wgsl.js";
+import { bitMatmulShader, elementsPerWord, type BitEpilogue, type BitWeights } from "./shaders/bitmatmul.wgsl.js";
 import { denseShader, embeddingShader, EMBEDDING_THREADS, q8i8Shader, Q8_0_BLOCK_BYTES, type DenseFormat } from "./shaders/dense.wgsl.js";
 import { COPY_BYTES_WGSL, GATHER_WGSL, LAYOUT_THREADS, MAX_GATHER_RANK, XNOR_WGSL } from "./shaders/layout.wgsl.js";
 import { ATTENTION_WGSL, MAX_ATTENTION_HEAD_DIM, ROPE_STEP, ROPE_THREADS, rmsNormShader, ropeShader, softmaxShader } from "./shaders/float.wgsl.js";
@@ -168,7 +168,15 @@ export class WebGpuKernels {
     this.#bitMatmul("binary", x, xScales, w, out);
   }
 
-  #bitMatmul(kind: BitWeights, x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef): void {
+  /**
+   * matmulTernaryI8 with the fused block's epilogue (exact, see BitEpilogue): out = res + y (the residual
+   * add), or out = act(y) · (x · up) with `up` a second ternary weight of w's shape (the gated FFN).
+   */
+  matmulTernaryI8Epilogue(x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef, epilogue: { residual: TensorRef } | { up: TensorRef; act: UnaryOp }): void {
+    this.#bitMatmul("ternary", x, xScales, w, out, epilogue);
+  }
+
+  #bitMatmul(kind: BitWeights, x: TensorRef, xScales: TensorRef, w: TensorRef, out: TensorRef, epilogue?: { residual: TensorRef } | { up: TensorRef; act: UnaryOp }): void {
     const op = kind === "ternary" ? "matmulTernaryI8" : "matmulBinaryI8";
     requireRank(op, "x", x, 2);
     requireRank(op, "w", w, 2);
@@ -183,12 +191,29 @@ export class WebGpuKernels {
     }
     const rowBytes = kind === "ternary" ? ternaryRowBytes(k) : binaryRowWords(k) * 4;
     const words = Math.ceil(k / elementsPerWord(kind));
-    const [tm, tn] = tileFor(kind, m);
+    const mode: BitEpilogue = epilogue === undefined ? "plain" : "residual" in epilogue ? "residual" : "gated";
+    // The gated tile holds two sums per output: 4×4 instead of 4×8 keeps its workgroup memory the same.
+    const [tm, tn] = mode === "gated" && m > 1 ? [4, 4] : tileFor(kind, m);
     const buffers = [this.#buf(op, "x", x, m * k), this.#buf(op, "xScales", xScales, m * 4), this.#buf(op, "w", w, n * rowBytes), this.#buf(op, "out", out, m * n * 4)];
     const p = params(m, k, n, rowBytes, words, f32Bits(Math.fround(w.scale ?? 1)), 0, 0);
+    if (epilogue !== undefined && "residual" in epilogue) {
+      requireDtype(op, "residual", epilogue.residual, "f32");
+      buffers.push(this.#buf(op, "residual", epilogue.residual, m * n * 4));
+    } else if (epilogue !== undefined) {
+      requireDtype(op, "up", epilogue.up, kind);
+      if (epilogue.up.shape.join("x") !== w.shape.join("x")) {
+        throw new ShapeError("dim-mismatch", `[webgpu ${op}] up [${epilogue.up.shape.join(", ")}] and w [${w.shape.join(", ")}] differ`);
+      }
+      buffers.push(this.#buf(op, "up", epilogue.up, n * rowBytes));
+      p[6] = f32Bits(Math.fround(epilogue.up.scale ?? 1));
+      p[7] = unaryCode(epilogue.act);
+    }
+    if (buffers.slice(4).includes(buffers[3] as GpuBufferLike)) {
+      throw new UsageError("unsupported", `[webgpu ${op}] out must not alias the epilogue's operand`);
+    }
     const tiles = Math.ceil(m / tm) * Math.ceil(n / tn);
     // k = 0 needs no special case: the sums are 0 and the scaling still runs, as in the reference.
-    this.#dispatch(`${kind}-i8 ${tm}x${tn}`, bitMatmulShader(kind, tm, tn), p, buffers, tiles);
+    this.#dispatch(`${kind}-i8 ${tm}x${tn} ${mode}`, bitMatmulShader(kind, tm, tn, mode), p, buffers, tiles);
   }
 
   /** The integer Q8_0 head: out[M,N] = x[M,K] · w[N,K]ᵀ with x quantized per 32-block (exact). */

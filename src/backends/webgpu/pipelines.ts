@@ -108,6 +108,7 @@ export class Recorder {
   #transient: GpuBufferLike[] = [];
   #pendingErrors: Promise<GpuErrorLike | null>[] = [];
   #dispatches = 0;
+  #recorded = 0;
   #submissions = 0;
   readonly #scratch = new Map<string, GpuBufferLike>();
   readonly status: GpuBufferLike;
@@ -131,6 +132,11 @@ export class Recorder {
     return this.#submissions;
   }
 
+  /** Dispatches recorded so far (non-empty ones; a debug count for tests and docs). */
+  get recorded(): number {
+    return this.#recorded;
+  }
+
   /** Dispatches recorded since the last flush. */
   get pending(): number {
     return this.#dispatches;
@@ -145,6 +151,7 @@ export class Recorder {
       return;
     }
     this.gpu.assertAlive();
+    this.#recorded++;
     const device = this.gpu.device;
     const pass = this.#openPass();
     const entries: { binding: number; resource: { buffer: GpuBufferLike } }[] = [];

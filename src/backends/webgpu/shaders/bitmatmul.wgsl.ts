@@ -19,12 +19,22 @@
  * Σ sign·x = 2·Σ_{bit set} x − Σ x. Lanes past K are staged as 0, so row padding (and, for rows that do
  * not start on a word, the neighbouring row's bytes read with it) contributes nothing.
  */
+import { OPS_WGSL } from "../ops.generated.wgsl.js";
 import { FLAT_WORKGROUP_WGSL } from "../pipelines.js";
+import { UNARY_APPLY_WGSL } from "./elementwise.wgsl.js";
 import { SOFTFLOAT_WGSL } from "./softfloat.wgsl.js";
 
 export const BITMATMUL_THREADS = 64;
 
 export type BitWeights = "ternary" | "binary";
+
+/**
+ * What a bit matmul writes (the fused block's epilogues, each the same soft-float steps as the kernels it
+ * replaces): "plain" y; "residual" sf_add(res, y), the binary kernel's add of the residual (binding 5);
+ * "gated" sf_mul(act(g), u) with g from `wts` and u from the second weights (binding 5, gamma in _pad0,
+ * the unary op code in _pad1), the unary kernel then the binary kernel's mul (NaN passes act unchanged).
+ */
+export type BitEpilogue = "plain" | "residual" | "gated";
 
 /** Elements one weight word holds. */
 export function elementsPerWord(kind: BitWeights): number {
@@ -50,7 +60,9 @@ fn ${name}(byte_offset: u32) -> u32 {
  * Params: m, k, n, row_bytes (weight bytes per row), words (weight words per row, = ceil(k / per word)),
  * gamma bits. Bindings: x (int8 rows of k bytes), x_scales (f32 bits), w, out (f32 bits).
  */
-export function bitMatmulShader(kind: BitWeights, tm: number, tn: number): string {
+export function bitMatmulShader(kind: BitWeights, tm: number, tn: number, epilogue: BitEpilogue = "plain"): string {
+  const gated = epilogue === "gated";
+  const outs = gated ? 2 * tm * tn : tm * tn; // int32 sums per thread: gate then up
   const T = BITMATMUL_THREADS;
   const groups = kind === "ternary" ? 4 : 8; // staged x words per weight word
   const perWord = elementsPerWord(kind);
@@ -73,15 +85,34 @@ export function bitMatmulShader(kind: BitWeights, tm: number, tn: number): strin
             d = d - 2i * dot4I8Packed((threes >> (2u * g)) & 0x01010101u, xs[xb + g]);
           }
         }
-        acc[m * ${tn}u + j] = acc[m * ${tn}u + j] + d - xsum[m];`
+        acc[A] = acc[A] + d - xsum[m];`
       : /* wgsl */ `
         var d = 0i;
         for (var g = 0u; g < 8u; g = g + 1u) {
           d = d + dot4I8Packed((w >> g) & 0x01010101u, xs[xb + g]);
         }
-        acc[m * ${tn}u + j] = acc[m * ${tn}u + j] + 2i * d - xsum[m];`;
+        acc[A] = acc[A] + 2i * d - xsum[m];`;
+  const accumulate = (w: string, base: string): string => inner.replaceAll("w & (w >> 1u)", `${w} & (${w} >> 1u)`).replaceAll("(w >>", `(${w} >>`).replaceAll("acc[A]", `acc[${base}m * ${tn}u + j]`);
+  const bindings = {
+    plain: "",
+    residual: "@group(0) @binding(5) var<storage, read> res: array<u32>;",
+    gated: "@group(0) @binding(5) var<storage, read> wts_up: array<u32>;",
+  }[epilogue];
+  const write = {
+    plain: "out[m * p.n + j] = y;",
+    residual: "out[m * p.n + j] = sf_add(res[m * p.n + j], y);",
+    gated: `var total_up = 0i;
+      for (var i = 0u; i < ${T}u; i = i + 1u) {
+        total_up = total_up + red[(t + ${tm * tn}u) * ${T}u + i];
+      }
+      let u = sf_mul(sf_div(sf_from_i32(total_up), x_scales[m]), p._pad0);
+      let a = select(apply(p._pad1, y), y, (y & 0x7fffffffu) > 0x7f800000u);
+      out[m * p.n + j] = sf_mul(a, u);`,
+  }[epilogue];
   return /* wgsl */ `
+${gated ? OPS_WGSL : ""}
 ${SOFTFLOAT_WGSL}
+${gated ? UNARY_APPLY_WGSL : ""}
 ${FLAT_WORKGROUP_WGSL}
 struct Params { m: u32, k: u32, n: u32, row_bytes: u32, words: u32, gamma_bits: u32, _pad0: u32, _pad1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -89,12 +120,14 @@ struct Params { m: u32, k: u32, n: u32, row_bytes: u32, words: u32, gamma_bits: 
 @group(0) @binding(2) var<storage, read> x_scales: array<u32>;
 @group(0) @binding(3) var<storage, read> wts: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<u32>;
+${bindings}
 
 var<workgroup> xs: array<u32, ${tm * T * groups}>;
-var<workgroup> red: array<i32, ${tm * tn * T}>;
+var<workgroup> red: array<i32, ${outs * T}>;
 
 ${unalignedLoad("load_x", "x")}
 ${unalignedLoad("load_w", "wts")}
+${gated ? unalignedLoad("load_w_up", "wts_up") : ""}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
@@ -104,7 +137,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (tile >= tiles_m * tiles_n) { return; }
   let m0 = (tile / tiles_n) * ${tm}u;
   let n0 = (tile % tiles_n) * ${tn}u;
-  var acc: array<i32, ${tm * tn}>;
+  var acc: array<i32, ${outs}>;
   var xsum: array<i32, ${tm}>;
   var xw: array<u32, ${xWordsPerThread}>;
   for (var word0 = 0u; word0 < p.words; word0 = word0 + ${T}u) {
@@ -131,13 +164,21 @@ ${stage}
         if (n0 + j >= p.n) { break; }
         let w = load_w((n0 + j) * p.row_bytes + (word0 + t) * 4u);
         for (var m = 0u; m < ${tm}u; m = m + 1u) {
-          let xb = m * ${T * groups}u + t * ${groups}u;${inner}
+          let xb = m * ${T * groups}u + t * ${groups}u;${accumulate("w", "")}
+        }${
+          gated
+            ? `
+        let wu = load_w_up((n0 + j) * p.row_bytes + (word0 + t) * 4u);
+        for (var m = 0u; m < ${tm}u; m = m + 1u) {
+          let xb = m * ${T * groups}u + t * ${groups}u;${accumulate("wu", `${tm * tn}u + `)}
+        }`
+            : ""
         }
       }
     }
     workgroupBarrier();
   }
-  for (var o = 0u; o < ${tm * tn}u; o = o + 1u) {
+  for (var o = 0u; o < ${outs}u; o = o + 1u) {
     red[o * ${T}u + t] = acc[o];
   }
   workgroupBarrier();
@@ -149,7 +190,8 @@ ${stage}
       for (var i = 0u; i < ${T}u; i = i + 1u) {
         total = total + red[t * ${T}u + i];
       }
-      out[m * p.n + j] = sf_mul(sf_div(sf_from_i32(total), x_scales[m]), p.gamma_bits);
+      let y = sf_mul(sf_div(sf_from_i32(total), x_scales[m]), p.gamma_bits);
+      ${write}
     }
   }
 }

@@ -16,16 +16,11 @@ export const ELEMENTWISE_THREADS = 256;
 /** Most dimensions a broadcast binary op takes (the strides travel in the uniform parameters). */
 export const MAX_BINARY_RANK = 8;
 
-/** Params: count, op, factor bits (scale). Bindings: x, out (f32 bits). */
-export const UNARY_WGSL = /* wgsl */ `
-${OPS_WGSL}
-${SOFTFLOAT_WGSL}
-${FLAT_WORKGROUP_WGSL}
-struct Params { count: u32, op: u32, factor_bits: u32, scale_only: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<u32>;
-@group(0) @binding(2) var<storage, read_write> out: array<u32>;
-
+/**
+ * WGSL: `apply(op, bits)`, the unary ops by code (needs OPS_WGSL and SOFTFLOAT_WGSL before it). Shared by the
+ * unary kernel and the fused block's gated projection, so both compute the same expressions.
+ */
+export const UNARY_APPLY_WGSL = /* wgsl */ `
 // 1 / (1 + e^-v) without overflow.
 fn sigmoid(v: f32) -> f32 {
   if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
@@ -63,7 +58,19 @@ fn apply(op: u32, bits: u32) -> u32 {
     default: { return 0x7fc00000u; }
   }
 }
+`;
 
+/** Params: count, op, factor bits (scale). Bindings: x, out (f32 bits). */
+export const UNARY_WGSL = /* wgsl */ `
+${OPS_WGSL}
+${SOFTFLOAT_WGSL}
+${FLAT_WORKGROUP_WGSL}
+struct Params { count: u32, op: u32, factor_bits: u32, scale_only: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+
+${UNARY_APPLY_WGSL}
 @compute @workgroup_size(${ELEMENTWISE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let i = flat_workgroup(wid, nwg) * ${ELEMENTWISE_THREADS}u + t;
