@@ -11,18 +11,16 @@
  * read their tokens and new requests arrive while the others decode.
  */
 import { UsageError, ValueError } from "../core/errors.js";
-import { forward, forwardBatch, PREFILL_STEP_TOKENS } from "../model/bitnet/forward.js";
+import { PushQueue } from "../core/queue.js";
+import { forward, forwardBatch, MAX_BATCH_SEQUENCES, PREFILL_STEP_TOKENS } from "../model/bitnet/forward.js";
 import { KvCache } from "../model/bitnet/kv-cache.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { exactRows, type PromptCache } from "./prompt-cache.js";
 import { SequenceState, toGeneration, yieldToEventLoop, type GeneratedToken, type GenerateOptions, type Generation, type GenerationResult } from "./generate.js";
 import type { LoadedModel } from "./loaded.js";
 
-/** Largest `maxSequences` a batcher accepts. */
-export const MAX_BATCH = 64;
-
 export interface BatcherOptions {
-  /** Most sequences decoded together (default 8, at most MAX_BATCH); more requests wait their turn. */
+  /** Most sequences decoded together (default 8, at most MAX_BATCH_SEQUENCES); more requests wait their turn. */
   readonly maxSequences?: number;
   /** Context of each sequence's KV cache (default: the model's, at most 4096). */
   readonly contextLength?: number;
@@ -51,50 +49,10 @@ export interface BatcherStats {
   readonly rows: number;
 }
 
-/** A queue of one generation's outputs, read by its consumer as they come. */
-class Outbox {
-  readonly #items: GeneratedToken[] = [];
-  #end: { result: GenerationResult } | { error: unknown } | undefined;
-  #wake: (() => void) | undefined;
-
-  push(item: GeneratedToken): void {
-    this.#items.push(item);
-    this.#notify();
-  }
-
-  close(end: { result: GenerationResult } | { error: unknown }): void {
-    this.#end ??= end;
-    this.#notify();
-  }
-
-  #notify(): void {
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
-  }
-
-  async *drain(): AsyncGenerator<GeneratedToken, GenerationResult> {
-    for (;;) {
-      const item = this.#items.shift();
-      if (item !== undefined) {
-        yield item;
-        continue;
-      }
-      const end = this.#end;
-      if (end !== undefined) {
-        if ("error" in end) {
-          throw end.error;
-        }
-        return end.result;
-      }
-      await new Promise<void>((resolve) => (this.#wake = resolve));
-    }
-  }
-}
-
 interface Slot {
   readonly state: SequenceState;
-  readonly out: Outbox;
+  /** The generation's outputs, read by its consumer as they come. */
+  readonly out: PushQueue<GeneratedToken, GenerationResult>;
   cache: KvCache | undefined;
   /** Prompt tokens already run through the model (or whose rows came from the prompt cache). */
   prefilled: number;
@@ -127,8 +85,8 @@ export class Batcher implements Disposable {
 
   constructor(model: LoadedModel, options: BatcherOptions = {}) {
     const max = options.maxSequences ?? 8;
-    if (!Number.isSafeInteger(max) || max < 1 || max > MAX_BATCH) {
-      throw new ValueError("out-of-range", `[batcher] maxSequences ${max} is not an integer in 1..${MAX_BATCH}`);
+    if (!Number.isSafeInteger(max) || max < 1 || max > MAX_BATCH_SEQUENCES) {
+      throw new ValueError("out-of-range", `[batcher] maxSequences ${max} is not an integer in 1..${MAX_BATCH_SEQUENCES}`);
     }
     const ctx = options.contextLength ?? Math.min(model.config.contextLength, 4096);
     if (!Number.isSafeInteger(ctx) || ctx < 2) {
@@ -152,7 +110,7 @@ export class Batcher implements Disposable {
     }
     // Validates the options and fits the prompt now, so a bad request fails before it waits.
     const state = new SequenceState(this.#model.tokenizer, this.contextLength, ids, options, extraStops);
-    const slot: Slot = { state, out: new Outbox(), cache: undefined, prefilled: 0, cached: 0, last: 0, t0: performance.now(), prefillMs: 0, t1: 0 };
+    const slot: Slot = { state, out: new PushQueue<GeneratedToken, GenerationResult>(), cache: undefined, prefilled: 0, cached: 0, last: 0, t0: performance.now(), prefillMs: 0, t1: 0 };
     this.#waiting.push(slot);
     this.#kick();
     return toGeneration(() => slot.out.drain());
@@ -182,7 +140,7 @@ export class Batcher implements Disposable {
       cache.dispose();
     }
     if (error !== undefined) {
-      slot.out.close({ error });
+      slot.out.fail(error);
       return;
     }
     const tail = slot.state.finish();
@@ -193,10 +151,10 @@ export class Batcher implements Disposable {
     try {
       result = slot.state.result(slot.prefillMs, slot.t1 === 0 ? 0 : performance.now() - slot.t1, slot.cached);
     } catch (e) {
-      slot.out.close({ error: e }); // a grammar left incomplete (GrammarIncompleteError)
+      slot.out.fail(e); // a grammar left incomplete (GrammarIncompleteError)
       return;
     }
-    slot.out.close({ result });
+    slot.out.end(result);
   }
 
   /** Offers a retiring slot's exact prompt rows to the prompt cache; true when the cache kept `cache` itself. */

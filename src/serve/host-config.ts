@@ -2,7 +2,7 @@
 import type { BackendName } from "../backends/backend.js";
 import { parseBackendList } from "../backends/registry.js";
 import type { Clock } from "../actors/index.js";
-import { MAX_BATCH } from "../engine/batch.js";
+import { MAX_BATCH_SEQUENCES } from "../model/bitnet/forward.js";
 import { MAX_PROMPT_CACHE_MIB } from "../engine/prompt-cache.js";
 import { ServeError } from "./errors.js";
 import { checkFaultPlan, type FaultPlan } from "./faults.js";
@@ -119,7 +119,7 @@ export function checkHostConfig(config: ModelHostConfig & { readonly isolated?: 
     bad(`promptCacheMiB must be an integer in 0..${MAX_PROMPT_CACHE_MIB}, got ${budget}`);
   }
   const parallel = config.parallel;
-  if (parallel !== undefined && !(Number.isSafeInteger(parallel) && parallel >= 1 && parallel <= MAX_BATCH)) {
-    bad(`parallel must be an integer in 1..${MAX_BATCH}, got ${parallel}`);
+  if (parallel !== undefined && !(Number.isSafeInteger(parallel) && parallel >= 1 && parallel <= MAX_BATCH_SEQUENCES)) {
+    bad(`parallel must be an integer in 1..${MAX_BATCH_SEQUENCES}, got ${parallel}`);
   }
 }

@@ -27,7 +27,7 @@ import { KernelFailure, ServeError } from "./errors.js";
 import { planApplies, withFaults } from "./faults.js";
 import { checkHostConfig, HOST_DEFAULTS as DEFAULTS, type ExpandResult, type ExpandTarget, type ModelHostOptions } from "./host-config.js";
 import { logitsTensor, message, tokenItem } from "./host-items.js";
-import { Outbox } from "./outbox.js";
+import { PushQueue } from "../core/queue.js";
 import { blankItem, type BackendFailure, type Degradation, type WireItem, type WireRequest, type WorkerStatus } from "./protocol.js";
 import { serveSwitch, type BackendSwitch } from "./switch.js";
 import type { WireTensor } from "../formats/barewire/message.js";
@@ -69,7 +69,7 @@ interface Health {
 
 interface Job {
   readonly request: WireRequest;
-  readonly out: Outbox<WireItem>;
+  readonly out: PushQueue<WireItem>;
   readonly abort: AbortController;
   cancelled: boolean;
   released: boolean;
@@ -127,7 +127,7 @@ export class ModelHost {
       cancelled: false,
       released: false,
       timing: { started: undefined, first: undefined, steps: 0, rows: 0 },
-      out: new Outbox<WireItem>(() => {
+      out: new PushQueue<WireItem>(() => {
         job.cancelled = true;
         abort.abort(); // a running request leaves its batch at the next step
         const waiting = this.#queue.indexOf(job);
@@ -337,7 +337,7 @@ export class ModelHost {
     }
   }
 
-  /** One generation attempt; returns the finish reason. Tokens go to the job's outbox as they come. */
+  /** One generation attempt; returns the finish reason. Tokens go to the job's queue as they come. */
   async #generate(job: Job, loaded: Loaded, chain: number, r: WireRequest, ids: readonly number[], emitted: number[]): Promise<string> {
     if (emitted.length >= r.maxTokens) {
       return "length";

@@ -11,6 +11,7 @@ import { UsageError, ValueError } from "../../src/core/errors.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { loadModel, type BitnetModel } from "../../src/engine/model.js";
 import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
+import { MAX_BATCH_SEQUENCES } from "../../src/model/bitnet/forward.js";
 
 let dir = "";
 let model: BitnetModel;
@@ -103,6 +104,9 @@ describe("Batcher", () => {
     expect(() => batcher.generate([], {})).toThrow(/no tokens/);
     expect(() => batcher.generate([1], { maxTokens: 0 })).toThrow(ValueError);
     expect(() => model.batcher({ maxSequences: 0 })).toThrow(ValueError);
+    // The one batch limit: a batcher takes as many sequences as one batched forward step does, and no more.
+    model.batcher({ maxSequences: MAX_BATCH_SEQUENCES }).dispose();
+    expect(() => model.batcher({ maxSequences: MAX_BATCH_SEQUENCES + 1 })).toThrow(new RegExp(`1\\.\\.${MAX_BATCH_SEQUENCES}`));
     const running = batcher.generate([1, 2], { temperature: 0, maxTokens: 40, stopTokens: [] }).complete();
     batcher.dispose();
     await expect(running).rejects.toBeInstanceOf(UsageError);

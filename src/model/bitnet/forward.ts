@@ -278,8 +278,11 @@ function head(normed: Tensor<"f32", ["seq", "embed"]>, weights: BitnetWeights): 
     : matmul(normed, weights.output);
 }
 
-/** Most sequences one batched step takes. */
-export const MAX_BATCH_SEQUENCES = 256;
+/**
+ * Most sequences one batched step takes: the one batch limit, also the bound of a batcher's `maxSequences`
+ * (src/engine/batch.ts) and of the server's `parallel`.
+ */
+export const MAX_BATCH_SEQUENCES = 64;
 
 /**
  * One decode step for several independent sequences: `tokens[b]` continues the sequence held in
