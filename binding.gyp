@@ -31,6 +31,7 @@
         "native/cpu/executor.cc",
         "native/cpu/float_kernels.cc",
         "native/cpu/kernels_scalar.cc",
+        "native/cpu/kquant.cc",
         "native/cpu/probe.cc",
         "native/cpu/thread_pool.cc"
       ],

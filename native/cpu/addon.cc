@@ -24,6 +24,7 @@
 #include "elementwise.h"
 #include "float_kernels.h"
 #include "kernels.h"
+#include "kquant.h"
 #include "napi_args.h"
 #include "probe.h"
 #include "executor.h"
@@ -50,6 +51,8 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod<&Context::Quantize>("quantize"),
                            InstanceMethod<&Context::Q8I8>("q8i8"),
                            InstanceMethod<&Context::Embedding>("embedding"),
+                           InstanceMethod<&Context::DenseQ6K>("denseQ6K"),
+                           InstanceMethod<&Context::EmbeddingQ6K>("embeddingQ6K"),
                            InstanceMethod<&Context::RmsNorm>("rmsNorm"),
                            InstanceMethod<&Context::Rope>("rope"),
                            InstanceMethod<&Context::Softmax>("softmax"),
@@ -331,6 +334,10 @@ class Context : public Napi::ObjectWrap<Context> {
     exec_->parallel_rows(groups, prod(m, k) * 16, [&](int g0, int g1) { fn(a, g0 * 16, std::min(ni, g1 * 16)); });
     return Napi::Number::New(info.Env(), -1);
   }
+
+  // Q6_K rows (kquant.h): the dense head and the embedding.
+  Napi::Value DenseQ6K(const Napi::CallbackInfo& info) { return alive(info) ? dense_q6k_napi(info, *exec_) : info.Env().Undefined(); }
+  Napi::Value EmbeddingQ6K(const Napi::CallbackInfo& info) { return alive(info) ? embedding_q6k_napi(info) : info.Env().Undefined(); }
 
   // embedding(ids: Int32Array, seq, table: Float32Array | Uint16Array, vocab, embed, out) → −1 or bad position
   Napi::Value Embedding(const Napi::CallbackInfo& info) {

@@ -190,6 +190,7 @@ export const CASES: readonly ConformanceCase[] = [
   ...(["f32", "f16", "bf16"] as const).map((f, i) => denseCase(f, [1, 256, 50], 500 + i)),
   denseCase("q8_0", [2, 64, 9], 510),
   denseCase("q6_k", [1, 256, 5], 511),
+  denseCase("q6_k", [3, 768, 37], 512),
   ...([
     [1, 1536, 64],
     [1, 32, 5],
@@ -267,5 +268,11 @@ export const CASES: readonly ConformanceCase[] = [
     const table = QUANT_TRAITS.f16.encode(floats(r, 50 * 64), 50, 64);
     const out = refOf(mem, "f32", [4, 64]);
     return { args: [refOf(mem, "i32", [4], Int32Array.of(3, 0, 49, 3)), refOf(mem, "f16", [50, 64], table), out], out };
+  }, 0),
+  floatCase("embedding", "embedding q6_k rows", 681, (mem, r) => {
+    // Q6_K rows decode exactly (ggml's dequantize_row_q6_K), so every backend must match bit for bit.
+    const table = QUANT_TRAITS.q6_k.encode(floats(r, 20 * 512), 20, 512);
+    const out = refOf(mem, "f32", [5, 512]);
+    return { args: [refOf(mem, "i32", [5], Int32Array.of(7, 0, 19, 7, 12)), refOf(mem, "q6_k", [20, 512], table), out], out };
   }, 0),
 ];

@@ -6,9 +6,10 @@
  * Kernels: matmulTernaryI8, matmulBinaryI8, matmulBinaryBinary (bit-exact with the JS reference),
  * quantizeActivations (bit-exact), matmulF32 / matmulDense (f32 and f16 weights), embedding (f32 and f16;
  * exact), rmsNorm, rope, softmax, attention, unary (all ops), binary (any non-negative strides), scale,
- * writeRows; matmulDense also takes q8_0 weights; matmulQ8I8 (the integer Q8_0 head, bit-exact: AVX-512 VNNI
- * over 16 weight rows per tile, scalar elsewhere). copyStrided and concat, and dense weights in bf16 / q6_k,
- * fall back to the next backend.
+ * writeRows; matmulDense also takes q8_0 and q6_k weights, embedding q6_k tables (rows decoded exactly as
+ * the reference; native/cpu/kquant.cc); matmulQ8I8 (the integer Q8_0 head, bit-exact: AVX-512 VNNI over 16
+ * weight rows per tile, scalar elsewhere). copyStrided and concat, and dense weights in bf16, fall back to
+ * the next backend.
  *
  * Float kernels: attention and SiLU run in f32 SIMD on x86 (NMSE vs the float64 reference ~1e-14, bound
  * 1e-10 in the tests); matmulDense streams f32 / f16 / Q8_0 rows with f32 FMA partial sums added in
@@ -39,6 +40,10 @@ import { elementCount, storageBytes } from "../storage.js";
 import { nativeAddon, probeNativeCpu, requestedIsa, type NativeAddon, type NativeContext } from "./addon.js";
 
 export { probeNativeCpu } from "./addon.js";
+
+/** Q6_K: elements and bytes per block (src/quant/formats/q6-k.ts; native/cpu/kquant.h). */
+const Q6K_BLOCK = 256;
+const Q6K_BLOCK_BYTES = 210;
 
 /** Largest K of the integer kernels here: |Σ (trit + 1)·x| ≤ 2·128·K must fit an int32. */
 export const NATIVE_MAX_K = 2 ** 22;
@@ -185,6 +190,17 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
     same(op, "out shape", dim(out, 0) * dim(out, 1), m * n);
     const xa = f32(x);
     const oa = f32(out);
+    if (w.dtype === "q6_k") {
+      if (k % Q6K_BLOCK !== 0) {
+        throw new ShapeError("size", `[${op}] q6_k rows need k a multiple of ${Q6K_BLOCK}, got ${k}`);
+      }
+      const wb = u8(w);
+      need(op, "x", xa, m * k);
+      need(op, "w", wb, n * (k / Q6K_BLOCK) * Q6K_BLOCK_BYTES);
+      need(op, "out", oa, m * n);
+      ctx.denseQ6K(xa, wb, m, k, n, oa);
+      return;
+    }
     if (w.dtype === "q8_0") {
       if (k % 32 !== 0) {
         throw new ShapeError("size", `[${op}] q8_0 rows need k a multiple of 32, got ${k}`);
@@ -301,13 +317,23 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
       const seq = dim(ids, 0);
       const vocab = dim(table, 0);
       const embed = dim(table, 1);
-      const ta = denseWeights(op, table);
       const ia = i32(ids);
       const oa = f32(out);
       need(op, "ids", ia, seq);
-      need(op, "table", ta, vocab * embed);
       need(op, "out", oa, seq * embed);
-      const bad = ctx.embedding(ia, seq, ta, vocab, embed, oa);
+      let bad: number;
+      if (table.dtype === "q6_k") {
+        if (embed % Q6K_BLOCK !== 0) {
+          throw new ShapeError("size", `[${op}] q6_k rows need a length that is a multiple of ${Q6K_BLOCK}, got ${embed}`);
+        }
+        const tb = u8(table);
+        need(op, "table", tb, vocab * (embed / Q6K_BLOCK) * Q6K_BLOCK_BYTES);
+        bad = ctx.embeddingQ6K(ia, seq, tb, vocab, embed, oa);
+      } else {
+        const ta = denseWeights(op, table);
+        need(op, "table", ta, vocab * embed);
+        bad = ctx.embedding(ia, seq, ta, vocab, embed, oa);
+      }
       if (bad >= 0) {
         const id = ia[bad] ?? -1;
         throw new ShapeError(
@@ -435,15 +461,15 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
 
 /**
  * What the native kernels take, as data over the op table (checked against it by the dispatcher). Dense
- * weights in bf16 / q6_k, copyStrided and concat are not here: those calls go to the next backend. The
+ * weights in bf16 (and q8_0 embeddings), copyStrided and concat are not here: those calls go to the next backend. The
  * element-wise ops of `unary` and `binary` are the codes the addon reports (the cases of
  * native/cpu/elementwise.h): an op without a case there goes to the next backend too.
  */
 const FIXED_CAPABILITIES = {
   matmulF32: true,
-  matmulDense: { dtypes: { w: ["f32", "f16", "q8_0"] } },
+  matmulDense: { dtypes: { w: ["f32", "f16", "q8_0", "q6_k"] } },
   matmulQ8I8: true,
-  embedding: { dtypes: { table: ["f32", "f16"] } },
+  embedding: { dtypes: { table: ["f32", "f16", "q6_k"] } },
   writeRows: true,
   matmulTernaryI8: { maxK: NATIVE_MAX_K },
   matmulBinaryI8: { maxK: NATIVE_MAX_K },
