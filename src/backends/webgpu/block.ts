@@ -1,13 +1,16 @@
 /**
  * The fused BitNet block on WebGPU (FusedKernels.bitnetBlock): the op table's decomposition
- * (backends/decompositions.ts), kernel for kernel in the same order, with three steps folded into the
+ * (backends/decompositions.ts), kernel for kernel in the same order, with steps folded into the
  * projections' write (shaders/bitmatmul.wgsl.ts, BitEpilogue), each the same soft-float operations as the
- * kernels it replaces, so the result is bit-identical to the composed kernels:
+ * kernels it replaces, and each RMSNorm computing its quantizer's scales, so the result is bit-identical
+ * to the composed kernels:
  *
  * - the attention output projection writes h + o (the residual add), and the down projection h1 + d;
- * - the gate and up projections run as one dispatch that writes act(g) · u (the activation and product).
+ * - the gate and up projections run as one dispatch that writes act(g) · u (the activation and product);
+ * - each of the 4 RMSNorms also reduces the absmax of the values it stores and writes the int8 scale
+ *   (pass 1 of quantizeActivations), so only the quantizer's value pass remains.
  *
- * That is 4 dispatches fewer per block (26 → 22 when decoding one token; see docs/webgpu.md), and no
+ * That is 9 dispatches fewer per block (26 → 17 when decoding one token; see docs/webgpu.md), and no
  * dispatcher routing, placement or scratch bookkeeping per kernel: every dispatch is recorded into the
  * step's one submission, with no host round trip. Scratch tensors come from the device's buffer pool and are
  * returned when the call ends (the recorded kernels keep their order, as in the composed path).
@@ -83,10 +86,9 @@ export function webGpuBitnetBlock(ctx: WebGpuContext, rope: (theta: number, head
     };
     const normQuant = (x: TensorRef, weight: TensorRef, cols: number): [TensorRef, TensorRef] => {
       const n = temp("f32", [seq, cols]);
-      k.rmsNorm(as(x, [seq, cols]), weight, p.eps, n);
       const xq = temp("i8", [seq, cols]);
       const xs = temp("f32", [seq]);
-      k.quantizeActivations(n, xq, xs);
+      k.rmsNormQuantize(as(x, [seq, cols]), weight, p.eps, n, xq, xs); // rmsNorm, then quantizeActivations
       return [xq, xs];
     };
     const project = ([xq, xs]: [TensorRef, TensorRef], weight: TensorRef, rows: number): TensorRef => {

@@ -447,6 +447,32 @@ export class WebGpuKernels {
     this.#dispatch(`rmsNorm${inPlace ? " in place" : ""}`, rmsNormShader(inPlace), p, inPlace ? [xb, wb] : [xb, ob, wb], rows);
   }
 
+  /**
+   * rmsNorm(x, weight, eps, out) then quantizeActivations(out, q, scales) in two dispatches instead of three
+   * (the fused block): the norm also computes the quantizer's per-row scales (rmsNormShader withScales), the
+   * same bits as the separate kernels.
+   */
+  rmsNormQuantize(x: TensorRef, weight: TensorRef, eps: number, out: TensorRef, q: TensorRef, scales: TensorRef): void {
+    const op = "rmsNorm";
+    requireRank(op, "x", x, 2);
+    requireDtype(op, "x", x, "f32");
+    requireDtype(op, "out", out, "f32");
+    requireDtype(op, "weight", weight, "f32");
+    requireDtype("quantizeActivations", "q", q, "i8");
+    requireDtype("quantizeActivations", "scales", scales, "f32");
+    const [rows, cols] = [dim(x, 0), dim(x, 1)];
+    if (x.buffer === out.buffer) {
+      throw new UsageError("unsupported", `[webgpu ${op}] the fused norm does not run in place`);
+    }
+    const ob = this.#buf(op, "out", out, rows * cols * 4);
+    const sb = this.#buf(op, "scales", scales, rows * 4);
+    const buffers = [this.#buf(op, "x", x, rows * cols * 4), ob, this.#buf(op, "weight", weight, cols * 4), sb, this.recorder.status];
+    const p = params(rows, cols, { f: eps }, 1, f32Bits(Math.fround(QUANT_EPS)), 0, 0, 0);
+    this.#dispatch("rmsNorm+scales", rmsNormShader(false, true), p, buffers, rows);
+    const words = Math.ceil((rows * cols) / 4);
+    this.#dispatch("quant-values", QUANT_VALUES_WGSL, params(rows, cols, words, 0), [ob, sb, this.#buf(op, "q", q, rows * cols)], Math.ceil(words / QUANT_VALUES_THREADS));
+  }
+
   /** Softmax over the last dim of x[M,N]; out may be x. */
   softmax(x: TensorRef, out: TensorRef): void {
     const op = "softmax";

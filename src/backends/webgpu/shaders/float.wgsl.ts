@@ -7,6 +7,7 @@
  * thread).
  */
 import { FLAT_WORKGROUP_WGSL, statusBinding, STATUS } from "../pipelines.js";
+import { SOFTFLOAT_WGSL } from "./softfloat.wgsl.js";
 
 export const ROW_THREADS = 256;
 export const ROPE_THREADS = 256;
@@ -35,15 +36,24 @@ function treeReduce(op: string): string {
   }`;
 }
 
-/** RMSNorm. Params: rows, cols, eps (f32), has_weight. Bindings: x[, out], weight (a 4-byte dummy when none). */
-export function rmsNormShader(inPlace: boolean): string {
+/**
+ * RMSNorm. Params: rows, cols, eps (f32), has_weight. Bindings: x[, out], weight (a 4-byte dummy when none).
+ * `withScales` (not in place; the fused block) also does pass 1 of the activation quantizer
+ * (quantize.wgsl.ts) on the normalized row: the absmax of the values it stores (a max of bit patterns, so
+ * the order does not matter), the soft-float scale to binding 4 and a non-finite value's index to the
+ * status buffer (binding 5). Params then add the quantizer's eps bits.
+ */
+export function rmsNormShader(inPlace: boolean, withScales = false): string {
   const weightBinding = inPlace ? 2 : 3;
+  const scales = withScales && !inPlace;
   return /* wgsl */ `
+${scales ? SOFTFLOAT_WGSL : ""}
 ${FLAT_WORKGROUP_WGSL}
-struct Params { rows: u32, cols: u32, eps: f32, has_weight: u32 }
+struct Params { rows: u32, cols: u32, eps: f32, has_weight: u32${scales ? ", quant_eps_bits: u32, _p0: u32, _p1: u32, _p2: u32" : ""} }
 @group(0) @binding(0) var<uniform> p: Params;
 ${ioBindings(inPlace, 1)}
 @group(0) @binding(${weightBinding}) var<storage, read> weight: array<f32>;
+${scales ? `@group(0) @binding(4) var<storage, read_write> scales: array<u32>;\n${statusBinding(5)}\nvar<workgroup> mx: array<u32, ${ROW_THREADS}>;` : ""}
 ${store(inPlace)}
 fn add(a: f32, b: f32) -> f32 { return a + b; }
 
@@ -62,9 +72,33 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   red[t] = s;
   ${treeReduce("add")}
   let inv = 1.0 / sqrt(red[0] / f32(p.cols) + p.eps);
+  ${scales ? "var m = 0u;" : ""}
   for (var c = t; c < p.cols; c = c + ${ROW_THREADS}u) {
     let w = select(1.0, weight[c], p.has_weight != 0u);
-    store(base + c, x[base + c] * inv * w);
+    let v = x[base + c] * inv * w;
+    store(base + c, v);${
+      scales
+        ? `
+    let mag = bitcast<u32>(v) & 0x7fffffffu;
+    if (mag >= 0x7f800000u) {
+      atomicMin(&status[${STATUS.nonFinite}], base + c);
+    }
+    m = max(m, mag);`
+        : ""
+    }
+  }${
+    scales
+      ? `
+  mx[t] = m;
+  workgroupBarrier();
+  for (var stride = ${ROW_THREADS / 2}u; stride > 0u; stride = stride >> 1u) {
+    if (t < stride) { mx[t] = max(mx[t], mx[t + stride]); }
+    workgroupBarrier();
+  }
+  if (t == 0u) {
+    scales[row] = sf_div(0x42fe0000u, max(mx[0], p.quant_eps_bits)); // 127 / absmax, as quantScalesShader
+  }`
+      : ""
   }
 }
 `;
