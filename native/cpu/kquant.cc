@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_features.h"
 #include "executor.h"
 #include "kernels.h"
 #include "napi_args.h"
@@ -108,7 +109,13 @@ Napi::Value dense_q6k_napi(const Napi::CallbackInfo& info, Executor& exec) {
     return info.Env().Undefined();
   }
   const int mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
-  exec.parallel_rows(ni, prod(m, k), [&](int j0, int j1) { dense_q6k(x, w, ki, mi, ni, out, j0, j1); });
+  auto fn = dense_q6k;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (exec.isa() >= Isa::kAvx2) {
+    fn = dense_q6k_avx2;
+  }
+#endif
+  exec.parallel_rows(ni, prod(m, k), [&](int j0, int j1) { fn(x, w, ki, mi, ni, out, j0, j1); });
   return info.Env().Undefined();
 }
 

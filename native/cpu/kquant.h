@@ -24,6 +24,11 @@ void q6k_dequantize_block(const uint8_t* block, float* out);
 // Rows [j0, j1) of out[m, n] = x[m, k] · decode(w)[n, k]ᵀ, w in Q6_K rows (k % 256 == 0).
 void dense_q6k(const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1);
 
+#if defined(__x86_64__) || defined(_M_X64)
+// The same with AVX2 + FMA + F16C (kquant_avx2.cc); call only when the CPU has them.
+void dense_q6k_avx2(const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1);
+#endif
+
 // denseQ6K(x: Float32Array, w: Uint8Array (Q6_K rows), m, k, n, out: Float32Array); k % 256 == 0.
 Napi::Value dense_q6k_napi(const Napi::CallbackInfo& info, Executor& exec);
 

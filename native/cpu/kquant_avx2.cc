@@ -1,0 +1,102 @@
+// The Q6_K head (kquant.h) with AVX2 + FMA + F16C: compiled into the AVX2 library with its -m flags and
+// called only when the executor's ISA is AVX2 or above (every AVX-512 CPU here has AVX2).
+// Same numerics contract as dense_q6k: each 256-block is decoded exactly (d · scale · (q − 32), exact in
+// f32), multiplied with x in f32 FMA lanes, and the lanes of each block are added in double.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kquant.h"
+
+namespace barbell {
+
+namespace {
+
+// Writes the 32 values q (6-bit codes in bytes, 0..63) of one quarter of a half: elements y[0..31], the
+// first 16 with scale s0 and the next 16 with s1 (d · scale, exact).
+inline void store_quarter(__m256i q, float s0, float s1, float* y) {
+  const __m256i centered = _mm256_sub_epi8(q, _mm256_set1_epi8(32));
+  const __m128i lo = _mm256_castsi256_si128(centered);
+  const __m128i hi = _mm256_extracti128_si256(centered, 1);
+  const __m256 v0 = _mm256_set1_ps(s0);
+  const __m256 v1 = _mm256_set1_ps(s1);
+  _mm256_store_ps(y, _mm256_mul_ps(v0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
+  _mm256_store_ps(y + 8, _mm256_mul_ps(v0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
+  _mm256_store_ps(y + 16, _mm256_mul_ps(v1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
+  _mm256_store_ps(y + 24, _mm256_mul_ps(v1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
+}
+
+// Decodes one Q6_K block into out[256] (32-byte aligned), the same bits as q6k_dequantize_block.
+inline void decode_block(const uint8_t* block, float* out) {
+  uint16_t hd;
+  std::memcpy(&hd, block + 208, 2);
+  const float d = _cvtsh_ss(hd);
+  const int8_t* sc = reinterpret_cast<const int8_t*>(block + 192);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m3 = _mm256_set1_epi8(3);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h));
+    const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h + 32));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * h));
+    const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+    const __m256i q2 = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+    const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+    const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+    const int8_t* s = sc + 8 * h;
+    float* y = out + 128 * h;
+    store_quarter(q1, d * static_cast<float>(s[0]), d * static_cast<float>(s[1]), y);
+    store_quarter(q2, d * static_cast<float>(s[2]), d * static_cast<float>(s[3]), y + 32);
+    store_quarter(q3, d * static_cast<float>(s[4]), d * static_cast<float>(s[5]), y + 64);
+    store_quarter(q4, d * static_cast<float>(s[6]), d * static_cast<float>(s[7]), y + 96);
+  }
+}
+
+inline double hsum_d(__m256 v) {
+  const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+  const __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+  const __m256d s = _mm256_add_pd(a, b);
+  const __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+  return _mm_cvtsd_f64(t) + _mm_cvtsd_f64(_mm_unpackhi_pd(t, t));
+}
+
+inline double block_dot(const float* x, const float* w) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int c = 0; c < kQ6KBlock; c += 32) {
+    for (int u = 0; u < 4; ++u) {
+      acc[u] = _mm256_fmadd_ps(_mm256_loadu_ps(x + c + 8 * u), _mm256_load_ps(w + c + 8 * u), acc[u]);
+    }
+  }
+  return (hsum_d(acc[0]) + hsum_d(acc[1])) + (hsum_d(acc[2]) + hsum_d(acc[3]));
+}
+
+}  // namespace
+
+void dense_q6k_avx2(const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
+  const int blocks = k / kQ6KBlock;
+  const size_t rb = static_cast<size_t>(blocks) * kQ6KBytes;
+  alignas(64) float buf[kQ6KBlock];
+  std::vector<double> sums(static_cast<size_t>(m));
+  for (int j = j0; j < j1; ++j) {
+    const uint8_t* row = w + static_cast<size_t>(j) * rb;
+    if (j + 1 < j1) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + rb), _MM_HINT_T0);
+    }
+    std::fill(sums.begin(), sums.end(), 0.0);
+    for (int b = 0; b < blocks; ++b) {
+      decode_block(row + static_cast<size_t>(b) * kQ6KBytes, buf);
+      for (int i = 0; i < m; ++i) {
+        sums[static_cast<size_t>(i)] += block_dot(x + static_cast<size_t>(i) * k + static_cast<size_t>(b) * kQ6KBlock, buf);
+      }
+    }
+    for (int i = 0; i < m; ++i) {
+      out[static_cast<size_t>(i) * n + j] = static_cast<float>(sums[static_cast<size_t>(i)]);
+    }
+  }
+}
+
+}  // namespace barbell
