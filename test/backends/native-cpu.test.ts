@@ -4,7 +4,11 @@
  * Integer kernels (ternary, binary, quantization, embedding) must match bit for bit; float kernels
  * within NMSE ≤ 1e-10. Skipped, with the probe's reason, when the addon is not built or not loadable.
  */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { loadModel } from "../../src/engine/model.js";
 import type { PartialBackend, StorageDType, TensorRef, UnaryOp, BinaryOp } from "../../src/backends/backend.js";
 import { ArrayBufferMemory, views } from "../../src/backends/host-memory.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
@@ -20,7 +24,7 @@ import { f32ToHalf } from "../../src/quant/half.js";
 import { Q6_K } from "../../src/quant/formats/q6-k.js";
 import { Q8_0 } from "../../src/quant/formats/q8-0.js";
 import { packBinary, packTernary } from "../../src/quant/layouts.js";
-import { mulberry32 as rng } from "../../src/model/bitnet/fixture.js";
+import { makeBitnetFixture, mulberry32 as rng } from "../../src/model/bitnet/fixture.js";
 
 const probe = probeNativeCpu();
 const reason = probe.available ? "" : probe.reason;
@@ -570,6 +574,32 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
     } finally {
       one.dispose();
       two.dispose();
+    }
+  });
+
+  it("runs a model with a Q6_K tied embedding or untied head strictly on native-cpu (no fallback), close to the JS reference", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "barbell-q6k-"));
+    try {
+      for (const tied of [true, false]) {
+        const file = path.join(dir, `q6k-${tied ? "tied" : "untied"}.gguf`);
+        const opts = { hidden: 256, layers: 1, heads: 4, kvHeads: 2, ffn: 256, vocab: 300, embeddingType: "q6_k", tied, seed: 5 } as const;
+        await writeFile(file, makeBitnetFixture(opts));
+        const fallbacks: string[] = [];
+        const native = await loadModel(file, { backends: ["native-cpu"], autotune: false, onFallback: (e) => fallbacks.push(JSON.stringify(e)) });
+        const reference = await loadModel(file, { backends: ["js"], autotune: false });
+        try {
+          const [got] = await native.logits([1, 17, 42, 299]);
+          const [want] = await reference.logits([1, 17, 42, 299]);
+          expect(fallbacks).toEqual([]);
+          expect(got?.length).toBe(300);
+          expect(nmse(got ?? new Float32Array(), want ?? new Float32Array(1))).toBeLessThanOrEqual(1e-8);
+        } finally {
+          native.dispose();
+          reference.dispose();
+        }
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
