@@ -24,6 +24,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["ui/", 6],
   ["cli/", 7],
   ["index.ts", 7],
+  ["testing.ts", 7],
 ];
 
 function layerOf(rel: string): number {
