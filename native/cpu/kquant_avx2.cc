@@ -14,28 +14,32 @@ namespace barbell {
 
 namespace {
 
-// Writes the 32 values q (6-bit codes in bytes, 0..63) of one quarter of a half: elements y[0..31], the
-// first 16 with scale s0 and the next 16 with s1 (d · scale, exact).
-inline void store_quarter(__m256i q, float s0, float s1, float* y) {
+// Emits the 32 values q (6-bit codes in bytes, 0..63) of one quarter of a half as four vectors of 8
+// (elements at offsets at, at + 8, at + 16, at + 24), the first 16 with scale s0 and the next 16 with s1
+// (d · scale, exact).
+template <typename Sink>
+inline void emit_quarter(__m256i q, float s0, float s1, int at, Sink& sink) {
   const __m256i centered = _mm256_sub_epi8(q, _mm256_set1_epi8(32));
   const __m128i lo = _mm256_castsi256_si128(centered);
   const __m128i hi = _mm256_extracti128_si256(centered, 1);
   const __m256 v0 = _mm256_set1_ps(s0);
   const __m256 v1 = _mm256_set1_ps(s1);
-  _mm256_store_ps(y, _mm256_mul_ps(v0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
-  _mm256_store_ps(y + 8, _mm256_mul_ps(v0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
-  _mm256_store_ps(y + 16, _mm256_mul_ps(v1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
-  _mm256_store_ps(y + 24, _mm256_mul_ps(v1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
+  sink(at, _mm256_mul_ps(v0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
+  sink(at + 8, _mm256_mul_ps(v0, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
+  sink(at + 16, _mm256_mul_ps(v1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
+  sink(at + 24, _mm256_mul_ps(v1, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
 }
 
-// Decodes one Q6_K block into out[256] (32-byte aligned), the same bits as q6k_dequantize_block.
-inline void decode_block(const uint8_t* block, float* out) {
+// Decodes one Q6_K block into `sink(offset, 8 values)`, the same bits as q6k_dequantize_block.
+template <typename Sink>
+inline void decode_block(const uint8_t* block, Sink& sink) {
   uint16_t hd;
   std::memcpy(&hd, block + 208, 2);
   const float d = _cvtsh_ss(hd);
   const int8_t* sc = reinterpret_cast<const int8_t*>(block + 192);
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i m3 = _mm256_set1_epi8(3);
+#pragma GCC unroll 2
   for (int h = 0; h < 2; ++h) {
     const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h));
     const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h + 32));
@@ -48,11 +52,11 @@ inline void decode_block(const uint8_t* block, float* out) {
     const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
                                        _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
     const int8_t* s = sc + 8 * h;
-    float* y = out + 128 * h;
-    store_quarter(q1, d * static_cast<float>(s[0]), d * static_cast<float>(s[1]), y);
-    store_quarter(q2, d * static_cast<float>(s[2]), d * static_cast<float>(s[3]), y + 32);
-    store_quarter(q3, d * static_cast<float>(s[4]), d * static_cast<float>(s[5]), y + 64);
-    store_quarter(q4, d * static_cast<float>(s[6]), d * static_cast<float>(s[7]), y + 96);
+    const int y = 128 * h;
+    emit_quarter(q1, d * static_cast<float>(s[0]), d * static_cast<float>(s[1]), y, sink);
+    emit_quarter(q2, d * static_cast<float>(s[2]), d * static_cast<float>(s[3]), y + 32, sink);
+    emit_quarter(q3, d * static_cast<float>(s[4]), d * static_cast<float>(s[5]), y + 64, sink);
+    emit_quarter(q4, d * static_cast<float>(s[6]), d * static_cast<float>(s[7]), y + 96, sink);
   }
 }
 
@@ -86,9 +90,22 @@ void dense_q6k_avx2(const float* x, const uint8_t* w, int k, int m, int n, float
     if (j + 1 < j1) {
       _mm_prefetch(reinterpret_cast<const char*>(row + rb), _MM_HINT_T0);
     }
+    if (m == 1) {  // decode GEMV: values go straight into FMA lanes (no buffer)
+      double sum = 0;
+      for (int b = 0; b < blocks; ++b) {
+        const float* xb = x + static_cast<size_t>(b) * kQ6KBlock;
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        auto fma = [&](int at, __m256 v) { acc[(at >> 3) & 3] = _mm256_fmadd_ps(_mm256_loadu_ps(xb + at), v, acc[(at >> 3) & 3]); };
+        decode_block(row + static_cast<size_t>(b) * kQ6KBytes, fma);
+        sum += (hsum_d(acc[0]) + hsum_d(acc[1])) + (hsum_d(acc[2]) + hsum_d(acc[3]));
+      }
+      out[j] = static_cast<float>(sum);
+      continue;
+    }
     std::fill(sums.begin(), sums.end(), 0.0);
+    auto store = [&](int at, __m256 v) { _mm256_store_ps(buf + at, v); };
     for (int b = 0; b < blocks; ++b) {
-      decode_block(row + static_cast<size_t>(b) * kQ6KBytes, buf);
+      decode_block(row + static_cast<size_t>(b) * kQ6KBytes, store);
       for (int i = 0; i < m; ++i) {
         sums[static_cast<size_t>(i)] += block_dot(x + static_cast<size_t>(i) * k + static_cast<size_t>(b) * kQ6KBlock, buf);
       }
