@@ -52,7 +52,7 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod<&Context::Q8I8>("q8i8"),
                            InstanceMethod<&Context::Embedding>("embedding"),
                            InstanceMethod<&Context::DenseQ6K>("denseQ6K"),
-                           InstanceMethod<&Context::EmbeddingQ6K>("embeddingQ6K"),
+                           InstanceMethod<&Context::EmbeddingBlocks>("embeddingBlocks"),
                            InstanceMethod<&Context::RmsNorm>("rmsNorm"),
                            InstanceMethod<&Context::Rope>("rope"),
                            InstanceMethod<&Context::Softmax>("softmax"),
@@ -335,9 +335,9 @@ class Context : public Napi::ObjectWrap<Context> {
     return Napi::Number::New(info.Env(), -1);
   }
 
-  // Q6_K rows (kquant.h): the dense head and the embedding.
+  // Block-format rows (kquant.h): the Q6_K dense head, Q8_0 / Q6_K embeddings.
   Napi::Value DenseQ6K(const Napi::CallbackInfo& info) { return alive(info) ? dense_q6k_napi(info, *exec_) : info.Env().Undefined(); }
-  Napi::Value EmbeddingQ6K(const Napi::CallbackInfo& info) { return alive(info) ? embedding_q6k_napi(info) : info.Env().Undefined(); }
+  Napi::Value EmbeddingBlocks(const Napi::CallbackInfo& info) { return alive(info) ? embedding_blocks_napi(info) : info.Env().Undefined(); }
 
   // embedding(ids: Int32Array, seq, table: Float32Array | Uint16Array, vocab, embed, out) → −1 or bad position
   Napi::Value Embedding(const Napi::CallbackInfo& info) {

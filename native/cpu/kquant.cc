@@ -119,27 +119,63 @@ Napi::Value dense_q6k_napi(const Napi::CallbackInfo& info, Executor& exec) {
   return info.Env().Undefined();
 }
 
-Napi::Value embedding_q6k_napi(const Napi::CallbackInfo& info) {
-  ARG_INT(seq, 1, kMaxDim);
-  ARG_INT(vocab, 3, kMaxDim);
-  ARG_INT(embed, 4, kMaxDim);
-  size_t tn = 0;
-  if (!q6k_bytes(info, "embeddingQ6K", vocab, embed, &tn)) {
+namespace {
+
+void q8_0_dequantize_block(const uint8_t* block, float* out) {
+  uint16_t hd;
+  std::memcpy(&hd, block, 2);
+  const float d = half_to_float(hd);
+  const int8_t* q = reinterpret_cast<const int8_t*>(block + 2);
+  for (int e = 0; e < 32; ++e) {
+    out[e] = static_cast<float>(q[e]) * d;  // exact: 8 × 11 significant bits
+  }
+}
+
+struct BlockFormat {
+  const char* name;
+  int elems;
+  int bytes;
+  void (*decode)(const uint8_t* block, float* out);
+};
+
+// By the code embeddingBlocks takes (kquant.h).
+constexpr BlockFormat kBlockFormats[] = {
+    {"q8_0", 32, 34, q8_0_dequantize_block},
+    {"q6_k", kQ6KBlock, kQ6KBytes, q6k_dequantize_block},
+};
+
+}  // namespace
+
+Napi::Value embedding_blocks_napi(const Napi::CallbackInfo& info) {
+  ARG_INT(format, 0, 1);
+  const BlockFormat& f = kBlockFormats[format];
+  ARG_INT(seq, 2, kMaxDim);
+  ARG_INT(vocab, 4, kMaxDim);
+  ARG_INT(embed, 5, kMaxDim);
+  if (embed % f.elems != 0) {
+    Napi::RangeError::New(info.Env(), std::string("[native-cpu] embeddingBlocks: ") + f.name + " rows need a length that is a multiple of " +
+                                          std::to_string(f.elems))
+        .ThrowAsJavaScriptException();
     return info.Env().Undefined();
   }
-  ARG_ARRAY(int32_t, ids, 0, static_cast<size_t>(seq));
-  ARG_ARRAY(uint8_t, table, 2, tn);
-  ARG_ARRAY(float, out, 5, prod(seq, embed));
-  const size_t blocks = static_cast<size_t>(embed / kQ6KBlock);
+  const size_t blocks = static_cast<size_t>(embed / f.elems);
+  size_t tn = 0;
+  if (!checked_product(vocab, static_cast<int64_t>(blocks) * f.bytes, &tn)) {
+    Napi::RangeError::New(info.Env(), "[native-cpu] embeddingBlocks: vocab·embed overflows").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  ARG_ARRAY(int32_t, ids, 1, static_cast<size_t>(seq));
+  ARG_ARRAY(uint8_t, table, 3, tn);
+  ARG_ARRAY(float, out, 6, prod(seq, embed));
   for (int64_t s = 0; s < seq; ++s) {
     const int32_t id = ids[s];
     if (id < 0 || id >= vocab) {
       return Napi::Number::New(info.Env(), static_cast<double>(s));
     }
-    const uint8_t* row = table + static_cast<size_t>(id) * blocks * kQ6KBytes;
+    const uint8_t* row = table + static_cast<size_t>(id) * blocks * static_cast<size_t>(f.bytes);
     float* o = out + static_cast<size_t>(s) * static_cast<size_t>(embed);
     for (size_t b = 0; b < blocks; ++b) {
-      q6k_dequantize_block(row + b * kQ6KBytes, o + b * kQ6KBlock);
+      f.decode(row + b * static_cast<size_t>(f.bytes), o + b * static_cast<size_t>(f.elems));
     }
   }
   return Napi::Number::New(info.Env(), -1);

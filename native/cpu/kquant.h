@@ -1,5 +1,5 @@
-// K-quant weights (ggml's Q6_K) on the native CPU backend: the output head (matmulDense) and the token
-// embedding over Q6_K rows. Numerics are the JS reference's (src/backends/js/kernels/dense.ts): a row is
+// Block-quantized weights on the native CPU backend: the Q6_K output head (matmulDense) and the token
+// embedding over Q6_K and Q8_0 rows. Numerics are the JS reference's (src/backends/js/kernels/dense.ts): a row is
 // dequantized exactly as ggml's dequantize_row_q6_K (d · scale · (q − 32), exact in f32), the embedding is
 // that row bit for bit, and the head multiplies it with x in f32 partial sums added in double per block
 // (within the reference's float64 tolerance, like the Q8_0 rows of matmulDense).
@@ -32,8 +32,9 @@ void dense_q6k_avx2(const float* x, const uint8_t* w, int k, int m, int n, float
 // denseQ6K(x: Float32Array, w: Uint8Array (Q6_K rows), m, k, n, out: Float32Array); k % 256 == 0.
 Napi::Value dense_q6k_napi(const Napi::CallbackInfo& info, Executor& exec);
 
-// embeddingQ6K(ids: Int32Array, seq, table: Uint8Array (Q6_K rows), vocab, embed, out: Float32Array) → −1,
-// or the position of the first id outside [0, vocab) (nothing written for it). embed % 256 == 0.
-Napi::Value embedding_q6k_napi(const Napi::CallbackInfo& info);
+// embeddingBlocks(format: 0 = Q8_0 | 1 = Q6_K, ids: Int32Array, seq, table: Uint8Array (rows of that format),
+// vocab, embed, out: Float32Array) → −1, or the position of the first id outside [0, vocab) (rows before it
+// are written). embed must be a multiple of the format's block (32, 256). Rows decode exactly as the reference.
+Napi::Value embedding_blocks_napi(const Napi::CallbackInfo& info);
 
 }  // namespace barbell

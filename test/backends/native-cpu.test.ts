@@ -340,7 +340,7 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
         expect(() => nk().kernels.matmulDense?.(xo, { ...xo, dtype: "q8_0", shape: [2, 40] }, zeros("f32", [1, 2]))).toThrow(/multiple of 32/);
       });
 
-      it("matmulDense with q6_k weights (llama-quantize's head) runs here within NMSE 1e-10; q6_k embedding rows are exact", () => {
+      it("matmulDense with q6_k weights (llama-quantize's head) runs here within NMSE 1e-10; q6_k and q8_0 embedding rows are exact", () => {
         const r = rng(17);
         for (const [m, k, n] of [
           [1, 256, 1],
@@ -368,6 +368,13 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
         js.kernels.embedding(ids, t, want);
         expectBitEqual(f32Of(got, 5 * e), f32Of(want, 5 * e));
         expect(() => nk().kernels.embedding?.(tensor("i32", [2], Int32Array.of(3, 30)), t, zeros("f32", [2, e]))).toThrow(ShapeError);
+        const t8 = tensor("q8_0", [v, 96], Q8_0.encode(randomF32(r, v * 96, 2), v, 96));
+        const got8 = zeros("f32", [5, 96]);
+        const want8 = zeros("f32", [5, 96]);
+        expect(accepts("embedding", [ids, t8, got8])).toBe(true);
+        nk().kernels.embedding?.(ids, t8, got8);
+        js.kernels.embedding(ids, t8, want8);
+        expectBitEqual(f32Of(got8, 5 * 96), f32Of(want8, 5 * 96));
       });
 
       it("matmulQ8I8 (the integer Q8_0 head) is bit-exact: tiles of 16 rows, tails, 1 to 11 rows, 1 and 2 threads", () => {
@@ -577,12 +584,12 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
     }
   });
 
-  it("runs a model with a Q6_K tied embedding or untied head strictly on native-cpu (no fallback), close to the JS reference", async () => {
+  it("runs a model with a Q6_K or Q8_0 tied embedding or a Q6_K untied head strictly on native-cpu (no fallback), close to the JS reference", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "barbell-q6k-"));
     try {
-      for (const tied of [true, false]) {
-        const file = path.join(dir, `q6k-${tied ? "tied" : "untied"}.gguf`);
-        const opts = { hidden: 256, layers: 1, heads: 4, kvHeads: 2, ffn: 256, vocab: 300, embeddingType: "q6_k", tied, seed: 5 } as const;
+      for (const [embeddingType, tied] of [["q6_k", true], ["q6_k", false], ["q8_0", true]] as const) {
+        const file = path.join(dir, `${embeddingType}-${tied ? "tied" : "untied"}.gguf`);
+        const opts = { hidden: 256, layers: 1, heads: 4, kvHeads: 2, ffn: 256, vocab: 300, embeddingType, tied, seed: 5 } as const;
         await writeFile(file, makeBitnetFixture(opts));
         const fallbacks: string[] = [];
         const native = await loadModel(file, { backends: ["native-cpu"], autotune: false, onFallback: (e) => fallbacks.push(JSON.stringify(e)) });

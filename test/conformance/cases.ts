@@ -269,6 +269,11 @@ export const CASES: readonly ConformanceCase[] = [
     const out = refOf(mem, "f32", [4, 64]);
     return { args: [refOf(mem, "i32", [4], Int32Array.of(3, 0, 49, 3)), refOf(mem, "f16", [50, 64], table), out], out };
   }, 0),
+  floatCase("embedding", "embedding q8_0 rows", 682, (mem, r) => {
+    const table = QUANT_TRAITS.q8_0.encode(floats(r, 20 * 96), 20, 96);
+    const out = refOf(mem, "f32", [3, 96]);
+    return { args: [refOf(mem, "i32", [3], Int32Array.of(19, 0, 4)), refOf(mem, "q8_0", [20, 96], table), out], out };
+  }, 0),
   floatCase("embedding", "embedding q6_k rows", 681, (mem, r) => {
     // Q6_K rows decode exactly (ggml's dequantize_row_q6_K), so every backend must match bit for bit.
     const table = QUANT_TRAITS.q6_k.encode(floats(r, 20 * 512), 20, 512);

@@ -77,8 +77,11 @@ export interface NativeContext {
   quantize(x: Float32Array, m: number, k: number, q: Int8Array, scales: Float32Array): number;
   /** out[m, n] = x[m, k] · decode(w)[n, k]ᵀ for Q6_K rows (k % 256 == 0; native/cpu/kquant.h). */
   denseQ6K(x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array): void;
-  /** Q6_K embedding rows (embed % 256 == 0); returns −1, or the position of the first id outside the vocabulary. */
-  embeddingQ6K(ids: Int32Array, seq: number, table: Uint8Array, vocab: number, embed: number, out: Float32Array): number;
+  /**
+   * Embedding rows of a block format (0: Q8_0, 1: Q6_K; embed a multiple of its block); returns −1, or the
+   * position of the first id outside the vocabulary.
+   */
+  embeddingBlocks(format: number, ids: Int32Array, seq: number, table: Uint8Array, vocab: number, embed: number, out: Float32Array): number;
   /** Returns −1, or the position of the first id outside the vocabulary. */
   embedding(
     ids: Int32Array,

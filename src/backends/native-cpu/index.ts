@@ -6,8 +6,8 @@
  * Kernels: matmulTernaryI8, matmulBinaryI8, matmulBinaryBinary (bit-exact with the JS reference),
  * quantizeActivations (bit-exact), matmulF32 / matmulDense (f32 and f16 weights), embedding (f32 and f16;
  * exact), rmsNorm, rope, softmax, attention, unary (all ops), binary (any non-negative strides), scale,
- * writeRows; matmulDense also takes q8_0 and q6_k weights, embedding q6_k tables (rows decoded exactly as
- * the reference; native/cpu/kquant.cc); matmulQ8I8 (the integer Q8_0 head, bit-exact: AVX-512 VNNI over 16
+ * writeRows; matmulDense also takes q8_0 and q6_k weights, embedding q8_0 and q6_k tables (rows decoded
+ * exactly as the reference; native/cpu/kquant.cc); matmulQ8I8 (the integer Q8_0 head, bit-exact: AVX-512 VNNI over 16
  * weight rows per tile, scalar elsewhere). copyStrided and concat, and dense weights in bf16, fall back to
  * the next backend.
  *
@@ -44,6 +44,12 @@ export { probeNativeCpu } from "./addon.js";
 /** Q6_K: elements and bytes per block (src/quant/formats/q6-k.ts; native/cpu/kquant.h). */
 const Q6K_BLOCK = 256;
 const Q6K_BLOCK_BYTES = 210;
+
+/** Block-format embedding tables: the addon's format code (native/cpu/kquant.h), elements and bytes per block. */
+const EMBEDDING_BLOCKS = {
+  q8_0: { code: 0, elems: 32, bytes: 34 },
+  q6_k: { code: 1, elems: Q6K_BLOCK, bytes: Q6K_BLOCK_BYTES },
+} as const;
 
 /** Largest K of the integer kernels here: |Σ (trit + 1)·x| ≤ 2·128·K must fit an int32. */
 export const NATIVE_MAX_K = 2 ** 22;
@@ -322,13 +328,14 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
       need(op, "ids", ia, seq);
       need(op, "out", oa, seq * embed);
       let bad: number;
-      if (table.dtype === "q6_k") {
-        if (embed % Q6K_BLOCK !== 0) {
-          throw new ShapeError("size", `[${op}] q6_k rows need a length that is a multiple of ${Q6K_BLOCK}, got ${embed}`);
+      const blocks = table.dtype === "q8_0" || table.dtype === "q6_k" ? EMBEDDING_BLOCKS[table.dtype] : undefined;
+      if (blocks !== undefined) {
+        if (embed % blocks.elems !== 0) {
+          throw new ShapeError("size", `[${op}] ${table.dtype} rows need a length that is a multiple of ${blocks.elems}, got ${embed}`);
         }
         const tb = u8(table);
-        need(op, "table", tb, vocab * (embed / Q6K_BLOCK) * Q6K_BLOCK_BYTES);
-        bad = ctx.embeddingQ6K(ia, seq, tb, vocab, embed, oa);
+        need(op, "table", tb, vocab * (embed / blocks.elems) * blocks.bytes);
+        bad = ctx.embeddingBlocks(blocks.code, ia, seq, tb, vocab, embed, oa);
       } else {
         const ta = denseWeights(op, table);
         need(op, "table", ta, vocab * embed);
@@ -461,7 +468,7 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
 
 /**
  * What the native kernels take, as data over the op table (checked against it by the dispatcher). Dense
- * weights in bf16 (and q8_0 embeddings), copyStrided and concat are not here: those calls go to the next backend. The
+ * weights in bf16, copyStrided and concat are not here: those calls go to the next backend. The
  * element-wise ops of `unary` and `binary` are the codes the addon reports (the cases of
  * native/cpu/elementwise.h): an op without a case there goes to the next backend too.
  */
@@ -469,7 +476,7 @@ const FIXED_CAPABILITIES = {
   matmulF32: true,
   matmulDense: { dtypes: { w: ["f32", "f16", "q8_0", "q6_k"] } },
   matmulQ8I8: true,
-  embedding: { dtypes: { table: ["f32", "f16", "q6_k"] } },
+  embedding: { dtypes: { table: ["f32", "f16", "q8_0", "q6_k"] } },
   writeRows: true,
   matmulTernaryI8: { maxK: NATIVE_MAX_K },
   matmulBinaryI8: { maxK: NATIVE_MAX_K },
