@@ -23,7 +23,7 @@ import { FormatError, ShapeError, ValueError } from "../src/core/errors.js";
 import { readRegularFile } from "../src/core/files.js";
 import { openGguf, quantTraitsFor, writeGguf, type GgufTensorInput } from "../src/formats/gguf/index.js";
 import { QUANT_TRAITS } from "../src/quant/table.js";
-import { MAX_CORPUS_BYTES, parseCard, splitCorpus, tokenizerEntries, tokenizerFromEntries, validationLoss } from "../src/cli/train.js";
+import { logSumExp, MAX_CORPUS_BYTES, parseCard, splitCorpus, tokenizerEntries, tokenizerFromEntries, validationLoss } from "../src/cli/train.js";
 
 /** Tensors that hold the embedding and the output head (a tied model has only the first). */
 export const HEAD_TENSORS: readonly string[] = ["token_embd.weight", "output.weight"];
@@ -87,18 +87,6 @@ function argMax(row: Float32Array): number {
     }
   }
   return best;
-}
-
-function logSumExp(row: Float32Array): number {
-  let max = -Infinity;
-  for (const x of row) {
-    max = Math.max(max, x);
-  }
-  let z = 0;
-  for (const x of row) {
-    z += Math.exp(x - max);
-  }
-  return Math.log(z) + max;
 }
 
 /** Accumulates `LogitsDiff` row by row (float64 sums). */

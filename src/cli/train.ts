@@ -241,19 +241,24 @@ export async function validationLoss(
     options.onWindow?.(start, logits);
     for (let i = 0; i < take; i++) {
       const row = logits[i] ?? new Float32Array(0);
-      let max = -Infinity;
-      for (const x of row) {
-        max = Math.max(max, x);
-      }
-      let z = 0;
-      for (const x of row) {
-        z += Math.exp(x - max);
-      }
-      sum += Math.log(z) + max - (row[window[i + 1] ?? 0] ?? 0);
+      sum += logSumExp(row) - (row[window[i + 1] ?? 0] ?? 0);
       n++;
     }
   }
   return { loss: n > 0 ? sum / n : Number.NaN, tokens: n };
+}
+
+/** log Σ exp(row), shifted by the row's maximum (the cross-entropy's normalizer). */
+export function logSumExp(row: Float32Array): number {
+  let max = -Infinity;
+  for (const x of row) {
+    max = Math.max(max, x);
+  }
+  let z = 0;
+  for (const x of row) {
+    z += Math.exp(x - max);
+  }
+  return Math.log(z) + max;
 }
 
 function fmtDuration(seconds: number): string {
