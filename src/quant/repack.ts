@@ -7,7 +7,7 @@
  * names the first offending element, because running them as ternary would silently change the model.
  */
 import { FormatError } from "../core/errors.js";
-import { f32FromBits } from "./half.js";
+import { f32FromBits, halfToF32 } from "./half.js";
 import { ternaryRowBytes } from "./layouts.js";
 import { QUANT_TRAITS } from "./table.js";
 import type { QuantName } from "./types.js";
@@ -35,7 +35,13 @@ export function repackTernary(format: QuantName, bytes: Uint8Array, rows: number
   if (bytes.length < size) {
     throw new FormatError("truncated", `[repack] ${format} ${rows}x${cols} needs ${size} bytes, got ${bytes.length}`);
   }
-  return format === "i2_s" ? repackI2S(bytes, rows, cols) : repackDecoded(format, bytes, rows, cols);
+  if (format === "i2_s") {
+    return repackI2S(bytes, rows, cols);
+  }
+  // TQ2_0 as llama-quantize writes a ternary model (one block scale, or 0 for all-zero blocks) moves codes
+  // without decoding; anything else (differing or negative scales, code 3) takes the decoding path, whose
+  // result and errors are the reference.
+  return (format === "tq2_0" ? repackTQ2Fast(bytes, rows, cols) : undefined) ?? repackDecoded(format, bytes, rows, cols);
 }
 
 /**
@@ -77,6 +83,49 @@ function repackI2S(bytes: Uint8Array, rows: number, cols: number): TernaryPacked
     codes[dst + 24] = pack4(w);
   }
   return { codes, scale };
+}
+
+/**
+ * TQ2_0 → t2 by moving codes: each 256-element block is two 32-byte halves laid out as an I2_S block with
+ * the field order reversed (element m at bits 1-0 … m+96 at bits 7-6), its fp16 d after the 64 code bytes.
+ * Returns undefined, for the decoding path to handle, unless every block with a non-zero code has the same
+ * positive finite d, every all-zero block a finite d, and no byte holds code 3: then decoding would give
+ * exactly these codes and γ = d.
+ */
+function repackTQ2Fast(bytes: Uint8Array, rows: number, cols: number): TernaryPacked | undefined {
+  const blocks = (rows * cols) / 256;
+  const codes = new Uint8Array(blocks * 64);
+  const word = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let scaleBits = -1;
+  for (let b = 0; b < blocks; b++) {
+    const at = b * 66;
+    const d = (bytes[at + 64] ?? 0) | ((bytes[at + 65] ?? 0) << 8);
+    let nonZero = 0;
+    for (let g = 0; g < 16; g++) {
+      const w = word.getUint32(at + 4 * g, true);
+      if ((w & (w >>> 1) & 0x55555555) !== 0) {
+        return undefined; // code 3
+      }
+      nonZero |= w ^ 0x55555555;
+      const dst = b * 64 + ((g >> 3) << 5) + (g & 7);
+      codes[dst] = pack4(w);
+      codes[dst + 8] = pack4(w >>> 2);
+      codes[dst + 16] = pack4(w >>> 4);
+      codes[dst + 24] = pack4(w >>> 6);
+    }
+    if ((d & 0x7c00) === 0x7c00) {
+      return undefined; // a non-finite scale
+    }
+    if (nonZero !== 0) {
+      if (scaleBits === -1) {
+        scaleBits = d;
+      }
+      if (d !== scaleBits || (d & 0x8000) !== 0 || (d & 0x7fff) === 0) {
+        return undefined;
+      }
+    }
+  }
+  return { codes, scale: scaleBits === -1 ? 0 : halfToF32(scaleBits) };
 }
 
 /** The low 2 bits of each byte of t, packed into one byte: byte i's field at bits 2i. */
