@@ -13,7 +13,7 @@
  * type unused, as llama.cpp's converter pads them: llama.cpp requires one token per embedding row.
  */
 import { gv, type GgufValue } from "../../formats/gguf/index.js";
-import type { HfTokenizerTables } from "../tokenizer/hf-json.js";
+import type { TokenizerTables } from "../tokenizer/types.js";
 import { TokenType } from "../tokenizer/types.js";
 import { ConvertError } from "./convert-error.js";
 
@@ -44,7 +44,7 @@ function scoresFromMerges(tokens: readonly string[], types: Uint8Array, merges: 
 }
 
 /** `[PAD<id>]` for ids the JSON leaves out (empty unused tokens) and for embedding rows past the vocabulary. */
-function padded(tables: HfTokenizerTables["tables"], rows: number): { tokens: string[]; types: number[] } {
+function padded(tables: TokenizerTables["tables"], rows: number): { tokens: string[]; types: number[] } {
   const tokens = tables.tokens.map((t, id) => (t === "" && tables.types[id] === TokenType.unused ? `[PAD${id}]` : t));
   const types = Array.from(tables.types);
   for (let id = tokens.length; id < rows; id++) {
@@ -68,7 +68,7 @@ export interface GgufTokenizerOptions {
  * The `tokenizer.*` metadata entries for a tokenizer read from tokenizer.json (`tokenizerTablesFromJson`).
  * Throws ConvertError `tokenizer` when the vocabulary has more tokens than the embedding has rows.
  */
-export function ggufTokenizerMetadata(t: HfTokenizerTables, options: GgufTokenizerOptions): [string, GgufValue][] {
+export function ggufTokenizerMetadata(t: TokenizerTables, options: GgufTokenizerOptions): [string, GgufValue][] {
   const tables = t.tables;
   if (tables.tokens.length > options.vocabRows) {
     throw new ConvertError(

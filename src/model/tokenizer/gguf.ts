@@ -12,7 +12,7 @@ import type { VocabTables } from "./base.js";
 import { ByteBpeTokenizer } from "./byte-bpe.js";
 import type { ByteLevelPreTokenizer } from "./pretokenize.js";
 import { SpmTokenizer } from "./spm.js";
-import { MAX_MERGES, MAX_TOKEN_LENGTH, MAX_VOCAB_SIZE, TokenType, type Tokenizer } from "./types.js";
+import { MAX_MERGES, MAX_TOKEN_LENGTH, MAX_VOCAB_SIZE, TokenType, type Tokenizer, type TokenizerTables } from "./types.js";
 
 /** GGUF `tokenizer.ggml.model` values barbell supports. */
 export const SUPPORTED_GGUF_TOKENIZER_MODELS = ["gpt2", "llama"] as const;
@@ -117,6 +117,12 @@ function perToken(meta: GgufMetadata, key: string, vocab: number): readonly numb
  * `MAX_VOCAB_SIZE`, `MAX_MERGES` or `MAX_TOKEN_LENGTH`.
  */
 export function tokenizerFromGguf(meta: GgufMetadata, arch?: string): Tokenizer {
+  const t = tokenizerTablesFromGguf(meta, arch);
+  return t.kind === "byte-bpe" ? new ByteBpeTokenizer(t.tables) : new SpmTokenizer(t.tables);
+}
+
+/** The tables `tokenizerFromGguf` builds its tokenizer from (for writing them elsewhere, e.g. as tokenizer.json). */
+export function tokenizerTablesFromGguf(meta: GgufMetadata, arch?: string): TokenizerTables {
   const model = meta.getString("tokenizer.ggml.model");
   if (model === undefined) {
     throw bad("the GGUF has no tokenizer.ggml.model");
@@ -156,13 +162,8 @@ export function tokenizerFromGguf(meta: GgufMetadata, arch?: string): Tokenizer 
       throw bad("a 'llama' (SentencePiece) tokenizer needs tokenizer.ggml.scores");
     }
     const spacePrefix = (meta.getBool("tokenizer.ggml.add_space_prefix") ?? true) ? "always" : "never";
-    return new SpmTokenizer({
-      ...tables,
-      addBos: addBos ?? true,
-      ranking: { kind: "scores", scores },
-      spacePrefix,
-      unk: tokenId(meta, "tokenizer.ggml.unknown_token_id", n) ?? findByText(tokens, ["<unk>"]),
-    });
+    const unk = tokenId(meta, "tokenizer.ggml.unknown_token_id", n) ?? findByText(tokens, ["<unk>"]);
+    return { kind: "spm", tables: { ...tables, addBos: addBos ?? true, ranking: { kind: "scores", scores }, spacePrefix, unk } };
   }
   const merges = meta.getStringArray("tokenizer.ggml.merges");
   if (merges === undefined) {
@@ -179,11 +180,8 @@ export function tokenizerFromGguf(meta: GgufMetadata, arch?: string): Tokenizer 
   } else {
     preTokenizer = llama3 ? "llama3" : "gpt2";
   }
-  return new ByteBpeTokenizer({
-    ...tables,
-    addBos: addBos ?? llama3,
-    merges,
-    preTokenizer,
-    ignoreMerges: preTokenizer === "llama3",
-  });
+  return {
+    kind: "byte-bpe",
+    tables: { ...tables, addBos: addBos ?? llama3, merges, preTokenizer, ignoreMerges: preTokenizer === "llama3" },
+  };
 }

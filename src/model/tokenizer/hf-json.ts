@@ -10,7 +10,7 @@
  */
 import { FormatError } from "../../core/errors.js";
 import type { VocabTables } from "./base.js";
-import { ByteBpeTokenizer, type ByteBpeTables } from "./byte-bpe.js";
+import { ByteBpeTokenizer } from "./byte-bpe.js";
 import { EOT_TEXTS, checkMerges, checkTokens, findByText } from "./gguf.js";
 import {
   GPT2_ONIGURUMA_PATTERN,
@@ -19,8 +19,8 @@ import {
   LLAMA3_PATTERN,
   type ByteLevelPreTokenizer,
 } from "./pretokenize.js";
-import { SpmTokenizer, type SpacePrefix, type SpmTables } from "./spm.js";
-import { MAX_MERGES, MAX_VOCAB_SIZE, TokenType, type Tokenizer } from "./types.js";
+import { SpmTokenizer, type SpacePrefix } from "./spm.js";
+import { MAX_MERGES, MAX_VOCAB_SIZE, TokenType, type Tokenizer, type TokenizerTables } from "./types.js";
 
 type Json = Record<string, unknown>;
 
@@ -234,16 +234,11 @@ export function tokenizerFromJson(tokenizerJson: unknown, config?: unknown): Tok
   });
 }
 
-/** What a tokenizer.json describes: the tables of a byte-level BPE or a SentencePiece tokenizer. */
-export type HfTokenizerTables =
-  | { readonly kind: "byte-bpe"; readonly tables: ByteBpeTables }
-  | { readonly kind: "spm"; readonly tables: SpmTables };
-
 /**
  * The tables `tokenizerFromJson` builds its tokenizer from (for writing them elsewhere, e.g. as GGUF metadata),
  * with the same checks and errors.
  */
-export function tokenizerTablesFromJson(tokenizerJson: unknown, config?: unknown): HfTokenizerTables {
+export function tokenizerTablesFromJson(tokenizerJson: unknown, config?: unknown): TokenizerTables {
   return guarded(() => build(tokenizerJson, config));
 }
 
@@ -259,7 +254,7 @@ function guarded<T>(f: () => T): T {
   }
 }
 
-function build(tokenizerJson: unknown, config: unknown): HfTokenizerTables {
+function build(tokenizerJson: unknown, config: unknown): TokenizerTables {
   const json = record(tokenizerJson, "tokenizer.json");
   const cfg = config === undefined || config === null ? {} : record(config, "tokenizer_config.json");
   const model = record(json.model, "model");

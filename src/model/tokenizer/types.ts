@@ -3,6 +3,17 @@
  * vocabulary from a file may declare.
  */
 
+import type { ByteBpeTables } from "./byte-bpe.js";
+import type { SpmTables } from "./spm.js";
+
+/**
+ * The tables a tokenizer is built from, whichever file they came from (GGUF metadata or tokenizer.json): one
+ * form, so each source can be written as the other (`barbell convert`, `barbell export --hf`).
+ */
+export type TokenizerTables =
+  | { readonly kind: "byte-bpe"; readonly tables: ByteBpeTables }
+  | { readonly kind: "spm"; readonly tables: SpmTables };
+
 /** Options of `Tokenizer.encode`. */
 export interface EncodeOptions {
   /**
