@@ -22,7 +22,7 @@ export type StorageDType =
  * Dense float weights kept in their file format (embeddings, the output head): the block layouts of
  * src/quant, rows along the last dim. Kernels decode them on the fly, so a 650 MB F16 head stays 650 MB.
  */
-export type DenseBlockDType = "f16" | "bf16" | "q8_0" | "q6_k";
+export type DenseBlockDType = "f16" | "bf16" | "q8_0" | "q4_k" | "q5_k" | "q6_k";
 
 /** Weight dtypes a dense (float) matmul and an embedding lookup accept. */
 export type DenseDType = "f32" | DenseBlockDType;

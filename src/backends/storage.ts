@@ -31,6 +31,8 @@ export function storageBytes(dtype: StorageDType, shape: readonly number[]): num
     case "f16":
     case "bf16":
     case "q8_0":
+    case "q4_k":
+    case "q5_k":
     case "q6_k":
       // Undefined when the last dim is not a whole number of blocks; callers check shapes first.
       return QUANT_TRAITS[dtype].byteSize(rows, cols) ?? Number.NaN;

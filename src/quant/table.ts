@@ -7,6 +7,8 @@ import { F32 } from "./formats/f32.js";
 import { HF_PACKED } from "./formats/hf-packed.js";
 import { I2_S } from "./formats/i2-s.js";
 import { Q1_0 } from "./formats/q1-0.js";
+import { Q4_K } from "./formats/q4-k.js";
+import { Q5_K } from "./formats/q5-k.js";
 import { Q6_K } from "./formats/q6-k.js";
 import { Q8_0 } from "./formats/q8-0.js";
 import { TQ1_0 } from "./formats/tq1-0.js";
@@ -19,6 +21,8 @@ export const QUANT_TRAITS = {
   f16: F16,
   bf16: BF16,
   q8_0: Q8_0,
+  q4_k: Q4_K,
+  q5_k: Q5_K,
   q6_k: Q6_K,
   q1_0: Q1_0,
   tq1_0: TQ1_0,

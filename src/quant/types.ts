@@ -10,6 +10,8 @@ export type QuantName =
   | "f16"
   | "bf16"
   | "q8_0"
+  | "q4_k"
+  | "q5_k"
   | "q6_k"
   | "q1_0" // 1-bit binary blocks (mainline ggml id 41): sign bits + one fp16 scale per 128
   | "tq1_0"

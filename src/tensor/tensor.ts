@@ -149,6 +149,8 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
       case "f16":
       case "bf16":
       case "q8_0":
+      case "q4_k":
+      case "q5_k":
       case "q6_k":
         return QUANT_TRAITS[this.dtype as DenseBlockDType].decode(raw, rows, cols);
     }
@@ -173,6 +175,8 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
       case "f16":
       case "bf16":
       case "q8_0":
+      case "q4_k":
+      case "q5_k":
       case "q6_k":
         throw new UsageError("dtype", `[toInt32] ${this.describe()} holds floats`);
     }

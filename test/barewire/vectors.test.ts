@@ -60,6 +60,8 @@ function build(): VectorFile {
     ["tq2_0 [rows=1, cols=256]", encodeTensorFrame(small("tq2_0", 256))],
     ["tq1_0 [rows=1, cols=256]", encodeTensorFrame(small("tq1_0", 256))],
     ["q1_0 [rows=1, cols=128]", encodeTensorFrame(small("q1_0", 128))],
+    ["q4_k [rows=1, cols=256]", encodeTensorFrame(small("q4_k", 256))],
+    ["q5_k [rows=1, cols=256]", encodeTensorFrame(small("q5_k", 256))],
     ["dump manifest", encodeManifest(MANIFEST)],
   ];
   const [begin, ...chunks] = encodeTensorChunks(small("i8", 100, 1), { stream: 3, chunkBytes: 40 });
@@ -81,7 +83,7 @@ function build(): VectorFile {
     { name: "version 2", hex: edit(4, 2), error: "bad-version" },
     { name: "unknown message tag 4", hex: edit(6, 4), error: "bad-tag" },
     { name: "message tag 0x80 (not a one-byte uint)", hex: edit(6, 0x80), error: "bad-tag" },
-    { name: "unknown dtype 13", hex: edit(9, 13), error: "bad-tag" },
+    { name: "unknown dtype 15", hex: edit(9, 15), error: "bad-tag" },
     { name: "truncated payload", hex: good.slice(0, -2), error: "truncated" },
     { name: "trailing byte", hex: `${good}00`, error: "trailing" },
     { name: "nonzero pad byte", hex: edit(40, 1), error: "non-canonical" },

@@ -8,6 +8,8 @@ const LAYOUT: Record<QuantName, { block: number; bytes: number; ggml: number | u
   f16: { block: 1, bytes: 2, ggml: 1 },
   bf16: { block: 1, bytes: 2, ggml: 30 },
   q8_0: { block: 32, bytes: 2 + 32, ggml: 8 }, // d + qs[32]
+  q4_k: { block: 256, bytes: 2 + 2 + 12 + 256 / 2, ggml: 12 }, // d + dmin + scales + qs
+  q5_k: { block: 256, bytes: 2 + 2 + 12 + 256 / 8 + 256 / 2, ggml: 13 }, // d + dmin + scales + qh + qs
   q6_k: { block: 256, bytes: 256 / 2 + 256 / 4 + 256 / 16 + 2, ggml: 14 }, // ql + qh + scales + d
   q1_0: { block: 128, bytes: 2 + 128 / 8, ggml: 41 }, // d + sign bits
   tq1_0: { block: 256, bytes: (256 - (4 * 256) / 64) / 5 + 256 / 64 + 2, ggml: 34 }, // qs (5 trits/B) + qh (4/B) + d
@@ -39,6 +41,8 @@ describe("block layouts", () => {
     expect(QUANT_TRAITS.tq2_0.bitsPerWeight).toBe(2.0625);
     expect(QUANT_TRAITS.tq1_0.bitsPerWeight).toBe(1.6875);
     expect(QUANT_TRAITS.q6_k.bitsPerWeight).toBe(6.5625);
+    expect(QUANT_TRAITS.q5_k.bitsPerWeight).toBe(5.5);
+    expect(QUANT_TRAITS.q4_k.bitsPerWeight).toBe(4.5);
     expect(QUANT_TRAITS.q8_0.bitsPerWeight).toBe(8.5);
     expect(QUANT_TRAITS.q1_0.bitsPerWeight).toBe(1.125);
     expect(QUANT_TRAITS.i2_s.bitsPerWeight).toBe(2);

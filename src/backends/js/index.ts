@@ -18,7 +18,7 @@ import { concat, copyStrided } from "./kernels/layout.js";
 import { embedding, matmulDense, matmulQ8I8 } from "./kernels/dense.js";
 
 /** Storage dtypes whose bytes are a block format of src/quant (f32 included). */
-const DENSE_FORMATS = { f32: "f32", f16: "f16", bf16: "bf16", q8_0: "q8_0", q6_k: "q6_k" } as const satisfies Record<
+const DENSE_FORMATS = { f32: "f32", f16: "f16", bf16: "bf16", q8_0: "q8_0", q4_k: "q4_k", q5_k: "q5_k", q6_k: "q6_k" } as const satisfies Record<
   DenseDType,
   QuantName
 >;

@@ -15,6 +15,8 @@ export const STORAGE_WIRE_DTYPES = [
   "binary",
   "q8_0",
   "q6_k",
+  "q4_k",
+  "q5_k",
 ] as const satisfies readonly StorageDType[];
 
 /** True when a wire dtype is a barbell storage dtype. */
@@ -54,6 +56,8 @@ export function payloadBytes(dtype: WireDType, shape: readonly number[]): number
     case "f16":
     case "bf16":
     case "q8_0":
+    case "q4_k":
+    case "q5_k":
     case "q6_k":
       bytes = QUANT_TRAITS[dtype].byteSize(rows, cols);
       break;

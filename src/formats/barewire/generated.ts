@@ -27,6 +27,8 @@ export enum DType {
     TQ10 = "TQ10",
     TQ20 = "TQ20",
     Q10 = "Q10",
+    Q4K = "Q4K",
+    Q5K = "Q5K",
 }
 
 export function readDType(bc: bare.ByteCursor): DType {
@@ -59,6 +61,10 @@ export function readDType(bc: bare.ByteCursor): DType {
             return DType.TQ20
         case 12:
             return DType.Q10
+        case 13:
+            return DType.Q4K
+        case 14:
+            return DType.Q5K
         default: {
             bc.offset = offset
             throw new bare.BareError(offset, "invalid tag")
@@ -118,6 +124,14 @@ export function writeDType(bc: bare.ByteCursor, x: DType): void {
         }
         case DType.Q10: {
             bare.writeU8(bc, 12)
+            break
+        }
+        case DType.Q4K: {
+            bare.writeU8(bc, 13)
+            break
+        }
+        case DType.Q5K: {
+            bare.writeU8(bc, 14)
             break
         }
     }

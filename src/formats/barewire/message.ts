@@ -35,6 +35,8 @@ export const WIRE_DTYPES = [
   "tq1_0",
   "tq2_0",
   "q1_0",
+  "q4_k",
+  "q5_k",
 ] as const;
 
 /** A payload element type: barbell's storage dtypes plus the file block formats i2_s, tq1_0, tq2_0 and q1_0. */

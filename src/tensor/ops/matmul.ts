@@ -40,7 +40,7 @@ function contractionShape(op: string, x: Tensor, w: Tensor): { rows: number; n: 
   return { rows: x.size / k, n, shape: [...x.shape.slice(0, -1), n] };
 }
 
-const DENSE: readonly DenseDType[] = ["f32", "f16", "bf16", "q8_0", "q6_k"];
+const DENSE: readonly DenseDType[] = ["f32", "f16", "bf16", "q8_0", "q4_k", "q5_k", "q6_k"];
 
 /**
  * x[..., K] against w[N, K] into a fresh [..., N] tensor of `outDtype`, filled by `kernel` with x viewed as a
