@@ -1,0 +1,77 @@
+/**
+ * `barbell export --onnx <form> [-m model] -o out.onnx`: any model barbell loads (GGUF, Hugging Face folder, training
+ * checkpoint) written in another format. Each target is one flag (`--onnx <form>` today; a later `--hf <dir>` goes
+ * beside it), and exactly one is given. docs/onnx.md describes the ONNX forms and their measured agreement.
+ */
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { Option, type Command } from "commander";
+import { FileError, UsageError } from "../core/errors.js";
+import { fileError } from "../core/files.js";
+import { exportOnnx, MAX_ONNX_POSITIONS, ONNX_FORMS, type OnnxExportResult, type OnnxForm } from "../export/onnx/export.js";
+import { CHECKPOINT_CONTEXT, openExportSource } from "../export/onnx/sources.js";
+import { intInRange } from "./args.js";
+import { modelOrDefault } from "./default-model.js";
+import type { CliIo } from "./run.js";
+
+export interface ExportFlags {
+  readonly model?: string;
+  readonly onnx?: OnnxForm;
+  readonly out?: string;
+  readonly positions?: number;
+  readonly ctx?: number;
+}
+
+function mib(n: number): string {
+  return `${(n / 2 ** 20).toFixed(2)} MiB`;
+}
+
+/** The output file must be in an existing folder and not be a folder itself (checked before the model is read). */
+async function checkOut(out: string): Promise<void> {
+  const dir = path.dirname(path.resolve(out));
+  try {
+    if (!(await stat(dir)).isDirectory()) {
+      throw new FileError("not-a-file", `[export] output folder ${path.dirname(out)} is not a folder`);
+    }
+  } catch (e) {
+    throw e instanceof FileError ? e : fileError(e, path.dirname(out), "[export] output folder");
+  }
+  const existing = await stat(out).catch(() => undefined);
+  if (existing?.isDirectory() === true) {
+    throw new FileError("not-a-file", `[export] output ${out} is a folder; name the .onnx file to write`);
+  }
+}
+
+/** Exports `model` as ONNX in `form` to `out` (and `out`.data). */
+export async function exportOnnxFile(model: string, form: OnnxForm, out: string, flags: Pick<ExportFlags, "positions" | "ctx"> = {}): Promise<OnnxExportResult & { kind: string; seconds: number }> {
+  await checkOut(out);
+  const start = performance.now();
+  await using source = await openExportSource(model, flags.ctx === undefined ? {} : { contextLength: flags.ctx });
+  const result = await exportOnnx(source.config, source.weights, out, { form, ...(flags.positions === undefined ? {} : { positions: flags.positions }) });
+  return { ...result, kind: source.kind, seconds: (performance.now() - start) / 1000 };
+}
+
+export function addExportCommand(program: Command, io: CliIo): void {
+  program
+    .command("export")
+    .description("write a model (GGUF, Hugging Face folder or training checkpoint) in another format: --onnx <form> (docs/onnx.md)")
+    .option("-m, --model <path>", "the model: a .gguf file, a Hugging Face folder or a barbell training checkpoint (default: the packaged KJV model)")
+    .addOption(new Option("--onnx <form>", "ONNX decoder with KV cache: int2 (INT2 + DequantizeLinear, opset 25), matmulnbits (com.microsoft.MatMulNBits bits=2), bf16 (bf16 trits + MatMul)").choices(ONNX_FORMS))
+    .option("-o, --out <file>", "the .onnx file to write (weights go to <file>.data beside it)")
+    .option("--positions <n>", `positions the graph accepts (RoPE table length; default the model's context, at most ${MAX_ONNX_POSITIONS})`, intInRange(1, MAX_ONNX_POSITIONS))
+    .option("--ctx <n>", `context length of a training checkpoint's model (default ${CHECKPOINT_CONTEXT})`, intInRange(1, MAX_ONNX_POSITIONS))
+    .action(async (flags: ExportFlags) => {
+      if (flags.onnx === undefined) {
+        throw new UsageError("unsupported", "[export] say what to write: --onnx <form> (int2, matmulnbits, bf16)");
+      }
+      if (flags.out === undefined) {
+        throw new UsageError("unsupported", "[export] -o <file.onnx> is required");
+      }
+      const model = modelOrDefault(flags.model, (line) => io.err(`${line}\n`));
+      const r = await exportOnnxFile(model, flags.onnx, flags.out, flags);
+      io.out(
+        `wrote ${r.onnxPath} (graph ${mib(r.graphBytes)}, opset ${r.opset}, IR ${r.irVersion}) and ${r.dataPath} ` +
+          `(${r.tensors} tensors, ${mib(r.dataBytes)}) from the ${r.kind} ${model} as ${flags.onnx}; ${r.positions} positions; ${r.seconds.toFixed(2)} s\n`,
+      );
+    });
+}
