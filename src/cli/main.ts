@@ -12,6 +12,7 @@ import { runDemo } from "./demo.js";
 import { addBackendsCommand } from "./backends.js";
 import { addBenchCommand } from "./bench.js";
 import { addConvertCommand } from "./convert.js";
+import { addExportCommand } from "./export.js";
 import { addDumpCommands } from "./dump.js";
 import { addRunCommands, type CliIo } from "./run.js";
 import { addServeCommand } from "./serve.js";
@@ -129,6 +130,7 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
   addWorkerCommand(program, io);
   addTrainCommand(program, io);
   addConvertCommand(program, io);
+  addExportCommand(program, io);
   addBenchCommand(program, io);
   addHubCommands(program, io);
   addHfModelSupport(program, io); // after every command with -m: adds --pull and resolves -m hf:…
