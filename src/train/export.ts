@@ -25,7 +25,9 @@ export type ExportErrorCode =
   /** A weight is NaN or infinite. */
   | "non-finite"
   /** The tokenizer metadata does not fit the model (vocabulary size, missing entries). */
-  | "tokenizer";
+  | "tokenizer"
+  /** The output (`barbell export --hf`'s folder) already exists and holds files. */
+  | "exists";
 
 /** Parameters, a config or tokenizer metadata that cannot be exported as a loadable GGUF. */
 export class ExportError extends BarbellError {

@@ -17,13 +17,14 @@
  * Bounded: at most `maxWords` distinct words are kept (later new words are skipped and counted), words over
  * `maxWordBytes` bytes are skipped, and merging stops after `maxMs` milliseconds.
  */
-import { gv, type GgufValue } from "../formats/gguf/index.js";
+import type { GgufValue } from "../formats/gguf/index.js";
+import { ggufTokenizerMetadata } from "../model/bitnet/convert-tokenizer.js";
 import {
   BYTE_TO_CHAR,
   EOT_TEXTS,
-  LLAMA3_ONIGURUMA_PATTERN,
-  GPT2_ONIGURUMA_PATTERN,
   PRE_TOKENIZER_PATTERNS,
+  tokenizerJsonFiles,
+  type TokenizerTables,
   TokenType,
   splitWords,
   type ByteLevelPreTokenizer,
@@ -386,96 +387,41 @@ export function trainByteBpe(texts: Iterable<string>, options: ByteBpeTrainOptio
   };
 }
 
-const ONIGURUMA: Record<ByteLevelPreTokenizer, string> = {
-  llama3: LLAMA3_ONIGURUMA_PATTERN,
-  gpt2: GPT2_ONIGURUMA_PATTERN,
-};
+/** The trained vocabulary as the tables every tokenizer writer takes (BOS added by default). */
+export function trainedTables(t: TrainedByteBpe): TokenizerTables {
+  return {
+    kind: "byte-bpe",
+    tables: {
+      tokens: t.tokens,
+      types: Uint8Array.from(t.types),
+      bos: t.bos,
+      eos: t.eos,
+      eot: t.eot,
+      addBos: true,
+      merges: t.merges,
+      preTokenizer: t.preTokenizer,
+      ignoreMerges: t.preTokenizer === "llama3",
+    },
+  };
+}
 
 /**
  * The trained vocabulary as a Hugging Face tokenizer.json object (BPE model, Split + ByteLevel pre-tokenizer,
- * ByteLevel decoder, a template that prepends BOS). `ignore_merges` is set for the Llama-3 split, matching
- * what `tokenizerFromGguf` does for `tokenizer.ggml.pre = "llama-bpe"`.
+ * ByteLevel decoder, a template that prepends BOS), written by the one tokenizer.json writer.
  */
 export function toTokenizerJson(t: TrainedByteBpe): Record<string, unknown> {
-  const vocab: Record<string, number> = {};
-  const added: Record<string, unknown>[] = [];
-  t.tokens.forEach((text, id) => {
-    if (t.types[id] === TokenType.control) {
-      added.push({ id, content: text, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
-    } else {
-      vocab[text] = id;
-    }
-  });
-  const bosText = t.tokens[t.bos] ?? "";
-  return {
-    version: "1.0",
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: null,
-    pre_tokenizer: {
-      type: "Sequence",
-      pretokenizers: [
-        { type: "Split", pattern: { Regex: ONIGURUMA[t.preTokenizer] }, behavior: "Isolated", invert: false },
-        { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
-      ],
-    },
-    post_processor: {
-      type: "TemplateProcessing",
-      single: [{ SpecialToken: { id: bosText, type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
-      pair: [
-        { SpecialToken: { id: bosText, type_id: 0 } },
-        { Sequence: { id: "A", type_id: 0 } },
-        { SpecialToken: { id: bosText, type_id: 1 } },
-        { Sequence: { id: "B", type_id: 1 } },
-      ],
-      special_tokens: { [bosText]: { id: bosText, ids: [t.bos], tokens: [bosText] } },
-    },
-    decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: "BPE",
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: t.preTokenizer === "llama3",
-      vocab,
-      merges: t.merges,
-    },
-  };
+  return tokenizerJsonFiles(trainedTables(t)).tokenizer;
 }
 
 /** A tokenizer_config.json object for the trained vocabulary (BOS/EOS texts, BOS added by default). */
 export function toTokenizerConfig(t: TrainedByteBpe): Record<string, unknown> {
-  return {
-    bos_token: t.tokens[t.bos],
-    eos_token: t.tokens[t.eos],
-    add_bos_token: true,
-    add_eos_token: false,
-    model_max_length: 1 << 20,
-    tokenizer_class: "PreTrainedTokenizerFast",
-  };
+  return tokenizerJsonFiles(trainedTables(t)).config;
 }
 
 /**
  * The trained vocabulary as GGUF `tokenizer.ggml.*` metadata entries (the keys `tokenizerFromGguf` reads), to
- * put into a model file's metadata.
+ * put into a model file's metadata; written by the one GGUF tokenizer writer (`barbell convert`'s).
  */
 export function toGgufTokenizerMetadata(t: TrainedByteBpe): [string, GgufValue][] {
-  const entries: [string, GgufValue][] = [
-    ["tokenizer.ggml.model", gv.string("gpt2")],
-    ["tokenizer.ggml.pre", gv.string(t.preTokenizer === "llama3" ? "llama-bpe" : "gpt-2")],
-    ["tokenizer.ggml.tokens", gv.array("string", t.tokens)],
-    ["tokenizer.ggml.token_type", gv.array("i32", t.types)],
-    ["tokenizer.ggml.merges", gv.array("string", t.merges)],
-    ["tokenizer.ggml.bos_token_id", gv.u32(t.bos)],
-    ["tokenizer.ggml.eos_token_id", gv.u32(t.eos)],
-  ];
-  if (t.eot !== undefined) {
-    entries.push(["tokenizer.ggml.eot_token_id", gv.u32(t.eot)]);
-  }
-  entries.push(["tokenizer.ggml.add_bos_token", gv.bool(true)]);
-  return entries;
+  return ggufTokenizerMetadata(trainedTables(t), { vocabRows: t.tokens.length });
 }
