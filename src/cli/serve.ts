@@ -459,6 +459,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
         await checkContexts(models);
         const remote = nc === undefined ? undefined : await NatsGateway.start(nc, { prefix: flags.natsPrefix, log: (line) => io.err(`${line}\n`) });
         server = await createServer({ ...options, ...(remote === undefined ? {} : { remote }) });
+        remote?.metrics.register(server.metrics.registry); // the gateway's fault and refused-frame counters on /metrics
       } catch (e) {
         await demo?.remove();
         await nc?.close();

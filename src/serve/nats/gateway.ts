@@ -15,15 +15,16 @@ import { randomBytes } from "node:crypto";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import type { ActorError, ReplyStream } from "../../actors/index.js";
 import { ok, type Result } from "../../core/result.js";
-import type { ServeErrorCode } from "../errors.js";
 import { Admission } from "../http/admission.js";
 import { PromptTokenizer } from "../http/prompts.js";
 import type { Readiness, Served } from "../http/served.js";
 import type { RemoteModels } from "../http/server.js";
 import { toWireRequest } from "../model-actor.js";
-import { fromWireItem, type ModelOutput, type ModelRequest } from "../protocol.js";
+import { fromWireItem, type ModelOutput, type ModelRequest, type WireRequest } from "../protocol.js";
 import { CardStore } from "./card.js";
 import { checkId, isNoResponders, subjects, type Subjects } from "./connection.js";
+import { NatsGatewayMetrics, type FaultCause, type WorkerLossCause } from "./metrics.js";
+import { RemoteStream } from "./remote-stream.js";
 import { encodeNatsFrame, expectNatsFrame, FrameCounters, NatsFrameError, type NatsAdvert } from "./wire.js";
 
 /** Heartbeats a worker may miss before it is taken out. */
@@ -31,13 +32,21 @@ export const MISSED_HEARTBEATS = 3;
 /** Most workers and models a gateway tracks (adverts beyond them are refused and counted). */
 export const MAX_GATEWAY_WORKERS = 1024;
 export const MAX_GATEWAY_MODELS = 64;
-/** Longest wait for each item of a request, and for each chunk of a model card. */
-export const ITEM_IDLE_TIMEOUT_MS = 120_000;
+/** Longest wait for each chunk of a model card (each item of a request: ITEM_IDLE_TIMEOUT_MS, remote-stream.ts). */
 export const CARD_TIMEOUT_MS = 10_000;
-/** Most items that may wait unread in one request's stream (a flooding sender ends it). */
-export const MAX_PENDING_ITEMS = 8192;
+/** How often the gateway looks for workers whose heartbeats stopped. */
+export const SWEEP_INTERVAL_MS = 250;
+/** Times a request that streamed nothing is sent to another worker when its worker is lost (then `unavailable`). */
+export const MAX_RESENDS = 2;
+/** Longest wait of such a request for a free slot on another worker. */
+export const RESEND_WAIT_MS = 30_000;
 
-const SERVE_CODES: ReadonlySet<string> = new Set<ServeErrorCode>(["bad-request", "bad-config", "kernel", "crashed", "released", "unavailable", "timeout", "overloaded", "failed"]);
+/** The longest a stopped worker (killed, paused, cut off) stays routable: three heartbeats and one sweep. */
+export function detectionBoundMs(heartbeatMs: number): number {
+  return MISSED_HEARTBEATS * heartbeatMs + SWEEP_INTERVAL_MS;
+}
+
+const SERVE_CODES: ReadonlySet<string> = new Set<string>(["bad-request", "bad-config", "kernel", "crashed", "released", "unavailable", "timeout", "overloaded", "failed"]);
 
 interface WorkerEntry {
   advert: NatsAdvert;
@@ -56,6 +65,17 @@ interface RemoteModel {
   readonly workers: Map<string, WorkerEntry>;
   readonly served: Served;
   readonly prompts: PromptTokenizer;
+  /** Requests whose worker was lost before they streamed anything, waiting for a free slot elsewhere. */
+  readonly waiting: Job[];
+}
+
+/** A request this gateway has open: its stream, what to send again, and (while waiting) until when and why. */
+interface Job {
+  readonly stream: RemoteStream;
+  readonly request: WireRequest;
+  readonly model: RemoteModel;
+  until: number;
+  cause: FaultCause | undefined;
 }
 
 export interface NatsGatewayOptions {
@@ -82,103 +102,11 @@ class RemoteAdmission extends Admission {
   }
 }
 
-/** One request's items as they arrive from NATS, read as a ReplyStream. */
-class RemoteStream implements ReplyStream<ModelOutput> {
-  readonly #items: ModelOutput[] = [];
-  #wake: (() => void) | undefined;
-  #ended = false;
-  #next = 0;
-  streamed = 0;
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    readonly id: string,
-    readonly worker: string,
-    readonly model: string,
-    private readonly onEnd: (stream: RemoteStream, cancelled: boolean) => void,
-  ) {
-    this.#arm();
-  }
-
-  #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.fail("timeout", `model '${this.model}' produced no output in time`), ITEM_IDLE_TIMEOUT_MS);
-    this.#timer.unref();
-  }
-
-  /** An item frame for this request; false when it breaks the order (the stream then ends `failed`). */
-  push(seq: number, item: ModelOutput): boolean {
-    if (this.#ended) {
-      return true;
-    }
-    if (seq !== this.#next || this.#items.length >= MAX_PENDING_ITEMS) {
-      this.fail("failed", `model '${this.model}' sent its output out of order`);
-      return false;
-    }
-    this.#next++;
-    if (item.kind === "token" || item.kind === "tensor") {
-      this.streamed++;
-    }
-    this.#items.push(item);
-    if (item.kind === "done" || item.kind === "error") {
-      this.#finish(false);
-    } else {
-      this.#arm();
-    }
-    this.#wake?.();
-    return true;
-  }
-
-  fail(code: ServeErrorCode, message: string): void {
-    if (this.#ended) {
-      return;
-    }
-    const shown: ServeErrorCode = code === "unavailable" && this.streamed > 0 ? "crashed" : code;
-    this.#items.push({ kind: "error", code: shown, message, model: this.model, completionTokens: this.streamed, failures: [] });
-    this.#finish(false);
-    this.#wake?.();
-  }
-
-  #finish(cancelled: boolean): void {
-    this.#ended = true;
-    clearTimeout(this.#timer);
-    this.onEnd(this, cancelled);
-  }
-
-  cancel(): void {
-    if (!this.#ended) {
-      this.#finish(true);
-    }
-    this.#items.length = 0;
-    this.#wake?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<ModelOutput> {
-    try {
-      for (;;) {
-        const item = this.#items.shift();
-        if (item !== undefined) {
-          yield item;
-          if (item.kind === "done" || item.kind === "error") {
-            return;
-          }
-          continue;
-        }
-        if (this.#ended) {
-          return;
-        }
-        await new Promise<void>((resolve) => (this.#wake = resolve));
-        this.#wake = undefined;
-      }
-    } finally {
-      this.cancel();
-    }
-  }
-}
-
 export class NatsGateway implements RemoteModels {
   readonly id: string;
   readonly counters = new FrameCounters();
+  /** Fault and refused-frame counters; `barbell serve --nats` adds them to its /metrics. */
+  readonly metrics = new NatsGatewayMetrics(() => this.#liveWorkers());
   readonly #nc: NatsConnection;
   readonly #s: Subjects;
   readonly #log: (line: string) => void;
@@ -186,12 +114,15 @@ export class NatsGateway implements RemoteModels {
   /** Models whose card is being fetched, and the workers refused (by id: why). */
   readonly #joining = new Set<string>();
   readonly #refused = new Map<string, string>();
-  readonly #streams = new Map<string, RemoteStream>();
+  /** Open requests by their id on the wire (a waiting one is in its model's `waiting` only). */
+  readonly #jobs = new Map<string, Job>();
   readonly #cards = new CardStore();
   readonly #subs: Subscription[] = [];
   #sweep: NodeJS.Timeout | undefined;
   #requests = 0;
   #closed = false;
+  /** False while the NATS connection is down: no sweeps (heartbeats cannot arrive), new requests end 503. */
+  #connected = true;
 
   private constructor(nc: NatsConnection, options: NatsGatewayOptions) {
     this.#nc = nc;
@@ -208,16 +139,72 @@ export class NatsGateway implements RemoteModels {
       // Replies come to <inbox>.<request number> (items) and <inbox>.adverts (answers to discover).
       nc.subscribe(`${g.#s.inbox(g.id)}.>`, { callback: (_e, m) => g.#onReply(m) }),
     );
-    g.#sweep = setInterval(() => g.#sweepWorkers(), 250);
+    g.#sweep = setInterval(() => g.#sweepWorkers(), SWEEP_INTERVAL_MS);
     g.#sweep.unref();
+    void g.#watch();
     await nc.flush();
-    nc.publish(g.#s.discover, encodeNatsFrame({ type: "discover", from: g.id }), { reply: `${g.#s.inbox(g.id)}.adverts` });
+    g.#discover();
     return g;
   }
 
+  #discover(): void {
+    this.#nc.publish(this.#s.discover, encodeNatsFrame({ type: "discover", from: this.id }), { reply: `${this.#s.inbox(this.id)}.adverts` });
+  }
+
+  /**
+   * Follows the connection. On a disconnect every open request ends at once (`unavailable`, or `crashed` once it
+   * streamed: its items may be lost in the NATS server) and its worker is told to cancel it (sent on reconnect);
+   * on a reconnect every worker gets a fresh heartbeat allowance and is asked to advertise now.
+   */
+  async #watch(): Promise<void> {
+    for await (const status of this.#nc.status()) {
+      if (this.#closed) {
+        return;
+      }
+      if (status.type === "disconnect" && this.#connected) {
+        this.#connected = false;
+        this.metrics.connection.inc({ event: "disconnect" });
+        this.#log(`barbell serve: [nats] disconnected from ${status.server}; open requests end, new ones get 503 until it reconnects`);
+        for (const model of this.#models.values()) {
+          for (const job of model.waiting.splice(0)) {
+            this.#end(job, "disconnect", "the gateway lost its NATS connection; retry the request");
+          }
+        }
+        for (const job of [...this.#jobs.values()]) {
+          this.#publishCancel(job.stream.worker, job.stream.id);
+          this.#end(job, "disconnect", "the gateway lost its NATS connection; retry the request");
+        }
+      } else if (status.type === "reconnect") {
+        this.#connected = true;
+        this.metrics.connection.inc({ event: "reconnect" });
+        this.#log(`barbell serve: [nats] reconnected to ${status.server}`);
+        const now = Date.now();
+        for (const model of this.#models.values()) {
+          for (const w of model.workers.values()) {
+            w.seenAt = now;
+          }
+        }
+        this.#discover();
+      }
+    }
+  }
+
   #refuse(where: string, error: NatsFrameError): void {
-    this.counters.count(error);
+    this.#count(error);
     this.#log(`barbell serve: [nats] refused a frame on ${where}: ${error.message}`);
+  }
+
+  #count(error: NatsFrameError): void {
+    this.counters.count(error);
+    this.metrics.refused(error.code);
+  }
+
+  *#liveWorkers(): Iterable<{ model: string; worker: string; refused: number }> {
+    for (const m of this.#models.values()) {
+      for (const w of m.workers.values()) {
+        yield { model: m.name, worker: w.advert.worker, refused: w.advert.rejected };
+      }
+    }
   }
 
   // ---- RemoteModels ----
@@ -253,8 +240,8 @@ export class NatsGateway implements RemoteModels {
     }
     this.#closed = true;
     clearInterval(this.#sweep);
-    for (const stream of [...this.#streams.values()]) {
-      stream.fail("unavailable", "the gateway is shutting down");
+    for (const job of [...this.#jobs.values(), ...[...this.#models.values()].flatMap((m) => m.waiting)]) {
+      job.stream.fail("unavailable", "the gateway is shutting down");
     }
     for (const sub of this.#subs) {
       sub.unsubscribe();
@@ -305,12 +292,14 @@ export class NatsGateway implements RemoteModels {
       }
       this.#log(`barbell serve: [nats] worker '${a.worker}' joined model '${a.model}' (parallel ${a.parallel}, queue ${a.queue})`);
       model.workers.set(a.worker, { advert: a, seenAt: Date.now(), sentSinceAdvert: 0, inflight: 0, routed: 0, leaving: a.state === "leaving" });
+      this.#drain(model);
       return;
     }
     known.advert = a;
     known.seenAt = Date.now();
     known.sentSinceAdvert = 0;
     known.leaving = a.state === "leaving";
+    this.#drain(model);
   }
 
   #workerCount(): number {
@@ -337,6 +326,7 @@ export class NatsGateway implements RemoteModels {
         tokenizer: a.tokenizer,
         context: a.context,
         workers,
+        waiting: [],
         prompts: new PromptTokenizer(card.path, card.info, this.#log),
         served: {
           name: a.model,
@@ -366,13 +356,13 @@ export class NatsGateway implements RemoteModels {
       const reply = await this.#nc.request(this.#s.card(a.worker), encodeNatsFrame({ type: "cardRequest", offset }), { timeout: CARD_TIMEOUT_MS });
       const chunk = expectNatsFrame(reply.data, "cardChunk");
       if (!chunk.ok) {
-        this.counters.count(chunk.error);
+        this.#count(chunk.error);
         throw chunk.error;
       }
       const c = chunk.value;
       if (c.total !== bytes.length || c.offset !== offset || c.bytes.length === 0) {
         const error = new NatsFrameError("bad-value", `[nats] card chunk at ${c.offset} of ${c.total} bytes where ${offset} of ${bytes.length} was asked`);
-        this.counters.count(error);
+        this.#count(error);
         throw error;
       }
       bytes.set(c.bytes, offset);
@@ -382,24 +372,99 @@ export class NatsGateway implements RemoteModels {
   }
 
   #sweepWorkers(): void {
+    if (!this.#connected) {
+      return; // heartbeats cannot arrive; the reconnect gives every worker a fresh allowance
+    }
     const now = Date.now();
     for (const model of this.#models.values()) {
       for (const [id, w] of model.workers) {
         if (now - w.seenAt > MISSED_HEARTBEATS * w.advert.heartbeatMs) {
-          model.workers.delete(id);
-          this.#log(`barbell serve: [nats] worker '${id}' of model '${model.name}' missed ${MISSED_HEARTBEATS} heartbeats; taken out`);
-          for (const stream of this.#streams.values()) {
-            if (stream.worker === id) {
-              stream.fail("unavailable", `model '${model.name}': its worker stopped answering; retry the request`);
-            }
-          }
+          this.#lose(model, id, "heartbeat");
         }
+      }
+      for (const job of model.waiting.filter((j) => now > j.until)) {
+        model.waiting.splice(model.waiting.indexOf(job), 1);
+        this.#end(job, job.cause ?? "heartbeat", `no other worker of model '${model.name}' took the request in time; retry it`);
       }
       if (model.workers.size === 0) {
         this.#models.delete(model.name);
+        for (const job of model.waiting.splice(0)) {
+          this.#end(job, job.cause ?? "heartbeat", `model '${model.name}' has no worker left; retry later`);
+        }
         void model.prompts.close();
         this.#log(`barbell serve: [nats] model '${model.name}' has no workers left; no longer served`);
       }
+    }
+  }
+
+  /**
+   * Takes a worker out (its heartbeats stopped, or NATS has nobody on its subject). Its requests that streamed
+   * nothing go to another worker (as a restarted model worker gets them under `barbell serve`), the others end
+   * `crashed`; nothing waits on the lost worker.
+   */
+  #lose(model: RemoteModel, id: string, cause: WorkerLossCause): void {
+    if (!model.workers.delete(id)) {
+      return;
+    }
+    this.metrics.workersLost.inc({ model: model.name, cause });
+    this.#log(
+      cause === "heartbeat"
+        ? `barbell serve: [nats] worker '${id}' of model '${model.name}' missed ${MISSED_HEARTBEATS} heartbeats; taken out`
+        : `barbell serve: [nats] worker '${id}' of model '${model.name}' is gone from NATS; taken out`,
+    );
+    for (const job of [...this.#jobs.values()]) {
+      if (job.stream.worker !== id || job.model !== model) {
+        continue;
+      }
+      this.#publishCancel(id, job.stream.id); // in case it was only paused and comes back
+      if (job.stream.streamed > 0 || job.stream.resent >= MAX_RESENDS) {
+        this.#end(job, cause, `its worker stopped answering; retry the request`);
+        continue;
+      }
+      this.#jobs.delete(job.stream.id);
+      job.stream.worker = "";
+      job.until = Date.now() + RESEND_WAIT_MS;
+      job.cause = cause;
+      model.waiting.push(job);
+    }
+    this.#drain(model);
+  }
+
+  /** Ends a request whose worker (or NATS) was lost: `crashed` once it streamed, else `unavailable`; counted. */
+  #end(job: Job, cause: FaultCause, why: string): void {
+    if (job.stream.ended) {
+      return;
+    }
+    this.metrics.requestFaults.inc({ model: job.model.name, outcome: job.stream.streamed > 0 ? "crashed" : "unavailable", cause });
+    job.stream.fail("unavailable", `model '${job.model.name}': ${why}`);
+  }
+
+  /** Sends waiting requests (their worker was lost) to workers with free slots, oldest first. */
+  #drain(model: RemoteModel): void {
+    while (model.waiting.length > 0 && this.#connected) {
+      const w = this.#pick(model);
+      const job = model.waiting[0];
+      if (w === undefined || job === undefined) {
+        return;
+      }
+      model.waiting.shift();
+      if (job.stream.ended) {
+        continue;
+      }
+      this.metrics.requestFaults.inc({ model: model.name, outcome: "resent", cause: job.cause ?? "heartbeat" });
+      this.#log(`barbell serve: [nats] request ${job.stream.id} of model '${model.name}' sent again, to worker '${w.advert.worker}'`);
+      this.#send(job, w);
+    }
+  }
+
+  #publishCancel(worker: string, id: string): void {
+    if (worker === "") {
+      return;
+    }
+    try {
+      this.#nc.publish(this.#s.cancel(worker), encodeNatsFrame({ type: "cancel", id }));
+    } catch {
+      // a closed connection: nothing to tell
     }
   }
 
@@ -426,47 +491,73 @@ export class NatsGateway implements RemoteModels {
 
   #open(model: RemoteModel, request: ModelRequest, signal: AbortSignal): Result<ReplyStream<ModelOutput>, ActorError> {
     const wire = toWireRequest(request);
-    const w = typeof wire === "string" ? undefined : this.#pick(model);
+    const w = typeof wire === "string" || !this.#connected ? undefined : this.#pick(model);
     if (typeof wire === "string" || w === undefined) {
       const full = [...model.workers.values()].some((x) => !x.leaving);
       const stream = new RemoteStream("refused", "", model.name, () => undefined);
-      stream.fail(
-        typeof wire === "string" ? "bad-request" : full ? "overloaded" : "unavailable",
-        typeof wire === "string" ? wire : full ? `every worker of model '${model.name}' is full; retry later` : `model '${model.name}' has no worker; retry later`,
-      );
+      if (typeof wire === "string") {
+        stream.fail("bad-request", wire);
+      } else if (!this.#connected) {
+        stream.fail("unavailable", `model '${model.name}': the gateway lost its NATS connection; retry later`);
+      } else {
+        stream.fail(full ? "overloaded" : "unavailable", full ? `every worker of model '${model.name}' is full; retry later` : `model '${model.name}' has no worker; retry later`);
+      }
       return ok(stream);
     }
+    const onAbort = (): void => stream.cancel();
+    const stream = new RemoteStream("", "", model.name, (s, cancelled) => {
+      signal.removeEventListener("abort", onAbort);
+      const job = this.#jobs.get(s.id);
+      if (job?.stream === s) {
+        this.#jobs.delete(s.id);
+        const entry = model.workers.get(s.worker);
+        if (entry !== undefined) {
+          entry.inflight--;
+        }
+        if (cancelled) {
+          this.#publishCancel(s.worker, s.id);
+        }
+      } else {
+        const at = model.waiting.findIndex((j) => j.stream === s);
+        if (at >= 0) {
+          model.waiting.splice(at, 1);
+        }
+      }
+      this.#drain(model);
+    });
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.#send({ stream, request: wire, model, until: 0, cause: undefined }, w);
+    return ok(stream);
+  }
+
+  /** Sends a request to a worker under a new id (a re-sent one counts its items from 0 again). */
+  #send(job: Job, w: WorkerEntry): void {
     const n = ++this.#requests;
     const id = `${this.id}-${n}`;
-    const live = new RemoteStream(id, w.advert.worker, model.name, (s, cancelled) => {
-      this.#streams.delete(s.id);
-      w.inflight--;
-      signal.removeEventListener("abort", onAbort);
-      if (cancelled) {
-        this.#nc.publish(this.#s.cancel(s.worker), encodeNatsFrame({ type: "cancel", id: s.id }));
-      }
-    });
-    const onAbort = (): void => live.cancel();
-    signal.addEventListener("abort", onAbort, { once: true });
-    this.#streams.set(id, live);
+    if (job.stream.id === "") {
+      job.stream.id = id;
+      job.stream.worker = w.advert.worker;
+    } else {
+      job.stream.retarget(id, w.advert.worker);
+    }
+    this.#jobs.set(id, job);
     w.inflight++;
     w.sentSinceAdvert++;
     w.routed++;
     try {
-      this.#nc.publish(this.#s.work(w.advert.worker), encodeNatsFrame({ type: "generate", id, request: wire }), { reply: `${this.#s.inbox(this.id)}.${n}` });
+      this.#nc.publish(this.#s.work(w.advert.worker), encodeNatsFrame({ type: "generate", id, request: job.request }), { reply: `${this.#s.inbox(this.id)}.${n}` });
     } catch (error) {
-      live.fail("unavailable", `model '${model.name}': the request could not be sent (${error instanceof Error ? error.message : String(error)})`);
+      job.stream.fail("unavailable", `model '${job.model.name}': the request could not be sent (${error instanceof Error ? error.message : String(error)})`);
     }
-    return ok(live);
   }
 
   #onReply(m: Msg): void {
     const last = m.subject.slice(m.subject.lastIndexOf(".") + 1);
     if (isNoResponders(m)) {
       // Nobody listens on the worker's subject any more (it left or died): its request ends at once.
-      if (last !== "adverts") {
-        const stream = this.#streams.get(`${this.id}-${last}`);
-        stream?.fail("unavailable", `model '${stream.model}': its worker is gone; retry the request`);
+      const job = this.#jobs.get(`${this.id}-${last}`);
+      if (job !== undefined) {
+        this.#lose(job.model, job.stream.worker, "gone");
       }
       return;
     }
@@ -488,16 +579,16 @@ export class NatsGateway implements RemoteModels {
       this.#log(`barbell serve: [nats] a worker refused a frame of this gateway: ${m.code}: ${m.message.slice(0, 200)}`);
       return;
     }
-    const stream = this.#streams.get(m.id);
-    if (stream === undefined) {
-      return; // a late item of a request that ended (cancelled, timed out)
+    const job = this.#jobs.get(m.id);
+    if (job === undefined) {
+      return; // a late item of a request that ended (cancelled, timed out) or moved to another worker
     }
-    const model = this.#models.get(stream.model);
-    const worker = model?.workers.get(stream.worker);
+    const stream = job.stream;
+    const worker = job.model.workers.get(stream.worker);
     if (worker !== undefined) {
       worker.seenAt = Date.now(); // its items show it is alive as well as its heartbeats
     }
-    let item = fromWireItem(m.item, m.resent);
+    let item = fromWireItem(m.item, m.resent + stream.resent);
     if (item.kind === "error" && !SERVE_CODES.has(item.code)) {
       item = { ...item, code: "failed" };
     }

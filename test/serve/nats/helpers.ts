@@ -22,6 +22,8 @@ if (NATS_SKIP) {
 
 export interface NatsServer {
   readonly url: string;
+  /** Stops the server and starts a new one on the same port (clients reconnect to it). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -30,29 +32,45 @@ export async function startNats(extra = ""): Promise<NatsServer> {
   if (NATS_BIN === undefined) {
     throw new Error("BARBELL_REQUIRE_NATS=1 but nats-server is not installed (apt-get install nats-server)");
   }
+  const bin = NATS_BIN;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "barbell-nats-"));
   const conf = path.join(dir, "nats.conf");
-  await fs.writeFile(conf, `listen: "127.0.0.1:-1"\n${extra}\n`);
-  const child = spawn(NATS_BIN, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
-  let log = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server did not start: ${log}`)), 20_000);
-    const read = (d: Buffer): void => {
-      log += d.toString();
-      const m = /Listening for client connections on (127\.0\.0\.1:\d+)/.exec(log);
-      if (m?.[1] !== undefined) {
+  const launch = async (port: string): Promise<{ child: ChildProcess; url: string }> => {
+    await fs.writeFile(conf, `listen: "127.0.0.1:${port}"\n${extra}\n`);
+    const child = spawn(bin, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
+    let log = "";
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`nats-server did not start: ${log}`)), 20_000);
+      const read = (d: Buffer): void => {
+        log += d.toString();
+        const m = /Listening for client connections on (127\.0\.0\.1:\d+)/.exec(log);
+        if (m?.[1] !== undefined) {
+          clearTimeout(timer);
+          resolve(`nats://${m[1]}`);
+        }
+      };
+      child.stdout?.on("data", read);
+      child.stderr?.on("data", read);
+      child.once("exit", (code) => {
         clearTimeout(timer);
-        resolve(`nats://${m[1]}`);
-      }
-    };
-    child.stdout.on("data", read);
-    child.stderr.on("data", read);
-    child.once("exit", (code) => reject(new Error(`nats-server exited ${code}: ${log}`)));
-  });
+        reject(new Error(`nats-server exited ${code}: ${log}`));
+      });
+    }).catch(async (error: unknown) => {
+      await stopChild(child, 1000);
+      throw error;
+    });
+    return { child, url };
+  };
+  let current = await launch("-1");
+  const url = current.url;
   return {
     url,
+    async restart() {
+      await stopChild(current.child);
+      current = await launch(url.slice(url.lastIndexOf(":") + 1));
+    },
     async stop() {
-      await stopChild(child);
+      await stopChild(current.child);
       await fs.rm(dir, { recursive: true, force: true });
     },
   };
