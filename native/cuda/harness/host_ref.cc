@@ -99,6 +99,21 @@ void run(const Case& c, Out* out) {
   const std::string& k = c.kernel;
   if (k == "quantizeActivations") {
     const Tensor& x = input(c, "x");
+    const double want_nf = c.attr_or("nonfinite", -1);
+    if (want_nf >= 0) {
+      long long first = -1;
+      for (size_t i = 0; i < x.elements() && first < 0; ++i) {
+        if (!std::isfinite(x.f32()[i])) first = static_cast<long long>(i);
+      }
+      Comparison st;
+      st.elements = 1;
+      st.ok = first == static_cast<long long>(want_nf);
+      st.mismatches = st.ok ? 0 : 1;
+      st.want_at_first = want_nf;
+      st.got_at_first = static_cast<double>(first);
+      out->emplace_back("status", st);
+      return;
+    }
     std::vector<int8_t> q;
     std::vector<float> s;
     quantize_rows(x.f32(), c.iattr("m"), c.iattr("k"), &q, &s);
