@@ -290,6 +290,23 @@ export async function startNatsWorker(nc: NatsConnection, options: NatsWorkerOpt
   ];
   advertise();
   const heartbeat = setInterval(() => advertise(), heartbeatMs);
+  void (async () => {
+    // A disconnect ends every open request here (its items may be lost in the NATS server, and its gateway ends
+    // it too); a reconnect advertises at once, so gateways see the worker again without waiting a heartbeat.
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect") {
+        log(`barbell worker: disconnected from NATS (${status.server}); ${open.size} open request(s) cancelled`);
+        for (const controller of open.values()) {
+          controller.abort();
+        }
+      } else if (status.type === "reconnect") {
+        log(`barbell worker: reconnected to NATS (${status.server})`);
+        if (state === "ready") {
+          advertise();
+        }
+      }
+    }
+  })();
   log(`barbell worker: '${id}' serves model '${served.name}' (context ${served.info.contextLength}, parallel ${parallel}, queue ${queue}) on ${s.adverts}`);
 
   let stopping: Promise<void> | undefined;
