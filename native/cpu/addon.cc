@@ -25,6 +25,7 @@
 #include "float_kernels.h"
 #include "kernels.h"
 #include "kquant.h"
+#include "load.h"
 #include "napi_args.h"
 #include "probe.h"
 #include "executor.h"
@@ -743,6 +744,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("opTableHash", Napi::Number::New(env, static_cast<double>(ops::kOpTableHash)));
   exports.Set("unaryOps", implemented_codes<ops::Unary>(env, ops::kUnaryCount));
   exports.Set("binaryOps", implemented_codes<ops::Binary>(env, ops::kBinaryCount));
+  RegisterLoadCodecs(env, exports);
   return exports;
 }
 

@@ -9,6 +9,7 @@
 import { FormatError } from "../core/errors.js";
 import { f32FromBits, halfToF32 } from "./half.js";
 import { ternaryRowBytes } from "./layouts.js";
+import { loadCodecs } from "./load-codecs.js";
 import { QUANT_TRAITS } from "./table.js";
 import type { QuantName } from "./types.js";
 
@@ -38,6 +39,14 @@ export function repackTernary(format: QuantName, bytes: Uint8Array, rows: number
   if (format === "i2_s") {
     return repackI2S(bytes, rows, cols);
   }
+  const native = loadCodecs();
+  if (native !== undefined && format === "tq2_0") {
+    const codes = new Uint8Array((rows * cols) / 4);
+    const scale = native.transcodeTernary(1, bytes, rows * cols, codes);
+    if (scale !== -2) {
+      return { codes, scale: scale === -1 ? 0 : halfToF32(scale) };
+    }
+  }
   // TQ2_0 as llama-quantize writes a ternary model (one block scale, or 0 for all-zero blocks) moves codes
   // without decoding; anything else (differing or negative scales, code 3) takes the decoding path, whose
   // result and errors are the reference.
@@ -63,6 +72,9 @@ function repackI2S(bytes: Uint8Array, rows: number, cols: number): TernaryPacked
   // g+24 of their block, at shifts 0, 2, 4, 6: a word at a time, field f of every byte is gathered into
   // one byte (pack below).
   const codes = new Uint8Array(at);
+  if (loadCodecs()?.transcodeTernary(0, bytes, n, codes) === 0) {
+    return { codes, scale };
+  }
   const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice(0, at);
   const words = new Uint32Array(aligned.buffer, aligned.byteOffset, at / 4);
   for (let wi = 0; wi < words.length; wi++) {

@@ -12,6 +12,7 @@ import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Probe } from "../backend.js";
+import { setLoadCodecs, type LoadCodecs } from "../../quant/load-codecs.js";
 import { OP_TABLE_HASH } from "../ops.js";
 
 /** What the addon reports about the CPU. */
@@ -153,6 +154,9 @@ export interface NativeAddon {
   /** The unary / binary op codes it implements (the cases of native/cpu/elementwise.h). */
   readonly unaryOps?: readonly number[];
   readonly binaryOps?: readonly number[];
+  /** Load-time transcoders (native/cpu/load.cc; src/quant/load-codecs.ts documents them). */
+  readonly transcodeTernary?: LoadCodecs["transcodeTernary"];
+  readonly encodeQ8_0?: LoadCodecs["encodeQ8_0"];
 }
 
 /** ISA path names accepted by BARBELL_NATIVE_ISA ("avx512" = the best AVX-512 level). */
@@ -252,6 +256,9 @@ function probeNow(): Probe {
     };
   }
   loaded = addon;
+  if (addon.transcodeTernary !== undefined && addon.encodeQ8_0 !== undefined) {
+    setLoadCodecs({ transcodeTernary: addon.transcodeTernary, encodeQ8_0: addon.encodeQ8_0 });
+  }
   const score = { avx512vnni: 50, avx512bw: 40, avx2: 30, neon: 30, scalar: 5 }[features.best] ?? 5;
   return { available: true, score, features: [features.best, ...features.flags, `cores:${features.physicalCores}`] };
 }

@@ -6,6 +6,7 @@
 import type { Backend, DenseDType } from "../../backends/backend.js";
 import { FormatError } from "../../core/errors.js";
 import type { TernaryPacked } from "../../quant/repack.js";
+import { loadCodecs } from "../../quant/load-codecs.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import { ternaryFromCodes } from "../../tensor/ops/quant.js";
 import { denseWeights, tensor, type Tensor } from "../../tensor/tensor.js";
@@ -177,6 +178,9 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
   }
 }
 
+/** The source format codes of the native Q8_0 encoder (native/cpu/load.cc). */
+const Q8_SOURCE = { f32: 0, f16: 1, bf16: 2 } as const;
+
 /** Re-encodes a float matrix as Q8_0, a block of rows at a time (bounded scratch memory). */
 function requantizeRows(format: "f32" | "f16" | "bf16", bytes: Uint8Array, rows: number, cols: number): Uint8Array {
   const from = QUANT_TRAITS[format];
@@ -187,6 +191,11 @@ function requantizeRows(format: "f32" | "f16" | "bf16", bytes: Uint8Array, rows:
     throw new FormatError("bad-dims", `[bitnet] rows of ${cols} cannot be requantized to q8_0 (needs a multiple of 32)`);
   }
   const out = new Uint8Array(rows * outRow);
+  const native = loadCodecs();
+  if (native !== undefined) {
+    native.encodeQ8_0(Q8_SOURCE[format], bytes, rows, cols, out);
+    return out;
+  }
   const step = 256;
   for (let r = 0; r < rows; r += step) {
     const n = Math.min(step, rows - r);
