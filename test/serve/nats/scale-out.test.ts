@@ -3,19 +3,24 @@
  * processes with the shipped KJV model (A: parallel 3, B: parallel 1, no queue; each model in its own child process), a gateway (`barbell serve
  * --nats`, in this process) and the openai client against it; the same requests against a direct
  * `barbell serve` of the model for reference. Hostile frames on every subject; a worker with another context
- * for the same model id is refused.
+ * for the same model id is refused. Then the faults (docs/scale-out.md, "Faults"), with a third worker C
+ * (parallel 1, queue 2): B paused (SIGSTOP) is taken out and comes back after SIGCONT; C killed (SIGKILL) under
+ * load loses no request (its queued ones run elsewhere, its streamed one ends `crashed`); a nats-server restart
+ * ends the requests in flight cleanly and the deployment serves again after it. Counts are asserted, not times.
  */
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, type BarbellServer } from "../../../src/serve/http/index.js";
 import { decodeNatsFrame, encodeNatsFrame, MAX_NATS_FRAME_BYTES } from "../../../src/serve/nats/wire.js";
+import { detectionBoundMs } from "../../../src/serve/nats/gateway.js";
 import { runCli } from "../../cli/helpers.js";
 import { MODEL, NATS_NOTE, NATS_SKIP, startNats, startWorker, stopChild, type NatsServer, type WorkerProcess } from "./helpers.js";
 
 const PREFIX = "t19";
+const HEARTBEAT_MS = 1000;
 // The default process isolation: the model decodes in the worker's child process, so its heartbeats keep time.
-const common = ["-m", MODEL, "--name", "kjv", "--backend", "js", "--queue", "0", "--heartbeat", "500", "--nats-prefix", PREFIX];
+const common = ["-m", MODEL, "--name", "kjv", "--backend", "js", "--queue", "0", "--heartbeat", String(HEARTBEAT_MS), "--nats-prefix", PREFIX];
 
 interface WorkerDetail {
   id: string;
@@ -42,6 +47,25 @@ describe.skipIf(NATS_SKIP)(`barbell worker and barbell serve --nats ${NATS_NOTE}
   let nc: NatsConnection;
 
   const health = async (): Promise<Health> => (await (await fetch(`${base}/health/ready`)).json()) as Health;
+  const workerIds = async (): Promise<string[]> => ((await health().catch(() => undefined))?.models["kjv"]?.workers.map((w) => w.id) ?? []).sort();
+  /** The sum of a /metrics counter over the lines whose labels contain `labels`. */
+  const metric = async (name: string, labels = ""): Promise<number> => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    return text
+      .split("\n")
+      .filter((l) => l.startsWith(`${name}{`) && l.includes(labels))
+      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+  };
+  /** Polls `check` every 100 ms for at most `timeoutMs`; false when it never held. */
+  const until = async (check: () => Promise<boolean>, timeoutMs = 30_000): Promise<boolean> => {
+    for (const end = Date.now() + timeoutMs; Date.now() < end; ) {
+      if (await check()) {
+        return true;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  };
 
   beforeAll(async () => {
     // max_payload above the frame limit, so that an oversized frame reaches barbell (which must refuse it).
@@ -77,6 +101,9 @@ describe.skipIf(NATS_SKIP)(`barbell worker and barbell serve --nats ${NATS_NOTE}
   }, 180_000);
 
   afterAll(async () => {
+    for (const w of workers) {
+      w.child.kill("SIGCONT"); // a paused worker could not take its SIGTERM
+    }
     await nc?.close();
     gatewayStop.abort();
     await gatewayRun;
@@ -165,7 +192,8 @@ describe.skipIf(NATS_SKIP)(`barbell worker and barbell serve --nats ${NATS_NOTE}
     // Every process still serves, and the refusals are counted (adverts carry the workers' counts).
     const answer = await gateway.completions.create({ model: "kjv", prompt: "And God said", max_tokens: 4, temperature: 0 });
     expect(answer.choices[0]?.finish_reason).toBe("length");
-    await new Promise((r) => setTimeout(r, 600));
+    // The workers' next adverts (every heartbeat) carry their counts.
+    await until(async () => ((await health()).models["kjv"]?.workers ?? []).every((w) => w.rejected_frames >= hostile.length), 10_000);
     const h1 = await health();
     expect((h1.models["kjv"]?.rejected_frames ?? 0) - rejectedBefore).toBe(2 * hostile.length + 1);
     const byId = Object.fromEntries(h1.models["kjv"]?.workers.map((w) => [w.id, w.rejected_frames]) ?? []);
@@ -181,4 +209,98 @@ describe.skipIf(NATS_SKIP)(`barbell worker and barbell serve --nats ${NATS_NOTE}
     expect(stderr).toMatch(/model 'kjv': worker 'C' has tokenizer [0-9a-f]{12} and context 256, but worker '[AB]' serves it with tokenizer [0-9a-f]{12} and context 2048/);
     expect((await health()).models["kjv"]?.workers.map((w) => w.id).sort()).toEqual(["A", "B"]);
   }, 120_000);
+
+  // ---- faults ----
+
+  it("should take a paused worker (SIGSTOP) out within the detection bound, route around it, and take it back after SIGCONT", async () => {
+    const b = workers[1] as WorkerProcess;
+    const lostBefore = await metric("barbell_nats_workers_lost_total", 'cause="heartbeat"');
+    b.child.kill("SIGSTOP");
+    try {
+      const stopped = Date.now();
+      expect(await until(async () => !(await workerIds()).includes("B"))).toBe(true);
+      const detected = Date.now() - stopped;
+      console.log(`SIGSTOP: worker B taken out after ${detected} ms (heartbeat ${HEARTBEAT_MS} ms, bound ${detectionBoundMs(HEARTBEAT_MS)} ms)`);
+      expect(await metric("barbell_nats_workers_lost_total", 'cause="heartbeat"')).toBe(lostBefore + 1);
+      const answers = await Promise.all([1, 2].map(() => gateway.completions.create({ model: "kjv", prompt: "And God said", max_tokens: 4, temperature: 0 })));
+      expect(answers.map((a) => a.choices[0]?.finish_reason)).toEqual(["length", "length"]);
+    } finally {
+      b.child.kill("SIGCONT");
+    }
+    expect(await until(async () => (await workerIds()).includes("B"))).toBe(true);
+  }, 120_000);
+
+  it("should lose no request when a worker is killed under load: its queued requests run on other workers, its streamed one ends crashed", async () => {
+    const c = await startWorker([...common, "--nats", nats.url, "--id", "C", "--parallel", "1", "--queue", "2"]);
+    workers.push(c);
+    await c.ready;
+    expect(await until(async () => (await workerIds()).join() === "A,B,C")).toBe(true);
+    const before = new Map((await health()).models["kjv"]?.workers.map((w) => [w.id, w.routed]));
+    const faults = async (outcome: string): Promise<number> => metric("barbell_nats_request_faults_total", `outcome="${outcome}"`);
+    const [resentBefore, crashedBefore] = [await faults("resent"), await faults("crashed")];
+    // Seven streams: A takes 3 (parallel 3), B 1, C 3 (1 running and 2 queued); capacity 3 + 1 + 3.
+    const tokens = Array.from({ length: 7 }, () => 0);
+    const runs = tokens.map(async (_, i) => {
+      try {
+        const stream = await gateway.completions.create({ model: "kjv", prompt: "And God said", max_tokens: 48, temperature: 0, ignore_eos: true, stream: true } as never);
+        let finish: string | null | undefined;
+        for await (const chunk of stream as unknown as AsyncIterable<OpenAI.Completions.Completion>) {
+          tokens[i] = (tokens[i] ?? 0) + (chunk.choices[0]?.text === "" || chunk.choices[0]?.text === undefined ? 0 : 1);
+          finish ??= chunk.choices[0]?.finish_reason;
+        }
+        return `done:${finish}`;
+      } catch (error) {
+        return `error:${String((error as Error).message)}`;
+      }
+    });
+    // Once the five running requests streamed, C dies (no SIGTERM: nothing is handed over).
+    expect(await until(() => Promise.resolve(tokens.filter((n) => n > 0).length >= 5), 60_000)).toBe(true);
+    const routed = Object.fromEntries(((await health()).models["kjv"]?.workers ?? []).map((w) => [w.id, w.routed - (before.get(w.id) ?? 0)]));
+    expect(routed).toEqual({ A: 3, B: 1, C: 3 });
+    c.child.kill("SIGKILL");
+    const outcomes = await Promise.all(runs);
+    const crashed = outcomes.filter((o) => o.startsWith("error:")).length;
+    console.log(`SIGKILL under load: ${outcomes.filter((o) => o === "done:length").length} of 7 completed, ${crashed} crashed, ${(await faults("resent")) - resentBefore} resent`);
+    // Every request ended: completed in full, or (only C's streamed one) with a crashed error after its tokens.
+    expect(outcomes.filter((o) => o !== "done:length" && !/crashed|stopped answering/.test(o))).toEqual([]);
+    expect(crashed).toBe(1);
+    expect((await faults("crashed")) - crashedBefore).toBe(crashed);
+    expect((await faults("resent")) - resentBefore).toBe((routed["C"] ?? 0) - crashed);
+    expect(await workerIds()).toEqual(["A", "B"]);
+  }, 180_000);
+
+  it("should survive a nats-server restart: requests in flight end cleanly, every process reconnects and serves again", async () => {
+    const [disconnects, reconnects] = [await metric("barbell_nats_connection_events_total", 'event="disconnect"'), await metric("barbell_nats_connection_events_total", 'event="reconnect"')];
+    const streamed = [0, 0];
+    const runs = streamed.map(async (_, i) => {
+      try {
+        const stream = await gateway.completions.create({ model: "kjv", prompt: "In the beginning", max_tokens: 400, temperature: 0, ignore_eos: true, stream: true } as never);
+        for await (const chunk of stream as unknown as AsyncIterable<OpenAI.Completions.Completion>) {
+          streamed[i] = (streamed[i] ?? 0) + 1;
+          void chunk;
+        }
+        return "done";
+      } catch (error) {
+        return String((error as Error).message);
+      }
+    });
+    expect(await until(() => Promise.resolve(streamed.every((n) => n > 0)), 60_000)).toBe(true);
+    await nats.restart();
+    const outcomes = await Promise.all(runs);
+    console.log(`nats-server restart: in-flight requests ended ${JSON.stringify(outcomes)}`);
+    expect(outcomes.every((o) => o === "done" || /crashed|NATS connection/.test(o))).toBe(true);
+    // The gateway and both workers reconnect; the next request is answered (503 meanwhile, never a hang).
+    let answer: OpenAI.Completions.Completion | undefined;
+    expect(
+      await until(async () => {
+        answer = await gateway.completions.create({ model: "kjv", prompt: "And God said", max_tokens: 4, temperature: 0 }).catch(() => undefined);
+        return answer !== undefined;
+      }, 60_000),
+    ).toBe(true);
+    expect(answer?.choices[0]?.finish_reason).toBe("length");
+    expect(await until(async () => (await workerIds()).join() === "A,B")).toBe(true);
+    expect(await metric("barbell_nats_connection_events_total", 'event="disconnect"')).toBe(disconnects + 1);
+    expect(await metric("barbell_nats_connection_events_total", 'event="reconnect"')).toBe(reconnects + 1);
+    expect(await metric("barbell_nats_request_faults_total", 'cause="disconnect"')).toBe(outcomes.filter((o) => o !== "done").length);
+  }, 180_000);
 });
