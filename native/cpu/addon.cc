@@ -52,7 +52,7 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod<&Context::Quantize>("quantize"),
                            InstanceMethod<&Context::Q8I8>("q8i8"),
                            InstanceMethod<&Context::Embedding>("embedding"),
-                           InstanceMethod<&Context::DenseQ6K>("denseQ6K"),
+                           InstanceMethod<&Context::DenseBlocks>("denseBlocks"),
                            InstanceMethod<&Context::EmbeddingBlocks>("embeddingBlocks"),
                            InstanceMethod<&Context::RmsNorm>("rmsNorm"),
                            InstanceMethod<&Context::Rope>("rope"),
@@ -336,8 +336,8 @@ class Context : public Napi::ObjectWrap<Context> {
     return Napi::Number::New(info.Env(), -1);
   }
 
-  // Block-format rows (kquant.h): the Q6_K dense head, Q8_0 / Q6_K embeddings.
-  Napi::Value DenseQ6K(const Napi::CallbackInfo& info) { return alive(info) ? dense_q6k_napi(info, *exec_) : info.Env().Undefined(); }
+  // Block-format rows (kquant.h): k-quant dense heads, Q8_0 / k-quant embeddings.
+  Napi::Value DenseBlocks(const Napi::CallbackInfo& info) { return alive(info) ? dense_blocks_napi(info, *exec_) : info.Env().Undefined(); }
   Napi::Value EmbeddingBlocks(const Napi::CallbackInfo& info) { return alive(info) ? embedding_blocks_napi(info) : info.Env().Undefined(); }
 
   // embedding(ids: Int32Array, seq, table: Float32Array | Uint16Array, vocab, embed, out) → −1 or bad position

@@ -1,4 +1,4 @@
-// K-quant weights on the native CPU backend (kquant.h): Q6_K head and embedding rows.
+// Block-format weights on the native CPU backend (kquant.h): Q8_0, Q6_K, Q4_K and Q5_K heads and embedding rows.
 #include "kquant.h"
 
 #include <algorithm>
@@ -40,84 +40,47 @@ void q6k_dequantize_block(const uint8_t* block, float* out) {
   }
 }
 
-namespace {
-
-// Σ x·w over one block of 256 in eight f32 lanes (vectorizable without reassociating a single chain),
-// returned in double.
-double block_dot(const float* x, const float* w) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (int c = 0; c < kQ6KBlock; c += 8) {
-    for (int l = 0; l < 8; ++l) {
-      acc[l] += x[c + l] * w[c + l];
-    }
-  }
-  return (static_cast<double>(acc[0]) + acc[1] + acc[2] + acc[3]) + (static_cast<double>(acc[4]) + acc[5] + acc[6] + acc[7]);
-}
-
-}  // namespace
-
-void dense_q6k(const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
-  const int blocks = k / kQ6KBlock;
-  const size_t rb = static_cast<size_t>(blocks) * kQ6KBytes;
-  alignas(64) float buf[kQ6KBlock];
-  std::vector<double> sums(static_cast<size_t>(m));
-  for (int j = j0; j < j1; ++j) {
-    const uint8_t* row = w + static_cast<size_t>(j) * rb;
-    std::fill(sums.begin(), sums.end(), 0.0);
-    for (int b = 0; b < blocks; ++b) {
-      q6k_dequantize_block(row + static_cast<size_t>(b) * kQ6KBytes, buf);
-      for (int i = 0; i < m; ++i) {
-        sums[static_cast<size_t>(i)] += block_dot(x + static_cast<size_t>(i) * k + static_cast<size_t>(b) * kQ6KBlock, buf);
-      }
-    }
-    for (int i = 0; i < m; ++i) {
-      out[static_cast<size_t>(i) * n + j] = static_cast<float>(sums[static_cast<size_t>(i)]);
-    }
+void k4_scale_min(const uint8_t* scales, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = scales[j] & 63;
+    *m = scales[j + 4] & 63;
+  } else {
+    *sc = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
+    *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
   }
 }
 
 namespace {
 
-// The Q6_K bytes of `rows` rows of `cols` (a multiple of 256); false after throwing a JS RangeError.
-bool q6k_bytes(const Napi::CallbackInfo& info, const char* op, int64_t rows, int64_t cols, size_t* out) {
-  if (cols % kQ6KBlock != 0) {
-    Napi::RangeError::New(info.Env(), std::string("[native-cpu] ") + op + ": the row length must be a multiple of 256")
-        .ThrowAsJavaScriptException();
-    return false;
+// Q4_K (qh == nullptr) or Q5_K rows: (d · sc) · q − dmin · m, where d · sc, dmin · m and their product with q
+// are exact in f32, so the subtraction is the one rounding (fused or not): the reference's bits.
+void affine_k_dequantize(const uint8_t* block, const uint8_t* qh, const uint8_t* qs, float* out) {
+  uint16_t hd, hm;
+  std::memcpy(&hd, block, 2);
+  std::memcpy(&hm, block + 2, 2);
+  const float d = half_to_float(hd);
+  const float dmin = half_to_float(hm);
+  for (int c = 0; c < 4; ++c) {
+    int sc1, m1, sc2, m2;
+    k4_scale_min(block + 4, 2 * c, &sc1, &m1);
+    k4_scale_min(block + 4, 2 * c + 1, &sc2, &m2);
+    const float d1 = d * static_cast<float>(sc1), o1 = dmin * static_cast<float>(m1);
+    const float d2 = d * static_cast<float>(sc2), o2 = dmin * static_cast<float>(m2);
+    float* y = out + 64 * c;
+    for (int l = 0; l < 32; ++l) {
+      const int h = qh == nullptr ? 0 : qh[l] >> (2 * c);
+      const int q = qs[32 * c + l];
+      y[l] = d1 * static_cast<float>((q & 0xF) | ((h & 1) << 4)) - o1;
+      y[l + 32] = d2 * static_cast<float>((q >> 4) | ((h & 2) << 3)) - o2;
+    }
   }
-  if (!checked_product(rows, cols / kQ6KBlock * kQ6KBytes, out)) {
-    Napi::RangeError::New(info.Env(), std::string("[native-cpu] ") + op + ": rows·cols overflows").ThrowAsJavaScriptException();
-    return false;
-  }
-  return true;
 }
 
 }  // namespace
 
-Napi::Value dense_q6k_napi(const Napi::CallbackInfo& info, Executor& exec) {
-  ARG_INT(m, 2, kMaxDim);
-  ARG_INT(k, 3, kMaxDim);
-  ARG_INT(n, 4, kMaxDim);
-  size_t wn = 0;
-  if (!q6k_bytes(info, "denseQ6K", n, k, &wn)) {
-    return info.Env().Undefined();
-  }
-  ARG_ARRAY(float, x, 0, prod(m, k));
-  ARG_ARRAY(uint8_t, w, 1, wn);
-  ARG_ARRAY(float, out, 5, prod(m, n));
-  if (m == 0 || n == 0) {
-    return info.Env().Undefined();
-  }
-  const int mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
-  auto fn = dense_q6k;
-#if defined(__x86_64__) || defined(_M_X64)
-  if (exec.isa() >= Isa::kAvx2) {
-    fn = dense_q6k_avx2;
-  }
-#endif
-  exec.parallel_rows(ni, prod(m, k), [&](int j0, int j1) { fn(x, w, ki, mi, ni, out, j0, j1); });
-  return info.Env().Undefined();
-}
+void q4k_dequantize_block(const uint8_t* block, float* out) { affine_k_dequantize(block, nullptr, block + 16, out); }
+
+void q5k_dequantize_block(const uint8_t* block, float* out) { affine_k_dequantize(block, block + 16, block + 48, out); }
 
 namespace {
 
@@ -131,39 +94,104 @@ void q8_0_dequantize_block(const uint8_t* block, float* out) {
   }
 }
 
-struct BlockFormat {
-  const char* name;
-  int elems;
-  int bytes;
-  void (*decode)(const uint8_t* block, float* out);
+// By the codes of kquant.h (BlockCode).
+constexpr BlockFormat kBlockFormats[kBlockFormatCount] = {
+    {"q8_0", 32, 34, q8_0_dequantize_block},
+    {"q6_k", kKBlock, kQ6KBytes, q6k_dequantize_block},
+    {"q4_k", kKBlock, kQ4KBytes, q4k_dequantize_block},
+    {"q5_k", kKBlock, kQ5KBytes, q5k_dequantize_block},
 };
 
-// By the code embeddingBlocks takes (kquant.h).
-constexpr BlockFormat kBlockFormats[] = {
-    {"q8_0", 32, 34, q8_0_dequantize_block},
-    {"q6_k", kQ6KBlock, kQ6KBytes, q6k_dequantize_block},
-};
+// Σ x·w over one block (a multiple of 8 elements) in eight f32 lanes (vectorizable without reassociating a
+// single chain), returned in double.
+double block_dot(const float* x, const float* w, int elems) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int c = 0; c < elems; c += 8) {
+    for (int l = 0; l < 8; ++l) {
+      acc[l] += x[c + l] * w[c + l];
+    }
+  }
+  return (static_cast<double>(acc[0]) + acc[1] + acc[2] + acc[3]) + (static_cast<double>(acc[4]) + acc[5] + acc[6] + acc[7]);
+}
+
+// The bytes of `rows` rows of `cols` in format f; false after throwing a JS RangeError.
+bool block_bytes(const Napi::CallbackInfo& info, const char* op, const BlockFormat& f, int64_t rows, int64_t cols, size_t* out) {
+  if (cols % f.elems != 0) {
+    Napi::RangeError::New(info.Env(), std::string("[native-cpu] ") + op + ": " + f.name + " rows need a length that is a multiple of " +
+                                          std::to_string(f.elems))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  if (!checked_product(rows, cols / f.elems * f.bytes, out)) {
+    Napi::RangeError::New(info.Env(), std::string("[native-cpu] ") + op + ": rows·cols overflows").ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
 
 }  // namespace
 
+const BlockFormat& block_format(int code) { return kBlockFormats[code]; }
+
+void dense_blocks(int code, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
+  const BlockFormat& f = kBlockFormats[code];
+  const int blocks = k / f.elems;
+  const size_t rb = static_cast<size_t>(blocks) * static_cast<size_t>(f.bytes);
+  alignas(64) float buf[kKBlock];
+  std::vector<double> sums(static_cast<size_t>(m));
+  for (int j = j0; j < j1; ++j) {
+    const uint8_t* row = w + static_cast<size_t>(j) * rb;
+    std::fill(sums.begin(), sums.end(), 0.0);
+    for (int b = 0; b < blocks; ++b) {
+      f.decode(row + static_cast<size_t>(b) * static_cast<size_t>(f.bytes), buf);
+      for (int i = 0; i < m; ++i) {
+        sums[static_cast<size_t>(i)] += block_dot(x + static_cast<size_t>(i) * k + static_cast<size_t>(b) * f.elems, buf, f.elems);
+      }
+    }
+    for (int i = 0; i < m; ++i) {
+      out[static_cast<size_t>(i) * n + j] = static_cast<float>(sums[static_cast<size_t>(i)]);
+    }
+  }
+}
+
+Napi::Value dense_blocks_napi(const Napi::CallbackInfo& info, Executor& exec) {
+  ARG_INT(format, 0, kBlockFormatCount - 1);
+  const BlockFormat& f = kBlockFormats[format];
+  ARG_INT(m, 3, kMaxDim);
+  ARG_INT(k, 4, kMaxDim);
+  ARG_INT(n, 5, kMaxDim);
+  size_t wn = 0;
+  if (!block_bytes(info, "denseBlocks", f, n, k, &wn)) {
+    return info.Env().Undefined();
+  }
+  ARG_ARRAY(float, x, 1, prod(m, k));
+  ARG_ARRAY(uint8_t, w, 2, wn);
+  ARG_ARRAY(float, out, 6, prod(m, n));
+  if (m == 0 || n == 0) {
+    return info.Env().Undefined();
+  }
+  const int code = static_cast<int>(format), mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
+  auto fn = dense_blocks;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (exec.isa() >= Isa::kAvx2 && code != static_cast<int>(BlockCode::kQ8_0)) {
+    fn = dense_kquant_avx2;
+  }
+#endif
+  exec.parallel_rows(ni, prod(m, k), [&](int j0, int j1) { fn(code, x, w, ki, mi, ni, out, j0, j1); });
+  return info.Env().Undefined();
+}
+
 Napi::Value embedding_blocks_napi(const Napi::CallbackInfo& info) {
-  ARG_INT(format, 0, 1);
+  ARG_INT(format, 0, kBlockFormatCount - 1);
   const BlockFormat& f = kBlockFormats[format];
   ARG_INT(seq, 2, kMaxDim);
   ARG_INT(vocab, 4, kMaxDim);
   ARG_INT(embed, 5, kMaxDim);
-  if (embed % f.elems != 0) {
-    Napi::RangeError::New(info.Env(), std::string("[native-cpu] embeddingBlocks: ") + f.name + " rows need a length that is a multiple of " +
-                                          std::to_string(f.elems))
-        .ThrowAsJavaScriptException();
+  size_t tn = 0;
+  if (!block_bytes(info, "embeddingBlocks", f, vocab, embed, &tn)) {
     return info.Env().Undefined();
   }
   const size_t blocks = static_cast<size_t>(embed / f.elems);
-  size_t tn = 0;
-  if (!checked_product(vocab, static_cast<int64_t>(blocks) * f.bytes, &tn)) {
-    Napi::RangeError::New(info.Env(), "[native-cpu] embeddingBlocks: vocab·embed overflows").ThrowAsJavaScriptException();
-    return info.Env().Undefined();
-  }
   ARG_ARRAY(int32_t, ids, 1, static_cast<size_t>(seq));
   ARG_ARRAY(uint8_t, table, 3, tn);
   ARG_ARRAY(float, out, 6, prod(seq, embed));

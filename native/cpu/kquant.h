@@ -1,8 +1,9 @@
-// Block-quantized weights on the native CPU backend: the Q6_K output head (matmulDense) and the token
-// embedding over Q6_K and Q8_0 rows. Numerics are the JS reference's (src/backends/js/kernels/dense.ts): a row is
-// dequantized exactly as ggml's dequantize_row_q6_K (d · scale · (q − 32), exact in f32), the embedding is
-// that row bit for bit, and the head multiplies it with x in f32 partial sums added in double per block
-// (within the reference's float64 tolerance, like the Q8_0 rows of matmulDense).
+// Block-quantized weights on the native CPU backend: the k-quant output heads (matmulDense) and the token
+// embedding over Q8_0, Q6_K, Q4_K and Q5_K rows. Numerics are the JS reference's (src/backends/js/kernels/dense.ts):
+// a row is dequantized exactly as ggml's dequantize_row_* (Q6_K: d · scale · (q − 32); Q4_K, Q5_K:
+// (d · sc) · q − dmin · m; both one f32 rounding at most, so bit for bit the reference's values), the embedding
+// is that row, and the head multiplies it with x in f32 partial sums added in double per block (within the
+// reference's float64 tolerance, like the Q8_0 rows of matmulDense).
 #pragma once
 
 #include <napi.h>
@@ -14,27 +15,50 @@ namespace barbell {
 
 class Executor;
 
-// Q6_K: 256 elements per 210-byte block (ql[128], qh[64], scales[16] int8, f16 d).
-constexpr int kQ6KBlock = 256;
-constexpr int kQ6KBytes = 210;
+// Elements per k-quant super-block; bytes per block of each format.
+constexpr int kKBlock = 256;
+constexpr int kQ6KBlock = kKBlock;
+constexpr int kQ6KBytes = 210;  // ql[128], qh[64], scales[16] int8, f16 d
+constexpr int kQ4KBytes = 144;  // f16 d, f16 dmin, scales[12] (6-bit scale and min per 32), qs[128]
+constexpr int kQ5KBytes = 176;  // f16 d, f16 dmin, scales[12], qh[32] (fifth bits), qs[128]
 
-// Dequantizes one Q6_K block into out[256].
+// The format codes denseBlocks and embeddingBlocks take (src/backends/native-cpu/index.ts BLOCK_FORMATS).
+enum class BlockCode : int { kQ8_0 = 0, kQ6K = 1, kQ4K = 2, kQ5K = 3 };
+constexpr int kBlockFormatCount = 4;
+
+struct BlockFormat {
+  const char* name;
+  int elems;
+  int bytes;
+  void (*decode)(const uint8_t* block, float* out);
+};
+
+// The format of a code in [0, kBlockFormatCount).
+const BlockFormat& block_format(int code);
+
+// Dequantize one block into out[256].
 void q6k_dequantize_block(const uint8_t* block, float* out);
+void q4k_dequantize_block(const uint8_t* block, float* out);
+void q5k_dequantize_block(const uint8_t* block, float* out);
 
-// Rows [j0, j1) of out[m, n] = x[m, k] · decode(w)[n, k]ᵀ, w in Q6_K rows (k % 256 == 0).
-void dense_q6k(const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1);
+// Sub-block j's 6-bit scale and min from a Q4_K / Q5_K block's 12 packed bytes (ggml's get_scale_min_k4).
+void k4_scale_min(const uint8_t* scales, int j, int* sc, int* m);
+
+// Rows [j0, j1) of out[m, n] = x[m, k] · decode(w)[n, k]ᵀ, w in rows of format `code` (k a multiple of its block).
+void dense_blocks(int code, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1);
 
 #if defined(__x86_64__) || defined(_M_X64)
-// The same with AVX2 + FMA + F16C (kquant_avx2.cc); call only when the CPU has them.
-void dense_q6k_avx2(const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1);
+// The same for the k-quants (Q6_K, Q4_K, Q5_K) with AVX2 + FMA + F16C (kquant_avx2.cc): blocks decoded in
+// registers, the same bits; call only when the CPU has them.
+void dense_kquant_avx2(int code, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1);
 #endif
 
-// denseQ6K(x: Float32Array, w: Uint8Array (Q6_K rows), m, k, n, out: Float32Array); k % 256 == 0.
-Napi::Value dense_q6k_napi(const Napi::CallbackInfo& info, Executor& exec);
+// denseBlocks(format: BlockCode, x: Float32Array, w: Uint8Array (rows of that format), m, k, n, out: Float32Array).
+Napi::Value dense_blocks_napi(const Napi::CallbackInfo& info, Executor& exec);
 
-// embeddingBlocks(format: 0 = Q8_0 | 1 = Q6_K, ids: Int32Array, seq, table: Uint8Array (rows of that format),
-// vocab, embed, out: Float32Array) → −1, or the position of the first id outside [0, vocab) (rows before it
-// are written). embed must be a multiple of the format's block (32, 256). Rows decode exactly as the reference.
+// embeddingBlocks(format: BlockCode, ids: Int32Array, seq, table: Uint8Array (rows of that format), vocab, embed,
+// out: Float32Array) → −1, or the position of the first id outside [0, vocab) (rows before it are written).
+// embed must be a multiple of the format's block (32, 256). Rows decode exactly as the reference.
 Napi::Value embedding_blocks_napi(const Napi::CallbackInfo& info);
 
 }  // namespace barbell

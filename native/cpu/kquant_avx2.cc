@@ -1,7 +1,7 @@
-// The Q6_K head (kquant.h) with AVX2 + FMA + F16C: compiled into the AVX2 library with its -m flags and
-// called only when the executor's ISA is AVX2 or above (every AVX-512 CPU here has AVX2).
-// Same numerics contract as dense_q6k: each 256-block is decoded exactly (d · scale · (q − 32), exact in
-// f32), multiplied with x in f32 FMA lanes, and the lanes of each block are added in double.
+// The k-quant heads (kquant.h: Q6_K, Q4_K, Q5_K) with AVX2 + FMA + F16C: compiled into the AVX2 library with its
+// -m flags and called only when the executor's ISA is AVX2 or above (every AVX-512 CPU here has AVX2).
+// Same numerics contract as dense_blocks: each 256-block is decoded exactly (the scalar decoders' bits),
+// multiplied with x in f32 FMA lanes, and the lanes of each block are added in double.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -32,7 +32,7 @@ inline void emit_quarter(__m256i q, float s0, float s1, int at, Sink& sink) {
 
 // Decodes one Q6_K block into `sink(offset, 8 values)`, the same bits as q6k_dequantize_block.
 template <typename Sink>
-inline void decode_block(const uint8_t* block, Sink& sink) {
+inline void decode_q6k(const uint8_t* block, Sink& sink) {
   uint16_t hd;
   std::memcpy(&hd, block + 208, 2);
   const float d = _cvtsh_ss(hd);
@@ -60,6 +60,51 @@ inline void decode_block(const uint8_t* block, Sink& sink) {
   }
 }
 
+// Emits 32 codes (bytes 0..31) as four vectors of 8: (d · sc) · q − dmin · m in one fused rounding, which is
+// the scalar decoder's (the product is exact).
+template <typename Sink>
+inline void emit_affine(__m256i q, float step, float off, int at, Sink& sink) {
+  const __m128i lo = _mm256_castsi256_si128(q);
+  const __m128i hi = _mm256_extracti128_si256(q, 1);
+  const __m256 s = _mm256_set1_ps(step);
+  const __m256 o = _mm256_set1_ps(off);
+  sink(at, _mm256_fmsub_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(lo)), o));
+  sink(at + 8, _mm256_fmsub_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(lo, 8))), o));
+  sink(at + 16, _mm256_fmsub_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(hi)), o));
+  sink(at + 24, _mm256_fmsub_ps(s, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(hi, 8))), o));
+}
+
+// Decodes one Q4_K (kFive false) or Q5_K block into `sink(offset, 8 values)`, the same bits as the scalar decoders.
+template <bool kFive, typename Sink>
+inline void decode_affine(const uint8_t* block, Sink& sink) {
+  uint16_t hd, hm;
+  std::memcpy(&hd, block, 2);
+  std::memcpy(&hm, block + 2, 2);
+  const float d = _cvtsh_ss(hd);
+  const float dmin = _cvtsh_ss(hm);
+  const uint8_t* qs = block + (kFive ? 48 : 16);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i one = _mm256_set1_epi8(1);
+  const __m256i qh = kFive ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16)) : _mm256_setzero_si256();
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    int sc1, m1, sc2, m2;
+    k4_scale_min(block + 4, 2 * c, &sc1, &m1);
+    k4_scale_min(block + 4, 2 * c + 1, &sc2, &m2);
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+    __m256i lo = _mm256_and_si256(q, m4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if (kFive) {
+      // Bits 2c and 2c + 1 of each qh byte (a 16-bit shift, then one bit per byte), moved to bit 4.
+      const __m256i shifted = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c));
+      lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(shifted, one), 4));
+      hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(shifted, 1), one), 4));
+    }
+    emit_affine(lo, d * static_cast<float>(sc1), dmin * static_cast<float>(m1), 64 * c, sink);
+    emit_affine(hi, d * static_cast<float>(sc2), dmin * static_cast<float>(m2), 64 * c + 32, sink);
+  }
+}
+
 inline double hsum_d(__m256 v) {
   const __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
   const __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
@@ -78,25 +123,26 @@ inline double block_dot(const float* x, const float* w) {
   return (hsum_d(acc[0]) + hsum_d(acc[1])) + (hsum_d(acc[2]) + hsum_d(acc[3]));
 }
 
-}  // namespace
-
-void dense_q6k_avx2(const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
-  const int blocks = k / kQ6KBlock;
-  const size_t rb = static_cast<size_t>(blocks) * kQ6KBytes;
-  alignas(64) float buf[kQ6KBlock];
+// The k-quant head over one decoder: for one activation row the decoded values go straight into FMA lanes
+// (the decode GEMV; no buffer), for several the block is decoded once into a buffer.
+template <int kBytes, typename Decode>
+void dense_avx2(Decode decode, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
+  const int blocks = k / kKBlock;
+  const size_t rb = static_cast<size_t>(blocks) * kBytes;
+  alignas(64) float buf[kKBlock];
   std::vector<double> sums(static_cast<size_t>(m));
   for (int j = j0; j < j1; ++j) {
     const uint8_t* row = w + static_cast<size_t>(j) * rb;
     if (j + 1 < j1) {
       _mm_prefetch(reinterpret_cast<const char*>(row + rb), _MM_HINT_T0);
     }
-    if (m == 1) {  // decode GEMV: values go straight into FMA lanes (no buffer)
+    if (m == 1) {
       double sum = 0;
       for (int b = 0; b < blocks; ++b) {
-        const float* xb = x + static_cast<size_t>(b) * kQ6KBlock;
+        const float* xb = x + static_cast<size_t>(b) * kKBlock;
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
         auto fma = [&](int at, __m256 v) { acc[(at >> 3) & 3] = _mm256_fmadd_ps(_mm256_loadu_ps(xb + at), v, acc[(at >> 3) & 3]); };
-        decode_block(row + static_cast<size_t>(b) * kQ6KBytes, fma);
+        decode(row + static_cast<size_t>(b) * kBytes, fma);
         sum += (hsum_d(acc[0]) + hsum_d(acc[1])) + (hsum_d(acc[2]) + hsum_d(acc[3]));
       }
       out[j] = static_cast<float>(sum);
@@ -105,15 +151,34 @@ void dense_q6k_avx2(const float* x, const uint8_t* w, int k, int m, int n, float
     std::fill(sums.begin(), sums.end(), 0.0);
     auto store = [&](int at, __m256 v) { _mm256_store_ps(buf + at, v); };
     for (int b = 0; b < blocks; ++b) {
-      decode_block(row + static_cast<size_t>(b) * kQ6KBytes, store);
+      decode(row + static_cast<size_t>(b) * kBytes, store);
       for (int i = 0; i < m; ++i) {
-        sums[static_cast<size_t>(i)] += block_dot(x + static_cast<size_t>(i) * k + static_cast<size_t>(b) * kQ6KBlock, buf);
+        sums[static_cast<size_t>(i)] += block_dot(x + static_cast<size_t>(i) * k + static_cast<size_t>(b) * kKBlock, buf);
       }
     }
     for (int i = 0; i < m; ++i) {
       out[static_cast<size_t>(i) * n + j] = static_cast<float>(sums[static_cast<size_t>(i)]);
     }
   }
+}
+
+}  // namespace
+
+void dense_kquant_avx2(int code, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
+  switch (static_cast<BlockCode>(code)) {
+    case BlockCode::kQ6K:
+      dense_avx2<kQ6KBytes>([](const uint8_t* b, auto& sink) { decode_q6k(b, sink); }, x, w, k, m, n, out, j0, j1);
+      return;
+    case BlockCode::kQ4K:
+      dense_avx2<kQ4KBytes>([](const uint8_t* b, auto& sink) { decode_affine<false>(b, sink); }, x, w, k, m, n, out, j0, j1);
+      return;
+    case BlockCode::kQ5K:
+      dense_avx2<kQ5KBytes>([](const uint8_t* b, auto& sink) { decode_affine<true>(b, sink); }, x, w, k, m, n, out, j0, j1);
+      return;
+    case BlockCode::kQ8_0:
+      break;
+  }
+  dense_blocks(code, x, w, k, m, n, out, j0, j1);
 }
 
 }  // namespace barbell

@@ -136,7 +136,7 @@ function quantCase(m: number, k: number, seed: number): ConformanceCase {
   };
 }
 
-function denseCase(format: "f32" | "f16" | "bf16" | "q8_0" | "q6_k", [m, k, n]: [number, number, number], seed: number): ConformanceCase {
+function denseCase(format: "f32" | "f16" | "bf16" | "q8_0" | "q4_k" | "q5_k" | "q6_k", [m, k, n]: [number, number, number], seed: number): ConformanceCase {
   return {
     kernel: "matmulDense",
     name: `dense ${format} ${m}x${k} · ${n}x${k}`,
@@ -191,6 +191,10 @@ export const CASES: readonly ConformanceCase[] = [
   denseCase("q8_0", [2, 64, 9], 510),
   denseCase("q6_k", [1, 256, 5], 511),
   denseCase("q6_k", [3, 768, 37], 512),
+  denseCase("q4_k", [1, 512, 7], 513),
+  denseCase("q4_k", [3, 768, 37], 514),
+  denseCase("q5_k", [1, 512, 7], 515),
+  denseCase("q5_k", [3, 768, 37], 516),
   ...([
     [1, 1536, 64],
     [1, 32, 5],
@@ -280,4 +284,12 @@ export const CASES: readonly ConformanceCase[] = [
     const out = refOf(mem, "f32", [5, 512]);
     return { args: [refOf(mem, "i32", [5], Int32Array.of(7, 0, 19, 7, 12)), refOf(mem, "q6_k", [20, 512], table), out], out };
   }, 0),
+  ...(["q4_k", "q5_k"] as const).map((format, i) =>
+    floatCase("embedding", `embedding ${format} rows`, 683 + i, (mem, r) => {
+      // Q4_K / Q5_K rows decode exactly too ((d·sc)·q − dmin·m, one rounding), so every backend matches bit for bit.
+      const table = QUANT_TRAITS[format].encode(floats(r, 20 * 512), 20, 512);
+      const out = refOf(mem, "f32", [5, 512]);
+      return { args: [refOf(mem, "i32", [5], Int32Array.of(7, 0, 19, 7, 12)), refOf(mem, format, [20, 512], table), out], out };
+    }, 0),
+  ),
 ];

@@ -76,10 +76,13 @@ export interface NativeContext {
   q8i8(x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array): number;
   /** Returns −1, or the index of the first non-finite input (nothing written). */
   quantize(x: Float32Array, m: number, k: number, q: Int8Array, scales: Float32Array): number;
-  /** out[m, n] = x[m, k] · decode(w)[n, k]ᵀ for Q6_K rows (k % 256 == 0; native/cpu/kquant.h). */
-  denseQ6K(x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array): void;
   /**
-   * Embedding rows of a block format (0: Q8_0, 1: Q6_K; embed a multiple of its block); returns −1, or the
+   * out[m, n] = x[m, k] · decode(w)[n, k]ᵀ for rows of a block format (0: Q8_0, 1: Q6_K, 2: Q4_K, 3: Q5_K; k a
+   * multiple of its block; native/cpu/kquant.h).
+   */
+  denseBlocks(format: number, x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array): void;
+  /**
+   * Embedding rows of a block format (codes as denseBlocks; embed a multiple of its block); returns −1, or the
    * position of the first id outside the vocabulary.
    */
   embeddingBlocks(format: number, ids: Int32Array, seq: number, table: Uint8Array, vocab: number, embed: number, out: Float32Array): number;

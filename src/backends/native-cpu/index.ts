@@ -6,8 +6,8 @@
  * Kernels: matmulTernaryI8, matmulBinaryI8, matmulBinaryBinary (bit-exact with the JS reference),
  * quantizeActivations (bit-exact), matmulF32 / matmulDense (f32 and f16 weights), embedding (f32 and f16;
  * exact), rmsNorm, rope, softmax, attention, unary (all ops), binary (any non-negative strides), scale,
- * writeRows; matmulDense also takes q8_0 and q6_k weights, embedding q8_0 and q6_k tables (rows decoded
- * exactly as the reference; native/cpu/kquant.cc); matmulQ8I8 (the integer Q8_0 head, bit-exact: AVX-512 VNNI over 16
+ * writeRows; matmulDense also takes q8_0, q4_k, q5_k and q6_k weights, embedding tables in those formats (rows
+ * decoded exactly as the reference; native/cpu/kquant.cc); matmulQ8I8 (the integer Q8_0 head, bit-exact: AVX-512 VNNI over 16
  * weight rows per tile, scalar elsewhere). copyStrided and concat, and dense weights in bf16, fall back to
  * the next backend.
  *
@@ -41,15 +41,21 @@ import { nativeAddon, probeNativeCpu, requestedIsa, type NativeAddon, type Nativ
 
 export { probeNativeCpu } from "./addon.js";
 
-/** Q6_K: elements and bytes per block (src/quant/formats/q6-k.ts; native/cpu/kquant.h). */
-const Q6K_BLOCK = 256;
-const Q6K_BLOCK_BYTES = 210;
-
-/** Block-format embedding tables: the addon's format code (native/cpu/kquant.h), elements and bytes per block. */
-const EMBEDDING_BLOCKS = {
+/**
+ * Block formats the addon decodes (denseBlocks, embeddingBlocks): its format code (native/cpu/kquant.h
+ * BlockCode), elements and bytes per block (src/quant/formats).
+ */
+const BLOCK_FORMATS = {
   q8_0: { code: 0, elems: 32, bytes: 34 },
-  q6_k: { code: 1, elems: Q6K_BLOCK, bytes: Q6K_BLOCK_BYTES },
+  q6_k: { code: 1, elems: 256, bytes: 210 },
+  q4_k: { code: 2, elems: 256, bytes: 144 },
+  q5_k: { code: 3, elems: 256, bytes: 176 },
 } as const;
+
+/** The addon's block format of a dtype, or undefined for plain float rows. */
+function blockFormat(dtype: string): (typeof BLOCK_FORMATS)[keyof typeof BLOCK_FORMATS] | undefined {
+  return (BLOCK_FORMATS as Record<string, (typeof BLOCK_FORMATS)[keyof typeof BLOCK_FORMATS] | undefined>)[dtype];
+}
 
 /** Largest K of the integer kernels here: |Σ (trit + 1)·x| ≤ 2·128·K must fit an int32. */
 export const NATIVE_MAX_K = 2 ** 22;
@@ -196,15 +202,16 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
     same(op, "out shape", dim(out, 0) * dim(out, 1), m * n);
     const xa = f32(x);
     const oa = f32(out);
-    if (w.dtype === "q6_k") {
-      if (k % Q6K_BLOCK !== 0) {
-        throw new ShapeError("size", `[${op}] q6_k rows need k a multiple of ${Q6K_BLOCK}, got ${k}`);
+    const kquant = w.dtype === "q8_0" ? undefined : blockFormat(w.dtype);
+    if (kquant !== undefined) {
+      if (k % kquant.elems !== 0) {
+        throw new ShapeError("size", `[${op}] ${w.dtype} rows need k a multiple of ${kquant.elems}, got ${k}`);
       }
       const wb = u8(w);
       need(op, "x", xa, m * k);
-      need(op, "w", wb, n * (k / Q6K_BLOCK) * Q6K_BLOCK_BYTES);
+      need(op, "w", wb, n * (k / kquant.elems) * kquant.bytes);
       need(op, "out", oa, m * n);
-      ctx.denseQ6K(xa, wb, m, k, n, oa);
+      ctx.denseBlocks(kquant.code, xa, wb, m, k, n, oa);
       return;
     }
     if (w.dtype === "q8_0") {
@@ -328,7 +335,7 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
       need(op, "ids", ia, seq);
       need(op, "out", oa, seq * embed);
       let bad: number;
-      const blocks = table.dtype === "q8_0" || table.dtype === "q6_k" ? EMBEDDING_BLOCKS[table.dtype] : undefined;
+      const blocks = blockFormat(table.dtype);
       if (blocks !== undefined) {
         if (embed % blocks.elems !== 0) {
           throw new ShapeError("size", `[${op}] ${table.dtype} rows need a length that is a multiple of ${blocks.elems}, got ${embed}`);
@@ -474,9 +481,9 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
  */
 const FIXED_CAPABILITIES = {
   matmulF32: true,
-  matmulDense: { dtypes: { w: ["f32", "f16", "q8_0", "q6_k"] } },
+  matmulDense: { dtypes: { w: ["f32", "f16", "q8_0", "q4_k", "q5_k", "q6_k"] } },
   matmulQ8I8: true,
-  embedding: { dtypes: { table: ["f32", "f16", "q8_0", "q6_k"] } },
+  embedding: { dtypes: { table: ["f32", "f16", "q8_0", "q4_k", "q5_k", "q6_k"] } },
   writeRows: true,
   matmulTernaryI8: { maxK: NATIVE_MAX_K },
   matmulBinaryI8: { maxK: NATIVE_MAX_K },

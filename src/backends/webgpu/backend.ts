@@ -27,7 +27,7 @@ import { align4 } from "./buffers.js";
 import type { AdapterSummary } from "./device.js";
 import { WebGpuError } from "./errors.js";
 import { WebGpuContext } from "./index.js";
-import { MAX_DOT_K, MAX_ROPE_POSITIONS, type RopeTable } from "./kernels.js";
+import { DENSE_FORMATS, MAX_DOT_K, MAX_ROPE_POSITIONS, type RopeTable } from "./kernels.js";
 import { BINARY_WGSL, MAX_BINARY_RANK, UNARY_WGSL } from "./shaders/elementwise.wgsl.js";
 import { MAX_ATTENTION_HEAD_DIM } from "./shaders/float.wgsl.js";
 import { MAX_GATHER_RANK } from "./shaders/layout.wgsl.js";
@@ -39,9 +39,9 @@ const BINARY_CASES = subOpsWithCase("binary", BINARY_WGSL);
 /** What each kernel accepts (checked by the dispatcher before it routes a call here). */
 export const WEBGPU_CAPABILITIES: Capabilities = {
   matmulF32: true,
-  matmulDense: true,
+  matmulDense: { dtypes: { w: DENSE_FORMATS } },
   matmulQ8I8: true,
-  embedding: true,
+  embedding: { dtypes: { table: DENSE_FORMATS } },
   writeRows: true,
   matmulTernaryI8: { maxK: MAX_DOT_K },
   matmulBinaryI8: { maxK: MAX_DOT_K },

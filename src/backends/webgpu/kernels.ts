@@ -35,7 +35,8 @@ export const MAX_ROPE_POSITIONS = 1 << 20;
 const Q8_BLOCK = 32;
 /** Largest element index or stride the layout shaders address (i32 arithmetic on the device). */
 const MAX_INDEX = 2 ** 31 - 1;
-const DENSE_FORMATS: readonly DenseFormat[] = ["f32", "f16", "bf16", "q8_0", "q6_k"];
+/** Weight formats the dense shaders decode (declared as the matmulDense and embedding capabilities). */
+export const DENSE_FORMATS: readonly DenseFormat[] = ["f32", "f16", "bf16", "q8_0", "q6_k"];
 
 /** Bytes of one row of `cols` elements in a dense format; ShapeError when cols is not whole blocks. */
 function denseRowBytes(op: string, format: DenseFormat, cols: number): number {
