@@ -110,6 +110,40 @@ run("onnxruntime specifics", () => {
     expect(r.prompt.max).toBeGreaterThan(TOLERANCE.int2 * 10);
   }, 120_000);
 
+  it("a batch of two with left padding: each row equals barbell on its own sequence (attention_mask, position_ids)", async () => {
+    const ort = ortOf();
+    const fixture = path.join(dir, "batch.gguf");
+    await writeFile(fixture, makeBitnetFixture({ seed: 11 }));
+    await using source = await openExportSource(fixture);
+    const c = source.config;
+    const out = path.join(dir, "batch.onnx");
+    await exportOnnx(c, source.weights, out, { form: "matmulnbits" });
+    const a = [5, 6, 7, 8, 9];
+    const b = [10, 11, 12];
+    const refA = await runBarbell(c, source.weights, a, 0);
+    const refB = await runBarbell(c, source.weights, b, 0);
+    const session = await ort.InferenceSession.create(out);
+    const ids = [...a, 0, 0, ...b];
+    const mask = [1, 1, 1, 1, 1, 0, 0, 1, 1, 1];
+    const pos = [0, 1, 2, 3, 4, 0, 0, 0, 1, 2];
+    const i64 = (v: number[], dims: number[]): Ort => new ort.Tensor("int64", BigInt64Array.from(v.map(BigInt)), dims);
+    const feeds: Record<string, Ort> = { input_ids: i64(ids, [2, 5]), attention_mask: i64(mask, [2, 5]), position_ids: i64(pos, [2, 5]) };
+    for (let l = 0; l < c.layers; l++) {
+      for (const kind of ["key", "value"]) {
+        feeds[`past_key_values.${l}.${kind}`] = new ort.Tensor("float32", new Float32Array(0), [2, c.kvHeads, 0, c.headDim]);
+      }
+    }
+    const result = await session.run(feeds);
+    const logits = result.logits.data as Float32Array;
+    const row = (batch: number, at: number): Float32Array => logits.slice((batch * 5 + at) * c.vocabSize, (batch * 5 + at + 1) * c.vocabSize);
+    expect(maxDiff(refA.prompt, [0, 1, 2, 3, 4].map((i) => row(0, i))).max).toBeLessThan(TOLERANCE.matmulnbits);
+    expect(maxDiff(refB.prompt, [2, 3, 4].map((i) => row(1, i))).max).toBeLessThan(TOLERANCE.matmulnbits);
+    // The fully masked padding rows stay finite (a finite mask value, not -inf), so they cannot poison other rows.
+    expect(Array.from(row(1, 0)).every(Number.isFinite)).toBe(true);
+    expect(result["present.0.key"].dims).toEqual([2, c.kvHeads, 5, c.headDim]);
+    await session.release();
+  }, 60_000);
+
   it("the written protobuf decodes with onnxruntime-web's generated ONNX schema code: opset, IR, external data", async () => {
     ortOf();
     const out = path.join(dir, "schema-int2.onnx");
