@@ -35,6 +35,7 @@ import type { CascadeConfig, ServedModelConfig } from "../serve/http/served.js";
 import { defaultModelPath, DefaultModelError, modelOrDefault } from "./default-model.js";
 import type { CliIo } from "./run.js";
 import { NatsGateway } from "../serve/nats/gateway.js";
+import { BatchStore } from "../serve/batch/store.js";
 import { connectWithFlags, natsOptions, type NatsFlags } from "./worker.js";
 
 interface ServeFlags extends NatsFlags {
@@ -458,7 +459,9 @@ export function addServeCommand(program: Command, io: CliIo): void {
       try {
         await checkContexts(models);
         const remote = nc === undefined ? undefined : await NatsGateway.start(nc, { prefix: flags.natsPrefix, log: (line) => io.err(`${line}\n`) });
-        server = await createServer({ ...options, ...(remote === undefined ? {} : { remote }) });
+        const batches = nc === undefined ? undefined : new BatchStore(nc, { prefix: flags.natsPrefix, log: (line) => io.err(`${line}\n`), serves: (model) => remote?.find(model) !== undefined });
+        server = await createServer({ ...options, ...(remote === undefined ? {} : { remote }), ...(batches === undefined ? {} : { batches }) });
+        void batches?.resume().catch((e: unknown) => io.err(`barbell serve: [batch] ${e instanceof Error ? e.message : String(e)}\n`)); // unfinished batches move on
         remote?.metrics.register(server.metrics.registry); // the gateway's fault and refused-frame counters on /metrics
       } catch (e) {
         await demo?.remove();

@@ -5,6 +5,7 @@
 import type { ServerResponse } from "node:http";
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { createActorSystem, type ActorSystem } from "../../actors/index.js";
+import { registerBatches, type BatchStore } from "./batches.js";
 import { connectionLimits, limitedServerFactory, type ConnectionLimits } from "./connections.js";
 import { ApiError } from "./errors.js";
 import { answerClientError, frameworkError, Guard, PUBLIC, shownUrl } from "./guard.js";
@@ -50,6 +51,8 @@ export interface ServerOptions {
   readonly ui?: UiOptions;
   /** Models served from elsewhere besides `models` (a NATS gateway, src/serve/nats); closed at shutdown. */
   readonly remote?: RemoteModels;
+  /** OpenAI's Files and Batch API over JetStream (a NATS gateway; docs/batch.md). */
+  readonly batches?: BatchStore;
 }
 
 /** Models that come and go (served by remote workers): looked up at every request. */
@@ -348,6 +351,9 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
     registerUi(app, options.ui, uiAssets);
   }
 
+  if (options.batches !== undefined) {
+    registerBatches(app, options.batches, metrics.registry, log);
+  }
   app.post("/v1/chat/completions", generation("chat"));
   app.post("/v1/completions", generation("completion"));
 

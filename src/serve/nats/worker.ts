@@ -14,6 +14,7 @@ import { spawnServed, type Served, type ServedModelConfig } from "../http/served
 import { blankItem, type ModelOutput, type ModelRequest, type WireItem } from "../protocol.js";
 import { buildCard, type ModelCard } from "./card.js";
 import { checkId, isNoResponders, subjects, type Subjects } from "./connection.js";
+import { startBatchRunner, type BatchRunner } from "../batch/runner.js";
 import { CARD_CHUNK_BYTES, decodeNatsFrame, encodeNatsFrame, expectNatsFrame, FrameCounters, NatsFrameError, type NatsAdvert, type NatsGenerate } from "./wire.js";
 
 /** Default heartbeat period (ms); a gateway takes a worker out after three missed heartbeats. */
@@ -134,6 +135,8 @@ export async function startNatsWorker(nc: NatsConnection, options: NatsWorkerOpt
   let completed = 0;
   let state: "ready" | "leaving" = "ready";
   const open = new Map<string, AbortController>();
+  // eslint-disable-next-line prefer-const -- set once the worker serves; adverts read it before
+  let batch: BatchRunner | undefined; // batch lines (docs/batch.md) run in the slots live requests leave free
   const advert = (): NatsAdvert => ({
     type: "advert",
     worker: id,
@@ -146,8 +149,8 @@ export async function startNatsWorker(nc: NatsConnection, options: NatsWorkerOpt
     vocab: served.info.vocabSize,
     parallel,
     queue,
-    running: Math.min(open.size, parallel),
-    queued: Math.max(0, open.size - parallel),
+    running: Math.min(open.size + (batch?.running ?? 0), parallel),
+    queued: Math.max(0, open.size + (batch?.running ?? 0) - parallel),
     backends: [...(options.model.backends ?? [])],
     state,
     seq: seq++,
@@ -290,6 +293,7 @@ export async function startNatsWorker(nc: NatsConnection, options: NatsWorkerOpt
   ];
   advertise();
   const heartbeat = setInterval(() => advertise(), heartbeatMs);
+  batch = startBatchRunner(nc, { prefix: options.prefix, served, modelPath: options.model.path, free: () => (state === "ready" ? parallel - open.size : 0), log, onLoad: () => state === "ready" && advertise() });
   void (async () => {
     // A disconnect ends every open request here (its items may be lost in the NATS server, and its gateway ends
     // it too); a reconnect advertises at once, so gateways see the worker again without waiting a heartbeat.
@@ -320,6 +324,7 @@ export async function startNatsWorker(nc: NatsConnection, options: NatsWorkerOpt
         clearInterval(heartbeat);
         advertise();
         subs[0]?.unsubscribe(); // no new work; cancels and card requests still answered while open ones finish
+        const batchStopped = batch?.stop(deadlineMs);
         const until = Date.now() + deadlineMs;
         while (open.size > 0 && Date.now() < until) {
           await new Promise((resolve) => setTimeout(resolve, 50));
@@ -327,6 +332,7 @@ export async function startNatsWorker(nc: NatsConnection, options: NatsWorkerOpt
         for (const controller of open.values()) {
           controller.abort();
         }
+        await batchStopped;
         for (const sub of subs) {
           sub.unsubscribe();
         }
