@@ -115,7 +115,7 @@ export interface Backend {
 // ---- providers, probing, and partial backends (composed into a complete Backend by the chain) ----
 
 /** Names of the built-in backends. */
-export type BackendName = "js" | "wasm-simd" | "native-cpu" | "webgpu";
+export type BackendName = "js" | "wasm-simd" | "native-cpu" | "webgpu" | "cuda";
 
 /** A backend's buffers: what the dispatcher (backends/dispatch.ts) allocates, copies and reads through. */
 export interface BufferMemory {
