@@ -192,6 +192,16 @@ int bbc_upload_ternary(const uint8_t* t2, int n, int k, void** d_out) {
   return bbc_write(*d_out, 0, packed.data(), packed.size());
 }
 
+int bbc_repack_ternary(const void* d_raw, int n, int k, void** d_out) {
+  BBC_READY();
+  BBC_CHECK(n > 0 && k > 0 && k <= bbcuda::kMaxDotK, "ternary: n and k must be positive and k ≤ MAX_DOT_K");
+  const int rc = bbc_alloc(static_cast<size_t>(n) * bbcuda::t2_padded_row_bytes(k), d_out);
+  if (rc != BBC_OK) return rc;
+  BBC_CUDA(bbcuda::launch_repack_t2(static_cast<const uint8_t*>(d_raw), n, k, static_cast<uint8_t*>(*d_out), g_ctx.stream),
+           "repack ternary");
+  return BBC_OK;
+}
+
 int bbc_repack_q8(const void* d_raw, int n, int k, void** d_scales, void** d_values) {
   BBC_READY();
   BBC_CHECK(n > 0 && k > 0 && k % bbcuda::kQ8Block == 0, "q8_0: k must be a positive multiple of 32");

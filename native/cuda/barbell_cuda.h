@@ -39,6 +39,8 @@ int bbc_status(long long* nonfinite, long long* bad_id);
 
 /** Uploads t2 rows (n × ceil(k/4) host bytes) in the device layout (bb_math.h repack_t2_row). */
 int bbc_upload_ternary(const uint8_t* t2, int n, int k, void** d_out);
+/** The same repack on the device, from t2 bytes already uploaded (d_raw stays the caller's). */
+int bbc_repack_ternary(const void* d_raw, int n, int k, void** d_out);
 /** Bytes of one device ternary row. */
 int bbc_ternary_row_bytes(int k);
 /** Splits device Q8_0 bytes [n, k] into f32 scales [n, k/32] and int8 values [n, k] (the head's layout). */

@@ -64,6 +64,8 @@ cudaError_t launch_dense(const float* x, int dtype, const uint8_t* w, int m, int
  *  scratch xq [m, k] i8 and xinv [m·k/32] f32. Exact. */
 cudaError_t launch_q8_head(const float* x, const float* w_d, const int8_t* w_q, int m, int k, int n, int8_t* xq,
                            float* xinv, float* out, DeviceStatus* st, cudaStream_t s);
+/** t2 rows (file layout, n × ceil(k/4) bytes) → the device layout (n × t2_padded_row_bytes(k)), on the device. */
+cudaError_t launch_repack_t2(const uint8_t* raw, int n, int k, uint8_t* out, cudaStream_t s);
 /** Q8_0 bytes [n, k/32 blocks of 34] → (d f32, q i8): the upload repack, on the device. */
 cudaError_t launch_repack_q8(const uint8_t* raw, int n, int k, float* d, int8_t* q, cudaStream_t s);
 /** Sampling of row logits[rows, vocab]: greedy (top_k ≤ 1) or top-k with temperature, uniform from (seed, step[r]).

@@ -214,6 +214,18 @@ __global__ void q8_head_kernel(const float* w_d, const int8_t* w_q, const int8_t
   }
 }
 
+/** One thread per repacked 16-element word: t2 rows in the file layout → the device layout (bb_math.h). */
+__global__ void repack_t2_kernel(const uint8_t* raw, int n, int k, uint32_t* out) {
+  const int words = (k + 15) / 16;
+  const long long idx = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= static_cast<long long>(n) * words) return;
+  const int r = static_cast<int>(idx / words), g = static_cast<int>(idx % words);
+  const uint8_t* row = raw + static_cast<size_t>(r) * t2_row_bytes(k);
+  uint32_t w = 0;
+  for (int e = 0; e < 16; ++e) w |= static_cast<uint32_t>(t2_code(row, k, 16 * g + e)) << (8 * (e % 4) + 2 * (e / 4));
+  out[idx] = w;
+}
+
 __global__ void repack_q8_kernel(const uint8_t* raw, long long blocks_total, int8_t* q, float* d) {
   const long long b = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= blocks_total) return;
@@ -360,6 +372,12 @@ cudaError_t launch_q8_head(const float* x, const float* w_d, const int8_t* w_q, 
 cudaError_t launch_repack_q8(const uint8_t* raw, int n, int k, float* d, int8_t* q, cudaStream_t s) {
   const long long blocks = static_cast<long long>(n) * (k / kQ8Block);
   repack_q8_kernel<<<static_cast<unsigned>((blocks + 255) / 256), 256, 0, s>>>(raw, blocks, q, d);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_repack_t2(const uint8_t* raw, int n, int k, uint8_t* out, cudaStream_t s) {
+  const long long words = static_cast<long long>(n) * ((k + 15) / 16);
+  repack_t2_kernel<<<static_cast<unsigned>((words + 255) / 256), 256, 0, s>>>(raw, n, k, reinterpret_cast<uint32_t*>(out));
   return cudaGetLastError();
 }
 

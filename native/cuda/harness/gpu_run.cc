@@ -108,6 +108,19 @@ void run(const Case& c, Out* out) {
     check(bbc_ternary_acc(x->as<int8_t>(), w, m, kk, n, acc.as<int32_t>()), "ternary acc");
     compare_out(c, "acc", acc, out);
     compare_out(c, "out", o, out);
+    // The same weights repacked on the device (what the addon does for buffers written in the file layout).
+    auto raw = up(input(c, "w"));
+    void* w2 = nullptr;
+    check(bbc_repack_ternary(raw->p, n, kk, &w2), "repack ternary");
+    Dev wd2(0);
+    bbc_free(wd2.p);
+    wd2.p = w2;
+    Dev o2(bytes_of(c, "out"));
+    check(bbc_ternary(x->as<int8_t>(), xs->as<float>(), w2, static_cast<float>(c.attr("gamma")), m, kk, n, o2.as<float>()),
+          "ternary (device repack)");
+    Out second;
+    compare_out(c, "out", o2, &second);
+    out->emplace_back("out_device_repack", second.front().second);
   } else if (k == "matmulQ8I8" || k == "matmulDense") {
     const int m = c.iattr("m"), kk = c.iattr("k"), n = c.iattr("n");
     auto x = up(input(c, "x"));
