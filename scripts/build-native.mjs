@@ -73,6 +73,8 @@ function firstErrorLine(output) {
   ).slice(0, 300);
 }
 
+// The optional CUDA backend has its own build (scripts/build-cuda.mjs: skips without nvcc, never fails).
+spawnSync(process.execPath, [join(root, "scripts", "build-cuda.mjs")], { cwd: root, stdio: "inherit" });
 if (process.env.BARBELL_SKIP_NATIVE === "1") {
   fail("BARBELL_SKIP_NATIVE=1");
 }
