@@ -23,6 +23,7 @@ import { toWireRequest } from "../model-actor.js";
 import { fromWireItem, type ModelOutput, type ModelRequest, type WireRequest } from "../protocol.js";
 import { CardStore } from "./card.js";
 import { checkId, isNoResponders, subjects, type Subjects } from "./connection.js";
+import { PrefixAffinity } from "./affinity.js";
 import { NatsGatewayMetrics, type FaultCause, type WorkerLossCause } from "./metrics.js";
 import { RemoteStream } from "./remote-stream.js";
 import { encodeNatsFrame, expectNatsFrame, FrameCounters, NatsFrameError, type NatsAdvert } from "./wire.js";
@@ -67,6 +68,8 @@ interface RemoteModel {
   readonly prompts: PromptTokenizer;
   /** Requests whose worker was lost before they streamed anything, waiting for a free slot elsewhere. */
   readonly waiting: Job[];
+  /** Which worker was sent which prompt prefix (affinity.ts). */
+  readonly affinity: PrefixAffinity;
 }
 
 /** A request this gateway has open: its stream, what to send again, and (while waiting) until when and why. */
@@ -74,6 +77,8 @@ interface Job {
   readonly stream: RemoteStream;
   readonly request: WireRequest;
   readonly model: RemoteModel;
+  /** The prompt's whole-prefill-step prefix hashes (affinity.ts). */
+  readonly keys: readonly string[];
   until: number;
   cause: FaultCause | undefined;
 }
@@ -327,6 +332,7 @@ export class NatsGateway implements RemoteModels {
         context: a.context,
         workers,
         waiting: [],
+        affinity: new PrefixAffinity(),
         prompts: new PromptTokenizer(card.path, card.info, this.#log),
         served: {
           name: a.model,
@@ -442,8 +448,8 @@ export class NatsGateway implements RemoteModels {
   /** Sends waiting requests (their worker was lost) to workers with free slots, oldest first. */
   #drain(model: RemoteModel): void {
     while (model.waiting.length > 0 && this.#connected) {
-      const w = this.#pick(model);
       const job = model.waiting[0];
+      const w = job === undefined ? undefined : this.#pick(model, job.keys);
       if (w === undefined || job === undefined) {
         return;
       }
@@ -471,13 +477,23 @@ export class NatsGateway implements RemoteModels {
   // ---- requests ----
 
   /** The worker to send a request to: most free decode slots, then least busy, then fewest routed; none when all are full. */
-  #pick(model: RemoteModel): WorkerEntry | undefined {
+  #pick(model: RemoteModel, keys: readonly string[]): WorkerEntry | undefined {
+    const busyOf = (w: WorkerEntry): number => Math.max(w.advert.running + w.advert.queued + w.sentSinceAdvert, w.inflight);
+    // The worker that was sent the longest prefix of this prompt, when it has a free decode slot (affinity.ts).
+    const warm = model.affinity.find(keys, (id) => {
+      const w = model.workers.get(id);
+      return w !== undefined && !w.leaving && busyOf(w) < w.advert.parallel;
+    });
+    if (warm !== undefined) {
+      this.metrics.prefixRouted.inc({ model: model.name });
+      return model.workers.get(warm);
+    }
     let best: { w: WorkerEntry; free: number; busy: number } | undefined;
     for (const w of model.workers.values()) {
       if (w.leaving) {
         continue;
       }
-      const busy = Math.max(w.advert.running + w.advert.queued + w.sentSinceAdvert, w.inflight);
+      const busy = busyOf(w);
       if (busy >= w.advert.parallel + w.advert.queue) {
         continue;
       }
@@ -491,7 +507,8 @@ export class NatsGateway implements RemoteModels {
 
   #open(model: RemoteModel, request: ModelRequest, signal: AbortSignal): Result<ReplyStream<ModelOutput>, ActorError> {
     const wire = toWireRequest(request);
-    const w = typeof wire === "string" || !this.#connected ? undefined : this.#pick(model);
+    const keys = typeof wire === "string" ? [] : PrefixAffinity.keys(wire.tokens);
+    const w = typeof wire === "string" || !this.#connected ? undefined : this.#pick(model, keys);
     if (typeof wire === "string" || w === undefined) {
       const full = [...model.workers.values()].some((x) => !x.leaving);
       const stream = new RemoteStream("refused", "", model.name, () => undefined);
@@ -526,7 +543,7 @@ export class NatsGateway implements RemoteModels {
       this.#drain(model);
     });
     signal.addEventListener("abort", onAbort, { once: true });
-    this.#send({ stream, request: wire, model, until: 0, cause: undefined }, w);
+    this.#send({ stream, request: wire, model, keys, until: 0, cause: undefined }, w);
     return ok(stream);
   }
 
@@ -541,6 +558,7 @@ export class NatsGateway implements RemoteModels {
       job.stream.retarget(id, w.advert.worker);
     }
     this.#jobs.set(id, job);
+    job.model.affinity.remember(job.keys, w.advert.worker);
     w.inflight++;
     w.sentSinceAdvert++;
     w.routed++;

@@ -37,6 +37,12 @@ export class NatsGatewayMetrics {
     labelNames: ["code"] as const,
     registers: [],
   });
+  readonly prefixRouted = new Counter({
+    name: "barbell_nats_prefix_routed_total",
+    help: "Requests sent to the worker that was sent their prompt's prefix before (prefix-aware routing)",
+    labelNames: ["model"] as const,
+    registers: [],
+  });
   readonly workers: Gauge<"model">;
   readonly workerRefusedFrames: Gauge<"model" | "worker">;
 
@@ -74,7 +80,7 @@ export class NatsGatewayMetrics {
 
   /** Adds these metrics to a registry (the HTTP server's). */
   register(registry: Registry): void {
-    const all: Metric<string>[] = [this.workersLost, this.requestFaults, this.connection, this.refusedFrames, this.workers, this.workerRefusedFrames];
+    const all: Metric<string>[] = [this.workersLost, this.requestFaults, this.connection, this.refusedFrames, this.prefixRouted, this.workers, this.workerRefusedFrames];
     for (const m of all) {
       registry.registerMetric(m);
     }

@@ -4,7 +4,8 @@
  * worker whose heartbeats stop (as under SIGSTOP) is taken out after MISSED_HEARTBEATS periods, its request that
  * streamed nothing is sent again to another worker and the streamed one ends `crashed`; a worker gone from NATS
  * (no responders) is taken out at the first request, which waits for a free slot elsewhere; late items of a
- * paused worker are ignored; hostile frames are counted on the metrics.
+ * paused worker are ignored; hostile frames are counted on the metrics; a prompt that starts like an earlier
+ * one (whole prefill steps) goes back to the worker that had it when that worker has a free slot.
  */
 import { connect, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
@@ -15,6 +16,7 @@ import { buildCard, type ModelCard } from "../../../src/serve/nats/card.js";
 import { detectionBoundMs, MISSED_HEARTBEATS, NatsGateway } from "../../../src/serve/nats/gateway.js";
 import type { RemoteStream } from "../../../src/serve/nats/remote-stream.js";
 import { CARD_CHUNK_BYTES, encodeNatsFrame, expectNatsFrame, type NatsGenerate } from "../../../src/serve/nats/wire.js";
+import { PREFILL_STEP_TOKENS } from "../../../src/model/bitnet/forward.js";
 import { MODEL, NATS_NOTE, NATS_SKIP, startNats, type NatsServer } from "./helpers.js";
 
 const PREFIX = "tf";
@@ -159,8 +161,8 @@ describe.skipIf(NATS_SKIP)(`a NATS gateway's faults, in process ${NATS_NOTE}`, (
     const line = (await registry.metrics()).split("\n").find((l) => l.startsWith(`${name}{${labels}}`));
     return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
   };
-  const open = (maxTokens = 4) => {
-    const opened = served().open({ tokens: [1, 2, 3], maxTokens }, new AbortController().signal);
+  const open = (tokens: readonly number[] = [1, 2, 3]) => {
+    const opened = served().open({ tokens, maxTokens: 4 }, new AbortController().signal);
     if (!opened.ok) {
       throw new Error(opened.error.message);
     }
@@ -266,6 +268,34 @@ describe.skipIf(NATS_SKIP)(`a NATS gateway's faults, in process ${NATS_NOTE}`, (
     await until("the refusals", async () => (await metric("barbell_nats_refused_frames_total", 'code="unexpected"')) >= 1);
     expect(await metric("barbell_nats_refused_frames_total", 'code="bad-magic"')).toBe(before + 2);
     expect(await metric("barbell_nats_refused_frames_total", 'code="unexpected"')).toBe(1);
-    expect(await metric("barbell_nats_workers", 'model="kjv"')).toBe(1);
+    expect(await metric("barbell_nats_workers", 'model="kjv"')).toBe(1); // B
+  }, 30_000);
+
+  it("should send a prompt that starts like an earlier one to the worker that had it, when it has a free slot", async () => {
+    const p = new ScriptedWorker(wnc, "P", 4, card);
+    const q = new ScriptedWorker(wnc, "Q", 2, card);
+    workers.push(p, q);
+    await until("P and Q listed", async () => (await workerIds()).join() === "B,P,Q");
+    const before = await metric("barbell_nats_prefix_routed_total", 'model="kjv"');
+    const conversation = Array.from({ length: 2 * PREFILL_STEP_TOKENS + 7 }, (_, i) => (i * 7) % 50);
+    // Two short prompts fill P to 2 of 4, so the conversation goes to Q (2 free as well, less busy).
+    const first = [open(), open(), open(conversation)].map(collect);
+    await until("P 2, Q 1", () => p.received.length === 2 && q.received.length === 1);
+    for (const r of [...p.received, ...q.received]) {
+      (p.received.includes(r) ? p : q).done(r, 0);
+    }
+    await Promise.all(first);
+    // Its next turn: by free slots alone P (4 free against 2); by its prefix, Q.
+    const next = collect(open([...conversation, 9, 9, 9]));
+    await until("the next turn", () => p.received.length + q.received.length === 4);
+    expect([p.received.length, q.received.length]).toEqual([2, 2]);
+    q.done(q.received[1] as Received, 0);
+    expect((await next).at(-1)).toMatchObject({ kind: "done" });
+    expect(await metric("barbell_nats_prefix_routed_total", 'model="kjv"')).toBe(before + 1);
+    // A short prompt (no whole step) is routed by free slots: to P.
+    const short = collect(open());
+    await until("the short one", () => p.received.length === 3);
+    p.done(p.received[2] as Received, 0);
+    await short;
   }, 30_000);
 });
