@@ -34,7 +34,8 @@
         "native/cpu/kquant.cc",
         "native/cpu/load.cc",
         "native/cpu/probe.cc",
-        "native/cpu/thread_pool.cc"
+        "native/cpu/thread_pool.cc",
+        "native/cpu/tq1.cc"
       ],
       "conditions": [
         ["target_arch=='x64'", { "dependencies": ["barbell_avx2", "barbell_avx512bw", "barbell_avx512vnni"] }],

@@ -1,6 +1,7 @@
 // Load-time transcoders (see load.h). Single-threaded: they run once per tensor while the file is read and
 // are bound by memory bandwidth, a small fraction of the JS time they replace.
 #include "load.h"
+#include "tq1.h"
 
 #include <cmath>
 #include <cstdint>
@@ -70,25 +71,29 @@ bool get_count(const Napi::CallbackInfo& info, size_t idx, const char* name, int
   return true;
 }
 
-// transcodeTernary(format, src, n, dst): n codes of I2_S (format 0; n % 128 == 0, src n/4 bytes) or TQ2_0
-// (format 1; n % 256 == 0, src n/256 blocks of 66 bytes) into n/4 t2 bytes. Returns −2 when the JS decoding
+// transcodeTernary(format, src, n, dst): n codes of I2_S (format 0; n % 128 == 0, src n/4 bytes), TQ2_0
+// (format 1; n % 256 == 0, src n/256 blocks of 66 bytes) or TQ1_0 (format 2, blocks of 54 bytes; tq1.h) into n/4 t2 bytes. Returns −2 when the JS decoding
 // path must decide (a code 3; for TQ2_0 also non-finite, differing, negative or zero scales of blocks with a
 // non-zero code), else for TQ2_0 the fp16 bits of the one scale (−1: every block all zero), for I2_S 0.
 Napi::Value TranscodeTernary(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t format = -1, n = 0;
-  if (!get_count(info, 0, "format", 1, &format) || format > 1) {
+  if (!get_count(info, 0, "format", 1, &format) || format > 2) {
     if (!env.IsExceptionPending()) {
-      Napi::RangeError::New(env, "[native-cpu] transcodeTernary: format must be 0 (i2_s) or 1 (tq2_0)").ThrowAsJavaScriptException();
+      Napi::RangeError::New(env, "[native-cpu] transcodeTernary: format must be 0 (i2_s), 1 (tq2_0) or 2 (tq1_0)").ThrowAsJavaScriptException();
     }
     return env.Undefined();
   }
   const bool tq2 = format == 1;
   uint8_t* src = nullptr;
   uint8_t* dst = nullptr;
-  if (!get_count(info, 2, "n", tq2 ? 256 : 128, &n) || !get_bytes(info, 1, "src", static_cast<size_t>(tq2 ? n / 256 * 66 : n / 4), &src) ||
+  if (!get_count(info, 2, "n", format == 0 ? 128 : 256, &n) ||
+      !get_bytes(info, 1, "src", static_cast<size_t>(format == 2 ? n / 256 * 54 : tq2 ? n / 256 * 66 : n / 4), &src) ||
       !get_bytes(info, 3, "dst", static_cast<size_t>(n / 4), &dst)) {
     return env.Undefined();
+  }
+  if (format == 2) {
+    return Napi::Number::New(env, tq1_0_to_t2(src, n, dst));
   }
   const int64_t groups = n / 128;
   if (!tq2) {

@@ -8,9 +8,9 @@
 /** The addon's functions, as native/cpu/load.cc documents them. */
 export interface LoadCodecs {
   /**
-   * n codes of I2_S (format 0) or TQ2_0 (format 1) into n/4 t2 bytes of `dst`. −2: the JS path must decide (a
-   * code 3, or TQ2_0 block scales it does not take); else for TQ2_0 the fp16 bits of the one scale (−1: all
-   * zero), for I2_S 0.
+   * n codes of I2_S (format 0), TQ2_0 (format 1) or TQ1_0 (format 2) into n/4 t2 bytes of `dst`. −2: the JS path
+   * must decide (a code 3, or TQ block scales it does not take); else for TQ2_0 / TQ1_0 the fp16 bits of the one
+   * scale (−1: all zero), for I2_S 0.
    */
   transcodeTernary(format: number, src: Uint8Array, n: number, dst: Uint8Array): number;
   /** rows × cols f32 (0), f16 (1) or bf16 (2) values as Q8_0 rows into `dst`, as Q8_0.encode does. */

@@ -40,9 +40,9 @@ export function repackTernary(format: QuantName, bytes: Uint8Array, rows: number
     return repackI2S(bytes, rows, cols);
   }
   const native = loadCodecs();
-  if (native !== undefined && format === "tq2_0") {
+  if (native !== undefined && (format === "tq2_0" || format === "tq1_0")) {
     const codes = new Uint8Array((rows * cols) / 4);
-    const scale = native.transcodeTernary(1, bytes, rows * cols, codes);
+    const scale = native.transcodeTernary(format === "tq2_0" ? 1 : 2, bytes, rows * cols, codes);
     if (scale !== -2) {
       return { codes, scale: scale === -1 ? 0 : halfToF32(scale) };
     }
