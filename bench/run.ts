@@ -28,6 +28,7 @@ import { barewireBench } from "./barewire.js";
 import { grammarDecodeBench } from "./grammar-decode.js";
 import { trainBench } from "./train.js";
 import { serveBench } from "./serve.js";
+import { scaleOutBench } from "./scale-out.js";
 import { peerBench } from "./peers.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -297,6 +298,7 @@ async function main(): Promise<void> {
   lines.push("", ...(await grammarDecodeBench({ quick })));
   lines.push("", ...barewireBench({ quick }));
   lines.push("", ...(await serveBench({ quick, threads: most })).lines);
+  lines.push("", ...(await scaleOutBench({ quick })).lines);
   lines.push("", ...trainBench({ quick }));
   const table = lines.join("\n");
   process.stdout.write(`${table}\n`);
