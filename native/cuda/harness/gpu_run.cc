@@ -88,7 +88,7 @@ void run(const Case& c, Out* out) {
     st.mismatches = st.ok ? 0 : 1;
     st.want_at_first = want_nf;
     st.got_at_first = static_cast<double>(nf);
-    out->emplace_back("status", st);
+    out->emplace_back("nonfinite_index", st);
     if (want_nf < 0) {
       compare_out(c, "q", q, out);
       compare_out(c, "scales", s, out);

@@ -111,7 +111,7 @@ void run(const Case& c, Out* out) {
       st.mismatches = st.ok ? 0 : 1;
       st.want_at_first = want_nf;
       st.got_at_first = static_cast<double>(first);
-      out->emplace_back("status", st);
+      out->emplace_back("nonfinite_index", st);
       return;
     }
     std::vector<int8_t> q;

@@ -105,7 +105,8 @@ bool parse_vectors(const std::vector<uint8_t>& bytes, std::vector<Case>* cases, 
         elements *= dim;
         if (elements > kMaxTensorBytes) return bad(where + "tensor " + x.name + " above the size limit");
       }
-      if (!r.num(&n) || n > kMaxTensorBytes || n > r.left()) return bad(where + "tensor " + x.name + ": bad byte length");
+      if (!r.num(&n) || n > kMaxTensorBytes) return bad(where + "tensor " + x.name + ": bad byte length");
+      if (n > r.left()) return bad(where + "tensor " + x.name + ": truncated data");
       if (x.dtype != DType::Raw && n != elements * dtype_bytes(x.dtype)) {
         return bad(where + "tensor " + x.name + ": byte length does not match its dims");
       }
