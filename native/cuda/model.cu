@@ -79,7 +79,10 @@ struct bbc_model {
     if (e != cudaSuccess) return bbcuda::report_cuda(e, "model alloc");
     owned.push_back(*p);
     bytes += n;
-    return cudaMemsetAsync(*p, 0, n == 0 ? 1 : n, stream) == cudaSuccess ? BBC_OK : bbcuda::report(BBC_ECUDA, "memset");
+    // Zeroed before anything else touches it: uploads use cudaMemcpy (the legacy stream), kernels `stream`.
+    return cudaMemsetAsync(*p, 0, n == 0 ? 1 : n, stream) == cudaSuccess && cudaStreamSynchronize(stream) == cudaSuccess
+               ? BBC_OK
+               : bbcuda::report(BBC_ECUDA, "memset");
   }
   template <typename T>
   int alloc_t(T** p, size_t count) {
@@ -277,6 +280,8 @@ int bbc_model_create(const bbc_model_config* cfg, bbc_model** out) {
       }
     }
   }
+  // The zeroing memsets ran on m->stream; uploads (cudaMemcpy, the legacy stream) must come after them.
+  if (cudaStreamSynchronize(m->stream) != cudaSuccess) return fail(bbcuda::report(BBC_ECUDA, "model create"));
   *out = m;
   return BBC_OK;
 }

@@ -65,7 +65,7 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
 fi
 step bench-f16 300 "$build/harness" --bench --layers 30 --prompt 512 --steps 128 --head f16
 step bench-q8 300 "$build/harness" --bench --layers 30 --prompt 512 --steps 128 --head q8_0
-for f in gpu model; do
+for f in self-check gpu model; do
   [ -s "$out/$f.json" ] && note "$f: $(head -c 300 "$out/$f.json")"
 done
 rm -rf "$build"
