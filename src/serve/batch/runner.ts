@@ -66,7 +66,6 @@ export interface BatchRunner {
 }
 
 const TRANSIENT = new Set([429, 500, 503]);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 export function startBatchRunner(nc: NatsConnection, options: BatchRunnerOptions): BatchRunner {
   const prefix = options.prefix ?? "barbell";
@@ -80,6 +79,17 @@ export function startBatchRunner(nc: NatsConnection, options: BatchRunnerOptions
   const running = new Map<JsMsg, AbortController>();
   const states = new Map<string, { at: number; over: boolean }>();
   let stopped = false;
+  const halt = new AbortController(); // ends the loop's pauses at once on stop
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        halt.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      halt.signal.addEventListener("abort", done, { once: true });
+    });
   let jsm: JetStreamManager | undefined;
 
   const setup = async (): Promise<Consumer> => {
@@ -240,16 +250,17 @@ export function startBatchRunner(nc: NatsConnection, options: BatchRunnerOptions
     counts,
     async stop(deadlineMs = 10_000) {
       stopped = true;
+      halt.abort();
       await looping;
       const until = Date.now() + deadlineMs;
       while (running.size > 0 && Date.now() < until) {
-        await sleep(50);
+        await new Promise((resolve) => setTimeout(resolve, 50));
       }
       for (const controller of running.values()) {
         controller.abort("shutdown");
       }
       while (running.size > 0) {
-        await sleep(20);
+        await new Promise((resolve) => setTimeout(resolve, 20));
       }
       await tokenizer.close();
       if (counts.results + counts.duplicates + counts.retried + counts.refused > 0) {

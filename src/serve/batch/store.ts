@@ -7,10 +7,10 @@
  *   by a stopped gateway queues its lines again; duplicates are harmless, results are exactly once);
  * - `in_progress`: workers pull the lines and store one result per line; when every line has its result, the
  *   first gateway that looks writes the output and error files and marks the batch `completed` (a
- *   compare-and-set on the record: two gateways cannot both finish it; file ids follow from the batch id);
+ *   compare-and-set on the record: two gateways cannot both finish it; the loser deletes its files);
  * - `cancelling` / past `expires_at`: the lines not run yet are removed and get error lines.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { ApiError, badRequest } from "../http/errors.js";
@@ -139,8 +139,7 @@ export class BatchStore {
     if ((await countMatching(jsm, this.names.files, `${this.#prefix}.batch.file.*.meta`)) >= MAX_STORED_FILES) {
       throw new ApiError(429, `${MAX_STORED_FILES} files are stored (MAX_STORED_FILES); delete some first`, "rate_limit_error", null, "file_limit_reached");
     }
-    const id = `file-${randomBytes(12).toString("hex")}`;
-    return this.#writeFile(id, bytes, filename.slice(0, 256), lines.length);
+    return this.#writeFile(newFileId(), bytes, filename.slice(0, 256), lines.length);
   }
 
   async #writeFile(id: string, bytes: Uint8Array, filename: string, lines: number): Promise<FileRecord> {
@@ -393,11 +392,16 @@ export class BatchStore {
   /** Queues a batch's lines for the workers of each line's model (lines whose body names no model get error lines now). */
   async #queue(id: string, lines: readonly BatchLine[]): Promise<void> {
     let index = 0;
+    // Asked once per model and batch: a worker missing a heartbeat while the lines are queued changes nothing.
+    const served = new Map<string, boolean>();
     const one = async (i: number, line: BatchLine): Promise<void> => {
       let model: string;
       try {
         model = requestedModel(line.body);
-        if (!this.#serves(model)) {
+        if (!served.has(model)) {
+          served.set(model, this.#serves(model));
+        }
+        if (served.get(model) !== true) {
           throw new ApiError(404, `model '${model}' does not exist (see GET /v1/models)`, "invalid_request_error", "model", "model_not_found");
         }
       } catch (error) {
@@ -476,8 +480,8 @@ export class BatchStore {
     if (end !== "completed") {
       await jsm.streams.purge(this.names.lines, { filter: `${this.#prefix}.batch.line.*.${r.id}` });
     }
-    const output = new FileWriter(this, fileIdOf(r.id, "output"));
-    const errors = new FileWriter(this, fileIdOf(r.id, "errors"));
+    const output = new FileWriter(this, newFileId());
+    const errors = new FileWriter(this, newFileId());
     const have = new Uint8Array(r.total);
     await readMatching(this.#js, jsm, this.names.results, this.names.resultsOf(r.id), MAX_BATCH_LINES, async (m) => {
       const decoded = decodeBatchRecord(m.data, "result");
@@ -517,7 +521,15 @@ export class BatchStore {
             errorFileId: errorId ?? "",
           },
     );
-    if (finished !== undefined && finished.record.status === end && finished.record.finalizingAt === t) {
+    const mine = finished !== undefined && finished.record.status === end && finished.record.finalizingAt === t && finished.record.outputFileId === (outputId ?? "");
+    if (!mine) {
+      // Another gateway finished the batch first: its files are the batch's; this gateway's go.
+      for (const id of [outputId, errorId]) {
+        if (id !== undefined) {
+          await jsm.streams.purge(this.names.files, { filter: this.names.fileAll(id) }).catch(() => undefined);
+        }
+      }
+    } else {
       this.#event({ kind: "finished", status: end, completed: output.lines, failed: errors.lines });
       this.#log(`barbell serve: [batch] ${r.id} ${end}: ${output.lines} completed, ${errors.lines} failed`);
     }
@@ -533,10 +545,7 @@ export class BatchStore {
   }
 }
 
-/** The output or error file of a batch: its id follows from the batch id, so gateways that finish it at once write the same file. */
-function fileIdOf(batch: string, which: "output" | "errors"): string {
-  return `file-${createHash("sha256").update(`${batch}:${which}`).digest("hex").slice(0, 24)}`;
-}
+const newFileId = (): string => `file-${randomBytes(12).toString("hex")}`;
 
 /** Writes a file line by line in FILE_PART_BYTES parts (memory: one part). */
 class FileWriter {
