@@ -8,6 +8,13 @@
 #include <cstring>
 #include <string>
 
+#ifndef _WIN32
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
 namespace barbell {
 namespace {
 
@@ -252,11 +259,85 @@ Napi::Value EncodeQ8(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+#ifndef _WIN32
+// mapFile(path): the whole file mapped copy-on-write (reads come from the page cache without a copy; a write
+// to a view changes only this process's copy, never the file), as an ArrayBuffer unmapped when collected.
+// undefined when the file cannot be mapped (empty, not a regular file, no mmap): the caller reads instead.
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) {
+    Napi::TypeError::New(env, "[native-cpu] mapFile: path must be a string").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const std::string path = info[0].As<Napi::String>().Utf8Value();
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return env.Undefined();
+  }
+  struct stat st {};
+  void* data = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    data = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  }
+  close(fd);
+  if (data == MAP_FAILED) {
+    return env.Undefined();
+  }
+  size_t* size = new size_t(static_cast<size_t>(st.st_size));
+  napi_value buffer = nullptr;
+  if (napi_create_external_arraybuffer(env, data, *size, [](napi_env, void* d, void* hint) {
+                                         size_t* n = static_cast<size_t*>(hint);
+                                         munmap(d, *n);
+                                         delete n;
+                                       },
+                                       size, &buffer) != napi_ok) {
+    munmap(data, *size);
+    delete size;
+    if (env.IsExceptionPending()) {
+      env.GetAndClearPendingException();
+    }
+    return env.Undefined();
+  }
+  return Napi::Value(env, buffer);
+}
+
+// releaseRange(buffer, offset, length): drops the whole pages inside [offset, offset + length) of a mapped
+// file from this process (MADV_DONTNEED; they stay in the page cache and read back from the file if touched
+// again). For ranges whose bytes were converted and are no longer read.
+Napi::Value ReleaseRange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer() || !info[1].IsNumber() || !info[2].IsNumber()) {
+    Napi::TypeError::New(env, "[native-cpu] releaseRange(buffer, offset, length)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  const double offset = info[1].As<Napi::Number>().DoubleValue();
+  const double length = info[2].As<Napi::Number>().DoubleValue();
+  const double size = static_cast<double>(buffer.ByteLength());
+  if (!(offset >= 0 && length >= 0 && offset + length <= size)) {
+    Napi::RangeError::New(env, "[native-cpu] releaseRange: range outside the buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t base = reinterpret_cast<uintptr_t>(buffer.Data());
+  const uintptr_t begin = (base + static_cast<uintptr_t>(offset) + page - 1) / page * page;
+  const uintptr_t end = (base + static_cast<uintptr_t>(offset + length)) / page * page;
+  if (end > begin) {
+    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
+  return env.Undefined();
+}
+#endif
+
 }  // namespace
 
 void RegisterLoadCodecs(Napi::Env env, Napi::Object exports) {
   exports.Set("transcodeTernary", Napi::Function::New(env, TranscodeTernary));
   exports.Set("encodeQ8_0", Napi::Function::New(env, EncodeQ8));
+#ifndef _WIN32
+  exports.Set("mapFile", Napi::Function::New(env, MapFile));
+  exports.Set("releaseRange", Napi::Function::New(env, ReleaseRange));
+#endif
 }
 
 }  // namespace barbell

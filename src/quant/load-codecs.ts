@@ -1,7 +1,7 @@
 /**
- * Native load-time transcoders (native/cpu/load.cc), bit-identical to the JS ones they stand in for
- * (`repackTernary` for I2_S / TQ2_0, Q8_0 encoding of a float head): the JS versions stay the reference and
- * run wherever no addon is loaded (pages, the JS-only backend). The native CPU backend registers them when
+ * Native load-time helpers (native/cpu/load.cc): transcoders bit-identical to the JS ones they stand in for
+ * (`repackTernary` for I2_S / TQ2_0, Q8_0 encoding of a float head), whose JS versions stay the reference and
+ * run wherever no addon is loaded (pages, the JS-only backend), and a file mapping for FileSource (file-source.ts). The native CPU backend registers them when
  * its addon loads (src/backends/native-cpu/addon.ts); this module imports nothing, so pages can bundle it.
  */
 
@@ -15,6 +15,13 @@ export interface LoadCodecs {
   transcodeTernary(format: number, src: Uint8Array, n: number, dst: Uint8Array): number;
   /** rows × cols f32 (0), f16 (1) or bf16 (2) values as Q8_0 rows into `dst`, as Q8_0.encode does. */
   encodeQ8_0(format: number, src: Uint8Array, rows: number, cols: number, dst: Uint8Array): void;
+  /**
+   * The whole file mapped copy-on-write (views read the page cache without a copy; writes stay private), unmapped
+   * when the buffer is collected; undefined when it cannot be mapped. Absent on Windows builds.
+   */
+  mapFile?(path: string): ArrayBuffer | undefined;
+  /** Drops the whole pages of [offset, offset + length) of a mapped file from this process (they stay cached). */
+  releaseRange?(buffer: ArrayBuffer, offset: number, length: number): void;
 }
 
 let registered: LoadCodecs | undefined;

@@ -160,6 +160,8 @@ export interface NativeAddon {
   /** Load-time transcoders (native/cpu/load.cc; src/quant/load-codecs.ts documents them). */
   readonly transcodeTernary?: LoadCodecs["transcodeTernary"];
   readonly encodeQ8_0?: LoadCodecs["encodeQ8_0"];
+  readonly mapFile?: LoadCodecs["mapFile"];
+  readonly releaseRange?: LoadCodecs["releaseRange"];
 }
 
 /** ISA path names accepted by BARBELL_NATIVE_ISA ("avx512" = the best AVX-512 level). */
@@ -260,7 +262,8 @@ function probeNow(): Probe {
   }
   loaded = addon;
   if (addon.transcodeTernary !== undefined && addon.encodeQ8_0 !== undefined) {
-    setLoadCodecs({ transcodeTernary: addon.transcodeTernary, encodeQ8_0: addon.encodeQ8_0 });
+    const { transcodeTernary, encodeQ8_0, mapFile, releaseRange } = addon;
+    setLoadCodecs({ transcodeTernary, encodeQ8_0, ...(mapFile === undefined ? {} : { mapFile }), ...(releaseRange === undefined ? {} : { releaseRange }) });
   }
   const score = { avx512vnni: 50, avx512bw: 40, avx2: 30, neon: 30, scalar: 5 }[features.best] ?? 5;
   return { available: true, score, features: [features.best, ...features.flags, `cores:${features.physicalCores}`] };

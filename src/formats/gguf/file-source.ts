@@ -5,31 +5,54 @@
 import type { FileHandle } from "node:fs/promises";
 import { FormatError, UsageError } from "../../core/errors.js";
 import { openRegularFile } from "../../core/files.js";
+import { loadCodecs } from "../../quant/load-codecs.js";
 import { readGguf, type GgufFile } from "./reader.js";
 import type { ByteSource } from "./source.js";
 
-/** A ByteSource over a file, read with positional reads. Close it (or `await using` it) when done. */
+/** Reads from a mapped file at offsets that are not a multiple of this are copied, so typed views of them align. */
+const VIEW_ALIGNMENT = 8;
+
+/**
+ * A ByteSource over a file. Where the native addon is loaded (src/quant/load-codecs.ts) the file is mapped
+ * copy-on-write and reads are views of the page cache: nothing copied, and a tensor adopted as read keeps its
+ * pages (file-backed, shared with the cache) alive after the source closes. Elsewhere, positional reads into
+ * new arrays. Close it (or `await using` it) when done.
+ */
 export class FileSource implements ByteSource, AsyncDisposable {
   #handle: FileHandle | undefined;
+  #map: Uint8Array | undefined;
 
   private constructor(
     handle: FileHandle,
     readonly size: number,
     readonly path: string,
+    map: Uint8Array | undefined,
   ) {
     this.#handle = handle;
+    this.#map = map;
   }
 
   /** Opens `path` read-only (a regular file only: FileError for folders, FIFOs, devices) and records its size. */
   static async open(path: string, what = "[model] file"): Promise<FileSource> {
     const { handle, size } = await openRegularFile(path, what);
-    return new FileSource(handle, size, path);
+    const mapped = loadCodecs()?.mapFile?.(path);
+    return new FileSource(handle, size, path, mapped?.byteLength === size ? new Uint8Array(mapped) : undefined);
+  }
+
+  /** True when reads are views of a mapping of the file. */
+  get mapped(): boolean {
+    return this.#map !== undefined;
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     const handle = this.#handle;
     if (handle === undefined) {
       throw new UsageError("disposed", `[gguf] ${this.path} is closed`);
+    }
+    const map = this.#map;
+    if (map !== undefined && offset + length <= map.length) {
+      const view = map.subarray(offset, offset + length);
+      return offset % VIEW_ALIGNMENT === 0 ? view : view.slice();
     }
     const out = new Uint8Array(length);
     let done = 0;
@@ -46,10 +69,19 @@ export class FileSource implements ByteSource, AsyncDisposable {
     return out;
   }
 
-  /** Closes the file; later reads throw. Idempotent. */
+  /** Drops the mapped pages of a range that will not be read again (no-op when not mapped). */
+  release(offset: number, length: number): void {
+    const map = this.#map;
+    if (map !== undefined && offset >= 0 && length >= 0 && offset + length <= map.length) {
+      loadCodecs()?.releaseRange?.(map.buffer as ArrayBuffer, offset, length);
+    }
+  }
+
+  /** Closes the file; later reads throw. Views already read stay valid (the mapping lives while they do). Idempotent. */
   async close(): Promise<void> {
     const handle = this.#handle;
     this.#handle = undefined;
+    this.#map = undefined;
     await handle?.close();
   }
 

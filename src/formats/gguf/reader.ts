@@ -383,6 +383,11 @@ export class GgufFile implements GgufHeader, AsyncDisposable {
     return readTensorRange(this.source, this.dataOffset + info.offset, info.byteSize, name, range, "gguf");
   }
 
+  /** Says a tensor's bytes will not be read again (converted at load): a mapped file drops their pages. */
+  release(tensor: GgufTensorInfo): void {
+    this.source.release?.(this.dataOffset + tensor.offset, tensor.byteSize);
+  }
+
   /** Closes the source if it can be closed (file sources). */
   async close(): Promise<void> {
     await this.source.close?.();

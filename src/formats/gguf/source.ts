@@ -14,6 +14,8 @@ export interface ByteSource {
    * (e.g. the file shrank) is reported by the reader as FormatError `truncated`.
    */
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** Says the bytes of [offset, offset + length) will not be read again (a mapped file drops those pages). */
+  release?(offset: number, length: number): void;
   /** Releases what the source holds (an open file); sources without one leave it out. */
   close?(): Promise<void>;
 }

@@ -74,6 +74,12 @@ export function ggufWeightSource(file: GgufFile): WeightSource {
       const packed = repackTernary(info.typeName as QuantName, await file.tensorData(info), out, inp);
       return { codes: packed.codes, scale: packed.scale * (await multiplier(name)) };
     },
+    release(name) {
+      const info = file.tensor(name);
+      if (info !== undefined) {
+        file.release(info);
+      }
+    },
     async projectionFloats(name, out, inp) {
       const info = need(name, inp, out);
       const values = QUANT_TRAITS[info.typeName as QuantName].decode(await file.tensorData(info), out, inp);

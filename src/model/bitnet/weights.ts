@@ -60,6 +60,8 @@ export interface WeightSource {
   ternary(name: string, out: number, inp: number): Promise<TernaryPacked>;
   /** A projection [out, in] decoded to floats, for float execution of non-ternary files. */
   projectionFloats(name: string, out: number, inp: number): Promise<Float32Array>;
+  /** The stored bytes of a tensor will not be read again (it was converted): a mapped file drops its pages. */
+  release?(name: string): void;
 }
 
 export interface LoadWeightsOptions {
@@ -95,7 +97,10 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
   const total = requiredNames(c, tied).reduce((n, name) => n + (source.has(name) ? source.bytesOf(name) : 0), 0);
   const owned: Tensor[] = [];
   let done = 0;
-  const keep = <T extends Tensor>(t: T, name: string): T => {
+  const keep = <T extends Tensor>(t: T, name: string, converted = true): T => {
+    if (converted) {
+      source.release?.(name);
+    }
     owned.push(t);
     done += source.bytesOf(name);
     options.onProgress?.(done, total);
@@ -106,18 +111,21 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
     keep(tensor(await source.floats(name, size), [dim], [size], { backend }), name);
 
   // Only the head is requantized; a tied head is the embedding too, so its one copy serves both.
+  // The bytes as read are adopted unless requantized: only then are the stored bytes released.
   const dense = async (name: string, isHead: boolean): Promise<Tensor<DenseDType, ["vocab", "embed"]>> => {
     const loaded = await source.dense(name, c.vocabSize, c.hidden);
+    const from = loaded.dtype;
+    const requantize = isHead && options.headType === "q8_0" && (from === "f32" || from === "f16" || from === "bf16");
     const { dtype, bytes } =
-      isHead && options.headType === "q8_0" && (loaded.dtype === "f32" || loaded.dtype === "f16" || loaded.dtype === "bf16")
-        ? { dtype: "q8_0" as const, bytes: requantizeRows(loaded.dtype, loaded.bytes, c.vocabSize, c.hidden) }
+      requantize && (from === "f32" || from === "f16" || from === "bf16")
+        ? { dtype: "q8_0" as const, bytes: requantizeRows(from, loaded.bytes, c.vocabSize, c.hidden) }
         : loaded;
     const shape = [c.vocabSize, c.hidden] as const;
     if (dtype === "f32") {
       const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      return keep(tensor(values, ["vocab", "embed"], shape, { backend }), name);
+      return keep(tensor(values, ["vocab", "embed"], shape, { backend }), name, false);
     }
-    return keep(denseWeights(dtype, bytes, ["vocab", "embed"], shape, { backend, adopt: true }), name);
+    return keep(denseWeights(dtype, bytes, ["vocab", "embed"], shape, { backend, adopt: true }), name, requantize);
   };
 
   const projection = async <O extends string, I extends string>(
