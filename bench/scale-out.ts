@@ -7,11 +7,12 @@
  * when each token arrives.
  *
  * Reported per setup: aggregate completion tokens/s (all streams' tokens over the wall time from the first
- * request to the last end), p50/p99 time to first token and p50/p99 inter-token latency over every stream.
- * The overhead line compares one stream through the gateway and one worker with one stream of direct serve:
- * the difference in inter-token latency is the gateway + NATS hop per token. On a machine with fewer cores than
- * processes the workers share cores, so the 2- and 3-worker rows show the hop's cost under contention, not
- * scaling.
+ * request to the last end), p50/p99 time to first token, p50/p99 of each stream's mean time per token and of the
+ * gaps between token arrivals. The overhead line: one stream through the gateway and one worker and one stream of
+ * direct serve, run in turn (both up at once, so both see the same machine load), `reps` pairs; the per-pair
+ * differences in time per token and to the first token, p50 and p99, are the gateway + NATS hop. On a machine
+ * with fewer cores than processes the workers share cores, so the 2- and 3-worker rows show the hop's cost under
+ * contention, not scaling.
  *
  *   npx tsx bench/scale-out.ts [--quick] [--tokens 48] [--threads 1] [--backend native-cpu]
  *   npm run bench                  # includes it (skipped with a note without nats-server)
@@ -155,21 +156,57 @@ async function stream(base: string, tokens: number): Promise<{ start: number; ar
   return { start, arrivals };
 }
 
-async function measure(setup: string, base: string, streams: number, tokens: number, runs = 1): Promise<ScaleOutRow> {
-  await stream(base, 4); // warm up: the prompt path, the worker's first decode
-  const all: { arrivals: number[] }[] = [];
-  let wall = 0;
-  for (let run = 0; run < runs; run++) {
-    const t0 = performance.now();
-    all.push(...(await Promise.all(Array.from({ length: streams }, () => stream(base, tokens)))));
-    wall += performance.now() - t0;
-  }
+interface Run {
+  readonly arrivals: number[];
+}
+
+function row(setup: string, streams: number, runs: number, all: readonly Run[], wall: number): ScaleOutRow {
   const total = all.reduce((n, r) => n + r.arrivals.length, 0);
   const ttft = all.map((r) => r.arrivals[0] ?? Number.NaN);
   const itl = all.flatMap((r) => r.arrivals.slice(1).map((t, i) => t - (r.arrivals[i] ?? t)));
-  const perToken = all.filter((r) => r.arrivals.length > 1).map((r) => ((r.arrivals.at(-1) ?? 0) - (r.arrivals[0] ?? 0)) / (r.arrivals.length - 1));
   const p = (xs: number[]): { p50: number; p99: number } => ({ p50: percentile(xs, 50), p99: percentile(xs, 99) });
-  return { setup, streams, runs, tokens: total, aggregate: total / (wall / 1000), ttft: p(ttft), itl: p(itl), perToken: p(perToken) };
+  return { setup, streams, runs, tokens: total, aggregate: total / (wall / 1000), ttft: p(ttft), itl: p(itl), perToken: p(all.map(perToken)) };
+}
+
+/** A stream's mean time per token after the first. */
+function perToken(r: Run): number {
+  return r.arrivals.length > 1 ? ((r.arrivals.at(-1) ?? 0) - (r.arrivals[0] ?? 0)) / (r.arrivals.length - 1) : Number.NaN;
+}
+
+async function measure(setup: string, base: string, streams: number, tokens: number): Promise<ScaleOutRow> {
+  await stream(base, 4); // warm up: the prompt path, the worker's first decode
+  const t0 = performance.now();
+  const all = await Promise.all(Array.from({ length: streams }, () => stream(base, tokens)));
+  return row(setup, streams, 1, all, performance.now() - t0);
+}
+
+/**
+ * One stream at a time, alternating between direct serve and the gateway (ABBA…), `reps` each: the two setups
+ * see the same machine load, and each pair gives one difference in time per token and to the first token.
+ */
+async function paired(directUrl: string, gatewayUrl: string, tokens: number, reps: number): Promise<{ rows: ScaleOutRow[]; perToken: number[]; ttft: number[] }> {
+  await stream(directUrl, 4);
+  await stream(gatewayUrl, 4);
+  const d: Run[] = [];
+  const g: Run[] = [];
+  let [dWall, gWall] = [0, 0];
+  for (let i = 0; i < reps; i++) {
+    for (const which of i % 2 === 0 ? ["d", "g"] : ["g", "d"]) {
+      const t0 = performance.now();
+      const r = await stream(which === "d" ? directUrl : gatewayUrl, tokens);
+      (which === "d" ? d : g).push(r);
+      if (which === "d") {
+        dWall += performance.now() - t0;
+      } else {
+        gWall += performance.now() - t0;
+      }
+    }
+  }
+  return {
+    rows: [row("direct `barbell serve`", 1, reps, d, dWall), row("gateway + 1 worker", 1, reps, g, gWall)],
+    perToken: g.map((r, i) => perToken(r) - perToken(d[i] ?? r)),
+    ttft: g.map((r, i) => (r.arrivals[0] ?? 0) - (d[i]?.arrivals[0] ?? 0)),
+  };
 }
 
 async function startNatsServer(bin: string): Promise<Proc & { url: string; dir: string }> {
@@ -189,21 +226,19 @@ export async function scaleOutBench(options: ScaleOutOptions = {}): Promise<{ li
   }
   const tokens = options.tokens ?? (options.quick === true ? 32 : 64);
   /** One-stream runs pooled for the overhead comparison. */
-  const reps = options.quick === true ? 3 : 8;
+  const reps = options.quick === true ? 4 : 12;
   const threads = options.threads ?? 1;
   const parallel = options.parallel ?? 2;
   const model = ["-m", MODEL, "--name", "kjv", "-t", String(threads), "--parallel", String(parallel), ...(options.backend === undefined ? [] : ["--backend", options.backend])];
   const rows: ScaleOutRow[] = [];
   const procs: Proc[] = [];
   let nats: (Proc & { url: string; dir: string }) | undefined;
+  let pairs: { perToken: number[]; ttft: number[] } | undefined;
   try {
-    // Direct serve: one stream, then `parallel` streams.
+    // Direct serve and the gateway with one worker side by side: one stream each in turn, then `parallel` streams.
     const direct = await startCli(["serve", ...model, "--port", "0", "--quiet"], /listening on (\S+)/);
     procs.push(direct);
     const directUrl = direct.match[1] ?? "";
-    rows.push(await measure("direct `barbell serve`", directUrl, 1, tokens, reps));
-    rows.push(await measure("direct `barbell serve`", directUrl, parallel, tokens));
-    await stop(direct);
     nats = await startNatsServer(bin);
     const gateway = await startCli(["serve", "--nats", nats.url, "--nats-prefix", "bench", "--port", "0", "--quiet"], /listening on (\S+)/);
     procs.push(gateway);
@@ -220,7 +255,11 @@ export async function scaleOutBench(options: ScaleOutOptions = {}): Promise<{ li
         await new Promise((r) => setTimeout(r, 100));
       }
       if (n === 1) {
-        rows.push(await measure("gateway + 1 worker", gatewayUrl, 1, tokens, reps));
+        const p = await paired(directUrl, gatewayUrl, tokens, reps);
+        pairs = p;
+        rows.push(...p.rows);
+        rows.push(await measure("direct `barbell serve`", directUrl, parallel, tokens));
+        await stop(direct);
       }
       rows.push(await measure(`gateway + ${n} worker${n > 1 ? "s" : ""}`, gatewayUrl, parallel * n, tokens));
     }
@@ -246,13 +285,12 @@ export async function scaleOutBench(options: ScaleOutOptions = {}): Promise<{ li
       `| ${r.setup} | ${r.streams} × ${r.runs} | ${r.aggregate.toFixed(1)} | ${f(r.ttft.p50)} / ${f(r.ttft.p99)} | ${f(r.perToken.p50)} / ${f(r.perToken.p99)} | ${f(r.itl.p50)} / ${f(r.itl.p99)} |`,
     );
   }
-  const d = rows.find((r) => r.setup.startsWith("direct") && r.streams === 1);
-  const g = rows.find((r) => r.setup === "gateway + 1 worker" && r.streams === 1);
-  if (d !== undefined && g !== undefined) {
+  if (pairs !== undefined) {
+    const p = (xs: number[], q: number): string => f(percentile(xs, q));
     lines.push(
       "",
-      `Gateway + NATS hop, one stream (${g.runs} runs each): ${f(g.perToken.p50 - d.perToken.p50)} ms per token at p50 and ${f(g.perToken.p99 - d.perToken.p99)} ms at p99 over direct serve ` +
-        `(token gaps: ${f(g.itl.p50 - d.itl.p50)} / ${f(g.itl.p99 - d.itl.p99)} ms); time to first token ${f(g.ttft.p50 - d.ttft.p50)} ms at p50, ${f(g.ttft.p99 - d.ttft.p99)} ms at p99. ` +
+      `Gateway + NATS hop, one stream, ${reps} pairs run in turn (gateway minus direct, per pair): ${p(pairs.perToken, 50)} ms per token at p50 and ${p(pairs.perToken, 99)} ms at p99; ` +
+        `time to first token ${p(pairs.ttft, 50)} ms at p50 and ${p(pairs.ttft, 99)} ms at p99. ` +
         `"ms per token" is a stream's (last - first token) / (tokens - 1); token gaps count 0 for tokens read together.`,
     );
   }
