@@ -9,10 +9,10 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { batchNames } from "../../../src/serve/batch/wire.js";
+import { batchNames, encodeBatchRecord } from "../../../src/serve/batch/wire.js";
 import { runCli } from "../../cli/helpers.js";
 import { MODEL, NATS_NOTE, NATS_SKIP, startNats, startWorker, stopChild, type NatsServer, type WorkerProcess } from "./helpers.js";
 
@@ -250,5 +250,18 @@ describe.skipIf(NATS_SKIP)(`durable batch jobs on JetStream ${NATS_NOTE}`, () =>
       await new Promise((r) => setTimeout(r, 200));
     }
     expect((await g.client.batches.retrieve(b.id)).request_counts).toEqual({ total: 1, completed: 1, failed: 0 });
+    // The same line delivered again (as after a worker died before acknowledging it): acknowledged, no second result.
+    const jsm = await jetstreamManager(nc);
+    const before = await jsm.streams.getMessage(names.results, { last_by_subj: names.result(b.id, 0) });
+    const body = JSON.stringify({ model: "kjv", prompt: "In", max_tokens: 1 });
+    await js.publish(names.line("kjv", b.id), encodeBatchRecord({ type: "line", batch: b.id, index: 0, customId: "x", url: "/v1/completions", body }));
+    for (let i = 0; i < 100 && (await jsm.streams.info(names.lines)).state.messages > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect((await jsm.streams.info(names.lines)).state.messages).toBe(0);
+    const after = await jsm.streams.getMessage(names.results, { last_by_subj: names.result(b.id, 0) });
+    expect(after?.seq).toBe(before?.seq);
+    const stored = await jsm.streams.info(names.results, { subjects_filter: `${PREFIX}.batch.result.${b.id}.*` });
+    expect(stored.state.subjects).toEqual({ [names.result(b.id, 0)]: 1 });
   }, 120_000);
 });
