@@ -8,7 +8,7 @@
  * problems they recorded (a non-finite activation, a token id outside the vocabulary).
  */
 import { UsageError } from "../../core/errors.js";
-import type { BackendProvider, BufferHandle, KernelName, Kernels, PartialBackend, Probe, TensorRef } from "../backend.js";
+import type { BackendProvider, KernelName, Kernels, PartialBackend, Probe, TensorRef } from "../backend.js";
 import { binaryCode, unaryCode } from "../ops.js";
 import { storageBytes } from "../storage.js";
 import { loadCudaAddon, type CudaAddon, type DevicePtr } from "./addon.js";
@@ -17,7 +17,7 @@ import { CudaMemory } from "./memory.js";
 
 export { CudaError, type CudaErrorCode } from "./errors.js";
 export { CudaMemory, MAX_CUDA_BUFFER_BYTES } from "./memory.js";
-export { cudaAddonPath, loadCudaAddon, CUDA_ABI_VERSION } from "./addon.js";
+export { cudaAddonPath, loadCudaAddon, CUDA_ABI_VERSION, type CudaAddon, type DevicePtr } from "./addon.js";
 
 /** Dense weight dtypes the CUDA kernels decode (q6_k runs on another backend), with the addon's codes. */
 const DENSE_CODES: Readonly<Record<string, number>> = { f32: 0, f16: 1, bf16: 2, q8_0: 3 };
@@ -144,13 +144,18 @@ export async function createCudaBackend(): Promise<PartialBackend> {
   } catch (error) {
     throw fromAddonError(error, "init");
   }
+  return cudaBackendOn(addon, probe.detail);
+}
+
+/** The backend over an initialised addon (tests drive the glue through a host-memory stand-in of the addon). */
+export function cudaBackendOn(addon: CudaAddon, detail: string): PartialBackend {
   const memory = new CudaMemory(addon);
   return {
     name: "cuda",
     kernels: kernelsOn(addon, memory),
     memory,
     supports,
-    info: { features: ["cuda"], threads: 1, detail: probe.detail },
+    info: { features: ["cuda"], threads: 1, detail },
     dispose: () => {
       try {
         addon.sync();
@@ -159,11 +164,6 @@ export async function createCudaBackend(): Promise<PartialBackend> {
       }
     },
   };
-}
-
-/** Buffers of a backend that is not this one cannot be read by its kernels. */
-export function isCudaBuffer(memory: CudaMemory, buffer: BufferHandle): boolean {
-  return memory.holds(buffer);
 }
 
 export const cudaProvider: BackendProvider = {
