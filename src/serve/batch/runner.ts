@@ -108,7 +108,10 @@ export function startBatchRunner(nc: NatsConnection, options: BatchRunnerOptions
     return js.consumers.get(names.lines, durable);
   };
 
-  /** Whether the batch ended or is being cancelled (its remaining lines are dropped). */
+  /**
+   * Whether the batch ended or is being cancelled (its remaining lines are dropped), or has no readable record
+   * (a batch's record is stored before its lines are queued, so such a line belongs to no batch).
+   */
   const over = async (batch: string): Promise<boolean> => {
     const cached = states.get(batch);
     if (cached !== undefined && Date.now() - cached.at < STATE_CACHE_MS) {
@@ -116,7 +119,7 @@ export function startBatchRunner(nc: NatsConnection, options: BatchRunnerOptions
     }
     const m = await jsm?.streams.getMessage(names.state, { last_by_subj: names.batch(batch) });
     const decoded = m === null || m === undefined ? undefined : decodeBatchRecord(m.data, "batch");
-    const ended = decoded?.ok === true && (FINAL_STATUSES.has(decoded.value.status) || decoded.value.status === "cancelling");
+    const ended = decoded?.ok !== true || decoded.value.id !== batch || FINAL_STATUSES.has(decoded.value.status) || decoded.value.status === "cancelling";
     if (states.size > 1024) {
       states.clear();
     }

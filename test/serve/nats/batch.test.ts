@@ -265,3 +265,38 @@ describe.skipIf(NATS_SKIP)(`durable batch jobs on JetStream ${NATS_NOTE}`, () =>
     expect(stored.state.subjects).toEqual({ [names.result(b.id, 0)]: 1 });
   }, 120_000);
 });
+
+describe.skipIf(NATS_SKIP)(`batch jobs without JetStream ${NATS_NOTE}`, () => {
+  it("answer 503 while live serving goes on", async () => {
+    const nats = await startNats();
+    const stop = new AbortController();
+    let out = "";
+    let listening: (url: string) => void = () => undefined;
+    const url = new Promise<string>((resolve) => (listening = resolve));
+    const run = runCli(["serve", "--nats", nats.url, "--nats-prefix", PREFIX, "--port", "0", "--quiet"], {
+      signal: stop.signal,
+      onOut: (t) => {
+        out += t;
+        const m = /listening on (\S+)/.exec(out);
+        if (m?.[1] !== undefined) {
+          listening(m[1]);
+        }
+      },
+    });
+    try {
+      const base = await url;
+      const form = new FormData();
+      form.set("purpose", "batch");
+      form.set("file", new Blob(['{"custom_id":"a","method":"POST","url":"/v1/completions","body":{}}']), "in.jsonl");
+      const upload = await fetch(`${base}/v1/files`, { method: "POST", body: form });
+      expect(upload.status).toBe(503);
+      expect(await upload.json()).toMatchObject({ error: { code: "unavailable", message: expect.stringMatching(/JetStream/) } });
+      expect((await fetch(`${base}/v1/batches`)).status).toBe(503);
+      expect((await fetch(`${base}/health/live`)).status).toBe(200);
+    } finally {
+      stop.abort();
+      await run;
+      await nats.stop();
+    }
+  }, 60_000);
+});
