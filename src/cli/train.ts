@@ -17,32 +17,27 @@ import { type Command, InvalidArgumentError, Option } from "commander";
 import cliProgress from "cli-progress";
 import { BarbellError, FileError } from "../core/errors.js";
 import { loadModel } from "../engine/model.js";
-import { openGguf, parseGguf, writeGguf, type GgufValue } from "../formats/gguf/index.js";
+import { parseGguf, writeGguf, type GgufValue } from "../formats/gguf/index.js";
 import { tokenizerFromGguf, type Tokenizer } from "../model/tokenizer/index.js";
 import { loadCheckpointFile, saveCheckpoint } from "../train/checkpoint.js";
 import { exportGguf, type ExportWeightType } from "../train/export.js";
 import type { QatConfig } from "../train/model.js";
 import { createNativeTrainRuntime, nativeTrainUnavailable, REFERENCE_RUNTIME, type TrainRuntime } from "../train/fast.js";
+import { initStateFrom } from "../train/init.js";
 import { initTrainState, trainStep, type StepReport, type TrainOptions, type TrainState } from "../train/qat.js";
 import { toGgufTokenizerMetadata, trainByteBpe } from "../train/tokenizer.js";
 import { intAtLeast } from "./args.js";
-import { parseJsonFile, readRegularFile, writeAtomically } from "../core/files.js";
+import { readRegularFile, writeAtomically } from "../core/files.js";
 import type { CliIo } from "./run.js";
+import { cardMarkdown, fmtDuration, openInit, readRunFile, RUN_FORMAT, RUN_VERSION, tokenizerEntries, TrainCliError, type InitModel, type RunFile } from "./train-run.js";
 
-/** A problem with the corpus, the flags or the run folder: one line, exit status 1. */
-export class TrainCliError extends BarbellError {
-  constructor(
-    readonly code: "bad-flags" | "corpus" | "resume" | "interrupted",
-    message: string,
-  ) {
-    super(message);
-    this.name = "TrainCliError";
-  }
-}
+export { parseCard, RUN_FORMAT, RUN_VERSION, tokenizerEntries, TrainCliError } from "./train-run.js";
 
-/** Format tag of the run file (`run.json`) kept next to the checkpoint. */
-export const RUN_FORMAT = "barbell.train-run";
-export const RUN_VERSION = 1;
+/** Peak learning rate of a fine-tuning run (`--init`) when --lr is not given: a third of the from-scratch default. */
+export const INIT_PEAK_LR = 1e-3;
+
+/** Flags that describe the model's shape; `--init` takes them from the model, so they may not be given with it. */
+const SHAPE_FLAGS = ["vocab", "hidden", "layers", "heads", "kvHeads", "ffn", "activation", "untied"];
 
 /** The flags as commander parses them. */
 interface TrainFlags {
@@ -57,6 +52,7 @@ interface TrainFlags {
   ffn: number;
   activation: "relu2" | "silu";
   untied?: boolean;
+  init?: string;
   seqLen: number;
   batch: number;
   steps: number;
@@ -87,30 +83,6 @@ interface TrainFlags {
 
 /** Flags that may be given with `--resume` (everything else comes from the run file). */
 const RESUME_FLAGS = new Set(["resume", "until", "maxMinutes", "logEvery"]);
-
-/** What `run.json` holds: every setting of the run, so that a resume needs only the checkpoint's path. */
-interface RunFile {
-  readonly format: typeof RUN_FORMAT;
-  readonly version: typeof RUN_VERSION;
-  readonly command: string;
-  readonly resumes: string[];
-  readonly corpus: { path: string; sha256: string; bytes: number; lines: number; license: string };
-  readonly split: { valFraction: number; trainLines: number; valLines: number; trainTokens: number; valTokens: number };
-  readonly tokenizer: { file: string; sha256: string; source: string };
-  readonly config: QatConfig;
-  readonly options: TrainOptions;
-  readonly seeds: { init: number; data: number };
-  readonly export: { out: string; name: string; contextLength: number; weights: ExportWeightType };
-  readonly eval: { every: number; tokens: number };
-  readonly checkpointEvery: number;
-  readonly samples: { prompts: string[]; tokens: number };
-  /** Where the steps run; a resume uses the same (the native runtime rounds differently from the reference). */
-  readonly runtime: { kind: "native" | "reference"; threads: number };
-  /** Wall-clock seconds of training steps over all sessions. */
-  trainSeconds: number;
-  evals: { step: number; valLoss: number }[];
-  recentLoss: number[];
-}
 
 function positiveNumber(value: string): number {
   const n = Number(value);
@@ -195,22 +167,6 @@ function encodeDocs(tok: Tokenizer, docs: readonly string[]): Uint32Array {
   return out;
 }
 
-/** The `tokenizer.*` metadata entries of a GGUF file (a model, or a tokenizer-only file). */
-export async function tokenizerEntries(file: string): Promise<[string, GgufValue][]> {
-  await using g = await openGguf(file);
-  const entries: [string, GgufValue][] = [];
-  for (const key of g.metadata.keys()) {
-    const value = g.metadata.get(key);
-    if (key.startsWith("tokenizer.") && value !== undefined) {
-      entries.push([key, value]);
-    }
-  }
-  if (entries.length === 0) {
-    throw new TrainCliError("bad-flags", `[train] ${file} has no tokenizer.* metadata`);
-  }
-  return entries;
-}
-
 /** What `validationLoss` may do besides scoring (scripts/head-eval.ts compares heads with it). */
 export interface ValidationOptions {
   /** Loads the model with this head policy (LoadModelOptions.headType). Default: the file's head. */
@@ -261,107 +217,6 @@ export function logSumExp(row: Float32Array): number {
   return Math.log(z) + max;
 }
 
-function fmtDuration(seconds: number): string {
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
-}
-
-/** Largest run.json read (bytes; it holds settings and a few command lines). */
-const MAX_RUN_FILE_BYTES = 1024 * 1024;
-
-/** Reads and checks a run file. */
-async function readRunFile(file: string): Promise<RunFile> {
-  let parsed: unknown;
-  try {
-    parsed = parseJsonFile((await readRegularFile(file, MAX_RUN_FILE_BYTES, "[train] run file")).toString("utf8"), file, "[train] run file");
-  } catch (e) {
-    const why = e instanceof BarbellError ? e.message.replace(/^\[train\] run file \S+ /, "") : "cannot be read";
-    throw new TrainCliError("resume", `[train] cannot read the run file ${file} (written next to every checkpoint): it ${why}; --resume takes the checkpoint.safetensors of a run folder`);
-  }
-  const r = parsed as Partial<RunFile> | null;
-  if (r === null || typeof r !== "object" || r.format !== RUN_FORMAT || r.version !== RUN_VERSION) {
-    throw new TrainCliError("resume", `[train] ${file} is not a ${RUN_FORMAT} v${RUN_VERSION} file`);
-  }
-  return r as RunFile;
-}
-
-function cardMarkdown(run: RunFile, result: { valLoss: number; valTokens: number; trainLoss: number; samples: { prompt: string; text: string }[]; date: string; bytes: number }): string {
-  const c = run.config;
-  const o = run.options;
-  const params = (c.vocabSize * c.hidden * (c.tied ? 1 : 2)) + c.layers * (c.hidden * c.hidden * 2 + 2 * c.hidden * (c.kvHeads * (c.hidden / c.heads)) + 3 * c.hidden * c.ffn + 3 * c.hidden + c.ffn) + c.hidden;
-  const tokensSeen = o.totalSteps * o.batchSize * o.seqLen;
-  const record = {
-    name: run.export.name,
-    date: result.date,
-    command: run.command,
-    resumes: run.resumes,
-    corpus: run.corpus,
-    split: run.split,
-    tokenizer: { source: run.tokenizer.source, vocabSize: c.vocabSize, sha256: run.tokenizer.sha256 },
-    config: c,
-    parameters: params,
-    options: o,
-    seeds: run.seeds,
-    runtime: run.runtime,
-    steps: o.totalSteps,
-    tokensSeen,
-    trainSeconds: Math.round(run.trainSeconds),
-    trainLoss: result.trainLoss,
-    valLoss: result.valLoss,
-    valPerplexity: Math.exp(result.valLoss),
-    valTokens: result.valTokens,
-    evals: run.evals,
-    file: { weights: run.export.weights, contextLength: run.export.contextLength, bytes: result.bytes },
-  };
-  const f = (x: number, d = 4): string => (Number.isFinite(x) ? x.toFixed(d) : String(x));
-  const lines = [
-    `# ${run.export.name}`,
-    "",
-    `A BitNet b1.58 model (ternary projections, ${c.activation === "relu2" ? "ReLU²" : "SiLU"} FFN) trained from scratch by \`barbell train\``,
-    `with quantization-aware training. This card was written by the command itself on ${result.date}.`,
-    "",
-    "| | |",
-    "|---|---|",
-    `| command | \`${run.command}\` |`,
-    ...run.resumes.map((r, i) => `| resume ${i + 1} | \`${r}\` |`),
-    `| corpus | \`${run.corpus.path}\` (${run.corpus.bytes} bytes, ${run.corpus.lines} lines, sha256 \`${run.corpus.sha256.slice(0, 16)}…\`) |`,
-    `| corpus license | ${run.corpus.license} |`,
-    `| split | last ${run.split.valLines} of ${run.corpus.lines} lines held out (${run.split.valFraction}): ${run.split.trainTokens} train / ${run.split.valTokens} validation tokens |`,
-    `| tokenizer | ${run.tokenizer.source}, ${c.vocabSize} tokens |`,
-    `| model | hidden ${c.hidden}, ${c.layers} layers, ${c.heads} heads / ${c.kvHeads} KV heads, FFN ${c.ffn}, ${c.tied ? "tied" : "untied"} head, ${params} parameters |`,
-    `| training | ${o.totalSteps} steps × ${o.batchSize} windows × ${o.seqLen} tokens = ${tokensSeen} tokens; AdamW lr ${Number(o.peakLr.toPrecision(6))} → ${Number(o.minLr.toPrecision(6))} (warmup ${o.warmupSteps}, cosine), weight decay ${o.weightDecay}, clip ${o.clipNorm} |`,
-    `| seeds | init ${run.seeds.init}, data ${run.seeds.data} |`,
-    `| runtime | ${run.runtime.kind}${run.runtime.kind === "native" ? `, ${run.runtime.threads === 0 ? "one thread per physical core" : `${run.runtime.threads} threads`}` : ""} |`,
-    `| time | ${fmtDuration(run.trainSeconds)} of training steps (${f(tokensSeen / Math.max(run.trainSeconds, 1e-9), 0)} tokens/s) |`,
-    `| train loss | ${f(result.trainLoss)} (mean of the last ${run.recentLoss.length} steps, nats/token) |`,
-    `| **validation loss** | **${f(result.valLoss)}** nats/token over ${result.valTokens} held-out tokens (windows of ${o.seqLen}) |`,
-    `| **validation perplexity** | **${f(Math.exp(result.valLoss), 2)}** |`,
-    `| file | ${run.export.weights === "i2_s" ? "I2_S" : "F32 γ·trits"} projections, F32 embedding/norms, context ${run.export.contextLength}, ${result.bytes} bytes |`,
-    "",
-    "The validation loss is that of the exported file (ternary weights, int8 activations) as `loadModel` runs it.",
-    "",
-  ];
-  if (result.samples.length > 0) {
-    lines.push(`## Samples (temperature 0.8, top-k 40, seed 1, ${run.samples.tokens} tokens)`, "");
-    for (const s of result.samples) {
-      lines.push("```text", `${s.prompt}${s.text}`.trimEnd(), "```", "");
-    }
-  }
-  lines.push("## Record", "", "```json", JSON.stringify(record, null, 2), "```", "");
-  return lines.join("\n");
-}
-
-/** The JSON record at the end of a card written by `barbell train`. */
-export function parseCard(markdown: string): Record<string, unknown> {
-  const m = /## Record\n\n```json\n([\s\S]*?)\n```/.exec(markdown);
-  if (m?.[1] === undefined) {
-    throw new TrainCliError("corpus", "[train] the card has no JSON record");
-  }
-  return JSON.parse(m[1]) as Record<string, unknown>;
-}
-
 export function addTrainCommand(program: Command, io: CliIo): void {
   program
     .command("train")
@@ -378,6 +233,7 @@ export function addTrainCommand(program: Command, io: CliIo): void {
     .option("--ffn <n>", "feed-forward width", intAtLeast(1), 256)
     .addOption(new Option("--activation <fn>", "FFN gate activation").choices(["relu2", "silu"]).default("relu2"))
     .option("--untied", "train a separate output head (default: tied to the embedding)")
+    .option("--init <model>", `fine-tune: start from this model's weights, shape and tokenizer (a GGUF, a Hugging Face folder or a training checkpoint) instead of random weights; --lr defaults to ${INIT_PEAK_LR}`)
     .option("--seq-len <n>", "tokens predicted per window", intAtLeast(1), 64)
     .option("--batch <n>", "windows per step", intAtLeast(1), 4)
     .option("--steps <n>", "steps of the whole schedule", intAtLeast(1), 300)
@@ -481,7 +337,21 @@ async function runTrain(
     if (lines.length - valLines < 1) {
       throw new TrainCliError("corpus", `[train] ${corpusArg} has ${lines.length} lines: too few to hold out ${valLines} for validation and train on the rest`);
     }
-    checkFlags(shapeOf(flags, 259), flags);
+    let init: InitModel | undefined;
+    if (flags.init !== undefined) {
+      const shapeGiven = SHAPE_FLAGS.filter((k) => given(k)).map((k) => `--${k.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`)}`);
+      if (shapeGiven.length > 0) {
+        throw new TrainCliError("bad-flags", `[train] --init takes the model's shape and tokenizer; ${shapeGiven.join(", ")} cannot be given with it`);
+      }
+      init = await openInit(flags.init);
+      if (init.tokenizer === undefined && flags.tokenizer === undefined) {
+        throw new TrainCliError("bad-flags", `[train] ${flags.init} has no tokenizer (no tokenizer.gguf beside the checkpoint); give --tokenizer`);
+      }
+      flags.lr = given("lr") ? flags.lr : INIT_PEAK_LR;
+      flags.ctx = given("ctx") ? flags.ctx : init.contextLength;
+      say(`fine-tuning ${flags.init} (${init.kind}: hidden ${init.config.hidden}, ${init.config.layers} layers, vocabulary ${init.config.vocabSize}); peak lr ${flags.lr}`);
+    }
+    checkFlags(init?.config ?? shapeOf(flags, 259), flags);
     runDir = flags.runDir ?? `${flags.out.replace(/\.gguf$/i, "")}.run`;
     const previous = path.join(runDir, "checkpoint.safetensors");
     if (await fs.stat(previous).then(() => true, () => false)) {
@@ -495,6 +365,9 @@ async function runTrain(
     if (flags.tokenizer !== undefined) {
       tokenizerMeta = await tokenizerEntries(flags.tokenizer);
       tokenizerSource = `tokenizer.* of ${flags.tokenizer}`;
+    } else if (init?.tokenizer !== undefined) {
+      tokenizerMeta = init.tokenizer;
+      tokenizerSource = `the tokenizer of ${flags.init ?? ""}`;
     } else {
       const started = performance.now();
       say(`training a byte-level BPE tokenizer of ${flags.vocab} tokens on the ${lines.length - valLines} training lines`);
@@ -507,7 +380,10 @@ async function runTrain(
     await writeAtomically(path.join(runDir, "tokenizer.gguf"), tokBytes);
     const tok = tokenizerFromEntries(tokenizerMeta);
     ({ trainTokens, valTokens } = splitCorpus(corpusBytes, flags.valFraction, tok));
-    const config = shapeOf(flags, tok.vocabSize);
+    const config = init?.config ?? shapeOf(flags, tok.vocabSize);
+    if (tok.vocabSize > config.vocabSize) {
+      throw new TrainCliError("bad-flags", `[train] the tokenizer has ${tok.vocabSize} tokens but the model's embedding only ${config.vocabSize} rows`);
+    }
     const options: TrainOptions = {
       totalSteps: flags.steps,
       warmupSteps: flags.warmup ?? Math.min(200, Math.floor(flags.steps / 10)),
@@ -550,11 +426,12 @@ async function runTrain(
       checkpointEvery: flags.checkpointEvery,
       samples: { prompts: flags.sample ?? (firstWords === "" ? [] : [firstWords]), tokens: flags.sampleTokens },
       runtime: { kind: runtimeKind, threads: flags.threads },
+      ...(init === undefined || flags.init === undefined ? {} : { init: { path: flags.init, kind: init.kind, contextLength: init.contextLength } }),
       trainSeconds: 0,
       evals: [],
       recentLoss: [],
     };
-    state = initTrainState(config, flags.seed, flags.dataSeed);
+    state = init === undefined ? initTrainState(config, flags.seed, flags.dataSeed) : initStateFrom(config, init.params, flags.dataSeed);
     say(
       `${trainTokens.length} train / ${valTokens.length} validation tokens; model ${paramCount(state)} parameters; ` +
         `${options.totalSteps} steps × ${options.batchSize} × ${options.seqLen} tokens; run folder ${runDir}`,
@@ -591,6 +468,11 @@ async function runTrain(
         cliProgress.Presets.shades_classic,
       )
     : undefined;
+  if (run.init !== undefined && state.step === 0 && run.evals.length === 0) {
+    const before = await evaluate(); // the starting model on this corpus's held-out split: the card's "before"
+    run.evals.push({ step: 0, valLoss: before.loss });
+    say(`starting model: validation loss ${before.loss.toFixed(4)}, perplexity ${Math.exp(before.loss).toFixed(2)} over ${before.tokens} tokens`);
+  }
   const sessionStart = performance.now();
   const stepsAtStart = state.step;
   let lastVal = run.evals[run.evals.length - 1]?.valLoss;

@@ -2,6 +2,7 @@
 import type { DenseDType } from "../../backends/backend.js";
 import { FormatError } from "../../core/errors.js";
 import { packTernary } from "../../quant/layouts.js";
+import { QUANT_TRAITS } from "../../quant/table.js";
 import type { TernaryPacked } from "../../quant/repack.js";
 import type { BitnetConfig } from "./config.js";
 import type { HfBitnetFolder, HfBitnetTensor } from "./hf.js";
@@ -81,9 +82,20 @@ export function hfWeightSource(folder: HfBitnetFolder): WeightSource {
       const { trits, scale } = await t.load();
       return { codes: packTernary(trits, out, inp), scale };
     },
-    async projectionFloats(name) {
-      // HF projections are always ternary after loading (packed, or master weights ternarized by absmean).
-      throw new FormatError("bad-value", `[hf-bitnet] ${name} has no float form to run`);
+    // The float form of a projection: master weights as stored (a 2B-4T-bf16-style folder), else γ·trits. Loading
+    // never runs it (HF projections are ternary after loading); `barbell train --init` starts from it.
+    async projectionFloats(name, out, inp) {
+      const t = get(name);
+      check(t, [out, inp]);
+      if (t.kind !== "ternary") {
+        throw new FormatError("bad-tensor-type", `[hf-bitnet] ${t.hfName} is not a projection`);
+      }
+      const stored = (KEEP_AS_IS as Record<string, DenseDType | undefined>)[t.dtype];
+      if (t.storage === "master" && stored !== undefined) {
+        return QUANT_TRAITS[stored as "f32" | "f16" | "bf16"].decode(await folder.store.tensorData(t.hfName), out, inp);
+      }
+      const { trits, scale } = await t.load();
+      return Float32Array.from(trits, (v) => v * scale);
     },
   };
 }
