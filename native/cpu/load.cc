@@ -260,39 +260,42 @@ Napi::Value EncodeQ8(const Napi::CallbackInfo& info) {
 }
 
 #ifndef _WIN32
-// mapFile(path): the whole file mapped copy-on-write (reads come from the page cache without a copy; a write
-// to a view changes only this process's copy, never the file), as an ArrayBuffer unmapped when collected.
-// undefined when the file cannot be mapped (empty, not a regular file, no mmap): the caller reads instead.
-Napi::Value MapFile(const Napi::CallbackInfo& info) {
+struct Mapping {
+  void* base;
+  size_t size;
+};
+
+// mapRange(fd, offset, length): bytes [offset, offset + length) of an open regular file mapped copy-on-write
+// (reads come from the page cache without a copy; a write changes only this process's copy, never the file),
+// as an ArrayBuffer of exactly those bytes, unmapped when collected. undefined when it cannot be mapped:
+// the caller reads instead. The caller keeps the range inside the file.
+Napi::Value MapRange(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString()) {
-    Napi::TypeError::New(env, "[native-cpu] mapFile: path must be a string").ThrowAsJavaScriptException();
+  int64_t fd = 0, offset = 0, length = 0;
+  if (!get_count(info, 0, "fd", 1, &fd) || !get_count(info, 1, "offset", 1, &offset) || !get_count(info, 2, "length", 1, &length)) {
     return env.Undefined();
   }
-  const std::string path = info[0].As<Napi::String>().Utf8Value();
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+  const int64_t page = static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+  const int64_t start = offset / page * page;
+  const size_t size = static_cast<size_t>(length + (offset - start));
+  if (length == 0 || page <= 0) {
     return env.Undefined();
   }
-  struct stat st {};
-  void* data = MAP_FAILED;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-    data = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  }
-  close(fd);
-  if (data == MAP_FAILED) {
+  void* base = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, static_cast<int>(fd), static_cast<off_t>(start));
+  if (base == MAP_FAILED) {
     return env.Undefined();
   }
-  size_t* size = new size_t(static_cast<size_t>(st.st_size));
+  Mapping* mapping = new Mapping{base, size};
   napi_value buffer = nullptr;
-  if (napi_create_external_arraybuffer(env, data, *size, [](napi_env, void* d, void* hint) {
-                                         size_t* n = static_cast<size_t*>(hint);
-                                         munmap(d, *n);
-                                         delete n;
-                                       },
-                                       size, &buffer) != napi_ok) {
-    munmap(data, *size);
-    delete size;
+  const auto unmap = [](napi_env, void*, void* hint) {
+    Mapping* m = static_cast<Mapping*>(hint);
+    munmap(m->base, m->size);
+    delete m;
+  };
+  if (napi_create_external_arraybuffer(env, static_cast<uint8_t*>(base) + (offset - start), static_cast<size_t>(length), unmap, mapping, &buffer) !=
+      napi_ok) {
+    munmap(base, size);
+    delete mapping;
     if (env.IsExceptionPending()) {
       env.GetAndClearPendingException();
     }
@@ -302,7 +305,7 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
 }
 
 // releaseRange(buffer, offset, length): drops the whole pages inside [offset, offset + length) of a mapped
-// file from this process (MADV_DONTNEED; they stay in the page cache and read back from the file if touched
+// range from this process (MADV_DONTNEED; they stay in the page cache and read back from the file if touched
 // again). For ranges whose bytes were converted and are no longer read.
 Napi::Value ReleaseRange(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -335,7 +338,7 @@ void RegisterLoadCodecs(Napi::Env env, Napi::Object exports) {
   exports.Set("transcodeTernary", Napi::Function::New(env, TranscodeTernary));
   exports.Set("encodeQ8_0", Napi::Function::New(env, EncodeQ8));
 #ifndef _WIN32
-  exports.Set("mapFile", Napi::Function::New(env, MapFile));
+  exports.Set("mapRange", Napi::Function::New(env, MapRange));
   exports.Set("releaseRange", Napi::Function::New(env, ReleaseRange));
 #endif
 }

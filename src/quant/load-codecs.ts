@@ -16,11 +16,12 @@ export interface LoadCodecs {
   /** rows × cols f32 (0), f16 (1) or bf16 (2) values as Q8_0 rows into `dst`, as Q8_0.encode does. */
   encodeQ8_0(format: number, src: Uint8Array, rows: number, cols: number, dst: Uint8Array): void;
   /**
-   * The whole file mapped copy-on-write (views read the page cache without a copy; writes stay private), unmapped
-   * when the buffer is collected; undefined when it cannot be mapped. Absent on Windows builds.
+   * Bytes [offset, offset + length) of an open file (a descriptor) mapped copy-on-write, as a buffer of exactly
+   * those bytes (reads come from the page cache without a copy; writes stay private), unmapped when collected;
+   * undefined when they cannot be mapped. The caller keeps the range inside the file. Absent on Windows builds.
    */
-  mapFile?(path: string): ArrayBuffer | undefined;
-  /** Drops the whole pages of [offset, offset + length) of a mapped file from this process (they stay cached). */
+  mapRange?(fd: number, offset: number, length: number): ArrayBuffer | undefined;
+  /** Drops the whole pages of [offset, offset + length) of a mapped buffer from this process (they stay cached). */
   releaseRange?(buffer: ArrayBuffer, offset: number, length: number): void;
 }
 

@@ -160,7 +160,7 @@ export interface NativeAddon {
   /** Load-time transcoders (native/cpu/load.cc; src/quant/load-codecs.ts documents them). */
   readonly transcodeTernary?: LoadCodecs["transcodeTernary"];
   readonly encodeQ8_0?: LoadCodecs["encodeQ8_0"];
-  readonly mapFile?: LoadCodecs["mapFile"];
+  readonly mapRange?: LoadCodecs["mapRange"];
   readonly releaseRange?: LoadCodecs["releaseRange"];
 }
 
@@ -262,8 +262,8 @@ function probeNow(): Probe {
   }
   loaded = addon;
   if (addon.transcodeTernary !== undefined && addon.encodeQ8_0 !== undefined) {
-    const { transcodeTernary, encodeQ8_0, mapFile, releaseRange } = addon;
-    setLoadCodecs({ transcodeTernary, encodeQ8_0, ...(mapFile === undefined ? {} : { mapFile }), ...(releaseRange === undefined ? {} : { releaseRange }) });
+    const { transcodeTernary, encodeQ8_0, mapRange, releaseRange } = addon;
+    setLoadCodecs({ transcodeTernary, encodeQ8_0, ...(mapRange === undefined ? {} : { mapRange }), ...(releaseRange === undefined ? {} : { releaseRange }) });
   }
   const score = { avx512vnni: 50, avx512bw: 40, avx2: 30, neon: 30, scalar: 5 }[features.best] ?? 5;
   return { available: true, score, features: [features.best, ...features.flags, `cores:${features.physicalCores}`] };

@@ -9,39 +9,39 @@ import { loadCodecs } from "../../quant/load-codecs.js";
 import { readGguf, type GgufFile } from "./reader.js";
 import type { ByteSource } from "./source.js";
 
-/** Reads from a mapped file at offsets that are not a multiple of this are copied, so typed views of them align. */
-const VIEW_ALIGNMENT = 8;
+/** Reads at least this long are mapped (where the native addon is loaded); shorter ones are copied. */
+export const MAP_MIN_BYTES = 1 << 20;
 
 /**
- * A ByteSource over a file. Where the native addon is loaded (src/quant/load-codecs.ts) the file is mapped
- * copy-on-write and reads are views of the page cache: nothing copied, and a tensor adopted as read keeps its
- * pages (file-backed, shared with the cache) alive after the source closes. Elsewhere, positional reads into
- * new arrays. Close it (or `await using` it) when done.
+ * A ByteSource over a file. Where the native addon is loaded (src/quant/load-codecs.ts), a read of
+ * MAP_MIN_BYTES or more is the range mapped copy-on-write, as an array of its own: nothing copied, the pages
+ * shared with the page cache, and a backend that adopts the array (a model's embedding) keeps it without a
+ * copy after the source closes. Other reads, and all of them elsewhere, are positional reads into new arrays.
+ * Close it (or `await using` it) when done.
  */
 export class FileSource implements ByteSource, AsyncDisposable {
   #handle: FileHandle | undefined;
-  #map: Uint8Array | undefined;
+  /** Mapped reads by "offset:length", for `release`. */
+  readonly #mapped = new Map<string, WeakRef<ArrayBuffer>>();
+  #mappedBytes = 0;
 
   private constructor(
     handle: FileHandle,
     readonly size: number,
     readonly path: string,
-    map: Uint8Array | undefined,
   ) {
     this.#handle = handle;
-    this.#map = map;
   }
 
   /** Opens `path` read-only (a regular file only: FileError for folders, FIFOs, devices) and records its size. */
   static async open(path: string, what = "[model] file"): Promise<FileSource> {
     const { handle, size } = await openRegularFile(path, what);
-    const mapped = loadCodecs()?.mapFile?.(path);
-    return new FileSource(handle, size, path, mapped?.byteLength === size ? new Uint8Array(mapped) : undefined);
+    return new FileSource(handle, size, path);
   }
 
-  /** True when reads are views of a mapping of the file. */
-  get mapped(): boolean {
-    return this.#map !== undefined;
+  /** Bytes served as mappings so far (not copied). */
+  get mappedBytes(): number {
+    return this.#mappedBytes;
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
@@ -49,10 +49,14 @@ export class FileSource implements ByteSource, AsyncDisposable {
     if (handle === undefined) {
       throw new UsageError("disposed", `[gguf] ${this.path} is closed`);
     }
-    const map = this.#map;
-    if (map !== undefined && offset + length <= map.length) {
-      const view = map.subarray(offset, offset + length);
-      return offset % VIEW_ALIGNMENT === 0 ? view : view.slice();
+    const mapRange = loadCodecs()?.mapRange;
+    if (mapRange !== undefined && length >= MAP_MIN_BYTES && offset >= 0 && offset + length <= this.size) {
+      const mapped = mapRange(handle.fd, offset, length);
+      if (mapped !== undefined) {
+        this.#mapped.set(`${offset}:${length}`, new WeakRef(mapped));
+        this.#mappedBytes += length;
+        return new Uint8Array(mapped);
+      }
     }
     const out = new Uint8Array(length);
     let done = 0;
@@ -69,19 +73,21 @@ export class FileSource implements ByteSource, AsyncDisposable {
     return out;
   }
 
-  /** Drops the mapped pages of a range that will not be read again (no-op when not mapped). */
+  /** Drops the pages of a mapped read that will not be used again (no-op for copied reads). */
   release(offset: number, length: number): void {
-    const map = this.#map;
-    if (map !== undefined && offset >= 0 && length >= 0 && offset + length <= map.length) {
-      loadCodecs()?.releaseRange?.(map.buffer as ArrayBuffer, offset, length);
+    const key = `${offset}:${length}`;
+    const mapped = this.#mapped.get(key)?.deref();
+    this.#mapped.delete(key);
+    if (mapped !== undefined) {
+      loadCodecs()?.releaseRange?.(mapped, 0, mapped.byteLength);
     }
   }
 
-  /** Closes the file; later reads throw. Views already read stay valid (the mapping lives while they do). Idempotent. */
+  /** Closes the file; later reads throw. Mapped reads stay valid (a mapping lives while its array does). Idempotent. */
   async close(): Promise<void> {
     const handle = this.#handle;
     this.#handle = undefined;
-    this.#map = undefined;
+    this.#mapped.clear();
     await handle?.close();
   }
 
