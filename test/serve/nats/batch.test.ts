@@ -123,7 +123,7 @@ describe.skipIf(NATS_SKIP)(`durable batch jobs on JetStream ${NATS_NOTE}`, () =>
     expect(metrics).toMatch(/barbell_batch_refused_total\{code="duplicate_custom_id"\} 1/);
   }, 60_000);
 
-  it("runs 1,000 lines to exactly 1,000 results while a worker is killed and the gateway restarts", async () => {
+  it("runs 1,000 lines to exactly 1,000 results while a worker is killed, then every barbell process restarts", async () => {
     let g = gateway as Gateway;
     const lines = Array.from({ length: LINES }, (_, i) =>
       JSON.stringify({
@@ -161,11 +161,20 @@ describe.skipIf(NATS_SKIP)(`durable batch jobs on JetStream ${NATS_NOTE}`, () =>
     const killed = workers[0] as WorkerProcess;
     killed.child.kill("SIGKILL");
     await killed.exited;
-    // The gateway restarts mid-batch: the batch lives in JetStream, not in the gateway.
+    // Then every barbell process goes: the gateway stops and the other two workers are killed; new ones start.
+    // The batch lives in JetStream, not in any of them.
     await until("500 results", async () => (await done()) >= 500);
     await g.stop();
     const midway = await done().catch(() => -1);
     expect(midway).toBe(-1); // nobody answers while the gateway is down
+    for (const w of workers.slice(1, 3)) {
+      w.child.kill("SIGKILL");
+      await w.exited;
+    }
+    for (const id of ["W4", "W5"]) {
+      workers.push(await startWorker([...common, "--nats", nats.url, "--id", id]));
+    }
+    await Promise.all(workers.slice(3).map((w) => w.ready));
     gateway = g = await startGateway();
     await waitWorkers(g, 2);
     let final: OpenAI.Batches.Batch | undefined;
