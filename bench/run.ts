@@ -30,6 +30,7 @@ import { trainBench } from "./train.js";
 import { serveBench } from "./serve.js";
 import { scaleOutBench } from "./scale-out.js";
 import { peerBench } from "./peers.js";
+import { loadBench } from "./load.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -295,6 +296,7 @@ async function main(): Promise<void> {
     lines.push("", ...peerBench({ quick, reps, threadCounts, barbell, median, spread }));
   }
   lines.push("", `Medians of ${reps} runs (range in parentheses). Peers on this machine kind: see ../shared/docs/PEERS.md.`);
+  lines.push("", ...loadBench({ quick, reps }));
   lines.push("", ...(await grammarDecodeBench({ quick })));
   lines.push("", ...barewireBench({ quick }));
   lines.push("", ...(await serveBench({ quick, threads: most })).lines);
