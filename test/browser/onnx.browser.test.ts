@@ -53,7 +53,6 @@ async function pageRun(args: { form: string; layers: number; kvHeads: number; he
   const session = await ort.InferenceSession.create(model, {
     executionProviders: ["wasm"],
     externalData: [{ path: `${args.form}.onnx.data`, data }],
-    extra: { session: { qdq_matmulnbits_accuracy_level: "1" } },
   });
   const past = new Map<string, any>();
   for (let l = 0; l < args.layers; l++) {

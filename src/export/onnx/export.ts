@@ -2,9 +2,10 @@
  * `barbell export --onnx <form>`: a BitNet model (any WeightSource: GGUF, Hugging Face folder, training checkpoint)
  * as an ONNX decoder with a KV cache, in one of three forms (docs/onnx.md):
  *
- * - `int2`: ternary projections as ONNX INT2 initializers [in, out] with DequantizeLinear (scale γ), opset 25 / IR 12;
- * - `matmulnbits`: `com.microsoft.MatMulNBits` with bits = 2, block 32, scales γ (opset 21 / IR 10);
- * - `bf16`: trits as BF16 [in, out] (exact), Cast to float and a standard MatMul, then · γ (opset 21 / IR 10).
+ * - `int2`: ternary projections as ONNX INT2 initializers [in, out] with DequantizeLinear (scale 1), opset 25 / IR 12;
+ * - `matmulnbits`: `com.microsoft.MatMulNBits` with bits = 2, block 32, scales 1 (opset 21 / IR 10);
+ * - `bf16`: trits as BF16 [in, out] (exact), Cast to float and a standard MatMul (opset 21 / IR 10);
+ * each then divides by the activation scale and multiplies by the tensor's γ (`scaled`).
  *
  * Every form quantizes activations as BitNet does (graph.ts). Weights go, one tensor at a time, to an external data
  * file `<out>.data` (the graph stays small, and models past protobuf's 2 GB limit export too); both files are
@@ -17,7 +18,7 @@ import { writeAtomically } from "../../core/files.js";
 import type { BitnetConfig } from "../../model/bitnet/config.js";
 import type { WeightSource } from "../../model/bitnet/weights.js";
 import { NBITS_BLOCK, bf16TritsTransposed, denseInitializer, f32Bytes, int2Transposed, nbits2 } from "./encode-weights.js";
-import { GraphBuilder, buildDecoder, ropeTables, type LayerNames, type Projection } from "./graph.js";
+import { GraphBuilder, buildDecoder, ropeTables, type FloatPrecision, type LayerNames, type Projection } from "./graph.js";
 import { DT, encodeModel, type DataType } from "./proto.js";
 
 export const ONNX_FORMS = ["int2", "matmulnbits", "bf16"] as const;
@@ -54,6 +55,12 @@ export interface OnnxExportOptions {
   readonly form: OnnxForm;
   /** Positions the graph accepts (the RoPE table length); default min(context length, MAX_ONNX_POSITIONS). */
   readonly positions?: number;
+  /**
+   * Precision of RMSNorm, RoPE and attention: `f32` (default; what compilers and accelerators take) or `f64`, as
+   * barbell's reference computes them, which removes the f32 roundings that move int8 activations across rounding
+   * boundaries on larger models (docs/onnx.md, "Agreement"). The projections are exact either way.
+   */
+  readonly precision?: FloatPrecision;
   /** `general.name`-like model name stored in the metadata. */
   readonly name?: string;
   /** Called after each stored tensor. */
@@ -69,6 +76,16 @@ export interface OnnxExportResult {
   readonly positions: number;
   readonly opset: number;
   readonly irVersion: number;
+}
+
+/**
+ * (x_q · T) / s · γ, in barbell's order (fround(fround(acc / s) · γ)): the integer products are exact in f32, so the
+ * projection's output is barbell's bit for bit. Folding γ into the weights' scale instead (DequantizeLinear's or
+ * MatMulNBits' scales) saves one element-wise op but changes the last bit, and on larger models those bits move
+ * values across int8 rounding boundaries downstream (docs/onnx.md, "Agreement").
+ */
+function scaled(b: GraphBuilder, acc: string, s: string, gamma: string): string {
+  return b.op("Mul", [b.op("Div", [acc, s]), gamma]);
 }
 
 /** Alignment of each tensor in the data file (lets runtimes map it without copying). */
@@ -91,6 +108,9 @@ export async function exportOnnx(config: BitnetConfig, source: WeightSource, out
   let offset = 0;
   let tensors = 0;
   const g = new GraphBuilder();
+  if (form === "int2") {
+    g.f32("/c/one", [1]);
+  }
   const writeAll = async (bytes: Uint8Array): Promise<void> => {
     for (let at = 0; at < bytes.length; ) {
       at += (await handle.write(bytes, at, bytes.length - at)).bytesWritten;
@@ -122,22 +142,20 @@ export async function exportOnnx(config: BitnetConfig, source: WeightSource, out
       }
       throw e;
     }
-    const gamma = packed.scale;
+    const gamma_ = g.f32(`${name}_scale`, [packed.scale]);
     if (form === "int2") {
       const w = await store(name, DT.INT2, [inDim, outDim], int2Transposed(packed.codes, outDim, inDim));
-      const scale = g.f32(`${name}_scale`, [gamma]);
-      return (b, xq, s) => b.op("Div", [b.op("MatMul", [xq, b.op("DequantizeLinear", [w, scale])]), s]);
+      return (b, xq, s) => scaled(b, b.op("MatMul", [xq, b.op("DequantizeLinear", [w, "/c/one"])]), s, gamma_);
     }
     if (form === "matmulnbits") {
       const blocks = Math.ceil(inDim / NBITS_BLOCK);
       const w = await store(name, DT.UINT8, [outDim, blocks, NBITS_BLOCK / 4], nbits2(packed.codes, outDim, inDim));
-      const scales = await store(`${name}_scales`, DT.FLOAT, [outDim, blocks], f32Bytes(new Float32Array(outDim * blocks).fill(gamma)));
+      const scales = await store(`${name}_scales`, DT.FLOAT, [outDim, blocks], f32Bytes(new Float32Array(outDim * blocks).fill(1)));
       const attrs = { K: { i: inDim }, N: { i: outDim }, bits: { i: 2 }, block_size: { i: NBITS_BLOCK } };
-      return (b, xq, s) => b.op("Div", [b.op("MatMulNBits", [xq, w, scales], attrs, "com.microsoft"), s]);
+      return (b, xq, s) => scaled(b, b.op("MatMulNBits", [xq, w, scales], attrs, "com.microsoft"), s, gamma_);
     }
     const w = await store(name, DT.BFLOAT16, [inDim, outDim], bf16TritsTransposed(packed.codes, outDim, inDim));
-    const scale = g.f32(`${name}_scale`, [gamma]);
-    return (b, xq, s) => b.op("Mul", [b.op("Div", [b.op("MatMul", [xq, b.op("Cast", [w], { to: { i: DT.FLOAT } })]), s]), scale]);
+    return (b, xq, s) => scaled(b, b.op("MatMul", [xq, b.op("Cast", [w], { to: { i: DT.FLOAT } })]), s, gamma_);
   };
   const norm = async (name: string, count: number): Promise<string> => store(name, DT.FLOAT, [count], f32Bytes(await source.floats(name, count)));
   const dense = async (name: string): Promise<{ name: string; type: DataType }> => {
@@ -170,9 +188,12 @@ export async function exportOnnx(config: BitnetConfig, source: WeightSource, out
         wDown: await projection(`${b}.ffn_down.weight`, c.hidden, c.ffn),
       });
     }
+    const precision = options.precision ?? "f32";
     const tables = ropeTables(c, positions);
-    await store("/rope/cos", DT.FLOAT, [positions, c.headDim / 2], f32Bytes(tables.cos));
-    await store("/rope/sin", DT.FLOAT, [positions, c.headDim / 2], f32Bytes(tables.sin));
+    const table = (v: Float64Array): Uint8Array => (precision === "f64" ? new Uint8Array(v.buffer) : f32Bytes(Float32Array.from(v)));
+    const tableType = precision === "f64" ? DT.DOUBLE : DT.FLOAT;
+    await store("/rope/cos", tableType, [positions, c.headDim / 2], table(tables.cos));
+    await store("/rope/sin", tableType, [positions, c.headDim / 2], table(tables.sin));
     const { inputs, outputs } = buildDecoder(g, c, {
       embedding: embedding.name,
       embeddingType: embedding.type,
@@ -180,7 +201,7 @@ export async function exportOnnx(config: BitnetConfig, source: WeightSource, out
       headType: head.type,
       outputNorm,
       layers,
-    });
+    }, precision);
     await handle.close();
     const { opset, ir } = VERSIONS[form];
     const bytes = encodeModel({
@@ -197,6 +218,7 @@ export async function exportOnnx(config: BitnetConfig, source: WeightSource, out
         ["barbell.arch", c.arch],
         ["barbell.name", options.name ?? c.name ?? ""],
         ["barbell.positions", String(positions)],
+        ["barbell.precision", precision],
       ],
       graph: { name: "barbell_bitnet", nodes: g.nodes, initializers: g.initializers, inputs, outputs },
     });

@@ -103,10 +103,36 @@ function toFloat(g: GraphBuilder, name: string, type: DataType): string {
   return type === DT.FLOAT ? name : g.op("Cast", [name], { to: { i: DT.FLOAT } });
 }
 
-function rmsNorm(g: GraphBuilder, x: string, weight: string, eps: string): string {
-  const ms = g.op("ReduceMean", [g.op("Mul", [x, x]), "/c/axis_last"], { keepdims: { i: 1 } });
-  const inv = g.op("Sqrt", [g.op("Add", [ms, eps])]);
-  return g.op("Mul", [g.op("Div", [x, inv]), weight]);
+/**
+ * Where the float ops (RMSNorm, RoPE, attention) compute: `f32`, or `f64` as barbell's reference kernels do (float64
+ * inside, rounded to f32 once per output), which makes those ops agree with barbell to the last bit nearly always.
+ */
+export type FloatPrecision = "f32" | "f64";
+
+/** Casts to the compute precision and back (no-ops under f32). */
+class Precision {
+  constructor(
+    private readonly g: GraphBuilder,
+    readonly p: FloatPrecision,
+  ) {}
+  hi(x: string): string {
+    return this.p === "f64" ? this.g.op("Cast", [x], { to: { i: DT.DOUBLE } }) : x;
+  }
+  lo(x: string): string {
+    return this.p === "f64" ? this.g.op("Cast", [x], { to: { i: DT.FLOAT } }) : x;
+  }
+  /** A scalar constant in the compute precision. */
+  scalar(name: string, value: number): string {
+    return this.p === "f64" ? this.g.constant(`${name}_f64`, DT.DOUBLE, [], new Uint8Array(Float64Array.of(value).buffer)) : this.g.f32(name, [value]);
+  }
+}
+
+/** x / sqrt(mean(x²) + eps) · w, as barbell's rmsNorm (eps added to the mean, one rounding at the end under f64). */
+function rmsNorm(g: GraphBuilder, P: Precision, x: string, weight: string): string {
+  const xd = P.hi(x);
+  const ms = g.op("ReduceMean", [g.op("Mul", [xd, xd]), "/c/axis_last"], { keepdims: { i: 1 } });
+  const denom = g.op("Sqrt", [g.op("Add", [ms, P.p === "f64" ? "/c/rms_eps_f64" : "/c/rms_eps"])]);
+  return P.lo(g.op("Mul", [g.op("Div", [xd, denom]), P.hi(weight)]));
 }
 
 /** BitNet's per-token absmax int8 quantization; returns [x_q (float integers), s]. */
@@ -118,18 +144,18 @@ function actQuant(g: GraphBuilder, x: string): [string, string] {
 }
 
 /** NeoX RoPE on [b, s, heads, d] with cos/sin [b, s, 1, d/2]. */
-function rope(g: GraphBuilder, x: string, cos: string, sin: string): string {
-  const [x1, x2] = g.ops("Split", [x], 2, { axis: { i: 3 }, num_outputs: { i: 2 } }) as [string, string];
+function rope(g: GraphBuilder, P: Precision, x: string, cos: string, sin: string): string {
+  const [x1, x2] = g.ops("Split", [P.hi(x)], 2, { axis: { i: 3 }, num_outputs: { i: 2 } }) as [string, string];
   const o1 = g.op("Sub", [g.op("Mul", [x1, cos]), g.op("Mul", [x2, sin])]);
   const o2 = g.op("Add", [g.op("Mul", [x2, cos]), g.op("Mul", [x1, sin])]);
-  return g.op("Concat", [o1, o2], { axis: { i: 3 } });
+  return P.lo(g.op("Concat", [o1, o2], { axis: { i: 3 } }));
 }
 
-/** The cos/sin table [positions, headDim/2], in float64 as barbell's RoPE computes it, rounded to f32. */
-export function ropeTables(c: BitnetConfig, positions: number): { cos: Float32Array; sin: Float32Array } {
+/** The cos/sin table [positions, headDim/2], in float64 as barbell's RoPE computes it (stored as f32 or f64). */
+export function ropeTables(c: BitnetConfig, positions: number): { cos: Float64Array; sin: Float64Array } {
   const half = c.headDim / 2;
-  const cos = new Float32Array(positions * half);
-  const sin = new Float32Array(positions * half);
+  const cos = new Float64Array(positions * half);
+  const sin = new Float64Array(positions * half);
   for (let p = 0; p < positions; p++) {
     for (let j = 0; j < half; j++) {
       const angle = p * Math.pow(c.ropeTheta, (-2 * j) / c.headDim);
@@ -144,19 +170,20 @@ export function ropeTables(c: BitnetConfig, positions: number): { cos: Float32Ar
  * Builds the decoder's nodes into `g` (weights already named in `w`; the rope tables as `/rope/cos`, `/rope/sin`)
  * and returns the graph's inputs and outputs.
  */
-export function buildDecoder(g: GraphBuilder, c: BitnetConfig, w: ModelNames): { inputs: ValueInfoDef[]; outputs: ValueInfoDef[] } {
+export function buildDecoder(g: GraphBuilder, c: BitnetConfig, w: ModelNames, precision: FloatPrecision = "f32"): { inputs: ValueInfoDef[]; outputs: ValueInfoDef[] } {
   const { batch, seq, past, total } = DIMS;
+  const P = new Precision(g, precision);
   const groups = c.heads / c.kvHeads;
   g.i64("/c/axis_last", [-1]);
   g.f32("/c/127", [127]);
   g.f32("/c/-128", [-128]);
   g.f32("/c/qeps", [1e-5]);
-  g.f32("/c/rms_eps", [c.rmsEps]);
-  g.f32("/c/attn_scale", [1 / Math.sqrt(c.headDim)]);
-  g.f32("/c/zero", [0]);
+  P.scalar("/c/rms_eps", c.rmsEps); // read by rmsNorm
+  const attnScale = P.scalar("/c/attn_scale", 1 / Math.sqrt(c.headDim));
+  const zero = P.scalar("/c/zero", 0);
   // A large finite negative, not −∞: a row with every key masked (left padding) then gets finite weights instead of
   // NaN, which would reach the other rows through 0 · NaN in probs · V.
-  g.f32("/c/masked", [-3e38]);
+  const masked = P.scalar("/c/masked", -3e38);
   g.i64("/c/axes_2", [2]);
   g.i64("/c/axes_1", [1]);
   g.i64("/c/axes_123", [1, 2, 3]);
@@ -178,39 +205,39 @@ export function buildDecoder(g: GraphBuilder, c: BitnetConfig, w: ModelNames): {
   const queryPos = g.op("Unsqueeze", [g.op("Range", [pastLen, totalLen, "/c/1"]), "/c/axes_1"]);
   const causal = g.op("LessOrEqual", [keyPos, queryPos]); // [s, T]
   const keep = g.op("Unsqueeze", [g.op("Cast", [IO_NAMES.attentionMask], { to: { i: DT.BOOL } }), "/c/axes_123"]); // [b, 1, 1, 1, T]
-  const bias = g.op("Where", [g.op("And", [causal, keep]), "/c/zero", "/c/masked"]); // [b, 1, 1, s, T]
+  const bias = g.op("Where", [g.op("And", [causal, keep]), zero, masked]); // [b, 1, 1, s, T]
 
   let h = toFloat(g, g.op("Gather", [w.embedding, IO_NAMES.inputIds]), w.embeddingType);
   for (const [l, lw] of w.layers.entries()) {
-    const x = rmsNorm(g, h, lw.attnNorm, "/c/rms_eps");
+    const x = rmsNorm(g, P, h, lw.attnNorm);
     const [xq, xs] = actQuant(g, x);
     const q = g.op("Reshape", [lw.wq(g, xq, xs), "/c/shape_q"]);
     const k = g.op("Reshape", [lw.wk(g, xq, xs), "/c/shape_kv"]);
     const v = g.op("Reshape", [lw.wv(g, xq, xs), "/c/shape_kv"]);
-    const qr = g.op("Transpose", [rope(g, q, cos, sin)], { perm: { ints: [0, 2, 1, 3] } });
-    const kr = g.op("Transpose", [rope(g, k, cos, sin)], { perm: { ints: [0, 2, 1, 3] } });
+    const qr = g.op("Transpose", [rope(g, P, q, cos, sin)], { perm: { ints: [0, 2, 1, 3] } });
+    const kr = g.op("Transpose", [rope(g, P, k, cos, sin)], { perm: { ints: [0, 2, 1, 3] } });
     const vt = g.op("Transpose", [v], { perm: { ints: [0, 2, 1, 3] } });
     const keys = g.named("Concat", [IO_NAMES.pastKey(l), kr], IO_NAMES.presentKey(l), { axis: { i: 2 } });
     const values = g.named("Concat", [IO_NAMES.pastValue(l), vt], IO_NAMES.presentValue(l), { axis: { i: 2 } });
     // Grouped heads: query head h uses KV head floor(h / groups); [b, kv, groups, s, d] against [b, kv, 1, T, d].
-    const q5 = g.op("Reshape", [qr, "/c/shape_groups"]);
-    const k5 = g.op("Unsqueeze", [keys, "/c/axes_2"]);
-    const v5 = g.op("Unsqueeze", [values, "/c/axes_2"]);
-    const scores = g.op("Mul", [g.op("MatMul", [q5, g.op("Transpose", [k5], { perm: { ints: [0, 1, 2, 4, 3] } })]), "/c/attn_scale"]);
+    const q5 = P.hi(g.op("Reshape", [qr, "/c/shape_groups"]));
+    const k5 = P.hi(g.op("Unsqueeze", [keys, "/c/axes_2"]));
+    const v5 = P.hi(g.op("Unsqueeze", [values, "/c/axes_2"]));
+    const scores = g.op("Mul", [g.op("MatMul", [q5, g.op("Transpose", [k5], { perm: { ints: [0, 1, 2, 4, 3] } })]), attnScale]);
     const probs = g.op("Softmax", [g.op("Add", [scores, bias])], { axis: { i: -1 } });
-    const heads = g.op("Reshape", [g.op("MatMul", [probs, v5]), "/c/shape_heads"]);
+    const heads = P.lo(g.op("Reshape", [g.op("MatMul", [probs, v5]), "/c/shape_heads"]));
     const a = g.op("Reshape", [g.op("Transpose", [heads], { perm: { ints: [0, 2, 1, 3] } }), "/c/shape_merge"]);
-    const [aq, as] = actQuant(g, rmsNorm(g, a, lw.attnSubNorm, "/c/rms_eps"));
+    const [aq, as] = actQuant(g, rmsNorm(g, P, a, lw.attnSubNorm));
     const h1 = g.op("Add", [h, lw.wo(g, aq, as)]);
-    const y = rmsNorm(g, h1, lw.ffnNorm, "/c/rms_eps");
+    const y = rmsNorm(g, P, h1, lw.ffnNorm);
     const [yq, ys] = actQuant(g, y);
     const gate = lw.wGate(g, yq, ys);
     const act = c.activation === "relu2" ? g.op("Mul", [g.op("Relu", [gate]), g.op("Relu", [gate])]) : g.op("Mul", [gate, g.op("Sigmoid", [gate])]);
     const m = g.op("Mul", [act, lw.wUp(g, yq, ys)]);
-    const [mq, ms] = actQuant(g, rmsNorm(g, m, lw.ffnSubNorm, "/c/rms_eps"));
+    const [mq, ms] = actQuant(g, rmsNorm(g, P, m, lw.ffnSubNorm));
     h = g.op("Add", [h1, lw.wDown(g, mq, ms)]);
   }
-  const normed = rmsNorm(g, h, w.outputNorm, "/c/rms_eps");
+  const normed = rmsNorm(g, P, h, w.outputNorm);
   const headT = g.op("Transpose", [toFloat(g, w.head, w.headType)], { perm: { ints: [1, 0] } });
   g.named("MatMul", [normed, headT], IO_NAMES.logits);
 

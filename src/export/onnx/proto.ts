@@ -13,6 +13,7 @@ export const DT = {
   INT64: 7,
   BOOL: 9,
   FLOAT16: 10,
+  DOUBLE: 11,
   BFLOAT16: 16,
   /** 2-bit types of ONNX 1.20 (IR 12): four values per byte, the first in the low bits. */
   UINT2: 25,
