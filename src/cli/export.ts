@@ -86,7 +86,7 @@ export function addExportCommand(program: Command, io: CliIo): void {
         io.out(`wrote ${flags.hf}/ (${r.files.join(", ")}; ${mib(r.weightBytes)} of weights) from ${model}; ${((performance.now() - start) / 1000).toFixed(2)} s\n`);
         return;
       }
-      if (flags.out === undefined) {
+      if (flags.onnx === undefined || flags.out === undefined) {
         throw new UsageError("unsupported", "[export] -o <file.onnx> is required");
       }
       const model = modelOrDefault(flags.model, (line) => io.err(`${line}\n`));

@@ -59,6 +59,8 @@ export interface HfExportOptions {
   readonly shardBytes?: number;
   /** Called after each tensor with tensors done and the total. */
   readonly onProgress?: (done: number, total: number) => void;
+  /** Context length of a training checkpoint's model (checkpoints have none; default CHECKPOINT_CONTEXT). */
+  readonly contextLength?: number;
 }
 
 /** What `writeHfFolder` wrote. */
@@ -280,7 +282,7 @@ export async function readExportTokenizer(path: string, kind: ExportSource["kind
  * folder at `dir`; see `writeHfFolder`.
  */
 export async function exportHfFolder(path: string, dir: string, options: HfExportOptions = {}): Promise<HfExportResult> {
-  await using source = await openExportSource(path);
+  await using source = await openExportSource(path, options.contextLength === undefined ? {} : { contextLength: options.contextLength });
   const tokenizer = await readExportTokenizer(path, source.kind);
   return await writeHfFolder({ config: source.config, source: source.weights, ...tokenizer }, dir, options);
 }

@@ -20,6 +20,7 @@ const LAYERS: [prefix: string, layer: number][] = [
   ["actors/", 4],
   ["hub/", 3],
   ["engine/", 5],
+  ["export/", 5],
   ["serve/", 6],
   ["ui/", 6],
   ["cli/", 7],
