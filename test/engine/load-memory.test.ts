@@ -17,7 +17,7 @@ import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
 
 const probe = probeNativeCpu();
 const VOCAB = 32000;
-const HIDDEN = 512;
+const HIDDEN = 1024;
 /** What a load allocates besides weights (header window, tokenizer tables, V8 heap growth), generously. */
 const FIXED_ALLOWANCE = 24 * 2 ** 20;
 
@@ -32,7 +32,7 @@ describe.skipIf(!probe.available || process.platform !== "linux")("model load me
   beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "barbell-load-"));
     file = path.join(dir, "m.gguf");
-    // The F16 embedding (32.8 MB, tied head) is nearly all of the file.
+    // The F16 embedding (65.5 MB, tied head) is nearly all of the file.
     fs.writeFileSync(file, makeBitnetFixture({ arch: "bitnet", hidden: HIDDEN, layers: 2, heads: 8, ffn: 1024, vocab: VOCAB, weightType: "i2_s", embeddingType: "f16", seed: 3 }));
   }, 120_000);
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
