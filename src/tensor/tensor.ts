@@ -65,8 +65,8 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
     this.backend = backend;
     this.#buffer = buffer;
     this.dtype = dtype;
-    this.dims = Object.freeze([...dims]) as unknown as D;
-    this.shape = Object.freeze([...shape]) as unknown as ShapeOf<D>;
+    this.dims = Object.freeze([...dims]) as D;
+    this.shape = Object.freeze([...shape]) as ShapeOf<D>;
     this.scale = scale;
   }
 
@@ -240,6 +240,55 @@ export function checkShape(op: string, dims: Dims, shape: readonly number[]): nu
   return count;
 }
 
+/*
+ * The boundary between the two checks of the tensor layer. Signatures check dimension names at compile
+ * time with conditional types whose failing branch is an error message (`UniqueDims` above, `Weights` in
+ * ops/matmul.ts, the checks of ops/shape.ts) or that compute the result's names (`Replace`, `MergePair`,
+ * `Contracted`, `Init`). Inside the function TypeScript can neither narrow such a parameter to its passing
+ * branch nor follow names built with array operations to the tuple the signature computed. These two
+ * helpers (and layoutArg, built on dimsArg) are where such a value takes the type its signature declares, after a runtime check of what the
+ * type cannot see; they hold the layer's only type assertions (test/types/tensor-types.ts keeps the
+ * compile-time errors they must not weaken).
+ */
+
+/**
+ * @internal A parameter typed as "the tensor, or the message of a failed compile-time check" as the tensor
+ * type T its signature declares. Throws UsageError when the value is no tensor (a caller that got round the
+ * types); dtype, sizes and backend are the op's own runtime checks.
+ */
+export function tensorArg<T extends Tensor>(op: string, what: string, value: unknown): T {
+  if (!(value instanceof Tensor)) {
+    throw new UsageError("unsupported", `[${op}] ${what} is not a tensor`);
+  }
+  // The one assertion: a Tensor of any dtype and names as the T the compile-time check admitted.
+  return value as T;
+}
+
+/**
+ * @internal Dimension names (checked at compile time, or computed at runtime by the rule the signature's
+ * type computes) as the names D the signature declares. Throws ShapeError when they are no list; each
+ * name, their distinctness and the sizes are checked with the shape (`checkShape`, which every tensor
+ * made from them passes).
+ */
+export function dimsArg<D extends Dims>(op: string, names: unknown): D {
+  if (!Array.isArray(names)) {
+    throw new ShapeError("dim-names", `[${op}] dimension names must be a list`);
+  }
+  const list: Dims = names;
+  // The one assertion: runtime names as the tuple of literals D that the types worked out.
+  return list as D;
+}
+
+/**
+ * @internal Names and sizes computed at runtime (as {@link dimsArg}) as the layout of D, checked whole by
+ * `checkShape` (distinct non-empty names, one positive size each, the element limit).
+ */
+export function layoutArg<D extends Dims>(op: string, names: unknown, shape: readonly number[]): { dims: D; shape: ShapeOf<D> } {
+  const dims = dimsArg<D>(op, names);
+  checkShape(op, dims, shape);
+  return { dims, shape: shape as ShapeOf<D> };
+}
+
 /** @internal Allocates an uninitialised (zeroed) tensor on a backend. */
 export function allocTensor<DT extends DType, D extends Dims>(
   backend: Backend,
@@ -294,7 +343,7 @@ export function tensor<const D extends Dims>(
   shape: ShapeOf<D>,
   options: TensorOptions = {},
 ): Tensor<"f32", [...D]> {
-  const names = dims as unknown as [...D];
+  const names = dimsArg<[...D]>("tensor", dims);
   const count = checkShape("tensor", names, shape as readonly number[]);
   if (values.length !== count) {
     throw new ShapeError("size", `[tensor] ${values.length} values for shape [${names.join(", ")}] of ${count}`);
@@ -309,7 +358,7 @@ export function zeros<const D extends Dims>(
   shape: ShapeOf<D>,
   options: TensorOptions = {},
 ): Tensor<"f32", [...D]> {
-  return allocTensor(options.backend ?? defaultBackend(), "f32", dims as unknown as [...D], shape as ShapeOf<[...D]>);
+  return allocTensor(options.backend ?? defaultBackend(), "f32", dimsArg<[...D]>("zeros", dims), shape as ShapeOf<[...D]>);
 }
 
 /** Creates an int32 tensor (positions, token ids). Values must be integers in int32 range. */
@@ -319,7 +368,7 @@ export function int32Tensor<const D extends Dims>(
   shape: ShapeOf<D>,
   options: TensorOptions = {},
 ): Tensor<"i32", [...D]> {
-  const names = dims as unknown as [...D];
+  const names = dimsArg<[...D]>("int32Tensor", dims);
   const count = checkShape("int32Tensor", names, shape as readonly number[]);
   if (values.length !== count) {
     throw new ShapeError("size", `[int32Tensor] ${values.length} values for ${count} elements`);
@@ -355,7 +404,7 @@ export function denseWeights<const DT extends DenseBlockDType, const D extends D
   shape: ShapeOf<D>,
   options: WeightOptions = {},
 ): Tensor<DT, [...D]> {
-  const names = dims as unknown as [...D];
+  const names = dimsArg<[...D]>("denseWeights", dims);
   checkShape("denseWeights", names, shape as readonly number[]);
   const expected = storageBytes(dtype, shape as readonly number[]);
   if (!Number.isSafeInteger(expected)) {

@@ -19,18 +19,14 @@ import type { DenseDType } from "../backends/backend.js";
 import { contiguousStrides } from "../backends/storage.js";
 import { ShapeError, UsageError } from "../core/errors.js";
 import type { Dims, Duplicate, IsPermutation, Last, MergePair, Replace, Show, ShapeOf } from "../tensor/dims.js";
-import { add, attention, concat, embedding, matmul, merge, mul, reshape, rmsNorm, rope, scale, silu, relu2, slice, softmax, split, sub, tensor, transpose, type RopeOptions } from "../tensor/index.js";
-import { linearQuantized } from "../tensor/ops/matmul.js";
+import { attention, concat, embedding, merge, reshape, rmsNorm, rope, scale, silu, relu2, slice, softmax, split, tensor, transpose, type RopeOptions } from "../tensor/index.js";
+import { contractDense, contractPacked } from "../tensor/ops/matmul.js";
+import type { MergeCheck, SplitCheck } from "../tensor/ops/shape.js";
 import { quantizeActivations, ternarize } from "../tensor/ops/quant.js";
-import type { Broadcastable } from "../tensor/ops/elementwise.js";
+import { binary, type Broadcastable } from "../tensor/ops/elementwise.js";
 import type { Contracted, Weights } from "../tensor/ops/matmul.js";
-import type { Tensor } from "../tensor/tensor.js";
+import { layoutArg, tensorArg, tensorFromBytes, type Tensor } from "../tensor/tensor.js";
 import { attentionBackwardF32, attentionBackwardF64, linearBackwardF32, transposeF32, type AttentionDims } from "./backward.js";
-
-/** As src/tensor/ops/shape.ts: true, or the message when the split would repeat a name. */
-type SplitCheck<D extends Dims, N extends string, A extends string, B extends string> = [Duplicate<Replace<D, N, [A, B]>>] extends [never]
-  ? true
-  : `[split] '${Duplicate<Replace<D, N, [A, B]>> & string}' would appear twice in the result`;
 
 type F32<D extends Dims> = Tensor<"f32", D>;
 type AnyF32 = Tensor<"f32", Dims>;
@@ -150,7 +146,7 @@ export class Tape implements Disposable {
   readonly #host = new Map<Tensor, Float64Array>();
   readonly #matmul: HostMatmul | undefined;
   /** Per latent weight of `bitLinear`: its ternarized tensor (made once per tape) and, once needed, γ·W_t transposed. */
-  readonly #ternary = new Map<AnyF32, { wt: Tensor; deqT?: Float32Array }>();
+  readonly #ternary = new Map<AnyF32, { wt: Tensor<"ternary">; deqT?: Float32Array }>();
   /** Per f32 weight of `matmul`, transposed (f32), for the fast backward. */
   readonly #transposed = new Map<AnyF32, Float32Array>();
 
@@ -202,8 +198,7 @@ export class Tape implements Disposable {
     bIn: unknown,
   ): F32<A> {
     const b = bIn as AnyF32;
-    const run = { add, sub, mul }[op] as unknown as (a: AnyF32, b: AnyF32) => AnyF32;
-    const out = run(a as AnyF32, b) as F32<A>;
+    const out = binary(op, op, a, b);
     // Same dims and shape: b's index of every element is the element's own (no broadcast to undo).
     const same = a.size === b.size && a.dims.length === b.dims.length && a.dims.every((d, i) => b.dims[i] === d);
     const index = same ? undefined : broadcastIndex(a, b);
@@ -277,8 +272,16 @@ export class Tape implements Disposable {
 
   /** x[..., K] · w[N, K]ᵀ → [..., N] with f32 weights; gradients for both. */
   matmul<const X extends Dims, const W extends Dims>(x: F32<X>, w: Weights<"matmul", "f32", X, W>): F32<Contracted<X, W>> {
-    const weights = w as unknown as AnyF32;
-    const out = matmul(x as AnyF32, weights as never) as unknown as F32<Contracted<X, W>>;
+    return this.#product(x, tensorArg<F32<W>>("matmul", "w", w));
+  }
+
+  /** A linear layer with f32 weights (the same as `matmul`). */
+  linear<const X extends Dims, const W extends Dims>(x: F32<X>, w: Weights<"linear", "f32", X, W>): F32<Contracted<X, W>> {
+    return this.#product(x, tensorArg<F32<W>>("linear", "w", w));
+  }
+
+  #product<X extends Dims, W extends Dims>(x: F32<X>, weights: F32<W>): F32<Contracted<X, W>> {
+    const out = contractDense(x, weights);
     const [n = 0, k = 0] = weights.shape;
     const rows = x.size / k;
     const mm = this.#matmul;
@@ -310,10 +313,6 @@ export class Tape implements Disposable {
     });
   }
 
-  /** A linear layer with f32 weights (the same as `matmul`). */
-  linear<const X extends Dims, const W extends Dims>(x: F32<X>, w: Weights<"linear", "f32", X, W>): F32<Contracted<X, W>> {
-    return this.matmul(x, w as never) as F32<Contracted<X, W>>;
-  }
 
   /**
    * BitNet b1.58 BitLinear with latent f32 weights w[N, K] (quantization-aware training).
@@ -327,7 +326,7 @@ export class Tape implements Disposable {
    * and each gradient reads the *dequantized* other operand: gx = g · (γ·W_t), gw = gᵀ · (x_q / s_x).
    */
   bitLinear<const X extends Dims, const W extends Dims>(x: F32<X>, w: Weights<"linear", "f32", X, W>): F32<Contracted<X, W>> {
-    const weights = w as unknown as AnyF32;
+    const weights = tensorArg<F32<W>>("bitLinear", "w", w);
     // The weights do not change within a tape: ternarize each once (windows of a batch share it).
     let cached = this.#ternary.get(weights);
     if (cached === undefined) {
@@ -341,7 +340,7 @@ export class Tape implements Disposable {
     const entry = cached;
     const wt = entry.wt;
     using xq = quantizeActivations(x as AnyF32);
-    const out = linearQuantized(xq, wt as never) as unknown as F32<Contracted<X, W>>;
+    const out = contractPacked(xq, wt as Tensor<"ternary", W>);
     const [n = 0, k = 0] = weights.shape;
     const rows = x.size / k;
     // The dequantized operands the STE multiplies by (read now: the quantized activations are freed here).
@@ -412,7 +411,7 @@ export class Tape implements Disposable {
 
   /** x / sqrt(mean(x²) + eps) · weight over the last dim. */
   rmsNorm<const X extends Dims>(x: F32<X>, weight: F32<readonly [Last<X>]>, eps = 1e-5): F32<X> {
-    const out = rmsNorm(x as AnyF32, weight as never, eps) as F32<X>;
+    const out = rmsNorm<X, readonly [Last<X>]>(x, weight, eps);
     const n = x.shape[x.rank - 1] ?? 1;
     const rows = x.size / n;
     return this.#record(out, [x as AnyF32, weight as AnyF32], (g) => {
@@ -532,7 +531,7 @@ export class Tape implements Disposable {
     into: SplitCheck<D, N, A, B> extends true ? readonly [A, B] : SplitCheck<D, N, A, B>,
     sizes: readonly [number, number],
   ): F32<Replace<D, N, [A, B]>> {
-    const out = split(t as AnyF32, dim as never, into as never, sizes) as unknown as F32<Replace<D, N, [A, B]>>;
+    const out = split<"f32", D, N, A, B>(t, dim, into, sizes);
     return this.#record(out, [t as AnyF32], (g) => [g]);
   }
 
@@ -540,9 +539,9 @@ export class Tape implements Disposable {
   merge<D extends Dims, const A extends string, const B extends string, const M extends string>(
     t: F32<D>,
     pair: readonly [A, B],
-    into: [MergePair<D, A, B, M>] extends [never] ? `[merge] '${A}' is not directly followed by '${B}' in ${Show<D>}` : M,
+    into: MergeCheck<D, A, B, M> extends true ? M : MergeCheck<D, A, B, M>,
   ): F32<MergePair<D, A, B, M>> {
-    const out = merge(t as AnyF32, pair as never, into as never) as unknown as F32<MergePair<D, A, B, M>>;
+    const out = merge<"f32", D, A, B, M>(t, pair, into);
     return this.#record(out, [t as AnyF32], (g) => [g]);
   }
 
@@ -552,7 +551,7 @@ export class Tape implements Disposable {
     dims: [Duplicate<E>] extends [never] ? E : `[reshape] '${Duplicate<E> & string}' is used twice`,
     shape: ShapeOf<E>,
   ): F32<E> {
-    const out = reshape(t, dims as never, shape as never) as unknown as F32<E>;
+    const out = reshape<"f32", E>(t, dims, shape);
     return this.#record(out, [t], (g) => [g]);
   }
 
@@ -561,7 +560,7 @@ export class Tape implements Disposable {
     t: F32<D>,
     order: IsPermutation<D, P> extends true ? P : `[transpose] ${Show<P>} is not a permutation of ${Show<D>}`,
   ): F32<P> {
-    const out = transpose(t as AnyF32, order as never) as unknown as F32<P>;
+    const out = transpose<"f32", D, P>(t, order);
     const src = contiguousStrides(t.shape);
     const strides = (order as P).map((n) => src[t.dims.indexOf(n)] ?? 0);
     const index = gatherIndex(out.shape as readonly number[], strides, 0);
@@ -579,7 +578,7 @@ export class Tape implements Disposable {
 
   /** Joins a and b along one dim (as `concat`); both must have the same dims. */
   concat<const A extends Dims>(a: F32<A>, b: F32<A>, dim: A[number]): F32<A> {
-    const out = concat(a, b as never, dim);
+    const out = concat<"f32", A, A>(a, b, dim);
     const strides = contiguousStrides(out.shape);
     const axis = a.dims.indexOf(dim);
     const aIndex = gatherIndex(a.shape as readonly number[], strides, 0);
@@ -652,13 +651,14 @@ export class Tape implements Disposable {
       // One fused kernel call per window on its rows, gathered into one tensor.
       const values = new Float32Array(q.size);
       for (let w = 0; w < windows; w++) {
-        using qw = slice(q as AnyF32, q.dims[0] as never, w * seq, (w + 1) * seq);
-        using kw = slice(k as AnyF32, k.dims[0] as never, w * ctx, (w + 1) * ctx);
-        using vw = slice(v as AnyF32, v.dims[0] as never, w * ctx, (w + 1) * ctx);
-        using ow = attention(qw as never, kw as never, vw as never, { scale: factor }) as AnyF32;
+        using qw = slice(q, q.dims[0], w * seq, (w + 1) * seq);
+        using kw = slice(k, k.dims[0], w * ctx, (w + 1) * ctx);
+        using vw = slice(v, v.dims[0], w * ctx, (w + 1) * ctx);
+        using ow = attention(qw, kw, vw, { scale: factor });
         values.set(ow.toFloat32(), w * seq * heads * hd);
       }
-      out = tensor(values, q.dims as never, q.shape as never, { backend: q.backend }) as unknown as F32<[S, H, D]>;
+      const layout = layoutArg<[S, H, D]>("attention", q.dims, q.shape);
+      out = tensorFromBytes(q.backend, "f32", layout.dims, layout.shape, new Uint8Array(values.buffer));
     }
     const dims: AttentionDims = { seq, ctx, heads, kvHeads, hd, factor };
     const mm = this.#matmul;
@@ -723,7 +723,7 @@ export class Tape implements Disposable {
     try {
       for (const param of this.#params) {
         const g = acc.get(param) ?? new Float64Array(param.size);
-        grads.set(param, tensor(new Float32Array(g), param.dims as never, param.shape as never, { backend: param.backend }) as AnyF32);
+        grads.set(param, tensorFromBytes(param.backend, "f32", param.dims, param.shape, new Uint8Array(new Float32Array(g).buffer)));
       }
     } catch (e) {
       new Gradients(grads).dispose();

@@ -163,7 +163,7 @@ export function bindParams(
   const tensors = new Map<string, F32<Dims>>();
   try {
     for (const p of params) {
-      tensors.set(p.name, g.param(tensor(p.data, p.dims as never, p.shape as never, options) as F32<Dims>));
+      tensors.set(p.name, g.param(tensor(p.data, p.dims, p.shape, options)));
     }
   } catch (e) {
     for (const t of tensors.values()) {
@@ -176,7 +176,7 @@ export function bindParams(
     if (t === undefined) {
       throw new ShapeError("size", `[qat] parameter ${name} is missing`);
     }
-    return t as unknown as F32<D>;
+    return t as F32<D>;
   };
   const layers = Array.from({ length: c.layers }, (_, l) => ({
     attnNorm: get<["embed"]>(`blk.${l}.attn_norm.weight`),

@@ -7,7 +7,7 @@ import type { BinaryOp, UnaryOp } from "../../backends/backend.js";
 import { contiguousStrides } from "../../backends/storage.js";
 import { ShapeError } from "../../core/errors.js";
 import type { Dims, IsOrderedSubset, Missing, Show } from "../dims.js";
-import { allocTensor, fill, type Tensor } from "../tensor.js";
+import { allocTensor, fill, tensorArg, type Tensor } from "../tensor.js";
 import { commonBackend, requireDtype, requireSameSize } from "./check.js";
 
 /** true when b broadcasts onto a by name; else a readable error. */
@@ -40,9 +40,10 @@ function broadcastStrides(op: string, a: Tensor, b: Tensor): number[] {
   return strides;
 }
 
-function binary<const A extends Dims>(name: string, kernel: BinaryOp, a: Tensor<"f32", A>, bIn: unknown): Tensor<"f32", A> {
+/** @internal add, sub, mul, … after their compile-time check (also the training tape's); bIn is b. */
+export function binary<const A extends Dims>(name: string, kernel: BinaryOp, a: Tensor<"f32", A>, bIn: unknown): Tensor<"f32", A> {
   const op = name;
-  const b = bIn as Tensor<"f32", Dims>;
+  const b = tensorArg<Tensor<"f32", Dims>>(op, "b", bIn);
   const backend = commonBackend(op, a, b);
   requireDtype(op, "a", a, "f32");
   requireDtype(op, "b", b, "f32");

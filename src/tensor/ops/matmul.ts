@@ -5,7 +5,7 @@
  */
 import { ShapeError } from "../../core/errors.js";
 import type { Dims, Init, Last, Show } from "../dims.js";
-import { allocTensor, fill, type Tensor } from "../tensor.js";
+import { allocTensor, fill, layoutArg, tensorArg, type Tensor } from "../tensor.js";
 import { asMatrix, commonBackend, requireDtype, requireSameSize } from "./check.js";
 import type { Backend, DenseDType, TensorRef } from "../../backends/backend.js";
 import { quantizeActivations, type QuantizedActivations } from "./quant.js";
@@ -57,7 +57,8 @@ function contract<X extends Dims, W extends Dims, O extends "f32" | "i32">(
   requireDtype(op, "x", x, ...dtypes.x);
   requireDtype(op, "w", weights, ...dtypes.w);
   const { rows, n, shape } = contractionShape(op, x, weights);
-  const out = allocTensor(backend, dtypes.out, [...x.dims.slice(0, -1), weights.dims[0]] as Contracted<X, W>, shape as never);
+  const layout = layoutArg<Contracted<X, W>>(op, [...x.dims.slice(0, -1), weights.dims[0]], shape);
+  const out = allocTensor(backend, dtypes.out, layout.dims, layout.shape);
   return fill(out, () => kernel(backend.kernels, asMatrix(x), weights.ref(), { ...out.ref(), shape: [rows, n] }));
 }
 
@@ -69,7 +70,17 @@ export function matmul<const X extends Dims, const W extends Dims>(
   x: Tensor<"f32", X>,
   w: Weights<"matmul", DenseDType, X, W>,
 ): Tensor<"f32", Contracted<X, W>> {
-  const weights = w as unknown as Tensor<DenseDType, W>;
+  return contractDense(x, tensorArg<Tensor<DenseDType, W>>("matmul", "w", w));
+}
+
+/**
+ * @internal `matmul` after its compile-time check: for `linear` and the training tape, whose own signatures
+ * checked the names (the runtime checks all run here).
+ */
+export function contractDense<X extends Dims, W extends Dims>(
+  x: Tensor<"f32", X>,
+  weights: Tensor<DenseDType, W>,
+): Tensor<"f32", Contracted<X, W>> {
   return contract("matmul", x, weights, { x: ["f32"], w: DENSE, out: "f32" }, (k, xm, wr, out) => k.matmulDense(xm, wr, out));
 }
 
@@ -82,7 +93,7 @@ export function matmulQ8I8<const X extends Dims, const W extends Dims>(
   x: Tensor<"f32", X>,
   w: Weights<"matmulQ8I8", "q8_0", X, W>,
 ): Tensor<"f32", Contracted<X, W>> {
-  const weights = w as unknown as Tensor<"q8_0", W>;
+  const weights = tensorArg<Tensor<"q8_0", W>>("matmulQ8I8", "w", w);
   return contract("matmulQ8I8", x, weights, { x: ["f32"], w: ["q8_0"], out: "f32" }, (k, xm, wr, out) => k.matmulQ8I8(xm, wr, out));
 }
 
@@ -95,16 +106,16 @@ export function linear<const X extends Dims, const W extends Dims>(
   x: Tensor<"f32", X>,
   w: Weights<"linear", DenseDType | "ternary" | "binary", X, W>,
 ): Tensor<"f32", Contracted<X, W>> {
-  const weights = w as unknown as Tensor<DenseDType | "ternary" | "binary", W>;
+  const weights = tensorArg<Tensor<DenseDType | "ternary" | "binary", W>>("linear", "w", w);
   commonBackend("linear", x, weights);
   requireDtype("linear", "x", x, "f32");
   requireDtype("linear", "w", weights, ...DENSE, "ternary", "binary");
   contractionShape("linear", x, weights);
   if (weights.dtype !== "ternary" && weights.dtype !== "binary") {
-    return matmul(x, weights as never) as Tensor<"f32", Contracted<X, W>>;
+    return contractDense(x, weights as Tensor<DenseDType, W>);
   }
   using q = quantizeActivations(x);
-  return linearQuantized(q, weights as never) as Tensor<"f32", Contracted<X, W>>;
+  return contractPacked(q, weights as Tensor<"ternary" | "binary", W>);
 }
 
 /**
@@ -115,11 +126,19 @@ export function linearQuantized<const X extends Dims, const W extends Dims>(
   x: QuantizedActivations<X>,
   w: Weights<"linearQuantized", "ternary" | "binary", X, W>,
 ): Tensor<"f32", Contracted<X, W>> {
-  const weights = w as unknown as Tensor<"ternary" | "binary", W>;
+  return contractPacked(x, tensorArg<Tensor<"ternary" | "binary", W>>("linearQuantized", "w", w));
+}
+
+/** @internal `linearQuantized` after its compile-time check (as {@link contractDense}). */
+export function contractPacked<X extends Dims, W extends Dims>(
+  x: QuantizedActivations<X>,
+  weights: Tensor<"ternary" | "binary", W>,
+): Tensor<"f32", Contracted<X, W>> {
   const backend = commonBackend("linearQuantized", x.values, x.scales, weights);
   requireDtype("linearQuantized", "w", weights, "ternary", "binary");
   const { rows, n, shape } = contractionShape("linearQuantized", x.values, weights);
-  const out = allocTensor(backend, "f32", [...x.values.dims.slice(0, -1), weights.dims[0]] as Contracted<X, W>, shape as never);
+  const layout = layoutArg<Contracted<X, W>>("linearQuantized", [...x.values.dims.slice(0, -1), weights.dims[0]], shape);
+  const out = allocTensor(backend, "f32", layout.dims, layout.shape);
   const outRef = { ...out.ref(), shape: [rows, n] };
   const scales = { ...x.scales.ref(), shape: [rows] };
   const kernel = weights.dtype === "ternary" ? backend.kernels.matmulTernaryI8 : backend.kernels.matmulBinaryI8;
@@ -149,6 +168,6 @@ export function matmulBinary<const X extends Dims, const W extends Dims>(
   x: Tensor<"binary", X>,
   w: Weights<"matmulBinary", "binary", X, W>,
 ): Tensor<"i32", Contracted<X, W>> {
-  const weights = w as unknown as Tensor<"binary", W>;
+  const weights = tensorArg<Tensor<"binary", W>>("matmulBinary", "w", w);
   return contract("matmulBinary", x, weights, { x: ["binary"], w: ["binary"], out: "i32" }, (k, xm, wr, out) => k.matmulBinaryBinary(xm, wr, out));
 }

@@ -11,7 +11,7 @@ import { packBinary, packTernary } from "../../quant/layouts.js";
 import { absmeanTernarize, checkBinary, checkTernary, signBinarize } from "../../quant/values.js";
 import { defaultBackend } from "../context.js";
 import type { Dims, Init, ShapeOf } from "../dims.js";
-import { INTERNAL, Tensor, allocTensor, checkShape, tensorFromBytes, type UniqueDims, type WeightOptions } from "../tensor.js";
+import { INTERNAL, Tensor, allocTensor, checkShape, dimsArg, tensorFromBytes, type UniqueDims, type WeightOptions } from "../tensor.js";
 import { asMatrix, commonBackend, requireDtype } from "./check.js";
 
 export interface PackedOptions extends WeightOptions {
@@ -58,7 +58,7 @@ export function toTernary<const D extends Dims>(
   shape: ShapeOf<D>,
   options: PackedOptions = {},
 ): Result<Tensor<"ternary", [...D]>, ValueError> {
-  const names = dims as unknown as [...D];
+  const names = dimsArg<[...D]>("toTernary", dims);
   checkCount("toTernary", values, names, shape as readonly number[]);
   checkScale("toTernary", options.scale ?? 1);
   const trits = checkTernary(values);
@@ -72,7 +72,7 @@ export function toBinary<const D extends Dims>(
   shape: ShapeOf<D>,
   options: PackedOptions = {},
 ): Result<Tensor<"binary", [...D]>, ValueError> {
-  const names = dims as unknown as [...D];
+  const names = dimsArg<[...D]>("toBinary", dims);
   checkCount("toBinary", values, names, shape as readonly number[]);
   checkScale("toBinary", options.scale ?? 1);
   const signs = checkBinary(values);
@@ -89,7 +89,7 @@ export function ternaryFromCodes<const D extends Dims>(
   shape: ShapeOf<D>,
   options: PackedOptions = {},
 ): Result<Tensor<"ternary", [...D]>, ValueError> {
-  const names = dims as unknown as [...D];
+  const names = dimsArg<[...D]>("ternaryFromCodes", dims);
   checkShape("ternaryFromCodes", names, shape as readonly number[]);
   checkScale("ternaryFromCodes", options.scale ?? 1);
   const expected = storageBytes("ternary", shape as readonly number[]);
@@ -175,7 +175,7 @@ export function quantizeActivations<D extends Dims>(x: Tensor<"f32", D>): Quanti
   const values = allocTensor(backend, "i8", x.dims, x.shape);
   let scales: Tensor<"f32", Init<D>>;
   try {
-    scales = allocTensor(backend, "f32", x.dims.slice(0, -1) as unknown as Init<D>, x.shape.slice(0, -1) as never);
+    scales = allocTensor(backend, "f32", dimsArg<Init<D>>("quantizeActivations", x.dims.slice(0, -1)), x.shape.slice(0, -1) as ShapeOf<Init<D>>);
   } catch (e) {
     values.dispose();
     throw e;

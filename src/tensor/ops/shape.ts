@@ -6,7 +6,7 @@ import { isHostBuffer } from "../../backends/host-memory.js";
 import { contiguousStrides } from "../../backends/storage.js";
 import { ShapeError, UsageError } from "../../core/errors.js";
 import type { Dims, Duplicate, IsPermutation, MergePair, Replace, Show, ShapeOf } from "../dims.js";
-import { allocTensor, checkShape, fill, type DType, type Tensor } from "../tensor.js";
+import { allocTensor, checkShape, dimsArg, fill, tensorArg, type DType, type Tensor } from "../tensor.js";
 import { commonBackend, sizeOf } from "./check.js";
 
 type WholeElement = "f32" | "i8" | "i32";
@@ -57,11 +57,12 @@ export function rename<DT extends DType, D extends Dims, From extends D[number],
   if (i < 0) {
     throw new ShapeError("dim-names", `[rename] no dimension "${from}" in ${t.describe()}`);
   }
-  const dims = t.dims.map((d, j) => (j === i ? to : d)) as unknown as Replace<D, From, [To]>;
+  const dims = dimsArg<Replace<D, From, [To]>>("rename", t.dims.map((d, j) => (j === i ? to : d)));
   return relabel("rename", t, dims, t.shape as readonly number[]);
 }
 
-type SplitCheck<D extends Dims, N extends string, A extends string, B extends string> = [
+/** true, or the message when the split would repeat a name (also the tape's `split`). */
+export type SplitCheck<D extends Dims, N extends string, A extends string, B extends string> = [
   Duplicate<Replace<D, N, [A, B]>>,
 ] extends [never]
   ? true
@@ -81,12 +82,13 @@ export function split<DT extends WholeElement, D extends Dims, N extends D[numbe
     throw new ShapeError("size", `[split] ${dim}: ${size} is not ${a}=${sizes[0]} × ${b}=${sizes[1]}`);
   }
   const i = t.dims.indexOf(dim);
-  const dims = [...t.dims.slice(0, i), a, b, ...t.dims.slice(i + 1)] as unknown as Replace<D, N, [A, B]>;
+  const dims = dimsArg<Replace<D, N, [A, B]>>("split", [...t.dims.slice(0, i), a, b, ...t.dims.slice(i + 1)]);
   const shape = [...t.shape.slice(0, i), sizes[0], sizes[1], ...t.shape.slice(i + 1)];
   return relabel("split", t, dims, shape);
 }
 
-type MergeCheck<D extends Dims, A extends string, B extends string, M extends string> = [MergePair<D, A, B, M>] extends [never]
+/** true, or the message when the merge is impossible or would repeat a name (also the tape's `merge`). */
+export type MergeCheck<D extends Dims, A extends string, B extends string, M extends string> = [MergePair<D, A, B, M>] extends [never]
   ? `[merge] '${A}' is not directly followed by '${B}' in ${Show<D>}`
   : [Duplicate<MergePair<D, A, B, M>>] extends [never]
     ? true
@@ -104,7 +106,7 @@ export function merge<DT extends WholeElement, D extends Dims, const A extends s
   if (i < 0 || t.dims[i + 1] !== b) {
     throw new ShapeError("dim-names", `[merge] "${a}" is not directly followed by "${b}" in ${t.describe()}`);
   }
-  const dims = [...t.dims.slice(0, i), into, ...t.dims.slice(i + 2)] as unknown as MergePair<D, A, B, M>;
+  const dims = dimsArg<MergePair<D, A, B, M>>("merge", [...t.dims.slice(0, i), into, ...t.dims.slice(i + 2)]);
   const shape = [...t.shape.slice(0, i), (t.shape[i] ?? 0) * (t.shape[i + 1] ?? 0), ...t.shape.slice(i + 2)];
   return relabel("merge", t, dims, shape);
 }
@@ -170,7 +172,7 @@ export function concat<DT extends WholeElement, const A extends Dims, const B ex
   b: [A] extends [B] ? ([B] extends [A] ? Tensor<DT, B> : `[concat] dims differ: ${Show<A>} vs ${Show<B>}`) : `[concat] dims differ: ${Show<A>} vs ${Show<B>}`,
   dim: A[number],
 ): Tensor<DT, A> {
-  const other = b as unknown as Tensor<DT, A>;
+  const other = tensorArg<Tensor<DT, A>>("concat", "b", b);
   requireWholeElements("concat", a);
   const backend = commonBackend("concat", a, other);
   if (a.dtype !== other.dtype || a.dims.some((d, i) => other.dims[i] !== d) || a.rank !== other.rank) {
