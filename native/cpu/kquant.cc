@@ -40,16 +40,6 @@ void q6k_dequantize_block(const uint8_t* block, float* out) {
   }
 }
 
-void k4_scale_min(const uint8_t* scales, int j, int* sc, int* m) {
-  if (j < 4) {
-    *sc = scales[j] & 63;
-    *m = scales[j + 4] & 63;
-  } else {
-    *sc = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
-    *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
-  }
-}
-
 namespace {
 
 // Q4_K (qh == nullptr) or Q5_K rows: (d · sc) · q − dmin · m, where d · sc, dmin · m and their product with q

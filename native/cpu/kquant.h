@@ -42,7 +42,15 @@ void q4k_dequantize_block(const uint8_t* block, float* out);
 void q5k_dequantize_block(const uint8_t* block, float* out);
 
 // Sub-block j's 6-bit scale and min from a Q4_K / Q5_K block's 12 packed bytes (ggml's get_scale_min_k4).
-void k4_scale_min(const uint8_t* scales, int j, int* sc, int* m);
+inline void k4_scale_min(const uint8_t* scales, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = scales[j] & 63;
+    *m = scales[j + 4] & 63;
+  } else {
+    *sc = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
+    *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+  }
+}
 
 // Rows [j0, j1) of out[m, n] = x[m, k] · decode(w)[n, k]ᵀ, w in rows of format `code` (k a multiple of its block).
 void dense_blocks(int code, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1);
