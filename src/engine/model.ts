@@ -4,13 +4,12 @@
  * bitnet-model.ts and loading from GGUF bytes in load-gguf.ts (neither imports Node); this module adds
  * files and folders and the backend registry.
  */
-import { join } from "node:path";
 import type { Backend, BackendName } from "../backends/backend.js";
 import type { FallbackEvent } from "../backends/dispatch.js";
 import { resolveBackend, type ResolveOptions } from "../backends/registry.js";
-import { pathKind, readOptionalJson } from "../core/files.js";
+import { pathKind } from "../core/files.js";
 import { openGguf } from "../formats/gguf/index.js";
-import { readHfBitnetFolder } from "../model/bitnet/hf.js";
+import { readHfBitnetFolder, readHfTokenizerFiles } from "../model/bitnet/hf.js";
 import { configFromHf, hfWeightSource } from "../model/bitnet/hf-source.js";
 import { loadWeights } from "../model/bitnet/weights.js";
 import { tokenizerFromJson } from "../model/tokenizer/hf-json.js";
@@ -68,18 +67,12 @@ async function loadGguf(path: string, backend: Backend, options: LoadModelOption
   return await loadedFromGguf(file, backend, options, path); // awaited: the file closes after loading
 }
 
-/** Largest tokenizer.json / tokenizer_config.json read from a model folder (big vocabularies are ~10-20 MB). */
-export const MAX_TOKENIZER_JSON_BYTES = 64 * 1024 * 1024;
-
-/** A Hugging Face folder's tokenizer and chat template (tokenizer.json, tokenizer_config.json), when present. */
+/** A Hugging Face folder's tokenizer and chat template (tokenizer.json, tokenizer_config.json, chat_template.jinja). */
 export async function readHfTokenizer(dir: string): Promise<{ tokenizer: Tokenizer | undefined; chatTemplate: string | undefined }> {
-  const tokenizerJson = await readOptionalJson(join(dir, "tokenizer.json"), MAX_TOKENIZER_JSON_BYTES, "[model] tokenizer file");
-  const tokenizerConfig = await readOptionalJson(join(dir, "tokenizer_config.json"), MAX_TOKENIZER_JSON_BYTES, "[model] tokenizer config");
-  const template =
-    typeof tokenizerConfig === "object" && tokenizerConfig !== null && "chat_template" in tokenizerConfig ? tokenizerConfig.chat_template : undefined;
+  const files = await readHfTokenizerFiles(dir, "[model]");
   return {
-    tokenizer: tokenizerJson === undefined ? undefined : tokenizerFromJson(tokenizerJson, tokenizerConfig),
-    chatTemplate: typeof template === "string" ? template : undefined,
+    tokenizer: files.tokenizerJson === undefined ? undefined : tokenizerFromJson(files.tokenizerJson, files.tokenizerConfig),
+    chatTemplate: files.chatTemplate,
   };
 }
 

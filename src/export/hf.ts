@@ -17,7 +17,7 @@ import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { DenseDType } from "../backends/backend.js";
 import { FormatError } from "../core/errors.js";
-import { pathKind, readOptionalJson } from "../core/files.js";
+import { pathKind } from "../core/files.js";
 import { openGguf } from "../formats/gguf/index.js";
 import {
   SAFETENSORS_INDEX_FILE,
@@ -34,12 +34,10 @@ import { tokenizerJsonFiles } from "../model/tokenizer/hf-json-write.js";
 import { tokenizerTablesFromJson } from "../model/tokenizer/hf-json.js";
 import type { TokenizerTables } from "../model/tokenizer/types.js";
 import type { BitnetConfig } from "../model/bitnet/config.js";
+import { readHfTokenizerFiles } from "../model/bitnet/hf.js";
 import type { WeightSource } from "../model/bitnet/weights.js";
 import { ExportError } from "../train/export.js";
 import { openExportSource, type ExportSource } from "./onnx/sources.js";
-
-/** Largest tokenizer.json / tokenizer_config.json read from a source folder. */
-export const MAX_EXPORT_TOKENIZER_BYTES = 64 * 1024 * 1024;
 
 /** Weight bytes per safetensors shard; a model above it is written as shards plus an index, as HF does. */
 export const HF_EXPORT_SHARD_BYTES = 2 * 1024 * 1024 * 1024;
@@ -257,13 +255,10 @@ export async function writeHfFolder(model: HfExportModel, dir: string, options: 
  */
 export async function readExportTokenizer(path: string, kind: ExportSource["kind"]): Promise<Pick<HfExportModel, "tokenizer" | "chatTemplate">> {
   if (kind === "hf-folder") {
-    const read = (name: string): Promise<unknown> => readOptionalJson(join(path, name), MAX_EXPORT_TOKENIZER_BYTES, `[export] ${name}`);
-    const tokenizerJson = await read("tokenizer.json");
-    const tokenizerConfig = await read("tokenizer_config.json");
-    const template = typeof tokenizerConfig === "object" && tokenizerConfig !== null ? (tokenizerConfig as { chat_template?: unknown }).chat_template : undefined;
+    const files = await readHfTokenizerFiles(path, "[export]");
     return {
-      tokenizer: tokenizerJson === undefined ? undefined : tokenizerTablesFromJson(tokenizerJson, tokenizerConfig),
-      chatTemplate: typeof template === "string" ? template : undefined,
+      tokenizer: files.tokenizerJson === undefined ? undefined : tokenizerTablesFromJson(files.tokenizerJson, files.tokenizerConfig),
+      chatTemplate: files.chatTemplate,
     };
   }
   if (kind === "gguf") {

@@ -16,9 +16,7 @@
  * llama.cpp's metadata keys and the folder's tokenizer and chat template. Tensors are produced one at a time, so
  * memory holds one tensor (and one embedding row block), never the model twice.
  */
-import { basename, join, resolve } from "node:path";
-import { FileError } from "../../core/errors.js";
-import { readOptionalJson, readRegularFile } from "../../core/files.js";
+import { basename, resolve } from "node:path";
 import { gv, layoutGguf, type GgufLayout, type GgufValue } from "../../formats/gguf/index.js";
 import { f32ToHalf, halfToF32 } from "../../quant/half.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
@@ -27,7 +25,7 @@ import { tokenizerTablesFromJson } from "../tokenizer/hf-json.js";
 import type { BitnetConfig } from "./config.js";
 import { ConvertError } from "./convert-error.js";
 import { ggufTokenizerMetadata } from "./convert-tokenizer.js";
-import { readHfBitnetFolder, type HfBitnetFolder, type HfBitnetTensor } from "./hf.js";
+import { readHfBitnetFolder, readHfTokenizerFiles, type HfBitnetFolder, type HfBitnetTensor } from "./hf.js";
 import { configFromHf } from "./hf-source.js";
 
 export { ConvertError, type ConvertErrorCode } from "./convert-error.js";
@@ -39,9 +37,6 @@ export type ConvertWeightType = (typeof CONVERT_WEIGHT_TYPES)[number];
 /** Storage types of the embedding and an untied output head. */
 export const CONVERT_HEAD_TYPES = ["f16", "q8_0", "q6_k"] as const;
 export type ConvertHeadType = (typeof CONVERT_HEAD_TYPES)[number];
-
-/** Largest tokenizer.json / tokenizer_config.json / chat_template.jinja read (the loader's limit, 64 MiB). */
-export const MAX_CONVERT_TOKENIZER_BYTES = 64 * 1024 * 1024;
 
 /** Longest `general.name` written (a GGUF string may be longer; a name never needs to be). */
 export const MAX_MODEL_NAME_CHARS = 256;
@@ -227,34 +222,8 @@ interface TokenizerFiles {
   readonly warnings: string[];
 }
 
-/** The chat template of tokenizer_config.json (a string, or HF's list of named templates: "default"), else chat_template.jinja. */
-async function chatTemplateOf(dir: string, config: unknown): Promise<string | undefined> {
-  const t = typeof config === "object" && config !== null && "chat_template" in config ? config.chat_template : undefined;
-  if (typeof t === "string") {
-    return t;
-  }
-  if (Array.isArray(t)) {
-    const named = t.find((x: unknown) => typeof x === "object" && x !== null && "name" in x && x.name === "default");
-    const template = typeof named === "object" && named !== null && "template" in named ? named.template : undefined;
-    if (typeof template === "string") {
-      return template;
-    }
-  }
-  try {
-    const bytes = await readRegularFile(join(dir, "chat_template.jinja"), MAX_CONVERT_TOKENIZER_BYTES, "[convert] chat template");
-    return bytes.toString("utf8");
-  } catch (e) {
-    if (e instanceof FileError && e.code === "missing") {
-      return undefined;
-    }
-    throw e;
-  }
-}
-
 async function tokenizerFiles(dir: string, vocabRows: number): Promise<TokenizerFiles> {
-  const json = await readOptionalJson(join(dir, "tokenizer.json"), MAX_CONVERT_TOKENIZER_BYTES, "[convert] tokenizer file");
-  const config = await readOptionalJson(join(dir, "tokenizer_config.json"), MAX_CONVERT_TOKENIZER_BYTES, "[convert] tokenizer config");
-  const chatTemplate = await chatTemplateOf(dir, config);
+  const { tokenizerJson: json, tokenizerConfig: config, chatTemplate } = await readHfTokenizerFiles(dir, "[convert]");
   const template = chatTemplate === undefined ? [] : ([["tokenizer.chat_template", gv.string(chatTemplate)]] as [string, GgufValue][]);
   if (json === undefined) {
     const warning = "the folder has no tokenizer.json: the GGUF carries no tokenizer (barbell runs it on token ids; llama.cpp needs one)";

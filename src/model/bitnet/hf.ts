@@ -7,8 +7,8 @@
  * γ = 1/weight_scale), or full-precision master weights (2B-4T-bf16, 1bitLLM) ternarized at load by absmean.
  */
 import { join } from "node:path";
-import { FormatError } from "../../core/errors.js";
-import { readRegularFile } from "../../core/files.js";
+import { FileError, FormatError } from "../../core/errors.js";
+import { readOptionalJson, readRegularFile } from "../../core/files.js";
 import {
   describeJson,
   isJsonObject,
@@ -28,6 +28,9 @@ import { CONFIG_LIMITS } from "./config.js";
 
 /** Largest `config.json` read (BitNet configs are about 1 KB): bounds the one read and the JSON parse. */
 export const MAX_HF_CONFIG_BYTES = 1 << 20;
+
+/** Largest tokenizer.json / tokenizer_config.json / chat_template.jinja read from a folder (big vocabularies: ~10-20 MB). */
+export const MAX_HF_TOKENIZER_BYTES = 64 * 1024 * 1024;
 
 /** Nesting depth of `config.json` (`quantization_config` is depth 2; `rope_scaling` and the like fit easily). */
 const MAX_HF_CONFIG_DEPTH = 16;
@@ -471,3 +474,41 @@ export async function readHfBitnetFolder(dir: string): Promise<HfBitnetFolder> {
   const config = hfBitnetConfigFromBytes(raw);
   return hfBitnetFromStore(config, await openSafetensorsFolder(dir));
 }
+
+/** A folder's tokenizer files as parsed JSON (each undefined when absent) and its chat template. */
+export interface HfTokenizerFiles {
+  readonly tokenizerJson: unknown;
+  readonly tokenizerConfig: unknown;
+  readonly chatTemplate: string | undefined;
+}
+
+/**
+ * Reads a Hugging Face folder's tokenizer.json and tokenizer_config.json (each at most MAX_HF_TOKENIZER_BYTES) and
+ * its chat template: tokenizer_config.json's `chat_template` (a string, or HF's list of named templates: the
+ * "default" one), else a `chat_template.jinja` file. The one reader of these files (loading, convert, export).
+ */
+export async function readHfTokenizerFiles(dir: string, label: string): Promise<HfTokenizerFiles> {
+  const tokenizerJson = await readOptionalJson(join(dir, "tokenizer.json"), MAX_HF_TOKENIZER_BYTES, `${label} tokenizer file`);
+  const tokenizerConfig = await readOptionalJson(join(dir, "tokenizer_config.json"), MAX_HF_TOKENIZER_BYTES, `${label} tokenizer config`);
+  const t = typeof tokenizerConfig === "object" && tokenizerConfig !== null && "chat_template" in tokenizerConfig ? tokenizerConfig.chat_template : undefined;
+  if (typeof t === "string") {
+    return { tokenizerJson, tokenizerConfig, chatTemplate: t };
+  }
+  if (Array.isArray(t)) {
+    const named = t.find((x: unknown) => typeof x === "object" && x !== null && "name" in x && x.name === "default");
+    const template = typeof named === "object" && named !== null && "template" in named ? named.template : undefined;
+    if (typeof template === "string") {
+      return { tokenizerJson, tokenizerConfig, chatTemplate: template };
+    }
+  }
+  try {
+    const bytes = await readRegularFile(join(dir, "chat_template.jinja"), MAX_HF_TOKENIZER_BYTES, `${label} chat template`);
+    return { tokenizerJson, tokenizerConfig, chatTemplate: bytes.toString("utf8") };
+  } catch (e) {
+    if (e instanceof FileError && e.code === "missing") {
+      return { tokenizerJson, tokenizerConfig, chatTemplate: undefined };
+    }
+    throw e;
+  }
+}
+
