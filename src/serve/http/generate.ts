@@ -7,7 +7,7 @@
  * generations in the worker and frees their slots; a choice that fails cancels its siblings.
  */
 import { randomUUID } from "node:crypto";
-import type { ServerResponse } from "node:http";
+import { PassThrough } from "node:stream";
 import type { ModelOutput, ModelRequest } from "../protocol.js";
 import type { CascadeStep } from "../router.js";
 import { ApiError, badRequest, fromServeError } from "./errors.js";
@@ -312,23 +312,56 @@ export async function runJson(ctx: RunContext, params: ChatParams | CompletionPa
   };
 }
 
-/** Server-sent events on a raw response; the status line and headers go out with the first event. */
+/**
+ * Server-sent events written into `body`, a byte stream the route hands to fastify (`reply.send(body)`, which
+ * pipes it into the response, sets the reply's headers and destroys it when the client goes away). The route
+ * waits for {@link firstEvent} before it answers, so an error before the first event keeps its status.
+ * `send` waits while the stream is full (a client that reads slowly holds the generation back instead of
+ * making the server buffer its whole answer), until the stream drains, closes, or the request is aborted
+ * (a timeout or shutdown then still ends the generation and frees its slots).
+ */
 export class SseWriter {
+  readonly body = new PassThrough();
   #started = false;
+  #onFirst: () => void = () => undefined;
+  readonly #first = new Promise<void>((resolve) => (this.#onFirst = resolve));
 
-  constructor(private readonly raw: ServerResponse) {}
+  constructor(private readonly signal: AbortSignal) {}
 
   get started(): boolean {
     return this.#started;
   }
 
-  send(data: unknown): void {
+  /** Resolves when the first event is written. */
+  firstEvent(): Promise<void> {
+    return this.#first;
+  }
+
+  async send(data: unknown): Promise<void> {
     if (!this.#started) {
       this.#started = true;
-      this.raw.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", connection: "keep-alive", "x-accel-buffering": "no" });
+      this.#onFirst();
     }
-    if (!this.raw.destroyed) {
-      this.raw.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`);
+    if (this.body.destroyed || this.body.writableEnded) {
+      return;
+    }
+    if (!this.body.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`) && !this.signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.body.off("drain", done).off("close", done);
+          this.signal.removeEventListener("abort", done);
+          resolve();
+        };
+        this.body.on("drain", done).on("close", done);
+        this.signal.addEventListener("abort", done, { once: true });
+      });
+    }
+  }
+
+  /** Ends the stream (after its buffered events). */
+  end(): void {
+    if (!this.body.destroyed && !this.body.writableEnded) {
+      this.body.end();
     }
   }
 }
@@ -349,34 +382,34 @@ async function streamToolChoice(
 ): Promise<void> {
   const reader = new ToolCallReader(tools.format, tools.mode);
   let role = false;
-  const send = (delta: Record<string, unknown>): void => {
-    sse.send(chunk([{ index, delta: role ? delta : { role: "assistant", ...delta }, logprobs: null, finish_reason: null }]));
+  const send = async (delta: Record<string, unknown>): Promise<void> => {
+    await sse.send(chunk([{ index, delta: role ? delta : { role: "assistant", ...delta }, logprobs: null, finish_reason: null }]));
     role = true;
   };
-  const emit = (events: readonly ToolEvent[]): void => {
+  const emit = async (events: readonly ToolEvent[]): Promise<void> => {
     for (const e of events) {
       if (e.kind === "content") {
-        send({ content: e.text });
+        await send({ content: e.text });
       } else if (e.kind === "call") {
-        send({ content: null, tool_calls: [{ index: 0, id: toolCallId(), type: "function", function: { name: e.name, arguments: "" } }] });
+        await send({ content: null, tool_calls: [{ index: 0, id: toolCallId(), type: "function", function: { name: e.name, arguments: "" } }] });
       } else {
-        send({ tool_calls: [{ index: 0, function: { arguments: e.text } }] });
+        await send({ tool_calls: [{ index: 0, function: { arguments: e.text } }] });
       }
     }
   };
   let next = first;
   while (next.done !== true) {
-    emit(reader.push(next.value.text));
+    await emit(reader.push(next.value.text));
     next = await items.next();
   }
-  emit(reader.end());
+  await emit(reader.end());
   if (!role) {
-    send({ content: "" });
+    await send({ content: "" });
   }
   const done = next.value;
   const extra = onDone(done);
   const finish = finishReason(done.finishReason);
-  sse.send(chunk([{ index, delta: {}, logprobs: null, finish_reason: reader.name !== undefined && finish !== "length" ? "tool_calls" : finish }], extra));
+  await sse.send(chunk([{ index, delta: {}, logprobs: null, finish_reason: reader.name !== undefined && finish !== "length" ? "tool_calls" : finish }], extra));
 }
 
 /**
@@ -415,9 +448,9 @@ export async function runStream(ctx: RunContext, params: ChatParams | Completion
         return;
       }
       if (params.kind === "chat") {
-        sse.send(chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]));
+        await sse.send(chunk([{ index, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]));
       } else if (echo !== "") {
-        sse.send(chunk([{ index, text: echo, logprobs: null, finish_reason: null }]));
+        await sse.send(chunk([{ index, text: echo, logprobs: null, finish_reason: null }]));
       }
       let offset = echo.length;
       while (next.done !== true) {
@@ -425,11 +458,11 @@ export async function runStream(ctx: RunContext, params: ChatParams | Completion
         if (item.text !== "" || params.logprobs) {
           if (params.kind === "chat") {
             const logprobs = params.logprobs ? { content: chatLogprobs(info, item), refusal: null } : null;
-            sse.send(chunk([{ index, delta: { content: item.text }, logprobs, finish_reason: null }]));
+            await sse.send(chunk([{ index, delta: { content: item.text }, logprobs, finish_reason: null }]));
           } else {
             const lp = new CompletionLogprobs();
             lp.add(info, item, offset);
-            sse.send(chunk([{ index, text: item.text, logprobs: params.logprobs ? lp.toJSON() : null, finish_reason: null }]));
+            await sse.send(chunk([{ index, text: item.text, logprobs: params.logprobs ? lp.toJSON() : null, finish_reason: null }]));
           }
         }
         offset += item.text.length;
@@ -440,7 +473,7 @@ export async function runStream(ctx: RunContext, params: ChatParams | Completion
       completionTokens += done.completionTokens;
       const finish = finishReason(done.finishReason);
       const report = cascadeReport(ctx.served, done);
-      sse.send(
+      await sse.send(
         chunk(
           [params.kind === "chat" ? { index, delta: {}, logprobs: null, finish_reason: finish } : { index, text: "", logprobs: null, finish_reason: finish }],
           report === undefined ? {} : { barbell: report }, // a cascade: the rung that produced this choice
@@ -453,12 +486,12 @@ export async function runStream(ctx: RunContext, params: ChatParams | Completion
       throw error;
     }
     if (apiError !== undefined) {
-      sse.send(apiError.body());
+      await sse.send(apiError.body());
     }
     return;
   }
   if (params.includeUsage) {
-    sse.send(chunk([], { usage: usage(promptTokens, completionTokens) }));
+    await sse.send(chunk([], { usage: usage(promptTokens, completionTokens) }));
   }
-  sse.send("[DONE]");
+  await sse.send("[DONE]");
 }

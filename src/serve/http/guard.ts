@@ -101,17 +101,24 @@ export class Guard {
         );
       }
     }
+    // CORS (docs/architecture.md, "One of each": why not @fastify/cors), on the reply: its answers, refusals
+    // and event streams carry them. `Vary: Origin` on every answer to a browser when origins are configured,
+    // so a cache never gives one origin's answer to another.
     const origin = request.headers.origin;
+    if (origin !== undefined && this.#origins.length > 0) {
+      reply.header("vary", "origin");
+    }
     if (origin !== undefined && (this.#origins.includes("*") || this.#origins.includes(origin))) {
-      reply.raw.setHeader("access-control-allow-origin", this.#origins.includes("*") ? "*" : origin);
-      reply.raw.setHeader("vary", "origin");
+      reply.header("access-control-allow-origin", this.#origins.includes("*") ? "*" : origin);
       if (request.method === "OPTIONS") {
-        reply.raw.setHeader("access-control-allow-methods", "GET, POST, OPTIONS");
-        reply.raw.setHeader("access-control-allow-headers", "authorization, content-type");
-        reply.raw.setHeader("access-control-max-age", "600");
+        reply.header("access-control-allow-methods", "GET, POST, OPTIONS");
+        reply.header("access-control-allow-headers", "authorization, content-type");
+        reply.header("access-control-max-age", "600");
         void reply.code(204).send();
         return true;
       }
+      // A browser client reads a 429's Retry-After only when it is exposed (it is not a CORS-safelisted header).
+      reply.header("access-control-expose-headers", "retry-after");
     }
     const open = (request.routeOptions.config as { public?: unknown } | undefined)?.public === true;
     if (!open && !this.isAuthorised(request)) {

@@ -318,33 +318,35 @@ export async function createServer(options: ServerOptions): Promise<BarbellServe
         reply.raw.once("close", settle);
       }
     };
+    // An error before any output keeps its status: the client closed (499), the timeout or shutdown (their
+    // errors), the model's own refusal; anything else is internal (the error handler logs it, 500).
+    const beforeOutput = (error: unknown): unknown =>
+      error instanceof Aborted ? (error.error ?? new ApiError(499, "the client closed the request", "invalid_request_error", null, "client_closed")) : error;
     if (!params.stream) {
       try {
         return await runJson(ctx, params, admittedAt);
       } catch (error) {
-        throw error instanceof Aborted ? (error.error ?? new ApiError(499, "the client closed the request", "invalid_request_error", null, "client_closed")) : error;
+        throw beforeOutput(error);
       } finally {
         finish();
       }
     }
-    reply.hijack();
-    const sse = new SseWriter(reply.raw);
-    try {
-      await runStream(ctx, params, admittedAt, sse);
-    } catch (error) {
-      const api = error instanceof Aborted ? error.error : error instanceof ApiError ? error : undefined;
-      if (api === undefined && !(error instanceof Aborted)) {
-        log(`barbell serve: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      }
-      const shown = api ?? new ApiError(error instanceof Aborted ? 499 : 500, error instanceof Aborted ? "the client closed the request" : "internal server error", "server_error");
-      sendRaw(reply.raw, shown, shown.status === 429 ? { "retry-after": retryAfter } : {});
-    } finally {
+    // Streamed: fastify sends the events' byte stream once the first event exists (docs/architecture.md, "One of each").
+    const sse = new SseWriter(controller.signal);
+    const run = runStream(ctx, params, admittedAt, sse).finally(() => {
       finish();
-      if (!reply.raw.writableEnded) {
-        reply.raw.end();
-      }
+      sse.end();
+    });
+    try {
+      await Promise.race([sse.firstEvent(), run]);
+    } catch (error) {
+      throw beforeOutput(error);
     }
-    return reply;
+    return reply
+      .header("content-type", "text/event-stream; charset=utf-8")
+      .header("cache-control", "no-cache")
+      .header("x-accel-buffering", "no")
+      .send(sse.body);
   };
 
   if (options.ui !== undefined && uiAssets !== undefined) {

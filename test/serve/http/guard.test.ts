@@ -145,6 +145,35 @@ describe("Host header (DNS rebinding)", () => {
   });
 });
 
+describe("CORS", () => {
+  it("should answer an allowed origin's preflight without a key, and mark streamed and refused answers", async () => {
+    const { port } = await start({ apiKeys: ["sekrit"], corsOrigins: ["https://app.example"] });
+    const app = { origin: "https://app.example" };
+    const preflight = await raw(port, request("OPTIONS", "/v1/chat/completions", port, { ...app, "access-control-request-method": "POST" }));
+    expect(preflight.status).toBe(204);
+    expect(preflight.head).toMatch(/access-control-allow-methods: GET, POST, OPTIONS/i);
+    expect(preflight.head).toMatch(/access-control-max-age: 600/i);
+    // A streamed answer (sent by fastify from the event stream) carries the reply's CORS headers.
+    const key = { authorization: "Bearer sekrit" };
+    const streamed = await raw(port, request("POST", "/v1/completions", port, { ...app, ...key }, JSON.stringify({ model: "tiny", prompt: [1, 2], max_tokens: 2, stream: true })));
+    expect(streamed.status).toBe(200);
+    expect(streamed.head).toMatch(/content-type: text\/event-stream/i);
+    expect(streamed.head).toMatch(/access-control-allow-origin: https:\/\/app\.example/i);
+    expect(streamed.head).toMatch(/access-control-expose-headers: retry-after/i); // a browser may read a 429's Retry-After
+    expect(streamed.body).toContain("data: [DONE]");
+    const refused = await raw(port, request("GET", "/v1/models", port, app));
+    expectOpenAiError(refused, 401, "invalid_api_key");
+    expect(refused.head).toMatch(/access-control-allow-origin: https:\/\/app\.example/i);
+    // Another origin: no CORS headers and no preflight (the key check answers), but Vary: Origin for caches.
+    const evil = { origin: "https://evil.example" };
+    const other = await raw(port, request("GET", "/v1/models", port, { ...evil, ...key }));
+    expect(other.status).toBe(200);
+    expect(other.head).not.toMatch(/access-control-/i);
+    expect(other.head).toMatch(/vary: origin/i);
+    expectOpenAiError(await raw(port, request("OPTIONS", "/v1/chat/completions", port, { ...evil, "access-control-request-method": "POST" })), 401, "invalid_api_key");
+  });
+});
+
 describe("errors in OpenAI's shape whatever fails", () => {
   it("should answer bad escapes, long parameters, bad JSON, bad media types and big bodies in OpenAI's shape", async () => {
     const { port } = await start({ bodyLimit: 1024 });
