@@ -50,12 +50,26 @@ interface Envelope {
   timer?: Timer;
 }
 
-const cells = new WeakMap<object, Cell<MessageBase>>();
+/**
+ * What a supervisor, a link and the registry below use of a cell: nothing that depends on its message type,
+ * so a `Cell<M>` of any protocol is one without a cast.
+ */
+export interface SupervisedCell {
+  readonly path: string;
+  readonly name: string;
+  readonly isLive: boolean;
+  fail(error: ActorError): void;
+  resume(): void;
+  scheduleRestart(delayMs: number, error: ActorError): void;
+  stopWith(termination: Termination, options: StopOptions): Promise<void>;
+}
+
+const cells = new WeakMap<object, SupervisedCell>();
 
 /** The parent side of supervision: a cell, or the system's guardian. */
 export class Supervisor {
-  readonly children = new Map<string, Cell<MessageBase>>();
-  private readonly windows = new Map<Cell<MessageBase>, RestartWindow>();
+  readonly children = new Map<string, SupervisedCell>();
+  private readonly windows = new Map<SupervisedCell, RestartWindow>();
   private allWindow: RestartWindow;
 
   constructor(
@@ -63,7 +77,7 @@ export class Supervisor {
     readonly supervision: ResolvedSupervision,
     private readonly services: SystemServices,
     /** The supervisor's own failure: an escalation (`child` is the child that escalated). */
-    private readonly escalate: (error: ActorError, child: Cell<MessageBase>) => void,
+    private readonly escalate: (error: ActorError, child: SupervisedCell) => void,
   ) {
     this.allWindow = new RestartWindow(supervision.maxRestarts, supervision.withinMs);
   }
@@ -77,12 +91,12 @@ export class Supervisor {
       name = `${definition.name}-${i}`;
     }
     const cell = new Cell<C>(this, `${this.path}/${name}`, name, definition, options, this.services);
-    this.children.set(name, cell as unknown as Cell<MessageBase>);
+    this.children.set(name, cell);
     cell.begin();
     return cell.ref;
   }
 
-  childTerminated(child: Cell<MessageBase>): void {
+  childTerminated(child: SupervisedCell): void {
     if (this.children.get(child.name) === child) {
       this.children.delete(child.name);
     }
@@ -90,7 +104,7 @@ export class Supervisor {
   }
 
   /** Tells the supervision's observer, if any, of a failure's outcome (an observer that throws is ignored). */
-  private observed(kind: SupervisionEvent["kind"], child: Cell<MessageBase>, error: ActorError, delayMs = 0, inWindow = 0): void {
+  private observed(kind: SupervisionEvent["kind"], child: SupervisedCell, error: ActorError, delayMs = 0, inWindow = 0): void {
     const { observe, maxRestarts, withinMs } = this.supervision;
     try {
       observe?.({ kind, child: child.path, error, delayMs, inWindow, maxRestarts, withinMs });
@@ -100,7 +114,7 @@ export class Supervisor {
   }
 
   /** Applies the decider, the strategy and the restart intensity to a child's failure. */
-  childFailed(child: Cell<MessageBase>, error: ActorError): void {
+  childFailed(child: SupervisedCell, error: ActorError): void {
     let directive;
     try {
       directive = this.supervision.decider(error);
@@ -161,7 +175,7 @@ export class Supervisor {
 }
 
 /** One actor. */
-export class Cell<M extends MessageBase> implements StreamOwner {
+export class Cell<M extends MessageBase> implements StreamOwner, SupervisedCell {
   readonly ref: ActorRef<M>;
   private state: ActorStatus = "starting";
   private readonly mailbox: Mailbox<Envelope>;
@@ -202,7 +216,7 @@ export class Cell<M extends MessageBase> implements StreamOwner {
         : services.remoteInstance(definition, isolation, events, path);
     this.ref = this.makeRef();
     this.ctx = this.makeContext(isolation.kind === "in-process");
-    cells.set(this.ref, this as unknown as Cell<MessageBase>);
+    cells.set(this.ref, this);
   }
 
   get isLive(): boolean {
@@ -405,7 +419,7 @@ export class Cell<M extends MessageBase> implements StreamOwner {
       return;
     }
     this.state = "suspended";
-    this.parent.childFailed(this as unknown as Cell<MessageBase>, error);
+    this.parent.childFailed(this, error);
   }
 
   /** Ends the streams whose producer ran in the incarnation that is going away (queued ones stay). */
@@ -497,7 +511,7 @@ export class Cell<M extends MessageBase> implements StreamOwner {
     }
     await this.instance.dispose().catch(() => {});
     this.state = "stopped";
-    this.parent.childTerminated(this as unknown as Cell<MessageBase>);
+    this.parent.childTerminated(this);
     this.resolveTerminated(termination);
   }
 
@@ -526,7 +540,7 @@ export class Cell<M extends MessageBase> implements StreamOwner {
       stop: (options: StopOptions = {}) => cell.stopWith({ kind: "stopped" }, options),
       terminated: this.terminated,
     };
-    return ref as unknown as ActorRef<M>;
+    return ref as ActorRef<M>;
   }
 
   private makeContext(local: boolean): ActorContext<M> {
@@ -571,7 +585,7 @@ export class Cell<M extends MessageBase> implements StreamOwner {
   }
 }
 
-export function cellOf(ref: object): Cell<MessageBase> | undefined {
+export function cellOf(ref: object): SupervisedCell | undefined {
   return cells.get(ref);
 }
 

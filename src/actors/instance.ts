@@ -76,8 +76,8 @@ export async function runHandler<M extends MessageBase>(
   mode: DeliveryMode,
   message: M,
 ): Promise<unknown> {
-  const table = behavior.receive as unknown as Record<string, unknown>;
-  const handler = Object.hasOwn(table, message.type) ? table[message.type] : undefined;
+  const table: object = behavior.receive;
+  const handler: unknown = Object.hasOwn(table, message.type) ? Reflect.get(table, message.type) : undefined;
   if (typeof handler !== "function") {
     throw new ActorError("protocol", `[actor] ${ctx.path} has no handler for '${message.type}'`);
   }

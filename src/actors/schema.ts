@@ -46,12 +46,12 @@ export type Infer<F> = F extends FieldType<infer T> ? T : never;
 type FieldMap = Record<string, FieldType<never> | FieldType<unknown>>;
 type Struct<F extends FieldMap> = { readonly [K in keyof F]: Infer<F[K]> };
 
-function writeStruct(w: Writer, fields: FieldMap, value: Record<string, unknown>): void {
+function writeStruct(w: Writer, fields: FieldMap, value: unknown): void {
   if (typeof value !== "object" || value === null) {
     throw protocolError("struct field does not hold an object");
   }
   for (const [key, type] of Object.entries(fields)) {
-    (type as FieldType<unknown>).write(w, value[key]);
+    (type as FieldType<unknown>).write(w, Reflect.get(value, key));
   }
 }
 
@@ -179,7 +179,7 @@ export const t = {
   struct<F extends FieldMap>(fields: F): FieldType<Struct<F>> {
     return {
       name: "struct",
-      write: (w, v) => writeStruct(w, fields, v as Record<string, unknown>),
+      write: (w, v) => writeStruct(w, fields, v),
       read: (r) => {
         const out: Record<string, unknown> = {};
         readStruct(r, fields, out);
@@ -309,7 +309,7 @@ export function protocol<const D extends Record<string, VariantSpec>>(spec: D): 
       const fields = variant(type).fields;
       return encoded((w) => {
         bare.writeUintSafe(w, names.indexOf(type));
-        writeStruct(w, fields, message as unknown as Record<string, unknown>);
+        writeStruct(w, fields, message);
       });
     },
     decodeMessage(bytes) {
@@ -321,7 +321,7 @@ export function protocol<const D extends Record<string, VariantSpec>>(spec: D): 
         }
         const out: Record<string, unknown> = { type };
         readStruct(r, variant(type).fields, out);
-        return out as unknown as SpecMessage<D>;
+        return out as SpecMessage<D>;
       });
     },
     encodeResult(type, value) {

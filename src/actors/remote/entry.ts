@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     throw new ActorError("unsupported", "[actor] spawn, watch and link are only available to in-process actors");
   };
   const ctx = {
-    self: self as unknown as ActorRef<MessageBase>,
+    self: self as ActorRef<MessageBase>,
     path: self.path,
     get restarts() {
       return restarts;

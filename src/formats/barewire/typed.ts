@@ -8,7 +8,7 @@ import { FormatError } from "../../core/errors.js";
 import { err, ok, type Result } from "../../core/result.js";
 import { defaultBackend } from "../../tensor/context.js";
 import type { Dims, ShapeOf } from "../../tensor/dims.js";
-import { tensorFromBytes, type Tensor, type TensorOptions } from "../../tensor/tensor.js";
+import { dimsArg, tensorFromBytes, type Tensor, type TensorOptions } from "../../tensor/tensor.js";
 import { ternaryFromCodes } from "../../tensor/ops/quant.js";
 import { viewPayload, type PayloadArray } from "./dtypes.js";
 import type { WireDType, WireTensor } from "./message.js";
@@ -80,7 +80,7 @@ export function decodeTensorView<const DT extends WireDType, const D extends Dim
     name: t.name,
     dtype: expect.dtype,
     dims: expect.dims,
-    shape: t.dims.map((d) => d.size) as unknown as ShapeOf<D>,
+    shape: t.dims.map((d) => d.size) as ShapeOf<D>,
     scales: t.scales,
     flags: t.flags,
     payload: t.payload,
@@ -131,14 +131,15 @@ export function decodeTensor<const DT extends DecodableDType, const D extends Di
   }
   const v = view.value;
   const backend = options.backend ?? defaultBackend();
-  const dims = v.dims as unknown as [...D];
-  const shape = v.shape as unknown as ShapeOf<[...D]>;
+  const dims = dimsArg<[...D]>("decodeTensor", v.dims);
+  const shape = v.shape as ShapeOf<[...D]>;
   if (v.dtype === "ternary") {
-    const made = ternaryFromCodes(v.payload, dims as never, shape as never, { backend, scale: v.scales[0] ?? 1 });
+    // As plain Dims: UniqueDims<D> cannot be decided for a generic D; the names were compared with `expect` above.
+    const made = ternaryFromCodes<Dims>(v.payload, dims, shape, { backend, scale: v.scales[0] ?? 1 });
     if (!made.ok) {
       return err(new FormatError("bad-value", `[barewire] tensor "${v.name}": ${made.error.message}`));
     }
-    return ok(made.value as unknown as Tensor<DT, [...D]>);
+    return ok(made.value as Tensor<DT, [...D]>);
   }
   const scale = v.dtype === "binary" ? v.scales[0] : undefined;
   return ok(tensorFromBytes(backend, v.dtype, dims, shape, v.payload, scale));
