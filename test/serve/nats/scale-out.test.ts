@@ -140,6 +140,39 @@ describe.skipIf(NATS_SKIP)(`barbell worker and barbell serve --nats ${NATS_NOTE}
     expect(wantChat?.length).toBeGreaterThan(0);
   }, 60_000);
 
+  it("should serve through a second gateway at the same time: both route to the same workers and answer alike", async () => {
+    const stop = new AbortController();
+    let out = "";
+    let listening: (url: string) => void = () => undefined;
+    const url = new Promise<string>((resolve) => (listening = resolve));
+    const run = runCli(["serve", "--nats", nats.url, "--nats-prefix", PREFIX, "--port", "0", "--public-health", "--quiet"], {
+      signal: stop.signal,
+      onOut: (t) => {
+        out += t;
+        const m = /listening on (\S+)/.exec(out);
+        if (m?.[1] !== undefined) {
+          listening(m[1]);
+        }
+      },
+    });
+    try {
+      const second = await url;
+      const ready = await until(async () => {
+        const h = (await (await fetch(`${second}/health/ready`)).json()) as Health;
+        return (h.models["kjv"]?.workers.length ?? 0) === 2;
+      });
+      expect(ready).toBe(true);
+      const other = new OpenAI({ baseURL: `${second}/v1`, apiKey: "unused", maxRetries: 0 });
+      const completion = { model: "kjv", prompt: "And the earth was", max_tokens: 8, temperature: 0 } as const;
+      const [a, b] = await Promise.all([gateway.completions.create(completion), other.completions.create(completion)]);
+      expect(b.choices[0]?.text).toBe(a.choices[0]?.text);
+      expect(a.choices[0]?.text.length).toBeGreaterThan(0);
+    } finally {
+      stop.abort();
+      await run;
+    }
+  }, 90_000);
+
   it("should route by free slots (3 to A, 1 to B, not 2 and 2) and answer 429 when every worker is full", async () => {
     const before = new Map((await health()).models["kjv"]?.workers.map((w) => [w.id, w.routed]));
     const ask = () =>
