@@ -84,7 +84,8 @@ function provider(name: PartialBackend["name"], probe: Probe, priority = 10, cre
 describe("backend registry", () => {
   it("should parse backend lists and reject unknown names", () => {
     expect(parseBackendList("native-cpu, js")).toEqual(["native-cpu", "js"]);
-    expect(() => parseBackendList("cuda")).toThrow(/unknown backend "cuda"/);
+    expect(parseBackendList("native-cpu, cuda")).toEqual(["native-cpu", "cuda"]);
+    expect(() => parseBackendList("tpu")).toThrow(/unknown backend "tpu"/);
   });
 
   it("should skip unavailable providers, remember probes and keep JS last", async () => {
