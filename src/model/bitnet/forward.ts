@@ -10,10 +10,10 @@
  *   h += BitLinear_down(RMSNorm(act(g) ⊙ u) ·ffn_sub_norm)     (act: ReLU² or SiLU by arch)
  * then logits = head · RMSNorm(h) ·output_norm, in float (a Q8_0 head: int8 activations per 32-block, as llama.cpp).
  */
-import type { BitnetBlockParams, BitnetBlockWeights, FusedKernels } from "../../backends/backend.js";
+import type { BitnetBlockParams, BitnetBlockWeights, DenseDType, FusedKernels } from "../../backends/backend.js";
 import { ShapeError } from "../../core/errors.js";
 import { add, mul, relu2, silu } from "../../tensor/ops/elementwise.js";
-import { embedding, linear, linearQuantized, matmul, matmulQ8I8 } from "../../tensor/ops/matmul.js";
+import { contractDense, contractPacked, embedding, matmul, matmulQ8I8, type Contracted } from "../../tensor/ops/matmul.js";
 import { attention, rmsNorm, rope } from "../../tensor/ops/nn.js";
 import { quantizeActivations, type QuantizedActivations } from "../../tensor/ops/quant.js";
 import { merge, slice, split } from "../../tensor/ops/shape.js";
@@ -41,11 +41,13 @@ function project<const Out extends string, const In extends string>(
   x: Tensor<"f32", ["seq", In]>,
   xq: QuantizedActivations<["seq", In]>,
   w: Projection<Out, In>,
-): Tensor<"f32", ["seq", Out]> {
-  // The name checks of linear/linearQuantized cannot resolve over generic names; every caller below
-  // passes concrete ones, so the casts only erase what the call sites already proved.
-  const out = w.dtype === "ternary" ? linearQuantized(xq, w as never) : linear(x, w as never);
-  return out as unknown as Tensor<"f32", ["seq", Out]>;
+): Tensor<"f32", Contracted<["seq", In], [Out, In]>> {
+  // linear's name check cannot resolve over generic names; Projection<Out, In> already fixes them, so the
+  // checked forms run directly (the result's names resolve at the callers, whose names are concrete).
+  // A dtype test does not narrow the class: hence the plain downcasts.
+  return w.dtype === "ternary"
+    ? contractPacked(xq, w as Tensor<"ternary", [Out, In]>)
+    : contractDense(x, w as Tensor<DenseDType, [Out, In]>);
 }
 
 /** Query rows, and the new key/value rows to store, of one layer. */
