@@ -6,6 +6,7 @@
  * first, then the magic, the version, the BARE value and each record's limits, and never throws.
  */
 import { createHash } from "node:crypto";
+import { framedProtocol } from "../../actors/framed.js";
 import { msg, protocol, t, type MessageOf } from "../../actors/index.js";
 import { BarbellError } from "../../core/errors.js";
 import { err, ok, type Result } from "../../core/result.js";
@@ -43,10 +44,9 @@ export const COMPLETION_WINDOW_S = 24 * 3600;
 export const BATCH_ENDPOINTS = ["/v1/chat/completions", "/v1/completions"] as const;
 export type BatchEndpoint = (typeof BATCH_ENDPOINTS)[number];
 
-/** ASCII "BBAT": the first four bytes of every stored batch record. */
-export const BATCH_MAGIC: Uint8Array = Uint8Array.of(0x42, 0x42, 0x41, 0x54);
+/** The first four bytes of every stored batch record. */
+export const BATCH_MAGIC = "BBAT";
 export const BATCH_VERSION = 1;
-const PREAMBLE = 6;
 
 export const BATCH_STATUSES = ["validating", "in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled"] as const;
 export type BatchStatus = (typeof BATCH_STATUSES)[number];
@@ -102,16 +102,11 @@ export class BatchRecordError extends BarbellError {
 }
 
 export function encodeBatchRecord(record: BatchMessage): Uint8Array {
-  const body = batchProtocol.encodeMessage(record);
-  const out = new Uint8Array(PREAMBLE + body.length);
-  out.set(BATCH_MAGIC, 0);
-  out[4] = BATCH_VERSION & 0xff;
-  out[5] = BATCH_VERSION >> 8;
-  out.set(body, PREAMBLE);
-  if (out.length > MAX_NATS_FRAME_BYTES) {
-    throw new BatchRecordError(`[batch] a ${record.type} record of ${out.length} bytes is over MAX_NATS_FRAME_BYTES (${MAX_NATS_FRAME_BYTES})`);
+  const framed = batchFrames.encode(record);
+  if (!framed.ok) {
+    throw new BatchRecordError(`${framed.error.message} (MAX_NATS_FRAME_BYTES)`);
   }
-  return out;
+  return framed.value;
 }
 
 export const FILE_ID = /^file-[0-9a-f]{24}$/;
@@ -146,27 +141,19 @@ function problem(m: BatchMessage): string | undefined {
   }
 }
 
+/** The BBAT framing of batchProtocol with its limits (src/actors/framed.ts). */
+const batchFrames = framedProtocol({ magic: BATCH_MAGIC, version: BATCH_VERSION, maxBytes: MAX_NATS_FRAME_BYTES, label: "[batch]", protocol: batchProtocol, check: problem });
+
 /** Reads one stored record that must be of kind `type`; every problem is a BatchRecordError (never a throw). */
 export function decodeBatchRecord<const K extends BatchMessage["type"]>(data: Uint8Array, type: K): Result<Extract<BatchMessage, { type: K }>, BatchRecordError> {
-  if (data.length > MAX_NATS_FRAME_BYTES) {
-    return err(new BatchRecordError(`[batch] a record of ${data.length} bytes is over MAX_NATS_FRAME_BYTES`));
-  }
-  if (data.length < PREAMBLE || BATCH_MAGIC.some((b, i) => data[i] !== b)) {
-    return err(new BatchRecordError("[batch] not a barbell batch record (no BBAT magic)"));
-  }
-  const version = (data[4] ?? 0) | ((data[5] ?? 0) << 8);
-  if (version !== BATCH_VERSION) {
-    return err(new BatchRecordError(`[batch] record version ${version}; this barbell reads ${BATCH_VERSION}`));
-  }
-  const decoded = batchProtocol.decodeMessage(data.subarray(PREAMBLE));
+  const decoded = batchFrames.decode(data);
   if (!decoded.ok) {
-    return err(new BatchRecordError(`[batch] malformed record: ${decoded.error.message}`));
+    return err(new BatchRecordError(decoded.error.message));
   }
   if (decoded.value.type !== type) {
     return err(new BatchRecordError(`[batch] a ${decoded.value.type} record where a ${type} was expected`));
   }
-  const why = problem(decoded.value);
-  return why === undefined ? ok(decoded.value as Extract<BatchMessage, { type: K }>) : err(new BatchRecordError(`[batch] ${why}`));
+  return ok(decoded.value as Extract<BatchMessage, { type: K }>);
 }
 
 /** The JetStream streams and subjects of one deployment (its NATS prefix). */

@@ -9,17 +9,17 @@
  * else, then the magic, the version, the BARE value (no trailing bytes, bounded strings and lists) and the
  * semantic limits below, and returns a typed {@link NatsFrameError}; it never throws.
  */
+import { framedProtocol } from "../../actors/framed.js";
 import { msg, protocol, t, type MessageOf } from "../../actors/index.js";
 import { BarbellError } from "../../core/errors.js";
 import { err, ok, type Result } from "../../core/result.js";
 import { MAX_GRAMMAR_LENGTH } from "../../model/grammar/index.js";
 import { wireItem, wireRequest } from "../protocol.js";
 
-/** ASCII "BNAT": the first four bytes of every NATS frame. */
-export const NATS_MAGIC: Uint8Array = Uint8Array.of(0x42, 0x4e, 0x41, 0x54);
+/** The first four bytes of every NATS frame. */
+export const NATS_MAGIC = "BNAT";
 /** The frame version this module reads and writes. */
 export const NATS_VERSION = 1;
-const PREAMBLE = 6;
 
 /** Largest frame read or written: NATS's default max_payload (1 MiB); a larger one is refused before decoding. */
 export const MAX_NATS_FRAME_BYTES = 1024 * 1024;
@@ -109,16 +109,11 @@ export class NatsFrameError extends BarbellError {
 
 /** Encodes a message as one frame; throws ActorError `protocol` when a field does not fit its type. */
 export function encodeNatsFrame(message: NatsMessage): Uint8Array {
-  const body = natsProtocol.encodeMessage(message);
-  const out = new Uint8Array(PREAMBLE + body.length);
-  out.set(NATS_MAGIC, 0);
-  out[4] = NATS_VERSION & 0xff;
-  out[5] = NATS_VERSION >> 8;
-  out.set(body, PREAMBLE);
-  if (out.length > MAX_NATS_FRAME_BYTES) {
-    throw new NatsFrameError("oversized", `[nats] a ${message.type} frame of ${out.length} bytes is over MAX_NATS_FRAME_BYTES (${MAX_NATS_FRAME_BYTES})`);
+  const framed = natsFrames.encode(message);
+  if (!framed.ok) {
+    throw new NatsFrameError(framed.error.code, `${framed.error.message} (MAX_NATS_FRAME_BYTES)`);
   }
-  return out;
+  return framed.value;
 }
 
 const bytesOf = (s: string): number => Buffer.byteLength(s);
@@ -166,24 +161,13 @@ function problem(m: NatsMessage): string | undefined {
   }
 }
 
+/** The BNAT framing of natsProtocol with its limits (src/actors/framed.ts). */
+const natsFrames = framedProtocol({ magic: NATS_MAGIC, version: NATS_VERSION, maxBytes: MAX_NATS_FRAME_BYTES, label: "[nats]", protocol: natsProtocol, check: problem });
+
 /** Reads one frame from NATS; every problem is a NatsFrameError (never a throw). */
 export function decodeNatsFrame(data: Uint8Array): Result<NatsMessage, NatsFrameError> {
-  if (data.length > MAX_NATS_FRAME_BYTES) {
-    return err(new NatsFrameError("oversized", `[nats] a frame of ${data.length} bytes is over MAX_NATS_FRAME_BYTES (${MAX_NATS_FRAME_BYTES})`));
-  }
-  if (data.length < PREAMBLE || NATS_MAGIC.some((b, i) => data[i] !== b)) {
-    return err(new NatsFrameError("bad-magic", "[nats] not a barbell NATS frame (no BNAT magic)"));
-  }
-  const version = (data[4] ?? 0) | ((data[5] ?? 0) << 8);
-  if (version !== NATS_VERSION) {
-    return err(new NatsFrameError("bad-version", `[nats] frame version ${version}; this barbell reads ${NATS_VERSION}`));
-  }
-  const decoded = natsProtocol.decodeMessage(data.subarray(PREAMBLE));
-  if (!decoded.ok) {
-    return err(new NatsFrameError("malformed", `[nats] malformed frame: ${decoded.error.message}`));
-  }
-  const why = problem(decoded.value);
-  return why === undefined ? ok(decoded.value) : err(new NatsFrameError("bad-value", `[nats] ${decoded.value.type}: ${why}`));
+  const decoded = natsFrames.decode(data);
+  return decoded.ok ? decoded : err(new NatsFrameError(decoded.error.code, decoded.error.message));
 }
 
 /** Decodes a frame that must be one of `types` (a well-formed frame of another kind is `unexpected`). */

@@ -131,7 +131,7 @@ describe("stored batch records (BBAT frames)", () => {
       const mutated = base.slice();
       mutated[4 + Math.floor(rand() * (mutated.length - 4))] = Math.floor(rand() * 256);
       const random = Uint8Array.from({ length: Math.floor(rand() * 64) }, () => Math.floor(rand() * 256));
-      random.set(BATCH_MAGIC.subarray(0, Math.min(4, random.length)));
+      random.set(new TextEncoder().encode(BATCH_MAGIC).subarray(0, Math.min(4, random.length)));
       for (const type of ["line", "result", "batch", "file"] as const) {
         expect(() => decodeBatchRecord(mutated, type)).not.toThrow();
         expect(() => decodeBatchRecord(random, type)).not.toThrow();
