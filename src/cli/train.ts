@@ -23,8 +23,7 @@ import { loadCheckpointFile, saveCheckpoint } from "../train/checkpoint.js";
 import { exportGguf, type ExportWeightType } from "../train/export.js";
 import type { QatConfig } from "../train/model.js";
 import { createNativeTrainRuntime, nativeTrainUnavailable, REFERENCE_RUNTIME, type TrainRuntime } from "../train/fast.js";
-import { initStateFrom } from "../train/init.js";
-import { initTrainState, trainStep, type StepReport, type TrainOptions, type TrainState } from "../train/qat.js";
+import { initTrainState, stateFrom, trainStep, type StepReport, type TrainOptions, type TrainState } from "../train/qat.js";
 import { toGgufTokenizerMetadata, trainByteBpe } from "../train/tokenizer.js";
 import { intAtLeast } from "./args.js";
 import { readRegularFile, writeAtomically } from "../core/files.js";
@@ -431,7 +430,7 @@ async function runTrain(
       evals: [],
       recentLoss: [],
     };
-    state = init === undefined ? initTrainState(config, flags.seed, flags.dataSeed) : initStateFrom(config, init.params, flags.dataSeed);
+    state = init === undefined ? initTrainState(config, flags.seed, flags.dataSeed) : stateFrom(config, init.params, flags.dataSeed);
     say(
       `${trainTokens.length} train / ${valTokens.length} validation tokens; model ${paramCount(state)} parameters; ` +
         `${options.totalSteps} steps × ${options.batchSize} × ${options.seqLen} tokens; run folder ${runDir}`,

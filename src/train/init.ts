@@ -15,9 +15,7 @@ import type { BitnetConfig } from "../model/bitnet/config.js";
 import type { WeightSource } from "../model/bitnet/weights.js";
 import { QUANT_TRAITS } from "../quant/table.js";
 import type { QuantName } from "../quant/types.js";
-import { Rng } from "../model/sampling/rng.js";
 import { paramLayout, type Param, type QatConfig } from "./model.js";
-import type { TrainState } from "./qat.js";
 
 /** Where a fine-tuning run's weights came from, for run.json and the card. */
 export type InitKind = "gguf" | "hf-folder" | "checkpoint";
@@ -94,16 +92,4 @@ export async function paramsFromSource(config: QatConfig, source: WeightSource):
     params.push({ name, dims, shape, matrix: shape.length === 2, data: Float32Array.from(data) });
   }
   return params;
-}
-
-/** A fine-tuning run's first state: the given weights, zero moments, step 0, data order seeded by `dataSeed`. */
-export function initStateFrom(config: QatConfig, params: readonly Param[], dataSeed: number): TrainState {
-  return {
-    config,
-    params,
-    m: params.map((p) => new Float32Array(p.data.length)),
-    v: params.map((p) => new Float32Array(p.data.length)),
-    step: 0,
-    rng: new Rng(dataSeed).state,
-  };
 }

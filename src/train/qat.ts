@@ -63,7 +63,11 @@ export interface StepReport {
 /** A fresh run: seeded weights (`initSeed`), zero moments, step 0, data order seeded by `dataSeed`. */
 export function initTrainState(config: QatConfig, initSeed: number, dataSeed: number): TrainState {
   checkQatConfig(config);
-  const params = initParams(config, initSeed);
+  return stateFrom(config, initParams(config, initSeed), dataSeed);
+}
+
+/** A run's first state from given weights (`barbell train --init`): zero moments, step 0, data order seeded by `dataSeed`. */
+export function stateFrom(config: QatConfig, params: readonly Param[], dataSeed: number): TrainState {
   return {
     config,
     params,
