@@ -232,7 +232,7 @@ export function addTrainCommand(program: Command, io: CliIo): void {
     .option("--ffn <n>", "feed-forward width", intAtLeast(1), 256)
     .addOption(new Option("--activation <fn>", "FFN gate activation").choices(["relu2", "silu"]).default("relu2"))
     .option("--untied", "train a separate output head (default: tied to the embedding)")
-    .option("--init <model>", `fine-tune: start from this model's weights, shape and tokenizer (a GGUF, a Hugging Face folder or a training checkpoint) instead of random weights; --lr defaults to ${INIT_PEAK_LR}`)
+    .option("--init <model>", `fine-tune: start from this model's weights, shape and tokenizer (a GGUF, a Hugging Face folder or a training checkpoint) instead of random weights; --lr defaults to ${INIT_PEAK_LR} (default: random weights)`)
     .option("--seq-len <n>", "tokens predicted per window", intAtLeast(1), 64)
     .option("--batch <n>", "windows per step", intAtLeast(1), 4)
     .option("--steps <n>", "steps of the whole schedule", intAtLeast(1), 300)

@@ -51,7 +51,8 @@ describe("ggml type table", () => {
 
   it("should give a decoder only for types barbell can decode", () => {
     expect(quantTraitsFor({ typeId: 36, typeName: "i2_s" })?.name).toBe("i2_s");
-    expect(quantTraitsFor({ typeId: 12, typeName: "q4_k" })).toBeUndefined();
+    expect(quantTraitsFor({ typeId: 12, typeName: "q4_k" })?.name).toBe("q4_k");
+    expect(quantTraitsFor({ typeId: 11, typeName: "q3_k" })).toBeUndefined();
     expect(quantTraitsFor({ typeId: 39, typeName: "tl2" })).toBeUndefined();
     expect(new Set(allGgmlTypes().map((t) => `${t.id}:${t.name}`)).size).toBe(allGgmlTypes().length);
   });
