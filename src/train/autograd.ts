@@ -349,13 +349,15 @@ export class Tape implements Disposable {
     const mm = this.#matmul;
     if (mm !== undefined) {
       // Fast path: x_q / s_x transposed to [k, rows] in f32; γ·W_t transposed once per weight.
-      const xT = new Float32Array(rows * k);
+      // (Dequantized row by row, then one tiled transpose: the same f32 values, without column-strided writes.)
+      const xd = new Float32Array(rows * k);
       for (let r = 0; r < rows; r++) {
         const s = xScale[r] ?? 1;
-        for (let i = 0; i < k; i++) {
-          xT[i * rows + r] = (xInt[r * k + i] ?? 0) / s;
+        for (let i = r * k; i < (r + 1) * k; i++) {
+          xd[i] = (xInt[i] as number) / s;
         }
       }
+      const xT = transposeF32(xd, rows, k);
       return this.#record(out, [x as AnyF32, weights], (g) => {
         entry.deqT ??= transposeF32(wt.toFloat32(), n, k);
         return linearBackwardF32(mm, g, rows, n, k, entry.deqT, xT);
@@ -471,34 +473,40 @@ export class Tape implements Disposable {
     }
     const lv = logits.toFloat32();
     const tv = targets.toInt32();
-    const probs = new Float64Array(rows * v);
+    // The probabilities kept for the backward: f32 on the fast path (its products round the gradient to
+    // f32 anyway; half the memory of 1024 × 4096 rows), float64 on the reference.
+    const probs = this.#matmul === undefined ? new Float64Array(rows * v) : new Float32Array(rows * v);
     let loss = 0;
     for (let r = 0; r < rows; r++) {
       const t = tv[r] ?? 0;
       if (!Number.isInteger(t) || t < 0 || t >= v) {
         throw new ShapeError("bounds", `[crossEntropy] target ${t} at row ${r} is outside ${logits.dims[1]}=${v}`);
       }
+      const base = r * v;
       let max = -Infinity;
-      for (let i = 0; i < v; i++) {
-        max = Math.max(max, lv[r * v + i] ?? 0);
+      for (let i = base; i < base + v; i++) {
+        const x = lv[i] as number;
+        if (x > max) {
+          max = x;
+        }
       }
       let sum = 0;
-      for (let i = 0; i < v; i++) {
-        const e = Math.exp((lv[r * v + i] ?? 0) - max);
-        probs[r * v + i] = e;
+      for (let i = base; i < base + v; i++) {
+        const e = Math.exp((lv[i] as number) - max);
+        probs[i] = e;
         sum += e;
       }
-      for (let i = 0; i < v; i++) {
-        probs[r * v + i] = (probs[r * v + i] ?? 0) / sum;
+      for (let i = base; i < base + v; i++) {
+        probs[i] = (probs[i] as number) / sum;
       }
-      loss += max + Math.log(sum) - (lv[r * v + t] ?? 0);
+      loss += max + Math.log(sum) - (lv[base + t] ?? 0);
     }
     const out = tensor([loss / rows], [] as [], [] as ShapeOf<[]>, { backend: logits.backend });
     return this.#record(out, [logits as AnyF32], (g) => {
       const scaleBy = (g[0] ?? 0) / rows;
       const gl = new Float64Array(probs.length);
       for (let i = 0; i < probs.length; i++) {
-        gl[i] = (probs[i] ?? 0) * scaleBy;
+        gl[i] = (probs[i] as number) * scaleBy;
       }
       for (let r = 0; r < rows; r++) {
         const i = r * v + (tv[r] ?? 0);
@@ -667,7 +675,10 @@ export class Tape implements Disposable {
       const kv = mm === undefined ? this.#values(k) : k.toFloat32();
       const vv = mm === undefined ? this.#values(v) : v.toFloat32();
       const one = (gw: Float64Array, qw: Float64Array | Float32Array, kw: Float64Array | Float32Array, vw: Float64Array | Float32Array): Float64Array[] =>
-        mm === undefined ? attentionBackwardF64(gw, qw, kw, vw, dims) : attentionBackwardF32(mm, gw, qw, kw, vw, dims);
+        mm === undefined
+          ? attentionBackwardF64(gw, qw, kw, vw, dims)
+          : // With mm the values are the tensors' own f32 arrays (toFloat32 above).
+            attentionBackwardF32(mm, gw, qw as Float32Array, kw as Float32Array, vw as Float32Array, dims);
       if (windows === 1) {
         return one(g, qv, kv, vv);
       }

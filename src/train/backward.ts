@@ -16,7 +16,8 @@ export interface AttentionDims {
 }
 
 /** src[rows, cols] → [cols, rows] as f32 (in 32×32 tiles, so reads and writes stay in cache). */
-export function transposeF32(src: ArrayLike<number>, rows: number, cols: number): Float32Array {
+export function transposeF32(src: Float32Array, rows: number, cols: number): Float32Array {
+  // Monomorphic (Float32Array in and out, no `??` on reads): V8 keeps this loop on its fast typed-array path.
   const out = new Float32Array(rows * cols);
   const tile = 32;
   for (let r0 = 0; r0 < rows; r0 += tile) {
@@ -26,7 +27,7 @@ export function transposeF32(src: ArrayLike<number>, rows: number, cols: number)
       for (let r = r0; r < r1; r++) {
         const base = r * cols;
         for (let c = c0; c < c1; c++) {
-          out[c * rows + r] = src[base + c] ?? 0;
+          out[c * rows + r] = src[base + c] as number;
         }
       }
     }
@@ -51,15 +52,19 @@ export function linearBackwardF32(mm: HostMatmul, g: Float64Array, rows: number,
  * Heads h0…h0+count−1 of a [rows, heads, hd] array as f32 [count·rows, hd] (head-major: row i·rows + r is
  * head h0+i at row r), or transposed [hd, count·rows].
  */
-export function headRows(src: ArrayLike<number>, rows: number, heads: number, h0: number, count: number, hd: number, transposed: boolean): Float32Array {
+export function headRows(src: Float32Array, rows: number, heads: number, h0: number, count: number, hd: number, transposed: boolean): Float32Array {
   const total = count * rows;
   const out = new Float32Array(total * hd);
   for (let i = 0; i < count; i++) {
     for (let r = 0; r < rows; r++) {
       const base = (r * heads + h0 + i) * hd;
       const row = i * rows + r;
-      for (let d = 0; d < hd; d++) {
-        out[transposed ? d * total + row : row * hd + d] = src[base + d] ?? 0;
+      if (transposed) {
+        for (let d = 0; d < hd; d++) {
+          out[d * total + row] = src[base + d] as number;
+        }
+      } else {
+        out.set(src.subarray(base, base + hd), row * hd);
       }
     }
   }
@@ -73,16 +78,18 @@ export function headRows(src: ArrayLike<number>, rows: number, heads: number, h0
  */
 export function attentionBackwardF32(
   mm: HostMatmul,
-  g: ArrayLike<number>,
-  qv: ArrayLike<number>,
-  kv: ArrayLike<number>,
-  vv: ArrayLike<number>,
+  gOut: Float64Array,
+  qv: Float32Array,
+  kv: Float32Array,
+  vv: Float32Array,
   d: AttentionDims,
 ): Float64Array[] {
   const { seq, ctx, heads, kvHeads, hd, factor } = d;
   const group = heads / kvHeads;
   const pos0 = ctx - seq;
   const rows = group * seq;
+  // The output gradient as f32 once (the products read it in f32 anyway): every gather below is Float32Array → Float32Array.
+  const g = new Float32Array(gOut);
   const gq = new Float64Array(seq * heads * hd);
   const gk = new Float64Array(ctx * kvHeads * hd);
   const gv = new Float64Array(ctx * kvHeads * hd);
