@@ -8,6 +8,7 @@
  */
 import type { Capabilities } from "./capabilities.js";
 import type { BinaryOp, BitnetBlockWeights, FusedKernels, KernelName, Kernels, UnaryOp } from "./ops.js";
+import type { DenseBlockFormat, DenseFormat } from "../quant/types.js";
 
 /** How elements are stored. The typed layer's dtypes map one to one onto these. */
 export type StorageDType =
@@ -22,10 +23,10 @@ export type StorageDType =
  * Dense float weights kept in their file format (embeddings, the output head): the block layouts of
  * src/quant, rows along the last dim. Kernels decode them on the fly, so a 650 MB F16 head stays 650 MB.
  */
-export type DenseBlockDType = "f16" | "bf16" | "q8_0" | "q4_k" | "q5_k" | "q6_k";
+export type DenseBlockDType = DenseBlockFormat;
 
-/** Weight dtypes a dense (float) matmul and an embedding lookup accept. */
-export type DenseDType = "f32" | DenseBlockDType;
+/** Weight dtypes a dense (float) matmul and an embedding lookup accept (src/quant/types.ts DENSE_FORMATS). */
+export type DenseDType = DenseFormat;
 
 /** An opaque handle to memory owned by one backend. */
 export interface BufferHandle {

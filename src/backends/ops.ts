@@ -18,6 +18,7 @@
 import { UsageError } from "../core/errors.js";
 import type { BitnetBlockParams, RopeMode, StorageDType, TensorRef } from "./backend.js";
 import { decomposeAttention, decomposeBitnetBlock, decomposeBitnetBlockBatch, type OpRunner } from "./decompositions.js";
+import { DENSE_BLOCK_FORMATS, DENSE_FORMATS } from "../quant/types.js";
 
 // ---- the shape of an entry ----
 
@@ -120,10 +121,10 @@ export type OpFn<S> = S extends { readonly params: infer Ps extends readonly unk
 // ---- operand helpers (keep the table readable; each keeps its literal kind and role for the derived types) ----
 
 const F32: readonly StorageDType[] = ["f32"];
-const DENSE: readonly StorageDType[] = ["f32", "f16", "bf16", "q8_0", "q4_k", "q5_k", "q6_k"];
+const DENSE: readonly StorageDType[] = DENSE_FORMATS;
 /** Dtypes whose elements are addressable one by one (layout copies). */
 const WHOLE: readonly StorageDType[] = ["f32", "i8", "i32"];
-const ANY: readonly StorageDType[] = ["f32", "i8", "i32", "ternary", "binary", "f16", "bf16", "q8_0", "q4_k", "q5_k", "q6_k"];
+const ANY: readonly StorageDType[] = ["f32", "i8", "i32", "ternary", "binary", ...DENSE_BLOCK_FORMATS];
 
 const input = (name: string, dtypes: readonly StorageDType[]) => ({ kind: "tensor", name, role: "in", dtypes }) as const;
 const output = (name: string, dtypes: readonly StorageDType[]) => ({ kind: "tensor", name, role: "out", dtypes }) as const;

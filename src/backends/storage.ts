@@ -1,6 +1,7 @@
 /** Byte sizes of erased tensors, shared by every backend and the typed layer. */
 import { binaryRowWords, ternaryRowBytes } from "../quant/layouts.js";
 import { QUANT_TRAITS } from "../quant/table.js";
+import { isDenseBlockFormat } from "../quant/types.js";
 import type { StorageDType } from "./backend.js";
 
 /** Largest element count of one tensor: keeps every index a small integer and typed arrays allocatable. */
@@ -18,6 +19,10 @@ export function elementCount(shape: readonly number[]): number {
 export function storageBytes(dtype: StorageDType, shape: readonly number[]): number {
   const cols = shape.length === 0 ? 1 : (shape[shape.length - 1] ?? 1);
   const rows = elementCount(shape) / cols;
+  if (isDenseBlockFormat(dtype)) {
+    // Undefined when the last dim is not a whole number of blocks; callers check shapes first.
+    return QUANT_TRAITS[dtype].byteSize(rows, cols) ?? Number.NaN;
+  }
   switch (dtype) {
     case "f32":
     case "i32":
@@ -28,14 +33,6 @@ export function storageBytes(dtype: StorageDType, shape: readonly number[]): num
       return rows * ternaryRowBytes(cols);
     case "binary":
       return rows * binaryRowWords(cols) * 4;
-    case "f16":
-    case "bf16":
-    case "q8_0":
-    case "q4_k":
-    case "q5_k":
-    case "q6_k":
-      // Undefined when the last dim is not a whole number of blocks; callers check shapes first.
-      return QUANT_TRAITS[dtype].byteSize(rows, cols) ?? Number.NaN;
   }
 }
 

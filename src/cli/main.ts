@@ -21,6 +21,7 @@ import { addHfModelSupport, addHubCommands } from "./pull.js";
 import { writeAtomically } from "../core/files.js";
 import { addTrainCommand } from "./train.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
+import { DENSE_FORMATS } from "../quant/types.js";
 
 /**
  * Largest sizes `barbell fixture` writes: fixtures are small test models (the real shapes come from
@@ -82,7 +83,7 @@ export function buildProgram(print: (line: string) => void, io: CliIo = processI
     .argument("<out>", "output .gguf path")
     .addOption(new Option("--arch <arch>", "architecture").choices(["bitnet", "bitnet-25", "bitnet-b1.58"]).default("bitnet-b1.58"))
     .addOption(new Option("--weights <type>", "ternary weight storage").choices(["i2_s", "tq2_0", "tq1_0", "f32", "f16", "bf16"]).default("i2_s"))
-    .addOption(new Option("--embeddings <type>", "embedding storage").choices(["f32", "f16", "bf16", "q8_0", "q4_k", "q5_k", "q6_k"]).default("f16"))
+    .addOption(new Option("--embeddings <type>", "embedding storage").choices(DENSE_FORMATS).default("f16"))
     .option("--hidden <n>", "hidden size (default: 128)", fixtureSize(FIXTURE_LIMITS.hidden))
     .option("--layers <n>", "transformer blocks (default: 2)", fixtureSize(FIXTURE_LIMITS.layers))
     .option("--heads <n>", "attention heads, dividing --hidden (default: 4)", fixtureSize(FIXTURE_LIMITS.heads))

@@ -11,6 +11,7 @@ import type { Backend, BufferHandle, DenseBlockDType, StorageDType, TensorRef } 
 import { MAX_TENSOR_ELEMENTS, elementCount, storageBytes } from "../backends/storage.js";
 import { unpackBinary, unpackTernary } from "../quant/layouts.js";
 import { QUANT_TRAITS } from "../quant/table.js";
+import { isDenseBlockFormat } from "../quant/types.js";
 import { defaultBackend } from "./context.js";
 import type { Dims, Duplicate, ShapeOf } from "./dims.js";
 
@@ -146,13 +147,10 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
         const words = new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
         return scaled(unpackBinary(words, rows, cols), this.scale ?? 1);
       }
-      case "f16":
-      case "bf16":
-      case "q8_0":
-      case "q4_k":
-      case "q5_k":
-      case "q6_k":
-        return QUANT_TRAITS[this.dtype as DenseBlockDType].decode(raw, rows, cols);
+      default:
+        if (isDenseBlockFormat(this.dtype)) {
+          return QUANT_TRAITS[this.dtype].decode(raw, rows, cols);
+        }
     }
     throw new UsageError("dtype", `[toFloat32] unknown dtype ${String(this.dtype)}`);
   }
@@ -171,14 +169,10 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
         const words = new Uint32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
         return Int32Array.from(unpackBinary(words, rows, cols));
       }
-      case "f32":
-      case "f16":
-      case "bf16":
-      case "q8_0":
-      case "q4_k":
-      case "q5_k":
-      case "q6_k":
-        throw new UsageError("dtype", `[toInt32] ${this.describe()} holds floats`);
+      default:
+        if (this.dtype === "f32" || isDenseBlockFormat(this.dtype)) {
+          throw new UsageError("dtype", `[toInt32] ${this.describe()} holds floats`);
+        }
     }
     throw new UsageError("dtype", `[toInt32] unknown dtype ${String(this.dtype)}`);
   }

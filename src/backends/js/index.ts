@@ -3,8 +3,8 @@
  * correctness oracle; every other backend is tested against it.
  */
 import { UsageError } from "../../core/errors.js";
-import type { QuantName } from "../../quant/types.js";
-import type { Backend, DenseDType, Kernels, TensorRef } from "../backend.js";
+import { isDenseBlockFormat, type QuantName } from "../../quant/types.js";
+import type { Backend, Kernels, TensorRef } from "../backend.js";
 import { ArrayBufferMemory, views } from "../host-memory.js";
 import { elementCount, storageBytes } from "../storage.js";
 import { attention } from "./kernels/attention.js";
@@ -18,17 +18,11 @@ import { concat, copyStrided } from "./kernels/layout.js";
 import { embedding, matmulDense, matmulQ8I8 } from "./kernels/dense.js";
 
 /** Storage dtypes whose bytes are a block format of src/quant (f32 included). */
-const DENSE_FORMATS = { f32: "f32", f16: "f16", bf16: "bf16", q8_0: "q8_0", q4_k: "q4_k", q5_k: "q5_k", q6_k: "q6_k" } as const satisfies Record<
-  DenseDType,
-  QuantName
->;
-
 function denseFormat(t: TensorRef): QuantName {
-  const format = (DENSE_FORMATS as Record<string, QuantName | undefined>)[t.dtype];
-  if (format === undefined) {
+  if (t.dtype !== "f32" && !isDenseBlockFormat(t.dtype)) {
     throw new UsageError("dtype", `[js] ${t.dtype} is not a dense float weight type`);
   }
-  return format;
+  return t.dtype;
 }
 
 /** Creates a fresh JS backend instance with its own allocation accounting. */

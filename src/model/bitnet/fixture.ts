@@ -7,7 +7,7 @@ import { ShapeError } from "../../core/errors.js";
 import { gv, writeGguf, type GgufTensorInput, type GgufValue } from "../../formats/gguf/index.js";
 import { roundToHalf } from "../../quant/half.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
-import type { QuantName } from "../../quant/types.js";
+import type { DenseFormat, QuantName } from "../../quant/types.js";
 import { Rng } from "../sampling/rng.js";
 
 /** Architecture strings barbell accepts for BitNet GGUF files. */
@@ -17,7 +17,7 @@ export type BitnetArch = "bitnet" | "bitnet-25" | "bitnet-b1.58";
 export type FixtureWeightType = "i2_s" | "tq2_0" | "tq1_0" | "f32" | "f16" | "bf16";
 
 /** Storage types for the token embedding (and an untied output head). */
-export type FixtureEmbeddingType = "f32" | "f16" | "bf16" | "q8_0" | "q4_k" | "q5_k" | "q6_k";
+export type FixtureEmbeddingType = DenseFormat;
 
 /** Options of `makeBitnetFixture`; every field has a tiny default. */
 export interface BitnetFixtureOptions {

@@ -4,10 +4,10 @@ import { FormatError } from "../../core/errors.js";
 import type { GgufFile, GgufTensorInfo } from "../../formats/gguf/index.js";
 import { repackTernary, type TernaryPacked } from "../../quant/repack.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
-import type { QuantName } from "../../quant/types.js";
+import { DENSE_FORMATS, type QuantName } from "../../quant/types.js";
 import type { WeightSource } from "./weights.js";
 
-const DENSE_TYPES: readonly string[] = ["f32", "f16", "bf16", "q8_0", "q4_k", "q5_k", "q6_k"];
+const DENSE_TYPES: readonly string[] = DENSE_FORMATS;
 const TERNARY_TYPES: readonly string[] = ["i2_s", "tq1_0", "tq2_0", "f32", "f16", "bf16"];
 const FLOAT_TYPES: readonly string[] = ["f32", "f16", "bf16"];
 

@@ -9,6 +9,7 @@ import { allocTensor, fill, layoutArg, tensorArg, type Tensor } from "../tensor.
 import { asMatrix, commonBackend, requireDtype, requireSameSize } from "./check.js";
 import type { Backend, DenseDType, TensorRef } from "../../backends/backend.js";
 import { quantizeActivations, type QuantizedActivations } from "./quant.js";
+import { DENSE_FORMATS } from "../../quant/types.js";
 
 /** true when x[..., K] can be contracted with w[N, K] into [..., N]; else a readable error. */
 export type ContractionCheck<Op extends string, X extends Dims, W extends Dims> = W extends readonly [
@@ -40,7 +41,7 @@ function contractionShape(op: string, x: Tensor, w: Tensor): { rows: number; n: 
   return { rows: x.size / k, n, shape: [...x.shape.slice(0, -1), n] };
 }
 
-const DENSE: readonly DenseDType[] = ["f32", "f16", "bf16", "q8_0", "q4_k", "q5_k", "q6_k"];
+const DENSE: readonly DenseDType[] = DENSE_FORMATS;
 
 /**
  * x[..., K] against w[N, K] into a fresh [..., N] tensor of `outDtype`, filled by `kernel` with x viewed as a
