@@ -180,7 +180,7 @@ describe("the model actor in-process", () => {
     expect(tokensOf(after)).toEqual(await jsGreedy(env.ladder.large.path, [1, 2, 3], 4));
     expect(await ref.ask({ type: "expandCapability" })).toMatchObject({ ok: false, code: "bad-request" });
     expect(await ref.ask({ type: "expandCapability", target: { rung: "nope" } })).toMatchObject({ ok: false, code: "bad-request" });
-    expect(await ref.ask({ type: "expandCapability", target: { backends: ["cuda"] } })).toMatchObject({ ok: false, code: "bad-request" });
+    expect(await ref.ask({ type: "expandCapability", target: { backends: ["tpu"] } })).toMatchObject({ ok: false, code: "bad-request" });
     const back = await ref.ask({ type: "expandCapability", target: { rung: "small", backends: ["js"] } });
     expect(back).toMatchObject({ ok: true, status: { worker: { model: "small" } } });
   });
