@@ -4,32 +4,14 @@
 
 #include "bb_math.h"
 #include "kernels.h"
+#include "reduce.h"
 
 namespace bbcuda {
 namespace {
 
-constexpr int kWarp = 32;
+constexpr int kWarp = reduce::kWarp;
 
-__device__ __forceinline__ double warp_sum_d(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__device__ double block_sum_d(double v, double* red) {
-  v = warp_sum_d(v);
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < static_cast<int>(blockDim.x / kWarp) ? red[lane] : 0.0;
-    v = warp_sum_d(v);
-    if (lane == 0) red[0] = v;
-  }
-  __syncthreads();
-  v = red[0];
-  __syncthreads();
-  return v;
-}
+__device__ double block_sum_d(double v, double* red) { return reduce::block(v, red, reduce::Sum{}, 0.0); }
 
 __global__ void rmsnorm_kernel(const float* x, const float* w, int cols, double eps, float* out) {
   __shared__ double red[32];

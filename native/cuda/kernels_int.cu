@@ -6,57 +6,18 @@
 
 #include "bb_math.h"
 #include "kernels.h"
+#include "reduce.h"
 
 namespace bbcuda {
 namespace {
 
-constexpr int kWarp = 32;
+constexpr int kWarp = reduce::kWarp;
 
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-__device__ __forceinline__ double warp_sum_d(double v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ __forceinline__ int warp_sum_i(int v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-/** Block-wide max of non-negative values (blockDim.x a multiple of 32, ≤ 1024). */
-__device__ float block_max(float v, float* red) {
-  v = warp_max(v);
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < static_cast<int>(blockDim.x / kWarp) ? red[lane] : 0.0f;
-    v = warp_max(v);
-    if (lane == 0) red[0] = v;
-  }
-  __syncthreads();
-  v = red[0];
-  __syncthreads();
-  return v;
-}
-
-__device__ double block_sum_d(double v, double* red) {
-  v = warp_sum_d(v);
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp;
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    v = lane < static_cast<int>(blockDim.x / kWarp) ? red[lane] : 0.0;
-    v = warp_sum_d(v);
-    if (lane == 0) red[0] = v;
-  }
-  __syncthreads();
-  v = red[0];
-  __syncthreads();
-  return v;
-}
+__device__ __forceinline__ float warp_max(float v) { return reduce::warp(v, reduce::Max{}); }
+__device__ __forceinline__ int warp_sum_i(int v) { return reduce::warp(v, reduce::Sum{}); }
+/** Block-wide max of non-negative values. */
+__device__ float block_max(float v, float* red) { return reduce::block(v, red, reduce::Max{}, 0.0f); }
+__device__ double block_sum_d(double v, double* red) { return reduce::block(v, red, reduce::Sum{}, 0.0); }
 
 /** Quantizes row `row` (k values at xr) into qr (zero padding up to q_stride); checks finiteness. */
 __device__ void quantize_row(const float* xr, int k, long long flat0, int8_t* qr, int q_stride, float* scale_out,
