@@ -271,7 +271,9 @@ function rawTrainArgs(cmd: Command): string[] {
   while (root.parent !== null) {
     root = root.parent;
   }
-  const raw = (root as unknown as { rawArgs?: string[] }).rawArgs ?? [];
+  // commander keeps the argv it parsed as `rawArgs`, which its types leave out: read it as unknown and check it.
+  const held: unknown = Reflect.get(root, "rawArgs");
+  const raw = Array.isArray(held) ? held.filter((a): a is string => typeof a === "string") : [];
   const at = raw.indexOf("train");
   return at < 0 ? [] : raw.slice(at + 1);
 }
