@@ -13,8 +13,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { batchNames, encodeBatchRecord } from "../../../src/serve/batch/wire.js";
-import { runCli } from "../../cli/helpers.js";
-import { MODEL, NATS_NOTE, NATS_SKIP, startNats, startWorker, stopChild, type NatsServer, type WorkerProcess } from "./helpers.js";
+import { MODEL, NATS_NOTE, NATS_SKIP, startNats, startWorker, stopChild, startGateway as startGatewayRun, type NatsServer, type WorkerProcess } from "./helpers.js";
 
 const PREFIX = "t19b";
 const LINES = 1000;
@@ -36,28 +35,12 @@ describe.skipIf(NATS_SKIP)(`durable batch jobs on JetStream ${NATS_NOTE}`, () =>
   let nc: NatsConnection;
 
   const startGateway = async (): Promise<Gateway> => {
-    const stop = new AbortController();
-    let out = "";
-    let listening: (url: string) => void = () => undefined;
-    const url = new Promise<string>((resolve) => (listening = resolve));
-    const run = runCli(["serve", "--nats", nats.url, "--nats-prefix", PREFIX, "--port", "0", "--public-health", "--quiet"], {
-      signal: stop.signal,
-      onOut: (t) => {
-        out += t;
-        const m = /listening on (\S+)/.exec(out);
-        if (m?.[1] !== undefined) {
-          listening(m[1]);
-        }
-      },
-    });
-    const base = await Promise.race([url, run.then((r) => Promise.reject(new Error(`the gateway exited: ${JSON.stringify(r)}`)))]);
+    const run = await startGatewayRun(nats.url, PREFIX, ["--public-health"]);
+    const base = run.base;
     return {
       base,
       client: new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 }),
-      async stop() {
-        stop.abort();
-        await run;
-      },
+      stop: () => run.stop(),
     };
   };
 
@@ -278,22 +261,9 @@ describe.skipIf(NATS_SKIP)(`durable batch jobs on JetStream ${NATS_NOTE}`, () =>
 describe.skipIf(NATS_SKIP)(`batch jobs without JetStream ${NATS_NOTE}`, () => {
   it("answer 503 while live serving goes on", async () => {
     const nats = await startNats();
-    const stop = new AbortController();
-    let out = "";
-    let listening: (url: string) => void = () => undefined;
-    const url = new Promise<string>((resolve) => (listening = resolve));
-    const run = runCli(["serve", "--nats", nats.url, "--nats-prefix", PREFIX, "--port", "0", "--quiet"], {
-      signal: stop.signal,
-      onOut: (t) => {
-        out += t;
-        const m = /listening on (\S+)/.exec(out);
-        if (m?.[1] !== undefined) {
-          listening(m[1]);
-        }
-      },
-    });
+    const gatewayRun = await startGatewayRun(nats.url, PREFIX);
     try {
-      const base = await url;
+      const base = gatewayRun.base;
       const form = new FormData();
       form.set("purpose", "batch");
       form.set("file", new Blob(['{"custom_id":"a","method":"POST","url":"/v1/completions","body":{}}']), "in.jsonl");
@@ -303,8 +273,7 @@ describe.skipIf(NATS_SKIP)(`batch jobs without JetStream ${NATS_NOTE}`, () => {
       expect((await fetch(`${base}/v1/batches`)).status).toBe(503);
       expect((await fetch(`${base}/health/live`)).status).toBe(200);
     } finally {
-      stop.abort();
-      await run;
+      await gatewayRun.stop();
       await nats.stop();
     }
   }, 60_000);

@@ -7,6 +7,7 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { runCli } from "../../cli/helpers.js";
 
 export const ROOT = path.resolve(import.meta.dirname, "../../..");
 export const MODEL = path.join(ROOT, "models/barbell-kjv.gguf");
@@ -126,4 +127,40 @@ export async function startWorker(args: readonly string[]): Promise<WorkerProces
   });
   ready.catch(() => undefined);
   return { child, ready, exited, output: () => out + err };
+}
+
+/** A `barbell serve --nats …` gateway run in this process (runCli), listening on a random loopback port. */
+export interface GatewayRun {
+  readonly base: string;
+  /** Stops the gateway and waits for its command to end. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `barbell serve --nats <url> --nats-prefix <prefix> --port 0 --quiet` plus `extra` and resolves with its
+ * address once it prints "listening on"; rejects if the command ends first.
+ */
+export async function startGateway(natsUrl: string, prefix: string, extra: readonly string[] = []): Promise<GatewayRun> {
+  const stop = new AbortController();
+  let out = "";
+  let listening: (url: string) => void = () => undefined;
+  const url = new Promise<string>((resolve) => (listening = resolve));
+  const run = runCli(["serve", "--nats", natsUrl, "--nats-prefix", prefix, "--port", "0", ...extra, "--quiet"], {
+    signal: stop.signal,
+    onOut: (t) => {
+      out += t;
+      const m = /listening on (\S+)/.exec(out);
+      if (m?.[1] !== undefined) {
+        listening(m[1]);
+      }
+    },
+  });
+  const base = await Promise.race([url, run.then((r) => Promise.reject(new Error(`the gateway exited: ${JSON.stringify(r)}`)))]);
+  return {
+    base,
+    async stop() {
+      stop.abort();
+      await run;
+    },
+  };
 }

@@ -14,8 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, type BarbellServer } from "../../../src/serve/http/index.js";
 import { decodeNatsFrame, encodeNatsFrame, MAX_NATS_FRAME_BYTES } from "../../../src/serve/nats/wire.js";
 import { detectionBoundMs } from "../../../src/serve/nats/gateway.js";
-import { runCli } from "../../cli/helpers.js";
-import { MODEL, NATS_NOTE, NATS_SKIP, startNats, startWorker, stopChild, type NatsServer, type WorkerProcess } from "./helpers.js";
+import { MODEL, NATS_NOTE, NATS_SKIP, startGateway, startNats, startWorker, stopChild, type GatewayRun, type NatsServer, type WorkerProcess } from "./helpers.js";
 
 const PREFIX = "t19";
 const HEARTBEAT_MS = 1000;
@@ -37,9 +36,7 @@ interface Health {
 describe.skipIf(NATS_SKIP)(`barbell worker and barbell serve --nats ${NATS_NOTE}`, () => {
   let nats: NatsServer;
   const workers: WorkerProcess[] = [];
-  const gatewayStop = new AbortController();
-  let gatewayRun: Promise<unknown> | undefined;
-  let gatewayOut = "";
+  let gatewayRun: GatewayRun | undefined;
   let base = "";
   let gateway: OpenAI;
   let direct: BarbellServer;
@@ -72,19 +69,8 @@ describe.skipIf(NATS_SKIP)(`barbell worker and barbell serve --nats ${NATS_NOTE}
     nats = await startNats("max_payload: 4MB");
     workers.push(await startWorker([...common, "--nats", nats.url, "--id", "A", "--parallel", "3"]));
     workers.push(await startWorker([...common, "--nats", nats.url, "--id", "B", "--parallel", "1"]));
-    let listening: (url: string) => void = () => undefined;
-    const url = new Promise<string>((resolve) => (listening = resolve));
-    gatewayRun = runCli(["serve", "--nats", nats.url, "--nats-prefix", PREFIX, "--port", "0", "--public-health", "--quiet"], {
-      signal: gatewayStop.signal,
-      onOut: (t) => {
-        gatewayOut += t;
-        const m = /listening on (\S+)/.exec(gatewayOut);
-        if (m?.[1] !== undefined) {
-          listening(m[1]);
-        }
-      },
-    });
-    base = await url;
+    gatewayRun = await startGateway(nats.url, PREFIX, ["--public-health"]);
+    base = gatewayRun.base;
     gateway = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 });
     direct = await createServer({ models: [{ name: "kjv", path: MODEL, isolation: "in-process", backends: ["js"] }] });
     reference = new OpenAI({ baseURL: `${await direct.listen(0)}/v1`, apiKey: "unused", maxRetries: 0 });
@@ -105,8 +91,7 @@ describe.skipIf(NATS_SKIP)(`barbell worker and barbell serve --nats ${NATS_NOTE}
       w.child.kill("SIGCONT"); // a paused worker could not take its SIGTERM
     }
     await nc?.close();
-    gatewayStop.abort();
-    await gatewayRun;
+    await gatewayRun?.stop();
     await direct?.shutdown(1000);
     await Promise.all(workers.map((w) => stopChild(w.child)));
     await nats?.stop();
@@ -141,22 +126,9 @@ describe.skipIf(NATS_SKIP)(`barbell worker and barbell serve --nats ${NATS_NOTE}
   }, 60_000);
 
   it("should serve through a second gateway at the same time: both route to the same workers and answer alike", async () => {
-    const stop = new AbortController();
-    let out = "";
-    let listening: (url: string) => void = () => undefined;
-    const url = new Promise<string>((resolve) => (listening = resolve));
-    const run = runCli(["serve", "--nats", nats.url, "--nats-prefix", PREFIX, "--port", "0", "--public-health", "--quiet"], {
-      signal: stop.signal,
-      onOut: (t) => {
-        out += t;
-        const m = /listening on (\S+)/.exec(out);
-        if (m?.[1] !== undefined) {
-          listening(m[1]);
-        }
-      },
-    });
+    const run = await startGateway(nats.url, PREFIX, ["--public-health"]);
     try {
-      const second = await url;
+      const second = run.base;
       const ready = await until(async () => {
         const h = (await (await fetch(`${second}/health/ready`)).json()) as Health;
         return (h.models["kjv"]?.workers.length ?? 0) === 2;
@@ -168,8 +140,7 @@ describe.skipIf(NATS_SKIP)(`barbell worker and barbell serve --nats ${NATS_NOTE}
       expect(b.choices[0]?.text).toBe(a.choices[0]?.text);
       expect(a.choices[0]?.text.length).toBeGreaterThan(0);
     } finally {
-      stop.abort();
-      await run;
+      await run.stop();
     }
   }, 90_000);
 
