@@ -6,14 +6,13 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildProgram } from "../../src/cli/main.js";
 import { INIT_PEAK_LR, parseCard, splitCorpus, tokenizerEntries, tokenizerFromEntries, validationLoss } from "../../src/cli/train.js";
 import { exportHfFolder } from "../../src/export/hf.js";
 import { loadModel } from "../../src/engine/model.js";
 import { absmeanTernarize } from "../../src/quant/values.js";
 import { ternaryLatent } from "../../src/train/init.js";
+import { runCli, type CliRun } from "./helpers.js";
 
 let dir = "";
 let first = "";
@@ -35,18 +34,8 @@ function makeCorpus(words: string[], seed: number): string {
 const TINY = ["--vocab", "300", "--hidden", "32", "--layers", "1", "--heads", "2", "--kv-heads", "1", "--ffn", "64"];
 const SCHEDULE = ["--seq-len", "16", "--batch", "2", "--checkpoint-every", "2", "--log-every", "1", "--runtime", "reference", "--sample-tokens", "0"];
 
-async function train(args: string[]): Promise<{ out: string; err: string }> {
-  let out = "";
-  let err = "";
-  const io = {
-    out: (t: string) => void (out += t),
-    err: (t: string) => void (err += t),
-    errIsTty: false,
-    input: Readable.from([""]),
-    signal: new AbortController().signal,
-  };
-  await buildProgram((l) => void (out += `${l}\n`), io).parseAsync(["node", "barbell", "train", ...args]);
-  return { out, err };
+function train(args: string[]): Promise<CliRun> {
+  return runCli(["train", ...args]);
 }
 
 /** The validation loss `barbell train` reports for `model` on `corpus`'s held-out split (tokenizer of `model`). */

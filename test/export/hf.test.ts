@@ -6,9 +6,8 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildProgram } from "../../src/cli/main.js";
+import { runCli, type CliRun } from "../cli/helpers.js";
 import { loadModel, type BitnetModel } from "../../src/engine/model.js";
 import { FormatError } from "../../src/core/errors.js";
 import { exportHfFolder, writeHfFolder } from "../../src/export/hf.js";
@@ -161,11 +160,9 @@ describe("barbell export --hf", () => {
   });
 
   it("runs as `barbell export --hf DIR -m MODEL`, and refuses --hf together with --onnx", async () => {
-    let out = "";
-    const io = { out: (t: string) => void (out += t), err: () => undefined, errIsTty: false, input: Readable.from([""]), signal: new AbortController().signal };
-    const run = (args: string[]): Promise<unknown> => buildProgram((l) => void (out += `${l}\n`), io).parseAsync(["node", "barbell", "export", ...args]);
+    const run = (args: string[]): Promise<CliRun> => runCli(["export", ...args]);
     const dir = path.join(root, "cli-out");
-    await run(["--hf", dir, "-m", "models/barbell-kjv.gguf", "--scale-dtype", "bf16"]);
+    const { out } = await run(["--hf", dir, "-m", "models/barbell-kjv.gguf", "--scale-dtype", "bf16"]);
     expect(out).toMatch(/^wrote .*cli-out\/ \(config\.json, generation_config\.json, tokenizer\.json, tokenizer_config\.json, model\.safetensors; [\d.]+ MiB of weights\)/);
     await using st = await openSafetensors(path.join(dir, "model.safetensors"));
     expect(st.tensor("model.layers.0.mlp.up_proj.weight_scale")?.dtype).toBe("BF16");
