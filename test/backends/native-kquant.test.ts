@@ -137,6 +137,8 @@ describe.skipIf(!probe.available)("native k-quant heads and embeddings", () => {
         ["q5_k", true],
         ["q5_k", false],
         ["q6_k", true],
+        ["q6_k", false],
+        ["q8_0", true],
         ["q8_0", false],
       ] as const;
       for (const [embeddingType, tied] of cases) {
