@@ -8,26 +8,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import { probeNativeCpu } from "../../src/backends/native-cpu/addon.js";
 import { nativeAddon } from "../../src/backends/native-cpu/addon.js";
 import { loadCodecs, setLoadCodecs, type LoadCodecs } from "../../src/quant/load-codecs.js";
+import { bothPaths } from "../helpers/load-codecs.js";
 import { repackTernary, type TernaryPacked } from "../../src/quant/repack.js";
 import { QUANT_TRAITS } from "../../src/quant/table.js";
 
 const probe = probeNativeCpu();
 
-/** The result (or the error message) of `run` with the JS path only, then with the native codecs. */
-function bothPaths<T>(run: () => T): { js: T | string; native: T | string } {
-  const native = loadCodecs();
-  const attempt = (): T | string => {
-    try {
-      return run();
-    } catch (e) {
-      return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    }
-  };
-  setLoadCodecs(undefined);
-  const js = attempt();
-  setLoadCodecs(native);
-  return { js, native: attempt() };
-}
 
 function randomBytes(n: number, seed: number): Uint8Array {
   const out = new Uint8Array(n);

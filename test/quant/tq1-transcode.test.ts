@@ -10,26 +10,18 @@ import { nativeAddon, probeNativeCpu } from "../../src/backends/native-cpu/addon
 import { f32ToHalf } from "../../src/quant/half.js";
 import { loadCodecs, setLoadCodecs } from "../../src/quant/load-codecs.js";
 import { repackTernary } from "../../src/quant/repack.js";
+import { bothPaths } from "../helpers/load-codecs.js";
 import { QUANT_TRAITS } from "../../src/quant/table.js";
 
 const probe = probeNativeCpu();
 const RUNS = Number(process.env["BARBELL_FUZZ_RUNS"] ?? 100);
 
 /** repackTernary's result (codes, γ) or error text, with the JS path only and with the native codecs. */
-function bothPaths(bytes: Uint8Array, rows: number, cols: number): { js: unknown; native: unknown } {
-  const native = loadCodecs();
-  const attempt = (): unknown => {
-    try {
-      const p = repackTernary("tq1_0", bytes, rows, cols);
-      return { codes: Array.from(p.codes), scale: p.scale };
-    } catch (e) {
-      return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-    }
-  };
-  setLoadCodecs(undefined);
-  const js = attempt();
-  setLoadCodecs(native);
-  return { js, native: attempt() };
+function repackBothPaths(bytes: Uint8Array, rows: number, cols: number): { js: unknown; native: unknown } {
+  return bothPaths(() => {
+    const p = repackTernary("tq1_0", bytes, rows, cols);
+    return { codes: Array.from(p.codes), scale: p.scale };
+  });
 }
 
 /** The 52 code bytes of a block of zeros. */
@@ -81,7 +73,7 @@ describe.skipIf(!probe.available)("native TQ1_0 load transcoder", () => {
           } else if (damage === "nan") {
             setD(bytes, last, 0x7e00);
           }
-          const { js, native } = bothPaths(bytes, rows, cols);
+          const { js, native } = repackBothPaths(bytes, rows, cols);
           expect(native).toEqual(js);
         },
       ),
@@ -93,7 +85,7 @@ describe.skipIf(!probe.available)("native TQ1_0 load transcoder", () => {
     const values = Float32Array.from({ length: 3 * 256 }, (_, i) => (i < 256 ? 0 : ((i % 3) - 1) * 0.25));
     const bytes = QUANT_TRAITS.tq1_0.encode(values, 3, 256);
     setD(bytes, 0, 0x3c00);
-    const { js, native } = bothPaths(bytes, 3, 256);
+    const { js, native } = repackBothPaths(bytes, 3, 256);
     expect(native).toEqual(js);
     expect((native as { scale: number }).scale).toBe(0.25);
   });
