@@ -4,12 +4,10 @@
  * before anything is read; the file is written through a temp file and a rename, so a failure leaves nothing.
  * The plan and the result go to stdout; per-tensor progress (a bar on a terminal) and warnings to stderr.
  */
-import { stat } from "node:fs/promises";
-import path from "node:path";
 import cliProgress from "cli-progress";
 import { Option, type Command } from "commander";
 import { FileError } from "../core/errors.js";
-import { fileError, pathKind } from "../core/files.js";
+import { checkOutputFile, pathKind } from "../core/files.js";
 import {
   CONVERT_HEAD_TYPES,
   CONVERT_WEIGHT_TYPES,
@@ -41,28 +39,6 @@ function kib(n: number): string {
   return n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
 }
 
-/** The output path must be a file in an existing folder (checked before the model folder is read). */
-async function checkOut(out: string): Promise<void> {
-  const dir = path.dirname(path.resolve(out));
-  try {
-    if (!(await stat(dir)).isDirectory()) {
-      throw new FileError("not-a-file", `[convert] output folder ${path.dirname(out)} is not a folder`);
-    }
-  } catch (e) {
-    throw fileError(e, path.dirname(out), "[convert] output folder");
-  }
-  try {
-    if ((await stat(out)).isDirectory()) {
-      throw new FileError("not-a-file", `[convert] output ${out} is a folder; name the .gguf file to write`);
-    }
-  } catch (e) {
-    if (e instanceof FileError) {
-      throw e;
-    }
-    // A missing output is what we want; any other stat failure shows up when writing.
-  }
-}
-
 function describePlan(folder: string, out: string, p: ConvertPlan): string {
   const c = p.config;
   const head = `${p.headType}${p.tied ? " (tied)" : ", separate output head"}`;
@@ -85,7 +61,7 @@ export async function convertFolder(
   onTensor: (p: ConvertProgress) => void = () => undefined,
   signal?: AbortSignal,
 ): Promise<ConvertResult> {
-  await checkOut(flags.out);
+  await checkOutputFile(flags.out, "[convert]", "the .gguf file");
   if ((await pathKind(folder, "[convert] model folder")) !== "folder") {
     throw new FileError("not-a-file", `[convert] ${folder} is a file; give the Hugging Face model folder (config.json, *.safetensors)`);
   }

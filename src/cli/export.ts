@@ -4,11 +4,9 @@
  * exactly one is given. docs/onnx.md describes the ONNX forms and their measured agreement; docs/convert.md the
  * Hugging Face folder (Microsoft's BitNet layout).
  */
-import { stat } from "node:fs/promises";
-import path from "node:path";
 import { Option, type Command } from "commander";
-import { FileError, UsageError } from "../core/errors.js";
-import { fileError } from "../core/files.js";
+import { UsageError } from "../core/errors.js";
+import { checkOutputFile } from "../core/files.js";
 import { exportHfFolder } from "../export/hf.js";
 import { exportOnnx, MAX_ONNX_POSITIONS, ONNX_FORMS, type OnnxExportResult, type OnnxForm } from "../export/onnx/export.js";
 import { CHECKPOINT_CONTEXT, openExportSource } from "../export/onnx/sources.js";
@@ -31,25 +29,9 @@ function mib(n: number): string {
   return `${(n / 2 ** 20).toFixed(2)} MiB`;
 }
 
-/** The output file must be in an existing folder and not be a folder itself (checked before the model is read). */
-async function checkOut(out: string): Promise<void> {
-  const dir = path.dirname(path.resolve(out));
-  try {
-    if (!(await stat(dir)).isDirectory()) {
-      throw new FileError("not-a-file", `[export] output folder ${path.dirname(out)} is not a folder`);
-    }
-  } catch (e) {
-    throw e instanceof FileError ? e : fileError(e, path.dirname(out), "[export] output folder");
-  }
-  const existing = await stat(out).catch(() => undefined);
-  if (existing?.isDirectory() === true) {
-    throw new FileError("not-a-file", `[export] output ${out} is a folder; name the .onnx file to write`);
-  }
-}
-
 /** Exports `model` as ONNX in `form` to `out` (and `out`.data). */
 export async function exportOnnxFile(model: string, form: OnnxForm, out: string, flags: Pick<ExportFlags, "positions" | "ctx" | "float64"> = {}): Promise<OnnxExportResult & { kind: string; seconds: number }> {
-  await checkOut(out);
+  await checkOutputFile(out, "[export]", "the .onnx file");
   const start = performance.now();
   await using source = await openExportSource(model, flags.ctx === undefined ? {} : { contextLength: flags.ctx });
   const result = await exportOnnx(source.config, source.weights, out, {

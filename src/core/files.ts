@@ -7,7 +7,7 @@
  */
 import { constants, type Stats } from "node:fs";
 import { open, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { FileError, FormatError } from "./errors.js";
 
 /** The node error code of a failed fs call, if any. */
@@ -32,6 +32,26 @@ export function fileError(error: unknown, path: string, what: string): FileError
     return new FileError("unreadable", `${what} ${path} cannot be read (permission denied)`);
   }
   return new FileError("unreadable", `${what} ${path} cannot be read${code === undefined ? "" : ` (${code})`}`);
+}
+
+/**
+ * Checks, before any work, that `out` can be written as a file: its folder exists and is a folder, and `out` is not
+ * a folder (a missing `out` is what is wanted; any other stat failure shows up when writing). `label` starts the
+ * messages ("[convert]"), `name` says what to give instead of a folder ("the .gguf file").
+ */
+export async function checkOutputFile(out: string, label: string, name: string): Promise<void> {
+  const dir = dirname(out);
+  try {
+    if (!(await stat(resolve(dir))).isDirectory()) {
+      throw new FileError("not-a-file", `${label} output folder ${dir} is not a folder`);
+    }
+  } catch (e) {
+    throw fileError(e, dir, `${label} output folder`);
+  }
+  const existing = await stat(out).catch(() => undefined);
+  if (existing?.isDirectory() === true) {
+    throw new FileError("not-a-file", `${label} output ${out} is a folder; name ${name} to write`);
+  }
 }
 
 function kindOf(s: Stats): string {
