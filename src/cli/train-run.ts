@@ -6,11 +6,9 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import { BarbellError } from "../core/errors.js";
 import { parseJsonFile, readRegularFile } from "../core/files.js";
-import { readExportTokenizer } from "../export/hf.js";
 import { openExportSource } from "../export/onnx/sources.js";
 import { openGguf, type GgufValue } from "../formats/gguf/index.js";
 import { ggufTokenizerMetadata } from "../model/bitnet/convert-tokenizer.js";
-import { loadCheckpointFile } from "../train/checkpoint.js";
 import type { ExportWeightType } from "../train/export.js";
 import { paramsFromSource, qatConfigOf, type InitKind } from "../train/init.js";
 import type { Param, QatConfig } from "../train/model.js";
@@ -192,12 +190,11 @@ export interface InitModel {
 export async function openInit(model: string): Promise<InitModel> {
   await using source = await openExportSource(model);
   const kind = source.kind;
-  if (kind === "checkpoint") {
-    const { state } = await loadCheckpointFile(model);
+  if (source.checkpoint !== undefined) {
     const beside = path.join(path.dirname(model), "tokenizer.gguf");
     const hasTokenizer = await fs.stat(beside).then((st) => st.isFile(), () => false);
-    const params = state.params.map((p) => ({ ...p, data: Float32Array.from(p.data) }));
-    return { kind, config: state.config, params, contextLength: source.config.contextLength, tokenizer: hasTokenizer ? await tokenizerEntries(beside) : undefined };
+    const params = source.checkpoint.params.map((p) => ({ ...p, data: Float32Array.from(p.data) }));
+    return { kind, config: source.checkpoint.config, params, contextLength: source.config.contextLength, tokenizer: hasTokenizer ? await tokenizerEntries(beside) : undefined };
   }
   const config = qatConfigOf(source.config, !source.weights.has("output.weight"));
   const params = await paramsFromSource(config, source.weights);
@@ -205,7 +202,7 @@ export async function openInit(model: string): Promise<InitModel> {
   if (kind === "gguf") {
     tokenizer = await tokenizerEntries(model);
   } else {
-    const t = await readExportTokenizer(model, kind);
+    const t = await source.readTokenizer();
     tokenizer =
       t.tokenizer === undefined
         ? undefined

@@ -18,7 +18,6 @@ import { basename, dirname, join } from "node:path";
 import type { DenseDType } from "../backends/backend.js";
 import { FormatError } from "../core/errors.js";
 import { pathKind } from "../core/files.js";
-import { openGguf } from "../formats/gguf/index.js";
 import {
   SAFETENSORS_INDEX_FILE,
   SAFETENSORS_SINGLE_FILE,
@@ -29,15 +28,12 @@ import {
 import { unpackTernary } from "../quant/layouts.js";
 import { QUANT_TRAITS } from "../quant/table.js";
 import type { QuantName } from "../quant/types.js";
-import { tokenizerTablesFromGguf } from "../model/tokenizer/gguf.js";
 import { tokenizerJsonFiles } from "../model/tokenizer/hf-json-write.js";
-import { tokenizerTablesFromJson } from "../model/tokenizer/hf-json.js";
 import type { TokenizerTables } from "../model/tokenizer/types.js";
 import type { BitnetConfig } from "../model/bitnet/config.js";
-import { readHfTokenizerFiles } from "../model/bitnet/hf.js";
 import type { WeightSource } from "../model/bitnet/weights.js";
 import { ExportError } from "../train/export.js";
-import { openExportSource, type ExportSource } from "./onnx/sources.js";
+import { openExportSource } from "./onnx/sources.js";
 
 /** Weight bytes per safetensors shard; a model above it is written as shards plus an index, as HF does. */
 export const HF_EXPORT_SHARD_BYTES = 2 * 1024 * 1024 * 1024;
@@ -250,34 +246,10 @@ export async function writeHfFolder(model: HfExportModel, dir: string, options: 
 }
 
 /**
- * The tokenizer tables and chat template of the model at `path` (a GGUF file's metadata, a folder's
- * tokenizer.json and tokenizer_config.json); none for a training checkpoint, which stores no tokenizer.
- */
-export async function readExportTokenizer(path: string, kind: ExportSource["kind"]): Promise<Pick<HfExportModel, "tokenizer" | "chatTemplate">> {
-  if (kind === "hf-folder") {
-    const files = await readHfTokenizerFiles(path, "[export]");
-    return {
-      tokenizer: files.tokenizerJson === undefined ? undefined : tokenizerTablesFromJson(files.tokenizerJson, files.tokenizerConfig),
-      chatTemplate: files.chatTemplate,
-    };
-  }
-  if (kind === "gguf") {
-    await using file = await openGguf(path);
-    const tokens = file.metadata.getStringArray("tokenizer.ggml.tokens");
-    return {
-      tokenizer: tokens === undefined ? undefined : tokenizerTablesFromGguf(file.metadata),
-      chatTemplate: file.metadata.getString("tokenizer.chat_template"),
-    };
-  }
-  return {};
-}
-
-/**
  * Writes the model at `path` (a GGUF file, a Hugging Face folder or a training checkpoint) as a Hugging Face
  * folder at `dir`; see `writeHfFolder`.
  */
 export async function exportHfFolder(path: string, dir: string, options: HfExportOptions = {}): Promise<HfExportResult> {
   await using source = await openExportSource(path, options.contextLength === undefined ? {} : { contextLength: options.contextLength });
-  const tokenizer = await readExportTokenizer(path, source.kind);
-  return await writeHfFolder({ config: source.config, source: source.weights, ...tokenizer }, dir, options);
+  return await writeHfFolder({ config: source.config, source: source.weights, ...(await source.readTokenizer()) }, dir, options);
 }

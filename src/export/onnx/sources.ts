@@ -9,18 +9,34 @@ import { fileError, pathKind } from "../../core/files.js";
 import { openGguf } from "../../formats/gguf/index.js";
 import { configFromGguf, type BitnetConfig } from "../../model/bitnet/config.js";
 import { ggufWeightSource } from "../../model/bitnet/gguf-source.js";
-import { readHfBitnetFolder } from "../../model/bitnet/hf.js";
+import { readHfBitnetFolder, readHfTokenizerFiles } from "../../model/bitnet/hf.js";
 import { configFromHf, hfWeightSource } from "../../model/bitnet/hf-source.js";
 import type { WeightSource } from "../../model/bitnet/weights.js";
+import { tokenizerTablesFromGguf } from "../../model/tokenizer/gguf.js";
+import { tokenizerTablesFromJson } from "../../model/tokenizer/hf-json.js";
+import type { TokenizerTables } from "../../model/tokenizer/types.js";
 import { packTernary } from "../../quant/layouts.js";
 import { absmeanTernarize } from "../../quant/values.js";
 import { loadCheckpointFile } from "../../train/checkpoint.js";
 import type { Param, QatConfig } from "../../train/model.js";
 
+/** A model's tokenizer as tables, and its chat template, when it has them. */
+export interface ExportTokenizer {
+  readonly tokenizer?: TokenizerTables | undefined;
+  readonly chatTemplate?: string | undefined;
+}
+
 export interface ExportSource extends AsyncDisposable {
   readonly kind: "gguf" | "hf-folder" | "checkpoint";
   readonly config: BitnetConfig;
   readonly weights: WeightSource;
+  /**
+   * The tokenizer and chat template, read from what is already open (the GGUF's metadata; the folder's
+   * tokenizer.json and tokenizer_config.json); none for a training checkpoint, which stores no tokenizer.
+   */
+  readTokenizer(): Promise<ExportTokenizer>;
+  /** A checkpoint's training config and latent weights as loaded (undefined for other kinds). */
+  readonly checkpoint?: { readonly config: QatConfig; readonly params: readonly Param[] };
 }
 
 /** Context length given to a checkpoint's config (checkpoints have none; `barbell train --ctx` defaults to it too). */
@@ -32,13 +48,22 @@ const GGUF_MAGIC = "GGUF";
 export async function openExportSource(path: string, options: { contextLength?: number } = {}): Promise<ExportSource> {
   if ((await pathKind(path, "[export] model")) === "folder") {
     const folder = await readHfBitnetFolder(path);
-    return { kind: "hf-folder", config: configFromHf(folder), weights: hfWeightSource(folder), [Symbol.asyncDispose]: () => folder[Symbol.asyncDispose]() };
+    const readTokenizer = async (): Promise<ExportTokenizer> => {
+      const files = await readHfTokenizerFiles(path, "[export]");
+      const tokenizer = files.tokenizerJson === undefined ? undefined : tokenizerTablesFromJson(files.tokenizerJson, files.tokenizerConfig);
+      return { tokenizer, chatTemplate: files.chatTemplate };
+    };
+    return { kind: "hf-folder", config: configFromHf(folder), weights: hfWeightSource(folder), readTokenizer, [Symbol.asyncDispose]: () => folder[Symbol.asyncDispose]() };
   }
   if ((await magic(path)) === GGUF_MAGIC) {
     const file = await openGguf(path);
     try {
       const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
-      return { kind: "gguf", config, weights: ggufWeightSource(file), [Symbol.asyncDispose]: () => file[Symbol.asyncDispose]() };
+      const readTokenizer = async (): Promise<ExportTokenizer> => ({
+        tokenizer: file.metadata.getStringArray("tokenizer.ggml.tokens") === undefined ? undefined : tokenizerTablesFromGguf(file.metadata),
+        chatTemplate: file.metadata.getString("tokenizer.chat_template"),
+      });
+      return { kind: "gguf", config, weights: ggufWeightSource(file), readTokenizer, [Symbol.asyncDispose]: () => file[Symbol.asyncDispose]() };
     } catch (e) {
       await file[Symbol.asyncDispose]();
       throw e;
@@ -46,7 +71,14 @@ export async function openExportSource(path: string, options: { contextLength?: 
   }
   const { state } = await loadCheckpointFile(path);
   const config = checkpointConfig(state.config, options.contextLength ?? CHECKPOINT_CONTEXT);
-  return { kind: "checkpoint", config, weights: paramSource(state.params), [Symbol.asyncDispose]: async () => undefined };
+  return {
+    kind: "checkpoint",
+    config,
+    weights: paramSource(state.params),
+    readTokenizer: async () => ({}),
+    checkpoint: { config: state.config, params: state.params },
+    [Symbol.asyncDispose]: async () => undefined,
+  };
 }
 
 async function magic(path: string): Promise<string> {
