@@ -5,12 +5,13 @@
  * nothing from Node.
  */
 import { UsageError } from "../core/errors.js";
-import { formatBitnetChat, renderJinjaChat, validateMessages, type ChatMessage } from "../model/chat/index.js";
+import { validateMessages, type ChatMessage } from "../model/chat/index.js";
 import { forward, prefill, type ForwardTrace } from "../model/bitnet/forward.js";
 import { KvCache } from "../model/bitnet/kv-cache.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
 import { Batcher, type BatcherOptions } from "./batch.js";
 import { ChatSession, type ChatSessionOptions } from "./chat-session.js";
+import { chatPromptIds, type ChatFormat } from "./header.js";
 import { runGeneration, toGeneration, type GeneratedToken, type GenerateOptions, type Generation, type GenerationResult } from "./generate.js";
 import type { LoadedModel } from "./loaded.js";
 import { compileOptions, wantsJson, withParsed, type JsonObject, type SchemaOptions, type SchemaValue, type StructuredGeneration } from "./structured.js";
@@ -24,7 +25,7 @@ export interface ChatOptions extends GenerateOptions {
    * model's Jinja chat template (or `template`); "auto" (default): bitnet for BitNet models whose
    * vocabulary has BOS and end-of-turn tokens, else the model's template.
    */
-  readonly format?: "auto" | "bitnet" | "template";
+  readonly format?: ChatFormat;
   /** A Jinja chat template to use instead of the model's. */
   readonly template?: string;
 }
@@ -155,28 +156,14 @@ export class BitnetModel implements Disposable {
   chatPrompt(messages: readonly ChatMessage[], options: ChatOptions = {}): { ids: number[]; stops: number[] } {
     this.#alive();
     const checked = validateMessages(messages);
-    const tokenizer = this.#tokenizer();
-    const format = options.format ?? "auto";
-    const template = options.template ?? this.#model.chatTemplate;
-    const useBitnet =
-      format === "bitnet" ||
-      (format === "auto" && this.config.arch !== "bitnet" && tokenizer.bos !== undefined && tokenizer.eot !== undefined);
-    if (useBitnet) {
-      const { bos, eot } = tokenizer;
-      if (bos === undefined || eot === undefined) {
-        throw new UsageError("unsupported", "[chat] the BitNet chat format needs BOS and end-of-turn tokens");
-      }
-      return { ids: formatBitnetChat(checked, (text) => this.tokenize(text, { addBos: false, parseSpecial: false }), { bos, eot }), stops: [eot] };
+    this.#tokenizer(); // no tokenizer: the model's own error
+    const prompt = chatPromptIds(this.#model, checked, options);
+    if ("refused" in prompt) {
+      throw prompt.refused === "no-template"
+        ? new UsageError("unsupported", `[chat] ${this.#model.source} has no chat template; pass options.template`)
+        : new UsageError("unsupported", "[chat] the BitNet chat format needs BOS and end-of-turn tokens");
     }
-    if (template === undefined) {
-      throw new UsageError("unsupported", `[chat] ${this.#model.source} has no chat template; pass options.template`);
-    }
-    const text = renderJinjaChat(template, checked, {
-      bosToken: tokenizer.bos === undefined ? "" : tokenizer.tokenText(tokenizer.bos),
-      eosToken: tokenizer.eos === undefined ? "" : tokenizer.tokenText(tokenizer.eos),
-      addGenerationPrompt: true,
-    });
-    return { ids: this.tokenize(text, { addBos: false, parseSpecial: true }), stops: [] };
+    return prompt;
   }
 
   #generation(ids: readonly number[], options: GenerateOptions, stops: readonly number[]): Generation {

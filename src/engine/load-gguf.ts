@@ -8,11 +8,10 @@ import type { Backend } from "../backends/backend.js";
 import { UsageError } from "../core/errors.js";
 import { readGguf, type GgufFile } from "../formats/gguf/reader.js";
 import { BlobSource, MemorySource, type BlobLike, type ByteSource } from "../formats/gguf/source.js";
-import { configFromGguf } from "../model/bitnet/config.js";
 import { ggufWeightSource } from "../model/bitnet/gguf-source.js";
 import { loadWeights, type LoadWeightsOptions } from "../model/bitnet/weights.js";
-import { tokenizerFromGguf } from "../model/tokenizer/gguf.js";
 import { BitnetModel, DEFAULT_CONTEXT } from "./bitnet-model.js";
+import { ggufHeader } from "./header.js";
 import type { LoadedModel } from "./loaded.js";
 
 /** How the weights are loaded and how large the KV cache is; `loadModel` takes these too. */
@@ -46,10 +45,8 @@ export function weightOptions(backend: Backend, options: ModelLoadOptions): Load
 
 /** A parsed GGUF's config, tokenizer (when the file has one), chat template and weights (loaded onto `backend`). */
 export async function loadedFromGguf(file: GgufFile, backend: Backend, options: ModelLoadOptions, source: string): Promise<LoadedModel> {
-  const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
-  const tokenizer = file.metadata.has("tokenizer.ggml.model") ? tokenizerFromGguf(file.metadata, config.arch) : undefined;
+  const { config, tokenizer, chatTemplate } = ggufHeader(file);
   const weights = await loadWeights(ggufWeightSource(file), config, weightOptions(backend, options));
-  const chatTemplate = file.metadata.getString("tokenizer.chat_template");
   return { config, weights, tokenizer, chatTemplate, backend, source };
 }
 

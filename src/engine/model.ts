@@ -15,11 +15,13 @@ import { loadWeights } from "../model/bitnet/weights.js";
 import { tokenizerFromJson } from "../model/tokenizer/hf-json.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
 import type { BitnetModel } from "./bitnet-model.js";
+import { ggufHeader, type ModelHeader } from "./header.js";
 import { loadedFromGguf, modelFromLoaded, weightOptions, type ModelLoadOptions } from "./load-gguf.js";
 import type { LoadedModel } from "./loaded.js";
 
 export { BitnetModel, DEFAULT_CONTEXT, type ChatOptions, type LogitsOptions } from "./bitnet-model.js";
 export { loadGgufModel, type GgufModelOptions, type ModelLoadOptions } from "./load-gguf.js";
+export { chatPromptIds, toolFormatOf, type ChatHeader, type ChatPrompt, type ChatPromptOptions, type ModelHeader } from "./header.js";
 
 export interface LoadModelOptions extends ModelLoadOptions {
   /**
@@ -74,6 +76,19 @@ export async function readHfTokenizer(dir: string): Promise<{ tokenizer: Tokeniz
     tokenizer: files.tokenizerJson === undefined ? undefined : tokenizerFromJson(files.tokenizerJson, files.tokenizerConfig),
     chatTemplate: files.chatTemplate,
   };
+}
+
+/**
+ * A model's header without its weights: a GGUF's metadata or a Hugging Face folder's config and tokenizer files,
+ * read as `loadModel` reads them (the server validates requests against it before a worker has loaded the model).
+ */
+export async function readModelHeader(path: string): Promise<ModelHeader> {
+  if ((await pathKind(path, "[model] model")) === "folder") {
+    await using folder = await readHfBitnetFolder(path);
+    return { config: configFromHf(folder), ...(await readHfTokenizer(path)) };
+  }
+  await using file = await openGguf(path);
+  return ggufHeader(file);
 }
 
 async function loadHfFolder(dir: string, backend: Backend, options: LoadModelOptions): Promise<LoadedModel> {
