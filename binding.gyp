@@ -35,6 +35,7 @@
         "native/cpu/load.cc",
         "native/cpu/probe.cc",
         "native/cpu/thread_pool.cc",
+        "native/cpu/train_kernels.cc",
         "native/cpu/tq1.cc"
       ],
       "conditions": [

@@ -31,6 +31,7 @@
 #include "executor.h"
 #include "ops.generated.h"
 #include "thread_pool.h"
+#include "train_kernels.h"
 
 namespace barbell {
 namespace {
@@ -745,6 +746,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unaryOps", implemented_codes<ops::Unary>(env, ops::kUnaryCount));
   exports.Set("binaryOps", implemented_codes<ops::Binary>(env, ops::kBinaryCount));
   RegisterLoadCodecs(env, exports);
+  RegisterTrainKernels(env, exports);
   return exports;
 }
 
