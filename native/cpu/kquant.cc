@@ -123,6 +123,124 @@ bool block_bytes(const Napi::CallbackInfo& info, const char* op, const BlockForm
 
 const BlockFormat& block_format(int code) { return kBlockFormats[code]; }
 
+void k_unpack_block(int code, const uint8_t* block, uint8_t* u, int16_t* sc, int16_t* mn, float* d, float* dmin) {
+  uint16_t h0;
+  if (code == static_cast<int>(BlockCode::kQ6K)) {
+    std::memcpy(&h0, block + 208, 2);
+    *d = half_to_float(h0);
+    *dmin = 0.0f;
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = block + 64 * h;
+      const uint8_t* qh = block + 128 + 32 * h;
+      uint8_t* y = u + 128 * h;
+      for (int l = 0; l < 32; ++l) {
+        y[l] = static_cast<uint8_t>((ql[l] & 0xF) | ((qh[l] & 3) << 4));
+        y[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+        y[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+        y[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+      }
+    }
+    for (int j = 0; j < 16; ++j) {
+      sc[j] = static_cast<int8_t>(block[192 + j]);
+      mn[j] = static_cast<int16_t>(32 * sc[j]);
+    }
+    return;
+  }
+  uint16_t h1;
+  std::memcpy(&h0, block, 2);
+  std::memcpy(&h1, block + 2, 2);
+  *d = half_to_float(h0);
+  *dmin = half_to_float(h1);
+  const bool five = code == static_cast<int>(BlockCode::kQ5K);
+  const uint8_t* qs = block + (five ? 48 : 16);
+  for (int c = 0; c < 4; ++c) {
+    for (int l = 0; l < 32; ++l) {
+      const int hb = five ? block[16 + l] >> (2 * c) : 0;
+      u[64 * c + l] = static_cast<uint8_t>((qs[32 * c + l] & 0xF) | ((hb & 1) << 4));
+      u[64 * c + 32 + l] = static_cast<uint8_t>((qs[32 * c + l] >> 4) | ((hb & 2) << 3));
+    }
+  }
+  for (int j = 0; j < 8; ++j) {
+    int s, m;
+    k4_scale_min(block + 4, j, &s, &m);
+    sc[2 * j] = sc[2 * j + 1] = static_cast<int16_t>(s);
+    mn[2 * j] = mn[2 * j + 1] = static_cast<int16_t>(m);
+  }
+}
+
+void kquant_i8_scalar(const KI8Args& a, int j0, int j1) {
+  const int bytes = kBlockFormats[a.code].bytes;
+  const int blocks = a.k / kKBlock;
+  const size_t rb = static_cast<size_t>(blocks) * static_cast<size_t>(bytes);
+  alignas(64) uint8_t u[kKBlock];
+  int16_t sc[kKBlock / kKSub], mn[kKBlock / kKSub];
+  std::vector<float> acc(static_cast<size_t>(a.m));
+  for (int j = j0; j < j1; ++j) {
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int b = 0; b < blocks; ++b) {
+      float d, dmin;
+      k_unpack_block(a.code, a.w + static_cast<size_t>(j) * rb + static_cast<size_t>(b) * bytes, u, sc, mn, &d, &dmin);
+      for (int i = 0; i < a.m; ++i) {
+        const size_t xb = static_cast<size_t>(i) * blocks + b;
+        const int8_t* q = a.xq + xb * kKBlock;
+        const int16_t* bs = a.xbsum + xb * (kKBlock / kKSub);
+        int32_t sa = 0, sb = 0;
+        for (int s = 0; s < kKBlock / kKSub; ++s) {
+          int32_t dot = 0;
+          for (int e = s * kKSub; e < (s + 1) * kKSub; ++e) {
+            dot += static_cast<int32_t>(u[e]) * q[e];
+          }
+          sa += sc[s] * dot;
+          sb += mn[s] * bs[s];
+        }
+        acc[static_cast<size_t>(i)] += k_block_term(a.code, a.xinv[xb], d, dmin, sa, sb);
+      }
+    }
+    for (int i = 0; i < a.m; ++i) {
+      a.out[static_cast<size_t>(i) * a.n + j] = acc[static_cast<size_t>(i)];
+    }
+  }
+}
+
+namespace {
+
+// The integer k-quant head's call (denseBlocks with integer = true): quantizes x once, then runs the ISA's kernel.
+Napi::Value kquant_i8_napi(const Napi::CallbackInfo& info, Executor& exec, int code, const float* x, const uint8_t* w, int m, int k,
+                           int n, float* out) {
+  const size_t blocks = static_cast<size_t>(m) * static_cast<size_t>(k / kKBlock);
+  std::vector<int8_t> xq(blocks * kKBlock);
+  std::vector<float> xinv(blocks);
+  std::vector<int16_t> xbsum(blocks * (kKBlock / kKSub));
+  // Each 256-element block quantized like one BitNet activation row; then 1 / s and Σ q per 16.
+  const int64_t bad = exec.quantize(x, static_cast<int>(blocks), kKBlock, xq.data(), xinv.data());
+  if (bad >= 0) {
+    return Napi::Number::New(info.Env(), static_cast<double>(bad));
+  }
+  for (size_t b = 0; b < blocks; ++b) {
+    xinv[b] = 1.0f / xinv[b];
+  }
+  for (size_t s = 0; s < xbsum.size(); ++s) {
+    int sum = 0;
+    for (int e = 0; e < kKSub; ++e) {
+      sum += xq[s * kKSub + e];
+    }
+    xbsum[s] = static_cast<int16_t>(sum);
+  }
+  const KI8Args a{code, xq.data(), xinv.data(), xbsum.data(), w, k, m, n, out};
+  auto fn = kquant_i8_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+  if (exec.isa() >= Isa::kAvx512vnni) {
+    fn = kquant_i8_avx512vnni;
+  } else if (exec.isa() >= Isa::kAvx2) {
+    fn = kquant_i8_avx2;
+  }
+#endif
+  exec.parallel_rows(n, prod(m, k), [&](int j0, int j1) { fn(a, j0, j1); });
+  return Napi::Number::New(info.Env(), -1);
+}
+
+}  // namespace
+
 void dense_blocks(int code, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
   const BlockFormat& f = kBlockFormats[code];
   const int blocks = k / f.elems;
@@ -157,10 +275,19 @@ Napi::Value dense_blocks_napi(const Napi::CallbackInfo& info, Executor& exec) {
   ARG_ARRAY(float, x, 1, prod(m, k));
   ARG_ARRAY(uint8_t, w, 2, wn);
   ARG_ARRAY(float, out, 6, prod(m, n));
+  const bool integer = info.Length() > 7 && info[7].IsBoolean() && info[7].As<Napi::Boolean>().Value();
   if (m == 0 || n == 0) {
-    return info.Env().Undefined();
+    return integer ? Napi::Number::New(info.Env(), -1) : info.Env().Undefined();
   }
   const int code = static_cast<int>(format), mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
+  if (integer) {
+    if (code == static_cast<int>(BlockCode::kQ8_0)) {
+      Napi::RangeError::New(info.Env(), "[native-cpu] denseBlocks: the integer head here takes q4_k, q5_k or q6_k rows (q8_0: q8i8)")
+          .ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    return kquant_i8_napi(info, exec, code, x, w, mi, ki, ni, out);
+  }
   auto fn = dense_blocks;
 #if defined(__x86_64__) || defined(_M_X64)
   if (exec.isa() >= Isa::kAvx2 && code != static_cast<int>(BlockCode::kQ8_0)) {

@@ -61,7 +61,47 @@ void dense_blocks(int code, const float* x, const uint8_t* w, int k, int m, int 
 void dense_kquant_avx2(int code, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1);
 #endif
 
-// denseBlocks(format: BlockCode, x: Float32Array, w: Uint8Array (rows of that format), m, k, n, out: Float32Array).
+// The integer k-quant head (matmulQ8I8 over Q4_K / Q5_K / Q6_K weights; the reference and its exact formula:
+// src/backends/js/kernels/kquant-head.ts). x is quantized per 256-element block like one BitNet activation row
+// (q int8, inv = 1 / s) with Σ q per 16-element sub-block; a weight block unpacks to codes u (unsigned, element
+// order), per-16 scales sc and offset multipliers mn (Q6_K: mn = 32 · sc), and with the exact int32 sums
+// A = Σ_j sc_j · Σ_{e∈j} u_e q_e and B = Σ_j mn_j · bsum_j each block adds k_block_term(...) to its output in
+// block order, every operation one f32 rounding.
+constexpr int kKSub = 16;
+struct KI8Args {
+  int code;              // BlockCode: kQ6K, kQ4K or kQ5K
+  const int8_t* xq;      // [m, k] quantized activations
+  const float* xinv;     // [m, k / 256] 1 / s per block
+  const int16_t* xbsum;  // [m, k / 16] Σ q per 16 elements (|Σ| ≤ 2048)
+  const uint8_t* w;      // n rows of k / 256 blocks
+  int k, m, n;
+  float* out;            // [m, n]
+};
+
+// The f32 contribution of one weight block to one output from its integer sums (the reference's kBlockTerm).
+inline float k_block_term(int code, float inv, float d, float dmin, int32_t a, int32_t b) {
+  if (code == static_cast<int>(BlockCode::kQ6K)) {
+    return (inv * d) * static_cast<float>(a - b);
+  }
+  const float hi = (inv * d) * static_cast<float>(a);
+  const float lo = (inv * dmin) * static_cast<float>(b);
+  return hi - lo;
+}
+
+// Unpacks one block of Q6_K / Q4_K / Q5_K into codes u[256], sc[16], mn[16]; returns d, dmin (0 for Q6_K).
+void k_unpack_block(int code, const uint8_t* block, uint8_t* u, int16_t* sc, int16_t* mn, float* d, float* dmin);
+
+// Weight rows [j0, j1) of the integer k-quant head: scalar (any CPU), AVX2 (kquant_avx2.cc), AVX-512 VNNI
+// (kquant_avx512vnni.cc). The same bits in all three.
+void kquant_i8_scalar(const KI8Args& a, int j0, int j1);
+#if defined(__x86_64__) || defined(_M_X64)
+void kquant_i8_avx2(const KI8Args& a, int j0, int j1);
+void kquant_i8_avx512vnni(const KI8Args& a, int j0, int j1);
+#endif
+
+// denseBlocks(format: BlockCode, x: Float32Array, w: Uint8Array (rows of that format), m, k, n, out: Float32Array
+// [, integer: boolean]). With `integer` (k-quant formats only) the integer head above, returning −1 or the first
+// non-finite index of x (nothing written); otherwise the float head, returning undefined.
 Napi::Value dense_blocks_napi(const Napi::CallbackInfo& info, Executor& exec);
 
 // embeddingBlocks(format: BlockCode, ids: Int32Array, seq, table: Uint8Array (rows of that format), vocab, embed,

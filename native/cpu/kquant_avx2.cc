@@ -162,7 +162,150 @@ void dense_avx2(Decode decode, const float* x, const uint8_t* w, int k, int m, i
   }
 }
 
+// ---- the integer k-quant head (KI8Args in kquant.h) ----
+
+// One weight block as integer vectors: codes in element order (8 × 32), per chunk the int16 scales of its two
+// 16-element sub-blocks (lanes 0..7 and 8..15, as maddubs pairs them), offset multipliers (16 int16), d, dmin.
+struct KBlockI8 {
+  __m256i u[8];
+  __m256i s[8];
+  __m256i mn;
+  float d, dmin;
+};
+
+// Lanes 0..7: sc16[2c], lanes 8..15: sc16[2c + 1].
+inline __m256i chunk_scales(const int16_t* sc16, int c) {
+  int32_t pair;
+  std::memcpy(&pair, sc16 + 2 * c, 4);
+  const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  return _mm256_shuffle_epi8(_mm256_set1_epi32(pair), spread);
+}
+
+inline void unpack_q6k_i8(const uint8_t* block, KBlockI8& o) {
+  uint16_t hd;
+  std::memcpy(&hd, block + 208, 2);
+  o.d = _cvtsh_ss(hd);
+  o.dmin = 0.0f;
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m3 = _mm256_set1_epi8(3);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h));
+    const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h + 32));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * h));
+    o.u[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+    o.u[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+    o.u[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+    o.u[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+  }
+  const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 192)));
+  alignas(32) int16_t s16[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(s16), sc);
+  for (int c = 0; c < 8; ++c) {
+    o.s[c] = chunk_scales(s16, c);
+  }
+  o.mn = _mm256_slli_epi16(sc, 5);
+}
+
+template <bool kFive>
+inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
+  uint16_t hd, hm;
+  std::memcpy(&hd, block, 2);
+  std::memcpy(&hm, block + 2, 2);
+  o.d = _cvtsh_ss(hd);
+  o.dmin = _cvtsh_ss(hm);
+  const uint8_t* qs = block + (kFive ? 48 : 16);
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i one = _mm256_set1_epi8(1);
+  const __m256i qh = kFive ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16)) : _mm256_setzero_si256();
+  int sc[8], mn[8];
+  for (int c = 0; c < 4; ++c) {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+    __m256i lo = _mm256_and_si256(q, m4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+    if (kFive) {
+      const __m256i shifted = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c));
+      lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(shifted, one), 4));
+      hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(shifted, 1), one), 4));
+    }
+    o.u[2 * c] = lo;
+    o.u[2 * c + 1] = hi;
+  }
+  for (int j = 0; j < 8; ++j) {
+    k4_scale_min(block + 4, j, &sc[j], &mn[j]);
+    o.s[j] = _mm256_set1_epi16(static_cast<int16_t>(sc[j]));
+  }
+  o.mn = _mm256_setr_epi16(mn[0], mn[0], mn[1], mn[1], mn[2], mn[2], mn[3], mn[3], mn[4], mn[4], mn[5], mn[5], mn[6], mn[6], mn[7], mn[7]);
+}
+
+inline int32_t hsum_i32(__m256i v) {
+  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  const __m128i t = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1)));
+}
+
+// A and B of one block against one activation block (q: 256 int8, bs: 16 sums). maddubs pairs stay below
+// 2 · 63 · 128 (no saturation); every int32 lane and sum below 2³¹ (bounds in kquant-head.ts).
+inline void k_dot(const KBlockI8& o, const int8_t* q, const int16_t* bs, int32_t* a, int32_t* b) {
+  __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+  for (int c = 0; c < 8; c += 2) {
+    const __m256i p0 = _mm256_maddubs_epi16(o.u[c], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c)));
+    const __m256i p1 = _mm256_maddubs_epi16(o.u[c + 1], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c + 32)));
+    acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, o.s[c]));
+    acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, o.s[c + 1]));
+  }
+  *a = hsum_i32(_mm256_add_epi32(acc0, acc1));
+  *b = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn));
+}
+
+template <int kBytes, typename Unpack>
+void kquant_i8_rows(Unpack unpack, const KI8Args& a, int j0, int j1) {
+  const int blocks = a.k / kKBlock;
+  const size_t rb = static_cast<size_t>(blocks) * kBytes;
+  std::vector<float> acc(static_cast<size_t>(a.m));
+  KBlockI8 o;
+  for (int j = j0; j < j1; ++j) {
+    const uint8_t* row = a.w + static_cast<size_t>(j) * rb;
+    if (j + 1 < j1) {
+      for (size_t p = 0; p < rb; p += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(row + rb + p), _MM_HINT_T0);
+      }
+    }
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (int b = 0; b < blocks; ++b) {
+      unpack(row + static_cast<size_t>(b) * kBytes, o);
+      for (int i = 0; i < a.m; ++i) {
+        const size_t xb = static_cast<size_t>(i) * blocks + b;
+        int32_t sa, sb;
+        k_dot(o, a.xq + xb * kKBlock, a.xbsum + xb * (kKBlock / kKSub), &sa, &sb);
+        acc[static_cast<size_t>(i)] += k_block_term(a.code, a.xinv[xb], o.d, o.dmin, sa, sb);
+      }
+    }
+    for (int i = 0; i < a.m; ++i) {
+      a.out[static_cast<size_t>(i) * a.n + j] = acc[static_cast<size_t>(i)];
+    }
+  }
+}
+
 }  // namespace
+
+void kquant_i8_avx2(const KI8Args& a, int j0, int j1) {
+  switch (static_cast<BlockCode>(a.code)) {
+    case BlockCode::kQ6K:
+      kquant_i8_rows<kQ6KBytes>(unpack_q6k_i8, a, j0, j1);
+      return;
+    case BlockCode::kQ4K:
+      kquant_i8_rows<kQ4KBytes>(unpack_affine_i8<false>, a, j0, j1);
+      return;
+    case BlockCode::kQ5K:
+      kquant_i8_rows<kQ5KBytes>(unpack_affine_i8<true>, a, j0, j1);
+      return;
+    case BlockCode::kQ8_0:
+      break;
+  }
+  kquant_i8_scalar(a, j0, j1);
+}
 
 void dense_kquant_avx2(int code, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
   switch (static_cast<BlockCode>(code)) {
