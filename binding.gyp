@@ -66,7 +66,7 @@
         {
           "target_name": "barbell_avx512vnni",
           "type": "static_library",
-          "sources": ["native/cpu/kernels_avx512vnni.cc"],
+          "sources": ["native/cpu/kernels_avx512vnni.cc", "native/cpu/kquant_avx512vnni.cc"],
           "cflags_cc": ["<@(barbell_avx512)", "-mavx512vnni"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["<@(barbell_avx512)", "-mavx512vnni"] },
           "msvs_settings": { "VCCLCompilerTool": { "AdditionalOptions": ["/arch:AVX512"] } }
