@@ -190,14 +190,16 @@ export const KERNEL_OPS = {
     params: [input("x", F32), input("w", DENSE), output("out", F32)],
   },
   /**
-   * The integer output head: out[M,N] f32 = x[M,K] f32 · w[N,K]ᵀ for q8_0 weights, with x quantized per
-   * 32-element block to int8 (llama.cpp's Q8_0 × Q8_0 dot product). Integer block dots, then f32 scaling and
-   * accumulation in block order: exact across backends (semantics in src/backends/js/kernels/dense.ts).
+   * The integer output head: out[M,N] f32 = x[M,K] f32 · w[N,K]ᵀ with x quantized to int8 per weight block:
+   * q8_0 weights per 32-element block (llama.cpp's Q8_0 × Q8_0 dot product; src/backends/js/kernels/dense.ts),
+   * q4_k / q5_k / q6_k per 256-element super-block with 16-element sums (their × Q8_K products;
+   * src/backends/js/kernels/kquant-head.ts). Integer block dots, then f32 scaling and accumulation in block
+   * order: exact across backends.
    */
   matmulQ8I8: {
     code: 2,
-    summary: "the integer Q8_0 head: x quantized per 32-block, integer block dots, f32 scaling in block order",
-    params: [input("x", F32), input("w", ["q8_0"]), output("out", F32)],
+    summary: "the integer head: x quantized per weight block, integer block dots, f32 scaling in block order",
+    params: [input("x", F32), input("w", ["q8_0", "q4_k", "q5_k", "q6_k"]), output("out", F32)],
   },
   /** out[S,E] f32 = rows ids[S] (i32) of table[V,E] (any DenseDType). Ids are checked against V. */
   embedding: {

@@ -112,10 +112,11 @@ function supports(kernel: KernelName, refs: readonly TensorRef[]): true | string
     }
     case "binary":
       return (refs[refs.length - 1]?.shape.length ?? 0) <= MAX_BINARY_RANK ? true : `rank above ${MAX_BINARY_RANK}`;
+    case "matmulQ8I8":
+      return refs[1]?.dtype === "q8_0" ? true : `the CUDA integer head takes q8_0 weights, not ${refs[1]?.dtype ?? "none"}`;
     case "quantizeActivations":
     case "matmulTernaryI8":
     case "matmulF32":
-    case "matmulQ8I8":
     case "writeRows":
     case "rmsNorm":
     case "rope":

@@ -16,6 +16,7 @@ import { softmax } from "./kernels/softmax.js";
 import { quantizeActivations } from "../../quant/values.js";
 import { concat, copyStrided } from "./kernels/layout.js";
 import { embedding, matmulDense, matmulQ8I8 } from "./kernels/dense.js";
+import { matmulKI8 } from "./kernels/kquant-head.js";
 
 /** Storage dtypes whose bytes are a block format of src/quant (f32 included). */
 function denseFormat(t: TensorRef): QuantName {
@@ -40,8 +41,12 @@ export function createJsBackend(): Backend {
         ? matmulF32(f32(x), f32(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out))
         : matmulDense(f32(x), denseFormat(w), u8(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out)),
     matmulQ8I8: (x, w, out) => {
+      if (w.dtype === "q4_k" || w.dtype === "q5_k" || w.dtype === "q6_k") {
+        matmulKI8(f32(x), w.dtype, u8(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out));
+        return;
+      }
       if (w.dtype !== "q8_0") {
-        throw new UsageError("unsupported", `[matmulQ8I8] takes q8_0 weights, got ${w.dtype}`);
+        throw new UsageError("unsupported", `[matmulQ8I8] takes q8_0, q4_k, q5_k or q6_k weights, got ${w.dtype}`);
       }
       matmulQ8I8(f32(x), u8(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out));
     },
@@ -102,6 +107,7 @@ export function createJsBackend(): Backend {
     memoryKind: "host",
     alloc: (bytes) => memory.alloc(bytes),
     adopt: (bytes) => memory.adopt(bytes),
+    adoptLazy: (size, materialize) => memory.adoptLazy(size, materialize),
     free: (buffer) => memory.free(buffer),
     write: (buffer, src, byteOffset) => memory.write(buffer, src, byteOffset),
     read: (buffer, byteOffset, length) => memory.read(buffer, byteOffset, length),

@@ -82,6 +82,11 @@ export interface NativeContext {
    */
   denseBlocks(format: number, x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array): void;
   /**
+   * With `integer` true (Q6_K, Q4_K, Q5_K only): the integer k-quant head (matmulQ8I8; exact semantics in
+   * src/backends/js/kernels/kquant-head.ts); returns −1, or the index of the first non-finite x (nothing written).
+   */
+  denseBlocks(format: number, x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array, integer: true): number;
+  /**
    * Embedding rows of a block format (codes as denseBlocks; embed a multiple of its block); returns −1, or the
    * position of the first id outside the vocabulary.
    */

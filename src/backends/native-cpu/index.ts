@@ -8,7 +8,7 @@
  * exact), rmsNorm, rope, softmax, attention, unary (all ops), binary (any non-negative strides), scale,
  * writeRows; matmulDense also takes q8_0, q4_k, q5_k and q6_k weights, embedding tables in those formats (rows
  * decoded exactly as the reference; native/cpu/kquant.cc); matmulQ8I8 (the integer Q8_0 head, bit-exact: AVX-512 VNNI over 16
- * weight rows per tile, scalar elsewhere). copyStrided and concat, and dense weights in bf16, fall back to
+ * weight rows per tile, scalar elsewhere; and the integer Q4_K / Q5_K / Q6_K head, bit-exact: AVX-512 VNNI, AVX2, scalar). copyStrided and concat, and dense weights in bf16, fall back to
  * the next backend.
  *
  * Float kernels: attention and SiLU run in f32 SIMD on x86 (NMSE vs the float64 reference ~1e-14, bound
@@ -263,16 +263,18 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
       const n = dim(w, 0);
       same(op, "x and w columns", k, dim(w, 1));
       same(op, "out shape", dim(out, 0) * dim(out, 1), m * n);
-      if (w.dtype !== "q8_0" || k % 32 !== 0) {
-        throw new ShapeError("size", `[${op}] needs q8_0 weights with k a multiple of 32, got ${w.dtype} k = ${k}`);
+      const format = blockFormat(w.dtype);
+      if (format === undefined || k % format.elems !== 0) {
+        throw new ShapeError("size", `[${op}] needs q8_0, q4_k, q5_k or q6_k weights with k a multiple of their block, got ${w.dtype} k = ${k}`);
       }
       const xa = f32(x);
       const wb = u8(w);
       const oa = f32(out);
       need(op, "x", xa, m * k);
-      need(op, "w", wb, n * (k / 32) * 34);
+      need(op, "w", wb, n * (k / format.elems) * format.bytes);
       need(op, "out", oa, m * n);
-      const bad = ctx.q8i8(xa, wb, m, k, n, oa);
+      // Q8_0: per-32 activations (q8i8); the k-quants: per-256 with 16-element sums (kquant.h, KI8Args).
+      const bad = w.dtype === "q8_0" ? ctx.q8i8(xa, wb, m, k, n, oa) : ctx.denseBlocks(format.code, xa, wb, m, k, n, oa, true);
       if (bad >= 0) {
         const v = xa[bad] ?? Number.NaN;
         throw new ValueError("non-finite", `[${op}] x index ${bad} holds ${v}`, bad, v);

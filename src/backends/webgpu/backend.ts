@@ -40,7 +40,7 @@ const BINARY_CASES = subOpsWithCase("binary", BINARY_WGSL);
 export const WEBGPU_CAPABILITIES: Capabilities = {
   matmulF32: true,
   matmulDense: { dtypes: { w: DENSE_FORMATS } },
-  matmulQ8I8: true,
+  matmulQ8I8: { dtypes: { w: ["q8_0"] } },
   embedding: { dtypes: { table: DENSE_FORMATS } },
   writeRows: true,
   matmulTernaryI8: { maxK: MAX_DOT_K },

@@ -85,17 +85,23 @@ export function contractDense<X extends Dims, W extends Dims>(
   return contract("matmul", x, weights, { x: ["f32"], w: DENSE, out: "f32" }, (k, xm, wr, out) => k.matmulDense(xm, wr, out));
 }
 
+/** The weight formats of the integer head (`matmulQ8I8`). */
+export type IntegerHeadDType = "q8_0" | "q4_k" | "q5_k" | "q6_k";
+const INTEGER_HEAD: readonly IntegerHeadDType[] = ["q8_0", "q4_k", "q5_k", "q6_k"];
+
 /**
- * The integer output head: x[..., K] · w[N, K]ᵀ → [..., N] for Q8_0 weights, with x quantized per 32-element
- * block to int8 so that every product is an integer one (llama.cpp's Q8_0 matmul). Bit-identical on every
- * backend (kernel `matmulQ8I8`); logits move by about 0.5 % (rel L2) against `matmul` on the same weights.
+ * The integer output head: x[..., K] · w[N, K]ᵀ → [..., N] for Q8_0 weights (x quantized per 32-element block,
+ * llama.cpp's Q8_0 matmul) or Q4_K / Q5_K / Q6_K weights (x quantized per 256-element block with 16-element
+ * sums, llama.cpp's k-quant × Q8_K products), so that every product is an integer one. Bit-identical on every
+ * backend that has it (kernel `matmulQ8I8`); logits move by about 0.5 % (rel L2) against `matmul` on the same
+ * weights.
  */
 export function matmulQ8I8<const X extends Dims, const W extends Dims>(
   x: Tensor<"f32", X>,
-  w: Weights<"matmulQ8I8", "q8_0", X, W>,
+  w: Weights<"matmulQ8I8", IntegerHeadDType, X, W>,
 ): Tensor<"f32", Contracted<X, W>> {
-  const weights = tensorArg<Tensor<"q8_0", W>>("matmulQ8I8", "w", w);
-  return contract("matmulQ8I8", x, weights, { x: ["f32"], w: ["q8_0"], out: "f32" }, (k, xm, wr, out) => k.matmulQ8I8(xm, wr, out));
+  const weights = tensorArg<Tensor<IntegerHeadDType, W>>("matmulQ8I8", "w", w);
+  return contract("matmulQ8I8", x, weights, { x: ["f32"], w: INTEGER_HEAD, out: "f32" }, (k, xm, wr, out) => k.matmulQ8I8(xm, wr, out));
 }
 
 /**
