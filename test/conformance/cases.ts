@@ -176,6 +176,24 @@ function q8i8Case([m, k, n]: [number, number, number], seed: number): Conformanc
   };
 }
 
+/** The integer k-quant head (matmulQ8I8 over q4_k / q5_k / q6_k): exact. x has a zero block and an outlier. */
+function ki8Case(format: "q4_k" | "q5_k" | "q6_k", [m, k, n]: [number, number, number], seed: number): ConformanceCase {
+  return {
+    kernel: "matmulQ8I8",
+    name: `integer ${format} ${m}x${k} · ${n}x${k}`,
+    compare: "exact",
+    build(mem) {
+      const r = rng(seed);
+      const w = QUANT_TRAITS[format].encode(floats(r, n * k, 0.5), n, k);
+      const x = floats(r, m * k, 4);
+      x.fill(0, 0, 256);
+      x[m * k - 7] = 300;
+      const out = refOf(mem, "f32", [m, n]);
+      return { args: [refOf(mem, "f32", [m, k], x), refOf(mem, format, [n, k], w), out], out };
+    },
+  };
+}
+
 function floatCase(kernel: KernelName, name: string, seed: number, make: (mem: CaseMemory, r: () => number) => CaseData, nmse = 1e-10): ConformanceCase {
   return { kernel, name, compare: nmse, build: (mem) => make(mem, rng(seed)) };
 }
@@ -203,6 +221,7 @@ export const CASES: readonly ConformanceCase[] = [
     [9, 96, 40],
     [17, 128, 16],
   ] as [number, number, number][]).map((s, i) => q8i8Case(s, 520 + i)),
+  ...(["q4_k", "q5_k", "q6_k"] as const).flatMap((f, i) => [ki8Case(f, [1, 1536, 37], 530 + 2 * i), ki8Case(f, [3, 512, 9], 531 + 2 * i)]),
   floatCase("rmsNorm", "rmsNorm 3x2560 weighted", 600, (mem, r) => {
     const out = refOf(mem, "f32", [3, 2560]);
     return { args: [refOf(mem, "f32", [3, 2560], floats(r, 7680)), refOf(mem, "f32", [2560], floats(r, 2560)), 1e-5, out], out };
