@@ -10,11 +10,21 @@
  *   window per step (the path of the first QAT version; timed on fewer steps: it is slow).
  *
  *   npx tsx bench/train.ts [--quick]     # alone; `npm run bench` includes it
+ *   npx tsx bench/train.ts --ab <root> [--steps N]
+ *
+ * `--ab <root>` compares this checkout's native runtime with the one of another checkout of barbell at
+ * <root> (e.g. `git worktree add /tmp/before <commit>`, or `git archive <commit> src | tar -x -C <root>`),
+ * both in this process on the same addon, one warm-up step each, then N steps of each interleaved
+ * (A B B A …, so drift in the machine's load falls on both): median tokens/s and CPU ms per step (all
+ * threads, process.cpuUsage) of each. The ratio is the figure to quote on a shared, loaded machine.
  */
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createNativeTrainRuntime, nativeTrainUnavailable, type TrainRuntime } from "../src/train/fast.js";
 import type { QatConfig } from "../src/train/model.js";
+import type * as qatModule from "../src/train/qat.js";
 import { initTrainState, trainStep, type TrainOptions } from "../src/train/qat.js";
+import type * as fastModule from "../src/train/fast.js";
 import { Rng } from "../src/model/sampling/rng.js";
 
 export const TRAIN_BENCH_CONFIG: QatConfig = {
@@ -122,6 +132,73 @@ export function trainBench(opts: { quick?: boolean } = {}): string[] {
   return lines;
 }
 
+type QatModule = typeof qatModule;
+type FastModule = typeof fastModule;
+
+interface StepFns {
+  readonly name: string;
+  readonly step: () => number;
+}
+
+/** One runtime's step function on a fresh state of the bench config (8×128), from the modules of `root` (or this checkout). */
+async function stepsOf(root: string | undefined, tokens: Uint16Array): Promise<StepFns & Disposable> {
+  const qat = (root === undefined ? await import("../src/train/qat.js") : await import(`${root}/src/train/qat.ts`)) as QatModule;
+  const fast = (root === undefined ? await import("../src/train/fast.js") : await import(`${root}/src/train/fast.ts`)) as FastModule;
+  const rt = fast.createNativeTrainRuntime();
+  const state = qat.initTrainState(TRAIN_BENCH_CONFIG, 1, 2);
+  const options = { ...BASE_OPTIONS, batchSize: 8 };
+  qat.trainStep(state, tokens, options, rt);
+  return {
+    name: `${root ?? "this checkout"}: ${rt.name}`,
+    step: () => qat.trainStep(state, tokens, options, rt).tokensPerSecond,
+    [Symbol.dispose]: () => rt.dispose(),
+  };
+}
+
+/** The --ab comparison: `steps` steps of each runtime, interleaved A B B A. */
+export async function trainAb(root: string, steps: number): Promise<string[]> {
+  const rng = new Rng(1);
+  const tokens = Uint16Array.from({ length: 16384 }, () => rng.below(TRAIN_BENCH_CONFIG.vocabSize));
+  using a = await stepsOf(root, tokens);
+  using b = await stepsOf(undefined, tokens);
+  const runs = [a, b].map((fns) => ({ fns, rates: [] as number[], cpu: [] as number[] }));
+  for (let i = 0; i < steps; i++) {
+    for (const r of i % 2 === 0 ? runs : [...runs].reverse()) {
+      const before = process.cpuUsage();
+      r.rates.push(r.fns.step());
+      const used = process.cpuUsage(before);
+      r.cpu.push((used.user + used.system) / 1000);
+    }
+  }
+  const [ra, rb] = runs;
+  const lines = [
+    `## QAT training A/B (8×128 per step, ${steps} steps each, interleaved)`,
+    "",
+    "| code | tokens/s (median) | range | CPU ms/step (median, all threads) |",
+    "|---|---|---|---|",
+    ...runs.map((r) => {
+      const sorted = [...r.rates].sort((x, y) => x - y);
+      return `| ${r.fns.name} | ${median(r.rates).toFixed(0)} | ${(sorted[0] ?? 0).toFixed(0)}–${(sorted[sorted.length - 1] ?? 0).toFixed(0)} | ${median(r.cpu).toFixed(0)} |`;
+    }),
+    "",
+  ];
+  if (ra !== undefined && rb !== undefined) {
+    lines.push(`This checkout / ${root}: ${(median(rb.rates) / median(ra.rates)).toFixed(2)}× tokens/s, ${(median(rb.cpu) / median(ra.cpu)).toFixed(2)}× CPU time per step.`, "");
+  }
+  return lines;
+}
+
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  process.stdout.write(`${trainBench({ quick: process.argv.includes("--quick") }).join("\n")}\n`);
+  const ab = process.argv.indexOf("--ab");
+  if (ab >= 0) {
+    const root = process.argv[ab + 1];
+    const at = process.argv.indexOf("--steps");
+    const steps = at >= 0 ? Number(process.argv[at + 1]) : 12;
+    if (root === undefined || !Number.isSafeInteger(steps) || steps < 1 || steps > 1000) {
+      throw new Error("usage: bench/train.ts --ab <root of another barbell checkout> [--steps 1…1000]");
+    }
+    process.stdout.write(`${(await trainAb(resolve(root), steps)).join("\n")}\n`);
+  } else {
+    process.stdout.write(`${trainBench({ quick: process.argv.includes("--quick") }).join("\n")}\n`);
+  }
 }

@@ -8,10 +8,12 @@
  * `get(w)` is typed with `w`'s own dimension names.
  *
  * Backward rules run on the host in float64 (values read once per tensor, gradients accumulated as
- * Float64Array) and are rounded to f32 once, when a gradient tensor is made. With `createTape({ matmul })`
- * the two products of `matmul`/`linear`/`bitLinear` (gx = g·w, gw = gᵀ·x), the heavy part of a training
- * step, run in f32 through that kernel instead (e.g. the native backend's multithreaded matmul, see
- * `nativeMatmul` in ./fast.ts); everything else stays float64. Tensors made by the tape
+ * Float64Array) and are rounded to f32 once, when a gradient tensor is made. A fast tape
+ * (`createTape({ kernels })`, or `{ matmul }` for a plain x·wᵀ kernel) keeps its gradients in f32 and runs
+ * the products of `matmul`/`linear`/`bitLinear` (gx = g·w, gw = gᵀ·x) and attention through `kernels.gemm`
+ * (operands as stored, transposes in the product's flags), and RMSNorm's backward and the cross-entropy
+ * through the kernels that have them (the addon's TrainContext, see ./kernels.ts and ./fast.ts); the
+ * other rules are the same JS on f32 arrays. Tensors made by the tape
  * (op outputs) are owned by it and freed by `dispose()`; gradient tensors are owned by `Gradients`.
  * See docs/training.md.
  */
@@ -26,19 +28,16 @@ import { quantizeActivations, ternarize } from "../tensor/ops/quant.js";
 import { binary, type Broadcastable } from "../tensor/ops/elementwise.js";
 import type { Contracted, Weights } from "../tensor/ops/matmul.js";
 import { layoutArg, tensorArg, tensorFromBytes, type Tensor } from "../tensor/tensor.js";
-import { attentionBackwardF32, attentionBackwardF64, linearBackwardF32, transposeF32, type AttentionDims } from "./backward.js";
+import { attentionBackwardF32, attentionBackwardF64, linearBackwardF32, type AttentionDims } from "./backward.js";
+import { gemmFromMatmul, like, type Grad, type HostGemm, type HostMatmul, type TrainKernels } from "./kernels.js";
 
 type F32<D extends Dims> = Tensor<"f32", D>;
 type AnyF32 = Tensor<"f32", Dims>;
 
 /** Sends the output gradient back: one entry per input (undefined = no contribution). */
-type BackwardRule = (gOut: Float64Array) => readonly (Float64Array | undefined)[];
+type BackwardRule = (gOut: Grad) => readonly (Grad | undefined)[];
 
-/**
- * out[m, n] = x[m, k] · w[n, k]ᵀ, f32, row-major (the contract of the backends' matmulF32). Must be
- * deterministic: the same inputs give the same bits on every call (checkpoints resume bit for bit).
- */
-export type HostMatmul = (x: Float32Array, w: Float32Array, m: number, k: number, n: number, out: Float32Array) => void;
+export type { HostMatmul } from "./kernels.js";
 
 /** Options of {@link createTape}. */
 export interface TapeOptions {
@@ -47,6 +46,8 @@ export interface TapeOptions {
    * path); absent: float64 loops on the host (the reference).
    */
   readonly matmul?: HostMatmul;
+  /** The fast path's kernels (gemm required); takes precedence over `matmul`. */
+  readonly kernels?: TrainKernels;
 }
 
 interface Node {
@@ -116,8 +117,8 @@ function gatherIndex(shape: readonly number[], strides: readonly number[], offse
   return index;
 }
 
-function scatter(g: Float64Array, index: Int32Array, size: number): Float64Array {
-  const out = new Float64Array(size);
+function scatter(g: Grad, index: Int32Array, size: number): Grad {
+  const out = like(g, size);
   for (let i = 0; i < g.length; i++) {
     const j = index[i] ?? 0;
     out[j] = (out[j] ?? 0) + (g[i] ?? 0);
@@ -143,20 +144,19 @@ export class Tape implements Disposable {
   readonly #nodes: Node[] = [];
   readonly #byOutput = new Map<AnyF32, Node>();
   readonly #params = new Set<AnyF32>();
-  readonly #host = new Map<Tensor, Float64Array>();
-  readonly #matmul: HostMatmul | undefined;
-  /** Per latent weight of `bitLinear`: its ternarized tensor (made once per tape) and, once needed, γ·W_t transposed. */
-  readonly #ternary = new Map<AnyF32, { wt: Tensor<"ternary">; deqT?: Float32Array }>();
-  /** Per f32 weight of `matmul`, transposed (f32), for the fast backward. */
-  readonly #transposed = new Map<AnyF32, Float32Array>();
-
+  readonly #host = new Map<Tensor, Float32Array | Int32Array>();
+  readonly #gemm: HostGemm | undefined;
+  readonly #kernels: TrainKernels | undefined;
+  /** Per latent weight of `bitLinear`: its ternarized tensor (made once per tape) and, once needed, γ·W_t as f32. */
+  readonly #ternary = new Map<AnyF32, { wt: Tensor<"ternary">; deq?: Float32Array }>();
   constructor(options: TapeOptions = {}) {
-    this.#matmul = options.matmul;
+    this.#kernels = options.kernels;
+    this.#gemm = options.kernels?.gemm ?? (options.matmul === undefined ? undefined : gemmFromMatmul(options.matmul));
   }
 
   /** True when backward products run in f32 through a `matmul` kernel (createTape({ matmul })). */
   get fast(): boolean {
-    return this.#matmul !== undefined;
+    return this.#gemm !== undefined;
   }
 
   /** Marks t as a parameter: `backward` returns its gradient. t stays owned by the caller. */
@@ -173,11 +173,11 @@ export class Tape implements Disposable {
     return this.#params.has(t as AnyF32) || this.#byOutput.has(t as AnyF32);
   }
 
-  /** t's values as float64 (read once). */
-  #values(t: Tensor): Float64Array {
+  /** t's values (read once; f32 and i32 read exactly into the float64 arithmetic of the rules). */
+  #values(t: Tensor): Float32Array | Int32Array {
     let v = this.#host.get(t);
     if (v === undefined) {
-      v = new Float64Array(t.dtype === "i32" ? t.toInt32() : t.toFloat32());
+      v = t.dtype === "i32" ? t.toInt32() : t.toFloat32();
       this.#host.set(t, v);
     }
     return v;
@@ -207,8 +207,8 @@ export class Tape implements Disposable {
         const av = this.#values(a);
         const bv = this.#values(b);
         if (index === undefined) {
-          const ga = new Float64Array(g.length);
-          const gb = new Float64Array(g.length);
+          const ga = like(g, g.length);
+          const gb = like(g, g.length);
           for (let i = 0; i < g.length; i++) {
             const x = g[i] ?? 0;
             ga[i] = x * (bv[i] ?? 0);
@@ -259,7 +259,7 @@ export class Tape implements Disposable {
   relu2<D extends Dims>(x: F32<D>): F32<D> {
     return this.#record(relu2(x), [x as AnyF32], (g) => {
       const xv = this.#values(x);
-      const gx = new Float64Array(g.length);
+      const gx = like(g, g.length);
       for (let i = 0; i < g.length; i++) {
         const xi = xv[i] ?? 0;
         gx[i] = xi > 0 ? (g[i] ?? 0) * 2 * xi : 0;
@@ -284,22 +284,17 @@ export class Tape implements Disposable {
     const out = contractDense(x, weights);
     const [n = 0, k = 0] = weights.shape;
     const rows = x.size / k;
-    const mm = this.#matmul;
-    if (mm !== undefined) {
-      return this.#record(out, [x as AnyF32, weights], (g) => {
-        let wT = this.#transposed.get(weights);
-        if (wT === undefined) {
-          wT = transposeF32(weights.toFloat32(), n, k);
-          this.#transposed.set(weights, wT);
-        }
-        return linearBackwardF32(mm, g, rows, n, k, wT, transposeF32(x.toFloat32(), rows, k));
-      });
+    const gemm = this.#gemm;
+    if (gemm !== undefined) {
+      return this.#record(out, [x as AnyF32, weights], (g) =>
+        linearBackwardF32(gemm, g, rows, n, k, this.#values(weights) as Float32Array, this.#values(x) as Float32Array),
+      );
     }
     return this.#record(out, [x as AnyF32, weights], (g) => {
       const xv = this.#values(x);
       const wv = this.#values(weights);
-      const gx = new Float64Array(rows * k);
-      const gw = new Float64Array(n * k);
+      const gx = like(g, rows * k);
+      const gw = like(g, n * k);
       for (let r = 0; r < rows; r++) {
         for (let j = 0; j < n; j++) {
           const gj = g[r * n + j] ?? 0;
@@ -346,10 +341,9 @@ export class Tape implements Disposable {
     // The dequantized operands the STE multiplies by (read now: the quantized activations are freed here).
     const xInt = xq.values.toInt32();
     const xScale = xq.scales.toFloat32();
-    const mm = this.#matmul;
-    if (mm !== undefined) {
-      // Fast path: x_q / s_x transposed to [k, rows] in f32; γ·W_t transposed once per weight.
-      // (Dequantized row by row, then one tiled transpose: the same f32 values, without column-strided writes.)
+    const gemm = this.#gemm;
+    if (gemm !== undefined) {
+      // Fast path: x_q / s_x [rows, k] in f32; γ·W_t [n, k] made once per weight (the product reads both as stored).
       const xd = new Float32Array(rows * k);
       for (let r = 0; r < rows; r++) {
         const s = xScale[r] ?? 1;
@@ -357,10 +351,9 @@ export class Tape implements Disposable {
           xd[i] = (xInt[i] as number) / s;
         }
       }
-      const xT = transposeF32(xd, rows, k);
       return this.#record(out, [x as AnyF32, weights], (g) => {
-        entry.deqT ??= transposeF32(wt.toFloat32(), n, k);
-        return linearBackwardF32(mm, g, rows, n, k, entry.deqT, xT);
+        entry.deq ??= wt.toFloat32();
+        return linearBackwardF32(gemm, g, rows, n, k, entry.deq, xd);
       });
     }
     const wDeq = new Float64Array(wt.toFloat32());
@@ -372,8 +365,8 @@ export class Tape implements Disposable {
       }
     }
     return this.#record(out, [x as AnyF32, weights], (g) => {
-      const gx = new Float64Array(rows * k);
-      const gw = new Float64Array(n * k);
+      const gx = like(g, rows * k);
+      const gw = like(g, n * k);
       for (let r = 0; r < rows; r++) {
         for (let j = 0; j < n; j++) {
           const gj = g[r * n + j] ?? 0;
@@ -399,7 +392,7 @@ export class Tape implements Disposable {
     const e = table.shape[1];
     return this.#record(out, [table as AnyF32], (g) => {
       const idv = this.#values(ids);
-      const gt = new Float64Array(table.size);
+      const gt = like(g, table.size);
       for (const [s, id] of idv.entries()) {
         for (let i = 0; i < e; i++) {
           gt[id * e + i] = (gt[id * e + i] ?? 0) + (g[s * e + i] ?? 0);
@@ -416,11 +409,18 @@ export class Tape implements Disposable {
     const out = rmsNorm<X, readonly [Last<X>]>(x, weight, eps);
     const n = x.shape[x.rank - 1] ?? 1;
     const rows = x.size / n;
+    const native = this.#kernels?.rmsNormBackward;
     return this.#record(out, [x as AnyF32, weight as AnyF32], (g) => {
       const xv = this.#values(x);
       const wv = this.#values(weight);
-      const gx = new Float64Array(x.size);
-      const gw = new Float64Array(n);
+      if (native !== undefined && g instanceof Float32Array) {
+        const gx = new Float32Array(x.size);
+        const gw = new Float32Array(n);
+        native(xv as Float32Array, wv as Float32Array, g, rows, n, eps, gx, gw);
+        return [gx, gw];
+      }
+      const gx = like(g, x.size);
+      const gw = like(g, n);
       for (let r = 0; r < rows; r++) {
         const base = r * n;
         let ss = 0;
@@ -448,7 +448,7 @@ export class Tape implements Disposable {
     const n = x.shape[x.rank - 1] ?? 1;
     return this.#record(out, [x as AnyF32], (g) => {
       const y = this.#values(out);
-      const gx = new Float64Array(x.size);
+      const gx = like(g, x.size);
       for (let base = 0; base < x.size; base += n) {
         let dot = 0;
         for (let i = 0; i < n; i++) {
@@ -475,13 +475,16 @@ export class Tape implements Disposable {
     const tv = targets.toInt32();
     // The probabilities kept for the backward: f32 on the fast path (its products round the gradient to
     // f32 anyway; half the memory of 1024 × 4096 rows), float64 on the reference.
-    const probs = this.#matmul === undefined ? new Float64Array(rows * v) : new Float32Array(rows * v);
-    let loss = 0;
-    for (let r = 0; r < rows; r++) {
+    const probs = this.fast ? new Float32Array(rows * v) : new Float64Array(rows * v);
+    const bad = tv.findIndex((t) => t < 0 || t >= v);
+    if (bad >= 0) {
+      throw new ShapeError("bounds", `[crossEntropy] target ${tv[bad]} at row ${bad} is outside ${logits.dims[1]}=${v}`);
+    }
+    const kernels = this.#kernels;
+    const native = probs instanceof Float32Array ? kernels?.crossEntropy : undefined;
+    let loss = native === undefined ? 0 : native(lv, tv, rows, v, probs as Float32Array);
+    for (let r = 0; native === undefined && r < rows; r++) {
       const t = tv[r] ?? 0;
-      if (!Number.isInteger(t) || t < 0 || t >= v) {
-        throw new ShapeError("bounds", `[crossEntropy] target ${t} at row ${r} is outside ${logits.dims[1]}=${v}`);
-      }
       const base = r * v;
       let max = -Infinity;
       for (let i = base; i < base + v; i++) {
@@ -504,7 +507,13 @@ export class Tape implements Disposable {
     const out = tensor([loss / rows], [] as [], [] as ShapeOf<[]>, { backend: logits.backend });
     return this.#record(out, [logits as AnyF32], (g) => {
       const scaleBy = (g[0] ?? 0) / rows;
-      const gl = new Float64Array(probs.length);
+      const back = kernels?.crossEntropyBackward;
+      if (back !== undefined && probs instanceof Float32Array) {
+        const gl = new Float32Array(probs.length);
+        back(probs, tv, rows, v, scaleBy, gl);
+        return [gl];
+      }
+      const gl = like(g, probs.length);
       for (let i = 0; i < probs.length; i++) {
         gl[i] = (probs[i] as number) * scaleBy;
       }
@@ -518,16 +527,16 @@ export class Tape implements Disposable {
 
   /** Sum of all elements (a scalar). */
   sum<D extends Dims>(x: F32<D>): F32<[]> {
-    const total = this.#values(x).reduce((s, v) => s + v, 0);
+    const total = (this.#values(x) as Float32Array).reduce((s, v) => s + v, 0);
     const out = tensor([total], [] as [], [] as ShapeOf<[]>, { backend: x.backend });
-    return this.#record(out, [x as AnyF32], (g) => [new Float64Array(x.size).fill(g[0] ?? 0)]);
+    return this.#record(out, [x as AnyF32], (g) => [like(g, x.size).fill(g[0] ?? 0)]);
   }
 
   /** Mean of all elements (a scalar). */
   mean<D extends Dims>(x: F32<D>): F32<[]> {
-    const total = this.#values(x).reduce((s, v) => s + v, 0);
+    const total = (this.#values(x) as Float32Array).reduce((s, v) => s + v, 0);
     const out = tensor([total / x.size], [] as [], [] as ShapeOf<[]>, { backend: x.backend });
-    return this.#record(out, [x as AnyF32], (g) => [new Float64Array(x.size).fill((g[0] ?? 0) / x.size)]);
+    return this.#record(out, [x as AnyF32], (g) => [like(g, x.size).fill((g[0] ?? 0) / x.size)]);
   }
 
   // ---- layout ----
@@ -591,7 +600,11 @@ export class Tape implements Disposable {
     const axis = a.dims.indexOf(dim);
     const aIndex = gatherIndex(a.shape as readonly number[], strides, 0);
     const bIndex = gatherIndex(b.shape as readonly number[], strides, (a.shape[axis] ?? 0) * (strides[axis] ?? 0));
-    const pick = (g: Float64Array, index: Int32Array): Float64Array => Float64Array.from(index, (i) => g[i] ?? 0);
+    const pick = (g: Grad, index: Int32Array): Grad => {
+      const out = like(g, index.length);
+      index.forEach((from, i) => (out[i] = g[from] ?? 0));
+      return out;
+    };
     return this.#record(out, [a as AnyF32, b as AnyF32], (g) => [pick(g, aIndex), pick(g, bIndex)]);
   }
 
@@ -609,7 +622,7 @@ export class Tape implements Disposable {
     const [stride, partner] = options.mode === "neox" ? [1, half] : [2, 1];
     return this.#record(out, [x as AnyF32], (g) => {
       const pos = this.#values(positions);
-      const gx = new Float64Array(x.size);
+      const gx = like(g, x.size);
       for (let s = 0; s < seq; s++) {
         for (let j = 0; j < half; j++) {
           // The kernel's angle (src/backends/js/kernels/rope.ts); the transpose of a rotation is the inverse one.
@@ -669,22 +682,19 @@ export class Tape implements Disposable {
       out = tensorFromBytes(q.backend, "f32", layout.dims, layout.shape, new Uint8Array(values.buffer));
     }
     const dims: AttentionDims = { seq, ctx, heads, kvHeads, hd, factor };
-    const mm = this.#matmul;
+    const gemm = this.#gemm;
     return this.#record(out, [q as AnyF32, k as AnyF32, v as AnyF32], (g) => {
-      const qv = mm === undefined ? this.#values(q) : q.toFloat32();
-      const kv = mm === undefined ? this.#values(k) : k.toFloat32();
-      const vv = mm === undefined ? this.#values(v) : v.toFloat32();
-      const one = (gw: Float64Array, qw: Float64Array | Float32Array, kw: Float64Array | Float32Array, vw: Float64Array | Float32Array): Float64Array[] =>
-        mm === undefined
-          ? attentionBackwardF64(gw, qw, kw, vw, dims)
-          : // With mm the values are the tensors' own f32 arrays (toFloat32 above).
-            attentionBackwardF32(mm, gw, qw as Float32Array, kw as Float32Array, vw as Float32Array, dims);
+      const qv = this.#values(q) as Float32Array;
+      const kv = this.#values(k) as Float32Array;
+      const vv = this.#values(v) as Float32Array;
+      const one = (gw: Grad, qw: Float32Array, kw: Float32Array, vw: Float32Array): Grad[] =>
+        gemm === undefined ? attentionBackwardF64(gw, qw, kw, vw, dims) : attentionBackwardF32(gemm, gw, qw, kw, vw, dims);
       if (windows === 1) {
         return one(g, qv, kv, vv);
       }
-      const gq = new Float64Array(q.size);
-      const gk = new Float64Array(k.size);
-      const gv = new Float64Array(v.size);
+      const gq = like(g, q.size);
+      const gk = like(g, k.size);
+      const gv = like(g, v.size);
       const qn = seq * heads * hd;
       const kn = ctx * kvHeads * hd;
       for (let w = 0; w < windows; w++) {
@@ -707,7 +717,7 @@ export class Tape implements Disposable {
     if (loss.size !== 1 || !this.#tracked(loss)) {
       throw new UsageError("unsupported", `[autograd] backward needs a scalar made on this tape, got ${loss.describe()}`);
     }
-    const acc = new Map<AnyF32, Float64Array>([[loss as AnyF32, Float64Array.of(1)]]);
+    const acc = new Map<AnyF32, Grad>([[loss as AnyF32, this.fast ? Float32Array.of(1) : Float64Array.of(1)]]);
     for (let n = this.#nodes.length - 1; n >= 0; n--) {
       const node = this.#nodes[n];
       const gOut = node === undefined ? undefined : acc.get(node.output);
@@ -733,8 +743,10 @@ export class Tape implements Disposable {
     const grads = new Map<AnyF32, AnyF32>();
     try {
       for (const param of this.#params) {
-        const g = acc.get(param) ?? new Float64Array(param.size);
-        grads.set(param, tensorFromBytes(param.backend, "f32", param.dims, param.shape, new Uint8Array(new Float32Array(g).buffer)));
+        const g = acc.get(param);
+        // An f32 accumulator is handed over as is (each is a fresh array of its own, never a view).
+        const values = g === undefined ? new Float32Array(param.size) : g instanceof Float32Array && g.byteOffset === 0 && g.length === param.size ? g : new Float32Array(g);
+        grads.set(param, tensorFromBytes(param.backend, "f32", param.dims, param.shape, new Uint8Array(values.buffer, 0, values.byteLength)));
       }
     } catch (e) {
       new Gradients(grads).dispose();
@@ -756,7 +768,6 @@ export class Tape implements Disposable {
       wt.dispose();
     }
     this.#ternary.clear();
-    this.#transposed.clear();
   }
 
   [Symbol.dispose](): void {

@@ -3,7 +3,7 @@
  * through a host matmul, and attention's backward in f32 (fast path) and float64 (reference), with the
  * tiled transpose they share. Split out of autograd.ts to keep each file readable.
  */
-import type { HostMatmul } from "./autograd.js";
+import { f32, TRANS_A, TRANS_B, type Grad, type HostGemm } from "./kernels.js";
 
 /** The sizes of one attention backward: query rows, key rows, heads, KV heads, head width, score scale. */
 export interface AttentionDims {
@@ -15,134 +15,101 @@ export interface AttentionDims {
   readonly factor: number;
 }
 
-/** src[rows, cols] → [cols, rows] as f32 (in 32×32 tiles, so reads and writes stay in cache). */
-export function transposeF32(src: Float32Array, rows: number, cols: number): Float32Array {
-  // Monomorphic (Float32Array in and out, no `??` on reads): V8 keeps this loop on its fast typed-array path.
-  const out = new Float32Array(rows * cols);
-  const tile = 32;
-  for (let r0 = 0; r0 < rows; r0 += tile) {
-    const r1 = Math.min(rows, r0 + tile);
-    for (let c0 = 0; c0 < cols; c0 += tile) {
-      const c1 = Math.min(cols, c0 + tile);
-      for (let r = r0; r < r1; r++) {
-        const base = r * cols;
-        for (let c = c0; c < c1; c++) {
-          out[c * rows + r] = src[base + c] as number;
-        }
-      }
-    }
-  }
-  return out;
-}
-
 /**
- * The two products of a linear layer's backward in f32 with `mm`: g[rows, n], the weights transposed
- * wT[k, n] and the input transposed xT[k, rows] → gx[rows, k] = g·w and gw[n, k] = gᵀ·x (as float64).
+ * The two products of a linear layer's backward in f32 with `gemm`: g[rows, n], the weights w[n, k] and the
+ * input x[rows, k] (both as stored, nothing transposed) → gx[rows, k] = g·w and gw[n, k] = gᵀ·x, as f32.
  */
-export function linearBackwardF32(mm: HostMatmul, g: Float64Array, rows: number, n: number, k: number, wT: Float32Array, xT: Float32Array): Float64Array[] {
-  const g32 = new Float32Array(g);
+export function linearBackwardF32(gemm: HostGemm, g: Grad, rows: number, n: number, k: number, w: Float32Array, x: Float32Array): Float32Array[] {
+  const g32 = f32(g);
   const gx = new Float32Array(rows * k);
-  mm(g32, wT, rows, n, k, gx);
+  gemm(g32, w, gx, rows, k, n, 0);
   const gw = new Float32Array(n * k);
-  mm(transposeF32(g32, rows, n), xT, n, rows, k, gw);
-  return [new Float64Array(gx), new Float64Array(gw)];
+  gemm(g32, x, gw, n, k, rows, TRANS_A);
+  return [gx, gw];
 }
 
 /**
  * Heads h0…h0+count−1 of a [rows, heads, hd] array as f32 [count·rows, hd] (head-major: row i·rows + r is
- * head h0+i at row r), or transposed [hd, count·rows].
+ * head h0+i at row r).
  */
-export function headRows(src: Float32Array, rows: number, heads: number, h0: number, count: number, hd: number, transposed: boolean): Float32Array {
-  const total = count * rows;
-  const out = new Float32Array(total * hd);
+export function headRows(src: Float32Array, rows: number, heads: number, h0: number, count: number, hd: number): Float32Array {
+  const out = new Float32Array(count * rows * hd);
   for (let i = 0; i < count; i++) {
     for (let r = 0; r < rows; r++) {
       const base = (r * heads + h0 + i) * hd;
-      const row = i * rows + r;
-      if (transposed) {
-        for (let d = 0; d < hd; d++) {
-          out[d * total + row] = src[base + d] as number;
-        }
-      } else {
-        out.set(src.subarray(base, base + hd), row * hd);
-      }
+      out.set(src.subarray(base, base + hd), (i * rows + r) * hd);
     }
   }
   return out;
 }
 
 /**
- * The backward of causal GQA attention with its products in f32 through `mm`, one KV head at a time with
- * the query heads that share it stacked as rows (R = group·seq): S = Q·Kᵀ·scale, P = causal softmax(S)
- * (float64), dV = Pᵀ·G, dP = G·Vᵀ, dS = P∘(dP − Σ P∘dP)·scale, dQ = dS·K, dK = dSᵀ·Q.
+ * The backward of causal GQA attention with its products in f32 through `gemm` (operands as stored, the
+ * transposes in the product's flags), one KV head at a time with the query heads that share it stacked as
+ * rows (R = group·seq): S = Q·Kᵀ·scale, P = causal softmax(S) (float64), dV = Pᵀ·G, dP = G·Vᵀ,
+ * dS = P∘(dP − Σ P∘dP)·scale, dQ = dS·K, dK = dSᵀ·Q. Gradients come back as f32.
  */
 export function attentionBackwardF32(
-  mm: HostMatmul,
-  gOut: Float64Array,
+  gemm: HostGemm,
+  gOut: Grad,
   qv: Float32Array,
   kv: Float32Array,
   vv: Float32Array,
   d: AttentionDims,
-): Float64Array[] {
+): Float32Array[] {
   const { seq, ctx, heads, kvHeads, hd, factor } = d;
   const group = heads / kvHeads;
   const pos0 = ctx - seq;
   const rows = group * seq;
-  // The output gradient as f32 once (the products read it in f32 anyway): every gather below is Float32Array → Float32Array.
-  const g = new Float32Array(gOut);
-  const gq = new Float64Array(seq * heads * hd);
-  const gk = new Float64Array(ctx * kvHeads * hd);
-  const gv = new Float64Array(ctx * kvHeads * hd);
+  const g = f32(gOut);
+  const gq = new Float32Array(seq * heads * hd);
+  const gk = new Float32Array(ctx * kvHeads * hd);
+  const gv = new Float32Array(ctx * kvHeads * hd);
   const scores = new Float32Array(rows * ctx);
   const dp = new Float32Array(rows * ctx);
   const ds = new Float32Array(rows * ctx);
   const out = new Float32Array(Math.max(rows, ctx) * hd);
   for (let kh = 0; kh < kvHeads; kh++) {
     const h0 = kh * group;
-    const kH = headRows(kv, ctx, kvHeads, kh, 1, hd, false);
-    const kT = headRows(kv, ctx, kvHeads, kh, 1, hd, true);
-    const vH = headRows(vv, ctx, kvHeads, kh, 1, hd, false);
-    const qH = headRows(qv, seq, heads, h0, group, hd, false);
-    const qT = headRows(qv, seq, heads, h0, group, hd, true);
-    const gH = headRows(g, seq, heads, h0, group, hd, false);
-    const gT = headRows(g, seq, heads, h0, group, hd, true);
-    mm(qH, kH, rows, hd, ctx, scores);
-    mm(gH, vH, rows, hd, ctx, dp);
+    const kH = headRows(kv, ctx, kvHeads, kh, 1, hd);
+    const vH = headRows(vv, ctx, kvHeads, kh, 1, hd);
+    const qH = headRows(qv, seq, heads, h0, group, hd);
+    const gH = headRows(g, seq, heads, h0, group, hd);
+    gemm(qH, kH, scores, rows, ctx, hd, TRANS_B);
+    gemm(gH, vH, dp, rows, ctx, hd, TRANS_B);
     for (let row = 0; row < rows; row++) {
       const visible = pos0 + (row % seq) + 1;
       const base = row * ctx;
       let max = -Infinity;
       for (let c = 0; c < visible; c++) {
-        max = Math.max(max, (scores[base + c] ?? 0) * factor);
+        max = Math.max(max, (scores[base + c] as number) * factor);
       }
       let sum = 0;
       for (let c = 0; c < visible; c++) {
-        const e = Math.exp((scores[base + c] ?? 0) * factor - max);
+        const e = Math.exp((scores[base + c] as number) * factor - max);
         scores[base + c] = e;
         sum += e;
       }
       let dot = 0;
       for (let c = 0; c < visible; c++) {
-        dot += ((scores[base + c] ?? 0) / sum) * (dp[base + c] ?? 0);
+        dot += ((scores[base + c] as number) / sum) * (dp[base + c] as number);
       }
       for (let c = 0; c < visible; c++) {
-        const pc = (scores[base + c] ?? 0) / sum;
+        const pc = (scores[base + c] as number) / sum;
         scores[base + c] = pc;
-        ds[base + c] = pc * ((dp[base + c] ?? 0) - dot) * factor;
+        ds[base + c] = pc * ((dp[base + c] as number) - dot) * factor;
       }
       scores.fill(0, base + visible, base + ctx);
       ds.fill(0, base + visible, base + ctx);
     }
-    const pT = transposeF32(scores, rows, ctx);
-    const dsT = transposeF32(ds, rows, ctx);
-    // dV = Pᵀ·G: [ctx, R] · [R, hd] (mm takes the right operand transposed: gT [hd, R]); summed over the group.
-    mm(pT, gT, ctx, rows, hd, out);
+    // dV = Pᵀ·G: [ctx, R] · [R, hd], summed over the group's rows.
+    gemm(scores, gH, out, ctx, hd, rows, TRANS_A);
     addHead(gv, out, ctx, kvHeads, kh, hd);
     // dK = dSᵀ·Q.
-    mm(dsT, qT, ctx, rows, hd, out);
+    gemm(ds, qH, out, ctx, hd, rows, TRANS_A);
     addHead(gk, out, ctx, kvHeads, kh, hd);
     // dQ = dS·K, then each query head's rows to its place.
-    mm(ds, kT, rows, ctx, hd, out);
+    gemm(ds, kH, out, rows, hd, ctx, 0);
     for (let i = 0; i < group; i++) {
       addHead(gq, out.subarray(i * seq * hd, (i + 1) * seq * hd), seq, heads, h0 + i, hd);
     }
@@ -151,11 +118,11 @@ export function attentionBackwardF32(
 }
 
 /** dst[(r·heads + h)·hd + d] += src[r·hd + d]. */
-export function addHead(dst: Float64Array, src: Float32Array, rows: number, heads: number, h: number, hd: number): void {
+export function addHead(dst: Float32Array, src: Float32Array, rows: number, heads: number, h: number, hd: number): void {
   for (let r = 0; r < rows; r++) {
     const base = (r * heads + h) * hd;
     for (let d = 0; d < hd; d++) {
-      dst[base + d] = (dst[base + d] ?? 0) + (src[r * hd + d] ?? 0);
+      dst[base + d] = (dst[base + d] as number) + (src[r * hd + d] as number);
     }
   }
 }

@@ -1,8 +1,11 @@
 /**
  * The fast training runtime (issue 8, point 3; docs/training.md "Speed"): the forward of a training
  * step on the native-cpu backend (multithreaded int8×ternary projections, f32 head, native norms,
- * RoPE and attention, with the JS backend as the chain's fallback) and the backward's matmul products
- * (gx = g·w, gw = gᵀ·x of every projection and of the head) in f32 on the same addon's thread pool.
+ * RoPE and attention, with the JS backend as the chain's fallback) and the backward on the addon's
+ * training kernels (native/cpu/train_kernels.cc, its own thread pool): the products of every projection,
+ * of the head and of attention as f32 gemm with the operands as stored, RMSNorm's backward, the
+ * cross-entropy and AdamW. Where the addon predates TrainContext, the products run through its x·wᵀ
+ * matmul (transposes made on the host) and the other rules in JS.
  *
  *   using rt = createNativeTrainRuntime();            // throws where the addon cannot load
  *   train(state, tokens, options, onStep, undefined, rt);
@@ -17,7 +20,7 @@ import { createJsBackend } from "../backends/js/index.js";
 import { nativeAddon, probeNativeCpu, requestedIsa, type NativeContext } from "../backends/native-cpu/addon.js";
 import { createNativeCpuBackend } from "../backends/native-cpu/index.js";
 import { UsageError } from "../core/errors.js";
-import type { HostMatmul } from "./autograd.js";
+import { ACCUMULATE, TRANS_A, TRANS_B, type HostMatmul, type TrainKernels } from "./kernels.js";
 
 /** Where a training step runs: the forward's backend and the backward's matmul kernel. */
 export interface TrainRuntime {
@@ -25,6 +28,8 @@ export interface TrainRuntime {
   readonly backend?: Backend;
   /** The backward's f32 products (createTape({ matmul })); absent: float64 host loops (the reference). */
   readonly matmul?: HostMatmul;
+  /** The backward's kernels (createTape({ kernels })) and AdamW's; absent: `matmul` alone, or the reference. */
+  readonly kernels?: TrainKernels;
   /** Shown in reports and benches, e.g. "native-cpu (avx512vnni, 2 threads)". */
   readonly name: string;
 }
@@ -76,11 +81,21 @@ export function createNativeTrainRuntime(options: NativeTrainRuntimeOptions = {}
     native.dispose();
     throw e;
   }
+  const Train = nativeTrainContextClass();
+  let train: NativeTrainContext | undefined;
+  try {
+    train = Train === undefined ? undefined : new Train(threads, options.isa ?? requestedIsa());
+  } catch (e) {
+    ctx.dispose();
+    native.dispose();
+    throw e;
+  }
   const backend = createDispatcher([native], createJsBackend());
   let disposed = false;
   const dispose = (): void => {
     if (!disposed) {
       disposed = true;
+      train?.dispose();
       ctx.dispose();
       native.dispose();
     }
@@ -88,9 +103,45 @@ export function createNativeTrainRuntime(options: NativeTrainRuntimeOptions = {}
   return {
     backend,
     matmul: nativeMatmul(ctx),
-    name: `native-cpu (${ctx.isa}, ${ctx.threads} threads)`,
+    ...(train === undefined ? {} : { kernels: nativeTrainKernels(train) }),
+    name: `native-cpu (${ctx.isa}, ${ctx.threads} threads${train === undefined ? "" : `; train kernels ${train.isa}`})`,
     dispose,
     [Symbol.dispose]: dispose,
+  };
+}
+
+/** The addon's TrainContext (native/cpu/train_kernels.cc), as far as this file uses it. */
+export interface NativeTrainContext {
+  readonly isa: string;
+  readonly threads: number;
+  gemm(a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, flags: number): void;
+  rmsNormBackward(x: Float32Array, w: Float32Array, g: Float32Array, rows: number, cols: number, eps: number, gx: Float32Array, gw: Float32Array): void;
+  crossEntropy(logits: Float32Array, targets: Int32Array, rows: number, v: number, probs: Float32Array): number;
+  crossEntropyBackward(probs: Float32Array, targets: Int32Array, rows: number, v: number, scale: number, out: Float32Array): void;
+  adamw(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, params: Float64Array): void;
+  dispose(): void;
+}
+
+type TrainContextClass = new (threads: number, isa: string) => NativeTrainContext;
+
+/** The addon's TrainContext class, or undefined where the addon is missing or predates it. */
+export function nativeTrainContextClass(): TrainContextClass | undefined {
+  const addon = nativeAddon();
+  const cls: unknown = addon === undefined ? undefined : Reflect.get(addon, "TrainContext");
+  return typeof cls === "function" ? (cls as TrainContextClass) : undefined;
+}
+
+/** The training kernels of a TrainContext (gemm flags as ./kernels.ts: TRANS_A, TRANS_B, ACCUMULATE). */
+export function nativeTrainKernels(ctx: NativeTrainContext): TrainKernels {
+  if (TRANS_A !== 1 || TRANS_B !== 2 || ACCUMULATE !== 4) {
+    throw new UsageError("unsupported", "[train] gemm flags differ from native/cpu/train_kernels.cc");
+  }
+  return {
+    gemm: (a, b, c, m, n, k, flags) => ctx.gemm(a, b, c, m, n, k, flags),
+    rmsNormBackward: (x, w, g, rows, cols, eps, gx, gw) => ctx.rmsNormBackward(x, w, g, rows, cols, eps, gx, gw),
+    crossEntropy: (logits, targets, rows, v, probs) => ctx.crossEntropy(logits, targets, rows, v, probs),
+    crossEntropyBackward: (probs, targets, rows, v, scale, out) => ctx.crossEntropyBackward(probs, targets, rows, v, scale, out),
+    adamw: (w, g, m, v, n, params) => ctx.adamw(w, g, m, v, n, params),
   };
 }
 

@@ -182,6 +182,11 @@ export function adamwUpdate(
   }
 }
 
+/** The scalars of one AdamW update as TrainKernels.adamw reads them: lr, bc1, bc2, beta1, beta2, eps, decay, gradScale. */
+export function adamwParams(p: Param, lr: number, t: number, o: Pick<TrainOptions, "beta1" | "beta2" | "eps" | "weightDecay">, gradScale = 1): Float64Array {
+  return Float64Array.of(lr, 1 - Math.pow(o.beta1, t), 1 - Math.pow(o.beta2, t), o.beta1, o.beta2, o.eps, p.matrix ? o.weightDecay : 0, gradScale);
+}
+
 /**
  * One step on `state` (mutated): batch, forward on a tape, STE backward, clip, AdamW update. `runtime`
  * says where it runs (createNativeTrainRuntime() in ./fast.ts: native forward and f32 native backward
@@ -202,7 +207,10 @@ export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: Train
   const grads: Float32Array[] = [];
   let loss = 0;
   {
-    using g = createTape(runtime?.matmul === undefined ? {} : { matmul: runtime.matmul });
+    using g = createTape({
+      ...(runtime?.matmul === undefined ? {} : { matmul: runtime.matmul }),
+      ...(runtime?.kernels === undefined ? {} : { kernels: runtime.kernels }),
+    });
     const keep: Disposable[] = [];
     const { tensors, bound } = bindParams(g, c, state.params, runtime?.backend);
     try {
@@ -228,8 +236,17 @@ export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: Train
   const factor = clipFactor(gradNorm, o.clipNorm);
   const lr = learningRate(o, state.step);
   const t = state.step + 1;
+  const native = runtime?.kernels?.adamw;
   for (const [i, p] of state.params.entries()) {
-    adamwUpdate(p, grads[i] ?? new Float32Array(0), state.m[i] ?? new Float32Array(0), state.v[i] ?? new Float32Array(0), lr, t, o, factor);
+    const grad = grads[i] ?? new Float32Array(0);
+    const m = state.m[i] ?? new Float32Array(0);
+    const v = state.v[i] ?? new Float32Array(0);
+    if (native === undefined) {
+      adamwUpdate(p, grad, m, v, lr, t, o, factor);
+    } else {
+      // The same float64 arithmetic in native code, over the pool (bit for bit: test/train/native-kernels.test.ts).
+      native(p.data, grad, m, v, Math.min(p.data.length, grad.length, m.length, v.length), adamwParams(p, lr, t, o, factor));
+    }
   }
   state.step = t;
   state.rng = rng.state;
