@@ -13,6 +13,14 @@ import type { Tokenizer } from "../model/tokenizer/types.js";
 import type { LoadedModel } from "./loaded.js";
 import { GrammarConstraint, resolveGrammar, type StructuredOptions } from "./structured.js";
 
+/**
+ * Tokens generated when a caller names no budget: the library, the CLI, the model actor and the HTTP API all use
+ * it, capped by what the context leaves after the prompt (docs/serving.md). A bound rather than "until the context
+ * ends" (llama-server's -1) so that a model that never emits end-of-sequence cannot hold a decode slot for the
+ * whole context; clients that want more pass max_tokens.
+ */
+export const DEFAULT_MAX_TOKENS = 256;
+
 /** The largest `maxTokens` accepted in one call. */
 export const MAX_GENERATE_TOKENS = 1 << 20;
 
@@ -26,7 +34,7 @@ export const MAX_GENERATE_TOKENS = 1 << 20;
  */
 export interface GenerateOptions extends SamplingOptions, StructuredOptions {
   /**
-   * Most tokens to generate. Default 256, stopping early at the end of the context. When given, the
+   * Most tokens to generate. Default DEFAULT_MAX_TOKENS (256), stopping early at the end of the context. When given, the
    * prompt plus this many tokens must fit the context (see `contextOverflow`).
    */
   readonly maxTokens?: number;
@@ -115,7 +123,7 @@ export const yieldToEventLoop = (): Promise<void> =>
  */
 export class SequenceState {
   readonly prompt: readonly number[];
-  /** Most tokens this generation may produce (maxTokens, default 256). */
+  /** Most tokens this generation may produce (maxTokens, default DEFAULT_MAX_TOKENS). */
   readonly budget: number;
   readonly history: number[];
   readonly tokens: number[] = [];
@@ -131,7 +139,7 @@ export class SequenceState {
   readonly #grammar: GrammarConstraint | undefined;
 
   constructor(tokenizer: Tokenizer | undefined, capacity: number, promptIds: readonly number[], options: GenerateOptions, extraStops: readonly number[]) {
-    const maxTokens = checkMaxTokens(options.maxTokens ?? 256);
+    const maxTokens = checkMaxTokens(options.maxTokens ?? DEFAULT_MAX_TOKENS);
     if (promptIds.length === 0) {
       throw new ShapeError("size", "[generate] the prompt has no tokens");
     }

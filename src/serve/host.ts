@@ -22,7 +22,8 @@ import { loadModel, type BitnetModel } from "../engine/model.js";
 import { DEFAULT_PROMPT_CACHE_MIB, PromptCache, type PromptCacheStats } from "../engine/prompt-cache.js";
 import { resolveGrammar } from "../engine/structured.js";
 import { GrammarIncompleteError } from "../model/grammar/index.js";
-import { MAX_TOP_LOGPROBS, resolveSamplingOptions, type SamplingOptions } from "../model/sampling/index.js";
+import { DEFAULT_MAX_TOKENS } from "../engine/generate.js";
+import { MAX_TOP_LOGPROBS, type SamplingOptions } from "../model/sampling/index.js";
 import { KernelFailure, ServeError } from "./errors.js";
 import { planApplies, withFaults } from "./faults.js";
 import { checkHostConfig, HOST_DEFAULTS as DEFAULTS, type ExpandResult, type ExpandTarget, type ModelHostOptions } from "./host-config.js";
@@ -30,7 +31,6 @@ import { logitsTensor, message, tokenItem } from "./host-items.js";
 import { PushQueue } from "../core/queue.js";
 import { blankItem, type BackendFailure, type Degradation, type WireItem, type WireRequest, type WorkerStatus } from "./protocol.js";
 import { serveSwitch, type BackendSwitch } from "./switch.js";
-import type { WireTensor } from "../formats/barewire/message.js";
 
 export { checkHostConfig, HOST_DEFAULTS, type ExpandResult, type ExpandTarget, type ModelHostConfig, type ModelHostOptions, type ModelRung } from "./host-config.js";
 export { entropyEstimate } from "./host-items.js";
@@ -199,33 +199,31 @@ export class ModelHost {
     }
     loaded.users++;
     try {
-      const checked = this.#check(loaded, request);
+      const checked = this.#fit(loaded, request);
       if (typeof checked === "string") {
         this.#failed++;
         job.out.push({ ...this.#error("bad-request", checked, 0, []), model: loaded.name });
         return;
       }
-      await this.#attempts(job, loaded, request, checked);
+      await this.#attempts(job, loaded, { ...request, maxTokens: checked.maxTokens }, checked.ids);
     } finally {
       loaded.users--;
       this.#retireIfIdle(loaded);
     }
   }
 
-  /** Validates a request against the loaded model: its prompt ids, or a message for a bad request. */
-  #check(loaded: Loaded, r: WireRequest): number[] | string {
+  /**
+   * Fits a checked request (request.ts: its fields' types and ranges were checked at its edge) to the loaded model:
+   * its prompt's ids (a text prompt tokenized here), inside the vocabulary, and the budget (0: the default,
+   * min(DEFAULT_MAX_TOKENS, room)) inside the context; its grammar compiled against this tokenizer. Only this
+   * model can tell: the edge may have read another (a rung before expandCapability, a NATS worker's own file) or
+   * none (code callers). Returns a message for a request this model cannot run.
+   */
+  #fit(loaded: Loaded, r: WireRequest): { ids: number[]; maxTokens: number } | string {
     const config = loaded.model.config;
     let ids: number[];
-    const given = [r.prompt !== undefined, r.tokens !== undefined, r.input !== undefined].filter(Boolean).length;
-    if (given !== 1) {
-      return "[model] a request needs exactly one of prompt, tokens or input";
-    }
     if (r.input !== undefined) {
-      const input: WireTensor = r.input;
-      if (input.dtype !== "i32" || input.dims.length !== 1) {
-        return `[model] input must be an i32 tensor [seq] of token ids, got ${input.dtype} of rank ${input.dims.length}`;
-      }
-      ids = Array.from(new Int32Array(input.payload.slice().buffer));
+      ids = Array.from(new Int32Array(r.input.payload.slice().buffer));
     } else if (r.tokens !== undefined) {
       ids = [...r.tokens];
     } else {
@@ -241,26 +239,24 @@ export class ModelHost {
     if (badId !== undefined) {
       return `[model] token id ${badId} is outside the vocabulary (${config.vocabSize})`;
     }
-    const room = r.input === undefined ? r.maxTokens : 0;
-    if (r.input === undefined && !(r.maxTokens >= 1 && r.maxTokens <= loaded.model.contextLength)) {
-      return `[model] maxTokens must be in 1..${loaded.model.contextLength}, got ${r.maxTokens}`;
+    const context = loaded.model.contextLength;
+    const maxTokens = r.input !== undefined ? 0 : r.maxTokens === 0 ? Math.min(DEFAULT_MAX_TOKENS, context - ids.length) : r.maxTokens;
+    if (r.input === undefined && !(maxTokens >= 1 && maxTokens <= context)) {
+      return r.maxTokens === 0 ? `[model] the prompt (${ids.length}) leaves no room in the context (${context})` : `[model] maxTokens must be in 1..${context}, got ${r.maxTokens}`;
     }
-    if (ids.length + room > loaded.model.contextLength) {
-      return `[model] prompt (${ids.length}) + maxTokens (${room}) exceed the context (${loaded.model.contextLength})`;
-    }
-    if (r.topLogprobs > MAX_TOP_LOGPROBS) {
-      return `[model] topLogprobs must be at most ${MAX_TOP_LOGPROBS}, got ${r.topLogprobs}`;
+    if (ids.length + maxTokens > context) {
+      return `[model] prompt (${ids.length}) + maxTokens (${maxTokens}) exceed the context (${context})`;
     }
     try {
-      resolveSamplingOptions(this.#sampling(r));
       // Compiled once per text and kept warm in the engine's cache (masks learnt by one request serve the next).
       resolveGrammar(r.grammar === undefined ? {} : { grammar: r.grammar });
     } catch (error) {
       return `[model] ${message(error)}`;
     }
-    return ids;
+    return { ids, maxTokens };
   }
 
+  /** The request's sampling as the engine takes it (the one translation from the request to the engine's options). */
   #sampling(r: WireRequest): SamplingOptions {
     const options: SamplingOptions = {};
     for (const key of ["temperature", "topK", "topP", "minP", "repetitionPenalty", "seed"] as const) {

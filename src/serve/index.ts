@@ -13,6 +13,7 @@ export {
   type Degradation,
   type ModelWorkerMsg,
 } from "./protocol.js";
+export { checkRequest, type CheckedRequest } from "./request.js";
 export { modelWorker, type ModelWorkerConfig } from "./worker.js";
 export {
   modelActor,

@@ -26,19 +26,10 @@ import {
   type SupervisionEvent,
   type SupervisionOptions,
 } from "../actors/index.js";
-import { MAX_GRAMMAR_LENGTH } from "../model/grammar/index.js";
 import { ServeError } from "./errors.js";
 import type { ExpandTarget } from "./host.js";
-import {
-  DEFAULT_MAX_TOKENS,
-  fromWireItem,
-  type BackendFailure,
-  type ModelOutput,
-  type ModelRequest,
-  type ModelWorkerMsg,
-  type WireRequest,
-  type WorkerStatus,
-} from "./protocol.js";
+import { fromWireItem, type BackendFailure, type ModelOutput, type ModelRequest, type ModelWorkerMsg, type WorkerStatus } from "./protocol.js";
+import { checkRequest, type CheckedRequest } from "./request.js";
 import { encodeWorkerConfig, modelWorker, type ModelWorkerConfig } from "./worker.js";
 
 export interface ModelActorOptions extends ModelWorkerConfig {
@@ -112,9 +103,12 @@ export type ExpandReply =
   | { readonly ok: true; readonly message: string; readonly status: ModelStatus }
   | { readonly ok: false; readonly code: string; readonly message: string; readonly status: ModelStatus };
 
-/** The model actor's messages. */
+/**
+ * The model actor's messages. `processInput` takes a checked request as it is and checks any other (`checkRequest`:
+ * code callers, requests decoded from NATS frames).
+ */
 export type ModelMsg =
-  | ({ readonly type: "processInput"; readonly request: ModelRequest } & Streams<ModelOutput>)
+  | ({ readonly type: "processInput"; readonly request: ModelRequest | CheckedRequest } & Streams<ModelOutput>)
   | ({ readonly type: "expandCapability"; readonly target?: ExpandTarget } & Replies<ExpandReply>)
   | ({ readonly type: "releaseResources" } & Replies<ModelStatus>)
   | ({ readonly type: "queryStatus" } & Replies<ModelStatus>);
@@ -125,59 +119,8 @@ const DEFAULT_SUPERVISION: SupervisionOptions = {
   backoff: { minMs: 100, maxMs: 5_000, factor: 2 },
 };
 
-let requestCounter = 0;
-
-/** The wire form of a request, or a message saying what is wrong with it. */
-export function toWireRequest(r: ModelRequest): WireRequest | string {
-  if (typeof r !== "object" || r === null) {
-    return "[model] a request must be an object";
-  }
-  const uint = (name: string, v: unknown): string | undefined =>
-    v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0) ? undefined : `[model] ${name} must be an integer >= 0, got ${String(v)}`;
-  const num = (name: string, v: unknown): string | undefined =>
-    v === undefined || (typeof v === "number" && Number.isFinite(v)) ? undefined : `[model] ${name} must be a finite number, got ${String(v)}`;
-  const problem =
-    uint("maxTokens", r.maxTokens) ??
-    uint("topK", r.topK) ??
-    uint("seed", r.seed) ??
-    uint("topLogprobs", r.topLogprobs) ??
-    num("temperature", r.temperature) ??
-    num("topP", r.topP) ??
-    num("minP", r.minP) ??
-    num("repetitionPenalty", r.repetitionPenalty) ??
-    (r.prompt !== undefined && typeof r.prompt !== "string" ? "[model] prompt must be a string" : undefined) ??
-    (r.tokens !== undefined && !(Array.isArray(r.tokens) && r.tokens.every((x) => Number.isSafeInteger(x) && x >= 0))
-      ? "[model] tokens must be non-negative integers"
-      : undefined) ??
-    (r.stop !== undefined && !(Array.isArray(r.stop) && r.stop.every((s) => typeof s === "string")) ? "[model] stop must be strings" : undefined) ??
-    (r.logprobs !== undefined && typeof r.logprobs !== "boolean" ? "[model] logprobs must be true or false" : undefined) ??
-    (r.grammar !== undefined && !(typeof r.grammar === "string" && r.grammar.length <= MAX_GRAMMAR_LENGTH)
-      ? `[model] grammar must be GBNF text of at most ${MAX_GRAMMAR_LENGTH} characters`
-      : undefined) ??
-    (r.grammar !== undefined && (r.stop?.length ?? 0) > 0 ? "[model] stop strings cannot be used with a grammar" : undefined);
-  if (problem !== undefined) {
-    return problem;
-  }
-  return {
-    id: r.id ?? `req-${++requestCounter}`,
-    prompt: r.prompt,
-    tokens: r.tokens,
-    input: r.input,
-    allLogits: r.allLogits === true,
-    maxTokens: r.maxTokens ?? DEFAULT_MAX_TOKENS,
-    temperature: r.temperature,
-    topK: r.topK,
-    topP: r.topP,
-    minP: r.minP,
-    repetitionPenalty: r.repetitionPenalty,
-    seed: r.seed,
-    stop: r.stop ?? [],
-    topLogprobs: r.topLogprobs ?? 0,
-    confidence: r.confidence === true,
-    logprobs: r.logprobs !== false,
-    grammar: r.grammar,
-  };
-}
+/** The wire form of a request (the checked request), or a message saying what is wrong with it. */
+export const toWireRequest: (r: ModelRequest) => CheckedRequest | string = checkRequest;
 
 interface Record_ {
   clock: Clock | undefined;
@@ -297,8 +240,8 @@ export function modelActor(options: ModelActorOptions): ActorDefinition<ModelMsg
         worker: answer,
       });
 
-      async function* processInput(request: ModelRequest): AsyncGenerator<ModelOutput> {
-        const wire = toWireRequest(request);
+      async function* processInput(request: ModelRequest | CheckedRequest): AsyncGenerator<ModelOutput> {
+        const wire = checkRequest(request);
         if (typeof wire === "string") {
           yield { kind: "error", code: "bad-request", message: wire, model: "", completionTokens: 0, failures: [] };
           return;

@@ -7,7 +7,11 @@ import { msg, protocol, t, type Infer, type MessageOf } from "../actors/index.js
 import type { WireTensor } from "../formats/barewire/message.js";
 import type { ServeErrorCode } from "./errors.js";
 
-/** What a request asks for. Text or token ids in → tokens out; a tensor of token ids in → logits tensor out. */
+/**
+ * What a request asks for, as code writes it. Text or token ids in → tokens out; a tensor of token ids in → logits
+ * tensor out. The model actor checks it once (`checkRequest`, request.ts) into the one typed request every later
+ * layer takes as it is.
+ */
 export interface ModelRequest {
   /** Caller's id for logs and status. Default: a generated one. */
   readonly id?: string;
@@ -18,7 +22,7 @@ export interface ModelRequest {
   /** Or an i32 tensor [seq] of token ids: the reply is one f32 logits tensor (last position, or all with `allLogits`). */
   readonly input?: WireTensor;
   readonly allLogits?: boolean;
-  /** Tokens to generate, default 16. */
+  /** Tokens to generate; default min(DEFAULT_MAX_TOKENS, what the context leaves after the prompt). */
   readonly maxTokens?: number;
   readonly temperature?: number;
   readonly topK?: number;
@@ -44,8 +48,7 @@ export interface ModelRequest {
   readonly grammar?: string;
 }
 
-/** The per-request default token budget. */
-export const DEFAULT_MAX_TOKENS = 16;
+export { DEFAULT_MAX_TOKENS } from "../engine/generate.js";
 
 /** A backend failure seen while running one request (the request went on on the next backend). */
 export interface BackendFailure {
@@ -175,7 +178,10 @@ export const workerStatus = t.struct({
 export type WorkerStatus = Infer<typeof workerStatus>;
 export type Degradation = Infer<typeof degradation>;
 
-/** The request as the worker receives it (every optional field present, possibly undefined). */
+/**
+ * The request as the worker receives it (every optional field present, possibly undefined): the fields of the
+ * checked request (request.ts). `maxTokens` 0 stands for "not given": the host makes it min(DEFAULT_MAX_TOKENS, room).
+ */
 export const wireRequest = {
   id: t.str,
   prompt: t.optional(t.str),

@@ -13,6 +13,7 @@ import { ServeError } from "./errors.js";
 import type { ModelRung } from "./host.js";
 import { modelActor, type ModelActorOptions, type ModelMsg, type ModelStatus } from "./model-actor.js";
 import type { ModelOutput, ModelRequest } from "./protocol.js";
+import { checkRequest, withConfidence, type CheckedRequest } from "./request.js";
 
 export type ConfidenceMetric =
   | "min-prob" // the smallest probability of a chosen token in the window; out of depth when below the threshold
@@ -59,7 +60,7 @@ export interface RouterStatus {
 }
 
 export type RouterMsg =
-  | ({ readonly type: "processInput"; readonly request: ModelRequest } & Streams<CascadeOutput>)
+  | ({ readonly type: "processInput"; readonly request: ModelRequest | CheckedRequest } & Streams<CascadeOutput>)
   | ({ readonly type: "queryStatus" } & Replies<RouterStatus>);
 
 /** The window's score under `metric`. */
@@ -118,15 +119,21 @@ export function cascadeRouter(options: CascadeOptions): ActorDefinition<RouterMs
         return rest;
       };
 
-      async function* route(request: ModelRequest): AsyncGenerator<CascadeOutput> {
+      async function* route(given: ModelRequest | CheckedRequest): AsyncGenerator<CascadeOutput> {
         requests++;
+        const request = checkRequest(given);
+        if (typeof request === "string") {
+          yield { kind: "error", code: "bad-request", message: request, model: "", completionTokens: 0, failures: [] };
+          return;
+        }
+        const asked = withConfidence(request); // each rung reports entropies for the confidence score
         const steps: CascadeStep[] = [];
-        const keep = request.confidence === true;
+        const keep = request.confidence;
         for (let i = 0; i < rungs.length; i++) {
           const ref = rungs[i] as ActorRef<ModelMsg>;
           const name = names[i] ?? "";
           const last = i === rungs.length - 1 || request.input !== undefined;
-          const opened = ref.stream({ type: "processInput", request: { ...request, confidence: true } });
+          const opened = ref.stream({ type: "processInput", request: asked });
           if (!opened.ok) {
             yield { kind: "error", code: "unavailable", message: `[router] ${name} refused the request: ${opened.error.message}`, model: name, completionTokens: 0, failures: [] };
             return;

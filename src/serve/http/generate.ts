@@ -8,7 +8,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { PassThrough } from "node:stream";
-import type { ModelOutput, ModelRequest } from "../protocol.js";
+import { DEFAULT_MAX_TOKENS } from "../../engine/generate.js";
+import type { ModelOutput } from "../protocol.js";
+import { edgeRequest, type CheckedRequest } from "../request.js";
 import type { CascadeStep } from "../router.js";
 import { ApiError, badRequest, fromServeError } from "./errors.js";
 import type { ServerMetrics } from "./metrics.js";
@@ -20,8 +22,6 @@ import { planOutput, type OutputPlan } from "./structured.js";
 import { toolCallId, ToolCallReader, type ToolEvent } from "./tool-calls.js";
 import type { ChatParams, CompletionParams } from "./validate.js";
 
-/** Completion budget when a request names none (capped by what the context leaves). */
-export const DEFAULT_MAX_TOKENS = 256;
 
 /** Why a request's signal was aborted. */
 export type AbortReason = "disconnect" | "timeout" | "shutdown";
@@ -154,7 +154,7 @@ export class Aborted extends Error {
 }
 
 /** The items of one choice, ending with `done` (an `error` item becomes an ApiError). */
-async function* choiceItems(ctx: RunContext, request: ModelRequest, admittedAt: number): AsyncGenerator<TokenItem, DoneItem> {
+async function* choiceItems(ctx: RunContext, request: CheckedRequest, admittedAt: number): AsyncGenerator<TokenItem, DoneItem> {
   const { served, metrics, signal } = ctx;
   const model = served.name;
   metrics.queueDepth.inc({ model });
@@ -232,19 +232,28 @@ function cascadeReport(served: Served, done: DoneItem): CascadeReport | undefine
   return { model: done.model, cascade: steps.map((st) => ({ model: st.model, score: Number.isFinite(st.score) ? st.score : null, escalated: st.escalated })) };
 }
 
-function modelRequest(params: ChatParams | CompletionParams, prompt: PreparedPrompt, index: number): ModelRequest {
-  const seed = params.sampling.seed;
+/**
+ * The checked request of choice `index`: the one translation of the validated body (validate.ts) and its prepared
+ * prompt into the request every later layer takes as it is (request.ts).
+ */
+function modelRequest(params: ChatParams | CompletionParams, prompt: PreparedPrompt, index: number): CheckedRequest {
+  const { seed, temperature, topK, topP, minP, repetitionPenalty } = params.sampling;
   const grammar = prompt.plan?.grammar;
-  return {
+  return edgeRequest({
     tokens: prompt.ids,
     maxTokens: prompt.maxTokens,
-    ...(grammar === undefined ? { stop: params.stop } : { grammar }),
+    stop: grammar === undefined ? params.stop : [],
+    grammar,
     topLogprobs: params.topLogprobs,
     logprobs: params.logprobs, // without it, the worker skips the softmax normalizer per token
-    ...params.sampling,
+    temperature,
+    topK,
+    topP,
+    minP,
+    repetitionPenalty,
     // Choices of a seeded request differ from each other and are each reproducible.
-    ...(seed === undefined ? {} : { seed: (seed + index) >>> 0 }),
-  };
+    seed: seed === undefined ? undefined : (seed + index) >>> 0,
+  });
 }
 
 /** The tool call in a whole answer (read as a stream would read it), or undefined for a text answer. */

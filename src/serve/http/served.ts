@@ -15,6 +15,7 @@ import { ServeError } from "../errors.js";
 import type { FaultPlan } from "../faults.js";
 import { modelActor, type ModelActorOptions, type ModelMsg, type ModelStatus } from "../model-actor.js";
 import type { ModelOutput, ModelRequest } from "../protocol.js";
+import type { CheckedRequest } from "../request.js";
 import type { ServeErrorCode } from "../errors.js";
 import { cascadeRouter, type ConfidenceMetric, type RouterMsg } from "../router.js";
 import { Admission } from "./admission.js";
@@ -78,8 +79,11 @@ export interface Served {
   readonly info: ModelInfo;
   readonly randomWeights: boolean;
   readonly admission: Admission;
-  /** Sends a request; a refusal (`mailbox-full`, `stopped`) is returned, never thrown. */
-  open(request: ModelRequest, signal: AbortSignal): Result<ReplyStream<ModelOutput>, ActorError>;
+  /**
+   * Sends a request: a checked one as it is, any other (a NATS worker's decoded frame) checked by the model actor.
+   * A refusal (`mailbox-full`, `stopped`) is returned, never thrown.
+   */
+  open(request: ModelRequest | CheckedRequest, signal: AbortSignal): Result<ReplyStream<ModelOutput>, ActorError>;
   readiness(): Promise<Readiness>;
   stop(): Promise<void>;
 }

@@ -19,8 +19,8 @@ import { Admission } from "../http/admission.js";
 import { PromptTokenizer } from "../http/prompts.js";
 import type { Readiness, Served } from "../http/served.js";
 import type { RemoteModels } from "../http/server.js";
-import { toWireRequest } from "../model-actor.js";
 import { fromWireItem, type ModelOutput, type ModelRequest, type WireRequest } from "../protocol.js";
+import { checkRequest, type CheckedRequest } from "../request.js";
 import { CardStore } from "./card.js";
 import { checkId, isNoResponders, subjects, type Subjects } from "./connection.js";
 import { PrefixAffinity } from "./affinity.js";
@@ -505,8 +505,8 @@ export class NatsGateway implements RemoteModels {
     return best?.w;
   }
 
-  #open(model: RemoteModel, request: ModelRequest, signal: AbortSignal): Result<ReplyStream<ModelOutput>, ActorError> {
-    const wire = toWireRequest(request);
+  #open(model: RemoteModel, request: ModelRequest | CheckedRequest, signal: AbortSignal): Result<ReplyStream<ModelOutput>, ActorError> {
+    const wire = checkRequest(request); // a checked request as it is
     const keys = typeof wire === "string" ? [] : PrefixAffinity.keys(wire.tokens);
     const w = typeof wire === "string" || !this.#connected ? undefined : this.#pick(model, keys);
     if (typeof wire === "string" || w === undefined) {
