@@ -169,6 +169,39 @@ void Executor::attention(const AttentionArgs& a) {
   // Pairs per task: about 8 tasks per thread for balance (causal rows differ in length).
   const int chunk = split ? std::max(1, pairs / (threads * 8)) : pairs;
   const int tasks = (pairs + chunk - 1) / chunk;
+  const int group = a.n_kv_head > 0 ? a.n_head / a.n_kv_head : 0;
+  if (a.seq_q == 1 && a.kt == nullptr && table_.attention_group != nullptr && group >= 1 && group <= 256 &&
+      group * a.n_kv_head == a.n_head) {
+    // Decode: tasks of query heads that share one KV head, each reading that head's cache rows once.
+    // A group is cut into `parts` equal parts only when whole groups would leave threads uneven
+    // (2B shape, 5 KV heads on 2 threads: 10 tasks of 2 heads, each KV row read twice instead of 4×).
+    int parts = 1;
+    while (threads > 1 && (a.n_kv_head * parts) % threads != 0 && a.n_kv_head * parts < 4 * threads && parts < group) {
+      do {
+        ++parts;
+      } while (group % parts != 0);
+    }
+    const int per = group / parts;
+    const int count = a.n_kv_head * parts;
+    const size_t D = static_cast<size_t>(a.head_dim);
+    const size_t kv_row = static_cast<size_t>(a.n_kv_head) * D;
+    const size_t scratch = static_cast<size_t>(per) * (static_cast<size_t>(a.seq_kv) + D) + 64;
+    const auto fn = table_.attention_group;
+    const std::function<void(int)> job = [&](int t) {
+      const size_t kv = static_cast<size_t>(t / parts);
+      const size_t h0 = kv * group + static_cast<size_t>(t % parts) * per;
+      fn(a.q + h0 * D, a.k + kv * D, a.v + kv * D, kv_row, a.pos0 + 1, per, a.head_dim, a.scale, a.out + h0 * D,
+         thread_scratch<float>(scratch));
+    };
+    if (!split || count == 1) {
+      for (int t = 0; t < count; ++t) {
+        job(t);
+      }
+    } else {
+      pool_->run(count, job);
+    }
+    return;
+  }
   if (table_.attention != nullptr) {
     const auto fn = table_.attention;
     if (a.seq_q >= kTransposeKeysFrom && a.kt == nullptr) {

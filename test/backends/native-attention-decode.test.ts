@@ -1,0 +1,94 @@
+// Native decode attention (one query row) runs per group of query heads that share a KV head, reading each
+// cache row once for the group (native/cpu attention_decode_group). It must give the same bits as the
+// per-(row, head) kernel: row i of a multi-row query at pos0 sees the same keys as a one-row query at
+// pos0 + i, and the two paths promise the same operations in the same order. Checked against the JS
+// reference too, for GQA ratios 1, 2, 4 and 5, head sizes with SIMD tails, one and two threads.
+import { describe, expect, it } from "vitest";
+import type { TensorRef } from "../../src/backends/backend.js";
+import { ArrayBufferMemory, views } from "../../src/backends/host-memory.js";
+import { createJsBackend } from "../../src/backends/js/index.js";
+import { nativeAddon } from "../../src/backends/native-cpu/addon.js";
+import { createNativeCpuBackend, probeNativeCpu } from "../../src/backends/native-cpu/index.js";
+import { mulberry32 as rng } from "../../src/model/bitnet/fixture.js";
+
+const probe = probeNativeCpu();
+const memory = new ArrayBufferMemory("native-attention-decode-test");
+const js = createJsBackend();
+
+function f32(shape: number[], data?: Float32Array): TensorRef {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const buffer = memory.alloc(Math.max(8, 4 * n));
+  if (data !== undefined) {
+    memory.write(buffer, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return { buffer, dtype: "f32", shape };
+}
+
+function read(t: TensorRef): Float32Array {
+  return views.f32(t).slice(0, t.shape.reduce((a, b) => a * b, 1));
+}
+
+function random(r: () => number, n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * 3);
+}
+
+const isas = (): string[] => {
+  const best = nativeAddon()?.features().best ?? "scalar";
+  return ["avx2", "avx512bw", "avx512vnni"].slice(0, ["avx2", "avx512bw", "avx512vnni"].indexOf(best) + 1);
+};
+
+describe.skipIf(!probe.available)("native decode attention by KV-head group", () => {
+  // [query heads, KV heads, head size, cache rows seen by the decoded token]
+  const shapes = [
+    [4, 4, 64, 1],
+    [8, 4, 128, 37],
+    [8, 2, 40, 300],
+    [20, 5, 128, 700],
+    [10, 2, 96, 129],
+  ] as const;
+
+  for (const isa of isas()) {
+    for (const threads of [1, 2]) {
+      it(`${isa}, ${threads} thread(s): the same bits as the per-head kernel's matching row, and close to the JS reference`, () => {
+        const backend = createNativeCpuBackend({ isa, threads });
+        try {
+          const r = rng(41 + threads);
+          for (const [nHead, nKv, d, seen] of shapes) {
+            const capacity = seen + 3; // spare rows past the visible ones must not be read
+            const k = f32([capacity, nKv, d], random(r, capacity * nKv * d));
+            const v = f32([capacity, nKv, d], random(r, capacity * nKv * d));
+            const rows = 2;
+            const qAll = random(r, rows * nHead * d);
+            const wide = f32([rows, nHead, d], qAll);
+            const wideOut = f32([rows, nHead, d]);
+            // Rows seen − 2 and seen − 1: row 1 sees `seen` keys (per-pair kernel, two query rows).
+            const pos0 = seen - 2 < 0 ? 0 : seen - 2;
+            if (seen >= 2) {
+              backend.kernels.attention?.(wide, k, v, pos0, 1 / Math.sqrt(d), wideOut);
+            }
+            const one = f32([1, nHead, d], qAll.slice(nHead * d));
+            const got = f32([1, nHead, d]);
+            backend.kernels.attention?.(one, k, v, seen - 1, 1 / Math.sqrt(d), got);
+            const decoded = read(got);
+            if (seen >= 2) {
+              const want = read(wideOut).slice(nHead * d);
+              expect(Buffer.from(decoded.buffer).equals(Buffer.from(want.buffer)), `${nHead}/${nKv}×${d} at ${seen}`).toBe(true);
+            }
+            const ref = f32([1, nHead, d]);
+            js.kernels.attention(one, k, v, seen - 1, 1 / Math.sqrt(d), ref);
+            const want = read(ref);
+            let num = 0;
+            let den = 0;
+            for (let i = 0; i < want.length; i++) {
+              num += ((decoded[i] ?? 0) - (want[i] ?? 0)) ** 2;
+              den += (want[i] ?? 0) ** 2;
+            }
+            expect(num / den).toBeLessThan(1e-10);
+          }
+        } finally {
+          backend.dispose();
+        }
+      });
+    }
+  }
+});
