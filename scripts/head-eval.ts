@@ -29,7 +29,7 @@ import { logSumExp, MAX_CORPUS_BYTES, parseCard, splitCorpus, tokenizerEntries, 
 export const HEAD_TENSORS: readonly string[] = ["token_embd.weight", "output.weight"];
 
 /** Storage types the variants use: barbell's float and integer encoders for embeddings/heads. */
-export const HEAD_STORAGE = ["f32", "f16", "q8_0", "q6_k"] as const;
+export const HEAD_STORAGE = ["f32", "f16", "q8_0", "q6_k", "q4_k", "q5_k"] as const;
 export type HeadStorage = (typeof HEAD_STORAGE)[number];
 
 /** Largest model file `headVariant` reads whole into memory (the KJV model is 5.1 MB). */
@@ -284,7 +284,7 @@ async function main(): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), "barbell-head-eval-"));
   try {
     const files: Partial<Record<HeadStorage, string>> = { f32: model };
-    for (const to of ["f16", "q8_0", "q6_k"] as const) {
+    for (const to of ["f16", "q8_0", "q6_k", "q4_k", "q5_k"] as const) {
       const file = path.join(dir, `${to}.gguf`);
       await fs.writeFile(file, await headVariant(model, to));
       files[to] = file;
@@ -298,6 +298,8 @@ async function main(): Promise<void> {
       await c("F16", "f16"),
       await c("Q8_0 in the file", "q8_0"),
       await c("Q6_K in the file", "q6_k"),
+      await c("Q5_K in the file", "q5_k"),
+      await c("Q4_K in the file", "q4_k"),
       await c("F32 + `--head q8_0`", "f32", "q8_0"),
       await c("F16 + `--head q8_0`", "f16", "q8_0"),
     ];

@@ -267,16 +267,18 @@ export async function referenceLogits(
   }
 
   // Final norm and the dense head: float activations, except that a Q8_0 head quantizes them per 32-element
-  // block (with `quantizeActivations`), as llama.cpp and barbell compute a Q8_0 matmul.
+  // block and a Q4_K / Q5_K / Q6_K head per 256-element block (with `quantizeActivations`), as llama.cpp and
+  // barbell's host backends compute those matmuls (integer heads: docs/heads.md).
   const outputNorm = await requireMatrix(file, "output_norm.weight", 1, hidden);
   const headType = file.tensor(file.tensor("output.weight") !== undefined ? "output.weight" : "token_embd.weight")?.typeName;
+  const headBlock = headType === "q8_0" ? 32 : headType === "q4_k" || headType === "q5_k" || headType === "q6_k" ? 256 : 0;
   const headInput = (x: Float64Array): Float64Array => {
-    if (!options.quantizeActivations || headType !== "q8_0") {
+    if (!options.quantizeActivations || headBlock === 0) {
       return x;
     }
     const out = new Float64Array(x.length);
-    for (let b = 0; b < x.length; b += 32) {
-      const { values, divisor } = quantizeActivation(x.slice(b, b + 32));
+    for (let b = 0; b < x.length; b += headBlock) {
+      const { values, divisor } = quantizeActivation(x.slice(b, b + headBlock));
       values.forEach((q, i) => (out[b + i] = q / divisor));
     }
     return out;

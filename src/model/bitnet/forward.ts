@@ -13,7 +13,7 @@
 import type { BitnetBlockParams, BitnetBlockWeights, DenseDType, FusedKernels } from "../../backends/backend.js";
 import { ShapeError } from "../../core/errors.js";
 import { add, mul, relu2, silu } from "../../tensor/ops/elementwise.js";
-import { contractDense, contractPacked, embedding, matmul, matmulQ8I8, type Contracted } from "../../tensor/ops/matmul.js";
+import { contractDense, contractPacked, embedding, matmul, matmulQ8I8, type Contracted, type IntegerHeadDType } from "../../tensor/ops/matmul.js";
 import { attention, rmsNorm, rope } from "../../tensor/ops/nn.js";
 import { quantizeActivations, type QuantizedActivations } from "../../tensor/ops/quant.js";
 import { merge, slice, split } from "../../tensor/ops/shape.js";
@@ -269,15 +269,19 @@ export function forward(
   }
 }
 
+/** Block formats whose head runs on integer products (matmulQ8I8) on a host backend: the k-quants. */
+const INTEGER_K_HEADS: ReadonlySet<string> = new Set(["q4_k", "q5_k", "q6_k"]);
+
 /**
  * The output head. A Q8_0 head (from the file, or `headType: "q8_0"`) runs as llama.cpp runs one: the
- * activations quantized per 32-element block and integer dot products (matmulQ8I8); any other head in
- * float.
+ * activations quantized per 32-element block and integer dot products (matmulQ8I8). A Q4_K / Q5_K / Q6_K head
+ * does too (activations per 256-element block, llama.cpp's Q8_K) on a host backend; a device backend (WebGPU,
+ * CUDA), which has no integer k-quant kernel, runs it in float, as any other head (docs/heads.md).
  */
 function head(normed: Tensor<"f32", ["seq", "embed"]>, weights: BitnetWeights): Tensor<"f32", ["seq", "vocab"]> {
-  return weights.output.dtype === "q8_0"
-    ? matmulQ8I8(normed, weights.output as Tensor<"q8_0", ["vocab", "embed"]>)
-    : matmul(normed, weights.output);
+  const w = weights.output;
+  const integer = w.dtype === "q8_0" || (INTEGER_K_HEADS.has(w.dtype) && w.backend.memoryKind === "host");
+  return integer ? matmulQ8I8(normed, w as Tensor<IntegerHeadDType, ["vocab", "embed"]>) : matmul(normed, w);
 }
 
 /**
