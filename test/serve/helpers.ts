@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { settle, type ActorRef, type ActorSystem } from "../../src/actors/index.js";
 import { loadModel } from "../../src/engine/model.js";
-import type { ModelMsg, ModelOutput, ModelRequest, ModelStatus, WorkerStatus } from "../../src/serve/index.js";
+import type { CheckedRequest, ModelMsg, ModelOutput, ModelRequest, ModelStatus, WorkerStatus } from "../../src/serve/index.js";
 import { writeLadder, type Ladder } from "./fixtures.js";
 
 /**
@@ -33,7 +33,7 @@ export function serveFixtures(): { readonly ladder: Ladder; system: ActorSystem 
 }
 
 /** Every item of one request; throws the refusal when the actor does not take it. */
-export async function collect(ref: ActorRef<ModelMsg>, request: ModelRequest): Promise<ModelOutput[]> {
+export async function collect(ref: ActorRef<ModelMsg>, request: ModelRequest | CheckedRequest): Promise<ModelOutput[]> {
   const opened = ref.stream({ type: "processInput", request });
   if (!opened.ok) {
     throw opened.error;

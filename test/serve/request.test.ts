@@ -87,4 +87,16 @@ describe("the default budget in the model host", () => {
       expect(done.completionTokens).toBe(61);
     }
   }, 60_000);
+
+  it("should take a checked request as it is through the actor, and check a copy of it", async () => {
+    env.system = createActorSystem({ clock: new ManualClock() });
+    const ref = env.system.spawn(modelActor({ ladder: [env.ladder.small], backends: ["js"], isolation: "in-process" }));
+    // maxTokens 0 is what a checked request carries for "the default"; a request given by code may not say 0.
+    const edge = edgeRequest({ tokens: [1, 2, 3], maxTokens: 0, temperature: 0, topK: undefined, topP: undefined, minP: undefined, repetitionPenalty: undefined, seed: undefined, stop: [], topLogprobs: 0, logprobs: false, grammar: undefined });
+    expect(lastOf(await collect(ref, edge))).toMatchObject({ kind: "done", promptTokens: 3 });
+    const copy = await collect(ref, { ...edge } as ModelRequest);
+    expect(copy).toHaveLength(1);
+    expect(lastOf(copy)).toMatchObject({ kind: "error", code: "bad-request" });
+    expect((lastOf(copy) as { message: string }).message).toMatch(/maxTokens must be at least 1/);
+  }, 60_000);
 });
