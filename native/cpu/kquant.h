@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace barbell {
 
@@ -50,6 +51,16 @@ inline void k4_scale_min(const uint8_t* scales, int j, int* sc, int* m) {
     *sc = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
     *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
   }
+}
+
+// All eight 6-bit scales (bytes 0..7) and mins (bytes 8..15) of a Q4_K / Q5_K block's 12 packed bytes at once,
+// with 32-bit word operations (the same values as k4_scale_min for j = 0..7).
+inline void k4_scales_mins(const uint8_t* scales, uint8_t out[16]) {
+  uint32_t w[3];
+  std::memcpy(w, scales, 12);
+  const uint32_t r[4] = {w[0] & 0x3F3F3F3Fu, (w[2] & 0x0F0F0F0Fu) | (((w[0] >> 6) & 0x03030303u) << 4), w[1] & 0x3F3F3F3Fu,
+                         ((w[2] >> 4) & 0x0F0F0F0Fu) | (((w[1] >> 6) & 0x03030303u) << 4)};
+  std::memcpy(out, r, 16);
 }
 
 // Rows [j0, j1) of out[m, n] = x[m, k] · decode(w)[n, k]ᵀ, w in rows of format `code` (k a multiple of its block).

@@ -219,7 +219,6 @@ inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i one = _mm256_set1_epi8(1);
   const __m256i qh = kFive ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16)) : _mm256_setzero_si256();
-  int sc[8], mn[8];
   for (int c = 0; c < 4; ++c) {
     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
     __m256i lo = _mm256_and_si256(q, m4);
@@ -232,11 +231,16 @@ inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
     o.u[2 * c] = lo;
     o.u[2 * c + 1] = hi;
   }
-  for (int j = 0; j < 8; ++j) {
-    k4_scale_min(block + 4, j, &sc[j], &mn[j]);
-    o.s[j] = _mm256_set1_epi16(static_cast<int16_t>(sc[j]));
+  // Each 32-element sub-block's scale and min twice (once per 16 elements), as int16.
+  alignas(16) uint8_t sm[16];
+  k4_scales_mins(block + 4, sm);
+  const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(sm));
+  alignas(32) int16_t s16[16];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(s16), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v)));
+  for (int c = 0; c < 8; ++c) {
+    o.s[c] = chunk_scales(s16, c);
   }
-  o.mn = _mm256_setr_epi16(mn[0], mn[0], mn[1], mn[1], mn[2], mn[2], mn[3], mn[3], mn[4], mn[4], mn[5], mn[5], mn[6], mn[6], mn[7], mn[7]);
+  o.mn = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
 }
 
 inline int32_t hsum_i32(__m256i v) {

@@ -86,12 +86,12 @@ inline void unpack_affine(const uint8_t* block, KBlockZ& o) {
     }
     o.u[c] = u;
   }
-  int sc[8], mn[8];
-  for (int j = 0; j < 8; ++j) {
-    k4_scale_min(block + 4, j, &sc[j], &mn[j]);
-  }
-  chunk_scales(_mm256_setr_epi16(sc[0], sc[0], sc[1], sc[1], sc[2], sc[2], sc[3], sc[3], sc[4], sc[4], sc[5], sc[5], sc[6], sc[6], sc[7], sc[7]), o);
-  o.mn = _mm256_setr_epi16(mn[0], mn[0], mn[1], mn[1], mn[2], mn[2], mn[3], mn[3], mn[4], mn[4], mn[5], mn[5], mn[6], mn[6], mn[7], mn[7]);
+  // Each 32-element sub-block's scale and min twice (once per 16 elements), as int16.
+  alignas(16) uint8_t sm[16];
+  k4_scales_mins(block + 4, sm);
+  const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(sm));
+  chunk_scales(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v)), o);
+  o.mn = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
 }
 
 inline int32_t hsum256(__m256i v) {
