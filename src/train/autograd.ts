@@ -29,7 +29,7 @@ import { binary, type Broadcastable } from "../tensor/ops/elementwise.js";
 import type { Contracted, Weights } from "../tensor/ops/matmul.js";
 import { layoutArg, tensorArg, tensorFromBytes, type Tensor } from "../tensor/tensor.js";
 import { attentionBackwardF32, attentionBackwardF64, linearBackwardF32, type AttentionDims } from "./backward.js";
-import { gemmFromMatmul, like, type Grad, type HostGemm, type HostMatmul, type TrainKernels } from "./kernels.js";
+import { gemmFromMatmul, like, TRANS_B, type Grad, type HostGemm, type HostMatmul, type TrainKernels } from "./kernels.js";
 
 type F32<D extends Dims> = Tensor<"f32", D>;
 type AnyF32 = Tensor<"f32", Dims>;
@@ -281,7 +281,9 @@ export class Tape implements Disposable {
   }
 
   #product<X extends Dims, W extends Dims>(x: F32<X>, weights: F32<W>): F32<Contracted<X, W>> {
-    const out = contractDense(x, weights);
+    // With native kernels the forward is their gemm too (x·wᵀ, f32 sums in the gemm's order; the head is
+    // the one f32 product of the model); otherwise the inference op.
+    const out = this.#kernels === undefined ? contractDense(x, weights) : this.#gemmForward(x, weights);
     const [n = 0, k = 0] = weights.shape;
     const rows = x.size / k;
     const gemm = this.#gemm;
@@ -308,6 +310,22 @@ export class Tape implements Disposable {
     });
   }
 
+
+  /** x[..., K]·w[N, K]ᵀ through the kernels' gemm, with contractDense's name and size checks. */
+  #gemmForward<X extends Dims, W extends Dims>(x: F32<X>, weights: F32<W>): F32<Contracted<X, W>> {
+    const [n = 0, k = 0] = weights.shape;
+    const last = x.rank - 1;
+    if (weights.rank !== 2 || x.rank < 1 || x.dims[last] !== weights.dims[1] || x.shape[last] !== k) {
+      throw new ShapeError("dim-mismatch", `[matmul] ${x.describe()} · ${weights.describe()}ᵀ: the last dim of x must be the weights' second`);
+    }
+    const rows = x.size / Math.max(k, 1);
+    const values = new Float32Array(rows * n);
+    this.#kernels?.gemm(this.#values(x) as Float32Array, this.#values(weights) as Float32Array, values, rows, n, k, TRANS_B);
+    const dims = [...x.dims.slice(0, last), weights.dims[0]];
+    const shape = [...x.shape.slice(0, last), n];
+    const layout = layoutArg<Contracted<X, W>>("matmul", dims, shape);
+    return tensorFromBytes(x.backend, "f32", layout.dims, layout.shape, new Uint8Array(values.buffer));
+  }
 
   /**
    * BitNet b1.58 BitLinear with latent f32 weights w[N, K] (quantization-aware training).
@@ -714,6 +732,24 @@ export class Tape implements Disposable {
    * as needed; each call returns fresh gradient tensors owned by the returned `Gradients`.
    */
   backward(loss: F32<readonly []>): Gradients {
+    const arrays = this.backwardArrays(loss);
+    const grads = new Map<AnyF32, AnyF32>();
+    try {
+      for (const [param, values] of arrays) {
+        grads.set(param, tensorFromBytes(param.backend, "f32", param.dims, param.shape, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)));
+      }
+    } catch (e) {
+      new Gradients(grads).dispose();
+      throw e;
+    }
+    return new Gradients(grads);
+  }
+
+  /**
+   * The same gradients as `backward`, as f32 arrays (row-major, one per parameter tensor, each its own
+   * fresh array) without making tensors: what the trainer reads (src/train/qat.ts).
+   */
+  backwardArrays(loss: F32<readonly []>): Map<AnyF32, Float32Array> {
     if (loss.size !== 1 || !this.#tracked(loss)) {
       throw new UsageError("unsupported", `[autograd] backward needs a scalar made on this tape, got ${loss.describe()}`);
     }
@@ -725,6 +761,10 @@ export class Tape implements Disposable {
         continue;
       }
       const contributions = node.backward(gOut);
+      // An op output's gradient is complete once its rule ran (outputs come after their consumers in reverse).
+      acc.delete(node.output);
+      // A rule that passes gOut on (split, merge, add …) hands it to its first input; later ones copy it.
+      let gOutTaken = false;
       for (const [i, input] of node.inputs.entries()) {
         const c = contributions[i];
         if (c === undefined || !this.#tracked(input)) {
@@ -732,7 +772,9 @@ export class Tape implements Disposable {
         }
         const prev = acc.get(input);
         if (prev === undefined) {
-          acc.set(input, c === gOut ? c.slice() : c);
+          const own = c !== gOut || !gOutTaken;
+          gOutTaken ||= c === gOut;
+          acc.set(input, own ? c : c.slice());
         } else {
           for (let j = 0; j < prev.length; j++) {
             prev[j] = (prev[j] ?? 0) + (c[j] ?? 0);
@@ -740,19 +782,13 @@ export class Tape implements Disposable {
         }
       }
     }
-    const grads = new Map<AnyF32, AnyF32>();
-    try {
-      for (const param of this.#params) {
-        const g = acc.get(param);
-        // An f32 accumulator is handed over as is (each is a fresh array of its own, never a view).
-        const values = g === undefined ? new Float32Array(param.size) : g instanceof Float32Array && g.byteOffset === 0 && g.length === param.size ? g : new Float32Array(g);
-        grads.set(param, tensorFromBytes(param.backend, "f32", param.dims, param.shape, new Uint8Array(values.buffer, 0, values.byteLength)));
-      }
-    } catch (e) {
-      new Gradients(grads).dispose();
-      throw e;
+    const out = new Map<AnyF32, Float32Array>();
+    for (const param of this.#params) {
+      const g = acc.get(param);
+      // An f32 accumulator is handed over as is (each is a fresh array of its own, never a view).
+      out.set(param, g === undefined ? new Float32Array(param.size) : g instanceof Float32Array && g.length === param.size ? g : new Float32Array(g));
     }
-    return new Gradients(grads);
+    return out;
   }
 
   /** Frees every tensor the tape made (op outputs); parameters and constants stay with their owners. */

@@ -217,10 +217,10 @@ export function trainStep(state: TrainState, tokens: ArrayLike<number>, o: Train
       // All windows as one [batchSize·seqLen] batch (the mean of the windows' mean losses).
       const mean = batchLoss(g, c, bound, batch, keep);
       loss = mean.toFloat32()[0] ?? Number.NaN;
-      using gr = g.backward(mean);
+      const gr = g.backwardArrays(mean);
       for (const p of state.params) {
         const t = tensors.get(p.name);
-        grads.push(t === undefined ? new Float32Array(p.data.length) : gr.get(t).toFloat32());
+        grads.push((t === undefined ? undefined : gr.get(t)) ?? new Float32Array(p.data.length));
       }
     } finally {
       for (const d of keep) {
