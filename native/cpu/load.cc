@@ -3,10 +3,13 @@
 #include "load.h"
 #include "tq1.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <thread>
+#include <vector>
 
 #ifndef _WIN32
 #include <fcntl.h>
@@ -78,6 +81,84 @@ bool get_count(const Napi::CallbackInfo& info, size_t idx, const char* name, int
   return true;
 }
 
+// n codes of I2_S (format 0) or TQ2_0 (format 1) at src into n/4 t2 bytes at dst; the result as
+// transcodeTernary documents it. One thread.
+int32_t transcode_2bit(int64_t format, const uint8_t* src, int64_t n, uint8_t* dst) {
+  const int64_t groups = n / 128;
+  if (format == 0) {
+    uint32_t nonzero = 0;
+    for (int64_t g = 0; g < groups; ++g) {
+      if (!group_to_t2(src + 32 * g, dst + 32 * g, false, &nonzero)) {
+        return -2;
+      }
+    }
+    return 0;
+  }
+  int32_t scale = -1;
+  for (int64_t b = 0; b < groups / 2; ++b) {
+    const uint8_t* block = src + 66 * b;
+    uint32_t nonzero = 0;
+    if (!group_to_t2(block, dst + 64 * b, true, &nonzero) || !group_to_t2(block + 32, dst + 64 * b + 32, true, &nonzero)) {
+      return -2;
+    }
+    const int32_t d = block[64] | (block[65] << 8);
+    if ((d & 0x7c00) == 0x7c00) {
+      return -2;
+    }
+    if (nonzero != 0) {
+      if (scale == -1) {
+        scale = d;
+      }
+      if (d != scale || (d & 0x8000) != 0 || (d & 0x7fff) == 0) {
+        return -2;
+      }
+    }
+  }
+  return scale;
+}
+
+// Codes per thread below which a transcode runs on the calling thread alone.
+constexpr int64_t kParallelCodes = int64_t{1} << 22;
+constexpr unsigned kMaxLoadThreads = 8;
+
+// transcode_2bit over up to kMaxLoadThreads threads, in chunks of whole blocks; the chunks' results combined
+// as one pass would give them (−2 if any chunk says so or two chunks found different scales).
+int32_t transcode_2bit_parallel(int64_t format, const uint8_t* src, int64_t n, uint8_t* dst) {
+  const unsigned hw = std::max(1u, std::min(kMaxLoadThreads, std::thread::hardware_concurrency()));
+  const int64_t block = format == 0 ? 128 : 256;
+  const int64_t src_block = format == 0 ? 32 : 66;
+  const int64_t blocks = n / block;
+  const unsigned parts = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(hw, n / kParallelCodes)));
+  if (parts == 1) {
+    return transcode_2bit(format, src, n, dst);
+  }
+  std::vector<int32_t> results(parts, 0);
+  std::vector<std::thread> threads;
+  threads.reserve(parts - 1);
+  const auto run = [&](unsigned p) {
+    const int64_t b0 = blocks * p / parts;
+    const int64_t b1 = blocks * (p + 1) / parts;
+    results[p] = transcode_2bit(format, src + b0 * src_block, (b1 - b0) * block, dst + b0 * block / 4);
+  };
+  for (unsigned p = 1; p < parts; ++p) {
+    threads.emplace_back(run, p);
+  }
+  run(0);
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  int32_t scale = format == 0 ? 0 : -1;
+  for (const int32_t r : results) {
+    if (r == -2 || (format == 1 && r != -1 && scale != -1 && r != scale)) {
+      return -2;
+    }
+    if (format == 1 && r != -1) {
+      scale = r;
+    }
+  }
+  return scale;
+}
+
 // transcodeTernary(format, src, n, dst): n codes of I2_S (format 0; n % 128 == 0, src n/4 bytes), TQ2_0
 // (format 1; n % 256 == 0, src n/256 blocks of 66 bytes) or TQ1_0 (format 2, blocks of 54 bytes; tq1.h) into n/4 t2 bytes. Returns −2 when the JS decoding
 // path must decide (a code 3; for TQ2_0 also non-finite, differing, negative or zero scales of blocks with a
@@ -102,37 +183,7 @@ Napi::Value TranscodeTernary(const Napi::CallbackInfo& info) {
   if (format == 2) {
     return Napi::Number::New(env, tq1_0_to_t2(src, n, dst));
   }
-  const int64_t groups = n / 128;
-  if (!tq2) {
-    uint32_t nonzero = 0;
-    for (int64_t g = 0; g < groups; ++g) {
-      if (!group_to_t2(src + 32 * g, dst + 32 * g, false, &nonzero)) {
-        return Napi::Number::New(env, -2);
-      }
-    }
-    return Napi::Number::New(env, 0);
-  }
-  int32_t scale = -1;
-  for (int64_t b = 0; b < groups / 2; ++b) {
-    const uint8_t* block = src + 66 * b;
-    uint32_t nonzero = 0;
-    if (!group_to_t2(block, dst + 64 * b, true, &nonzero) || !group_to_t2(block + 32, dst + 64 * b + 32, true, &nonzero)) {
-      return Napi::Number::New(env, -2);
-    }
-    const int32_t d = block[64] | (block[65] << 8);
-    if ((d & 0x7c00) == 0x7c00) {
-      return Napi::Number::New(env, -2);
-    }
-    if (nonzero != 0) {
-      if (scale == -1) {
-        scale = d;
-      }
-      if (d != scale || (d & 0x8000) != 0 || (d & 0x7fff) == 0) {
-        return Napi::Number::New(env, -2);
-      }
-    }
-  }
-  return Napi::Number::New(env, scale);
+  return Napi::Number::New(env, transcode_2bit_parallel(format, src, n, dst));
 }
 
 // float32 → binary16 bits, nearest even, overflow to ±inf: a port of f32BitsToHalfBits (src/quant/half.ts).
@@ -330,6 +381,131 @@ Napi::Value ReleaseRange(const Napi::CallbackInfo& info) {
   }
   return env.Undefined();
 }
+
+// A whole file mapped read-only (mapFile), which loaders read ranges of without an ArrayBuffer per range: no
+// external memory is reported to V8 until bytes are converted. Unmapped when its JS handle is collected.
+struct FileMap {
+  void* base;
+  size_t size;
+};
+
+const napi_type_tag kFileMapTag = {0x62617262656c6c2dULL, 0x66696c656d617031ULL};
+
+// The FileMap behind argument idx (a handle from mapFile); a TypeError and nullptr for anything else.
+FileMap* get_map(const Napi::CallbackInfo& info, size_t idx) {
+  Napi::Env env = info.Env();
+  const Napi::Value v = info[idx];
+  bool ours = false;
+  if (v.IsExternal()) {
+    napi_check_object_type_tag(env, v, &kFileMapTag, &ours);
+  }
+  if (!ours) {
+    Napi::TypeError::New(env, "[native-cpu] expected a file mapping from mapFile").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  FileMap* m = v.As<Napi::External<FileMap>>().Data();
+  if (m->base == nullptr) {
+    Napi::Error::New(env, "[native-cpu] the file mapping was closed").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return m;
+}
+
+// The map's bytes [offset, offset + length), or nullptr (RangeError thrown) when outside it.
+const uint8_t* map_range(const Napi::CallbackInfo& info, const FileMap* m, int64_t offset, int64_t length) {
+  if (offset < 0 || length < 0 || static_cast<uint64_t>(offset) > m->size || static_cast<uint64_t>(length) > m->size - static_cast<uint64_t>(offset)) {
+    Napi::RangeError::New(info.Env(), "[native-cpu] range outside the mapped file").ThrowAsJavaScriptException();
+    return nullptr;
+  }
+  return static_cast<const uint8_t*>(m->base) + offset;
+}
+
+// mapFile(fd, size): the first `size` bytes of an open regular file mapped read-only as a handle for the
+// *Mapped functions; undefined when it cannot be mapped (the caller reads instead).
+Napi::Value MapFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t fd = 0, size = 0;
+  if (!get_count(info, 0, "fd", 1, &fd) || !get_count(info, 1, "size", 1, &size)) {
+    return env.Undefined();
+  }
+  if (size == 0) {
+    return env.Undefined();
+  }
+  void* base = mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, static_cast<int>(fd), 0);
+  if (base == MAP_FAILED) {
+    return env.Undefined();
+  }
+  FileMap* m = new FileMap{base, static_cast<size_t>(size)};
+  Napi::External<FileMap> handle = Napi::External<FileMap>::New(env, m, [](Napi::Env, FileMap* fm) {
+    munmap(fm->base, fm->size);
+    delete fm;
+  });
+  napi_type_tag_object(env, handle, &kFileMapTag);
+  return handle;
+}
+
+// copyMapped(map, offset, dst): dst.length bytes of the mapped file at offset copied into dst.
+Napi::Value CopyMapped(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  FileMap* m = get_map(info, 0);
+  int64_t offset = 0;
+  uint8_t* dst = nullptr;
+  if (m == nullptr || !get_count(info, 1, "offset", 1, &offset) || !get_bytes(info, 2, "dst", 0, &dst)) {
+    return env.Undefined();
+  }
+  const size_t length = info[2].As<Napi::Uint8Array>().ElementLength();
+  const uint8_t* src = map_range(info, m, offset, static_cast<int64_t>(length));
+  if (src != nullptr) {
+    std::memcpy(dst, src, length);
+  }
+  return env.Undefined();
+}
+
+// transcodeMapped(map, offset, format, n, dst): transcodeTernary's I2_S (0) / TQ2_0 (1) transcode reading the
+// source at `offset` of the mapped file, on up to kMaxLoadThreads threads; the same results.
+Napi::Value TranscodeMapped(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  FileMap* m = get_map(info, 0);
+  int64_t offset = 0, format = -1, n = 0;
+  if (m == nullptr || !get_count(info, 1, "offset", 1, &offset) || !get_count(info, 2, "format", 1, &format)) {
+    return env.Undefined();
+  }
+  if (format > 1) {
+    Napi::RangeError::New(env, "[native-cpu] transcodeMapped: format must be 0 (i2_s) or 1 (tq2_0)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint8_t* dst = nullptr;
+  if (!get_count(info, 3, "n", format == 0 ? 128 : 256, &n) || !get_bytes(info, 4, "dst", static_cast<size_t>(n / 4), &dst)) {
+    return env.Undefined();
+  }
+  const uint8_t* src = map_range(info, m, offset, format == 0 ? n / 4 : n / 256 * 66);
+  if (src == nullptr) {
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, transcode_2bit_parallel(format, src, n, dst));
+}
+
+// releaseMapped(map, offset, length): drops the whole pages of [offset, offset + length) of the mapping from
+// this process (they stay in the page cache).
+Napi::Value ReleaseMapped(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  FileMap* m = get_map(info, 0);
+  int64_t offset = 0, length = 0;
+  if (m == nullptr || !get_count(info, 1, "offset", 1, &offset) || !get_count(info, 2, "length", 1, &length)) {
+    return env.Undefined();
+  }
+  const uint8_t* at = map_range(info, m, offset, length);
+  if (at == nullptr) {
+    return env.Undefined();
+  }
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(at) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(at) + static_cast<uintptr_t>(length)) / page * page;
+  if (end > begin) {
+    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  }
+  return env.Undefined();
+}
 #endif
 
 }  // namespace
@@ -340,6 +516,10 @@ void RegisterLoadCodecs(Napi::Env env, Napi::Object exports) {
 #ifndef _WIN32
   exports.Set("mapRange", Napi::Function::New(env, MapRange));
   exports.Set("releaseRange", Napi::Function::New(env, ReleaseRange));
+  exports.Set("mapFile", Napi::Function::New(env, MapFile));
+  exports.Set("copyMapped", Napi::Function::New(env, CopyMapped));
+  exports.Set("transcodeMapped", Napi::Function::New(env, TranscodeMapped));
+  exports.Set("releaseMapped", Napi::Function::New(env, ReleaseMapped));
 #endif
 }
 

@@ -95,6 +95,12 @@ export interface Backend {
    * the caller must not use `bytes` afterwards. Absent: callers use alloc() + write().
    */
   adopt?(bytes: Uint8Array): BufferHandle;
+  /**
+   * Where the weights stay host bytes read in place (ArrayBufferMemory): a buffer of `size` bytes that
+   * `materialize` makes when first read, adopted then (weights converted on first use, not at load). Its errors
+   * are thrown by that read. Absent: callers materialize now and `adopt`.
+   */
+  adoptLazy?(size: number, materialize: () => Uint8Array): BufferHandle;
   /** Releases memory; freeing twice is a no-op that returns false. */
   free(buffer: BufferHandle): boolean;
   /** Copies bytes into a buffer at a byte offset. */
@@ -124,6 +130,8 @@ export interface BufferMemory {
   alloc(bytes: number): BufferHandle;
   /** Takes host bytes (weights from a file): without a copy in host memory, as an upload on a device. */
   adopt(bytes: Uint8Array): BufferHandle;
+  /** Host memory read in place only: bytes made on first read (see Backend.adoptLazy). */
+  adoptLazy?(size: number, materialize: () => Uint8Array): BufferHandle;
   free(buffer: BufferHandle): boolean;
   /** Host memory: copies now. Device memory: queues an upload (visible to kernels recorded later). */
   write(buffer: BufferHandle, src: Uint8Array, byteOffset?: number): void;

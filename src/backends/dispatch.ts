@@ -124,6 +124,7 @@ function memoryOf(backend: Backend): BufferMemory {
       backend.write(buffer, bytes);
       return buffer;
     },
+    ...(backend.adoptLazy === undefined ? {} : { adoptLazy: (size: number, make: () => Uint8Array) => (backend.adoptLazy as NonNullable<Backend["adoptLazy"]>)(size, make) }),
     free: (buffer) => backend.free(buffer),
     write: (buffer, src, byteOffset) => backend.write(buffer, src, byteOffset),
     read: (buffer, byteOffset, length) => backend.read(buffer, byteOffset, length),
@@ -408,11 +409,14 @@ export function createDispatcher(members: readonly PartialBackend[], reference: 
   };
   const hook: OpHook = { run: route, fuses: (op) => first?.fused?.[op] !== undefined };
 
+  // Lazily made weights only where kernels read host buffers in place (not staged for a device, not copied into WASM).
+  const lazyHome = staged === undefined ? home.adoptLazy : undefined;
   const stagedOr = <T>(buffer: BufferHandle, onStaged: (m: ArrayBufferMemory) => T, onHome: () => T): T =>
     staged !== undefined && staged.holds(buffer) ? onStaged(staged) : onHome();
   const memory: Core["memory"] = {
     alloc: (bytes) => home.alloc(bytes),
     adopt: (bytes) => (staged ?? home).adopt(bytes),
+    ...(lazyHome === undefined ? {} : { adoptLazy: (size: number, make: () => Uint8Array) => lazyHome.call(home, size, make) }),
     free: (buffer) => {
       dropMirrors(buffer);
       return stagedOr(buffer, (m) => m.free(buffer), () => home.free(buffer));
@@ -468,6 +472,7 @@ function coreOf(d: Dispatcher): Core {
     memory: {
       alloc: (bytes) => d.alloc(bytes),
       ...(d.adopt === undefined ? {} : { adopt: (bytes: Uint8Array) => (d.adopt as (b: Uint8Array) => BufferHandle)(bytes) }),
+      ...(d.adoptLazy === undefined ? {} : { adoptLazy: (size: number, make: () => Uint8Array) => (d.adoptLazy as NonNullable<Dispatcher["adoptLazy"]>)(size, make) }),
       free: (buffer) => d.free(buffer),
       write: (buffer, src, byteOffset) => d.write(buffer, src, byteOffset),
       read: (buffer, byteOffset, length) => d.read(buffer, byteOffset, length),

@@ -50,33 +50,72 @@ export const views = {
   },
 };
 
+/** Makes the bytes of a lazily adopted buffer (see {@link ArrayBufferMemory.adoptLazy}); may throw. */
+export type Materialize = () => Uint8Array;
+
 class ArrayBufferBuffer implements HostBuffer {
   #memory: ArrayBuffer | undefined;
+  /** Set while a lazily adopted buffer has not made its bytes yet; `#size` is their length. */
+  #pending: Materialize | undefined;
+  #failed: unknown;
+  readonly #size: number;
 
   constructor(
     readonly id: number,
-    memory: ArrayBuffer,
+    memory: ArrayBuffer | undefined,
+    pending?: { size: number; materialize: Materialize },
   ) {
     this.#memory = memory;
+    this.#pending = pending?.materialize;
+    this.#size = pending?.size ?? memory?.byteLength ?? 0;
   }
 
   get bytes(): number {
-    return this.#memory?.byteLength ?? 0;
+    return this.#memory?.byteLength ?? (this.#pending === undefined ? 0 : this.#size);
   }
 
   view(): Uint8Array {
+    if (this.#pending !== undefined) {
+      this.#materialize(this.#pending);
+    }
     if (this.#memory === undefined) {
       throw new UsageError("disposed", `[host] buffer ${this.id} was freed`);
     }
     return new Uint8Array(this.#memory);
   }
 
-  /** Forgets the memory and returns it (undefined when already freed). */
+  /** Runs the materializer once; its error is kept and thrown again by every later view. */
+  #materialize(materialize: Materialize): void {
+    if (this.#failed !== undefined) {
+      throw this.#failed;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = materialize();
+      if (bytes.byteLength !== this.#size) {
+        throw new UsageError("unsupported", `[host] buffer ${this.id} was made with ${bytes.byteLength} bytes, expected ${this.#size}`);
+      }
+    } catch (e) {
+      this.#failed = e;
+      throw e;
+    }
+    this.#pending = undefined;
+    this.#memory = wholeBuffer(bytes);
+  }
+
+  /** Forgets the memory and returns it (undefined when already freed or never made). */
   release(): ArrayBuffer | undefined {
     const memory = this.#memory;
     this.#memory = undefined;
+    this.#pending = undefined;
     return memory;
   }
+}
+
+/** The ArrayBuffer a view spans whole, else a copy of the view's bytes. */
+function wholeBuffer(bytes: Uint8Array): ArrayBuffer {
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  return whole && bytes.buffer instanceof ArrayBuffer ? bytes.buffer : bytes.slice().buffer;
 }
 
 /**
@@ -118,9 +157,19 @@ export class ArrayBufferMemory implements BufferMemory {
 
   /** Takes over a view that spans its whole (non-shared) ArrayBuffer; copies anything else. */
   adopt(bytes: Uint8Array): HostBuffer {
-    const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
-    const memory = whole && bytes.buffer instanceof ArrayBuffer ? bytes.buffer : bytes.slice().buffer;
-    return this.#track(new ArrayBufferBuffer(this.#nextId++, memory));
+    return this.#track(new ArrayBufferBuffer(this.#nextId++, wholeBuffer(bytes)));
+  }
+
+  /**
+   * A buffer of `size` bytes that `materialize` makes the first time anything views it (a weight converted on
+   * first use instead of at load). Its bytes are adopted like `adopt`'s; an error it throws is thrown by that view
+   * and every later one. Counted as `size` live bytes from now on.
+   */
+  adoptLazy(size: number, materialize: Materialize): HostBuffer {
+    if (!Number.isSafeInteger(size) || size < 0) {
+      throw new UsageError("unsupported", `[${this.name}] cannot adopt ${size} bytes`);
+    }
+    return this.#track(new ArrayBufferBuffer(this.#nextId++, undefined, { size, materialize }));
   }
 
   free(buffer: BufferHandle): boolean {
@@ -129,9 +178,9 @@ export class ArrayBufferMemory implements BufferMemory {
       return false;
     }
     this.#live.delete(buffer.id);
+    this.#liveBytes -= own.bytes;
     const memory = own.release();
     if (memory !== undefined) {
-      this.#liveBytes -= memory.byteLength;
       this.#recycle(memory);
     }
     return true;

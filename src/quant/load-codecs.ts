@@ -23,6 +23,23 @@ export interface LoadCodecs {
   mapRange?(fd: number, offset: number, length: number): ArrayBuffer | undefined;
   /** Drops the whole pages of [offset, offset + length) of a mapped buffer from this process (they stay cached). */
   releaseRange?(buffer: ArrayBuffer, offset: number, length: number): void;
+  /**
+   * The first `size` bytes of an open file (a descriptor) mapped read-only, as an opaque handle for the
+   * `*Mapped` functions (no ArrayBuffer, so nothing is reported to the GC as external memory); unmapped when
+   * collected; undefined when it cannot be mapped. Absent on Windows builds.
+   */
+  mapFile?(fd: number, size: number): FileMapping | undefined;
+  /** `dst.length` bytes of the mapped file at `offset` into `dst` (RangeError outside the file). */
+  copyMapped?(map: FileMapping, offset: number, dst: Uint8Array): void;
+  /** `transcodeTernary` for I2_S (0) / TQ2_0 (1) reading the mapped file at `offset`, on several threads; same results. */
+  transcodeMapped?(map: FileMapping, offset: number, format: 0 | 1, n: number, dst: Uint8Array): number;
+  /** Drops the whole pages of the mapped file's [offset, offset + length) from this process (they stay cached). */
+  releaseMapped?(map: FileMapping, offset: number, length: number): void;
+}
+
+/** A native whole-file mapping (`LoadCodecs.mapFile`): opaque to JS. */
+export interface FileMapping {
+  readonly __fileMapping: never;
 }
 
 let registered: LoadCodecs | undefined;

@@ -167,6 +167,10 @@ export interface NativeAddon {
   readonly encodeQ8_0?: LoadCodecs["encodeQ8_0"];
   readonly mapRange?: LoadCodecs["mapRange"];
   readonly releaseRange?: LoadCodecs["releaseRange"];
+  readonly mapFile?: LoadCodecs["mapFile"];
+  readonly copyMapped?: LoadCodecs["copyMapped"];
+  readonly transcodeMapped?: LoadCodecs["transcodeMapped"];
+  readonly releaseMapped?: LoadCodecs["releaseMapped"];
 }
 
 /** ISA path names accepted by BARBELL_NATIVE_ISA ("avx512" = the best AVX-512 level). */
@@ -267,8 +271,16 @@ function probeNow(): Probe {
   }
   loaded = addon;
   if (addon.transcodeTernary !== undefined && addon.encodeQ8_0 !== undefined) {
-    const { transcodeTernary, encodeQ8_0, mapRange, releaseRange } = addon;
-    setLoadCodecs({ transcodeTernary, encodeQ8_0, ...(mapRange === undefined ? {} : { mapRange }), ...(releaseRange === undefined ? {} : { releaseRange }) });
+    const { transcodeTernary, encodeQ8_0, mapRange, releaseRange, mapFile, copyMapped, transcodeMapped, releaseMapped } = addon;
+    setLoadCodecs({
+      transcodeTernary,
+      encodeQ8_0,
+      ...(mapRange === undefined ? {} : { mapRange }),
+      ...(releaseRange === undefined ? {} : { releaseRange }),
+      ...(mapFile === undefined || copyMapped === undefined || transcodeMapped === undefined || releaseMapped === undefined
+        ? {}
+        : { mapFile, copyMapped, transcodeMapped, releaseMapped }),
+    });
   }
   const score = { avx512vnni: 50, avx512bw: 40, avx2: 30, neon: 30, scalar: 5 }[features.best] ?? 5;
   return { available: true, score, features: [features.best, ...features.flags, `cores:${features.physicalCores}`] };

@@ -24,6 +24,8 @@ export class FileSource implements ByteSource, AsyncDisposable {
   /** Mapped reads by "offset:length", for `release`. */
   readonly #mapped = new Map<string, WeakRef<ArrayBuffer>>();
   #mappedBytes = 0;
+  /** The whole-file mapping once asked for (null: it could not be made). */
+  #mapping: object | null | undefined;
 
   private constructor(
     handle: FileHandle,
@@ -73,6 +75,14 @@ export class FileSource implements ByteSource, AsyncDisposable {
     return out;
   }
 
+  /** The whole file mapped read-only (see ByteSource.mapping), made on the first call while the file is open. */
+  mapping(): object | undefined {
+    if (this.#mapping === undefined && this.#handle !== undefined) {
+      this.#mapping = loadCodecs()?.mapFile?.(this.#handle.fd, this.size) ?? null;
+    }
+    return this.#mapping ?? undefined;
+  }
+
   /** Drops the pages of a mapped read that will not be used again (no-op for copied reads). */
   release(offset: number, length: number): void {
     const key = `${offset}:${length}`;
@@ -83,11 +93,13 @@ export class FileSource implements ByteSource, AsyncDisposable {
     }
   }
 
-  /** Closes the file; later reads throw. Mapped reads stay valid (a mapping lives while its array does). Idempotent. */
+  /**
+   * Closes the file; later reads throw. Mapped reads stay valid (a mapping lives while its array does), and
+   * `release` still drops their pages (a weight converted on first use, after loading closed the file). Idempotent.
+   */
   async close(): Promise<void> {
     const handle = this.#handle;
     this.#handle = undefined;
-    this.#mapped.clear();
     await handle?.close();
   }
 

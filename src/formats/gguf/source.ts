@@ -16,6 +16,11 @@ export interface ByteSource {
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Says the bytes of [offset, offset + length) will not be read again (a mapped file drops those pages). */
   release?(offset: number, length: number): void;
+  /**
+   * The whole source as a native read-only file mapping (load-codecs' `mapFile`), made once on first call, for
+   * loaders that convert tensors straight from it; undefined where there is none (no addon, not a file).
+   */
+  mapping?(): object | undefined;
   /** Releases what the source holds (an open file); sources without one leave it out. */
   close?(): Promise<void>;
 }

@@ -3,6 +3,8 @@ import type { DenseDType } from "../../backends/backend.js";
 import { FormatError } from "../../core/errors.js";
 import type { GgufFile, GgufTensorInfo } from "../../formats/gguf/index.js";
 import { repackTernary, type TernaryPacked } from "../../quant/repack.js";
+import { halfToF32 } from "../../quant/half.js";
+import { loadCodecs, type FileMapping } from "../../quant/load-codecs.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import { DENSE_FORMATS, type QuantName } from "../../quant/types.js";
 import type { WeightSource } from "./weights.js";
@@ -74,6 +76,52 @@ export function ggufWeightSource(file: GgufFile): WeightSource {
       const packed = repackTernary(info.typeName as QuantName, await file.tensorData(info), out, inp);
       return { codes: packed.codes, scale: packed.scale * (await multiplier(name)) };
     },
+    async lazyTernary(name, out, inp) {
+      const info = need(name, inp, out);
+      const format = info.typeName;
+      const size = format === "i2_s" || format === "tq2_0" ? QUANT_TRAITS[format].byteSize(out, inp) : undefined;
+      const codecs = loadCodecs();
+      const { copyMapped, transcodeMapped, releaseMapped } = codecs ?? {};
+      const mapped = file.source.mapping?.() as FileMapping | undefined;
+      if ((format !== "i2_s" && format !== "tq2_0") || size === undefined || info.byteSize < size || mapped === undefined) {
+        return undefined; // `ternary` converts it now, or names what is wrong
+      }
+      if (copyMapped === undefined || transcodeMapped === undefined || releaseMapped === undefined) {
+        return undefined;
+      }
+      const at = file.dataOffset + info.offset;
+      const n = out * inp;
+      const read = (offset: number, length: number): Uint8Array => {
+        const bytes = new Uint8Array(length);
+        copyMapped(mapped, at + offset, bytes);
+        return bytes;
+      };
+      const gamma = format === "i2_s" ? i2sScale(read(n / 4, 4)) : tq2FirstScale(read, n / 256);
+      if (gamma === undefined) {
+        return undefined;
+      }
+      const scale = gamma * (await multiplier(name));
+      let map: FileMapping | undefined = mapped;
+      const materialize = (): Uint8Array => {
+        if (map === undefined) {
+          throw new FormatError("bad-value", `[bitnet] ${name} was already converted`);
+        }
+        let codes: Uint8Array = new Uint8Array(n / 4);
+        const r = transcodeMapped(map, at, format === "i2_s" ? 0 : 1, n, codes);
+        let got = format === "i2_s" ? gamma : r === -1 ? 0 : halfToF32(r);
+        if (r === -2) {
+          // A code 3 or block scales the fast path does not take: the reference path decides (and names the error).
+          ({ codes, scale: got } = repackTernary(format, read(0, size), out, inp));
+        }
+        if (got !== gamma) {
+          throw new FormatError("bad-value", `[repack] ${format} blocks hold the scale ${got}, the first non-zero block ${gamma}`);
+        }
+        releaseMapped(map, at, info.byteSize);
+        map = undefined;
+        return codes;
+      };
+      return { scale, materialize };
+    },
     release(name) {
       const info = file.tensor(name);
       if (info !== undefined) {
@@ -87,4 +135,26 @@ export function ggufWeightSource(file: GgufFile): WeightSource {
       return m === 1 ? values : values.map((v) => v * m);
     },
   };
+}
+
+/** γ of an I2_S tensor: the float32 after its codes (`bytes`, 4 of them), as repackTernary reads it; undefined when not finite. */
+function i2sScale(bytes: Uint8Array): number | undefined {
+  const v = new DataView(bytes.buffer, bytes.byteOffset, 4).getFloat32(0, true);
+  return Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * γ of a TQ2_0 tensor as converters write it: the fp16 d of the first block holding a code other than 1 (zero),
+ * when positive and finite; undefined otherwise (an all-zero tensor, a first scale that would not be γ), for
+ * `ternary` to decide. Reads block by block up to that block (normally the first).
+ */
+function tq2FirstScale(read: (offset: number, length: number) => Uint8Array, blocks: number): number | undefined {
+  for (let b = 0; b < blocks; b++) {
+    const block = read(b * 66, 66);
+    if (block.subarray(0, 64).some((x) => x !== 0x55)) {
+      const v = halfToF32((block[64] ?? 0) | ((block[65] ?? 0) << 8));
+      return Number.isFinite(v) && v > 0 ? v : undefined;
+    }
+  }
+  return undefined;
 }

@@ -8,7 +8,7 @@ import { FormatError } from "../../core/errors.js";
 import type { TernaryPacked } from "../../quant/repack.js";
 import { loadCodecs } from "../../quant/load-codecs.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
-import { ternaryFromCodes } from "../../tensor/ops/quant.js";
+import { ternaryFromCodes, ternaryFromLazyCodes } from "../../tensor/ops/quant.js";
 import { denseWeights, tensor, type Tensor } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
 
@@ -60,6 +60,13 @@ export interface WeightSource {
   ternary(name: string, out: number, inp: number): Promise<TernaryPacked>;
   /** A projection [out, in] decoded to floats, for float execution of non-ternary files. */
   projectionFloats(name: string, out: number, inp: number): Promise<Float32Array>;
+  /**
+   * A projection [out, in] converted to t2 codes when first used: γ now (checked, with any multiplier), the codes
+   * from `materialize` (which checks every byte as `ternary` does, throws its FormatErrors, and then drops the
+   * stored bytes). Undefined where the source cannot know γ without converting (the caller calls `ternary`).
+   * Only for files whose ternary values are not run as floats.
+   */
+  lazyTernary?(name: string, out: number, inp: number): Promise<{ scale: number; materialize: () => Uint8Array } | undefined>;
   /** The stored bytes of a tensor will not be read again (it was converted): a mapped file drops its pages. */
   release?(name: string): void;
 }
@@ -74,6 +81,12 @@ export interface LoadWeightsOptions {
   readonly headType?: "keep" | "q8_0";
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
   readonly allowFloatWeights?: boolean;
+  /**
+   * Convert ternary projections when first used rather than at load (default true, where the source and the
+   * backend can: a mapped GGUF on host memory read in place). Load then reads no projection bytes; the first
+   * forward pass converts them, checking every byte as loading does.
+   */
+  readonly lazy?: boolean;
   /** Called after each tensor with bytes read so far and the total. */
   readonly onProgress?: (done: number, total: number) => void;
 }
@@ -134,6 +147,20 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
     out: number,
     inp: number,
   ): Promise<Projection<O, I>> => {
+    if (options.lazy !== false && options.allowFloatWeights !== true && source.lazyTernary !== undefined && backend.adoptLazy !== undefined) {
+      const lazy = await source.lazyTernary(name, out, inp);
+      const materialize = (): Uint8Array => {
+        try {
+          return lazy?.materialize() ?? new Uint8Array();
+        } catch (e) {
+          throw e instanceof FormatError && e.code === "bad-value" ? floatHint(name, e) : e;
+        }
+      };
+      const t = lazy && ternaryFromLazyCodes(materialize, dims as never, [out, inp] as never, { backend, scale: lazy.scale });
+      if (t !== undefined) {
+        return keep(t as Projection<O, I>, name, false);
+      }
+    }
     let packed: TernaryPacked;
     try {
       packed = await source.ternary(name, out, inp);
@@ -142,7 +169,7 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
         throw e;
       }
       if (options.allowFloatWeights !== true) {
-        throw new FormatError("bad-value", `[bitnet] ${name}: ${e.message}; load with allowFloatWeights to run it as floats`);
+        throw floatHint(name, e);
       }
       const values = await source.projectionFloats(name, out, inp);
       return keep(tensor(values, dims as never, [out, inp] as never, { backend }) as Projection<O, I>, name);
@@ -184,6 +211,11 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
     owned.forEach((t) => t.dispose());
     throw e;
   }
+}
+
+/** A projection's values are not ternary: the error, with what would run it anyway. */
+function floatHint(name: string, e: FormatError): FormatError {
+  return new FormatError("bad-value", `[bitnet] ${name}: ${e.message}; load with allowFloatWeights to run it as floats`);
 }
 
 /** The source format codes of the native Q8_0 encoder (native/cpu/load.cc). */

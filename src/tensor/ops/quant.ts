@@ -108,6 +108,42 @@ export function ternaryFromCodes<const D extends Dims>(
   return ok(tensorFromBytes(backend, "ternary", names, shape as ShapeOf<[...D]>, codes, scale));
 }
 
+/**
+ * A ternary tensor whose t2 codes are made on first use: `materialize` runs when a kernel first reads the
+ * tensor, and its codes get `ternaryFromCodes`' checks then (byte count, no code 3), a failure thrown as
+ * ValueError "not-ternary" from that read (the materializer's own errors as they are). For loaders that map
+ * a file and convert each projection when it is first used. Undefined when the backend cannot hold lazily
+ * made bytes (`Backend.adoptLazy` absent): the caller converts now and uses `ternaryFromCodes`.
+ */
+export function ternaryFromLazyCodes<const D extends Dims>(
+  materialize: () => Uint8Array,
+  dims: UniqueDims<D>,
+  shape: ShapeOf<D>,
+  options: PackedOptions = {},
+): Tensor<"ternary", [...D]> | undefined {
+  const names = dimsArg<[...D]>("ternaryFromLazyCodes", dims);
+  checkShape("ternaryFromLazyCodes", names, shape as readonly number[]);
+  checkScale("ternaryFromLazyCodes", options.scale ?? 1);
+  const backend = options.backend ?? defaultBackend();
+  if (backend.adoptLazy === undefined) {
+    return undefined;
+  }
+  const expected = storageBytes("ternary", shape as readonly number[]);
+  const checked = (): Uint8Array => {
+    const codes = materialize();
+    if (codes.length !== expected) {
+      throw new ShapeError("size", `[ternaryFromLazyCodes] [${names.join(", ")}] needs ${expected} bytes, got ${codes.length}`);
+    }
+    const bad = firstCode3(codes);
+    if (bad >= 0) {
+      throw new ValueError("not-ternary", `[ternaryFromLazyCodes] byte ${bad} holds the invalid code 3`, bad, codes[bad]);
+    }
+    return codes;
+  };
+  const buffer = backend.adoptLazy(expected, checked);
+  return new Tensor(INTERNAL, backend, buffer, "ternary", names, shape as ShapeOf<[...D]>, Math.fround(options.scale ?? 1));
+}
+
 /** Index of the first byte holding the 2-bit code 3, or −1; scans 32-bit words where aligned (load-time hot loop). */
 function firstCode3(codes: Uint8Array): number {
   let i = 0;

@@ -1,0 +1,184 @@
+/**
+ * Ternary projections converted on first use (issue 15 point 5): a GGUF file loaded with the native addon maps
+ * the file and converts each I2_S / TQ2_0 projection to t2 codes the first time a kernel reads it. The logits are
+ * those of the eager path (a copy of the same bytes loaded through MemorySource, converted at load), nothing is
+ * converted by loading itself, and a hostile file is still refused with the eager path's typed error before any
+ * of its bytes is used. Also the native whole-file mapping functions against transcodeTernary.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { probeNativeCpu } from "../../src/backends/native-cpu/addon.js";
+import { resolveBackend } from "../../src/backends/registry.js";
+import { FormatError } from "../../src/core/errors.js";
+import { loadGgufModel } from "../../src/engine/load-gguf.js";
+import { loadModel } from "../../src/engine/model.js";
+import { readGguf } from "../../src/formats/gguf/reader.js";
+import { MemorySource } from "../../src/formats/gguf/source.js";
+import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
+import { loadCodecs, setLoadCodecs, type LoadCodecs } from "../../src/quant/load-codecs.js";
+import { QUANT_TRAITS } from "../../src/quant/table.js";
+
+const probe = probeNativeCpu();
+const BACKENDS = ["native-cpu", "js"] as const;
+const TOKENS = [1, 5, 9, 2];
+
+/** Where a tensor's bytes start in a GGUF file's bytes, and how many there are. */
+async function tensorAt(bytes: Uint8Array, name: string): Promise<{ at: number; size: number }> {
+  const file = await readGguf(new MemorySource(bytes));
+  const info = file.tensor(name);
+  if (info === undefined) {
+    throw new Error(`no ${name}`);
+  }
+  return { at: file.dataOffset + info.offset, size: info.byteSize };
+}
+
+describe.skipIf(!probe.available)("lazy ternary conversion", () => {
+  const registered = loadCodecs() as LoadCodecs;
+  let dir = "";
+  let calls = 0;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "barbell-lazy-"));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => setLoadCodecs(registered));
+
+  /** The registered codecs, counting transcodeMapped calls. */
+  const counting = (): void => {
+    calls = 0;
+    const transcodeMapped = registered.transcodeMapped;
+    expect(transcodeMapped).toBeDefined();
+    setLoadCodecs({
+      ...registered,
+      transcodeMapped: (...args) => {
+        calls++;
+        return (transcodeMapped as NonNullable<LoadCodecs["transcodeMapped"]>)(...args);
+      },
+    });
+  };
+
+  const write = (name: string, bytes: Uint8Array): string => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, bytes);
+    return file;
+  };
+
+  for (const weightType of ["i2_s", "tq2_0"] as const) {
+    it(`should convert ${weightType} projections on first use, to the logits of converting at load`, async () => {
+      const bytes = makeBitnetFixture({ weightType, hidden: 256, ffn: 512, layers: 2, seed: 31 });
+      counting();
+      const lazy = await loadModel(write(`m-${weightType}.gguf`, bytes), { backends: [...BACKENDS], contextLength: 8 });
+      const backend = await resolveBackend({ backends: [...BACKENDS] });
+      const eager = await loadGgufModel(bytes, { backend, contextLength: 8 });
+      try {
+        expect(calls).toBe(0); // loading converted nothing
+        const got = await lazy.logits(TOKENS);
+        expect(calls).toBe(2 * 7); // each projection of both layers once
+        const want = await eager.logits(TOKENS);
+        expect(got.length).toBe(want.length);
+        got.forEach((row, i) => expect(Array.from(row)).toEqual(Array.from(want[i] ?? [])));
+        await lazy.logits(TOKENS);
+        expect(calls).toBe(2 * 7); // converted once
+      } finally {
+        lazy.dispose();
+        eager.dispose();
+      }
+    });
+  }
+
+  it("should refuse an I2_S code 3 at first use with the load-time error, every time", async () => {
+    const bytes = makeBitnetFixture({ weightType: "i2_s", hidden: 256, ffn: 512, layers: 2, seed: 32 });
+    const { at } = await tensorAt(bytes, "blk.1.ffn_down.weight");
+    bytes[at + 100] = 0xff;
+    const backend = await resolveBackend({ backends: [...BACKENDS] });
+    const eagerError = await loadGgufModel(bytes, { backend }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(eagerError).toBeInstanceOf(FormatError);
+    const model = await loadModel(write("code3.gguf", bytes), { backends: [...BACKENDS], contextLength: 8 });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const e = await model.logits(TOKENS).then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+        expect(e).toBeInstanceOf(FormatError);
+        expect((e as FormatError).code).toBe((eagerError as FormatError).code);
+        expect((e as FormatError).message).toBe((eagerError as FormatError).message);
+      }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("should refuse TQ2_0 blocks whose scale differs from the first block's at first use, as loading does", async () => {
+    const bytes = makeBitnetFixture({ weightType: "tq2_0", hidden: 256, ffn: 512, layers: 2, seed: 33 });
+    const { at, size } = await tensorAt(bytes, "blk.0.ffn_up.weight");
+    const last = at + size - 66;
+    bytes[last + 65] = (bytes[last + 65] ?? 0) ^ 0x04; // another positive fp16 d in the last block
+    const backend = await resolveBackend({ backends: [...BACKENDS] });
+    await expect(loadGgufModel(bytes, { backend })).rejects.toThrow(/ffn_up.*allowFloatWeights/);
+    const model = await loadModel(write("scales.gguf", bytes), { backends: [...BACKENDS], contextLength: 8 });
+    try {
+      const e = await model.logits(TOKENS).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(FormatError);
+      expect((e as FormatError).code).toBe("bad-value");
+      expect((e as FormatError).message).toMatch(/ffn_up.*allowFloatWeights/);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it("should transcode from a file mapping as transcodeTernary does, split over threads, and refuse bad handles and ranges", () => {
+    const { mapFile, copyMapped, transcodeMapped } = registered;
+    if (mapFile === undefined || copyMapped === undefined || transcodeMapped === undefined) {
+      throw new Error("the addon has no file mapping");
+    }
+    // 2^23 codes: more than one thread's share, so the parallel split runs where there are several cores.
+    const rows = 2048;
+    const cols = 4096;
+    const values = Float32Array.from({ length: rows * cols }, (_, i) => (((i * 2654435761) >>> 7) % 3) - 1);
+    for (const format of ["i2_s", "tq2_0"] as const) {
+      const src = QUANT_TRAITS[format].encode(values, rows, cols);
+      const cases: [string, Uint8Array][] = [["clean", src]];
+      const code3 = src.slice();
+      code3[src.length - 200] = 0xff; // in the last thread's share
+      cases.push(["code 3 late", code3]);
+      if (format === "tq2_0") {
+        const scale = src.slice();
+        scale[src.length - 1] = (scale[src.length - 1] ?? 0) ^ 0x04; // the last block's d
+        cases.push(["scale late", scale]);
+      }
+      for (const [what, bytes] of cases) {
+        const file = write(`raw-${format}-${what}.bin`, Uint8Array.of(7));
+        fs.appendFileSync(file, bytes);
+        const fd = fs.openSync(file, "r");
+        const map = mapFile(fd, fs.fstatSync(fd).size);
+        fs.closeSync(fd); // the mapping outlives the descriptor
+        expect(map).toBeDefined();
+        if (map === undefined) {
+          continue;
+        }
+        const want = new Uint8Array((rows * cols) / 4);
+        const got = new Uint8Array((rows * cols) / 4);
+        const r1 = registered.transcodeTernary(format === "i2_s" ? 0 : 1, bytes, rows * cols, want);
+        const r2 = transcodeMapped(map, 1, format === "i2_s" ? 0 : 1, rows * cols, got);
+        expect([what, r2]).toEqual([what, r1]);
+        if (r1 !== -2) {
+          expect(Buffer.compare(got, want)).toBe(0);
+        }
+        const head = new Uint8Array(1);
+        copyMapped(map, 0, head);
+        expect(head[0]).toBe(7);
+        expect(() => copyMapped(map, bytes.length, new Uint8Array(2))).toThrow(RangeError);
+        expect(() => transcodeMapped(map, bytes.length, format === "i2_s" ? 0 : 1, rows * cols, got)).toThrow(RangeError);
+      }
+    }
+    expect(() => copyMapped({} as never, 0, new Uint8Array(1))).toThrow(TypeError);
+  });
+});
