@@ -91,20 +91,7 @@ export class PromptTokenizer {
   }
 
   #inline(prompt: PromptText): PromptAnswer {
-    if (prompt.kind === "chat") {
-      let built: number[] | string;
-      try {
-        built = chatTokens(this.info, prompt.messages, prompt.tools);
-      } catch (error) {
-        if (!(error instanceof FormatError)) {
-          throw error;
-        }
-        built = `the conversation cannot be rendered with this model's chat format: ${error.message}`; // e.g. the template's raise_exception
-      }
-      return typeof built === "string" ? { id: 0, refused: built } : { id: 0, ids: Int32Array.from(built) };
-    }
-    const tokenizer = this.info.tokenizer;
-    return tokenizer === undefined ? { id: 0, refused: "this model has no tokenizer; send the prompt as token ids" } : { id: 0, ids: tokenizer.encode(prompt.text) };
+    return tokenizePrompt(this.info, prompt, 0);
   }
 
   #remote(prompt: PromptText): Promise<PromptAnswer> {
@@ -170,6 +157,27 @@ export class PromptTokenizer {
     this.#worker = undefined;
     await worker?.terminate();
   }
+}
+
+/**
+ * A prompt's token ids under `info`'s tokenizer (chat prompts through the engine's chat-prompt builder), or why
+ * the model cannot take it; errors other than a template's FormatError are thrown. Inline and in the worker.
+ */
+export function tokenizePrompt(info: ModelInfo, prompt: PromptText, id: number): PromptAnswer {
+  if (prompt.kind === "chat") {
+    let built: number[] | string;
+    try {
+      built = chatTokens(info, prompt.messages, prompt.tools);
+    } catch (error) {
+      if (!(error instanceof FormatError)) {
+        throw error;
+      }
+      built = `the conversation cannot be rendered with this model's chat format: ${error.message}`; // e.g. the template's raise_exception
+    }
+    return typeof built === "string" ? { id, refused: built } : { id, ids: Int32Array.from(built) };
+  }
+  const tokenizer = info.tokenizer;
+  return tokenizer === undefined ? { id, refused: "this model has no tokenizer; send the prompt as token ids" } : { id, ids: tokenizer.encode(prompt.text) };
 }
 
 function answerIds(param: string, answer: PromptAnswer): number[] {
