@@ -31,7 +31,9 @@ export class ByteBpeTokenizer extends VocabTokenizer {
   readonly kind = "byte-bpe" as const;
   readonly preTokenizer: string;
   readonly #pattern: RegExp;
-  readonly #ranks = new Map<string, number>();
+  readonly #merges: readonly string[];
+  /** Merge → rank, built on the first encode (280k merges of a Llama-3 vocabulary cost ~0.3 s at load). */
+  #ranks: Map<string, number> | undefined;
   readonly #ignoreMerges: boolean;
   // Natural text repeats words constantly, so caching per word skips most merge loops.
   readonly #cache = new Map<string, number[]>();
@@ -43,11 +45,7 @@ export class ByteBpeTokenizer extends VocabTokenizer {
     this.preTokenizer = tables.preTokenizer;
     this.#pattern = new RegExp(PRE_TOKENIZER_PATTERNS[tables.preTokenizer], "gu");
     this.#ignoreMerges = tables.ignoreMerges;
-    tables.merges.forEach((m, rank) => {
-      if (!this.#ranks.has(m)) {
-        this.#ranks.set(m, rank);
-      }
-    });
+    this.#merges = tables.merges;
     this.#byteIds = new Int32Array(256);
     BYTE_TO_CHAR.forEach((c, b) => {
       const id = this.ids.get(c);
@@ -57,6 +55,19 @@ export class ByteBpeTokenizer extends VocabTokenizer {
       }
       this.#byteIds[b] = id;
     });
+  }
+
+  #rankTable(): Map<string, number> {
+    if (this.#ranks === undefined) {
+      const ranks = new Map<string, number>();
+      this.#merges.forEach((m, rank) => {
+        if (!ranks.has(m)) {
+          ranks.set(m, rank);
+        }
+      });
+      this.#ranks = ranks;
+    }
+    return this.#ranks;
   }
 
   protected encodeSegment(segment: string, _start: number, out: number[]): void {
@@ -81,7 +92,7 @@ export class ByteBpeTokenizer extends VocabTokenizer {
     if (this.#ignoreMerges && whole !== undefined) {
       return [whole];
     }
-    const ranks = this.#ranks;
+    const ranks = this.#rankTable();
     const pieces = mergePieces(chars.split(""), (l, r) => ranks.get(l + " " + r));
     const out: number[] = [];
     for (const p of pieces) {
