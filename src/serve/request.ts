@@ -124,6 +124,20 @@ export function checkRequest(r: ModelRequest | CheckedRequest): CheckedRequest |
   });
 }
 
+/**
+ * Checks a request decoded from a frame (a NATS `generate`: hostile input) as {@link checkRequest} checks one from
+ * code; its `maxTokens` 0 is the wire's "not given".
+ */
+export function checkWireRequest(w: WireRequest): CheckedRequest | string {
+  if (typeof w !== "object" || w === null) {
+    return "[model] a request must be an object";
+  }
+  // Every field of a wire request is one of a ModelRequest's, present or undefined (read as absent by the checks).
+  const given = w as ModelRequest;
+  const { maxTokens: _notGiven, ...rest } = given;
+  return checkRequest(w.maxTokens === 0 ? rest : given);
+}
+
 /** What an edge that checked every field itself gives {@link edgeRequest}: the request's fields but its id. */
 export type EdgeFields = Omit<WireRequest, "id" | "prompt" | "input" | "allLogits" | "confidence">;
 

@@ -7,7 +7,7 @@ import { createActorSystem, ManualClock } from "../../src/actors/index.js";
 import { DEFAULT_MAX_TOKENS } from "../../src/engine/generate.js";
 import { checkRequest, modelActor, DEFAULT_MAX_TOKENS as SERVE_DEFAULT, type ModelRequest } from "../../src/serve/index.js";
 import { DEFAULT_MAX_TOKENS as HTTP_DEFAULT } from "../../src/serve/http/index.js";
-import { edgeRequest, isChecked, withConfidence } from "../../src/serve/request.js";
+import { checkWireRequest, edgeRequest, isChecked, withConfidence } from "../../src/serve/request.js";
 import { collect, jsGreedy, lastOf, serveFixtures, tokensOf } from "./helpers.js";
 
 const env = serveFixtures();
@@ -48,6 +48,19 @@ describe("checkRequest", () => {
       expect(checkRequest(request), JSON.stringify(request)).toMatch(why);
     }
     expect(checkRequest(null as unknown as ModelRequest)).toMatch(/must be an object/);
+  });
+
+  it("should check a request decoded from a frame, reading maxTokens 0 as not given", () => {
+    const checked = checkRequest({ tokens: [3], maxTokens: 2 });
+    if (typeof checked === "string") {
+      throw new Error(checked);
+    }
+    const frame = { ...checked, maxTokens: 0 }; // as a NATS worker decodes it: a plain object, not trusted
+    const again = checkWireRequest(frame);
+    expect(again).toMatchObject({ tokens: [3], maxTokens: 0, id: checked.id });
+    expect(again).not.toBe(frame);
+    expect(checkWireRequest({ ...frame, temperature: Number.NaN })).toMatch(/temperature/);
+    expect(checkWireRequest({ ...frame, tokens: undefined })).toMatch(/exactly one of prompt, tokens or input/);
   });
 
   it("should trust an edge's request as given and keep it trusted when the cascade asks for confidence", () => {

@@ -11,7 +11,8 @@ import { createActorSystem, type ActorSystem } from "../../actors/index.js";
 import type { Msg, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { ServeError } from "../errors.js";
 import { spawnServed, type Served, type ServedModelConfig } from "../http/served.js";
-import { blankItem, type ModelOutput, type ModelRequest, type WireItem } from "../protocol.js";
+import { blankItem, type ModelOutput, type WireItem } from "../protocol.js";
+import { checkWireRequest } from "../request.js";
 import { buildCard, type ModelCard } from "./card.js";
 import { checkId, isNoResponders, subjects, type Subjects } from "./connection.js";
 import { startBatchRunner, type BatchRunner } from "../batch/runner.js";
@@ -192,7 +193,12 @@ export async function startNatsWorker(nc: NatsConnection, options: NatsWorkerOpt
     advertise();
     let n = 0;
     try {
-      const opened = served.open(m.request as ModelRequest, controller.signal);
+      const request = checkWireRequest(m.request); // a frame from NATS is hostile input: checked here (request.ts)
+      if (typeof request === "string") {
+        fail(reply, m.id, "bad-request", request);
+        return;
+      }
+      const opened = served.open(request, controller.signal);
       if (!opened.ok) {
         fail(reply, m.id, "unavailable", `model '${served.name}' is not available on worker '${id}' (${opened.error.code})`);
         return;
