@@ -14,6 +14,9 @@
 //   crossEntropyBackward(probs, targets, rows, v, scale, out)
 //   adamw(w, g, m, v, n, params: Float64Array[lr, bc1, bc2, beta1, beta2, eps, decay, gradScale])
 //                                   bit for bit the float64 arithmetic of qat.ts adamwUpdate.
+//   ternarize(w, n, trits) → γ       bit for bit src/quant/values.ts absmeanTernarize (Σ|w| in float64 in
+//                                   order, γ = f32(max(mean, 1e-5)), trits = clamp(round-half-even(f32(w/γ))));
+//                                   NaN (nothing written) when a weight is not finite.
 #include <napi.h>
 
 #include <algorithm>
@@ -268,6 +271,7 @@ class TrainContext : public Napi::ObjectWrap<TrainContext> {
                            InstanceMethod<&TrainContext::CrossEntropy>("crossEntropy"),
                            InstanceMethod<&TrainContext::CrossEntropyBackward>("crossEntropyBackward"),
                            InstanceMethod<&TrainContext::Adamw>("adamw"),
+                           InstanceMethod<&TrainContext::Ternarize>("ternarize"),
                            InstanceMethod<&TrainContext::Dispose>("dispose"),
                        });
   }
@@ -518,6 +522,34 @@ class TrainContext : public Napi::ObjectWrap<TrainContext> {
       }
     });
     return info.Env().Undefined();
+  }
+
+  // ternarize(w, n, trits) → γ, or NaN when a weight is not finite.
+  Napi::Value Ternarize(const Napi::CallbackInfo& info) {
+    if (!alive(info)) {
+      return info.Env().Undefined();
+    }
+    ARG_INT(n, 1, kMaxDim);
+    ARG_ARRAY(float, w, 0, static_cast<size_t>(n));
+    ARG_ARRAY(int8_t, trits, 2, static_cast<size_t>(n));
+    const size_t total = static_cast<size_t>(n);
+    double sum = 0;
+    for (size_t i = 0; i < total; ++i) {
+      if (!std::isfinite(w[i])) {
+        return Napi::Number::New(info.Env(), NAN);
+      }
+      sum += std::fabs(static_cast<double>(w[i]));
+    }
+    const float gamma = static_cast<float>(std::max(total == 0 ? 0.0 : sum / static_cast<double>(total), 1e-5));
+    constexpr size_t kChunk = 1 << 16;
+    run(static_cast<int>((total + kChunk - 1) / kChunk), [&](int ch) {
+      const size_t end = std::min(total, (static_cast<size_t>(ch) + 1) * kChunk);
+      for (size_t i = static_cast<size_t>(ch) * kChunk; i < end; ++i) {
+        const double q = std::nearbyint(static_cast<float>(static_cast<double>(w[i]) / gamma));
+        trits[i] = static_cast<int8_t>(q > 1 ? 1 : q < -1 ? -1 : q);
+      }
+    });
+    return Napi::Number::New(info.Env(), gamma);
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {

@@ -28,8 +28,8 @@ import { quantizeActivations, ternarize } from "../tensor/ops/quant.js";
 import { binary, type Broadcastable } from "../tensor/ops/elementwise.js";
 import type { Contracted, Weights } from "../tensor/ops/matmul.js";
 import { layoutArg, tensorArg, tensorFromBytes, type Tensor } from "../tensor/tensor.js";
-import { attentionBackwardF32, attentionBackwardF64, linearBackwardF32, type AttentionDims } from "./backward.js";
-import { gemmFromMatmul, like, TRANS_B, type Grad, type HostGemm, type HostMatmul, type TrainKernels } from "./kernels.js";
+import { attentionBackwardF32, attentionBackwardF64, broadcastIndex, gatherIndex, linearBackwardF32, scatter, type AttentionDims } from "./backward.js";
+import { gemmFromMatmul, like, ternarizeWith, TRANS_B, type Grad, type HostGemm, type HostMatmul, type TrainKernels } from "./kernels.js";
 
 type F32<D extends Dims> = Tensor<"f32", D>;
 type AnyF32 = Tensor<"f32", Dims>;
@@ -84,46 +84,6 @@ export class Gradients implements Disposable {
   [Symbol.dispose](): void {
     this.dispose();
   }
-}
-
-/** Index in b (broadcast by name onto a) of every element of a. */
-function broadcastIndex(a: Tensor, b: Tensor): Int32Array {
-  const bStrides = contiguousStrides(b.shape);
-  const strides = a.dims.map((name) => {
-    const j = b.dims.indexOf(name);
-    return j < 0 ? 0 : (bStrides[j] ?? 0);
-  });
-  return gatherIndex(a.shape, strides, 0);
-}
-
-/** For every element of an output of `shape` (row-major), its index in a source read with `strides`. */
-function gatherIndex(shape: readonly number[], strides: readonly number[], offset: number): Int32Array {
-  const count = shape.reduce((n, s) => n * s, 1);
-  const index = new Int32Array(count);
-  const at = new Array<number>(shape.length).fill(0);
-  let src = offset;
-  for (let i = 0; i < count; i++) {
-    index[i] = src;
-    for (let d = shape.length - 1; d >= 0; d--) {
-      at[d] = (at[d] ?? 0) + 1;
-      src += strides[d] ?? 0;
-      if ((at[d] ?? 0) < (shape[d] ?? 1)) {
-        break;
-      }
-      src -= (strides[d] ?? 0) * (shape[d] ?? 1);
-      at[d] = 0;
-    }
-  }
-  return index;
-}
-
-function scatter(g: Grad, index: Int32Array, size: number): Grad {
-  const out = like(g, size);
-  for (let i = 0; i < g.length; i++) {
-    const j = index[i] ?? 0;
-    out[j] = (out[j] ?? 0) + (g[i] ?? 0);
-  }
-  return out;
 }
 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
@@ -342,6 +302,12 @@ export class Tape implements Disposable {
     const weights = tensorArg<F32<W>>("bitLinear", "w", w);
     // The weights do not change within a tape: ternarize each once (windows of a batch share it).
     let cached = this.#ternary.get(weights);
+    if (cached === undefined && this.#kernels !== undefined) {
+      cached = ternarizeWith(this.#kernels, this.#values(weights) as Float32Array, weights);
+      if (cached !== undefined) {
+        this.#ternary.set(weights, cached);
+      }
+    }
     if (cached === undefined) {
       const t = ternarize(weights);
       if (!t.ok) {

@@ -1,9 +1,51 @@
 /**
  * The heavy backward rules of the tape (src/train/autograd.ts): the two products of a linear layer in f32
- * through a host matmul, and attention's backward in f32 (fast path) and float64 (reference), with the
- * tiled transpose they share. Split out of autograd.ts to keep each file readable.
+ * through a gemm, attention's backward in f32 (fast path) and float64 (reference), and the index maps of
+ * broadcasting and layout ops. Split out of autograd.ts to keep each file readable.
  */
-import { f32, TRANS_A, TRANS_B, type Grad, type HostGemm } from "./kernels.js";
+import { contiguousStrides } from "../backends/storage.js";
+import type { Tensor } from "../tensor/tensor.js";
+import { f32, like, TRANS_A, TRANS_B, type Grad, type HostGemm } from "./kernels.js";
+
+/** Index in b (broadcast by name onto a) of every element of a. */
+export function broadcastIndex(a: Tensor, b: Tensor): Int32Array {
+  const bStrides = contiguousStrides(b.shape);
+  const strides = a.dims.map((name) => {
+    const j = b.dims.indexOf(name);
+    return j < 0 ? 0 : (bStrides[j] ?? 0);
+  });
+  return gatherIndex(a.shape, strides, 0);
+}
+
+/** For every element of an output of `shape` (row-major), its index in a source read with `strides`. */
+export function gatherIndex(shape: readonly number[], strides: readonly number[], offset: number): Int32Array {
+  const count = shape.reduce((n, s) => n * s, 1);
+  const index = new Int32Array(count);
+  const at = new Array<number>(shape.length).fill(0);
+  let src = offset;
+  for (let i = 0; i < count; i++) {
+    index[i] = src;
+    for (let d = shape.length - 1; d >= 0; d--) {
+      at[d] = (at[d] ?? 0) + 1;
+      src += strides[d] ?? 0;
+      if ((at[d] ?? 0) < (shape[d] ?? 1)) {
+        break;
+      }
+      src -= (strides[d] ?? 0) * (shape[d] ?? 1);
+      at[d] = 0;
+    }
+  }
+  return index;
+}
+
+export function scatter(g: Grad, index: Int32Array, size: number): Grad {
+  const out = like(g, size);
+  for (let i = 0; i < g.length; i++) {
+    const j = index[i] ?? 0;
+    out[j] = (out[j] ?? 0) + (g[i] ?? 0);
+  }
+  return out;
+}
 
 /** The sizes of one attention backward: query rows, key rows, heads, KV heads, head width, score scale. */
 export interface AttentionDims {

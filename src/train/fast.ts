@@ -119,6 +119,8 @@ export interface NativeTrainContext {
   crossEntropy(logits: Float32Array, targets: Int32Array, rows: number, v: number, probs: Float32Array): number;
   crossEntropyBackward(probs: Float32Array, targets: Int32Array, rows: number, v: number, scale: number, out: Float32Array): void;
   adamw(w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, params: Float64Array): void;
+  /** Absent from addons built before it. */
+  ternarize?(w: Float32Array, n: number, trits: Int8Array): number;
   dispose(): void;
 }
 
@@ -142,6 +144,7 @@ export function nativeTrainKernels(ctx: NativeTrainContext): TrainKernels {
     crossEntropy: (logits, targets, rows, v, probs) => ctx.crossEntropy(logits, targets, rows, v, probs),
     crossEntropyBackward: (probs, targets, rows, v, scale, out) => ctx.crossEntropyBackward(probs, targets, rows, v, scale, out),
     adamw: (w, g, m, v, n, params) => ctx.adamw(w, g, m, v, n, params),
+    ...(typeof ctx.ternarize === "function" ? { ternarize: (w: Float32Array, n: number, trits: Int8Array) => ctx.ternarize?.(w, n, trits) ?? Number.NaN } : {}),
   };
 }
 

@@ -7,6 +7,9 @@
  * ./qat.ts are the reference every native kernel is tested against (test/train/native-kernels.test.ts).
  */
 
+import { toTernary } from "../tensor/ops/quant.js";
+import type { Tensor } from "../tensor/tensor.js";
+
 /** Gradients on the tape: float64 on the reference tape, f32 on a fast one. */
 export type Grad = Float32Array | Float64Array;
 
@@ -50,6 +53,8 @@ export interface TrainKernels {
   readonly crossEntropyBackward?: (probs: Float32Array, targets: Int32Array, rows: number, v: number, scale: number, out: Float32Array) => void;
   /** AdamW over n weights in place, bit for bit qat.ts adamwUpdate; params: lr, bc1, bc2, beta1, beta2, eps, decay, gradScale. */
   readonly adamw?: (w: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, params: Float64Array) => void;
+  /** absmean ternarization of n weights, bit for bit src/quant/values.ts absmeanTernarize: trits written, γ returned; NaN for a non-finite weight. */
+  readonly ternarize?: (w: Float32Array, n: number, trits: Int8Array) => number;
 }
 
 /** src[rows, cols] → [cols, rows] as f32 (in 32×32 tiles, so reads and writes stay in cache). */
@@ -87,4 +92,22 @@ export function gemmFromMatmul(mm: HostMatmul): HostGemm {
       c[i] = (c[i] as number) + (out[i] as number);
     }
   };
+}
+
+/**
+ * `ternarize(weights)` through `kernels.ternarize` (the same trits and γ, bit for bit), with γ·W_t as f32 for
+ * the backward; undefined without that kernel or for non-finite weights (the JS op then reports them).
+ */
+export function ternarizeWith(kernels: TrainKernels, values: Float32Array, weights: Tensor<"f32">): { wt: Tensor<"ternary">; deq: Float32Array } | undefined {
+  const native = kernels.ternarize;
+  if (native === undefined) {
+    return undefined;
+  }
+  const trits = new Int8Array(weights.size);
+  const gamma = native(values, weights.size, trits);
+  if (!Number.isFinite(gamma)) {
+    return undefined;
+  }
+  const wt = toTernary(trits, weights.dims, weights.shape, { backend: weights.backend, scale: gamma });
+  return wt.ok ? { wt: wt.value as Tensor<"ternary">, deq: Float32Array.from(trits, (t) => t * gamma) } : undefined;
 }

@@ -12,6 +12,7 @@ import { ACCUMULATE, gemmFromMatmul, TRANS_A, TRANS_B, type HostMatmul, type Tra
 import { adamwParams, adamwUpdate } from "../../src/train/qat.js";
 import type { Param } from "../../src/train/model.js";
 import { Rng } from "../../src/model/sampling/rng.js";
+import { absmeanTernarize } from "../../src/quant/values.js";
 
 const Train = nativeTrainContextClass();
 
@@ -187,5 +188,25 @@ describe.skipIf(Train === undefined)("native training kernels", () => {
       expect(Buffer.from(nm.buffer).equals(Buffer.from(jm.buffer))).toBe(true);
       expect(Buffer.from(nv.buffer).equals(Buffer.from(jv.buffer))).toBe(true);
     }
+  });
+
+  it("ternarize: trits and γ bit for bit absmeanTernarize (ties at ±0.5 and ±1.5 included), NaN for a non-finite weight", () => {
+    const rng = new Rng(11);
+    const w = random(100_003, rng, 0.02);
+    // mean|w| of four values 1, 1, 0.5, 1.5 is 1: exact ties of w/γ at 0.5 and 1.5 (round half to even: 0 and 2 → 1).
+    const ties = Float32Array.of(1, -1, 0.5, -1.5, 1.5, -0.5, 1, 1);
+    withContext(2, "", (ctx) => {
+      for (const values of [w, ties]) {
+        const want = absmeanTernarize(values);
+        if (!want.ok) {
+          throw want.error;
+        }
+        const trits = new Int8Array(values.length);
+        expect(ctx.ternarize?.(values, values.length, trits)).toBe(want.value.scale);
+        expect(trits).toEqual(want.value.values);
+      }
+      expect(ctx.ternarize?.(Float32Array.of(1, Number.NaN), 2, new Int8Array(2))).toBeNaN();
+      expect(ctx.ternarize?.(Float32Array.of(1, Number.POSITIVE_INFINITY), 2, new Int8Array(2))).toBeNaN();
+    });
   });
 });
