@@ -11,6 +11,7 @@
  * then logits = head · RMSNorm(h) ·output_norm, in float (a Q8_0 head: int8 activations per 32-block, as llama.cpp).
  */
 import type { BitnetBlockParams, BitnetBlockWeights, DenseDType, FusedKernels } from "../../backends/backend.js";
+import { runsOwnKernel } from "../../backends/dispatch.js";
 import { ShapeError } from "../../core/errors.js";
 import { add, mul, relu2, silu } from "../../tensor/ops/elementwise.js";
 import { contractDense, contractPacked, embedding, matmul, matmulQ8I8, type Contracted, type IntegerHeadDType } from "../../tensor/ops/matmul.js";
@@ -275,12 +276,13 @@ const INTEGER_K_HEADS: ReadonlySet<string> = new Set(["q4_k", "q5_k", "q6_k"]);
 /**
  * The output head. A Q8_0 head (from the file, or `headType: "q8_0"`) runs as llama.cpp runs one: the
  * activations quantized per 32-element block and integer dot products (matmulQ8I8). A Q4_K / Q5_K / Q6_K head
- * does too (activations per 256-element block, llama.cpp's Q8_K) on a host backend; a device backend (WebGPU,
- * CUDA), which has no integer k-quant kernel, runs it in float, as any other head (docs/heads.md).
+ * does too (activations per 256-element block, llama.cpp's Q8_K) where a backend has that kernel (native-cpu;
+ * the JS reference alone); where none has it (wasm-simd, WebGPU, CUDA) it runs in float on their own float
+ * kernels rather than on the slow reference's integer one, as any other head (docs/heads.md).
  */
 function head(normed: Tensor<"f32", ["seq", "embed"]>, weights: BitnetWeights): Tensor<"f32", ["seq", "vocab"]> {
   const w = weights.output;
-  const integer = w.dtype === "q8_0" || (INTEGER_K_HEADS.has(w.dtype) && w.backend.memoryKind === "host");
+  const integer = w.dtype === "q8_0" || (INTEGER_K_HEADS.has(w.dtype) && runsOwnKernel(w.backend, "matmulQ8I8", "w", w.dtype));
   return integer ? matmulQ8I8(normed, w as Tensor<IntegerHeadDType, ["vocab", "embed"]>) : matmul(normed, w);
 }
 
