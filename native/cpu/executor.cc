@@ -170,30 +170,24 @@ void Executor::attention(const AttentionArgs& a) {
   const int chunk = split ? std::max(1, pairs / (threads * 8)) : pairs;
   const int tasks = (pairs + chunk - 1) / chunk;
   const int group = a.n_kv_head > 0 ? a.n_head / a.n_kv_head : 0;
-  if (a.seq_q == 1 && a.kt == nullptr && table_.attention_group != nullptr && group >= 1 && group <= 256 &&
+  if (a.seq_q == 1 && a.kt == nullptr && table_.attention_heads != nullptr && group >= 1 &&
       group * a.n_kv_head == a.n_head) {
-    // Decode: tasks of query heads that share one KV head, each reading that head's cache rows once.
-    // A group is cut into `parts` equal parts only when whole groups would leave threads uneven
-    // (2B shape, 5 KV heads on 2 threads: 10 tasks of 2 heads, each KV row read twice instead of 4×).
-    int parts = 1;
-    while (threads > 1 && (a.n_kv_head * parts) % threads != 0 && a.n_kv_head * parts < 4 * threads && parts < group) {
-      do {
-        ++parts;
-      } while (group % parts != 0);
-    }
-    const int per = group / parts;
-    const int count = a.n_kv_head * parts;
+    // Decode: one task per thread, each a contiguous range of query heads (at most 256) that reads its
+    // part of every cache row once, rows in order (attention_decode_heads).
+    const int count = std::max(split ? threads : 1, (a.n_head + 255) / 256);
+    const int per = (a.n_head + count - 1) / count;
     const size_t D = static_cast<size_t>(a.head_dim);
-    const size_t kv_row = static_cast<size_t>(a.n_kv_head) * D;
     const size_t scratch = static_cast<size_t>(per) * (static_cast<size_t>(a.seq_kv) + D) + 64;
-    const auto fn = table_.attention_group;
+    const auto fn = table_.attention_heads;
     const std::function<void(int)> job = [&](int t) {
-      const size_t kv = static_cast<size_t>(t / parts);
-      const size_t h0 = kv * group + static_cast<size_t>(t % parts) * per;
-      fn(a.q + h0 * D, a.k + kv * D, a.v + kv * D, kv_row, a.pos0 + 1, per, a.head_dim, a.scale, a.out + h0 * D,
-         thread_scratch<float>(scratch));
+      const int h0 = t * per;
+      const int h1 = std::min(a.n_head, h0 + per);
+      if (h0 < h1) {
+        fn(a.q, a.k, a.v, static_cast<size_t>(a.n_kv_head) * D, a.pos0 + 1, h0, h1, group, a.head_dim, a.scale, a.out,
+           thread_scratch<float>(scratch));
+      }
     };
-    if (!split || count == 1) {
+    if (count == 1 || !split) {
       for (int t = 0; t < count; ++t) {
         job(t);
       }

@@ -109,10 +109,10 @@ struct IsaKernels {
   // same bits as `attention` for that row; simd_float.inc). Null: batched decode uses `attention`.
   void (*attention_seq)(const float* q, const float* k, const float* v, int T, int n_head, int n_kv_head, int D,
                         double scale, float* out, float* scratch);
-  // Optional: one decoded token, `heads` query heads sharing one KV head (rows kv_row floats apart), each
-  // cache row read once for them all (the same bits as `attention`; simd_float.inc attention_decode_group).
-  void (*attention_group)(const float* q, const float* k, const float* v, size_t kv_row, int T, int heads, int D,
-                          double scale, float* out, float* scratch);
+  // Optional: one decoded token, query heads [h0, h1) (≤ 256 of them; head h reads KV head h / group, cache
+  // rows kv_row floats apart), the cache read once in row order (the same bits as `attention`; simd_float.inc).
+  void (*attention_heads)(const float* q, const float* k, const float* v, size_t kv_row, int T, int h0, int h1,
+                          int group, int D, double scale, float* out, float* scratch);
 };
 
 // Weight formats of IsaKernels::dense_gemv. Q8_0: rows of k / 32 blocks of 34 bytes (f16 scale d,

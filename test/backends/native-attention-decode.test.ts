@@ -1,5 +1,6 @@
-// Native decode attention (one query row) runs per group of query heads that share a KV head, reading each
-// cache row once for the group (native/cpu attention_decode_group). It must give the same bits as the
+// Native decode attention (one query row) runs as one task per thread, each a contiguous range of query heads
+// reading its part of every cache row once, rows in order (native/cpu attention_decode_heads; GQA heads of one
+// KV head share the read). It must give the same bits as the
 // per-(row, head) kernel: row i of a multi-row query at pos0 sees the same keys as a one-row query at
 // pos0 + i, and the two paths promise the same operations in the same order. Checked against the JS
 // reference too, for GQA ratios 1, 2, 4 and 5, head sizes with SIMD tails, one and two threads.
