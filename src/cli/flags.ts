@@ -13,19 +13,14 @@ import { type Command, Option } from "commander";
 import type { BackendName } from "../backends/backend.js";
 import { FileError } from "../core/errors.js";
 import { pathKind } from "../core/files.js";
-import { MAX_GENERATE_TOKENS, type GenerateOptions } from "../engine/generate.js";
-import { openGguf } from "../formats/gguf/index.js";
-import { configFromGguf } from "../model/bitnet/config.js";
-import { readHfBitnetFolder } from "../model/bitnet/hf.js";
-import { configFromHf } from "../model/bitnet/hf-source.js";
+import { DEFAULT_MAX_TOKENS, MAX_GENERATE_TOKENS, type GenerateOptions } from "../engine/generate.js";
+import { readModelConfig } from "../engine/model.js";
 import type { ContextFullError } from "../model/bitnet/kv-cache.js";
 import { aliasOption, backendList, collect, intAtLeast, intInRange, numberIn, threadCount } from "./args.js";
 import { CliError } from "./errors.js";
 
 /** The command line's sampling defaults: llama.cpp's (see the file comment). */
 export const CLI_SAMPLING_DEFAULTS = Object.freeze({ temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1 });
-/** Tokens generated when `-n` is not given (the library's default; generation also ends with the context). */
-export const DEFAULT_CLI_MAX_TOKENS = 256;
 /** Largest seed (llama.cpp's and the server's seeds are 32-bit). */
 export const MAX_SEED = 2 ** 32 - 1;
 
@@ -90,7 +85,7 @@ export function samplingOptions(cmd: Command): Command {
   const temperature = new Option("--temperature <t>", "softmax temperature, >= 0; 0 = greedy; also --temp")
     .argParser(numberIn(">= 0", (n) => n >= 0, " (0 = greedy)"))
     .default(d.temperature);
-  const maxTokens = new Option("-n, --max-tokens <n>", `most tokens to generate; also --n-predict (default: ${DEFAULT_CLI_MAX_TOKENS}, or until the context ends)`).argParser(
+  const maxTokens = new Option("-n, --max-tokens <n>", `most tokens to generate; also --n-predict (default: ${DEFAULT_MAX_TOKENS}, or until the context ends)`).argParser(
     intInRange(1, MAX_GENERATE_TOKENS),
   );
   withAliases(cmd, temperature, "--temp <t>");
@@ -128,12 +123,7 @@ export function generateOptions(f: SamplingFlags, signal: AbortSignal): Generate
 
 /** The context length a model was trained for, from its GGUF header or config.json (no weights read). */
 export async function modelContextLength(model: string): Promise<number> {
-  if ((await pathKind(model, "[model] model")) === "folder") {
-    await using folder = await readHfBitnetFolder(model);
-    return configFromHf(folder).contextLength;
-  }
-  await using file = await openGguf(model);
-  return configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]).contextLength;
+  return (await readModelConfig(model)).contextLength;
 }
 
 /**

@@ -31,9 +31,14 @@ export interface ModelHeader {
   readonly chatTemplate: string | undefined;
 }
 
+/** The model config of a parsed GGUF (its metadata; no tokenizer built, no tensor data read). */
+export function ggufConfig(file: GgufFile): BitnetConfig {
+  return configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
+}
+
 /** The header of a parsed GGUF (its metadata; no tensor data is read). */
 export function ggufHeader(file: GgufFile): ModelHeader {
-  const config = configFromGguf(file.metadata, file.tensor("token_embd.weight")?.dims[1]);
+  const config = ggufConfig(file);
   const tokenizer = file.metadata.has("tokenizer.ggml.model") ? tokenizerFromGguf(file.metadata, config.arch) : undefined;
   return { config, tokenizer, chatTemplate: file.metadata.getString("tokenizer.chat_template") };
 }

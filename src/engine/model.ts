@@ -10,12 +10,13 @@ import { resolveBackend, type ResolveOptions } from "../backends/registry.js";
 import { pathKind } from "../core/files.js";
 import { openGguf } from "../formats/gguf/index.js";
 import { readHfBitnetFolder, readHfTokenizerFiles } from "../model/bitnet/hf.js";
+import type { BitnetConfig } from "../model/bitnet/config.js";
 import { configFromHf, hfWeightSource } from "../model/bitnet/hf-source.js";
 import { loadWeights } from "../model/bitnet/weights.js";
 import { tokenizerFromJson } from "../model/tokenizer/hf-json.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
 import type { BitnetModel } from "./bitnet-model.js";
-import { ggufHeader, type ModelHeader } from "./header.js";
+import { ggufConfig, ggufHeader, type ModelHeader } from "./header.js";
 import { loadedFromGguf, modelFromLoaded, weightOptions, type ModelLoadOptions } from "./load-gguf.js";
 import type { LoadedModel } from "./loaded.js";
 
@@ -82,6 +83,16 @@ export async function readHfTokenizer(dir: string): Promise<{ tokenizer: Tokeniz
  * A model's header without its weights: a GGUF's metadata or a Hugging Face folder's config and tokenizer files,
  * read as `loadModel` reads them (the server validates requests against it before a worker has loaded the model).
  */
+/** A model's config alone, from its GGUF header or config.json: no tokenizer built, no weights read. */
+export async function readModelConfig(path: string): Promise<BitnetConfig> {
+  if ((await pathKind(path, "[model] model")) === "folder") {
+    await using folder = await readHfBitnetFolder(path);
+    return configFromHf(folder);
+  }
+  await using file = await openGguf(path);
+  return ggufConfig(file);
+}
+
 export async function readModelHeader(path: string): Promise<ModelHeader> {
   if ((await pathKind(path, "[model] model")) === "folder") {
     await using folder = await readHfBitnetFolder(path);
