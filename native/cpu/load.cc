@@ -186,6 +186,31 @@ Napi::Value TranscodeTernary(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, transcode_2bit_parallel(format, src, n, dst));
 }
 
+// firstCode3(bytes): the index of the first byte of t2 codes holding the 2-bit code 3, or −1; what
+// firstCode3 in src/tensor/ops/quant.ts answers, eight bytes at a time.
+Napi::Value FirstCode3(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint8_t* p = nullptr;
+  if (!get_bytes(info, 0, "bytes", 0, &p)) {
+    return env.Undefined();
+  }
+  const size_t n = info[0].As<Napi::Uint8Array>().ElementLength();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    if ((w & (w >> 1) & 0x5555555555555555ULL) != 0) {
+      break;
+    }
+  }
+  for (; i < n; ++i) {
+    if ((p[i] & (p[i] >> 1) & 0x55) != 0) {
+      return Napi::Number::New(env, static_cast<double>(i));
+    }
+  }
+  return Napi::Number::New(env, -1);
+}
+
 // float32 → binary16 bits, nearest even, overflow to ±inf: a port of f32BitsToHalfBits (src/quant/half.ts).
 uint32_t half_bits(float x) {
   uint32_t u;
@@ -513,6 +538,7 @@ Napi::Value ReleaseMapped(const Napi::CallbackInfo& info) {
 void RegisterLoadCodecs(Napi::Env env, Napi::Object exports) {
   exports.Set("transcodeTernary", Napi::Function::New(env, TranscodeTernary));
   exports.Set("encodeQ8_0", Napi::Function::New(env, EncodeQ8));
+  exports.Set("firstCode3", Napi::Function::New(env, FirstCode3));
 #ifndef _WIN32
   exports.Set("mapRange", Napi::Function::New(env, MapRange));
   exports.Set("releaseRange", Napi::Function::New(env, ReleaseRange));

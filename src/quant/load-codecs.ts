@@ -13,6 +13,8 @@ export interface LoadCodecs {
    * scale (−1: all zero), for I2_S 0.
    */
   transcodeTernary(format: number, src: Uint8Array, n: number, dst: Uint8Array): number;
+  /** The index of the first byte of t2 codes holding the code 3, or −1 (the check of every ternary tensor made from codes). */
+  firstCode3?(codes: Uint8Array): number;
   /** rows × cols f32 (0), f16 (1) or bf16 (2) values as Q8_0 rows into `dst`, as Q8_0.encode does. */
   encodeQ8_0(format: number, src: Uint8Array, rows: number, cols: number, dst: Uint8Array): void;
   /**

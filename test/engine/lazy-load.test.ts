@@ -19,6 +19,11 @@ import { MemorySource } from "../../src/formats/gguf/source.js";
 import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
 import { loadCodecs, setLoadCodecs, type LoadCodecs } from "../../src/quant/load-codecs.js";
 import { QUANT_TRAITS } from "../../src/quant/table.js";
+import { createJsBackend } from "../../src/backends/js/index.js";
+import { ternaryFromCodes } from "../../src/tensor/ops/quant.js";
+import { bothPaths } from "../helpers/load-codecs.js";
+
+const jsBackend = createJsBackend();
 
 const probe = probeNativeCpu();
 const BACKENDS = ["native-cpu", "js"] as const;
@@ -131,6 +136,23 @@ describe.skipIf(!probe.available)("lazy ternary conversion", () => {
       expect((e as FormatError).message).toMatch(/ffn_up.*allowFloatWeights/);
     } finally {
       model.dispose();
+    }
+  });
+
+  it("should find the first code 3 natively where the JS check finds it", () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const n = 1 + ((seed * 7919) % 300);
+      const codes = new Uint8Array(n).fill(0x55);
+      if (seed % 5 !== 0) {
+        const at = (seed * 104729) % n;
+        codes[at] = 0x03 << (2 * (seed % 4));
+      }
+      const view = codes.subarray(seed % 3); // unaligned starts too
+      const { js, native } = bothPaths(() => {
+        const r = ternaryFromCodes(view, ["r", "c"], [1, view.length * 4], { backend: jsBackend });
+        return r.ok ? (r.value.dispose(), -1) : r.error.message;
+      });
+      expect(native).toEqual(js);
     }
   });
 

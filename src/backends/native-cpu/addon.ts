@@ -167,6 +167,7 @@ export interface NativeAddon {
   readonly encodeQ8_0?: LoadCodecs["encodeQ8_0"];
   readonly mapRange?: LoadCodecs["mapRange"];
   readonly releaseRange?: LoadCodecs["releaseRange"];
+  readonly firstCode3?: LoadCodecs["firstCode3"];
   readonly mapFile?: LoadCodecs["mapFile"];
   readonly copyMapped?: LoadCodecs["copyMapped"];
   readonly transcodeMapped?: LoadCodecs["transcodeMapped"];
@@ -271,10 +272,11 @@ function probeNow(): Probe {
   }
   loaded = addon;
   if (addon.transcodeTernary !== undefined && addon.encodeQ8_0 !== undefined) {
-    const { transcodeTernary, encodeQ8_0, mapRange, releaseRange, mapFile, copyMapped, transcodeMapped, releaseMapped } = addon;
+    const { transcodeTernary, encodeQ8_0, firstCode3, mapRange, releaseRange, mapFile, copyMapped, transcodeMapped, releaseMapped } = addon;
     setLoadCodecs({
       transcodeTernary,
       encodeQ8_0,
+      ...(firstCode3 === undefined ? {} : { firstCode3 }),
       ...(mapRange === undefined ? {} : { mapRange }),
       ...(releaseRange === undefined ? {} : { releaseRange }),
       ...(mapFile === undefined || copyMapped === undefined || transcodeMapped === undefined || releaseMapped === undefined

@@ -8,6 +8,7 @@ import { ShapeError, ValueError } from "../../core/errors.js";
 import { storageBytes } from "../../backends/storage.js";
 import { err, ok, type Result } from "../../core/result.js";
 import { packBinary, packTernary } from "../../quant/layouts.js";
+import { loadCodecs } from "../../quant/load-codecs.js";
 import { absmeanTernarize, checkBinary, checkTernary, signBinarize } from "../../quant/values.js";
 import { defaultBackend } from "../context.js";
 import type { Dims, Init, ShapeOf } from "../dims.js";
@@ -96,7 +97,7 @@ export function ternaryFromCodes<const D extends Dims>(
   if (codes.length !== expected) {
     throw new ShapeError("size", `[ternaryFromCodes] [${names.join(", ")}] needs ${expected} bytes, got ${codes.length}`);
   }
-  const bad = firstCode3(codes);
+  const bad = loadCodecs()?.firstCode3?.(codes) ?? firstCode3(codes);
   if (bad >= 0) {
     return err(new ValueError("not-ternary", `[ternaryFromCodes] byte ${bad} holds the invalid code 3`, bad, codes[bad]));
   }
@@ -134,7 +135,7 @@ export function ternaryFromLazyCodes<const D extends Dims>(
     if (codes.length !== expected) {
       throw new ShapeError("size", `[ternaryFromLazyCodes] [${names.join(", ")}] needs ${expected} bytes, got ${codes.length}`);
     }
-    const bad = firstCode3(codes);
+    const bad = loadCodecs()?.firstCode3?.(codes) ?? firstCode3(codes);
     if (bad >= 0) {
       throw new ValueError("not-ternary", `[ternaryFromLazyCodes] byte ${bad} holds the invalid code 3`, bad, codes[bad]);
     }
