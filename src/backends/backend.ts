@@ -8,16 +8,15 @@
  */
 import type { Capabilities } from "./capabilities.js";
 import type { BinaryOp, BitnetBlockWeights, FusedKernels, KernelName, Kernels, UnaryOp } from "./ops.js";
-import type { DenseBlockFormat, DenseFormat } from "../quant/types.js";
+import type { DenseBlockFormat, DenseFormat, StorageDTypeName } from "../quant/dtypes.js";
 
-/** How elements are stored. The typed layer's dtypes map one to one onto these. */
-export type StorageDType =
-  | "f32" // float32
-  | "i8" // int8
-  | "i32" // int32
-  | "ternary" // packed 2-bit trits, "t2" layout (src/quant/layouts.ts) along the last dim, plus one scale
-  | "binary" // packed sign bits, "b1" layout along the last dim, plus one scale
-  | DenseBlockDType;
+/**
+ * How elements are stored. The typed layer's dtypes map one to one onto these. The dtypes with `storage: true` in the
+ * dtype table (src/quant/dtypes.ts): f32, i8, i32, "ternary" (packed 2-bit trits, "t2" layout of src/quant/layouts.ts
+ * along the last dim, plus one scale), "binary" (packed sign bits, "b1" layout, plus one scale) and the
+ * {@link DenseBlockDType} formats.
+ */
+export type StorageDType = StorageDTypeName;
 
 /**
  * Dense float weights kept in their file format (embeddings, the output head): the block layouts of
@@ -25,7 +24,7 @@ export type StorageDType =
  */
 export type DenseBlockDType = DenseBlockFormat;
 
-/** Weight dtypes a dense (float) matmul and an embedding lookup accept (src/quant/types.ts DENSE_FORMATS). */
+/** Weight dtypes a dense (float) matmul and an embedding lookup accept (src/quant/dtypes.ts DENSE_FORMATS). */
 export type DenseDType = DenseFormat;
 
 /** An opaque handle to memory owned by one backend. */

@@ -18,7 +18,7 @@
 import { UsageError } from "../core/errors.js";
 import type { BitnetBlockParams, RopeMode, StorageDType, TensorRef } from "./backend.js";
 import { decomposeAttention, decomposeBitnetBlock, decomposeBitnetBlockBatch, type OpRunner } from "./decompositions.js";
-import { DENSE_BLOCK_FORMATS, DENSE_FORMATS } from "../quant/types.js";
+import { DENSE_FORMATS, dtypeKind, INTEGER_HEAD_FORMATS, STORAGE_DTYPES } from "../quant/dtypes.js";
 
 // ---- the shape of an entry ----
 
@@ -120,11 +120,13 @@ export type OpFn<S> = S extends { readonly params: infer Ps extends readonly unk
 
 // ---- operand helpers (keep the table readable; each keeps its literal kind and role for the derived types) ----
 
+// The dtype lists derive from the dtype table (src/quant/dtypes.ts).
 const F32: readonly StorageDType[] = ["f32"];
 const DENSE: readonly StorageDType[] = DENSE_FORMATS;
-/** Dtypes whose elements are addressable one by one (layout copies). */
-const WHOLE: readonly StorageDType[] = ["f32", "i8", "i32"];
-const ANY: readonly StorageDType[] = ["f32", "i8", "i32", "ternary", "binary", ...DENSE_BLOCK_FORMATS];
+/** Dtypes whose elements are addressable one by one (layout copies): the float and int kinds (f32, i8, i32). */
+const WHOLE: readonly StorageDType[] = STORAGE_DTYPES.filter((d) => dtypeKind(d) === "float" || dtypeKind(d) === "int");
+const ANY: readonly StorageDType[] = STORAGE_DTYPES;
+const INTEGER_HEAD: readonly StorageDType[] = INTEGER_HEAD_FORMATS;
 
 const input = (name: string, dtypes: readonly StorageDType[]) => ({ kind: "tensor", name, role: "in", dtypes }) as const;
 const output = (name: string, dtypes: readonly StorageDType[]) => ({ kind: "tensor", name, role: "out", dtypes }) as const;
@@ -199,7 +201,7 @@ export const KERNEL_OPS = {
   matmulQ8I8: {
     code: 2,
     summary: "the integer head: x quantized per weight block, integer block dots, f32 scaling in block order",
-    params: [input("x", F32), input("w", ["q8_0", "q4_k", "q5_k", "q6_k"]), output("out", F32)],
+    params: [input("x", F32), input("w", INTEGER_HEAD), output("out", F32)],
   },
   /** out[S,E] f32 = rows ids[S] (i32) of table[V,E] (any DenseDType). Ids are checked against V. */
   embedding: {

@@ -1,7 +1,7 @@
 /** Byte sizes of erased tensors, shared by every backend and the typed layer. */
 import { binaryRowWords, ternaryRowBytes } from "../quant/layouts.js";
 import { QUANT_TRAITS } from "../quant/table.js";
-import { isDenseBlockFormat } from "../quant/types.js";
+import { dtypeElementBytes, isDenseBlockFormat } from "../quant/dtypes.js";
 import type { StorageDType } from "./backend.js";
 
 /** Largest element count of one tensor: keeps every index a small integer and typed arrays allocatable. */
@@ -26,9 +26,8 @@ export function storageBytes(dtype: StorageDType, shape: readonly number[]): num
   switch (dtype) {
     case "f32":
     case "i32":
-      return elementCount(shape) * 4;
     case "i8":
-      return elementCount(shape);
+      return elementCount(shape) * dtypeElementBytes(dtype);
     case "ternary":
       return rows * ternaryRowBytes(cols);
     case "binary":

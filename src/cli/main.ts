@@ -21,7 +21,7 @@ import { addHfModelSupport, addHubCommands } from "./pull.js";
 import { writeAtomically } from "../core/files.js";
 import { addTrainCommand } from "./train.js";
 import { formatInspectReport, inspectFile } from "./inspect.js";
-import { DENSE_FORMATS } from "../quant/types.js";
+import { DENSE_FORMATS } from "../quant/dtypes.js";
 
 /**
  * Largest sizes `barbell fixture` writes: fixtures are small test models (the real shapes come from

@@ -19,22 +19,7 @@ export type QuantName =
   | "i2_s" // bitnet.cpp: 2-bit codes in 128-weight/32-byte blocks, one trailing f32 scale per tensor
   | "hf_packed"; // Hugging Face BitNet uint8: 4 trits per byte taken from rows r, r+R, r+2R, r+3R
 
-/**
- * Block formats kept as stored for embeddings and output heads, decoded by the kernels on the fly (a 650 MB F16 head
- * stays 650 MB): the one list of them. Everything that accepts a dense weight (the backend contract's
- * `DenseBlockDType`, the op table, matmul and embedding, the GGUF loader, fixtures, the CLI) derives from it.
- */
-export const DENSE_BLOCK_FORMATS = ["f16", "bf16", "q8_0", "q4_k", "q5_k", "q6_k"] as const satisfies readonly QuantName[];
-export type DenseBlockFormat = (typeof DENSE_BLOCK_FORMATS)[number];
-
-/** Weight formats a dense (float) matmul and an embedding lookup accept: f32 and the block formats. */
-export const DENSE_FORMATS = ["f32", ...DENSE_BLOCK_FORMATS] as const;
-export type DenseFormat = (typeof DENSE_FORMATS)[number];
-
-/** Is `name` one of the block formats kept as stored (DENSE_BLOCK_FORMATS)? */
-export function isDenseBlockFormat(name: string): name is DenseBlockFormat {
-  return (DENSE_BLOCK_FORMATS as readonly string[]).includes(name);
-}
+/** The dense-weight lists (DENSE_BLOCK_FORMATS, DENSE_FORMATS) and every other per-dtype list: see ./dtypes.ts. */
 
 export interface QuantTraits {
   readonly name: QuantName;

@@ -11,7 +11,7 @@ import type { Backend, BufferHandle, DenseBlockDType, StorageDType, TensorRef } 
 import { MAX_TENSOR_ELEMENTS, elementCount, storageBytes } from "../backends/storage.js";
 import { unpackBinary, unpackTernary } from "../quant/layouts.js";
 import { QUANT_TRAITS } from "../quant/table.js";
-import { isDenseBlockFormat } from "../quant/types.js";
+import { isDenseBlockFormat } from "../quant/dtypes.js";
 import { defaultBackend } from "./context.js";
 import type { Dims, Duplicate, ShapeOf } from "./dims.js";
 

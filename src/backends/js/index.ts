@@ -3,7 +3,8 @@
  * correctness oracle; every other backend is tested against it.
  */
 import { UsageError } from "../../core/errors.js";
-import { isDenseBlockFormat, type QuantName } from "../../quant/types.js";
+import { INTEGER_HEAD_FORMATS, isDenseFormat, isIntegerHeadFormat } from "../../quant/dtypes.js";
+import type { QuantName } from "../../quant/types.js";
 import type { Backend, Kernels, TensorRef } from "../backend.js";
 import { ArrayBufferMemory, views } from "../host-memory.js";
 import { elementCount, storageBytes } from "../storage.js";
@@ -20,7 +21,7 @@ import { matmulKI8 } from "./kernels/kquant-head.js";
 
 /** Storage dtypes whose bytes are a block format of src/quant (f32 included). */
 function denseFormat(t: TensorRef): QuantName {
-  if (t.dtype !== "f32" && !isDenseBlockFormat(t.dtype)) {
+  if (!isDenseFormat(t.dtype)) {
     throw new UsageError("dtype", `[js] ${t.dtype} is not a dense float weight type`);
   }
   return t.dtype;
@@ -41,14 +42,14 @@ export function createJsBackend(): Backend {
         ? matmulF32(f32(x), f32(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out))
         : matmulDense(f32(x), denseFormat(w), u8(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out)),
     matmulQ8I8: (x, w, out) => {
-      if (w.dtype === "q4_k" || w.dtype === "q5_k" || w.dtype === "q6_k") {
+      if (!isIntegerHeadFormat(w.dtype)) {
+        throw new UsageError("unsupported", `[matmulQ8I8] takes ${INTEGER_HEAD_FORMATS.join(", ")} weights, got ${w.dtype}`);
+      }
+      if (w.dtype === "q8_0") {
+        matmulQ8I8(f32(x), u8(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out));
+      } else {
         matmulKI8(f32(x), w.dtype, u8(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out));
-        return;
       }
-      if (w.dtype !== "q8_0") {
-        throw new UsageError("unsupported", `[matmulQ8I8] takes q8_0, q4_k, q5_k or q6_k weights, got ${w.dtype}`);
-      }
-      matmulQ8I8(f32(x), u8(w), dim(x, 0), dim(x, 1), dim(w, 0), f32(out));
     },
     embedding: (ids, table, out) =>
       embedding(i32(ids), dim(ids, 0), denseFormat(table), u8(table), dim(table, 0), dim(table, 1), f32(out)),

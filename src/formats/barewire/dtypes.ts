@@ -1,27 +1,17 @@
 /** Payload sizes and element alignment of the BAREWire dtypes. */
 import type { StorageDType } from "../../backends/backend.js";
 import { storageBytes } from "../../backends/storage.js";
-import { QUANT_TRAITS } from "../../quant/table.js";
+import { dtypeElementBytes, dtypeTraits, isStorageDTypeName } from "../../quant/dtypes.js";
 import { WIRE_DTYPES, type WireDType } from "./message.js";
 
-/** The wire dtypes that are also barbell storage dtypes (a decoded payload can become a `Tensor`). */
-export const STORAGE_WIRE_DTYPES = [
-  "f32",
-  "f16",
-  "bf16",
-  "i8",
-  "i32",
-  "ternary",
-  "binary",
-  "q8_0",
-  "q6_k",
-  "q4_k",
-  "q5_k",
-] as const satisfies readonly StorageDType[];
+/** The wire dtypes that are also barbell storage dtypes (a decoded payload can become a `Tensor`), in wire order. */
+export const STORAGE_WIRE_DTYPES: readonly (WireDType & StorageDType)[] = WIRE_DTYPES.filter(
+  (d): d is WireDType & StorageDType => isStorageDTypeName(d),
+);
 
 /** True when a wire dtype is a barbell storage dtype. */
-export function isStorageDType(dtype: WireDType): dtype is (typeof STORAGE_WIRE_DTYPES)[number] {
-  return (STORAGE_WIRE_DTYPES as readonly string[]).includes(dtype);
+export function isStorageDType(dtype: WireDType): dtype is WireDType & StorageDType {
+  return isStorageDTypeName(dtype);
 }
 
 /** True for a string that names a wire dtype. */
@@ -45,25 +35,11 @@ export function payloadBytes(dtype: WireDType, shape: readonly number[]): number
     count *= s;
   }
   const rows = count / cols;
-  let bytes: number | undefined;
-  switch (dtype) {
-    case "i2_s":
-    case "tq1_0":
-    case "tq2_0":
-    case "q1_0":
-      bytes = QUANT_TRAITS[dtype].byteSize(rows, cols);
-      break;
-    case "f16":
-    case "bf16":
-    case "q8_0":
-    case "q4_k":
-    case "q5_k":
-    case "q6_k":
-      bytes = QUANT_TRAITS[dtype].byteSize(rows, cols);
-      break;
-    default:
-      bytes = storageBytes(dtype, shape);
-  }
+  // The block formats (dense, and the file formats i2_s, tq1_0, tq2_0, q1_0) are sized by their codec; f32, i8, i32
+  // and the runtime's packed ternary/binary (no codec) by the storage layer, f32 too (no block-shape check).
+  const codec = dtype === "f32" ? undefined : dtypeTraits(dtype).codec;
+  const bytes =
+    codec !== undefined ? codec.byteSize(rows, cols) : isStorageDTypeName(dtype) ? storageBytes(dtype, shape) : undefined;
   return bytes !== undefined && Number.isSafeInteger(bytes) && bytes >= 0 ? bytes : undefined;
 }
 
@@ -80,19 +56,9 @@ export type PayloadArray<DT extends WireDType> = DT extends "f32"
           ? Uint32Array
           : Uint8Array;
 
-/** Bytes per element of the payload's typed array (its required alignment). */
+/** Bytes per element of the payload's typed array (its required alignment), from the dtype table. */
 export function elementBytes(dtype: WireDType): 1 | 2 | 4 {
-  switch (dtype) {
-    case "f32":
-    case "i32":
-    case "binary":
-      return 4;
-    case "f16":
-    case "bf16":
-      return 2;
-    default:
-      return 1;
-  }
+  return dtypeElementBytes(dtype);
 }
 
 /** Views payload bytes as the dtype's typed array; copies only when the bytes are misaligned for it. */

@@ -2,6 +2,7 @@
  * The BAREWire message types as TypeScript sees them (docs/barewire.md, schema/barewire.bare). The
  * tables here are checked against the schema by test/barewire/schema.test.ts.
  */
+import { WIRE_DTYPE_ORDER, type WireDTypeName } from "../../quant/dtypes.js";
 
 /** ASCII "BWIR": the first four bytes of every frame. */
 export const MAGIC: Uint8Array = Uint8Array.of(0x42, 0x57, 0x49, 0x52);
@@ -20,27 +21,15 @@ export const MESSAGE_TAGS = {
   DumpManifest: 3,
 } as const;
 
-/** Element types of a tensor payload, in the order of the schema's `DType` enum (index = wire value). */
-export const WIRE_DTYPES = [
-  "f32",
-  "f16",
-  "bf16",
-  "i8",
-  "i32",
-  "ternary",
-  "binary",
-  "q8_0",
-  "q6_k",
-  "i2_s",
-  "tq1_0",
-  "tq2_0",
-  "q1_0",
-  "q4_k",
-  "q5_k",
-] as const;
+/**
+ * Element types of a tensor payload, in the order of the schema's `DType` enum (index = wire value): the dtypes with a
+ * `wire` value in the dtype table (src/quant/dtypes.ts). schema/barewire.bare and its generated codec keep their own
+ * copy of the enum (a schema is the wire's contract; test/barewire/schema.test.ts checks the two agree).
+ */
+export const WIRE_DTYPES: readonly WireDType[] = WIRE_DTYPE_ORDER;
 
 /** A payload element type: barbell's storage dtypes plus the file block formats i2_s, tq1_0, tq2_0 and q1_0. */
-export type WireDType = (typeof WIRE_DTYPES)[number];
+export type WireDType = WireDTypeName;
 
 /** Bits of `TensorHeader.flags`; every other bit must be zero. */
 export const FLAGS = {

@@ -58,7 +58,12 @@ const GGML_I2_S_INFO = t(36, "i2_s", 1, 1, "bitnet.cpp", "i2_s");
 /** Id 36 in bitnet.cpp: I2_S (2-bit codes + a per-tensor scale; the official BitNet 2B-4T GGUF). */
 export const GGML_I2_S: GgmlTypeInfo = GGML_I2_S_INFO;
 
-/** Every id with a single meaning. Ids 4, 5 (Q4_2, Q4_3, removed before GGUF existed) and 37 are absent on purpose. */
+/**
+ * Every id with a single meaning. Ids 4, 5 (Q4_2, Q4_3, removed before GGUF existed) and 37 are absent on purpose.
+ * This list stays apart from barbell's dtype table (src/quant/dtypes.ts): it means something else, every id a file
+ * may carry, decodable or not, transcribed from ggml's sources. Where barbell has a codec the two must agree
+ * (test/gguf/ggml-types.test.ts sizes every codec both ways).
+ */
 const UNAMBIGUOUS: readonly GgmlTypeInfo[] = [
   t(0, "f32", 1, 4),
   t(1, "f16", 1, 2),

@@ -7,7 +7,8 @@ import { ShapeError } from "../../core/errors.js";
 import { gv, writeGguf, type GgufTensorInput, type GgufValue } from "../../formats/gguf/index.js";
 import { roundToHalf } from "../../quant/half.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
-import type { DenseFormat, QuantName } from "../../quant/types.js";
+import type { DenseFormat } from "../../quant/dtypes.js";
+import type { QuantName } from "../../quant/types.js";
 import { Rng } from "../sampling/rng.js";
 
 /** Architecture strings barbell accepts for BitNet GGUF files. */

@@ -13,6 +13,7 @@
 import type { BitnetBlockParams, BitnetBlockWeights, DenseDType, FusedKernels } from "../../backends/backend.js";
 import { runsOwnKernel } from "../../backends/dispatch.js";
 import { ShapeError } from "../../core/errors.js";
+import { isIntegerHeadFormat } from "../../quant/dtypes.js";
 import { add, mul, relu2, silu } from "../../tensor/ops/elementwise.js";
 import { contractDense, contractPacked, embedding, matmul, matmulQ8I8, type Contracted, type IntegerHeadDType } from "../../tensor/ops/matmul.js";
 import { attention, rmsNorm, rope } from "../../tensor/ops/nn.js";
@@ -270,9 +271,6 @@ export function forward(
   }
 }
 
-/** Block formats whose head runs on integer products (matmulQ8I8) on a host backend: the k-quants. */
-const INTEGER_K_HEADS: ReadonlySet<string> = new Set(["q4_k", "q5_k", "q6_k"]);
-
 /**
  * The output head. A Q8_0 head (from the file, or `headType: "q8_0"`) runs as llama.cpp runs one: the
  * activations quantized per 32-element block and integer dot products (matmulQ8I8). A Q4_K / Q5_K / Q6_K head
@@ -282,7 +280,7 @@ const INTEGER_K_HEADS: ReadonlySet<string> = new Set(["q4_k", "q5_k", "q6_k"]);
  */
 function head(normed: Tensor<"f32", ["seq", "embed"]>, weights: BitnetWeights): Tensor<"f32", ["seq", "vocab"]> {
   const w = weights.output;
-  const integer = w.dtype === "q8_0" || (INTEGER_K_HEADS.has(w.dtype) && runsOwnKernel(w.backend, "matmulQ8I8", "w", w.dtype));
+  const integer = isIntegerHeadFormat(w.dtype) && (w.dtype === "q8_0" || runsOwnKernel(w.backend, "matmulQ8I8", "w", w.dtype));
   return integer ? matmulQ8I8(normed, w as Tensor<IntegerHeadDType, ["vocab", "embed"]>) : matmul(normed, w);
 }
 

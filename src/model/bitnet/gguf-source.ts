@@ -6,11 +6,12 @@ import { repackTernary, type TernaryPacked } from "../../quant/repack.js";
 import { halfToF32 } from "../../quant/half.js";
 import { loadCodecs, type FileMapping } from "../../quant/load-codecs.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
-import { DENSE_FORMATS, type QuantName } from "../../quant/types.js";
+import { DENSE_FORMATS, GGUF_PROJECTION_FORMATS } from "../../quant/dtypes.js";
+import type { QuantName } from "../../quant/types.js";
 import type { WeightSource } from "./weights.js";
 
 const DENSE_TYPES: readonly string[] = DENSE_FORMATS;
-const TERNARY_TYPES: readonly string[] = ["i2_s", "tq1_0", "tq2_0", "f32", "f16", "bf16"];
+const TERNARY_TYPES: readonly string[] = GGUF_PROJECTION_FORMATS;
 const FLOAT_TYPES: readonly string[] = ["f32", "f16", "bf16"];
 
 export function ggufWeightSource(file: GgufFile): WeightSource {

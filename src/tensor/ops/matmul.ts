@@ -9,7 +9,7 @@ import { allocTensor, fill, layoutArg, tensorArg, type Tensor } from "../tensor.
 import { asMatrix, commonBackend, requireDtype, requireSameSize } from "./check.js";
 import type { Backend, DenseDType, TensorRef } from "../../backends/backend.js";
 import { quantizeActivations, type QuantizedActivations } from "./quant.js";
-import { DENSE_FORMATS } from "../../quant/types.js";
+import { DENSE_FORMATS, INTEGER_HEAD_FORMATS, type IntegerHeadFormat } from "../../quant/dtypes.js";
 
 /** true when x[..., K] can be contracted with w[N, K] into [..., N]; else a readable error. */
 export type ContractionCheck<Op extends string, X extends Dims, W extends Dims> = W extends readonly [
@@ -86,8 +86,8 @@ export function contractDense<X extends Dims, W extends Dims>(
 }
 
 /** The weight formats of the integer head (`matmulQ8I8`). */
-export type IntegerHeadDType = "q8_0" | "q4_k" | "q5_k" | "q6_k";
-const INTEGER_HEAD: readonly IntegerHeadDType[] = ["q8_0", "q4_k", "q5_k", "q6_k"];
+export type IntegerHeadDType = IntegerHeadFormat;
+const INTEGER_HEAD: readonly IntegerHeadDType[] = INTEGER_HEAD_FORMATS;
 
 /**
  * The integer output head: x[..., K] · w[N, K]ᵀ → [..., N] for Q8_0 weights (x quantized per 32-element block,
