@@ -109,5 +109,12 @@ export function ternarizeWith(kernels: TrainKernels, values: Float32Array, weigh
     return undefined;
   }
   const wt = toTernary(trits, weights.dims, weights.shape, { backend: weights.backend, scale: gamma });
-  return wt.ok ? { wt: wt.value as Tensor<"ternary">, deq: Float32Array.from(trits, (t) => t * gamma) } : undefined;
+  if (!wt.ok) {
+    return undefined;
+  }
+  const deq = new Float32Array(trits.length);
+  for (let i = 0; i < trits.length; i++) {
+    deq[i] = (trits[i] as number) * gamma;
+  }
+  return { wt: wt.value as Tensor<"ternary">, deq };
 }
