@@ -5,15 +5,12 @@
 import { isHostBuffer } from "../../backends/host-memory.js";
 import { contiguousStrides } from "../../backends/storage.js";
 import { ShapeError, UsageError } from "../../core/errors.js";
+import { dtypeElementBytes } from "../../quant/dtypes.js";
 import type { Dims, Duplicate, IsPermutation, MergePair, Replace, Show, ShapeOf } from "../dims.js";
 import { allocTensor, checkShape, dimsArg, fill, tensorArg, type DType, type Tensor } from "../tensor.js";
 import { commonBackend, sizeOf } from "./check.js";
 
 type WholeElement = "f32" | "i8" | "i32";
-
-function elementBytes(dtype: WholeElement): number {
-  return dtype === "i8" ? 1 : 4;
-}
 
 /**
  * A tensor's storage bytes viewed in place when they are in host memory (the CPU backends: the layout ops
@@ -159,7 +156,7 @@ export function slice<DT extends WholeElement, D extends Dims>(t: Tensor<DT, D>,
   const bytes = hostStorage(t);
   if (bytes !== undefined && t.shape.slice(0, i).every((s) => s === 1)) {
     // A slice of the outermost non-unit dim is one contiguous byte range: a memory copy, no kernel.
-    const bytesPer = elementBytes(t.dtype);
+    const bytesPer = dtypeElementBytes(t.dtype);
     const from = start * (strides[i] ?? 0) * bytesPer;
     return fill(out, () => backend.write(out.ref().buffer, bytes.subarray(from, from + out.size * bytesPer)));
   }
