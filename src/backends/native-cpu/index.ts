@@ -264,8 +264,11 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
       same(op, "x and w columns", k, dim(w, 1));
       same(op, "out shape", dim(out, 0) * dim(out, 1), m * n);
       const format = blockFormat(w.dtype);
-      if (format === undefined || k % format.elems !== 0) {
-        throw new ShapeError("size", `[${op}] needs q8_0, q4_k, q5_k or q6_k weights with k a multiple of their block, got ${w.dtype} k = ${k}`);
+      if (format === undefined) {
+        throw new UsageError("dtype", `[${op}] needs q8_0, q4_k, q5_k or q6_k weights, got ${w.dtype}`);
+      }
+      if (k % format.elems !== 0) {
+        throw new ShapeError("size", `[${op}] ${w.dtype} rows are whole blocks: k = ${k} is not a multiple of ${format.elems}`);
       }
       const xa = f32(x);
       const wb = u8(w);
