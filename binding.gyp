@@ -50,7 +50,7 @@
         {
           "target_name": "barbell_avx2",
           "type": "static_library",
-          "sources": ["native/cpu/kernels_avx2.cc", "native/cpu/kquant_avx2.cc"],
+          "sources": ["native/cpu/kernels_avx2.cc", "native/cpu/kquant_avx2.cc", "native/cpu/load_avx2.cc"],
           "cflags_cc": ["<@(barbell_avx2)"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["<@(barbell_avx2)"] },
           "msvs_settings": { "VCCLCompilerTool": { "AdditionalOptions": ["/arch:AVX2"] } }
