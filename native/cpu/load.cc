@@ -1,6 +1,8 @@
 // Load-time transcoders (see load.h). Single-threaded: they run once per tensor while the file is read and
 // are bound by memory bandwidth, a small fraction of the JS time they replace.
 #include "load.h"
+#include "cpu_features.h"
+#include "load_transcode.h"
 #include "tq1.h"
 
 #include <algorithm>
@@ -81,40 +83,16 @@ bool get_count(const Napi::CallbackInfo& info, size_t idx, const char* name, int
   return true;
 }
 
-// n codes of I2_S (format 0) or TQ2_0 (format 1) at src into n/4 t2 bytes at dst; the result as
-// transcodeTernary documents it. One thread.
-int32_t transcode_2bit(int64_t format, const uint8_t* src, int64_t n, uint8_t* dst) {
-  const int64_t groups = n / 128;
-  if (format == 0) {
-    uint32_t nonzero = 0;
-    for (int64_t g = 0; g < groups; ++g) {
-      if (!group_to_t2(src + 32 * g, dst + 32 * g, false, &nonzero)) {
-        return -2;
-      }
-    }
-    return 0;
+// n codes of I2_S (format 0) or TQ2_0 (format 1) at src into n/4 t2 bytes at dst (load_transcode.h) with
+// the ISA's group kernel: AVX2 where `isa` allows it, else scalar. One thread.
+int32_t transcode_2bit(Isa isa, int64_t format, const uint8_t* src, int64_t n, uint8_t* dst) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (isa >= Isa::kAvx2) {
+    return transcode_2bit_avx2(format, src, n, dst);
   }
-  int32_t scale = -1;
-  for (int64_t b = 0; b < groups / 2; ++b) {
-    const uint8_t* block = src + 66 * b;
-    uint32_t nonzero = 0;
-    if (!group_to_t2(block, dst + 64 * b, true, &nonzero) || !group_to_t2(block + 32, dst + 64 * b + 32, true, &nonzero)) {
-      return -2;
-    }
-    const int32_t d = block[64] | (block[65] << 8);
-    if ((d & 0x7c00) == 0x7c00) {
-      return -2;
-    }
-    if (nonzero != 0) {
-      if (scale == -1) {
-        scale = d;
-      }
-      if (d != scale || (d & 0x8000) != 0 || (d & 0x7fff) == 0) {
-        return -2;
-      }
-    }
-  }
-  return scale;
+#endif
+  (void)isa;
+  return transcode_2bit_with(group_to_t2, format, src, n, dst);
 }
 
 // Codes per thread below which a transcode runs on the calling thread alone.
@@ -123,14 +101,14 @@ constexpr unsigned kMaxLoadThreads = 8;
 
 // transcode_2bit over up to kMaxLoadThreads threads, in chunks of whole blocks; the chunks' results combined
 // as one pass would give them (−2 if any chunk says so or two chunks found different scales).
-int32_t transcode_2bit_parallel(int64_t format, const uint8_t* src, int64_t n, uint8_t* dst) {
+int32_t transcode_2bit_parallel(Isa isa, int64_t format, const uint8_t* src, int64_t n, uint8_t* dst) {
   const unsigned hw = std::max(1u, std::min(kMaxLoadThreads, std::thread::hardware_concurrency()));
   const int64_t block = format == 0 ? 128 : 256;
   const int64_t src_block = format == 0 ? 32 : 66;
   const int64_t blocks = n / block;
   const unsigned parts = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(hw, n / kParallelCodes)));
   if (parts == 1) {
-    return transcode_2bit(format, src, n, dst);
+    return transcode_2bit(isa, format, src, n, dst);
   }
   std::vector<int32_t> results(parts, 0);
   std::vector<std::thread> threads;
@@ -138,7 +116,7 @@ int32_t transcode_2bit_parallel(int64_t format, const uint8_t* src, int64_t n, u
   const auto run = [&](unsigned p) {
     const int64_t b0 = blocks * p / parts;
     const int64_t b1 = blocks * (p + 1) / parts;
-    results[p] = transcode_2bit(format, src + b0 * src_block, (b1 - b0) * block, dst + b0 * block / 4);
+    results[p] = transcode_2bit(isa, format, src + b0 * src_block, (b1 - b0) * block, dst + b0 * block / 4);
   };
   for (unsigned p = 1; p < parts; ++p) {
     threads.emplace_back(run, p);
@@ -159,10 +137,11 @@ int32_t transcode_2bit_parallel(int64_t format, const uint8_t* src, int64_t n, u
   return scale;
 }
 
-// transcodeTernary(format, src, n, dst): n codes of I2_S (format 0; n % 128 == 0, src n/4 bytes), TQ2_0
+// transcodeTernary(format, src, n, dst, isa?): n codes of I2_S (format 0; n % 128 == 0, src n/4 bytes), TQ2_0
 // (format 1; n % 256 == 0, src n/256 blocks of 66 bytes) or TQ1_0 (format 2, blocks of 54 bytes; tq1.h) into n/4 t2 bytes. Returns −2 when the JS decoding
 // path must decide (a code 3; for TQ2_0 also non-finite, differing, negative or zero scales of blocks with a
-// non-zero code), else for TQ2_0 the fp16 bits of the one scale (−1: every block all zero), for I2_S 0.
+// non-zero code), else for TQ2_0 the fp16 bits of the one scale (−1: every block all zero), for I2_S 0. `isa`
+// ("scalar", "avx2", …; parse_isa) forces a lower path for I2_S / TQ2_0 (tests compare the paths with it).
 Napi::Value TranscodeTernary(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t format = -1, n = 0;
@@ -180,10 +159,16 @@ Napi::Value TranscodeTernary(const Napi::CallbackInfo& info) {
       !get_bytes(info, 3, "dst", static_cast<size_t>(n / 4), &dst)) {
     return env.Undefined();
   }
+  Isa isa = cpu_features().best;
+  if (info.Length() > 4 && !info[4].IsUndefined() &&
+      (!info[4].IsString() || !parse_isa(info[4].As<Napi::String>().Utf8Value(), cpu_features().best, &isa))) {
+    Napi::RangeError::New(env, "[native-cpu] transcodeTernary: isa must be an ISA path name").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   if (format == 2) {
     return Napi::Number::New(env, tq1_0_to_t2(src, n, dst));
   }
-  return Napi::Number::New(env, transcode_2bit_parallel(format, src, n, dst));
+  return Napi::Number::New(env, transcode_2bit_parallel(isa, format, src, n, dst));
 }
 
 // firstCode3(bytes): the index of the first byte of t2 codes holding the 2-bit code 3, or −1; what
@@ -507,7 +492,7 @@ Napi::Value TranscodeMapped(const Napi::CallbackInfo& info) {
   if (src == nullptr) {
     return env.Undefined();
   }
-  return Napi::Number::New(env, transcode_2bit_parallel(format, src, n, dst));
+  return Napi::Number::New(env, transcode_2bit_parallel(cpu_features().best, format, src, n, dst));
 }
 
 // releaseMapped(map, offset, length): drops the whole pages of [offset, offset + length) of the mapping from
