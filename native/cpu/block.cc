@@ -9,6 +9,8 @@
 //   y = RMSNorm(h1)·ffn_norm;  g, u = BitLinear(quant(y))                 (one job)
 //   d = BitLinear_down(quant(RMSNorm(act(g) ⊙ u)·ffn_sub_norm));  out = h1 + d
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 
 #include "elementwise.h"
 #include "executor.h"
@@ -112,8 +114,15 @@ int Executor::bitnet_block(const BlockArgs& a) {
     // gives the bits of the composed relu2 + mul kernels (two roundings, the same two).
     parallel_range(S * F, 1 << 15, [&](size_t b, size_t e) {
       for (size_t t = b; t < e; ++t) {
-        const float x = g[t];
-        const float r = (x > 0.0f || x != x) ? x : 0.0f;  // NaN propagates, as in the reference
+        // r = max(x, 0) with NaN propagating, as in the reference ((x > 0 || x != x) ? x : +0), as a bit
+        // mask: the non-NaN negatives (-0 included) are the bit patterns 0x80000000..0xff800000. No branch
+        // on the sign of g (it mispredicted about every other element), so the loop vectorizes.
+        uint32_t bits = 0;
+        std::memcpy(&bits, &g[t], sizeof bits);
+        const uint32_t keep = (bits - 0x80000000u) > 0x7f800000u ? ~0u : 0u;
+        bits &= keep;
+        float r = 0.0f;
+        std::memcpy(&r, &bits, sizeof r);
         const float sq = r * r;
         g[t] = sq * u[t];
       }
