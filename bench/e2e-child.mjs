@@ -1,11 +1,13 @@
 // One end-to-end measurement in a fresh plain-Node process running the compiled library (dist/, as the
 // `barbell` command does), so peak RSS is this model's and Node's alone: load, prefill `prompt` tokens,
-// decode `decode` tokens greedily, print one JSON line.
-//   node bench/e2e-child.mjs <model.gguf> <backends> <threads> <prompt> <decode> [head]
+// decode `decode` tokens greedily, print one JSON line. Like llama-bench, an untimed warm-up runs first (the
+// prompt's length of other ids, then one decoded token: first-use costs such as the projections' conversion
+// from the file mapping land there, reported as warmupMs); `nowarmup` as the 7th argument skips it.
+//   node bench/e2e-child.mjs <model.gguf> <backends> <threads> <prompt> <decode> [head] [warmup|nowarmup]
 // bench/run.ts builds dist/ first.
 import { loadModel } from "../dist/index.js";
 
-const [file = "", backends = "", threads = "0", prompt = "512", decode = "128", head = "keep"] = process.argv.slice(2);
+const [file = "", backends = "", threads = "0", prompt = "512", decode = "128", head = "keep", warmup = "warmup"] = process.argv.slice(2);
 const baseRss = process.memoryUsage().rss;
 const t0 = performance.now();
 const model = await loadModel(file, {
@@ -16,7 +18,14 @@ const model = await loadModel(file, {
 });
 try {
   const loadMs = performance.now() - t0;
-  const ids = Array.from({ length: Number(prompt) }, (_, i) => 1 + ((i * 7919) % (model.config.vocabSize - 1)));
+  const idsAt = (offset) => Array.from({ length: Number(prompt) }, (_, i) => 1 + (((i + offset) * 7919) % (model.config.vocabSize - 1)));
+  const ids = idsAt(0);
+  let warmupMs = 0;
+  if (warmup !== "nowarmup") {
+    const w0 = performance.now();
+    await model.generate(idsAt(1), { temperature: 0, maxTokens: 1, ignoreEos: true }).complete();
+    warmupMs = performance.now() - w0;
+  }
   const result = await model
     .generate(ids, { temperature: 0, maxTokens: Number(decode), ignoreEos: true, contextOverflow: "error" })
     .complete();
@@ -25,6 +34,7 @@ try {
     `${JSON.stringify({
       backend: model.backend,
       loadMs,
+      warmupMs,
       promptTokens: result.promptTokens,
       prefillMs: result.prefillMs,
       decodeTokens: result.tokens.length,
