@@ -10,9 +10,9 @@ export interface LoadCodecs {
   /**
    * n codes of I2_S (format 0), TQ2_0 (format 1) or TQ1_0 (format 2) into n/4 t2 bytes of `dst`. −2: the JS path
    * must decide (a code 3, or TQ block scales it does not take); else for TQ2_0 / TQ1_0 the fp16 bits of the one
-   * scale (−1: all zero), for I2_S 0.
+   * scale (−1: all zero), for I2_S 0. `isa` ("scalar", "avx2", …) only lowers the kernel path (tests compare paths).
    */
-  transcodeTernary(format: number, src: Uint8Array, n: number, dst: Uint8Array): number;
+  transcodeTernary(format: number, src: Uint8Array, n: number, dst: Uint8Array, isa?: string): number;
   /** The index of the first byte of t2 codes holding the code 3, or −1 (the check of every ternary tensor made from codes). */
   firstCode3?(codes: Uint8Array): number;
   /** rows × cols f32 (0), f16 (1) or bf16 (2) values as Q8_0 rows into `dst`, as Q8_0.encode does. */

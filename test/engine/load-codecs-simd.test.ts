@@ -7,18 +7,19 @@
  */
 import { describe, expect, it } from "vitest";
 import { nativeAddon, probeNativeCpu } from "../../src/backends/native-cpu/addon.js";
+import type { LoadCodecs } from "../../src/quant/load-codecs.js";
 
 const probe = probeNativeCpu();
 
 /** transcodeTernary with the ISA override (native/cpu/load.cc). */
-type Transcode = (format: number, src: Uint8Array, n: number, dst: Uint8Array, isa?: string) => number;
+type Transcode = LoadCodecs["transcodeTernary"];
 
 function transcoder(): Transcode {
   const t = nativeAddon()?.transcodeTernary;
   if (t === undefined) {
     throw new Error("native transcodeTernary missing");
   }
-  return t as unknown as Transcode;
+  return t;
 }
 
 function lcg(seed: number): () => number {
