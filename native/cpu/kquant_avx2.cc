@@ -263,52 +263,12 @@ inline void k_dot(const KBlockI8& o, const int8_t* q, const int16_t* bs, int32_t
   *b = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn));
 }
 
-template <int kBytes, typename Unpack>
-void kquant_i8_rows(Unpack unpack, const KI8Args& a, int j0, int j1) {
-  const int blocks = a.k / kKBlock;
-  const size_t rb = static_cast<size_t>(blocks) * kBytes;
-  std::vector<float> acc(static_cast<size_t>(a.m));
-  KBlockI8 o;
-  for (int j = j0; j < j1; ++j) {
-    const uint8_t* row = a.w + static_cast<size_t>(j) * rb;
-    if (j + 1 < j1) {
-      for (size_t p = 0; p < rb; p += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(row + rb + p), _MM_HINT_T0);
-      }
-    }
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int b = 0; b < blocks; ++b) {
-      unpack(row + static_cast<size_t>(b) * kBytes, o);
-      for (int i = 0; i < a.m; ++i) {
-        const size_t xb = static_cast<size_t>(i) * blocks + b;
-        int32_t sa, sb;
-        k_dot(o, a.xq + xb * kKBlock, a.xbsum + xb * (kKBlock / kKSub), &sa, &sb);
-        acc[static_cast<size_t>(i)] += k_block_term(a.code, a.xinv[xb], o.d, o.dmin, sa, sb);
-      }
-    }
-    for (int i = 0; i < a.m; ++i) {
-      a.out[static_cast<size_t>(i) * a.n + j] = acc[static_cast<size_t>(i)];
-    }
-  }
-}
+#include "kquant_i8_rows.inc"
 
 }  // namespace
 
 void kquant_i8_avx2(const KI8Args& a, int j0, int j1) {
-  switch (static_cast<BlockCode>(a.code)) {
-    case BlockCode::kQ6K:
-      kquant_i8_rows<kQ6KBytes>(unpack_q6k_i8, a, j0, j1);
-      return;
-    case BlockCode::kQ4K:
-      kquant_i8_rows<kQ4KBytes>(unpack_affine_i8<false>, a, j0, j1);
-      return;
-    case BlockCode::kQ5K:
-      kquant_i8_rows<kQ5KBytes>(unpack_affine_i8<true>, a, j0, j1);
-      return;
-    case BlockCode::kQ8_0:
-      break;
-  }
-  kquant_i8_scalar(a, j0, j1);
+  kquant_i8_formats<KBlockI8>(a, j0, j1, unpack_q6k_i8, unpack_affine_i8<false>, unpack_affine_i8<true>);
 }
 
 void dense_kquant_avx2(int code, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
