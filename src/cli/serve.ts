@@ -8,7 +8,6 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { type Command, Option } from "commander";
-import type { BackendName } from "../backends/backend.js";
 import { parseBackendList } from "../backends/registry.js";
 import { aliasOption, backendList, intAtLeast, intInRange } from "./args.js";
 import { CliError } from "./errors.js";
@@ -36,28 +35,17 @@ import { defaultModelPath, DefaultModelError, modelOrDefault } from "./default-m
 import type { CliIo } from "./run.js";
 import { NatsGateway } from "../serve/nats/gateway.js";
 import { BatchStore } from "../serve/batch/store.js";
-import { connectWithFlags, natsOptions, type NatsFlags } from "./worker.js";
+import { connectWithFlags, natsOptions, type ModelHostFlags, type NatsFlags } from "./worker.js";
 
-interface ServeFlags extends NatsFlags {
-  model?: string;
-  name?: string;
+interface ServeFlags extends NatsFlags, ModelHostFlags {
   config?: string;
   demo?: boolean;
   port: number;
   host: string;
-  backend?: BackendName[];
-  threads?: number;
-  parallel?: number;
-  queue?: number;
-  ctx?: number;
-  head?: "keep" | "q8_0";
-  promptCache?: number;
-  isolation: "process" | "in-process";
   apiKey?: string[];
   cors?: string[];
   bodyLimit?: number;
   timeout?: number;
-  shutdownTimeout: number;
   allowedHost?: string[];
   headerTimeout?: number;
   bodyTimeout?: number;

@@ -52,10 +52,10 @@ export function connectWithFlags(flags: NatsFlags, name: string): Promise<NatsCo
   });
 }
 
-interface WorkerFlags extends NatsFlags {
+/** The flags of one served model that `serve` and `worker` share (each command declares its options). */
+export interface ModelHostFlags {
   model?: string;
   name?: string;
-  id?: string;
   backend?: BackendName[];
   threads?: number;
   parallel?: number;
@@ -64,8 +64,12 @@ interface WorkerFlags extends NatsFlags {
   head?: "keep" | "q8_0";
   promptCache?: number;
   isolation: "process" | "in-process";
-  heartbeat: number;
   shutdownTimeout: number;
+}
+
+interface WorkerFlags extends NatsFlags, ModelHostFlags {
+  id?: string;
+  heartbeat: number;
 }
 
 export function addWorkerCommand(program: Command, io: CliIo): void {
