@@ -28,7 +28,7 @@
  * them; `disposeBackends()` in the registry does, at shutdown.
  */
 import { BackendError, UsageError } from "../core/errors.js";
-import type { Backend, BackendName, BufferHandle, BufferMemory, FusedKernels, Kernels, MemoryKind, PartialBackend, StorageDType, TensorRef } from "./backend.js";
+import type { Backend, BackendName, BufferHandle, BufferMemory, FusedKernels, Kernels, MemoryKind, PartialBackend, TensorRef } from "./backend.js";
 import {
   capabilitiesOf,
   capabilityAccepts,
@@ -109,31 +109,6 @@ const isFused = (op: OpName): op is FusedName => FUSED.has(op);
 
 function opOf(backend: PartialBackend | Backend, op: OpName): AnyFn | undefined {
   return (isFused(op) ? (backend.fused as Record<string, unknown> | undefined)?.[op] : (backend.kernels as Record<string, unknown>)[op]) as AnyFn | undefined;
-}
-
-/**
- * Whether `backend` runs `op` with a `dtype` tensor as `operand` on its own code rather than on the reference
- * fallback: a member whose memory is the dispatcher's declares that dtype for the op (capabilities), or there
- * are no members (the reference is the backend). Lets a model choose between two formulations of one step —
- * the integer or the float head — by what is fast where its tensors are.
- */
-export function runsOwnKernel(backend: Backend, op: OpName, operand: string, dtype: StorageDType): boolean {
-  if (!isDispatcher(backend) || backend.backends.length === 0) {
-    return true;
-  }
-  const index = OPERANDS[op].findIndex((o) => o.name === operand);
-  if (index < 0) {
-    throw new UsageError("unsupported", `[dispatch] ${op} has no operand ${operand}`);
-  }
-  const allowed = OPERANDS[op][index]?.dtypes ?? [];
-  return backend.backends.some((member) => {
-    const cap = capabilitiesOf(member)[op];
-    if (cap === undefined || (member.memory?.kind ?? "host") !== backend.memoryKind) {
-      return false;
-    }
-    const dtypes = cap === true ? allowed : (cap.dtypes?.[operand] ?? allowed);
-    return dtypes.includes(dtype);
-  });
 }
 
 /** A complete backend's memory as a BufferMemory (a dispatcher with no members allocates through it). */

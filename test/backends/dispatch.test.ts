@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { BackendError, UsageError, add, scale, tensor } from "../../src/index.js";
 import type { BackendProvider, Kernels, PartialBackend, Probe } from "../../src/backends/backend.js";
 import { autotune } from "../../src/backends/decorators/autotune.js";
-import { createDispatcher, decorate, runsOwnKernel, type FallbackEvent } from "../../src/backends/dispatch.js";
+import { createDispatcher, decorate, type FallbackEvent } from "../../src/backends/dispatch.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { views } from "../../src/backends/host-memory.js";
 import { parseBackendList, probeAll, resolveBackend } from "../../src/backends/registry.js";
@@ -339,23 +339,5 @@ describe("decorators over the dispatcher's hook", () => {
     expect(() => sw.backend.kernels.softmax(bad, bad)).toThrow(/^softmax on js: /);
     sw.use(home);
     expect(sw.backend.name).toBe("wasm-simd>js");
-  });
-});
-
-describe("runsOwnKernel", () => {
-  const matmulQ8I8 = (() => undefined) as Kernels["matmulQ8I8"];
-  it("should say whether a member declares the op for the dtype, else fall to the reference", () => {
-    const js = createJsBackend();
-    expect(runsOwnKernel(js, "matmulQ8I8", "w", "q6_k")).toBe(true);
-    expect(runsOwnKernel(createDispatcher([], js), "matmulQ8I8", "w", "q6_k")).toBe(true);
-    // A member without the kernel (the reference would run it): not its own.
-    expect(runsOwnKernel(createDispatcher([doubler()], js), "matmulQ8I8", "w", "q6_k")).toBe(false);
-    const q80only: PartialBackend = { ...doubler(), kernels: { matmulQ8I8 }, capabilities: { matmulQ8I8: { dtypes: { w: ["q8_0"] } } } };
-    const chain = createDispatcher([q80only], js);
-    expect(runsOwnKernel(chain, "matmulQ8I8", "w", "q8_0")).toBe(true);
-    expect(runsOwnKernel(chain, "matmulQ8I8", "w", "q6_k")).toBe(false);
-    const all: PartialBackend = { ...doubler(), kernels: { matmulQ8I8 } };
-    expect(runsOwnKernel(createDispatcher([all], js), "matmulQ8I8", "w", "q6_k")).toBe(true);
-    expect(() => runsOwnKernel(chain, "matmulQ8I8", "nope", "q6_k")).toThrow(UsageError);
   });
 });

@@ -9,10 +9,9 @@ import type { BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
 export const GOLDEN_PROMPT: readonly number[] = [1, 2, 3, 4];
 
 /**
- * Fixture options, the golden ids, and for a k-quant head the ids of a backend without the integer k-quant head
- * kernel (wasm-simd, WebGPU, CUDA): native-cpu and the reference run a Q4_K / Q5_K / Q6_K head on integer products
- * (activations per 256-element block), the others in float (docs/heads.md), and this random fixture's near-tied
- * logits pick other tokens from the third on.
+ * Fixture options, the golden ids, and for a k-quant head the ids of a device backend (WebGPU, CUDA): host
+ * backends run a Q4_K / Q5_K / Q6_K head on integer products (activations per 256-element block), a device backend
+ * in float (docs/heads.md), and this random fixture's near-tied logits pick other tokens from the third on.
  */
 export const GOLDEN_FIXTURES: readonly (readonly [BitnetFixtureOptions, readonly number[], (readonly number[])?])[] = [
   [{ arch: "bitnet-b1.58", weightType: "i2_s", tied: false, seed: 101 }, [291, 89, 284, 14, 191, 50, 71, 113, 146, 14, 191, 50]],

@@ -13,8 +13,8 @@ import { loadModel } from "../../src/engine/model.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
 import { GOLDEN_FIXTURES, GOLDEN_PROMPT } from "./golden-fixtures.js";
 
-/** Backends without an integer k-quant head kernel: they run a k-quant head in float (golden-fixtures.ts). */
-const FLOAT_K_HEAD_BACKENDS: ReadonlySet<string> = new Set(["wasm-simd", "webgpu", "cuda"]);
+/** Backends whose memory is a device's: they run a k-quant head in float (golden-fixtures.ts). */
+const DEVICE_BACKENDS: ReadonlySet<string> = new Set(["webgpu", "cuda"]);
 const fixtures = (device: boolean): [BitnetFixtureOptions, number[]][] =>
   GOLDEN_FIXTURES.map(([opts, ids, deviceIds]) => [opts, [...((device ? deviceIds : undefined) ?? ids)]]);
 
@@ -40,7 +40,7 @@ for (const provider of PROVIDERS) {
       it.skip(`${provider.name} is unavailable here: ${probe.reason}`, () => undefined);
       return;
     }
-    it.each(fixtures(FLOAT_K_HEAD_BACKENDS.has(provider.name)))("should decode %o into the golden ids", async (opts, golden) => {
+    it.each(fixtures(DEVICE_BACKENDS.has(provider.name)))("should decode %o into the golden ids", async (opts, golden) => {
       const file = path.join(dir, `${provider.name}-${opts.seed ?? 0}.gguf`);
       await fs.writeFile(file, makeBitnetFixture(opts));
       using model = await loadModel(file, { backends: [provider.name, "js"], autotune: false });

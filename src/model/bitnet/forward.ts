@@ -11,7 +11,6 @@
  * then logits = head · RMSNorm(h) ·output_norm, in float (a Q8_0 head: int8 activations per 32-block, as llama.cpp).
  */
 import type { BitnetBlockParams, BitnetBlockWeights, DenseDType, FusedKernels } from "../../backends/backend.js";
-import { runsOwnKernel } from "../../backends/dispatch.js";
 import { ShapeError } from "../../core/errors.js";
 import { isIntegerHeadFormat } from "../../quant/dtypes.js";
 import { add, mul, relu2, silu } from "../../tensor/ops/elementwise.js";
@@ -274,13 +273,12 @@ export function forward(
 /**
  * The output head. A Q8_0 head (from the file, or `headType: "q8_0"`) runs as llama.cpp runs one: the
  * activations quantized per 32-element block and integer dot products (matmulQ8I8). A Q4_K / Q5_K / Q6_K head
- * does too (activations per 256-element block, llama.cpp's Q8_K) where a backend has that kernel (native-cpu;
- * the JS reference alone); where none has it (wasm-simd, WebGPU, CUDA) it runs in float on their own float
- * kernels rather than on the slow reference's integer one, as any other head (docs/heads.md).
+ * does too (activations per 256-element block, llama.cpp's Q8_K) on a host backend; a device backend (WebGPU,
+ * CUDA), which has no integer k-quant kernel, runs it in float, as any other head (docs/heads.md).
  */
 function head(normed: Tensor<"f32", ["seq", "embed"]>, weights: BitnetWeights): Tensor<"f32", ["seq", "vocab"]> {
   const w = weights.output;
-  const integer = isIntegerHeadFormat(w.dtype) && (w.dtype === "q8_0" || runsOwnKernel(w.backend, "matmulQ8I8", "w", w.dtype));
+  const integer = isIntegerHeadFormat(w.dtype) && (w.dtype === "q8_0" || w.backend.memoryKind === "host");
   return integer ? matmulQ8I8(normed, w as Tensor<IntegerHeadDType, ["vocab", "embed"]>) : matmul(normed, w);
 }
 
