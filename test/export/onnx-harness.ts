@@ -12,6 +12,8 @@ import type { BitnetConfig } from "../../src/model/bitnet/config.js";
 import { forward } from "../../src/model/bitnet/forward.js";
 import { KvCache } from "../../src/model/bitnet/kv-cache.js";
 import { loadWeights, type WeightSource } from "../../src/model/bitnet/weights.js";
+import { INTEGER_HEAD_FORMATS } from "../../src/quant/dtypes.js";
+import { QUANT_TRAITS } from "../../src/quant/table.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 /** Where scripts/install-onnxruntime.sh installs onnxruntime-node and onnxruntime-web. */
@@ -53,10 +55,35 @@ export function argmax(v: Float32Array): number {
   return best;
 }
 
+const K_HEADS: ReadonlySet<string> = new Set(INTEGER_HEAD_FORMATS.filter((f) => f !== "q8_0"));
+
+/**
+ * The source with a Q4_K / Q5_K / Q6_K embedding or head decoded to f32. The exported graph holds such a head as
+ * float weights (the float contract, as barbell's device backends run it), while barbell's host backends run it on
+ * integer products with activations per 256 (docs/heads.md), ~2 % apart: the check compares the float forms.
+ */
+function floatKHeads(source: WeightSource): WeightSource {
+  return {
+    has: (name) => source.has(name),
+    bytesOf: (name) => source.bytesOf(name),
+    dense: async (name, rows, cols) => {
+      const d = await source.dense(name, rows, cols);
+      if (!K_HEADS.has(d.dtype)) {
+        return d;
+      }
+      const values = QUANT_TRAITS[d.dtype as "q6_k"].decode(d.bytes, rows, cols);
+      return { dtype: "f32", bytes: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+    },
+    floats: (name, count) => source.floats(name, count),
+    ternary: (name, out, inp) => source.ternary(name, out, inp),
+    projectionFloats: (name, out, inp) => source.projectionFloats(name, out, inp),
+  };
+}
+
 /** barbell's JS reference (the correctness oracle): prompt, then `steps` greedy decode steps through the KV cache. */
 export async function runBarbell(config: BitnetConfig, source: WeightSource, prompt: readonly number[], steps: number): Promise<RunResult> {
   const backend = createJsBackend();
-  using weights = await loadWeights(source, config, { backend });
+  using weights = await loadWeights(floatKHeads(source), config, { backend });
   using cache = new KvCache(config, prompt.length + steps + 1, backend);
   const rows = (t: { toFloat32(): Float32Array; shape: readonly number[] }): Float32Array[] => {
     const all = t.toFloat32();
