@@ -35,7 +35,8 @@ import { defaultModelPath, DefaultModelError, modelOrDefault } from "./default-m
 import type { CliIo } from "./run.js";
 import { NatsGateway } from "../serve/nats/gateway.js";
 import { BatchStore } from "../serve/batch/store.js";
-import { connectWithFlags, natsOptions, type ModelHostFlags, type NatsFlags } from "./worker.js";
+import { connectWithFlags, natsOptions, type NatsFlags } from "./worker.js";
+import { hostOptions, servedName, type ModelHostFlags } from "./host-flags.js";
 
 interface ServeFlags extends NatsFlags, ModelHostFlags {
   config?: string;
@@ -394,16 +395,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
       const modelPath = sources === 0 ? (gateway ? undefined : modelOrDefault(undefined, io.err)) : flags.model;
       const file = flags.config === undefined ? undefined : await readServeConfig(flags.config);
       const demo = flags.demo === true ? await demoModel() : undefined;
-      const perModel = {
-        isolation: flags.isolation,
-        ...(flags.backend === undefined ? {} : { backends: flags.backend }),
-        ...(flags.threads === undefined ? {} : { threads: flags.threads }),
-        ...(flags.parallel === undefined ? {} : { parallel: flags.parallel }),
-        ...(flags.queue === undefined ? {} : { queue: flags.queue }),
-        ...(flags.ctx === undefined ? {} : { contextLength: flags.ctx }),
-        ...(flags.head === undefined ? {} : { head: flags.head }),
-        ...(flags.promptCache === undefined ? {} : { promptCacheMiB: flags.promptCache }),
-      };
+      const perModel = hostOptions(flags);
       const models: ServedModelConfig[] =
         file !== undefined
           ? file.models.map((m) => ({ ...perModel, ...m }))
@@ -411,7 +403,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
             ? [{ name: flags.name ?? "barbell-demo", path: demo.path, randomWeights: true, ...perModel }]
             : modelPath === undefined
               ? []
-              : [{ name: flags.name ?? path.basename(modelPath ?? "model").replace(/\.gguf$/i, ""), path: modelPath ?? "", ...perModel }];
+              : [{ name: servedName(flags, modelPath), path: modelPath, ...perModel }];
       const envKeys = (process.env["BARBELL_API_KEYS"] ?? "").split(",").filter((k) => k !== "");
       const apiKeys = [...(flags.apiKey ?? []), ...(file?.apiKeys ?? []), ...envKeys];
       // Command-line flags are defaults; the config file's fields win (docs/serving.md, "Config file").

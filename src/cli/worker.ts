@@ -5,10 +5,8 @@
  * Also the NATS flags that `barbell serve` shares: `--nats`, `--nats-creds`, `--nats-prefix`, and NATS_TOKEN.
  */
 import os from "node:os";
-import path from "node:path";
 import { type Command, Option } from "commander";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { BackendName } from "../backends/backend.js";
 import { DEFAULT_PROMPT_CACHE_MIB, MAX_PROMPT_CACHE_MIB } from "../engine/prompt-cache.js";
 import { checkPrefix, connectNats, DEFAULT_NATS_PREFIX, MAX_NATS_ID_LENGTH } from "../serve/nats/connection.js";
 import { DEFAULT_HEARTBEAT_MS, startNatsWorker } from "../serve/nats/worker.js";
@@ -16,6 +14,7 @@ import { backendList, intAtLeast, intInRange } from "./args.js";
 import { CliError } from "./errors.js";
 import { contextFlag, modelContextLength, threadsFlag } from "./flags.js";
 import { modelOrDefault } from "./default-model.js";
+import { hostOptions, servedName, type ModelHostFlags } from "./host-flags.js";
 import type { CliIo } from "./run.js";
 
 export interface NatsFlags {
@@ -50,21 +49,6 @@ export function connectWithFlags(flags: NatsFlags, name: string): Promise<NatsCo
     ...(flags.natsCreds === undefined ? {} : { credsFile: flags.natsCreds }),
     ...(token === undefined || token === "" ? {} : { token }),
   });
-}
-
-/** The flags of one served model that `serve` and `worker` share (each command declares its options). */
-export interface ModelHostFlags {
-  model?: string;
-  name?: string;
-  backend?: BackendName[];
-  threads?: number;
-  parallel?: number;
-  queue?: number;
-  ctx?: number;
-  head?: "keep" | "q8_0";
-  promptCache?: number;
-  isolation: "process" | "in-process";
-  shutdownTimeout: number;
 }
 
 interface WorkerFlags extends NatsFlags, ModelHostFlags {
@@ -110,16 +94,9 @@ export function addWorkerCommand(program: Command, io: CliIo): void {
         heartbeatMs: flags.heartbeat,
         log: (line) => io.err(`${line}\n`),
         model: {
-          name: flags.name ?? path.basename(modelPath).replace(/\.gguf$/i, ""),
+          name: servedName(flags, modelPath),
           path: modelPath,
-          isolation: flags.isolation,
-          ...(flags.backend === undefined ? {} : { backends: flags.backend }),
-          ...(flags.threads === undefined ? {} : { threads: flags.threads }),
-          ...(flags.parallel === undefined ? {} : { parallel: flags.parallel }),
-          ...(flags.queue === undefined ? {} : { queue: flags.queue }),
-          ...(flags.ctx === undefined ? {} : { contextLength: flags.ctx }),
-          ...(flags.head === undefined ? {} : { head: flags.head }),
-          ...(flags.promptCache === undefined ? {} : { promptCacheMiB: flags.promptCache }),
+          ...hostOptions(flags),
         },
       });
     } catch (error) {
