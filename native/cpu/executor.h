@@ -47,6 +47,10 @@ struct BlockArgs {
   int batch = 0;
   float* const* k_caches = nullptr;
   float* const* v_caches = nullptr;
+  // KvType of every cache (float_kernels.h). For f16 / q8_0 the cache pointers above point at the rows'
+  // bytes (kv_bytes(kv_type, kv_heads·head_dim) per row): the block rounds K and V into them and its
+  // attention reads them decoded. Default: f32.
+  int kv_type = kKvF32;
 };
 
 class Executor {

@@ -13,6 +13,15 @@
 
 namespace barbell {
 
+// Element type of a KV cache (src/model/bitnet/kv-cache.ts KvCacheDType): f32; f16 (binary16, rounded to
+// nearest even); q8_0 (per 32 elements along the head dim: an f16 scale d then 32 int8 q, value q·d, as
+// llama.cpp's quantize_row_q8_0_ref). A cache row is kv_heads·head_dim elements.
+enum KvType : int { kKvF32 = 0, kKvF16 = 1, kKvQ8_0 = 2 };
+// Bytes of `elements` cache elements of this type (q8_0: elements is a multiple of 32).
+inline size_t kv_bytes(int kv_type, size_t elements) {
+  return kv_type == kKvF16 ? elements * 2 : kv_type == kKvQ8_0 ? elements / 32 * 34 : elements * 4;
+}
+
 // Returns −1, or the index of the first non-finite x (nothing is written then).
 int64_t quantize_rows(const float* x, int m, int k, int8_t* q, float* scales);
 void rms_norm(const float* x, const float* w, int rows, int cols, double eps, float* out);
@@ -34,6 +43,8 @@ struct AttentionArgs {
   // paths then compute W scores per vector (no horizontal sum per key); set for prefill.
   const float* kt = nullptr;
   size_t kt_stride = 0;
+  // KvType of k and v; for f16 / q8_0 the k and v pointers point at the rows' bytes (kv_bytes per row).
+  int kv_type = kKvF32;
 };
 // One (query row, head) pair in float64; scratch holds seq_kv doubles.
 void attention_one(const AttentionArgs& a, int i, int h, double* scratch, double* sums);
