@@ -1,10 +1,11 @@
 /**
- * The served model's flags that `barbell serve` and `barbell worker` share, and the one translation of them
- * into a served model's host options (each command declares its own options and checks).
+ * What `barbell serve` and `barbell worker` share for the model they serve: its flags and the one translation of
+ * them into host options (each command declares its own options and checks), and the wait for a stop.
  */
 import path from "node:path";
 import type { BackendName } from "../backends/backend.js";
 import type { ServedModelConfig } from "../serve/http/served.js";
+import type { CliIo } from "./run.js";
 
 /** The flags of one served model that `serve` and `worker` share (each command declares its options). */
 export interface ModelHostFlags {
@@ -41,4 +42,21 @@ export function hostOptions(flags: ModelHostFlags): HostOptions {
 /** The id clients send for a model: `--name`, else the file name without `.gguf`. */
 export function servedName(flags: ModelHostFlags, modelPath: string): string {
   return flags.name ?? path.basename(modelPath).replace(/\.gguf$/i, "");
+}
+
+/** Resolves once SIGTERM arrives or the command's signal aborts (Ctrl-C, a test), whichever is first. */
+export function untilStopped(io: Pick<CliIo, "signal">): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off("SIGTERM", stop);
+      io.signal.removeEventListener("abort", stop);
+      resolve();
+    };
+    process.once("SIGTERM", stop);
+    if (io.signal.aborted) {
+      stop();
+    } else {
+      io.signal.addEventListener("abort", stop, { once: true });
+    }
+  });
 }

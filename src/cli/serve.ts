@@ -36,7 +36,7 @@ import type { CliIo } from "./run.js";
 import { NatsGateway } from "../serve/nats/gateway.js";
 import { BatchStore } from "../serve/batch/store.js";
 import { connectWithFlags, natsOptions, type NatsFlags } from "./worker.js";
-import { hostOptions, servedName, type ModelHostFlags } from "./host-flags.js";
+import { hostOptions, servedName, untilStopped, type ModelHostFlags } from "./host-flags.js";
 
 interface ServeFlags extends NatsFlags, ModelHostFlags {
   config?: string;
@@ -476,22 +476,10 @@ export function addServeCommand(program: Command, io: CliIo): void {
       if (flags.ui === true) {
         io.out(`barbell serve: demo page at ${url}/ui/ (public: no API key needed)\n`);
       }
-      await new Promise<void>((resolve) => {
-        const stop = (): void => {
-          process.off("SIGTERM", stop);
-          io.signal.removeEventListener("abort", stop);
-          io.out(`barbell serve: shutting down (in-flight requests get ${flags.shutdownTimeout} ms)\n`);
-          void server.shutdown(flags.shutdownTimeout).then(resolve, (e: unknown) => {
-            io.err(`barbell serve: shutdown failed: ${e instanceof Error ? e.message : String(e)}\n`);
-            resolve();
-          });
-        };
-        process.once("SIGTERM", stop);
-        if (io.signal.aborted) {
-          stop();
-        } else {
-          io.signal.addEventListener("abort", stop, { once: true });
-        }
+      await untilStopped(io);
+      io.out(`barbell serve: shutting down (in-flight requests get ${flags.shutdownTimeout} ms)\n`);
+      await server.shutdown(flags.shutdownTimeout).catch((e: unknown) => {
+        io.err(`barbell serve: shutdown failed: ${e instanceof Error ? e.message : String(e)}\n`);
       });
       await demo?.remove();
       await nc?.drain().catch(() => undefined);

@@ -14,7 +14,7 @@ import { backendList, intAtLeast, intInRange } from "./args.js";
 import { CliError } from "./errors.js";
 import { contextFlag, modelContextLength, threadsFlag } from "./flags.js";
 import { modelOrDefault } from "./default-model.js";
-import { hostOptions, servedName, type ModelHostFlags } from "./host-flags.js";
+import { hostOptions, servedName, untilStopped, type ModelHostFlags } from "./host-flags.js";
 import type { CliIo } from "./run.js";
 
 export interface NatsFlags {
@@ -104,20 +104,8 @@ export function addWorkerCommand(program: Command, io: CliIo): void {
       throw error;
     }
     io.out(`barbell worker: '${worker.id}' ready: model '${worker.served.name}' (context ${worker.served.info.contextLength}) on prefix '${flags.natsPrefix}'\n`);
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off("SIGTERM", stop);
-        io.signal.removeEventListener("abort", stop);
-        io.out(`barbell worker: leaving (open requests get ${flags.shutdownTimeout} ms)\n`);
-        resolve();
-      };
-      process.once("SIGTERM", stop);
-      if (io.signal.aborted) {
-        stop();
-      } else {
-        io.signal.addEventListener("abort", stop, { once: true });
-      }
-    });
+    await untilStopped(io);
+    io.out(`barbell worker: leaving (open requests get ${flags.shutdownTimeout} ms)\n`);
     await worker.stop(flags.shutdownTimeout);
     await nc.drain().catch(() => undefined);
     io.out("barbell worker: stopped\n");
