@@ -27,6 +27,15 @@ export function blockedByteSize(rows: number, cols: number, blockSize: number, b
   return Number.isSafeInteger(rowBytes) && Number.isSafeInteger(total) ? total : undefined;
 }
 
+/** The byte size of a rows×cols tensor in the format, or bad-block when the format cannot hold that shape. */
+function storableSize(name: string, byteSize: (rows: number, cols: number) => number | undefined, rows: number, cols: number): number {
+  const size = byteSize(rows, cols);
+  if (size === undefined) {
+    throw new FormatError("bad-block", `[quant:${name}] cannot hold a ${String(rows)}x${String(cols)} tensor`);
+  }
+  return size;
+}
+
 /**
  * Checks a decode call: the shape must be storable and `bytes` at least `byteSize` long
  * (trailing bytes are ignored). Returns the byte size.
@@ -38,10 +47,7 @@ export function checkDecode(
   rows: number,
   cols: number,
 ): number {
-  const size = byteSize(rows, cols);
-  if (size === undefined) {
-    throw new FormatError("bad-block", `[quant:${name}] cannot hold a ${String(rows)}x${String(cols)} tensor`);
-  }
+  const size = storableSize(name, byteSize, rows, cols);
   if (bytes.length < size) {
     throw new FormatError(
       "truncated",
@@ -59,10 +65,7 @@ export function checkEncode(
   rows: number,
   cols: number,
 ): number {
-  const size = byteSize(rows, cols);
-  if (size === undefined) {
-    throw new FormatError("bad-block", `[quant:${name}] cannot hold a ${String(rows)}x${String(cols)} tensor`);
-  }
+  const size = storableSize(name, byteSize, rows, cols);
   if (values.length !== rows * cols) {
     throw new ShapeError(
       "size",
