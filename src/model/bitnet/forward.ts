@@ -1,27 +1,22 @@
 /**
  * The BitNet forward pass (BITNET.md §1.2), one step over `seq` new tokens of one sequence:
- * prefill when seq > 1, an incremental decode step when seq = 1. Reads top to bottom like the paper.
+ * prefill when seq > 1, an incremental decode step when seq = 1.
  *
- * Per block, with h the residual stream [seq, embed]:
- *   x = RMSNorm(h) ·attn_norm;  q, k, v = BitLinear(x)        (one int8 quantization of x)
- *   q, k = RoPE(q, k);  cache ← k, v;  a = softmax(q·kᵀ/√d)·v  (causal, grouped KV heads)
- *   h += BitLinear_o(RMSNorm(a) ·attn_sub_norm)
- *   y = RMSNorm(h) ·ffn_norm;  g, u = BitLinear(y)             (one int8 quantization of y)
- *   h += BitLinear_down(RMSNorm(act(g) ⊙ u) ·ffn_sub_norm)     (act: ReLU² or SiLU by arch)
- * then logits = head · RMSNorm(h) ·output_norm, in float (a Q8_0 head: int8 activations per 32-block, as llama.cpp).
+ * The graph is ./graph.ts's (`embedGraph`, `blockGraph`, `logitsGraph`, the one the training tape runs
+ * too), run here with `InferenceOps`: K/V rows go into the cache, attention reads it, every block's
+ * intermediates are freed when it returns, and a Q8_0 / k-quant head runs on int8 activations as
+ * llama.cpp's. Where the backend has a fused block (FusedKernels.bitnetBlock / bitnetBlockBatch), a block
+ * is one backend call computing the same graph.
  */
-import type { BitnetBlockParams, BitnetBlockWeights, DenseDType, FusedKernels } from "../../backends/backend.js";
+import type { BitnetBlockParams, BitnetBlockWeights, FusedKernels } from "../../backends/backend.js";
 import { ShapeError } from "../../core/errors.js";
-import { isIntegerHeadFormat } from "../../quant/dtypes.js";
-import { add, mul, relu2, silu } from "../../tensor/ops/elementwise.js";
-import { contractDense, contractPacked, embedding, matmul, matmulQ8I8, type Contracted, type IntegerHeadDType } from "../../tensor/ops/matmul.js";
-import { attention, rmsNorm, rope } from "../../tensor/ops/nn.js";
-import { quantizeActivations, type QuantizedActivations } from "../../tensor/ops/quant.js";
-import { merge, slice, split } from "../../tensor/ops/shape.js";
+import { attention } from "../../tensor/ops/nn.js";
+import { slice } from "../../tensor/ops/shape.js";
 import { allocTensor, fill, int32Tensor, type Tensor } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
+import { blockGraph, embedGraph, InferenceOps, logitsGraph, type KV, type Q } from "./graph.js";
 import type { CacheTensor, KvCache } from "./kv-cache.js";
-import type { BitnetWeights, LayerWeights, Projection } from "./weights.js";
+import type { BitnetWeights, LayerWeights } from "./weights.js";
 
 export interface ForwardOptions {
   /** Logits for every new position (parity checks, perplexity); default: only the last one. */
@@ -36,24 +31,6 @@ export interface ForwardOptions {
 
 /** Receives a named activation during `forward` (see ForwardOptions.trace). */
 export type ForwardTrace = (name: string, t: Tensor) => void;
-
-/** A BitLinear with pre-quantized activations, or a float matmul for float-mode projections. */
-function project<const Out extends string, const In extends string>(
-  x: Tensor<"f32", ["seq", In]>,
-  xq: QuantizedActivations<["seq", In]>,
-  w: Projection<Out, In>,
-): Tensor<"f32", Contracted<["seq", In], [Out, In]>> {
-  // linear's name check cannot resolve over generic names; Projection<Out, In> already fixes them, so the
-  // checked forms run directly (the result's names resolve at the callers, whose names are concrete).
-  // A dtype test does not narrow the class: hence the plain downcasts.
-  return w.dtype === "ternary"
-    ? contractPacked(xq, w as Tensor<"ternary", [Out, In]>)
-    : contractDense(x, w as Tensor<DenseDType, [Out, In]>);
-}
-
-/** Query rows, and the new key/value rows to store, of one layer. */
-type Q = Tensor<"f32", ["seq", "head", "headDim"]>;
-type KV = Tensor<"f32", ["seq", "kvHead", "headDim"]>;
 
 /**
  * Stores a layer's new K/V rows in the cache(s) and returns the attention output [seq, head, headDim]:
@@ -95,47 +72,6 @@ function attendBatch(caches: readonly KvCache[]): Attend {
   };
 }
 
-function block(
-  c: BitnetConfig,
-  w: LayerWeights,
-  layer: number,
-  attend: Attend,
-  h: Tensor<"f32", ["seq", "embed"]>,
-  positions: Tensor<"i32", ["seq"]>,
-  trace: ForwardTrace | undefined,
-): Tensor<"f32", ["seq", "embed"]> {
-  // Attention branch.
-  using x = rmsNorm(h, w.attnNorm, c.rmsEps);
-  using xq = quantizeActivations(x);
-  using q = project(x, xq, w.wq);
-  using k = project(x, xq, w.wk);
-  using v = project(x, xq, w.wv);
-  using qh = split(q, "q", ["head", "headDim"], [c.heads, c.headDim]);
-  using kh = split(k, "kv", ["kvHead", "headDim"], [c.kvHeads, c.headDim]);
-  using vh = split(v, "kv", ["kvHead", "headDim"], [c.kvHeads, c.headDim]);
-  using qr = rope(qh, positions, { theta: c.ropeTheta, mode: "neox" });
-  using kr = rope(kh, positions, { theta: c.ropeTheta, mode: "neox" });
-  using a = attend(layer, qr, kr, vh);
-  using am = merge(a, ["head", "headDim"], "q");
-  using an = rmsNorm(am, w.attnSubNorm, c.rmsEps);
-  using anq = quantizeActivations(an);
-  using o = project(an, anq, w.wo);
-  trace?.(`blk.${layer}.attn_out`, o);
-  using h1 = add(h, o);
-  // Feed-forward branch.
-  using y = rmsNorm(h1, w.ffnNorm, c.rmsEps);
-  using yq = quantizeActivations(y);
-  using g = project(y, yq, w.wGate);
-  using u = project(y, yq, w.wUp);
-  using act = c.activation === "relu2" ? relu2(g) : silu(g);
-  using m = mul(act, u);
-  using mn = rmsNorm(m, w.ffnSubNorm, c.rmsEps);
-  using mq = quantizeActivations(mn);
-  using d = project(mn, mq, w.wDown);
-  trace?.(`blk.${layer}.ffn_out`, d);
-  return add(h1, d);
-}
-
 /** The layer's weights as the fused block takes them, or undefined when a projection is not ternary. */
 function fusedWeights(w: LayerWeights): BitnetBlockWeights | undefined {
   const projections = [w.wq, w.wk, w.wv, w.wo, w.wGate, w.wUp, w.wDown];
@@ -172,7 +108,7 @@ function blockParams(c: BitnetConfig): BitnetBlockParams {
 
 /**
  * The same block in one backend call (FusedKernels.bitnetBlock), when the backend offers it: the
- * backend computes what `block` composes, with its intermediates in its own scratch memory.
+ * backend computes what `blockGraph` (./graph.ts) composes, with its intermediates in its own scratch memory.
  */
 function fusedBlock(
   run: NonNullable<FusedKernels["bitnetBlock"]>,
@@ -241,8 +177,8 @@ export function forward(
     { backend },
   );
   const trace = options.trace;
-  let h = embedding(ids, weights.tokenEmbd);
-  trace?.("token_embd", h);
+  const ops = new InferenceOps(positions, attendOne(cache), trace);
+  let h = ops.scoped(() => embedGraph(ops, weights, ids));
   // The fused block skips the per-op trace points, so tracing composes the ops.
   const fused = trace === undefined ? backend.fused?.bitnetBlock : undefined;
   try {
@@ -251,35 +187,17 @@ export function forward(
       const next =
         fused !== undefined && fw !== undefined
           ? fusedBlock(fused, config, fw, l, cache, h, positions)
-          : block(config, layer, l, attendOne(cache), h, positions, trace);
+          : ops.scoped(() => blockGraph(ops, config, layer, l, h));
       trace?.(`blk.${l}.out`, next);
       h.dispose();
       h = next;
     }
     cache.advance(seq);
     using last = options.allLogits === true || seq === 1 ? undefined : slice(h, "seq", seq - 1, seq);
-    using normed = rmsNorm(last ?? h, weights.outputNorm, config.rmsEps);
-    const logits = head(normed, weights);
-    if (trace !== undefined) {
-      trace("output_norm", normed);
-      trace("logits", logits);
-    }
-    return logits;
+    return ops.scoped(() => logitsGraph(ops, config, weights, last ?? h));
   } finally {
     h.dispose();
   }
-}
-
-/**
- * The output head. A Q8_0 head (from the file, or `headType: "q8_0"`) runs as llama.cpp runs one: the
- * activations quantized per 32-element block and integer dot products (matmulQ8I8). A Q4_K / Q5_K / Q6_K head
- * does too (activations per 256-element block, llama.cpp's Q8_K) on a host backend; a device backend (WebGPU,
- * CUDA), which has no integer k-quant kernel, runs it in float, as any other head (docs/heads.md).
- */
-function head(normed: Tensor<"f32", ["seq", "embed"]>, weights: BitnetWeights): Tensor<"f32", ["seq", "vocab"]> {
-  const w = weights.output;
-  const integer = isIntegerHeadFormat(w.dtype) && (w.dtype === "q8_0" || w.backend.memoryKind === "host");
-  return integer ? matmulQ8I8(normed, w as Tensor<IntegerHeadDType, ["vocab", "embed"]>) : matmul(normed, w);
 }
 
 /**
@@ -329,22 +247,21 @@ export function forwardBatch(
     [n],
     { backend },
   );
-  const attend = attendBatch(caches);
+  const ops = new InferenceOps(positions, attendBatch(caches));
   const fused = backend.fused?.bitnetBlockBatch;
-  let h = embedding(ids, weights.tokenEmbd);
+  let h = ops.scoped(() => embedGraph(ops, weights, ids));
   try {
     for (const [l, layer] of weights.layers.entries()) {
       const fw = fused !== undefined ? fusedWeights(layer) : undefined;
       const next =
         fused !== undefined && fw !== undefined
           ? fusedBatchBlock(fused, config, fw, l, caches, h, positions)
-          : block(config, layer, l, attend, h, positions, undefined);
+          : ops.scoped(() => blockGraph(ops, config, layer, l, h));
       h.dispose();
       h = next;
     }
     caches.forEach((c) => c.advance(1));
-    using normed = rmsNorm(h, weights.outputNorm, config.rmsEps);
-    return head(normed, weights);
+    return ops.scoped(() => logitsGraph(ops, config, weights, h));
   } finally {
     h.dispose();
   }

@@ -11,32 +11,17 @@ import { QUANT_TRAITS } from "../../quant/table.js";
 import { ternaryFromCodes, ternaryFromLazyCodes } from "../../tensor/ops/quant.js";
 import { denseWeights, tensor, type Tensor } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
+import type { BlockWeights, ModelWeights, ProjectionOf } from "./graph.js";
 
 /** A projection: packed ternary, or dense float when the model is run in float mode. */
-export type Projection<Out extends string, In extends string> = Tensor<"ternary" | DenseDType, [Out, In]>;
+export type Projection<Out extends string, In extends string> = ProjectionOf<"inference", Out, In>;
 
-/** One transformer block. `q` = heads·headDim, `kv` = kvHeads·headDim (BITNET.md §1.2). */
-export interface LayerWeights {
-  readonly attnNorm: Tensor<"f32", ["embed"]>;
-  readonly wq: Projection<"q", "embed">;
-  readonly wk: Projection<"kv", "embed">;
-  readonly wv: Projection<"kv", "embed">;
-  readonly attnSubNorm: Tensor<"f32", ["q"]>;
-  readonly wo: Projection<"embed", "q">;
-  readonly ffnNorm: Tensor<"f32", ["embed"]>;
-  readonly wGate: Projection<"ffn", "embed">;
-  readonly wUp: Projection<"ffn", "embed">;
-  readonly ffnSubNorm: Tensor<"f32", ["ffn"]>;
-  readonly wDown: Projection<"embed", "ffn">;
-}
+/** One transformer block (the graph's BlockWeights, as loaded for inference). */
+export type LayerWeights = BlockWeights<"inference">;
 
-export interface BitnetWeights extends Disposable {
-  readonly tokenEmbd: Tensor<DenseDType, ["vocab", "embed"]>;
-  readonly outputNorm: Tensor<"f32", ["embed"]>;
-  /** The output head; the same tensor as `tokenEmbd` when the head is tied. */
-  readonly output: Tensor<DenseDType, ["vocab", "embed"]>;
+/** The model's weights as loaded (the graph's ModelWeights): `output` is `tokenEmbd` when the head is tied. */
+export interface BitnetWeights extends ModelWeights<"inference">, Disposable {
   readonly tied: boolean;
-  readonly layers: readonly LayerWeights[];
   /** True when projections run as float matmuls (the file held non-ternary floats and the user asked for it). */
   readonly floatProjections: boolean;
   dispose(): void;
