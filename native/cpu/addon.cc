@@ -25,6 +25,7 @@
 #include "float_kernels.h"
 #include "kernels.h"
 #include "kquant.h"
+#include "layers.h"
 #include "load.h"
 #include "napi_args.h"
 #include "probe.h"
@@ -60,6 +61,7 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod<&Context::Softmax>("softmax"),
                            InstanceMethod<&Context::Attention>("attention"),
                            InstanceMethod<&Context::Block>("block"),
+                           InstanceMethod<&Context::Layers>("layers"),
                            InstanceMethod<&Context::Unary>("unary"),
                            InstanceMethod<&Context::Binary>("binary"),
                            InstanceMethod<&Context::BinaryFlat>("binaryFlat"),
@@ -592,8 +594,14 @@ class Context : public Napi::ObjectWrap<Context> {
       a.k_caches = kRows.data();
       a.v_caches = vRows.data();
     }
+    if (capture_block(a)) {  // layers.cc is preparing a layer stack: the arguments are its template
+      return Napi::Number::New(env, -1);
+    }
     return Napi::Number::New(env, exec_->bitnet_block(a));
   }
+
+  // layers(stack, h, out, pos, kCaches, vCaches, dims): every block of a prepared stack (layers.cc).
+  Napi::Value Layers(const Napi::CallbackInfo& info) { return alive(info) ? run_layers(*exec_, info) : info.Env().Undefined(); }
 
   // unary(op, x, n, out)
   Napi::Value Unary(const Napi::CallbackInfo& info) {
@@ -747,6 +755,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binaryOps", implemented_codes<ops::Binary>(env, ops::kBinaryCount));
   RegisterLoadCodecs(env, exports);
   RegisterTrainKernels(env, exports);
+  RegisterLayers(env, exports);
   return exports;
 }
 
