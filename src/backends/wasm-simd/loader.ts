@@ -9,7 +9,7 @@ import { UsageError } from "../../core/errors.js";
 import type { Probe } from "../backend.js";
 import { OP_TABLE_HASH } from "../ops.js";
 import { WASM_MODULE_BASE64, WASM_THREADS_MODULE_BASE64 } from "./module.generated.js";
-import { requireWasmApi, wasmApi, type WasmExports, type WasmImports, type WasmMemory, type WasmModule } from "./wasm-api.js";
+import { requireWasmApi, wasmApi, wasmEnv, type WasmExports, type WasmImports, type WasmMemory, type WasmModule } from "./wasm-api.js";
 
 /** The functions the module exports. Pointers are byte offsets in the linear memory. */
 export interface KernelExports {
@@ -176,16 +176,7 @@ export function compileKernels(threaded = false): Promise<WasmModule> {
  * kernels call, so transcendental results match them exactly). The worker source passes the same ones.
  */
 function imports(memory: WasmMemory): WasmImports {
-  return {
-    env: {
-      memory,
-      "Math.exp": Math.exp,
-      "Math.tanh": Math.tanh,
-      "Math.sin": Math.sin,
-      "Math.cos": Math.cos,
-      "Math.pow": Math.pow,
-    },
-  };
+  return { env: wasmEnv(memory) };
 }
 
 function isKernelExports(exports: WasmExports): exports is WasmExports & KernelExports {

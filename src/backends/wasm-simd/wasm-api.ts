@@ -31,6 +31,14 @@ interface WasmInstance {
 /** Import object: module name → field name → value. */
 export type WasmImports = Readonly<Record<string, Readonly<Record<string, unknown>>>>;
 
+/** The `Math` functions the kernel module imports (as `env."Math.<name>"`), on the main thread and in its workers. */
+export const WASM_MATH_IMPORTS = ["exp", "tanh", "sin", "cos", "pow"] as const;
+
+/** The module's `env` imports over `memory`: the memory and the `Math` functions (worker-source.ts builds the same). */
+export function wasmEnv(memory: unknown): Record<string, unknown> {
+  return { memory, ...Object.fromEntries(WASM_MATH_IMPORTS.map((name) => [`Math.${name}`, Math[name]])) };
+}
+
 /** `WebAssembly` itself. */
 export interface WasmApi {
   validate(bytes: Uint8Array): boolean;

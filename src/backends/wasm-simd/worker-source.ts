@@ -9,9 +9,11 @@
  * claims chunks until none is left, counting each one done and waking the main thread after the last. The
  * stop word ends the loop (and so the worker).
  *
- * The layout constants are control.ts's CONTROL; the split is the one `partRange` there computes.
+ * The layout constants are control.ts's CONTROL and the split is the one `partRange` there computes; the
+ * module's Math imports are wasm-api.ts's WASM_MATH_IMPORTS, as on the main thread.
  */
 import { CONTROL } from "./control.js";
+import { WASM_MATH_IMPORTS } from "./wasm-api.js";
 
 /** The worker script. */
 export const WORKER_SOURCE = `"use strict";
@@ -31,14 +33,10 @@ function partRange(mode, total, align, part, parts) {
 
 async function start(init) {
   const { module, memory, control, index, names, spin } = init;
-  const env = {
-    memory,
-    "Math.exp": Math.exp,
-    "Math.tanh": Math.tanh,
-    "Math.sin": Math.sin,
-    "Math.cos": Math.cos,
-    "Math.pow": Math.pow,
-  };
+  const env = { memory };
+  for (const name of ${JSON.stringify(WASM_MATH_IMPORTS)}) {
+    env["Math." + name] = Math[name];
+  }
   const instance = await WebAssembly.instantiate(module, { env });
   const fns = names.map((name) => instance.exports[name]);
   const ints = new Int32Array(memory.buffer, control, C.ints);
