@@ -14,6 +14,47 @@ namespace barbell {
 
 namespace {
 
+#include "kquant_simd.inc"
+
+// The codes (0..63) of one half (h 0, 1: elements 128h .. 128h + 127) of a Q6_K block as four 32-byte vectors,
+// q[i] holding elements 128h + 32i .. 128h + 32i + 31.
+inline void q6k_half_codes(const uint8_t* block, int h, __m256i q[4]) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m3 = _mm256_set1_epi8(3);
+  const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h));
+  const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h + 32));
+  const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * h));
+  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+}
+
+// The codes of chunk c (elements 64c .. 64c + 63) of a Q4_K (kFive false: 0..15) or Q5_K block (0..31: the fifth
+// bits from qh, the block's 32 qh bytes, bits 2c and 2c + 1) as two 32-byte vectors: lo 64c + 0..31, hi 64c + 32..63.
+template <bool kFive>
+inline void affine_chunk_codes(const uint8_t* qs, __m256i qh, int c, __m256i* lo, __m256i* hi) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i one = _mm256_set1_epi8(1);
+  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
+  *lo = _mm256_and_si256(q, m4);
+  *hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+  if (kFive) {
+    // Bits 2c and 2c + 1 of each qh byte (a 16-bit shift, then one bit per byte), moved to bit 4.
+    const __m256i shifted = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c));
+    *lo = _mm256_or_si256(*lo, _mm256_slli_epi16(_mm256_and_si256(shifted, one), 4));
+    *hi = _mm256_or_si256(*hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(shifted, 1), one), 4));
+  }
+}
+
+// The qh bytes of a Q5_K block (zero for Q4_K, which has none).
+template <bool kFive>
+inline __m256i affine_qh(const uint8_t* block) {
+  return kFive ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16)) : _mm256_setzero_si256();
+}
+
 // Emits the 32 values q (6-bit codes in bytes, 0..63) of one quarter of a half as four vectors of 8
 // (elements at offsets at, at + 8, at + 16, at + 24), the first 16 with scale s0 and the next 16 with s1
 // (d · scale, exact).
@@ -33,30 +74,18 @@ inline void emit_quarter(__m256i q, float s0, float s1, int at, Sink& sink) {
 // Decodes one Q6_K block into `sink(offset, 8 values)`, the same bits as q6k_dequantize_block.
 template <typename Sink>
 inline void decode_q6k(const uint8_t* block, Sink& sink) {
-  uint16_t hd;
-  std::memcpy(&hd, block + 208, 2);
-  const float d = _cvtsh_ss(hd);
+  const float d = f16_at(block + 208);
   const int8_t* sc = reinterpret_cast<const int8_t*>(block + 192);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m3 = _mm256_set1_epi8(3);
 #pragma GCC unroll 2
   for (int h = 0; h < 2; ++h) {
-    const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h));
-    const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h + 32));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * h));
-    const __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-    const __m256i q2 = _mm256_or_si256(_mm256_and_si256(ql1, m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-    const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-    const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+    __m256i q[4];
+    q6k_half_codes(block, h, q);
     const int8_t* s = sc + 8 * h;
     const int y = 128 * h;
-    emit_quarter(q1, d * static_cast<float>(s[0]), d * static_cast<float>(s[1]), y, sink);
-    emit_quarter(q2, d * static_cast<float>(s[2]), d * static_cast<float>(s[3]), y + 32, sink);
-    emit_quarter(q3, d * static_cast<float>(s[4]), d * static_cast<float>(s[5]), y + 64, sink);
-    emit_quarter(q4, d * static_cast<float>(s[6]), d * static_cast<float>(s[7]), y + 96, sink);
+    emit_quarter(q[0], d * static_cast<float>(s[0]), d * static_cast<float>(s[1]), y, sink);
+    emit_quarter(q[1], d * static_cast<float>(s[2]), d * static_cast<float>(s[3]), y + 32, sink);
+    emit_quarter(q[2], d * static_cast<float>(s[4]), d * static_cast<float>(s[5]), y + 64, sink);
+    emit_quarter(q[3], d * static_cast<float>(s[6]), d * static_cast<float>(s[7]), y + 96, sink);
   }
 }
 
@@ -77,29 +106,17 @@ inline void emit_affine(__m256i q, float step, float off, int at, Sink& sink) {
 // Decodes one Q4_K (kFive false) or Q5_K block into `sink(offset, 8 values)`, the same bits as the scalar decoders.
 template <bool kFive, typename Sink>
 inline void decode_affine(const uint8_t* block, Sink& sink) {
-  uint16_t hd, hm;
-  std::memcpy(&hd, block, 2);
-  std::memcpy(&hm, block + 2, 2);
-  const float d = _cvtsh_ss(hd);
-  const float dmin = _cvtsh_ss(hm);
+  const float d = f16_at(block);
+  const float dmin = f16_at(block + 2);
   const uint8_t* qs = block + (kFive ? 48 : 16);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i one = _mm256_set1_epi8(1);
-  const __m256i qh = kFive ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16)) : _mm256_setzero_si256();
+  const __m256i qh = affine_qh<kFive>(block);
 #pragma GCC unroll 4
   for (int c = 0; c < 4; ++c) {
     int sc1, m1, sc2, m2;
     k4_scale_min(block + 4, 2 * c, &sc1, &m1);
     k4_scale_min(block + 4, 2 * c + 1, &sc2, &m2);
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
-    __m256i lo = _mm256_and_si256(q, m4);
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if (kFive) {
-      // Bits 2c and 2c + 1 of each qh byte (a 16-bit shift, then one bit per byte), moved to bit 4.
-      const __m256i shifted = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c));
-      lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(shifted, one), 4));
-      hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(shifted, 1), one), 4));
-    }
+    __m256i lo, hi;
+    affine_chunk_codes<kFive>(qs, qh, c, &lo, &hi);
     emit_affine(lo, d * static_cast<float>(sc1), dmin * static_cast<float>(m1), 64 * c, sink);
     emit_affine(hi, d * static_cast<float>(sc2), dmin * static_cast<float>(m2), 64 * c + 32, sink);
   }
@@ -182,23 +199,10 @@ inline __m256i chunk_scales(const int16_t* sc16, int c) {
 }
 
 inline void unpack_q6k_i8(const uint8_t* block, KBlockI8& o) {
-  uint16_t hd;
-  std::memcpy(&hd, block + 208, 2);
-  o.d = _cvtsh_ss(hd);
+  o.d = f16_at(block + 208);
   o.dmin = 0.0f;
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m3 = _mm256_set1_epi8(3);
-  for (int h = 0; h < 2; ++h) {
-    const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h));
-    const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h + 32));
-    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * h));
-    o.u[4 * h] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-    o.u[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-    o.u[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-    o.u[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
-  }
+  q6k_half_codes(block, 0, o.u);
+  q6k_half_codes(block, 1, o.u + 4);
   const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 192)));
   alignas(32) int16_t s16[16];
   _mm256_store_si256(reinterpret_cast<__m256i*>(s16), sc);
@@ -210,26 +214,12 @@ inline void unpack_q6k_i8(const uint8_t* block, KBlockI8& o) {
 
 template <bool kFive>
 inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
-  uint16_t hd, hm;
-  std::memcpy(&hd, block, 2);
-  std::memcpy(&hm, block + 2, 2);
-  o.d = _cvtsh_ss(hd);
-  o.dmin = _cvtsh_ss(hm);
+  o.d = f16_at(block);
+  o.dmin = f16_at(block + 2);
   const uint8_t* qs = block + (kFive ? 48 : 16);
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i one = _mm256_set1_epi8(1);
-  const __m256i qh = kFive ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 16)) : _mm256_setzero_si256();
+  const __m256i qh = affine_qh<kFive>(block);
   for (int c = 0; c < 4; ++c) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * c));
-    __m256i lo = _mm256_and_si256(q, m4);
-    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-    if (kFive) {
-      const __m256i shifted = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c));
-      lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(shifted, one), 4));
-      hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(shifted, 1), one), 4));
-    }
-    o.u[2 * c] = lo;
-    o.u[2 * c + 1] = hi;
+    affine_chunk_codes<kFive>(qs, qh, c, &o.u[2 * c], &o.u[2 * c + 1]);
   }
   // Each 32-element sub-block's scale and min twice (once per 16 elements), as int16.
   alignas(16) uint8_t sm[16];
@@ -241,12 +231,6 @@ inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
     o.s[c] = chunk_scales(s16, c);
   }
   o.mn = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
-}
-
-inline int32_t hsum_i32(__m256i v) {
-  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  const __m128i t = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1)));
 }
 
 // A and B of one block against one activation block (q: 256 int8, bs: 16 sums). maddubs pairs stay below

@@ -17,6 +17,8 @@ namespace barbell {
 
 namespace {
 
+#include "kquant_simd.inc"
+
 // One weight block: codes in element order (4 × 64), per chunk the int16 scale of each lane's sub-block,
 // offset multipliers (16 int16), d and dmin.
 struct KBlockZ {
@@ -44,9 +46,7 @@ inline __m512i load64(const uint8_t* p) { return _mm512_loadu_si512(reinterpret_
 inline __m512i bcast32(const uint8_t* p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 
 inline void unpack_q6k(const uint8_t* block, KBlockZ& o) {
-  uint16_t hd;
-  std::memcpy(&hd, block + 208, 2);
-  o.d = _cvtsh_ss(hd);
+  o.d = f16_at(block + 208);
   o.dmin = 0.0f;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i m3 = _mm512_set1_epi8(3);
@@ -68,11 +68,8 @@ inline void unpack_q6k(const uint8_t* block, KBlockZ& o) {
 
 template <bool kFive>
 inline void unpack_affine(const uint8_t* block, KBlockZ& o) {
-  uint16_t hd, hm;
-  std::memcpy(&hd, block, 2);
-  std::memcpy(&hm, block + 2, 2);
-  o.d = _cvtsh_ss(hd);
-  o.dmin = _cvtsh_ss(hm);
+  o.d = f16_at(block);
+  o.dmin = f16_at(block + 2);
   const uint8_t* qs = block + (kFive ? 48 : 16);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   const __m512i one = _mm512_set1_epi8(1);
@@ -94,12 +91,6 @@ inline void unpack_affine(const uint8_t* block, KBlockZ& o) {
   o.mn = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
 }
 
-inline int32_t hsum256(__m256i v) {
-  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  const __m128i t = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1)));
-}
-
 // A and B of one block against one activation block (bounds as in the AVX2 kernel: no saturation, no overflow).
 inline void k_dot(const KBlockZ& o, const int8_t* q, const int16_t* bs, int32_t* a, int32_t* b) {
   __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
@@ -108,7 +99,7 @@ inline void k_dot(const KBlockZ& o, const int8_t* q, const int16_t* bs, int32_t*
   acc0 = _mm512_dpwssd_epi32(acc0, _mm512_maddubs_epi16(o.u[2], _mm512_loadu_si512(q + 128)), o.s[2]);
   acc1 = _mm512_dpwssd_epi32(acc1, _mm512_maddubs_epi16(o.u[3], _mm512_loadu_si512(q + 192)), o.s[3]);
   *a = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
-  *b = hsum256(_mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn));
+  *b = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn));
 }
 
 #include "kquant_i8_rows.inc"

@@ -313,6 +313,35 @@ class TrainContext : public Napi::ObjectWrap<TrainContext> {
     pool_->run(count, fn);
   }
 
+  // Runs fn(chunk, first row, end row) over the chunks of kRowChunk rows of [0, rows).
+  void run_rows(int rows, const std::function<void(int, int, int)>& fn) {
+    run((rows + kRowChunk - 1) / kRowChunk, [&](int ch) { fn(ch, ch * kRowChunk, std::min(rows, (ch + 1) * kRowChunk)); });
+  }
+
+  // The checks a row kernel starts with: the context is alive, `rows` (argument idx) and the row length (idx + 1,
+  // named `cols`) are integers in range, and rows · cols fits a size. False after throwing.
+  bool rows_shape(const Napi::CallbackInfo& info, const char* kernel, size_t idx, const char* cols, int64_t* rows_out,
+                  int64_t* cols_out, size_t* total) {
+    if (!alive(info) || !get_int(info, idx, "rows", kMaxDim, rows_out) || !get_int(info, idx + 1, cols, kMaxDim, cols_out)) {
+      return false;
+    }
+    if (!checked_product(*rows_out, *cols_out, total)) {
+      Napi::RangeError::New(info.Env(), std::string("[native-cpu] ") + kernel + ": sizes overflow").ThrowAsJavaScriptException();
+      return false;
+    }
+    return true;
+  }
+
+  // The first row whose target is outside [0, n), or −1.
+  static int bad_target(const int32_t* targets, int rows, int n) {
+    for (int row = 0; row < rows; ++row) {
+      if (targets[row] < 0 || targets[row] >= n) {
+        return row;
+      }
+    }
+    return -1;
+  }
+
   // gemm(a, b, c, m, n, k, flags)
   Napi::Value GemmMethod(const Napi::CallbackInfo& info) {
     if (!alive(info)) {
@@ -351,14 +380,9 @@ class TrainContext : public Napi::ObjectWrap<TrainContext> {
   // rmsNormBackward(x, w, g, rows, cols, eps, gx, gw): float64 per row as autograd.ts's rule; gw summed
   // per chunk of kRowChunk rows, then over chunks in order.
   Napi::Value RmsNormBackward(const Napi::CallbackInfo& info) {
-    if (!alive(info)) {
-      return info.Env().Undefined();
-    }
-    ARG_INT(rows, 3, kMaxDim);
-    ARG_INT(cols, 4, kMaxDim);
+    int64_t rows = 0, cols = 0;
     size_t total = 0;
-    if (!checked_product(rows, cols, &total)) {
-      Napi::RangeError::New(info.Env(), "[native-cpu] rmsNormBackward: sizes overflow").ThrowAsJavaScriptException();
+    if (!rows_shape(info, "rmsNormBackward", 3, "cols", &rows, &cols, &total)) {
       return info.Env().Undefined();
     }
     ARG_ARRAY(float, x, 0, total);
@@ -370,9 +394,9 @@ class TrainContext : public Napi::ObjectWrap<TrainContext> {
     const int r = static_cast<int>(rows), n = static_cast<int>(cols);
     const int chunks = (r + kRowChunk - 1) / kRowChunk;
     std::vector<double> part(static_cast<size_t>(chunks) * n, 0.0);
-    run(chunks, [&](int ch) {
+    run_rows(r, [&](int ch, int row0, int row1) {
       double* pw = part.data() + static_cast<size_t>(ch) * n;
-      for (int row = ch * kRowChunk; row < std::min(r, (ch + 1) * kRowChunk); ++row) {
+      for (int row = row0; row < row1; ++row) {
         const size_t base = static_cast<size_t>(row) * n;
         double ss = 0, dot = 0;
         for (int i = 0; i < n; ++i) {
@@ -401,29 +425,22 @@ class TrainContext : public Napi::ObjectWrap<TrainContext> {
 
   // crossEntropy(logits, targets, rows, v, probs) → Σ over rows of logsumexp − logit[target] (float64).
   Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
-    if (!alive(info)) {
-      return info.Env().Undefined();
-    }
-    ARG_INT(rows, 2, kMaxDim);
-    ARG_INT(v, 3, kMaxDim);
+    int64_t rows = 0, v = 0;
     size_t total = 0;
-    if (!checked_product(rows, v, &total)) {
-      Napi::RangeError::New(info.Env(), "[native-cpu] crossEntropy: sizes overflow").ThrowAsJavaScriptException();
+    if (!rows_shape(info, "crossEntropy", 2, "v", &rows, &v, &total)) {
       return info.Env().Undefined();
     }
     ARG_ARRAY(float, logits, 0, total);
     ARG_ARRAY(int32_t, targets, 1, static_cast<size_t>(rows));
     ARG_ARRAY(float, probs, 4, total);
     const int r = static_cast<int>(rows), n = static_cast<int>(v);
-    for (int row = 0; row < r; ++row) {
-      if (targets[row] < 0 || targets[row] >= n) {
-        return Napi::Number::New(info.Env(), -1.0 - row);
-      }
+    const int bad = bad_target(targets, r, n);
+    if (bad >= 0) {
+      return Napi::Number::New(info.Env(), -1.0 - bad);
     }
     std::vector<double> loss(static_cast<size_t>(r), 0.0);
-    const int chunks = (r + kRowChunk - 1) / kRowChunk;
-    run(chunks, [&](int ch) {
-      for (int row = ch * kRowChunk; row < std::min(r, (ch + 1) * kRowChunk); ++row) {
+    run_rows(r, [&](int, int row0, int row1) {
+      for (int row = row0; row < row1; ++row) {
         const float* l = logits + static_cast<size_t>(row) * n;
         float* p = probs + static_cast<size_t>(row) * n;
         double mx = -INFINITY;
@@ -451,14 +468,9 @@ class TrainContext : public Napi::ObjectWrap<TrainContext> {
 
   // crossEntropyBackward(probs, targets, rows, v, scale, out): out = probs·scale, minus scale at each target.
   Napi::Value CrossEntropyBackward(const Napi::CallbackInfo& info) {
-    if (!alive(info)) {
-      return info.Env().Undefined();
-    }
-    ARG_INT(rows, 2, kMaxDim);
-    ARG_INT(v, 3, kMaxDim);
+    int64_t rows = 0, v = 0;
     size_t total = 0;
-    if (!checked_product(rows, v, &total)) {
-      Napi::RangeError::New(info.Env(), "[native-cpu] crossEntropyBackward: sizes overflow").ThrowAsJavaScriptException();
+    if (!rows_shape(info, "crossEntropyBackward", 2, "v", &rows, &v, &total)) {
       return info.Env().Undefined();
     }
     ARG_ARRAY(float, probs, 0, total);
@@ -466,16 +478,13 @@ class TrainContext : public Napi::ObjectWrap<TrainContext> {
     ARG_ARRAY(float, out, 5, total);
     const double scale = get_double(info, 4);
     const int r = static_cast<int>(rows), n = static_cast<int>(v);
-    for (int row = 0; row < r; ++row) {
-      if (targets[row] < 0 || targets[row] >= n) {
-        Napi::RangeError::New(info.Env(), "[native-cpu] crossEntropyBackward: a target is outside the vocabulary")
-            .ThrowAsJavaScriptException();
-        return info.Env().Undefined();
-      }
+    if (bad_target(targets, r, n) >= 0) {
+      Napi::RangeError::New(info.Env(), "[native-cpu] crossEntropyBackward: a target is outside the vocabulary")
+          .ThrowAsJavaScriptException();
+      return info.Env().Undefined();
     }
-    const int chunks = (r + kRowChunk - 1) / kRowChunk;
-    run(chunks, [&](int ch) {
-      for (int row = ch * kRowChunk; row < std::min(r, (ch + 1) * kRowChunk); ++row) {
+    run_rows(r, [&](int, int row0, int row1) {
+      for (int row = row0; row < row1; ++row) {
         const size_t base = static_cast<size_t>(row) * n;
         for (int i = 0; i < n; ++i) {
           out[base + i] = static_cast<float>(static_cast<double>(probs[base + i]) * scale);
