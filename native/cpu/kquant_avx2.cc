@@ -198,18 +198,23 @@ inline __m256i chunk_scales(const int16_t* sc16, int c) {
   return _mm256_shuffle_epi8(_mm256_set1_epi32(pair), spread);
 }
 
-inline void unpack_q6k_i8(const uint8_t* block, KBlockI8& o) {
-  o.d = f16_at(block + 208);
-  o.dmin = 0.0f;
-  q6k_half_codes(block, 0, o.u);
-  q6k_half_codes(block, 1, o.u + 4);
-  const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 192)));
+// Every chunk's scale pairs from the 16 int16 scales.
+inline void spread_scales(__m256i sc, KBlockI8& o) {
   alignas(32) int16_t s16[16];
   _mm256_store_si256(reinterpret_cast<__m256i*>(s16), sc);
   for (int c = 0; c < 8; ++c) {
     o.s[c] = chunk_scales(s16, c);
   }
-  o.mn = _mm256_slli_epi16(sc, 5);
+}
+
+inline void unpack_q6k_i8(const uint8_t* block, KBlockI8& o) {
+  o.d = f16_at(block + 208);
+  o.dmin = 0.0f;
+  q6k_half_codes(block, 0, o.u);
+  q6k_half_codes(block, 1, o.u + 4);
+  __m256i sc;
+  q6k_scales_i16(block, &sc, &o.mn);
+  spread_scales(sc, o);
 }
 
 template <bool kFive>
@@ -221,16 +226,9 @@ inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
   for (int c = 0; c < 4; ++c) {
     affine_chunk_codes<kFive>(qs, qh, c, &o.u[2 * c], &o.u[2 * c + 1]);
   }
-  // Each 32-element sub-block's scale and min twice (once per 16 elements), as int16.
-  alignas(16) uint8_t sm[16];
-  k4_scales_mins(block + 4, sm);
-  const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(sm));
-  alignas(32) int16_t s16[16];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(s16), _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v)));
-  for (int c = 0; c < 8; ++c) {
-    o.s[c] = chunk_scales(s16, c);
-  }
-  o.mn = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
+  __m256i sc;
+  affine_scales_i16(block, &sc, &o.mn);
+  spread_scales(sc, o);
 }
 
 // A and B of one block against one activation block (q: 256 int8, bs: 16 sums). maddubs pairs stay below

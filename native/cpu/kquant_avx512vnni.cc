@@ -61,9 +61,9 @@ inline void unpack_q6k(const uint8_t* block, KBlockZ& o) {
     o.u[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), h0);
     o.u[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), h1);
   }
-  const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 192)));
+  __m256i sc;
+  q6k_scales_i16(block, &sc, &o.mn);
   chunk_scales(sc, o);
-  o.mn = _mm256_slli_epi16(sc, 5);
 }
 
 template <bool kFive>
@@ -83,12 +83,9 @@ inline void unpack_affine(const uint8_t* block, KBlockZ& o) {
     }
     o.u[c] = u;
   }
-  // Each 32-element sub-block's scale and min twice (once per 16 elements), as int16.
-  alignas(16) uint8_t sm[16];
-  k4_scales_mins(block + 4, sm);
-  const __m128i v = _mm_load_si128(reinterpret_cast<const __m128i*>(sm));
-  chunk_scales(_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v)), o);
-  o.mn = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
+  __m256i sc;
+  affine_scales_i16(block, &sc, &o.mn);
+  chunk_scales(sc, o);
 }
 
 // A and B of one block against one activation block (bounds as in the AVX2 kernel: no saturation, no overflow).
