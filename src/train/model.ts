@@ -2,31 +2,28 @@
  * A tiny BitNet b1.58 model for quantization-aware training on the autograd tape (docs/training.md).
  *
  * The parameters are latent f32 weights held on the host (`Float32Array`s, named as in barbell's GGUF
- * files: `token_embd.weight`, `blk.<l>.attn_q.weight`, …). Each training step makes tensors from them,
- * runs the graph of src/model/bitnet/forward.ts on a tape, with every projection a `g.bitLinear`
- * (absmean-ternary weights × per-token int8 activations, straight-through backward), and the embedding,
- * norms and head in f32.
+ * files: `token_embd.weight`, `blk.<l>.attn_q.weight`, …). Each training step makes tensors from them and
+ * runs the BitNet graph of src/model/bitnet/graph.ts, the one inference runs, with the tape's ops: every
+ * projection a `g.bitLinear` (absmean-ternary weights × per-token int8 activations, straight-through
+ * backward), the embedding, norms and head in f32.
  */
 import { ShapeError } from "../core/errors.js";
 import type { Backend } from "../backends/backend.js";
 import { int32Tensor, tensor, type Tensor } from "../tensor/index.js";
-import type { Dims } from "../tensor/dims.js";
+import type { Dims, Last, MergePair, Replace } from "../tensor/dims.js";
+import type { Weights } from "../tensor/ops/matmul.js";
+import type { MergeCheck, SplitCheck } from "../tensor/ops/shape.js";
 import type { Tape } from "./autograd.js";
+import type { BitnetConfig } from "../model/bitnet/config.js";
+import { modelGraph, type GraphConfig, type GraphOps, type ModelWeights, type Project } from "../model/bitnet/graph.js";
 import { Rng } from "../model/sampling/rng.js";
 
-/** Hyperparameters of a trainable BitNet (the fields of BitnetConfig that shape the weights). */
-export interface QatConfig {
-  readonly vocabSize: number;
-  readonly hidden: number;
-  readonly layers: number;
-  readonly heads: number;
-  readonly kvHeads: number;
-  readonly ffn: number;
-  readonly rmsEps: number;
-  readonly ropeTheta: number;
-  /** FFN gate activation: ReLU² (BitNet b1.58 2B4T) or SiLU (1bitLLM reproductions). */
-  readonly activation: "relu2" | "silu";
-  /** The output head is the embedding table (2B4T) or its own f32 matrix. */
+/**
+ * Hyperparameters of a trainable BitNet: the fields of BitnetConfig that shape the weights and the graph
+ * (the head width is hidden / heads), and whether the output head is the embedding table (2B4T) or its
+ * own f32 matrix.
+ */
+export interface QatConfig extends Pick<BitnetConfig, "vocabSize" | "hidden" | "layers" | "heads" | "kvHeads" | "ffn" | "rmsEps" | "ropeTheta" | "activation"> {
   readonly tied: boolean;
 }
 
@@ -128,25 +125,8 @@ export function initParams(c: QatConfig, seed: number): Param[] {
 
 type F32<D extends Dims> = Tensor<"f32", D>;
 
-/** The parameters of one step as tensors on the tape, by role (made by `bindParams`). */
-export interface Bound {
-  readonly tokenEmbd: F32<["vocab", "embed"]>;
-  readonly outputNorm: F32<["embed"]>;
-  readonly output: F32<["vocab", "embed"]>;
-  readonly layers: readonly {
-    attnNorm: F32<["embed"]>;
-    wq: F32<["q", "embed"]>;
-    wk: F32<["kv", "embed"]>;
-    wv: F32<["kv", "embed"]>;
-    attnSubNorm: F32<["q"]>;
-    wo: F32<["embed", "q"]>;
-    ffnNorm: F32<["embed"]>;
-    wGate: F32<["ffn", "embed"]>;
-    wUp: F32<["ffn", "embed"]>;
-    ffnSubNorm: F32<["ffn"]>;
-    wDown: F32<["embed", "ffn"]>;
-  }[];
-}
+/** The parameters of one step as tensors on the tape, by role (made by `bindParams`): the graph's weights, latent f32. */
+export type Bound = ModelWeights<"latent">;
 
 /**
  * Tensors of the parameters for one step, registered as parameters of `g`, on `backend` (default: the
@@ -203,12 +183,57 @@ export function bindParams(
   };
 }
 
+/** What the graph reads of a config. */
+function graphConfig(c: QatConfig): GraphConfig {
+  return { heads: c.heads, kvHeads: c.kvHeads, headDim: c.hidden / c.heads, rmsEps: c.rmsEps, ropeTheta: c.ropeTheta, activation: c.activation };
+}
+
 /**
- * Logits [seq, vocab] of `ids` (positions 0…seq−1) on the tape: the graph of src/model/bitnet/forward.ts
- * with every projection a `bitLinear`. With `windows` = B > 1, `ids` holds B windows of seq/B tokens
- * back to back, each at positions 0…seq/B−1 and attending to itself only: every projection, norm and the
- * head run once on all B·(seq/B) rows (the same numbers per row as one window at a time). The position
- * tensor goes into `keep` (the tape reads it during backward; the caller frees it).
+ * The graph's ops on the tape: every projection a `bitLinear` (absmean-ternary weights × per-token int8
+ * activations, straight-through backward), the rest the tape's f32 ops; rows at `positions`, attention
+ * over `windows` independent windows. The tape owns every output.
+ */
+function tapeOps(g: Tape, positions: Tensor<"i32", ["seq"]>, windows: number): GraphOps<"latent"> {
+  return {
+    embedding: (ids, table) => g.embedding(ids, table),
+    norm<const X extends Dims>(x: F32<X>, weight: F32<readonly [Last<X>]>, eps: number): F32<X> {
+      return g.rmsNorm(x, weight, eps);
+    },
+    project<const X extends Dims, R>(x: F32<X>, group: (p: Project<"latent", X>) => R): R {
+      // Each bitLinear quantizes x itself (the same int8 values each time); the tape keeps them for backward.
+      return group(<const W extends Dims>(w: Weights<"linear", "f32", X, W>) => g.bitLinear<X, W>(x, w));
+    },
+    split<D extends Dims, N extends D[number], const A extends string, const B extends string>(
+      t: F32<D>,
+      dim: N,
+      into: SplitCheck<D, N, A, B> extends true ? readonly [A, B] : SplitCheck<D, N, A, B>,
+      sizes: readonly [number, number],
+    ): F32<Replace<D, N, [A, B]>> {
+      return g.split(t, dim, into, sizes);
+    },
+    merge<D extends Dims, const A extends string, const B extends string, const M extends string>(
+      t: F32<D>,
+      pair: readonly [A, B],
+      into: MergeCheck<D, A, B, M> extends true ? M : MergeCheck<D, A, B, M>,
+    ): F32<MergePair<D, A, B, M>> {
+      return g.merge(t, pair, into);
+    },
+    rope: (x, options) => g.rope(x, positions, options),
+    attend: (_layer, q, k, v) => g.attention(q, k, v, { windows }),
+    add: (a, b) => g.add(a, b),
+    mul: (a, b) => g.mul(a, b),
+    relu2: (x) => g.relu2(x),
+    silu: (x) => g.silu(x),
+    head: (x, w) => g.linear(x, w),
+  };
+}
+
+/**
+ * Logits [seq, vocab] of `ids` (positions 0…seq−1) on the tape: the graph of src/model/bitnet/graph.ts
+ * (the one inference runs) with the tape's ops. With `windows` = B > 1, `ids` holds B windows of seq/B
+ * tokens back to back, each at positions 0…seq/B−1 and attending to itself only: every projection, norm
+ * and the head run once on all B·(seq/B) rows (the same numbers per row as one window at a time). The
+ * position tensor goes into `keep` (the tape reads it during backward; the caller frees it).
  */
 export function windowLogits(g: Tape, c: QatConfig, p: Bound, ids: Tensor<"i32", ["seq"]>, keep: Disposable[], windows = 1): F32<["seq", "vocab"]> {
   const seq = ids.shape[0];
@@ -223,27 +248,7 @@ export function windowLogits(g: Tape, c: QatConfig, p: Bound, ids: Tensor<"i32",
     { backend: ids.backend },
   );
   keep.push(positions);
-  const headDim = c.hidden / c.heads;
-  const ropeOptions = { theta: c.ropeTheta, mode: "neox" } as const;
-  let h = g.embedding(ids, p.tokenEmbd);
-  for (const w of p.layers) {
-    // Attention branch: x = RMSNorm(h); q, k, v = BitLinear(x); RoPE; causal attention; SubLN; BitLinear_o.
-    const x = g.rmsNorm(h, w.attnNorm, c.rmsEps);
-    const q = g.split(g.bitLinear(x, w.wq), "q", ["head", "headDim"], [c.heads, headDim]);
-    const k = g.split(g.bitLinear(x, w.wk), "kv", ["kvHead", "headDim"], [c.kvHeads, headDim]);
-    const v = g.split(g.bitLinear(x, w.wv), "kv", ["kvHead", "headDim"], [c.kvHeads, headDim]);
-    const a = g.attention(g.rope(q, positions, ropeOptions), g.rope(k, positions, ropeOptions), v, { windows });
-    const an = g.rmsNorm(g.merge(a, ["head", "headDim"], "q"), w.attnSubNorm, c.rmsEps);
-    const h1 = g.add(h, g.bitLinear(an, w.wo));
-    // Feed-forward branch: y = RMSNorm(h1); act(BitLinear_gate(y)) ⊙ BitLinear_up(y); SubLN; BitLinear_down.
-    const y = g.rmsNorm(h1, w.ffnNorm, c.rmsEps);
-    const gate = g.bitLinear(y, w.wGate);
-    const act = c.activation === "relu2" ? g.relu2(gate) : g.silu(gate);
-    const m = g.mul(act, g.bitLinear(y, w.wUp));
-    const mn = g.rmsNorm(m, w.ffnSubNorm, c.rmsEps);
-    h = g.add(h1, g.bitLinear(mn, w.wDown));
-  }
-  return g.linear(g.rmsNorm(h, p.outputNorm, c.rmsEps), p.output);
+  return modelGraph(tapeOps(g, positions, windows), graphConfig(c), p, ids);
 }
 
 /**
