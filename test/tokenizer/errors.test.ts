@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { FormatError } from "../../src/core/errors.js";
 import { GgufMetadata, gv, readGgufBytes, type GgufValue } from "../../src/formats/gguf/index.js";
 import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
-import { MAX_TOKEN_LENGTH, tokenizerFromGguf, tokenizerFromJson } from "../../src/model/tokenizer/index.js";
+import { MAX_TOKEN_LENGTH, tokenizerFromGguf, tokenizerFromJson, tokenizerTablesFromGguf } from "../../src/model/tokenizer/index.js";
 
 const base = [...readGgufBytes(makeBitnetFixture()).metadata.entries()].filter(([k]) => k.startsWith("tokenizer."));
 const tokens = readGgufBytes(makeBitnetFixture()).metadata.getStringArray("tokenizer.ggml.tokens") ?? [];
@@ -80,10 +80,24 @@ describe("tokenizerFromGguf errors", () => {
     expect(tokenizerFromGguf(variant({ "tokenizer.ggml.eot_token_id": gv.i32(-1) })).eot).toBe(298);
   });
 
-  it("should reject malformed merges, oversized tokens and byte-level vocabularies without all bytes", () => {
-    const oneSided = ggufError({ "tokenizer.ggml.merges": gv.array("string", ["Ġt"]) });
-    expect(oneSided.message).toContain('is not "left right"');
-    expect(ggufError({ "tokenizer.ggml.merges": gv.array("string", ["a b c"]) }).code).toBe("bad-value");
+  it("should reject malformed merges at the first encode (and every later one), loading without reading them", () => {
+    for (const [merges, message] of [
+      [["Ġt"], 'merge 0 "Ġt" is not "left right"'],
+      [["a b", "a b c"], 'merge 1 "a b c" is not "left right"'],
+    ] as const) {
+      const meta = variant({ "tokenizer.ggml.merges": gv.array("string", merges) });
+      const tok = tokenizerFromGguf(meta);
+      expect(tok.decode(tok.encode("\u0001", { addBos: false }))).toBe("\u0001"); // one byte token: no merge list needed
+      for (let i = 0; i < 2; i++) {
+        expect(() => tok.encode("zq xj")).toThrow(expect.objectContaining({ code: "bad-value", message: expect.stringContaining(message) }));
+      }
+      // The tables (for conversion) are checked whole, at once.
+      expect(() => tokenizerTablesFromGguf(meta)).toThrow(expect.objectContaining({ code: "bad-value", message: expect.stringContaining(message) }));
+    }
+    expect(ggufError({ "tokenizer.ggml.merges": gv.array("i32", [1]) }).message).toContain("should be an array of string");
+  });
+
+  it("should reject oversized tokens and byte-level vocabularies without all bytes", () => {
     const long = tokens.map((t, i) => (i === 280 ? "x".repeat(MAX_TOKEN_LENGTH + 1) : t));
     expect(ggufError({ "tokenizer.ggml.tokens": gv.array("string", long) }).code).toBe("limit");
     const missing = tokens.map((t, i) => (i === 0 ? "not-a-byte" : t));

@@ -3,6 +3,7 @@
  * its window as needed, and serves tensor bytes on demand. All hostile input ends in FormatError.
  */
 import { BoundedBytes, type Read, WindowExceeded } from "../../core/bytes.js";
+import { numberItems, stringItems } from "./array-items.js";
 import { FormatError } from "../../core/errors.js";
 import {
   GGML_I2_S,
@@ -115,6 +116,10 @@ function readArray(b: BoundedBytes, off: number, depth: number, key: string): Re
       "implausible",
       `[gguf] array "${key}" claims ${n} ${itemType} items; the file has ${b.remaining(pos)} bytes left`,
     );
+  }
+  const fast = itemType === "string" ? stringItems(b, pos, n, key, L.MAX_STRING_BYTES) : numberItems(b, pos, n, itemType, key);
+  if (fast !== undefined) {
+    return { value: fast.value, length: fast.end - off };
   }
   const items: unknown[] = [];
   for (let i = 0; i < n; i++) {

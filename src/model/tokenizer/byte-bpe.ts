@@ -24,6 +24,12 @@ export interface ByteBpeTables extends VocabTables {
   readonly ignoreMerges: boolean;
 }
 
+/** As ByteBpeTables, with the merges read (and checked) on the first encode that needs them. */
+export interface LazyByteBpeTables extends Omit<ByteBpeTables, "merges"> {
+  /** The merges; it throws what a bad merge list is (FormatError), at each call until it succeeds. */
+  readonly merges: () => readonly string[];
+}
+
 const utf8 = new TextEncoder();
 
 /** Byte-level BPE tokenizer; see `tokenizerFromGguf` / `tokenizerFromJson` to build one. */
@@ -31,7 +37,7 @@ export class ByteBpeTokenizer extends VocabTokenizer {
   readonly kind = "byte-bpe" as const;
   readonly preTokenizer: string;
   readonly #pattern: RegExp;
-  readonly #merges: readonly string[];
+  readonly #merges: readonly string[] | (() => readonly string[]);
   /** Merge → rank, built on the first encode (280k merges of a Llama-3 vocabulary cost ~0.3 s at load). */
   #ranks: Map<string, number> | undefined;
   readonly #ignoreMerges: boolean;
@@ -40,7 +46,7 @@ export class ByteBpeTokenizer extends VocabTokenizer {
   readonly #byteIds: Int32Array;
 
   /** Throws FormatError `bad-value` when one of the 256 byte characters is not a token. */
-  constructor(tables: ByteBpeTables) {
+  constructor(tables: ByteBpeTables | LazyByteBpeTables) {
     super(tables);
     this.preTokenizer = tables.preTokenizer;
     this.#pattern = new RegExp(PRE_TOKENIZER_PATTERNS[tables.preTokenizer], "gu");
@@ -60,7 +66,8 @@ export class ByteBpeTokenizer extends VocabTokenizer {
   #rankTable(): Map<string, number> {
     if (this.#ranks === undefined) {
       const ranks = new Map<string, number>();
-      this.#merges.forEach((m, rank) => {
+      const merges = this.#merges;
+      (typeof merges === "function" ? merges() : merges).forEach((m, rank) => {
         if (!ranks.has(m)) {
           ranks.set(m, rank);
         }

@@ -9,7 +9,7 @@
 import { FormatError } from "../../core/errors.js";
 import type { GgufMetadata } from "../../formats/gguf/index.js";
 import type { VocabTables } from "./base.js";
-import { ByteBpeTokenizer } from "./byte-bpe.js";
+import { ByteBpeTokenizer, type LazyByteBpeTables } from "./byte-bpe.js";
 import type { ByteLevelPreTokenizer } from "./pretokenize.js";
 import { SpmTokenizer } from "./spm.js";
 import { MAX_MERGES, MAX_TOKEN_LENGTH, MAX_VOCAB_SIZE, TokenType, type Tokenizer, type TokenizerTables } from "./types.js";
@@ -113,16 +113,36 @@ function perToken(meta: GgufMetadata, key: string, vocab: number): readonly numb
  * - `llama` → SentencePiece BPE ranked by `tokenizer.ggml.scores`, with `<0xNN>` byte fallback.
  *
  * Throws FormatError for a missing or unsupported model, missing tokens/scores/merges, per-token arrays whose
- * length differs from the token list, special ids outside the vocabulary, malformed merges, and sizes over
- * `MAX_VOCAB_SIZE`, `MAX_MERGES` or `MAX_TOKEN_LENGTH`.
+ * length differs from the token list, special ids outside the vocabulary, and sizes over `MAX_VOCAB_SIZE` or
+ * `MAX_TOKEN_LENGTH`. A byte-level BPE's merges (~280k strings for Llama-3) are read and checked on its first
+ * encode: malformed merges or more than `MAX_MERGES` throw the same FormatError there (and at every encode).
  */
 export function tokenizerFromGguf(meta: GgufMetadata, arch?: string): Tokenizer {
-  const t = tokenizerTablesFromGguf(meta, arch);
+  const t = ggufTables(meta, arch);
   return t.kind === "byte-bpe" ? new ByteBpeTokenizer(t.tables) : new SpmTokenizer(t.tables);
 }
 
 /** The tables `tokenizerFromGguf` builds its tokenizer from (for writing them elsewhere, e.g. as tokenizer.json). */
 export function tokenizerTablesFromGguf(meta: GgufMetadata, arch?: string): TokenizerTables {
+  const t = ggufTables(meta, arch);
+  return t.kind === "byte-bpe" ? { kind: "byte-bpe", tables: { ...t.tables, merges: t.tables.merges() } } : t;
+}
+
+/**
+ * The merge list of a byte-level BPE GGUF, checked (count, "left right" form). The reader has checked its
+ * bytes (lengths, UTF-8); its strings are made on the first read, so a tokenizer calls this on its first encode.
+ */
+function ggufMerges(meta: GgufMetadata): readonly string[] {
+  const merges = meta.getStringArray("tokenizer.ggml.merges") ?? [];
+  checkMerges(merges);
+  return merges;
+}
+
+/** The tables of a GGUF tokenizer, a byte-level BPE's merges read and checked when first asked for. */
+function ggufTables(
+  meta: GgufMetadata,
+  arch: string | undefined,
+): { kind: "byte-bpe"; tables: LazyByteBpeTables } | Extract<TokenizerTables, { kind: "spm" }> {
   const model = meta.getString("tokenizer.ggml.model");
   if (model === undefined) {
     throw bad("the GGUF has no tokenizer.ggml.model");
@@ -165,11 +185,14 @@ export function tokenizerTablesFromGguf(meta: GgufMetadata, arch?: string): Toke
     const unk = tokenId(meta, "tokenizer.ggml.unknown_token_id", n) ?? findByText(tokens, ["<unk>"]);
     return { kind: "spm", tables: { ...tables, addBos: addBos ?? true, ranking: { kind: "scores", scores }, spacePrefix, unk } };
   }
-  const merges = meta.getStringArray("tokenizer.ggml.merges");
-  if (merges === undefined) {
+  const mergesValue = meta.getArray("tokenizer.ggml.merges");
+  if (mergesValue === undefined) {
     throw bad("a 'gpt2' (byte-level BPE) tokenizer needs tokenizer.ggml.merges");
   }
-  checkMerges(merges);
+  if (mergesValue.itemType !== "string") {
+    meta.getStringArray("tokenizer.ggml.merges"); // throws the type error (the items are not read)
+  }
+  const merges = (): readonly string[] => ggufMerges(meta);
   const pre = meta.getString("tokenizer.ggml.pre");
   const llama3 = looksLikeLlama3(tokens, archName);
   let preTokenizer: ByteLevelPreTokenizer;
