@@ -70,9 +70,9 @@ function operandsOf(params: readonly OpParam[]): Operand[] {
 }
 
 /** The tensor operands of every op, in call order, from the op table. */
-export const OPERANDS = Object.fromEntries(
+export const OPERANDS = Object.fromEntries<readonly Operand[]>(
   OP_NAMES.map((op) => [op, operandsOf(table[op].params)]),
-) as unknown as Readonly<Record<OpName, readonly Operand[]>>;
+) as Readonly<Record<OpName, readonly Operand[]>>;
 
 /** Argument positions of each op's `sameDtype` operands (copies), from the table. */
 const SAME_DTYPE: Readonly<Partial<Record<OpName, readonly number[]>>> = Object.fromEntries(

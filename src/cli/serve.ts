@@ -187,7 +187,7 @@ export async function readServeConfig(file: string): Promise<ServeConfigFile> {
       return bad(`${where} must be an object`);
     }
     known(`${where}.`, m, MODEL_FIELDS);
-    name(where, m["name"]);
+    const modelName = name(where, m["name"]);
     if (typeof m["path"] !== "string" || m["path"] === "") {
       bad(`${where}.path must be a non-empty string`);
     }
@@ -225,7 +225,7 @@ export async function readServeConfig(file: string): Promise<ServeConfigFile> {
     } catch {
       bad(`${where}.path: no such file or folder ${resolved}`);
     }
-    models.push({ ...(m as unknown as ServedModelConfig), path: resolved });
+    models.push({ ...(m as Partial<ServedModelConfig>), name: modelName, path: resolved });
   }
 
   const rawCascades = parsed["cascades"] ?? [];
@@ -265,7 +265,7 @@ export async function readServeConfig(file: string): Promise<ServeConfigFile> {
     integer(`${where}.parallel`, c["parallel"], 1);
     integer(`${where}.queue`, c["queue"], 0);
   }
-  return { ...(parsed as unknown as ServeConfigFile), models, ...(parsed["cascades"] === undefined ? {} : { cascades: rawCascades as CascadeConfig[] }) };
+  return { ...(parsed as Partial<ServeConfigFile>), models, ...(parsed["cascades"] === undefined ? {} : { cascades: rawCascades as CascadeConfig[] }) };
 }
 
 /** The fields of `o` that are not undefined (flags not given leave the defaults in place). */

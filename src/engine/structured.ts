@@ -124,7 +124,7 @@ export function compileOptions<O extends StructuredOptions & { readonly stop?: r
     return options;
   }
   const { jsonSchema: _schema, json: _json, ...rest } = options;
-  return { ...rest, grammar } as unknown as O;
+  return { ...rest, grammar } as O;
 }
 
 /** Whether the options ask for JSON output (`complete()` then adds `parsed`). */

@@ -45,7 +45,7 @@ interface UiGlobals {
   fetch(url: string): Promise<UiResponse>;
 }
 
-const g = globalThis as unknown as UiGlobals;
+const g = globalThis as UiGlobals;
 
 /** The page's document; a UsageError outside a page. */
 export function pageDocument(): UiDocument {

@@ -446,11 +446,11 @@ class SchemaCompiler {
     if (known !== undefined) {
       return known;
     }
-    let target: Json = this.#root;
+    let target: Json | undefined = this.#root;
     if (ref !== "#") {
       const m = /^#\/(\$defs|definitions)\/([^/]+)$/.exec(ref);
       const defs = m === null ? undefined : this.#root[m[1] ?? ""];
-      target = m !== null && isObject(defs) ? (defs[decodeURIComponent((m[2] ?? "").replace(/~1/g, "/").replace(/~0/g, "~"))] as Json) : (undefined as unknown as Json);
+      target = m !== null && isObject(defs) ? (defs[decodeURIComponent((m[2] ?? "").replace(/~1/g, "/").replace(/~0/g, "~"))] as Json | undefined) : undefined;
       if (target === undefined) {
         this.#fail("unsupported-schema", path, `$ref ${JSON.stringify(ref)} is not a local #/$defs/… or #/definitions/… reference that exists`);
       }
