@@ -68,6 +68,25 @@ export interface BitnetBlockParams {
 }
 
 /**
+ * Every BitNet block of a model in one backend call (optional; native-cpu has it): `prepare` binds the layers'
+ * weights once and returns a handle; its `run` / `runBatch` compute what `bitnetBlock` / `bitnetBlockBatch`
+ * compute layer after layer (the same bits), so a decode step makes one call instead of one per layer.
+ */
+export interface BitnetLayersStep {
+  /** Throws UsageError "dtype" when a projection is not ternary; the handle keeps the weights' bytes reachable. */
+  prepare(layers: readonly BitnetBlockWeights[], params: BitnetBlockParams): BitnetLayers;
+}
+
+/** Prepared layers ({@link BitnetLayersStep}); every method but `dispose` throws UsageError "disposed" after it. */
+export interface BitnetLayers {
+  /** One sequence: h[S,E] at positions[S] (pos0 …) through every layer into out[S,E]; kCaches[l] / vCaches[l] are layer l's. */
+  run(h: TensorRef, positions: TensorRef, kCaches: readonly TensorRef[], vCaches: readonly TensorRef[], pos0: number, out: TensorRef): void;
+  /** A batch, one token per sequence: row b continues kCaches[b][l] / vCaches[b][l] at positions[b]. */
+  runBatch(h: TensorRef, positions: TensorRef, kCaches: readonly (readonly TensorRef[])[], vCaches: readonly (readonly TensorRef[])[], out: TensorRef): void;
+  dispose(): void;
+}
+
+/**
  * Where a backend keeps its buffers:
  * - "host": JS-visible bytes (a {@link HostBuffer} of host-memory.ts); `read` works synchronously and any
  *   host kernel that reads foreign buffers (the JS reference, native CPU) can run on them in place;
@@ -85,6 +104,8 @@ export interface Backend {
   readonly kernels: Kernels;
   /** Fused multi-kernel steps this backend runs natively, if any (see {@link FusedKernels}). */
   readonly fused?: Partial<FusedKernels> | undefined;
+  /** Every block in one call ({@link BitnetLayersStep}), when the head member offers it and no decorator needs each block's call. */
+  readonly layers?: BitnetLayersStep | undefined;
   /** Where `alloc` puts buffers (see {@link MemoryKind}); `read` works only for "host". */
   readonly memoryKind: MemoryKind;
   /** Allocates zeroed memory. */
@@ -153,6 +174,8 @@ export interface PartialBackend {
   readonly kernels: Partial<Kernels>;
   /** Fused multi-kernel steps (see {@link FusedKernels}); the dispatcher offers the first member's. */
   readonly fused?: Partial<FusedKernels>;
+  /** Every block in one call (see {@link BitnetLayersStep}). */
+  readonly layers?: BitnetLayersStep;
   /**
    * What each kernel and fused step accepts, as data over the op table's operands (backends/capabilities.ts):
    * dtypes per operand and limits. Absent: every kernel it has takes what the op table allows.

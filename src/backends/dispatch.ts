@@ -28,7 +28,7 @@
  * them; `disposeBackends()` in the registry does, at shutdown.
  */
 import { BackendError, UsageError } from "../core/errors.js";
-import type { Backend, BackendName, BufferHandle, BufferMemory, FusedKernels, Kernels, MemoryKind, PartialBackend, TensorRef } from "./backend.js";
+import type { Backend, BackendName, BitnetLayersStep, BufferHandle, BufferMemory, FusedKernels, Kernels, MemoryKind, PartialBackend, TensorRef } from "./backend.js";
 import {
   capabilitiesOf,
   capabilityAccepts,
@@ -54,6 +54,11 @@ export interface OpHook {
   readonly run: RunOp;
   /** Whether a fused step runs as one call (otherwise forward() composes the kernels). */
   readonly fuses: (op: FusedName) => boolean;
+  /**
+   * The head member's every-block step (Backend.layers). A decorator that must see each block's call (faults,
+   * tracing, a tuner choosing per block) leaves it out, and forward() then calls the block per layer.
+   */
+  readonly layers?: () => BitnetLayersStep | undefined;
 }
 
 /** A decorator: a function from the hook it wraps (and the dispatcher it decorates) to a new hook. */
@@ -183,6 +188,9 @@ function assemble(core: Core, hook: OpHook, name: () => string = () => core.name
     kernels,
     get fused() {
       return fused();
+    },
+    get layers() {
+      return hook.layers?.();
     },
     hook,
     ...core.memory,
@@ -407,7 +415,11 @@ export function createDispatcher(members: readonly PartialBackend[], reference: 
     }
     invoke(reference, op, args, true);
   };
-  const hook: OpHook = { run: route, fuses: (op) => first?.fused?.[op] !== undefined };
+  const hook: OpHook = {
+    run: route,
+    fuses: (op) => first?.fused?.[op] !== undefined,
+    layers: () => (first?.fused?.bitnetBlock === undefined ? undefined : first.layers),
+  };
 
   // Lazily made weights only where kernels read host buffers in place (not staged for a device, not copied into WASM).
   const lazyHome = staged === undefined ? home.adoptLazy : undefined;

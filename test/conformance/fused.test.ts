@@ -149,6 +149,7 @@ for (const provider of PROVIDERS) {
         ...chain,
         kernels: { ...chain.kernels, matmulTernaryI8: (...args) => (matmuls++, chain.kernels.matmulTernaryI8(...args)) },
         fused: { ...chain.fused, bitnetBlockBatch: (...args) => (calls++, batched?.(...args)) },
+        layers: undefined, // one block call per layer (the every-block step: test/backends/native-layers.test.ts)
       };
       const opts = FIXTURES[0] ?? {};
       const file = readGgufBytes(makeBitnetFixture(opts));

@@ -72,8 +72,11 @@ export function autotune(tuner: Autotuner, variants: readonly PartialBackend[] =
       return chosen;
     };
 
+    // The every-block step skips the block's tuning: offered only where there is no block variant to choose.
+    const layers = next.layers;
     return {
       fuses: next.fuses,
+      ...(blockCandidates.length > 1 || layers === undefined ? {} : { layers }),
       run: (op, args) => {
         let chosen: PartialBackend | undefined;
         if (TUNED_KERNELS.has(op)) {

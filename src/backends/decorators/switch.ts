@@ -37,6 +37,7 @@ export function createSwitch(home: Dispatcher, options: SwitchOptions = {}): Bac
         }
       },
       fuses: (op) => (active === home ? next : active.hook).fuses(op),
+      layers: () => (active === home ? next : active.hook).layers?.(),
     }),
     () => active.name,
   );

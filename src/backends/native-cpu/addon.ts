@@ -147,9 +147,26 @@ export interface NativeContext {
   scale(x: Float32Array, factor: number, n: number, out: Float32Array): void;
   /** Sums `words` 64-bit words of `data` over the pool (a read-bandwidth probe); returns the sum. */
   readSum(data: Uint8Array, words: number): number;
+  /**
+   * Every block of a layer stack (native/cpu/layers.cc), layer after layer; dims: seq, pos0, capacity, batch
+   * (0: one sequence, kCaches[l] layer l's; B: kCaches[l·B + b] layer l's cache of row b). Returns −1, or
+   * 4·layer + the stage (as `block`) whose activations were not finite. Absent in builds before it.
+   */
+  layers?(
+    stack: NativeLayerStack,
+    h: Float32Array,
+    out: Float32Array,
+    positions: Int32Array,
+    kCaches: readonly Float32Array[],
+    vCaches: readonly Float32Array[],
+    dims: Float64Array,
+  ): number;
   /** Joins the pool's threads; safe to call twice. Kernel calls afterwards throw. */
   dispose(): void;
 }
+
+/** An opaque handle of native/cpu/layers.cc: each layer's `block` arguments, parsed once. */
+export type NativeLayerStack = { readonly __nativeLayerStack: unique symbol };
 
 /** The addon's exports. */
 export interface NativeAddon {
@@ -172,6 +189,13 @@ export interface NativeAddon {
   readonly copyMapped?: LoadCodecs["copyMapped"];
   readonly transcodeMapped?: LoadCodecs["transcodeMapped"];
   readonly releaseMapped?: LoadCodecs["releaseMapped"];
+  /**
+   * Prepares a layer stack: calls `capture(l)` for each layer, which must call a Context's `block` once with
+   * that layer's weights (its arguments are kept instead of run). Absent in builds before layers.cc.
+   */
+  readonly layerStack?: (count: number, capture: (layer: number) => void) => NativeLayerStack;
+  /** Drops a stack's arguments; its later use throws. Idempotent. */
+  readonly layerStackDispose?: (stack: NativeLayerStack) => void;
 }
 
 /** ISA path names accepted by BARBELL_NATIVE_ISA ("avx512" = the best AVX-512 level). */

@@ -38,6 +38,7 @@ import { views } from "../host-memory.js";
 import { binaryCode, unaryCode } from "../ops.js";
 import { elementCount, storageBytes } from "../storage.js";
 import { nativeAddon, probeNativeCpu, requestedIsa, type NativeAddon, type NativeContext } from "./addon.js";
+import { checkBlockWeights, makeLayers, nonFinite } from "./layers.js";
 
 export { probeNativeCpu } from "./addon.js";
 
@@ -517,8 +518,6 @@ export function nativeCapabilities(addon: Pick<NativeAddon, "unaryOps" | "binary
  * Creates a native CPU backend (throws when the addon is unavailable). `threads` defaults to one per
  * physical core; `isa` (or BARBELL_NATIVE_ISA) may force a lower ISA path.
  */
-const STAGES = ["attention input", "attention output", "feed-forward input", "feed-forward hidden state"];
-
 /** The fused BitNet block (native/cpu/block.cc): one addon call per layer and step. */
 function makeFused(ctx: NativeContext): Partial<FusedKernels> {
   const { f32, i32, u8 } = views;
@@ -546,17 +545,7 @@ function makeFused(ctx: NativeContext): Partial<FusedKernels> {
     same(op, "out and h sizes", elementCount(out.shape), seq * embed);
     same(op, "positions", dim(positions, 0), seq);
     checkInt(op, "pos0", pos0);
-    const projections = [w.wq, w.wk, w.wv, w.wo, w.wGate, w.wUp, w.wDown];
-    const q = p.heads * p.headDim;
-    const kv = p.kvHeads * p.headDim;
-    const expected: [number, number][] = [[q, embed], [kv, embed], [kv, embed], [embed, q], [ffn, embed], [ffn, embed], [embed, ffn]];
-    projections.forEach((t, i) => {
-      if (t.dtype !== "ternary") {
-        throw new UsageError("dtype", `[${op}] projection ${i} is ${t.dtype}; the fused block takes ternary weights only`);
-      }
-      same(op, `projection ${i} rows`, dim(t, 0), expected[i]?.[0] ?? 0);
-      same(op, `projection ${i} columns`, dim(t, 1), expected[i]?.[1] ?? 0);
-    });
+    const { projections } = checkBlockWeights(op, w, p, embed);
     const ha = f32(h);
     const oa = f32(out);
     if (ha.buffer === oa.buffer && ha.byteOffset === oa.byteOffset) {
@@ -576,7 +565,7 @@ function makeFused(ctx: NativeContext): Partial<FusedKernels> {
       ...(batch === undefined ? [] : [batch.k.map((t) => f32(t)), batch.v.map((t) => f32(t))]),
     );
     if (bad >= 0) {
-      throw new ValueError("non-finite", `[${op}] the ${STAGES[bad] ?? "activations"} of this block are not finite`);
+      throw nonFinite(op, bad, false);
     }
   };
   return {
@@ -604,11 +593,13 @@ export function createNativeCpuBackend(options: NativeCpuOptions = {}): PartialB
   }
   const ctx = new addon.Context(threads, options.isa ?? requestedIsa());
   const features = addon.features();
+  const layers = makeLayers(ctx, addon);
   let disposed = false;
   return {
     name: "native-cpu",
     kernels: makeKernels(ctx),
     fused: makeFused(ctx),
+    ...(layers === undefined ? {} : { layers }),
     capabilities: nativeCapabilities(addon),
     info: {
       features: [ctx.isa, ...features.flags, "threads"],

@@ -8,8 +8,8 @@
  * llama.cpp's. Where the backend has a fused block (FusedKernels.bitnetBlock / bitnetBlockBatch), a block
  * is one backend call computing the same graph.
  */
-import type { BitnetBlockParams, BitnetBlockWeights, FusedKernels } from "../../backends/backend.js";
-import { ShapeError } from "../../core/errors.js";
+import type { Backend, BitnetBlockParams, BitnetBlockWeights, BitnetLayers, BitnetLayersStep, FusedKernels } from "../../backends/backend.js";
+import { ShapeError, UsageError } from "../../core/errors.js";
 import { attention } from "../../tensor/ops/nn.js";
 import { slice } from "../../tensor/ops/shape.js";
 import { allocTensor, fill, int32Tensor, type Tensor } from "../../tensor/tensor.js";
@@ -151,6 +151,64 @@ function fusedBatchBlock(
   );
 }
 
+/** Each model's layers prepared on a backend's every-block step (undefined: a projection is not ternary). */
+const preparedLayers = new WeakMap<BitnetWeights, { readonly step: BitnetLayersStep; readonly layers: BitnetLayers | undefined }>();
+
+/** True when any of the weights' block tensors was disposed. */
+function layersDisposed(weights: BitnetWeights): boolean {
+  return weights.layers.some(
+    (w) =>
+      w.attnNorm.isDisposed || w.attnSubNorm.isDisposed || w.ffnNorm.isDisposed || w.ffnSubNorm.isDisposed || w.wq.isDisposed ||
+      w.wk.isDisposed || w.wv.isDisposed || w.wo.isDisposed || w.wGate.isDisposed || w.wUp.isDisposed || w.wDown.isDisposed,
+  );
+}
+
+/**
+ * The model's layers on the backend's every-block step (Backend.layers), prepared the first time the weights
+ * are used on it and kept while they are reachable; undefined when there is no step, a projection is not
+ * ternary or a cache is not f32. Disposed weights free the handle and throw UsageError "disposed".
+ */
+function layersFor(backend: Backend, config: BitnetConfig, weights: BitnetWeights, keys: CacheTensor): BitnetLayers | undefined {
+  const step = backend.layers;
+  if (step === undefined || keys.dtype !== "f32") {
+    return undefined;
+  }
+  let entry = preparedLayers.get(weights);
+  if (entry !== undefined && layersDisposed(weights)) {
+    entry.layers?.dispose();
+    preparedLayers.delete(weights);
+    throw new UsageError("disposed", "[forward] the model's weights were disposed");
+  }
+  if (entry === undefined || entry.step !== step) {
+    entry?.layers?.dispose();
+    const blocks = weights.layers.map(fusedWeights);
+    const ternary = blocks.every((b) => b !== undefined);
+    entry = { step, layers: ternary ? step.prepare(blocks as BitnetBlockWeights[], blockParams(config)) : undefined };
+    preparedLayers.set(weights, entry);
+  }
+  return entry.layers;
+}
+
+/** Every block in one backend call (BitnetLayers.run): the same bits as one `fusedBlock` per layer. */
+function layersStep(
+  layers: BitnetLayers,
+  caches: readonly KvCache[],
+  h: Tensor<"f32", ["seq", "embed"]>,
+  positions: Tensor<"i32", ["seq"]>,
+  batch: boolean,
+): Tensor<"f32", ["seq", "embed"]> {
+  const out = allocTensor(h.backend, "f32", ["seq", "embed"] as ["seq", "embed"], h.shape);
+  return fill(out, () => {
+    const ks = caches.map((c) => c.keys.map((t) => t.ref()));
+    const vs = caches.map((c) => c.values.map((t) => t.ref()));
+    if (batch) {
+      layers.runBatch(h.ref(), positions.ref(), ks, vs, out.ref());
+    } else {
+      layers.run(h.ref(), positions.ref(), ks[0] ?? [], vs[0] ?? [], (caches[0] as KvCache).length, out.ref());
+    }
+  });
+}
+
 /**
  * Runs `tokens` at positions cache.length… through the model, appends their K/V to the cache and
  * returns logits [seq, vocab] (or [1, vocab] for the last position unless `allLogits`).
@@ -178,11 +236,17 @@ export function forward(
   );
   const trace = options.trace;
   const ops = new InferenceOps(positions, attendOne(cache), trace);
-  let h = ops.scoped(() => embedGraph(ops, weights, ids));
   // The fused block skips the per-op trace points, so tracing composes the ops.
   const fused = trace === undefined ? backend.fused?.bitnetBlock : undefined;
+  const stack = fused !== undefined ? layersFor(backend, config, weights, cacheLayer(cache, 0)[0]) : undefined;
+  let h = ops.scoped(() => embedGraph(ops, weights, ids));
   try {
-    for (const [l, layer] of weights.layers.entries()) {
+    if (stack !== undefined) {
+      const next = layersStep(stack, [cache], h, positions, false);
+      h.dispose();
+      h = next;
+    }
+    for (const [l, layer] of (stack === undefined ? weights.layers : []).entries()) {
       const fw = fused !== undefined ? fusedWeights(layer) : undefined;
       const next =
         fused !== undefined && fw !== undefined
@@ -249,9 +313,15 @@ export function forwardBatch(
   );
   const ops = new InferenceOps(positions, attendBatch(caches));
   const fused = backend.fused?.bitnetBlockBatch;
+  const stack = fused !== undefined ? layersFor(backend, config, weights, cacheLayer(caches[0] as KvCache, 0)[0]) : undefined;
   let h = ops.scoped(() => embedGraph(ops, weights, ids));
   try {
-    for (const [l, layer] of weights.layers.entries()) {
+    if (stack !== undefined) {
+      const next = layersStep(stack, caches, h, positions, true);
+      h.dispose();
+      h = next;
+    }
+    for (const [l, layer] of (stack === undefined ? weights.layers : []).entries()) {
       const fw = fused !== undefined ? fusedWeights(layer) : undefined;
       const next =
         fused !== undefined && fw !== undefined

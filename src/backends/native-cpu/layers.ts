@@ -1,0 +1,170 @@
+/**
+ * Every BitNet block of a model in one addon call (Backend.layers, native/cpu/layers.cc): `prepare` has the
+ * addon parse each layer's `block` arguments once (weights, norms, scales, sizes) into a native handle, and a
+ * step then passes only h, positions, the caches and the lengths. The layers run the same `bitnet_block` with
+ * the same arguments as one `bitnetBlock` call per layer, so the bits are the same.
+ */
+import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
+import type { BitnetBlockParams, BitnetBlockWeights, BitnetLayers, BitnetLayersStep, TensorRef } from "../backend.js";
+import { views } from "../host-memory.js";
+import { elementCount } from "../storage.js";
+import type { NativeAddon, NativeContext } from "./addon.js";
+
+/** Most layers one stack takes (native/cpu/layers.h kMaxLayers). */
+export const NATIVE_MAX_LAYERS = 1024;
+
+/** The stages of `block`'s non-finite code (native/cpu/block.cc). */
+export const BLOCK_STAGES = ["attention input", "attention output", "feed-forward input", "feed-forward hidden state"];
+
+const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
+
+function same(op: string, what: string, a: number, b: number): void {
+  if (a !== b) {
+    throw new ShapeError("dim-mismatch", `[${op}] ${what}: ${a} ≠ ${b}`);
+  }
+}
+
+/**
+ * Checks a block's projections against the model numbers and `embed` (UsageError "dtype" for a projection that
+ * is not ternary, ShapeError for a wrong shape) and returns them in the addon's order with the FFN width.
+ */
+export function checkBlockWeights(op: string, w: BitnetBlockWeights, p: BitnetBlockParams, embed: number): { projections: TensorRef[]; ffn: number } {
+  const ffn = dim(w.wGate, 0);
+  const projections = [w.wq, w.wk, w.wv, w.wo, w.wGate, w.wUp, w.wDown];
+  const q = p.heads * p.headDim;
+  const kv = p.kvHeads * p.headDim;
+  const expected: [number, number][] = [[q, embed], [kv, embed], [kv, embed], [embed, q], [ffn, embed], [ffn, embed], [embed, ffn]];
+  projections.forEach((t, i) => {
+    if (t.dtype !== "ternary") {
+      throw new UsageError("dtype", `[${op}] projection ${i} is ${t.dtype}; the fused block takes ternary weights only`);
+    }
+    same(op, `projection ${i} rows`, dim(t, 0), expected[i]?.[0] ?? 0);
+    same(op, `projection ${i} columns`, dim(t, 1), expected[i]?.[1] ?? 0);
+  });
+  return { projections, ffn };
+}
+
+/** Throws ValueError "non-finite" for `block`'s / `layers`' code `bad` (≥ 0). */
+export function nonFinite(op: string, bad: number, layered: boolean): ValueError {
+  const stage = BLOCK_STAGES[layered ? bad % 4 : bad] ?? "activations";
+  const where = layered ? ` of layer ${Math.floor(bad / 4)}` : " of this block";
+  return new ValueError("non-finite", `[${op}] the ${stage}${where} are not finite`);
+}
+
+/**
+ * The every-block step of a native context, or undefined when this addon build lacks it or BARBELL_NATIVE_LAYERS=0
+ * (then forward() makes one `bitnetBlock` call per layer: the A/B switch of bench/decode-perf.ts runs).
+ */
+export function makeLayers(
+  ctx: NativeContext,
+  addon: Pick<NativeAddon, "layerStack" | "layerStackDispose">,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): BitnetLayersStep | undefined {
+  if (env["BARBELL_NATIVE_LAYERS"] === "0") {
+    return undefined;
+  }
+  const { layerStack, layerStackDispose } = addon;
+  const runLayers = ctx.layers?.bind(ctx);
+  if (layerStack === undefined || layerStackDispose === undefined || runLayers === undefined) {
+    return undefined;
+  }
+  const { f32, i32, u8 } = views;
+  return {
+    prepare(layers: readonly BitnetBlockWeights[], p: BitnetBlockParams): BitnetLayers {
+      const op = "bitnetLayers";
+      const first = layers[0];
+      if (first === undefined || layers.length > NATIVE_MAX_LAYERS) {
+        throw new ShapeError("size", `[${op}] ${layers.length} layers (1…${NATIVE_MAX_LAYERS})`);
+      }
+      const embed = dim(first.attnNorm, 0);
+      const kv = p.kvHeads * p.headDim;
+      // Placeholder activations for the capture: one token at position 0 of a one-row cache.
+      const h = new Float32Array(embed);
+      const out = new Float32Array(embed);
+      const pos = new Int32Array(1);
+      const cache = new Float32Array(kv);
+      const params = Float64Array.of(p.eps, p.ropeTheta, p.attnScale, p.activation === "relu2" ? 1 : 0);
+      const checked = layers.map((w) => checkBlockWeights(op, w, p, embed));
+      /** Each layer's arrays (the weights' bytes made now, where they are converted on first use), kept reachable by the handle. */
+      const keep = layers.map((w, l) => {
+        const c = checked[l] as (typeof checked)[number];
+        return {
+          norms: [w.attnNorm, w.attnSubNorm, w.ffnNorm, w.ffnSubNorm].map((t) => f32(t)),
+          weights: c.projections.map((t) => u8(t)),
+          gammas: Float64Array.from(c.projections, (t) => t.scale ?? 1),
+          dims: Float64Array.of(1, embed, p.heads, p.kvHeads, p.headDim, c.ffn, 0, 1),
+        };
+      });
+      let stack: ReturnType<typeof layerStack> | undefined = layerStack(layers.length, (l) => {
+        const a = keep[l];
+        if (a !== undefined) {
+          ctx.block(h, out, pos, cache, cache, a.norms, a.weights, a.gammas, a.dims, params);
+        }
+      });
+      const live = (): NonNullable<typeof stack> => {
+        if (stack === undefined) {
+          throw new UsageError("disposed", `[${op}] the prepared layers were disposed`);
+        }
+        return stack;
+      };
+      const call = (hr: TensorRef, positions: TensorRef, ks: Float32Array[], vs: Float32Array[], dims: Float64Array, outRef: TensorRef): void => {
+        const seq = dim(hr, 0);
+        same(op, "h columns", dim(hr, 1), embed);
+        same(op, "out and h sizes", elementCount(outRef.shape), seq * embed);
+        same(op, "positions", dim(positions, 0), seq);
+        const bad = runLayers(live(), f32(hr), f32(outRef), i32(positions), ks, vs, dims);
+        if (bad >= 0) {
+          throw nonFinite(op, bad, true);
+        }
+      };
+      const cacheArrays = (refs: readonly TensorRef[], count: number, what: string): Float32Array[] => {
+        if (refs.length !== count) {
+          throw new ShapeError("size", `[${op}] ${refs.length} ${what} caches for ${count}`);
+        }
+        return refs.map((c) => {
+          if (c.dtype !== "f32") {
+            throw new UsageError("dtype", `[${op}] a ${c.dtype} cache; the layer stack takes f32 caches`);
+          }
+          same(op, "cache kv heads", dim(c, 1), p.kvHeads);
+          same(op, "cache head size", dim(c, 2), p.headDim);
+          return f32(c);
+        });
+      };
+      return {
+        run(hr, positions, kCaches, vCaches, pos0, outRef) {
+          live();
+          if (!Number.isSafeInteger(pos0) || pos0 < 0) {
+            throw new ShapeError("size", `[${op}] pos0 must be a non-negative integer, got ${pos0}`);
+          }
+          const ks = cacheArrays(kCaches, layers.length, "K");
+          const vs = cacheArrays(vCaches, layers.length, "V");
+          const capacity = Math.min(...kCaches.map((c) => dim(c, 0)), ...vCaches.map((c) => dim(c, 0)));
+          if (pos0 + dim(hr, 0) > capacity) {
+            throw new ShapeError("bounds", `[${op}] positions ${pos0}…${pos0 + dim(hr, 0) - 1} do not fit caches of ${capacity}`);
+          }
+          call(hr, positions, ks, vs, Float64Array.of(dim(hr, 0), pos0, capacity, 0), outRef);
+        },
+        runBatch(hr, positions, kCaches, vCaches, outRef) {
+          live();
+          const rows = dim(hr, 0);
+          if (kCaches.length !== rows || vCaches.length !== rows) {
+            throw new ShapeError("size", `[${op}] ${rows} rows need as many K and V cache lists`);
+          }
+          // Layer-major: the addon takes layer l's cache of row b at l·B + b.
+          const byLayer = (lists: readonly (readonly TensorRef[])[], what: string): Float32Array[] => {
+            const perRow = lists.map((list) => cacheArrays(list, layers.length, what));
+            return layers.flatMap((_, l) => perRow.map((row) => row[l] as Float32Array));
+          };
+          call(hr, positions, byLayer(kCaches, "K"), byLayer(vCaches, "V"), Float64Array.of(rows, 0, 0, rows), outRef);
+        },
+        dispose() {
+          if (stack !== undefined) {
+            layerStackDispose(stack);
+            stack = undefined;
+            keep.length = 0;
+          }
+        },
+      };
+    },
+  };
+}
