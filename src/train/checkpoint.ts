@@ -41,7 +41,18 @@ export const CHECKPOINT_VERSION = "1";
 /** Most transformer blocks a checkpoint's config may claim (checked before any name list is built). */
 export const MAX_CHECKPOINT_LAYERS = 1024;
 
-const CONFIG_KEYS = ["vocabSize", "hidden", "layers", "heads", "kvHeads", "ffn", "rmsEps", "ropeTheta", "activation", "tied"] as const;
+const CONFIG_KEYS = [
+  "vocabSize",
+  "hidden",
+  "layers",
+  "heads",
+  "kvHeads",
+  "ffn",
+  "rmsEps",
+  "ropeTheta",
+  "activation",
+  "tied",
+] as const satisfies readonly (keyof QatConfig)[];
 const OPTION_KEYS = [
   "totalSteps",
   "warmupSteps",
@@ -54,7 +65,14 @@ const OPTION_KEYS = [
   "clipNorm",
   "batchSize",
   "seqLen",
-] as const;
+] as const satisfies readonly (keyof TrainOptions)[];
+
+/** Every key of T is listed: a field added to the type and not to its key list fails to compile here. */
+type Unlisted<T, Listed> = Exclude<keyof T, Listed>;
+const listsComplete: [Unlisted<QatConfig, (typeof CONFIG_KEYS)[number]>, Unlisted<TrainOptions, (typeof OPTION_KEYS)[number]>] extends [never, never]
+  ? true
+  : false = true;
+void listsComplete;
 
 /** JSON with the keys in a fixed order (the checksum and the comparisons read this text). */
 function canonical(o: object, keys: readonly string[]): string {
@@ -194,7 +212,7 @@ function parseConfig(text: string | undefined): QatConfig {
 
 function parseOptions(text: string | undefined): TrainOptions {
   const r = parseObject(text, "options", OPTION_KEYS);
-  const out: Record<string, number> = {};
+  const out: Partial<Record<keyof TrainOptions, number>> = {};
   for (const k of OPTION_KEYS) {
     const v = r[k];
     // JSON has no Infinity: an unclipped run stores clipNorm as null.
@@ -206,7 +224,8 @@ function parseOptions(text: string | undefined): TrainOptions {
       out[k] = v;
     }
   }
-  return out as unknown as TrainOptions;
+  // Every key of OPTION_KEYS (all of TrainOptions, checked at compile time above) was set in the loop.
+  return out as Record<keyof TrainOptions, number>;
 }
 
 function parseUint(text: string | undefined, what: string, max: number): number {
