@@ -55,8 +55,7 @@ export abstract class VocabTokenizer implements Tokenizer {
   readonly addBosDefault: boolean;
   protected readonly tokens: readonly string[];
   protected readonly types: Uint8Array;
-  /** Token string → id; on duplicate strings the lowest id wins. */
-  protected readonly ids: Map<string, number>;
+  #ids: Map<string, number> | undefined;
   readonly #specialIds: Map<string, number>;
   readonly #splitAll: RegExp | undefined;
   readonly #splitUser: RegExp | undefined;
@@ -70,16 +69,13 @@ export abstract class VocabTokenizer implements Tokenizer {
     this.eos = tables.eos;
     this.eot = tables.eot;
     this.addBosDefault = tables.addBos && tables.bos !== undefined;
-    this.ids = new Map();
     this.#specialIds = new Map();
     const all: string[] = [];
     const user: string[] = [];
-    tables.tokens.forEach((text, id) => {
-      if (!this.ids.has(text)) {
-        this.ids.set(text, id);
-      }
-      const type = tables.types[id] ?? TokenType.normal;
-      if (text.length > 0 && (isControlType(type) || type === TokenType.userDefined)) {
+    // By type first: only the few control / user-defined tokens are looked at as text.
+    tables.types.forEach((type, id) => {
+      const text = tables.tokens[id] ?? "";
+      if ((isControlType(type) || type === TokenType.userDefined) && text.length > 0) {
         if (!this.#specialIds.has(text)) {
           this.#specialIds.set(text, id);
         }
@@ -92,6 +88,23 @@ export abstract class VocabTokenizer implements Tokenizer {
     this.#splitAll = alternation(all);
     this.#splitUser = alternation(user);
     this.#bytes = new Array<Uint8Array | undefined>(this.vocabSize);
+  }
+
+  /**
+   * Token string → id; on duplicate strings the lowest id wins. Built on first use (an encode): hashing a
+   * 128k-token vocabulary is a good part of a tokenizer's load time and decoding never needs it.
+   */
+  protected get ids(): Map<string, number> {
+    if (this.#ids === undefined) {
+      const ids = new Map<string, number>();
+      this.tokens.forEach((text, id) => {
+        if (!ids.has(text)) {
+          ids.set(text, id);
+        }
+      });
+      this.#ids = ids;
+    }
+    return this.#ids;
   }
 
   /** Appends the ids of a text segment that holds no special tokens; `start` is its offset in the input. */

@@ -53,8 +53,15 @@ export class ByteBpeTokenizer extends VocabTokenizer {
     this.#ignoreMerges = tables.ignoreMerges;
     this.#merges = tables.merges;
     this.#byteIds = new Int32Array(256);
+    // The one-character tokens (lowest id first), without the whole vocabulary's map.
+    const single = new Map<string, number>();
+    tables.tokens.forEach((t, id) => {
+      if (t.length === 1 && !single.has(t)) {
+        single.set(t, id);
+      }
+    });
     BYTE_TO_CHAR.forEach((c, b) => {
-      const id = this.ids.get(c);
+      const id = single.get(c);
       if (id === undefined) {
         const hex = b.toString(16).padStart(2, "0");
         throw new FormatError("bad-value", `[tokenizer] byte-level vocabulary has no token for byte 0x${hex} ("${c}")`);
