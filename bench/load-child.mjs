@@ -1,12 +1,12 @@
 // One load measurement in a fresh plain-Node process on the compiled library (dist/), for bench/load.ts:
 // imports, then (mode "load") loads the model, decodes one token after a one-token prompt, and, with
 // prompt > 0, prefills `prompt` tokens in a second sequence; prints one JSON line with wall and CPU times
-// and the peak RSS (VmHWM) after each step. Mode "baseline" loads nothing of a model: it imports the library
-// and starts the backend, the runtime's fixed cost.
-//   node bench/load-child.mjs <load|baseline> <model.gguf> <backends> <threads> <prompt> [head]
+// and the peak RSS (VmHWM) after each step (with decode > 0, that many tokens decoded after the prefill). Mode
+// "baseline" loads nothing of a model: it imports the library and starts the backend, the runtime's fixed cost.
+//   node bench/load-child.mjs <load|baseline> <model.gguf> <backends> <threads> <prompt> [head] [decode]
 import fs from "node:fs";
 
-const [mode = "load", file = "", backends = "native-cpu,js", threads = "0", prompt = "0", head = "keep"] = process.argv.slice(2);
+const [mode = "load", file = "", backends = "native-cpu,js", threads = "0", prompt = "0", head = "keep", decode = "0"] = process.argv.slice(2);
 /** Peak resident set so far, bytes (VmHWM; maxRSS where /proc is absent). */
 const peak = () => {
   try {
@@ -16,6 +16,15 @@ const peak = () => {
     // not Linux
   }
   return process.resourceUsage().maxRSS * 1024;
+};
+/** Resident memory now by kind, MiB: anonymous, file-backed, the V8 heap and array buffers (BENCH_MEM_DETAIL=1). */
+const detail = () => {
+  if (process.env.BENCH_MEM_DETAIL !== "1") return undefined;
+  const status = fs.readFileSync("/proc/self/status", "utf8");
+  const kb = (k) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN) / 1024;
+  const m = process.memoryUsage();
+  const mb = (b) => Math.round(b / 2 ** 20);
+  return { anon: Math.round(kb("RssAnon")), file: Math.round(kb("RssFile")), heapTotal: mb(m.heapTotal), heapUsed: mb(m.heapUsed), arrayBuffers: mb(m.arrayBuffers), external: mb(m.external) };
 };
 const cpuMs = (since) => {
   const c = process.cpuUsage(since);
@@ -32,25 +41,42 @@ if (mode === "baseline") {
   const backend = await resolveBackend(opts);
   out.backendMs = performance.now() - started - importMs;
   out.baselineRss = peak();
+  out.baselineMem = detail();
   backend.dispose?.();
 } else {
   const t0 = performance.now();
   const c1 = process.cpuUsage();
-  const model = await lib.loadModel(file, { ...opts, headType: head === "q8_0" ? "q8_0" : "keep", contextLength: Math.max(Number(prompt), 1) + 2 });
+  const model = await lib.loadModel(file, { ...opts, headType: head === "q8_0" ? "q8_0" : "keep", contextLength: Math.max(Number(prompt), 1) + Math.max(Number(decode), 1) + 1 });
   out.loadMs = performance.now() - t0;
   out.loadCpuMs = cpuMs(c1);
   out.loadRss = peak();
+  out.loadMem = detail();
+  out.backend = model.backend;
   try {
     const t1 = performance.now();
     await model.generate([1], { temperature: 0, maxTokens: 1, ignoreEos: true }).complete();
     out.firstTokenMs = performance.now() - t1;
     out.firstTokenRss = peak();
+    out.firstTokenMem = detail();
     if (Number(prompt) > 0) {
       const ids = Array.from({ length: Number(prompt) }, (_, i) => 1 + ((i * 7919) % (model.config.vocabSize - 1)));
       const t2 = performance.now();
-      await model.generate(ids, { temperature: 0, maxTokens: 1, ignoreEos: true }).complete();
-      out.prefillMs = performance.now() - t2;
-      out.prefillRss = peak();
+      const n = Math.max(1, Number(decode));
+      let t3 = 0;
+      for await (const token of model.generate(ids, { temperature: 0, maxTokens: n, ignoreEos: true })) {
+        void token;
+        if (t3 === 0) {
+          out.prefillMs = performance.now() - t2;
+          out.prefillRss = peak();
+          out.prefillMem = detail();
+          t3 = performance.now();
+        }
+      }
+      if (n > 1) {
+        out.decodeMs = performance.now() - t3;
+        out.decodeRss = peak();
+        out.decodeMem = detail();
+      }
     }
   } finally {
     model.dispose();
