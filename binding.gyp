@@ -32,6 +32,7 @@
         "native/cpu/float_kernels.cc",
         "native/cpu/kernels_scalar.cc",
         "native/cpu/kquant.cc",
+        "native/cpu/kv_cache.cc",
         "native/cpu/layers.cc",
         "native/cpu/load.cc",
         "native/cpu/probe.cc",

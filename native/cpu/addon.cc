@@ -25,6 +25,7 @@
 #include "float_kernels.h"
 #include "kernels.h"
 #include "kquant.h"
+#include "kv_napi.h"
 #include "layers.h"
 #include "load.h"
 #include "napi_args.h"
@@ -420,7 +421,8 @@ class Context : public Napi::ObjectWrap<Context> {
     return info.Env().Undefined();
   }
 
-  // attention(q, k, v, seqQ, seqKV, nHead, nKvHead, headDim, pos0, scale, out)
+  // attention(q, k, v, seqQ, seqKV, nHead, nKvHead, headDim, pos0, scale, out[, kvType])
+  // kvType (KvType, float_kernels.h): 0 f32 (k, v Float32Arrays), 1 f16 / 2 q8_0 (k, v Uint8Arrays of cache rows).
   Napi::Value Attention(const Napi::CallbackInfo& info) {
     if (!alive(info)) {
       return info.Env().Undefined();
@@ -438,18 +440,33 @@ class Context : public Napi::ObjectWrap<Context> {
     const size_t qn = prod(seqQ, nHead) * static_cast<size_t>(headDim);
     const size_t kvn = prod(seqKV, nKvHead) * static_cast<size_t>(headDim);
     ARG_ARRAY(float, q, 0, qn);
-    ARG_ARRAY(float, k, 1, kvn);
-    ARG_ARRAY(float, v, 2, kvn);
     ARG_ARRAY(float, out, 10, qn);
+    int64_t kvType = 0;
+    if (info.Length() > 11 && !get_int(info, 11, "kvType", kKvQ8_0, &kvType)) {
+      return info.Env().Undefined();
+    }
+    if (kvType == kKvQ8_0 && headDim % 32 != 0) {
+      Napi::RangeError::New(info.Env(), "[native-cpu] attention: a q8_0 cache needs headDim % 32 == 0").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    float* k = nullptr;
+    float* v = nullptr;
+    if (kvType == kKvF32 ? !get_array<float>(info, 1, "k", kvn, &k) || !get_array<float>(info, 2, "v", kvn, &v)
+                         : !kv_bytes_arg(info, 1, "k", kv_bytes(static_cast<int>(kvType), kvn), &k) ||
+                               !kv_bytes_arg(info, 2, "v", kv_bytes(static_cast<int>(kvType), kvn), &v)) {
+      return info.Env().Undefined();
+    }
     AttentionArgs a{q, k, v, static_cast<int>(seqQ), static_cast<int>(seqKV), static_cast<int>(nHead),
                     static_cast<int>(nKvHead), static_cast<int>(headDim), static_cast<int>(pos0), get_double(info, 9), out};
+    a.kv_type = static_cast<int>(kvType);
     exec_->attention(a);
     return info.Env().Undefined();
   }
 
   // block(h, out, pos: Int32Array, kCache, vCache, norms: Float32Array[4], weights: Uint8Array[7],
   //       gammas: Float64Array(7), dims: Float64Array(8), params: Float64Array(4)) → −1 or stage code
-  // dims: seq, embed, heads, kvHeads, headDim, ffn, pos0, capacity; params: eps, theta, attnScale, relu2.
+  // dims: seq, embed, heads, kvHeads, headDim, ffn, pos0, capacity; params: eps, theta, attnScale, relu2[, kvType]
+  // (KvType; f16 / q8_0 caches are Uint8Arrays of cache rows, f32 ones Float32Arrays).
   // The fused BitNet block (block.cc). Every array is checked against the sizes in dims.
   Napi::Value Block(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -469,8 +486,14 @@ class Context : public Napi::ObjectWrap<Context> {
       }
       return true;
     };
-    double d[8], p[4], gam[7];
-    if (!f64(8, 8, "dims", d) || !f64(9, 4, "params", p) || !f64(7, 7, "gammas", gam)) {
+    double d[8], p[5] = {0, 0, 0, 0, 0}, gam[7];
+    const bool has_kv = info[9].IsTypedArray() && info[9].As<Napi::TypedArray>().ElementLength() >= 5;
+    if (!f64(8, 8, "dims", d) || !f64(9, has_kv ? 5 : 4, "params", p) || !f64(7, 7, "gammas", gam)) {
+      return env.Undefined();
+    }
+    const int kv_type = p[4] == 1 ? kKvF16 : p[4] == 2 ? kKvQ8_0 : kKvF32;
+    if (p[4] != kv_type || (kv_type == kKvQ8_0 && static_cast<int64_t>(d[4]) % 32 != 0)) {
+      Napi::RangeError::New(env, "[native-cpu] block: bad kv type").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     int64_t v[8];
@@ -513,26 +536,30 @@ class Context : public Napi::ObjectWrap<Context> {
         const Napi::Value kv_arrays[2] = {ks.Get(b), vs.Get(b)};
         for (int which = 0; which < 2; ++which) {
           const Napi::Value c = kv_arrays[which];
-          if (!c.IsTypedArray() || c.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-            Napi::TypeError::New(env, "[native-cpu] block: caches must be Float32Arrays").ThrowAsJavaScriptException();
+          if (!c.IsTypedArray() || c.As<Napi::TypedArray>().TypedArrayType() != (kv_type == kKvF32 ? napi_float32_array : napi_uint8_array)) {
+            Napi::TypeError::New(env, "[native-cpu] block: caches must be Float32Arrays (Uint8Arrays for f16 / q8_0)").ThrowAsJavaScriptException();
             return env.Undefined();
           }
-          (which == 0 ? kRows : vRows).push_back(c.As<Napi::Float32Array>().Data());
+          const Napi::TypedArray ta = c.As<Napi::TypedArray>();
+          (which == 0 ? kRows : vRows).push_back(reinterpret_cast<float*>(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset()));
         }
       }
       ARG_ARRAY(int32_t, posCheck, 2, static_cast<size_t>(seq));
       for (uint32_t b = 0; b < static_cast<uint32_t>(seq); ++b) {
-        const size_t klen = ks.Get(b).As<Napi::Float32Array>().ElementLength();
-        const size_t vlen = vs.Get(b).As<Napi::Float32Array>().ElementLength();
-        if (posCheck[b] < 0 || prod(static_cast<int64_t>(posCheck[b]) + 1, kv) > std::min(klen, vlen)) {
+        const size_t klen = ks.Get(b).As<Napi::TypedArray>().ByteLength();
+        const size_t vlen = vs.Get(b).As<Napi::TypedArray>().ByteLength();
+        if (posCheck[b] < 0 || (static_cast<size_t>(posCheck[b]) + 1) * kv_bytes(kv_type, static_cast<size_t>(kv)) > std::min(klen, vlen)) {
           Napi::RangeError::New(env, "[native-cpu] block: row " + std::to_string(b) + "'s position does not fit its cache")
               .ThrowAsJavaScriptException();
           return env.Undefined();
         }
       }
     } else {
-      if (!get_array<float>(info, 3, "kCache", prod(capacity, kv), &kCache) ||
-          !get_array<float>(info, 4, "vCache", prod(capacity, kv), &vCache)) {
+      const size_t cache_bytes = static_cast<size_t>(capacity) * kv_bytes(kv_type, static_cast<size_t>(kv));
+      if (kv_type == kKvF32 ? !get_array<float>(info, 3, "kCache", prod(capacity, kv), &kCache) ||
+                                  !get_array<float>(info, 4, "vCache", prod(capacity, kv), &vCache)
+                            : !kv_bytes_arg(info, 3, "kCache", cache_bytes, &kCache) ||
+                                  !kv_bytes_arg(info, 4, "vCache", cache_bytes, &vCache)) {
         return env.Undefined();
       }
     }
@@ -589,6 +616,7 @@ class Context : public Napi::ObjectWrap<Context> {
     a.theta = p[1];
     a.attn_scale = p[2];
     a.relu2 = p[3] != 0;
+    a.kv_type = kv_type;
     if (batch) {
       a.batch = static_cast<int>(seq);
       a.k_caches = kRows.data();

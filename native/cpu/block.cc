@@ -4,7 +4,8 @@
 // a fresh buffer per op. Per block, with h the residual stream [seq, embed]:
 //
 //   x = RMSNorm(h)·attn_norm;  xq = quant(x);  q, k, v = BitLinear(xq)   (one job over all rows)
-//   q, k = RoPE(q, k) (NeoX);  k → cache rows, v written straight into its cache rows
+//   q, k = RoPE(q, k) (NeoX);  k → cache rows, v written straight into its cache rows (an f16 / q8_0 cache:
+//   both rounded into them, kv_cache.h)
 //   a = attention(q, cache);   o = BitLinear_o(quant(RMSNorm(a)·attn_sub_norm));  h1 = h + o
 //   y = RMSNorm(h1)·ffn_norm;  g, u = BitLinear(quant(y))                 (one job)
 //   d = BitLinear_down(quant(RMSNorm(act(g) ⊙ u)·ffn_sub_norm));  out = h1 + d
@@ -14,6 +15,7 @@
 
 #include "elementwise.h"
 #include "executor.h"
+#include "kv_cache.h"
 
 namespace barbell {
 
@@ -53,10 +55,12 @@ int Executor::bitnet_block(const BlockArgs& a) {
   float* scales = vb + S * KV;
   int8_t* xq = arena_i8_.data();
   const bool batch = a.batch > 0;
-  // One sequence: K (after RoPE) and V go straight into the cache rows. A batch: into the arena, then
-  // each row to its own sequence's cache.
-  float* k_rows = batch ? kr : a.k_cache + static_cast<size_t>(a.pos0) * KV;
-  float* v_rows = batch ? vb : a.v_cache + static_cast<size_t>(a.pos0) * KV;
+  // One sequence with an f32 cache: K (after RoPE) and V go straight into the cache rows. A batch, or an
+  // f16 / q8_0 cache: into the arena, then each row rounded into its cache row (kv_store_rows).
+  const bool direct = !batch && a.kv_type == kKvF32;
+  const size_t row_bytes = kv_bytes(a.kv_type, static_cast<size_t>(KV));
+  float* k_rows = direct ? a.k_cache + static_cast<size_t>(a.pos0) * KV : kr;
+  float* v_rows = direct ? a.v_cache + static_cast<size_t>(a.pos0) * KV : vb;
   const int seq = a.seq;
 
   // Quantizes x [seq, cols] and repacks it for the ternary kernel; false if x is not finite.
@@ -81,14 +85,21 @@ int Executor::bitnet_block(const BlockArgs& a) {
   rope(k, seq, a.kv_heads, a.head_dim, a.pos, a.theta, true, k_rows);
   if (batch) {
     for (int b = 0; b < seq; ++b) {
-      const size_t at = static_cast<size_t>(a.pos[b]) * KV;
-      std::copy(kr + static_cast<size_t>(b) * KV, kr + static_cast<size_t>(b + 1) * KV, a.k_caches[b] + at);
-      std::copy(vb + static_cast<size_t>(b) * KV, vb + static_cast<size_t>(b + 1) * KV, a.v_caches[b] + at);
+      const size_t at = static_cast<size_t>(a.pos[b]) * row_bytes;
+      kv_store_rows(a.kv_type, kr + static_cast<size_t>(b) * KV, 1, KV, reinterpret_cast<uint8_t*>(a.k_caches[b]) + at);
+      kv_store_rows(a.kv_type, vb + static_cast<size_t>(b) * KV, 1, KV, reinterpret_cast<uint8_t*>(a.v_caches[b]) + at);
     }
     attention_rows(a, qr, att);
   } else {
-    attention(AttentionArgs{qr, a.k_cache, a.v_cache, seq, a.pos0 + seq, a.heads, a.kv_heads, a.head_dim, a.pos0,
-                            a.attn_scale, att});
+    if (!direct) {
+      const size_t at = static_cast<size_t>(a.pos0) * row_bytes;
+      kv_store_rows(a.kv_type, kr, S, KV, reinterpret_cast<uint8_t*>(a.k_cache) + at);
+      kv_store_rows(a.kv_type, vb, S, KV, reinterpret_cast<uint8_t*>(a.v_cache) + at);
+    }
+    AttentionArgs att_args{qr, a.k_cache, a.v_cache, seq, a.pos0 + seq, a.heads, a.kv_heads, a.head_dim, a.pos0,
+                           a.attn_scale, att};
+    att_args.kv_type = a.kv_type;
+    attention(att_args);
   }
   rms_norm(att, a.norm[1], seq, Q, a.eps, x);
   if (!quant(x, Q)) {

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "elementwise.h"
+#include "kv_cache.h"
 
 namespace barbell {
 
@@ -161,6 +162,20 @@ void Executor::ternary_prepared(const float* xscale, int m, int k, const Ternary
 }
 
 void Executor::attention(const AttentionArgs& a) {
+  if (a.kv_type != kKvF32 && table_.attention_heads_kv == nullptr) {
+    // A path without f16 / q8_0 cache readers (scalar, NEON): the rows decoded to f32 (exact), then the f32 kernels.
+    const size_t row = static_cast<size_t>(a.n_kv_head) * a.head_dim;
+    std::vector<float> k(static_cast<size_t>(a.seq_kv) * row);
+    std::vector<float> v(k.size());
+    kv_decode_rows(a.kv_type, reinterpret_cast<const uint8_t*>(a.k), static_cast<size_t>(a.seq_kv), row, k.data());
+    kv_decode_rows(a.kv_type, reinterpret_cast<const uint8_t*>(a.v), static_cast<size_t>(a.seq_kv), row, v.data());
+    AttentionArgs f = a;
+    f.k = k.data();
+    f.v = v.data();
+    f.kv_type = kKvF32;
+    attention(f);
+    return;
+  }
   const int pairs = a.seq_q * a.n_head;
   const int threads = pool_->threads();
   // Multiply-adds: Σ over rows of (keys seen) · headDim, twice (q·k and p·v), per head.
@@ -179,7 +194,11 @@ void Executor::attention(const AttentionArgs& a) {
     const size_t D = static_cast<size_t>(a.head_dim);
     const int per = std::min(a.n_head, 256);
     float* scratch = thread_scratch<float>(static_cast<size_t>(per) * (static_cast<size_t>(a.seq_kv) + D) + 64);
-    for (int h0 = 0; h0 < a.n_head; h0 += per) {
+    for (int h0 = 0; h0 < a.n_head && a.kv_type != kKvF32; h0 += per) {
+      table_.attention_heads_kv(a.kv_type, a.q, a.k, a.v, static_cast<size_t>(a.n_kv_head) * D, a.pos0 + 1, h0,
+                                std::min(a.n_head, h0 + per), group, a.head_dim, a.scale, a.out, scratch);
+    }
+    for (int h0 = 0; h0 < a.n_head && a.kv_type == kKvF32; h0 += per) {
       table_.attention_heads(a.q, a.k, a.v, static_cast<size_t>(a.n_kv_head) * D, a.pos0 + 1, h0, std::min(a.n_head, h0 + per),
                              group, a.head_dim, a.scale, a.out, scratch);
     }
@@ -194,12 +213,21 @@ void Executor::attention(const AttentionArgs& a) {
       const size_t stride = (static_cast<size_t>(a.seq_kv) + 15) / 16 * 16;
       const size_t kv_row = static_cast<size_t>(a.n_kv_head) * D;
       kt_.resize(static_cast<size_t>(a.n_kv_head) * D * stride);
+      // An f16 / q8_0 cache: each group of 16 rows decoded to f32 first (exact), then transposed.
+      std::vector<float> rows(a.kv_type != kKvF32 ? 16 * kv_row : 0);
+      const size_t row_bytes = kv_bytes(a.kv_type, kv_row);
       for (int t0 = 0; t0 < a.seq_kv; t0 += 16) {
         const int t1 = std::min(a.seq_kv, t0 + 16);
+        const float* src = a.k + static_cast<size_t>(t0) * kv_row;
+        if (a.kv_type != kKvF32) {
+          kv_decode_rows(a.kv_type, reinterpret_cast<const uint8_t*>(a.k) + static_cast<size_t>(t0) * row_bytes,
+                         static_cast<size_t>(t1 - t0), kv_row, rows.data());
+          src = rows.data();
+        }
         for (size_t c = 0; c < kv_row; ++c) {  // c = kv_head·D + d, the row of kt
           float* dst = kt_.data() + c * stride;
           for (int t = t0; t < t1; ++t) {
-            dst[t] = a.k[static_cast<size_t>(t) * kv_row + c];
+            dst[t] = src[static_cast<size_t>(t - t0) * kv_row + c];
           }
         }
       }
@@ -251,9 +279,36 @@ void Executor::attention_rows(const BlockArgs& a, const float* q, float* out) {
     longest = std::max(longest, a.pos[b] + 1);
   }
   const auto args = [&](int b) {
-    return AttentionArgs{q + static_cast<size_t>(b) * Q, a.k_caches[b], a.v_caches[b], 1, a.pos[b] + 1, a.heads, a.kv_heads,
-                         a.head_dim, a.pos[b], a.attn_scale, out + static_cast<size_t>(b) * Q};
+    AttentionArgs r{q + static_cast<size_t>(b) * Q, a.k_caches[b], a.v_caches[b], 1, a.pos[b] + 1, a.heads, a.kv_heads,
+                    a.head_dim, a.pos[b], a.attn_scale, out + static_cast<size_t>(b) * Q};
+    r.kv_type = a.kv_type;
+    return r;
   };
+  if (a.kv_type != kKvF32) {
+    // f16 / q8_0 caches: one task per sequence reading its cache once (attention_heads_kv), or, on a path
+    // without cache readers, one sequence after another through attention() (which decodes first).
+    const auto heads_fn = table_.attention_heads_kv;
+    if (heads_fn == nullptr || a.heads > 256) {
+      for (int b = 0; b < a.seq; ++b) {
+        attention(args(b));
+      }
+      return;
+    }
+    const size_t scratch = static_cast<size_t>(a.heads) * (static_cast<size_t>(longest) + a.head_dim) + 64;
+    const std::function<void(int)> job = [&](int b) {
+      heads_fn(a.kv_type, q + static_cast<size_t>(b) * Q, a.k_caches[b], a.v_caches[b],
+               static_cast<size_t>(a.kv_heads) * a.head_dim, a.pos[b] + 1, 0, a.heads, a.heads / a.kv_heads, a.head_dim,
+               a.attn_scale, out + static_cast<size_t>(b) * Q, thread_scratch<float>(scratch));
+    };
+    if (pool_->threads() <= 1) {
+      for (int b = 0; b < a.seq; ++b) {
+        job(b);
+      }
+    } else {
+      pool_->run(a.seq, job);
+    }
+    return;
+  }
   if (table_.attention_seq != nullptr && a.heads <= 256) {
     // One task per sequence, each reading its cache once in row order (see attention_decode_seq).
     const auto seq_fn = table_.attention_seq;

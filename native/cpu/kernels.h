@@ -113,6 +113,10 @@ struct IsaKernels {
   // rows kv_row floats apart), the cache read once in row order (the same bits as `attention`; simd_float.inc).
   void (*attention_heads)(const float* q, const float* k, const float* v, size_t kv_row, int T, int h0, int h1,
                           int group, int D, double scale, float* out, float* scratch);
+  // Optional: attention_heads over a cache of KvType kv_type (k and v point at the rows' bytes; kv_row counts
+  // elements). `attention` reads AttentionArgs::kv_type where this is set. Null: the executor decodes first.
+  void (*attention_heads_kv)(int kv_type, const float* q, const void* k, const void* v, size_t kv_row, int T, int h0,
+                             int h1, int group, int D, double scale, float* out, float* scratch);
 };
 
 // Weight formats of IsaKernels::dense_gemv. Q8_0: rows of k / 32 blocks of 34 bytes (f16 scale d,

@@ -15,8 +15,8 @@ import { storageBytes } from "./storage.js";
 /** What a decomposition runs on: a complete backend's kernels, scratch tensors and host reads. */
 export interface OpRunner {
   readonly kernels: Kernels;
-  /** A zeroed scratch tensor on the backend, freed when the decomposition returns. */
-  temp(dtype: StorageDType, shape: readonly number[]): TensorRef;
+  /** A scratch tensor on the backend (zeroed, or holding `data`), freed when the decomposition returns. */
+  temp(dtype: StorageDType, shape: readonly number[], data?: Uint8Array): TensorRef;
   /**
    * The values of a small i32 tensor (a batch's positions), read back to the host synchronously: host memory
    * only (the batched block's decomposition is a specification run on CPU backends; a device runs its own).
@@ -29,9 +29,12 @@ export function runDecomposition<A extends unknown[]>(backend: Backend, run: (ru
   const temps: TensorRef[] = [];
   const runner: OpRunner = {
     kernels: backend.kernels,
-    temp: (dtype, shape) => {
+    temp: (dtype, shape, data) => {
       const ref: TensorRef = { buffer: backend.alloc(storageBytes(dtype, shape)), dtype, shape: [...shape] };
       temps.push(ref);
+      if (data !== undefined) {
+        backend.write(ref.buffer, data);
+      }
       return ref;
     },
     int32s: (t) => {
@@ -53,7 +56,8 @@ const as = (t: TensorRef, shape: readonly number[]): TensorRef => ({ ...t, shape
  * Causal attention, one query row and head at a time: gather the head's visible keys [t, D] and
  * transposed values [D, t], scores = q·kᵀ (matmulF32), scaled, softmax, times v, written to the head's
  * row of out. Every intermediate is rounded to f32, so it agrees with the kernel's float64 accumulation
- * within the op table's tolerance, not bit for bit.
+ * within the op table's tolerance, not bit for bit. An f16 / q8_0 cache is decoded to f32 first (exactly), as
+ * the rows of an embedding table.
  */
 export function decomposeAttention(
   r: OpRunner,
@@ -66,6 +70,15 @@ export function decomposeAttention(
 ): void {
   const K = r.kernels;
   const [seq, heads, headDim] = [dim(q, 0), dim(q, 1), dim(q, 2)];
+  if (k.dtype !== "f32") {
+    const rows = dim(k, 0) * dim(k, 1);
+    const ids = r.temp("i32", [rows], new Uint8Array(Int32Array.from({ length: rows }, (_, i) => i).buffer));
+    const [kf, vf] = [r.temp("f32", k.shape), r.temp("f32", v.shape)];
+    K.embedding(ids, as(k, [rows, headDim]), as(kf, [rows, headDim]));
+    K.embedding(ids, as(v, [rows, headDim]), as(vf, [rows, headDim]));
+    decomposeAttention(r, q, kf, vf, pos0, scale, out);
+    return;
+  }
   const kvHeads = dim(k, 1);
   if (kvHeads === 0 || heads % kvHeads !== 0 || pos0 + seq > dim(k, 0)) {
     throw new ShapeError("size", `[attention] ${heads} heads over ${kvHeads} KV heads, queries at ${pos0}+${seq} of ${dim(k, 0)}`);

@@ -18,7 +18,7 @@
 import { UsageError } from "../core/errors.js";
 import type { BitnetBlockParams, RopeMode, StorageDType, TensorRef } from "./backend.js";
 import { decomposeAttention, decomposeBitnetBlock, decomposeBitnetBlockBatch, type OpRunner } from "./decompositions.js";
-import { DENSE_FORMATS, dtypeKind, INTEGER_HEAD_FORMATS, STORAGE_DTYPES } from "../quant/dtypes.js";
+import { DENSE_FORMATS, dtypeKind, INTEGER_HEAD_FORMATS, KV_CACHE_DTYPES, STORAGE_DTYPES } from "../quant/dtypes.js";
 
 // ---- the shape of an entry ----
 
@@ -127,6 +127,8 @@ const DENSE: readonly StorageDType[] = DENSE_FORMATS;
 const WHOLE: readonly StorageDType[] = STORAGE_DTYPES.filter((d) => dtypeKind(d) === "float" || dtypeKind(d) === "int");
 const ANY: readonly StorageDType[] = STORAGE_DTYPES;
 const INTEGER_HEAD: readonly StorageDType[] = INTEGER_HEAD_FORMATS;
+/** KV caches (attention's k and v, a block's caches): f32, f16, q8_0. A backend without f16 / q8_0 readers declares f32. */
+const KV: readonly StorageDType[] = KV_CACHE_DTYPES;
 
 const input = (name: string, dtypes: readonly StorageDType[]) => ({ kind: "tensor", name, role: "in", dtypes }) as const;
 const output = (name: string, dtypes: readonly StorageDType[]) => ({ kind: "tensor", name, role: "out", dtypes }) as const;
@@ -260,14 +262,16 @@ export const KERNEL_OPS = {
   },
   /**
    * Causal attention: q[S,H,D], k and v [C,KV,D]; query row i sits at position pos0 + i and sees
-   * keys 0..pos0+i; head h reads KV head floor(h / (H/KV)). out[S,H,D].
+   * keys 0..pos0+i; head h reads KV head floor(h / (H/KV)). out[S,H,D]. k and v share one KV cache dtype
+   * (f32, f16, q8_0 with D a multiple of 32), read as their decoded values.
    */
   attention: {
     code: 12,
     summary: "causal attention with grouped KV heads: q[S,H,D], k and v [C,KV,D] → out[S,H,D]",
-    params: [input("q", F32), input("k", F32), input("v", F32), attr("pos0", "index"), attr("scale", "f64"), output("out", F32)],
+    params: [input("q", F32), input("k", KV), input("v", KV), attr("pos0", "index"), attr("scale", "f64"), output("out", F32)],
+    sameDtype: ["k", "v"],
     decomposition: {
-      uses: ["copyStrided", "matmulF32", "scale", "softmax", "writeRows"],
+      uses: ["copyStrided", "matmulF32", "scale", "softmax", "writeRows", "embedding"],
       compare: 1e-9,
       run: decomposeAttention,
     },
@@ -336,8 +340,8 @@ export const FUSED_OPS = {
     params: [
       input("h", F32),
       input("positions", ["i32"]),
-      inout("kCache", F32),
-      inout("vCache", F32),
+      inout("kCache", KV),
+      inout("vCache", KV),
       attr("pos0", "index"),
       BLOCK_WEIGHTS,
       attr("params", "bitnet-params"),
@@ -361,8 +365,8 @@ export const FUSED_OPS = {
     params: [
       input("h", F32),
       input("positions", ["i32"]),
-      { kind: "tensors", name: "kCaches", role: "inout", dtypes: F32 },
-      { kind: "tensors", name: "vCaches", role: "inout", dtypes: F32 },
+      { kind: "tensors", name: "kCaches", role: "inout", dtypes: KV },
+      { kind: "tensors", name: "vCaches", role: "inout", dtypes: KV },
       BLOCK_WEIGHTS,
       attr("params", "bitnet-params"),
       output("out", F32),

@@ -96,6 +96,13 @@ export const DENSE_BLOCK_FORMATS: readonly DenseBlockFormat[] = namesWhere((t) =
 /** f32 and the dense block formats: what `matmulDense` and `embedding` accept. */
 export const DENSE_FORMATS: readonly DenseFormat[] = ["f32", ...DENSE_BLOCK_FORMATS];
 
+/**
+ * Element types of a KV cache (src/model/bitnet/kv-cache.ts) and so of attention's k and v operands: f32, and
+ * llama.cpp's `-ctk/-ctv` f16 and q8_0 (blocks of 32 along the head dim).
+ */
+export const KV_CACHE_DTYPES = ["f32", "f16", "q8_0"] as const satisfies readonly StorageDTypeName[];
+export type KvCacheDType = (typeof KV_CACHE_DTYPES)[number];
+
 /** Weight formats of the integer output head (`matmulQ8I8`), in table order. */
 export const INTEGER_HEAD_FORMATS: readonly IntegerHeadFormat[] = namesWhere((t) => t.integerHead);
 

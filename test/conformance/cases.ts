@@ -255,6 +255,16 @@ export const CASES: readonly ConformanceCase[] = [
     const v = refOf(mem, "f32", [1, 4, 32], floats(r, 128));
     return { args: [q, k, v, 0, 1 / Math.sqrt(32), out], out };
   }, 1e-9),
+  // KV caches stored as f16 / q8_0 (src/model/bitnet/kv-cache.ts): rows encoded by the reference codecs, read decoded.
+  ...([["f16", 8, 2, 64, 2, 30], ["q8_0", 20, 5, 128, 1, 40]] as const).map(([dtype, heads, kvHeads, hd, seq, pos0], i) =>
+    floatCase("attention", `attention over a ${dtype} cache, ${seq} queries at ${pos0}, ${heads}/${kvHeads} heads, ${hd} wide`, 632 + i, (mem, r) => {
+      const rows = pos0 + seq;
+      const out = refOf(mem, "f32", [seq, heads, hd]);
+      const q = refOf(mem, "f32", [seq, heads, hd], floats(r, seq * heads * hd));
+      const cache = () => refOf(mem, dtype, [rows, kvHeads, hd], QUANT_TRAITS[dtype].encode(floats(r, rows * kvHeads * hd, 3), rows * kvHeads, hd));
+      return { args: [q, cache(), cache(), pos0, 1 / Math.sqrt(hd), out], out };
+    }, 1e-9),
+  ),
   ...(Object.keys(UNARY_OPS) as UnaryOp[]).map((op, i): ConformanceCase => ({
     kernel: "unary",
     name: `unary ${op} 1000`,

@@ -108,6 +108,9 @@ function supports(kernel: KernelName, refs: readonly TensorRef[]): true | string
       return dense(refs[1]);
     case "attention": {
       const hd = dim(refs[0] as TensorRef, 2);
+      if (refs[1]?.dtype !== "f32") {
+        return `the CUDA attention reads f32 KV caches, not ${refs[1]?.dtype ?? "none"}`;
+      }
       return ATTENTION_HEAD_DIMS.has(hd) ? true : `head dim ${hd} is not one of 32, 64, 128, 256`;
     }
     case "binary":

@@ -4,6 +4,7 @@
  */
 import { UsageError } from "../../core/errors.js";
 import { INTEGER_HEAD_FORMATS, isDenseFormat, isIntegerHeadFormat } from "../../quant/dtypes.js";
+import { QUANT_TRAITS } from "../../quant/table.js";
 import type { QuantName } from "../../quant/types.js";
 import type { Backend, Kernels, TensorRef } from "../backend.js";
 import { ArrayBufferMemory, views } from "../host-memory.js";
@@ -31,6 +32,17 @@ function denseFormat(t: TensorRef): QuantName {
 export function createJsBackend(): Backend {
   const memory = new ArrayBufferMemory("js");
   const { f32, i32, i8, u8, u32 } = views;
+  /** A KV cache operand as f32: an f16 / q8_0 cache decoded (exactly) through its format's reference codec. */
+  const kvRows = (t: TensorRef): Float32Array => {
+    if (t.dtype === "f32") {
+      return f32(t);
+    }
+    if (t.dtype !== "f16" && t.dtype !== "q8_0") {
+      throw new UsageError("dtype", `[js] attention reads f32, f16 or q8_0 KV caches, not ${t.dtype}`);
+    }
+    const cols = dim(t, 2);
+    return QUANT_TRAITS[t.dtype].decode(u8(t).subarray(0, storageBytes(t.dtype, t.shape)), dim(t, 0) * dim(t, 1), cols);
+  };
   const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
   const elements = (t: TensorRef): Float32Array | Int32Array | Int8Array =>
     t.dtype === "f32" ? f32(t) : t.dtype === "i32" ? i32(t) : t.dtype === "i8" ? i8(t) : wholeElementsOnly(t);
@@ -83,8 +95,8 @@ export function createJsBackend(): Backend {
     attention: (q, k, v, pos0, scale, out) =>
       attention(
         f32(q),
-        f32(k),
-        f32(v),
+        kvRows(k),
+        kvRows(v),
         { seqQ: dim(q, 0), seqKV: dim(k, 0), nHead: dim(q, 1), nKvHead: dim(k, 1), headDim: dim(q, 2), pos0, scale },
         f32(out),
       ),

@@ -62,15 +62,15 @@ export interface NativeContext {
     h: Float32Array,
     out: Float32Array,
     positions: Int32Array,
-    kCache: Float32Array,
-    vCache: Float32Array,
+    kCache: Float32Array | Uint8Array,
+    vCache: Float32Array | Uint8Array,
     norms: readonly Float32Array[],
     weights: readonly Uint8Array[],
     gammas: Float64Array,
     dims: Float64Array,
     params: Float64Array,
-    kCaches?: readonly Float32Array[],
-    vCaches?: readonly Float32Array[],
+    kCaches?: readonly (Float32Array | Uint8Array)[],
+    vCaches?: readonly (Float32Array | Uint8Array)[],
   ): number;
   /** The integer Q8_0 head (matmulQ8I8); returns −1, or the index of the first non-finite x (nothing written). */
   q8i8(x: Float32Array, w: Uint8Array, m: number, k: number, n: number, out: Float32Array): number;
@@ -119,10 +119,11 @@ export interface NativeContext {
     out: Float32Array,
   ): void;
   softmax(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
+  /** k and v: Float32Arrays (kvType 0, the default) or the bytes of f16 (1) / q8_0 (2) cache rows. */
   attention(
     q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
+    k: Float32Array | Uint8Array,
+    v: Float32Array | Uint8Array,
     seqQ: number,
     seqKV: number,
     nHead: number,
@@ -131,6 +132,7 @@ export interface NativeContext {
     pos0: number,
     scale: number,
     out: Float32Array,
+    kvType?: number,
   ): void;
   unary(op: number, x: Float32Array, n: number, out: Float32Array): void;
   binary(

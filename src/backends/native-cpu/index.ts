@@ -21,6 +21,7 @@
  * path.
  */
 import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
+import { KV_CACHE_DTYPES } from "../../quant/dtypes.js";
 import { binaryRowWords, ternaryRowBytes } from "../../quant/layouts.js";
 import type {
   BackendOptions,
@@ -120,6 +121,15 @@ function need(op: string, name: string, array: { readonly length: number }, need
   if (array.length < needed) {
     throw new ShapeError("size", `[${op}] ${name} holds ${array.length} elements, needs at least ${needed}`);
   }
+}
+
+/** The addon's KvType code of a KV cache pair (0 f32, 1 f16, 2 q8_0: native/cpu/float_kernels.h). */
+function kvTypeCode(op: string, k: TensorRef, v: TensorRef): number {
+  const code = KV_CACHE_DTYPES.findIndex((d) => d === k.dtype);
+  if (code < 0 || v.dtype !== k.dtype) {
+    throw new UsageError("dtype", `[${op}] K and V caches must share one of ${KV_CACHE_DTYPES.join(", ")}, got ${k.dtype} and ${v.dtype}`);
+  }
+  return code;
 }
 
 function same(op: string, what: string, a: number, b: number): void {
@@ -429,12 +439,14 @@ function makeKernels(ctx: NativeContext): Partial<Kernels> {
       if (pos0 + seqQ > seqKV) {
         throw new ShapeError("bounds", `[${op}] pos0 + seqQ = ${pos0 + seqQ} exceeds seqKV = ${seqKV}`);
       }
-      const [qa, ka, va, oa] = [f32(q), f32(k), f32(v), f32(out)];
+      const kvType = kvTypeCode(op, k, v);
+      const [qa, oa] = [f32(q), f32(out)];
+      const [ka, va] = kvType === 0 ? [f32(k), f32(v)] : [u8(k), u8(v)];
       need(op, "q", qa, seqQ * nHead * headDim);
-      need(op, "k", ka, seqKV * nKvHead * headDim);
-      need(op, "v", va, seqKV * nKvHead * headDim);
+      need(op, "k", ka, kvType === 0 ? seqKV * nKvHead * headDim : storageBytes(k.dtype, [seqKV, nKvHead, headDim]));
+      need(op, "v", va, ka.length);
       need(op, "out", oa, seqQ * nHead * headDim);
-      ctx.attention(qa, ka, va, seqQ, seqKV, nHead, nKvHead, headDim, pos0, scale, oa);
+      ctx.attention(qa, ka, va, seqQ, seqKV, nHead, nKvHead, headDim, pos0, scale, oa, kvType);
     },
     unary: (op, x, out) => {
       const n = elementCount(x.shape);
@@ -537,6 +549,9 @@ function makeFused(ctx: NativeContext): Partial<FusedKernels> {
     const [seq, embed] = [dim(h, 0), dim(h, 1)];
     const capacity = dim(kCache, 0);
     const ffn = dim(w.wGate, 0);
+    // f16 / q8_0 caches go as their bytes (the block rounds K and V into them; kv_cache.h).
+    const kvType = kvTypeCode(op, kCache, vCache);
+    const cacheView = (t: TensorRef): Float32Array | Uint8Array => (kvTypeCode(op, t, kCache) === 0 ? f32(t) : u8(t));
     for (const c of batch === undefined ? [kCache, vCache] : [...batch.k, ...batch.v]) {
       same(op, "cache kv heads", dim(c, 1), p.kvHeads);
       same(op, "cache head size", dim(c, 2), p.headDim);
@@ -555,14 +570,14 @@ function makeFused(ctx: NativeContext): Partial<FusedKernels> {
       ha,
       oa,
       i32(positions),
-      f32(kCache),
-      f32(vCache),
+      cacheView(kCache),
+      cacheView(vCache),
       [w.attnNorm, w.attnSubNorm, w.ffnNorm, w.ffnSubNorm].map((t) => f32(t)),
       projections.map((t) => u8(t)),
       Float64Array.from(projections, (t) => t.scale ?? 1),
       Float64Array.of(seq, embed, p.heads, p.kvHeads, p.headDim, ffn, pos0, capacity),
-      Float64Array.of(p.eps, p.ropeTheta, p.attnScale, p.activation === "relu2" ? 1 : 0),
-      ...(batch === undefined ? [] : [batch.k.map((t) => f32(t)), batch.v.map((t) => f32(t))]),
+      Float64Array.of(p.eps, p.ropeTheta, p.attnScale, p.activation === "relu2" ? 1 : 0, kvType),
+      ...(batch === undefined ? [] : [batch.k.map(cacheView), batch.v.map(cacheView)]),
     );
     if (bad >= 0) {
       throw nonFinite(op, bad, false);

@@ -85,7 +85,7 @@ const FIXED_CAPABILITIES = {
   rmsNorm: true,
   rope: true,
   softmax: true,
-  attention: true,
+  attention: { dtypes: { k: ["f32"], v: ["f32"] } }, // f16 / q8_0 KV caches: native-cpu or the JS reference
   scale: true,
 } as const satisfies Capabilities;
 

@@ -50,13 +50,13 @@ export const WEBGPU_CAPABILITIES: Capabilities = {
   rmsNorm: true,
   rope: true,
   softmax: true,
-  attention: true,
+  attention: { dtypes: { k: ["f32"], v: ["f32"] } }, // f32 KV caches only (kv-cache.ts refuses others on a device)
   unary: { ops: UNARY_CASES },
   binary: { maxRank: MAX_BINARY_RANK, ops: BINARY_CASES },
   scale: true,
   copyStrided: { maxRank: MAX_GATHER_RANK },
   concat: true,
-  bitnetBlock: true,
+  bitnetBlock: { dtypes: { kCache: ["f32"], vCache: ["f32"] } },
 };
 
 /** A short name of the adapter, for `barbell backends` and the bench: "vendor architecture (description)". */

@@ -1,18 +1,46 @@
 /**
- * The key/value cache of one sequence: per layer, K and V of every position seen so far, f32
- * [ctx, kvHead, headDim], allocated once for the capacity and filled from the front.
+ * The key/value cache of one sequence: per layer, K and V of every position seen so far, [ctx, kvHead, headDim]
+ * in the cache's dtype, allocated once for the capacity and filled from the front.
+ *
+ * The dtype (llama.cpp's `-ctk/-ctv`): "f32" (default), "f16" (each value rounded to binary16, nearest even) or
+ * "q8_0" (blocks of 32 along headDim, an f16 scale per block, rounded as llama.cpp's quantize_row_q8_0 reference;
+ * headDim must be a multiple of 32). Rows are rounded when stored and read decoded by attention, so f16 halves and
+ * q8_0 cuts to 34/128 the bytes a decode step streams per position (docs/kv-cache.md). f16 and q8_0 caches need a
+ * host-memory backend (the CPU backends): a device backend is refused with a UsageError.
  *
  * Rows can be copied between caches of one model (`copyPrefix`, `KvCache.prefixOf`): a chat session and the
  * server's prompt cache (src/engine/prompt-cache.ts) reuse the rows of a shared token prefix instead of
  * computing them again. A row depends on every token before it, so only a prefix is ever reused.
  */
 import type { Backend } from "../../backends/backend.js";
-import { ShapeError } from "../../core/errors.js";
+import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
+import { KV_CACHE_DTYPES, type KvCacheDType } from "../../quant/dtypes.js";
+import { QUANT_TRAITS } from "../../quant/table.js";
 import { slice } from "../../tensor/ops/shape.js";
-import { zeros, type Tensor } from "../../tensor/tensor.js";
+import { allocTensor, fill, type Tensor } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
 
-export type CacheTensor = Tensor<"f32", ["ctx", "kvHead", "headDim"]>;
+export { KV_CACHE_DTYPES, type KvCacheDType };
+
+/** Elements per q8_0 block: a q8_0 cache needs headDim to be a multiple of it. */
+export const KV_Q8_0_BLOCK = 32;
+
+export type CacheTensor = Tensor<KvCacheDType, ["ctx", "kvHead", "headDim"]>;
+
+/** `value` as a KV cache dtype; a ValueError "out-of-range" naming the accepted ones otherwise. */
+export function parseKvCacheDType(value: string): KvCacheDType {
+  const found = KV_CACHE_DTYPES.find((d) => d === value);
+  if (found === undefined) {
+    throw new ValueError("out-of-range", `[kv-cache] unknown KV cache type ${JSON.stringify(value.slice(0, 32))}: use ${KV_CACHE_DTYPES.join(", ")}`);
+  }
+  return found;
+}
+
+/** Bytes one [kvHead, headDim] row of K (or V) takes in a cache of this dtype. */
+function rowBytes(config: Pick<BitnetConfig, "kvHeads" | "headDim">, dtype: KvCacheDType): number {
+  const n = config.kvHeads * config.headDim;
+  return dtype === "f32" ? n * 4 : dtype === "f16" ? n * 2 : (n / KV_Q8_0_BLOCK) * 34;
+}
 
 /** Thrown (code "bounds") when a step would run past the cache capacity. */
 export class ContextFullError extends ShapeError {
@@ -25,9 +53,9 @@ export class ContextFullError extends ShapeError {
   }
 }
 
-/** Bytes of K and V (f32) that one position takes in a cache of this model, over every layer. */
-export function kvBytesPerPosition(config: Pick<BitnetConfig, "layers" | "kvHeads" | "headDim">): number {
-  return config.layers * 2 * config.kvHeads * config.headDim * 4;
+/** Bytes of K and V that one position takes in a cache of this model and dtype (default f32), over every layer. */
+export function kvBytesPerPosition(config: Pick<BitnetConfig, "layers" | "kvHeads" | "headDim">, dtype: KvCacheDType = "f32"): number {
+  return config.layers * 2 * rowBytes(config, dtype);
 }
 
 export class KvCache implements Disposable {
@@ -37,17 +65,28 @@ export class KvCache implements Disposable {
   readonly bytesPerPosition: number;
   #length = 0;
 
-  /** An empty cache for `capacity` positions; `rows` (internal) adopts tensors already filled instead. */
+  /**
+   * An empty cache for `capacity` positions of `dtype` (default f32); `rows` (internal) adopts tensors already
+   * filled instead.
+   */
   constructor(
     config: BitnetConfig,
     readonly capacity: number,
     readonly backend: Backend,
+    readonly dtype: KvCacheDType = "f32",
     rows?: { keys: CacheTensor[]; values: CacheTensor[]; length: number },
   ) {
     if (!Number.isSafeInteger(capacity) || capacity < 1) {
       throw new ShapeError("size", `[kv-cache] capacity ${capacity} is not a positive integer`);
     }
-    this.bytesPerPosition = kvBytesPerPosition(config);
+    parseKvCacheDType(dtype);
+    if (dtype !== "f32" && backend.memoryKind !== "host") {
+      throw new UsageError("unsupported", `[kv-cache] a ${dtype} KV cache needs a CPU backend; ${backend.name} keeps f32 caches only`);
+    }
+    if (dtype === "q8_0" && config.headDim % KV_Q8_0_BLOCK !== 0) {
+      throw new ShapeError("size", `[kv-cache] a q8_0 KV cache needs headDim to be a multiple of ${KV_Q8_0_BLOCK}, got ${config.headDim}`);
+    }
+    this.bytesPerPosition = kvBytesPerPosition(config, dtype);
     if (rows !== undefined) {
       this.keys = rows.keys;
       this.values = rows.values;
@@ -59,8 +98,8 @@ export class KvCache implements Disposable {
     const values: CacheTensor[] = [];
     try {
       for (let l = 0; l < config.layers; l++) {
-        keys.push(zeros(["ctx", "kvHead", "headDim"], shape, { backend }));
-        values.push(zeros(["ctx", "kvHead", "headDim"], shape, { backend }));
+        keys.push(allocTensor(backend, dtype, ["ctx", "kvHead", "headDim"], shape));
+        values.push(allocTensor(backend, dtype, ["ctx", "kvHead", "headDim"], shape));
       }
     } catch (e) {
       [...keys, ...values].forEach((t) => t.dispose());
@@ -85,14 +124,25 @@ export class KvCache implements Disposable {
     const values: CacheTensor[] = [];
     try {
       for (let l = 0; l < source.keys.length; l++) {
-        keys.push(slice(source.keys[l] as CacheTensor, "ctx", 0, rows));
-        values.push(slice(source.values[l] as CacheTensor, "ctx", 0, rows));
+        keys.push(source.#prefix(source.keys[l] as CacheTensor, rows));
+        values.push(source.#prefix(source.values[l] as CacheTensor, rows));
       }
     } catch (e) {
       [...keys, ...values].forEach((t) => t.dispose());
       throw e;
     }
-    return new KvCache(config, rows, source.backend, { keys, values, length: rows });
+    return new KvCache(config, rows, source.backend, source.dtype, { keys, values, length: rows });
+  }
+
+  /** The first `rows` positions of one layer's K or V as a tensor of their own. */
+  #prefix(t: CacheTensor, rows: number): CacheTensor {
+    if (this.dtype === "f32") {
+      return slice(t as Tensor<"f32", ["ctx", "kvHead", "headDim"]>, "ctx", 0, rows);
+    }
+    // Block rows (host memory): a byte copy of the prefix.
+    const out = allocTensor(this.backend, this.dtype, t.dims, [rows, t.shape[1], t.shape[2]]);
+    const bytes = rows * (this.bytesPerPosition / (2 * this.keys.length));
+    return fill(out, () => this.backend.write(out.ref().buffer, this.backend.read(t.ref().buffer, 0, bytes), 0));
   }
 
   /**
@@ -101,7 +151,7 @@ export class KvCache implements Disposable {
    */
   copyPrefix(config: BitnetConfig, source: KvCache, rows: number): void {
     source.#checkRows(config, rows);
-    if (source.backend !== this.backend || source.bytesPerPosition !== this.bytesPerPosition || rows > this.capacity) {
+    if (source.backend !== this.backend || source.dtype !== this.dtype || source.bytesPerPosition !== this.bytesPerPosition || rows > this.capacity) {
       throw new ShapeError("size", `[kv-cache] cannot copy ${rows} positions into a cache of ${this.capacity} for another model or backend`);
     }
     this.#length = 0;
@@ -116,7 +166,7 @@ export class KvCache implements Disposable {
         if (rows === from.shape[0]) {
           this.backend.kernels.writeRows(from.ref(), to.ref(), 0);
         } else {
-          using part = slice(from, "ctx", 0, rows);
+          using part = source.#prefix(from, rows);
           this.backend.kernels.writeRows(part.ref(), to.ref(), 0);
         }
       }
@@ -128,7 +178,7 @@ export class KvCache implements Disposable {
     if (!Number.isSafeInteger(rows) || rows < 1 || rows > this.#length) {
       throw new ShapeError("bounds", `[kv-cache] cannot take ${rows} positions of a cache holding ${this.#length}`);
     }
-    if (kvBytesPerPosition(config) !== this.bytesPerPosition || config.layers !== this.keys.length) {
+    if (kvBytesPerPosition(config, this.dtype) !== this.bytesPerPosition || config.layers !== this.keys.length) {
       throw new ShapeError("size", "[kv-cache] the cache belongs to another model");
     }
   }
@@ -145,15 +195,35 @@ export class KvCache implements Disposable {
     }
   }
 
-  /** Writes one layer's new K and V rows [seq, kvHead, headDim] at the current length. */
+  /**
+   * Writes one layer's new K and V rows [seq, kvHead, headDim] (f32) at the current length, rounded to the
+   * cache's dtype (f16, q8_0: through the format's reference codec, src/quant/formats).
+   */
   write(layer: number, k: Tensor<"f32", readonly [string, string, string]>, v: Tensor<"f32", readonly [string, string, string]>): void {
     const keys = this.keys[layer];
     const values = this.values[layer];
     if (keys === undefined || values === undefined) {
       throw new ShapeError("bounds", `[kv-cache] no layer ${layer}`);
     }
-    this.backend.kernels.writeRows(k.ref(), keys.ref(), this.#length);
-    this.backend.kernels.writeRows(v.ref(), values.ref(), this.#length);
+    if (this.dtype === "f32") {
+      this.backend.kernels.writeRows(k.ref(), keys.ref(), this.#length);
+      this.backend.kernels.writeRows(v.ref(), values.ref(), this.#length);
+      return;
+    }
+    for (const [src, dst] of [
+      [k, keys],
+      [v, values],
+    ] as const) {
+      const [seq, heads, dim] = src.shape;
+      if (heads !== dst.shape[1] || dim !== dst.shape[2] || this.#length + seq > this.capacity) {
+        throw new ShapeError("size", `[kv-cache] cannot write ${src.describe()} at ${this.#length} of ${dst.describe()}`);
+      }
+      const ref = src.ref();
+      const f32 = this.backend.read(ref.buffer, 0, seq * heads * dim * 4);
+      const values32 = new Float32Array(f32.buffer, f32.byteOffset, seq * heads * dim);
+      const encoded = QUANT_TRAITS[this.dtype].encode(values32, seq * heads, dim);
+      this.backend.write(dst.ref().buffer, encoded, this.#length * (encoded.length / seq));
+    }
   }
 
   /** Marks `count` more positions as filled (after every layer has written them). */

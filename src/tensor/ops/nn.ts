@@ -1,6 +1,7 @@
 /** Neural-network ops of a BitNet block: RMSNorm, rotary embedding, softmax, causal GQA attention. */
 import type { RopeMode, TensorRef } from "../../backends/backend.js";
-import { ShapeError } from "../../core/errors.js";
+import { ShapeError, UsageError } from "../../core/errors.js";
+import { KV_CACHE_DTYPES, type KvCacheDType } from "../../quant/dtypes.js";
 import type { Dims, Last, Show } from "../dims.js";
 import { allocTensor, fill, type Tensor } from "../tensor.js";
 import { asMatrix, commonBackend, requireDtype, requireSameSize } from "./check.js";
@@ -92,7 +93,8 @@ export interface AttentionOptions {
 }
 
 /**
- * Causal attention with grouped KV heads: q[seq, head, headDim] over the cache k, v [ctx, kvHead, headDim].
+ * Causal attention with grouped KV heads: q[seq, head, headDim] over the cache k, v [ctx, kvHead, headDim]
+ * (f32, or an f16 / q8_0 KV cache read decoded; q8_0 needs headDim to be a multiple of 32).
  * Query head h reads KV head floor(h / (head / kvHead)).
  */
 export function attention<
@@ -103,13 +105,16 @@ export function attention<
   const KV extends string,
 >(
   q: Tensor<"f32", readonly [S, H, D]>,
-  k: Tensor<"f32", readonly [C, KV, NoInfer<D>]>,
-  v: Tensor<"f32", readonly [NoInfer<C>, NoInfer<KV>, NoInfer<D>]>,
+  k: Tensor<KvCacheDType, readonly [C, KV, NoInfer<D>]>,
+  v: Tensor<KvCacheDType, readonly [NoInfer<C>, NoInfer<KV>, NoInfer<D>]>,
   options: AttentionOptions = {},
 ): Tensor<"f32", [S, H, D]> {
   const backend = commonBackend("attention", q, k, v);
+  requireDtype("attention", "q", q, "f32");
+  if (!KV_CACHE_DTYPES.includes(k.dtype) || v.dtype !== k.dtype) {
+    throw new UsageError("dtype", `[attention] k and v must share one of ${KV_CACHE_DTYPES.join(", ")}, got ${k.dtype} and ${v.dtype}`);
+  }
   for (const [what, t] of [["q", q], ["k", k], ["v", v]] as const) {
-    requireDtype("attention", what, t, "f32");
     if (t.rank !== 3) {
       throw new ShapeError("rank", `[attention] ${what} must have 3 dims, got ${t.describe()}`);
     }

@@ -1,0 +1,109 @@
+// KV cache row store / decode (kv_cache.h). Scalar: a decode step stores kv_heads·head_dim elements per layer,
+// far below the cost of the attention that reads the cache.
+#include "kv_cache.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels.h"
+
+namespace barbell {
+
+uint16_t float_to_half_rne(float f) {
+  uint32_t u = 0;
+  std::memcpy(&u, &f, sizeof u);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t abs = u & 0x7fffffffu;
+  if (abs >= 0x7f800000u) {
+    return static_cast<uint16_t>(abs == 0x7f800000u ? (sign | 0x7c00u) : (sign | 0x7e00u | ((abs >> 13) & 0x3ffu)));
+  }
+  if (abs >= 0x477ff000u) {  // 65520 and above round to inf
+    return static_cast<uint16_t>(sign | 0x7c00u);
+  }
+  const uint32_t e = abs >> 23;
+  if (e >= 113) {
+    const uint32_t mant = abs & 0x7fffffu;
+    uint32_t h = ((e - 112) << 10) | (mant >> 13);
+    const uint32_t rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u) == 1u)) {
+      ++h;
+    }
+    return static_cast<uint16_t>(sign | h);
+  }
+  if (e < 102) {
+    return static_cast<uint16_t>(sign);
+  }
+  const uint32_t m = (abs & 0x7fffffu) | 0x800000u;
+  const uint32_t shift = 126 - e;
+  uint32_t q = m >> shift;
+  const uint32_t rem = m & ((1u << shift) - 1);
+  const uint32_t half = 1u << (shift - 1);
+  if (rem > half || (rem == half && (q & 1u) == 1u)) {
+    ++q;
+  }
+  return static_cast<uint16_t>(sign | q);
+}
+
+namespace {
+
+void store_q8_0(const float* x, size_t elems, uint8_t* out) {
+  for (size_t b = 0; b < elems / 32; ++b, x += 32, out += 34) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) {
+      const float a = std::fabs(x[j]);
+      amax = a > amax ? a : amax;  // NaN skipped, as the reference's absMax
+    }
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    uint16_t h = float_to_half_rne(d);
+    if ((h & 0x7c00u) == 0x7c00u) {
+      h = static_cast<uint16_t>((h & 0x8000u) | 0x7bffu);
+    }
+    std::memcpy(out, &h, 2);
+    for (int j = 0; j < 32; ++j) {
+      const float q = std::round(x[j] * id);  // round: ties away from zero, as roundf
+      const int v = q > 127.0f ? 127 : q < -128.0f ? -128 : static_cast<int>(q);
+      out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(v));
+    }
+  }
+}
+
+}  // namespace
+
+void kv_store_rows(int kv_type, const float* src, size_t rows, size_t elems, uint8_t* dst) {
+  const size_t n = rows * elems;
+  if (kv_type == kKvF16) {
+    for (size_t i = 0; i < n; ++i) {
+      const uint16_t h = float_to_half_rne(src[i]);
+      std::memcpy(dst + 2 * i, &h, 2);
+    }
+  } else if (kv_type == kKvQ8_0) {
+    store_q8_0(src, n, dst);
+  } else {
+    std::memcpy(dst, src, n * sizeof(float));
+  }
+}
+
+void kv_decode_rows(int kv_type, const uint8_t* src, size_t rows, size_t elems, float* dst) {
+  const size_t n = rows * elems;
+  if (kv_type == kKvF16) {
+    for (size_t i = 0; i < n; ++i) {
+      uint16_t h = 0;
+      std::memcpy(&h, src + 2 * i, 2);
+      dst[i] = half_to_float(h);
+    }
+  } else if (kv_type == kKvQ8_0) {
+    for (size_t b = 0; b < n / 32; ++b, src += 34, dst += 32) {
+      uint16_t h = 0;
+      std::memcpy(&h, src, 2);
+      const float d = half_to_float(h);
+      for (int j = 0; j < 32; ++j) {
+        dst[j] = static_cast<float>(static_cast<int8_t>(src[2 + j])) * d;
+      }
+    }
+  } else {
+    std::memcpy(dst, src, n * sizeof(float));
+  }
+}
+
+}  // namespace barbell

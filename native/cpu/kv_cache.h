@@ -1,0 +1,25 @@
+// KV cache rows stored as f32, f16 or q8_0 (KvType, float_kernels.h): rounding f32 rows into a cache row
+// and decoding cache rows back to f32, both portable C++ that gives the JS reference's bits
+// (src/model/bitnet/kv-cache.ts through the f16 / q8_0 codecs of src/quant/formats).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "float_kernels.h"
+
+namespace barbell {
+
+// IEEE binary16 bits of f, rounded to nearest even (overflow: ±inf; NaN stays NaN, quiet).
+uint16_t float_to_half_rne(float f);
+
+// Rounds `rows` rows of `elems` floats into `rows` cache rows of type kv_type at dst (kv_bytes(kv_type,
+// elems) bytes each, rows back to back). q8_0 (elems a multiple of 32), per block as llama.cpp's
+// quantize_row_q8_0_ref: d = absmax / 127 in f32, q = roundf(x · (1/d)) (ties away from zero), d kept as
+// f16 and clamped to ±65504 where ggml would store inf. f16: float_to_half_rne. f32: a copy.
+void kv_store_rows(int kv_type, const float* src, size_t rows, size_t elems, uint8_t* dst);
+
+// Decodes `rows` cache rows (kv_bytes(kv_type, elems) bytes each) into rows·elems floats; exact.
+void kv_decode_rows(int kv_type, const uint8_t* src, size_t rows, size_t elems, float* dst);
+
+}  // namespace barbell
