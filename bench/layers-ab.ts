@@ -3,17 +3,19 @@
  * (BARBELL_NATIVE_LAYERS=0), decode only: each run is a fresh process (the switch is read when the backend is
  * made) that loads the model, warms up, then decodes `decode` tokens after a 1-token prompt and prints wall
  * ms, process CPU ms and minor page faults per token. Rounds alternate A and B so machine load hits both alike.
- * Not a test.
- *   npx tsx bench/layers-ab.ts <model.gguf> <threads> <decode> <rounds>
+ * `switch` names another 0/1 environment switch to A/B instead; `context` sizes the
+ * KV cache (default decode + 64). Not a test.
+ *   npx tsx bench/layers-ab.ts <model.gguf> <threads> <decode> <rounds> [switch] [context]
  */
 import { spawnSync } from "node:child_process";
 
 import { loadModel } from "../src/engine/model.js";
 
-const [file = "", threads = "1", decode = "64", rounds = "3", child = ""] = process.argv.slice(2);
+const [file = "", threads = "1", decode = "64", rounds = "3", flagName = "BARBELL_NATIVE_LAYERS", context = "0", child = ""] = process.argv.slice(2);
+const contextLength = Number(context) > 0 ? Number(context) : Number(decode) + 64;
 
 if (child === "child") {
-  using model = await loadModel(file, { backends: ["native-cpu"], threads: Number(threads), contextLength: Number(decode) + 64 });
+  using model = await loadModel(file, { backends: ["native-cpu"], threads: Number(threads), contextLength });
   await model.generate([1, 2, 3, 4], { temperature: 0, maxTokens: 16, ignoreEos: true, contextOverflow: "error" }).complete();
   const ru0 = process.resourceUsage();
   const r = await model.generate([1], { temperature: 0, maxTokens: Number(decode), ignoreEos: true, contextOverflow: "error" }).complete();
@@ -22,11 +24,11 @@ if (child === "child") {
   const cpuMs = (ru1.userCPUTime + ru1.systemCPUTime - ru0.userCPUTime - ru0.systemCPUTime) / 1000;
   console.log(JSON.stringify({ wallMs: r.decodeMs / n, cpuMs: cpuMs / n, faults: (ru1.minorPageFault - ru0.minorPageFault) / n }));
 } else {
-  const rows: Record<string, { wallMs: number; cpuMs: number; faults: number }[]> = { perLayer: [], oneCall: [] };
+  const rows: Record<string, { wallMs: number; cpuMs: number; faults: number }[]> = { off: [], on: [] };
   for (let i = 0; i < Number(rounds); i++) {
-    for (const [name, flag] of (i % 2 === 0 ? [["perLayer", "0"], ["oneCall", "1"]] : [["oneCall", "1"], ["perLayer", "0"]]) as [string, string][]) {
-      const p = spawnSync(process.execPath, [...process.execArgv, process.argv[1] as string, file, threads, decode, rounds, "child"], {
-        env: { ...process.env, BARBELL_NATIVE_LAYERS: flag },
+    for (const [name, flag] of (i % 2 === 0 ? [["off", "0"], ["on", "1"]] : [["on", "1"], ["off", "0"]]) as [string, string][]) {
+      const p = spawnSync(process.execPath, [...process.execArgv, process.argv[1] as string, file, threads, decode, rounds, flagName, String(contextLength), "child"], {
+        env: { ...process.env, [flagName]: flag },
         encoding: "utf8",
       });
       const line = p.stdout.trim().split("\n").pop() ?? "";
@@ -39,8 +41,8 @@ if (child === "child") {
   }
   const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
   for (const key of ["wallMs", "cpuMs", "faults"] as const) {
-    const a = med((rows.perLayer ?? []).map((r) => r[key]));
-    const b = med((rows.oneCall ?? []).map((r) => r[key]));
-    console.log(`${key}: per layer ${a.toFixed(2)}, one call ${b.toFixed(2)}, ratio ${(b / a).toFixed(3)} (medians of ${rounds})`);
+    const a = med((rows.off ?? []).map((r) => r[key]));
+    const b = med((rows.on ?? []).map((r) => r[key]));
+    console.log(`${key}: ${flagName}=0 ${a.toFixed(2)}, =1 ${b.toFixed(2)}, ratio ${(b / a).toFixed(3)} (medians of ${rounds})`);
   }
 }
