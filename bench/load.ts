@@ -3,7 +3,7 @@
  * alone): for generated 700M and 2B-shape files in I2_S and TQ2_0, each load is a fresh plain-Node process
  * on the built library (bench/load-child.mjs) with the file in the page cache. It reports the load (wall and
  * CPU seconds, s/GB of file), the first token after it, the whole process, and the peak RSS after load, after
- * the first token and after a 512-token prefill, against the budget 1.1 × file + KV cache + the runtime's
+ * the first token, after a 512-token prefill and after 128 decoded tokens, against the budget 1.1 × file + KV cache + the runtime's
  * fixed baseline (a process that imports the library and starts the backend, loading nothing of a model).
  * Wall times on a shared machine wait for CPUs; the CPU seconds are the load's own work.
  */
@@ -16,6 +16,10 @@ import { SHAPES } from "../scripts/shapes.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const PREFILL = 512;
+/** Tokens decoded after the prefill. */
+const DECODE = 128;
+/** KV positions the child's context holds (load-child.mjs: prompt + decode + 1). */
+const POSITIONS = PREFILL + DECODE + 1;
 
 /** What bench/load-child.mjs prints. */
 interface ChildRun {
@@ -29,6 +33,8 @@ interface ChildRun {
   firstTokenRss?: number;
   prefillMs?: number;
   prefillRss?: number;
+  decodeMs?: number;
+  decodeRss?: number;
   totalCpuMs: number;
   totalMs: number;
 }
@@ -132,7 +138,7 @@ export function loadBench(options: LoadBenchOptions): string[] {
       const file = files[i] ?? "";
       warm(file);
       process.stderr.write(`bench: load ${path.basename(file)} head ${c.head} (${r + 1}/${reps})\n`);
-      runs[i]?.push(child(["load", file, backends, "0", String(PREFILL), c.head]));
+      runs[i]?.push(child(["load", file, backends, "0", String(PREFILL), c.head, String(DECODE)]));
     }
   }
   const baseline = median(baselines);
@@ -141,12 +147,12 @@ export function loadBench(options: LoadBenchOptions): string[] {
     "",
     `Each load is a fresh \`node\` process on dist/ with the file in the page cache, backends ${backends}. Load = \`loadModel\``,
     "(header, tokenizer, weights onto the backend); first token = one decoded token after a one-token prompt; process =",
-    `spawn to exit, with a ${PREFILL}-token prefill. Peak RSS (VmHWM) after load, after the first token and after the prefill;`,
-    `budget = 1.1 × file + KV cache (${PREFILL + 2} positions, f32) + the fixed baseline: ${mib(baseline)} MiB (a process that`,
+    `spawn to exit, with a ${PREFILL}-token prefill and ${DECODE} decoded tokens. Peak RSS (VmHWM) after load, the first token,`,
+    `the prefill and the decode; budget = 1.1 × file + KV cache (${POSITIONS} positions, f32) + the fixed baseline: ${mib(baseline)} MiB (a process that`,
     "imports the library and starts the backend, loading no model). CPU s: the load's own work (wall waits for CPUs on a shared machine).",
     "",
-    "| file | head | MiB | load s | load CPU s | s/GB (wall) | first token s | process s | RSS load | RSS 1st token | RSS prefill | budget MiB |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| file | head | MiB | load s | load CPU s | s/GB (wall) | s/GB (CPU) | first token s | process s | RSS load | RSS 1st token | RSS prefill | RSS decode | budget MiB |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const [i, c] of cases.entries()) {
     const file = files[i] ?? "";
@@ -154,11 +160,12 @@ export function loadBench(options: LoadBenchOptions): string[] {
     const rs = runs[i] ?? [];
     const pick = (f: (r: ChildRun & { processMs: number }) => number | undefined): number => median(rs.map((r) => f(r) ?? Number.NaN));
     const load = pick((r) => r.loadMs) / 1000;
-    const budget = 1.1 * size + kvBytes(c.shape, PREFILL + 2) + baseline;
+    const budget = 1.1 * size + kvBytes(c.shape, POSITIONS) + baseline;
+    const cpu = pick((r) => r.loadCpuMs) / 1000;
     lines.push(
-      `| ${path.basename(file)} | ${c.head} | ${mib(size)} | ${load.toFixed(2)} | ${(pick((r) => r.loadCpuMs) / 1000).toFixed(2)} | ` +
-        `${(load / (size / 1e9)).toFixed(2)} | ${(pick((r) => r.firstTokenMs) / 1000).toFixed(2)} | ${(pick((r) => r.processMs) / 1000).toFixed(2)} | ` +
-        `${mib(pick((r) => r.loadRss))} | ${mib(pick((r) => r.firstTokenRss))} | ${mib(pick((r) => r.prefillRss))} | ${mib(budget)} |`,
+      `| ${path.basename(file)} | ${c.head} | ${mib(size)} | ${load.toFixed(2)} | ${cpu.toFixed(2)} | ` +
+        `${(load / (size / 1e9)).toFixed(2)} | ${(cpu / (size / 1e9)).toFixed(2)} | ${(pick((r) => r.firstTokenMs) / 1000).toFixed(2)} | ${(pick((r) => r.processMs) / 1000).toFixed(2)} | ` +
+        `${mib(pick((r) => r.loadRss))} | ${mib(pick((r) => r.firstTokenRss))} | ${mib(pick((r) => r.prefillRss))} | ${mib(pick((r) => r.decodeRss))} | ${mib(budget)} |`,
     );
   }
   lines.push("", `Medians of ${reps} run(s).`);

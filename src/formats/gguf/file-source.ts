@@ -5,7 +5,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { FormatError, UsageError } from "../../core/errors.js";
 import { openRegularFile } from "../../core/files.js";
-import { loadCodecs } from "../../quant/load-codecs.js";
+import { loadCodecs, type FileMapping } from "../../quant/load-codecs.js";
 import { readGguf, type GgufFile } from "./reader.js";
 import type { ByteSource } from "./source.js";
 
@@ -16,7 +16,8 @@ export const MAP_MIN_BYTES = 1 << 20;
  * A ByteSource over a file. Where the native addon is loaded (src/quant/load-codecs.ts), a read of
  * MAP_MIN_BYTES or more is the range mapped copy-on-write, as an array of its own: nothing copied, the pages
  * shared with the page cache, and a backend that adopts the array (a model's embedding) keeps it without a
- * copy after the source closes. Other reads, and all of them elsewhere, are positional reads into new arrays.
+ * copy after the source closes. Shorter reads are copies from one read-only mapping of the whole file; all reads
+ * elsewhere (no addon) are positional reads into new arrays.
  * Close it (or `await using` it) when done.
  */
 export class FileSource implements ByteSource, AsyncDisposable {
@@ -61,6 +62,14 @@ export class FileSource implements ByteSource, AsyncDisposable {
       }
     }
     const out = new Uint8Array(length);
+    // A short read from the whole-file mapping, where there is one: a copy without a round trip through the
+    // I/O thread pool (a model's ~100 norm vectors and scales are read this way at load).
+    const map = offset >= 0 && offset + length <= this.size ? this.mapping() : undefined;
+    const copyMapped = loadCodecs()?.copyMapped;
+    if (map !== undefined && copyMapped !== undefined) {
+      copyMapped(map as FileMapping, offset, out);
+      return out;
+    }
     let done = 0;
     while (done < length) {
       const { bytesRead } = await handle.read(out, done, length - done, offset + done);
