@@ -57,8 +57,9 @@ export abstract class VocabTokenizer implements Tokenizer {
   protected readonly types: Uint8Array;
   #ids: Map<string, number> | undefined;
   readonly #specialIds: Map<string, number>;
-  readonly #splitAll: RegExp | undefined;
-  readonly #splitUser: RegExp | undefined;
+  /** Special texts (control, unknown, user-defined) and the user-defined ones; their regexes made on first encode. */
+  readonly #specialTexts: { all: string[]; user: string[] };
+  #split: { all: RegExp | undefined; user: RegExp | undefined } | undefined;
   readonly #bytes: (Uint8Array | undefined)[];
 
   protected constructor(tables: VocabTables) {
@@ -85,8 +86,7 @@ export abstract class VocabTokenizer implements Tokenizer {
         }
       }
     });
-    this.#splitAll = alternation(all);
-    this.#splitUser = alternation(user);
+    this.#specialTexts = { all, user };
     this.#bytes = new Array<Uint8Array | undefined>(this.vocabSize);
   }
 
@@ -120,7 +120,8 @@ export abstract class VocabTokenizer implements Tokenizer {
 
   encode(text: string, options: EncodeOptions = {}): Int32Array {
     const out: number[] = [];
-    const split = options.parseSpecial === false ? this.#splitUser : this.#splitAll;
+    this.#split ??= { all: alternation(this.#specialTexts.all), user: alternation(this.#specialTexts.user) };
+    const split = options.parseSpecial === false ? this.#split.user : this.#split.all;
     let at = 0;
     if (split !== undefined) {
       split.lastIndex = 0;
