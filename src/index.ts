@@ -26,6 +26,8 @@ export {
   type ChatOptions,
   type LogitsOptions,
 } from "./engine/model.js";
+/** KV cache element types (`kvCacheType` of LoadModelOptions; docs/kv-cache.md). */
+export { KV_CACHE_DTYPES, parseKvCacheDType, type KvCacheDType } from "./model/bitnet/kv-cache.js";
 /** Generation options, the streamed tokens and the final result. */
 export type {
   GenerateOptions,

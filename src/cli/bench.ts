@@ -19,6 +19,8 @@ import { backendList, threadCount } from "./args.js";
 import { CliError } from "./errors.js";
 import { HF_PREFIX, resolveHfOption } from "./pull.js";
 import { open, type CliIo } from "./run.js";
+import { kvTypeFlag } from "./flags.js";
+import type { KvCacheDType } from "../model/bitnet/kv-cache.js";
 
 /** Largest token count in a -p, -n, -pg or -d value (the context bounds it further once the model is open). */
 export const MAX_BENCH_TOKENS = 1 << 17;
@@ -116,6 +118,7 @@ interface BenchFlags {
   warmup: boolean;
   backend?: Parameters<typeof open>[0]["backend"];
   head: "keep" | "q8_0";
+  kvType?: KvCacheDType;
   autotune: boolean;
   pull?: boolean;
 }
@@ -243,7 +246,7 @@ export async function runBench(flags: BenchFlags, io: CliIo): Promise<BenchRow[]
     const modelType = [report.architecture ?? "?", humanParams(report.parameterCount).replace(" ", ""), projection.toUpperCase()].filter((s) => s !== "").join(" ");
     for (const n of threads) {
       const model = await open(
-        { model: file, ctx: longest, head: flags.head, autotune: flags.autotune, ...(flags.backend === undefined ? {} : { backend: flags.backend }), ...(n === undefined ? {} : { threads: n }) },
+        { model: file, ctx: longest, head: flags.head, autotune: flags.autotune, ...(flags.kvType === undefined ? {} : { kvType: flags.kvType }), ...(flags.backend === undefined ? {} : { backend: flags.backend }), ...(n === undefined ? {} : { threads: n }) },
         io,
       );
       try {
@@ -315,6 +318,7 @@ export function addBenchCommand(program: Command, io: CliIo): void {
     .option("--no-warmup", "skip the untimed warm-up run of each test")
     .option("--backend <list>", "backends to use, preferred first (default: every one that works here)", backendList)
     .addOption(new Option("--head <type>", "requantize a float embedding/head at load").choices(["keep", "q8_0"]).default("keep"))
+    .addOption(kvTypeFlag())
     .option("--no-autotune", "do not time kernel variants per shape")
     .action(async (flags: BenchFlags) => {
       const models: string[] = [];

@@ -9,13 +9,13 @@
  */
 import fs from "node:fs/promises";
 import path from "node:path";
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import type { BackendName } from "../backends/backend.js";
 import { FileError } from "../core/errors.js";
 import { pathKind } from "../core/files.js";
 import { DEFAULT_MAX_TOKENS, MAX_GENERATE_TOKENS, type GenerateOptions } from "../engine/generate.js";
 import { readModelConfig } from "../engine/model.js";
-import type { ContextFullError } from "../model/bitnet/kv-cache.js";
+import { KV_CACHE_DTYPES, parseKvCacheDType, type ContextFullError, type KvCacheDType } from "../model/bitnet/kv-cache.js";
 import { aliasOption, backendList, collect, intAtLeast, intInRange, numberIn, threadCount } from "./args.js";
 import { CliError } from "./errors.js";
 
@@ -34,6 +34,7 @@ export interface ModelFlags {
   threads?: number;
   head?: "keep" | "q8_0";
   autotune?: boolean;
+  kvType?: KvCacheDType;
 }
 
 export interface SamplingFlags {
@@ -62,6 +63,18 @@ function withAliases(cmd: Command, option: Option, ...aliases: string[]): Comman
 export const contextFlag = (): Option =>
   new Option("-c, --ctx <n>", "context (KV cache) length, at most the model's own; also --ctx-size (default: min(model's context, 4096))").argParser(intAtLeast(1));
 
+/** `--kv-type`: the KV cache element type (llama.cpp's `-ctk/-ctv`); a bad value is commander's InvalidArgumentError. */
+export const kvTypeFlag = (): Option =>
+  new Option("--kv-type <type>", `KV cache element type: ${KV_CACHE_DTYPES.join(", ")} (f16: half the cache memory and attention reads, q8_0: 34/128 of them; CPU backends only; docs/kv-cache.md) (default: f32)`).argParser(
+    (value: string): KvCacheDType => {
+      try {
+        return parseKvCacheDType(value);
+      } catch {
+        throw new InvalidArgumentError(`expected one of ${KV_CACHE_DTYPES.join(", ")}, got '${value.slice(0, 32)}'`);
+      }
+    },
+  );
+
 /** `-t/--threads`: 1 to the logical CPUs of this machine. */
 export const threadsFlag = (what = "kernel threads"): Option =>
   new Option("-t, --threads <n>", `${what}, 1 to this machine's logical CPUs (default: one per physical core)`).argParser(threadCount);
@@ -76,6 +89,7 @@ export function modelOptions(cmd: Command, orDefault = false): Command {
     .option("--backend <list>", "backends to use, preferred first (e.g. native-cpu,js) (default: BARBELL_BACKENDS, else every one that works here)", backendList)
     .option("--strict", "make any kernel fallback to a later backend an error (default: fall back, said on stderr)")
     .addOption(threadsFlag())
+    .addOption(kvTypeFlag())
     .addOption(new Option("--head <type>", "requantize a float embedding/head at load").choices(["keep", "q8_0"]).default("keep"))
     .option("--no-autotune", "do not time kernel variants per shape (default: timed once, cached in ~/.cache/barbell)");
 }

@@ -6,6 +6,7 @@ import path from "node:path";
 import type { BackendName } from "../backends/backend.js";
 import type { ServedModelConfig } from "../serve/http/served.js";
 import type { CliIo } from "./run.js";
+import type { KvCacheDType } from "../model/bitnet/kv-cache.js";
 
 /** The flags of one served model that `serve` and `worker` share (each command declares its options). */
 export interface ModelHostFlags {
@@ -17,6 +18,7 @@ export interface ModelHostFlags {
   queue?: number;
   ctx?: number;
   head?: "keep" | "q8_0";
+  kvType?: KvCacheDType;
   promptCache?: number;
   isolation: "process" | "in-process";
   shutdownTimeout: number;
@@ -35,6 +37,7 @@ export function hostOptions(flags: ModelHostFlags): HostOptions {
     ...(flags.queue === undefined ? {} : { queue: flags.queue }),
     ...(flags.ctx === undefined ? {} : { contextLength: flags.ctx }),
     ...(flags.head === undefined ? {} : { head: flags.head }),
+    ...(flags.kvType === undefined ? {} : { kvType: flags.kvType }),
     ...(flags.promptCache === undefined ? {} : { promptCacheMiB: flags.promptCache }),
   };
 }

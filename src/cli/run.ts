@@ -122,6 +122,7 @@ export async function open(flags: ModelFlags, io: CliIo): Promise<BitnetModel> {
       ...(flags.strict === true ? { strict: true } : {}),
       ...(flags.threads === undefined ? {} : { threads: flags.threads }),
       ...(flags.head === undefined ? {} : { headType: flags.head }),
+      ...(flags.kvType === undefined ? {} : { kvCacheType: flags.kvType }),
       ...(flags.autotune === false ? { autotune: false } : {}),
       onFallback: (e) => io.err(`barbell: ${e.kernel} runs on ${e.to} instead of ${e.from} (${e.reason})\n`),
       onUnavailable: (name, reason) => io.err(`barbell: ${name} backend unavailable: ${reason}\n`),

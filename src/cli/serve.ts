@@ -11,7 +11,8 @@ import { type Command, Option } from "commander";
 import { parseBackendList } from "../backends/registry.js";
 import { aliasOption, backendList, intAtLeast, intInRange } from "./args.js";
 import { CliError } from "./errors.js";
-import { contextFlag, modelContextLength, threadsFlag } from "./flags.js";
+import { contextFlag, kvTypeFlag, modelContextLength, threadsFlag } from "./flags.js";
+import { KV_CACHE_DTYPES } from "../model/bitnet/kv-cache.js";
 import { makeBitnetFixture } from "../model/bitnet/fixture.js";
 import { BarbellError } from "../core/errors.js";
 import { DEFAULT_PROMPT_CACHE_MIB, MAX_PROMPT_CACHE_MIB } from "../engine/prompt-cache.js";
@@ -95,7 +96,7 @@ const LIMIT_FIELDS = {
   maxConnections: MAX_LIMIT_CONNECTIONS,
   maxConnectionsPerIp: MAX_LIMIT_CONNECTIONS,
 } as const satisfies Record<keyof ConnectionLimits, number>;
-const MODEL_FIELDS = ["name", "path", "randomWeights", "parallel", "queue", "backends", "threads", "contextLength", "head", "isolation", "faults", "supervision", "promptCacheMiB"] as const;
+const MODEL_FIELDS = ["name", "path", "randomWeights", "parallel", "queue", "backends", "threads", "contextLength", "head", "kvType", "isolation", "faults", "supervision", "promptCacheMiB"] as const;
 const CASCADE_FIELDS = ["name", "rungs", "metric", "threshold", "window", "parallel", "queue"] as const;
 
 type Json = Record<string, unknown>;
@@ -201,6 +202,9 @@ export async function readServeConfig(file: string): Promise<ServeConfigFile> {
     }
     if (m["head"] !== undefined && m["head"] !== "keep" && m["head"] !== "q8_0") {
       bad(`${where}.head must be "keep" or "q8_0"`);
+    }
+    if (m["kvType"] !== undefined && !KV_CACHE_DTYPES.some((d) => d === m["kvType"])) {
+      bad(`${where}.kvType must be one of ${KV_CACHE_DTYPES.join(", ")}`);
     }
     if (m["isolation"] !== undefined && m["isolation"] !== "process" && m["isolation"] !== "in-process") {
       bad(`${where}.isolation must be "process" or "in-process"`);
@@ -366,6 +370,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .addOption(ctx)
     .addOption(aliasOption("--ctx-size <n>", ctx))
     .addOption(new Option("--head <type>", "q8_0: requantize a float output head at load (integer head products, faster with --parallel) (default: keep)").choices(["keep", "q8_0"]))
+    .addOption(kvTypeFlag())
     .addOption(new Option("--isolation <kind>", "where each model runs").choices(["process", "in-process"]).default("process"))
     .option("--prompt-cache <MiB>", `KV prefix cache per model for prompts that repeat an earlier one's start, 0..${MAX_PROMPT_CACHE_MIB} (0: off) (default: ${DEFAULT_PROMPT_CACHE_MIB})`, intInRange(0, MAX_PROMPT_CACHE_MIB))
     .option("--api-key <key...>", "require one of these Bearer keys on /v1/* (or BARBELL_API_KEYS, comma-separated) (default: none, no authentication)")

@@ -13,7 +13,7 @@
 import { UsageError, ValueError } from "../core/errors.js";
 import { PushQueue } from "../core/queue.js";
 import { forward, forwardBatch, MAX_BATCH_SEQUENCES, PREFILL_STEP_TOKENS } from "../model/bitnet/forward.js";
-import { KvCache } from "../model/bitnet/kv-cache.js";
+import { KvCache, type KvCacheDType } from "../model/bitnet/kv-cache.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { exactRows, type PromptCache } from "./prompt-cache.js";
 import { SequenceState, toGeneration, yieldToEventLoop, type GeneratedToken, type GenerateOptions, type Generation, type GenerationResult } from "./generate.js";
@@ -24,6 +24,8 @@ export interface BatcherOptions {
   readonly maxSequences?: number;
   /** Context of each sequence's KV cache (default: the model's, at most 4096). */
   readonly contextLength?: number;
+  /** Element type of each sequence's KV cache (default f32; BitnetModel.batcher passes the model's). */
+  readonly kvCacheType?: KvCacheDType;
   /**
    * Called right before each forward step (a prefill chunk or a decode step); a throw fails that step's
    * sequences like a kernel failure. For callers whose batchers share one backend facade and must point it
@@ -73,6 +75,7 @@ interface Slot {
 export class Batcher implements Disposable {
   readonly maxSequences: number;
   readonly contextLength: number;
+  readonly kvCacheType: KvCacheDType;
   readonly #model: LoadedModel;
   readonly #beforeStep: (() => void) | undefined;
   readonly #promptCache: BatcherOptions["promptCache"];
@@ -97,6 +100,7 @@ export class Batcher implements Disposable {
     this.#promptCache = options.promptCache;
     this.maxSequences = max;
     this.contextLength = ctx;
+    this.kvCacheType = options.kvCacheType ?? "f32";
   }
 
   stats(): BatcherStats {
@@ -227,7 +231,7 @@ export class Batcher implements Disposable {
       while (this.#active.length < this.maxSequences && this.#waiting.length > 0) {
         const slot = this.#waiting.shift() as Slot;
         try {
-          slot.cache = new KvCache(config, Math.min(this.contextLength, slot.state.prompt.length + slot.state.budget), backend);
+          slot.cache = new KvCache(config, Math.min(this.contextLength, slot.state.prompt.length + slot.state.budget), backend, this.kvCacheType);
           this.#active.push(slot);
           this.#restore(slot, slot.cache);
         } catch (e) {

@@ -7,7 +7,7 @@
 import { UsageError } from "../core/errors.js";
 import { validateMessages, type ChatMessage } from "../model/chat/index.js";
 import { forward, prefill, type ForwardTrace } from "../model/bitnet/forward.js";
-import { KvCache } from "../model/bitnet/kv-cache.js";
+import { KvCache, type KvCacheDType } from "../model/bitnet/kv-cache.js";
 import type { Tokenizer } from "../model/tokenizer/types.js";
 import { Batcher, type BatcherOptions } from "./batch.js";
 import { ChatSession, type ChatSessionOptions } from "./chat-session.js";
@@ -44,9 +44,9 @@ export class BitnetModel implements Disposable {
   #disposed = false;
 
   /** @internal Use `loadModel`. */
-  constructor(model: LoadedModel, contextLength: number) {
+  constructor(model: LoadedModel, contextLength: number, kvCacheType: KvCacheDType = "f32") {
     this.#model = model;
-    this.#cache = new KvCache(model.config, contextLength, model.backend);
+    this.#cache = new KvCache(model.config, contextLength, model.backend, kvCacheType);
   }
 
   get config(): LoadedModel["config"] {
@@ -66,6 +66,11 @@ export class BitnetModel implements Disposable {
   /** KV-cache capacity in positions. */
   get contextLength(): number {
     return this.#cache.capacity;
+  }
+
+  /** Element type of the KV cache (`kvCacheType` at load): "f32", "f16" or "q8_0". */
+  get kvCacheType(): KvCacheDType {
+    return this.#cache.dtype;
   }
 
   #tokenizer(): Tokenizer {
@@ -230,7 +235,7 @@ export class BitnetModel implements Disposable {
    */
   batcher(options: BatcherOptions = {}): Batcher {
     this.#alive();
-    return new Batcher(this.#model, options);
+    return new Batcher(this.#model, { kvCacheType: this.#cache.dtype, ...options });
   }
 
   /** Frees the weights and the KV cache. */

@@ -9,6 +9,7 @@ import { UsageError } from "../core/errors.js";
 import { readGguf, type GgufFile } from "../formats/gguf/reader.js";
 import { BlobSource, MemorySource, type BlobLike, type ByteSource } from "../formats/gguf/source.js";
 import { ggufWeightSource } from "../model/bitnet/gguf-source.js";
+import type { KvCacheDType } from "../model/bitnet/kv-cache.js";
 import { loadWeights, type LoadWeightsOptions } from "../model/bitnet/weights.js";
 import { BitnetModel, DEFAULT_CONTEXT } from "./bitnet-model.js";
 import { ggufHeader } from "./header.js";
@@ -18,6 +19,11 @@ import type { LoadedModel } from "./loaded.js";
 export interface ModelLoadOptions {
   /** KV-cache capacity in positions; default min(model context, 4096). */
   readonly contextLength?: number;
+  /**
+   * Element type of the KV cache (llama.cpp's `-ctk/-ctv`): "f32" (default), "f16" or "q8_0" (needs a CPU backend;
+   * q8_0 a head dim that is a multiple of 32). docs/kv-cache.md gives each one's cost and accuracy.
+   */
+  readonly kvCacheType?: KvCacheDType;
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
   readonly allowFloatWeights?: boolean;
   /** "q8_0": requantize a float embedding/head to Q8_0 at load (less memory traffic per token). */
@@ -51,9 +57,9 @@ export async function loadedFromGguf(file: GgufFile, backend: Backend, options: 
 }
 
 /** A model over a loaded file, with its KV cache (`contextLength`, default min(model context, 4096)). */
-export function modelFromLoaded(loaded: LoadedModel, contextLength: number | undefined): BitnetModel {
+export function modelFromLoaded(loaded: LoadedModel, contextLength: number | undefined, kvCacheType?: KvCacheDType): BitnetModel {
   try {
-    return new BitnetModel(loaded, contextLength ?? Math.min(loaded.config.contextLength, DEFAULT_CONTEXT));
+    return new BitnetModel(loaded, contextLength ?? Math.min(loaded.config.contextLength, DEFAULT_CONTEXT), kvCacheType);
   } catch (e) {
     loaded.weights.dispose();
     throw e;
@@ -72,5 +78,5 @@ export async function loadGgufModel(bytes: ByteSource | BlobLike | Uint8Array, o
   const source: ByteSource = bytes instanceof Uint8Array ? new MemorySource(bytes) : "read" in bytes ? bytes : new BlobSource(bytes);
   const file = await readGguf(source);
   const loaded = await loadedFromGguf(file, options.backend, options, options.name ?? "the GGUF bytes");
-  return modelFromLoaded(loaded, options.contextLength);
+  return modelFromLoaded(loaded, options.contextLength, options.kvCacheType);
 }

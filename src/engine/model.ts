@@ -51,7 +51,7 @@ export interface LoadModelOptions extends ModelLoadOptions {
 export async function loadModel(path: string, options: LoadModelOptions = {}): Promise<BitnetModel> {
   const backend = options.backend ?? (await resolveBackend(resolveOptions(options)));
   const loaded = (await pathKind(path, "[model] model")) === "folder" ? await loadHfFolder(path, backend, options) : await loadGguf(path, backend, options);
-  return modelFromLoaded(loaded, options.contextLength);
+  return modelFromLoaded(loaded, options.contextLength, options.kvCacheType);
 }
 
 function resolveOptions(options: LoadModelOptions): ResolveOptions {

@@ -539,6 +539,7 @@ export class ModelHost {
       backend: facade.backend,
       ...(contextLength === undefined ? {} : { contextLength }),
       ...(spec.headType === undefined ? {} : { headType: spec.headType }),
+      ...(spec.kvCacheType === undefined ? {} : { kvCacheType: spec.kvCacheType }),
     });
     let promptCache: PromptCache;
     try {

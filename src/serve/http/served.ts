@@ -20,6 +20,7 @@ import type { ServeErrorCode } from "../errors.js";
 import { cascadeRouter, type ConfidenceMetric, type RouterMsg } from "../router.js";
 import { Admission } from "./admission.js";
 import { readModelInfo, type ModelInfo } from "./model-info.js";
+import type { KvCacheDType } from "../../model/bitnet/kv-cache.js";
 
 /** One model of a server's configuration (the config file's `models` entries). */
 export interface ServedModelConfig {
@@ -39,6 +40,8 @@ export interface ServedModelConfig {
   readonly contextLength?: number;
   /** "q8_0": requantize a float output head to Q8_0 at load (integer head products). Default "keep". */
   readonly head?: "keep" | "q8_0";
+  /** KV cache element type, "f32" (default), "f16" or "q8_0" (docs/kv-cache.md). */
+  readonly kvType?: KvCacheDType;
   /** Where the model worker runs. Default "process" (a native crash kills only the worker). */
   readonly isolation?: "process" | "in-process";
   /** Prefix cache budget in MiB (0: off). Default DEFAULT_PROMPT_CACHE_MIB (docs/serving.md, "Prefix cache"). */
@@ -289,7 +292,7 @@ export async function spawnServed(
   const served: Served[] = [];
   const refs = new Map<string, ActorRef<ModelMsg>>();
   for (const m of models) {
-    const rung = { name: m.name, path: m.path, ...(m.head === undefined ? {} : { headType: m.head }) };
+    const rung = { name: m.name, path: m.path, ...(m.head === undefined ? {} : { headType: m.head }), ...(m.kvType === undefined ? {} : { kvCacheType: m.kvType }) };
     const ref: ActorRef<ModelMsg> = system.spawn(modelActor({ ladder: [rung], ...actorOptions(m), log: (line) => log(`barbell serve: ${line}`) }), {
       name: `model-${served.length}`,
     });

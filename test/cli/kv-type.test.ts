@@ -1,0 +1,35 @@
+// --kv-type (llama.cpp's -ctk/-ctv) on generate and serve's config: each value runs, a bad one is refused with a
+// message naming the accepted ones.
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
+import { mainCli, runCli } from "./helpers.js";
+
+let dir = "";
+let model = "";
+beforeAll(async () => {
+  dir = await fs.mkdtemp(path.join(os.tmpdir(), "barbell-kv-type-"));
+  model = path.join(dir, "m.gguf");
+  // head dim 32: whole q8_0 blocks
+  await fs.writeFile(model, makeBitnetFixture({ hidden: 128, layers: 1, ffn: 256, vocab: 300, contextLength: 64, seed: 9 }));
+});
+afterAll(async () => {
+  await fs.rm(dir, { recursive: true, force: true });
+});
+
+describe("--kv-type", () => {
+  it("should generate with each KV cache type", async () => {
+    for (const kv of ["f32", "f16", "q8_0"]) {
+      const { out } = await runCli(["generate", "-m", model, "--backend", "js", "--no-autotune", "--json", "-n", "4", "--temp", "0", "--kv-type", kv, "hello"]);
+      expect((JSON.parse(out) as { tokens: number[] }).tokens.length, kv).toBeGreaterThan(0);
+    }
+  });
+
+  it("should refuse an unknown type, naming the accepted ones", async () => {
+    const run = await mainCli(["generate", "-m", model, "--kv-type", "q4_0", "hello"]);
+    expect(run.code).not.toBe(0);
+    expect(run.err).toMatch(/--kv-type.*f32, f16, q8_0/s);
+  });
+});
