@@ -1,5 +1,5 @@
 // One load measurement in a fresh plain-Node process on the compiled library (dist/), for bench/load.ts:
-// imports, then (mode "load") loads the model, decodes one token after a one-token prompt, and, with
+// imports, starts the backend (backendMs), then (mode "load") loads the model on it (loadMs, loadCpuMs), decodes one token after a one-token prompt, and, with
 // prompt > 0, prefills `prompt` tokens in a second sequence; prints one JSON line with wall and CPU times
 // and the peak RSS (VmHWM) after each step (with decode > 0, that many tokens decoded after the prefill). Mode
 // "baseline" loads nothing of a model: it imports the library and starts the backend, the runtime's fixed cost.
@@ -44,9 +44,14 @@ if (mode === "baseline") {
   out.baselineMem = detail();
   backend.dispose?.();
 } else {
+  // The backend first (its start is the fixed baseline's, timed apart), then the model on it.
+  const { resolveBackend } = await import("../dist/backends/registry.js");
+  const tb = performance.now();
+  const backend = await resolveBackend(opts);
+  out.backendMs = performance.now() - tb;
   const t0 = performance.now();
   const c1 = process.cpuUsage();
-  const model = await lib.loadModel(file, { ...opts, headType: head === "q8_0" ? "q8_0" : "keep", contextLength: Math.max(Number(prompt), 1) + Math.max(Number(decode), 1) + 1 });
+  const model = await lib.loadModel(file, { backend, headType: head === "q8_0" ? "q8_0" : "keep", contextLength: Math.max(Number(prompt), 1) + Math.max(Number(decode), 1) + 1 });
   out.loadMs = performance.now() - t0;
   out.loadCpuMs = cpuMs(c1);
   out.loadRss = peak();

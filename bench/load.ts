@@ -26,6 +26,7 @@ interface ChildRun {
   importMs: number;
   importRss: number;
   baselineRss?: number;
+  backendMs?: number;
   loadMs?: number;
   loadCpuMs?: number;
   loadRss?: number;
@@ -145,14 +146,14 @@ export function loadBench(options: LoadBenchOptions): string[] {
   const lines = [
     "## Model load and memory",
     "",
-    `Each load is a fresh \`node\` process on dist/ with the file in the page cache, backends ${backends}. Load = \`loadModel\``,
-    "(header, tokenizer, weights onto the backend); first token = one decoded token after a one-token prompt; process =",
+    `Each load is a fresh \`node\` process on dist/ with the file in the page cache, backends ${backends}. Backend = starting it`,
+    "(the addon's probe child included; the fixed baseline); load = `loadModel` on it (header, tokenizer, weights); first token = one decoded token after a one-token prompt; process =",
     `spawn to exit, with a ${PREFILL}-token prefill and ${DECODE} decoded tokens. Peak RSS (VmHWM) after load, the first token,`,
     `the prefill and the decode; budget = 1.1 × file + KV cache (${POSITIONS} positions, f32) + the fixed baseline: ${mib(baseline)} MiB (a process that`,
     "imports the library and starts the backend, loading no model). CPU s: the load's own work (wall waits for CPUs on a shared machine).",
     "",
-    "| file | head | MiB | load s | load CPU s | s/GB (wall) | s/GB (CPU) | first token s | process s | RSS load | RSS 1st token | RSS prefill | RSS decode | budget MiB |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| file | head | MiB | backend s | load s | load CPU s | s/GB (wall) | s/GB (CPU) | first token s | process s | RSS load | RSS 1st token | RSS prefill | RSS decode | budget MiB |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const [i, c] of cases.entries()) {
     const file = files[i] ?? "";
@@ -163,7 +164,7 @@ export function loadBench(options: LoadBenchOptions): string[] {
     const budget = 1.1 * size + kvBytes(c.shape, POSITIONS) + baseline;
     const cpu = pick((r) => r.loadCpuMs) / 1000;
     lines.push(
-      `| ${path.basename(file)} | ${c.head} | ${mib(size)} | ${load.toFixed(2)} | ${cpu.toFixed(2)} | ` +
+      `| ${path.basename(file)} | ${c.head} | ${mib(size)} | ${(pick((r) => r.backendMs) / 1000).toFixed(2)} | ${load.toFixed(2)} | ${cpu.toFixed(2)} | ` +
         `${(load / (size / 1e9)).toFixed(2)} | ${(cpu / (size / 1e9)).toFixed(2)} | ${(pick((r) => r.firstTokenMs) / 1000).toFixed(2)} | ${(pick((r) => r.processMs) / 1000).toFixed(2)} | ` +
         `${mib(pick((r) => r.loadRss))} | ${mib(pick((r) => r.firstTokenRss))} | ${mib(pick((r) => r.prefillRss))} | ${mib(pick((r) => r.decodeRss))} | ${mib(budget)} |`,
     );
