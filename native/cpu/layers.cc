@@ -12,7 +12,8 @@
 //     Runs bitnet_block layer after layer with the per-call fields (h, out, positions, caches, lengths)
 //     set in a copy of each layer's template: the same calls, hence the same bits, as one call per layer.
 //     batch = 0: one sequence; kCaches[l] / vCaches[l] are layer l's caches of `capacity` rows. batch = B:
-//     B rows, one token of its own sequence each; kCaches[l·B + b] is layer l's cache of row b.
+//     B rows, one token of its own sequence each; kCaches[l·B + b] is layer l's cache of row b. The caches
+//     hold the KV type the templates were captured with (Float32Arrays for f32, Uint8Arrays of rows else).
 #include "layers.h"
 
 #include <napi.h>
@@ -22,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "float_kernels.h"
 #include "napi_args.h"
 
 namespace barbell {
@@ -117,9 +119,11 @@ Napi::Value DisposeLayerStack(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// Layer caches from a JS array of Float32Arrays, each holding at least rows(i)·kv floats.
+// Layer caches from a JS array of typed arrays, each holding at least rows(i) rows: Float32Arrays of kv floats a
+// row for an f32 cache (kv_type of the captured template), Uint8Arrays of kv_bytes(kv_type, kv) a row otherwise.
 template <typename Rows>
-bool GetCaches(Napi::Env env, const Napi::Value& v, size_t count, size_t kv, Rows rows, const char* name, std::vector<float*>* out) {
+bool GetCaches(Napi::Env env, const Napi::Value& v, size_t count, int kv_type, size_t kv, Rows rows, const char* name,
+               std::vector<float*>* out) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != count) {
     Fail(env, std::string(name) + " must be an array of " + std::to_string(count) + " caches", false);
     return false;
@@ -128,16 +132,17 @@ bool GetCaches(Napi::Env env, const Napi::Value& v, size_t count, size_t kv, Row
   out->resize(count);
   for (uint32_t i = 0; i < count; ++i) {
     const Napi::Value c = arr.Get(i);
-    if (!c.IsTypedArray() || c.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      Fail(env, std::string(name) + " must hold Float32Arrays", false);
+    const napi_typedarray_type want = kv_type == kKvF32 ? napi_float32_array : napi_uint8_array;
+    if (!c.IsTypedArray() || c.As<Napi::TypedArray>().TypedArrayType() != want) {
+      Fail(env, std::string(name) + (kv_type == kKvF32 ? " must hold Float32Arrays" : " must hold Uint8Arrays (f16 / q8_0 rows)"), false);
       return false;
     }
-    Napi::Float32Array f = c.As<Napi::Float32Array>();
-    if (f.ElementLength() / kv < rows(i)) {
+    Napi::TypedArray t = c.As<Napi::TypedArray>();
+    if (t.ByteLength() / kv_bytes(kv_type, kv) < rows(i)) {
       Fail(env, std::string(name) + "[" + std::to_string(i) + "] is too short for its rows");
       return false;
     }
-    (*out)[i] = f.Data();
+    (*out)[i] = reinterpret_cast<float*>(static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
   }
   return true;
 }
@@ -200,7 +205,8 @@ Napi::Value run_layers(Executor& exec, const Napi::CallbackInfo& info) {
     const int32_t p = pos[i % static_cast<size_t>(batch)];
     return p < 0 ? SIZE_MAX : static_cast<size_t>(p) + 1;
   };
-  if (!GetCaches(env, info[4], caches, kv, rows, "kCaches", &ks) || !GetCaches(env, info[5], caches, kv, rows, "vCaches", &vs)) {
+  if (!GetCaches(env, info[4], caches, first.kv_type, kv, rows, "kCaches", &ks) ||
+      !GetCaches(env, info[5], caches, first.kv_type, kv, rows, "vCaches", &vs)) {
     return env.Undefined();
   }
   const size_t n = static_cast<size_t>(seq) * E;

@@ -15,7 +15,7 @@ import { configFromGguf } from "../../src/model/bitnet/config.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
 import { forward, forwardBatch } from "../../src/model/bitnet/forward.js";
 import { ggufWeightSource } from "../../src/model/bitnet/gguf-source.js";
-import { KvCache } from "../../src/model/bitnet/kv-cache.js";
+import { KvCache, type KvCacheDType } from "../../src/model/bitnet/kv-cache.js";
 import { loadWeights } from "../../src/model/bitnet/weights.js";
 
 const probe = probeNativeCpu();
@@ -55,12 +55,12 @@ function counted(chain: Backend, on: boolean): { backend: Backend; stats: { runs
   return { backend: { ...rest, ...(wrapped === undefined ? {} : { layers: wrapped }) }, stats };
 }
 
-async function run(opts: BitnetFixtureOptions, chain: Backend, stack: boolean) {
+async function run(opts: BitnetFixtureOptions, chain: Backend, stack: boolean, dtype: KvCacheDType = "f32") {
   const file = readGgufBytes(makeBitnetFixture(opts));
   const config = configFromGguf(file.metadata);
   const { backend, stats } = counted(chain, stack);
   using weights = await loadWeights(ggufWeightSource(file), config, { backend });
-  const caches = [0, 1, 2].map(() => new KvCache(config, 16, backend));
+  const caches = [0, 1, 2].map(() => new KvCache(config, 16, backend, dtype));
   try {
     const logits: Float32Array[] = [];
     // Sequence 0: prefill [0..4), a second chunk [4..7), two decode steps; sequences 1 and 2: short prompts.
@@ -72,7 +72,7 @@ async function run(opts: BitnetFixtureOptions, chain: Backend, stack: boolean) {
       using out = forwardBatch(config, weights, caches, tokens);
       logits.push(await out.toFloat32Async());
     }
-    const kv = await Promise.all(caches.flatMap((c) => [c.keys[config.layers - 1], c.values[0]]).map((t) => t?.toFloat32Async()));
+    const kv = caches.flatMap((c) => [c.keys[config.layers - 1], c.values[0]]).map((t) => (t === undefined ? new Uint8Array() : backend.read(t.ref().buffer).slice()));
     return { logits, kv, stats };
   } finally {
     caches.forEach((c) => c.dispose());
@@ -102,7 +102,16 @@ describe.skipIf(!probe.available)("native-cpu layers in one call", () => {
     expect(per.stats.runs).toBe(0);
     expect(one.logits.length).toBe(per.logits.length);
     one.logits.forEach((l, i) => expect(Buffer.from(l.buffer).equals(Buffer.from((per.logits[i] as Float32Array).buffer))).toBe(true));
-    one.kv.forEach((t, i) => expect(Buffer.from((t as Float32Array).buffer).equals(Buffer.from((per.kv[i] as Float32Array).buffer))).toBe(true));
+    one.kv.forEach((t, i) => expect(Buffer.from(t).equals(Buffer.from(per.kv[i] as Uint8Array))).toBe(true));
+  });
+
+  it.each(["f16", "q8_0"] as const)("should give the same bits with a %s KV cache", async (dtype) => {
+    const opts = FIXTURES[1] ?? {};
+    const one = await run(opts, chain, true, dtype);
+    const per = await run(opts, chain, false, dtype);
+    expect(one.stats).toMatchObject({ runs: 8, prepared: 1 });
+    one.logits.forEach((l, i) => expect(Buffer.from(l.buffer).equals(Buffer.from((per.logits[i] as Float32Array).buffer))).toBe(true));
+    one.kv.forEach((t, i) => expect(Buffer.from(t).equals(Buffer.from(per.kv[i] as Uint8Array))).toBe(true));
   });
 
   it("should free the handle and throw UsageError 'disposed' once the weights are disposed", async () => {

@@ -152,15 +152,16 @@ export interface NativeContext {
   /**
    * Every block of a layer stack (native/cpu/layers.cc), layer after layer; dims: seq, pos0, capacity, batch
    * (0: one sequence, kCaches[l] layer l's; B: kCaches[l·B + b] layer l's cache of row b). Returns −1, or
-   * 4·layer + the stage (as `block`) whose activations were not finite. Absent in builds before it.
+   * 4·layer + the stage (as `block`) whose activations were not finite. Caches: Float32Arrays, or the bytes of
+   * f16 / q8_0 rows (the kv type the stack was captured with). Absent in builds before it.
    */
   layers?(
     stack: NativeLayerStack,
     h: Float32Array,
     out: Float32Array,
     positions: Int32Array,
-    kCaches: readonly Float32Array[],
-    vCaches: readonly Float32Array[],
+    kCaches: readonly (Float32Array | Uint8Array)[],
+    vCaches: readonly (Float32Array | Uint8Array)[],
     dims: Float64Array,
   ): number;
   /** Joins the pool's threads; safe to call twice. Kernel calls afterwards throw. */

@@ -7,8 +7,9 @@
 import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
 import type { BitnetBlockParams, BitnetBlockWeights, BitnetLayers, BitnetLayersStep, TensorRef } from "../backend.js";
 import { views } from "../host-memory.js";
-import { elementCount } from "../storage.js";
-import type { NativeAddon, NativeContext } from "./addon.js";
+import { KV_CACHE_DTYPES } from "../../quant/dtypes.js";
+import { elementCount, storageBytes } from "../storage.js";
+import type { NativeAddon, NativeContext, NativeLayerStack } from "./addon.js";
 
 /** Most layers one stack takes (native/cpu/layers.h kMaxLayers). */
 export const NATIVE_MAX_LAYERS = 1024;
@@ -77,13 +78,10 @@ export function makeLayers(
         throw new ShapeError("size", `[${op}] ${layers.length} layers (1…${NATIVE_MAX_LAYERS})`);
       }
       const embed = dim(first.attnNorm, 0);
-      const kv = p.kvHeads * p.headDim;
       // Placeholder activations for the capture: one token at position 0 of a one-row cache.
       const h = new Float32Array(embed);
       const out = new Float32Array(embed);
       const pos = new Int32Array(1);
-      const cache = new Float32Array(kv);
-      const params = Float64Array.of(p.eps, p.ropeTheta, p.attnScale, p.activation === "relu2" ? 1 : 0);
       const checked = layers.map((w) => checkBlockWeights(op, w, p, embed));
       /** Each layer's arrays (the weights' bytes made now, where they are converted on first use), kept reachable by the handle. */
       const keep = layers.map((w, l) => {
@@ -95,72 +93,88 @@ export function makeLayers(
           dims: Float64Array.of(1, embed, p.heads, p.kvHeads, p.headDim, c.ffn, 0, 1),
         };
       });
-      let stack: ReturnType<typeof layerStack> | undefined = layerStack(layers.length, (l) => {
-        const a = keep[l];
-        if (a !== undefined) {
-          ctx.block(h, out, pos, cache, cache, a.norms, a.weights, a.gammas, a.dims, params);
-        }
-      });
-      const live = (): NonNullable<typeof stack> => {
-        if (stack === undefined) {
+      /** The native stack per KV cache dtype (its templates carry the addon's kv type), captured on first use. */
+      const stacks = new Map<string, NativeLayerStack>();
+      let disposed = false;
+      const stackFor = (dtype: string): NativeLayerStack => {
+        if (disposed) {
           throw new UsageError("disposed", `[${op}] the prepared layers were disposed`);
+        }
+        let stack = stacks.get(dtype);
+        if (stack === undefined) {
+          const kvType = KV_CACHE_DTYPES.findIndex((d) => d === dtype);
+          if (kvType < 0) {
+            throw new UsageError("dtype", `[${op}] a ${dtype} cache; the layer stack takes ${KV_CACHE_DTYPES.join(", ")}`);
+          }
+          const cache = kvType === 0 ? new Float32Array(p.kvHeads * p.headDim) : new Uint8Array(storageBytes(dtype as (typeof KV_CACHE_DTYPES)[number], [1, p.kvHeads, p.headDim]));
+          const params = Float64Array.of(p.eps, p.ropeTheta, p.attnScale, p.activation === "relu2" ? 1 : 0, kvType);
+          stack = layerStack(layers.length, (l) => {
+            const a = keep[l];
+            if (a !== undefined) {
+              ctx.block(h, out, pos, cache, cache, a.norms, a.weights, a.gammas, a.dims, params);
+            }
+          });
+          stacks.set(dtype, stack);
         }
         return stack;
       };
-      const call = (hr: TensorRef, positions: TensorRef, ks: Float32Array[], vs: Float32Array[], dims: Float64Array, outRef: TensorRef): void => {
+      const call = (hr: TensorRef, positions: TensorRef, caches: { k: TensorRef[]; v: TensorRef[] }, dims: Float64Array, outRef: TensorRef): void => {
         const seq = dim(hr, 0);
         same(op, "h columns", dim(hr, 1), embed);
         same(op, "out and h sizes", elementCount(outRef.shape), seq * embed);
         same(op, "positions", dim(positions, 0), seq);
-        const bad = runLayers(live(), f32(hr), f32(outRef), i32(positions), ks, vs, dims);
+        const dtype = caches.k[0]?.dtype ?? "f32";
+        const all = [...caches.k, ...caches.v];
+        for (const c of all) {
+          same(op, "cache kv heads", dim(c, 1), p.kvHeads);
+          same(op, "cache head size", dim(c, 2), p.headDim);
+          if (c.dtype !== dtype) {
+            throw new UsageError("dtype", `[${op}] caches of one step must share a dtype, got ${dtype} and ${c.dtype}`);
+          }
+        }
+        const view = (t: TensorRef): Float32Array | Uint8Array => (dtype === "f32" ? f32(t) : u8(t));
+        const stack = stackFor(dtype);
+        const bad = runLayers(stack, f32(hr), f32(outRef), i32(positions), caches.k.map(view), caches.v.map(view), dims);
         if (bad >= 0) {
           throw nonFinite(op, bad, true);
         }
       };
-      const cacheArrays = (refs: readonly TensorRef[], count: number, what: string): Float32Array[] => {
+      const cacheList = (refs: readonly TensorRef[], count: number, what: string): TensorRef[] => {
         if (refs.length !== count) {
           throw new ShapeError("size", `[${op}] ${refs.length} ${what} caches for ${count}`);
         }
-        return refs.map((c) => {
-          if (c.dtype !== "f32") {
-            throw new UsageError("dtype", `[${op}] a ${c.dtype} cache; the layer stack takes f32 caches`);
-          }
-          same(op, "cache kv heads", dim(c, 1), p.kvHeads);
-          same(op, "cache head size", dim(c, 2), p.headDim);
-          return f32(c);
-        });
+        return [...refs];
       };
       return {
         run(hr, positions, kCaches, vCaches, pos0, outRef) {
-          live();
           if (!Number.isSafeInteger(pos0) || pos0 < 0) {
             throw new ShapeError("size", `[${op}] pos0 must be a non-negative integer, got ${pos0}`);
           }
-          const ks = cacheArrays(kCaches, layers.length, "K");
-          const vs = cacheArrays(vCaches, layers.length, "V");
+          const k = cacheList(kCaches, layers.length, "K");
+          const v = cacheList(vCaches, layers.length, "V");
           const capacity = Math.min(...kCaches.map((c) => dim(c, 0)), ...vCaches.map((c) => dim(c, 0)));
           if (pos0 + dim(hr, 0) > capacity) {
             throw new ShapeError("bounds", `[${op}] positions ${pos0}…${pos0 + dim(hr, 0) - 1} do not fit caches of ${capacity}`);
           }
-          call(hr, positions, ks, vs, Float64Array.of(dim(hr, 0), pos0, capacity, 0), outRef);
+          call(hr, positions, { k, v }, Float64Array.of(dim(hr, 0), pos0, capacity, 0), outRef);
         },
         runBatch(hr, positions, kCaches, vCaches, outRef) {
-          live();
           const rows = dim(hr, 0);
           if (kCaches.length !== rows || vCaches.length !== rows) {
             throw new ShapeError("size", `[${op}] ${rows} rows need as many K and V cache lists`);
           }
           // Layer-major: the addon takes layer l's cache of row b at l·B + b.
-          const byLayer = (lists: readonly (readonly TensorRef[])[], what: string): Float32Array[] => {
-            const perRow = lists.map((list) => cacheArrays(list, layers.length, what));
-            return layers.flatMap((_, l) => perRow.map((row) => row[l] as Float32Array));
+          const byLayer = (lists: readonly (readonly TensorRef[])[], what: string): TensorRef[] => {
+            const perRow = lists.map((list) => cacheList(list, layers.length, what));
+            return layers.flatMap((_, l) => perRow.map((row) => row[l] as TensorRef));
           };
-          call(hr, positions, byLayer(kCaches, "K"), byLayer(vCaches, "V"), Float64Array.of(rows, 0, 0, rows), outRef);
+          call(hr, positions, { k: byLayer(kCaches, "K"), v: byLayer(vCaches, "V") }, Float64Array.of(rows, 0, 0, rows), outRef);
         },
         dispose() {
-          if (stack !== undefined) {
-            layerStackDispose(stack);
-            stack = undefined;
+          if (!disposed) {
+            disposed = true;
+            stacks.forEach((stack) => layerStackDispose(stack));
+            stacks.clear();
             keep.length = 0;
           }
         },

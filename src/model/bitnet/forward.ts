@@ -166,11 +166,11 @@ function layersDisposed(weights: BitnetWeights): boolean {
 /**
  * The model's layers on the backend's every-block step (Backend.layers), prepared the first time the weights
  * are used on it and kept while they are reachable; undefined when there is no step, a projection is not
- * ternary or a cache is not f32. Disposed weights free the handle and throw UsageError "disposed".
+ * ternary. Disposed weights free the handle and throw UsageError "disposed".
  */
-function layersFor(backend: Backend, config: BitnetConfig, weights: BitnetWeights, keys: CacheTensor): BitnetLayers | undefined {
+function layersFor(backend: Backend, config: BitnetConfig, weights: BitnetWeights): BitnetLayers | undefined {
   const step = backend.layers;
-  if (step === undefined || keys.dtype !== "f32") {
+  if (step === undefined) {
     return undefined;
   }
   let entry = preparedLayers.get(weights);
@@ -238,7 +238,7 @@ export function forward(
   const ops = new InferenceOps(positions, attendOne(cache), trace);
   // The fused block skips the per-op trace points, so tracing composes the ops.
   const fused = trace === undefined ? backend.fused?.bitnetBlock : undefined;
-  const stack = fused !== undefined ? layersFor(backend, config, weights, cacheLayer(cache, 0)[0]) : undefined;
+  const stack = fused !== undefined ? layersFor(backend, config, weights) : undefined;
   let h = ops.scoped(() => embedGraph(ops, weights, ids));
   try {
     if (stack !== undefined) {
@@ -313,7 +313,7 @@ export function forwardBatch(
   );
   const ops = new InferenceOps(positions, attendBatch(caches));
   const fused = backend.fused?.bitnetBlockBatch;
-  const stack = fused !== undefined ? layersFor(backend, config, weights, cacheLayer(caches[0] as KvCache, 0)[0]) : undefined;
+  const stack = fused !== undefined ? layersFor(backend, config, weights) : undefined;
   let h = ops.scoped(() => embedGraph(ops, weights, ids));
   try {
     if (stack !== undefined) {
