@@ -219,6 +219,44 @@ describe("fused steps in a dispatcher", () => {
     call(chain, 64); // another shape class is timed on its own
     expect(tuner.cached("bitnetBlock seq17+ 8x8 kv2x4")).toBe("native-cpu×1");
   });
+
+  it("should tune the every-block step over the variants for decode and run longer steps on the head", async () => {
+    const { Autotuner } = await import("../../src/backends/autotune.js");
+    const calls: string[] = [];
+    const disposed: string[] = [];
+    const clock = { t: 0 };
+    /** A marker whose every-block step records where it runs and costs `cost` fake ms per step. */
+    const stepping = (threads: number, cost: number): PartialBackend => ({
+      ...fusedMarker(threads, clock, cost, calls),
+      layers: {
+        prepare: () => ({
+          run: (h) => {
+            clock.t += cost;
+            calls.push(`layers×${threads} seq${h.shape[0]}`);
+          },
+          runBatch: () => undefined,
+          dispose: () => void disposed.push(`×${threads}`),
+        }),
+      },
+    });
+    const tuner = new Autotuner({ file: null, fingerprint: "test", now: () => clock.t, runs: 3 });
+    const chain = decorate(createDispatcher([stepping(2, 5)], createJsBackend()), autotune(tuner, [stepping(1, 1)]));
+    const step = chain.layers;
+    expect(step).toBeDefined();
+    expect(chain.layers).toBe(step); // one step object: forward() prepares the model once
+    const stack = step?.prepare([weights, weights], params);
+    stack?.run(ref([1, 8]), ref([1]), [], [], 0, ref([1, 8]));
+    expect(tuner.cached("bitnetLayers one seq1 8x8 kv2x4 L2")).toBe("native-cpu×1");
+    calls.length = 0;
+    stack?.run(ref([1, 8]), ref([1]), [], [], 1, ref([1, 8]));
+    stack?.run(ref([4, 8]), ref([4]), [], [], 2, ref([4, 8]));
+    expect(calls).toEqual(["layers×1 seq1", "layers×2 seq4"]);
+    stack?.dispose();
+    expect(disposed.sort()).toEqual(["×1", "×2"]);
+    // A variant without the step: the tuned step is not offered (the block is tuned per layer instead).
+    const mixed = decorate(createDispatcher([stepping(2, 5)], createJsBackend()), autotune(tuner, [fusedMarker(1, clock, 1, calls)]));
+    expect(mixed.layers).toBeUndefined();
+  });
 });
 
 describe("host memory reuse", () => {

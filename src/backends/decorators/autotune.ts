@@ -2,9 +2,10 @@
  * The autotuning decorator: the first call of a tuned kernel on a new shape times every member and variant
  * (the same backend with other thread counts) that takes the call in place, and routes that shape to the
  * fastest from then on. The fused BitNet block is tuned over the head member and its thread-count variants
- * per shape class (decode, steps of 2–16 and of 17+ tokens). Choices are cached by the {@link Autotuner}.
+ * per shape class (decode, steps of 2–16 and of 17+ tokens), and so is the every-block step (Backend.layers) for
+ * one-token decode steps. Choices are cached by the {@link Autotuner}.
  */
-import type { BitnetBlockWeights, KernelName, PartialBackend, TensorRef } from "../backend.js";
+import type { BitnetBlockParams, BitnetBlockWeights, BitnetLayers, BitnetLayersStep, KernelName, PartialBackend, TensorRef } from "../backend.js";
 import type { Autotuner } from "../autotune.js";
 import { tensorsOf } from "../capabilities.js";
 import type { Decorator, OpName } from "../dispatch.js";
@@ -72,11 +73,16 @@ export function autotune(tuner: Autotuner, variants: readonly PartialBackend[] =
       return chosen;
     };
 
-    // The every-block step skips the block's tuning: offered only where there is no block variant to choose.
-    const layers = next.layers;
+    // The every-block step: as the dispatcher offers it without block variants; with them, tuned over the
+    // variants that have the step too (all or none: a step that cannot take a variant's choice is not offered).
+    const inner = next.layers;
+    const stepped = blockCandidates.flatMap((b) => (b.layers === undefined ? [] : [{ id: idOf(b), step: b.layers }]));
+    const tuned = blockCandidates.length > 1 && stepped.length === blockCandidates.length ? tunedLayers(tuner, stepped) : undefined;
+    const layers =
+      inner === undefined ? undefined : blockCandidates.length <= 1 ? inner : () => (inner() === undefined ? undefined : tuned);
     return {
       fuses: next.fuses,
-      ...(blockCandidates.length > 1 || layers === undefined ? {} : { layers }),
+      ...(layers === undefined ? {} : { layers }),
       run: (op, args) => {
         let chosen: PartialBackend | undefined;
         if (TUNED_KERNELS.has(op)) {
@@ -92,5 +98,61 @@ export function autotune(tuner: Autotuner, variants: readonly PartialBackend[] =
         }
       },
     };
+  };
+}
+
+/**
+ * The every-block step over thread-count variants: each prepares the layers (a native handle each), and a
+ * one-token decode step (one sequence or a batch of one) runs on the variant the tuner times fastest for that
+ * model shape; longer steps run on the head member (the first). Timing whole prefill steps over every layer would
+ * cost seconds on a 2B model, and more threads win there anyway; decode is where one thread can beat two.
+ * Timing reruns a step on the same inputs, which rewrites the same K/V rows and output: harmless.
+ */
+function tunedLayers(tuner: Autotuner, candidates: readonly { id: string; step: BitnetLayersStep }[]): BitnetLayersStep {
+  return {
+    prepare(blocks: readonly BitnetBlockWeights[], params: BitnetBlockParams): BitnetLayers {
+      const prepared: { id: string; layers: BitnetLayers }[] = [];
+      try {
+        for (const c of candidates) {
+          prepared.push({ id: c.id, layers: c.step.prepare(blocks, params) });
+        }
+      } catch (e) {
+        prepared.forEach((p) => p.layers.dispose());
+        throw e;
+      }
+      const head = prepared[0] as { id: string; layers: BitnetLayers };
+      const shape = `${blocks[0]?.wGate.shape[1] ?? 0}x${blocks[0]?.wGate.shape[0] ?? 0} kv${params.kvHeads}x${params.headDim} L${blocks.length}`;
+      const picked = new Map<string, BitnetLayers>();
+      /** The variant for a step of `rows` rows: tuned (running `call` on each) for one row, the head's otherwise. */
+      const pick = (rows: number, kind: string, call: (l: BitnetLayers) => void): BitnetLayers => {
+        if (rows !== 1) {
+          return head.layers;
+        }
+        const key = `bitnetLayers ${kind} seq1 ${shape}`;
+        let chosen = picked.get(key);
+        if (chosen === undefined) {
+          const id = tuner.choose(
+            key,
+            prepared.map((p) => ({ id: p.id, run: () => call(p.layers) })),
+          );
+          chosen = prepared.find((p) => p.id === id)?.layers ?? head.layers;
+          picked.set(key, chosen);
+        }
+        return chosen;
+      };
+      return {
+        run(h, positions, kCaches, vCaches, pos0, out) {
+          const run = (l: BitnetLayers): void => l.run(h, positions, kCaches, vCaches, pos0, out);
+          run(pick(h.shape[0] ?? 1, "one", run));
+        },
+        runBatch(h, positions, kCaches, vCaches, out) {
+          const run = (l: BitnetLayers): void => l.runBatch(h, positions, kCaches, vCaches, out);
+          run(pick(h.shape[0] ?? 1, "batch", run));
+        },
+        dispose() {
+          prepared.forEach((p) => p.layers.dispose());
+        },
+      };
+    },
   };
 }
