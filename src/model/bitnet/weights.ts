@@ -9,7 +9,8 @@ import type { TernaryPacked } from "../../quant/repack.js";
 import { loadCodecs } from "../../quant/load-codecs.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import { ternaryFromCodes, ternaryFromLazyCodes } from "../../tensor/ops/quant.js";
-import { denseWeights, tensor, type Tensor } from "../../tensor/tensor.js";
+import type { ShapeOf } from "../../tensor/dims.js";
+import { denseWeights, tensor, type Tensor, type UniqueDims } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
 import type { BlockWeights, ModelWeights, ProjectionOf } from "./graph.js";
 
@@ -128,10 +129,11 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
 
   const projection = async <O extends string, I extends string>(
     name: string,
-    dims: readonly [O, I],
+    dims: UniqueDims<[O, I]>,
     out: number,
     inp: number,
   ): Promise<Projection<O, I>> => {
+    const shape: ShapeOf<[O, I]> = [out, inp];
     if (options.lazy !== false && options.allowFloatWeights !== true && source.lazyTernary !== undefined && backend.adoptLazy !== undefined) {
       const lazy = await source.lazyTernary(name, out, inp);
       const materialize = (): Uint8Array => {
@@ -141,7 +143,7 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
           throw e instanceof FormatError && e.code === "bad-value" ? floatHint(name, e) : e;
         }
       };
-      const t = lazy && ternaryFromLazyCodes(materialize, dims as never, [out, inp] as never, { backend, scale: lazy.scale });
+      const t = lazy && ternaryFromLazyCodes(materialize, dims, shape, { backend, scale: lazy.scale });
       if (t !== undefined) {
         return keep(t as Projection<O, I>, name, false);
       }
@@ -157,9 +159,9 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
         throw floatHint(name, e);
       }
       const values = await source.projectionFloats(name, out, inp);
-      return keep(tensor(values, dims as never, [out, inp] as never, { backend }) as Projection<O, I>, name);
+      return keep(tensor(values, dims, shape, { backend }) as Projection<O, I>, name);
     }
-    const t = ternaryFromCodes(packed.codes, dims as never, [out, inp] as never, { backend, adopt: true, scale: packed.scale });
+    const t = ternaryFromCodes(packed.codes, dims, shape, { backend, adopt: true, scale: packed.scale });
     if (!t.ok) {
       throw new FormatError("bad-value", `[bitnet] ${name}: ${t.error.message}`);
     }
