@@ -154,10 +154,22 @@ interface Core {
   readonly copies: () => number;
 }
 
+/**
+ * A table with a member per name that hands its name and arguments to `run`: assignable to the kernel tables,
+ * whose members all return void (each call's arguments are checked by the member that runs it).
+ */
+function forwarders<N extends OpName>(names: readonly N[], run: (op: N, args: unknown[]) => void): Record<N, (...args: unknown[]) => void> {
+  const table = {} as Record<N, (...args: unknown[]) => void>; // filled for every name just below
+  for (const op of names) {
+    table[op] = (...args: unknown[]) => run(op, args);
+  }
+  return table;
+}
+
 /** Builds the Backend object over a core and a hook: kernel tables from the op table's names. */
 function assemble(core: Core, hook: OpHook, name: () => string = () => core.name): Dispatcher {
-  const kernels = Object.fromEntries(KERNEL_NAMES.map((op) => [op, (...args: unknown[]) => hook.run(op, args)])) as unknown as Kernels;
-  const steps = Object.fromEntries(FUSED_NAMES.map((op) => [op, (...args: unknown[]) => hook.run(op, args)])) as unknown as FusedKernels;
+  const kernels: Kernels = forwarders(KERNEL_NAMES, hook.run);
+  const steps: FusedKernels = forwarders(FUSED_NAMES, hook.run);
   /** The fused-step tables by the bit mask of the steps the hook runs in one call (built on first use). */
   const offered: (Partial<FusedKernels> | undefined)[] = [];
   /** The fused steps the hook runs in one call; forward() reads it once per step, without allocating. */
