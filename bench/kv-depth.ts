@@ -5,7 +5,8 @@
  * the cache's own encoding: attention's cost does not depend on the values, but untouched zero pages would read
  * faster than a filled cache). Rounds alternate the cache types so a loaded machine slows them alike; the median
  * per type is printed with the ratio tg(depth)/tg(empty). The model's context must hold depth + tokens + 1
- * (≥ 4,160 for the defaults): generate one with `node dist/cli barbell fixture` or scripts/shapes.ts. Not a test.
+ * (≥ 4,160 for the defaults): generate one with makeBitnetFixture({ ...SHAPES["2b"], contextLength: 8192 }) (scripts/shapes.ts,
+ * src/model/bitnet/fixture.ts) or `barbell fixture -c 8192 …`. Not a test.
  * Run: `npx tsx bench/kv-depth.ts <model.gguf> [--threads 1] [--depth 4096] [--tokens 64] [--rounds 3] [--types f32,f16,q8_0]`.
  */
 import { resolveBackend } from "../src/backends/registry.js";
