@@ -4,6 +4,8 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readServeConfig } from "../../src/cli/serve.js";
+import { ServeError } from "../../src/serve/errors.js";
 import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
 import { mainCli, runCli } from "./helpers.js";
 
@@ -31,5 +33,14 @@ describe("--kv-type", () => {
     const run = await mainCli(["generate", "-m", model, "--kv-type", "q4_0", "hello"]);
     expect(run.code).not.toBe(0);
     expect(run.err).toMatch(/--kv-type.*f32, f16, q8_0/s);
+  });
+
+  it("should take kvType in a serve config and refuse a bad one", async () => {
+    const file = path.join(dir, "serve.json");
+    await fs.writeFile(file, JSON.stringify({ models: [{ name: "m", path: model, kvType: "q8_0" }] }));
+    expect((await readServeConfig(file)).models?.[0]?.kvType).toBe("q8_0");
+    await fs.writeFile(file, JSON.stringify({ models: [{ name: "m", path: model, kvType: "q4_0" }] }));
+    await expect(readServeConfig(file)).rejects.toThrow(ServeError);
+    await expect(readServeConfig(file)).rejects.toThrow(/kvType must be one of f32, f16, q8_0/);
   });
 });
