@@ -49,6 +49,9 @@ export interface BenchRow {
   readonly n_prompt: number;
   readonly n_gen: number;
   readonly n_depth: number;
+  /** The KV cache element types (llama-bench's type_k / type_v; barbell stores K and V alike). */
+  readonly type_k: KvCacheDType;
+  readonly type_v: KvCacheDType;
   readonly test_time: string;
   readonly avg_ns: number;
   readonly stddev_ns: number;
@@ -200,19 +203,22 @@ export function formatBench(rows: readonly BenchRow[], output: BenchOutput): str
     const cell = (v: unknown): string => `"${(Array.isArray(v) ? v.join(" ") : String(v)).replaceAll('"', '""')}"`;
     return [keys.join(","), ...rows.map((r) => keys.map((k) => cell(r[k])).join(","))].join("\n") + "\n";
   }
-  const header = ["model", "size", "params", "backend", "threads", "test", "t/s"];
-  const right = [false, true, true, false, true, true, true];
+  // As llama-bench: the KV types get columns only when they are not the default.
+  const kv = rows.some((r) => r.type_k !== "f32" || r.type_v !== "f32");
+  const header = ["model", "size", "params", "backend", "threads", ...(kv ? ["type_k", "type_v"] : []), "test", "t/s"];
+  const right = [false, true, true, false, true, ...(kv ? [false, false] : []), true, true];
   const table = rows.map((r) => [
     r.model_type,
     humanSize(r.model_size),
     humanParams(r.model_n_params),
     r.backends,
     String(r.n_threads),
+    ...(kv ? [r.type_k, r.type_v] : []),
     testName({ nPrompt: r.n_prompt, nGen: r.n_gen, depth: r.n_depth }),
     `${r.avg_ts.toFixed(2)} ± ${r.stddev_ts.toFixed(2)}`,
   ]);
   // Fixed widths as llama-bench's (wider for barbell's backend chains), so rows printed one by one line up.
-  const widths = [30, 10, 10, 24, 7, 15, 20];
+  const widths = [30, 10, 10, 24, 7, ...(kv ? [6, 6] : []), 15, 20];
   const line = (cells: readonly string[]): string =>
     `| ${cells.map((c, i) => (right[i] === true ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join(" | ")} |`;
   const rule = `|${widths.map((w, i) => (right[i] === true ? `${"-".repeat(w + 1)}:` : "-".repeat(w + 2))).join("|")}|`;
@@ -274,6 +280,8 @@ export async function runBench(flags: BenchFlags, io: CliIo): Promise<BenchRow[]
             n_prompt: t.nPrompt,
             n_gen: t.nGen,
             n_depth: t.depth,
+            type_k: flags.kvType ?? "f32",
+            type_v: flags.kvType ?? "f32",
             test_time: new Date().toISOString(),
             avg_ns: Math.round(mean(samples)),
             stddev_ns: Math.round(stddev(samples)),

@@ -12,7 +12,7 @@ import { checkPrefix, connectNats, DEFAULT_NATS_PREFIX, MAX_NATS_ID_LENGTH } fro
 import { DEFAULT_HEARTBEAT_MS, startNatsWorker } from "../serve/nats/worker.js";
 import { backendList, intAtLeast, intInRange } from "./args.js";
 import { CliError } from "./errors.js";
-import { contextFlag, modelContextLength, threadsFlag } from "./flags.js";
+import { contextFlag, kvTypeFlag, modelContextLength, threadsFlag } from "./flags.js";
 import { modelOrDefault } from "./default-model.js";
 import { hostOptions, servedName, untilStopped, type ModelHostFlags } from "./host-flags.js";
 import type { CliIo } from "./run.js";
@@ -68,6 +68,7 @@ export function addWorkerCommand(program: Command, io: CliIo): void {
     .option("--parallel <n>", "requests decoded together (default 1)", intAtLeast(1))
     .option("--queue <n>", "requests waiting beyond --parallel (default 16)", intAtLeast(0))
     .addOption(contextFlag())
+    .addOption(kvTypeFlag())
     .addOption(new Option("--head <type>", "q8_0: requantize a float output head at load (default: keep)").choices(["keep", "q8_0"]))
     .option("--prompt-cache <MiB>", `KV prefix cache, 0..${MAX_PROMPT_CACHE_MIB} (0: off) (default: ${DEFAULT_PROMPT_CACHE_MIB})`, intInRange(0, MAX_PROMPT_CACHE_MIB))
     .addOption(new Option("--isolation <kind>", "where the model runs").choices(["process", "in-process"]).default("process"))

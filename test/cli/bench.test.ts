@@ -90,10 +90,18 @@ describe("barbell bench", () => {
     expect(lines[3]).toMatch(/\| +tg4 @ d32 \| +\d+\.\d\d ± 0\.00 \|$/);
   });
 
+  it("shows the KV cache types as llama-bench does: in every row's fields, as columns when not the default", async () => {
+    const md = (await runCli(["bench", "-m", file, "-p", "0", "-n", "2", "-r", "1", "--no-warmup", "--kv-type", "f16", "--backend", "js"])).out.split("\n");
+    expect(md[0]).toMatch(/\| threads \| type_k \| type_v \| +test \|/);
+    expect(md[2]).toMatch(/\| +0 \| f16 +\| f16 +\| +tg2 \|/);
+    const row = JSON.parse((await runCli(["bench", "-m", file, "-p", "0", "-n", "2", "-r", "1", "--no-warmup", "--kv-type", "q8_0", "-o", "jsonl", "--backend", "js"])).out) as BenchRow;
+    expect([row.type_k, row.type_v]).toEqual(["q8_0", "q8_0"]);
+  });
+
   it("writes CSV and JSON lines", async () => {
     const csv = (await runCli(["bench", "-m", file, "-p", "8", "-n", "0", "-r", "1", "-o", "csv", "--backend", "js"])).out.trimEnd().split("\n");
     expect(csv[0]).toBe(
-      "model_filename,model_type,model_size,model_n_params,backends,n_threads,n_prompt,n_gen,n_depth,test_time,avg_ns,stddev_ns,avg_ts,stddev_ts,samples_ns,samples_ts",
+      "model_filename,model_type,model_size,model_n_params,backends,n_threads,n_prompt,n_gen,n_depth,type_k,type_v,test_time,avg_ns,stddev_ns,avg_ts,stddev_ts,samples_ns,samples_ts",
     );
     expect(csv).toHaveLength(2);
     const jsonl = (await runCli(["bench", "-m", file, "-p", "8", "-n", "2", "-r", "1", "-o", "jsonl", "--backend", "js"])).out.trimEnd().split("\n");

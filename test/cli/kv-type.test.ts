@@ -33,6 +33,9 @@ describe("--kv-type", () => {
     const run = await mainCli(["generate", "-m", model, "--kv-type", "q4_0", "hello"]);
     expect(run.code).not.toBe(0);
     expect(run.err).toMatch(/--kv-type.*f32, f16, q8_0/s);
+    const worker = await mainCli(["worker", "--nats", "nats://127.0.0.1:1", "-m", model, "--kv-type", "q4_0"]);
+    expect(worker.code).not.toBe(0);
+    expect(worker.err).toMatch(/--kv-type.*f32, f16, q8_0/s);
   });
 
   it("should take kvType in a serve config and refuse a bad one", async () => {
