@@ -162,14 +162,22 @@ void Executor::ternary_prepared(const float* xscale, int m, int k, const Ternary
 }
 
 void Executor::attention(const AttentionArgs& a) {
-  if (a.kv_type != kKvF32 && table_.attention_heads_kv == nullptr) {
-    // A path without f16 / q8_0 cache readers (scalar, NEON): the rows decoded to f32 (exact), then the f32 kernels.
+  const bool q8 = a.kv_type == kKvQ8_0;
+  const size_t q_elems = static_cast<size_t>(a.seq_q) * a.n_head * a.head_dim;
+  if (a.kv_type != kKvF32 && (table_.attention_heads_kv == nullptr || (q8 && a.head_dim > kKvQ8IntegerMaxHeadDim))) {
+    // A path without f16 / q8_0 cache readers (scalar, NEON): the rows decoded to f32 (exact), then the f32 kernels;
+    // for a q8_0 K cache the query rounded through q8_0 first (kv_round_q8_rows: the integer K·q's product).
     const size_t row = static_cast<size_t>(a.n_kv_head) * a.head_dim;
     std::vector<float> k(static_cast<size_t>(a.seq_kv) * row);
     std::vector<float> v(k.size());
+    std::vector<float> qr(q8 ? q_elems : 0);
     kv_decode_rows(a.kv_type, reinterpret_cast<const uint8_t*>(a.k), static_cast<size_t>(a.seq_kv), row, k.data());
     kv_decode_rows(a.kv_type, reinterpret_cast<const uint8_t*>(a.v), static_cast<size_t>(a.seq_kv), row, v.data());
     AttentionArgs f = a;
+    if (q8) {
+      kv_round_q8_rows(a.q, q_elems / a.head_dim, a.head_dim, qr.data());
+      f.q = qr.data();
+    }
     f.k = k.data();
     f.v = v.data();
     f.kv_type = kKvF32;
@@ -233,6 +241,11 @@ void Executor::attention(const AttentionArgs& a) {
       }
       with.kt = kt_.data();
       with.kt_stride = stride;
+      std::vector<float> qr(q8 ? q_elems : 0);
+      if (q8) {  // transposed keys are f32: the query rounded through q8_0 as in the fallback above
+        kv_round_q8_rows(a.q, q_elems / a.head_dim, a.head_dim, qr.data());
+        with.q = qr.data();
+      }
       attention(with);
       return;
     }
@@ -288,7 +301,7 @@ void Executor::attention_rows(const BlockArgs& a, const float* q, float* out) {
     // f16 / q8_0 caches: one task per sequence reading its cache once (attention_heads_kv), or, on a path
     // without cache readers, one sequence after another through attention() (which decodes first).
     const auto heads_fn = table_.attention_heads_kv;
-    if (heads_fn == nullptr || a.heads > 256) {
+    if (heads_fn == nullptr || a.heads > 256 || (a.kv_type == kKvQ8_0 && a.head_dim > kKvQ8IntegerMaxHeadDim)) {
       for (int b = 0; b < a.seq; ++b) {
         attention(args(b));
       }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels.h"
 
@@ -103,6 +104,14 @@ void kv_decode_rows(int kv_type, const uint8_t* src, size_t rows, size_t elems, 
     }
   } else {
     std::memcpy(dst, src, n * sizeof(float));
+  }
+}
+
+void kv_round_q8_rows(const float* src, size_t rows, size_t elems, float* dst) {
+  std::vector<uint8_t> blocks(kv_bytes(kKvQ8_0, elems));
+  for (size_t r = 0; r < rows; ++r) {
+    kv_store_rows(kKvQ8_0, src + r * elems, 1, elems, blocks.data());
+    kv_decode_rows(kKvQ8_0, blocks.data(), 1, elems, dst + r * elems);
   }
 }
 

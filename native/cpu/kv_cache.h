@@ -22,4 +22,12 @@ void kv_store_rows(int kv_type, const float* src, size_t rows, size_t elems, uin
 // Decodes `rows` cache rows (kv_bytes(kv_type, elems) bytes each) into rows·elems floats; exact.
 void kv_decode_rows(int kv_type, const uint8_t* src, size_t rows, size_t elems, float* dst);
 
+// Query rows rounded through q8_0 (kv_store_rows, then kv_decode_rows): attention over a q8_0 K cache multiplies
+// the keys by these (the integer K·q of the SIMD paths, simd_float.inc q8_score, in floating point).
+void kv_round_q8_rows(const float* src, size_t rows, size_t elems, float* dst);
+
+// Largest head dim the SIMD paths' integer q8_0 K·q takes (its per-head query blocks live on the stack);
+// larger ones go through kv_round_q8_rows and the f32 kernels.
+constexpr int kKvQ8IntegerMaxHeadDim = 2048;
+
 }  // namespace barbell

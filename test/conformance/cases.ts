@@ -255,8 +255,9 @@ export const CASES: readonly ConformanceCase[] = [
     const v = refOf(mem, "f32", [1, 4, 32], floats(r, 128));
     return { args: [q, k, v, 0, 1 / Math.sqrt(32), out], out };
   }, 1e-9),
-  // KV caches stored as f16 / q8_0 (src/model/bitnet/kv-cache.ts): rows encoded by the reference codecs, read decoded.
-  ...([["f16", 8, 2, 64, 2, 30], ["q8_0", 20, 5, 128, 1, 40]] as const).map(([dtype, heads, kvHeads, hd, seq, pos0], i) =>
+  // KV caches stored as f16 / q8_0 (src/model/bitnet/kv-cache.ts): rows encoded by the reference codecs, read decoded
+  // (q8_0 K: the query rounded through q8_0 too, integer K·q; a decode and a prefill).
+  ...([["f16", 8, 2, 64, 2, 30], ["q8_0", 20, 5, 128, 1, 40], ["q8_0", 4, 4, 64, 20, 6]] as const).map(([dtype, heads, kvHeads, hd, seq, pos0], i) =>
     floatCase("attention", `attention over a ${dtype} cache, ${seq} queries at ${pos0}, ${heads}/${kvHeads} heads, ${hd} wide`, 632 + i, (mem, r) => {
       const rows = pos0 + seq;
       const out = refOf(mem, "f32", [seq, heads, hd]);

@@ -1,6 +1,7 @@
 // KV caches stored as f16 / q8_0 (src/model/bitnet/kv-cache.ts): the flag values, the bytes a row takes, the
 // rounding of stored rows (the reference codecs; the native fused block must write the same bytes), attention
-// over the stored rows (native: the bits of its f32 kernel over the decoded rows, on every ISA path), and the
+// over the stored rows (native f16: the bits of its f32 kernel over the decoded rows; q8_0: the integer K·q of
+// the reference, the same bits for 1 and 2 threads and for VNNI and AVX-512BW; on every ISA path), and the
 // logits a model gives with each cache type.
 import { describe, expect, it } from "vitest";
 import type { Backend, TensorRef } from "../../src/backends/backend.js";
@@ -104,35 +105,61 @@ describe.skipIf(!probe.available)("native attention over f16 / q8_0 KV caches", 
     [20, 8, 2, 64, 10],
     [1, 8, 2, 64, 600],
   ] as const;
+  const nmse = (a: Float32Array, b: Float32Array): number => {
+    let num = 0;
+    let den = 0;
+    b.forEach((w, i) => ((num += (w - (a[i] ?? 0)) ** 2), (den += w * w)));
+    return num / den;
+  };
+  /** Native attention per shape over the encoded cache, over its decoded rows (f32), and the JS reference's. */
+  const run = (isa: string, threads: number, dtype: "f16" | "q8_0") => {
+    const native = createNativeCpuBackend({ isa, threads });
+    try {
+      const r = rng(77);
+      return shapes.map(([seq, heads, kvHeads, hd, pos0]) => {
+        const rows = pos0 + seq;
+        const q = ref("f32", [seq, heads, hd], Float32Array.from({ length: seq * heads * hd }, () => r() * 2 - 1));
+        const codec = QUANT_TRAITS[dtype];
+        const kv = [0, 1].map(() => codec.encode(Float32Array.from({ length: rows * kvHeads * hd }, () => (r() * 2 - 1) * 3), rows * kvHeads, hd));
+        const [k, v] = kv.map((b) => ref(dtype, [rows, kvHeads, hd], b)) as [TensorRef, TensorRef];
+        const [kf, vf] = kv.map((b) => ref("f32", [rows, kvHeads, hd], codec.decode(b, rows * kvHeads, hd))) as [TensorRef, TensorRef];
+        const outs = [0, 1, 2].map(() => ref("f32", [seq, heads, hd], new Float32Array(seq * heads * hd)));
+        native.kernels.attention?.(q, k, v, pos0, 1 / Math.sqrt(hd), outs[0] as TensorRef);
+        native.kernels.attention?.(q, kf, vf, pos0, 1 / Math.sqrt(hd), outs[1] as TensorRef);
+        js.kernels.attention?.(q, k, v, pos0, 1 / Math.sqrt(hd), outs[2] as TensorRef);
+        const [got, overDecoded, reference] = outs.map((o) => views.f32(o as TensorRef).slice(0, seq * heads * hd)) as [Float32Array, Float32Array, Float32Array];
+        return { name: `${dtype} ${seq}x${heads}/${kvHeads}x${hd} at ${pos0}`, got, overDecoded, reference };
+      });
+    } finally {
+      native.dispose?.();
+    }
+  };
+  const q8Bits: Record<string, Float32Array[]> = {};
   for (const isa of isas()) {
-    it(`${isa}: the same bits as its f32 attention over the decoded rows, 1 and 2 threads`, () => {
-      for (const threads of [1, 2]) {
-        const native = createNativeCpuBackend({ isa, threads });
-        try {
-          const r = rng(77);
-          for (const [seq, heads, kvHeads, hd, pos0] of shapes) {
-            const rows = pos0 + seq;
-            const q = ref("f32", [seq, heads, hd], Float32Array.from({ length: seq * heads * hd }, () => r() * 2 - 1));
-            for (const dtype of ["f16", "q8_0"] as const) {
-              const codec = QUANT_TRAITS[dtype];
-              const kv = [0, 1].map(() => codec.encode(Float32Array.from({ length: rows * kvHeads * hd }, () => (r() * 2 - 1) * 3), rows * kvHeads, hd));
-              const decoded = kv.map((b) => codec.decode(b, rows * kvHeads, hd));
-              const outs = [0, 1].map(() => ref("f32", [seq, heads, hd], new Float32Array(seq * heads * hd)));
-              const [k, v] = kv.map((b) => ref(dtype, [rows, kvHeads, hd], b));
-              const [kf, vf] = decoded.map((d) => ref("f32", [rows, kvHeads, hd], d));
-              native.kernels.attention?.(q, k as TensorRef, v as TensorRef, pos0, 1 / Math.sqrt(hd), outs[0] as TensorRef);
-              native.kernels.attention?.(q, kf as TensorRef, vf as TensorRef, pos0, 1 / Math.sqrt(hd), outs[1] as TensorRef);
-              const [a, b] = outs.map((o) => views.f32(o as TensorRef).slice(0, seq * heads * hd));
-              expect(a?.every(Number.isFinite)).toBe(true);
-              expect(a, `${dtype} ${seq}x${heads}/${kvHeads}x${hd} at ${pos0}`).toEqual(b);
-            }
-          }
-        } finally {
-          native.dispose?.();
+    it(`${isa}: f16 the bits of its f32 attention over the decoded rows; q8_0 the integer K·q (1 and 2 threads alike)`, () => {
+      const q8ByThreads = [1, 2].map((threads) => {
+        for (const c of run(isa, threads, "f16")) {
+          expect(c.got.every(Number.isFinite)).toBe(true);
+          expect(c.got, c.name).toEqual(c.overDecoded);
         }
+        return run(isa, threads, "q8_0");
+      });
+      for (const [i, c] of (q8ByThreads[0] ?? []).entries()) {
+        expect(c.got.every(Number.isFinite)).toBe(true);
+        // The reference rounds q through q8_0 (integer K·q in float64): close; f32 over the decoded rows with q as it
+        // is: a different product, far further off (the query rounding, ~1e-6).
+        expect(nmse(c.got, c.reference), c.name).toBeLessThan(1e-9);
+        expect(nmse(c.overDecoded, c.reference), c.name).toBeGreaterThan(1e-8);
+        expect(q8ByThreads[1]?.[i]?.got, `${c.name}, 2 threads`).toEqual(c.got);
       }
+      q8Bits[isa] = (q8ByThreads[0] ?? []).map((c) => c.got);
     });
   }
+  it.skipIf(!isas().includes("avx512vnni"))("q8_0: vpdpbusd (VNNI) gives AVX-512BW's maddubs bits (integer block sums are exact)", () => {
+    const bw = q8Bits["avx512bw"] ?? run("avx512bw", 1, "q8_0").map((c) => c.got);
+    const vnni = q8Bits["avx512vnni"] ?? run("avx512vnni", 1, "q8_0").map((c) => c.got);
+    expect(vnni).toEqual(bw);
+  });
 
   it("should write the reference's bytes from the fused block and give logits close to the JS reference and to f32", async () => {
     const native = createDispatcher([createNativeCpuBackend({ threads: 1 })], js);

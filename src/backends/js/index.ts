@@ -44,6 +44,21 @@ export function createJsBackend(): Backend {
     return QUANT_TRAITS[t.dtype].decode(u8(t).subarray(0, storageBytes(t.dtype, t.shape)), dim(t, 0) * dim(t, 1), cols);
   };
   const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
+  /**
+   * The query as attention over a q8_0 K cache multiplies it: each head rounded through q8_0 blocks (the codec),
+   * so q·k is llama.cpp's integer K·q, Σ_b d_k·d_q·Σ_i k_i·q_i (exact in float64 within a block), the product the
+   * native kernels take in int8 (native/cpu/simd_float.inc q8_score).
+   */
+  const kvQuery = (q: TensorRef, k: TensorRef): Float32Array => {
+    const x = f32(q);
+    if (k.dtype !== "q8_0") {
+      return x;
+    }
+    const rows = dim(q, 0) * dim(q, 1);
+    const cols = dim(q, 2);
+    const codec = QUANT_TRAITS.q8_0;
+    return codec.decode(codec.encode(x.subarray(0, rows * cols), rows, cols), rows, cols);
+  };
   const elements = (t: TensorRef): Float32Array | Int32Array | Int8Array =>
     t.dtype === "f32" ? f32(t) : t.dtype === "i32" ? i32(t) : t.dtype === "i8" ? i8(t) : wholeElementsOnly(t);
 
@@ -94,7 +109,7 @@ export function createJsBackend(): Backend {
     softmax: (x, out) => softmax(f32(x), dim(x, 0), dim(x, 1), f32(out)),
     attention: (q, k, v, pos0, scale, out) =>
       attention(
-        f32(q),
+        kvQuery(q, k),
         kvRows(k),
         kvRows(v),
         { seqQ: dim(q, 0), seqKV: dim(k, 0), nHead: dim(q, 1), nKvHead: dim(k, 1), headDim: dim(q, 2), pos0, scale },
