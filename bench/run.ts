@@ -128,14 +128,14 @@ async function kernelTable(): Promise<KernelRow[]> {
   return rows;
 }
 
-function modelFile(shape: "2b" | "700m"): string {
+function modelFile(shape: "2b" | "700m", contextLength?: number): string {
   const dir = path.join(here, ".models");
   fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `bitnet-${shape}-i2s.gguf`);
+  const file = path.join(dir, `bitnet-${shape}-i2s${contextLength === undefined ? "" : `-ctx${contextLength}`}.gguf`);
   if (!fs.existsSync(file)) {
     process.stderr.write(`bench: generating the ${shape} model (once; cached in bench/.models)…\n`);
     const opts = SHAPES[shape];
-    fs.writeFileSync(file, makeBitnetFixture({ ...opts, seed: 1 }));
+    fs.writeFileSync(file, makeBitnetFixture({ ...opts, seed: 1, ...(contextLength === undefined ? {} : { contextLength }) }));
   }
   return file;
 }
@@ -288,6 +288,21 @@ async function main(): Promise<void> {
         const runs = Array.from({ length: reps }, () => e2e(file, native, most, prompt, decode, head));
         const dec = runs.map((r) => r.decodeTokens / (r.decodeMs / 1000));
         lines.push(`| ${shape} | ${head === "keep" ? "F16 (as in the file)" : "Q8_0"} | ${median(dec).toFixed(2)}${spread(dec)} |`);
+      }
+    }
+  }
+  // Decode after a long context per KV cache type (issue 15: tg after 4,096 positions within 20 % of tg from empty).
+  if (native?.startsWith("native-cpu") === true && !quick) {
+    lines.push("", "Decode after 4,096 positions per KV cache type (`bench/kv-depth.ts`: cache rows filled, then tg64; docs/kv-cache.md):", "");
+    for (const shape of shapes) {
+      for (const threads of threadCounts) {
+        process.stderr.write(`bench: kv depth, ${shape}, ${threads} thread(s)\n`);
+        const out = execFileSync(process.execPath, ["--import", "tsx", path.join(here, "kv-depth.ts"), modelFile(shape, 8192), "--threads", String(threads), "--rounds", String(reps)], {
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "inherit"],
+          maxBuffer: 1 << 20,
+        });
+        lines.push(`${shape}, ${threads} thread(s):`, "", ...out.trim().split("\n").slice(1), "");
       }
     }
   }
