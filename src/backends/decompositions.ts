@@ -10,6 +10,7 @@
  */
 import { ShapeError } from "../core/errors.js";
 import type { Backend, BitnetBlockParams, BitnetBlockWeights, Kernels, StorageDType, TensorRef } from "./backend.js";
+import { QUANT_TRAITS } from "../quant/table.js";
 import { storageBytes } from "./storage.js";
 
 /** What a decomposition runs on: a complete backend's kernels, scratch tensors and host reads. */
@@ -57,7 +58,7 @@ const as = (t: TensorRef, shape: readonly number[]): TensorRef => ({ ...t, shape
  * transposed values [D, t], scores = q·kᵀ (matmulF32), scaled, softmax, times v, written to the head's
  * row of out. Every intermediate is rounded to f32, so it agrees with the kernel's float64 accumulation
  * within the op table's tolerance, not bit for bit. An f16 / q8_0 cache is decoded to f32 first (exactly), as
- * the rows of an embedding table.
+ * the rows of an embedding table; over a q8_0 K cache the query is rounded through q8_0 first (integer K·q).
  */
 export function decomposeAttention(
   r: OpRunner,
@@ -76,7 +77,18 @@ export function decomposeAttention(
     const [kf, vf] = [r.temp("f32", k.shape), r.temp("f32", v.shape)];
     K.embedding(ids, as(k, [rows, headDim]), as(kf, [rows, headDim]));
     K.embedding(ids, as(v, [rows, headDim]), as(vf, [rows, headDim]));
-    decomposeAttention(r, q, kf, vf, pos0, scale, out);
+    let qf = q;
+    if (k.dtype === "q8_0") {
+      // A q8_0 K cache multiplies the query rounded through q8_0 (llama.cpp's integer K·q): its rows encoded on the
+      // host (read back as raw 32-bit words), then decoded like the cache.
+      const n = seq * heads;
+      const bits = r.int32s(as({ ...q, dtype: "i32" }, [n * headDim]));
+      const encoded = QUANT_TRAITS.q8_0.encode(new Float32Array(bits.buffer, bits.byteOffset, n * headDim), n, headDim);
+      const qIds = r.temp("i32", [n], new Uint8Array(Int32Array.from({ length: n }, (_, i) => i).buffer));
+      qf = r.temp("f32", q.shape);
+      K.embedding(qIds, r.temp("q8_0", [n, headDim], encoded), as(qf, [n, headDim]));
+    }
+    decomposeAttention(r, qf, kf, vf, pos0, scale, out);
     return;
   }
   const kvHeads = dim(k, 1);
