@@ -161,6 +161,17 @@ void Executor::ternary_prepared(const float* xscale, int m, int k, const Ternary
   pool_->run(static_cast<int>(tasks.size()), job);
 }
 
+// Runs job(0..n-1): inline on one thread (no pool hand-off), else on the pool.
+static void run_tasks(ThreadPool& pool, int n, const std::function<void(int)>& job) {
+  if (pool.threads() <= 1) {
+    for (int t = 0; t < n; ++t) {
+      job(t);
+    }
+  } else {
+    pool.run(n, job);
+  }
+}
+
 void Executor::attention(const AttentionArgs& a) {
   const bool q8 = a.kv_type == kKvQ8_0;
   const size_t q_elems = static_cast<size_t>(a.seq_q) * a.n_head * a.head_dim;
@@ -313,13 +324,7 @@ void Executor::attention_rows(const BlockArgs& a, const float* q, float* out) {
                static_cast<size_t>(a.kv_heads) * a.head_dim, a.pos[b] + 1, 0, a.heads, a.heads / a.kv_heads, a.head_dim,
                a.attn_scale, out + static_cast<size_t>(b) * Q, thread_scratch<float>(scratch));
     };
-    if (pool_->threads() <= 1) {
-      for (int b = 0; b < a.seq; ++b) {
-        job(b);
-      }
-    } else {
-      pool_->run(a.seq, job);
-    }
+    run_tasks(*pool_, a.seq, job);
     return;
   }
   if (table_.attention_seq != nullptr && a.heads <= 256) {
@@ -330,13 +335,7 @@ void Executor::attention_rows(const BlockArgs& a, const float* q, float* out) {
       seq_fn(q + static_cast<size_t>(b) * Q, a.k_caches[b], a.v_caches[b], a.pos[b] + 1, a.heads, a.kv_heads, a.head_dim,
              a.attn_scale, out + static_cast<size_t>(b) * Q, thread_scratch<float>(scratch));
     };
-    if (pool_->threads() <= 1) {
-      for (int b = 0; b < a.seq; ++b) {
-        job(b);
-      }
-    } else {
-      pool_->run(a.seq, job);
-    }
+    run_tasks(*pool_, a.seq, job);
     return;
   }
   const int pairs = a.seq * a.heads;
@@ -353,13 +352,7 @@ void Executor::attention_rows(const BlockArgs& a, const float* q, float* out) {
       attention_one(ab, 0, h, local, local + longest);
     }
   };
-  if (pool_->threads() <= 1) {
-    for (int t = 0; t < pairs; ++t) {
-      job(t);
-    }
-  } else {
-    pool_->run(pairs, job);
-  }
+  run_tasks(*pool_, pairs, job);
 }
 
 void Executor::rope(const float* x, int seq, int heads, int head_dim, const int32_t* pos, double theta, bool neox,

@@ -148,6 +148,9 @@ void repack_x_planes(const int8_t* x, int m, int k, int block, int8_t* xp, size_
 
 // f16 bits → f32, exact (subnormals, infinities and NaN payloads included).
 float half_to_float(uint16_t h);
+// IEEE binary16 bits of f, rounded to nearest even (overflow: ±inf; NaN stays NaN, quiet): the KV cache's f16 rows
+// and the Q8_0 encoder's scales, the bits of src/quant/half.ts f32BitsToHalfBits.
+uint16_t float_to_half_rne(float f);
 
 // Scales one exact accumulator the way the JS reference does: fround(fround(acc / s) * g).
 // Compiled with -ffp-contract=off, so this is one division and one multiplication, each rounded.

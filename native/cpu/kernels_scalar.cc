@@ -110,6 +110,41 @@ const IsaKernels kScalar = {"scalar", 0, scalar_ternary, scalar_binary_i8, gener
 
 const IsaKernels* scalar_kernels() { return &kScalar; }
 
+uint16_t float_to_half_rne(float f) {
+  uint32_t u = 0;
+  std::memcpy(&u, &f, sizeof u);
+  const uint32_t sign = (u >> 16) & 0x8000u;
+  const uint32_t abs = u & 0x7fffffffu;
+  if (abs >= 0x7f800000u) {
+    return static_cast<uint16_t>(abs == 0x7f800000u ? (sign | 0x7c00u) : (sign | 0x7e00u | ((abs >> 13) & 0x3ffu)));
+  }
+  if (abs >= 0x477ff000u) {  // 65520 and above round to inf
+    return static_cast<uint16_t>(sign | 0x7c00u);
+  }
+  const uint32_t e = abs >> 23;
+  if (e >= 113) {
+    const uint32_t mant = abs & 0x7fffffu;
+    uint32_t h = ((e - 112) << 10) | (mant >> 13);
+    const uint32_t rem = mant & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u) == 1u)) {
+      ++h;
+    }
+    return static_cast<uint16_t>(sign | h);
+  }
+  if (e < 102) {
+    return static_cast<uint16_t>(sign);
+  }
+  const uint32_t m = (abs & 0x7fffffu) | 0x800000u;
+  const uint32_t shift = 126 - e;
+  uint32_t q = m >> shift;
+  const uint32_t rem = m & ((1u << shift) - 1);
+  const uint32_t half = 1u << (shift - 1);
+  if (rem > half || (rem == half && (q & 1u) == 1u)) {
+    ++q;
+  }
+  return static_cast<uint16_t>(sign | q);
+}
+
 float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1fu;

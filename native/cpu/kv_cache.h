@@ -10,9 +10,6 @@
 
 namespace barbell {
 
-// IEEE binary16 bits of f, rounded to nearest even (overflow: ±inf; NaN stays NaN, quiet).
-uint16_t float_to_half_rne(float f);
-
 // Rounds `rows` rows of `elems` floats into `rows` cache rows of type kv_type at dst (kv_bytes(kv_type,
 // elems) bytes each, rows back to back). q8_0 (elems a multiple of 32), per block as llama.cpp's
 // quantize_row_q8_0_ref: d = absmax / 127 in f32, q = roundf(x · (1/d)) (ties away from zero), d kept as

@@ -2,6 +2,7 @@
 // are bound by memory bandwidth, a small fraction of the JS time they replace.
 #include "load.h"
 #include "cpu_features.h"
+#include "kernels.h"
 #include "load_transcode.h"
 #include "tq1.h"
 
@@ -196,42 +197,6 @@ Napi::Value FirstCode3(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, -1);
 }
 
-// float32 → binary16 bits, nearest even, overflow to ±inf: a port of f32BitsToHalfBits (src/quant/half.ts).
-uint32_t half_bits(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  const uint32_t sign = (u >> 16) & 0x8000u;
-  const uint32_t abs = u & 0x7fffffffu;
-  if (abs >= 0x7f800000u) {
-    return abs == 0x7f800000u ? (sign | 0x7c00u) : (sign | 0x7e00u | ((abs >> 13) & 0x3ffu));
-  }
-  if (abs >= 0x477ff000u) {
-    return sign | 0x7c00u;
-  }
-  const uint32_t e = abs >> 23;
-  if (e >= 113) {
-    const uint32_t mant = abs & 0x7fffffu;
-    uint32_t h = ((e - 112) << 10) | (mant >> 13);
-    const uint32_t rem = mant & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u) == 1u)) {
-      h++;
-    }
-    return sign | h;
-  }
-  if (e < 102) {
-    return sign;
-  }
-  const uint32_t m = (abs & 0x7fffffu) | 0x800000u;
-  const uint32_t shift = 126 - e;
-  uint32_t q = m >> shift;
-  const uint32_t rem = m & ((1u << shift) - 1u);
-  const uint32_t half = 1u << (shift - 1);
-  if (rem > half || (rem == half && (q & 1u) == 1u)) {
-    q++;
-  }
-  return sign | q;
-}
-
 float half_to_float(uint32_t h) {
   const uint32_t sign = (h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1fu;
@@ -304,7 +269,7 @@ Napi::Value EncodeQ8(const Napi::CallbackInfo& info) {
     }
     const float d = amax / 127.0f;
     const float id = d == 0.0f ? 0.0f : 1.0f / d;
-    uint32_t h = half_bits(d);
+    uint32_t h = float_to_half_rne(d);
     if ((h & 0x7c00u) == 0x7c00u) {
       h = (h & 0x8000u) | 0x7bffu;
     }
