@@ -13,6 +13,7 @@
  * computing them again. A row depends on every token before it, so only a prefix is ever reused.
  */
 import type { Backend } from "../../backends/backend.js";
+import { storageBytes } from "../../backends/storage.js";
 import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
 import { KV_CACHE_DTYPES, type KvCacheDType } from "../../quant/dtypes.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
@@ -22,8 +23,8 @@ import type { BitnetConfig } from "./config.js";
 
 export { KV_CACHE_DTYPES, type KvCacheDType };
 
-/** Elements per q8_0 block: a q8_0 cache needs headDim to be a multiple of it. */
-export const KV_Q8_0_BLOCK = 32;
+/** Elements per q8_0 block (the codec's): a q8_0 cache needs headDim to be a multiple of it. */
+export const KV_Q8_0_BLOCK = QUANT_TRAITS.q8_0.blockSize;
 
 export type CacheTensor = Tensor<KvCacheDType, ["ctx", "kvHead", "headDim"]>;
 
@@ -36,10 +37,9 @@ export function parseKvCacheDType(value: string): KvCacheDType {
   return found;
 }
 
-/** Bytes one [kvHead, headDim] row of K (or V) takes in a cache of this dtype. */
+/** Bytes one [kvHead, headDim] row of K (or V) takes in a cache of this dtype (the tensors' own storage size). */
 function rowBytes(config: Pick<BitnetConfig, "kvHeads" | "headDim">, dtype: KvCacheDType): number {
-  const n = config.kvHeads * config.headDim;
-  return dtype === "f32" ? n * 4 : dtype === "f16" ? n * 2 : (n / KV_Q8_0_BLOCK) * 34;
+  return storageBytes(dtype, [config.kvHeads, config.headDim]);
 }
 
 /** Thrown (code "bounds") when a step would run past the cache capacity. */
