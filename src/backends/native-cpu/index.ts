@@ -21,7 +21,6 @@
  * path.
  */
 import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
-import { KV_CACHE_DTYPES } from "../../quant/dtypes.js";
 import { binaryRowWords, ternaryRowBytes } from "../../quant/layouts.js";
 import type {
   BackendOptions,
@@ -39,7 +38,7 @@ import { views } from "../host-memory.js";
 import { binaryCode, unaryCode } from "../ops.js";
 import { elementCount, storageBytes } from "../storage.js";
 import { nativeAddon, probeNativeCpu, requestedIsa, type NativeAddon, type NativeContext } from "./addon.js";
-import { checkBlockWeights, makeLayers, nonFinite } from "./layers.js";
+import { checkBlockWeights, dim, kvTypeCode, makeLayers, nonFinite, same } from "./layers.js";
 
 export { probeNativeCpu } from "./addon.js";
 
@@ -115,26 +114,9 @@ export interface NativeCpuOptions extends BackendOptions {
   readonly isa?: string;
 }
 
-const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
-
 function need(op: string, name: string, array: { readonly length: number }, needed: number): void {
   if (array.length < needed) {
     throw new ShapeError("size", `[${op}] ${name} holds ${array.length} elements, needs at least ${needed}`);
-  }
-}
-
-/** The addon's KvType code of a KV cache pair (0 f32, 1 f16, 2 q8_0: native/cpu/float_kernels.h). */
-function kvTypeCode(op: string, k: TensorRef, v: TensorRef): number {
-  const code = KV_CACHE_DTYPES.findIndex((d) => d === k.dtype);
-  if (code < 0 || v.dtype !== k.dtype) {
-    throw new UsageError("dtype", `[${op}] K and V caches must share one of ${KV_CACHE_DTYPES.join(", ")}, got ${k.dtype} and ${v.dtype}`);
-  }
-  return code;
-}
-
-function same(op: string, what: string, a: number, b: number): void {
-  if (a !== b) {
-    throw new ShapeError("dim-mismatch", `[${op}] ${what}: ${a} ≠ ${b}`);
   }
 }
 

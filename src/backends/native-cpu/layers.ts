@@ -17,12 +17,23 @@ export const NATIVE_MAX_LAYERS = 1024;
 /** The stages of `block`'s non-finite code (native/cpu/block.cc). */
 export const BLOCK_STAGES = ["attention input", "attention output", "feed-forward input", "feed-forward hidden state"];
 
-const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
+/** Size of dim i (1 past the last). */
+export const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
 
-function same(op: string, what: string, a: number, b: number): void {
+/** Throws ShapeError "dim-mismatch" unless a = b. */
+export function same(op: string, what: string, a: number, b: number): void {
   if (a !== b) {
     throw new ShapeError("dim-mismatch", `[${op}] ${what}: ${a} ≠ ${b}`);
   }
+}
+
+/** The addon's KvType code of a KV cache pair (0 f32, 1 f16, 2 q8_0: native/cpu/float_kernels.h). */
+export function kvTypeCode(op: string, k: TensorRef, v: TensorRef): number {
+  const code = KV_CACHE_DTYPES.findIndex((d) => d === k.dtype);
+  if (code < 0 || v.dtype !== k.dtype) {
+    throw new UsageError("dtype", `[${op}] K and V caches must share one of ${KV_CACHE_DTYPES.join(", ")}, got ${k.dtype} and ${v.dtype}`);
+  }
+  return code;
 }
 
 /**
@@ -96,17 +107,14 @@ export function makeLayers(
       /** The native stack per KV cache dtype (its templates carry the addon's kv type), captured on first use. */
       const stacks = new Map<string, NativeLayerStack>();
       let disposed = false;
-      const stackFor = (dtype: string): NativeLayerStack => {
+      const stackFor = (kvType: number): NativeLayerStack => {
         if (disposed) {
           throw new UsageError("disposed", `[${op}] the prepared layers were disposed`);
         }
+        const dtype = KV_CACHE_DTYPES[kvType] ?? "f32";
         let stack = stacks.get(dtype);
         if (stack === undefined) {
-          const kvType = KV_CACHE_DTYPES.findIndex((d) => d === dtype);
-          if (kvType < 0) {
-            throw new UsageError("dtype", `[${op}] a ${dtype} cache; the layer stack takes ${KV_CACHE_DTYPES.join(", ")}`);
-          }
-          const cache = kvType === 0 ? new Float32Array(p.kvHeads * p.headDim) : new Uint8Array(storageBytes(dtype as (typeof KV_CACHE_DTYPES)[number], [1, p.kvHeads, p.headDim]));
+          const cache = kvType === 0 ? new Float32Array(p.kvHeads * p.headDim) : new Uint8Array(storageBytes(dtype, [1, p.kvHeads, p.headDim]));
           const params = Float64Array.of(p.eps, p.ropeTheta, p.attnScale, p.activation === "relu2" ? 1 : 0, kvType);
           stack = layerStack(layers.length, (l) => {
             const a = keep[l];
@@ -123,7 +131,9 @@ export function makeLayers(
         same(op, "h columns", dim(hr, 1), embed);
         same(op, "out and h sizes", elementCount(outRef.shape), seq * embed);
         same(op, "positions", dim(positions, 0), seq);
-        const dtype = caches.k[0]?.dtype ?? "f32";
+        const [k0, v0] = [caches.k[0], caches.v[0]];
+        const kvType = k0 === undefined || v0 === undefined ? 0 : kvTypeCode(op, k0, v0);
+        const dtype = k0?.dtype ?? "f32";
         const all = [...caches.k, ...caches.v];
         for (const c of all) {
           same(op, "cache kv heads", dim(c, 1), p.kvHeads);
@@ -133,7 +143,7 @@ export function makeLayers(
           }
         }
         const view = (t: TensorRef): Float32Array | Uint8Array => (dtype === "f32" ? f32(t) : u8(t));
-        const stack = stackFor(dtype);
+        const stack = stackFor(kvType);
         const bad = runLayers(stack, f32(hr), f32(outRef), i32(positions), caches.k.map(view), caches.v.map(view), dims);
         if (bad >= 0) {
           throw nonFinite(op, bad, true);
