@@ -168,6 +168,9 @@ const BLOCK_WEIGHTS = {
 /** The tensors of one BitNet block for the fused steps (derived from the op table's record). */
 export type BitnetBlockWeights = ArgOf<typeof BLOCK_WEIGHTS>;
 
+/** The names of a block's tensors, in the record's order (the one list of them). */
+export const BLOCK_TENSOR_NAMES = Object.keys(BLOCK_WEIGHTS.fields) as readonly (keyof BitnetBlockWeights)[];
+
 /** What every entry of a table must look like (the decomposition is checked against the derived signature below). */
 type Entry = Omit<OpSpec<never>, "decomposition"> & { readonly decomposition?: unknown };
 

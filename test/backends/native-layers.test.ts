@@ -13,7 +13,7 @@ import { ShapeError, UsageError } from "../../src/core/errors.js";
 import { readGgufBytes } from "../../src/formats/gguf/index.js";
 import { configFromGguf } from "../../src/model/bitnet/config.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
-import { forward, forwardBatch } from "../../src/model/bitnet/forward.js";
+import { blockParams, forward, forwardBatch, fusedWeights } from "../../src/model/bitnet/forward.js";
 import { ggufWeightSource } from "../../src/model/bitnet/gguf-source.js";
 import { KvCache, type KvCacheDType } from "../../src/model/bitnet/kv-cache.js";
 import { loadWeights } from "../../src/model/bitnet/weights.js";
@@ -135,22 +135,9 @@ describe.skipIf(!probe.available)("native-cpu layers in one call", () => {
     const config = configFromGguf(file.metadata);
     using weights = await loadWeights(ggufWeightSource(file), config, { backend: chain });
     using cache = new KvCache(config, 4, chain);
-    const blocks = weights.layers.map(
-      (w): BitnetBlockWeights => ({
-        attnNorm: w.attnNorm.ref(),
-        attnSubNorm: w.attnSubNorm.ref(),
-        ffnNorm: w.ffnNorm.ref(),
-        ffnSubNorm: w.ffnSubNorm.ref(),
-        wq: w.wq.ref(),
-        wk: w.wk.ref(),
-        wv: w.wv.ref(),
-        wo: w.wo.ref(),
-        wGate: w.wGate.ref(),
-        wUp: w.wUp.ref(),
-        wDown: w.wDown.ref(),
-      }),
-    );
-    const params = { heads: config.heads, kvHeads: config.kvHeads, headDim: config.headDim, eps: config.rmsEps, ropeTheta: config.ropeTheta, attnScale: 0.125, activation: config.activation };
+    const blocks = weights.layers.map(fusedWeights).filter((b) => b !== undefined);
+    expect(blocks).toHaveLength(config.layers);
+    const params = blockParams(config);
     const step = chain.layers as BitnetLayersStep;
     const layers: BitnetLayers = step.prepare(blocks, params);
     const h = chain.alloc(4 * config.hidden);

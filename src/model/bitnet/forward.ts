@@ -9,6 +9,7 @@
  * is one backend call computing the same graph.
  */
 import type { Backend, BitnetBlockParams, BitnetBlockWeights, BitnetLayers, BitnetLayersStep, FusedKernels } from "../../backends/backend.js";
+import { BLOCK_TENSOR_NAMES } from "../../backends/ops.js";
 import { ShapeError, UsageError } from "../../core/errors.js";
 import { attention } from "../../tensor/ops/nn.js";
 import { slice } from "../../tensor/ops/shape.js";
@@ -73,11 +74,12 @@ function attendBatch(caches: readonly KvCache[]): Attend {
 }
 
 /** The layer's weights as the fused block takes them, or undefined when a projection is not ternary. */
-function fusedWeights(w: LayerWeights): BitnetBlockWeights | undefined {
+export function fusedWeights(w: LayerWeights): BitnetBlockWeights | undefined {
   const projections = [w.wq, w.wk, w.wv, w.wo, w.wGate, w.wUp, w.wDown];
   if (projections.some((p) => p.dtype !== "ternary")) {
     return undefined;
   }
+  // Written out (not looped over BLOCK_TENSOR_NAMES) so the compiler checks each tensor's type against the record.
   return {
     attnNorm: w.attnNorm.ref(),
     attnSubNorm: w.attnSubNorm.ref(),
@@ -94,7 +96,7 @@ function fusedWeights(w: LayerWeights): BitnetBlockWeights | undefined {
 }
 
 /** The model numbers a fused block needs. */
-function blockParams(c: BitnetConfig): BitnetBlockParams {
+export function blockParams(c: BitnetConfig): BitnetBlockParams {
   return {
     heads: c.heads,
     kvHeads: c.kvHeads,
@@ -156,11 +158,7 @@ const preparedLayers = new WeakMap<BitnetWeights, { readonly step: BitnetLayersS
 
 /** True when any of the weights' block tensors was disposed. */
 function layersDisposed(weights: BitnetWeights): boolean {
-  return weights.layers.some(
-    (w) =>
-      w.attnNorm.isDisposed || w.attnSubNorm.isDisposed || w.ffnNorm.isDisposed || w.ffnSubNorm.isDisposed || w.wq.isDisposed ||
-      w.wk.isDisposed || w.wv.isDisposed || w.wo.isDisposed || w.wGate.isDisposed || w.wUp.isDisposed || w.wDown.isDisposed,
-  );
+  return weights.layers.some((w) => BLOCK_TENSOR_NAMES.some((name) => w[name].isDisposed));
 }
 
 /**
