@@ -30,7 +30,7 @@ const HALF_EXP_SHIFT: f32 = reinterpret<f32>(0x77800000);
 }
 
 /** Scalar version of halfToF32x4. */
-function halfToF32(h: u32): f32 {
+export function halfToF32(h: u32): f32 {
   const mag = h & 0x7fff;
   const sign = (h & 0x8000) << 16;
   if (mag > 0x7bff) {

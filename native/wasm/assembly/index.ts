@@ -7,6 +7,7 @@ import { OP_TABLE_HASH } from "./ops.generated";
 export { matmulTernaryI8, ternaryScratchBytes } from "./ternary";
 export { matmulBinaryI8, matmulBinaryBinary } from "./binary";
 export { matmulF32, matmulF16, matmulBF16, embedding } from "./dense";
+export { embeddingBlocks, headScratchBytes, matmulHeadI8, quantizeHeadActivations } from "./head";
 export { firstNonFinite, quantizeActivations, rmsNorm, rope, softmax, attention, unary, binary, scale } from "./float";
 
 /** The op table fingerprint these kernels were generated from (OP_TABLE_HASH in src/backends/ops.ts). */

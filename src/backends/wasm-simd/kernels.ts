@@ -4,7 +4,8 @@
  * the buffers it was given), and mirrors the argument checks of the JS reference that the typed layer does
  * not already guarantee (vocabulary bounds, GQA head counts, finite activations).
  */
-import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
+import { FormatError, ShapeError, UsageError, ValueError } from "../../core/errors.js";
+import { INTEGER_HEAD_FORMATS } from "../../quant/dtypes.js";
 import type { Kernels, StorageDType, TensorRef } from "../backend.js";
 import { subOpsWhere, type Capabilities } from "../capabilities.js";
 import { binaryCode, BINARY_OPS, unaryCode, UNARY_OPS } from "../ops.js";
@@ -61,6 +62,17 @@ function opName(kind: "unary" | "binary", code: number): string {
 /** Row formats of the dense kernels. */
 const DENSE_FORMATS: Partial<Record<StorageDType, number>> = { f32: 0, f16: 1, bf16: 2 };
 
+/**
+ * Weight formats of the integer head (matmulHeadI8's format codes) and the activation block each quantizes
+ * x in: 32 for Q8_0, one 256-element super-block for the k-quants (the JS reference's matmulQ8I8 / matmulKI8).
+ */
+const HEAD_FORMATS: Partial<Record<StorageDType, { readonly code: number; readonly block: number }>> = {
+  q8_0: { code: 0, block: 32 },
+  q4_k: { code: 1, block: 256 },
+  q5_k: { code: 2, block: 256 },
+  q6_k: { code: 3, block: 256 },
+};
+
 /** Highest rank the strided binary kernel takes. */
 export const BINARY_MAX_RANK = 4;
 
@@ -69,14 +81,15 @@ const dim = (t: TensorRef, i: number): number => t.shape[i] ?? 1;
 /**
  * What the wasm kernels take, as data over the op table (checked against it by the dispatcher). Buffers must
  * be live buffers of this backend's linear memory (the kernels read it directly): the dispatcher checks that
- * with `WasmBufferMemory.holds`. No matmulQ8I8, copyStrided or concat: those calls go to the next backend.
+ * with `WasmBufferMemory.holds`. No copyStrided or concat: those calls go to the next backend.
  * The element-wise ops of `unary` and `binary` are the ones the module's switches have a case for
  * ({@link wasmCapabilities}).
  */
 const FIXED_CAPABILITIES = {
   matmulF32: true,
   matmulDense: { dtypes: { w: ["f32", "f16", "bf16"] } },
-  embedding: { dtypes: { table: ["f32", "f16", "bf16"] } },
+  matmulQ8I8: true, // every integer-head format: q8_0, q4_k, q5_k, q6_k (HEAD_FORMATS)
+  embedding: { dtypes: { table: ["f32", "f16", "bf16", "q8_0", "q4_k", "q5_k", "q6_k"] } },
   writeRows: true,
   matmulTernaryI8: { maxK: MAX_DOT_K },
   matmulBinaryI8: { maxK: MAX_DOT_K },
@@ -163,6 +176,8 @@ export function createWasmKernels(
   threading?: KernelThreading,
 ): { kernels: Partial<Kernels>; dispose(): void } {
   const scratch = new Scratch(memory);
+  /** The integer head's quantized activations (shared by the threads of one call). */
+  const headActivations = new Scratch(memory);
 
   /**
    * Calls export `name` with `args` plus a range pair: one call over the whole range, or cut into chunks
@@ -216,6 +231,14 @@ export function createWasmKernels(
   };
   const f32Bytes = (n: number): number => n * 4;
 
+  const nonFinite = (xo: number, count: number): void => {
+    const bad = wasm.firstNonFinite(xo, count);
+    if (bad >= 0) {
+      const v = new Float32Array(memory.memory.buffer, xo + bad * 4, 1)[0] ?? Number.NaN;
+      throw new ValueError("non-finite", `[quantizeActivations] index ${bad} holds ${v}`, bad, v);
+    }
+  };
+
   const checkIntK = (op: string, k: number): void => {
     if (k > MAX_DOT_K) {
       throw new ShapeError("size", `[wasm-simd] ${op}: k = ${k} exceeds MAX_DOT_K = ${MAX_DOT_K}`);
@@ -241,14 +264,45 @@ export function createWasmKernels(
     matmulF32: (x, w, out) => dense("matmulF32", x, w, out),
     matmulDense: (x, w, out) => dense("matmulDense", x, w, out),
 
+    matmulQ8I8: (x, w, out) => {
+      const head = HEAD_FORMATS[w.dtype];
+      if (head === undefined) {
+        throw new UsageError("unsupported", `[matmulQ8I8] takes ${INTEGER_HEAD_FORMATS.join(", ")} weights, got ${w.dtype}`);
+      }
+      const op = w.dtype === "q8_0" ? "matmulQ8I8" : `matmulQ8I8 ${w.dtype}`;
+      const m = dim(x, 0);
+      const k = dim(x, 1);
+      const n = dim(w, 0);
+      if (k % head.block !== 0) {
+        throw new ShapeError("size", `[${op}] k = ${k} is not a multiple of ${head.block}`);
+      }
+      checkIntK(op, k);
+      const xo = at(op, "x", x, f32Bytes(m * k));
+      const wo = at(op, "w", w, storageBytes(w.dtype, [n, k]));
+      const oo = at(op, "out", out, f32Bytes(m * n));
+      nonFinite(xo, m * k);
+      // q (m·k int8), inv (one f32 per block), bsum (one int32 per 32 elements, k-quants only).
+      const blocks = (m * k) / head.block;
+      const qBytes = align64(m * k);
+      const invBytes = align64(blocks * 4);
+      const qo = headActivations.get(qBytes + invBytes + (head.block === 32 ? 0 : (m * k) / 8));
+      wasm.quantizeHeadActivations(xo, m, k, head.block, qo, qo + qBytes, qo + qBytes + invBytes);
+      const args = [qo, qo + qBytes, qo + qBytes + invBytes, wo, head.code, m, k, n, oo, 0];
+      split("matmulHeadI8", args, rows(n, m * n * k), 9, wasm.headScratchBytes());
+    },
+
     embedding: (ids, table, out) => {
       const op = "embedding";
       const seq = dim(ids, 0);
       const vocab = dim(table, 0);
       const embed = dim(table, 1);
       const format = DENSE_FORMATS[table.dtype];
-      if (format === undefined) {
+      const blocks = HEAD_FORMATS[table.dtype];
+      if (format === undefined && blocks === undefined) {
         throw new UsageError("dtype", `[wasm-simd] ${op} does not take ${table.dtype} tables`);
+      }
+      if (blocks !== undefined && embed % blocks.block !== 0) {
+        throw new ShapeError("size", `[dense] ${table.dtype} cannot hold rows of ${embed}`);
       }
       const io = at(op, "ids", ids, seq * 4);
       const to = at(op, "table", table, storageBytes(table.dtype, [vocab, embed]));
@@ -260,7 +314,14 @@ export function createWasmKernels(
           throw new ShapeError("bounds", `[embedding] token id ${id} at position ${s} is outside the vocabulary of ${vocab}`);
         }
       }
-      wasm.embedding(io, seq, to, format, embed, oo);
+      if (format !== undefined) {
+        wasm.embedding(io, seq, to, format, embed, oo);
+        return;
+      }
+      const bad = wasm.embeddingBlocks(io, seq, to, blocks?.code ?? -1, embed, scratch.get(wasm.headScratchBytes()), oo);
+      if (bad >= 0) {
+        throw new FormatError("bad-block", `[quant:${table.dtype}] block ${bad} has a non-finite scale`);
+      }
     },
 
     writeRows: (src, dst, row) => {
@@ -321,11 +382,7 @@ export function createWasmKernels(
       const xo = at(op, "x", x, f32Bytes(m * k));
       const qo = at(op, "q", q, m * k);
       const so = at(op, "scales", scales, f32Bytes(m));
-      const bad = wasm.firstNonFinite(xo, m * k);
-      if (bad >= 0) {
-        const v = new Float32Array(memory.memory.buffer, xo + bad * 4, 1)[0] ?? Number.NaN;
-        throw new ValueError("non-finite", `[quantizeActivations] index ${bad} holds ${v}`, bad, v);
-      }
+      nonFinite(xo, m * k);
       wasm.quantizeActivations(xo, m, k, qo, so);
     },
 
@@ -438,5 +495,11 @@ export function createWasmKernels(
       wasm.scale(xo, factor, size, oo);
     },
   };
-  return { kernels, dispose: () => scratch.release() };
+  return {
+    kernels,
+    dispose: () => {
+      scratch.release();
+      headActivations.release();
+    },
+  };
 }

@@ -45,6 +45,24 @@ export interface KernelExports {
   matmulF16(x: number, w: number, m: number, k: number, n: number, out: number, j0: number, j1: number): void;
   matmulBF16(x: number, w: number, m: number, k: number, n: number, out: number, j0: number, j1: number): void;
   embedding(ids: number, seq: number, table: number, format: number, embed: number, out: number): void;
+  headScratchBytes(): number;
+  /** Returns −1, or the index within its row of the first block whose scale is not finite. */
+  embeddingBlocks(ids: number, seq: number, table: number, format: number, embed: number, scratch: number, out: number): number;
+  quantizeHeadActivations(x: number, m: number, k: number, block: number, q: number, inv: number, bsum: number): void;
+  matmulHeadI8(
+    q: number,
+    inv: number,
+    bsum: number,
+    w: number,
+    format: number,
+    m: number,
+    k: number,
+    n: number,
+    out: number,
+    scratch: number,
+    j0: number,
+    j1: number,
+  ): void;
   firstNonFinite(x: number, count: number): number;
   quantizeActivations(x: number, m: number, k: number, q: number, scales: number): void;
   rmsNorm(x: number, weight: number, hasWeight: number, rows: number, cols: number, eps: number, out: number): void;
@@ -102,6 +120,10 @@ export const EXPORT_NAMES = [
   "matmulF16",
   "matmulBF16",
   "embedding",
+  "headScratchBytes",
+  "embeddingBlocks",
+  "quantizeHeadActivations",
+  "matmulHeadI8",
   "firstNonFinite",
   "quantizeActivations",
   "rmsNorm",
