@@ -172,10 +172,109 @@ static void run_tasks(ThreadPool& pool, int n, const std::function<void(int)>& j
   }
 }
 
+namespace {
+// One decoded query row: its query heads, cache rows (bytes of the cache's KvType), keys seen and output heads.
+struct DecodeRow {
+  const float* q;
+  const void* k;
+  const void* v;
+  int T;
+  float* out;
+};
+
+// Split-K decode attention over the rows (table.attention_chunk; attention_decode.inc): each row's positions cut
+// into chunks of kDecodeChunk, each (chunk, KV-head range) a task writing un-normalized partials {m, l, Σ p·v} per
+// query head, then per row and head the partials merged chunk 0, 1, 2, … in that order: out = Σ_c w_c·acc_c / Σ_c
+// w_c·l_c with w_c = e^(m_c − max m). The chunks and the merge do not depend on the thread count or on how the KV
+// heads are split over tasks, so neither do the bits. Over a q8_0 cache the query is rounded to q8_0 blocks once.
+void decode_chunked(ThreadPool& pool, const IsaKernels& table, int kv_type, const DecodeRow* rows, int n_rows, int n_head,
+                    int n_kv_head, int D, double scale) {
+  constexpr int C = kDecodeChunk;
+  const int group = n_head / n_kv_head;
+  const size_t kv_row = static_cast<size_t>(n_kv_head) * D;
+  const size_t head_part = static_cast<size_t>(D) + 2;
+  const size_t chunk_part = static_cast<size_t>(n_head) * head_part;
+  thread_local std::vector<int> first;   // per row: its first chunk
+  thread_local std::vector<int> row_of;  // per chunk: its row
+  thread_local std::vector<float> part;  // per chunk: [n_head][D + 2]
+  thread_local std::vector<uint8_t> qb;  // per row over a q8_0 cache: the query as q8_0 blocks
+  first.assign(static_cast<size_t>(n_rows) + 1, 0);
+  double work = 0;
+  for (int r = 0; r < n_rows; ++r) {
+    first[r + 1] = first[r] + (rows[r].T + C - 1) / C;
+    work += 2.0 * rows[r].T * n_head * D;
+  }
+  const int chunks = first[n_rows];
+  row_of.resize(static_cast<size_t>(chunks));
+  for (int r = 0; r < n_rows; ++r) {
+    std::fill(row_of.begin() + first[r], row_of.begin() + first[r + 1], r);
+  }
+  part.resize(static_cast<size_t>(chunks) * chunk_part);
+  const bool q8 = kv_type == kKvQ8_0;
+  const size_t q_bytes = q8 ? kv_bytes(kKvQ8_0, static_cast<size_t>(n_head) * D) : 0;
+  qb.resize(static_cast<size_t>(n_rows) * q_bytes);
+  for (int r = 0; q8 && r < n_rows; ++r) {
+    kv_store_rows(kKvQ8_0, rows[r].q, 1, static_cast<size_t>(n_head) * D, qb.data() + r * q_bytes);
+  }
+  const int threads = pool.threads();
+  const bool parallel = threads > 1 && work >= 6.0e4;
+  // KV-head ranges per chunk: enough tasks for about four per thread (the bits do not depend on it).
+  const int slices = parallel ? std::max(1, std::min(n_kv_head, (4 * threads + chunks - 1) / chunks)) : 1;
+  const size_t scratch = static_cast<size_t>(group) * (C + 8) + 64;
+  // The pool's threads see this thread's buffers through these pointers (a thread_local named in the lambda would
+  // be the running thread's own).
+  const int* first_p = first.data();
+  const int* row_of_p = row_of.data();
+  float* part_p = part.data();
+  const uint8_t* qb_p = qb.data();
+  const std::function<void(int)> job = [&, first_p, row_of_p, part_p, qb_p](int task) {
+    const int c = task / slices;
+    const int s = task % slices;
+    const int r = row_of_p[c];
+    const int t0 = (c - first_p[r]) * C;
+    const void* q = q8 ? static_cast<const void*>(qb_p + r * q_bytes) : static_cast<const void*>(rows[r].q);
+    table.attention_chunk(kv_type, q, rows[r].k, rows[r].v, kv_row, t0, std::min(rows[r].T, t0 + C), s * n_kv_head / slices,
+                          (s + 1) * n_kv_head / slices, group, D, scale, part_p + c * chunk_part,
+                          thread_scratch<float>(scratch));
+  };
+  if (parallel) {
+    pool.run(chunks * slices, job);
+  } else {
+    for (int t = 0; t < chunks * slices; ++t) {
+      job(t);
+    }
+  }
+  for (int r = 0; r < n_rows; ++r) {
+    for (int h = 0; h < n_head; ++h) {
+      const float* p0 = part.data() + first[r] * chunk_part + h * head_part;
+      float mx = p0[0];
+      for (int c = first[r] + 1; c < first[r + 1]; ++c) {
+        mx = std::max(mx, p0[(c - first[r]) * chunk_part]);
+      }
+      float* o = rows[r].out + static_cast<size_t>(h) * D;
+      std::fill(o, o + D, 0.0f);
+      float l = 0;
+      for (int c = first[r]; c < first[r + 1]; ++c) {
+        const float* pc = p0 + (c - first[r]) * chunk_part;
+        const float w = std::exp(pc[0] - mx);
+        l += w * pc[1];
+        for (int d = 0; d < D; ++d) {
+          o[d] += w * pc[2 + d];
+        }
+      }
+      const float inv = 1.0f / l;
+      for (int d = 0; d < D; ++d) {
+        o[d] *= inv;
+      }
+    }
+  }
+}
+}  // namespace
+
 void Executor::attention(const AttentionArgs& a) {
   const bool q8 = a.kv_type == kKvQ8_0;
   const size_t q_elems = static_cast<size_t>(a.seq_q) * a.n_head * a.head_dim;
-  if (a.kv_type != kKvF32 && (table_.attention_heads_kv == nullptr || (q8 && a.head_dim > kKvQ8IntegerMaxHeadDim))) {
+  if (a.kv_type != kKvF32 && (table_.attention_chunk == nullptr || (q8 && a.head_dim > kKvQ8IntegerMaxHeadDim))) {
     // A path without f16 / q8_0 cache readers (scalar, NEON): the rows decoded to f32 (exact), then the f32 kernels;
     // for a q8_0 K cache the query rounded through q8_0 first (kv_round_q8_rows: the integer K·q's product).
     const size_t row = static_cast<size_t>(a.n_kv_head) * a.head_dim;
@@ -195,6 +294,17 @@ void Executor::attention(const AttentionArgs& a) {
     attention(f);
     return;
   }
+  if (a.seq_q < kTransposeKeysFrom && a.kt == nullptr && table_.attention_chunk != nullptr && a.n_kv_head > 0 &&
+      a.n_head % a.n_kv_head == 0) {
+    // Decode (a few query rows): the split-K kernel; row i sees keys 0 … pos0 + i.
+    const size_t Q = static_cast<size_t>(a.n_head) * a.head_dim;
+    std::vector<DecodeRow> rows(static_cast<size_t>(a.seq_q));
+    for (int i = 0; i < a.seq_q; ++i) {
+      rows[i] = {a.q + i * Q, a.k, a.v, a.pos0 + i + 1, a.out + i * Q};
+    }
+    decode_chunked(*pool_, table_, a.kv_type, rows.data(), a.seq_q, a.n_head, a.n_kv_head, a.head_dim, a.scale);
+    return;
+  }
   const int pairs = a.seq_q * a.n_head;
   const int threads = pool_->threads();
   // Multiply-adds: Σ over rows of (keys seen) · headDim, twice (q·k and p·v), per head.
@@ -203,26 +313,6 @@ void Executor::attention(const AttentionArgs& a) {
   // Pairs per task: about 8 tasks per thread for balance (causal rows differ in length).
   const int chunk = split ? std::max(1, pairs / (threads * 8)) : pairs;
   const int tasks = (pairs + chunk - 1) / chunk;
-  const int group = a.n_kv_head > 0 ? a.n_head / a.n_kv_head : 0;
-  if (!split && a.seq_q == 1 && a.kt == nullptr && table_.attention_heads != nullptr && group >= 2 &&
-      group * a.n_kv_head == a.n_head) {
-    // GQA decode on one thread: the cache read once, rows in order, every head's slice of a row together, so
-    // the heads of a group share each K/V read (attention_decode_heads; ≤ 256 heads per pass). Split over a
-    // pool, and without GQA, it stays per (row, head) pair: static head ranges measured slower on a loaded
-    // machine than many small tasks, and no faster for MHA (bench/attention-depth.ts).
-    const size_t D = static_cast<size_t>(a.head_dim);
-    const int per = std::min(a.n_head, 256);
-    float* scratch = thread_scratch<float>(static_cast<size_t>(per) * (static_cast<size_t>(a.seq_kv) + D) + 64);
-    for (int h0 = 0; h0 < a.n_head && a.kv_type != kKvF32; h0 += per) {
-      table_.attention_heads_kv(a.kv_type, a.q, a.k, a.v, static_cast<size_t>(a.n_kv_head) * D, a.pos0 + 1, h0,
-                                std::min(a.n_head, h0 + per), group, a.head_dim, a.scale, a.out, scratch);
-    }
-    for (int h0 = 0; h0 < a.n_head && a.kv_type == kKvF32; h0 += per) {
-      table_.attention_heads(a.q, a.k, a.v, static_cast<size_t>(a.n_kv_head) * D, a.pos0 + 1, h0, std::min(a.n_head, h0 + per),
-                             group, a.head_dim, a.scale, a.out, scratch);
-    }
-    return;
-  }
   if (table_.attention != nullptr) {
     const auto fn = table_.attention;
     if (a.seq_q >= kTransposeKeysFrom && a.kt == nullptr) {
@@ -308,34 +398,19 @@ void Executor::attention_rows(const BlockArgs& a, const float* q, float* out) {
     r.kv_type = a.kv_type;
     return r;
   };
-  if (a.kv_type != kKvF32) {
-    // f16 / q8_0 caches: one task per sequence reading its cache once (attention_heads_kv), or, on a path
-    // without cache readers, one sequence after another through attention() (which decodes first).
-    const auto heads_fn = table_.attention_heads_kv;
-    if (heads_fn == nullptr || a.heads > 256 || (a.kv_type == kKvQ8_0 && a.head_dim > kKvQ8IntegerMaxHeadDim)) {
-      for (int b = 0; b < a.seq; ++b) {
-        attention(args(b));
-      }
-      return;
+  if (table_.attention_chunk != nullptr && a.heads % a.kv_heads == 0 &&
+      (a.kv_type != kKvQ8_0 || a.head_dim <= kKvQ8IntegerMaxHeadDim)) {
+    std::vector<DecodeRow> rows(static_cast<size_t>(a.seq));  // one row per sequence, each over its own cache
+    for (int b = 0; b < a.seq; ++b) {
+      rows[b] = {q + static_cast<size_t>(b) * Q, a.k_caches[b], a.v_caches[b], a.pos[b] + 1, out + static_cast<size_t>(b) * Q};
     }
-    const size_t scratch = static_cast<size_t>(a.heads) * (static_cast<size_t>(longest) + a.head_dim) + 64;
-    const std::function<void(int)> job = [&](int b) {
-      heads_fn(a.kv_type, q + static_cast<size_t>(b) * Q, a.k_caches[b], a.v_caches[b],
-               static_cast<size_t>(a.kv_heads) * a.head_dim, a.pos[b] + 1, 0, a.heads, a.heads / a.kv_heads, a.head_dim,
-               a.attn_scale, out + static_cast<size_t>(b) * Q, thread_scratch<float>(scratch));
-    };
-    run_tasks(*pool_, a.seq, job);
+    decode_chunked(*pool_, table_, a.kv_type, rows.data(), a.seq, a.heads, a.kv_heads, a.head_dim, a.attn_scale);
     return;
   }
-  if (table_.attention_seq != nullptr && a.heads <= 256) {
-    // One task per sequence, each reading its cache once in row order (see attention_decode_seq).
-    const auto seq_fn = table_.attention_seq;
-    const size_t scratch = static_cast<size_t>(a.heads) * (static_cast<size_t>(longest) + a.head_dim) + 64;
-    const std::function<void(int)> job = [&](int b) {
-      seq_fn(q + static_cast<size_t>(b) * Q, a.k_caches[b], a.v_caches[b], a.pos[b] + 1, a.heads, a.kv_heads, a.head_dim,
-             a.attn_scale, out + static_cast<size_t>(b) * Q, thread_scratch<float>(scratch));
-    };
-    run_tasks(*pool_, a.seq, job);
+  if (a.kv_type != kKvF32) {  // a path without cache readers: one sequence after another through attention()
+    for (int b = 0; b < a.seq; ++b) {
+      attention(args(b));
+    }
     return;
   }
   const int pairs = a.seq * a.heads;

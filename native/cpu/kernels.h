@@ -105,19 +105,17 @@ struct IsaKernels {
   void (*rms_norm)(const float* x, const float* w, int rows, int cols, double eps, float* out);
   // Weight rows [j0, j1) of the integer Q8_0 head (Q8I8Args); null: the scalar table's.
   void (*q8_i8)(const Q8I8Args& a, int j0, int j1);
-  // Optional: one decoded token of one sequence over all heads, its cache read once in row order (the
-  // same bits as `attention` for that row; simd_float.inc). Null: batched decode uses `attention`.
-  void (*attention_seq)(const float* q, const float* k, const float* v, int T, int n_head, int n_kv_head, int D,
-                        double scale, float* out, float* scratch);
-  // Optional: one decoded token, query heads [h0, h1) (≤ 256 of them; head h reads KV head h / group, cache
-  // rows kv_row floats apart), the cache read once in row order (the same bits as `attention`; simd_float.inc).
-  void (*attention_heads)(const float* q, const float* k, const float* v, size_t kv_row, int T, int h0, int h1,
-                          int group, int D, double scale, float* out, float* scratch);
-  // Optional: attention_heads over a cache of KvType kv_type (k and v point at the rows' bytes; kv_row counts
-  // elements). `attention` reads AttentionArgs::kv_type where this is set. Null: the executor decodes first.
-  void (*attention_heads_kv)(int kv_type, const float* q, const void* k, const void* v, size_t kv_row, int T, int h0,
-                             int h1, int group, int D, double scale, float* out, float* scratch);
+  // Optional: one call of the split-K decode attention (attention_decode.inc): query row q (f32, or q8_0 blocks over
+  // a q8_0 cache) against cache rows [t0, t1) (≤ kDecodeChunk; k and v point at the rows' bytes, kv_row elements a
+  // row) for KV heads [g0, g1) and their query heads: part[h·(D + 2)] = {max score, Σ e^(s − max), Σ e^(s − max)·v}.
+  // Null: decode goes through `attention` (or the float64 path). scratch: group·(kDecodeChunk + 8) + 64 floats.
+  void (*attention_chunk)(int kv_type, const void* q, const void* k, const void* v, size_t kv_row, int t0, int t1, int g0,
+                          int g1, int group, int D, double scale, float* part, float* scratch);
 };
+
+// Cache positions per task of the split decode attention: fixed, so the partials (and the bits) do not depend on the
+// thread count.
+constexpr int kDecodeChunk = 256;
 
 // Weight formats of IsaKernels::dense_gemv. Q8_0: rows of k / 32 blocks of 34 bytes (f16 scale d,
 // then 32 int8 q; value = q·d); k must be a multiple of 32.

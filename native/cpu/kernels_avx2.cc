@@ -16,6 +16,7 @@
 
 #include "generic.h"
 #include "simd_float.inc"
+#include "attention_decode.inc"
 
 namespace barbell {
 namespace {
@@ -239,16 +240,9 @@ void dense(const DenseArgs& a, int j0, int j1) {
 }
 
 void attention(const AttentionArgs& a, int p0, int p1, float* scratch) { attention_any<V256>(a, p0, p1, scratch); }
-void attention_seq(const float* q, const float* k, const float* v, int T, int nh, int nkv, int D, double scale, float* out, float* scratch) {
-  attention_decode_seq<V256>(q, k, v, T, nh, nkv, D, scale, out, scratch);
-}
-void attention_heads(const float* q, const float* k, const float* v, size_t kv_row, int T, int h0, int h1, int group, int D,
-                     double scale, float* out, float* scratch) {
-  attention_decode_heads<V256>(q, k, v, kv_row, T, h0, h1, group, D, scale, out, scratch);
-}
-void attention_heads_kv(int kv_type, const float* q, const void* k, const void* v, size_t kv_row, int T, int h0, int h1,
-                        int group, int D, double scale, float* out, float* scratch) {
-  attention_heads_any<V256>(kv_type, q, k, v, kv_row, T, h0, h1, group, D, scale, out, scratch);
+void attention_chunk(int kv_type, const void* q, const void* k, const void* v, size_t kv_row, int t0, int t1, int g0, int g1,
+                     int group, int D, double scale, float* part, float* scratch) {
+  attention_chunk_any<V256>(kv_type, q, k, v, kv_row, t0, t1, g0, g1, group, D, scale, part, scratch);
 }
 
 void dense_gemv(const float* x, const uint8_t* w, int fmt, int k, int m, int n, float* out, int j0, int j1) {
@@ -363,7 +357,7 @@ void q8_i8(const Q8I8Args& a, int j0, int j1) {
   }
 }
 
-const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, q8_i8, attention_seq, attention_heads, attention_heads_kv};
+const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, q8_i8, attention_chunk};
 
 }  // namespace
 

@@ -8,7 +8,7 @@
 
 namespace barbell {
 namespace {
-const IsaKernels kTable = {"avx512bw", 64, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, nullptr, attention_seq, attention_heads, attention_heads_kv};
+const IsaKernels kTable = {"avx512bw", 64, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, nullptr, attention_chunk};
 }
 const IsaKernels* avx512bw_kernels() { return &kTable; }
 }  // namespace barbell

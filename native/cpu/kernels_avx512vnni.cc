@@ -8,7 +8,7 @@
 
 namespace barbell {
 namespace {
-const IsaKernels kTable = {"avx512vnni", 64, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, q8_i8, attention_seq, attention_heads, attention_heads_kv};
+const IsaKernels kTable = {"avx512vnni", 64, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, q8_i8, attention_chunk};
 }
 const IsaKernels* avx512vnni_kernels() { return &kTable; }
 }  // namespace barbell
