@@ -6,9 +6,10 @@
 // reports it), and exits 0; barbell then runs on the next backend. Nothing is downloaded: node-gyp is the
 // copy bundled with npm (or a local one), and the Node headers are taken from this Node installation.
 //
-// Environment: BARBELL_SKIP_NATIVE=1 skips the build; BARBELL_NATIVE_VERBOSE=1 streams the compiler output.
+// Environment: BARBELL_SKIP_NATIVE=1 skips the build; BARBELL_NATIVE_VERBOSE=1 streams the compiler output;
+// BARBELL_NATIVE_CLEAN=1 forces a clean rebuild.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -88,7 +89,16 @@ if (nodedir === undefined) {
 }
 rmSync(errorFile, { force: true });
 const verbose = process.env.BARBELL_NATIVE_VERBOSE === "1";
-const args = [gyp, "rebuild", "--release", `--nodedir=${nodedir}`, "--jobs=max"];
+// Incremental when an earlier configure of this binding.gyp is there (make rebuilds only what changed, and
+// build/Release/barbell_native.node stays in place until the new one is linked); a clean rebuild otherwise or
+// with BARBELL_NATIVE_CLEAN=1.
+const makefile = join(buildDir, "Makefile");
+const incremental =
+  process.env.BARBELL_NATIVE_CLEAN !== "1" &&
+  existsSync(makefile) &&
+  existsSync(join(buildDir, "config.gypi")) &&
+  statSync(makefile).mtimeMs >= statSync(join(root, "binding.gyp")).mtimeMs;
+const args = [gyp, incremental ? "build" : "rebuild", "--release", `--nodedir=${nodedir}`, "--jobs=max"];
 const result = spawnSync(process.execPath, args, {
   cwd: root,
   encoding: "utf8",
