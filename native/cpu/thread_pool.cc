@@ -16,11 +16,16 @@ namespace barbell {
 namespace {
 // How long an idle worker spins for the next job before it sleeps.
 constexpr auto kSpin = std::chrono::microseconds(1000);
+
+constexpr uint64_t pack(uint32_t next, uint32_t end) { return (static_cast<uint64_t>(end) << 32) | next; }
+constexpr uint32_t next_of(uint64_t w) { return static_cast<uint32_t>(w); }
+constexpr uint32_t end_of(uint64_t w) { return static_cast<uint32_t>(w >> 32); }
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
+  ranges_ = std::make_unique<Range[]>(static_cast<size_t>(threads_));
   for (int t = 1; t < threads_; ++t) {
-    workers_.emplace_back([this] { worker_loop(); });
+    workers_.emplace_back([this, t] { worker_loop(t); });
   }
 }
 
@@ -41,14 +46,25 @@ void ThreadPool::stop() {
   threads_ = 1;
 }
 
-void ThreadPool::drain(Job* job) {
-  for (;;) {
-    const int t = job->next.fetch_add(1);
-    if (t >= job->tasks) {
-      return;
+void ThreadPool::drain(int self) {
+  const int n = threads_;
+  for (int i = 0; i < n; ++i) {
+    Range& r = ranges_[static_cast<size_t>((self + i) % n)];
+    const bool own = i == 0;
+    uint64_t w = r.word.load(std::memory_order_acquire);
+    while (next_of(w) < end_of(w)) {
+      // Own range from the front (in order); another thread's from the back, away from where its owner works.
+      const uint64_t claimed = own ? w + 1 : pack(next_of(w), end_of(w) - 1);
+      if (!r.word.compare_exchange_weak(w, claimed, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        continue;  // w reloaded
+      }
+      const int task = static_cast<int>(own ? next_of(w) : end_of(w) - 1);
+      w = claimed;
+      // The claimed task belongs to the job being run (ranges are empty between jobs), and that job cannot
+      // finish before this task is counted, so fn_ is its function.
+      (*fn_.load(std::memory_order_acquire))(task);
+      done_.fetch_add(1, std::memory_order_acq_rel);
     }
-    (*job->fn)(t);
-    job->done.fetch_add(1);
   }
 }
 
@@ -62,39 +78,38 @@ void ThreadPool::run(int tasks, const std::function<void(int)>& fn) {
     }
     return;
   }
-  Job job;
-  job.fn = &fn;
-  job.tasks = tasks;
-  current_.store(&job);
+  // Every range is empty and every task of the last job counted: no other thread touches fn_ or done_ now.
+  fn_.store(&fn, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t n = static_cast<uint64_t>(threads_);
+  for (uint64_t t = 0; t < n; ++t) {
+    const uint64_t b = static_cast<uint64_t>(tasks) * t / n;
+    const uint64_t e = static_cast<uint64_t>(tasks) * (t + 1) / n;
+    ranges_[t].word.store(pack(static_cast<uint32_t>(b), static_cast<uint32_t>(e)), std::memory_order_release);
+  }
   generation_.fetch_add(1);
   if (sleeping_.load() > 0) {
     std::lock_guard<std::mutex> lock(mu_);
     cv_.notify_all();
   }
-  drain(&job);
+  drain(0);
   // Tasks claimed by workers finish quickly (each is a slice of one kernel).
-  for (int spin = 0; job.done.load() != tasks; ++spin) {
+  for (int spin = 0; done_.load(std::memory_order_acquire) != tasks; ++spin) {
     if (spin < 4096) {
       BARBELL_PAUSE();
     } else {
       std::this_thread::yield();  // the worker may share our core on an oversubscribed machine
     }
   }
-  // Retire the job, then wait for workers that entered it and may still read its counters.
-  // (seq_cst: a worker either entered before this store and is counted in inside_, or sees nullptr.)
-  current_.store(nullptr);
-  while (inside_.load() != 0) {
-    std::this_thread::yield();
-  }
 }
 
-void ThreadPool::worker_loop() {
+void ThreadPool::worker_loop(int self) {
   uint64_t seen = 0;
   for (;;) {
     auto start = std::chrono::steady_clock::now();
     bool got = false;
     for (int spin = 0;; ++spin) {
-      if (generation_.load() != seen || stop_.load()) {
+      if (generation_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_relaxed)) {
         got = true;
         break;
       }
@@ -113,12 +128,7 @@ void ThreadPool::worker_loop() {
       return;
     }
     seen = generation_.load();
-    inside_.fetch_add(1);
-    Job* job = current_.load();
-    if (job != nullptr) {
-      drain(job);
-    }
-    inside_.fetch_sub(1);
+    drain(self);
   }
 }
 

@@ -1,8 +1,12 @@
 // A small persistent thread pool: the calling thread plus (threads − 1) workers run the tasks of one
-// job at a time, handed out dynamically through an atomic counter (robust on a noisy, shared machine).
+// job at a time (robust on a noisy, shared machine).
 //
-// The caller never waits for a worker that has not joined the job: a worker that is asleep (or not
-// scheduled) when a job is posted simply misses it, and the caller runs the remaining tasks itself.
+// The tasks of a job are split into one contiguous range per thread (the caller's first), each with its
+// own claim word on its own cache line: a thread claims the tasks of its range in order (for a row split,
+// one linear stream through the weights, and no cache line passed between cores per claim), then takes
+// what is left of the other ranges. So the caller never waits for a worker that has not joined the job:
+// a worker that is asleep (or not scheduled) when a job is posted simply misses it, and the caller runs
+// the remaining tasks itself; it waits only for tasks a worker has claimed and is running.
 // Workers spin for about a millisecond after a job (kernels come in quick succession while decoding)
 // and then sleep on a condition variable, so an idle pool costs no CPU.
 #pragma once
@@ -11,6 +15,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -31,25 +36,27 @@ class ThreadPool {
   int threads() const { return threads_; }
 
  private:
-  struct Job {
-    const std::function<void(int)>* fn;
-    int tasks;
-    std::atomic<int> next{0};
-    std::atomic<int> done{0};
+  // Thread t's range of the current job, packed in one word so a claim is one compare-and-swap:
+  // next task (low 32 bits) and end (high 32 bits). A range with next == end is empty; between jobs
+  // every range is empty, so a claim that succeeds is always a task of the job being run.
+  struct alignas(64) Range {
+    std::atomic<uint64_t> word{0};
   };
 
-  void worker_loop();
-  static void drain(Job* job);
+  void worker_loop(int self);
+  // Claims and runs tasks, own range first, then the others'; returns when none is left to claim.
+  void drain(int self);
 
   int threads_ = 1;
   std::vector<std::thread> workers_;
+  std::unique_ptr<Range[]> ranges_;
+  std::atomic<const std::function<void(int)>*> fn_{nullptr};
+  alignas(64) std::atomic<int> done_{0};
+  alignas(64) std::atomic<uint64_t> generation_{0};
+  std::atomic<int> sleeping_{0};
+  std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> sleeping_{0};
-  std::atomic<Job*> current_{nullptr};
-  std::atomic<int> inside_{0};  // workers that may hold a pointer to the current job
-  std::atomic<bool> stop_{false};
 };
 
 }  // namespace barbell
