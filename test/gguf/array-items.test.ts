@@ -114,3 +114,28 @@ describe("GGUF metadata arrays read in one pass", () => {
     expect(file.metadata.getNumberArray("n")?.[119_999]).toBe(-119_999);
   });
 });
+
+describe("GGUF large arrays read without making their items", () => {
+  it("should answer one string, a search by bytes and typed numbers equal to the items made later", () => {
+    const n = LAZY_STRING_ITEMS + 5;
+    // Piece k's text also sits inside other pieces ("x<k>y"), which the search must not take for a piece.
+    const items = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? `x${i}é😀y` : i === 700 ? "" : `${i}é😀`));
+    const nums = items.map((_, i) => (i * 0.75) - 3);
+    const file = parseGguf(writeGguf({ metadata: [["k", gv.array("string", items)], ["f", gv.array("f32", nums)]], tensors: [] }));
+    const list = file.metadata.getStringList("k");
+    expect(list !== undefined && !Array.isArray(list)).toBe(true);
+    expect(list?.at(4)).toBe("4é😀");
+    expect(list?.at(n)).toBeUndefined();
+    expect(list?.indexOf("5é😀")).toBe(5);
+    expect(list?.indexOf(`x${3}é😀y`)).toBe(3);
+    expect(list?.indexOf("")).toBe(700);
+    expect(list?.indexOf("é😀")).toBe(-1);
+    expect(list && "maxByteLength" in list ? list.maxByteLength : 0).toBe(Math.max(...items.map((s) => new TextEncoder().encode(s).length)));
+    const typed = file.metadata.getNumbers("f");
+    expect(typed instanceof Float32Array).toBe(true);
+    expect(Array.from(typed ?? [])).toEqual(nums);
+    expect(file.metadata.getStringArray("k")).toEqual(items);
+    expect(file.metadata.getNumberArray("f")).toEqual(nums);
+    expect(list?.at(4)).toBe("4é😀");
+  });
+});

@@ -1,12 +1,14 @@
 /**
  * Fast paths for the large metadata arrays of a GGUF header (a tokenizer's 128k-token vocabulary, its ~280k
- * merges, per-token types and scores): the items read in one pass over the window with plain DataView reads.
+ * merges, per-token types and scores): the items read in one pass over the window, nothing made per item.
  *
  * String arrays are checked whole at parse time — every length against the limit and the window, every
- * piece as UTF-8 (the same acceptance as a fatal TextDecoder) — and their JS strings are made with one
- * TextDecoder call for the whole array. Arrays of LAZY_STRING_ITEMS or more make their strings on the first
- * read of `items` instead (a merge list is read only when a tokenizer first encodes text), from a copy of
- * their checked bytes; nothing about them is left unchecked until then.
+ * piece as UTF-8 (the same acceptance as a fatal TextDecoder) — by one TextDecoder call over runs of pieces
+ * (see `checkUtf8Runs`). Arrays of LAZY_STRING_ITEMS or more keep a copy of their checked bytes and an
+ * offsets table (a `GgufStringList`: one string by index, a search by bytes) and make the JS array of all
+ * their strings on the first read of `items` (a tokenizer's first encode); nothing about them is left
+ * unchecked until then. Number arrays of LAZY_NUMBER_ITEMS or more are a copy of their bytes read as a typed
+ * array (`typedNumbers`), their `items` made on first read.
  *
  * They accept only input the per-item parser (reader.ts) accepts and give the same values. Past the window
  * they throw WindowExceeded (the caller reads more and parses again) or `truncated` past the file, as
@@ -15,12 +17,17 @@
  */
 import type { BoundedBytes } from "../../core/bytes.js";
 import { FormatError } from "../../core/errors.js";
+import { HOST_LITTLE_ENDIAN } from "../../quant/formats/common.js";
 import type { GgufArrayValue, GgufNumberTypeName } from "./types.js";
 
 /** String arrays with at least this many items make their strings on first use. */
-export const LAZY_STRING_ITEMS = 1 << 16;
+export const LAZY_STRING_ITEMS = 1 << 10;
+
+/** Number arrays with at least this many items are kept as typed arrays, their `items` made on first use. */
+export const LAZY_NUMBER_ITEMS = 1 << 10;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const encoder = new TextEncoder();
 
 /** Items and the window offset after the last one. */
 export interface ArrayItems {
@@ -28,69 +35,139 @@ export interface ArrayItems {
   readonly end: number;
 }
 
-/**
- * Copies `bytes[from, from + len)` to `out` at `at` and answers its UTF-16 code units when it is well-formed
- * UTF-8 (Unicode table 3-7, what a fatal TextDecoder accepts: no overlong forms, surrogates or code points
- * past U+10FFFF), else −1.
- */
-function copyUtf8(bytes: Uint8Array, from: number, len: number, out: Uint8Array, at: number): number {
-  const stop = from + len;
-  let units = 0;
-  let i = from;
-  let w = at;
-  while (i < stop) {
-    const x = bytes[i] ?? 0;
-    out[w++] = x;
-    if (x < 0x80) {
-      i++;
-      units++;
-      continue;
-    }
-    let need: number;
-    let lo = 0x80;
-    let hi = 0xbf;
-    if (x >= 0xc2 && x <= 0xdf) {
-      need = 1;
-    } else if (x >= 0xe0 && x <= 0xef) {
-      need = 2;
-      lo = x === 0xe0 ? 0xa0 : 0x80;
-      hi = x === 0xed ? 0x9f : 0xbf;
-    } else if (x >= 0xf0 && x <= 0xf4) {
-      need = 3;
-      lo = x === 0xf0 ? 0x90 : 0x80;
-      hi = x === 0xf4 ? 0x8f : 0xbf;
-    } else {
-      return -1;
-    }
-    if (i + need >= stop) {
-      return -1;
-    }
-    const y = bytes[i + 1] ?? 0;
-    if (y < lo || y > hi) {
-      return -1;
-    }
-    out[w++] = y;
-    for (let k = 2; k <= need; k++) {
-      const z = bytes[i + k] ?? 0;
-      if ((z & 0xc0) !== 0x80) {
-        return -1;
-      }
-      out[w++] = z;
-    }
-    units += need === 3 ? 2 : 1;
-    i += need + 1;
+/** The checked bytes of a large string array, read one string at a time or whole. */
+export class GgufStringList {
+  readonly #bytes: Uint8Array;
+  /** Piece i is bytes [starts[i], starts[i] + lengths[i]) of #bytes. */
+  readonly #starts: Uint32Array;
+  readonly #lengths: Uint32Array;
+  readonly #key: string;
+  #items: string[] | undefined;
+
+  /** `bytes`: the array's wire bytes (lengths and pieces), already checked; `starts`/`lengths` relative to them. */
+  constructor(bytes: Uint8Array, starts: Uint32Array, lengths: Uint32Array, maxByteLength: number, key: string) {
+    this.maxByteLength = maxByteLength;
+    this.#bytes = bytes;
+    this.#starts = starts;
+    this.#lengths = lengths;
+    this.#key = key;
   }
-  return units;
+
+  get length(): number {
+    return this.#lengths.length;
+  }
+
+  /** The longest string's UTF-8 bytes. */
+  readonly maxByteLength: number;
+
+  /** UTF-8 bytes of string `i` (0 outside the list). */
+  byteLength(i: number): number {
+    return this.#lengths[i] ?? 0;
+  }
+
+  /** String `i`, decoded alone (undefined outside the list). */
+  at(i: number): string | undefined {
+    if (!Number.isInteger(i) || i < 0 || i >= this.length) {
+      return undefined;
+    }
+    if (this.#items !== undefined) {
+      return this.#items[i];
+    }
+    const from = this.#starts[i] ?? 0;
+    return decode(this.#bytes.subarray(from, from + (this.#lengths[i] ?? 0)), this.#key);
+  }
+
+  /**
+   * The first index of `text`, compared as UTF-8 bytes (no string made), or −1. Candidates are found by the
+   * native byte search for the text's first byte, then checked: the length before them, the bytes, and that
+   * they start a piece (a binary search of the starts).
+   */
+  indexOf(text: string): number {
+    const want = encoder.encode(text);
+    const len = want.length;
+    const bytes = this.#bytes;
+    const first = want[0];
+    if (first === undefined) {
+      return this.#lengths.indexOf(0);
+    }
+    for (let p = bytes.indexOf(first, 8); p >= 0; p = bytes.indexOf(first, p + 1)) {
+      if (bytes[p - 8] !== (len & 0xff) || p + len > bytes.length) {
+        continue;
+      }
+      let k = 1;
+      while (k < len && bytes[p + k] === want[k]) {
+        k++;
+      }
+      if (k === len) {
+        const i = this.#pieceAt(p);
+        if (i >= 0 && this.#lengths[i] === len) {
+          return i;
+        }
+      }
+    }
+    return -1;
+  }
+
+  /** The piece starting at byte `p`, or −1. */
+  #pieceAt(p: number): number {
+    const starts = this.#starts;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = starts[mid] ?? 0;
+      if (s === p) {
+        return mid;
+      }
+      if (s < p) {
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return -1;
+  }
+
+  /** Every string, made on the first call: the pieces joined, one TextDecoder call, then sliced. */
+  get items(): string[] {
+    if (this.#items === undefined) {
+      const n = this.length;
+      let total = 0;
+      for (let i = 0; i < n; i++) {
+        total += this.#lengths[i] ?? 0;
+      }
+      const joined = new Uint8Array(total);
+      const units = new Uint32Array(n);
+      const bytes = this.#bytes;
+      for (let i = 0, w = 0; i < n; i++) {
+        let k = this.#starts[i] ?? 0;
+        const stop = k + (this.#lengths[i] ?? 0);
+        let u = 0;
+        for (; k < stop; k++) {
+          const x = bytes[k] ?? 0;
+          joined[w++] = x;
+          // One UTF-16 unit per lead or ASCII byte, two for a 4-byte sequence's lead (checked at parse).
+          u += (x & 0xc0) === 0x80 ? 0 : x >= 0xf0 ? 2 : 1;
+        }
+        units[i] = u;
+      }
+      this.#items = decodeStrings(joined, units, this.#key);
+    }
+    return this.#items;
+  }
+}
+
+function decode(piece: Uint8Array, key: string): string {
+  try {
+    return utf8.decode(piece);
+  } catch {
+    throw new FormatError("bad-utf8", `[gguf] array "${key}" holds a string that is not valid UTF-8`); // checked at parse: not reached
+  }
 }
 
 /** The strings of `joined` (valid UTF-8, checked at parse), `units[i]` UTF-16 code units each. */
 function decodeStrings(joined: Uint8Array, units: Uint32Array, key: string): string[] {
-  let text: string;
-  try {
-    text = utf8.decode(joined);
-  } catch {
-    throw new FormatError("bad-utf8", `[gguf] array "${key}" holds a string that is not valid UTF-8`); // checked at parse: not reached
-  }
+  const text = decode(joined, key);
   const n = units.length;
   const items = new Array<string>(n);
   for (let i = 0, c = 0; i < n; i++) {
@@ -101,9 +178,44 @@ function decodeStrings(joined: Uint8Array, units: Uint32Array, key: string): str
   return items;
 }
 
+/** Whether bytes [from, to) are well-formed UTF-8 (a fatal TextDecoder's acceptance). */
+function isUtf8(bytes: Uint8Array, from: number, to: number): boolean {
+  if (to <= from) {
+    return true;
+  }
+  try {
+    utf8.decode(bytes.subarray(from, to));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const LAZY = Symbol("gguf lazy array");
+
+/** What a large array value keeps beside its lazily made `items`. */
+type LazyTable = { readonly strings: GgufStringList } | { readonly numbers: ArrayLike<number> };
+
+/** The string list of a large string array value (its strings not made yet), else undefined. */
+export function stringList(value: GgufArrayValue): GgufStringList | undefined {
+  const t = (value as { [LAZY]?: LazyTable })[LAZY];
+  return t !== undefined && "strings" in t ? t.strings : undefined;
+}
+
+/** The typed array of a large number array value, else undefined. */
+export function typedNumbers(value: GgufArrayValue): ArrayLike<number> | undefined {
+  const t = (value as { [LAZY]?: LazyTable })[LAZY];
+  return t !== undefined && "numbers" in t ? t.numbers : undefined;
+}
+
 /**
  * `n` strings (u64 length + UTF-8 bytes each, at most `maxBytes` per string) from `pos`, or undefined where
  * the per-item parser must decide (a length over the limit, a piece that is not UTF-8).
+ *
+ * UTF-8 is checked by runs: the 8 length bytes of a piece under 128 bytes are all ASCII, and an ASCII byte
+ * cannot sit inside a multi-byte sequence, so a run of such pieces with their lengths between them is valid
+ * UTF-8 exactly when every piece is. One TextDecoder call checks a run; a piece of 128 bytes or more (whose
+ * length bytes are not ASCII) ends the run and is checked alone.
  */
 export function stringItems(b: BoundedBytes, pos: number, n: number, key: string, maxBytes: number): ArrayItems | undefined {
   const bytes = b.bytes;
@@ -111,11 +223,12 @@ export function stringItems(b: BoundedBytes, pos: number, n: number, key: string
   const window = bytes.length;
   // Sizes nothing from a count the window cannot hold: the caller grows the window (or names the truncation).
   b.need(pos, n * 8, `array "${key}"`);
-  // Pass 1: every length against the limit and the window.
+  const starts = new Uint32Array(n);
   const lengths = new Uint32Array(n);
   const what = `string "${key}"`;
   let at = pos;
-  let total = 0;
+  let runFrom = pos;
+  let longest = 0;
   for (let i = 0; i < n; i++) {
     if (at + 8 > window) {
       b.need(at, 8, `${what} length`); // the per-item parser's WindowExceeded or truncation
@@ -127,53 +240,53 @@ export function stringItems(b: BoundedBytes, pos: number, n: number, key: string
     if (at + 8 + lo > window) {
       b.need(at + 8, lo, what);
     }
+    starts[i] = at + 8 - pos;
     lengths[i] = lo;
-    total += lo;
+    longest = lo > longest ? lo : longest;
+    if (lo >= 0x80) {
+      if (!isUtf8(bytes, runFrom, at) || !isUtf8(bytes, at + 8, at + 8 + lo)) {
+        return undefined; // not UTF-8: the per-item parser names the string's offset
+      }
+      runFrom = at + 8 + lo;
+    }
     at += 8 + lo;
   }
+  if (!isUtf8(bytes, runFrom, at)) {
+    return undefined;
+  }
   const end = at;
-  // Pass 2: each piece checked as UTF-8 and copied, back to back, into one buffer (≤ the window's bytes).
-  const joined = new Uint8Array(total);
-  const units = new Uint32Array(n);
-  at = pos;
-  for (let i = 0, w = 0; i < n; i++) {
-    const len = lengths[i] ?? 0;
-    const u = copyUtf8(bytes, at + 8, len, joined, w);
-    if (u < 0) {
-      return undefined; // not UTF-8: the per-item parser names the string's offset
-    }
-    units[i] = u;
-    w += len;
-    at += 8 + len;
-  }
   if (n < LAZY_STRING_ITEMS) {
-    return { value: { type: "array", itemType: "string", items: decodeStrings(joined, units, key) }, end };
+    const items = new GgufStringList(bytes.subarray(pos, end), starts, lengths, longest, key).items;
+    return { value: { type: "array", itemType: "string", items }, end };
   }
-  let items: string[] | undefined;
-  let bytesLeft: Uint8Array | undefined = joined;
+  // A copy: the window may be the caller's bytes (MemorySource), which could change after the parse.
+  const list = new GgufStringList(bytes.slice(pos, end), starts, lengths, longest, key);
   const value = {
     type: "array",
     itemType: "string",
     get items(): string[] {
-      if (items === undefined) {
-        items = decodeStrings(bytesLeft ?? new Uint8Array(0), units, key);
-        bytesLeft = undefined;
-      }
-      return items;
+      return list.items;
     },
   } as const;
-  return { value, end };
+  return { value: withTable(value, { strings: list }), end };
 }
 
-const NUMBER_READS: Partial<Record<GgufNumberTypeName, { size: number; read: (v: DataView, at: number) => number }>> = {
-  u8: { size: 1, read: (v, at) => v.getUint8(at) },
-  i8: { size: 1, read: (v, at) => v.getInt8(at) },
-  u16: { size: 2, read: (v, at) => v.getUint16(at, true) },
-  i16: { size: 2, read: (v, at) => v.getInt16(at, true) },
-  u32: { size: 4, read: (v, at) => v.getUint32(at, true) },
-  i32: { size: 4, read: (v, at) => v.getInt32(at, true) },
-  f32: { size: 4, read: (v, at) => v.getFloat32(at, true) },
-  f64: { size: 8, read: (v, at) => v.getFloat64(at, true) },
+/** `value` with its table attached (not enumerable: the value compares and prints as before). */
+function withTable<T extends GgufArrayValue>(value: T, table: LazyTable): T {
+  return Object.defineProperty(value, LAZY, { value: table, enumerable: false });
+}
+
+type TypedCtor = new (buffer: ArrayBuffer) => ArrayLike<number>;
+
+const NUMBER_READS: Partial<Record<GgufNumberTypeName, { size: number; read: (v: DataView, at: number) => number; typed: TypedCtor }>> = {
+  u8: { size: 1, read: (v, at) => v.getUint8(at), typed: Uint8Array },
+  i8: { size: 1, read: (v, at) => v.getInt8(at), typed: Int8Array },
+  u16: { size: 2, read: (v, at) => v.getUint16(at, true), typed: Uint16Array },
+  i16: { size: 2, read: (v, at) => v.getInt16(at, true), typed: Int16Array },
+  u32: { size: 4, read: (v, at) => v.getUint32(at, true), typed: Uint32Array },
+  i32: { size: 4, read: (v, at) => v.getInt32(at, true), typed: Int32Array },
+  f32: { size: 4, read: (v, at) => v.getFloat32(at, true), typed: Float32Array },
+  f64: { size: 8, read: (v, at) => v.getFloat64(at, true), typed: Float64Array },
 };
 
 /**
@@ -185,12 +298,27 @@ export function numberItems(b: BoundedBytes, pos: number, n: number, type: strin
   if (spec === undefined) {
     return undefined;
   }
-  b.need(pos, n * spec.size, `array "${key}"`);
+  const { size, read, typed } = spec;
+  b.need(pos, n * size, `array "${key}"`);
+  const itemType = type as GgufNumberTypeName;
+  const end = pos + n * size;
+  if (n >= LAZY_NUMBER_ITEMS && HOST_LITTLE_ENDIAN) {
+    const numbers = new typed(b.bytes.slice(pos, end).buffer);
+    let items: number[] | undefined;
+    const value = {
+      type: "array",
+      itemType,
+      get items(): number[] {
+        items ??= Array.from(numbers);
+        return items;
+      },
+    } as const;
+    return { value: withTable(value, { numbers }), end };
+  }
   const view = new DataView(b.bytes.buffer, b.bytes.byteOffset, b.bytes.byteLength);
   const items = new Array<number>(n);
-  const { size, read } = spec;
   for (let i = 0, at = pos; i < n; i++, at += size) {
     items[i] = read(view, at);
   }
-  return { value: { type: "array", itemType: type as GgufNumberTypeName, items }, end: pos + n * size };
+  return { value: { type: "array", itemType, items }, end };
 }

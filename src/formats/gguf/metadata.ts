@@ -2,6 +2,7 @@
  * `GgufMetadata`: an ordered key → typed value map with checked getters, and constructors for typed values.
  */
 import { FormatError } from "../../core/errors.js";
+import { stringList, typedNumbers, type GgufStringList } from "./array-items.js";
 import { DEFAULT_ALIGNMENT, MAX_ALIGNMENT } from "./limits.js";
 import type {
   GgufArrayValue,
@@ -15,6 +16,9 @@ function wrongType(key: string, want: string, got: GgufValue): FormatError {
   const shown = got.type === "array" ? `array of ${got.itemType}` : got.type;
   return new FormatError("bad-value", `[gguf] metadata "${key}" should be ${want}, but is ${shown}`);
 }
+
+/** Strings by index: a plain array or a large array's `GgufStringList`. */
+export type StringList = readonly string[] | GgufStringList;
 
 /**
  * Ordered metadata. Insertion order is file order and is what the writer emits. Getters return undefined for a
@@ -140,6 +144,27 @@ export class GgufMetadata {
       throw wrongType(key, "an array of string", v);
     }
     return v.items;
+  }
+
+  /**
+   * An array of strings read one at a time: a large array's `GgufStringList` (its strings not made until all
+   * are asked for), else the array itself. Same checks as `getStringArray`.
+   */
+  getStringList(key: string): StringList | undefined {
+    const v = this.getArray(key);
+    if (v === undefined) {
+      return undefined;
+    }
+    if (v.itemType !== "string") {
+      throw wrongType(key, "an array of string", v);
+    }
+    return stringList(v) ?? v.items;
+  }
+
+  /** Like `getNumberArray`, but a large array as its typed array (no JS array made). */
+  getNumbers(key: string): ArrayLike<number> | undefined {
+    const v = this.getArray(key);
+    return v === undefined ? undefined : (typedNumbers(v) ?? this.getNumberArray(key));
   }
 
   /** An array of numbers of any ≤ 32-bit or float item type (scores, token types). */

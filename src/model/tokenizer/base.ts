@@ -23,6 +23,46 @@ export interface VocabTables {
   readonly addBos: boolean;
 }
 
+/**
+ * Token strings by id as a loader may hold them: an array, or a list that decodes one string at a time and makes
+ * the whole array only when asked for `items` (a GGUF's vocabulary: no 32k–128k strings made at load).
+ */
+export type TokenStrings = readonly string[] | LazyTokenStrings;
+
+/** A vocabulary read one string at a time (formats/gguf's `GgufStringList`). */
+export interface LazyTokenStrings {
+  readonly length: number;
+  /** String `id` alone (undefined outside the list). */
+  at(id: number): string | undefined;
+  /** First id of `text`, or −1 (no strings made). */
+  indexOf(text: string): number;
+  /** UTF-8 bytes of string `id`. */
+  byteLength(id: number): number;
+  /** The longest string's UTF-8 bytes. */
+  readonly maxByteLength: number;
+  /** Every string, made on the first read. */
+  readonly items: readonly string[];
+}
+
+/** Every string of `tokens` as an array (a lazy list's made now). */
+export function allTokens(tokens: TokenStrings): readonly string[] {
+  return "items" in tokens ? tokens.items : tokens;
+}
+
+/** `VocabTables` (or a subtype) with its token strings possibly lazy, as the tokenizers take them. */
+export type WithTokenStrings<T extends VocabTables> = Omit<T, "tokens"> & { readonly tokens: TokenStrings };
+
+/** The ids whose type is one of `wanted`, ascending (found by the typed array's native search). */
+export function idsOfTypes(types: Uint8Array, wanted: readonly number[]): number[] {
+  const ids: number[] = [];
+  for (const t of wanted) {
+    for (let id = types.indexOf(t); id >= 0; id = types.indexOf(t, id + 1)) {
+      ids.push(id);
+    }
+  }
+  return wanted.length > 1 ? ids.sort((a, b) => a - b) : ids;
+}
+
 /** Control-like types: split out of prompts only when special parsing is on, skippable when decoding. */
 function isControlType(t: number): boolean {
   return t === TokenType.control || t === TokenType.unknown;
@@ -53,7 +93,7 @@ export abstract class VocabTokenizer implements Tokenizer {
   readonly eos: number | undefined;
   readonly eot: number | undefined;
   readonly addBosDefault: boolean;
-  protected readonly tokens: readonly string[];
+  readonly #tokens: TokenStrings;
   protected readonly types: Uint8Array;
   #ids: Map<string, number> | undefined;
   readonly #specialIds: Map<string, number>;
@@ -62,8 +102,8 @@ export abstract class VocabTokenizer implements Tokenizer {
   #split: { all: RegExp | undefined; user: RegExp | undefined } | undefined;
   readonly #bytes: (Uint8Array | undefined)[];
 
-  protected constructor(tables: VocabTables) {
-    this.tokens = tables.tokens;
+  protected constructor(tables: WithTokenStrings<VocabTables>) {
+    this.#tokens = tables.tokens;
     this.types = tables.types;
     this.vocabSize = tables.tokens.length;
     this.bos = tables.bos;
@@ -73,10 +113,13 @@ export abstract class VocabTokenizer implements Tokenizer {
     this.#specialIds = new Map();
     const all: string[] = [];
     const user: string[] = [];
-    // By type first: only the few control / user-defined tokens are looked at as text.
-    tables.types.forEach((type, id) => {
-      const text = tables.tokens[id] ?? "";
-      if ((isControlType(type) || type === TokenType.userDefined) && text.length > 0) {
+    // By type first (native scans of the types): only the few control / unknown / user-defined tokens are looked
+    // at as text (a lazy list decodes only them), in id order so that the lowest id of a text wins.
+    const special = idsOfTypes(tables.types, [TokenType.control, TokenType.unknown, TokenType.userDefined]);
+    for (const id of special) {
+      const type = tables.types[id];
+      const text = tables.tokens.at(id) ?? "";
+      if (text.length > 0) {
         if (!this.#specialIds.has(text)) {
           this.#specialIds.set(text, id);
         }
@@ -85,9 +128,19 @@ export abstract class VocabTokenizer implements Tokenizer {
           user.push(text);
         }
       }
-    });
+    }
     this.#specialTexts = { all, user };
     this.#bytes = new Array<Uint8Array | undefined>(this.vocabSize);
+  }
+
+  /** Token strings by id (a GGUF's made on the first call: an encode, a decode or a token's text). */
+  protected get tokens(): readonly string[] {
+    return allTokens(this.#tokens);
+  }
+
+  /** Token `id`'s string ("" outside the vocabulary); one decoded alone while the whole list is not made. */
+  protected tokenAt(id: number): string {
+    return this.#tokens.at(id) ?? "";
   }
 
   /**
@@ -158,7 +211,7 @@ export abstract class VocabTokenizer implements Tokenizer {
 
   tokenText(id: number): string {
     this.#check(id);
-    return this.tokens[id] ?? "";
+    return this.tokenAt(id);
   }
 
   /** Cached bytes of a token (empty when skipped), checking the id. */

@@ -3,7 +3,7 @@
  * merges by rank within each word (docs/BITNET.md §4.3).
  */
 import { FormatError } from "../../core/errors.js";
-import { VocabTokenizer, type VocabTables } from "./base.js";
+import { VocabTokenizer, type VocabTables, type WithTokenStrings } from "./base.js";
 import { mergePieces } from "./merge.js";
 import {
   BYTE_TO_CHAR,
@@ -46,20 +46,23 @@ export class ByteBpeTokenizer extends VocabTokenizer {
   readonly #byteIds: Int32Array;
 
   /** Throws FormatError `bad-value` when one of the 256 byte characters is not a token. */
-  constructor(tables: ByteBpeTables | LazyByteBpeTables) {
+  constructor(tables: ByteBpeTables | WithTokenStrings<LazyByteBpeTables>) {
     super(tables);
     this.preTokenizer = tables.preTokenizer;
     this.#pattern = new RegExp(PRE_TOKENIZER_PATTERNS[tables.preTokenizer], "gu");
     this.#ignoreMerges = tables.ignoreMerges;
     this.#merges = tables.merges;
     this.#byteIds = new Int32Array(256);
-    // The one-character tokens (lowest id first), without the whole vocabulary's map.
+    // The one-character tokens (lowest id first), without the whole vocabulary's map. The byte characters
+    // (U+0021–U+0143) take 1 or 2 UTF-8 bytes: of a lazy list only tokens that short are decoded.
     const single = new Map<string, number>();
-    tables.tokens.forEach((t, id) => {
-      if (t.length === 1 && !single.has(t)) {
+    const tokens = tables.tokens;
+    for (let id = 0; id < tokens.length; id++) {
+      const t = "byteLength" in tokens ? (tokens.byteLength(id) <= 2 ? tokens.at(id) : undefined) : tokens[id];
+      if (t !== undefined && t.length === 1 && !single.has(t)) {
         single.set(t, id);
       }
-    });
+    }
     BYTE_TO_CHAR.forEach((c, b) => {
       const id = single.get(c);
       if (id === undefined) {
@@ -124,7 +127,7 @@ export class ByteBpeTokenizer extends VocabTokenizer {
   }
 
   protected computeBytes(id: number): Uint8Array {
-    const text = this.tokens[id] ?? "";
+    const text = this.tokenAt(id);
     const type = this.types[id] ?? TokenType.normal;
     const raw = type === TokenType.control || type === TokenType.userDefined || type === TokenType.unknown;
     return raw ? utf8.encode(text) : fromByteChars(text);

@@ -8,10 +8,10 @@
  */
 import { FormatError } from "../../core/errors.js";
 import type { GgufMetadata } from "../../formats/gguf/index.js";
-import type { VocabTables } from "./base.js";
+import { allTokens, type TokenStrings, type VocabTables, type WithTokenStrings } from "./base.js";
 import { ByteBpeTokenizer, type LazyByteBpeTables } from "./byte-bpe.js";
 import type { ByteLevelPreTokenizer } from "./pretokenize.js";
-import { SpmTokenizer } from "./spm.js";
+import { SpmTokenizer, type SpmSource } from "./spm.js";
 import { MAX_MERGES, MAX_TOKEN_LENGTH, MAX_VOCAB_SIZE, TokenType, type Tokenizer, type TokenizerTables } from "./types.js";
 
 /** GGUF `tokenizer.ggml.model` values barbell supports. */
@@ -33,22 +33,31 @@ function bad(message: string): FormatError {
   return new FormatError("bad-value", `[tokenizer] ${message}`);
 }
 
-/** Checks vocabulary size and token lengths; shared with the tokenizer.json loader. */
-export function checkTokens(tokens: readonly string[]): void {
+/**
+ * Checks vocabulary size and token lengths; shared with the tokenizer.json loader. Of a lazy list only tokens of
+ * more than MAX_TOKEN_LENGTH UTF-8 bytes are decoded (a string has no more UTF-16 units than UTF-8 bytes), and
+ * none when its longest is within that.
+ */
+export function checkTokens(tokens: TokenStrings): void {
   if (tokens.length === 0) {
     throw bad("the vocabulary is empty");
   }
   if (tokens.length > MAX_VOCAB_SIZE) {
     throw new FormatError("limit", `[tokenizer] vocabulary of ${tokens.length} tokens exceeds ${MAX_VOCAB_SIZE}`);
   }
-  tokens.forEach((t, id) => {
+  if ("maxByteLength" in tokens && tokens.maxByteLength <= MAX_TOKEN_LENGTH) {
+    return;
+  }
+  for (let id = 0; id < tokens.length; id++) {
+    const long = "byteLength" in tokens ? tokens.byteLength(id) > MAX_TOKEN_LENGTH : (tokens[id]?.length ?? 0) > MAX_TOKEN_LENGTH;
+    const t = long ? (tokens.at(id) ?? "") : "";
     if (t.length > MAX_TOKEN_LENGTH) {
       throw new FormatError(
         "limit",
         `[tokenizer] token ${id} is ${t.length} characters long (max ${MAX_TOKEN_LENGTH})`,
       );
     }
-  });
+  }
 }
 
 /** Checks merge count and the `"left right"` form; shared with the tokenizer.json loader. */
@@ -65,7 +74,7 @@ export function checkMerges(merges: readonly string[]): void {
 }
 
 /** First id whose text is one of `texts` (in the order given). */
-export function findByText(tokens: readonly string[], texts: readonly string[]): number | undefined {
+export function findByText(tokens: TokenStrings, texts: readonly string[]): number | undefined {
   for (const t of texts) {
     const id = tokens.indexOf(t);
     if (id >= 0) {
@@ -76,9 +85,9 @@ export function findByText(tokens: readonly string[], texts: readonly string[]):
 }
 
 /** True for the Llama-3 vocabulary, recognised by arch, size or its BOS text when `tokenizer.ggml.pre` is absent. */
-export function looksLikeLlama3(tokens: readonly string[], arch: string | undefined): boolean {
+export function looksLikeLlama3(tokens: TokenStrings, arch: string | undefined): boolean {
   return (
-    (arch !== undefined && LLAMA3_ARCHES.has(arch)) || tokens.length === 128256 || tokens.includes("<|begin_of_text|>")
+    (arch !== undefined && LLAMA3_ARCHES.has(arch)) || tokens.length === 128256 || tokens.indexOf("<|begin_of_text|>") >= 0
   );
 }
 
@@ -94,8 +103,8 @@ function tokenId(meta: GgufMetadata, key: string, vocab: number): number | undef
   return v;
 }
 
-function perToken(meta: GgufMetadata, key: string, vocab: number): readonly number[] | undefined {
-  const arr = meta.getNumberArray(key);
+function perToken(meta: GgufMetadata, key: string, vocab: number): ArrayLike<number> | undefined {
+  const arr = meta.getNumbers(key);
   if (arr !== undefined && arr.length !== vocab) {
     throw bad(`${key} has ${arr.length} entries but tokenizer.ggml.tokens has ${vocab}`);
   }
@@ -125,7 +134,12 @@ export function tokenizerFromGguf(meta: GgufMetadata, arch?: string): Tokenizer 
 /** The tables `tokenizerFromGguf` builds its tokenizer from (for writing them elsewhere, e.g. as tokenizer.json). */
 export function tokenizerTablesFromGguf(meta: GgufMetadata, arch?: string): TokenizerTables {
   const t = ggufTables(meta, arch);
-  return t.kind === "byte-bpe" ? { kind: "byte-bpe", tables: { ...t.tables, merges: t.tables.merges() } } : t;
+  const tokens = allTokens(t.tables.tokens);
+  if (t.kind === "byte-bpe") {
+    return { kind: "byte-bpe", tables: { ...t.tables, tokens, merges: t.tables.merges() } };
+  }
+  const r = t.tables.ranking;
+  return { kind: "spm", tables: { ...t.tables, tokens, ranking: r.kind === "scores" ? { kind: "scores", scores: Array.from(r.scores) } : r } };
 }
 
 /**
@@ -142,7 +156,7 @@ function ggufMerges(meta: GgufMetadata): readonly string[] {
 function ggufTables(
   meta: GgufMetadata,
   arch: string | undefined,
-): { kind: "byte-bpe"; tables: LazyByteBpeTables } | Extract<TokenizerTables, { kind: "spm" }> {
+): { kind: "byte-bpe"; tables: WithTokenStrings<LazyByteBpeTables> } | { kind: "spm"; tables: SpmSource } {
   const model = meta.getString("tokenizer.ggml.model");
   if (model === undefined) {
     throw bad("the GGUF has no tokenizer.ggml.model");
@@ -151,7 +165,8 @@ function ggufTables(
     const list = SUPPORTED_GGUF_TOKENIZER_MODELS.join(", ");
     throw bad(`tokenizer model '${model}' is not supported (supported: ${list})`);
   }
-  const tokens = meta.getStringArray("tokenizer.ggml.tokens");
+  // A lazy list for a large vocabulary: its strings are made on the first encode, not here.
+  const tokens = meta.getStringList("tokenizer.ggml.tokens");
   if (tokens === undefined) {
     throw bad("the GGUF has no tokenizer.ggml.tokens");
   }
@@ -159,15 +174,16 @@ function ggufTables(
   const n = tokens.length;
   const typeArr = perToken(meta, "tokenizer.ggml.token_type", n);
   const types = new Uint8Array(n).fill(TokenType.normal);
-  typeArr?.forEach((t, id) => {
+  for (let id = 0; typeArr !== undefined && id < n; id++) {
+    const t = typeArr[id] ?? 0;
     if (!Number.isInteger(t) || t < 0 || t > TokenType.byte) {
       throw bad(`tokenizer.ggml.token_type[${id}] = ${t} is not a token type (0–6)`);
     }
     types[id] = t;
-  });
+  }
   const archName = arch ?? meta.getString("general.architecture");
   const bos = tokenId(meta, "tokenizer.ggml.bos_token_id", n);
-  const tables: VocabTables = {
+  const tables: WithTokenStrings<VocabTables> = {
     tokens,
     types,
     bos,

@@ -4,7 +4,7 @@
  * vocabulary fall back to `<0xNN>` byte tokens.
  */
 import { FormatError } from "../../core/errors.js";
-import { VocabTokenizer, type VocabTables } from "./base.js";
+import { VocabTokenizer, idsOfTypes, type VocabTables, type WithTokenStrings } from "./base.js";
 import { mergePieces, type PairRank } from "./merge.js";
 import { TokenType } from "./types.js";
 
@@ -23,6 +23,11 @@ export interface SpmTables extends VocabTables {
   readonly unk: number | undefined;
 }
 
+/** As SpmTables, the tokens possibly a lazy list and scores any array-like (a GGUF's typed array). */
+export type SpmSource = Omit<WithTokenStrings<SpmTables>, "ranking"> & {
+  readonly ranking: Exclude<SpmRanking, { kind: "scores" }> | { readonly kind: "scores"; readonly scores: ArrayLike<number> };
+};
+
 const SPACE = "\u2581";
 const BYTE_TOKEN = /^<0x([0-9A-Fa-f]{2})>$/;
 const utf8 = new TextEncoder();
@@ -39,19 +44,20 @@ export class SpmTokenizer extends VocabTokenizer {
   readonly #hasAllBytes: boolean;
 
   /** Throws FormatError `bad-value` when neither byte tokens nor an unknown token can represent unseen text. */
-  constructor(tables: SpmTables) {
+  constructor(tables: SpmTables | SpmSource) {
     super(tables);
     this.#spacePrefix = tables.spacePrefix;
     this.#unk = tables.unk;
-    tables.tokens.forEach((text, id) => {
-      const m = BYTE_TOKEN.exec(text);
-      if (m !== null && tables.types[id] === TokenType.byte) {
+    // Byte tokens by type first: only their texts are read (a lazy list decodes only them).
+    for (const id of idsOfTypes(tables.types, [TokenType.byte])) {
+      const m = BYTE_TOKEN.exec(tables.tokens.at(id) ?? "");
+      if (m !== null) {
         const b = parseInt(m[1] ?? "0", 16);
         if ((this.#byteIds[b] ?? -1) < 0) {
           this.#byteIds[b] = id;
         }
       }
-    });
+    }
     this.#hasAllBytes = this.#byteIds.every((id) => id >= 0);
     if (!this.#hasAllBytes && this.#unk === undefined) {
       throw new FormatError(
@@ -62,7 +68,7 @@ export class SpmTokenizer extends VocabTokenizer {
     this.#rank = this.#makeRank(tables.ranking);
   }
 
-  #makeRank(ranking: SpmRanking): PairRank {
+  #makeRank(ranking: SpmSource["ranking"]): PairRank {
     if (ranking.kind === "merges") {
       const ranks = new Map<string, number>();
       ranking.merges.forEach((m, rank) => {
@@ -108,7 +114,7 @@ export class SpmTokenizer extends VocabTokenizer {
   }
 
   protected computeBytes(id: number): Uint8Array {
-    const text = this.tokens[id] ?? "";
+    const text = this.tokenAt(id);
     const type = this.types[id];
     if (type === TokenType.byte) {
       const m = BYTE_TOKEN.exec(text);
