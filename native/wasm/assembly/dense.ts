@@ -20,7 +20,7 @@ const HALF_EXP_SHIFT: f32 = reinterpret<f32>(0x77800000);
  *   | sign << 16
  */
 // @ts-ignore: decorator
-@inline function halfToF32x4(h: v128): v128 {
+@inline export function halfToF32x4(h: v128): v128 {
   const mag = v128.and(h, i32x4.splat(0x7fff));
   const bits = i32x4.shl(mag, 13);
   const scaled = f32x4.mul(bits, f32x4.splat(HALF_EXP_SHIFT));

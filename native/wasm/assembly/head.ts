@@ -12,7 +12,7 @@
  * The float steps are the reference's, one f32 operation each and in block order (wasm f32 arithmetic is IEEE
  * single, and an int32 of < 2^24 magnitude or an int32 → f32 conversion rounds as Math.fround does).
  */
-import { halfToF32 } from "./dense";
+import { halfToF32, halfToF32x4 } from "./dense";
 import { quantizeActivations } from "./float";
 
 /** Weight formats, as the glue passes them. */
@@ -71,11 +71,51 @@ export function quantizeHeadActivations(x: usize, m: i32, k: i32, block: i32, q:
   );
 }
 
-/** Output columns [j0, j1) of the Q8_0 head. */
+/** The four lane sums of a, b, c, d as one i32x4 [Σa, Σb, Σc, Σd]. */
+// @ts-ignore: decorator
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 1, 4, 5), v128.shuffle<i32>(a, b, 2, 3, 6, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 1, 4, 5), v128.shuffle<i32>(c, d, 2, 3, 6, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 2, 4, 6), v128.shuffle<i32>(ab, cd, 1, 3, 5, 7));
+}
+
+/** idot of one Q8_0 weight block at wb with the 32 int8 activations at qb, as i32x4 partial sums. */
+// @ts-ignore: decorator
+@inline function blockDot(wb: usize, q0: v128, q1: v128): v128 {
+  return i32x4.add(dot16(v128.load(wb, 2), q0), dot16(v128.load(wb, 18), q1));
+}
+
+/**
+ * Output columns [j0, j1) of the Q8_0 head. Four columns at a time share the activation loads and run four
+ * independent accumulations in the lanes of one f32x4 (each lane's f32 steps are the scalar ones).
+ */
 function headQ8(q: usize, inv: usize, w: usize, m: i32, k: i32, n: i32, out: usize, j0: i32, j1: i32): void {
   const blocks = k / Q8_BLOCK;
   const rowBytes = <usize>blocks * 34;
-  for (let j = j0; j < j1; j++) {
+  let j = j0;
+  for (; j + 4 <= j1; j += 4) {
+    const w0 = w + <usize>j * rowBytes;
+    for (let i = 0; i < m; i++) {
+      const qr = q + <usize>i * <usize>k;
+      const ir = inv + ((<usize>i * <usize>blocks) << 2);
+      let acc = f32x4.splat(0);
+      for (let b = 0; b < blocks; b++) {
+        const wb = w0 + <usize>b * 34;
+        const qb = qr + (<usize>b << 5);
+        const q0 = v128.load(qb);
+        const q1 = v128.load(qb, 16);
+        const s = hsum4(blockDot(wb, q0, q1), blockDot(wb + rowBytes, q0, q1), blockDot(wb + 2 * rowBytes, q0, q1), blockDot(wb + 3 * rowBytes, q0, q1));
+        let h = i32x4.splat(<i32>load<u16>(wb));
+        h = i32x4.replace_lane(h, 1, <i32>load<u16>(wb + rowBytes));
+        h = i32x4.replace_lane(h, 2, <i32>load<u16>(wb + 2 * rowBytes));
+        h = i32x4.replace_lane(h, 3, <i32>load<u16>(wb + 3 * rowBytes));
+        const t = f32x4.mul(f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(load<f32>(ir + (<usize>b << 2)))), halfToF32x4(h));
+        acc = f32x4.add(acc, t);
+      }
+      v128.store(out + ((<usize>i * <usize>n + <usize>j) << 2), acc);
+    }
+  }
+  for (; j < j1; j++) {
     const wr = w + <usize>j * rowBytes;
     for (let i = 0; i < m; i++) {
       const qr = q + <usize>i * <usize>k;
@@ -84,9 +124,8 @@ function headQ8(q: usize, inv: usize, w: usize, m: i32, k: i32, n: i32, out: usi
       for (let b = 0; b < blocks; b++) {
         const wb = wr + <usize>b * 34;
         const qb = qr + (<usize>b << 5);
-        const s = i32x4.add(dot16(v128.load(wb, 2), v128.load(qb)), dot16(v128.load(wb, 18), v128.load(qb, 16)));
         const d = halfToF32(<u32>load<u16>(wb));
-        acc = acc + (<f32>hsumI(s) * load<f32>(ir + (<usize>b << 2))) * d;
+        acc = acc + (<f32>hsumI(blockDot(wb, v128.load(qb), v128.load(qb, 16))) * load<f32>(ir + (<usize>b << 2))) * d;
       }
       store<f32>(out + ((<usize>i * <usize>n + <usize>j) << 2), acc);
     }

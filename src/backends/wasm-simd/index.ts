@@ -5,12 +5,13 @@
  *
  * Threads: where the host can share a wasm memory between threads (SharedArrayBuffer; in browsers, a cross-
  * origin isolated page) the memory is shared, worker threads instantiate the same module on it, and the big
- * kernels (ternary/binary/dense matmuls, attention) are split by output rows across the calling thread and
+ * kernels (ternary/binary/dense matmuls, the integer head, attention) are split by output rows across the calling thread and
  * the workers (threads.ts). Each output element is computed by the same code whichever thread computes it,
  * so results do not depend on the thread count. Elsewhere the backend runs single-threaded and says why.
  *
- * Exactness: the integer kernels (ternary/binary × int8, XNOR-popcount) and activation quantization are bit
- * for bit those of the JS reference; so are rmsNorm, rope, softmax, unary, binary, scale and embedding
+ * Exactness: the integer kernels (ternary/binary × int8, XNOR-popcount, the integer Q8_0 / k-quant head
+ * matmulQ8I8) and activation quantization are bit for bit those of the JS reference; so are rmsNorm, rope,
+ * softmax, unary, binary, scale and embedding (float and Q8_0 / k-quant tables)
  * (same float64 or f32 operations in the same order, the host's Math functions). matmulF32 / matmulDense
  * and attention sum in f32 with 4-lane partial sums and match within ≈ 1e-5 relative to Σ|x·w|.
  */
