@@ -10,31 +10,25 @@
 
 namespace barbell {
 
-namespace {
-
-void store_q8_0(const float* x, size_t elems, uint8_t* out) {
-  for (size_t b = 0; b < elems / 32; ++b, x += 32, out += 34) {
-    float amax = 0.0f;
-    for (int j = 0; j < 32; ++j) {
-      const float a = std::fabs(x[j]);
-      amax = a > amax ? a : amax;  // NaN skipped, as the reference's absMax
-    }
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    uint16_t h = float_to_half_rne(d);
-    if ((h & 0x7c00u) == 0x7c00u) {
-      h = static_cast<uint16_t>((h & 0x8000u) | 0x7bffu);
-    }
-    std::memcpy(out, &h, 2);
-    for (int j = 0; j < 32; ++j) {
-      const float q = std::round(x[j] * id);  // round: ties away from zero, as roundf
-      const int v = q > 127.0f ? 127 : q < -128.0f ? -128 : static_cast<int>(q);
-      out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(v));
-    }
+void encode_q8_0_block(const float* x, uint8_t* out) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) {
+    const float a = std::fabs(x[j]);
+    amax = a > amax ? a : amax;  // NaN skipped, as the reference's absMax
+  }
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  uint16_t h = float_to_half_rne(d);
+  if ((h & 0x7c00u) == 0x7c00u) {
+    h = static_cast<uint16_t>((h & 0x8000u) | 0x7bffu);
+  }
+  std::memcpy(out, &h, 2);
+  for (int j = 0; j < 32; ++j) {
+    const float q = std::round(x[j] * id);  // round: ties away from zero, as roundf
+    const int v = std::isnan(q) ? 0 : q > 127.0f ? 127 : q < -128.0f ? -128 : static_cast<int>(q);
+    out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(v));
   }
 }
-
-}  // namespace
 
 void kv_store_rows(int kv_type, const float* src, size_t rows, size_t elems, uint8_t* dst) {
   const size_t n = rows * elems;
@@ -44,7 +38,9 @@ void kv_store_rows(int kv_type, const float* src, size_t rows, size_t elems, uin
       std::memcpy(dst + 2 * i, &h, 2);
     }
   } else if (kv_type == kKvQ8_0) {
-    store_q8_0(src, n, dst);
+    for (size_t b = 0; b < n / 32; ++b) {
+      encode_q8_0_block(src + 32 * b, dst + 34 * b);
+    }
   } else {
     std::memcpy(dst, src, n * sizeof(float));
   }

@@ -10,6 +10,12 @@
 
 namespace barbell {
 
+// One block of 32 floats to Q8_0 (34 bytes) as Q8_0.encode in src/quant/formats/q8-0.ts and llama.cpp's
+// quantize_row_q8_0_ref: d = absmax / 127 in f32 (NaN skipped), q = roundf(x · (1/d)) (ties away from zero)
+// clamped to int8, NaN → 0, d kept as f16 and clamped to ±65504 where ggml would store inf. The one scalar
+// encoder: the KV cache rows and load.cc's encodeQ8_0 (whose AVX2 path, load_avx2.cc, gives the same bytes).
+void encode_q8_0_block(const float* x, uint8_t* out);
+
 // Rounds `rows` rows of `elems` floats into `rows` cache rows of type kv_type at dst (kv_bytes(kv_type,
 // elems) bytes each, rows back to back). q8_0 (elems a multiple of 32), per block as llama.cpp's
 // quantize_row_q8_0_ref: d = absmax / 127 in f32, q = roundf(x · (1/d)) (ties away from zero), d kept as

@@ -3,6 +3,7 @@
 #include "load.h"
 #include "cpu_features.h"
 #include "kernels.h"
+#include "kv_cache.h"
 #include "load_transcode.h"
 #include "tq1.h"
 
@@ -197,24 +198,6 @@ Napi::Value FirstCode3(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, -1);
 }
 
-float half_to_float(uint32_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t mant = h & 0x3ffu;
-  float f;
-  if (exp == 0) {
-    f = std::ldexp(static_cast<float>(mant), -24);  // zero or subnormal: exact
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    u |= sign;
-    std::memcpy(&f, &u, 4);
-    return f;
-  }
-  const uint32_t u = sign | (exp == 31 ? (0xffu << 23) | (mant << 13) : ((exp + 112) << 23) | (mant << 13));
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 inline float source_value(const uint8_t* src, int64_t format, int64_t i) {
   uint32_t u = 0;
   if (format == 0) {
@@ -232,9 +215,28 @@ inline float source_value(const uint8_t* src, int64_t format, int64_t i) {
   return f;
 }
 
-// encodeQ8_0(format, src, rows, cols, dst): f32 (0), f16 (1) or bf16 (2) rows to Q8_0 as Q8_0.encode in
-// src/quant/formats/q8-0.ts does it: d = absmax/127 in float (NaN skipped), id = 1/d, q = roundf(x·id) clamped
-// to int8 (NaN → 0), d stored as fp16 clamped to ±65504.
+// Blocks of 32 source values (f32 0, f16 1, bf16 2) to Q8_0 (encode_q8_0_block, kv_cache.h): the AVX2 path
+// (load_avx2.cc, the same bytes) where `isa` allows it, else scalar.
+void encode_q8_0_blocks(Isa isa, int64_t format, const uint8_t* src, int64_t blocks, uint8_t* dst) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (isa >= Isa::kAvx2) {
+    encode_q8_0_avx2(format, src, blocks, dst);
+    return;
+  }
+#endif
+  (void)isa;
+  float x[32];
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int j = 0; j < 32; ++j) {
+      x[j] = source_value(src, format, 32 * b + j);
+    }
+    encode_q8_0_block(x, dst + 34 * b);
+  }
+}
+
+// encodeQ8_0(format, src, rows, cols, dst, isa?): f32 (0), f16 (1) or bf16 (2) rows to Q8_0 as Q8_0.encode in
+// src/quant/formats/q8-0.ts does it (encode_q8_0_block), over up to kMaxLoadThreads threads for large inputs
+// (blocks are independent: the same bytes for any split). `isa` ("scalar", "avx2", …) forces a lower path.
 Napi::Value EncodeQ8(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t format = -1, rows = 0, cols = 0;
@@ -251,36 +253,35 @@ Napi::Value EncodeQ8(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   const int64_t n = rows * cols;
+  const int64_t width = format == 0 ? 4 : 2;
   uint8_t* src = nullptr;
   uint8_t* dst = nullptr;
-  if (!get_bytes(info, 1, "src", static_cast<size_t>(n * (format == 0 ? 4 : 2)), &src) ||
+  if (!get_bytes(info, 1, "src", static_cast<size_t>(n * width), &src) ||
       !get_bytes(info, 4, "dst", static_cast<size_t>(n / 32 * 34), &dst)) {
     return env.Undefined();
   }
-  float x[32];
-  for (int64_t b = 0; b < n / 32; ++b) {
-    float amax = 0.0f;
-    for (int j = 0; j < 32; ++j) {
-      x[j] = source_value(src, format, 32 * b + j);
-      const float a = std::fabs(x[j]);
-      if (a > amax) {
-        amax = a;
-      }
-    }
-    const float d = amax / 127.0f;
-    const float id = d == 0.0f ? 0.0f : 1.0f / d;
-    uint32_t h = float_to_half_rne(d);
-    if ((h & 0x7c00u) == 0x7c00u) {
-      h = (h & 0x8000u) | 0x7bffu;
-    }
-    uint8_t* out = dst + 34 * b;
-    out[0] = static_cast<uint8_t>(h & 0xffu);
-    out[1] = static_cast<uint8_t>(h >> 8);
-    for (int j = 0; j < 32; ++j) {
-      const float r = std::round(x[j] * id);
-      const int q = std::isnan(r) ? 0 : r > 127.0f ? 127 : r < -128.0f ? -128 : static_cast<int>(r);
-      out[2 + j] = static_cast<uint8_t>(q & 0xff);
-    }
+  Isa isa = cpu_features().best;
+  if (info.Length() > 5 && !info[5].IsUndefined() &&
+      (!info[5].IsString() || !parse_isa(info[5].As<Napi::String>().Utf8Value(), cpu_features().best, &isa))) {
+    Napi::RangeError::New(env, "[native-cpu] encodeQ8_0: isa must be an ISA path name").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const int64_t blocks = n / 32;
+  const unsigned hw = std::max(1u, std::min(kMaxLoadThreads, std::thread::hardware_concurrency()));
+  const unsigned parts = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(hw, n / kParallelCodes)));
+  const auto run = [&](unsigned p) {
+    const int64_t b0 = blocks * p / parts;
+    const int64_t b1 = blocks * (p + 1) / parts;
+    encode_q8_0_blocks(isa, format, src + b0 * 32 * width, b1 - b0, dst + b0 * 34);
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(parts - 1);
+  for (unsigned p = 1; p < parts; ++p) {
+    threads.emplace_back(run, p);
+  }
+  run(0);
+  for (std::thread& t : threads) {
+    t.join();
   }
   return env.Undefined();
 }

@@ -1,7 +1,11 @@
-// The I2_S / TQ2_0 → t2 group kernel of load.cc with AVX2: compiled into the AVX2 library with its -m flags and
-// called only when the CPU has AVX2 (load.cc dispatches). The same bytes and results as the scalar group_to_t2.
+// Load.cc's kernels with AVX2 (the I2_S / TQ2_0 → t2 group kernel; the Q8_0 encoder): compiled into the AVX2
+// library with its -m flags and called only when the CPU has AVX2 and F16C (load.cc dispatches). The same bytes
+// and results as the scalar group_to_t2 and encode_q8_0_block.
 #include <immintrin.h>
 
+#include <cstring>
+
+#include "kernels.h"
 #include "load_transcode.h"
 
 namespace barbell {
@@ -36,10 +40,66 @@ inline bool group_to_t2_avx2(const uint8_t* src, uint8_t* dst, bool tq2, uint32_
   return true;
 }
 
+// Eight source values of `format` (f32 0, f16 1, bf16 2) at element i as floats; f16 and bf16 widen exactly.
+inline __m256 load8(int64_t format, const uint8_t* src, int64_t i) {
+  if (format == 0) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(src + 4 * i));
+  }
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i));
+  if (format == 1) {
+    return _mm256_cvtph_ps(h);
+  }
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// One block as encode_q8_0_block: the same absmax (MAXPS keeps its second operand when the first is NaN, so a
+// NaN is skipped as there), d, 1/d and f16 scale; q = trunc(t + copysign(0.49999997, t)), which is roundf (ties
+// away from zero) for every float t; NaN → 0 before the clamp to [−128, 127].
+inline void q8_block(const __m256* v, uint8_t* out) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 amax = _mm256_setzero_ps();
+  for (int k = 0; k < 4; ++k) {
+    amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), amax);
+  }
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  const float d = _mm_cvtss_f32(m) / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  uint16_t h = float_to_half_rne(d);
+  if ((h & 0x7c00u) == 0x7c00u) {
+    h = static_cast<uint16_t>((h & 0x8000u) | 0x7bffu);
+  }
+  std::memcpy(out, &h, 2);
+  const __m256 vid = _mm256_set1_ps(id);
+  const __m256 half = _mm256_set1_ps(0.49999997f);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256 t = _mm256_mul_ps(v[k], vid);
+    __m256 r = _mm256_round_ps(_mm256_add_ps(t, _mm256_or_ps(_mm256_and_ps(t, sign), half)), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    r = _mm256_and_ps(r, _mm256_cmp_ps(r, r, _CMP_ORD_Q));
+    r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-128.0f)), _mm256_set1_ps(127.0f));
+    q[k] = _mm256_cvttps_epi32(r);
+  }
+  // packs interleave the 128-bit lanes: dword order a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7, put back in order.
+  const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2), _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+}
+
 }  // namespace
 
 int32_t transcode_2bit_avx2(int64_t format, const uint8_t* src, int64_t n, uint8_t* dst) {
   return transcode_2bit_with(group_to_t2_avx2, format, src, n, dst);
+}
+
+void encode_q8_0_avx2(int64_t format, const uint8_t* src, int64_t blocks, uint8_t* dst) {
+  __m256 v[4];
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (int k = 0; k < 4; ++k) {
+      v[k] = load8(format, src, 32 * b + 8 * k);
+    }
+    q8_block(v, dst + 34 * b);
+  }
 }
 
 }  // namespace barbell

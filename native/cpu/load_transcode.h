@@ -49,6 +49,9 @@ inline int32_t transcode_2bit_with(Group group, int64_t format, const uint8_t* s
 #if defined(__x86_64__) || defined(_M_X64)
 // transcode_2bit_with over the AVX2 group kernel (load_avx2.cc); call only where the CPU has AVX2.
 int32_t transcode_2bit_avx2(int64_t format, const uint8_t* src, int64_t n, uint8_t* dst);
+// `blocks` blocks of 32 f32 (format 0), f16 (1) or bf16 (2) values at src to Q8_0 at dst, the same bytes as
+// encode_q8_0_block (kv_cache.h) on each block (load_avx2.cc); call only where the CPU has AVX2 and F16C.
+void encode_q8_0_avx2(int64_t format, const uint8_t* src, int64_t blocks, uint8_t* dst);
 #endif
 
 }  // namespace barbell

@@ -16,7 +16,7 @@ export interface LoadCodecs {
   /** The index of the first byte of t2 codes holding the code 3, or −1 (the check of every ternary tensor made from codes). */
   firstCode3?(codes: Uint8Array): number;
   /** rows × cols f32 (0), f16 (1) or bf16 (2) values as Q8_0 rows into `dst`, as Q8_0.encode does. */
-  encodeQ8_0(format: number, src: Uint8Array, rows: number, cols: number, dst: Uint8Array): void;
+  encodeQ8_0(format: number, src: Uint8Array, rows: number, cols: number, dst: Uint8Array, isa?: string): void;
   /**
    * Bytes [offset, offset + length) of an open file (a descriptor) mapped copy-on-write, as a buffer of exactly
    * those bytes (reads come from the page cache without a copy; writes stay private), unmapped when collected;

@@ -398,12 +398,7 @@ export function denseWeights<const DT extends DenseBlockDType, const D extends D
   shape: ShapeOf<D>,
   options: WeightOptions = {},
 ): Tensor<DT, [...D]> {
-  const names = dimsArg<[...D]>("denseWeights", dims);
-  checkShape("denseWeights", names, shape as readonly number[]);
-  const expected = storageBytes(dtype, shape as readonly number[]);
-  if (!Number.isSafeInteger(expected)) {
-    throw new ShapeError("size", `[denseWeights] ${dtype} cannot store rows of ${String(shape[shape.length - 1])}`);
-  }
+  const { names, expected } = denseLayout("denseWeights", dtype, dims, shape);
   if (bytes.byteLength !== expected) {
     throw new ShapeError("size", `[denseWeights] ${dtype} [${names.join(", ")}] needs ${expected} bytes, got ${bytes.byteLength}`);
   }
@@ -412,4 +407,42 @@ export function denseWeights<const DT extends DenseBlockDType, const D extends D
     return new Tensor(INTERNAL, backend, backend.adopt(bytes), dtype, names, shape as ShapeOf<[...D]>);
   }
   return tensorFromBytes(backend, dtype, names, shape as ShapeOf<[...D]>, bytes);
+}
+
+/** The checked dim names and byte size of dense weights of `dtype` and `shape`. */
+function denseLayout<const D extends Dims>(op: string, dtype: DenseBlockDType, dims: UniqueDims<D>, shape: ShapeOf<D>): { names: [...D]; expected: number } {
+  const names = dimsArg<[...D]>(op, dims);
+  checkShape(op, names, shape as readonly number[]);
+  const expected = storageBytes(dtype, shape as readonly number[]);
+  if (!Number.isSafeInteger(expected)) {
+    throw new ShapeError("size", `[${op}] ${dtype} cannot store rows of ${String(shape[shape.length - 1])}`);
+  }
+  return { names, expected };
+}
+
+/**
+ * Dense weights whose bytes `materialize` makes when a kernel first reads them (a head requantized on first
+ * use instead of at load); a wrong byte count is thrown as ShapeError "size" from that read. Undefined when the
+ * backend cannot hold lazily made bytes (`Backend.adoptLazy` absent): the caller makes them now (`denseWeights`).
+ */
+export function lazyDenseWeights<const DT extends DenseBlockDType, const D extends Dims>(
+  dtype: DT,
+  materialize: () => Uint8Array,
+  dims: UniqueDims<D>,
+  shape: ShapeOf<D>,
+  options: TensorOptions = {},
+): Tensor<DT, [...D]> | undefined {
+  const { names, expected } = denseLayout("lazyDenseWeights", dtype, dims, shape);
+  const backend = options.backend ?? defaultBackend();
+  if (backend.adoptLazy === undefined) {
+    return undefined;
+  }
+  const checked = (): Uint8Array => {
+    const bytes = materialize();
+    if (bytes.byteLength !== expected) {
+      throw new ShapeError("size", `[lazyDenseWeights] ${dtype} [${names.join(", ")}] needs ${expected} bytes, got ${bytes.byteLength}`);
+    }
+    return bytes;
+  };
+  return new Tensor(INTERNAL, backend, backend.adoptLazy(expected, checked), dtype, names, shape as ShapeOf<[...D]>);
 }

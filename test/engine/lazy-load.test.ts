@@ -92,6 +92,35 @@ describe.skipIf(!probe.available)("lazy ternary conversion", () => {
     });
   }
 
+  it("should requantize a float head (headType q8_0) on first use, once, to the logits of requantizing at load", async () => {
+    const bytes = makeBitnetFixture({ embeddingType: "f16", tied: false, hidden: 256, ffn: 512, layers: 2, seed: 33 });
+    let encodes = 0;
+    setLoadCodecs({
+      ...registered,
+      encodeQ8_0: (...args) => {
+        encodes++;
+        registered.encodeQ8_0(...args);
+      },
+    });
+    const backend = await resolveBackend({ backends: [...BACKENDS] });
+    const lazy = await loadModel(write("head-f16.gguf", bytes), { backends: [...BACKENDS], contextLength: 8, headType: "q8_0" });
+    // The eager conversion: weights on a backend without lazily made bytes are requantized while loading.
+    const { adoptLazy: _omitted, ...eagerBackend } = backend;
+    const eager = await loadGgufModel(bytes, { backend: eagerBackend, contextLength: 8, headType: "q8_0" });
+    try {
+      expect(encodes).toBe(1); // the eager model's head only
+      const got = await lazy.logits(TOKENS);
+      expect(encodes).toBe(2);
+      await lazy.logits(TOKENS);
+      expect(encodes).toBe(2); // converted once
+      const want = await eager.logits(TOKENS);
+      got.forEach((row, i) => expect(Array.from(row)).toEqual(Array.from(want[i] ?? [])));
+    } finally {
+      lazy.dispose();
+      eager.dispose();
+    }
+  });
+
   it("should refuse an I2_S code 3 at first use with the load-time error, every time", async () => {
     const bytes = makeBitnetFixture({ weightType: "i2_s", hidden: 256, ffn: 512, layers: 2, seed: 32 });
     const { at } = await tensorAt(bytes, "blk.1.ffn_down.weight");

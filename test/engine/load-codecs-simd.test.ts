@@ -8,6 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { nativeAddon, probeNativeCpu } from "../../src/backends/native-cpu/addon.js";
 import type { LoadCodecs } from "../../src/quant/load-codecs.js";
+import { QUANT_TRAITS } from "../../src/quant/table.js";
 
 const probe = probeNativeCpu();
 
@@ -144,5 +145,55 @@ describe.skipIf(!probe.available)("native ternary transcode: SIMD against scalar
 
   it("should refuse an ISA override it does not know with a RangeError", () => {
     expect(() => transcoder()(0, new Uint8Array(32), 128, new Uint8Array(32), "avx9000")).toThrow(RangeError);
+  });
+});
+
+describe.skipIf(!probe.available)("native Q8_0 encoder: SIMD path against scalar and the JS codec", () => {
+  const WIDTH = [4, 2, 2] as const;
+  const NAMES = ["f32", "f16", "bf16"] as const;
+
+  /** encodeQ8_0 of rows × cols `format` values on the default path and the forced scalar one; both must equal the JS codec. */
+  function encodeAll(format: 0 | 1 | 2, src: Uint8Array, rows: number, cols: number): Uint8Array {
+    const encode = nativeAddon()?.encodeQ8_0;
+    if (encode === undefined) {
+      throw new Error("native encodeQ8_0 missing");
+    }
+    const simd = new Uint8Array((rows * cols * 34) / 32);
+    const scalar = new Uint8Array(simd.length);
+    encode(format, src, rows, cols, simd);
+    encode(format, src, rows, cols, scalar, "scalar");
+    const name = NAMES[format];
+    const want = QUANT_TRAITS.q8_0.encode(QUANT_TRAITS[name].decode(src, rows, cols), rows, cols);
+    expect(Buffer.compare(scalar, want)).toBe(0);
+    expect(Buffer.compare(simd, want)).toBe(0);
+    return simd;
+  }
+
+  it("should give the JS codec's bytes on random bit patterns (NaN, ±inf, subnormals) in every source format", () => {
+    for (const format of [0, 1, 2] as const) {
+      for (let seed = 1; seed <= 6; seed++) {
+        const rows = 3;
+        const cols = 32 * (1 + (seed % 4));
+        const next = lcg(seed * 7919 + format);
+        const src = Uint8Array.from({ length: rows * cols * WIDTH[format] }, next);
+        encodeAll(format, src, rows, cols);
+      }
+    }
+  });
+
+  it("should round ties away from zero, clamp, and send NaN to 0 as roundf does", () => {
+    // amax 127 → d = 1, 1/d = 1: each value is its own rounding input.
+    const values = [127, 2.5, -2.5, 0.5, -0.5, 1.5, -1.5, 126.5, -126.5, 0.49999997, -0.49999997, 3.4999998, NaN, -0, 0, 64.5];
+    const x = new Float32Array(32);
+    x.set(values);
+    for (let i = values.length; i < 32; i++) {
+      x[i] = (i - 16) + 0.5;
+    }
+    const got = encodeAll(0, new Uint8Array(x.buffer), 1, 32);
+    const q = Array.from(new Int8Array(got.buffer, 2, 16));
+    expect(q).toEqual([127, 3, -3, 1, -1, 2, -2, 127, -127, 0, 0, 3, 0, 0, 0, 65]);
+    // A large input (over 2 × 2^22 values: split over the threads of a multi-core machine) gives the codec's bytes.
+    const big = new Float32Array(32 * 270_000).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 97)));
+    encodeAll(0, new Uint8Array(big.buffer), 270_000, 32);
   });
 });

@@ -10,7 +10,7 @@ import { loadCodecs } from "../../quant/load-codecs.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import { ternaryFromCodes, ternaryFromLazyCodes } from "../../tensor/ops/quant.js";
 import type { ShapeOf } from "../../tensor/dims.js";
-import { denseWeights, tensor, type Tensor, type UniqueDims } from "../../tensor/tensor.js";
+import { denseWeights, lazyDenseWeights, tensor, type Tensor, type UniqueDims } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
 import type { BlockWeights, ModelWeights, ProjectionOf } from "./graph.js";
 
@@ -60,7 +60,8 @@ export interface WeightSource {
 export interface LoadWeightsOptions {
   readonly backend: Backend;
   /**
-   * Requantize a float (f32/f16/bf16) embedding and head to Q8_0 at load: about half the bytes of F16
+   * Requantize a float (f32/f16/bf16) embedding and head to Q8_0 (on first use where `lazy` holds, else at
+   * load; natively where the addon is loaded): about half the bytes of F16
    * read per decoded token (the tied F16 head is the largest single read of BitNet 2B-4T), at a small
    * cost in logit accuracy. Default "keep".
    */
@@ -68,7 +69,8 @@ export interface LoadWeightsOptions {
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
   readonly allowFloatWeights?: boolean;
   /**
-   * Convert ternary projections when first used rather than at load (default true, where the source and the
+   * Convert ternary projections (and a head requantized by `headType`) when first used rather than at load
+   * (default true, where the source and the
    * backend can: a mapped GGUF on host memory read in place). Load then reads no projection bytes; the first
    * forward pass converts them, checking every byte as loading does.
    */
@@ -115,11 +117,27 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
     const loaded = await source.dense(name, c.vocabSize, c.hidden);
     const from = loaded.dtype;
     const requantize = isHead && options.headType === "q8_0" && (from === "f32" || from === "f16" || from === "bf16");
+    const shape = [c.vocabSize, c.hidden] as const;
+    if (requantize && options.lazy !== false) {
+      // Requantized when first read (the first token), so loading reads none of the head's bytes; the stored
+      // bytes are dropped once converted. The row width is checked now, so the conversion itself cannot fail.
+      q8Rows(c.hidden);
+      let stored: Uint8Array | undefined = loaded.bytes;
+      const make = (): Uint8Array => {
+        const out = requantizeRows(from, stored ?? new Uint8Array(), c.vocabSize, c.hidden);
+        stored = undefined;
+        source.release?.(name);
+        return out;
+      };
+      const t = lazyDenseWeights("q8_0", make, ["vocab", "embed"], shape, { backend });
+      if (t !== undefined) {
+        return keep(t, name, false);
+      }
+    }
     const { dtype, bytes } =
       requantize && (from === "f32" || from === "f16" || from === "bf16")
         ? { dtype: "q8_0" as const, bytes: requantizeRows(from, loaded.bytes, c.vocabSize, c.hidden) }
         : loaded;
-    const shape = [c.vocabSize, c.hidden] as const;
     if (dtype === "f32") {
       const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
       return keep(tensor(values, ["vocab", "embed"], shape, { backend }), name, false);
@@ -209,14 +227,20 @@ function floatHint(name: string, e: FormatError): FormatError {
 const Q8_SOURCE = { f32: 0, f16: 1, bf16: 2 } as const;
 
 /** Re-encodes a float matrix as Q8_0, a block of rows at a time (bounded scratch memory). */
+/** Bytes of one Q8_0 row of `cols` values; FormatError "bad-dims" unless cols is a multiple of 32. */
+function q8Rows(cols: number): number {
+  const bytes = QUANT_TRAITS.q8_0.byteSize(1, cols);
+  if (bytes === undefined) {
+    throw new FormatError("bad-dims", `[bitnet] rows of ${cols} cannot be requantized to q8_0 (needs a multiple of 32)`);
+  }
+  return bytes;
+}
+
 function requantizeRows(format: "f32" | "f16" | "bf16", bytes: Uint8Array, rows: number, cols: number): Uint8Array {
   const from = QUANT_TRAITS[format];
   const to = QUANT_TRAITS.q8_0;
-  const outRow = to.byteSize(1, cols);
-  const inRow = from.byteSize(1, cols);
-  if (outRow === undefined || inRow === undefined) {
-    throw new FormatError("bad-dims", `[bitnet] rows of ${cols} cannot be requantized to q8_0 (needs a multiple of 32)`);
-  }
+  const outRow = q8Rows(cols);
+  const inRow = from.byteSize(1, cols) ?? 0;
   const out = new Uint8Array(rows * outRow);
   const native = loadCodecs();
   if (native !== undefined) {
