@@ -263,6 +263,82 @@ function headK(q: usize, inv: usize, bsum: usize, w: usize, format: i32, m: i32,
 }
 
 /**
+ * A k-quant head for one activation row (decoding): each block's codes go straight from the weight bytes into
+ * the dot products, per 32 (Q4_K/Q5_K) or 16 (Q6_K) elements of one scale, without the decoded copy headK
+ * keeps for several rows. Same integers A, B (Q6_K: A − B) and the same f32 steps as headK.
+ */
+function headK1(q: usize, inv: usize, bsum: usize, w: usize, format: i32, k: i32, out: usize, j0: i32, j1: i32): void {
+  const blocks = k / K_BLOCK;
+  const blockBytes: usize = format == FORMAT_Q4_K ? 144 : format == FORMAT_Q5_K ? 176 : 210;
+  const five = format == FORMAT_Q5_K;
+  const low = i8x16.splat(0xf);
+  const three = i8x16.splat(3);
+  const one = i8x16.splat(1);
+  const bias = i8x16.splat(32);
+  for (let j = j0; j < j1; j++) {
+    let acc: f32 = 0;
+    for (let b = 0; b < blocks; b++) {
+      const blk = w + (<usize>j * <usize>blocks + <usize>b) * blockBytes;
+      const qb = q + (<usize>b << 8);
+      const iv = load<f32>(inv + (<usize>b << 2));
+      let sum = i32x4.splat(0);
+      if (format != FORMAT_Q4_K && !five) {
+        for (let half = 0; half < 2; half++) {
+          const ql = blk + <usize>(64 * half);
+          const qh = blk + 128 + <usize>(32 * half);
+          for (let h = 0; h < 2; h++) {
+            const a = v128.load(ql + <usize>(16 * h));
+            const c = v128.load(ql + 32 + <usize>(16 * h));
+            const hb = v128.load(qh + <usize>(16 * h));
+            const y = 128 * half + 16 * h;
+            const sc = blk + 192 + <usize>(y >> 4);
+            const qy = qb + <usize>y;
+            const u0 = i8x16.sub(v128.or(v128.and(a, low), i8x16.shl(v128.and(hb, three), 4)), bias);
+            const u1 = i8x16.sub(v128.or(v128.and(c, low), i8x16.shl(v128.and(i8x16.shr_u(hb, 2), three), 4)), bias);
+            const u2 = i8x16.sub(v128.or(i8x16.shr_u(a, 4), i8x16.shl(v128.and(i8x16.shr_u(hb, 4), three), 4)), bias);
+            const u3 = i8x16.sub(v128.or(i8x16.shr_u(c, 4), i8x16.shl(i8x16.shr_u(hb, 6), 4)), bias);
+            sum = i32x4.add(sum, i32x4.mul(dot16(u0, v128.load(qy)), i32x4.splat(<i32>load<i8>(sc))));
+            sum = i32x4.add(sum, i32x4.mul(dot16(u1, v128.load(qy, 32)), i32x4.splat(<i32>load<i8>(sc, 2))));
+            sum = i32x4.add(sum, i32x4.mul(dot16(u2, v128.load(qy, 64)), i32x4.splat(<i32>load<i8>(sc, 4))));
+            sum = i32x4.add(sum, i32x4.mul(dot16(u3, v128.load(qy, 96)), i32x4.splat(<i32>load<i8>(sc, 6))));
+          }
+        }
+        acc = acc + (iv * halfToF32(<u32>load<u16>(blk, 208))) * <f32>hsumI(sum);
+        continue;
+      }
+      const scales = blk + 4;
+      const qs = blk + (five ? 48 : 16);
+      let bs = 0;
+      for (let c = 0; c < 4; c++) {
+        let lo = i32x4.splat(0);
+        let hi = i32x4.splat(0);
+        for (let h = 0; h < 2; h++) {
+          const v = v128.load(qs + <usize>(32 * c + 16 * h));
+          let cl = v128.and(v, low);
+          let ch = i8x16.shr_u(v, 4);
+          if (five) {
+            const bits = v128.load(blk + 16 + <usize>(16 * h));
+            cl = v128.or(cl, i8x16.shl(v128.and(i8x16.shr_u(bits, 2 * c), one), 4));
+            ch = v128.or(ch, i8x16.shl(v128.and(i8x16.shr_u(bits, 2 * c + 1), one), 4));
+          }
+          const qy = qb + <usize>(64 * c + 16 * h);
+          lo = i32x4.add(lo, dot16(cl, v128.load(qy)));
+          hi = i32x4.add(hi, dot16(ch, v128.load(qy, 32)));
+        }
+        sum = i32x4.add(sum, i32x4.mul(lo, i32x4.splat(scaleMin(scales, 2 * c, false))));
+        sum = i32x4.add(sum, i32x4.mul(hi, i32x4.splat(scaleMin(scales, 2 * c + 1, false))));
+        const sb = bsum + ((<usize>b * <usize>K_SUMS + <usize>(2 * c)) << 2);
+        bs += scaleMin(scales, 2 * c, true) * load<i32>(sb) + scaleMin(scales, 2 * c + 1, true) * load<i32>(sb, 4);
+      }
+      const d = halfToF32(<u32>load<u16>(blk));
+      const dmin = halfToF32(<u32>load<u16>(blk, 2));
+      acc = acc + ((iv * d) * <f32>hsumI(sum) - (iv * dmin) * <f32>bs);
+    }
+    store<f32>(out + (<usize>j << 2), acc);
+  }
+}
+
+/**
  * Output columns [j0, j1) of out[m, n] = x[m, k] · w[n, k]ᵀ for the integer head, x prepared by
  * quantizeHeadActivations (q, inv, and bsum for the k-quants). format: 0 Q8_0, 1 Q4_K, 2 Q5_K, 3 Q6_K.
  * scratch: headScratchBytes() bytes of this thread's own.
@@ -270,6 +346,8 @@ function headK(q: usize, inv: usize, bsum: usize, w: usize, format: i32, m: i32,
 export function matmulHeadI8(q: usize, inv: usize, bsum: usize, w: usize, format: i32, m: i32, k: i32, n: i32, out: usize, scratch: usize, j0: i32, j1: i32): void {
   if (format == FORMAT_Q8_0) {
     headQ8(q, inv, w, m, k, n, out, j0, j1);
+  } else if (m == 1) {
+    headK1(q, inv, bsum, w, format, k, out, j0, j1);
   } else {
     headK(q, inv, bsum, w, format, m, k, n, out, scratch, j0, j1);
   }
