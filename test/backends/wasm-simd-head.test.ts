@@ -146,6 +146,20 @@ describe.skipIf(!probe.available).each(CONFIGS)(`wasm-simd integer head, %s ${sk
     });
   }
 
+  it.skipIf((options.threads ?? 1) < 2)("splits a head call across the worker threads when it has them", () => {
+    if (wb.info.threads < 2) {
+      return; // no shared memory here: the backend says why in threadNote, and the exact-match tests still ran
+    }
+    const before = wb.workerChunks();
+    const r = rng(740);
+    // Whether a worker wakes in time to claim a chunk depends on the scheduler: a few bounded tries, each exact.
+    for (let round = 0; round < 10 && wb.workerChunks() === before; round++) {
+      expectHead("q6_k", randomBlocks("q6_k", r, 512, 512), floats(r, 512, 1), [1, 512, 512]);
+      expectHead("q8_0", randomBlocks("q8_0", r, 512, 512), floats(r, 2 * 512, 1), [2, 512, 512]);
+    }
+    expect(wb.workerChunks()).toBeGreaterThan(before);
+  });
+
   it("refuses bad input with the reference's typed errors", () => {
     const r = rng(730);
     const run = (b: Backend | WasmSimdBackend, x: TensorRef, w: TensorRef, out: TensorRef): unknown => {
