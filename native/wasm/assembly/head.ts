@@ -10,7 +10,12 @@
  *          B = Σ_t mn_t · (Σ q over the 32 elements of sub-block t).
  *   Q6_K:  A − B = Σ_e (sc·(u − 32))_e · q_e directly (|sc·(u − 32)| ≤ 4096 fits i16).
  * The float steps are the reference's, one f32 operation each and in block order (wasm f32 arithmetic is IEEE
- * single, and an int32 of < 2^24 magnitude or an int32 → f32 conversion rounds as Math.fround does).
+ * single, and an int32 of < 2^24 magnitude or an int32 → f32 conversion rounds as Math.fround does; a float64
+ * product, quotient or sum of two f32 rounded to f32 is the f32 operation's result).
+ *
+ * Several activation rows: each k-quant block is decoded once into an int16 copy (scratch) that every row's
+ * dot product reads (headK). One row (decoding): the codes go straight into the dot products (headK1).
+ * The embedding of a Q8_0 / k-quant table (embeddingBlocks) reuses the block decoders.
  */
 import { halfToF32, halfToF32x4 } from "./dense";
 import { quantizeActivations } from "./float";
