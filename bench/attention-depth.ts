@@ -6,7 +6,11 @@
  * the median and fastest round are printed, and the median CPU time per call (process CPU, every thread). To compare two builds of the addon, run this once per build
  * (BARBELL_NATIVE_PATH=…) back to back. `--types f32,f16,q8_0` times the same attention over KV caches of each type
  * (src/model/bitnet/kv-cache.ts), interleaved within each round. Not a test.
- * Run: `npx tsx bench/attention-depth.ts [--rounds N] [--threads T] [--depths 512,4096] [--calls C] [--types f32]`.
+ * `--all-layers` gives every layer of the shape its own cache and cycles through them call by call, so the cache is
+ * read from memory as in the model (one layer's cache stays in the L3 and flatters the kernel); `--shapes 2b` times one
+ * shape only.
+ * Run: `npx tsx bench/attention-depth.ts [--rounds N] [--threads T] [--depths 512,4096] [--calls C] [--types f32]
+ * [--all-layers] [--shapes 700m,2b]`.
  */
 import type { TensorRef } from "../src/backends/backend.js";
 import { ArrayBufferMemory } from "../src/backends/host-memory.js";
@@ -24,10 +28,12 @@ const THREADS = Number(arg("--threads") ?? 2);
 const CALLS = Number(arg("--calls") ?? 20);
 const DEPTHS = (arg("--depths") ?? "512,4096").split(",").map(Number);
 const TYPES: readonly KvCacheDType[] = (arg("--types") ?? "f32").split(",").map(parseKvCacheDType);
+const ALL_LAYERS = process.argv.includes("--all-layers");
+const SHAPE_NAMES = (arg("--shapes") ?? "700m,2b").split(",");
 const SHAPES = [
   { name: "700m", layers: 24, heads: 16, kvHeads: 16, headDim: 96 },
   { name: "2b", layers: 30, heads: 20, kvHeads: 5, headDim: 128 },
-] as const;
+].filter((s) => SHAPE_NAMES.includes(s.name));
 
 const probe = probeNativeCpu();
 if (!probe.available) {
@@ -61,10 +67,15 @@ function cache(dtype: KvCacheDType, shape: number[]): TensorRef {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
-console.log(`decode attention, one layer, native-cpu (${probe.features.join(" ")}), ${THREADS} thread(s), ${CALLS} calls per round`);
+console.log(
+  `decode attention, one layer${ALL_LAYERS ? " (each call the next layer's cache)" : ""}, native-cpu (${probe.features.join(" ")}), ${THREADS} thread(s), ${CALLS} calls per round`,
+);
 for (const s of SHAPES) {
   const capacity = Math.max(...DEPTHS) + 1;
-  const kv = new Map(TYPES.map((t) => [t, [cache(t, [capacity, s.kvHeads, s.headDim]), cache(t, [capacity, s.kvHeads, s.headDim])]]));
+  const caches = ALL_LAYERS ? s.layers : 1;
+  const kv = new Map(
+    TYPES.map((t) => [t, Array.from({ length: caches }, () => [cache(t, [capacity, s.kvHeads, s.headDim]), cache(t, [capacity, s.kvHeads, s.headDim])])]),
+  );
   const q = f32([1, s.heads, s.headDim], true);
   const out = f32([1, s.heads, s.headDim], false);
   const key = (t: KvCacheDType, d: number): string => `${t}@${d}`;
@@ -72,11 +83,12 @@ for (const s of SHAPES) {
   const cpu = new Map<string, number[]>();
   for (let r = 0; r < ROUNDS; r++) {
     for (const type of r % 2 === 0 ? TYPES : [...TYPES].reverse()) {
-      const [k, v] = kv.get(type) as TensorRef[];
+      const layers = kv.get(type) as TensorRef[][];
       for (const depth of DEPTHS) {
         const t0 = performance.now();
         const c0 = process.cpuUsage();
         for (let c = 0; c < CALLS; c++) {
+          const [k, v] = layers[c % layers.length] as TensorRef[];
           backend.kernels.attention?.(q, k as TensorRef, v as TensorRef, depth, 1 / Math.sqrt(s.headDim), out);
         }
         times.set(key(type, depth), [...(times.get(key(type, depth)) ?? []), (performance.now() - t0) / CALLS]);
