@@ -4,9 +4,9 @@
  *
  * String arrays are checked whole at parse time — every length against the limit and the window, every
  * piece as UTF-8 (the same acceptance as a fatal TextDecoder) — by one validator call over runs of pieces
- * (see `stringItems`). Arrays of LAZY_STRING_ITEMS or more keep a copy of their checked bytes and an
- * offsets table (a `GgufStringList`: one string by index, a search by bytes) and make the JS array of all
- * their strings on the first read of `items` (a tokenizer's first encode); nothing about them is left
+ * (see `checkRuns`). Arrays of LAZY_STRING_ITEMS or more keep their checked bytes (a view of a window the
+ * reader owns, else a copy) and an offsets table (a `GgufStringList`: one string by index, a search by bytes)
+ * and make the JS array of all their strings on the first read of `items` (a tokenizer's first encode); nothing about them is left
  * unchecked until then. Number arrays of LAZY_NUMBER_ITEMS or more are a copy of their bytes read as a typed
  * array (`typedNumbers`), their `items` made on first read.
  *
@@ -226,16 +226,73 @@ export function typedNumbers(value: GgufArrayValue): ArrayLike<number> | undefin
   return t !== undefined && "numbers" in t ? t.numbers : undefined;
 }
 
+/** `scanPieces` answers: a length past the window, a piece past it, a length over the limit. */
+const NEED_LENGTH = -1;
+const NEED_PIECE = -2;
+const OVER_LIMIT = -3;
+/** What the last `scanPieces` found: the longest piece; where it stopped (offset, length) on NEED_*. */
+const scan = new Float64Array(3);
+
+/**
+ * Pass 1 of `stringItems`, a loop with no calls (so that V8 optimizes it whole, also on its first, long run): each
+ * piece's start (relative to `pos`) and length, and the end, or a NEED_* / OVER_LIMIT code.
+ */
+function scanPieces(view: DataView, pos: number, n: number, window: number, maxBytes: number, starts: Uint32Array, lengths: Uint32Array): number {
+  let at = pos;
+  let longest = 0;
+  for (let i = 0; i < n; i++) {
+    if (at + 8 > window) {
+      scan[1] = at;
+      return NEED_LENGTH;
+    }
+    const lo = view.getUint32(at, true);
+    if (view.getUint32(at + 4, true) !== 0 || lo > maxBytes) {
+      return OVER_LIMIT;
+    }
+    if (at + 8 + lo > window) {
+      scan[1] = at;
+      scan[2] = lo;
+      return NEED_PIECE;
+    }
+    starts[i] = at + 8 - pos;
+    lengths[i] = lo;
+    longest = lo > longest ? lo : longest;
+    at += 8 + lo;
+  }
+  scan[0] = longest;
+  return at;
+}
+
+/**
+ * Whether every piece of [pos, end) is UTF-8, checked by runs: the 8 length bytes of a piece under 128 bytes are
+ * all ASCII, and an ASCII byte cannot sit inside a multi-byte sequence, so a run of such pieces with their lengths
+ * between them is valid UTF-8 exactly when every piece is. One call checks a run (`isUtf8`); a piece of 128 bytes
+ * or more (whose length bytes are not ASCII) ends the run and is checked alone.
+ */
+function checkRuns(bytes: Uint8Array, pos: number, end: number, starts: Uint32Array, lengths: Uint32Array, longest: number): boolean {
+  if (longest < 0x80) {
+    return isUtf8(bytes, pos, end);
+  }
+  let runFrom = pos;
+  for (let i = 0; i < lengths.length; i++) {
+    const lo = lengths[i] ?? 0;
+    if (lo >= 0x80) {
+      const from = pos + (starts[i] ?? 0);
+      if (!isUtf8(bytes, runFrom, from - 8) || !isUtf8(bytes, from, from + lo)) {
+        return false;
+      }
+      runFrom = from + lo;
+    }
+  }
+  return isUtf8(bytes, runFrom, end);
+}
+
 /**
  * `n` strings (u64 length + UTF-8 bytes each, at most `maxBytes` per string) from `pos`, or undefined where
- * the per-item parser must decide (a length over the limit, a piece that is not UTF-8).
- *
- * UTF-8 is checked by runs: the 8 length bytes of a piece under 128 bytes are all ASCII, and an ASCII byte
- * cannot sit inside a multi-byte sequence, so a run of such pieces with their lengths between them is valid
- * UTF-8 exactly when every piece is. One call checks a run (`isUtf8`); a piece of 128 bytes or more (whose
- * length bytes are not ASCII) ends the run and is checked alone.
+ * the per-item parser must decide (a length over the limit, a piece that is not UTF-8). `owned`: the window is
+ * the reader's own (no one else writes it), so a large array keeps a view of it instead of a copy.
  */
-export function stringItems(b: BoundedBytes, pos: number, n: number, key: string, maxBytes: number): ArrayItems | undefined {
+export function stringItems(b: BoundedBytes, pos: number, n: number, key: string, maxBytes: number, owned = false): ArrayItems | undefined {
   const bytes = b.bytes;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const window = bytes.length;
@@ -243,42 +300,22 @@ export function stringItems(b: BoundedBytes, pos: number, n: number, key: string
   b.need(pos, n * 8, `array "${key}"`);
   const starts = new Uint32Array(n);
   const lengths = new Uint32Array(n);
-  const what = `string "${key}"`;
-  let at = pos;
-  let runFrom = pos;
-  let longest = 0;
-  for (let i = 0; i < n; i++) {
-    if (at + 8 > window) {
-      b.need(at, 8, `${what} length`); // the per-item parser's WindowExceeded or truncation
-    }
-    const lo = view.getUint32(at, true);
-    if (view.getUint32(at + 4, true) !== 0 || lo > maxBytes) {
-      return undefined; // over the limit: the per-item parser names it
-    }
-    if (at + 8 + lo > window) {
-      b.need(at + 8, lo, what);
-    }
-    starts[i] = at + 8 - pos;
-    lengths[i] = lo;
-    longest = lo > longest ? lo : longest;
-    if (lo >= 0x80) {
-      if (!isUtf8(bytes, runFrom, at) || !isUtf8(bytes, at + 8, at + 8 + lo)) {
-        return undefined; // not UTF-8: the per-item parser names the string's offset
-      }
-      runFrom = at + 8 + lo;
-    }
-    at += 8 + lo;
+  const end = scanPieces(view, pos, n, window, maxBytes, starts, lengths);
+  if (end === NEED_LENGTH) {
+    b.need(scan[1] ?? 0, 8, `string "${key}" length`); // the per-item parser's WindowExceeded or truncation
+  } else if (end === NEED_PIECE) {
+    b.need((scan[1] ?? 0) + 8, scan[2] ?? 0, `string "${key}"`);
   }
-  if (!isUtf8(bytes, runFrom, at)) {
-    return undefined;
+  const longest = scan[0] ?? 0;
+  if (end < 0 || !checkRuns(bytes, pos, end, starts, lengths, longest)) {
+    return undefined; // a length over the limit or a piece that is not UTF-8: the per-item parser names it
   }
-  const end = at;
   if (n < LAZY_STRING_ITEMS) {
     const items = new GgufStringList(bytes.subarray(pos, end), starts, lengths, longest, key).items;
     return { value: { type: "array", itemType: "string", items }, end };
   }
-  // A copy: the window may be the caller's bytes (MemorySource), which could change after the parse.
-  const list = new GgufStringList(bytes.slice(pos, end), starts, lengths, longest, key);
+  // A view of a window the reader owns; else a copy (the window is the caller's bytes, which could change).
+  const list = new GgufStringList(owned ? bytes.subarray(pos, end) : bytes.slice(pos, end), starts, lengths, longest, key);
   const value = {
     type: "array",
     itemType: "string",

@@ -99,7 +99,7 @@ function readScalar(
   }
 }
 
-function readArray(b: BoundedBytes, off: number, depth: number, key: string): Read<GgufArrayValue> {
+function readArray(b: BoundedBytes, off: number, depth: number, key: string, owned: boolean): Read<GgufArrayValue> {
   if (depth > L.MAX_ARRAY_DEPTH) {
     throw new FormatError("limit", `[gguf] array "${key}" nests deeper than ${L.MAX_ARRAY_DEPTH}`);
   }
@@ -117,13 +117,13 @@ function readArray(b: BoundedBytes, off: number, depth: number, key: string): Re
       `[gguf] array "${key}" claims ${n} ${itemType} items; the file has ${b.remaining(pos)} bytes left`,
     );
   }
-  const fast = itemType === "string" ? stringItems(b, pos, n, key, L.MAX_STRING_BYTES) : numberItems(b, pos, n, itemType, key);
+  const fast = itemType === "string" ? stringItems(b, pos, n, key, L.MAX_STRING_BYTES, owned) : numberItems(b, pos, n, itemType, key);
   if (fast !== undefined) {
     return { value: fast.value, length: fast.end - off };
   }
   const items: unknown[] = [];
   for (let i = 0; i < n; i++) {
-    const r = itemType === "array" ? readArray(b, pos, depth + 1, key) : readScalar(b, pos, itemType, key);
+    const r = itemType === "array" ? readArray(b, pos, depth + 1, key, owned) : readScalar(b, pos, itemType, key);
     items.push(r.value.type === "array" ? r.value : r.value.value);
     pos += r.length;
   }
@@ -131,8 +131,8 @@ function readArray(b: BoundedBytes, off: number, depth: number, key: string): Re
   return { value: { type: "array", itemType, items } as GgufArrayValue, length: pos - off };
 }
 
-function readValue(b: BoundedBytes, off: number, type: GgufValueTypeName, key: string): Read<GgufValue> {
-  return type === "array" ? readArray(b, off, 1, key) : readScalar(b, off, type, key);
+function readValue(b: BoundedBytes, off: number, type: GgufValueTypeName, key: string, owned: boolean): Read<GgufValue> {
+  return type === "array" ? readArray(b, off, 1, key, owned) : readScalar(b, off, type, key);
 }
 
 function readCount(b: BoundedBytes, off: number, what: string, max: number, minEach: number): number {
@@ -283,7 +283,8 @@ function checkExtents(tensors: readonly GgufTensorInfo[], dataSize: number): voi
  * Parses a GGUF header from a window that starts at file offset 0. Throws FormatError for bad bytes and
  * WindowExceeded when the window is too short (but the file is not).
  */
-export function parseGgufHeader(b: BoundedBytes): GgufHeader {
+export function parseGgufHeader(b: BoundedBytes, options: { readonly ownsWindow?: boolean } = {}): GgufHeader {
+  const owned = options.ownsWindow === true;
   const magic = b.u32(0, "magic").value;
   if (magic !== GGUF_MAGIC) {
     throw new FormatError("bad-magic", `[gguf] magic is 0x${magic.toString(16).padStart(8, "0")}, not "GGUF"`);
@@ -302,7 +303,7 @@ export function parseGgufHeader(b: BoundedBytes): GgufHeader {
     pos += key.length;
     const type = valueType(b, pos, `value type of "${key.value}"`);
     pos += 4;
-    const value = readValue(b, pos, type, key.value);
+    const value = readValue(b, pos, type, key.value, owned);
     pos += value.length;
     metadata.add(key.value, value.value);
   }
@@ -414,7 +415,8 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
   let bytes = await readExact(source, 0, Math.min(source.size, L.INITIAL_HEADER_WINDOW), "gguf");
   for (;;) {
     try {
-      return new GgufFile(parseGgufHeader(new BoundedBytes(bytes, source.size, "gguf")), source);
+      // The window is the reader's own (a source's fresh read, or grown here): large string arrays keep views of it.
+      return new GgufFile(parseGgufHeader(new BoundedBytes(bytes, source.size, "gguf"), { ownsWindow: true }), source);
     } catch (e) {
       if (!(e instanceof WindowExceeded)) {
         throw e;
