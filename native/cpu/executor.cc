@@ -137,9 +137,14 @@ void Executor::ternary_prepared(const float* xscale, int m, int k, const Ternary
     }
     return;
   }
-  // One job over the rows of every target: ~8 tasks per thread, chunks a multiple of 4 rows.
-  int chunk = std::max(4, (rows + threads * 8 - 1) / (threads * 8));
-  chunk = (chunk + 3) & ~3;
+  // One job over the rows of every target, in tasks of whole 16-row groups (so two threads' outputs rarely
+  // share a 64-byte line) of about kTaskWeightBytes of weights (a decode gemv streams them), at
+  // least 4 tasks per thread: the pool gives each thread one contiguous run of tasks and claims are cheap, so
+  // small tasks cost little and keep the wait at the end of a job short.
+  constexpr size_t kTaskWeightBytes = size_t{32} << 10;
+  const int by_bytes = static_cast<int>(std::max<size_t>(16, kTaskWeightBytes / row_bytes));
+  int chunk = std::max(16, std::min(by_bytes, (rows + threads * 4 - 1) / (threads * 4)));
+  chunk = (chunk + 15) & ~15;
   struct Task {
     int target, j0, j1;
   };

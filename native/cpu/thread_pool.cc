@@ -48,22 +48,22 @@ void ThreadPool::stop() {
 
 void ThreadPool::drain(int self) {
   const int n = threads_;
+  std::atomic<int>& done = ranges_[static_cast<size_t>(self)].done;
   for (int i = 0; i < n; ++i) {
     Range& r = ranges_[static_cast<size_t>((self + i) % n)];
-    const bool own = i == 0;
     uint64_t w = r.word.load(std::memory_order_acquire);
     while (next_of(w) < end_of(w)) {
-      // Own range from the front (in order); another thread's from the back, away from where its owner works.
-      const uint64_t claimed = own ? w + 1 : pack(next_of(w), end_of(w) - 1);
-      if (!r.word.compare_exchange_weak(w, claimed, std::memory_order_acq_rel, std::memory_order_acquire)) {
+      // In order, own range or another's (the weights then stream forward, as the kernels' prefetch expects).
+      if (!r.word.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
         continue;  // w reloaded
       }
-      const int task = static_cast<int>(own ? next_of(w) : end_of(w) - 1);
-      w = claimed;
+      const int task = static_cast<int>(next_of(w));
+      ++w;
       // The claimed task belongs to the job being run (ranges are empty between jobs), and that job cannot
       // finish before this task is counted, so fn_ is its function.
       (*fn_.load(std::memory_order_acquire))(task);
-      done_.fetch_add(1, std::memory_order_acq_rel);
+      // Counted at once on this thread's own line: a thread preempted later holds up nobody.
+      done.fetch_add(1, std::memory_order_release);
     }
   }
 }
@@ -78,10 +78,12 @@ void ThreadPool::run(int tasks, const std::function<void(int)>& fn) {
     }
     return;
   }
-  // Every range is empty and every task of the last job counted: no other thread touches fn_ or done_ now.
+  // Every range is empty and every task of the last job counted: no other thread touches fn_ or a count now.
   fn_.store(&fn, std::memory_order_relaxed);
-  done_.store(0, std::memory_order_relaxed);
   const uint64_t n = static_cast<uint64_t>(threads_);
+  for (uint64_t t = 0; t < n; ++t) {
+    ranges_[t].done.store(0, std::memory_order_relaxed);
+  }
   for (uint64_t t = 0; t < n; ++t) {
     const uint64_t b = static_cast<uint64_t>(tasks) * t / n;
     const uint64_t e = static_cast<uint64_t>(tasks) * (t + 1) / n;
@@ -94,7 +96,14 @@ void ThreadPool::run(int tasks, const std::function<void(int)>& fn) {
   }
   drain(0);
   // Tasks claimed by workers finish quickly (each is a slice of one kernel).
-  for (int spin = 0; done_.load(std::memory_order_acquire) != tasks; ++spin) {
+  const auto finished = [&] {
+    int sum = 0;
+    for (uint64_t t = 0; t < n; ++t) {
+      sum += ranges_[t].done.load(std::memory_order_acquire);
+    }
+    return sum == tasks;
+  };
+  for (int spin = 0; !finished(); ++spin) {
     if (spin < 4096) {
       BARBELL_PAUSE();
     } else {
