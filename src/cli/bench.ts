@@ -21,6 +21,7 @@ import { HF_PREFIX, resolveHfOption } from "./pull.js";
 import { open, type CliIo } from "./run.js";
 import { kvTypeFlag } from "./flags.js";
 import type { KvCacheDType } from "../model/bitnet/kv-cache.js";
+import { HEAD_POLICIES, type HeadPolicy } from "../model/bitnet/weights.js";
 
 /** Largest token count in a -p, -n, -pg or -d value (the context bounds it further once the model is open). */
 export const MAX_BENCH_TOKENS = 1 << 17;
@@ -120,7 +121,7 @@ interface BenchFlags {
   output: BenchOutput;
   warmup: boolean;
   backend?: Parameters<typeof open>[0]["backend"];
-  head: "keep" | "q8_0";
+  head: HeadPolicy;
   kvType?: KvCacheDType;
   autotune: boolean;
   pull?: boolean;
@@ -325,7 +326,7 @@ export function addBenchCommand(program: Command, io: CliIo): void {
     .addOption(new Option("-o, --output <format>", "output format").choices(["md", "csv", "json", "jsonl"]).default("md"))
     .option("--no-warmup", "skip the untimed warm-up run of each test")
     .option("--backend <list>", "backends to use, preferred first (default: every one that works here)", backendList)
-    .addOption(new Option("--head <type>", "requantize a float embedding/head at load").choices(["keep", "q8_0"]).default("keep"))
+    .addOption(new Option("--head <type>", "a float embedding/head: q8_0 requantizes it on first use, keep runs the file's, auto q8_0 for large heads").choices(HEAD_POLICIES).default("auto"))
     .addOption(kvTypeFlag())
     .option("--no-autotune", "do not time kernel variants per shape")
     .action(async (flags: BenchFlags) => {

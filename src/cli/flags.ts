@@ -15,6 +15,7 @@ import { FileError } from "../core/errors.js";
 import { pathKind } from "../core/files.js";
 import { DEFAULT_MAX_TOKENS, MAX_GENERATE_TOKENS, type GenerateOptions } from "../engine/generate.js";
 import { readModelConfig } from "../engine/model.js";
+import { HEAD_POLICIES, type HeadPolicy } from "../model/bitnet/weights.js";
 import { KV_CACHE_DTYPES, parseKvCacheDType, type ContextFullError, type KvCacheDType } from "../model/bitnet/kv-cache.js";
 import { aliasOption, backendList, collect, intAtLeast, intInRange, numberIn, threadCount } from "./args.js";
 import { CliError } from "./errors.js";
@@ -32,7 +33,7 @@ export interface ModelFlags {
   backend?: BackendName[];
   strict?: boolean;
   threads?: number;
-  head?: "keep" | "q8_0";
+  head?: HeadPolicy;
   autotune?: boolean;
   kvType?: KvCacheDType;
 }
@@ -90,7 +91,7 @@ export function modelOptions(cmd: Command, orDefault = false): Command {
     .option("--strict", "make any kernel fallback to a later backend an error (default: fall back, said on stderr)")
     .addOption(threadsFlag())
     .addOption(kvTypeFlag())
-    .addOption(new Option("--head <type>", "requantize a float embedding/head at load").choices(["keep", "q8_0"]).default("keep"))
+    .addOption(new Option("--head <type>", "a float embedding/head: q8_0 requantizes it on first use, keep runs the file's, auto q8_0 for large heads").choices(HEAD_POLICIES).default("auto"))
     .option("--no-autotune", "do not time kernel variants per shape (default: timed once, cached in ~/.cache/barbell)");
 }
 

@@ -6,6 +6,7 @@ import path from "node:path";
 import type { BackendName } from "../backends/backend.js";
 import type { ServedModelConfig } from "../serve/http/served.js";
 import type { CliIo } from "./run.js";
+import type { HeadPolicy } from "../model/bitnet/weights.js";
 import type { KvCacheDType } from "../model/bitnet/kv-cache.js";
 
 /** The flags of one served model that `serve` and `worker` share (each command declares its options). */
@@ -17,7 +18,7 @@ export interface ModelHostFlags {
   parallel?: number;
   queue?: number;
   ctx?: number;
-  head?: "keep" | "q8_0";
+  head?: HeadPolicy;
   kvType?: KvCacheDType;
   promptCache?: number;
   isolation: "process" | "in-process";

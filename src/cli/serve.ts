@@ -12,6 +12,7 @@ import { parseBackendList } from "../backends/registry.js";
 import { aliasOption, backendList, intAtLeast, intInRange } from "./args.js";
 import { CliError } from "./errors.js";
 import { contextFlag, kvTypeFlag, modelContextLength, threadsFlag } from "./flags.js";
+import { HEAD_POLICIES } from "../model/bitnet/weights.js";
 import { KV_CACHE_DTYPES } from "../model/bitnet/kv-cache.js";
 import { makeBitnetFixture } from "../model/bitnet/fixture.js";
 import { BarbellError } from "../core/errors.js";
@@ -200,8 +201,8 @@ export async function readServeConfig(file: string): Promise<ServeConfigFile> {
     if (m["randomWeights"] !== undefined && typeof m["randomWeights"] !== "boolean") {
       bad(`${where}.randomWeights must be true or false`);
     }
-    if (m["head"] !== undefined && m["head"] !== "keep" && m["head"] !== "q8_0") {
-      bad(`${where}.head must be "keep" or "q8_0"`);
+    if (m["head"] !== undefined && !HEAD_POLICIES.some((h) => h === m["head"])) {
+      bad(`${where}.head must be one of ${HEAD_POLICIES.join(", ")}`);
     }
     if (m["kvType"] !== undefined && !KV_CACHE_DTYPES.some((d) => d === m["kvType"])) {
       bad(`${where}.kvType must be one of ${KV_CACHE_DTYPES.join(", ")}`);
@@ -369,7 +370,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--queue <n>", "requests waiting beyond --parallel before 429 (default 16)", intAtLeast(0))
     .addOption(ctx)
     .addOption(aliasOption("--ctx-size <n>", ctx))
-    .addOption(new Option("--head <type>", "q8_0: requantize a float output head at load (integer head products, faster with --parallel) (default: keep)").choices(["keep", "q8_0"]))
+    .addOption(new Option("--head <type>", "a float output head: q8_0 requantizes it on first use (integer head products), keep runs the file's (default: auto, q8_0 for large heads)").choices(HEAD_POLICIES))
     .addOption(kvTypeFlag())
     .addOption(new Option("--isolation <kind>", "where each model runs").choices(["process", "in-process"]).default("process"))
     .option("--prompt-cache <MiB>", `KV prefix cache per model for prompts that repeat an earlier one's start, 0..${MAX_PROMPT_CACHE_MIB} (0: off) (default: ${DEFAULT_PROMPT_CACHE_MIB})`, intInRange(0, MAX_PROMPT_CACHE_MIB))

@@ -28,6 +28,7 @@ import { toGgufTokenizerMetadata, trainByteBpe } from "../train/tokenizer.js";
 import { intAtLeast } from "./args.js";
 import { readRegularFile, writeAtomically } from "../core/files.js";
 import type { CliIo } from "./run.js";
+import type { HeadPolicy } from "../model/bitnet/weights.js";
 import { cardMarkdown, fmtDuration, openInit, readRunFile, RUN_FORMAT, RUN_VERSION, tokenizerEntries, TrainCliError, type InitModel, type RunFile } from "./train-run.js";
 
 export { parseCard, RUN_FORMAT, RUN_VERSION, tokenizerEntries, TrainCliError } from "./train-run.js";
@@ -168,8 +169,8 @@ function encodeDocs(tok: Tokenizer, docs: readonly string[]): Uint32Array {
 
 /** What `validationLoss` may do besides scoring (scripts/head-eval.ts compares heads with it). */
 export interface ValidationOptions {
-  /** Loads the model with this head policy (LoadModelOptions.headType). Default: the file's head. */
-  readonly headType?: "keep" | "q8_0";
+  /** Loads the model with this head policy (LoadModelOptions.headType). Default "auto". */
+  readonly headType?: HeadPolicy;
   /** Called with each window's logits (row i predicts `val[start + i + 1]`) before they are scored. */
   readonly onWindow?: (start: number, logits: readonly Float32Array[]) => void;
 }

@@ -10,7 +10,7 @@ import { readGguf, type GgufFile } from "../formats/gguf/reader.js";
 import { BlobSource, MemorySource, type BlobLike, type ByteSource } from "../formats/gguf/source.js";
 import { ggufWeightSource } from "../model/bitnet/gguf-source.js";
 import type { KvCacheDType } from "../model/bitnet/kv-cache.js";
-import { loadWeights, type LoadWeightsOptions } from "../model/bitnet/weights.js";
+import { loadWeights, type HeadPolicy, type LoadWeightsOptions } from "../model/bitnet/weights.js";
 import { BitnetModel, DEFAULT_CONTEXT } from "./bitnet-model.js";
 import { ggufHeader } from "./header.js";
 import type { LoadedModel } from "./loaded.js";
@@ -27,7 +27,7 @@ export interface ModelLoadOptions {
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
   readonly allowFloatWeights?: boolean;
   /** "q8_0": requantize a float embedding/head to Q8_0 at load (less memory traffic per token). */
-  readonly headType?: "keep" | "q8_0";
+  readonly headType?: HeadPolicy;
   /** Loading progress in bytes of tensor data. */
   readonly onProgress?: (done: number, total: number) => void;
 }

@@ -6,6 +6,7 @@ import { MAX_BATCH_SEQUENCES } from "../model/bitnet/forward.js";
 import { MAX_PROMPT_CACHE_MIB } from "../engine/prompt-cache.js";
 import { ServeError } from "./errors.js";
 import { checkFaultPlan, type FaultPlan } from "./faults.js";
+import type { HeadPolicy } from "../model/bitnet/weights.js";
 import type { KvCacheDType } from "../model/bitnet/kv-cache.js";
 
 /** One model of a ladder (smallest or cheapest first). */
@@ -16,7 +17,7 @@ export interface ModelRung {
   /** Backends for this rung; default the host's `backends`. */
   readonly backends?: readonly BackendName[];
   readonly contextLength?: number;
-  readonly headType?: "keep" | "q8_0";
+  readonly headType?: HeadPolicy;
   /** KV cache element type (src/model/bitnet/kv-cache.ts); default f32. */
   readonly kvCacheType?: KvCacheDType;
 }

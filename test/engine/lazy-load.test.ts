@@ -21,6 +21,7 @@ import { loadCodecs, setLoadCodecs, type LoadCodecs } from "../../src/quant/load
 import { QUANT_TRAITS } from "../../src/quant/table.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { ternaryFromCodes } from "../../src/tensor/ops/quant.js";
+import { AUTO_Q8_HEAD_WEIGHTS, headToQ8 } from "../../src/model/bitnet/weights.js";
 import { bothPaths } from "../helpers/load-codecs.js";
 
 const jsBackend = createJsBackend();
@@ -118,6 +119,27 @@ describe.skipIf(!probe.available)("lazy ternary conversion", () => {
     } finally {
       lazy.dispose();
       eager.dispose();
+    }
+  });
+
+  it("should requantize a float head by default (auto) only when it is large and can be made on first use", async () => {
+    const backend = await resolveBackend({ backends: [...BACKENDS] });
+    const { adoptLazy: _omitted, ...device } = backend;
+    expect(headToQ8({ backend }, AUTO_Q8_HEAD_WEIGHTS)).toBe(true);
+    expect(headToQ8({ backend }, AUTO_Q8_HEAD_WEIGHTS - 1)).toBe(false);
+    expect(headToQ8({ backend, lazy: false }, AUTO_Q8_HEAD_WEIGHTS)).toBe(false); // would cost the load
+    expect(headToQ8({ backend: device }, 2 ** 30)).toBe(false); // no bytes made on first use (device memory)
+    expect(headToQ8({ backend, headType: "keep" }, 2 ** 30)).toBe(false);
+    expect(headToQ8({ backend: device, headType: "q8_0" }, 1)).toBe(true);
+    // A small model's head under the default: the file's, nothing requantized.
+    let encodes = 0;
+    setLoadCodecs({ ...registered, encodeQ8_0: (...args) => (encodes++, registered.encodeQ8_0(...args)) });
+    const model = await loadModel(write("head-small.gguf", makeBitnetFixture({ embeddingType: "f16", seed: 34 })), { backends: [...BACKENDS], contextLength: 8 });
+    try {
+      await model.logits(TOKENS);
+      expect(encodes).toBe(0);
+    } finally {
+      model.dispose();
     }
   });
 

@@ -60,12 +60,14 @@ export interface WeightSource {
 export interface LoadWeightsOptions {
   readonly backend: Backend;
   /**
-   * Requantize a float (f32/f16/bf16) embedding and head to Q8_0 (on first use where `lazy` holds, else at
-   * load; natively where the addon is loaded): about half the bytes of F16
-   * read per decoded token (the tied F16 head is the largest single read of BitNet 2B-4T), at a small
-   * cost in logit accuracy. Default "keep".
+   * What to do with a float (f32/f16/bf16) embedding and head (docs/heads.md). "q8_0": requantize it to Q8_0
+   * (on first use where `lazy` holds, else at load; natively where the addon is loaded): about half the bytes
+   * of F16 read per decoded token (the tied F16 head is the largest single read of BitNet 2B-4T), at a small
+   * cost in logit accuracy. "keep": the file's head. "auto" (the default): "q8_0" where it costs nothing at
+   * load — a head of at least AUTO_Q8_HEAD_WEIGHTS weights on a backend that makes bytes on first use (host
+   * memory) — else "keep".
    */
-  readonly headType?: "keep" | "q8_0";
+  readonly headType?: HeadPolicy;
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
   readonly allowFloatWeights?: boolean;
   /**
@@ -77,6 +79,23 @@ export interface LoadWeightsOptions {
   readonly lazy?: boolean;
   /** Called after each tensor with bytes read so far and the total. */
   readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** What loading does with a float embedding/head (LoadWeightsOptions.headType). */
+export const HEAD_POLICIES = ["auto", "keep", "q8_0"] as const;
+export type HeadPolicy = (typeof HEAD_POLICIES)[number];
+
+/**
+ * Weights (vocab × hidden) from which "auto" requantizes a float head: 2^24, so BitNet 700M's (49M) and 2B-4T's
+ * (328M) heads are decoded as Q8_0 and small models' (barbell's KJV model: 1M) keep theirs, where the head is a
+ * small share of a token's reads and the change in logits would buy nothing (docs/heads.md has the figures).
+ */
+export const AUTO_Q8_HEAD_WEIGHTS = 2 ** 24;
+
+/** Whether a float head of `weights` weights is requantized to Q8_0 under the options' head policy. */
+export function headToQ8(options: Pick<LoadWeightsOptions, "headType" | "lazy" | "backend">, weights: number): boolean {
+  const policy = options.headType ?? "auto";
+  return policy === "q8_0" || (policy === "auto" && weights >= AUTO_Q8_HEAD_WEIGHTS && options.lazy !== false && options.backend.adoptLazy !== undefined);
 }
 
 /** Names of every tensor a config needs, in load order. */
@@ -116,7 +135,7 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
   const dense = async (name: string, isHead: boolean): Promise<Tensor<DenseDType, ["vocab", "embed"]>> => {
     const loaded = await source.dense(name, c.vocabSize, c.hidden);
     const from = loaded.dtype;
-    const requantize = isHead && options.headType === "q8_0" && (from === "f32" || from === "f16" || from === "bf16");
+    const requantize = isHead && (from === "f32" || from === "f16" || from === "bf16") && headToQ8(options, c.vocabSize * c.hidden);
     const shape = [c.vocabSize, c.hidden] as const;
     if (requantize && options.lazy !== false) {
       // Requantized when first read (the first token), so loading reads none of the head's bytes; the stored

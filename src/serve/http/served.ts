@@ -20,6 +20,7 @@ import type { ServeErrorCode } from "../errors.js";
 import { cascadeRouter, type ConfidenceMetric, type RouterMsg } from "../router.js";
 import { Admission } from "./admission.js";
 import { readModelInfo, type ModelInfo } from "./model-info.js";
+import type { HeadPolicy } from "../../model/bitnet/weights.js";
 import type { KvCacheDType } from "../../model/bitnet/kv-cache.js";
 
 /** One model of a server's configuration (the config file's `models` entries). */
@@ -38,8 +39,8 @@ export interface ServedModelConfig {
   readonly threads?: number;
   /** KV-cache capacity; default min(model context, 4096). */
   readonly contextLength?: number;
-  /** "q8_0": requantize a float output head to Q8_0 at load (integer head products). Default "keep". */
-  readonly head?: "keep" | "q8_0";
+  /** What to do with a float output head (LoadModelOptions.headType: auto, keep, q8_0). Default "auto". */
+  readonly head?: HeadPolicy;
   /** KV cache element type, "f32" (default), "f16" or "q8_0" (docs/kv-cache.md). */
   readonly kvType?: KvCacheDType;
   /** Where the model worker runs. Default "process" (a native crash kills only the worker). */

@@ -169,7 +169,7 @@ describe("barbell serve --config", () => {
     ["a string threshold", () => ({ models: twoModels, cascades: [{ name: "c", rungs: ["small"], threshold: "0.2" }] }), /cascades\[0\]\.threshold must be a finite number/],
     ["an unknown metric", () => ({ models: twoModels, cascades: [{ name: "c", rungs: ["small"], threshold: 0.2, metric: "vibes" }] }), /metric must be "min-prob" or "entropy"/],
     ["a port out of range", () => ({ port: 70000, models: twoModels }), /port must be an integer in 0\.\.65535/],
-    ["an unknown head type", () => ({ models: [{ ...twoModels[0], head: "f16" }] }), /models\[0\]\.head must be "keep" or "q8_0"/],
+    ["an unknown head type", () => ({ models: [{ ...twoModels[0], head: "f16" }] }), /models\[0\]\.head must be one of auto, keep, q8_0/],
     ["an unknown backend", () => ({ models: [{ ...twoModels[0], backends: ["gpu9000"] }] }), /models\[0\]\.backends: .*unknown backend/],
     ["a missing model file", () => ({ models: [{ name: "gone", path: "../models/gone.gguf" }] }), /models\[0\]\.path: no such file or folder .*gone\.gguf/],
     ["too many models", () => ({ models: Array.from({ length: MAX_CONFIG_MODELS + 1 }, (_, i) => ({ name: `m${i}`, path: "../models/small.gguf" })) }), /at most 64 \(MAX_CONFIG_MODELS\)/],
