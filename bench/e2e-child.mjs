@@ -3,7 +3,7 @@
 // decode `decode` tokens greedily, print one JSON line. Like llama-bench, an untimed warm-up runs first (the
 // prompt's length of other ids, then one decoded token: first-use costs such as the projections' conversion
 // from the file mapping land there, reported as warmupMs); `nowarmup` as the 7th argument skips it.
-//   node bench/e2e-child.mjs <model.gguf> <backends> <threads> <prompt> <decode> [head] [warmup|nowarmup]
+//   node bench/e2e-child.mjs <model.gguf> <backends> <threads> <prompt> <decode> [keep|q8_0|auto] [warmup|nowarmup]
 // bench/run.ts builds dist/ first.
 import { loadModel } from "../dist/index.js";
 
@@ -13,7 +13,7 @@ const t0 = performance.now();
 const model = await loadModel(file, {
   backends: backends.split(","),
   ...(Number(threads) > 0 ? { threads: Number(threads) } : {}),
-  headType: head === "q8_0" ? "q8_0" : "keep",
+  headType: head === "q8_0" || head === "auto" ? head : "keep",
   contextLength: Number(prompt) + Number(decode) + 1,
 });
 try {
