@@ -1,9 +1,8 @@
-// Native decode attention (one query row) runs as one task per thread, each a contiguous range of query heads
-// reading its part of every cache row once, rows in order (native/cpu attention_decode_heads; GQA heads of one
-// KV head share the read). It must give the same bits as the
-// per-(row, head) kernel: row i of a multi-row query at pos0 sees the same keys as a one-row query at
-// pos0 + i, and the two paths promise the same operations in the same order. Checked against the JS
-// reference too, for GQA ratios 1, 2, 4 and 5, head sizes with SIMD tails, one and two threads.
+// Native decode attention (a few query rows) runs split-K (native/cpu/attention_decode.inc): each row's positions in
+// fixed chunks of 256, every head of a GQA group per chunk task, the chunks' partials merged in order. Row i of a
+// multi-row query at pos0 sees the same keys (and chunks) as a one-row query at pos0 + i, so the two must give the
+// same bits. Checked against the JS reference too, for GQA ratios 1, 2, 4 and 5, head sizes with SIMD tails, one
+// and two threads.
 import { describe, expect, it } from "vitest";
 import type { TensorRef } from "../../src/backends/backend.js";
 import { ArrayBufferMemory, views } from "../../src/backends/host-memory.js";
