@@ -138,22 +138,30 @@ export class GgufStringList {
       }
       const joined = new Uint8Array(total);
       const units = new Uint32Array(n);
-      const bytes = this.#bytes;
-      for (let i = 0, w = 0; i < n; i++) {
-        let k = this.#starts[i] ?? 0;
-        const stop = k + (this.#lengths[i] ?? 0);
-        let u = 0;
-        for (; k < stop; k++) {
-          const x = bytes[k] ?? 0;
-          joined[w++] = x;
-          // One UTF-16 unit per lead or ASCII byte, two for a 4-byte sequence's lead (checked at parse).
-          u += (x & 0xc0) === 0x80 ? 0 : x >= 0xf0 ? 2 : 1;
-        }
-        units[i] = u;
-      }
+      joinPieces(this.#bytes, this.#starts, this.#lengths, joined, units);
       this.#items = decodeStrings(joined, units, this.#key);
     }
     return this.#items;
+  }
+}
+
+/**
+ * The pieces copied back to back into `joined` and each one's UTF-16 units into `units`: one unit per lead or
+ * ASCII byte, two for a 4-byte sequence's lead (the pieces are UTF-8, checked at parse). Call-free, so that V8
+ * optimizes the loop on its one long run.
+ */
+function joinPieces(bytes: Uint8Array, starts: Uint32Array, lengths: Uint32Array, joined: Uint8Array, units: Uint32Array): void {
+  const n = lengths.length;
+  for (let i = 0, w = 0; i < n; i++) {
+    let k = starts[i] ?? 0;
+    const stop = k + (lengths[i] ?? 0);
+    let u = 0;
+    for (; k < stop; k++) {
+      const x = bytes[k] ?? 0;
+      joined[w++] = x;
+      u += (x & 0xc0) === 0x80 ? 0 : x >= 0xf0 ? 2 : 1;
+    }
+    units[i] = u;
   }
 }
 

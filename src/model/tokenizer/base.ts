@@ -52,15 +52,55 @@ export function allTokens(tokens: TokenStrings): readonly string[] {
 /** `VocabTables` (or a subtype) with its token strings possibly lazy, as the tokenizers take them. */
 export type WithTokenStrings<T extends VocabTables> = Omit<T, "tokens"> & { readonly tokens: TokenStrings };
 
-/** The ids whose type is one of `wanted`, ascending (found by the typed array's native search). */
+/** Above this many texts to read one by one, a lazy vocabulary is decoded whole (one call) instead. */
+const ONE_BY_ONE_TEXTS = 1024;
+
+/**
+ * The ids whose type is one of `wanted`, ascending: by the typed array's native search while hits are few (a real
+ * vocabulary's special tokens), by a plain loop past ONE_BY_ONE_TEXTS hits; the lists per type merged.
+ */
 export function idsOfTypes(types: Uint8Array, wanted: readonly number[]): number[] {
-  const ids: number[] = [];
+  let ids: number[] = [];
   for (const t of wanted) {
-    for (let id = types.indexOf(t); id >= 0; id = types.indexOf(t, id + 1)) {
-      ids.push(id);
+    const found: number[] = [];
+    let id = types.indexOf(t);
+    for (; id >= 0 && found.length < ONE_BY_ONE_TEXTS; id = types.indexOf(t, id + 1)) {
+      found.push(id);
+    }
+    for (; id >= 0 && id < types.length; id++) {
+      if (types[id] === t) {
+        found.push(id);
+      }
+    }
+    ids = ids.length === 0 ? found : mergeAscending(ids, found);
+  }
+  return ids;
+}
+
+/** Two ascending lists as one. */
+function mergeAscending(a: readonly number[], b: readonly number[]): number[] {
+  const out = new Array<number>(a.length + b.length);
+  let i = 0;
+  let j = 0;
+  let k = 0;
+  while (i < a.length && j < b.length) {
+    const x = a[i] ?? 0;
+    const y = b[j] ?? 0;
+    if (x < y) {
+      out[k++] = x;
+      i++;
+    } else {
+      out[k++] = y;
+      j++;
     }
   }
-  return wanted.length > 1 ? ids.sort((a, b) => a - b) : ids;
+  while (i < a.length) {
+    out[k++] = a[i++] ?? 0;
+  }
+  while (j < b.length) {
+    out[k++] = b[j++] ?? 0;
+  }
+  return out;
 }
 
 /** Control-like types: split out of prompts only when special parsing is on, skippable when decoding. */
@@ -96,10 +136,11 @@ export abstract class VocabTokenizer implements Tokenizer {
   readonly #tokens: TokenStrings;
   protected readonly types: Uint8Array;
   #ids: Map<string, number> | undefined;
-  readonly #specialIds: Map<string, number>;
-  /** Special texts (control, unknown, user-defined) and the user-defined ones; their regexes made on first encode. */
-  readonly #specialTexts: { all: string[]; user: string[] };
-  #split: { all: RegExp | undefined; user: RegExp | undefined } | undefined;
+  /**
+   * Special texts (control, unknown, user-defined) → id, and the regexes that split them out of a text (all of
+   * them, or the user-defined ones only); made on the first encode (decode needs none of it).
+   */
+  #special: { ids: Map<string, number>; all: RegExp | undefined; user: RegExp | undefined } | undefined;
   readonly #bytes: (Uint8Array | undefined)[];
 
   protected constructor(tables: WithTokenStrings<VocabTables>) {
@@ -110,32 +151,40 @@ export abstract class VocabTokenizer implements Tokenizer {
     this.eos = tables.eos;
     this.eot = tables.eot;
     this.addBosDefault = tables.addBos && tables.bos !== undefined;
-    this.#specialIds = new Map();
-    const all: string[] = [];
-    const user: string[] = [];
-    // By type first (native scans of the types): only the few control / unknown / user-defined tokens are looked
-    // at as text (a lazy list decodes only them), in id order so that the lowest id of a text wins.
-    const special = idsOfTypes(tables.types, [TokenType.control, TokenType.unknown, TokenType.userDefined]);
-    for (const id of special) {
-      const type = tables.types[id];
-      const text = tables.tokens.at(id) ?? "";
-      if (text.length > 0) {
-        if (!this.#specialIds.has(text)) {
-          this.#specialIds.set(text, id);
-        }
-        all.push(text);
-        if (type === TokenType.userDefined) {
-          user.push(text);
-        }
-      }
-    }
-    this.#specialTexts = { all, user };
     this.#bytes = new Array<Uint8Array | undefined>(this.vocabSize);
   }
 
   /** Token strings by id (a GGUF's made on the first call: an encode, a decode or a token's text). */
   protected get tokens(): readonly string[] {
     return allTokens(this.#tokens);
+  }
+
+  /** The special texts' ids and regexes, made on first use. */
+  #specials(): { ids: Map<string, number>; all: RegExp | undefined; user: RegExp | undefined } {
+    if (this.#special === undefined) {
+      const ids = new Map<string, number>();
+      const all: string[] = [];
+      const user: string[] = [];
+      // By type first (native scans of the types): only the control / unknown / user-defined tokens are looked at
+      // as text (a lazy list decodes only them, or all at once when they are many), in id order so that the lowest
+      // id of a text wins.
+      const special = idsOfTypes(this.types, [TokenType.control, TokenType.unknown, TokenType.userDefined]);
+      const source = special.length > ONE_BY_ONE_TEXTS ? this.tokens : this.#tokens;
+      for (const id of special) {
+        const text = source.at(id) ?? "";
+        if (text.length > 0) {
+          if (!ids.has(text)) {
+            ids.set(text, id);
+          }
+          all.push(text);
+          if (this.types[id] === TokenType.userDefined) {
+            user.push(text);
+          }
+        }
+      }
+      this.#special = { ids, all: alternation(all), user: alternation(user) };
+    }
+    return this.#special;
   }
 
   /** Token `id`'s string ("" outside the vocabulary); one decoded alone while the whole list is not made. */
@@ -173,8 +222,8 @@ export abstract class VocabTokenizer implements Tokenizer {
 
   encode(text: string, options: EncodeOptions = {}): Int32Array {
     const out: number[] = [];
-    this.#split ??= { all: alternation(this.#specialTexts.all), user: alternation(this.#specialTexts.user) };
-    const split = options.parseSpecial === false ? this.#split.user : this.#split.all;
+    const special = this.#specials();
+    const split = options.parseSpecial === false ? special.user : special.all;
     let at = 0;
     if (split !== undefined) {
       split.lastIndex = 0;
@@ -182,7 +231,7 @@ export abstract class VocabTokenizer implements Tokenizer {
         if (m.index > at) {
           this.encodeSegment(text.slice(at, m.index), at, out);
         }
-        const id = this.#specialIds.get(m[0]);
+        const id = special.ids.get(m[0]);
         if (id !== undefined) {
           out.push(id);
         }
