@@ -1,7 +1,8 @@
 // One load measurement in a fresh plain-Node process on the compiled library (dist/), for bench/load.ts:
 // imports, starts the backend (backendMs), then (mode "load") loads the model on it (loadMs, loadCpuMs), decodes one token after a one-token prompt, and, with
 // prompt > 0, prefills `prompt` tokens in a second sequence; prints one JSON line with wall and CPU times
-// and the peak RSS (VmHWM) after each step (with decode > 0, that many tokens decoded after the prefill). Mode
+// and the peak RSS (VmHWM) after each step (with decode > 0, that many tokens decoded after the prefill), then the
+// first encode of a short text (firstEncodeMs: what the tokenizer makes on first use, not at load). Mode
 // "baseline" loads nothing of a model: it imports the library and starts the backend, the runtime's fixed cost.
 //   node bench/load-child.mjs <load|baseline> <model.gguf> <backends> <threads> <prompt> [head] [decode]
 import fs from "node:fs";
@@ -82,6 +83,16 @@ if (mode === "baseline") {
         out.decodeRss = peak();
         out.decodeMem = detail();
       }
+    }
+    // Last, so that the peaks above stay those of token-id use: the first encode of text, which makes what a
+    // tokenizer builds on first use (a GGUF vocabulary's strings, the token → id map, the special-token regexes).
+    if (model.tokenizer !== undefined) {
+      const c4 = process.cpuUsage();
+      const t4 = performance.now();
+      model.tokenizer.encode("Hello world, how are you today?");
+      out.firstEncodeMs = performance.now() - t4;
+      out.firstEncodeCpuMs = cpuMs(c4);
+      out.firstEncodeRss = peak();
     }
   } finally {
     model.dispose();
