@@ -8,6 +8,7 @@
 #include "tq1.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -249,6 +250,25 @@ void prefault(const uint8_t* src, size_t src_bytes, uint8_t* dst, size_t dst_byt
 #endif
 }
 
+// False when pages of [p, p + n) of a file mapping cannot be read because the file became shorter than the
+// mapping (truncated or rewritten on disk after it was opened): reading them would end the process with SIGBUS,
+// populating them fails with EFAULT instead. Also fills their page tables in one call. True where the kernel
+// lacks MADV_POPULATE_READ (no check there). A truncation between this check and the read is not caught.
+bool readable(const uint8_t* p, size_t n) {
+#if defined(__linux__)
+  if (n == 0) {
+    return true;
+  }
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
+  return madvise(reinterpret_cast<void*>(begin), end - begin, 22 /* MADV_POPULATE_READ */) == 0 || errno != EFAULT;
+#else
+  (void)p, (void)n;
+  return true;
+#endif
+}
+
 // Blocks of 32 source values (f32 0, f16 1, bf16 2) to Q8_0 (encode_q8_0_block, kv_cache.h): the AVX2 path
 // (load_avx2.cc, the same bytes) where `isa` allows it, else scalar.
 void encode_q8_0_blocks(Isa isa, int64_t format, const uint8_t* src, int64_t blocks, uint8_t* dst) {
@@ -271,6 +291,7 @@ void encode_q8_0_blocks(Isa isa, int64_t format, const uint8_t* src, int64_t blo
 // encodeQ8_0(format, src, rows, cols, dst, isa?): f32 (0), f16 (1) or bf16 (2) rows to Q8_0 as Q8_0.encode in
 // src/quant/formats/q8-0.ts does it (encode_q8_0_block), over up to kMaxLoadThreads threads for large inputs
 // (blocks are independent: the same bytes for any split). `isa` ("scalar", "avx2", …) forces a lower path.
+// True, or false (nothing written) when src is a file mapping that became shorter (readable).
 Napi::Value EncodeQ8(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t format = -1, rows = 0, cols = 0;
@@ -300,13 +321,16 @@ Napi::Value EncodeQ8(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "[native-cpu] encodeQ8_0: isa must be an ISA path name").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  if (!readable(src, static_cast<size_t>(n * width))) {
+    return Napi::Boolean::New(env, false);  // a mapped file became shorter (readable)
+  }
   const int64_t blocks = n / 32;
   const unsigned hw = std::max(1u, std::min(kMaxLoadThreads, std::thread::hardware_concurrency()));
   const unsigned parts = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(hw, n / kParallelCodes)));
   const auto run = [&](unsigned p) {
     const int64_t b0 = blocks * p / parts;
     const int64_t b1 = blocks * (p + 1) / parts;
-    prefault(src + b0 * 32 * width, static_cast<size_t>((b1 - b0) * 32 * width), dst + b0 * 34, static_cast<size_t>((b1 - b0) * 34));
+    prefault(src, 0, dst + b0 * 34, static_cast<size_t>((b1 - b0) * 34));
     encode_q8_0_blocks(isa, format, src + b0 * 32 * width, b1 - b0, dst + b0 * 34);
   };
   std::vector<std::thread> threads;
@@ -318,7 +342,7 @@ Napi::Value EncodeQ8(const Napi::CallbackInfo& info) {
   for (std::thread& t : threads) {
     t.join();
   }
-  return env.Undefined();
+  return Napi::Boolean::New(env, true);
 }
 
 #ifndef _WIN32
@@ -455,7 +479,8 @@ Napi::Value MapFile(const Napi::CallbackInfo& info) {
   return handle;
 }
 
-// copyMapped(map, offset, dst): dst.length bytes of the mapped file at offset copied into dst.
+// copyMapped(map, offset, dst): dst.length bytes of the mapped file at offset copied into dst; true, or false
+// (nothing copied) when the file is now shorter than those bytes (readable).
 Napi::Value CopyMapped(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   FileMap* m = get_map(info, 0);
@@ -466,14 +491,19 @@ Napi::Value CopyMapped(const Napi::CallbackInfo& info) {
   }
   const size_t length = info[2].As<Napi::Uint8Array>().ElementLength();
   const uint8_t* src = map_range(info, m, offset, static_cast<int64_t>(length));
-  if (src != nullptr) {
-    std::memcpy(dst, src, length);
+  if (src == nullptr) {
+    return env.Undefined();
   }
-  return env.Undefined();
+  if (!readable(src, length)) {
+    return Napi::Boolean::New(env, false);
+  }
+  std::memcpy(dst, src, length);
+  return Napi::Boolean::New(env, true);
 }
 
 // transcodeMapped(map, offset, format, n, dst): transcodeTernary's I2_S (0) / TQ2_0 (1) transcode reading the
-// source at `offset` of the mapped file, on up to kMaxLoadThreads threads; the same results.
+// source at `offset` of the mapped file, on up to kMaxLoadThreads threads; the same results, or −3 (nothing
+// written) when the file is now shorter than the source bytes (readable).
 Napi::Value TranscodeMapped(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   FileMap* m = get_map(info, 0);
@@ -489,11 +519,15 @@ Napi::Value TranscodeMapped(const Napi::CallbackInfo& info) {
   if (!get_count(info, 3, "n", format == 0 ? 128 : 256, &n) || !get_bytes(info, 4, "dst", static_cast<size_t>(n / 4), &dst)) {
     return env.Undefined();
   }
-  const uint8_t* src = map_range(info, m, offset, format == 0 ? n / 4 : n / 256 * 66);
+  const int64_t src_bytes = format == 0 ? n / 4 : n / 256 * 66;
+  const uint8_t* src = map_range(info, m, offset, src_bytes);
   if (src == nullptr) {
     return env.Undefined();
   }
-  prefault(src, static_cast<size_t>(format == 0 ? n / 4 : n / 256 * 66), dst, static_cast<size_t>(n / 4));
+  if (!readable(src, static_cast<size_t>(src_bytes))) {
+    return Napi::Number::New(env, -3);
+  }
+  prefault(src, 0, dst, static_cast<size_t>(n / 4));
   return Napi::Number::New(env, transcode_2bit_parallel(cpu_features().best, format, src, n, dst));
 }
 

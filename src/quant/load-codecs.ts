@@ -15,8 +15,11 @@ export interface LoadCodecs {
   transcodeTernary(format: number, src: Uint8Array, n: number, dst: Uint8Array, isa?: string): number;
   /** The index of the first byte of t2 codes holding the code 3, or −1 (the check of every ternary tensor made from codes). */
   firstCode3?(codes: Uint8Array): number;
-  /** rows × cols f32 (0), f16 (1) or bf16 (2) values as Q8_0 rows into `dst`, as Q8_0.encode does. */
-  encodeQ8_0(format: number, src: Uint8Array, rows: number, cols: number, dst: Uint8Array, isa?: string): void;
+  /**
+   * rows × cols f32 (0), f16 (1) or bf16 (2) values as Q8_0 rows into `dst`, as Q8_0.encode does; false, with
+   * nothing written, when `src` is a view of a file mapping whose file is now shorter (see copyMapped).
+   */
+  encodeQ8_0(format: number, src: Uint8Array, rows: number, cols: number, dst: Uint8Array, isa?: string): boolean;
   /**
    * Bytes [offset, offset + length) of an open file (a descriptor) mapped copy-on-write, as a buffer of exactly
    * those bytes (reads come from the page cache without a copy; writes stay private), unmapped when collected;
@@ -31,13 +34,22 @@ export interface LoadCodecs {
    * collected; undefined when it cannot be mapped. Absent on Windows builds.
    */
   mapFile?(fd: number, size: number): FileMapping | undefined;
-  /** `dst.length` bytes of the mapped file at `offset` into `dst` (RangeError outside the file). */
-  copyMapped?(map: FileMapping, offset: number, dst: Uint8Array): void;
-  /** `transcodeTernary` for I2_S (0) / TQ2_0 (1) reading the mapped file at `offset`, on several threads; same results. */
+  /**
+   * `dst.length` bytes of the mapped file at `offset` into `dst` (RangeError outside the mapping); false, with
+   * nothing copied, when the file on disk is now shorter than those bytes (reading them would end the process).
+   */
+  copyMapped?(map: FileMapping, offset: number, dst: Uint8Array): boolean;
+  /**
+   * `transcodeTernary` for I2_S (0) / TQ2_0 (1) reading the mapped file at `offset`, on several threads; same
+   * results, or −3 (nothing written) when the file on disk is now shorter than the source bytes.
+   */
   transcodeMapped?(map: FileMapping, offset: number, format: 0 | 1, n: number, dst: Uint8Array): number;
   /** Drops the whole pages of the mapped file's [offset, offset + length) from this process (they stay cached). */
   releaseMapped?(map: FileMapping, offset: number, length: number): void;
 }
+
+/** `transcodeMapped`'s result when the mapped file became shorter than the bytes it was to read. */
+export const MAPPED_FILE_SHRANK = -3;
 
 /** A native whole-file mapping (`LoadCodecs.mapFile`): opaque to JS. */
 export interface FileMapping {

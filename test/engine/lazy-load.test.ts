@@ -17,7 +17,7 @@ import { loadModel } from "../../src/engine/model.js";
 import { readGguf } from "../../src/formats/gguf/reader.js";
 import { MemorySource } from "../../src/formats/gguf/source.js";
 import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
-import { loadCodecs, setLoadCodecs, type LoadCodecs } from "../../src/quant/load-codecs.js";
+import { loadCodecs, MAPPED_FILE_SHRANK, setLoadCodecs, type LoadCodecs } from "../../src/quant/load-codecs.js";
 import { QUANT_TRAITS } from "../../src/quant/table.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { ternaryFromCodes } from "../../src/tensor/ops/quant.js";
@@ -100,7 +100,7 @@ describe.skipIf(!probe.available)("lazy ternary conversion", () => {
       ...registered,
       encodeQ8_0: (...args) => {
         encodes++;
-        registered.encodeQ8_0(...args);
+        return registered.encodeQ8_0(...args);
       },
     });
     const backend = await resolveBackend({ backends: [...BACKENDS] });
@@ -187,6 +187,42 @@ describe.skipIf(!probe.available)("lazy ternary conversion", () => {
       expect((e as FormatError).message).toMatch(/ffn_up.*allowFloatWeights/);
     } finally {
       model.dispose();
+    }
+  });
+
+  it("should refuse with FormatError truncated, not end the process, when the file shrinks on disk before first use", async () => {
+    const bytes = makeBitnetFixture({ weightType: "i2_s", embeddingType: "f16", tied: false, hidden: 256, ffn: 512, layers: 2, seed: 35 });
+    const file = write("shrinks.gguf", bytes);
+    const model = await loadModel(file, { backends: [...BACKENDS], contextLength: 8, headType: "q8_0" });
+    try {
+      fs.truncateSync(file, 4096);
+      const e = await model.logits(TOKENS).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(FormatError);
+      expect((e as FormatError).code).toBe("truncated");
+      expect((e as FormatError).message).not.toContain(dir);
+    } finally {
+      model.dispose();
+    }
+    // The native readers on their own: a mapping of a file that shrank afterwards reads as false / −3, not SIGBUS.
+    const { mapFile, mapRange, copyMapped, transcodeMapped } = registered;
+    const big = write("shrinks.bin", new Uint8Array(1 << 20).fill(0x55));
+    const fd = fs.openSync(big, "r");
+    try {
+      const map = mapFile?.(fd, 1 << 20);
+      const view = mapRange?.(fd, 0, 1 << 20);
+      expect(map).toBeDefined();
+      expect(view).toBeDefined();
+      fs.truncateSync(big, 4096);
+      const out = new Uint8Array(1 << 16);
+      expect(copyMapped?.(map as NonNullable<typeof map>, 0, out.subarray(0, 4096))).toBe(true);
+      expect(copyMapped?.(map as NonNullable<typeof map>, 1 << 19, out)).toBe(false);
+      expect(transcodeMapped?.(map as NonNullable<typeof map>, 0, 0, 1 << 22, new Uint8Array(1 << 20))).toBe(MAPPED_FILE_SHRANK);
+      expect(registered.encodeQ8_0(1, new Uint8Array(view as ArrayBuffer), 1 << 14, 32, new Uint8Array((1 << 14) * 34))).toBe(false);
+    } finally {
+      fs.closeSync(fd);
     }
   });
 

@@ -4,7 +4,8 @@ import { FormatError } from "../../core/errors.js";
 import type { GgufFile, GgufTensorInfo } from "../../formats/gguf/index.js";
 import { repackTernary, type TernaryPacked } from "../../quant/repack.js";
 import { halfToF32 } from "../../quant/half.js";
-import { loadCodecs, type FileMapping } from "../../quant/load-codecs.js";
+import { loadCodecs, MAPPED_FILE_SHRANK, type FileMapping } from "../../quant/load-codecs.js";
+import { shrankError } from "../../formats/gguf/file-source.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import { DENSE_FORMATS, GGUF_PROJECTION_FORMATS } from "../../quant/dtypes.js";
 import type { QuantName } from "../../quant/types.js";
@@ -94,7 +95,9 @@ export function ggufWeightSource(file: GgufFile): WeightSource {
       const n = out * inp;
       const read = (offset: number, length: number): Uint8Array => {
         const bytes = new Uint8Array(length);
-        copyMapped(mapped, at + offset, bytes);
+        if (!copyMapped(mapped, at + offset, bytes)) {
+          throw shrankError();
+        }
         return bytes;
       };
       const gamma = format === "i2_s" ? i2sScale(read(n / 4, 4)) : tq2FirstScale(read, n / 256);
@@ -109,6 +112,9 @@ export function ggufWeightSource(file: GgufFile): WeightSource {
         }
         let codes: Uint8Array = new Uint8Array(n / 4);
         const r = transcodeMapped(map, at, format === "i2_s" ? 0 : 1, n, codes);
+        if (r === MAPPED_FILE_SHRANK) {
+          throw shrankError();
+        }
         let got = format === "i2_s" ? gamma : r === -1 ? 0 : halfToF32(r);
         if (r === -2) {
           // A code 3 or block scales the fast path does not take: the reference path decides (and names the error).

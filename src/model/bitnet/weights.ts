@@ -5,6 +5,7 @@
  */
 import type { Backend, DenseDType } from "../../backends/backend.js";
 import { FormatError } from "../../core/errors.js";
+import { shrankError } from "../../formats/gguf/file-source.js";
 import type { TernaryPacked } from "../../quant/repack.js";
 import { loadCodecs } from "../../quant/load-codecs.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
@@ -263,7 +264,9 @@ function requantizeRows(format: "f32" | "f16" | "bf16", bytes: Uint8Array, rows:
   const out = new Uint8Array(rows * outRow);
   const native = loadCodecs();
   if (native !== undefined) {
-    native.encodeQ8_0(Q8_SOURCE[format], bytes, rows, cols, out);
+    if (!native.encodeQ8_0(Q8_SOURCE[format], bytes, rows, cols, out)) {
+      throw shrankError();
+    }
     return out;
   }
   const step = 256;
