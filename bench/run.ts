@@ -277,9 +277,10 @@ async function main(): Promise<void> {
       lines.push(`| ${threads} | ${median(w).toFixed(2)}${spread(w)} | ${median(n).toFixed(2)}${spread(n)} | ${(median(w) / median(n)).toFixed(2)} |`);
     }
   }
-  // The output head requantized to Q8_0 at load (--head q8_0): half the bytes of an F16 head per token.
+  // The file's F16 head (--head keep) against it requantized to Q8_0 on first use (--head q8_0, what the default
+  // --head auto does for these heads): half the bytes of an F16 head per token.
   if (native !== undefined) {
-    lines.push("", `Output head requantized at load (\`--head q8_0\`), tg128, ${most} thread(s):`, "");
+    lines.push("", `Output head as in the file (\`--head keep\`) or requantized on first use (\`--head q8_0\`, the default's choice for these heads), tg128, ${most} thread(s):`, "");
     lines.push("| model | head | tg128 t/s |", "|---|---|---|");
     for (const shape of shapes) {
       const file = modelFile(shape);
