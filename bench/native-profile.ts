@@ -1,8 +1,10 @@
 /**
  * Per-kernel wall time of an end-to-end run on the native CPU backend (700M-shaped model):
  *   npx tsx bench/native-profile.ts [model.gguf] [threads] [prompt] [decode] [head: keep|q8_0]
- * Wraps every kernel of the resolved chain with a timer. Not a test.
+ * Wraps every kernel of the resolved chain with a timer, and the every-block step (Backend.layers: all the
+ * blocks of a decode step in one native call) as "layers.run". Not a test.
  */
+import type { BitnetLayers, BitnetLayersStep } from "../src/backends/backend.js";
 import { resolveBackend } from "../src/backends/registry.js";
 import { loadModel } from "../src/engine/model.js";
 
@@ -12,19 +14,34 @@ const chain = await resolveBackend({ backends: ["native-cpu", "js"], threads: Nu
 const times = new Map<string, { ms: number; calls: number }>();
 let on = false;
 const kernels = chain.kernels as unknown as Record<string, (...a: unknown[]) => unknown>;
+const timed = <T>(name: string, f: () => T): T => {
+  if (!on) {return f();}
+  const t0 = performance.now();
+  const r = f();
+  const e = times.get(name) ?? { ms: 0, calls: 0 };
+  e.ms += performance.now() - t0;
+  e.calls++;
+  times.set(name, e);
+  return r;
+};
 for (const name of Object.keys(kernels)) {
   const f = kernels[name];
   if (typeof f !== "function") {continue;}
-  kernels[name] = (...args: unknown[]) => {
-    if (!on) {return f(...args);}
-    const t0 = performance.now();
-    const r = f(...args);
-    const e = times.get(name) ?? { ms: 0, calls: 0 };
-    e.ms += performance.now() - t0;
-    e.calls++;
-    times.set(name, e);
-    return r;
+  kernels[name] = (...args: unknown[]) => timed(name, () => f(...args));
+}
+const step: BitnetLayersStep | undefined = chain.layers;
+if (step !== undefined) {
+  const wrapped: BitnetLayersStep = {
+    prepare(layers, params): BitnetLayers {
+      const prepared = step.prepare(layers, params);
+      return {
+        run: (...a) => timed("layers.run", () => prepared.run(...a)),
+        runBatch: (...a) => timed("layers.runBatch", () => prepared.runBatch(...a)),
+        dispose: () => prepared.dispose(),
+      };
+    },
   };
+  Object.defineProperty(chain, "layers", { value: wrapped });
 }
 using model = await loadModel(file, {
   backend: chain,
