@@ -413,10 +413,12 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
     return new GgufFile(parseGguf(source.bytes), source);
   }
   let bytes = await readExact(source, 0, Math.min(source.size, L.INITIAL_HEADER_WINDOW), "gguf");
+  const mapped = source.mapping?.() !== undefined;
   for (;;) {
     try {
-      // The window is the reader's own (a source's fresh read, or grown here): large string arrays keep views of it.
-      return new GgufFile(parseGgufHeader(new BoundedBytes(bytes, source.size, "gguf"), { ownsWindow: true }), source);
+      // A window in memory is the reader's own (a source's fresh read, or grown here): large string arrays keep
+      // views of it. A mapped one they copy: a file cut short on disk later would make reading its pages a SIGBUS.
+      return new GgufFile(parseGgufHeader(new BoundedBytes(bytes, source.size, "gguf"), { ownsWindow: !mapped }), source);
     } catch (e) {
       if (!(e instanceof WindowExceeded)) {
         throw e;
@@ -425,6 +427,12 @@ export async function readGguf(source: ByteSource): Promise<GgufFile> {
         throw new FormatError("limit", `[gguf] header is longer than ${L.MAX_HEADER_BYTES} bytes`);
       }
       const next = Math.min(source.size, L.MAX_HEADER_BYTES, Math.max(bytes.length * 2, e.end));
+      if (mapped) {
+        // A mapped file: the grown window read whole is a mapping too (no copy; its pages shared with the page
+        // cache), instead of a new buffer the old window and the rest are copied into.
+        bytes = await readExact(source, 0, next, "gguf");
+        continue;
+      }
       const grown = new Uint8Array(next);
       grown.set(bytes);
       grown.set(await readExact(source, bytes.length, next - bytes.length, "gguf"), bytes.length);
