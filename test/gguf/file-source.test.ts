@@ -5,7 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resolveBackend } from "../../src/backends/registry.js";
-import { FileSource, MAP_MIN_BYTES } from "../../src/formats/gguf/file-source.js";
+import { FileSource, MAP_MIN_BYTES, openGguf } from "../../src/formats/gguf/file-source.js";
+import { LAZY_STRING_ITEMS } from "../../src/formats/gguf/array-items.js";
+import { gv, writeGguf } from "../../src/formats/gguf/index.js";
 import { loadCodecs, setLoadCodecs, type LoadCodecs } from "../../src/quant/load-codecs.js";
 import { ramp } from "./craft.js";
 
@@ -37,5 +39,19 @@ describe("FileSource short reads", () => {
       await source.close();
     }
     await expect(source.read(0, 4)).rejects.toMatchObject({ code: "disposed" });
+  });
+  it("should keep a large string array readable after its file is cut short on disk (copied out of a mapped header window)", async () => {
+    const items = Array.from({ length: LAZY_STRING_ITEMS + 8 }, (_, i) => `${i}:${"é".repeat(600)}`);
+    const file = path.join(dir, "vocab.gguf");
+    fs.writeFileSync(file, writeGguf({ metadata: [["k", gv.array("string", items)]], tensors: [] }));
+    expect(fs.statSync(file).size).toBeGreaterThan(MAP_MIN_BYTES); // the first header window is a mapping where the addon loads
+    const gguf = await openGguf(file);
+    try {
+      fs.truncateSync(file, 0); // pages of a mapping past the new end would now fault (SIGBUS) if read
+      expect(gguf.metadata.getStringList("k")?.at(3)).toBe(items[3]);
+      expect(gguf.metadata.getStringArray("k")).toEqual(items);
+    } finally {
+      await gguf.close();
+    }
   });
 });
