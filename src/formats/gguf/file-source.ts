@@ -103,13 +103,19 @@ export class FileSource implements ByteSource, AsyncDisposable {
     return this.#mapping ?? undefined;
   }
 
-  /** Drops the pages of a mapped read that will not be used again (no-op for copied reads). */
-  release(offset: number, length: number): void {
+  /**
+   * Drops the pages of a mapped read [offset, offset + length) that will not be used again, or of its bytes
+   * [from, from + part) only (a conversion that goes through it in pieces); a no-op for copied reads.
+   */
+  release(offset: number, length: number, from = 0, part = length - from): void {
     const key = `${offset}:${length}`;
     const mapped = this.#mapped.get(key)?.deref();
-    this.#mapped.delete(key);
-    if (mapped !== undefined) {
-      loadCodecs()?.releaseRange?.(mapped, 0, mapped.byteLength);
+    const whole = from <= 0 && from + part >= length;
+    if (whole) {
+      this.#mapped.delete(key);
+    }
+    if (mapped !== undefined && from >= 0 && part >= 0 && from + part <= mapped.byteLength) {
+      loadCodecs()?.releaseRange?.(mapped, from, part);
     }
   }
 

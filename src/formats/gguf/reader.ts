@@ -389,9 +389,12 @@ export class GgufFile implements GgufHeader, AsyncDisposable {
     return readTensorRange(this.source, this.dataOffset + info.offset, info.byteSize, name, range, "gguf");
   }
 
-  /** Says a tensor's bytes will not be read again (converted at load): a mapped file drops their pages. */
-  release(tensor: GgufTensorInfo): void {
-    this.source.release?.(this.dataOffset + tensor.offset, tensor.byteSize);
+  /**
+   * Says a tensor's bytes (or its bytes [from, from + length)) will not be read again (converted): a mapped file
+   * drops their pages.
+   */
+  release(tensor: GgufTensorInfo, from = 0, length = tensor.byteSize - from): void {
+    this.source.release?.(this.dataOffset + tensor.offset, tensor.byteSize, from, length);
   }
 
   /** Closes the source if it can be closed (file sources). */

@@ -14,8 +14,11 @@ export interface ByteSource {
    * (e.g. the file shrank) is reported by the reader as FormatError `truncated`.
    */
   read(offset: number, length: number): Promise<Uint8Array>;
-  /** Says the bytes of [offset, offset + length) will not be read again (a mapped file drops those pages). */
-  release?(offset: number, length: number): void;
+  /**
+   * Says the bytes of the read [offset, offset + length) — or only its bytes [from, from + part) — will not be
+   * read again (a mapped file drops those pages).
+   */
+  release?(offset: number, length: number, from?: number, part?: number): void;
   /**
    * The whole source as a native read-only file mapping (load-codecs' `mapFile`), made once on first call, for
    * loaders that convert tensors straight from it; undefined where there is none (no addon, not a file).

@@ -129,10 +129,10 @@ export function ggufWeightSource(file: GgufFile): WeightSource {
       };
       return { scale, materialize };
     },
-    release(name) {
+    release(name, from, length) {
       const info = file.tensor(name);
       if (info !== undefined) {
-        file.release(info);
+        file.release(info, from, length);
       }
     },
     async projectionFloats(name, out, inp) {

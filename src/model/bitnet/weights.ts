@@ -55,7 +55,7 @@ export interface WeightSource {
    */
   lazyTernary?(name: string, out: number, inp: number): Promise<{ scale: number; materialize: () => Uint8Array } | undefined>;
   /** The stored bytes of a tensor will not be read again (it was converted): a mapped file drops its pages. */
-  release?(name: string): void;
+  release?(name: string, from?: number, length?: number): void;
 }
 
 export interface LoadWeightsOptions {
@@ -92,6 +92,9 @@ export type HeadPolicy = (typeof HEAD_POLICIES)[number];
  * small share of a token's reads and the change in logits would buy nothing (docs/heads.md has the figures).
  */
 export const AUTO_Q8_HEAD_WEIGHTS = 2 ** 24;
+
+/** Stored bytes of a float head requantized per piece (a piece's pages dropped once encoded; threads split a piece). */
+const REQUANTIZE_PIECE_BYTES = 32 * 2 ** 20;
 
 /** Whether a float head of `weights` weights is requantized to Q8_0 under the options' head policy. */
 export function headToQ8(options: Pick<LoadWeightsOptions, "headType" | "lazy" | "backend">, weights: number): boolean {
@@ -144,7 +147,18 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
       q8Rows(c.hidden);
       let stored: Uint8Array | undefined = loaded.bytes;
       const make = (): Uint8Array => {
-        const out = requantizeRows(from, stored ?? new Uint8Array(), c.vocabSize, c.hidden);
+        // In pieces, each piece's stored pages dropped once encoded: the float head and its Q8_0 copy are never
+        // both resident (the peak stays ≤ 1.1 × file; the 2B's F16 head alone is 657 MB).
+        const bytes = stored ?? new Uint8Array();
+        const inRow = bytes.byteLength / c.vocabSize;
+        const out = new Uint8Array(c.vocabSize * q8Rows(c.hidden));
+        const step = Math.max(1, Math.floor(REQUANTIZE_PIECE_BYTES / inRow));
+        for (let r = 0; r < c.vocabSize; r += step) {
+          const n = Math.min(step, c.vocabSize - r);
+          const outRow = q8Rows(c.hidden);
+          requantizeRows(from, bytes.subarray(r * inRow, (r + n) * inRow), n, c.hidden, out.subarray(r * outRow, (r + n) * outRow));
+          source.release?.(name, r * inRow, n * inRow);
+        }
         stored = undefined;
         source.release?.(name);
         return out;
@@ -256,12 +270,12 @@ function q8Rows(cols: number): number {
   return bytes;
 }
 
-function requantizeRows(format: "f32" | "f16" | "bf16", bytes: Uint8Array, rows: number, cols: number): Uint8Array {
+/** rows × cols float values of `format` as Q8_0 rows, into `out` (made when not given). */
+function requantizeRows(format: "f32" | "f16" | "bf16", bytes: Uint8Array, rows: number, cols: number, out = new Uint8Array(rows * q8Rows(cols))): Uint8Array {
   const from = QUANT_TRAITS[format];
   const to = QUANT_TRAITS.q8_0;
   const outRow = q8Rows(cols);
   const inRow = from.byteSize(1, cols) ?? 0;
-  const out = new Uint8Array(rows * outRow);
   const native = loadCodecs();
   if (native !== undefined) {
     if (!native.encodeQ8_0(Q8_SOURCE[format], bytes, rows, cols, out)) {
