@@ -7,16 +7,8 @@ import { FormatError, UsageError } from "../../core/errors.js";
 import { openRegularFile } from "../../core/files.js";
 import { loadCodecs, type FileMapping } from "../../quant/load-codecs.js";
 import { readGguf, type GgufFile } from "./reader.js";
-import type { ByteSource } from "./source.js";
+import { shrankError, type ByteSource } from "./source.js";
 
-/**
- * The error for bytes of a mapped model file that can no longer be read: the file became shorter on disk after
- * it was opened (truncated or rewritten in place while in use). Reading them through the mapping would end the
- * process (SIGBUS); the native readers check first (LoadCodecs.copyMapped, transcodeMapped).
- */
-export function shrankError(): FormatError {
-  return new FormatError("truncated", "[gguf] the model file became shorter on disk after it was opened (changed while in use)");
-}
 
 /** Reads at least this long are mapped (where the native addon is loaded); shorter ones are copied. */
 export const MAP_MIN_BYTES = 1 << 20;

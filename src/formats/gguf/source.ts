@@ -92,3 +92,12 @@ export function readTensorRange(
   }
   return readExact(source, base + start, length, component);
 }
+
+/**
+ * The error for bytes of a mapped model file that can no longer be read: the file became shorter on disk after
+ * it was opened (truncated or rewritten in place while in use). Reading them through the mapping would end the
+ * process (SIGBUS); the native readers check first (LoadCodecs.copyMapped, transcodeMapped).
+ */
+export function shrankError(): FormatError {
+  return new FormatError("truncated", "[gguf] the model file became shorter on disk after it was opened (changed while in use)");
+}

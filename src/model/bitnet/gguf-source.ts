@@ -5,7 +5,7 @@ import type { GgufFile, GgufTensorInfo } from "../../formats/gguf/index.js";
 import { repackTernary, type TernaryPacked } from "../../quant/repack.js";
 import { halfToF32 } from "../../quant/half.js";
 import { loadCodecs, MAPPED_FILE_SHRANK, type FileMapping } from "../../quant/load-codecs.js";
-import { shrankError } from "../../formats/gguf/file-source.js";
+import { shrankError } from "../../formats/gguf/source.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import { DENSE_FORMATS, GGUF_PROJECTION_FORMATS } from "../../quant/dtypes.js";
 import type { QuantName } from "../../quant/types.js";

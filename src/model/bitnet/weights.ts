@@ -5,7 +5,7 @@
  */
 import type { Backend, DenseDType } from "../../backends/backend.js";
 import { FormatError } from "../../core/errors.js";
-import { shrankError } from "../../formats/gguf/file-source.js";
+import { shrankError } from "../../formats/gguf/source.js";
 import type { TernaryPacked } from "../../quant/repack.js";
 import { loadCodecs } from "../../quant/load-codecs.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
