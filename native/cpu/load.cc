@@ -102,25 +102,17 @@ int32_t transcode_2bit(Isa isa, int64_t format, const uint8_t* src, int64_t n, u
 constexpr int64_t kParallelCodes = int64_t{1} << 22;
 constexpr unsigned kMaxLoadThreads = 8;
 
-// transcode_2bit over up to kMaxLoadThreads threads, in chunks of whole blocks; the chunks' results combined
-// as one pass would give them (−2 if any chunk says so or two chunks found different scales).
-int32_t transcode_2bit_parallel(Isa isa, int64_t format, const uint8_t* src, int64_t n, uint8_t* dst) {
+// How many threads (up to kMaxLoadThreads, at least kParallelCodes values each) a load conversion of n values uses.
+unsigned load_parts(int64_t n) {
   const unsigned hw = std::max(1u, std::min(kMaxLoadThreads, std::thread::hardware_concurrency()));
-  const int64_t block = format == 0 ? 128 : 256;
-  const int64_t src_block = format == 0 ? 32 : 66;
-  const int64_t blocks = n / block;
-  const unsigned parts = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(hw, n / kParallelCodes)));
-  if (parts == 1) {
-    return transcode_2bit(isa, format, src, n, dst);
-  }
-  std::vector<int32_t> results(parts, 0);
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(hw, n / kParallelCodes)));
+}
+
+// run(p) for p in [0, parts): p = 0 on the calling thread, the others on threads of their own, joined.
+template <typename Run>
+void run_parts(unsigned parts, const Run& run) {
   std::vector<std::thread> threads;
   threads.reserve(parts - 1);
-  const auto run = [&](unsigned p) {
-    const int64_t b0 = blocks * p / parts;
-    const int64_t b1 = blocks * (p + 1) / parts;
-    results[p] = transcode_2bit(isa, format, src + b0 * src_block, (b1 - b0) * block, dst + b0 * block / 4);
-  };
   for (unsigned p = 1; p < parts; ++p) {
     threads.emplace_back(run, p);
   }
@@ -128,6 +120,24 @@ int32_t transcode_2bit_parallel(Isa isa, int64_t format, const uint8_t* src, int
   for (std::thread& t : threads) {
     t.join();
   }
+}
+
+// transcode_2bit over up to kMaxLoadThreads threads, in chunks of whole blocks; the chunks' results combined
+// as one pass would give them (−2 if any chunk says so or two chunks found different scales).
+int32_t transcode_2bit_parallel(Isa isa, int64_t format, const uint8_t* src, int64_t n, uint8_t* dst) {
+  const int64_t block = format == 0 ? 128 : 256;
+  const int64_t src_block = format == 0 ? 32 : 66;
+  const int64_t blocks = n / block;
+  const unsigned parts = load_parts(n);
+  if (parts == 1) {
+    return transcode_2bit(isa, format, src, n, dst);
+  }
+  std::vector<int32_t> results(parts, 0);
+  run_parts(parts, [&](unsigned p) {
+    const int64_t b0 = blocks * p / parts;
+    const int64_t b1 = blocks * (p + 1) / parts;
+    results[p] = transcode_2bit(isa, format, src + b0 * src_block, (b1 - b0) * block, dst + b0 * block / 4);
+  });
   int32_t scale = format == 0 ? 0 : -1;
   for (const int32_t r : results) {
     if (r == -2 || (format == 1 && r != -1 && scale != -1 && r != scale)) {
@@ -219,12 +229,12 @@ inline float source_value(const uint8_t* src, int64_t format, int64_t i) {
 // Bytes below which prefault leaves a range to ordinary page faults.
 constexpr size_t kPrefaultBytes = size_t{1} << 21;
 
-// Hints for a conversion read once from `src` (often a file mapping) into fresh memory at `dst`: the page
-// tables of both filled in one call each (MADV_POPULATE_READ / _WRITE; the destination in transparent huge
-// pages where it spans them) instead of a page fault per 4 KiB (the 2B's F16 head requantized on first use:
-// 262k → 131k faults per process, ~1 CPU s less; its ternary projections: 180k → 126k). Only hints: errors
-// are ignored, and where the kernel lacks them nothing changes (AMD EPYC Zen 5 class, Linux 6.18, loaded).
-void prefault(const uint8_t* src, size_t src_bytes, uint8_t* dst, size_t dst_bytes) {
+// Hints for fresh memory at `dst` that a conversion fills once: its page tables filled in one call
+// (MADV_POPULATE_WRITE; in transparent huge pages where it spans them) instead of a page fault per 4 KiB. The
+// source side is readable()'s populate. Together, for the 2B's F16 head requantized on first use: 262k → 131k
+// faults per process, ~1 CPU s less; its ternary projections: 180k → 126k (AMD EPYC Zen 5 class, Linux 6.18,
+// loaded). Only hints: errors are ignored, and where the kernel lacks them nothing changes.
+void prefault_destination(uint8_t* dst, size_t bytes) {
 #if defined(__linux__)
   const auto inner = [](const void* p, size_t n, uintptr_t align, uintptr_t* begin, uintptr_t* end) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);
@@ -234,19 +244,15 @@ void prefault(const uint8_t* src, size_t src_bytes, uint8_t* dst, size_t dst_byt
   };
   uintptr_t b = 0, e = 0;
 #if defined(MADV_HUGEPAGE)
-  if (inner(dst, dst_bytes, uintptr_t{1} << 21, &b, &e)) {
+  if (inner(dst, bytes, uintptr_t{1} << 21, &b, &e)) {
     madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
   }
 #endif
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  if (inner(dst, dst_bytes, page, &b, &e)) {
+  if (inner(dst, bytes, static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)), &b, &e)) {
     madvise(reinterpret_cast<void*>(b), e - b, 23 /* MADV_POPULATE_WRITE, Linux 5.14 */);
   }
-  if (inner(src, src_bytes, page, &b, &e)) {
-    madvise(reinterpret_cast<void*>(b), e - b, 22 /* MADV_POPULATE_READ, Linux 5.14 */);
-  }
 #else
-  (void)src, (void)src_bytes, (void)dst, (void)dst_bytes;
+  (void)dst, (void)bytes;
 #endif
 }
 
@@ -325,23 +331,13 @@ Napi::Value EncodeQ8(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(env, false);  // a mapped file became shorter (readable)
   }
   const int64_t blocks = n / 32;
-  const unsigned hw = std::max(1u, std::min(kMaxLoadThreads, std::thread::hardware_concurrency()));
-  const unsigned parts = static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(hw, n / kParallelCodes)));
-  const auto run = [&](unsigned p) {
+  const unsigned parts = load_parts(n);
+  run_parts(parts, [&](unsigned p) {
     const int64_t b0 = blocks * p / parts;
     const int64_t b1 = blocks * (p + 1) / parts;
-    prefault(src, 0, dst + b0 * 34, static_cast<size_t>((b1 - b0) * 34));
+    prefault_destination(dst + b0 * 34, static_cast<size_t>((b1 - b0) * 34));
     encode_q8_0_blocks(isa, format, src + b0 * 32 * width, b1 - b0, dst + b0 * 34);
-  };
-  std::vector<std::thread> threads;
-  threads.reserve(parts - 1);
-  for (unsigned p = 1; p < parts; ++p) {
-    threads.emplace_back(run, p);
-  }
-  run(0);
-  for (std::thread& t : threads) {
-    t.join();
-  }
+  });
   return Napi::Boolean::New(env, true);
 }
 
@@ -527,7 +523,7 @@ Napi::Value TranscodeMapped(const Napi::CallbackInfo& info) {
   if (!readable(src, static_cast<size_t>(src_bytes))) {
     return Napi::Number::New(env, -3);
   }
-  prefault(src, 0, dst, static_cast<size_t>(n / 4));
+  prefault_destination(dst, static_cast<size_t>(n / 4));
   return Napi::Number::New(env, transcode_2bit_parallel(cpu_features().best, format, src, n, dst));
 }
 

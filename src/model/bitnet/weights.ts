@@ -150,12 +150,12 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
         // In pieces, each piece's stored pages dropped once encoded: the float head and its Q8_0 copy are never
         // both resident (the peak stays ≤ 1.1 × file; the 2B's F16 head alone is 657 MB).
         const bytes = stored ?? new Uint8Array();
-        const inRow = bytes.byteLength / c.vocabSize;
-        const out = new Uint8Array(c.vocabSize * q8Rows(c.hidden));
+        const inRow = QUANT_TRAITS[from].byteSize(1, c.hidden) ?? 0;
+        const outRow = q8Rows(c.hidden);
+        const out = new Uint8Array(c.vocabSize * outRow);
         const step = Math.max(1, Math.floor(REQUANTIZE_PIECE_BYTES / inRow));
         for (let r = 0; r < c.vocabSize; r += step) {
           const n = Math.min(step, c.vocabSize - r);
-          const outRow = q8Rows(c.hidden);
           requantizeRows(from, bytes.subarray(r * inRow, (r + n) * inRow), n, c.hidden, out.subarray(r * outRow, (r + n) * outRow));
           source.release?.(name, r * inRow, n * inRow);
         }
@@ -260,7 +260,6 @@ function floatHint(name: string, e: FormatError): FormatError {
 /** The source format codes of the native Q8_0 encoder (native/cpu/load.cc). */
 const Q8_SOURCE = { f32: 0, f16: 1, bf16: 2 } as const;
 
-/** Re-encodes a float matrix as Q8_0, a block of rows at a time (bounded scratch memory). */
 /** Bytes of one Q8_0 row of `cols` values; FormatError "bad-dims" unless cols is a multiple of 32. */
 function q8Rows(cols: number): number {
   const bytes = QUANT_TRAITS.q8_0.byteSize(1, cols);
@@ -270,7 +269,10 @@ function q8Rows(cols: number): number {
   return bytes;
 }
 
-/** rows × cols float values of `format` as Q8_0 rows, into `out` (made when not given). */
+/**
+ * Re-encodes rows × cols float values of `format` as Q8_0 rows into `out` (made when not given): natively where
+ * the addon is loaded, else a block of rows at a time (bounded scratch memory).
+ */
 function requantizeRows(format: "f32" | "f16" | "bf16", bytes: Uint8Array, rows: number, cols: number, out = new Uint8Array(rows * q8Rows(cols))): Uint8Array {
   const from = QUANT_TRAITS[format];
   const to = QUANT_TRAITS.q8_0;
