@@ -38,6 +38,14 @@ describe("--kv-type", () => {
     expect(worker.err).toMatch(/--kv-type.*f32, f16, q8_0/s);
   });
 
+  it("should refuse an unknown --head policy, naming the accepted ones", async () => {
+    for (const command of ["generate", "bench"]) {
+      const run = await mainCli([command, "-m", model, "--head", "q4_k", ...(command === "generate" ? ["hello"] : [])]);
+      expect(run.code, command).not.toBe(0);
+      expect(run.err, command).toMatch(/--head.*auto, keep, q8_0/s);
+    }
+  });
+
   it("should take kvType in a serve config and refuse a bad one", async () => {
     const file = path.join(dir, "serve.json");
     await fs.writeFile(file, JSON.stringify({ models: [{ name: "m", path: model, kvType: "q8_0" }] }));

@@ -145,6 +145,7 @@ describe.skipIf(!probe.available)("native ternary transcode: SIMD against scalar
 
   it("should refuse an ISA override it does not know with a RangeError", () => {
     expect(() => transcoder()(0, new Uint8Array(32), 128, new Uint8Array(32), "avx9000")).toThrow(RangeError);
+    expect(() => nativeAddon()?.encodeQ8_0?.(0, new Uint8Array(128), 1, 32, new Uint8Array(34), "avx9000")).toThrow(RangeError);
   });
 });
 
