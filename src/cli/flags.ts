@@ -130,6 +130,7 @@ export function generateOptions(f: SamplingFlags, signal: AbortSignal): Generate
     minP: f.minP,
     repetitionPenalty: f.repeatPenalty,
     contextOverflow: f.contextOverflow,
+    logprobs: false, // the CLI prints text only: skip the per-token softmax normalizer over the vocabulary
     ...(f.seed === undefined ? {} : { seed: f.seed }),
     ...(f.maxTokens === undefined ? {} : { maxTokens: f.maxTokens }),
     ...(f.stop === undefined ? {} : { stop: f.stop }),

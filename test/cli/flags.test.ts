@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import type { Command } from "commander";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateOptions } from "../../src/cli/flags.js";
 import { buildProgram } from "../../src/cli/main.js";
 import { loadModel } from "../../src/engine/model.js";
 import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
@@ -80,6 +81,18 @@ describe("llama.cpp's flags", () => {
     expect(cli.tokens).toEqual(llama.tokens);
   });
 
+  it("should not compute log-probabilities it never prints (no softmax normalizer per token), same tokens", async () => {
+    const options = generateOptions({ temperature: 0, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1, contextOverflow: "error", seed: 3, maxTokens: 6 }, new AbortController().signal);
+    expect(options.logprobs).toBe(false);
+    using m = await loadModel(model, { backends: ["js"], autotune: false });
+    const quiet: number[] = [];
+    for await (const t of m.generate("And God said", options)) {
+      expect(t.token === null || Number.isNaN(t.logprob)).toBe(true);
+      if (t.token !== null) {quiet.push(t.token);}
+    }
+    const reported = await m.generate("And God said", { ...options, logprobs: true }).complete();
+    expect(quiet).toEqual(reported.tokens);
+  });
   it("should print its version with --version (and -v), exit status 0", async () => {
     const pkg = JSON.parse(await fs.readFile(path.resolve(import.meta.dirname, "..", "..", "package.json"), "utf8")) as { version: string };
     for (const flag of ["--version", "-v"]) {
