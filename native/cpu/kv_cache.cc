@@ -10,6 +10,11 @@
 
 namespace barbell {
 
+uint16_t q8_scale_f16(float d) {
+  const uint16_t h = float_to_half_rne(d);
+  return (h & 0x7c00u) == 0x7c00u ? static_cast<uint16_t>((h & 0x8000u) | 0x7bffu) : h;
+}
+
 void encode_q8_0_block(const float* x, uint8_t* out) {
   float amax = 0.0f;
   for (int j = 0; j < 32; ++j) {
@@ -18,10 +23,7 @@ void encode_q8_0_block(const float* x, uint8_t* out) {
   }
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  uint16_t h = float_to_half_rne(d);
-  if ((h & 0x7c00u) == 0x7c00u) {
-    h = static_cast<uint16_t>((h & 0x8000u) | 0x7bffu);
-  }
+  const uint16_t h = q8_scale_f16(d);
   std::memcpy(out, &h, 2);
   for (int j = 0; j < 32; ++j) {
     const float q = std::round(x[j] * id);  // round: ties away from zero, as roundf

@@ -16,6 +16,10 @@ namespace barbell {
 // encoder: the KV cache rows and load.cc's encodeQ8_0 (whose AVX2 path, load_avx2.cc, gives the same bytes).
 void encode_q8_0_block(const float* x, uint8_t* out);
 
+// A Q8_0 block's scale d as stored: f16 (round to nearest even), clamped to ±65504 where ggml would store inf.
+// Both block encoders (encode_q8_0_block, load_avx2.cc's q8_block) write it through this.
+uint16_t q8_scale_f16(float d);
+
 // Rounds `rows` rows of `elems` floats into `rows` cache rows of type kv_type at dst (kv_bytes(kv_type,
 // elems) bytes each, rows back to back). q8_0 (elems a multiple of 32), per block as llama.cpp's
 // quantize_row_q8_0_ref: d = absmax / 127 in f32, q = roundf(x · (1/d)) (ties away from zero), d kept as

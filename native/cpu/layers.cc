@@ -27,13 +27,11 @@
 
 #include "float_kernels.h"
 #include "napi_args.h"
+#include "populate.h"
 
 #if defined(__linux__)
 #include <sys/mman.h>
 #include <unistd.h>
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 #endif
 
 namespace barbell {
@@ -181,7 +179,7 @@ void prefault_rows(void* base, size_t row_bytes, size_t capacity, size_t from, s
     // The whole pages holding cache bytes [w, w + window) (each is mapped: it holds some of the cache).
     const uintptr_t lo = (reinterpret_cast<uintptr_t>(base) + w) & ~(page - 1);
     const uintptr_t hi = (reinterpret_cast<uintptr_t>(base) + std::min(capacity * row_bytes, w + kPrefaultWindow) + page - 1) & ~(page - 1);
-    if (madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE) != 0) {
+    if (populate_pages(lo, hi, true) != 0) {
       prefault_off.store(true, std::memory_order_relaxed);
       return;
     }

@@ -5,6 +5,7 @@
 #include "kernels.h"
 #include "kv_cache.h"
 #include "load_transcode.h"
+#include "populate.h"
 #include "tq1.h"
 
 #include <algorithm>
@@ -249,7 +250,7 @@ void prefault_destination(uint8_t* dst, size_t bytes) {
   }
 #endif
   if (inner(dst, bytes, static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)), &b, &e)) {
-    madvise(reinterpret_cast<void*>(b), e - b, 23 /* MADV_POPULATE_WRITE, Linux 5.14 */);
+    populate_pages(b, e, true);
   }
 #else
   (void)dst, (void)bytes;
@@ -268,7 +269,7 @@ bool readable(const uint8_t* p, size_t n) {
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const uintptr_t begin = reinterpret_cast<uintptr_t>(p) / page * page;
   const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n + page - 1) / page * page;
-  return madvise(reinterpret_cast<void*>(begin), end - begin, 22 /* MADV_POPULATE_READ */) == 0 || errno != EFAULT;
+  return populate_pages(begin, end, false) != EFAULT;
 #else
   (void)p, (void)n;
   return true;

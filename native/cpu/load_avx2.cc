@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "kernels.h"
+#include "kv_cache.h"
 #include "load_transcode.h"
 
 namespace barbell {
@@ -66,10 +67,7 @@ inline void q8_block(const __m256* v, uint8_t* out) {
   m = _mm_max_ss(m, _mm_movehdup_ps(m));
   const float d = _mm_cvtss_f32(m) / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
-  uint16_t h = float_to_half_rne(d);
-  if ((h & 0x7c00u) == 0x7c00u) {
-    h = static_cast<uint16_t>((h & 0x8000u) | 0x7bffu);
-  }
+  const uint16_t h = q8_scale_f16(d);
   std::memcpy(out, &h, 2);
   const __m256 vid = _mm256_set1_ps(id);
   const __m256 half = _mm256_set1_ps(0.49999997f);
