@@ -4,7 +4,8 @@
 // prompt's length of other ids, then one decoded token: first-use costs such as the projections' conversion
 // from the file mapping land there, reported as warmupMs); `nowarmup` as the 7th argument skips it.
 //   node bench/e2e-child.mjs <model.gguf> <backends> <threads> <prompt> <decode> [keep|q8_0|auto] [warmup|nowarmup]
-// bench/run.ts builds dist/ first.
+// No log-probabilities (as `barbell bench`): llama-bench samples nothing, and their normalizer is an exp per
+// vocabulary entry per token. bench/run.ts builds dist/ first.
 import { loadModel } from "../dist/index.js";
 
 const [file = "", backends = "", threads = "0", prompt = "512", decode = "128", head = "keep", warmup = "warmup"] = process.argv.slice(2);
@@ -23,11 +24,11 @@ try {
   let warmupMs = 0;
   if (warmup !== "nowarmup") {
     const w0 = performance.now();
-    await model.generate(idsAt(1), { temperature: 0, maxTokens: 1, ignoreEos: true }).complete();
+    await model.generate(idsAt(1), { temperature: 0, maxTokens: 1, ignoreEos: true, logprobs: false }).complete();
     warmupMs = performance.now() - w0;
   }
   const result = await model
-    .generate(ids, { temperature: 0, maxTokens: Number(decode), ignoreEos: true, contextOverflow: "error" })
+    .generate(ids, { temperature: 0, maxTokens: Number(decode), ignoreEos: true, contextOverflow: "error", logprobs: false })
     .complete();
   // ignoreEos: random weights can sample an end token; every run decodes `decode` tokens, as llama-bench's.
   process.stdout.write(
