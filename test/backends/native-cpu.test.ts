@@ -384,6 +384,8 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
           for (const [m, k, n] of [
             [1, 32, 1],
             [1, 1536, 203],
+            [1, 2080, 37], // m = 1 row kernel: 4 groups of 16 blocks + 1 tail block
+            [1, 96, 16], // m = 1 row kernel: tail blocks only
             [3, 96, 16],
             [8, 2560, 35],
             [11, 64, 130],
