@@ -18,6 +18,7 @@
 #include "generic.h"
 #include "simd_float.inc"
 #include "attention_decode.inc"
+#include "q8_i8_rows.inc"
 
 namespace barbell {
 namespace {
@@ -333,120 +334,11 @@ void q8_i8_tile8(const Q8I8Args& a, const uint8_t* const* rows, const uint8_t* n
   }
 }
 
-// One activation row (decode), as in kernels_avx512.inc's q8_i8_rows16: the 8 rows of a tile are read
-// one after another (one linear stream) instead of as 8 interleaved block streams. Per row and 8 blocks,
-// each block's products |w|·(q·sign w) go through vpmaddubsw / vpmaddwd (8 dwords), an unpack tree
-// reduces the 8 blocks to their exact sums (lane b = block b), and (float(Σ)·inv)·d is kept per row; the
-// 8 rows' products are transposed so that each output adds its blocks in order like scalar_q8_i8.
-inline __m256i q8_row_sums8(const uint8_t* row, const int8_t* x, int g) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256i v[8];
-  for (int i = 0; i < 8; ++i) {
-    const size_t b = static_cast<size_t>(g) * 8 + i;
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + b * 34 + 2));
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + b * 32));
-    v[i] = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w)), ones);
-  }
-  __m256i a[4], c[2];
-  for (int i = 0; i < 4; ++i) {
-    a[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]), _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
-  }
-  for (int i = 0; i < 2; ++i) {
-    c[i] = _mm256_add_epi32(_mm256_unpacklo_epi64(a[2 * i], a[2 * i + 1]), _mm256_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
-  }
-  // c[0] lane L: blocks 0-3's sums over 128-bit lane L; c[1]: blocks 4-7.
-  return _mm256_add_epi32(_mm256_permute2x128_si256(c[0], c[1], 0x20), _mm256_permute2x128_si256(c[0], c[1], 0x31));
-}
-
-// r[i] lane l → r[l] lane i.
-inline void transpose8(__m256 r[8]) {
-  __m256 t[8];
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 8; i += 4) {
-    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int i = 0; i < 4; ++i) {
-    t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
-    t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
-  }
-  for (int i = 0; i < 8; ++i) {
-    r[i] = t[i];
-  }
-}
-
-// prod: [blocks / 8][8 rows][8 lanes], then [blocks % 8][8 rows].
-void q8_i8_rows8(const Q8I8Args& a, float* prod, int j) {
-  const int blocks = a.k / 32;
-  const int groups = blocks / 8;
-  const size_t rb = static_cast<size_t>(blocks) * 34;
-  float* tail = prod + static_cast<size_t>(groups) * 64;
-  for (int r = 0; r < 8; ++r) {
-    const uint8_t* row = a.w + static_cast<size_t>(j + r) * rb;
-    for (int g = 0; g < groups; ++g) {
-      // Linear stream: 32 KiB ahead, as in kernels_avx512.inc. Never faults.
-      for (size_t l = 0; l < 272; l += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(row + static_cast<size_t>(g) * 272 + 32768 + l), _MM_HINT_T0);
-      }
-      const __m256i dot = q8_row_sums8(row, a.xq, g);
-      const uint8_t* gb = row + static_cast<size_t>(g) * 8 * 34;
-      uint64_t hq[2];
-      for (int qd = 0; qd < 2; ++qd) {
-        uint64_t v = 0;
-        for (int e = 0; e < 4; ++e) {
-          uint16_t h;
-          std::memcpy(&h, gb + (qd * 4 + e) * 34, 2);
-          v |= static_cast<uint64_t>(h) << (16 * e);
-        }
-        hq[qd] = v;
-      }
-      const __m256 d = _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(hq[1]), static_cast<int64_t>(hq[0])));
-      const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(a.xinv + g * 8));
-      _mm256_storeu_ps(prod + (static_cast<size_t>(g) * 8 + r) * 8, _mm256_mul_ps(scaled, d));
-    }
-    for (int b = groups * 8; b < blocks; ++b) {
-      const uint8_t* blk = row + static_cast<size_t>(b) * 34;
-      const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
-      int32_t idot = 0;
-      for (int c = 0; c < 32; ++c) {
-        idot += static_cast<int32_t>(q[c]) * static_cast<int32_t>(a.xq[b * 32 + c]);
-      }
-      uint16_t hd;
-      std::memcpy(&hd, blk, 2);
-      const float scaled = static_cast<float>(idot) * a.xinv[b];
-      tail[(b - groups * 8) * 8 + r] = scaled * _cvtsh_ss(hd);
-    }
-  }
-  __m256 acc = _mm256_setzero_ps();
-  for (int g = 0; g < groups; ++g) {
-    __m256 t[8];
-    for (int r = 0; r < 8; ++r) {
-      t[r] = _mm256_loadu_ps(prod + (static_cast<size_t>(g) * 8 + r) * 8);
-    }
-    transpose8(t);  // t[b] lane r: row r's product of block 8g + b
-    for (int b = 0; b < 8; ++b) {
-      acc = _mm256_add_ps(acc, t[b]);
-    }
-  }
-  for (int b = groups * 8; b < blocks; ++b) {
-    acc = _mm256_add_ps(acc, _mm256_loadu_ps(tail + (b - groups * 8) * 8));
-  }
-  _mm256_storeu_ps(a.out + j, acc);
-}
-
 void q8_i8(const Q8I8Args& a, int j0, int j1) {
   const size_t rb = static_cast<size_t>(a.k / 32) * 34;
   int j = j0;
-  if (a.m == 1 && j + 8 <= j1) {
-    std::vector<float> prod(static_cast<size_t>(a.k / 32 + 7) / 8 * 64);
-    for (; j + 8 <= j1; j += 8) {
-      q8_i8_rows8(a, prod.data(), j);
-    }
+  if (a.m == 1) {
+    j = q8_i8_rows(a, j0, j1);  // q8_i8_rows.inc
   }
   for (; j + 8 <= j1; j += 8) {
     const uint8_t* rows[8];
