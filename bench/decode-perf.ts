@@ -17,14 +17,14 @@ using model = await loadModel(file, {
   contextLength: Number(decode) + 32,
 } as never);
 const ids = [1, 2, 3, 4];
-await model.generate(ids, { temperature: 0, maxTokens: 24, ignoreEos: true, contextOverflow: "error" }).complete();
+await model.generate(ids, { temperature: 0, maxTokens: 24, ignoreEos: true, contextOverflow: "error", logprobs: false }).complete();
 const perf = spawn("perf", ["record", "-e", "cpu-clock", "-F", "2000", "-g", "-p", String(process.pid), "-o", out], {
   stdio: ["ignore", "ignore", "inherit"],
 });
 await sleep(1500); // perf attaches
 const ru0 = process.resourceUsage();
 const r = await model
-  .generate([1], { temperature: 0, maxTokens: Number(decode), ignoreEos: true, contextOverflow: "error" })
+  .generate([1], { temperature: 0, maxTokens: Number(decode), ignoreEos: true, contextOverflow: "error", logprobs: false })
   .complete();
 const ru1 = process.resourceUsage();
 perf.kill("SIGINT");

@@ -19,9 +19,9 @@ const [offValue = "0", onValue = "1"] = values.split(",");
 
 if (child === "child") {
   using model = await loadModel(file, { backends: ["native-cpu"], threads: Number(threads), contextLength });
-  await model.generate([1, 2, 3, 4], { temperature: 0, maxTokens: 16, ignoreEos: true, contextOverflow: "error" }).complete();
+  await model.generate([1, 2, 3, 4], { temperature: 0, maxTokens: 16, ignoreEos: true, contextOverflow: "error", logprobs: false }).complete();
   const ru0 = process.resourceUsage();
-  const r = await model.generate([1], { temperature: 0, maxTokens: Number(decode), ignoreEos: true, contextOverflow: "error" }).complete();
+  const r = await model.generate([1], { temperature: 0, maxTokens: Number(decode), ignoreEos: true, contextOverflow: "error", logprobs: false }).complete();
   const ru1 = process.resourceUsage();
   const n = r.tokens.length;
   const cpuMs = (ru1.userCPUTime + ru1.systemCPUTime - ru0.userCPUTime - ru0.systemCPUTime) / 1000;

@@ -50,10 +50,10 @@ using model = await loadModel(file, {
 } as never);
 const ids = Array.from({ length: Number(prompt) }, (_, i) => 1 + ((i * 7919) % (model.config.vocabSize - 1)));
 // warm-up (page-in)
-await model.generate(ids.slice(0, 2), { temperature: 0, maxTokens: 2, stopTokens: [], contextOverflow: "error" }).complete();
+await model.generate(ids.slice(0, 2), { temperature: 0, maxTokens: 2, stopTokens: [], contextOverflow: "error", logprobs: false }).complete();
 on = true;
 const r = await model
-  .generate(ids, { temperature: 0, maxTokens: Number(decode), stopTokens: [], contextOverflow: "error" })
+  .generate(ids, { temperature: 0, maxTokens: Number(decode), stopTokens: [], contextOverflow: "error", logprobs: false })
   .complete();
 on = false;
 const total = [...times.values()].reduce((a, b) => a + b.ms, 0);
