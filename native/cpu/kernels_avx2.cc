@@ -44,13 +44,18 @@ struct Decoder {
 
 inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
-inline __m256i dot4(__m256i acc, const __m256i p[4], const int8_t* x) {
-  __m256i s = _mm256_maddubs_epi16(p[0], loadu(x));
-  s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p[1], loadu(x + 32)));
-  s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p[2], loadu(x + 64)));
-  s = _mm256_add_epi16(s, _mm256_maddubs_epi16(p[3], loadu(x + 96)));
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(s, _mm256_set1_epi16(1)));
+// One 32-byte block (128 weights) against x, added to int16 lane sums: a vpmaddubsw lane is w·x over two
+// weights with w ∈ {0, 1, 2} and |x| ≤ 128, so |lane| ≤ 512 and a block adds ≤ 2048 to each lane;
+// kSums16Blocks blocks (≤ 16384) stay exact in int16 before vpmaddwd widens them to int32 (one widening per
+// kSums16Blocks blocks instead of one per block: fewer multiply-pipe operations on AVX2).
+constexpr size_t kSums16Blocks = 8;
+inline __m256i dot4_16(__m256i acc16, const __m256i p[4], const int8_t* x) {
+  acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(p[0], loadu(x)));
+  acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(p[1], loadu(x + 32)));
+  acc16 = _mm256_add_epi16(acc16, _mm256_maddubs_epi16(p[2], loadu(x + 64)));
+  return _mm256_add_epi16(acc16, _mm256_maddubs_epi16(p[3], loadu(x + 96)));
 }
+inline __m256i widen16(__m256i acc32, __m256i acc16) { return _mm256_add_epi32(acc32, _mm256_madd_epi16(acc16, _mm256_set1_epi16(1))); }
 
 inline int32_t reduce_epi32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -63,10 +68,12 @@ template <int RW, int RX>
 inline void ternary_tile(const TernaryArgs& a, const Decoder& d, int j, int i) {
   const size_t nb = a.row_bytes / 32;
   const size_t tail = a.row_bytes % 32;
-  __m256i acc[RW][RX];
+  __m256i acc[RW][RX];    // int16 sums of up to kSums16Blocks blocks
+  __m256i wide[RW][RX];   // int32 sums (kept in memory by the compiler where registers run out)
   for (int r = 0; r < RW; ++r) {
     for (int s = 0; s < RX; ++s) {
       acc[r][s] = _mm256_setzero_si256();
+      wide[r][s] = _mm256_setzero_si256();
     }
   }
   const uint8_t* w0 = a.w + static_cast<size_t>(j) * a.row_bytes;
@@ -82,7 +89,15 @@ inline void ternary_tile(const TernaryArgs& a, const Decoder& d, int j, int i) {
       __m256i p[4];
       d.decode(loadu(w0 + static_cast<size_t>(r) * a.row_bytes + blk * 32), p);
       for (int s = 0; s < RX; ++s) {
-        acc[r][s] = dot4(acc[r][s], p, x0 + static_cast<size_t>(s) * a.xp_stride + blk * 128);
+        acc[r][s] = dot4_16(acc[r][s], p, x0 + static_cast<size_t>(s) * a.xp_stride + blk * 128);
+      }
+    }
+    if ((blk + 1) % kSums16Blocks == 0) {
+      for (int r = 0; r < RW; ++r) {
+        for (int s = 0; s < RX; ++s) {
+          wide[r][s] = widen16(wide[r][s], acc[r][s]);
+          acc[r][s] = _mm256_setzero_si256();
+        }
       }
     }
   }
@@ -94,13 +109,13 @@ inline void ternary_tile(const TernaryArgs& a, const Decoder& d, int j, int i) {
       __m256i p[4];
       d.decode(loadu(buf), p);
       for (int s = 0; s < RX; ++s) {
-        acc[r][s] = dot4(acc[r][s], p, x0 + static_cast<size_t>(s) * a.xp_stride + nb * 128);
+        acc[r][s] = dot4_16(acc[r][s], p, x0 + static_cast<size_t>(s) * a.xp_stride + nb * 128);
       }
     }
   }
   for (int r = 0; r < RW; ++r) {
     for (int s = 0; s < RX; ++s) {
-      const int32_t dot = reduce_epi32(acc[r][s]) - a.xsum[i + s];
+      const int32_t dot = reduce_epi32(widen16(wide[r][s], acc[r][s])) - a.xsum[i + s];
       a.out[static_cast<size_t>(i + s) * a.n + j + r] = scale_acc(dot, a.xscale[i + s], a.gamma);
     }
   }

@@ -177,6 +177,20 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
             expectBitEqual(f32Of(got, m * n), f32Of(want, m * n));
           }
         }
+        // Largest partial sums (every weight ±1, every activation -128 or 127, long rows): kernels that sum in
+        // int16 before widening (the AVX2 tile) must not overflow.
+        for (const [m, k, n] of [[5, 4099, 6], [1, 8192, 9]] as const) {
+          for (const [t, v] of [[1, -128], [-1, -128], [1, 127], [-1, 127]] as const) {
+            const wt = tensor("ternary", [n, k], packTernary(new Int8Array(n * k).fill(t), n, k), 1);
+            const xt = tensor("i8", [m, k], new Int8Array(m * k).fill(v));
+            const st = tensor("f32", [m], new Float32Array(m).fill(1));
+            const got = zeros("f32", [m, n]);
+            const want = zeros("f32", [m, n]);
+            nk().kernels.matmulTernaryI8?.(xt, st, wt, got);
+            js.kernels.matmulTernaryI8(xt, st, wt, want);
+            expectBitEqual(f32Of(got, m * n), f32Of(want, m * n));
+          }
+        }
       });
 
       it("matmulBinaryI8 and matmulBinaryBinary are bit-exact (garbage padding bits)", () => {
