@@ -1,6 +1,7 @@
 /**
  * Ternary × int8 GEMV (the decode hot path) on the native CPU backend, per ISA path and thread count,
- * against the JS reference kernel. Run: `npx tsx bench/native-gemv.ts [--runs N]`. Not a test.
+ * against the JS reference kernel. Run: `npx tsx bench/native-gemv.ts [--runs N] [--m M]`. Not a test.
+ * `--m 512` times the prefill GEMM instead (M activation rows; hot only: the weights are reused M times).
  *
  * GOPS = 2·N·K / time (a multiply and an add per weight). Two regimes:
  * - "hot": one weight matrix over and over (it stays in L2/L3), the compute ceiling;
@@ -21,6 +22,8 @@ const isaArg = process.argv.indexOf("--isa");
 const ONLY_ISA = isaArg > 0 ? process.argv[isaArg + 1] : undefined;
 const shapesArg = process.argv.indexOf("--shapes");
 const ONLY_MODEL = shapesArg > 0 ? process.argv[shapesArg + 1] : undefined;
+const mArg = process.argv.indexOf("--m");
+const M = mArg > 0 ? Number(process.argv[mArg + 1]) : 1;
 
 const SHAPES = [
   { model: "2B-4T", name: "gate/up", k: 2560, n: 6912 },
@@ -70,7 +73,7 @@ function measure(
       gemv(x, s, ring[w++ % ring.length] as TensorRef, out);
     }
     const seconds = (performance.now() - start) / 1000 / reps;
-    gops.push((2 * n * k) / seconds / 1e9);
+    gops.push((2 * M * n * k) / seconds / 1e9);
   }
   return median(gops);
 }
@@ -96,11 +99,11 @@ function main(): void {
     const ring = Array.from({ length: ringSize }, () => tensor("ternary", [n, k], packed, 0.8));
     const x = tensor(
       "i8",
-      [1, k],
-      Int8Array.from({ length: k }, (_, i) => ((i * 37) % 255) - 127),
+      [M, k],
+      Int8Array.from({ length: M * k }, (_, i) => ((i * 37) % 255) - 127),
     );
-    const s = tensor("f32", [1], Float32Array.of(12.5));
-    const out = tensor("f32", [1, n], new Float32Array(n));
+    const s = tensor("f32", [M], new Float32Array(M).fill(12.5));
+    const out = tensor("f32", [M, n], new Float32Array(M * n));
     const shape = `${model} ${name} ${n}×${k}`;
     if (ONLY_ISA === undefined) {
       const jsGops = measure(js.kernels.matmulTernaryI8, ring.slice(0, 1), x, s, out, k, n);
@@ -112,8 +115,8 @@ function main(): void {
         const gemv = backend.kernels.matmulTernaryI8;
         if (gemv !== undefined) {
           const hot = measure(gemv, ring.slice(0, 1), x, s, out, k, n);
-          const cold = measure(gemv, ring, x, s, out, k, n);
-          rows.push([shape, `native ${isa}`, String(threads), hot.toFixed(1), cold.toFixed(1)]);
+          const cold = M === 1 ? measure(gemv, ring, x, s, out, k, n).toFixed(1) : "–";
+          rows.push([shape, `native ${isa}`, String(threads), hot.toFixed(1), cold]);
         }
         backend.dispose();
       }
@@ -131,7 +134,7 @@ function main(): void {
   const header = ["shape (N×K)", "kernel", "threads", "GOPS hot (in cache)", "GOPS cold (DRAM)", "cold GB/s"];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => (r[c] ?? "").length)));
   const line = (cells: string[]): string => `| ${cells.map((v, c) => v.padEnd(widths[c] ?? 0)).join(" | ")} |`;
-  console.log(`ternary × int8 GEMV (M = 1), median of ${ROUNDS} rounds; best ISA here: ${best}`);
+  console.log(`ternary × int8 ${M === 1 ? "GEMV" : "GEMM"} (M = ${M}), median of ${ROUNDS} rounds; best ISA here: ${best}`);
   console.log(line(header));
   console.log(line(widths.map((w) => "-".repeat(w))));
   for (const r of rows) {

@@ -85,6 +85,8 @@ export class Batcher implements Disposable {
   #disposed = false;
   #steps = 0;
   #rows = 0;
+  /** The decode steps' logits, read into one array grown to the largest batch (see runGeneration in generate.ts). */
+  #logits = new Float32Array(0);
 
   constructor(model: LoadedModel, options: BatcherOptions = {}) {
     const max = options.maxSequences ?? 8;
@@ -296,8 +298,11 @@ export class Batcher implements Disposable {
       );
       this.#steps++;
       this.#rows += slots.length;
-      const all = await logits.toFloat32Async();
       const vocab = config.vocabSize;
+      if (this.#logits.length < slots.length * vocab) {
+        this.#logits = new Float32Array(slots.length * vocab);
+      }
+      const all = await logits.toFloat32Async(this.#logits.subarray(0, slots.length * vocab));
       slots.forEach((slot, b) => this.#take(slot, all.subarray(b * vocab, (b + 1) * vocab)));
     } catch (e) {
       // A failed step fails every sequence in it (their caches may hold a half-written position).

@@ -9,6 +9,7 @@
 import { ShapeError, UsageError, ValueError } from "../core/errors.js";
 import type { Backend, BufferHandle, DenseBlockDType, StorageDType, TensorRef } from "../backends/backend.js";
 import { MAX_TENSOR_ELEMENTS, elementCount, storageBytes } from "../backends/storage.js";
+import { hostBytes, isHostBuffer } from "../backends/host-memory.js";
 import { unpackBinary, unpackTernary } from "../quant/layouts.js";
 import { QUANT_TRAITS } from "../quant/table.js";
 import { isDenseBlockFormat } from "../quant/dtypes.js";
@@ -112,9 +113,29 @@ export class Tensor<DT extends DType = DType, D extends Dims = Dims> implements 
     return this.#floats(this.backend.read(this.ref().buffer));
   }
 
-  /** The values as float32 from any memory, a device's included (read back when its queued work has run). */
-  async toFloat32Async(): Promise<Float32Array> {
-    return this.#floats(await this.backend.readAsync(this.ref().buffer));
+  /**
+   * The values as float32 from any memory, a device's included (read back when its queued work has run). With
+   * `into` (as many elements as this tensor), they are written there and `into` is returned: a float32 tensor in
+   * host memory is copied straight into it, so a caller that reads every step (the engine's logits) reuses one
+   * array instead of a fresh allocation per step, whose new pages the OS must fault in and zero each time.
+   *
+   * @throws ShapeError code "size" when `into` does not have exactly {@link size} elements.
+   */
+  async toFloat32Async(into?: Float32Array): Promise<Float32Array> {
+    if (into === undefined) {
+      return this.#floats(await this.backend.readAsync(this.ref().buffer));
+    }
+    if (into.length !== this.size) {
+      throw new ShapeError("size", `[toFloat32Async] ${this.describe()} has ${this.size} elements, the array ${into.length}`);
+    }
+    const buffer = this.ref().buffer;
+    if (this.dtype === "f32" && isHostBuffer(buffer)) {
+      const bytes = hostBytes(buffer);
+      new Uint8Array(into.buffer, into.byteOffset, into.byteLength).set(bytes.subarray(0, into.byteLength));
+      return into;
+    }
+    into.set(this.#floats(await this.backend.readAsync(buffer)));
+    return into;
   }
 
   /** A copy of the integer values of an i8, i32, ternary (trits) or binary (signs) tensor; host memory only. */

@@ -94,6 +94,15 @@ describe("createSampler: greedy and top-k = 1", () => {
 describe("createSampler: seeded draws", () => {
   const logits = Float32Array.from({ length: 50 }, (_, i) => Math.sin(i) * 2);
 
+  it("keeps nothing of one call's candidates in the next (its scratch arrays are reused)", () => {
+    const sampler = createSampler({ seed: 3, temperature: 1 });
+    const only = (token: number): Float32Array => logits.map((v, i) => (i === token ? v : Number.NEGATIVE_INFINITY));
+    for (let step = 0; step < 20; step++) {
+      sampler.sample(logits, []); // every token a candidate
+      expect(sampler.sample(only(step * 2), []).token).toBe(step * 2);
+    }
+  });
+
   it("repeats the same tokens for the same seed and differs for another seed", () => {
     const run = (seed: number): number[] => {
       const sampler = createSampler({ seed, temperature: 1.3 });

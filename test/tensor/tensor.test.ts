@@ -61,6 +61,21 @@ describe("tensor creation", () => {
     expect(Object.isFrozen(t.dims)).toBe(true);
   });
 
+  it("should read into a caller's array, which stays the caller's", async () => {
+    using t = tensor([1, 2, 3], ["embed"], [3]);
+    const into = new Float32Array(3);
+    await expect(t.toFloat32Async(into)).resolves.toBe(into);
+    expect(Array.from(into)).toEqual([1, 2, 3]);
+    into[0] = 100;
+    expect(Array.from(t.toFloat32())).toEqual([1, 2, 3]);
+    using q = int32Tensor([4, -5, 6], ["seq"], [3]); // not float32 storage: decoded, then written into the array
+    await expect(q.toFloat32Async(into)).resolves.toBe(into);
+    expect(Array.from(into)).toEqual([4, -5, 6]);
+    await expect(t.toFloat32Async(new Float32Array(2))).rejects.toThrow(ShapeError);
+    t.dispose();
+    await expect(t.toFloat32Async(into)).rejects.toThrow(/was disposed/);
+  });
+
   it("should make int32 tensors and reject values that are not int32", () => {
     using p = int32Tensor([0, 1, 2], ["seq"], [3]);
     expect(Array.from(p.toInt32())).toEqual([0, 1, 2]);

@@ -119,9 +119,8 @@ function penalized(v: number, penalty: number): number {
   return v === Number.NEGATIVE_INFINITY ? v : Math.max(v * penalty, -Number.MAX_VALUE);
 }
 
-/** Indices of the logits that can be sampled (not -Infinity), in id order. */
-function finiteCandidates(work: Float64Array, vocab: number): Int32Array {
-  const out = new Int32Array(vocab);
+/** Indices of the logits that can be sampled (not -Infinity), in id order; in `out` when given (≥ vocab long). */
+function finiteCandidates(work: Float64Array, vocab: number, out = new Int32Array(vocab)): Int32Array {
   let n = 0;
   for (let i = 0; i < vocab; i++) {
     if ((work[i] ?? Number.NEGATIVE_INFINITY) !== Number.NEGATIVE_INFINITY) {
@@ -184,10 +183,9 @@ function minProbability(work: Float64Array, candidates: Int32Array, p: number): 
   return candidates.filter((index) => Math.exp((work[index] ?? 0) - top) >= p);
 }
 
-/** Draws one candidate with probability ∝ exp(logit / temperature). */
-function draw(work: Float64Array, candidates: Int32Array, temperature: number, u: number): number {
+/** Draws one candidate with probability ∝ exp(logit / temperature); `weights` is scratch (≥ candidates long). */
+function draw(work: Float64Array, candidates: Int32Array, temperature: number, u: number, weights: Float64Array): number {
   const top = work[argmax(work, candidates)] ?? 0;
-  const weights = new Float64Array(candidates.length);
   let total = 0;
   for (let n = 0; n < candidates.length; n++) {
     const w = Math.exp(((work[candidates[n] ?? 0] ?? 0) - top) / temperature);
@@ -264,7 +262,11 @@ function greedyReport(logits: Float32Array, k: number, logprobs: boolean): Sampl
 export function createSampler(options: SamplingOptions = {}): Sampler {
   const o = resolveSamplingOptions(options);
   const rng = createRng(o.seed);
+  // Vocabulary-sized scratch kept across calls (one sampler per sequence, a call per token): fresh arrays per
+  // token cost their page faults and zeroing every time (~2 MB a token on a 128k vocabulary).
   let work = new Float64Array(0);
+  let ids = new Int32Array(0);
+  let weights = new Float64Array(0);
   return {
     options: Object.freeze({ ...o }),
     sample(logits: Float32Array, history: readonly number[]): SampleResult {
@@ -274,13 +276,15 @@ export function createSampler(options: SamplingOptions = {}): Sampler {
       }
       if (work.length !== vocab) {
         work = new Float64Array(vocab);
+        ids = new Int32Array(vocab);
+        weights = new Float64Array(vocab);
       }
       loadLogits(logits, work);
       penalize(work, vocab, history, o);
       if (o.temperature === 0) {
         return report(logits, greedy(work), o.topLogprobs, o.logprobs);
       }
-      let candidates = finiteCandidates(work, vocab);
+      let candidates = finiteCandidates(work, vocab, ids);
       let sorted = false;
       if (o.topK > 0 && o.topK < candidates.length) {
         candidates = topIndices(work, candidates, o.topK);
@@ -292,7 +296,7 @@ export function createSampler(options: SamplingOptions = {}): Sampler {
       if (o.minP > 0) {
         candidates = minProbability(work, candidates, o.minP);
       }
-      return report(logits, draw(work, candidates, o.temperature, rng.next()), o.topLogprobs, o.logprobs);
+      return report(logits, draw(work, candidates, o.temperature, rng.next(), weights), o.topLogprobs, o.logprobs);
     },
   };
 }
