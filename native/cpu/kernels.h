@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "float_kernels.h"
 
@@ -155,6 +156,20 @@ uint16_t float_to_half_rne(float f);
 inline float scale_acc(int32_t acc, float s, float g) {
   float q = static_cast<float>(acc) / s;
   return q * g;
+}
+
+// One Q8_0 block (f16 d, then 32 int8) against 32 quantized activations, rounded as every q8_i8 kernel rounds it:
+// the exact int32 sum, times 1/s, times d (two f32 roundings; the caller adds the products in block order).
+inline float q8_block_product(const uint8_t* blk, const int8_t* x, float inv) {
+  uint16_t hd;
+  std::memcpy(&hd, blk, 2);
+  const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+  int32_t idot = 0;
+  for (int c = 0; c < 32; ++c) {
+    idot += static_cast<int32_t>(q[c]) * static_cast<int32_t>(x[c]);
+  }
+  const float scaled = static_cast<float>(idot) * inv;
+  return scaled * half_to_float(hd);
 }
 
 }  // namespace barbell

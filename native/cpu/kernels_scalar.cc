@@ -87,16 +87,7 @@ void scalar_q8_i8(const Q8I8Args& a, int j0, int j1) {
       const float* inv = a.xinv + static_cast<size_t>(i) * blocks;
       float acc = 0.0f;
       for (int b = 0; b < blocks; ++b) {
-        const uint8_t* blk = row + static_cast<size_t>(b) * 34;
-        uint16_t hd;
-        std::memcpy(&hd, blk, 2);
-        const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
-        int32_t idot = 0;
-        for (int c = 0; c < 32; ++c) {
-          idot += static_cast<int32_t>(q[c]) * static_cast<int32_t>(x[b * 32 + c]);
-        }
-        const float scaled = static_cast<float>(idot) * inv[b];
-        acc = acc + scaled * half_to_float(hd);
+        acc = acc + q8_block_product(row + static_cast<size_t>(b) * 34, x + b * 32, inv[b]);
       }
       a.out[static_cast<size_t>(i) * a.n + j] = acc;
     }
