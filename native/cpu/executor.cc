@@ -119,8 +119,9 @@ void Executor::prepare_ternary(const int8_t* x, int m, int k) {
   xp_.resize(std::max<size_t>(1, static_cast<size_t>(m) * xp_stride_));
   xsum_.resize(static_cast<size_t>(std::max(1, m)));
   const size_t row_grain = std::max<size_t>(1, kParallelGrain / std::max(1, k));
+  const auto repack = table_.repack != nullptr ? table_.repack : repack_x_planes;
   parallel_range(static_cast<size_t>(m), row_grain, [&](size_t r0, size_t r1) {
-    repack_x_planes(x + r0 * k, static_cast<int>(r1 - r0), k, block, xp_.data() + r0 * xp_stride_, xp_stride_,
+    repack(x + r0 * k, static_cast<int>(r1 - r0), k, block, xp_.data() + r0 * xp_stride_, xp_stride_,
                     xsum_.data() + r0);
   });
 }

@@ -112,6 +112,8 @@ struct IsaKernels {
   // Null: decode goes through `attention` (or the float64 path). scratch: group·(kDecodeChunk + 8) + 64 floats.
   void (*attention_chunk)(int kv_type, const void* q, const void* k, const void* v, size_t kv_row, int t0, int t1, int g0,
                           int g1, int group, int D, double scale, float* part, float* scratch);
+  // Optional: repack_x_planes for this table's ternary_block, the same bytes and sums (null: the portable loop).
+  void (*repack)(const int8_t* x, int m, int k, int block, int8_t* xp, size_t xp_stride, int32_t* xsum);
 };
 
 // Cache positions per task of the split decode attention: fixed, so the partials (and the bits) do not depend on the

@@ -18,6 +18,7 @@
 #include "simd_float.inc"
 #include "attention_decode.inc"
 #include "q8_i8_rows.inc"
+#include "repack_avx2.inc"
 
 namespace barbell {
 namespace {
@@ -376,7 +377,8 @@ void q8_i8(const Q8I8Args& a, int j0, int j1) {
   }
 }
 
-const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, q8_i8, attention_chunk};
+const IsaKernels kTable = {"avx2", 32, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, q8_i8, attention_chunk,
+                           repack_planes};
 
 }  // namespace
 

@@ -8,7 +8,8 @@
 
 namespace barbell {
 namespace {
-const IsaKernels kTable = {"avx512bw", 64, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, nullptr, attention_chunk};
+const IsaKernels kTable = {"avx512bw", 64, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, nullptr, attention_chunk,
+                           repack_planes};
 }
 const IsaKernels* avx512bw_kernels() { return &kTable; }
 }  // namespace barbell

@@ -8,7 +8,8 @@
 
 namespace barbell {
 namespace {
-const IsaKernels kTable = {"avx512vnni", 64, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, q8_i8, attention_chunk};
+const IsaKernels kTable = {"avx512vnni", 64, ternary, binary_i8, generic_binary_binary, dense, attention, dense_gemv, silu, quantize, rmsnorm, q8_i8, attention_chunk,
+                           repack_planes};
 }
 const IsaKernels* avx512vnni_kernels() { return &kTable; }
 }  // namespace barbell
