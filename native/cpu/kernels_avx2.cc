@@ -57,13 +57,6 @@ inline __m256i dot4_16(__m256i acc16, const __m256i p[4], const int8_t* x) {
 }
 inline __m256i widen16(__m256i acc32, __m256i acc16) { return _mm256_add_epi32(acc32, _mm256_madd_epi16(acc16, _mm256_set1_epi16(1))); }
 
-inline int32_t reduce_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
-
 template <int RW, int RX>
 inline void ternary_tile(const TernaryArgs& a, const Decoder& d, int j, int i) {
   const size_t nb = a.row_bytes / 32;
