@@ -25,7 +25,7 @@ const ROUNDS = Number(arg("--rounds") ?? 11);
 const THREADS = Number(arg("--threads") ?? 2);
 const SHAPES = [
   { name: "700m", k: 1536, n: 32002, formats: ["f16", "q8_0", "q4_k", "q5_k", "q6_k"] },
-  { name: "2b", k: 2560, n: 128256, formats: ["q4_k", "q5_k", "q6_k"] },
+  { name: "2b", k: 2560, n: 128256, formats: ["q8_0", "q4_k", "q5_k", "q6_k"] },
 ] as const;
 type Format = "f16" | "q8_0" | "q4_k" | "q5_k" | "q6_k";
 /** Byte offsets of each block's fp16 scales. */

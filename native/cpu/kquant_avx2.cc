@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kquant.h"
+#include "sums8_avx2.inc"
 
 namespace barbell {
 
@@ -231,9 +232,9 @@ inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
   spread_scales(sc, o);
 }
 
-// A and B of one block against one activation block (q: 256 int8, bs: 16 sums). maddubs pairs stay below
-// 2 · 63 · 128 (no saturation); every int32 lane and sum below 2³¹ (bounds in kquant-head.ts).
-inline void k_dot(const KBlockI8& o, const int8_t* q, const int16_t* bs, int32_t* a, int32_t* b) {
+// A and B of one block against one activation block (q: 256 int8, bs: 16 sums) as eight int32 lanes each. maddubs
+// pairs stay below 2 · 63 · 128 (no saturation); every int32 lane and sum below 2³¹ (bounds in kquant-head.ts).
+inline void k_parts(const KBlockI8& o, const int8_t* q, const int16_t* bs, __m256i* a, __m256i* b) {
   __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
   for (int c = 0; c < 8; c += 2) {
     const __m256i p0 = _mm256_maddubs_epi16(o.u[c], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c)));
@@ -241,8 +242,8 @@ inline void k_dot(const KBlockI8& o, const int8_t* q, const int16_t* bs, int32_t
     acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, o.s[c]));
     acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, o.s[c + 1]));
   }
-  *a = hsum_i32(_mm256_add_epi32(acc0, acc1));
-  *b = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn));
+  *a = _mm256_add_epi32(acc0, acc1);
+  *b = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn);
 }
 
 #include "kquant_i8_rows.inc"

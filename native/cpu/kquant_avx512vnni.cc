@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kquant.h"
+#include "sums8_avx2.inc"
 
 #if defined(__x86_64__) || defined(_M_X64)
 
@@ -88,15 +89,17 @@ inline void unpack_affine(const uint8_t* block, KBlockZ& o) {
   chunk_scales(sc, o);
 }
 
-// A and B of one block against one activation block (bounds as in the AVX2 kernel: no saturation, no overflow).
-inline void k_dot(const KBlockZ& o, const int8_t* q, const int16_t* bs, int32_t* a, int32_t* b) {
+// A and B of one block against one activation block as eight int32 lanes each (bounds as in the AVX2 kernel: no
+// saturation, no overflow).
+inline void k_parts(const KBlockZ& o, const int8_t* q, const int16_t* bs, __m256i* a, __m256i* b) {
   __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
   acc0 = _mm512_dpwssd_epi32(acc0, _mm512_maddubs_epi16(o.u[0], _mm512_loadu_si512(q)), o.s[0]);
   acc1 = _mm512_dpwssd_epi32(acc1, _mm512_maddubs_epi16(o.u[1], _mm512_loadu_si512(q + 64)), o.s[1]);
   acc0 = _mm512_dpwssd_epi32(acc0, _mm512_maddubs_epi16(o.u[2], _mm512_loadu_si512(q + 128)), o.s[2]);
   acc1 = _mm512_dpwssd_epi32(acc1, _mm512_maddubs_epi16(o.u[3], _mm512_loadu_si512(q + 192)), o.s[3]);
-  *a = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
-  *b = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn));
+  const __m512i acc = _mm512_add_epi32(acc0, acc1);
+  *a = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+  *b = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn);
 }
 
 #include "kquant_i8_rows.inc"
