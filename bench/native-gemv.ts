@@ -1,7 +1,8 @@
 /**
  * Ternary × int8 GEMV (the decode hot path) on the native CPU backend, per ISA path and thread count,
  * against the JS reference kernel. Run: `npx tsx bench/native-gemv.ts [--runs N] [--m M]`. Not a test.
- * `--m 512` times the prefill GEMM instead (M activation rows; hot only: the weights are reused M times).
+ * `--m 512` times the prefill GEMM instead (M activation rows; hot only: the weights are reused M times; no JS
+ * reference row, which would take minutes).
  *
  * GOPS = 2·N·K / time (a multiply and an add per weight). Two regimes:
  * - "hot": one weight matrix over and over (it stays in L2/L3), the compute ceiling;
@@ -28,6 +29,7 @@ const M = mArg > 0 ? Number(process.argv[mArg + 1]) : 1;
 const SHAPES = [
   { model: "2B-4T", name: "gate/up", k: 2560, n: 6912 },
   { model: "2B-4T", name: "down", k: 6912, n: 2560 },
+  { model: "2B-4T", name: "attn o", k: 2560, n: 2560 },
   { model: "700M", name: "gate/up", k: 1536, n: 4096 },
   { model: "700M", name: "down", k: 4096, n: 1536 },
 ];
@@ -93,7 +95,8 @@ function main(): void {
   const rows: string[][] = [];
   for (const { model, name, k, n } of SHAPES.filter((s) => ONLY_MODEL === undefined || s.model === ONLY_MODEL)) {
     const bytes = n * Math.ceil(k / 4);
-    const ringSize = Math.max(1, Math.ceil((96 * 2 ** 20) / bytes));
+    // The cold ring only for M = 1 (a GEMM reuses its weights M times, so only the hot figure is timed).
+    const ringSize = M === 1 ? Math.max(1, Math.ceil((96 * 2 ** 20) / bytes)) : 1;
     const trits = Int8Array.from({ length: n * k }, (_, i) => (((i * 2654435761) >>> 7) % 3) - 1);
     const packed = packTernary(trits, n, k);
     const ring = Array.from({ length: ringSize }, () => tensor("ternary", [n, k], packed, 0.8));
@@ -105,7 +108,7 @@ function main(): void {
     const s = tensor("f32", [M], new Float32Array(M).fill(12.5));
     const out = tensor("f32", [M, n], new Float32Array(M * n));
     const shape = `${model} ${name} ${n}×${k}`;
-    if (ONLY_ISA === undefined) {
+    if (ONLY_ISA === undefined && M === 1) {
       const jsGops = measure(js.kernels.matmulTernaryI8, ring.slice(0, 1), x, s, out, k, n);
       rows.push([shape, "js reference", "1", jsGops.toFixed(2), "–"]);
     }
