@@ -494,6 +494,7 @@ Napi::Value CopyMapped(const Napi::CallbackInfo& info) {
   if (!readable(src, length)) {
     return Napi::Boolean::New(env, false);
   }
+  prefault_destination(dst, length);  // a large copy (a head kept as stored) into fresh memory
   std::memcpy(dst, src, length);
   return Napi::Boolean::New(env, true);
 }

@@ -15,6 +15,7 @@ import { FormatError } from "../../src/core/errors.js";
 import { loadGgufModel } from "../../src/engine/load-gguf.js";
 import { loadModel } from "../../src/engine/model.js";
 import { readGguf } from "../../src/formats/gguf/reader.js";
+import { MAP_MIN_BYTES } from "../../src/formats/gguf/file-source.js";
 import { MemorySource } from "../../src/formats/gguf/source.js";
 import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
 import { loadCodecs, MAPPED_FILE_SHRANK, setLoadCodecs, type LoadCodecs } from "../../src/quant/load-codecs.js";
@@ -223,6 +224,49 @@ describe.skipIf(!probe.available)("lazy ternary conversion", () => {
       expect(registered.encodeQ8_0(1, new Uint8Array(view as ArrayBuffer), 1 << 14, 32, new Uint8Array((1 << 14) * 34))).toBe(false);
     } finally {
       fs.closeSync(fd);
+    }
+  });
+
+  it("should copy a head kept as stored on first use, guarded, and read nothing of the file after first use", async () => {
+    // A tied Q6_K head of 4.2 MB: reads of 1 MiB or more are views of the file (MAP_MIN_BYTES), shorter ones copies.
+    const bytes = makeBitnetFixture({ weightType: "i2_s", embeddingType: "q6_k", hidden: 256, ffn: 512, layers: 2, vocab: 20000, seed: 36 });
+    const { size } = await tensorAt(bytes, "token_embd.weight");
+    expect(size).toBeGreaterThanOrEqual(MAP_MIN_BYTES);
+    let headCopies = 0;
+    const copyMapped = registered.copyMapped as NonNullable<LoadCodecs["copyMapped"]>;
+    setLoadCodecs({ ...registered, copyMapped: (map, offset, dst) => ((headCopies += dst.length === size ? 1 : 0), copyMapped(map, offset, dst)) });
+    const file = write("head-q6k.gguf", bytes);
+    const backend = await resolveBackend({ backends: [...BACKENDS] });
+    const lazy = await loadModel(file, { backends: [...BACKENDS], contextLength: 8 });
+    const eager = await loadGgufModel(bytes, { backend, contextLength: 8 }); // bytes in memory: nothing mapped, nothing copied
+    try {
+      expect(headCopies).toBe(0); // loading copies nothing
+      const got = await lazy.logits(TOKENS);
+      expect(headCopies).toBe(1);
+      const want = await eager.logits(TOKENS);
+      got.forEach((row, i) => expect(Array.from(row)).toEqual(Array.from(want[i] ?? [])));
+      // Every weight was converted or copied by the first use: the file shrinking on disk now changes nothing.
+      fs.truncateSync(file, 4096);
+      const again = await lazy.logits(TOKENS);
+      again.forEach((row, i) => expect(Array.from(row)).toEqual(Array.from(want[i] ?? [])));
+      expect(headCopies).toBe(1);
+    } finally {
+      lazy.dispose();
+      eager.dispose();
+    }
+    // Shrunk before first use: the typed error, not a SIGBUS at the first token.
+    const early = write("head-q6k-early.gguf", bytes);
+    const model = await loadModel(early, { backends: [...BACKENDS], contextLength: 8, headType: "keep" });
+    try {
+      fs.truncateSync(early, 4096);
+      const e = await model.logits(TOKENS).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(FormatError);
+      expect((e as FormatError).code).toBe("truncated");
+    } finally {
+      model.dispose();
     }
   });
 

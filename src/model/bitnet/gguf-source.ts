@@ -5,6 +5,7 @@ import type { GgufFile, GgufTensorInfo } from "../../formats/gguf/index.js";
 import { repackTernary, type TernaryPacked } from "../../quant/repack.js";
 import { halfToF32 } from "../../quant/half.js";
 import { loadCodecs, MAPPED_FILE_SHRANK, type FileMapping } from "../../quant/load-codecs.js";
+import { MAP_MIN_BYTES } from "../../formats/gguf/file-source.js";
 import { shrankError } from "../../formats/gguf/source.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import { DENSE_FORMATS, GGUF_PROJECTION_FORMATS } from "../../quant/dtypes.js";
@@ -128,6 +129,25 @@ export function ggufWeightSource(file: GgufFile): WeightSource {
         return codes;
       };
       return { scale, materialize };
+    },
+    mappedCopy(name) {
+      const info = file.tensor(name);
+      const mapped = file.source.mapping?.() as FileMapping | undefined;
+      const { copyMapped, releaseMapped } = loadCodecs() ?? {};
+      // Reads shorter than MAP_MIN_BYTES were copies already (FileSource), only longer ones are views of the file.
+      if (info === undefined || info.byteSize < MAP_MIN_BYTES || mapped === undefined || copyMapped === undefined || releaseMapped === undefined) {
+        return undefined;
+      }
+      const at = file.dataOffset + info.offset;
+      return (from, dst) => {
+        if (from < 0 || from + dst.length > info.byteSize) {
+          throw new RangeError(`[bitnet] ${name}: bytes ${from}..${from + dst.length} are outside the tensor`);
+        }
+        if (!copyMapped(mapped, at + from, dst)) {
+          throw shrankError();
+        }
+        releaseMapped(mapped, at + from, dst.length); // the pages just read, in this mapping of the whole file
+      };
     },
     release(name, from, length) {
       const info = file.tensor(name);

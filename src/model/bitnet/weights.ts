@@ -56,6 +56,12 @@ export interface WeightSource {
   lazyTernary?(name: string, out: number, inp: number): Promise<{ scale: number; materialize: () => Uint8Array } | undefined>;
   /** The stored bytes of a tensor will not be read again (it was converted): a mapped file drops its pages. */
   release?(name: string, from?: number, length?: number): void;
+  /**
+   * Where a tensor's stored bytes are a view of a file mapping: a copier of [from, from + dst.length) of them into
+   * `dst` that checks the file first (FormatError "truncated" when it became shorter, instead of the SIGBUS reading
+   * the view would end the process with). Undefined where the bytes are not mapped (nothing to guard).
+   */
+  mappedCopy?(name: string): ((from: number, dst: Uint8Array) => void) | undefined;
 }
 
 export interface LoadWeightsOptions {
@@ -93,7 +99,10 @@ export type HeadPolicy = (typeof HEAD_POLICIES)[number];
  */
 export const AUTO_Q8_HEAD_WEIGHTS = 2 ** 24;
 
-/** Stored bytes of a float head requantized per piece (a piece's pages dropped once encoded; threads split a piece). */
+/**
+ * Stored bytes of a head requantized or copied per piece (a piece's pages dropped once done; threads split a
+ * requantized piece).
+ */
 const REQUANTIZE_PIECE_BYTES = 32 * 2 ** 20;
 
 /** Whether a float head of `weights` weights is requantized to Q8_0 under the options' head policy. */
@@ -164,6 +173,27 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
         return out;
       };
       const t = lazyDenseWeights("q8_0", make, ["vocab", "embed"], shape, { backend });
+      if (t !== undefined) {
+        return keep(t, name, false);
+      }
+    }
+    const copy = !requantize && isHead && options.lazy !== false ? source.mappedCopy?.(name) : undefined;
+    if (copy !== undefined && from !== "f32") {
+      // A head kept as stored (a k-quant or Q8_0 head, or `headType: "keep"`) is read by every token: it is copied
+      // from the file mapping on first use, in pieces whose mapped pages are dropped once copied (so the peak does not
+      // grow), instead of read in place, where a file truncated on disk would end the process at the next token.
+      const size = loaded.bytes.byteLength;
+      const make = (): Uint8Array => {
+        const out = new Uint8Array(size);
+        for (let at = 0; at < size; at += REQUANTIZE_PIECE_BYTES) {
+          const n = Math.min(REQUANTIZE_PIECE_BYTES, size - at);
+          copy(at, out.subarray(at, at + n));
+          source.release?.(name, at, n);
+        }
+        source.release?.(name);
+        return out;
+      };
+      const t = lazyDenseWeights(from, make, ["vocab", "embed"], shape, { backend });
       if (t !== undefined) {
         return keep(t, name, false);
       }
