@@ -11,7 +11,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { probeNativeCpu } from "../../src/backends/native-cpu/addon.js";
-import { FileSource, MAP_MIN_BYTES } from "../../src/formats/gguf/file-source.js";
+import { FileSource } from "../../src/formats/gguf/file-source.js";
+import { MAP_MIN_BYTES } from "../../src/formats/gguf/source.js";
 import { readGguf } from "../../src/formats/gguf/reader.js";
 import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
 

@@ -7,11 +7,8 @@ import { FormatError, UsageError } from "../../core/errors.js";
 import { openRegularFile } from "../../core/files.js";
 import { loadCodecs, type FileMapping } from "../../quant/load-codecs.js";
 import { readGguf, type GgufFile } from "./reader.js";
-import { shrankError, type ByteSource } from "./source.js";
+import { MAP_MIN_BYTES, shrankError, type ByteSource } from "./source.js";
 
-
-/** Reads at least this long are mapped (where the native addon is loaded); shorter ones are copied. */
-export const MAP_MIN_BYTES = 1 << 20;
 
 /**
  * A ByteSource over a file. Where the native addon is loaded (src/quant/load-codecs.ts), a read of
