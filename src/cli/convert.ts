@@ -1,12 +1,15 @@
 /**
  * `barbell convert <hf-folder> -o out.gguf [--type i2_s|tq2_0|tq1_0] [--head f16|q8_0|q6_k]`: a Hugging Face BitNet
- * folder to GGUF (src/model/bitnet/convert.ts, docs/convert.md). Flags are checked by commander and the paths
- * before anything is read; the file is written through a temp file and a rename, so a failure leaves nothing.
- * The plan and the result go to stdout; per-tensor progress (a bar on a terminal) and warnings to stderr.
+ * folder to GGUF (src/model/bitnet/convert.ts, docs/convert.md); `barbell convert model.gguf -o out.gguf --head
+ * q6_k`: a GGUF's embedding / head re-encoded, the rest copied (src/model/bitnet/convert-gguf.ts). Flags are checked
+ * by commander and the paths before anything is read; the file is written through a temp file and a rename, so a
+ * failure leaves nothing. The plan and the result go to stdout; per-tensor progress (a bar on a terminal) and
+ * warnings to stderr.
  */
 import cliProgress from "cli-progress";
 import { Option, type Command } from "commander";
 import { FileError } from "../core/errors.js";
+import { ConvertError } from "../model/bitnet/convert.js";
 import { checkOutputFile, pathKind } from "../core/files.js";
 import {
   CONVERT_HEAD_TYPES,
@@ -19,6 +22,7 @@ import {
   type ConvertWeightType,
 } from "../model/bitnet/convert.js";
 import { writeAtomically } from "../core/files.js";
+import { openGgufHeadConversion, type GgufHeadPlan } from "../model/bitnet/convert-gguf.js";
 import type { CliIo } from "./run.js";
 
 export interface ConvertFlags {
@@ -78,16 +82,59 @@ export async function convertFolder(
   return { plan: conversion.plan, stats: conversion.stats, seconds: (performance.now() - start) / 1000 };
 }
 
+/**
+ * Re-encodes the embedding / head of the GGUF `file` as `flags.head` into `flags.out`, every other tensor and the
+ * metadata as they are. Throws the reader's FormatError / FileError and ConvertError; on failure no output exists.
+ */
+export async function convertGgufHead(
+  file: string,
+  flags: Pick<ConvertFlags, "out" | "head">,
+  onPlan: (plan: GgufHeadPlan) => void = () => undefined,
+  onTensor: (p: ConvertProgress) => void = () => undefined,
+  signal?: AbortSignal,
+): Promise<{ plan: GgufHeadPlan; seconds: number }> {
+  await checkOutputFile(flags.out, "[convert]", "the .gguf file");
+  const start = performance.now();
+  await using conversion = await openGgufHeadConversion(file, { headType: flags.head, ...(signal === undefined ? {} : { signal }), onTensor });
+  onPlan(conversion.plan);
+  await writeAtomically(flags.out, conversion.bytes());
+  return { plan: conversion.plan, seconds: (performance.now() - start) / 1000 };
+}
+
+function describeHeadPlan(file: string, out: string, p: GgufHeadPlan): string {
+  const heads = p.heads.length === 0 ? `the head is ${p.headType} already: a copy` : p.heads.map((h) => `${h.name} ${h.from} -> ${h.type}`).join(", ");
+  return `re-encoding ${file} -> ${out}: ${p.arch || "no architecture"}; ${heads}; other tensors and metadata as they are; ${p.tensors.length} tensors, ${kib(p.fileBytes)}`;
+}
+
 export function addConvertCommand(program: Command, io: CliIo): void {
   program
     .command("convert")
-    .description("convert a Hugging Face BitNet folder (packed uint8 + weight_scale, or bf16 master weights) to GGUF")
-    .argument("<hf-folder>", "the model folder: config.json, model.safetensors or shards, tokenizer.json")
+    .description(
+      "convert a Hugging Face BitNet folder (packed uint8 + weight_scale, or bf16 master weights) to GGUF, " +
+        "or re-encode a GGUF file's embedding / output head (--head)",
+    )
+    .argument("<hf-folder>", "the model folder (config.json, model.safetensors or shards, tokenizer.json), or a .gguf file")
     .requiredOption("-o, --out <file>", "the GGUF file to write")
     .addOption(new Option("--type <type>", "ternary projection storage").choices(CONVERT_WEIGHT_TYPES).default("i2_s"))
     .addOption(new Option("--head <type>", "embedding / output head storage").choices(CONVERT_HEAD_TYPES).default("f16"))
     .option("--name <name>", "general.name (default: the folder's name)")
-    .action(async (folder: string, flags: ConvertFlags) => {
+    .action(async (folder: string, flags: ConvertFlags, command: Command) => {
+      if ((await pathKind(folder, "[convert] model folder or GGUF file")) === "file") {
+        for (const option of ["type", "name"]) {
+          if (command.getOptionValueSource(option) === "cli") {
+            throw new ConvertError("bad-option", `[convert] --${option} applies to a Hugging Face folder; a GGUF file's projections and metadata are copied as stored`);
+          }
+        }
+        const { plan, seconds } = await convertGgufHead(
+          folder,
+          flags,
+          (p) => io.out(`${describeHeadPlan(folder, flags.out, p)}\n`),
+          (p) => io.err(`[${p.index}/${p.count}] ${p.tensor.name} ${p.tensor.type} ${kib(p.tensor.byteSize)}\n`),
+          io.signal,
+        );
+        io.out(`wrote ${flags.out}: ${plan.tensors.length} tensors, ${plan.fileBytes} bytes in ${seconds.toFixed(1)} s\n`);
+        return;
+      }
       const bar = io.errIsTty
         ? new cliProgress.SingleBar(
             { format: "converting [{bar}] {value}/{total} tensors {tensor}", stream: process.stderr, clearOnComplete: true },

@@ -14,6 +14,8 @@ import type { CliIo } from "../../src/cli/run.js";
 import { FileError, FormatError } from "../../src/core/errors.js";
 import { loadModel } from "../../src/engine/model.js";
 import { ConvertError } from "../../src/model/bitnet/convert.js";
+import { makeBitnetFixture } from "../../src/model/bitnet/fixture.js";
+import { headVariant } from "../../scripts/head-eval.js";
 import { listing, writeFolder } from "./helpers.js";
 
 let root = "";
@@ -94,7 +96,7 @@ describe("barbell convert (command)", () => {
 
   const hostile: [string, () => Promise<string>, new (...a: never[]) => Error, RegExp][] = [
     ["a missing folder", async () => path.join(root, "nothing-here"), FileError, /does not exist/],
-    ["a file instead of a folder", async () => path.join(good, "config.json"), FileError, /is a file; give the Hugging Face model folder/],
+    ["a file with --type (GGUF input takes --head only)", async () => path.join(good, "config.json"), ConvertError, /--type applies to a Hugging Face folder/],
     [
       "a folder without config.json",
       async () => {
@@ -174,6 +176,53 @@ describe("barbell convert (command)", () => {
     const attempt = run([good, "-o", path.join(dir, "m.gguf")], controller.signal);
     await expect(attempt).rejects.toThrow(ConvertError);
     await expect(attempt).rejects.toThrow(/interrupted; no file was written/);
+    expect(await listing(dir)).toEqual([]);
+  });
+});
+
+describe("barbell convert on a GGUF file (the embedding / head re-encoded)", () => {
+  const fixture = async (name: string, options: Parameters<typeof makeBitnetFixture>[0]): Promise<string> => {
+    const file = path.join(root, name);
+    await fs.writeFile(file, makeBitnetFixture(options));
+    return file;
+  };
+
+  it("should re-encode a tied F16 head as Q6_K, every other byte as headVariant writes it, and load", async () => {
+    const src = await fixture("tied.gguf", { weightType: "i2_s", embeddingType: "f16", hidden: 256, ffn: 512, seed: 41 });
+    const dir = await outDir("gguf-q6k");
+    const out = path.join(dir, "m.gguf");
+    const r = await run([src, "-o", out, "--head", "q6_k"]);
+    expect(r.out).toMatch(/^re-encoding .*tied\.gguf -> .*m\.gguf: bitnet-b1\.58; token_embd\.weight f16 -> q6_k; other tensors and metadata as they are; \d+ tensors, /);
+    expect(r.out).toMatch(/\nwrote .*m\.gguf: \d+ tensors, \d+ bytes in \d+\.\d s\n$/);
+    expect(r.err.trim().split("\n")[0]).toMatch(/^\[1\/\d+\] token_embd\.weight q6_k /);
+    expect(new Uint8Array(await fs.readFile(out))).toEqual(await headVariant(src, "q6_k"));
+    expect(await listing(dir)).toEqual(["m.gguf"]);
+    using model = await loadModel(out, { autotune: false });
+    expect((await model.logits([1, 2, 3])).every((row) => row.every(Number.isFinite))).toBe(true);
+  });
+
+  it("should re-encode both tensors of an untied file, and copy a head already of the type byte for byte", async () => {
+    const src = await fixture("untied.gguf", { weightType: "tq2_0", embeddingType: "q6_k", tied: false, hidden: 256, ffn: 512, seed: 42 });
+    const dir = await outDir("gguf-untied");
+    const r = await run([src, "-o", path.join(dir, "q8.gguf"), "--head", "q8_0"]);
+    expect(r.out).toMatch(/token_embd\.weight q6_k -> q8_0, output\.weight q6_k -> q8_0;/);
+    expect(new Uint8Array(await fs.readFile(path.join(dir, "q8.gguf")))).toEqual(await headVariant(src, "q8_0"));
+    const same = await run([src, "-o", path.join(dir, "same.gguf"), "--head", "q6_k"]);
+    expect(same.out).toMatch(/the head is q6_k already: a copy;/);
+    expect(new Uint8Array(await fs.readFile(path.join(dir, "same.gguf")))).toEqual(new Uint8Array(await fs.readFile(src)));
+  });
+
+  const refused: [string, () => Promise<string>, string[], new (...a: never[]) => Error, RegExp][] = [
+    ["rows Q6_K cannot hold (hidden 128)", () => fixture("narrow.gguf", { embeddingType: "f16", hidden: 128, seed: 43 }), ["--head", "q6_k"], ConvertError, /token_embd\.weight has rows of 128 values; q6_k needs a multiple of 256/],
+    ["--name with a GGUF file", () => fixture("named.gguf", { embeddingType: "f16", hidden: 256, seed: 44 }), ["--name", "x"], ConvertError, /--name applies to a Hugging Face folder/],
+    ["a file that is not GGUF", async () => path.join(good, "config.json"), ["--head", "q8_0"], FormatError, /not "GGUF"/],
+  ];
+  it.each(refused)("should refuse %s with a typed error and leave no output", async (name, make, flags, type, message) => {
+    const src = await make();
+    const dir = await outDir(name.replace(/[^a-z0-9]+/gi, "-"));
+    const attempt = run([src, "-o", path.join(dir, "m.gguf"), ...flags]);
+    await expect(attempt).rejects.toThrow(type);
+    await expect(attempt).rejects.toThrow(message);
     expect(await listing(dir)).toEqual([]);
   });
 });

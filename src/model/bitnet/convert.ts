@@ -356,32 +356,48 @@ function conversion(folder: HfBitnetFolder, plan: ConvertPlan, jobs: readonly Te
       throw new ConvertError("bad-option", "[convert] a conversion's bytes can be taken once");
     }
     started = true;
-    const total = plan.fileBytes;
-    let done = layout.header.length;
-    yield layout.header;
-    for (const [i, j] of jobs.entries()) {
-      if (options.signal?.aborted === true) {
-        throw new ConvertError("aborted", "[convert] interrupted; no file was written");
-      }
-      const at = layout.tensors[i];
-      let written = 0;
-      for await (const chunk of tensorBytes(j)) {
-        written += chunk.length;
-        yield chunk;
-      }
-      if (at === undefined || written !== at.byteSize) {
-        throw new ConvertError("unsupported", `[convert] ${j.plan.name}: ${written} bytes produced, ${at?.byteSize ?? 0} planned`);
-      }
-      const end = Math.ceil(written / layout.alignment) * layout.alignment;
-      if (end > written) {
-        yield new Uint8Array(end - written);
-      }
-      done += end;
-      options.onTensor?.({ index: i + 1, count: jobs.length, tensor: j.plan, bytesDone: done, bytesTotal: total });
-    }
+    yield* streamGguf(layout, jobs, (j) => j.plan, tensorBytes, options);
   }
 
   return { plan, stats, bytes, close, [Symbol.asyncDispose]: close };
+}
+
+/**
+ * A planned GGUF file's bytes: the header, then each job's tensor bytes padded to the alignment, each checked
+ * against its planned size, progress after each tensor; ConvertError "aborted" between tensors once `signal` fires.
+ * Shared by the folder conversion and the GGUF head conversion (convert-gguf.ts).
+ */
+export async function* streamGguf<J>(
+  layout: GgufLayout,
+  jobs: readonly J[],
+  planOf: (job: J) => ConvertTensorPlan,
+  tensorBytes: (job: J) => AsyncIterable<Uint8Array>,
+  options: { readonly signal?: AbortSignal; readonly onTensor?: (progress: ConvertProgress) => void },
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const total = layout.header.length + layout.dataBytes;
+  let done = layout.header.length;
+  yield layout.header;
+  for (const [i, j] of jobs.entries()) {
+    if (options.signal?.aborted === true) {
+      throw new ConvertError("aborted", "[convert] interrupted; no file was written");
+    }
+    const at = layout.tensors[i];
+    const tensor = planOf(j);
+    let written = 0;
+    for await (const chunk of tensorBytes(j)) {
+      written += chunk.length;
+      yield chunk;
+    }
+    if (at === undefined || written !== at.byteSize) {
+      throw new ConvertError("unsupported", `[convert] ${tensor.name}: ${written} bytes produced, ${at?.byteSize ?? 0} planned`);
+    }
+    const end = Math.ceil(written / layout.alignment) * layout.alignment;
+    if (end > written) {
+      yield new Uint8Array(end - written);
+    }
+    done += end;
+    options.onTensor?.({ index: i + 1, count: jobs.length, tensor, bytesDone: done, bytesTotal: total });
+  }
 }
 
 /** fp16 must hold γ: finite, and nonzero when γ is. Counts γ that fp16 rounds. */
