@@ -180,8 +180,8 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
     const copy = !requantize && isHead && options.lazy !== false ? source.mappedCopy?.(name) : undefined;
     if (copy !== undefined && from !== "f32") {
       // A head kept as stored (a k-quant or Q8_0 head, or `headType: "keep"`) is read by every token: it is copied
-      // from the file mapping on first use, in pieces whose mapped pages are dropped once copied (so the peak does not
-      // grow), instead of read in place, where a file truncated on disk would end the process at the next token.
+      // from the file mapping on first use, in pieces whose mapped pages are dropped once copied (the peak grows by at
+      // most a piece), instead of read in place, where a file truncated on disk would end the process at the next token.
       const size = loaded.bytes.byteLength;
       const make = (): Uint8Array => {
         const out = new Uint8Array(size);
