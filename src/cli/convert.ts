@@ -125,6 +125,10 @@ export function addConvertCommand(program: Command, io: CliIo): void {
             throw new ConvertError("bad-option", `[convert] --${option} applies to a Hugging Face folder; a GGUF file's projections and metadata are copied as stored`);
           }
         }
+        // No default for a file: re-encoding a k-quant head to the folder default (f16) would only grow it.
+        if (command.getOptionValueSource("head") !== "cli") {
+          throw new ConvertError("bad-option", `[convert] name the head type to write with --head (${CONVERT_HEAD_TYPES.join(", ")}) for a GGUF file`);
+        }
         const { plan, seconds } = await convertGgufHead(
           folder,
           flags,

@@ -215,6 +215,7 @@ describe("barbell convert on a GGUF file (the embedding / head re-encoded)", () 
   const refused: [string, () => Promise<string>, string[], new (...a: never[]) => Error, RegExp][] = [
     ["rows Q6_K cannot hold (hidden 128)", () => fixture("narrow.gguf", { embeddingType: "f16", hidden: 128, seed: 43 }), ["--head", "q6_k"], ConvertError, /token_embd\.weight has rows of 128 values; q6_k needs a multiple of 256/],
     ["--name with a GGUF file", () => fixture("named.gguf", { embeddingType: "f16", hidden: 256, seed: 44 }), ["--name", "x"], ConvertError, /--name applies to a Hugging Face folder/],
+    ["a GGUF file without --head", () => fixture("no-head.gguf", { embeddingType: "q6_k", hidden: 256, seed: 45 }), [], ConvertError, /name the head type to write with --head/],
     ["a file that is not GGUF", async () => path.join(good, "config.json"), ["--head", "q8_0"], FormatError, /not "GGUF"/],
   ];
   it.each(refused)("should refuse %s with a typed error and leave no output", async (name, make, flags, type, message) => {
