@@ -22,11 +22,9 @@ import { parseArgs } from "node:util";
 import { FormatError, ShapeError, ValueError } from "../src/core/errors.js";
 import { readRegularFile } from "../src/core/files.js";
 import { openGguf, quantTraitsFor, writeGguf, type GgufTensorInput } from "../src/formats/gguf/index.js";
+import { HEAD_TENSORS } from "../src/model/bitnet/convert.js";
 import { QUANT_TRAITS } from "../src/quant/table.js";
 import { logSumExp, MAX_CORPUS_BYTES, parseCard, splitCorpus, tokenizerEntries, tokenizerFromEntries, validationLoss } from "../src/cli/train.js";
-
-/** Tensors that hold the embedding and the output head (a tied model has only the first). */
-export const HEAD_TENSORS: readonly string[] = ["token_embd.weight", "output.weight"];
 
 /** Storage types the variants use: barbell's float and integer encoders for embeddings/heads. */
 export const HEAD_STORAGE = ["f32", "f16", "q8_0", "q6_k", "q4_k", "q5_k"] as const;

@@ -11,7 +11,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tokenizerEntries, tokenizerFromEntries } from "../../src/cli/train.js";
 import { openGguf } from "../../src/formats/gguf/index.js";
-import { HEAD_TENSORS, headBytes, headVariant, scoreHeads, type HeadResult } from "../../scripts/head-eval.js";
+import { HEAD_TENSORS } from "../../src/model/bitnet/convert.js";
+import { headBytes, headVariant, scoreHeads, type HeadResult } from "../../scripts/head-eval.js";
 
 const MODEL = path.resolve(import.meta.dirname, "../../models/barbell-kjv.gguf");
 

@@ -8,13 +8,16 @@
 import { openGguf, layoutGguf, quantTraitsFor, type GgufFile, type GgufLayout, type GgufTensorInfo } from "../../formats/gguf/index.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import type { QuantTraits } from "../../quant/types.js";
-import { CONVERT_HEAD_TYPES, ConvertError, streamGguf, type ConvertHeadType, type ConvertProgress, type ConvertTensorPlan } from "./convert.js";
-
-/** The tensors re-encoded: the token embedding and, in an untied file, the output head. */
-const HEAD_TENSORS: readonly string[] = ["token_embd.weight", "output.weight"];
-
-/** Values decoded and re-encoded at a time (the folder conversion's bound). */
-const HEAD_CHUNK_VALUES = 1 << 22;
+import {
+  CONVERT_HEAD_TYPES,
+  ConvertError,
+  HEAD_TENSORS,
+  reencodeRows,
+  streamGguf,
+  type ConvertHeadType,
+  type ConvertProgress,
+  type ConvertTensorPlan,
+} from "./convert.js";
 
 /** What a GGUF head conversion will write. */
 export interface GgufHeadPlan {
@@ -121,18 +124,8 @@ function conversion(file: GgufFile, planned: { jobs: HeadJob[] }, layout: GgufLa
       yield data;
       return;
     }
-    const { from, to } = j.codecs;
     const cols = j.info.dims[0] ?? 1;
-    const rows = j.info.elementCount / cols;
-    const inRow = from.byteSize(1, cols) ?? 0;
-    const step = Math.max(1, Math.floor(HEAD_CHUNK_VALUES / cols));
-    for (let r = 0; r < rows; r += step) {
-      if (options.signal?.aborted === true) {
-        throw new ConvertError("aborted", "[convert] interrupted; no file was written");
-      }
-      const n = Math.min(step, rows - r);
-      yield to.encode(from.decode(data.subarray(r * inRow, (r + n) * inRow), n, cols), n, cols);
-    }
+    yield* reencodeRows(j.codecs.from, j.codecs.to, j.info.elementCount / cols, cols, (offset, length) => data.subarray(offset, offset + length), options.signal);
   }
 
   async function* bytes(): AsyncGenerator<Uint8Array, void, undefined> {

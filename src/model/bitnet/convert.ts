@@ -49,8 +49,11 @@ export const UNTIED_BITNET_WARNING =
   "the folder has a separate output head (lm_head): mainline llama.cpp's arch bitnet reuses the embedding as the head " +
   "and refuses this file (\"wrong number of tensors\"); barbell runs it";
 
-/** Float values decoded at once while converting an embedding: bounds the scratch memory (16 MiB of f32). */
-const EMBEDDING_CHUNK_VALUES = 1 << 22;
+/** Float values decoded at once while re-encoding an embedding or head: bounds the scratch memory (16 MiB of f32). */
+const HEAD_CHUNK_VALUES = 1 << 22;
+
+/** The tensors that hold the token embedding and, in an untied model, the output head. */
+export const HEAD_TENSORS: readonly string[] = ["token_embd.weight", "output.weight"];
 
 /**
  * llama.cpp `LLAMA_FTYPE` of each projection type: TQ1_0 36 and TQ2_0 37 (mainline), I2_S 40 (bitnet.cpp's fork;
@@ -412,19 +415,39 @@ function checkHalfScale(name: string, scale: number, stats: { roundedScales: num
   }
 }
 
-/** An embedding or head, decoded and re-encoded a block of rows at a time (bounded scratch memory). */
+/** An embedding or head of a folder, re-encoded a block of rows at a time. */
 async function* denseRows(folder: HfBitnetFolder, source: HfBitnetTensor, p: ConvertTensorPlan): AsyncGenerator<Uint8Array> {
   const [cols = 1, rows = 1] = p.dims;
   const from = FLOAT_DECODE[source.dtype];
-  const to = QUANT_TRAITS[p.type as ConvertHeadType];
-  const inRow = from?.byteSize(1, cols);
-  if (from === undefined || inRow === undefined) {
+  if (from?.byteSize(1, cols) === undefined) {
     throw new ConvertError("unsupported", `[convert] ${source.hfName} is ${source.dtype}; expected BF16, F16 or F32`);
   }
-  const step = Math.max(1, Math.floor(EMBEDDING_CHUNK_VALUES / cols));
+  yield* reencodeRows(from, QUANT_TRAITS[p.type as ConvertHeadType], rows, cols, (offset, length) => folder.store.tensorData(source.hfName, { offset, length }));
+}
+
+/**
+ * A rows × cols tensor stored as `from`, re-encoded as `to` a block of whole rows at a time (at most
+ * HEAD_CHUNK_VALUES values decoded at once); `read(offset, length)` gives the stored bytes of that block.
+ * ConvertError "aborted" between blocks once `signal` fires. Shared by the folder and the GGUF head conversions.
+ */
+export async function* reencodeRows(
+  from: QuantTraits,
+  to: QuantTraits,
+  rows: number,
+  cols: number,
+  read: (offset: number, length: number) => Uint8Array | Promise<Uint8Array>,
+  signal?: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  const inRow = from.byteSize(1, cols);
+  if (inRow === undefined) {
+    throw new ConvertError("unsupported", `[convert] rows of ${cols} values do not fit ${from.name}`);
+  }
+  const step = Math.max(1, Math.floor(HEAD_CHUNK_VALUES / cols));
   for (let r = 0; r < rows; r += step) {
+    if (signal?.aborted === true) {
+      throw new ConvertError("aborted", "[convert] interrupted; no file was written");
+    }
     const n = Math.min(step, rows - r);
-    const raw = await folder.store.tensorData(source.hfName, { offset: r * inRow, length: n * inRow });
-    yield to.encode(from.decode(raw, n, cols), n, cols);
+    yield to.encode(from.decode(await read(r * inRow, n * inRow), n, cols), n, cols);
   }
 }
