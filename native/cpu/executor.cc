@@ -232,7 +232,7 @@ void decode_chunked(ThreadPool& pool, const IsaKernels& table, int kv_type, cons
   const bool parallel = threads > 1 && work >= 6.0e4;
   // KV-head ranges per chunk: enough tasks for about four per thread (the bits do not depend on it).
   const int slices = parallel ? std::max(1, std::min(n_kv_head, (4 * threads + chunks - 1) / chunks)) : 1;
-  const size_t scratch = static_cast<size_t>(group) * (C + 8) + 64;
+  const size_t scratch = static_cast<size_t>(n_head) * (C + 8) + 64;  // every query head of a call's KV-head range
   // The pool's threads see this thread's buffers through these pointers (a thread_local named in the lambda would
   // be the running thread's own).
   const int* first_p = first.data();

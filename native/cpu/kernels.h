@@ -109,7 +109,8 @@ struct IsaKernels {
   // Optional: one call of the split-K decode attention (attention_decode.inc): query row q (f32, or q8_0 blocks over
   // a q8_0 cache) against cache rows [t0, t1) (≤ kDecodeChunk; k and v point at the rows' bytes, kv_row elements a
   // row) for KV heads [g0, g1) and their query heads: part[h·(D + 2)] = {max score, Σ e^(s − max), Σ e^(s − max)·v}.
-  // Null: decode goes through `attention` (or the float64 path). scratch: group·(kDecodeChunk + 8) + 64 floats.
+  // Null: decode goes through `attention` (or the float64 path). scratch: (g1 − g0)·group·(kDecodeChunk + 8) + 64
+  // floats.
   void (*attention_chunk)(int kv_type, const void* q, const void* k, const void* v, size_t kv_row, int t0, int t1, int g0,
                           int g1, int group, int D, double scale, float* part, float* scratch);
   // Optional: repack_x_planes for this table's ternary_block, the same bytes and sums (null: the portable loop).
