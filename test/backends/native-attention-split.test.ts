@@ -2,7 +2,8 @@
 // cache positions are cut into chunks of a fixed 256 positions, the chunks run as tasks on the pool and their
 // partials are merged in chunk order, so 1, 2 and 3 threads must give the same bits, over f32, f16 and q8_0
 // caches, at a depth spanning three chunks (700 positions), for a GQA and an MHA shape, on every ISA path; and the
-// result must stay close to the JS reference (which rounds the query through q8_0 over a q8_0 K cache).
+// result must stay close to the JS reference (which rounds the query through q8_0 over a q8_0 K cache); the two
+// AVX-512 paths must agree bit for bit.
 import { describe, expect, it } from "vitest";
 import type { TensorRef } from "../../src/backends/backend.js";
 import { ArrayBufferMemory, views } from "../../src/backends/host-memory.js";
@@ -88,4 +89,23 @@ describe.skipIf(!probe.available)("native split-K decode attention", () => {
       }
     });
   }
+  // Both AVX-512 paths run the same float code (V512); over a q8_0 K cache VNNI's scores take 16 rows at a time with
+  // no horizontal sums, AVX-512BW's 8 with a hadd tree, and the integer block sums are exact: the same bits.
+  it.skipIf(!isas().includes("avx512vnni"))("avx512vnni gives avx512bw's bits, every cache type", () => {
+    const [bw, vnni] = ["avx512bw", "avx512vnni"].map((isa) => {
+      const backend = createNativeCpuBackend({ isa, threads: 2 });
+      try {
+        return all.map((c) => {
+          const out = ref("f32", [1, c.n], new Float32Array(c.n));
+          backend.kernels.attention?.(c.q, c.k, c.v, c.pos0, c.scale, out);
+          return Buffer.from(views.f32(out).slice(0, c.n).buffer);
+        });
+      } finally {
+        backend.dispose();
+      }
+    });
+    for (const [i, c] of all.entries()) {
+      expect(vnni?.[i]?.equals(bw?.[i] as Buffer), c.name).toBe(true);
+    }
+  });
 });
