@@ -5,7 +5,6 @@
 //   args: layers T kv_heads head_dim group kv_type(0 f32, 1 f16, 2 q8_0) iterations
 // layers > 1 gives each layer its own cache, cycled call by call, so the cache comes from memory as in a model.
 #include <immintrin.h>
-#include <atomic>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
