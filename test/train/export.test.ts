@@ -166,7 +166,8 @@ describe("a trained tokenizer in the exported GGUF", () => {
     expect(tokens[0]).toBe(bpe.bos);
     expect(tokens.length).toBeLessThan(new TextEncoder().encode(text).length);
     expect(model.detokenize(tokens, { skipSpecial: true })).toBe(text);
-    const result = await model.generate(text, { maxTokens: 4 }).complete();
+    // ignoreEos: a sampled first token may be EOS on this tiny model (an empty result failed CI once, 2026-12-07).
+    const result = await model.generate(text, { maxTokens: 4, ignoreEos: true }).complete();
     expect(result.promptTokens).toBe(tokens.length);
     expect(result.tokens.length).toBeGreaterThan(0);
     expect(result.tokens.length).toBeLessThanOrEqual(4);
