@@ -9,11 +9,11 @@
 import cliProgress from "cli-progress";
 import { Option, type Command } from "commander";
 import { FileError } from "../core/errors.js";
-import { ConvertError } from "../model/bitnet/convert.js";
-import { checkOutputFile, pathKind } from "../core/files.js";
+import { checkOutputFile, pathKind, writeAtomically } from "../core/files.js";
 import {
   CONVERT_HEAD_TYPES,
   CONVERT_WEIGHT_TYPES,
+  ConvertError,
   openHfConversion,
   type ConvertHeadType,
   type ConvertPlan,
@@ -21,7 +21,6 @@ import {
   type ConvertStats,
   type ConvertWeightType,
 } from "../model/bitnet/convert.js";
-import { writeAtomically } from "../core/files.js";
 import { openGgufHeadConversion, type GgufHeadPlan } from "../model/bitnet/convert-gguf.js";
 import type { CliIo } from "./run.js";
 

@@ -5,7 +5,6 @@
  */
 import { FormatError, ShapeError } from "../../core/errors.js";
 
-/** Random-access bytes of known size. */
 /**
  * A FileSource read at least this long is the file range mapped (where the native addon is loaded), a view of the
  * file's pages; shorter reads are copies (file-source.ts). Here, with no Node import, for the loaders that must
@@ -13,6 +12,7 @@ import { FormatError, ShapeError } from "../../core/errors.js";
  */
 export const MAP_MIN_BYTES = 1 << 20;
 
+/** Random-access bytes of known size. */
 export interface ByteSource {
   /** Total size in bytes. */
   readonly size: number;
