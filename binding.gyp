@@ -60,7 +60,7 @@
         {
           "target_name": "barbell_avx512bw",
           "type": "static_library",
-          "sources": ["native/cpu/kernels_avx512bw.cc"],
+          "sources": ["native/cpu/kernels_avx512bw.cc", "native/cpu/load_avx512.cc"],
           "cflags_cc": ["<@(barbell_avx512)"],
           "xcode_settings": { "OTHER_CPLUSPLUSFLAGS": ["<@(barbell_avx512)"] },
           "msvs_settings": { "VCCLCompilerTool": { "AdditionalOptions": ["/arch:AVX512"] } }

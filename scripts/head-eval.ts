@@ -10,7 +10,7 @@
  * encoder) with every other tensor and all metadata unchanged, and scores each with the `barbell train`
  * validation code (src/cli/train.ts validationLoss) on the card's split, tokenizer, window length and token
  * count: loss, perplexity, and the logits' difference from the file's own head on the same windows (max and
- * mean |Δ|, relative L2, top-1 agreement, mean KL). The load-time path (`headType: "q8_0"`) is scored too.
+ * mean |Δ|, relative L2, top-1 agreement, mean KL). The load-time paths (`headType: "q8_0"`, `"q6_k"`) are scored too.
  * Needs the corpus: scripts/fetch-corpus.sh (data/kjv.txt, checked against the card's SHA-256).
  */
 import { createHash } from "node:crypto";
@@ -140,7 +140,7 @@ export class LogitsComparer {
 export interface HeadCase {
   readonly name: string;
   readonly file: string;
-  readonly headType?: "keep" | "q8_0";
+  readonly headType?: "keep" | "q8_0" | "q6_k";
   /** Bytes of the embedding/head tensors as stored in the file (before any load-time requantization). */
   readonly headBytes: number;
 }
@@ -287,7 +287,7 @@ async function main(): Promise<void> {
       await fs.writeFile(file, await headVariant(model, to));
       files[to] = file;
     }
-    const c = async (name: string, storage: HeadStorage, headType?: "q8_0"): Promise<HeadCase> => {
+    const c = async (name: string, storage: HeadStorage, headType?: "q8_0" | "q6_k"): Promise<HeadCase> => {
       const file = files[storage] ?? model;
       return { name, file, headBytes: await headBytes(file), ...(headType === undefined ? {} : { headType }) };
     };
@@ -300,6 +300,7 @@ async function main(): Promise<void> {
       await c("Q4_K in the file", "q4_k"),
       await c("F32 + `--head q8_0`", "f32", "q8_0"),
       await c("F16 + `--head q8_0`", "f16", "q8_0"),
+      await c("F16 + `--head q6_k`", "f16", "q6_k"),
     ];
     const started = performance.now();
     const results = await scoreHeads(cases, valTokens, card.seqLen, tokens);

@@ -210,22 +210,7 @@ Napi::Value FirstCode3(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, -1);
 }
 
-inline float source_value(const uint8_t* src, int64_t format, int64_t i) {
-  uint32_t u = 0;
-  if (format == 0) {
-    std::memcpy(&u, src + 4 * i, 4);
-  } else {
-    uint16_t h;
-    std::memcpy(&h, src + 2 * i, 2);
-    if (format == 1) {
-      return half_to_float(h);
-    }
-    u = static_cast<uint32_t>(h) << 16;
-  }
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+#include "q6k_encode.inc"
 
 // Bytes below which prefault leaves a range to ordinary page faults.
 constexpr size_t kPrefaultBytes = size_t{1} << 21;
@@ -338,6 +323,71 @@ Napi::Value EncodeQ8(const Napi::CallbackInfo& info) {
     const int64_t b1 = blocks * (p + 1) / parts;
     prefault_destination(dst + b0 * 34, static_cast<size_t>((b1 - b0) * 34));
     encode_q8_0_blocks(isa, format, src + b0 * 32 * width, b1 - b0, dst + b0 * 34);
+  });
+  return Napi::Boolean::New(env, true);
+}
+
+// Blocks of 256 source values (f32 0, f16 1, bf16 2) to Q6_K (q6k_encode.inc): the unit compiled for the widest
+// path `isa` allows (load_avx512.cc, load_avx2.cc: the same source, so the same bytes), else this one.
+void encode_q6_k_blocks(Isa isa, int64_t format, const uint8_t* src, int64_t blocks, uint8_t* dst) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (isa >= Isa::kAvx512bw) {
+    encode_q6_k_avx512(format, src, blocks, dst);
+    return;
+  }
+  if (isa >= Isa::kAvx2) {
+    encode_q6_k_avx2(format, src, blocks, dst);
+    return;
+  }
+#endif
+  (void)isa;
+  encode_q6_k_source(format, src, blocks, dst);
+}
+
+// encodeQ6_K(format, src, rows, cols, dst, isa?): f32 (0), f16 (1) or bf16 (2) rows (cols a multiple of 256) to
+// Q6_K as Q6_K.encode in src/quant/formats/q6-k.ts does it, over up to kMaxLoadThreads threads for large inputs
+// (blocks are independent). `isa` forces a lower path. True, or false (nothing written) when src is a file
+// mapping that became shorter (readable).
+Napi::Value EncodeQ6K(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t format = -1, rows = 0, cols = 0;
+  if (!get_count(info, 0, "format", 1, &format) || format > 2) {
+    if (!env.IsExceptionPending()) {
+      Napi::RangeError::New(env, "[native-cpu] encodeQ6_K: format must be 0 (f32), 1 (f16) or 2 (bf16)").ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+  if (!get_count(info, 2, "rows", 1, &rows) || !get_count(info, 3, "cols", 256, &cols) || (cols > 0 && rows > kMaxElements / cols)) {
+    if (!env.IsExceptionPending()) {
+      Napi::RangeError::New(env, "[native-cpu] encodeQ6_K: rows × cols is too large").ThrowAsJavaScriptException();
+    }
+    return env.Undefined();
+  }
+  const int64_t n = rows * cols;
+  const int64_t width = format == 0 ? 4 : 2;
+  uint8_t* src = nullptr;
+  uint8_t* dst = nullptr;
+  if (!get_bytes(info, 1, "src", static_cast<size_t>(n * width), &src) ||
+      !get_bytes(info, 4, "dst", static_cast<size_t>(n / 256 * 210), &dst)) {
+    return env.Undefined();
+  }
+  Isa isa = cpu_features().best;
+  if (info.Length() > 5 && !info[5].IsUndefined() &&
+      (!info[5].IsString() || !parse_isa(info[5].As<Napi::String>().Utf8Value(), cpu_features().best, &isa))) {
+    Napi::RangeError::New(env, "[native-cpu] encodeQ6_K: isa must be an ISA path name").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!readable(src, static_cast<size_t>(n * width))) {
+    return Napi::Boolean::New(env, false);  // a mapped file became shorter (readable)
+  }
+  const int64_t blocks = n / 256;
+  // The fit costs ~300 times the Q8_0 encoder's arithmetic per value, so even small inputs are split.
+  const unsigned parts = load_parts(n * 16);
+  run_parts(parts, [&](unsigned p) {
+    const int64_t b0 = blocks * p / parts;
+    const int64_t b1 = blocks * (p + 1) / parts;
+    prefault_destination(dst + b0 * 210, static_cast<size_t>((b1 - b0) * 210));
+    encode_q6_k_blocks(isa, format, src + b0 * 256 * width, b1 - b0, dst + b0 * 210);
   });
   return Napi::Boolean::New(env, true);
 }
@@ -557,6 +607,7 @@ Napi::Value ReleaseMapped(const Napi::CallbackInfo& info) {
 void RegisterLoadCodecs(Napi::Env env, Napi::Object exports) {
   exports.Set("transcodeTernary", Napi::Function::New(env, TranscodeTernary));
   exports.Set("encodeQ8_0", Napi::Function::New(env, EncodeQ8));
+  exports.Set("encodeQ6_K", Napi::Function::New(env, EncodeQ6K));
   exports.Set("firstCode3", Napi::Function::New(env, FirstCode3));
 #ifndef _WIN32
   exports.Set("mapRange", Napi::Function::New(env, MapRange));

@@ -3,6 +3,7 @@
 // and results as the scalar group_to_t2 and encode_q8_0_block.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "kernels.h"
@@ -84,6 +85,41 @@ inline void q8_block(const __m256* v, uint8_t* out) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2), _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
+// q6k_encode.inc's vector traits: four doubles, compare results as lane masks.
+struct Q6kV {
+  using D = __m256d;
+  using M = __m256d;
+  static constexpr int W = 4;
+  static D load(const double* p) { return _mm256_load_pd(p); }
+  static void store(double* p, D v) { _mm256_store_pd(p, v); }
+  static D set1(double v) { return _mm256_set1_pd(v); }
+  static D zero() { return _mm256_setzero_pd(); }
+  static D add(D a, D b) { return _mm256_add_pd(a, b); }
+  static D mul(D a, D b) { return _mm256_mul_pd(a, b); }
+  static D fma(D a, D b, D c) { return _mm256_fmadd_pd(a, b, c); }
+  static D div(D a, D b) { return _mm256_div_pd(a, b); }
+  static D min(D a, D b) { return _mm256_min_pd(a, b); }
+  static D max(D a, D b) { return _mm256_max_pd(a, b); }
+  static D round_even(D v) { return _mm256_round_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static M gt(D a, D b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+  static D load_f32(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+  // W codes 0..63 (NaN → 0) as bytes.
+  static void store_codes(uint8_t* p, D c) {
+    const __m128i v = _mm256_cvttpd_epi32(_mm256_and_pd(c, _mm256_cmp_pd(c, c, _CMP_ORD_Q)));
+    const __m128i b = _mm_packus_epi16(_mm_packs_epi32(v, v), _mm_setzero_si128());
+    const uint32_t w = static_cast<uint32_t>(_mm_cvtsi128_si32(b));
+    std::memcpy(p, &w, 4);
+  }
+  static void f16_block(const uint16_t* h, float* x) {
+    for (int i = 0; i < 256; i += 8) {
+      _mm256_store_ps(x + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+    }
+  }
+  static D sel(M m, D a, D b) { return _mm256_blendv_pd(b, a, m); }
+};
+#define Q6K_SIMD 1
+#include "q6k_encode.inc"
+
 }  // namespace
 
 int32_t transcode_2bit_avx2(int64_t format, const uint8_t* src, int64_t n, uint8_t* dst) {
@@ -98,6 +134,10 @@ void encode_q8_0_avx2(int64_t format, const uint8_t* src, int64_t blocks, uint8_
     }
     q8_block(v, dst + 34 * b);
   }
+}
+
+void encode_q6_k_avx2(int64_t format, const uint8_t* src, int64_t blocks, uint8_t* dst) {
+  encode_q6_k_source(format, src, blocks, dst);
 }
 
 }  // namespace barbell

@@ -52,6 +52,11 @@ int32_t transcode_2bit_avx2(int64_t format, const uint8_t* src, int64_t n, uint8
 // `blocks` blocks of 32 f32 (format 0), f16 (1) or bf16 (2) values at src to Q8_0 at dst, the same bytes as
 // encode_q8_0_block (kv_cache.h) on each block (load_avx2.cc); call only where the CPU has AVX2 and F16C.
 void encode_q8_0_avx2(int64_t format, const uint8_t* src, int64_t blocks, uint8_t* dst);
+// `blocks` blocks of 256 f32 (format 0), f16 (1) or bf16 (2) values at src to Q6_K at dst (q6k_encode.inc compiled
+// with AVX2 in load_avx2.cc, with AVX-512 in load_avx512.cc; the same bytes as the baseline unit's); call only
+// where the CPU has that ISA.
+void encode_q6_k_avx2(int64_t format, const uint8_t* src, int64_t blocks, uint8_t* dst);
+void encode_q6_k_avx512(int64_t format, const uint8_t* src, int64_t blocks, uint8_t* dst);
 #endif
 
 }  // namespace barbell

@@ -1,6 +1,6 @@
 /**
  * Native load-time helpers (native/cpu/load.cc): transcoders bit-identical to the JS ones they stand in for
- * (`repackTernary` for I2_S / TQ2_0, Q8_0 encoding of a float head), whose JS versions stay the reference and
+ * (`repackTernary` for I2_S / TQ2_0, Q8_0 and Q6_K encoding of a float head), whose JS versions stay the reference and
  * run wherever no addon is loaded (pages, the JS-only backend), and a file mapping for FileSource (file-source.ts). The native CPU backend registers them when
  * its addon loads (src/backends/native-cpu/addon.ts); this module imports nothing, so pages can bundle it.
  */
@@ -20,6 +20,8 @@ export interface LoadCodecs {
    * nothing written, when `src` is a view of a file mapping whose file is now shorter (see copyMapped).
    */
   encodeQ8_0(format: number, src: Uint8Array, rows: number, cols: number, dst: Uint8Array, isa?: string): boolean;
+  /** As encodeQ8_0, to Q6_K rows as Q6_K.encode does (cols a multiple of 256). Absent in addons built before it. */
+  encodeQ6_K?(format: number, src: Uint8Array, rows: number, cols: number, dst: Uint8Array, isa?: string): boolean;
   /**
    * Bytes [offset, offset + length) of an open file (a descriptor) mapped copy-on-write, as a buffer of exactly
    * those bytes (reads come from the page cache without a copy; writes stay private), unmapped when collected;

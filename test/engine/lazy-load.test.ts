@@ -21,7 +21,7 @@ import { loadCodecs, MAPPED_FILE_SHRANK, setLoadCodecs, type LoadCodecs } from "
 import { QUANT_TRAITS } from "../../src/quant/table.js";
 import { createJsBackend } from "../../src/backends/js/index.js";
 import { ternaryFromCodes } from "../../src/tensor/ops/quant.js";
-import { AUTO_Q8_HEAD_WEIGHTS, headToQ8 } from "../../src/model/bitnet/weights.js";
+import { AUTO_HEAD_WEIGHTS, headTarget } from "../../src/model/bitnet/weights.js";
 import { bothPaths } from "../helpers/load-codecs.js";
 
 const jsBackend = createJsBackend();
@@ -93,44 +93,68 @@ describe.skipIf(!probe.available)("lazy ternary conversion", () => {
     });
   }
 
-  it("should requantize a float head (headType q8_0) on first use, once, to the logits of requantizing at load", async () => {
-    const bytes = makeBitnetFixture({ embeddingType: "f16", tied: false, hidden: 256, ffn: 512, layers: 2, seed: 33 });
-    let encodes = 0;
-    setLoadCodecs({
-      ...registered,
-      encodeQ8_0: (...args) => {
-        encodes++;
-        return registered.encodeQ8_0(...args);
-      },
+  for (const [headType, codec] of [
+    ["q8_0", "encodeQ8_0"],
+    ["q6_k", "encodeQ6_K"],
+  ] as const) {
+    it(`should requantize a float head (headType ${headType}) on first use, once, to the logits of requantizing at load`, async () => {
+      const bytes = makeBitnetFixture({ embeddingType: "f16", tied: false, hidden: 256, ffn: 512, layers: 2, seed: 33 });
+      let encodes = 0;
+      const encode = registered[codec];
+      expect(encode).toBeDefined();
+      setLoadCodecs({
+        ...registered,
+        [codec]: (...args: Parameters<LoadCodecs["encodeQ8_0"]>) => {
+          encodes++;
+          return (encode as LoadCodecs["encodeQ8_0"])(...args);
+        },
+      });
+      const backend = await resolveBackend({ backends: [...BACKENDS] });
+      const lazy = await loadModel(write(`head-f16-${headType}.gguf`, bytes), { backends: [...BACKENDS], contextLength: 8, headType });
+      // The eager conversion: weights on a backend without lazily made bytes are requantized while loading.
+      const { adoptLazy: _omitted, ...eagerBackend } = backend;
+      const eager = await loadGgufModel(bytes, { backend: eagerBackend, contextLength: 8, headType });
+      try {
+        expect(encodes).toBe(1); // the eager model's head only
+        const got = await lazy.logits(TOKENS);
+        expect(encodes).toBe(2);
+        await lazy.logits(TOKENS);
+        expect(encodes).toBe(2); // converted once
+        const want = await eager.logits(TOKENS);
+        got.forEach((row, i) => expect(Array.from(row)).toEqual(Array.from(want[i] ?? [])));
+        // And the head really is the requantized one: the file's F16 head gives other logits.
+        const kept = await loadGgufModel(bytes, { backend: eagerBackend, contextLength: 8, headType: "keep" });
+        try {
+          const file = await kept.logits(TOKENS);
+          expect(Array.from(file[0] ?? [])).not.toEqual(Array.from(got[0] ?? []));
+        } finally {
+          kept.dispose();
+        }
+      } finally {
+        lazy.dispose();
+        eager.dispose();
+      }
     });
-    const backend = await resolveBackend({ backends: [...BACKENDS] });
-    const lazy = await loadModel(write("head-f16.gguf", bytes), { backends: [...BACKENDS], contextLength: 8, headType: "q8_0" });
-    // The eager conversion: weights on a backend without lazily made bytes are requantized while loading.
-    const { adoptLazy: _omitted, ...eagerBackend } = backend;
-    const eager = await loadGgufModel(bytes, { backend: eagerBackend, contextLength: 8, headType: "q8_0" });
-    try {
-      expect(encodes).toBe(1); // the eager model's head only
-      const got = await lazy.logits(TOKENS);
-      expect(encodes).toBe(2);
-      await lazy.logits(TOKENS);
-      expect(encodes).toBe(2); // converted once
-      const want = await eager.logits(TOKENS);
-      got.forEach((row, i) => expect(Array.from(row)).toEqual(Array.from(want[i] ?? [])));
-    } finally {
-      lazy.dispose();
-      eager.dispose();
-    }
-  });
+  }
 
   it("should requantize a float head by default (auto) only when it is large and can be made on first use", async () => {
     const backend = await resolveBackend({ backends: [...BACKENDS] });
     const { adoptLazy: _omitted, ...device } = backend;
-    expect(headToQ8({ backend }, AUTO_Q8_HEAD_WEIGHTS)).toBe(true);
-    expect(headToQ8({ backend }, AUTO_Q8_HEAD_WEIGHTS - 1)).toBe(false);
-    expect(headToQ8({ backend, lazy: false }, AUTO_Q8_HEAD_WEIGHTS)).toBe(false); // would cost the load
-    expect(headToQ8({ backend: device }, 2 ** 30)).toBe(false); // no bytes made on first use (device memory)
-    expect(headToQ8({ backend, headType: "keep" }, 2 ** 30)).toBe(false);
-    expect(headToQ8({ backend: device, headType: "q8_0" }, 1)).toBe(true);
+    const rows = Math.ceil(AUTO_HEAD_WEIGHTS / 2560);
+    expect(headTarget({ backend }, rows, 2560)).toBe("q6_k"); // the native encoder is loaded, rows of whole 256-blocks
+    expect(headTarget({ backend }, Math.ceil(AUTO_HEAD_WEIGHTS / 2592), 2592)).toBe("q8_0"); // 2592 = 81 · 32: no 256-blocks
+    expect(headTarget({ backend }, 2 ** 20, 2600)).toBeUndefined(); // neither divides the rows: the file's
+    expect(headTarget({ backend }, rows - 1, 2560)).toBeUndefined();
+    expect(headTarget({ backend, lazy: false }, rows, 2560)).toBeUndefined(); // would cost the load
+    expect(headTarget({ backend: device }, 2 ** 20, 2 ** 10)).toBeUndefined(); // no bytes made on first use (device memory)
+    expect(headTarget({ backend, headType: "keep" }, 2 ** 20, 2 ** 10)).toBeUndefined();
+    expect(headTarget({ backend: device, headType: "q8_0" }, 1, 32)).toBe("q8_0");
+    expect(headTarget({ backend: device, headType: "q6_k" }, 1, 256)).toBe("q6_k");
+    // Without the native Q6_K encoder (an addon built before it, or none), auto takes Q8_0.
+    const { encodeQ6_K: _absent, ...older } = registered;
+    setLoadCodecs(older);
+    expect(headTarget({ backend }, rows, 2560)).toBe("q8_0");
+    setLoadCodecs(registered);
     // A small model's head under the default: the file's, nothing requantized.
     let encodes = 0;
     setLoadCodecs({ ...registered, encodeQ8_0: (...args) => (encodes++, registered.encodeQ8_0(...args)) });

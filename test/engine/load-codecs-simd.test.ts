@@ -3,7 +3,8 @@
  * one (load.cc), forced with transcodeTernary's `isa` argument: the same t2 bytes and the same result (scale
  * bits, −1, 0 or −2) on random codes, with a code 3 at every position class (first and last byte, each of the
  * four fields of a byte, both sides of the 32-byte vector and the 66-byte block boundaries) and TQ2_0 scales
- * that differ, are negative, zero or non-finite. On a CPU without AVX2 both calls take the scalar path.
+ * that differ, are negative, zero or non-finite. On a CPU without AVX2 both calls take the scalar path. Also the
+ * native Q8_0 and Q6_K encoders of a float head (load.cc, load_avx2.cc, load_avx512.cc) against the JS codecs.
  */
 import { describe, expect, it } from "vitest";
 import { nativeAddon, probeNativeCpu } from "../../src/backends/native-cpu/addon.js";
@@ -196,5 +197,72 @@ describe.skipIf(!probe.available)("native Q8_0 encoder: SIMD path against scalar
     // A large input (over 2 × 2^22 values: split over the threads of a multi-core machine) gives the codec's bytes.
     const big = new Float32Array(32 * 270_000).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 97)));
     encodeAll(0, new Uint8Array(big.buffer), 270_000, 32);
+  });
+});
+
+describe.skipIf(!probe.available)("native Q6_K encoder: every path against the JS codec", () => {
+  const WIDTH = [4, 2, 2] as const;
+  const NAMES = ["f32", "f16", "bf16"] as const;
+  const PATHS = [undefined, "avx512bw", "avx2", "scalar"] as const;
+
+  /** encodeQ6_K of rows × cols `format` values on every ISA path (each lowered to what the CPU has): the JS codec's bytes. */
+  function encodeAll(format: 0 | 1 | 2, src: Uint8Array, rows: number, cols: number): Uint8Array {
+    const encode = nativeAddon()?.encodeQ6_K;
+    if (encode === undefined) {
+      throw new Error("native encodeQ6_K missing");
+    }
+    const want = QUANT_TRAITS.q6_k.encode(QUANT_TRAITS[NAMES[format]].decode(src, rows, cols), rows, cols);
+    for (const isa of PATHS) {
+      const got = new Uint8Array(want.length).fill(0xa5);
+      expect(encode(format, src, rows, cols, got, isa)).toBe(true);
+      expect(Buffer.compare(got, want), `${NAMES[format]} on ${isa ?? "the best path"}`).toBe(0);
+    }
+    return want;
+  }
+
+  it("should give the JS codec's bytes on random bit patterns (NaN, ±inf, subnormals) in every source format", () => {
+    for (const format of [0, 1, 2] as const) {
+      for (let seed = 1; seed <= 4; seed++) {
+        const rows = 2;
+        const cols = 256 * (1 + (seed % 3));
+        const next = lcg(seed * 104729 + format);
+        encodeAll(format, Uint8Array.from({ length: rows * cols * WIDTH[format] }, next), rows, cols);
+      }
+    }
+  });
+
+  it("should give them on weights and the edge sub-blocks: zeros, tiny, clipping, opposite signs, ±inf, NaN, huge", () => {
+    const x = new Float32Array(256 * 8).map((_, i) => Math.sin(i * 0.37) * Math.cos(i * 0.011) * 0.05);
+    const sub = (b: number, j: number, values: (i: number) => number): void => {
+      for (let i = 0; i < 16; i++) {
+        x[256 * b + 16 * j + i] = values(i);
+      }
+    };
+    sub(0, 0, () => 0);
+    sub(0, 1, (i) => (i === 3 ? 1e-31 : 0)); // below the 1e-30 floor: scale 0
+    sub(0, 2, (i) => (i === 0 ? 1 : -0.99)); // opposite-signed values that clip at the largest candidate
+    sub(0, 3, (i) => (i % 2 === 0 ? 32 : -31)); // exact grid points, ties
+    sub(1, 0, (i) => (i === 5 ? Infinity : 0.5));
+    sub(1, 1, (i) => (i === 7 ? NaN : -0.25 * i));
+    sub(2, 0, (i) => (i === 1 ? -Infinity : 0));
+    sub(3, 0, () => 3.0e38); // d overflows f16: clamped to 65504
+    sub(4, 5, (i) => (i - 8) * 2 ** -140); // subnormal float32
+    for (let j = 0; j < 16; j++) {
+      sub(5, j, (i) => (j + 1) * (i - 7.5)); // every sub-block's scale differs
+    }
+    const got = encodeAll(0, new Uint8Array(x.buffer), 8, 256);
+    expect(got[192]).toBe(0); // the all-zero sub-block's scale
+    const big = new Float32Array(2560 * 1700).map((_, i) => Math.sin(i * 0.37) * (1 + (i % 97)) * 1e-3);
+    // Over 2^22 values: split over the threads of a multi-core machine.
+    expect(Buffer.compare(encodeAll(0, new Uint8Array(big.buffer), 1700, 2560), QUANT_TRAITS.q6_k.encode(big, 1700, 2560))).toBe(0);
+  });
+
+  it("should refuse a row width that is not a multiple of 256, a short buffer, and an unknown ISA with a RangeError", () => {
+    const encode = nativeAddon()?.encodeQ6_K;
+    expect(() => encode?.(0, new Uint8Array(4 * 128), 1, 128, new Uint8Array(210))).toThrow(RangeError);
+    expect(() => encode?.(0, new Uint8Array(4 * 256), 1, 256, new Uint8Array(209))).toThrow(RangeError);
+    expect(() => encode?.(0, new Uint8Array(4 * 255), 1, 256, new Uint8Array(210))).toThrow(RangeError);
+    expect(() => encode?.(3, new Uint8Array(4 * 256), 1, 256, new Uint8Array(210))).toThrow(RangeError);
+    expect(() => encode?.(0, new Uint8Array(4 * 256), 1, 256, new Uint8Array(210), "avx9000")).toThrow(RangeError);
   });
 });

@@ -185,6 +185,7 @@ export interface NativeAddon {
   /** Load-time transcoders (native/cpu/load.cc; src/quant/load-codecs.ts documents them). */
   readonly transcodeTernary?: LoadCodecs["transcodeTernary"];
   readonly encodeQ8_0?: LoadCodecs["encodeQ8_0"];
+  readonly encodeQ6_K?: LoadCodecs["encodeQ6_K"];
   readonly mapRange?: LoadCodecs["mapRange"];
   readonly releaseRange?: LoadCodecs["releaseRange"];
   readonly firstCode3?: LoadCodecs["firstCode3"];
@@ -299,10 +300,11 @@ function probeNow(): Probe {
   }
   loaded = addon;
   if (addon.transcodeTernary !== undefined && addon.encodeQ8_0 !== undefined) {
-    const { transcodeTernary, encodeQ8_0, firstCode3, mapRange, releaseRange, mapFile, copyMapped, transcodeMapped, releaseMapped } = addon;
+    const { transcodeTernary, encodeQ8_0, encodeQ6_K, firstCode3, mapRange, releaseRange, mapFile, copyMapped, transcodeMapped, releaseMapped } = addon;
     setLoadCodecs({
       transcodeTernary,
       encodeQ8_0,
+      ...(encodeQ6_K === undefined ? {} : { encodeQ6_K }),
       ...(firstCode3 === undefined ? {} : { firstCode3 }),
       ...(mapRange === undefined ? {} : { mapRange }),
       ...(releaseRange === undefined ? {} : { releaseRange }),

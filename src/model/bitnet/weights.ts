@@ -67,12 +67,13 @@ export interface WeightSource {
 export interface LoadWeightsOptions {
   readonly backend: Backend;
   /**
-   * What to do with a float (f32/f16/bf16) embedding and head (docs/heads.md). "q8_0": requantize it to Q8_0
-   * (on first use where `lazy` holds, else at load; natively where the addon is loaded): about half the bytes
-   * of F16 read per decoded token (the tied F16 head is the largest single read of BitNet 2B-4T), at a small
-   * cost in logit accuracy. "keep": the file's head. "auto" (the default): "q8_0" where it costs nothing at
-   * load — a head of at least AUTO_Q8_HEAD_WEIGHTS weights on a backend that makes bytes on first use (host
-   * memory) — else "keep".
+   * What to do with a float (f32/f16/bf16) embedding and head (docs/heads.md). "q6_k" / "q8_0": requantize it to
+   * that format (on first use where `lazy` holds, else at load; natively where the addon is loaded): a Q6_K head
+   * is 41 % of F16's bytes, Q8_0 53 % (the tied F16 head is the largest single read of BitNet 2B-4T per decoded
+   * token), at a small cost in logit accuracy. "keep": the file's head. "auto" (the default): requantize where it
+   * costs nothing at load — a head of at least AUTO_HEAD_WEIGHTS weights on a backend that makes bytes on first use
+   * (host memory) — to Q6_K where the native encoder is loaded and rows are whole 256-blocks, else to Q8_0;
+   * otherwise "keep".
    */
   readonly headType?: HeadPolicy;
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
@@ -89,15 +90,18 @@ export interface LoadWeightsOptions {
 }
 
 /** What loading does with a float embedding/head (LoadWeightsOptions.headType). */
-export const HEAD_POLICIES = ["auto", "keep", "q8_0"] as const;
+export const HEAD_POLICIES = ["auto", "keep", "q8_0", "q6_k"] as const;
 export type HeadPolicy = (typeof HEAD_POLICIES)[number];
+
+/** The formats a float head is requantized to. */
+export type HeadTarget = "q8_0" | "q6_k";
 
 /**
  * Weights (vocab × hidden) from which "auto" requantizes a float head: 2^24, so BitNet 700M's (49M) and 2B-4T's
- * (328M) heads are decoded as Q8_0 and small models' (barbell's KJV model: 1M) keep theirs, where the head is a
+ * (328M) heads are requantized and small models' (barbell's KJV model: 1M) keep theirs, where the head is a
  * small share of a token's reads and the change in logits would buy nothing (docs/heads.md has the figures).
  */
-export const AUTO_Q8_HEAD_WEIGHTS = 2 ** 24;
+export const AUTO_HEAD_WEIGHTS = 2 ** 24;
 
 /**
  * Stored bytes of a head requantized or copied per piece (a piece's pages dropped once done; threads split a
@@ -105,10 +109,24 @@ export const AUTO_Q8_HEAD_WEIGHTS = 2 ** 24;
  */
 const REQUANTIZE_PIECE_BYTES = 32 * 2 ** 20;
 
-/** Whether a float head of `weights` weights is requantized to Q8_0 under the options' head policy. */
-export function headToQ8(options: Pick<LoadWeightsOptions, "headType" | "lazy" | "backend">, weights: number): boolean {
+/**
+ * What a float head of rows × cols weights becomes under the options' head policy: the format it is requantized
+ * to, or undefined (the file's head). An explicit format whose blocks do not divide the rows is refused later
+ * (FormatError "bad-dims"); "auto" then falls back (Q6_K → Q8_0 → the file's).
+ */
+export function headTarget(options: Pick<LoadWeightsOptions, "headType" | "lazy" | "backend">, rows: number, cols: number): HeadTarget | undefined {
   const policy = options.headType ?? "auto";
-  return policy === "q8_0" || (policy === "auto" && weights >= AUTO_Q8_HEAD_WEIGHTS && options.lazy !== false && options.backend.adoptLazy !== undefined);
+  if (policy === "q8_0" || policy === "q6_k") {
+    return policy;
+  }
+  if (policy === "keep" || rows * cols < AUTO_HEAD_WEIGHTS || options.lazy === false || options.backend.adoptLazy === undefined) {
+    return undefined;
+  }
+  // Q6_K needs the native encoder: the JS one would take tens of seconds on a 2B head at the first token.
+  if (cols % QUANT_TRAITS.q6_k.blockSize === 0 && loadCodecs()?.encodeQ6_K !== undefined) {
+    return "q6_k";
+  }
+  return cols % QUANT_TRAITS.q8_0.blockSize === 0 ? "q8_0" : undefined;
 }
 
 /** Names of every tensor a config needs, in load order. */
@@ -148,31 +166,32 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
   const dense = async (name: string, isHead: boolean): Promise<Tensor<DenseDType, ["vocab", "embed"]>> => {
     const loaded = await source.dense(name, c.vocabSize, c.hidden);
     const from = loaded.dtype;
-    const requantize = isHead && (from === "f32" || from === "f16" || from === "bf16") && headToQ8(options, c.vocabSize * c.hidden);
+    const float = from === "f32" || from === "f16" || from === "bf16" ? from : undefined;
+    const target = isHead && float !== undefined ? headTarget(options, c.vocabSize, c.hidden) : undefined;
+    const requantize = target !== undefined;
     const shape = [c.vocabSize, c.hidden] as const;
-    if (requantize && options.lazy !== false) {
+    if (target !== undefined && float !== undefined && options.lazy !== false) {
       // Requantized when first read (the first token), so loading reads none of the head's bytes; the stored
       // bytes are dropped once converted. The row width is checked now, so the conversion itself cannot fail.
-      q8Rows(c.hidden);
+      const outRow = requantizedRow(target, c.hidden);
       let stored: Uint8Array | undefined = loaded.bytes;
       const make = (): Uint8Array => {
-        // In pieces, each piece's stored pages dropped once encoded: the float head and its Q8_0 copy are never
-        // both resident (the peak stays ≤ 1.1 × file; the 2B's F16 head alone is 657 MB).
+        // In pieces, each piece's stored pages dropped once encoded: the float head and its requantized copy are
+        // never both resident (the peak stays ≤ 1.1 × file; the 2B's F16 head alone is 657 MB).
         const bytes = stored ?? new Uint8Array();
-        const inRow = QUANT_TRAITS[from].byteSize(1, c.hidden) ?? 0;
-        const outRow = q8Rows(c.hidden);
+        const inRow = QUANT_TRAITS[float].byteSize(1, c.hidden) ?? 0;
         const out = new Uint8Array(c.vocabSize * outRow);
         const step = Math.max(1, Math.floor(REQUANTIZE_PIECE_BYTES / inRow));
         for (let r = 0; r < c.vocabSize; r += step) {
           const n = Math.min(step, c.vocabSize - r);
-          requantizeRows(from, bytes.subarray(r * inRow, (r + n) * inRow), n, c.hidden, out.subarray(r * outRow, (r + n) * outRow));
+          requantizeRows(float, target, bytes.subarray(r * inRow, (r + n) * inRow), n, c.hidden, out.subarray(r * outRow, (r + n) * outRow));
           source.release?.(name, r * inRow, n * inRow);
         }
         stored = undefined;
         source.release?.(name);
         return out;
       };
-      const t = lazyDenseWeights("q8_0", make, ["vocab", "embed"], shape, { backend });
+      const t = lazyDenseWeights(target, make, ["vocab", "embed"], shape, { backend });
       if (t !== undefined) {
         return keep(t, name, false);
       }
@@ -199,8 +218,8 @@ export async function loadWeights(source: WeightSource, config: BitnetConfig, op
       }
     }
     const { dtype, bytes } =
-      requantize && (from === "f32" || from === "f16" || from === "bf16")
-        ? { dtype: "q8_0" as const, bytes: requantizeRows(from, loaded.bytes, c.vocabSize, c.hidden) }
+      target !== undefined && float !== undefined
+        ? { dtype: target, bytes: requantizeRows(float, target, loaded.bytes, c.vocabSize, c.hidden) }
         : loaded;
     if (dtype === "f32") {
       const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
@@ -287,30 +306,38 @@ function floatHint(name: string, e: FormatError): FormatError {
   return new FormatError("bad-value", `[bitnet] ${name}: ${e.message}; load with allowFloatWeights to run it as floats`);
 }
 
-/** The source format codes of the native Q8_0 encoder (native/cpu/load.cc). */
-const Q8_SOURCE = { f32: 0, f16: 1, bf16: 2 } as const;
+/** The source format codes of the native encoders (native/cpu/load.cc). */
+const NATIVE_SOURCE = { f32: 0, f16: 1, bf16: 2 } as const;
 
-/** Bytes of one Q8_0 row of `cols` values; FormatError "bad-dims" unless cols is a multiple of 32. */
-function q8Rows(cols: number): number {
-  const bytes = QUANT_TRAITS.q8_0.byteSize(1, cols);
+/** Bytes of one `target` row of `cols` values; FormatError "bad-dims" unless its blocks divide cols. */
+function requantizedRow(target: HeadTarget, cols: number): number {
+  const bytes = QUANT_TRAITS[target].byteSize(1, cols);
   if (bytes === undefined) {
-    throw new FormatError("bad-dims", `[bitnet] rows of ${cols} cannot be requantized to q8_0 (needs a multiple of 32)`);
+    throw new FormatError("bad-dims", `[bitnet] rows of ${cols} cannot be requantized to ${target} (needs a multiple of ${QUANT_TRAITS[target].blockSize})`);
   }
   return bytes;
 }
 
 /**
- * Re-encodes rows × cols float values of `format` as Q8_0 rows into `out` (made when not given): natively where
- * the addon is loaded, else a block of rows at a time (bounded scratch memory).
+ * Re-encodes rows × cols float values of `format` as `target` rows into `out` (made when not given): natively where
+ * the addon is loaded (the JS codec's bytes), else a block of rows at a time (bounded scratch memory).
  */
-function requantizeRows(format: "f32" | "f16" | "bf16", bytes: Uint8Array, rows: number, cols: number, out = new Uint8Array(rows * q8Rows(cols))): Uint8Array {
+function requantizeRows(
+  format: "f32" | "f16" | "bf16",
+  target: HeadTarget,
+  bytes: Uint8Array,
+  rows: number,
+  cols: number,
+  out = new Uint8Array(rows * requantizedRow(target, cols)),
+): Uint8Array {
   const from = QUANT_TRAITS[format];
-  const to = QUANT_TRAITS.q8_0;
-  const outRow = q8Rows(cols);
+  const to = QUANT_TRAITS[target];
+  const outRow = requantizedRow(target, cols);
   const inRow = from.byteSize(1, cols) ?? 0;
   const native = loadCodecs();
-  if (native !== undefined) {
-    if (!native.encodeQ8_0(Q8_SOURCE[format], bytes, rows, cols, out)) {
+  const encode = target === "q8_0" ? native?.encodeQ8_0 : native?.encodeQ6_K;
+  if (encode !== undefined) {
+    if (!encode(NATIVE_SOURCE[format], bytes, rows, cols, out)) {
       throw shrankError();
     }
     return out;
