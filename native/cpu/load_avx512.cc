@@ -31,6 +31,10 @@ struct Q6kV {
   static D max(D a, D b) { return _mm512_max_pd(a, b); }
   static D round_even(D v) { return _mm512_roundscale_pd(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static M gt(D a, D b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
+  static D sub(D a, D b) { return _mm512_sub_pd(a, b); }
+  static D abs(D v) { return _mm512_abs_pd(v); }
+  static M ge(D a, D b) { return _mm512_cmp_pd_mask(a, b, _CMP_GE_OQ); }
+  static M both(M a, M b) { return static_cast<M>(a & b); }
   static D load_f32(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
   // W codes 0..63 (NaN → 0) as bytes.
   static void store_codes(uint8_t* p, D c) {

@@ -19,7 +19,7 @@ import { backendList, threadCount } from "./args.js";
 import { CliError } from "./errors.js";
 import { HF_PREFIX, resolveHfOption } from "./pull.js";
 import { open, type CliIo } from "./run.js";
-import { kvTypeFlag } from "./flags.js";
+import { HEAD_HELP, kvTypeFlag } from "./flags.js";
 import type { KvCacheDType } from "../model/bitnet/kv-cache.js";
 import { HEAD_POLICIES, type HeadPolicy } from "../model/bitnet/weights.js";
 
@@ -329,7 +329,7 @@ export function addBenchCommand(program: Command, io: CliIo): void {
     .addOption(new Option("-o, --output <format>", "output format").choices(["md", "csv", "json", "jsonl"]).default("md"))
     .option("--no-warmup", "skip the untimed warm-up run of each test")
     .option("--backend <list>", "backends to use, preferred first (default: every one that works here)", backendList)
-    .addOption(new Option("--head <type>", "a float embedding/head: q8_0 requantizes it on first use, keep runs the file's, auto q8_0 for large heads").choices(HEAD_POLICIES).default("auto"))
+    .addOption(new Option("--head <type>", HEAD_HELP).choices(HEAD_POLICIES).default("auto"))
     .addOption(kvTypeFlag())
     .option("--no-autotune", "do not time kernel variants per shape")
     .action(async (flags: BenchFlags) => {

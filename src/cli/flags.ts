@@ -20,6 +20,10 @@ import { KV_CACHE_DTYPES, parseKvCacheDType, type ContextFullError, type KvCache
 import { aliasOption, backendList, collect, intAtLeast, intInRange, numberIn, threadCount } from "./args.js";
 import { CliError } from "./errors.js";
 
+/** `--head`'s help, for every command that loads a model (docs/heads.md). */
+export const HEAD_HELP =
+  "a float embedding/head: q6_k or q8_0 requantizes it on first use, keep runs the file's; auto: q6_k for large heads (q8_0 where the native addon is not loaded)";
+
 /** The command line's sampling defaults: llama.cpp's (see the file comment). */
 export const CLI_SAMPLING_DEFAULTS = Object.freeze({ temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repeatPenalty: 1 });
 /** Largest seed (llama.cpp's and the server's seeds are 32-bit). */
@@ -91,7 +95,7 @@ export function modelOptions(cmd: Command, orDefault = false): Command {
     .option("--strict", "make any kernel fallback to a later backend an error (default: fall back, said on stderr)")
     .addOption(threadsFlag())
     .addOption(kvTypeFlag())
-    .addOption(new Option("--head <type>", "a float embedding/head: q8_0 requantizes it on first use, keep runs the file's, auto q8_0 for large heads").choices(HEAD_POLICIES).default("auto"))
+    .addOption(new Option("--head <type>", HEAD_HELP).choices(HEAD_POLICIES).default("auto"))
     .option("--no-autotune", "do not time kernel variants per shape (default: timed once, cached in ~/.cache/barbell)");
 }
 

@@ -11,7 +11,7 @@ import { type Command, Option } from "commander";
 import { parseBackendList } from "../backends/registry.js";
 import { aliasOption, backendList, intAtLeast, intInRange } from "./args.js";
 import { CliError } from "./errors.js";
-import { contextFlag, kvTypeFlag, modelContextLength, threadsFlag } from "./flags.js";
+import { contextFlag, HEAD_HELP, kvTypeFlag, modelContextLength, threadsFlag } from "./flags.js";
 import { HEAD_POLICIES } from "../model/bitnet/weights.js";
 import { KV_CACHE_DTYPES } from "../model/bitnet/kv-cache.js";
 import { makeBitnetFixture } from "../model/bitnet/fixture.js";
@@ -370,7 +370,7 @@ export function addServeCommand(program: Command, io: CliIo): void {
     .option("--queue <n>", "requests waiting beyond --parallel before 429 (default 16)", intAtLeast(0))
     .addOption(ctx)
     .addOption(aliasOption("--ctx-size <n>", ctx))
-    .addOption(new Option("--head <type>", "a float output head: q8_0 requantizes it on first use (integer head products), keep runs the file's (default: auto, q8_0 for large heads)").choices(HEAD_POLICIES))
+    .addOption(new Option("--head <type>", `${HEAD_HELP} (default: auto)`).choices(HEAD_POLICIES))
     .addOption(kvTypeFlag())
     .addOption(new Option("--isolation <kind>", "where each model runs").choices(["process", "in-process"]).default("process"))
     .option("--prompt-cache <MiB>", `KV prefix cache per model for prompts that repeat an earlier one's start, 0..${MAX_PROMPT_CACHE_MIB} (0: off) (default: ${DEFAULT_PROMPT_CACHE_MIB})`, intInRange(0, MAX_PROMPT_CACHE_MIB))

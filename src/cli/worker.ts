@@ -12,7 +12,7 @@ import { checkPrefix, connectNats, DEFAULT_NATS_PREFIX, MAX_NATS_ID_LENGTH } fro
 import { DEFAULT_HEARTBEAT_MS, startNatsWorker } from "../serve/nats/worker.js";
 import { backendList, intAtLeast, intInRange } from "./args.js";
 import { CliError } from "./errors.js";
-import { contextFlag, kvTypeFlag, modelContextLength, threadsFlag } from "./flags.js";
+import { contextFlag, HEAD_HELP, kvTypeFlag, modelContextLength, threadsFlag } from "./flags.js";
 import { modelOrDefault } from "./default-model.js";
 import { hostOptions, servedName, untilStopped, type ModelHostFlags } from "./host-flags.js";
 import type { CliIo } from "./run.js";
@@ -70,7 +70,7 @@ export function addWorkerCommand(program: Command, io: CliIo): void {
     .option("--queue <n>", "requests waiting beyond --parallel (default 16)", intAtLeast(0))
     .addOption(contextFlag())
     .addOption(kvTypeFlag())
-    .addOption(new Option("--head <type>", "a float output head: q8_0 requantizes it on first use, keep runs the file's (default: auto, q8_0 for large heads)").choices(HEAD_POLICIES))
+    .addOption(new Option("--head <type>", `${HEAD_HELP} (default: auto)`).choices(HEAD_POLICIES))
     .option("--prompt-cache <MiB>", `KV prefix cache, 0..${MAX_PROMPT_CACHE_MIB} (0: off) (default: ${DEFAULT_PROMPT_CACHE_MIB})`, intInRange(0, MAX_PROMPT_CACHE_MIB))
     .addOption(new Option("--isolation <kind>", "where the model runs").choices(["process", "in-process"]).default("process"))
     .option("--heartbeat <ms>", "advert period; gateways take the worker out after three missed ones", intInRange(10, 60_000), DEFAULT_HEARTBEAT_MS)

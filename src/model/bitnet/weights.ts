@@ -111,7 +111,7 @@ const REQUANTIZE_PIECE_BYTES = 32 * 2 ** 20;
 
 /**
  * What a float head of rows × cols weights becomes under the options' head policy: the format it is requantized
- * to, or undefined (the file's head). An explicit format whose blocks do not divide the rows is refused later
+ * to, or undefined (the file's head). An explicit format whose blocks do not divide the row width is refused later
  * (FormatError "bad-dims"); "auto" then falls back (Q6_K → Q8_0 → the file's).
  */
 export function headTarget(options: Pick<LoadWeightsOptions, "headType" | "lazy" | "backend">, rows: number, cols: number): HeadTarget | undefined {
