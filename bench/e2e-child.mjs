@@ -3,18 +3,22 @@
 // decode `decode` tokens greedily, print one JSON line. Like llama-bench, an untimed warm-up runs first (the
 // prompt's length of other ids, then one decoded token: first-use costs such as the projections' conversion
 // from the file mapping land there, reported as warmupMs); `nowarmup` as the 7th argument skips it.
-//   node bench/e2e-child.mjs <model.gguf> <backends> <threads> <prompt> <decode> [keep|q8_0|auto] [warmup|nowarmup]
+//   node bench/e2e-child.mjs <model.gguf> <backends> <threads> <prompt> <decode> [keep|q8_0|q6_k|auto] [warmup|nowarmup]
 // No log-probabilities (as `barbell bench`): llama-bench samples nothing, and their normalizer is an exp per
 // vocabulary entry per token. bench/run.ts builds dist/ first.
 import { loadModel } from "../dist/index.js";
+import { HEAD_POLICIES } from "../dist/model/bitnet/weights.js";
 
 const [file = "", backends = "", threads = "0", prompt = "512", decode = "128", head = "keep", warmup = "warmup"] = process.argv.slice(2);
+if (!HEAD_POLICIES.includes(head)) {
+  throw new Error(`e2e-child: head must be one of ${HEAD_POLICIES.join(", ")}, not ${head}`);
+}
 const baseRss = process.memoryUsage().rss;
 const t0 = performance.now();
 const model = await loadModel(file, {
   backends: backends.split(","),
   ...(Number(threads) > 0 ? { threads: Number(threads) } : {}),
-  headType: head === "q8_0" || head === "auto" ? head : "keep",
+  headType: head,
   contextLength: Number(prompt) + Number(decode) + 1,
 });
 try {

@@ -26,7 +26,7 @@ export interface ModelLoadOptions {
   readonly kvCacheType?: KvCacheDType;
   /** Run projections that are not ternary as float matmuls instead of refusing the file. */
   readonly allowFloatWeights?: boolean;
-  /** "q8_0": requantize a float embedding/head to Q8_0 at load (less memory traffic per token). */
+  /** A float embedding/head: "auto" (default), "keep", "q8_0" or "q6_k" (LoadWeightsOptions.headType; docs/heads.md). */
   readonly headType?: HeadPolicy;
   /** Loading progress in bytes of tensor data. */
   readonly onProgress?: (done: number, total: number) => void;

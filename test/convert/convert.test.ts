@@ -28,8 +28,8 @@ afterAll(async () => {
 });
 
 const PROMPT = "And God said, Let there be light";
-const load = (p: string, q8 = false): Promise<BitnetModel> =>
-  loadModel(p, { autotune: false, ...(q8 ? { headType: "q8_0" as const } : {}) });
+const load = (p: string, headType?: "q8_0" | "q6_k"): Promise<BitnetModel> =>
+  loadModel(p, { autotune: false, ...(headType === undefined ? {} : { headType }) });
 
 async function logitsOf(model: BitnetModel): Promise<Float32Array[]> {
   return model.logits(model.tokenize(PROMPT), { all: true });
@@ -76,12 +76,15 @@ describe("barbell convert: logits", () => {
     a.forEach((row, p) => expect(relL2(row, b[p] ?? [])).toBeLessThan(1e-5));
   });
 
-  it("should give the logits of the folder loaded with --head q8_0 for a q8_0 head (the same encoder on the same floats)", async () => {
-    const out = await convert(packed, "packed-q8", { type: "tq2_0", head: "q8_0" });
-    using hf = await load(packed, true);
-    using gguf = await load(out);
-    expectSame(await logitsOf(gguf), await logitsOf(hf));
-  });
+  it.each(["q8_0", "q6_k"] as const)(
+    "should give the logits of the folder loaded with --head %s for a head stored so (the same encoder on the same floats)",
+    async (head) => {
+      const out = await convert(packed, `packed-${head}`, { type: "tq2_0", head });
+      using hf = await load(packed, head);
+      using gguf = await load(out);
+      expectSame(await logitsOf(gguf), await logitsOf(hf));
+    },
+  );
 
   it("should store a q6_k head as the project's Q6_K encoder writes the folder's embedding, within 0.1 rel L2 of the f16 logits", async () => {
     const out = await convert(packed, "packed-q6", { type: "i2_s", head: "q6_k" });
@@ -244,7 +247,7 @@ describe("barbell convert: llama.cpp's layouts and keys", () => {
       ].map((n) => `blk.0.${n}.weight`),
     ]);
     expect(file.tensor("blk.0.attn_norm.weight")?.typeName).toBe("f32");
-    using hf = await load(dir, true);
+    using hf = await load(dir, "q8_0");
     using gguf = await load(out);
     expect(gguf.config.activation).toBe("silu");
     expectSame(await logitsOf(gguf), await logitsOf(hf));

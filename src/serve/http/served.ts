@@ -39,7 +39,7 @@ export interface ServedModelConfig {
   readonly threads?: number;
   /** KV-cache capacity; default min(model context, 4096). */
   readonly contextLength?: number;
-  /** What to do with a float output head (LoadModelOptions.headType: auto, keep, q8_0). Default "auto". */
+  /** What to do with a float output head (LoadModelOptions.headType: auto, keep, q8_0, q6_k). Default "auto". */
   readonly head?: HeadPolicy;
   /** KV cache element type, "f32" (default), "f16" or "q8_0" (docs/kv-cache.md). */
   readonly kvType?: KvCacheDType;
