@@ -42,18 +42,6 @@ inline bool group_to_t2_avx2(const uint8_t* src, uint8_t* dst, bool tq2, uint32_
   return true;
 }
 
-// Eight source values of `format` (f32 0, f16 1, bf16 2) at element i as floats; f16 and bf16 widen exactly.
-inline __m256 load8(int64_t format, const uint8_t* src, int64_t i) {
-  if (format == 0) {
-    return _mm256_loadu_ps(reinterpret_cast<const float*>(src + 4 * i));
-  }
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i));
-  if (format == 1) {
-    return _mm256_cvtph_ps(h);
-  }
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
 // One block as encode_q8_0_block: the same absmax (MAXPS keeps its second operand when the first is NaN, so a
 // NaN is skipped as there), d, 1/d and f16 scale; q = trunc(t + copysign(0.49999997, t)), which is roundf (ties
 // away from zero) for every float t; NaN → 0 before the clamp to [−128, 127].
@@ -113,11 +101,6 @@ struct Q6kV {
     const __m128i b = _mm_packus_epi16(_mm_packs_epi32(v, v), _mm_setzero_si128());
     const uint32_t w = static_cast<uint32_t>(_mm_cvtsi128_si32(b));
     std::memcpy(p, &w, 4);
-  }
-  static void f16_block(const uint16_t* h, float* x) {
-    for (int i = 0; i < 256; i += 8) {
-      _mm256_store_ps(x + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
-    }
   }
   static D sel(M m, D a, D b) { return _mm256_blendv_pd(b, a, m); }
 };

@@ -41,11 +41,6 @@ struct Q6kV {
     const __m256i v = _mm512_maskz_cvttpd_epi32(_mm512_cmp_pd_mask(c, c, _CMP_ORD_Q), c);
     _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm256_cvtepi32_epi8(v));
   }
-  static void f16_block(const uint16_t* h, float* x) {
-    for (int i = 0; i < 256; i += 16) {
-      _mm512_store_ps(x + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i))));
-    }
-  }
   static D sel(M m, D a, D b) { return _mm512_mask_blend_pd(m, b, a); }
 };
 #define Q6K_SIMD 1

@@ -4,6 +4,10 @@
 
 #include <cstdint>
 
+#if defined(__AVX2__) && defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 namespace barbell {
 
 // n codes of I2_S (format 0) or TQ2_0 (format 1) at src into n/4 t2 bytes at dst with `group(src, dst, tq2,
@@ -45,6 +49,24 @@ inline int32_t transcode_2bit_with(Group group, int64_t format, const uint8_t* s
   }
   return scale;
 }
+
+#if defined(__AVX2__) && defined(__F16C__)
+// For the units compiled with AVX2 and F16C (load_avx2.cc, load_avx512.cc): eight source values of `format` (f32 0,
+// f16 1, bf16 2) at element i as floats; f16 and bf16 widen exactly. In an unnamed namespace: each unit gets its own
+// copy for its own -m flags (one shared inline definition could be the AVX-512 unit's, run on an AVX2-only CPU).
+namespace {
+inline __m256 load8(int64_t format, const uint8_t* src, int64_t i) {
+  if (format == 0) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(src + 4 * i));
+  }
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i));
+  if (format == 1) {
+    return _mm256_cvtph_ps(h);
+  }
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+}  // namespace
+#endif
 
 #if defined(__x86_64__) || defined(_M_X64)
 // transcode_2bit_with over the AVX2 group kernel (load_avx2.cc); call only where the CPU has AVX2.
