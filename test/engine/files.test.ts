@@ -139,6 +139,23 @@ describe("output head requantization", () => {
     }
   });
 
+  it("should refuse --head q6_k for rows its blocks do not divide with a typed bad-dims error, natively and on the JS backend", async () => {
+    const file = path.join(dir, "narrow-head.gguf");
+    await fs.writeFile(file, makeBitnetFixture({ seed: 47, embeddingType: "f16", hidden: 128, tied: false }));
+    for (const backends of [undefined, ["js"]]) {
+      const e = await loadModel(file, { headType: "q6_k", ...(backends === undefined ? {} : { backends }) }).then(
+        (m) => (m.dispose(), undefined),
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(FormatError);
+      expect((e as FormatError).code).toBe("bad-dims");
+      expect((e as FormatError).message).toMatch(/rows of 128 cannot be requantized to q6_k \(needs a multiple of 256\)/);
+    }
+    // The default (auto) neither fails nor requantizes such a head: too small, and Q6_K cannot hold its rows.
+    using auto = await loadModel(file);
+    expect((await auto.logits([3, 1]))[0]?.every(Number.isFinite)).toBe(true);
+  });
+
   it("should requantize a tied head once, serving the embedding lookups too", async () => {
     const file = path.join(dir, "tied-head.gguf");
     await fs.writeFile(file, makeBitnetFixture({ seed: 46, embeddingType: "f16" }));
