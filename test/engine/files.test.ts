@@ -142,7 +142,7 @@ describe("output head requantization", () => {
   it("should refuse --head q6_k for rows its blocks do not divide with a typed bad-dims error, natively and on the JS backend", async () => {
     const file = path.join(dir, "narrow-head.gguf");
     await fs.writeFile(file, makeBitnetFixture({ seed: 47, embeddingType: "f16", hidden: 128, tied: false }));
-    for (const backends of [undefined, ["js"]]) {
+    for (const backends of [undefined, ["js"] as const]) {
       const e = await loadModel(file, { headType: "q6_k", ...(backends === undefined ? {} : { backends }) }).then(
         (m) => (m.dispose(), undefined),
         (x: unknown) => x,
