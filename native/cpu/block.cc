@@ -32,27 +32,34 @@ int Executor::bitnet_block(const BlockArgs& a) {
   const int F = a.ffn;
   const size_t wide = static_cast<size_t>(std::max({E, Q, F}));
   // Arena layout (floats): x [S·wide] | q [S·Q] | qr [S·Q] | k [S·KV] | att [S·Q] | h1 [S·E]
-  //                        | g [S·F] | u [S·F] | o [S·E] | kr, v [S·KV each, batch mode]; int8: xq [S·wide]; scales [S].
-  const size_t need =
-      S * (wide + 3 * static_cast<size_t>(Q) + 3 * static_cast<size_t>(KV) + 2 * static_cast<size_t>(E) + 2 * static_cast<size_t>(F)) + S;
+  //                        | g [S·F] | u [S·F] | o [S·E] | kr, v [S·KV each, batch mode] | scales [S]; each region
+  //                        rounded up to whole cache lines (aligned.h); int8: xq [S·wide].
+  const size_t sizes[12] = {S * wide, S * Q, S * Q, S * KV, S * Q, S * E, S * F, S * F, S * E, S * KV, S * KV, S};
+  size_t at[12];
+  size_t need = 0;
+  for (int r = 0; r < 12; ++r) {
+    at[r] = need;
+    need += (sizes[r] + kCacheLine / sizeof(float) - 1) / (kCacheLine / sizeof(float)) * (kCacheLine / sizeof(float));
+  }
   if (arena_f32_.size() < need) {
     arena_f32_.resize(need);
   }
   if (arena_i8_.size() < S * wide) {
     arena_i8_.resize(S * wide);
   }
-  float* x = arena_f32_.data();
-  float* q = x + S * wide;
-  float* qr = q + S * Q;
-  float* k = qr + S * Q;
-  float* att = k + S * KV;
-  float* h1 = att + S * Q;
-  float* g = h1 + S * E;
-  float* u = g + S * F;
-  float* o = u + S * F;
-  float* kr = o + S * E;
-  float* vb = kr + S * KV;
-  float* scales = vb + S * KV;
+  float* const base = arena_f32_.data();
+  float* x = base + at[0];
+  float* q = base + at[1];
+  float* qr = base + at[2];
+  float* k = base + at[3];
+  float* att = base + at[4];
+  float* h1 = base + at[5];
+  float* g = base + at[6];
+  float* u = base + at[7];
+  float* o = base + at[8];
+  float* kr = base + at[9];
+  float* vb = base + at[10];
+  float* scales = base + at[11];
   int8_t* xq = arena_i8_.data();
   const bool batch = a.batch > 0;
   // One sequence with an f32 cache: K (after RoPE) and V go straight into the cache rows. A batch, or an

@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "aligned.h"
 #include "cpu_features.h"
 #include "float_kernels.h"
 #include "kernels.h"
@@ -101,17 +102,17 @@ class Executor {
   Isa isa_;
   IsaKernels table_;
   std::unique_ptr<ThreadPool> pool_;
-  std::vector<int8_t> xp_;
+  AlignedVector<int8_t> xp_;  // rows of xp_stride_ (a multiple of 128): every block starts on a cache line
   std::vector<int32_t> xsum_;
   size_t xp_stride_ = 0;
   double rope_theta_ = -1;
   int rope_half_ = -1;
   std::vector<double> rope_cs_, rope_sn_, rope_tcs_, rope_tsn_;
   std::vector<uint8_t> rope_have_;
-  std::vector<float> kt_;  // transposed keys for prefill attention
+  AlignedVector<float> kt_;  // transposed keys for prefill attention
   // The fused block's activation arena (grown, never shrunk; one per context).
-  std::vector<float> arena_f32_;
-  std::vector<int8_t> arena_i8_;
+  AlignedVector<float> arena_f32_;  // its regions start on cache lines (block.cc)
+  AlignedVector<int8_t> arena_i8_;
 };
 
 }  // namespace barbell
