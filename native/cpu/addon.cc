@@ -317,7 +317,7 @@ class Context : public Napi::ObjectWrap<Context> {
     float* out = c.out;
     const int mi = static_cast<int>(m), ki = static_cast<int>(k), ni = static_cast<int>(n);
     const size_t blocks = prod(m, k) / 32;
-    std::vector<int8_t> xq(prod(m, k));
+    AlignedVector<int8_t> xq(prod(m, k));  // on cache lines (aligned.h)
     std::vector<float> xinv(blocks);
     std::vector<int32_t> xsum(blocks);
     // Each 32-element block quantized like one BitNet activation row; then 1 / s and Σq per block.

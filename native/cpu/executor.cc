@@ -14,7 +14,7 @@ namespace {
 // At least n elements of per-thread scratch, kept between calls (each pool thread has its own).
 template <typename T>
 T* thread_scratch(size_t n) {
-  thread_local std::vector<T> local;
+  thread_local AlignedVector<T> local;
   if (local.size() < n) {
     local.resize(n);
   }
@@ -209,7 +209,7 @@ void decode_chunked(ThreadPool& pool, const IsaKernels& table, int kv_type, cons
   thread_local std::vector<int> first;   // per row: its first chunk
   thread_local std::vector<int> row_of;  // per chunk: its row
   thread_local std::vector<float> part;  // per chunk: [n_head][D + 2]
-  thread_local std::vector<uint8_t> qb;  // per row over a q8_0 cache: the query as q8_0 blocks
+  thread_local AlignedVector<uint8_t> qb;  // per row over a q8_0 cache: the query as q8_0 blocks
   first.assign(static_cast<size_t>(n_rows) + 1, 0);
   double work = 0;
   for (int r = 0; r < n_rows; ++r) {

@@ -208,7 +208,7 @@ namespace {
 Napi::Value kquant_i8_napi(const Napi::CallbackInfo& info, Executor& exec, int code, const float* x, const uint8_t* w, int m, int k,
                            int n, float* out) {
   const size_t blocks = static_cast<size_t>(m) * static_cast<size_t>(k / kKBlock);
-  std::vector<int8_t> xq(blocks * kKBlock);
+  AlignedVector<int8_t> xq(blocks * kKBlock);  // whole blocks on cache lines: the kernels load 32 / 64 bytes
   std::vector<float> xinv(blocks);
   std::vector<int16_t> xbsum(blocks * (kKBlock / kKSub));
   // Each 256-element block quantized like one BitNet activation row; then 1 / s and Σ q per 16.
