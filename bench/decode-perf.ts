@@ -4,6 +4,7 @@
  * tokens, so load and prefill are not in the samples. Not a test.
  *   npx tsx bench/decode-perf.ts <model.gguf> <threads> <decode> <perf.data>
  * Then: perf report -i <perf.data> --no-children --sort sym,dso
+ * PERF_EVENT=page-faults records every page fault instead (with call chains: who touches fresh memory per token).
  */
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,7 +19,8 @@ using model = await loadModel(file, {
 } as never);
 const ids = [1, 2, 3, 4];
 await model.generate(ids, { temperature: 0, maxTokens: 24, ignoreEos: true, contextOverflow: "error", logprobs: false }).complete();
-const perf = spawn("perf", ["record", "-e", "cpu-clock", "-F", "2000", "-g", "-p", String(process.pid), "-o", out], {
+const event = process.env["PERF_EVENT"];
+const perf = spawn("perf", ["record", "-e", event ?? "cpu-clock", ...(event === undefined ? ["-F", "2000"] : ["-c", "1"]), "-g", "-p", String(process.pid), "-o", out], {
   stdio: ["ignore", "ignore", "inherit"],
 });
 await sleep(1500); // perf attaches
