@@ -362,7 +362,8 @@ void Executor::attention(const AttentionArgs& a) {
       attention(with);
       return;
     }
-    const size_t scratch = static_cast<size_t>(a.seq_kv) + 64;
+    // Two score rows: the SIMD kernels take two query rows of a head at a time over transposed keys.
+    const size_t scratch = 2 * (static_cast<size_t>(a.seq_kv) + 64);
     auto body = [&](int t) {
       fn(a, t * chunk, std::min(pairs, (t + 1) * chunk), thread_scratch<float>(scratch));
     };

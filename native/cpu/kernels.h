@@ -94,7 +94,8 @@ struct IsaKernels {
   void (*binary_binary)(const BinaryBinaryArgs& a, int j0, int j1);
   void (*dense)(const DenseArgs& a, int j0, int j1);
   // Optional (null: the addon uses the portable float64 versions in float_kernels.cc).
-  // Causal attention over (query row, head) pairs [p0, p1) in f32; scratch holds seq_kv + 64 floats.
+  // Causal attention over (query row, head) pairs [p0, p1) in f32; scratch holds seq_kv + 64 floats, twice
+  // that where kt is set (the x86 kernels then take two query rows of a head at once).
   void (*attention)(const AttentionArgs& a, int p0, int p1, float* scratch);
   // Dense rows [j0, j1) of out[m, n] = x[m, k] · w[n, k]ᵀ, weights in format `fmt` (DenseFormat),
   // four weight rows per pass: the decode GEMV (m = 1) and the Q8_0 head.
