@@ -1,4 +1,6 @@
-// Native decode attention (a few query rows) runs split-K (native/cpu/attention_decode.inc): each row's positions in
+// Native attention against its own other paths and the JS reference.
+//
+// Decode attention (a few query rows) runs split-K (native/cpu/attention_decode.inc): each row's positions in
 // fixed chunks of 256, every head of a GQA group per chunk task, the chunks' partials merged in order. Row i of a
 // multi-row query at pos0 sees the same keys (and chunks) as a one-row query at pos0 + i, so the two must give the
 // same bits. Checked against the JS reference too, for GQA ratios 1, 2, 4 and 5, head sizes with SIMD tails, one
@@ -12,7 +14,7 @@ import { createNativeCpuBackend, probeNativeCpu } from "../../src/backends/nativ
 import { mulberry32 as rng } from "../../src/model/bitnet/fixture.js";
 
 const probe = probeNativeCpu();
-const memory = new ArrayBufferMemory("native-attention-decode-test");
+const memory = new ArrayBufferMemory("native-attention-test");
 const js = createJsBackend();
 
 function f32(shape: number[], data?: Float32Array): TensorRef {
@@ -30,6 +32,16 @@ function read(t: TensorRef): Float32Array {
 
 function random(r: () => number, n: number): Float32Array {
   return Float32Array.from({ length: n }, () => (r() * 2 - 1) * 3);
+}
+
+function nmse(got: Float32Array, want: Float32Array): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num += ((got[i] ?? 0) - (want[i] ?? 0)) ** 2;
+    den += (want[i] ?? 0) ** 2;
+  }
+  return num / den;
 }
 
 const isas = (): string[] => {
@@ -76,14 +88,60 @@ describe.skipIf(!probe.available)("native decode attention by KV-head group", ()
             }
             const ref = f32([1, nHead, d]);
             js.kernels.attention(one, k, v, seen - 1, 1 / Math.sqrt(d), ref);
-            const want = read(ref);
-            let num = 0;
-            let den = 0;
-            for (let i = 0; i < want.length; i++) {
-              num += ((decoded[i] ?? 0) - (want[i] ?? 0)) ** 2;
-              den += (want[i] ?? 0) ** 2;
-            }
-            expect(num / den).toBeLessThan(1e-10);
+            expect(nmse(decoded, read(ref))).toBeLessThan(1e-10);
+          }
+        } finally {
+          backend.dispose();
+        }
+      });
+    }
+  }
+});
+
+// Native prefill attention (16 or more query rows) transposes the keys once and, on the x86 paths, takes two query
+// rows of a head at a time (simd_float.inc attention_kt_pair: every kᵀ and V vector loaded once for both rows),
+// a row alone where the pairing leaves one (the last row, the end of a task). Both must give the same bits, so
+// the rows' outputs cannot depend on how a call's rows are paired: one call over 40 rows must equal two calls
+// over rows [0, 17) and [17, 40) (every pair shifted by one in the second call). Checked for head sizes with SIMD
+// tails (20, 40), GQA, rows whose keys cross the 4·W blocks of the score loop (AVX2 32, AVX-512 64), one and two
+// threads, and against the JS reference.
+describe.skipIf(!probe.available)("native prefill attention over transposed keys", () => {
+  // [query heads, KV heads, head size, pos0]: 40 query rows at pos0 see pos0 + 1 … pos0 + 40 keys.
+  const shapes = [
+    [4, 4, 20, 0],
+    [8, 2, 40, 10],
+    [20, 5, 128, 27],
+    [16, 16, 96, 40],
+  ] as const;
+  const rows = 40;
+  const split = 17;
+
+  for (const isa of ["scalar", ...isas()]) {
+    for (const threads of [1, 2]) {
+      it(`${isa}, ${threads} thread(s): the same bits however the rows are paired, and close to the JS reference`, () => {
+        const backend = createNativeCpuBackend({ isa, threads });
+        try {
+          const r = rng(97 + threads);
+          for (const [nHead, nKv, d, pos0] of shapes) {
+            const capacity = pos0 + rows + 2; // spare rows past the visible ones must not be read
+            const k = f32([capacity, nKv, d], random(r, capacity * nKv * d));
+            const v = f32([capacity, nKv, d], random(r, capacity * nKv * d));
+            const qAll = random(r, rows * nHead * d);
+            const scale = 1 / Math.sqrt(d);
+            const whole = f32([rows, nHead, d]);
+            backend.kernels.attention?.(f32([rows, nHead, d], qAll), k, v, pos0, scale, whole);
+            const first = f32([split, nHead, d]);
+            const second = f32([rows - split, nHead, d]);
+            backend.kernels.attention?.(f32([split, nHead, d], qAll.slice(0, split * nHead * d)), k, v, pos0, scale, first);
+            backend.kernels.attention?.(f32([rows - split, nHead, d], qAll.slice(split * nHead * d)), k, v, pos0 + split, scale, second);
+            const got = read(whole);
+            const parts = new Float32Array(got.length);
+            parts.set(read(first));
+            parts.set(read(second), split * nHead * d);
+            expect(Buffer.from(got.buffer).equals(Buffer.from(parts.buffer)), `${nHead}/${nKv}×${d} at ${pos0}`).toBe(true);
+            const ref = f32([rows, nHead, d]);
+            js.kernels.attention(f32([rows, nHead, d], qAll), k, v, pos0, scale, ref);
+            expect(nmse(got, read(ref)), `${nHead}/${nKv}×${d} at ${pos0}`).toBeLessThan(1e-10);
           }
         } finally {
           backend.dispose();
