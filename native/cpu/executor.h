@@ -102,7 +102,7 @@ class Executor {
   Isa isa_;
   IsaKernels table_;
   std::unique_ptr<ThreadPool> pool_;
-  AlignedVector<int8_t> xp_;  // rows of xp_stride_ (a multiple of 128): every block starts on a cache line
+  AlignedVector<int8_t> xp_;  // rows of xp_stride_ (on x86 a multiple of 128 or 256): every block on a cache line
   std::vector<int32_t> xsum_;
   size_t xp_stride_ = 0;
   double rope_theta_ = -1;
