@@ -12,7 +12,7 @@
  */
 import { UsageError, ValueError } from "../core/errors.js";
 import { PushQueue } from "../core/queue.js";
-import { forward, forwardBatch, MAX_BATCH_SEQUENCES, PREFILL_STEP_TOKENS } from "../model/bitnet/forward.js";
+import { extend, forward, forwardBatch, MAX_BATCH_SEQUENCES, PREFILL_STEP_TOKENS } from "../model/bitnet/forward.js";
 import { KvCache, type KvCacheDType } from "../model/bitnet/kv-cache.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { exactRows, type PromptCache } from "./prompt-cache.js";
@@ -270,9 +270,14 @@ export class Batcher implements Disposable {
     let logits: Tensor<"f32", ["seq", "vocab"]> | undefined;
     try {
       this.#beforeStep?.();
-      logits = forward(config, weights, slot.cache as KvCache, chunk);
+      const last = slot.prefilled + chunk.length >= prompt.length;
+      if (last) {
+        logits = forward(config, weights, slot.cache as KvCache, chunk);
+      } else {
+        extend(config, weights, slot.cache as KvCache, chunk); // no logits: nothing samples before the prompt's end
+      }
       slot.prefilled += chunk.length;
-      if (slot.prefilled >= prompt.length) {
+      if (last && logits !== undefined) {
         slot.prefillMs = performance.now() - slot.t0;
         slot.t1 = performance.now();
         this.#take(slot, await logits.toFloat32Async());

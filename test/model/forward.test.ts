@@ -3,7 +3,7 @@ import { createJsBackend } from "../../src/index.js";
 import { readGgufBytes } from "../../src/formats/gguf/index.js";
 import { configFromGguf } from "../../src/model/bitnet/config.js";
 import { makeBitnetFixture, type BitnetFixtureOptions } from "../../src/model/bitnet/fixture.js";
-import { forward, forwardBatch, prefill, PREFILL_STEP_TOKENS } from "../../src/model/bitnet/forward.js";
+import { extend, forward, forwardBatch, prefill, PREFILL_STEP_TOKENS } from "../../src/model/bitnet/forward.js";
 import { KvCache } from "../../src/model/bitnet/kv-cache.js";
 import { ggufWeightSource } from "../../src/model/bitnet/gguf-source.js";
 import { loadWeights } from "../../src/model/bitnet/weights.js";
@@ -83,6 +83,36 @@ describe("BitNet forward pass", () => {
     expect(relL2(chunked.toFloat32(), whole.toFloat32())).toBeLessThan(1e-6);
     expect(() => prefill(config, weights, c2, [1])).toThrow(/do not fit/);
     weights.dispose();
+  });
+
+  it("should run the output head once per prompt, on its last step (extend fills the cache without it)", async () => {
+    const { config, weights } = await load({ seed: 8, contextLength: 512 });
+    // Every matmul kernel but the blocks' ternary / binary projections is the head's (attention has its own).
+    const kernels = backend.kernels as unknown as Record<string, (...a: unknown[]) => unknown>;
+    const headKernels = Object.keys(kernels).filter((k) => k.startsWith("matmul") && !/Ternary|Binary/.test(k));
+    const saved = headKernels.map((k) => [k, kernels[k]] as const);
+    let calls = 0;
+    for (const [k, f] of saved) {
+      kernels[k] = (...a: unknown[]) => {
+        calls++;
+        return f?.(...a);
+      };
+    }
+    try {
+      const tokens = Array.from({ length: PREFILL_STEP_TOKENS * 2 + 37 }, (_, i) => (i * 31) % config.vocabSize);
+      using cache = new KvCache(config, tokens.length + 1, backend);
+      using logits = prefill(config, weights, cache, tokens);
+      expect(logits.shape).toEqual([1, config.vocabSize]);
+      expect(calls).toBe(1);
+      extend(config, weights, cache, [5]);
+      expect(cache.length).toBe(tokens.length + 1);
+      expect(calls).toBe(1);
+    } finally {
+      for (const [k, f] of saved) {
+        kernels[k] = f as (...a: unknown[]) => unknown;
+      }
+      weights.dispose();
+    }
   });
 });
 

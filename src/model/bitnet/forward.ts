@@ -218,6 +218,24 @@ export function forward(
   tokens: readonly number[],
   options: ForwardOptions = {},
 ): Tensor<"f32", ["seq", "vocab"]> {
+  return step(config, weights, cache, tokens, options, (ops, h) => {
+    using last = options.allLogits === true || tokens.length === 1 ? undefined : slice(h, "seq", tokens.length - 1, tokens.length);
+    return ops.scoped(() => logitsGraph(ops, config, weights, last ?? h));
+  });
+}
+
+/**
+ * The blocks of one step over `tokens` (their K/V appended to the cache), then `out` of the last hidden state
+ * [seq, embed] (disposed after `out` returns).
+ */
+function step<T>(
+  config: BitnetConfig,
+  weights: BitnetWeights,
+  cache: KvCache,
+  tokens: readonly number[],
+  options: ForwardOptions,
+  out: (ops: InferenceOps, h: Tensor<"f32", ["seq", "embed"]>) => T,
+): T {
   const seq = tokens.length;
   if (seq === 0) {
     throw new ShapeError("size", "[forward] no tokens to run");
@@ -255,8 +273,7 @@ export function forward(
       h = next;
     }
     cache.advance(seq);
-    using last = options.allLogits === true || seq === 1 ? undefined : slice(h, "seq", seq - 1, seq);
-    return ops.scoped(() => logitsGraph(ops, config, weights, last ?? h));
+    return out(ops, h);
   } finally {
     h.dispose();
   }
@@ -357,16 +374,18 @@ export function prefill(
     throw new ShapeError("size", "[forward] no tokens to run");
   }
   cache.reserve(tokens.length);
-  let logits: Tensor<"f32", ["seq", "vocab"]> | undefined;
-  try {
-    for (let at = 0; at < tokens.length; at += PREFILL_STEP_TOKENS) {
-      logits?.dispose();
-      logits = undefined;
-      logits = forward(config, weights, cache, tokens.slice(at, at + PREFILL_STEP_TOKENS));
-    }
-  } catch (e) {
-    logits?.dispose();
-    throw e;
+  let at = 0;
+  for (; at + PREFILL_STEP_TOKENS < tokens.length; at += PREFILL_STEP_TOKENS) {
+    extend(config, weights, cache, tokens.slice(at, at + PREFILL_STEP_TOKENS));
   }
-  return logits as Tensor<"f32", ["seq", "vocab"]>;
+  return forward(config, weights, cache, tokens.slice(at));
+}
+
+/**
+ * `forward` without the head: runs `tokens` through the blocks and appends their K/V to the cache, for the
+ * prompt steps whose logits nobody reads (the head is the largest single read of a step: 269 MB on the 2B
+ * shape with its Q6_K head).
+ */
+export function extend(config: BitnetConfig, weights: BitnetWeights, cache: KvCache, tokens: readonly number[]): void {
+  step(config, weights, cache, tokens, {}, () => undefined);
 }
