@@ -35,11 +35,12 @@ int Executor::bitnet_block(const BlockArgs& a) {
   //                        | g [S·F] | u [S·F] | o [S·E] | kr, v [S·KV each, batch mode] | scales [S]; each region
   //                        rounded up to whole cache lines (aligned.h); int8: xq [S·wide].
   const size_t sizes[12] = {S * wide, S * Q, S * Q, S * KV, S * Q, S * E, S * F, S * F, S * E, S * KV, S * KV, S};
+  constexpr size_t kLine = kCacheLine / sizeof(float);
   size_t at[12];
   size_t need = 0;
   for (int r = 0; r < 12; ++r) {
     at[r] = need;
-    need += (sizes[r] + kCacheLine / sizeof(float) - 1) / (kCacheLine / sizeof(float)) * (kCacheLine / sizeof(float));
+    need += (sizes[r] + kLine - 1) / kLine * kLine;
   }
   if (arena_f32_.size() < need) {
     arena_f32_.resize(need);
