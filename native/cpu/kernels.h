@@ -21,7 +21,10 @@ namespace barbell {
 // Ternary weights (t2 layout) × int8 activations.
 //
 // t2 layout (src/quant/layouts.ts): row j of w has row_bytes = ceil(K/4) bytes; element c is the
-// 2-bit code (trit + 1) at bits 2*(c&3) of byte c>>2. Code 3 is never written; it decodes to 0.
+// 2-bit code (trit + 1) at bits 2*(c&3) of byte c>>2. Code 3 is never written: a ternary tensor never
+// holds it within its K columns (ternaryFromCodes and every loader refuse it), so kernels may read it as any
+// value there (the scalar and look-up paths read 0, the AVX2 one-row path +2); the padding codes past K are
+// arbitrary and meet zero activations.
 //
 // SIMD paths multiply the unsigned codes (trit + 1 ∈ {0,1,2}) by the signed activations and
 // subtract Σx afterwards (BITNET.md §2.3): Σ (t+1)·x − Σ x = Σ t·x, exact in int32.

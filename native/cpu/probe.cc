@@ -50,8 +50,11 @@ Napi::Value SelfTest(const Napi::CallbackInfo& info) {
   for (auto& v : x) {
     v = static_cast<int8_t>(static_cast<int>(rnd() % 255) - 127);
   }
-  for (auto& v : w) {
-    v = static_cast<uint8_t>(rnd());
+  for (auto& v : w) {  // codes 0..2 (a ternary tensor never holds code 3; the padding codes past k are any)
+    v = static_cast<uint8_t>(rnd() % 3 | rnd() % 3 << 2 | rnd() % 3 << 4 | rnd() % 3 << 6);
+  }
+  for (int r = 0; r < n; ++r) {
+    w[r * row_bytes + row_bytes - 1] |= static_cast<uint8_t>(0xff << (2 * (k % 4)));  // k % 4 == 1: 3 codes of padding
   }
   std::vector<float> xs(m, 3.0f), o1(static_cast<size_t>(m) * n), o2(static_cast<size_t>(m) * n);
   std::vector<int32_t> xsum(m);

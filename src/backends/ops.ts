@@ -221,7 +221,11 @@ export const KERNEL_OPS = {
     params: [input("src", ANY), inout("dst", ANY), attr("row", "index")],
     sameDtype: ["src", "dst"],
   },
-  /** out[M,N] f32 = (x_q[M,K] i8 · trits(w)[N,K]ᵀ) / xScales[M] · w.scale; exact int32 accumulation. */
+  /**
+   * out[M,N] f32 = (x_q[M,K] i8 · trits(w)[N,K]ᵀ) / xScales[M] · w.scale; exact int32 accumulation. w's codes
+   * are 0..2 within K, as every ternary tensor's (its constructors refuse code 3); a kernel may read a code 3
+   * as any value (the JS reference reads 0), and the padding codes past K as nothing.
+   */
   matmulTernaryI8: {
     code: 5,
     summary: "out[M,N] = (x_q · trits(w)ᵀ) / xScales · γ, exact int32 accumulation",

@@ -66,6 +66,22 @@ function randomTrits(r: () => number, n: number): Int8Array {
   return Int8Array.from({ length: n }, () => Math.floor(r() * 3) - 1);
 }
 
+/**
+ * t2 bytes of n rows of k codes written directly: codes 0..2 within K (a ternary tensor never holds code 3:
+ * kernels may read it as any value) and any code, 3 included, in the padding past K.
+ */
+function rawCodes(r: () => number, n: number, k: number): Uint8Array {
+  const rowBytes = Math.ceil(k / 4);
+  const w = new Uint8Array(n * rowBytes);
+  for (let j = 0; j < n; j++) {
+    for (let c = 0; c < rowBytes * 4; c++) {
+      const code = Math.floor(r() * (c < k ? 3 : 4));
+      w[j * rowBytes + (c >> 2)] = (w[j * rowBytes + (c >> 2)] ?? 0) | (code << (2 * (c & 3)));
+    }
+  }
+  return w;
+}
+
 function nmse(got: Float32Array, want: Float32Array): number {
   let num = 0;
   let den = 0;
@@ -155,13 +171,13 @@ describe.skipIf(!probe.available)("native-cpu backend", () => {
         expect(nk().info.features[0]).toBe(isa);
       });
 
-      it("matmulTernaryI8 is bit-exact (packed weights, and raw bytes with code 3 and garbage padding)", () => {
+      it("matmulTernaryI8 is bit-exact (packed weights, and raw codes with garbage padding codes past K)", () => {
         const r = rng(11);
         for (const [m, k, n] of MATMUL_SHAPES) {
           for (const raw of [false, true]) {
             const rowBytes = Math.ceil(k / 4);
             const w = raw
-              ? Uint8Array.from({ length: n * rowBytes }, () => Math.floor(r() * 256))
+              ? rawCodes(r, n, k)
               : packTernary(randomTrits(r, n * k), n, k);
             const wt = tensor("ternary", [n, k], w, 0.75 + r());
             const xt = tensor("i8", [m, k], randomI8(r, m * k));
