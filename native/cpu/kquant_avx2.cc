@@ -21,16 +21,16 @@ namespace {
 // q[i] holding elements 128h + 32i .. 128h + 32i + 31.
 inline void q6k_half_codes(const uint8_t* block, int h, __m256i q[4]) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m3 = _mm256_set1_epi8(3);
+  const __m256i m30 = _mm256_set1_epi8(0x30);
   const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h));
   const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h + 32));
   const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * h));
-  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                         _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+  // qh bit pairs 0-1, 2-3, 4-5, 6-7 moved to bits 4-5 of their byte (16-bit shifts: what crosses into the
+  // neighbouring byte lands outside 0x30).
+  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
 }
 
 // The codes of chunk c (elements 64c .. 64c + 63) of a Q4_K (kFive false: 0..15) or Q5_K block (0..31: the fifth
@@ -191,20 +191,12 @@ struct KBlockI8 {
   float d, dmin;
 };
 
-// Lanes 0..7: sc16[2c], lanes 8..15: sc16[2c + 1].
-inline __m256i chunk_scales(const int16_t* sc16, int c) {
-  int32_t pair;
-  std::memcpy(&pair, sc16 + 2 * c, 4);
-  const __m256i spread = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-  return _mm256_shuffle_epi8(_mm256_set1_epi32(pair), spread);
-}
-
-// Every chunk's scale pairs from the 16 int16 scales.
-inline void spread_scales(__m256i sc, KBlockI8& o) {
-  alignas(32) int16_t s16[16];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(s16), sc);
+// Every chunk's scale pairs from the 16 sub-block scales (int8): chunk c, lanes 0..7 sc8[2c], lanes 8..15
+// sc8[2c + 1] (one byte shuffle and one widening each).
+inline void spread_scales(__m128i sc8, KBlockI8& o) {
+  const __m128i pick = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   for (int c = 0; c < 8; ++c) {
-    o.s[c] = chunk_scales(s16, c);
+    o.s[c] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, _mm_add_epi8(pick, _mm_set1_epi8(static_cast<char>(2 * c)))));
   }
 }
 
@@ -213,8 +205,8 @@ inline void unpack_q6k_i8(const uint8_t* block, KBlockI8& o) {
   o.dmin = 0.0f;
   q6k_half_codes(block, 0, o.u);
   q6k_half_codes(block, 1, o.u + 4);
-  __m256i sc;
-  q6k_scales_i16(block, &sc, &o.mn);
+  __m128i sc;
+  q6k_scales(block, &sc, &o.mn);
   spread_scales(sc, o);
 }
 
@@ -227,8 +219,8 @@ inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
   for (int c = 0; c < 4; ++c) {
     affine_chunk_codes<kFive>(qs, qh, c, &o.u[2 * c], &o.u[2 * c + 1]);
   }
-  __m256i sc;
-  affine_scales_i16(block, &sc, &o.mn);
+  __m128i sc;
+  affine_scales(block, &sc, &o.mn);
   spread_scales(sc, o);
 }
 

@@ -62,9 +62,9 @@ inline void unpack_q6k(const uint8_t* block, KBlockZ& o) {
     o.u[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), h0);
     o.u[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), h1);
   }
-  __m256i sc;
-  q6k_scales_i16(block, &sc, &o.mn);
-  chunk_scales(sc, o);
+  __m128i sc;
+  q6k_scales(block, &sc, &o.mn);
+  chunk_scales(_mm256_cvtepi8_epi16(sc), o);
 }
 
 template <bool kFive>
@@ -84,9 +84,9 @@ inline void unpack_affine(const uint8_t* block, KBlockZ& o) {
     }
     o.u[c] = u;
   }
-  __m256i sc;
-  affine_scales_i16(block, &sc, &o.mn);
-  chunk_scales(sc, o);
+  __m128i sc;
+  affine_scales(block, &sc, &o.mn);
+  chunk_scales(_mm256_cvtepi8_epi16(sc), o);
 }
 
 // A and B of one block against one activation block as eight int32 lanes each (bounds as in the AVX2 kernel: no
