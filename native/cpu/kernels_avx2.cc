@@ -117,8 +117,8 @@ inline void ternary_tile(const TernaryArgs& a, const Decoder& d, int j, int i) {
 
 // One activation row (decode: m = 1, or the rows a batch of four leaves) against RW weight rows, the codes
 // taken by masks instead of look-ups: 5 operations per 32 bytes instead of 7 (a shift and four ands), 13 per
-// 128 weights with the multiplies and adds, which is what bounds this loop (1.2-1.5x the look-up tile in
-// bench/ternary-kernel on Zen 5 with AVX2 only). The masks keep bits 2-3 and 6-7 in place, so those planes
+// 128 weights with the multiplies and adds, which is what bounds this loop (1.2-1.5x the look-up tile in a
+// one-thread harness like bench/ternary-kernel's, weights in L2, Zen 5 running AVX2 code). The masks keep bits 2-3 and 6-7 in place, so those planes
 // carry 4·code; their products go to their own int16 sums (|lane| ≤ 2 · 8 · 128 per vpmaddubsw, two planes per
 // block: 4 blocks before widening) and are divided by 4 when widened (exact: every product is a multiple of 4).
 // Reads code 3 as trit +2 where the look-up reads 0: ternary tensors never hold it (ternaryFromCodes and the
