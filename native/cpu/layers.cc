@@ -20,9 +20,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "float_kernels.h"
@@ -129,15 +131,20 @@ Napi::Value DisposeLayerStack(const Napi::CallbackInfo& info) {
 
 // Layer caches from a JS array of typed arrays, each holding at least rows(i) rows: Float32Arrays of kv floats a
 // row for an f32 cache (kv_type of the captured template), Uint8Arrays of kv_bytes(kv_type, kv) a row otherwise.
+// `memory` (optional) receives each cache's whole ArrayBuffer as [begin, end) addresses (prefault_rows' bound:
+// the caches of one KvCache share one ArrayBuffer, host-memory.ts allocGroup).
 template <typename Rows>
 bool GetCaches(Napi::Env env, const Napi::Value& v, size_t count, int kv_type, size_t kv, Rows rows, const char* name,
-               std::vector<float*>* out) {
+               std::vector<float*>* out, std::vector<std::pair<uintptr_t, uintptr_t>>* memory = nullptr) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != count) {
     Fail(env, std::string(name) + " must be an array of " + std::to_string(count) + " caches", false);
     return false;
   }
   const Napi::Array arr = v.As<Napi::Array>();
   out->resize(count);
+  if (memory != nullptr) {
+    memory->resize(count);
+  }
   for (uint32_t i = 0; i < count; ++i) {
     const Napi::Value c = arr.Get(i);
     const napi_typedarray_type want = kv_type == kKvF32 ? napi_float32_array : napi_uint8_array;
@@ -150,42 +157,69 @@ bool GetCaches(Napi::Env env, const Napi::Value& v, size_t count, int kv_type, s
       Fail(env, std::string(name) + "[" + std::to_string(i) + "] is too short for its rows");
       return false;
     }
-    (*out)[i] = reinterpret_cast<float*>(static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+    Napi::ArrayBuffer buffer = t.ArrayBuffer();
+    uint8_t* data = static_cast<uint8_t*>(buffer.Data());
+    (*out)[i] = reinterpret_cast<float*>(data + t.ByteOffset());
+    if (memory != nullptr) {
+      (*memory)[i] = {reinterpret_cast<uintptr_t>(data), reinterpret_cast<uintptr_t>(data) + buffer.ByteLength()};
+    }
   }
   return true;
 }
 
 // Batched first touch of KV cache rows. A cache is allocated once for its capacity and its pages are first
-// written one row at a time as decoding goes on: for a 700M model (48 caches of 6 KiB rows) ~72 page faults
-// a token, each a trap into the kernel (~25 µs each on the 2-vCPU VM of 2026-12-06), taken inside the step's
-// V projection and RoPE. Instead, when a write first enters a window of kPrefaultWindow bytes of a cache
-// (counted from its start; rows are written in order), the window's pages are populated in one
-// madvise(MADV_POPULATE_WRITE) call (Linux ≥ 5.14), which writes no data: ~17 µs a page there (a 64 MiB
-// microbenchmark). Pages are touched once per cache, so this only speeds up a model's first pass over its
-// context. Where the call fails it is not tried again.
-constexpr size_t kPrefaultWindow = size_t{256} << 10;
+// written one row at a time as decoding goes on: for a 700M model (48 caches of 6 KiB rows) ~72 pages a token.
+// On this project's VMs a first touch is dear twice over: the guest's page fault, and then the hypervisor's
+// (the guest's page tables are shadowed: a page the guest mapped is trapped again on its first access), ~10 µs
+// a page in all; a 700M model's first 128-token decode ran ~12 % slower than its second (2-vCPU AMD EPYC Zen 5
+// class, Linux 6.18, 2026-12-07). So when a write first enters a window of kPrefaultWindow bytes (2 MiB,
+// aligned in the address space), the window is populated in one madvise(MADV_POPULATE_WRITE) call (Linux
+// ≥ 5.14; writes no data), and where the window lies wholly inside the cache's ArrayBuffer it is first advised
+// MADV_HUGEPAGE, so it becomes one transparent huge page where the kernel allows them ("madvise" or "always"):
+// one fault instead of 512, guest and host (a 64 MiB microbenchmark there: 166 ms of first writes with 4 KiB
+// faults, 88 ms populated in 256 KiB windows of 4 KiB pages, 4.6 ms populated in whole 2 MiB huge pages; a
+// huge page populated in parts was slower than 4 KiB pages). The caches of one KvCache share one ArrayBuffer
+// (host-memory.ts allocGroup), so short caches (a 780 KiB layer at 130 positions) fill huge pages too. A window
+// that sticks out of the ArrayBuffer is populated in its pages holding cache bytes only (4 KiB pages: the
+// pages at an ArrayBuffer's ends may hold another allocation's bytes, which populating does not change). Pages
+// are touched once per cache, so this only speeds up a model's first pass over its context. Where the call
+// fails it is not tried again.
+constexpr uintptr_t kPrefaultWindow = uintptr_t{2} << 20;
 std::atomic<bool> prefault_off{false};
 
-void prefault_rows(void* base, size_t row_bytes, size_t capacity, size_t from, size_t to) {
+void prefault_rows(void* base, size_t row_bytes, size_t capacity, size_t from, size_t to, std::pair<uintptr_t, uintptr_t> memory) {
 #if defined(__linux__)
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   if (base == nullptr || from >= to || to > capacity || page == 0 || (page & (page - 1)) != 0 ||
       prefault_off.load(std::memory_order_relaxed)) {
     return;
   }
-  const size_t a = from * row_bytes;
-  const size_t b = to * row_bytes;
-  for (size_t w = (a + kPrefaultWindow - 1) / kPrefaultWindow * kPrefaultWindow; w < b; w += kPrefaultWindow) {
-    // The whole pages holding cache bytes [w, w + window) (each is mapped: it holds some of the cache).
-    const uintptr_t lo = (reinterpret_cast<uintptr_t>(base) + w) & ~(page - 1);
-    const uintptr_t hi = (reinterpret_cast<uintptr_t>(base) + std::min(capacity * row_bytes, w + kPrefaultWindow) + page - 1) & ~(page - 1);
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(base);
+  const uintptr_t end = begin + capacity * row_bytes;
+  const uintptr_t a = begin + from * row_bytes;  // the first byte this step writes
+  const uintptr_t b = begin + to * row_bytes;
+  uintptr_t w = a & ~(kPrefaultWindow - 1);
+  // The window holding `a` was entered before when a byte of this cache before `a` lies in it.
+  if (w < a && a > begin) {
+    w += kPrefaultWindow;
+  }
+  for (; w < b; w += kPrefaultWindow) {
+    uintptr_t lo = w, hi = w + kPrefaultWindow;
+    if (lo >= memory.first && hi <= memory.second) {
+#if defined(MADV_HUGEPAGE)
+      madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);  // a hint: where it fails, 4 KiB pages
+#endif
+    } else {
+      lo = std::max(lo, begin) & ~(page - 1);
+      hi = (std::min(hi, end) + page - 1) & ~(page - 1);
+    }
     if (populate_pages(lo, hi, true) != 0) {
       prefault_off.store(true, std::memory_order_relaxed);
       return;
     }
   }
 #else
-  (void)base, (void)row_bytes, (void)capacity, (void)from, (void)to;
+  (void)base, (void)row_bytes, (void)capacity, (void)from, (void)to, (void)memory;
 #endif
 }
 
@@ -238,6 +272,7 @@ Napi::Value run_layers(Executor& exec, const Napi::CallbackInfo& info) {
     return Fail(env, "out may not alias h");
   }
   std::vector<float*> ks, vs;
+  std::vector<std::pair<uintptr_t, uintptr_t>> k_memory, v_memory;
   const size_t caches = batch == 0 ? L : L * static_cast<size_t>(batch);
   // Batch: cache l·B + b must hold row pos[b]; one sequence: every cache holds `capacity` rows.
   auto rows = [&](size_t i) -> size_t {
@@ -247,15 +282,15 @@ Napi::Value run_layers(Executor& exec, const Napi::CallbackInfo& info) {
     const int32_t p = pos[i % static_cast<size_t>(batch)];
     return p < 0 ? SIZE_MAX : static_cast<size_t>(p) + 1;
   };
-  if (!GetCaches(env, info[4], caches, first.kv_type, kv, rows, "kCaches", &ks) ||
-      !GetCaches(env, info[5], caches, first.kv_type, kv, rows, "vCaches", &vs)) {
+  if (!GetCaches(env, info[4], caches, first.kv_type, kv, rows, "kCaches", &ks, &k_memory) ||
+      !GetCaches(env, info[5], caches, first.kv_type, kv, rows, "vCaches", &vs, &v_memory)) {
     return env.Undefined();
   }
   if (batch == 0) {
     const size_t row_bytes = kv_bytes(first.kv_type, kv);
     for (size_t l = 0; l < L; ++l) {
-      prefault_rows(ks[l], row_bytes, static_cast<size_t>(capacity), static_cast<size_t>(pos0), static_cast<size_t>(pos0 + seq));
-      prefault_rows(vs[l], row_bytes, static_cast<size_t>(capacity), static_cast<size_t>(pos0), static_cast<size_t>(pos0 + seq));
+      prefault_rows(ks[l], row_bytes, static_cast<size_t>(capacity), static_cast<size_t>(pos0), static_cast<size_t>(pos0 + seq), k_memory[l]);
+      prefault_rows(vs[l], row_bytes, static_cast<size_t>(capacity), static_cast<size_t>(pos0), static_cast<size_t>(pos0 + seq), v_memory[l]);
     }
   }
   const size_t n = static_cast<size_t>(seq) * E;

@@ -111,6 +111,12 @@ export interface Backend {
   /** Allocates zeroed memory. */
   alloc(bytes: number): BufferHandle;
   /**
+   * Allocates zeroed buffers of `sizes` bytes back to back in one allocation, each freed on its own (a KV
+   * cache's layers: in one range, the native backend backs them with transparent huge pages). Absent: callers
+   * `alloc` each.
+   */
+  allocGroup?(sizes: readonly number[]): BufferHandle[];
+  /**
    * Takes ownership of host bytes without copying where the backend can (weights read from a file);
    * the caller must not use `bytes` afterwards. Absent: callers use alloc() + write().
    */
@@ -148,6 +154,8 @@ export type BackendName = "js" | "wasm-simd" | "native-cpu" | "webgpu" | "cuda";
 export interface BufferMemory {
   readonly kind: MemoryKind;
   alloc(bytes: number): BufferHandle;
+  /** Host memory: zeroed buffers back to back in one allocation (see Backend.allocGroup). */
+  allocGroup?(sizes: readonly number[]): BufferHandle[];
   /** Takes host bytes (weights from a file): without a copy in host memory, as an upload on a device. */
   adopt(bytes: Uint8Array): BufferHandle;
   /** Host memory read in place only: bytes made on first read (see Backend.adoptLazy). */

@@ -121,6 +121,7 @@ function memoryOf(backend: Backend): BufferMemory {
   return {
     kind: backend.memoryKind,
     alloc: (bytes) => backend.alloc(bytes),
+    ...(backend.allocGroup === undefined ? {} : { allocGroup: (sizes: readonly number[]) => (backend.allocGroup as NonNullable<Backend["allocGroup"]>)(sizes) }),
     adopt: (bytes) => {
       if (backend.adopt !== undefined) {
         return backend.adopt(bytes);
@@ -439,6 +440,7 @@ export function createDispatcher(members: readonly PartialBackend[], reference: 
     staged !== undefined && staged.holds(buffer) ? onStaged(staged) : onHome();
   const memory: Core["memory"] = {
     alloc: (bytes) => home.alloc(bytes),
+    ...(home.allocGroup === undefined ? {} : { allocGroup: (sizes: readonly number[]) => (home.allocGroup as NonNullable<BufferMemory["allocGroup"]>).call(home, sizes) }),
     adopt: (bytes) => (staged ?? home).adopt(bytes),
     ...(lazyHome === undefined ? {} : { adoptLazy: (size: number, make: () => Uint8Array) => lazyHome.call(home, size, make) }),
     free: (buffer) => {
@@ -495,6 +497,7 @@ function coreOf(d: Dispatcher): Core {
     backends: d.backends,
     memory: {
       alloc: (bytes) => d.alloc(bytes),
+      ...(d.allocGroup === undefined ? {} : { allocGroup: (sizes: readonly number[]) => (d.allocGroup as NonNullable<Dispatcher["allocGroup"]>)(sizes) }),
       ...(d.adopt === undefined ? {} : { adopt: (bytes: Uint8Array) => (d.adopt as (b: Uint8Array) => BufferHandle)(bytes) }),
       ...(d.adoptLazy === undefined ? {} : { adoptLazy: (size: number, make: () => Uint8Array) => (d.adoptLazy as NonNullable<Dispatcher["adoptLazy"]>)(size, make) }),
       free: (buffer) => d.free(buffer),

@@ -59,19 +59,23 @@ class ArrayBufferBuffer implements HostBuffer {
   #pending: Materialize | undefined;
   #failed: unknown;
   readonly #size: number;
+  /** A buffer of a group: its byte range in `#memory`, which it shares (never recycled). */
+  readonly #part: { offset: number; length: number } | undefined;
 
   constructor(
     readonly id: number,
     memory: ArrayBuffer | undefined,
     pending?: { size: number; materialize: Materialize },
+    part?: { offset: number; length: number },
   ) {
     this.#memory = memory;
     this.#pending = pending?.materialize;
-    this.#size = pending?.size ?? memory?.byteLength ?? 0;
+    this.#part = part;
+    this.#size = part?.length ?? pending?.size ?? memory?.byteLength ?? 0;
   }
 
   get bytes(): number {
-    return this.#memory?.byteLength ?? (this.#pending === undefined ? 0 : this.#size);
+    return this.#memory === undefined ? (this.#pending === undefined ? 0 : this.#size) : this.#size;
   }
 
   view(): Uint8Array {
@@ -81,7 +85,7 @@ class ArrayBufferBuffer implements HostBuffer {
     if (this.#memory === undefined) {
       throw new UsageError("disposed", `[host] buffer ${this.id} was freed`);
     }
-    return new Uint8Array(this.#memory);
+    return this.#part === undefined ? new Uint8Array(this.#memory) : new Uint8Array(this.#memory, this.#part.offset, this.#part.length);
   }
 
   /** Runs the materializer once; its error is kept and thrown again by every later view. */
@@ -103,12 +107,12 @@ class ArrayBufferBuffer implements HostBuffer {
     this.#memory = wholeBuffer(bytes);
   }
 
-  /** Forgets the memory and returns it (undefined when already freed or never made). */
+  /** Forgets the memory and returns it for reuse (undefined when already freed, never made, or shared by a group). */
   release(): ArrayBuffer | undefined {
     const memory = this.#memory;
     this.#memory = undefined;
     this.#pending = undefined;
-    return memory;
+    return this.#part === undefined ? memory : undefined;
   }
 }
 
@@ -126,6 +130,8 @@ function wholeBuffer(bytes: Uint8Array): ArrayBuffer {
 const POOL_MAX_BUFFER_BYTES = 32 << 20;
 /** Most bytes held in the reuse pool of one memory (the bound on what reuse can add to RSS). */
 const POOL_MAX_BYTES = 128 << 20;
+/** Where each buffer of a group starts: a multiple of this many bytes (a cache line, as SIMD rows like). */
+export const GROUP_ALIGN_BYTES = 64;
 
 /**
  * Host buffers as plain ArrayBuffers, with allocation accounting. Used by the JS and native
@@ -153,6 +159,29 @@ export class ArrayBufferMemory implements BufferMemory {
       return this.#track(new ArrayBufferBuffer(this.#nextId++, reused));
     }
     return this.#track(new ArrayBufferBuffer(this.#nextId++, new ArrayBuffer(bytes)));
+  }
+
+  /**
+   * Zeroed buffers of `sizes` bytes, each starting at a multiple of GROUP_ALIGN_BYTES in one fresh ArrayBuffer
+   * (a KV cache's layers: the native backend advises whole 2 MiB windows of one ArrayBuffer into transparent huge
+   * pages, native/cpu/layers.cc prefault_rows, so short layers share huge pages). Each is freed on its own; the
+   * ArrayBuffer goes with the last view of it. Never recycled through the pool.
+   */
+  allocGroup(sizes: readonly number[]): HostBuffer[] {
+    let total = 0;
+    const parts = sizes.map((length) => {
+      if (!Number.isSafeInteger(length) || length < 0) {
+        throw new UsageError("unsupported", `[${this.name}] cannot allocate ${length} bytes`);
+      }
+      const offset = total;
+      total = Math.ceil((offset + length) / GROUP_ALIGN_BYTES) * GROUP_ALIGN_BYTES;
+      if (!Number.isSafeInteger(total)) {
+        throw new UsageError("unsupported", `[${this.name}] cannot allocate a group of ${sizes.length} buffers this large`);
+      }
+      return { offset, length };
+    });
+    const memory = new ArrayBuffer(total);
+    return parts.map((part) => this.#track(new ArrayBufferBuffer(this.#nextId++, memory, undefined, part)));
   }
 
   /** Takes over a view that spans its whole (non-shared) ArrayBuffer; copies anything else. */

@@ -318,6 +318,29 @@ export function allocTensor<DT extends DType, D extends Dims>(
 }
 
 /**
+ * `count` zeroed tensors of one dtype and shape, in one allocation where the backend groups buffers
+ * (Backend.allocGroup: a KV cache's layers, which the native backend then backs with huge pages), else one by one.
+ */
+export function allocTensors<DT extends DType, D extends Dims>(backend: Backend, dtype: DT, dims: D, shape: ShapeOf<D>, count: number): Tensor<DT, D>[] {
+  checkShape("alloc", dims, shape as readonly number[]);
+  const bytes = storageBytes(dtype, shape as readonly number[]);
+  const group = backend.allocGroup?.(Array.from({ length: count }, () => bytes));
+  if (group !== undefined) {
+    return group.map((buffer) => new Tensor(INTERNAL, backend, buffer, dtype, dims, shape));
+  }
+  const out: Tensor<DT, D>[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      out.push(allocTensor(backend, dtype, dims, shape));
+    }
+  } catch (e) {
+    out.forEach((t) => t.dispose());
+    throw e;
+  }
+  return out;
+}
+
+/**
  * @internal Runs the kernel that fills a freshly allocated output; if it throws, the output is
  * disposed before the error propagates, so a failed op never leaks memory.
  */

@@ -277,6 +277,40 @@ describe("host memory reuse", () => {
   });
 });
 
+describe("host memory groups", () => {
+  it("should give zeroed, disjoint, 64-byte-aligned buffers of one allocation, each freed alone and never recycled", async () => {
+    const { ArrayBufferMemory, GROUP_ALIGN_BYTES, hostBytes } = await import("../../src/backends/host-memory.js");
+    const memory = new ArrayBufferMemory("test");
+    const group = memory.allocGroup([100, 0, 64, 7]);
+    const views = group.map((b) => hostBytes(b));
+    expect(views.map((v) => [v.byteOffset, v.byteLength])).toEqual([
+      [0, 100],
+      [128, 0],
+      [128, 64],
+      [192, 7],
+    ]);
+    expect(GROUP_ALIGN_BYTES).toBe(64);
+    views.forEach((v) => expect(v.buffer).toBe(views[0]?.buffer));
+    expect(views[0]?.buffer.byteLength).toBe(256);
+    views.forEach((v, i) => v.fill(i + 1));
+    expect(Array.from(views[2] ?? [])).toEqual(new Array(64).fill(3));
+    expect(memory.liveAllocations()).toBe(4);
+    expect(memory.liveBytes()).toBe(171);
+    expect(memory.free(group[0] as (typeof group)[number])).toBe(true);
+    expect(memory.free(group[0] as (typeof group)[number])).toBe(false);
+    expect(() => hostBytes(group[0] as (typeof group)[number])).toThrow(/was freed/);
+    expect(Array.from(hostBytes(group[3] as (typeof group)[number]))).toEqual(new Array(7).fill(4));
+    // A freed part is not handed out again: a later buffer of its size is fresh memory.
+    const fresh = memory.alloc(100);
+    expect(hostBytes(fresh).buffer).not.toBe(views[0]?.buffer);
+    expect(memory.liveBytes()).toBe(171);
+    for (const bad of [-1, 1.5, Number.MAX_SAFE_INTEGER]) {
+      expect(() => memory.allocGroup([8, bad, 8])).toThrow(/cannot allocate/);
+    }
+    expect(memory.liveAllocations()).toBe(4);
+  });
+});
+
 describe("unavailable backends", () => {
   it("should say once why a backend cannot run", async () => {
     const told: string[] = [];

@@ -2,6 +2,8 @@
 // step for all layers are the bits of one fused `bitnetBlock` call per layer (prefill, a second chunk, decode
 // steps, and a batch step), and the prepared handle's resources: freed with disposed weights (a typed error,
 // not a crash), refused after its own dispose, and the addon's checks on what a call passes.
+import { readFileSync } from "node:fs";
+
 import { describe, expect, it } from "vitest";
 import type { Backend, BitnetBlockWeights, BitnetLayers, BitnetLayersStep } from "../../src/backends/backend.js";
 import { createDispatcher } from "../../src/backends/dispatch.js";
@@ -164,4 +166,34 @@ describe.skipIf(!probe.available)("native-cpu layers in one call", () => {
     }
     [h, out, pos].forEach((b) => chain.free(b));
   });
+
+  // Linux with transparent huge pages on request ("madvise" or "always"): the first step's rows of a cache in one
+  // allocation land in 2 MiB pages (native/cpu/layers.cc prefault_rows), so a first pass over the context takes
+  // one fault per 2 MiB, not 512.
+  it.skipIf(!hugePagesOnRequest())("should back the caches' first rows with transparent huge pages", async () => {
+    const file = readGgufBytes(makeBitnetFixture(FIXTURES[0]));
+    const config = configFromGguf(file.metadata);
+    using weights = await loadWeights(ggufWeightSource(file), config, { backend: chain });
+    const rowBytes = 4 * config.kvHeads * config.headDim;
+    // Every layer cache ≥ 4 MiB, so the 2 MiB window holding the first row of each cache after the first lies
+    // wholly inside the allocation.
+    using cache = new KvCache(config, Math.ceil((4 << 20) / rowBytes), chain);
+    const before = anonHugeKiB();
+    forward(config, weights, cache, [5, 17]).dispose();
+    expect(anonHugeKiB() - before).toBeGreaterThanOrEqual(2048 * (2 * config.layers - 1));
+  });
 });
+
+function hugePagesOnRequest(): boolean {
+  try {
+    return /\[(always|madvise)\]/.test(readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8")) && anonHugeKiB() >= 0;
+  } catch {
+    return false;
+  }
+}
+
+/** This process's anonymous memory in transparent huge pages, in KiB (Linux). */
+function anonHugeKiB(): number {
+  const m = /AnonHugePages:\s+(\d+) kB/.exec(readFileSync("/proc/self/smaps_rollup", "utf8"));
+  return m === null ? -1 : Number(m[1]);
+}

@@ -54,6 +54,30 @@ describe("KV cache dtypes", () => {
     weights.dispose();
   });
 
+  it("should hold every layer's K and V in one allocation where the backend groups buffers, and alone where not", async () => {
+    const { config, weights } = await model(js);
+    weights.dispose();
+    const live = js.liveAllocations();
+    for (const dtype of ["f32", "f16", "q8_0"] as const) {
+      using cache = new KvCache(config, 5, js, dtype);
+      const parts = cache.keys.flatMap((k, l) => [k, cache.values[l]]).map((t) => views.u8((t as (typeof cache.keys)[number]).ref()));
+      const rowBytes = cache.bytesPerPosition / (2 * config.layers);
+      // Layer by layer (K then V), each at a 64-byte boundary after the one before, zeroed, of its own size.
+      parts.forEach((p, i) => {
+        expect(p.buffer).toBe(parts[0]?.buffer);
+        expect(p.byteLength).toBe(5 * rowBytes);
+        expect(p.byteOffset).toBe(i * Math.ceil((5 * rowBytes) / 64) * 64);
+        expect(p.every((v) => v === 0)).toBe(true);
+      });
+      expect(js.liveAllocations()).toBe(live + 2 * config.layers);
+    }
+    expect(js.liveAllocations()).toBe(live);
+    // A backend without groups: one allocation per layer cache, as before.
+    const { allocGroup: _none, ...single } = js;
+    using alone = new KvCache(config, 5, single);
+    expect(views.u8(alone.keys[0]?.ref() as TensorRef).buffer).not.toBe(views.u8(alone.values[0]?.ref() as TensorRef).buffer);
+  });
+
   it("should store rows rounded by the reference codecs (ties, a zero block, a large block) and copy prefixes bit for bit", async () => {
     const { config, weights } = await model(js);
     const n = config.kvHeads * config.headDim;

@@ -134,6 +134,7 @@ export function createJsBackend(): Backend {
     kernels,
     memoryKind: "host",
     alloc: (bytes) => memory.alloc(bytes),
+    allocGroup: (sizes) => memory.allocGroup(sizes),
     adopt: (bytes) => memory.adopt(bytes),
     adoptLazy: (size, materialize) => memory.adoptLazy(size, materialize),
     free: (buffer) => memory.free(buffer),

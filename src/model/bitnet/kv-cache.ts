@@ -18,7 +18,7 @@ import { ShapeError, UsageError, ValueError } from "../../core/errors.js";
 import { KV_CACHE_DTYPES, type KvCacheDType } from "../../quant/dtypes.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import { slice } from "../../tensor/ops/shape.js";
-import { allocTensor, fill, type Tensor } from "../../tensor/tensor.js";
+import { allocTensor, allocTensors, fill, type Tensor } from "../../tensor/tensor.js";
 import type { BitnetConfig } from "./config.js";
 
 export { KV_CACHE_DTYPES, type KvCacheDType };
@@ -93,20 +93,11 @@ export class KvCache implements Disposable {
       this.#length = rows.length;
       return;
     }
-    const shape = [capacity, config.kvHeads, config.headDim] as const;
-    const keys: CacheTensor[] = [];
-    const values: CacheTensor[] = [];
-    try {
-      for (let l = 0; l < config.layers; l++) {
-        keys.push(allocTensor(backend, dtype, ["ctx", "kvHead", "headDim"], shape));
-        values.push(allocTensor(backend, dtype, ["ctx", "kvHead", "headDim"], shape));
-      }
-    } catch (e) {
-      [...keys, ...values].forEach((t) => t.dispose());
-      throw e;
-    }
-    this.keys = keys;
-    this.values = values;
+    // One allocation, layer by layer (K then V), where the backend groups buffers: the native backend backs it
+    // with huge pages as rows are written (native/cpu/layers.cc prefault_rows).
+    const rowsOf: CacheTensor[] = allocTensors(backend, dtype, ["ctx", "kvHead", "headDim"], [capacity, config.kvHeads, config.headDim], 2 * config.layers);
+    this.keys = rowsOf.filter((_, i) => i % 2 === 0);
+    this.values = rowsOf.filter((_, i) => i % 2 === 1);
   }
 
   /** Bytes this cache holds (its capacity, filled or not). */
