@@ -12,6 +12,10 @@
 namespace barbell {
 namespace {
 
+// How far ahead a ternary tile prefetches its weights: whole tiles of `tile` bytes, at least `bytes` (the tiles'
+// linear software prefetch, kernels_avx512.inc and kernels_avx2.cc).
+constexpr size_t prefetch_distance(size_t bytes, size_t tile) { return (bytes + tile - 1) / tile * tile; }
+
 inline uint64_t load_u64(const void* p) {
   uint64_t v;
   std::memcpy(&v, p, sizeof v);  // unaligned-safe

@@ -45,6 +45,14 @@ struct Decoder {
 
 inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
+// A row's last, partial 32-byte block (n < 32 bytes) padded with zero bytes (code 0, which meets zero activations
+// past K): copied, so that no load reads past the row (or the array).
+inline __m256i load_partial(const uint8_t* p, size_t n) {
+  alignas(32) uint8_t buf[32] = {0};
+  std::memcpy(buf, p, n);
+  return loadu(buf);
+}
+
 // One 32-byte block (128 weights) against x, added to int16 lane sums: a vpmaddubsw lane is w·x over two
 // weights with w ∈ {0, 1, 2} and |x| ≤ 128, so |lane| ≤ 512 and a block adds ≤ 2048 to each lane;
 // kSums16Blocks blocks (≤ 16384) stay exact in int16 before vpmaddwd widens them to int32 (one widening per
@@ -73,8 +81,7 @@ inline void ternary_tile(const TernaryArgs& a, const Decoder& d, int j, int i) {
   const uint8_t* w0 = a.w + static_cast<size_t>(j) * a.row_bytes;
   const int8_t* x0 = a.xp + static_cast<size_t>(i) * a.xp_stride;
   // Linear software prefetch ≥ 2 KiB (whole tiles) ahead, 64 bytes per two steps: see kernels_avx512.inc.
-  const size_t tile = RW * a.row_bytes;
-  const size_t pf = (2048 + tile - 1) / tile * tile;
+  const size_t pf = prefetch_distance(2048, RW * a.row_bytes);
   for (size_t blk = 0; blk < nb; ++blk) {
     for (int r = 0; r < RW; ++r) {
       if (((blk * RW + r) & 1) == 0) {
@@ -97,11 +104,8 @@ inline void ternary_tile(const TernaryArgs& a, const Decoder& d, int j, int i) {
   }
   if (tail != 0) {
     for (int r = 0; r < RW; ++r) {
-      // Copy the partial block so that no load reads past the row (or the array).
-      alignas(32) uint8_t buf[32] = {0};
-      std::memcpy(buf, w0 + static_cast<size_t>(r) * a.row_bytes + nb * 32, tail);
       __m256i p[4];
-      d.decode(loadu(buf), p);
+      d.decode(load_partial(w0 + static_cast<size_t>(r) * a.row_bytes + nb * 32, tail), p);
       for (int s = 0; s < RX; ++s) {
         acc[r][s] = dot4_16(acc[r][s], p, x0 + static_cast<size_t>(s) * a.xp_stride + nb * 128);
       }
@@ -138,8 +142,7 @@ inline void ternary_gemv_tile(const TernaryArgs& a, int j, int i) {
   const int8_t* x0 = a.xp + static_cast<size_t>(i) * a.xp_stride;
   // Whole tiles ≥ 8 KiB ahead (the prefill tile's 2 KiB is too short for a decode streaming on one core: the
   // 700M / 2B decode at one thread +2–5 % in alternated runs, two threads and 16 KiB no better).
-  const size_t tile = RW * a.row_bytes;
-  const size_t pf = (8192 + tile - 1) / tile * tile;
+  const size_t pf = prefetch_distance(8192, RW * a.row_bytes);
   const auto step = [&](int r, __m256i w, const int8_t* x) {
     const __m256i h = _mm256_srli_epi16(w, 4);
     const __m256i s1 = _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(w, m03), loadu(x)),
@@ -169,9 +172,7 @@ inline void ternary_gemv_tile(const TernaryArgs& a, int j, int i) {
   }
   for (int r = 0; r < RW; ++r) {
     if (tail != 0) {
-      alignas(32) uint8_t buf[32] = {0};  // padded with code 0 against zero activations
-      std::memcpy(buf, w0 + static_cast<size_t>(r) * a.row_bytes + nb * 32, tail);
-      step(r, loadu(buf), x0 + nb * 128);
+      step(r, load_partial(w0 + static_cast<size_t>(r) * a.row_bytes + nb * 32, tail), x0 + nb * 128);
     }
     widen(r);
     const int32_t dot = reduce_epi32(_mm256_add_epi32(wide1[r], wide4[r])) - a.xsum[i];
