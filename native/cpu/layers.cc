@@ -168,59 +168,31 @@ bool GetCaches(Napi::Env env, const Napi::Value& v, size_t count, int kv_type, s
 }
 
 // Batched first touch of KV cache rows. A cache is allocated once for its capacity and its pages are first
-// written one row at a time as decoding goes on: for a 700M model (48 caches of 6 KiB rows) ~72 pages a token.
-// On this project's VMs a first touch is dear twice over: the guest's page fault, and then the hypervisor's
-// (the guest's page tables are shadowed: a page the guest mapped is trapped again on its first access), ~10 µs
-// a page in all; a 700M model's first 128-token decode ran ~12 % slower than its second (2-vCPU AMD EPYC Zen 5
-// class, Linux 6.18, 2026-12-07). So when a write first enters a window of kPrefaultWindow bytes (2 MiB,
-// aligned in the address space), the window is populated in one madvise(MADV_POPULATE_WRITE) call (Linux
-// ≥ 5.14; writes no data), and where the window lies wholly inside the cache's ArrayBuffer it is first advised
-// MADV_HUGEPAGE, so it becomes one transparent huge page where the kernel allows them ("madvise" or "always"):
-// one fault instead of 512, guest and host (a 64 MiB microbenchmark there: 166 ms of first writes with 4 KiB
-// faults, 88 ms populated in 256 KiB windows of 4 KiB pages, 4.6 ms populated in whole 2 MiB huge pages; a
-// huge page populated in parts was slower than 4 KiB pages). The caches of one KvCache share one ArrayBuffer
-// (host-memory.ts allocGroup), so short caches (a 780 KiB layer at 130 positions) fill huge pages too. A window
-// that sticks out of the ArrayBuffer is populated in its pages holding cache bytes only (4 KiB pages: the
-// pages at an ArrayBuffer's ends may hold another allocation's bytes, which populating does not change). Pages
-// are touched once per cache, so this only speeds up a model's first pass over its context. Where the call
-// fails it is not tried again.
-constexpr uintptr_t kPrefaultWindow = uintptr_t{2} << 20;
+// written one row at a time as decoding goes on: for a 700M model (48 caches of 6 KiB rows) ~72 pages a token,
+// each a guest fault and a hypervisor trap on this project's VMs (populate.h), which made a 700M model's first
+// 128-token decode ~12 % slower than its second (2-vCPU AMD EPYC Zen 5 class, Linux 6.18, 2026-12-07). So when a
+// write first enters a 2 MiB window of the address space, the window is populated ahead (populate_for_write:
+// one huge page where it lies wholly inside the cache's ArrayBuffer, else the window's pages holding cache bytes).
+// The caches of one KvCache share one ArrayBuffer (host-memory.ts allocGroup), so short caches (a 780 KiB layer at
+// 130 positions) fill huge pages too. Pages are touched once per cache, so this only speeds up a model's first
+// pass over its context. Where the call fails it is not tried again.
 std::atomic<bool> prefault_off{false};
 
 void prefault_rows(void* base, size_t row_bytes, size_t capacity, size_t from, size_t to, std::pair<uintptr_t, uintptr_t> memory) {
-#if defined(__linux__)
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  if (base == nullptr || from >= to || to > capacity || page == 0 || (page & (page - 1)) != 0 ||
-      prefault_off.load(std::memory_order_relaxed)) {
+  if (base == nullptr || from >= to || to > capacity || prefault_off.load(std::memory_order_relaxed)) {
     return;
   }
   const uintptr_t begin = reinterpret_cast<uintptr_t>(base);
-  const uintptr_t end = begin + capacity * row_bytes;
   const uintptr_t a = begin + from * row_bytes;  // the first byte this step writes
-  const uintptr_t b = begin + to * row_bytes;
-  uintptr_t w = a & ~(kPrefaultWindow - 1);
+  uintptr_t w = a & ~(kPopulateWindow - 1);
   // The window holding `a` was entered before when a byte of this cache before `a` lies in it.
   if (w < a && a > begin) {
-    w += kPrefaultWindow;
+    w += kPopulateWindow;
   }
-  for (; w < b; w += kPrefaultWindow) {
-    uintptr_t lo = w, hi = w + kPrefaultWindow;
-    if (lo >= memory.first && hi <= memory.second) {
-#if defined(MADV_HUGEPAGE)
-      madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);  // a hint: where it fails, 4 KiB pages
-#endif
-    } else {
-      lo = std::max(lo, begin) & ~(page - 1);
-      hi = (std::min(hi, end) + page - 1) & ~(page - 1);
-    }
-    if (populate_pages(lo, hi, true) != 0) {
-      prefault_off.store(true, std::memory_order_relaxed);
-      return;
-    }
+  const uintptr_t b = begin + to * row_bytes;
+  if (w < b && populate_for_write(w, b, begin, begin + capacity * row_bytes, memory.first, memory.second) != 0) {
+    prefault_off.store(true, std::memory_order_relaxed);
   }
-#else
-  (void)base, (void)row_bytes, (void)capacity, (void)from, (void)to, (void)memory;
-#endif
 }
 
 }  // namespace

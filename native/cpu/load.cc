@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #ifndef _WIN32
@@ -212,34 +213,26 @@ Napi::Value FirstCode3(const Napi::CallbackInfo& info) {
 
 #include "q6k_encode.inc"
 
-// Bytes below which prefault leaves a range to ordinary page faults.
-constexpr size_t kPrefaultBytes = size_t{1} << 21;
+// Hints for fresh memory at `dst` that a conversion fills once: its page tables filled in one call per 2 MiB window
+// (populate_for_write) instead of a page fault per 4 KiB, as transparent huge pages where a window lies wholly inside
+// `memory` (the ArrayBuffer holding dst, where the caller knows it; else dst's own bytes). The source side is
+// readable()'s populate. Together, for the 2B's F16 head requantized on first use: 262k → 131k faults per process,
+// ~1 CPU s less; its ternary projections: 180k → 126k (AMD EPYC Zen 5 class, Linux 6.18, loaded). Projections
+// smaller than 2 MiB (the 700M's, the 2B's attention) get huge pages since their codes share arena ArrayBuffers
+// (host-memory.ts ByteArena). Only hints: errors are ignored, and where the kernel lacks them nothing changes.
+void prefault_destination(uint8_t* dst, size_t bytes, std::pair<uintptr_t, uintptr_t> memory = {0, 0}) {
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(dst);
+  if (memory.second <= memory.first) {
+    memory = {lo, lo + bytes};
+  }
+  populate_for_write(lo, lo + bytes, lo, lo + bytes, memory.first, memory.second);
+}
 
-// Hints for fresh memory at `dst` that a conversion fills once: its page tables filled in one call
-// (MADV_POPULATE_WRITE; in transparent huge pages where it spans them) instead of a page fault per 4 KiB. The
-// source side is readable()'s populate. Together, for the 2B's F16 head requantized on first use: 262k → 131k
-// faults per process, ~1 CPU s less; its ternary projections: 180k → 126k (AMD EPYC Zen 5 class, Linux 6.18,
-// loaded). Only hints: errors are ignored, and where the kernel lacks them nothing changes.
-void prefault_destination(uint8_t* dst, size_t bytes) {
-#if defined(__linux__)
-  const auto inner = [](const void* p, size_t n, uintptr_t align, uintptr_t* begin, uintptr_t* end) {
-    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    *begin = (a + align - 1) / align * align;
-    *end = (a + n) / align * align;
-    return n >= kPrefaultBytes && *end > *begin;
-  };
-  uintptr_t b = 0, e = 0;
-#if defined(MADV_HUGEPAGE)
-  if (inner(dst, bytes, uintptr_t{1} << 21, &b, &e)) {
-    madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
-  }
-#endif
-  if (inner(dst, bytes, static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)), &b, &e)) {
-    populate_pages(b, e, true);
-  }
-#else
-  (void)dst, (void)bytes;
-#endif
+// The [begin, end) addresses of the ArrayBuffer under the Uint8Array argument idx (get_bytes checked its type).
+std::pair<uintptr_t, uintptr_t> buffer_bounds(const Napi::CallbackInfo& info, size_t idx) {
+  Napi::ArrayBuffer buffer = info[idx].As<Napi::Uint8Array>().ArrayBuffer();
+  const uintptr_t data = reinterpret_cast<uintptr_t>(buffer.Data());
+  return {data, data + buffer.ByteLength()};
 }
 
 // False when pages of [p, p + n) of a file mapping cannot be read because the file became shorter than the
@@ -535,7 +528,7 @@ Napi::Value TranscodeMapped(const Napi::CallbackInfo& info) {
   if (!readable(src, static_cast<size_t>(src_bytes))) {
     return Napi::Number::New(env, -3);
   }
-  prefault_destination(dst, static_cast<size_t>(n / 4));
+  prefault_destination(dst, static_cast<size_t>(n / 4), buffer_bounds(info, 4));
   return Napi::Number::New(env, transcode_2bit_parallel(cpu_features().best, format, src, n, dst));
 }
 

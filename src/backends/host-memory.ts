@@ -59,8 +59,8 @@ class ArrayBufferBuffer implements HostBuffer {
   #pending: Materialize | undefined;
   #failed: unknown;
   readonly #size: number;
-  /** A buffer of a group: its byte range in `#memory`, which it shares (never recycled). */
-  readonly #part: { offset: number; length: number } | undefined;
+  /** A buffer of a group or an arena range: its byte range in `#memory`, which it shares (never recycled). */
+  #part: { offset: number; length: number } | undefined;
 
   constructor(
     readonly id: number,
@@ -104,7 +104,12 @@ class ArrayBufferBuffer implements HostBuffer {
       throw e;
     }
     this.#pending = undefined;
-    this.#memory = wholeBuffer(bytes);
+    if (ARENA_BUFFERS.has(bytes.buffer)) {
+      this.#memory = bytes.buffer as ArrayBuffer;
+      this.#part = { offset: bytes.byteOffset, length: bytes.byteLength };
+    } else {
+      this.#memory = wholeBuffer(bytes);
+    }
   }
 
   /** Forgets the memory and returns it for reuse (undefined when already freed, never made, or shared by a group). */
@@ -120,6 +125,42 @@ class ArrayBufferBuffer implements HostBuffer {
 function wholeBuffer(bytes: Uint8Array): ArrayBuffer {
   const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
   return whole && bytes.buffer instanceof ArrayBuffer ? bytes.buffer : bytes.slice().buffer;
+}
+
+/** Bytes of each ArrayBuffer a ByteArena carves (a larger request gets one of its own). */
+export const ARENA_CHUNK_BYTES = 64 << 20;
+/** The ArrayBuffers ByteArenas carve: a lazily made buffer holding a range of one keeps the range, never a copy. */
+const ARENA_BUFFERS = new WeakSet<ArrayBufferLike>();
+
+/**
+ * Fresh zeroed byte ranges carved one after another, 64-byte aligned, from shared ArrayBuffers of
+ * ARENA_CHUNK_BYTES: for weights converted on first use (a model's ternary projections, 590 KiB – 4.4 MiB each), so
+ * that the native backend fills their pages in 2 MiB transparent huge pages across neighbouring projections
+ * (native/cpu/load.cc prefault_destination; why: docs/architecture.md, "First touch and huge pages"). A range is
+ * never handed out twice; an ArrayBuffer lives while a view of it does. Untouched chunk bytes stay virtual.
+ */
+export class ByteArena {
+  #chunk: ArrayBuffer | undefined;
+  #used = 0;
+
+  take(bytes: number): Uint8Array {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) {
+      throw new UsageError("unsupported", `[arena] cannot allocate ${bytes} bytes`);
+    }
+    if (bytes > ARENA_CHUNK_BYTES / 2) {
+      const own = new ArrayBuffer(bytes);
+      ARENA_BUFFERS.add(own);
+      return new Uint8Array(own);
+    }
+    if (this.#chunk === undefined || this.#used + bytes > this.#chunk.byteLength) {
+      this.#chunk = new ArrayBuffer(ARENA_CHUNK_BYTES);
+      ARENA_BUFFERS.add(this.#chunk);
+      this.#used = 0;
+    }
+    const view = new Uint8Array(this.#chunk, this.#used, bytes);
+    this.#used = Math.ceil((this.#used + bytes) / GROUP_ALIGN_BYTES) * GROUP_ALIGN_BYTES;
+    return view;
+  }
 }
 
 /**

@@ -311,6 +311,39 @@ describe("host memory groups", () => {
   });
 });
 
+describe("byte arenas", () => {
+  it("should carve fresh 64-byte-aligned ranges from shared chunks, and a lazy buffer should keep its range, not a copy", async () => {
+    const { ARENA_CHUNK_BYTES, ArrayBufferMemory, ByteArena, hostBytes } = await import("../../src/backends/host-memory.js");
+    const arena = new ByteArena();
+    const a = arena.take(100);
+    const b = arena.take(1000);
+    expect([a.byteOffset, a.byteLength, b.byteOffset, b.byteLength]).toEqual([0, 100, 128, 1000]);
+    expect(b.buffer).toBe(a.buffer);
+    expect(a.buffer.byteLength).toBe(ARENA_CHUNK_BYTES);
+    expect(b.every((v) => v === 0)).toBe(true);
+    // What does not fit starts a new chunk; more than half a chunk gets an ArrayBuffer of its own.
+    const c = arena.take(ARENA_CHUNK_BYTES / 2);
+    const d = arena.take(ARENA_CHUNK_BYTES / 2);
+    expect([c.buffer === a.buffer, c.byteOffset, d.buffer === c.buffer]).toEqual([true, 1152, false]);
+    const big = arena.take(ARENA_CHUNK_BYTES / 2 + 1);
+    expect([big.byteOffset, big.buffer.byteLength]).toEqual([0, ARENA_CHUNK_BYTES / 2 + 1]);
+    expect(() => arena.take(-1)).toThrow(/cannot allocate/);
+    const memory = new ArrayBufferMemory("test");
+    b.fill(9);
+    const lazy = memory.adoptLazy(1000, () => b);
+    expect(hostBytes(lazy).buffer).toBe(a.buffer);
+    expect(hostBytes(lazy).byteOffset).toBe(128);
+    expect(memory.liveBytes()).toBe(1000);
+    // Anything else is adopted as a copy, as before.
+    const plain = new Uint8Array(64).subarray(8, 24);
+    const other = memory.adoptLazy(16, () => plain);
+    expect(hostBytes(other).buffer).not.toBe(plain.buffer);
+    memory.free(lazy);
+    expect(() => hostBytes(lazy)).toThrow(/was freed/);
+    expect(memory.alloc(1000)).not.toBe(lazy);
+  });
+});
+
 describe("unavailable backends", () => {
   it("should say once why a backend cannot run", async () => {
     const told: string[] = [];

@@ -23,6 +23,7 @@ import { createJsBackend } from "../../src/backends/js/index.js";
 import { ternaryFromCodes } from "../../src/tensor/ops/quant.js";
 import { AUTO_HEAD_WEIGHTS, headTarget } from "../../src/model/bitnet/weights.js";
 import { bothPaths } from "../helpers/load-codecs.js";
+import { ByteArena } from "../../src/backends/host-memory.js";
 
 const jsBackend = createJsBackend();
 
@@ -357,4 +358,48 @@ describe.skipIf(!probe.available)("lazy ternary conversion", () => {
     }
     expect(() => copyMapped({} as never, 0, new Uint8Array(1))).toThrow(TypeError);
   });
+
+  // Linux with transparent huge pages on request: codes converted into an arena's ranges (as a GGUF source's lazy
+  // projections are) fill whole 2 MiB windows of the arena's ArrayBuffer as huge pages (native/cpu/load.cc
+  // prefault_destination), projections smaller than 2 MiB included.
+  it.skipIf(!hugePagesOnRequest())("should fill an arena's pages as huge pages when projections convert into it", () => {
+    const { mapFile, transcodeMapped } = registered;
+    if (mapFile === undefined || transcodeMapped === undefined) {
+      throw new Error("the addon has no file mapping");
+    }
+    const rows = 1024;
+    const cols = 3072; // 768 KiB of codes a projection: none spans 2 MiB alone
+    const values = Float32Array.from({ length: rows * cols }, (_, i) => (((i * 2654435761) >>> 7) % 3) - 1);
+    const src = QUANT_TRAITS.i2_s.encode(values, rows, cols);
+    const file = write("arena-i2_s.bin", src);
+    const fd = fs.openSync(file, "r");
+    const map = mapFile(fd, fs.fstatSync(fd).size);
+    fs.closeSync(fd);
+    expect(map).toBeDefined();
+    const want = new Uint8Array((rows * cols) / 4);
+    const r = registered.transcodeTernary(0, src, rows * cols, want);
+    const arena = new ByteArena();
+    const before = anonHugeKiB();
+    const parts = Array.from({ length: 8 }, () => arena.take((rows * cols) / 4));
+    for (const part of parts) {
+      expect(transcodeMapped(map as NonNullable<typeof map>, 0, 0, rows * cols, part)).toBe(r);
+      expect(Buffer.compare(part, want)).toBe(0);
+    }
+    // 6 MiB of codes from the arena's start: at least the two whole windows after the first are huge pages.
+    expect(anonHugeKiB() - before).toBeGreaterThanOrEqual(2 * 2048);
+  });
 });
+
+function hugePagesOnRequest(): boolean {
+  try {
+    return /\[(always|madvise)\]/.test(fs.readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8")) && anonHugeKiB() >= 0;
+  } catch {
+    return false;
+  }
+}
+
+/** This process's anonymous memory in transparent huge pages, in KiB (Linux). */
+function anonHugeKiB(): number {
+  const m = /AnonHugePages:\s+(\d+) kB/.exec(fs.readFileSync("/proc/self/smaps_rollup", "utf8"));
+  return m === null ? -1 : Number(m[1]);
+}

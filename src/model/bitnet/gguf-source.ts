@@ -8,6 +8,7 @@ import { loadCodecs, MAPPED_FILE_SHRANK, type FileMapping } from "../../quant/lo
 import { MAP_MIN_BYTES, shrankError } from "../../formats/gguf/source.js";
 import { QUANT_TRAITS } from "../../quant/table.js";
 import { DENSE_FORMATS, GGUF_PROJECTION_FORMATS } from "../../quant/dtypes.js";
+import { ByteArena } from "../../backends/host-memory.js";
 import type { QuantName } from "../../quant/types.js";
 import type { WeightSource } from "./weights.js";
 
@@ -16,6 +17,8 @@ const TERNARY_TYPES: readonly string[] = GGUF_PROJECTION_FORMATS;
 const FLOAT_TYPES: readonly string[] = ["f32", "f16", "bf16"];
 
 export function ggufWeightSource(file: GgufFile): WeightSource {
+  /** Where projections converted on first use put their codes: side by side, so their pages can be huge pages. */
+  const codeArena = new ByteArena();
   /** The tensor, checked to have these GGUF dims (ne0, the contiguous one, first). */
   const need = (name: string, ...want: number[]): GgufTensorInfo => {
     const info = file.tensor(name);
@@ -110,7 +113,7 @@ export function ggufWeightSource(file: GgufFile): WeightSource {
         if (map === undefined) {
           throw new FormatError("bad-value", `[bitnet] ${name} was already converted`);
         }
-        let codes: Uint8Array = new Uint8Array(n / 4);
+        let codes: Uint8Array = codeArena.take(n / 4);
         const r = transcodeMapped(map, at, format === "i2_s" ? 0 : 1, n, codes);
         if (r === MAPPED_FILE_SHRANK) {
           throw shrankError();
