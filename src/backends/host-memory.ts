@@ -104,12 +104,7 @@ class ArrayBufferBuffer implements HostBuffer {
       throw e;
     }
     this.#pending = undefined;
-    if (ARENA_BUFFERS.has(bytes.buffer)) {
-      this.#memory = bytes.buffer as ArrayBuffer;
-      this.#part = { offset: bytes.byteOffset, length: bytes.byteLength };
-    } else {
-      this.#memory = wholeBuffer(bytes);
-    }
+    ({ memory: this.#memory, part: this.#part } = ownedBytes(bytes));
   }
 
   /** Forgets the memory and returns it for reuse (undefined when already freed, never made, or shared by a group). */
@@ -119,6 +114,14 @@ class ArrayBufferBuffer implements HostBuffer {
     this.#pending = undefined;
     return this.#part === undefined ? memory : undefined;
   }
+}
+
+/** Where adopted bytes live: an arena range in place (a part of its ArrayBuffer), else wholeBuffer's. */
+function ownedBytes(bytes: Uint8Array): { memory: ArrayBuffer; part?: { offset: number; length: number } } {
+  if (ARENA_BUFFERS.has(bytes.buffer)) {
+    return { memory: bytes.buffer as ArrayBuffer, part: { offset: bytes.byteOffset, length: bytes.byteLength } };
+  }
+  return { memory: wholeBuffer(bytes) };
 }
 
 /** The ArrayBuffer a view spans whole, else a copy of the view's bytes. */
@@ -225,9 +228,10 @@ export class ArrayBufferMemory implements BufferMemory {
     return parts.map((part) => this.#track(new ArrayBufferBuffer(this.#nextId++, memory, undefined, part)));
   }
 
-  /** Takes over a view that spans its whole (non-shared) ArrayBuffer; copies anything else. */
+  /** Takes over a view that spans its whole (non-shared) ArrayBuffer or an arena range (ByteArena); copies anything else. */
   adopt(bytes: Uint8Array): HostBuffer {
-    return this.#track(new ArrayBufferBuffer(this.#nextId++, wholeBuffer(bytes)));
+    const { memory, part } = ownedBytes(bytes);
+    return this.#track(new ArrayBufferBuffer(this.#nextId++, memory, undefined, part));
   }
 
   /**

@@ -334,10 +334,13 @@ describe("byte arenas", () => {
     expect(hostBytes(lazy).buffer).toBe(a.buffer);
     expect(hostBytes(lazy).byteOffset).toBe(128);
     expect(memory.liveBytes()).toBe(1000);
+    const eager = memory.adopt(a);
+    expect([hostBytes(eager).buffer === a.buffer, hostBytes(eager).byteOffset, hostBytes(eager).byteLength]).toEqual([true, 0, 100]);
     // Anything else is adopted as a copy, as before.
     const plain = new Uint8Array(64).subarray(8, 24);
     const other = memory.adoptLazy(16, () => plain);
     expect(hostBytes(other).buffer).not.toBe(plain.buffer);
+    expect(hostBytes(memory.adopt(plain)).buffer).not.toBe(plain.buffer);
     memory.free(lazy);
     expect(() => hostBytes(lazy)).toThrow(/was freed/);
     expect(memory.alloc(1000)).not.toBe(lazy);
