@@ -24,7 +24,6 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "float_kernels.h"
@@ -131,20 +130,22 @@ Napi::Value DisposeLayerStack(const Napi::CallbackInfo& info) {
 
 // Layer caches from a JS array of typed arrays, each holding at least rows(i) rows: Float32Arrays of kv floats a
 // row for an f32 cache (kv_type of the captured template), Uint8Arrays of kv_bytes(kv_type, kv) a row otherwise.
-// `memory` (optional) receives each cache's whole ArrayBuffer as [begin, end) addresses (prefault_rows' bound:
-// the caches of one KvCache share one ArrayBuffer, host-memory.ts allocGroup).
+// `memory` receives each cache's whole ArrayBuffer as [begin, end) addresses (prefault_rows' bound: the caches of
+// one KvCache share one ArrayBuffer, host-memory.ts allocGroup) and the rows the cache's typed array holds.
+struct CacheMemory {
+  uintptr_t begin = 0, end = 0;
+  size_t rows = 0;
+};
 template <typename Rows>
 bool GetCaches(Napi::Env env, const Napi::Value& v, size_t count, int kv_type, size_t kv, Rows rows, const char* name,
-               std::vector<float*>* out, std::vector<std::pair<uintptr_t, uintptr_t>>* memory = nullptr) {
+               std::vector<float*>* out, std::vector<CacheMemory>* memory) {
   if (!v.IsArray() || v.As<Napi::Array>().Length() != count) {
     Fail(env, std::string(name) + " must be an array of " + std::to_string(count) + " caches", false);
     return false;
   }
   const Napi::Array arr = v.As<Napi::Array>();
   out->resize(count);
-  if (memory != nullptr) {
-    memory->resize(count);
-  }
+  memory->resize(count);
   for (uint32_t i = 0; i < count; ++i) {
     const Napi::Value c = arr.Get(i);
     const napi_typedarray_type want = kv_type == kKvF32 ? napi_float32_array : napi_uint8_array;
@@ -160,9 +161,8 @@ bool GetCaches(Napi::Env env, const Napi::Value& v, size_t count, int kv_type, s
     Napi::ArrayBuffer buffer = t.ArrayBuffer();
     uint8_t* data = static_cast<uint8_t*>(buffer.Data());
     (*out)[i] = reinterpret_cast<float*>(data + t.ByteOffset());
-    if (memory != nullptr) {
-      (*memory)[i] = {reinterpret_cast<uintptr_t>(data), reinterpret_cast<uintptr_t>(data) + buffer.ByteLength()};
-    }
+    (*memory)[i] = {reinterpret_cast<uintptr_t>(data), reinterpret_cast<uintptr_t>(data) + buffer.ByteLength(),
+                    t.ByteLength() / kv_bytes(kv_type, kv)};
   }
   return true;
 }
@@ -178,7 +178,8 @@ bool GetCaches(Napi::Env env, const Napi::Value& v, size_t count, int kv_type, s
 // pass over its context. Where the call fails it is not tried again.
 std::atomic<bool> prefault_off{false};
 
-void prefault_rows(void* base, size_t row_bytes, size_t capacity, size_t from, size_t to, std::pair<uintptr_t, uintptr_t> memory) {
+void prefault_rows(void* base, size_t row_bytes, size_t from, size_t to, const CacheMemory& memory) {
+  const size_t capacity = memory.rows;
   if (base == nullptr || from >= to || to > capacity || prefault_off.load(std::memory_order_relaxed)) {
     return;
   }
@@ -190,7 +191,7 @@ void prefault_rows(void* base, size_t row_bytes, size_t capacity, size_t from, s
     w += kPopulateWindow;
   }
   const uintptr_t b = begin + to * row_bytes;
-  if (w < b && populate_for_write(w, b, begin, begin + capacity * row_bytes, memory.first, memory.second) != 0) {
+  if (w < b && populate_for_write(w, b, begin, begin + capacity * row_bytes, memory.begin, memory.end) != 0) {
     prefault_off.store(true, std::memory_order_relaxed);
   }
 }
@@ -244,7 +245,7 @@ Napi::Value run_layers(Executor& exec, const Napi::CallbackInfo& info) {
     return Fail(env, "out may not alias h");
   }
   std::vector<float*> ks, vs;
-  std::vector<std::pair<uintptr_t, uintptr_t>> k_memory, v_memory;
+  std::vector<CacheMemory> k_memory, v_memory;
   const size_t caches = batch == 0 ? L : L * static_cast<size_t>(batch);
   // Batch: cache l·B + b must hold row pos[b]; one sequence: every cache holds `capacity` rows.
   auto rows = [&](size_t i) -> size_t {
@@ -258,12 +259,13 @@ Napi::Value run_layers(Executor& exec, const Napi::CallbackInfo& info) {
       !GetCaches(env, info[5], caches, first.kv_type, kv, rows, "vCaches", &vs, &v_memory)) {
     return env.Undefined();
   }
-  if (batch == 0) {
-    const size_t row_bytes = kv_bytes(first.kv_type, kv);
-    for (size_t l = 0; l < L; ++l) {
-      prefault_rows(ks[l], row_bytes, static_cast<size_t>(capacity), static_cast<size_t>(pos0), static_cast<size_t>(pos0 + seq), k_memory[l]);
-      prefault_rows(vs[l], row_bytes, static_cast<size_t>(capacity), static_cast<size_t>(pos0), static_cast<size_t>(pos0 + seq), v_memory[l]);
-    }
+  // The rows this step writes: pos0 … pos0 + seq − 1 of every cache, or row pos[b] of each batch row's caches.
+  const size_t row_bytes = kv_bytes(first.kv_type, kv);
+  for (size_t i = 0; i < caches; ++i) {
+    const size_t from = batch == 0 ? static_cast<size_t>(pos0) : static_cast<size_t>(pos[i % static_cast<size_t>(batch)]);
+    const size_t to = batch == 0 ? static_cast<size_t>(pos0 + seq) : from + 1;
+    prefault_rows(ks[i], row_bytes, from, to, k_memory[i]);
+    prefault_rows(vs[i], row_bytes, from, to, v_memory[i]);
   }
   const size_t n = static_cast<size_t>(seq) * E;
   if (L > 1 && s->ping.size() < n) {

@@ -177,10 +177,20 @@ describe.skipIf(!probe.available)("native-cpu layers in one call", () => {
     const rowBytes = 4 * config.kvHeads * config.headDim;
     // Every layer cache ≥ 4 MiB, so the 2 MiB window holding the first row of each cache after the first lies
     // wholly inside the allocation.
-    using cache = new KvCache(config, Math.ceil((4 << 20) / rowBytes), chain);
+    const capacity = Math.ceil((4 << 20) / rowBytes);
+    using cache = new KvCache(config, capacity, chain);
     const before = anonHugeKiB();
     forward(config, weights, cache, [5, 17]).dispose();
-    expect(anonHugeKiB() - before).toBeGreaterThanOrEqual(2048 * (2 * config.layers - 1));
+    const one = anonHugeKiB() - before;
+    expect(one).toBeGreaterThanOrEqual(2048 * (2 * config.layers - 1));
+    // A batch step (one token of each of two sequences) fills its rows' windows the same way.
+    const caches = [0, 1].map(() => new KvCache(config, capacity, chain));
+    try {
+      forwardBatch(config, weights, caches, [3, 4]).dispose();
+      expect(anonHugeKiB() - before - one).toBeGreaterThanOrEqual(2 * 2048 * (2 * config.layers - 1));
+    } finally {
+      caches.forEach((c) => c.dispose());
+    }
   });
 });
 
