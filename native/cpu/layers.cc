@@ -30,11 +30,6 @@
 #include "napi_args.h"
 #include "populate.h"
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#include <unistd.h>
-#endif
-
 namespace barbell {
 namespace {
 

@@ -75,7 +75,7 @@ class ArrayBufferBuffer implements HostBuffer {
   }
 
   get bytes(): number {
-    return this.#memory === undefined ? (this.#pending === undefined ? 0 : this.#size) : this.#size;
+    return this.#memory === undefined && this.#pending === undefined ? 0 : this.#size;
   }
 
   view(): Uint8Array {
@@ -161,7 +161,7 @@ export class ByteArena {
       this.#used = 0;
     }
     const view = new Uint8Array(this.#chunk, this.#used, bytes);
-    this.#used = Math.ceil((this.#used + bytes) / GROUP_ALIGN_BYTES) * GROUP_ALIGN_BYTES;
+    this.#used = groupAligned(this.#used + bytes);
     return view;
   }
 }
@@ -176,6 +176,8 @@ const POOL_MAX_BUFFER_BYTES = 32 << 20;
 const POOL_MAX_BYTES = 128 << 20;
 /** Where each buffer of a group starts: a multiple of this many bytes (a cache line, as SIMD rows like). */
 export const GROUP_ALIGN_BYTES = 64;
+/** `n` rounded up to a multiple of GROUP_ALIGN_BYTES (where the next buffer of a group or arena starts). */
+const groupAligned = (n: number): number => Math.ceil(n / GROUP_ALIGN_BYTES) * GROUP_ALIGN_BYTES;
 
 /**
  * Host buffers as plain ArrayBuffers, with allocation accounting. Used by the JS and native
@@ -218,7 +220,7 @@ export class ArrayBufferMemory implements BufferMemory {
         throw new UsageError("unsupported", `[${this.name}] cannot allocate ${length} bytes`);
       }
       const offset = total;
-      total = Math.ceil((offset + length) / GROUP_ALIGN_BYTES) * GROUP_ALIGN_BYTES;
+      total = groupAligned(offset + length);
       if (!Number.isSafeInteger(total)) {
         throw new UsageError("unsupported", `[${this.name}] cannot allocate a group of ${sizes.length} buffers this large`);
       }
