@@ -200,16 +200,6 @@ inline void spread_scales(__m128i sc8, KBlockI8& o) {
   }
 }
 
-inline void unpack_q6k_i8(const uint8_t* block, KBlockI8& o) {
-  o.d = f16_at(block + 208);
-  o.dmin = 0.0f;
-  q6k_half_codes(block, 0, o.u);
-  q6k_half_codes(block, 1, o.u + 4);
-  __m128i sc;
-  q6k_scales(block, &sc, &o.mn);
-  spread_scales(sc, o);
-}
-
 template <bool kFive>
 inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
   o.d = f16_at(block);
@@ -238,12 +228,63 @@ inline void k_parts(const KBlockI8& o, const int8_t* q, const int16_t* bs, __m25
   *b = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn);
 }
 
+// A Q6_K block for the integer head, kept packed until k_parts: its ql and qh bytes as loaded, and its 16 int8
+// scales widened to int16 with the even sub-blocks' in the low 128-bit lane and the odd ones' in the high lane, so
+// chunk c's scale vector (lanes 0..7 sub-block 2c, lanes 8..15 sub-block 2c + 1, as maddubs pairs them) is one
+// in-lane byte shuffle. The codes of each chunk are formed right before their multiply: fewer operations than
+// spreading eight scale vectors and far fewer live registers than unpacking the whole block first (that form
+// spilled to the stack; bench/native-heads.ts).
+struct Q6BlockI8 {
+  __m256i ql[4];
+  __m256i qh[2];
+  __m256i sc;  // int16: lanes 0..7 scales 0, 2, …, 14; lanes 8..15 scales 1, 3, …, 15
+  __m256i mn;
+  float d, dmin;
+};
+
+inline void unpack_q6k_i8(const uint8_t* block, Q6BlockI8& o) {
+  o.d = f16_at(block + 208);
+  o.dmin = 0.0f;
+  for (int i = 0; i < 4; ++i) {
+    o.ql[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 32 * i));
+  }
+  o.qh[0] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128));
+  o.qh[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 160));
+  __m128i sc8;
+  q6k_scales(block, &sc8, &o.mn);
+  const __m128i even_odd = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  o.sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, even_odd));
+}
+
+// k_parts over a packed Q6_K block: per chunk of 32 elements the codes (as q6k_half_codes forms them), one maddubs
+// against the activations and one madd by the chunk's scales; the same int32 sums as the unpacked form.
+inline void k_parts(const Q6BlockI8& o, const int8_t* q, const int16_t* bs, __m256i* a, __m256i* b) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i m30 = _mm256_set1_epi8(0x30);
+  __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+  const auto chunk = [&](__m256i& acc, __m256i codes, int c) {
+    const __m256i pick = _mm256_set1_epi16(static_cast<int16_t>(0x0100 + 0x0202 * c));  // bytes 2c, 2c + 1 of each lane
+    const __m256i p = _mm256_maddubs_epi16(codes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c)));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_shuffle_epi8(o.sc, pick)));
+  };
+  for (int h = 0; h < 2; ++h) {
+    const __m256i ql0 = o.ql[2 * h], ql1 = o.ql[2 * h + 1], qh = o.qh[h];
+    chunk(acc0, _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)), 4 * h);
+    chunk(acc1, _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)), 4 * h + 1);
+    chunk(acc0, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30)), 4 * h + 2);
+    chunk(acc1, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
+          4 * h + 3);
+  }
+  *a = _mm256_add_epi32(acc0, acc1);
+  *b = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn);
+}
+
 #include "kquant_i8_rows.inc"
 
 }  // namespace
 
 void kquant_i8_avx2(const KI8Args& a, int j0, int j1) {
-  kquant_i8_formats<KBlockI8>(a, j0, j1, unpack_q6k_i8, unpack_affine_i8<false>, unpack_affine_i8<true>);
+  kquant_i8_formats(a, j0, j1, unpack_q6k_i8, unpack_affine_i8<false>, unpack_affine_i8<true>);
 }
 
 void dense_kquant_avx2(int code, const float* x, const uint8_t* w, int k, int m, int n, float* out, int j0, int j1) {
