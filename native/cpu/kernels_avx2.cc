@@ -123,10 +123,14 @@ inline void ternary_tile(const TernaryArgs& a, const Decoder& d, int j, int i) {
 // taken by masks instead of look-ups: 5 operations per 32 bytes instead of 7 (a shift and four ands), 13 per
 // 128 weights with the multiplies and adds, which is what bounds this loop (1.2-1.5x the look-up tile in a
 // one-thread harness like bench/ternary-kernel's, weights in L2, Zen 5 running AVX2 code). The masks keep bits 2-3 and 6-7 in place, so those planes
-// carry 4·code; their products go to their own int16 sums (|lane| ≤ 2 · 8 · 128 per vpmaddubsw, two planes per
-// block: 4 blocks before widening) and are divided by 4 when widened (exact: every product is a multiple of 4).
+// carry 4·code; their products go to their own int16 sums (kGemvSums16Blocks blocks before widening), and the widening
+// multiplies the other sums by 4 so that one int32 sum holds 4 · the dot, divided once at the end (exact: every
+// product of those planes is a multiple of 4).
 // Reads code 3 as trit +2 where the look-up reads 0: ternary tensors never hold it (ternaryFromCodes and the
 // loaders refuse it), so both give the oracle's bits on every tensor.
+// Blocks per int16 sum of ternary_gemv_tile: a block adds ≤ 2 · 2 · 2 · 128 = 1024 to an acc1 lane and ≤ 2 · 2 · 8 · 128
+// = 4096 to an acc4 lane, so 7 blocks stay within int16 (28672).
+constexpr size_t kGemvSums16Blocks = 7;
 template <int RW>
 inline void ternary_gemv_tile(const TernaryArgs& a, int j, int i) {
   const size_t nb = a.row_bytes / 32;
@@ -134,9 +138,10 @@ inline void ternary_gemv_tile(const TernaryArgs& a, int j, int i) {
   const __m256i m03 = _mm256_set1_epi8(0x03);
   const __m256i m0c = _mm256_set1_epi8(0x0c);
   const __m256i one = _mm256_set1_epi16(1);
-  __m256i acc1[RW], acc4[RW], wide1[RW], wide4[RW];
+  const __m256i four = _mm256_set1_epi16(4);
+  __m256i acc1[RW], acc4[RW], wide[RW];
   for (int r = 0; r < RW; ++r) {
-    acc1[r] = acc4[r] = wide1[r] = wide4[r] = _mm256_setzero_si256();
+    acc1[r] = acc4[r] = wide[r] = _mm256_setzero_si256();
   }
   const uint8_t* w0 = a.w + static_cast<size_t>(j) * a.row_bytes;
   const int8_t* x0 = a.xp + static_cast<size_t>(i) * a.xp_stride;
@@ -152,9 +157,8 @@ inline void ternary_gemv_tile(const TernaryArgs& a, int j, int i) {
     acc1[r] = _mm256_add_epi16(acc1[r], s1);
     acc4[r] = _mm256_add_epi16(acc4[r], s4);
   };
-  const auto widen = [&](int r) {
-    wide1[r] = _mm256_add_epi32(wide1[r], _mm256_madd_epi16(acc1[r], one));
-    wide4[r] = _mm256_add_epi32(wide4[r], _mm256_srai_epi32(_mm256_madd_epi16(acc4[r], one), 2));
+  const auto widen = [&](int r) {  // wide = 4 · the dot (both sums' products ×4), divided when reduced
+    wide[r] = _mm256_add_epi32(wide[r], _mm256_add_epi32(_mm256_madd_epi16(acc1[r], four), _mm256_madd_epi16(acc4[r], one)));
     acc1[r] = acc4[r] = _mm256_setzero_si256();
   };
   for (size_t blk = 0; blk < nb; ++blk) {
@@ -164,7 +168,7 @@ inline void ternary_gemv_tile(const TernaryArgs& a, int j, int i) {
       }
       step(r, loadu(w0 + static_cast<size_t>(r) * a.row_bytes + blk * 32), x0 + blk * 128);
     }
-    if ((blk + 1) % 4 == 0) {
+    if ((blk + 1) % kGemvSums16Blocks == 0) {
       for (int r = 0; r < RW; ++r) {
         widen(r);
       }
@@ -175,7 +179,7 @@ inline void ternary_gemv_tile(const TernaryArgs& a, int j, int i) {
       step(r, load_partial(w0 + static_cast<size_t>(r) * a.row_bytes + nb * 32, tail), x0 + nb * 128);
     }
     widen(r);
-    const int32_t dot = reduce_epi32(_mm256_add_epi32(wide1[r], wide4[r])) - a.xsum[i];
+    const int32_t dot = (reduce_epi32(wide[r]) >> 2) - a.xsum[i];
     a.out[static_cast<size_t>(i) * a.n + j + r] = scale_acc(dot, a.xscale[i], a.gamma);
   }
 }
