@@ -182,23 +182,25 @@ void dense_avx2(Decode decode, const float* x, const uint8_t* w, int k, int m, i
 
 // ---- the integer k-quant head (KI8Args in kquant.h) ----
 
-// One weight block as integer vectors: codes in element order (8 × 32), per chunk the int16 scales of its two
-// 16-element sub-blocks (lanes 0..7 and 8..15, as maddubs pairs them), offset multipliers (16 int16), d, dmin.
+// A block's 16 int8 sub-block scales widened to int16, the even sub-blocks' in the low 128-bit lane and the odd
+// ones' in the high lane: chunk c's scale vector (lanes 0..7 sub-block 2c, lanes 8..15 sub-block 2c + 1, as maddubs
+// pairs a chunk's 32 codes) is then one in-lane byte shuffle (chunk_scale), not a shuffle and a lane-crossing
+// widening per chunk.
+inline __m256i even_odd_scales(__m128i sc8) {
+  return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15)));
+}
+inline __m256i chunk_scale(__m256i sc, int c) {
+  return _mm256_shuffle_epi8(sc, _mm256_set1_epi16(static_cast<int16_t>(0x0100 + 0x0202 * c)));  // word c of each lane
+}
+
+// One Q4_K / Q5_K block as integer vectors: codes in element order (8 × 32), the scales (even_odd_scales), offset
+// multipliers (16 int16), d, dmin.
 struct KBlockI8 {
   __m256i u[8];
-  __m256i s[8];
+  __m256i sc;
   __m256i mn;
   float d, dmin;
 };
-
-// Every chunk's scale pairs from the 16 sub-block scales (int8): chunk c, lanes 0..7 sc8[2c], lanes 8..15
-// sc8[2c + 1] (one byte shuffle and one widening each).
-inline void spread_scales(__m128i sc8, KBlockI8& o) {
-  const __m128i pick = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-  for (int c = 0; c < 8; ++c) {
-    o.s[c] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, _mm_add_epi8(pick, _mm_set1_epi8(static_cast<char>(2 * c)))));
-  }
-}
 
 template <bool kFive>
 inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
@@ -211,7 +213,7 @@ inline void unpack_affine_i8(const uint8_t* block, KBlockI8& o) {
   }
   __m128i sc;
   affine_scales(block, &sc, &o.mn);
-  spread_scales(sc, o);
+  o.sc = even_odd_scales(sc);
 }
 
 // A and B of one block against one activation block (q: 256 int8, bs: 16 sums) as eight int32 lanes each. maddubs
@@ -221,23 +223,20 @@ inline void k_parts(const KBlockI8& o, const int8_t* q, const int16_t* bs, __m25
   for (int c = 0; c < 8; c += 2) {
     const __m256i p0 = _mm256_maddubs_epi16(o.u[c], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c)));
     const __m256i p1 = _mm256_maddubs_epi16(o.u[c + 1], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c + 32)));
-    acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, o.s[c]));
-    acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, o.s[c + 1]));
+    acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, chunk_scale(o.sc, c)));
+    acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, chunk_scale(o.sc, c + 1)));
   }
   *a = _mm256_add_epi32(acc0, acc1);
   *b = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn);
 }
 
-// A Q6_K block for the integer head, kept packed until k_parts: its ql and qh bytes as loaded, and its 16 int8
-// scales widened to int16 with the even sub-blocks' in the low 128-bit lane and the odd ones' in the high lane, so
-// chunk c's scale vector (lanes 0..7 sub-block 2c, lanes 8..15 sub-block 2c + 1, as maddubs pairs them) is one
-// in-lane byte shuffle. The codes of each chunk are formed right before their multiply: fewer operations than
-// spreading eight scale vectors and far fewer live registers than unpacking the whole block first (that form
-// spilled to the stack; bench/native-heads.ts).
+// A Q6_K block for the integer head, kept packed until k_parts: its ql and qh bytes as loaded and its scales
+// (even_odd_scales). The codes of each chunk are formed right before their multiply: far fewer live registers than
+// unpacking the whole block first (that form spilled to the stack; 0.82x the time, bench/kquant-ab).
 struct Q6BlockI8 {
   __m256i ql[4];
   __m256i qh[2];
-  __m256i sc;  // int16: lanes 0..7 scales 0, 2, …, 14; lanes 8..15 scales 1, 3, …, 15
+  __m256i sc;
   __m256i mn;
   float d, dmin;
 };
@@ -252,8 +251,7 @@ inline void unpack_q6k_i8(const uint8_t* block, Q6BlockI8& o) {
   o.qh[1] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 160));
   __m128i sc8;
   q6k_scales(block, &sc8, &o.mn);
-  const __m128i even_odd = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-  o.sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, even_odd));
+  o.sc = even_odd_scales(sc8);
 }
 
 // k_parts over a packed Q6_K block: per chunk of 32 elements the codes (as q6k_half_codes forms them), one maddubs
@@ -263,9 +261,8 @@ inline void k_parts(const Q6BlockI8& o, const int8_t* q, const int16_t* bs, __m2
   const __m256i m30 = _mm256_set1_epi8(0x30);
   __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
   const auto chunk = [&](__m256i& acc, __m256i codes, int c) {
-    const __m256i pick = _mm256_set1_epi16(static_cast<int16_t>(0x0100 + 0x0202 * c));  // bytes 2c, 2c + 1 of each lane
     const __m256i p = _mm256_maddubs_epi16(codes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c)));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_shuffle_epi8(o.sc, pick)));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, chunk_scale(o.sc, c)));
   };
   for (int h = 0; h < 2; ++h) {
     const __m256i ql0 = o.ql[2 * h], ql1 = o.ql[2 * h + 1], qh = o.qh[h];
