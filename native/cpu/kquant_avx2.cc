@@ -17,20 +17,30 @@ namespace {
 
 #include "kquant_simd.inc"
 
-// The codes (0..63) of one half (h 0, 1: elements 128h .. 128h + 127) of a Q6_K block as four 32-byte vectors,
-// q[i] holding elements 128h + 32i .. 128h + 32i + 31.
-inline void q6k_half_codes(const uint8_t* block, int h, __m256i q[4]) {
+// Code vector i (0..3: elements 32i .. 32i + 31 of a half, values 0..63) of one half of a Q6_K block from its ql
+// bytes (ql0, ql1: the half's 64) and qh bytes (its 32). qh bit pairs 0-1, 2-3, 4-5, 6-7 go with vectors 0..3, moved
+// to bits 4-5 of their byte (16-bit shifts: what crosses into the neighbouring byte lands outside 0x30).
+inline __m256i q6k_code(__m256i ql0, __m256i ql1, __m256i qh, int i) {
   const __m256i m4 = _mm256_set1_epi8(0x0F);
   const __m256i m30 = _mm256_set1_epi8(0x30);
+  switch (i) {
+    case 0: return _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+    case 1: return _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+    case 2: return _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
+    default:
+      return _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+  }
+}
+
+// The codes of one half (h 0, 1: elements 128h .. 128h + 127) of a Q6_K block as four 32-byte vectors, q[i] holding
+// elements 128h + 32i .. 128h + 32i + 31.
+inline void q6k_half_codes(const uint8_t* block, int h, __m256i q[4]) {
   const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h));
   const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 64 * h + 32));
   const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 128 + 32 * h));
-  // qh bit pairs 0-1, 2-3, 4-5, 6-7 moved to bits 4-5 of their byte (16-bit shifts: what crosses into the
-  // neighbouring byte lands outside 0x30).
-  q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
-  q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
-  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
-  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+  for (int i = 0; i < 4; ++i) {
+    q[i] = q6k_code(ql0, ql1, qh, i);
+  }
 }
 
 // The codes of chunk c (elements 64c .. 64c + 63) of a Q4_K (kFive false: 0..15) or Q5_K block (0..31: the fifth
@@ -257,22 +267,14 @@ inline void unpack_q6k_i8(const uint8_t* block, Q6BlockI8& o) {
 // k_parts over a packed Q6_K block: per chunk of 32 elements the codes (as q6k_half_codes forms them), one maddubs
 // against the activations and one madd by the chunk's scales; the same int32 sums as the unpacked form.
 inline void k_parts(const Q6BlockI8& o, const int8_t* q, const int16_t* bs, __m256i* a, __m256i* b) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
-  const __m256i m30 = _mm256_set1_epi8(0x30);
-  __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
-  const auto chunk = [&](__m256i& acc, __m256i codes, int c) {
+  __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+  for (int c = 0; c < 8; ++c) {
+    const int h = c / 4;
+    const __m256i codes = q6k_code(o.ql[2 * h], o.ql[2 * h + 1], o.qh[h], c % 4);
     const __m256i p = _mm256_maddubs_epi16(codes, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * c)));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, chunk_scale(o.sc, c)));
-  };
-  for (int h = 0; h < 2; ++h) {
-    const __m256i ql0 = o.ql[2 * h], ql1 = o.ql[2 * h + 1], qh = o.qh[h];
-    chunk(acc0, _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30)), 4 * h);
-    chunk(acc1, _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30)), 4 * h + 1);
-    chunk(acc0, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30)), 4 * h + 2);
-    chunk(acc1, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30)),
-          4 * h + 3);
+    acc[c % 2] = _mm256_add_epi32(acc[c % 2], _mm256_madd_epi16(p, chunk_scale(o.sc, c)));
   }
-  *a = _mm256_add_epi32(acc0, acc1);
+  *a = _mm256_add_epi32(acc[0], acc[1]);
   *b = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(bs)), o.mn);
 }
 
